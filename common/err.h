@@ -1,0 +1,41 @@
+/* err.h — foil's error codes and the error record library code fills.
+ *
+ * Library functions return 0 (FOIL_OK) or a negative code, and, when the
+ * caller passed a foil_err, a message a person can act on. Only main()
+ * turns an error into an exit. The codes are the canonical set gRPC users
+ * know, so the control API and the CLI can carry them unchanged.
+ *
+ * foil_err is a plain value (no allocation): declare one on the stack,
+ * pass its address, read .msg when a call fails. err may be NULL anywhere.
+ */
+#ifndef FOIL_COMMON_ERR_H
+#define FOIL_COMMON_ERR_H
+
+enum {
+  FOIL_OK = 0,
+  FOIL_EINVAL = -3,             /* INVALID_ARGUMENT */
+  FOIL_EDEADLINE = -4,          /* DEADLINE_EXCEEDED */
+  FOIL_ENOTFOUND = -5,          /* NOT_FOUND */
+  FOIL_EEXIST = -6,             /* ALREADY_EXISTS */
+  FOIL_EPERM = -7,              /* PERMISSION_DENIED */
+  FOIL_ENOMEM = -8,             /* RESOURCE_EXHAUSTED */
+  FOIL_EPRECOND = -9,           /* FAILED_PRECONDITION */
+  FOIL_EABORTED = -10,          /* ABORTED */
+  FOIL_EUNAVAIL = -14,          /* UNAVAILABLE */
+  FOIL_EINTERNAL = -13,         /* INTERNAL */
+  FOIL_EUNAUTH = -16,           /* UNAUTHENTICATED */
+};
+
+typedef struct {
+  int code;
+  char msg[512];
+} foil_err;
+
+/* Sets err (if not NULL) to code and a printf-style message; returns code,
+ * so callers can write `return foil_err_set(err, FOIL_EINVAL, "...")`. */
+int foil_err_set(foil_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The canonical name of a code, e.g. "INVALID_ARGUMENT". */
+const char *foil_err_name(int code);
+
+#endif

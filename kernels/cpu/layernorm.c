@@ -1,0 +1,75 @@
+/* layernorm.c — LayerNorm over the last dimension, as torch.nn.LayerNorm:
+ * y = (x - mean)/sqrt(var + eps)·w + b with the biased variance. Row
+ * statistics are summed in double (two passes), so rows of any width match
+ * PyTorch to float rounding. */
+#include <math.h>
+
+#include "kernels/kernels.h"
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *w, const float *b, int N, int C,
+                       float eps) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C;
+    double s = 0.0;
+    for (int c = 0; c < C; c++) s += x[c];
+    double m = s / C, v = 0.0;
+    for (int c = 0; c < C; c++) {
+      double d = x[c] - m;
+      v += d * d;
+    }
+    float mf = (float)m, rs = (float)(1.0 / sqrt(v / C + eps));
+    float *o = out + (size_t)n * C;
+    for (int c = 0; c < C; c++) o[c] = (x[c] - mf) * rs * w[c] + b[c];
+    mean[n] = mf;
+    rstd[n] = rs;
+  }
+}
+
+/* Two passes: rows in parallel for dinp, then column blocks in parallel for
+ * dw/db (each column summed over rows in order by one thread). */
+#define LN_COLS 32
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, int N, int C) {
+  if (dinp) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+      float m = mean[n], rs = rstd[n];
+      float sum_g = 0.0f, sum_gx = 0.0f;
+      for (int c = 0; c < C; c++) {
+        float g = w[c] * dy[c];
+        sum_g += g;
+        sum_gx += g * (x[c] - m) * rs;
+      }
+      float mg = sum_g / C, mgx = sum_gx / C;
+      float *dx = dinp + (size_t)n * C;
+      for (int c = 0; c < C; c++) {
+        float xh = (x[c] - m) * rs;
+        dx[c] += (w[c] * dy[c] - mg - xh * mgx) * rs;
+      }
+    }
+  }
+  if (dw || db) {
+    int nblk = (C + LN_COLS - 1) / LN_COLS;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+      int c0 = blk * LN_COLS, c1 = c0 + LN_COLS < C ? c0 + LN_COLS : C;
+      float aw[LN_COLS] = {0}, ab[LN_COLS] = {0};
+      for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float m = mean[n], rs = rstd[n];
+        for (int c = c0; c < c1; c++) {
+          aw[c - c0] += dy[c] * (x[c] - m) * rs;
+          ab[c - c0] += dy[c];
+        }
+      }
+      for (int c = c0; c < c1; c++) {
+        if (dw) dw[c] += aw[c - c0];
+        if (db) db[c] += ab[c - c0];
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/* loss.c — L2 normalization, softmax cross-entropy and InfoNCE. */
+#include <cblas.h>
+#include <math.h>
+
+#include "kernels/kernels.h"
+
+/* ---- L2 normalization (torch.nn.functional.normalize, eps 1e-12) --------- */
+
+void l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C;
+    double s = 0.0;
+    for (int c = 0; c < C; c++) s += (double)x[c] * x[c];
+    float nr = (float)sqrt(s);
+    if (nr < 1e-12f) nr = 1e-12f;
+    norm[n] = nr;
+    for (int c = 0; c < C; c++) out[(size_t)n * C + c] = x[c] / nr;
+  }
+}
+
+void l2norm_backward(float *dinp, const float *dout, const float *out,
+                     const float *norm, int N, int C) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *y = out + (size_t)n * C, *dy = dout + (size_t)n * C;
+    float *dx = dinp + (size_t)n * C;
+    /* When the norm was clamped, out = x/eps is linear in x. */
+    int clamped = norm[n] <= 1e-12f;
+    double dot = 0.0;
+    if (!clamped)
+      for (int c = 0; c < C; c++) dot += (double)y[c] * dy[c];
+    float d = (float)dot, inv = 1.0f / norm[n];
+    for (int c = 0; c < C; c++) dx[c] += (dy[c] - y[c] * d) * inv;
+  }
+}
+
+/* ---- softmax cross-entropy --------------------------------------------------- */
+
+/* Softmax of one row x[V] into p[V] (p may equal x); returns -log p[label].
+ * The max is subtracted; the sum runs in double. */
+static double softmax_xent_row(float *p, const float *x, int V, int label) {
+  float mx = x[0];
+  for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+  float lab = x[label];
+  double s = 0.0;
+  for (int v = 0; v < V; v++) {
+    p[v] = expf(x[v] - mx);
+    s += p[v];
+  }
+  float inv = (float)(1.0 / s);
+  for (int v = 0; v < V; v++) p[v] *= inv;
+  return log(s) - (double)(lab - mx);
+}
+
+void crossentropy_forward(float *losses, float *probs, const float *logits,
+                          const int32_t *labels, int N, int V) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    losses[n] = (float)softmax_xent_row(probs + (size_t)n * V,
+                                        logits + (size_t)n * V, V, labels[n]);
+}
+
+void crossentropy_backward(float *dlogits, const float *probs,
+                           const int32_t *labels, int N, int V, float scale) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *p = probs + (size_t)n * V;
+    float *d = dlogits + (size_t)n * V;
+    for (int v = 0; v < V; v++) d[v] += scale * p[v];
+    d[labels[n]] -= scale;
+  }
+}
+
+/* ---- InfoNCE ---------------------------------------------------------------------- */
+
+float infonce_forward(float *probs, int *correct, const float *q, int nq,
+                      const float *k, int nk, int D, const int32_t *labels,
+                      float scale) {
+  /* logits = scale·Q K^T into probs, then softmax in place, row by row. */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, q, D,
+              k, D, 0.0f, probs, nk);
+  double total = 0.0;
+  int right = 0;
+#pragma omp parallel for schedule(static) reduction(+ : right) ordered
+  for (int i = 0; i < nq; i++) {
+    float *p = probs + (size_t)i * nk;
+    int arg = 0;
+    for (int j = 1; j < nk; j++) arg = p[j] > p[arg] ? j : arg;
+    right += arg == labels[i];
+    double li = softmax_xent_row(p, p, nk, labels[i]);
+#pragma omp ordered
+    total += li; /* rows added in order: same bits on any thread count */
+  }
+  if (correct) *correct = right;
+  return (float)(total / nq);
+}
+
+void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
+                      const float *q, int nq, const float *k, int nk, int D,
+                      const int32_t *labels, float scale, float weight) {
+  /* G = d(weight·loss)/d(logits) = weight·(P - onehot)/nq, in place. */
+  float w = weight / (float)nq;
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < nq; i++) {
+    float *p = probs + (size_t)i * nk;
+    for (int j = 0; j < nk; j++) p[j] *= w;
+    p[labels[i]] -= w;
+  }
+  if (dscale) {
+    /* d/dscale = sum_ij G_ij·<q_i,k_j>, rows in order. */
+    double acc = 0.0;
+#pragma omp parallel for schedule(static) ordered
+    for (int i = 0; i < nq; i++) {
+      const float *qi = q + (size_t)i * D;
+      double ri = 0.0;
+      for (int j = 0; j < nk; j++) {
+        const float *kj = k + (size_t)j * D;
+        float dot = 0.0f;
+        for (int d = 0; d < D; d++) dot += qi[d] * kj[d];
+        ri += (double)probs[(size_t)i * nk + j] * dot;
+      }
+#pragma omp ordered
+      acc += ri;
+    }
+    *dscale += (float)acc;
+  }
+  /* logits = scale·Q K^T: dQ += scale·G K, dK += scale·G^T Q. */
+  if (dq)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, scale,
+                probs, nk, k, D, 1.0f, dq, D);
+  if (dk)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, scale,
+                probs, nk, q, D, 1.0f, dk, D);
+}

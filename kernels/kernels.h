@@ -1,0 +1,166 @@
+/* kernels.h — foil's math on flat float buffers.
+ *
+ * One header for every backend: kernels/cpu/ implements it in C with
+ * OpenBLAS and OpenMP; the CUDA backend implements the same signatures.
+ * Nothing here allocates, logs, opens files or talks to a network: callers
+ * own every buffer, and kernels only read inputs and write outputs.
+ *
+ * Conventions
+ *   - Row-major. A "[N,C]" buffer holds N rows of C floats.
+ *   - Linear weights are stored [out, in] (as torch.nn.Linear), so a layer
+ *     computes out = inp @ W^T + b.
+ *   - Backward functions ACCUMULATE (+=) into parameter gradients (dW, db,
+ *     dwte, ...) so micro-batches can add up; gradients w.r.t. activations
+ *     are accumulated too unless the comment says "writes". Callers zero
+ *     gradient buffers once per step.
+ *   - mask: uint8 [B,T], 1 for a real token, 0 for padding.
+ *   - Cost is stated in flops or passes over memory; "O(N·C)" means one pass.
+ *   - Determinism: for a fixed thread count every kernel gives the same bits
+ *     on every run. Reductions never depend on how OpenMP splits the work
+ *     (each output is summed by one thread, in a fixed order).
+ */
+#ifndef FOIL_KERNELS_H
+#define FOIL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- runtime -------------------------------------------------------------- */
+
+/* Sets the number of threads every kernel (and OpenBLAS) uses; n <= 0 means
+ * all cores. Returns the count in effect. */
+int kernels_set_threads(int n);
+int kernels_get_threads(void);
+/* Human-readable backend description (static string). */
+const char *kernels_backend(void);
+
+/* ---- counter-based RNG (Philox4x32-10) -------------------------------------
+ * A random number is a pure function of (seed, stream, offset): the same
+ * element of the same dropout site gets the same value on any thread count,
+ * and a step can be replayed by calling again with the same arguments. */
+uint32_t rng_u32(uint64_t seed, uint64_t stream, uint64_t offset);
+/* Uniform float in [0,1) with 24 random bits. */
+float rng_uniform(uint64_t seed, uint64_t stream, uint64_t offset);
+/* n uniforms for offsets [offset, offset+n). O(n). */
+void rng_uniform_fill(float *out, size_t n, uint64_t seed, uint64_t stream,
+                      uint64_t offset);
+
+/* ---- embedding: out[b,t] = wte[ids[b,t]] + wpe[t] ------------------------ */
+void embed_forward(float *out, const int32_t *ids, const float *wte,
+                   const float *wpe, int B, int T, int C);
+/* dwte[ids[b,t]] += dout[b,t]; dwpe[t] += dout[b,t]. Either may be NULL.
+ * Deterministic: each column range is owned by one thread. O(B·T·C). */
+void embed_backward(float *dwte, float *dwpe, const float *dout,
+                    const int32_t *ids, int B, int T, int C);
+
+/* ---- layernorm over the last dim (C), biased variance, eps inside sqrt ---- */
+/* Writes out, and mean/rstd [N] for the backward. O(N·C). */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *w, const float *b, int N, int C, float eps);
+/* dinp += ..., dw += ..., db += ... */
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, int N, int C);
+
+/* ---- linear: out[N,OC] = inp[N,C] @ W[OC,C]^T + b[OC] (b may be NULL) ----
+ * 2·N·C·OC flops through sgemm. Writes out. */
+void matmul_forward(float *out, const float *inp, const float *W,
+                    const float *b, int N, int C, int OC);
+/* dinp[N,C] += dout @ W, dW += dout^T @ inp, db += colsum(dout).
+ * Any of dinp, dW, db may be NULL to skip it. 4·N·C·OC flops. */
+void matmul_backward(float *dinp, float *dW, float *db, const float *dout,
+                     const float *inp, const float *W, int N, int C, int OC);
+
+/* ---- exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) ---------------------------- */
+void gelu_forward(float *out, const float *inp, size_t n);
+/* dinp += dout·GELU'(inp) */
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* ---- residual: out = a + b (writes) ---------------------------------------- */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* out += a */
+void add_inplace(float *out, const float *a, size_t n);
+
+/* ---- dropout with a replayable mask -----------------------------------------
+ * Element i is kept when rng_uniform(seed, stream, i) >= p and then scaled by
+ * 1/(1-p). The backward regenerates the same mask, so nothing is stored.
+ * p == 0 copies. out may equal inp (in place). */
+void dropout_forward(float *out, const float *inp, size_t n, float p,
+                     uint64_t seed, uint64_t stream);
+/* dinp += dout · mask/(1-p) */
+void dropout_backward(float *dinp, const float *dout, size_t n, float p,
+                      uint64_t seed, uint64_t stream);
+
+/* ---- multi-head self-attention core --------------------------------------
+ * qkv [B,T,3C] holds q, k, v per token (C = NH·hs, head h in columns
+ * h·hs..h·hs+hs-1 of each third). Keys with mask 0 are ignored; causal also
+ * hides keys after the query. Probabilities are dropped out with prob p_drop
+ * (stream `stream`, offset = index into att). Writes out [B,T,C] and
+ * att [B,NH,T,T] (softmax probabilities before dropout, kept for backward).
+ * Cost: 4·B·NH·T·T·hs flops. A query whose keys are all hidden gets zeros. */
+void attention_forward(float *out, float *att, const float *qkv,
+                       const uint8_t *mask, int B, int T, int C, int NH,
+                       int causal, float p_drop, uint64_t seed,
+                       uint64_t stream);
+/* dqkv += gradient w.r.t. qkv. scratch: B·NH·T·T floats (any contents). */
+void attention_backward(float *dqkv, float *scratch, const float *dout,
+                        const float *qkv, const float *att, int B, int T,
+                        int C, int NH, float p_drop, uint64_t seed,
+                        uint64_t stream);
+
+/* ---- pooling of [B,T,C] token states to [B,C] -------------------------------
+ * mean over tokens with mask 1 (zero vector if none), or the first token. */
+enum { POOL_MEAN = 0, POOL_FIRST = 1 };
+void pool_forward(float *out, const float *inp, const uint8_t *mask, int B,
+                  int T, int C, int mode);
+/* dinp += ... */
+void pool_backward(float *dinp, const float *dout, const uint8_t *mask, int B,
+                   int T, int C, int mode);
+
+/* ---- L2 normalization of rows: out = x / max(||x||, eps) ------------------- */
+/* Writes out and norm [N] (the clamped norm). eps as torch F.normalize: 1e-12 */
+void l2norm_forward(float *out, float *norm, const float *inp, int N, int C);
+/* dinp += (dout - out·<out,dout>)/norm (where the norm was not clamped) */
+void l2norm_backward(float *dinp, const float *dout, const float *out,
+                     const float *norm, int N, int C);
+
+/* ---- softmax cross-entropy ---------------------------------------------------
+ * logits [N,V] -> probs [N,V] (writes), losses[N] = -log p[label].
+ * Computed with the max subtracted, in float with double row sums. O(N·V). */
+void crossentropy_forward(float *losses, float *probs, const float *logits,
+                          const int32_t *labels, int N, int V);
+/* dlogits += scale·(probs - onehot(label)) */
+void crossentropy_backward(float *dlogits, const float *probs,
+                           const int32_t *labels, int N, int V, float scale);
+
+/* ---- InfoNCE ------------------------------------------------------------------
+ * logits[i,j] = scale·<q_i, k_j> for nq queries against nk keys (scale =
+ * 1/temperature), softmax cross-entropy with target column labels[i].
+ * loss = mean over the nq rows. In-batch negatives are the other keys;
+ * extra (hard) negatives are simply more rows of k. The symmetric loss of a
+ * model is two calls (queries->keys, positives->queries); see model/loss.h.
+ * probs [nq,nk] is written; returns the loss. correct (may be NULL) gets the
+ * number of rows whose argmax is the label. Cost 2·nq·nk·D flops. */
+float infonce_forward(float *probs, int *correct, const float *q, int nq,
+                      const float *k, int nk, int D, const int32_t *labels,
+                      float scale);
+/* Backward of weight·loss: dq += ..., dk += ... (either may be NULL), and
+ * *dscale += d(weight·loss)/d(scale) when dscale is not NULL (learnable
+ * temperature). probs is overwritten with the logits' gradient. */
+void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
+                      const float *q, int nq, const float *k, int nk, int D,
+                      const int32_t *labels, float scale, float weight);
+
+/* ---- optimizer ------------------------------------------------------------------ */
+/* sqrt(sum g^2) over n floats, summed in double in fixed 4096-element blocks
+ * (same bits for any thread count). O(n). */
+double sumsq(const float *g, size_t n);
+void scale_inplace(float *x, size_t n, float s);
+/* One AdamW step as torch.optim.AdamW (decoupled weight decay, bias
+ * correction; t is the 1-based step):
+ *   p *= 1 - lr·wd;  m = b1·m + (1-b1)·g;  v = b2·v + (1-b2)·g²;
+ *   p -= lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps).   O(n). */
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                  float lr, float b1, float b2, float eps, float wd, int t);
+
+#endif

@@ -1,0 +1,474 @@
+/* encoder.c — the transformer encoder of encoder.h, built from kernels. */
+#include "model/encoder.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* Activations of one layer. In inference every layer uses set 0. */
+typedef struct {
+  float *ln1, *ln1_mu, *ln1_rs; /* LN1 output and row stats */
+  float *qkv, *att, *atty;      /* [N,3d], [B,NH,T,T], [N,d] */
+  float *r1;                    /* x + drop(attention output) */
+  float *ln2, *ln2_mu, *ln2_rs;
+  float *fc1, *gelu;            /* [N,dff] each */
+  float *r2;                    /* FFN residual sum */
+} layer_acts;
+
+struct encoder {
+  encoder_config cfg;
+  encoder_tensor t[ENC_NTENSORS];
+  size_t nparams;
+  float *params, *grads;
+
+  /* activations, sized for cap_tokens tokens / cap_att attention floats /
+   * cap_B sequences, with cap_sets layer sets */
+  float *act_mem;
+  size_t cap_tokens, cap_att, cap_B;
+  int cap_sets, cap_grad;
+  float *emb_sum, *emb_ln, *emb_mu, *emb_rs, *resid0;
+  layer_acts *la;
+  float *lnf, *lnf_mu, *lnf_rs, *pooled, *out, *tmp;
+  /* backward buffers */
+  float *g_res, *g_a, *g_b, *g_w1, *g_w2, *g_att, *g_pool, *g_out;
+  int32_t *ids;
+  uint8_t *mask;
+
+  /* the last forward */
+  int B, T, train, have_fwd;
+  uint64_t seed, call;
+};
+
+/* ---- config --------------------------------------------------------------- */
+
+void encoder_config_default(encoder_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->pre_ln = 0;
+  cfg->pooling = POOL_MEAN;
+  cfg->dropout = 0.1f;
+  cfg->ln_eps = 1e-5f;
+}
+
+int encoder_config_check(const encoder_config *c, foil_err *err) {
+#define NEED(cond, ...) \
+  if (!(cond)) return foil_err_set(err, FOIL_EINVAL, __VA_ARGS__)
+  NEED(c->n_layers >= 1 && c->n_layers <= 1024, "n_layers must be in 1..1024, got %d", c->n_layers);
+  NEED(c->d_model >= 1 && c->d_model <= 65536, "d_model must be in 1..65536, got %d", c->d_model);
+  NEED(c->n_heads >= 1 && c->d_model % c->n_heads == 0,
+       "n_heads (%d) must divide d_model (%d)", c->n_heads, c->d_model);
+  NEED(c->d_ff >= 1 && c->d_ff <= 1 << 20, "d_ff must be in 1..1048576, got %d", c->d_ff);
+  NEED(c->vocab >= 1 && c->vocab <= 1 << 24, "vocab must be in 1..16777216, got %d", c->vocab);
+  NEED(c->max_len >= 1 && c->max_len <= 1 << 16, "max_len must be in 1..65536, got %d", c->max_len);
+  NEED(c->proj_dim >= 0 && c->proj_dim <= 65536, "proj_dim must be in 0..65536, got %d", c->proj_dim);
+  NEED(c->pre_ln == 0 || c->pre_ln == 1, "pre_ln must be 0 or 1, got %d", c->pre_ln);
+  NEED(c->pooling == POOL_MEAN || c->pooling == POOL_FIRST, "pooling must be mean or first");
+  NEED(c->dropout >= 0.0f && c->dropout < 1.0f, "dropout must be in [0,1), got %g", (double)c->dropout);
+  NEED(c->ln_eps > 0.0f && c->ln_eps < 1.0f, "ln_eps must be in (0,1), got %g", (double)c->ln_eps);
+#undef NEED
+  return FOIL_OK;
+}
+
+/* ---- parameters ------------------------------------------------------------- */
+
+static void layout(encoder *e) {
+  const encoder_config *c = &e->cfg;
+  int L = c->n_layers, d = c->d_model, f = c->d_ff, V = c->vocab;
+  int post = !c->pre_ln, P = c->proj_dim;
+  struct { const char *name; int ndim, s0, s1, s2, present, decay; } spec[ENC_NTENSORS] = {
+      [ENC_WTE] = {"wte", 2, V, d, 0, 1, 1},
+      [ENC_WPE] = {"wpe", 2, c->max_len, d, 0, 1, 1},
+      [ENC_EMB_LN_W] = {"emb_ln_w", 1, d, 0, 0, post, 0},
+      [ENC_EMB_LN_B] = {"emb_ln_b", 1, d, 0, 0, post, 0},
+      [ENC_LN1_W] = {"ln1_w", 2, L, d, 0, 1, 0},
+      [ENC_LN1_B] = {"ln1_b", 2, L, d, 0, 1, 0},
+      [ENC_QKV_W] = {"qkv_w", 3, L, 3 * d, d, 1, 1},
+      [ENC_QKV_B] = {"qkv_b", 2, L, 3 * d, 0, 1, 0},
+      [ENC_ATTO_W] = {"atto_w", 3, L, d, d, 1, 1},
+      [ENC_ATTO_B] = {"atto_b", 2, L, d, 0, 1, 0},
+      [ENC_LN2_W] = {"ln2_w", 2, L, d, 0, 1, 0},
+      [ENC_LN2_B] = {"ln2_b", 2, L, d, 0, 1, 0},
+      [ENC_FC1_W] = {"fc1_w", 3, L, f, d, 1, 1},
+      [ENC_FC1_B] = {"fc1_b", 2, L, f, 0, 1, 0},
+      [ENC_FC2_W] = {"fc2_w", 3, L, d, f, 1, 1},
+      [ENC_FC2_B] = {"fc2_b", 2, L, d, 0, 1, 0},
+      [ENC_LNF_W] = {"lnf_w", 1, d, 0, 0, !post, 0},
+      [ENC_LNF_B] = {"lnf_b", 1, d, 0, 0, !post, 0},
+      [ENC_PROJ_W] = {"proj_w", 2, P, d, 0, P > 0, 1},
+      [ENC_PROJ_B] = {"proj_b", 1, P, 0, 0, P > 0, 0},
+  };
+  size_t off = 0;
+  for (int i = 0; i < ENC_NTENSORS; i++) {
+    encoder_tensor *t = &e->t[i];
+    t->name = spec[i].name;
+    t->ndim = spec[i].ndim;
+    t->shape[0] = spec[i].s0;
+    t->shape[1] = spec[i].s1;
+    t->shape[2] = spec[i].s2;
+    t->decay = spec[i].decay;
+    t->offset = off;
+    t->size = 0;
+    if (spec[i].present) {
+      t->size = 1;
+      for (int k = 0; k < t->ndim; k++) t->size *= (size_t)t->shape[k];
+    }
+    off += t->size;
+  }
+  e->nparams = off;
+}
+
+int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err) {
+  *out = NULL;
+  int rc = encoder_config_check(cfg, err);
+  if (rc) return rc;
+  encoder *e = calloc(1, sizeof *e);
+  if (!e) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the encoder");
+  e->cfg = *cfg;
+  layout(e);
+  e->params = calloc(e->nparams, sizeof(float));
+  e->grads = calloc(e->nparams, sizeof(float));
+  if (!e->params || !e->grads) {
+    size_t n = e->nparams;
+    encoder_destroy(&e);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu parameters", n);
+  }
+  *out = e;
+  return FOIL_OK;
+}
+
+void encoder_destroy(encoder **enc) {
+  if (!enc || !*enc) return;
+  encoder *e = *enc;
+  free(e->params);
+  free(e->grads);
+  free(e->act_mem);
+  free(e->la);
+  free(e->ids);
+  free(e->mask);
+  free(e);
+  *enc = NULL;
+}
+
+const encoder_config *encoder_cfg(const encoder *e) { return &e->cfg; }
+size_t encoder_num_params(const encoder *e) { return e->nparams; }
+float *encoder_params(encoder *e) { return e->params; }
+float *encoder_grads(encoder *e) { return e->grads; }
+const encoder_tensor *encoder_tensors(const encoder *e) { return e->t; }
+int encoder_out_dim(const encoder *e) {
+  return e->cfg.proj_dim > 0 ? e->cfg.proj_dim : e->cfg.d_model;
+}
+void encoder_zero_grads(encoder *e) { memset(e->grads, 0, e->nparams * sizeof(float)); }
+
+/* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
+static float *P(const encoder *e, float *buf, int id, int l) {
+  const encoder_tensor *t = &e->t[id];
+  int stacked = id >= ENC_LN1_W && id <= ENC_FC2_B; /* shape [L, ...] */
+  return buf + t->offset + (stacked ? t->size / (size_t)t->shape[0] : 0) * (size_t)l;
+}
+
+/* Normal(0, std) from Philox via Box-Muller: element i of tensor id. */
+static float normal_at(uint64_t seed, uint64_t stream, uint64_t i, float std) {
+  float u1 = rng_uniform(seed, stream, 2 * i), u2 = rng_uniform(seed, stream, 2 * i + 1);
+  u1 = u1 > 1e-7f ? u1 : 1e-7f;
+  return std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+void encoder_init(encoder *e, uint64_t seed) {
+  for (int id = 0; id < ENC_NTENSORS; id++) {
+    const encoder_tensor *t = &e->t[id];
+    float *p = e->params + t->offset;
+    int is_ln_w = id == ENC_EMB_LN_W || id == ENC_LN1_W || id == ENC_LN2_W || id == ENC_LNF_W;
+    for (size_t i = 0; i < t->size; i++)
+      p[i] = t->decay ? normal_at(seed, (uint64_t)id, i, 0.02f) : (is_ln_w ? 1.0f : 0.0f);
+  }
+}
+
+double encoder_forward_flops(const encoder_config *c, int B, int T) {
+  double d = c->d_model, f = c->d_ff, N = (double)B * T;
+  double per_tok = 2.0 * (3 * d * d + d * d + 2 * d * f) + 4.0 * T * d;
+  return N * per_tok * c->n_layers + 2.0 * B * d * c->proj_dim;
+}
+
+/* ---- activations ------------------------------------------------------------- */
+
+static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
+  const encoder_config *c = &e->cfg;
+  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
+  int sets = train ? c->n_layers : 1;
+  if (e->act_mem && N <= e->cap_tokens && natt <= e->cap_att &&
+      (size_t)B <= e->cap_B && sets <= e->cap_sets && (!train || e->cap_grad))
+    return FOIL_OK;
+  /* Does not fit: reallocate for exactly this shape and mode (a training
+   * run that evaluates now and then pays one reallocation per switch). */
+  size_t nB = (size_t)B;
+  size_t d = c->d_model, f = c->d_ff, Pd = c->proj_dim > 0 ? (size_t)c->proj_dim : d;
+  size_t wide = 3 * d > f ? 3 * d : f;
+  size_t per_set = N * d * 5 + N * 4 + N * 3 * d + natt + N * f * 2;
+  size_t total = N * d * 3 + N * 2        /* emb_sum, emb_ln, resid0, stats */
+                 + (size_t)sets * per_set /* layers */
+                 + N * d + N * 2          /* lnf */
+                 + nB * d + nB * Pd       /* pooled, out */
+                 + N * wide               /* tmp */
+                 + (train ? N * d * 3 + N * wide * 2 + natt + nB * d + nB * Pd : 0);
+  free(e->act_mem);
+  free(e->la);
+  free(e->ids);
+  free(e->mask);
+  e->act_mem = malloc(total * sizeof(float));
+  e->la = calloc((size_t)sets, sizeof(layer_acts));
+  e->ids = malloc(N * sizeof(int32_t));
+  e->mask = malloc(N);
+  if (!e->act_mem || !e->la || !e->ids || !e->mask) {
+    free(e->act_mem);
+    e->act_mem = NULL;
+    e->cap_tokens = e->cap_att = e->cap_B = 0;
+    e->cap_sets = e->cap_grad = 0;
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
+  }
+  float *m = e->act_mem;
+#define TAKE(ptr, n) (ptr = m, m += (n))
+  TAKE(e->emb_sum, N * d); TAKE(e->emb_ln, N * d); TAKE(e->resid0, N * d);
+  TAKE(e->emb_mu, N); TAKE(e->emb_rs, N);
+  for (int s = 0; s < sets; s++) {
+    layer_acts *a = &e->la[s];
+    TAKE(a->ln1, N * d); TAKE(a->ln1_mu, N); TAKE(a->ln1_rs, N);
+    TAKE(a->qkv, N * 3 * d); TAKE(a->att, natt); TAKE(a->atty, N * d);
+    TAKE(a->r1, N * d);
+    TAKE(a->ln2, N * d); TAKE(a->ln2_mu, N); TAKE(a->ln2_rs, N);
+    TAKE(a->fc1, N * f); TAKE(a->gelu, N * f);
+    TAKE(a->r2, N * d);
+  }
+  TAKE(e->lnf, N * d); TAKE(e->lnf_mu, N); TAKE(e->lnf_rs, N);
+  TAKE(e->pooled, nB * d); TAKE(e->out, nB * Pd);
+  TAKE(e->tmp, N * wide);
+  e->g_res = e->g_a = e->g_b = e->g_w1 = e->g_w2 = e->g_att = e->g_pool = e->g_out = NULL;
+  if (train) {
+    TAKE(e->g_res, N * d); TAKE(e->g_a, N * d); TAKE(e->g_b, N * d);
+    TAKE(e->g_w1, N * wide); TAKE(e->g_w2, N * wide); TAKE(e->g_att, natt);
+    TAKE(e->g_pool, nB * d); TAKE(e->g_out, nB * Pd);
+  }
+#undef TAKE
+  e->cap_tokens = N;
+  e->cap_att = natt;
+  e->cap_B = nB;
+  e->cap_sets = sets;
+  e->cap_grad = train;
+  return FOIL_OK;
+}
+
+/* ---- forward ------------------------------------------------------------------- */
+
+/* Dropout streams: (call, site) -> one 64-bit Philox stream. Site 0 is the
+ * embedding dropout; layer l owns sites 1+3l (attention probabilities),
+ * 2+3l (attention output), 3+3l (FFN output). */
+static uint64_t stream_of(uint64_t call, int site) {
+  return (call << 20) ^ (uint64_t)site;
+}
+
+int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
+                    const uint8_t *mask, int B, int T, int train,
+                    uint64_t seed, uint64_t call, foil_err *err) {
+  const encoder_config *c = &e->cfg;
+  *emb = NULL;
+  e->have_fwd = 0;
+  if (B < 1 || T < 1)
+    return foil_err_set(err, FOIL_EINVAL, "batch %d x length %d: both must be >= 1", B, T);
+  if (T > c->max_len)
+    return foil_err_set(err, FOIL_EINVAL, "sequence length %d exceeds max_len %d", T, c->max_len);
+  for (size_t i = 0; i < (size_t)B * T; i++)
+    if (ids[i] < 0 || ids[i] >= c->vocab)
+      return foil_err_set(err, FOIL_EINVAL, "token id %d at position %zu is outside the vocabulary [0,%d)",
+                          ids[i], i, c->vocab);
+  int rc = ensure_acts(e, B, T, train, err);
+  if (rc) return rc;
+
+  const int N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
+  const size_t Nd = (size_t)N * d;
+  const float p = train ? c->dropout : 0.0f;
+  float *W = e->params;
+  memcpy(e->ids, ids, (size_t)N * sizeof(int32_t));
+  memcpy(e->mask, mask, (size_t)N);
+
+  embed_forward(e->emb_sum, ids, W + e->t[ENC_WTE].offset, W + e->t[ENC_WPE].offset, B, T, d);
+  const float *src = e->emb_sum;
+  if (!c->pre_ln) {
+    layernorm_forward(e->emb_ln, e->emb_mu, e->emb_rs, e->emb_sum, W + e->t[ENC_EMB_LN_W].offset,
+                      W + e->t[ENC_EMB_LN_B].offset, N, d, c->ln_eps);
+    src = e->emb_ln;
+  }
+  dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0));
+  const float *x = e->resid0;
+
+  for (int l = 0; l < c->n_layers; l++) {
+    layer_acts *a = &e->la[train ? l : 0];
+    const float *ain = x;
+    if (c->pre_ln) {
+      layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, x, P(e, W, ENC_LN1_W, l),
+                        P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
+      ain = a->ln1;
+    }
+    matmul_forward(a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
+    attention_forward(a->atty, a->att, a->qkv, mask, B, T, d, NH, 0, p, seed,
+                      stream_of(call, 1 + 3 * l));
+    matmul_forward(e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
+    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l));
+    residual_forward(a->r1, x, e->tmp, Nd);
+    const float *h;
+    if (c->pre_ln) {
+      layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(e, W, ENC_LN2_W, l),
+                        P(e, W, ENC_LN2_B, l), N, d, c->ln_eps);
+      h = a->ln2;
+    } else {
+      layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, a->r1, P(e, W, ENC_LN1_W, l),
+                        P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
+      h = a->ln1;
+    }
+    matmul_forward(a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
+    gelu_forward(a->gelu, a->fc1, (size_t)N * f);
+    matmul_forward(e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
+    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l));
+    if (c->pre_ln) {
+      residual_forward(a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
+      x = a->r2;
+    } else {
+      residual_forward(a->r2, h, e->tmp, Nd);
+      layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r2, P(e, W, ENC_LN2_W, l),
+                        P(e, W, ENC_LN2_B, l), N, d, c->ln_eps);
+      x = a->ln2;
+    }
+  }
+  if (c->pre_ln) {
+    layernorm_forward(e->lnf, e->lnf_mu, e->lnf_rs, x, W + e->t[ENC_LNF_W].offset,
+                      W + e->t[ENC_LNF_B].offset, N, d, c->ln_eps);
+    x = e->lnf;
+  }
+  pool_forward(e->pooled, x, mask, B, T, d, c->pooling);
+  const float *res = e->pooled;
+  if (c->proj_dim > 0) {
+    matmul_forward(e->out, e->pooled, W + e->t[ENC_PROJ_W].offset, W + e->t[ENC_PROJ_B].offset,
+                   B, d, c->proj_dim);
+    res = e->out;
+  }
+  e->B = B;
+  e->T = T;
+  e->train = train;
+  e->seed = seed;
+  e->call = call;
+  e->have_fwd = 1;
+  *emb = res;
+  return FOIL_OK;
+}
+
+/* ---- backward ------------------------------------------------------------------- */
+
+int encoder_backward(encoder *e, const float *demb, foil_err *err) {
+  const encoder_config *c = &e->cfg;
+  if (!e->have_fwd || !e->train)
+    return foil_err_set(err, FOIL_EPRECOND, "encoder_backward needs a training forward first");
+  const int B = e->B, T = e->T, N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
+  const size_t Nd = (size_t)N * d, Nf = (size_t)N * f;
+  const float p = c->dropout;
+  const uint64_t seed = e->seed, call = e->call;
+  float *W = e->params, *G = e->grads;
+
+  /* head: projection and pooling into g_res = d(final token states) */
+  const float *dpool = demb;
+  if (c->proj_dim > 0) {
+    memset(e->g_pool, 0, (size_t)B * d * sizeof(float));
+    matmul_backward(e->g_pool, G + e->t[ENC_PROJ_W].offset, G + e->t[ENC_PROJ_B].offset, demb,
+                    e->pooled, W + e->t[ENC_PROJ_W].offset, B, d, c->proj_dim);
+    dpool = e->g_pool;
+  }
+  float *gres = e->g_res, *ga = e->g_a, *gb = e->g_b;
+  memset(gres, 0, Nd * sizeof(float));
+  const float *xL = c->n_layers ? (c->pre_ln ? e->la[c->n_layers - 1].r2 : e->la[c->n_layers - 1].ln2)
+                                : e->resid0;
+  if (c->pre_ln) {
+    memset(ga, 0, Nd * sizeof(float));
+    pool_backward(ga, dpool, e->mask, B, T, d, c->pooling);
+    layernorm_backward(gres, G + e->t[ENC_LNF_W].offset, G + e->t[ENC_LNF_B].offset, ga, xL,
+                       W + e->t[ENC_LNF_W].offset, e->lnf_mu, e->lnf_rs, N, d);
+  } else {
+    pool_backward(gres, dpool, e->mask, B, T, d, c->pooling);
+  }
+
+  /* layers, last to first; gres holds d(layer output) and becomes d(input) */
+  for (int l = c->n_layers - 1; l >= 0; l--) {
+    layer_acts *a = &e->la[l];
+    const float *x = l == 0 ? e->resid0 : (c->pre_ln ? e->la[l - 1].r2 : e->la[l - 1].ln2);
+    float *gw1 = e->g_w1, *gw2 = e->g_w2;
+    /* d(r2): post-LN goes through LN2 first */
+    float *dr2 = gres;
+    if (!c->pre_ln) {
+      memset(ga, 0, Nd * sizeof(float));
+      layernorm_backward(ga, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), gres, a->r2,
+                         P(e, W, ENC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, d);
+      dr2 = ga;
+    }
+    /* r2 = h + drop(y): dh = dr2 (+ FFN path), dy = drop'(dr2) */
+    float *dh = gb;
+    memcpy(dh, dr2, Nd * sizeof(float));
+    memset(e->tmp, 0, Nd * sizeof(float));
+    dropout_backward(e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l));
+    memset(gw1, 0, Nf * sizeof(float));
+    matmul_backward(gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
+                    P(e, W, ENC_FC2_W, l), N, f, d);
+    memset(gw2, 0, Nf * sizeof(float));
+    gelu_backward(gw2, a->fc1, gw1, Nf);
+    const float *h = c->pre_ln ? a->ln2 : a->ln1;
+    float *dr1;
+    if (c->pre_ln) {
+      /* h = LN2(r1): accumulate into d(r1) = d(r2) (the residual) */
+      memset(ga, 0, Nd * sizeof(float));
+      matmul_backward(ga, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+                      P(e, W, ENC_FC1_W, l), N, d, f);
+      layernorm_backward(dh, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), ga, a->r1,
+                         P(e, W, ENC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, d);
+      dr1 = dh; /* dh started as d(r2), the residual path into r1 */
+    } else {
+      matmul_backward(dh, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+                      P(e, W, ENC_FC1_W, l), N, d, f);
+      /* h = LN1(r1) */
+      memset(ga, 0, Nd * sizeof(float));
+      layernorm_backward(ga, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), dh, a->r1,
+                         P(e, W, ENC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, d);
+      dr1 = ga;
+    }
+    /* r1 = x + drop(o): dx = dr1 (+ attention path) */
+    float *dx = gres;
+    if (dx != dr1) memcpy(dx, dr1, Nd * sizeof(float));
+    memset(e->tmp, 0, Nd * sizeof(float));
+    dropout_backward(e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l));
+    float *datty = dr1 == ga ? gb : ga; /* whichever of ga/gb is free now */
+    memset(datty, 0, Nd * sizeof(float));
+    matmul_backward(datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
+                    P(e, W, ENC_ATTO_W, l), N, d, d);
+    memset(gw1, 0, (size_t)N * 3 * d * sizeof(float));
+    attention_backward(gw1, e->g_att, datty, a->qkv, a->att, B, T, d, NH, p, seed,
+                       stream_of(call, 1 + 3 * l));
+    if (c->pre_ln) {
+      memset(datty, 0, Nd * sizeof(float));
+      matmul_backward(datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
+                      P(e, W, ENC_QKV_W, l), N, d, 3 * d);
+      layernorm_backward(dx, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), datty, x,
+                         P(e, W, ENC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, d);
+    } else {
+      matmul_backward(dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
+                      P(e, W, ENC_QKV_W, l), N, d, 3 * d);
+    }
+  }
+
+  /* embeddings: resid0 = drop(src), src = emb_sum or LN(emb_sum) */
+  memset(ga, 0, Nd * sizeof(float));
+  dropout_backward(ga, gres, Nd, p, seed, stream_of(call, 0));
+  float *dsum = ga;
+  if (!c->pre_ln) {
+    memset(gb, 0, Nd * sizeof(float));
+    layernorm_backward(gb, G + e->t[ENC_EMB_LN_W].offset, G + e->t[ENC_EMB_LN_B].offset, ga,
+                       e->emb_sum, W + e->t[ENC_EMB_LN_W].offset, e->emb_mu, e->emb_rs, N, d);
+    dsum = gb;
+  }
+  embed_backward(G + e->t[ENC_WTE].offset, G + e->t[ENC_WPE].offset, dsum, e->ids, B, T, d);
+  return FOIL_OK;
+}

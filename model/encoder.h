@@ -1,0 +1,109 @@
+/* encoder.h — a config-driven transformer text encoder on flat buffers.
+ *
+ * Architecture (per layer, BERT naming):
+ *   post-LN (BERT):  x = LN1(x + drop(Wo·MHA(Wqkv·x)));  x = LN2(x + drop(W2·gelu(W1·x)))
+ *                    with a LayerNorm on the embeddings (emb_ln) before layer 0.
+ *   pre-LN:          x = x + drop(Wo·MHA(Wqkv·LN1(x)));  x = x + drop(W2·gelu(W1·LN2(x)))
+ *                    with a final LayerNorm (lnf) after the last layer.
+ * Embeddings: token + learned position, then dropout. Attention probabilities
+ * are dropped out too. Pooling: mean over real tokens, or the first token;
+ * then an optional projection head (Linear d_model -> proj_dim).
+ *
+ * Memory: the parameters live in ONE contiguous float buffer (enc->params),
+ * gradients in another of the same layout (enc->grads); named views point
+ * into them (see encoder_tensors). Tensors of the same kind are stacked over
+ * layers, as in llm.c: e.g. "qkv_w" is [L, 3d, d]. Activations are
+ * allocated on the first forward of a (B,T) shape and reused while shapes do
+ * not grow, so a training step allocates nothing.
+ *
+ * Ownership: encoder_new returns an object the caller frees with
+ * encoder_destroy(&enc). Pointers returned by forward stay valid until the
+ * next forward.
+ */
+#ifndef FOIL_MODEL_ENCODER_H
+#define FOIL_MODEL_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct {
+  int n_layers;      /* L */
+  int d_model;       /* d */
+  int n_heads;       /* d % n_heads == 0 */
+  int d_ff;
+  int vocab;
+  int max_len;       /* positions */
+  int proj_dim;      /* 0: no projection head */
+  int pre_ln;        /* 0: post-LN as BERT, 1: pre-LN */
+  int pooling;       /* POOL_MEAN or POOL_FIRST (kernels.h) */
+  float dropout;     /* hidden, embedding and attention-probability dropout */
+  float ln_eps;      /* LayerNorm epsilon (1e-5 as torch; BERT uses 1e-12) */
+} encoder_config;
+
+/* The tensors, in buffer order. Views of the same kind are stacked over
+ * layers. */
+enum {
+  ENC_WTE, ENC_WPE, ENC_EMB_LN_W, ENC_EMB_LN_B,
+  ENC_LN1_W, ENC_LN1_B, ENC_QKV_W, ENC_QKV_B, ENC_ATTO_W, ENC_ATTO_B,
+  ENC_LN2_W, ENC_LN2_B, ENC_FC1_W, ENC_FC1_B, ENC_FC2_W, ENC_FC2_B,
+  ENC_LNF_W, ENC_LNF_B, ENC_PROJ_W, ENC_PROJ_B,
+  ENC_NTENSORS
+};
+
+typedef struct {
+  const char *name;  /* e.g. "qkv_w" */
+  int ndim;
+  int shape[3];
+  size_t offset;     /* in floats from the buffer start */
+  size_t size;       /* in floats; 0 when absent in this config */
+  int decay;         /* 1 when weight decay applies (matrices), 0 otherwise */
+} encoder_tensor;
+
+typedef struct encoder encoder;
+
+/* Fills a config with foil's defaults (post-LN, mean pooling, dropout 0.1,
+ * eps 1e-5); the caller sets the sizes. */
+void encoder_config_default(encoder_config *cfg);
+/* Checks sizes and ranges; on error fills err and returns FOIL_EINVAL. */
+int encoder_config_check(const encoder_config *cfg, foil_err *err);
+
+/* Allocates parameters and gradients (zeroed). */
+int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err);
+void encoder_destroy(encoder **enc);
+
+const encoder_config *encoder_cfg(const encoder *enc);
+size_t encoder_num_params(const encoder *enc);
+float *encoder_params(encoder *enc);
+float *encoder_grads(encoder *enc);
+/* The ENC_NTENSORS views (absent ones have size 0). */
+const encoder_tensor *encoder_tensors(const encoder *enc);
+/* Output width: proj_dim if set, else d_model. */
+int encoder_out_dim(const encoder *enc);
+
+/* Initializes parameters from seed as BERT does: N(0, 0.02) for matrices and
+ * embeddings, zero biases, LayerNorm weight 1 / bias 0. Deterministic. */
+void encoder_init(encoder *enc, uint64_t seed);
+
+/* Encodes B sequences of length T (ids [B,T], mask [B,T] as kernels.h).
+ * train != 0 applies dropout with masks drawn from (seed, call); a later
+ * backward replays them. Returns the [B, out_dim] embeddings (not
+ * normalized), owned by enc. Cost ~ 2·(params excluding embeddings)·B·T
+ * flops plus attention. Errors: FOIL_EINVAL on T > max_len or bad ids,
+ * FOIL_ENOMEM. */
+int encoder_forward(encoder *enc, const float **emb, const int32_t *ids,
+                    const uint8_t *mask, int B, int T, int train,
+                    uint64_t seed, uint64_t call, foil_err *err);
+
+/* Backward of the last forward: demb [B, out_dim] is d(loss)/d(embeddings).
+ * Gradients are ACCUMULATED into encoder_grads (zero them with
+ * encoder_zero_grads). Cost ~ 2x the forward. */
+int encoder_backward(encoder *enc, const float *demb, foil_err *err);
+void encoder_zero_grads(encoder *enc);
+
+/* Model FLOPs of one forward over B×T tokens (matmuls and attention, the
+ * usual 2·m·n·k count); a training step is 3× this. */
+double encoder_forward_flops(const encoder_config *cfg, int B, int T);
+
+#endif

@@ -1,0 +1,60 @@
+/* optim.c — AdamW with global-norm clipping (see optim.h). */
+#include "model/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "kernels/kernels.h"
+
+void optim_config_default(optim_config *c) {
+  c->lr = 1e-3f;
+  c->beta1 = 0.9f;
+  c->beta2 = 0.999f;
+  c->eps = 1e-8f;
+  c->weight_decay = 0.01f;
+  c->max_grad_norm = 0.0f;
+}
+
+int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err) {
+  optim *o = calloc(1, sizeof *o);
+  if (o) {
+    o->m = calloc(n, sizeof(float));
+    o->v = calloc(n, sizeof(float));
+  }
+  if (!o || !o->m || !o->v) {
+    optim_destroy(&o);
+    *out = NULL;
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for optimizer state of %zu floats", 2 * n);
+  }
+  o->n = n;
+  o->cfg = *cfg;
+  *out = o;
+  return FOIL_OK;
+}
+
+void optim_destroy(optim **op) {
+  if (!op || !*op) return;
+  free((*op)->m);
+  free((*op)->v);
+  free(*op);
+  *op = NULL;
+}
+
+float optim_step(optim *o, encoder *enc, float lr) {
+  float *p = encoder_params(enc), *g = encoder_grads(enc);
+  const encoder_tensor *t = encoder_tensors(enc);
+  float norm = (float)sqrt(sumsq(g, o->n));
+  if (o->cfg.max_grad_norm > 0.0f) {
+    /* as clip_grad_norm_: multiply by min(1, max/(norm + 1e-6)) */
+    float coef = o->cfg.max_grad_norm / (norm + 1e-6f);
+    if (coef < 1.0f) scale_inplace(g, o->n, coef);
+  }
+  o->t++;
+  for (int i = 0; i < ENC_NTENSORS; i++) {
+    if (!t[i].size) continue;
+    size_t off = t[i].offset;
+    adamw_update(p + off, g + off, o->m + off, o->v + off, t[i].size, lr, o->cfg.beta1,
+                 o->cfg.beta2, o->cfg.eps, t[i].decay ? o->cfg.weight_decay : 0.0f, o->t);
+  }
+  return norm;
+}

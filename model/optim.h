@@ -1,0 +1,42 @@
+/* optim.h — AdamW over a flat parameter buffer, with global-norm clipping.
+ *
+ * Matches torch.optim.AdamW (decoupled weight decay, bias correction) with
+ * torch.nn.utils.clip_grad_norm_ applied first. Weight decay applies to the
+ * tensors whose `decay` flag is set (matrices and embeddings; not biases or
+ * LayerNorm), as BERT-style training does. Moments m and v have the
+ * parameters' layout and are part of a checkpoint.
+ * Ownership: optim_new allocates 2×n floats; free with optim_destroy(&o).
+ */
+#ifndef FOIL_MODEL_OPTIM_H
+#define FOIL_MODEL_OPTIM_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "model/encoder.h"
+
+typedef struct {
+  float lr;            /* overridden per step by optim_step's lr argument */
+  float beta1, beta2;  /* 0.9, 0.999 */
+  float eps;           /* 1e-8 */
+  float weight_decay;  /* 0.01 */
+  float max_grad_norm; /* 0: no clipping */
+} optim_config;
+
+typedef struct {
+  size_t n;
+  float *m, *v;
+  int t; /* steps taken */
+  optim_config cfg;
+} optim;
+
+void optim_config_default(optim_config *cfg);
+int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err);
+void optim_destroy(optim **o);
+
+/* One step at learning rate lr over the encoder's parameters and gradients:
+ * clip (if configured), then AdamW per tensor. Returns the gradient norm
+ * before clipping. Cost: 3 passes over the parameters. */
+float optim_step(optim *o, encoder *enc, float lr);
+
+#endif
