@@ -152,8 +152,8 @@ void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
                       const int32_t *labels, float scale, float weight);
 
 /* ---- optimizer ------------------------------------------------------------------ */
-/* sqrt(sum g^2) over n floats, summed in double in fixed 4096-element blocks
- * (same bits for any thread count). O(n). */
+/* sum g^2 over n floats: 4096-element blocks summed in float, blocks added
+ * in double in a fixed grouping (same bits for any thread count). O(n). */
 double sumsq(const float *g, size_t n);
 void scale_inplace(float *x, size_t n, float s);
 /* One AdamW step as torch.optim.AdamW (decoupled weight decay, bias

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/vmath.h"
 #include "kernels/kernels.h"
 
 #define PAR_MIN 16384 /* below this many elements threads cost more than they save */
@@ -13,7 +14,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    out[i] = x * vphi(x);
   }
 }
 
@@ -24,8 +25,8 @@ void gelu_backward(float *dinp, const float *inp, const float *dout,
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = expf(-0.5f * x * x) * inv_sqrt_2pi;
+    float cdf = vphi(x);
+    float pdf = vexp(-0.5f * x * x) * inv_sqrt_2pi;
     dinp[i] += dout[i] * (cdf + x * pdf);
   }
 }
