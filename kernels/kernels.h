@@ -73,8 +73,11 @@ void matmul_backward(float *dinp, float *dW, float *db, const float *dout,
 
 /* ---- exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) ---------------------------- */
 void gelu_forward(float *out, const float *inp, size_t n);
-/* dinp += dout·GELU'(inp) */
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* dinp += dout·GELU'(inp), GELU' = Φ(x) + x·φ(x). out is the forward's
+ * output x·Φ(x): Φ is recovered as out/x (exact to a rounding), so the
+ * backward costs one exp instead of a second erfc. */
+void gelu_backward(float *dinp, const float *inp, const float *out, const float *dout,
+                   size_t n);
 
 /* ---- residual: out = a + b (writes) ---------------------------------------- */
 void residual_forward(float *out, const float *a, const float *b, size_t n);
@@ -82,9 +85,13 @@ void residual_forward(float *out, const float *a, const float *b, size_t n);
 void add_inplace(float *out, const float *a, size_t n);
 
 /* ---- dropout with a replayable mask -----------------------------------------
- * Element i is kept when rng_uniform(seed, stream, i) >= p and then scaled by
- * 1/(1-p). The backward regenerates the same mask, so nothing is stored.
- * p == 0 copies. out may equal inp (in place). */
+ * Element i is kept (and scaled by 1/(1-p)) when dropout_kept(seed, stream,
+ * i, p): 16 random bits per element, half i%2 of rng_u32(seed, stream, i/2)
+ * (low half first), compared with ceil(p·65536) — so the keep probability
+ * is within 1/65536 of 1-p, and one Philox word serves two elements. The
+ * backward regenerates the same mask, so nothing is stored. p == 0 copies.
+ * out may equal inp (in place). */
+int dropout_kept(uint64_t seed, uint64_t stream, uint64_t i, float p);
 void dropout_forward(float *out, const float *inp, size_t n, float p,
                      uint64_t seed, uint64_t stream);
 /* dinp += dout · mask/(1-p) */
@@ -97,8 +104,10 @@ void dropout_backward(float *dinp, const float *dout, size_t n, float p,
  * hides keys after the query. Probabilities are dropped out with prob p_drop
  * (stream `stream`, offset = index into att). Writes out [B,T,C] and
  * att [B,NH,T,T] (softmax probabilities before dropout, kept for backward).
- * Cost: 4·B·NH·T·T·hs flops. A query whose keys are all hidden gets zeros. */
-void attention_forward(float *out, float *att, const float *qkv,
+ * scratch: B·NH·T·T floats (any contents), unused (may be NULL) when
+ * p_drop == 0. Cost: 4·B·NH·T·T·hs flops. A query whose keys are all hidden
+ * gets zeros. */
+void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                        const uint8_t *mask, int B, int T, int C, int NH,
                        int causal, float p_drop, uint64_t seed,
                        uint64_t stream);

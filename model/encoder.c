@@ -29,10 +29,11 @@ struct encoder {
   size_t cap_tokens, cap_att, cap_B;
   int cap_sets, cap_grad;
   float *emb_sum, *emb_ln, *emb_mu, *emb_rs, *resid0;
+  const float *x0; /* input of layer 0: resid0, or the embeddings when p == 0 */
   layer_acts *la;
-  float *lnf, *lnf_mu, *lnf_rs, *pooled, *out, *tmp;
+  float *lnf, *lnf_mu, *lnf_rs, *pooled, *out, *tmp, *att_scratch;
   /* backward buffers */
-  float *g_res, *g_a, *g_b, *g_w1, *g_w2, *g_att, *g_pool, *g_out;
+  float *g_res, *g_a, *g_b, *g_w1, *g_w2, *g_pool, *g_out;
   int32_t *ids;
   uint8_t *mask;
 
@@ -209,8 +210,8 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
                  + (size_t)sets * per_set /* layers */
                  + N * d + N * 2          /* lnf */
                  + nB * d + nB * Pd       /* pooled, out */
-                 + N * wide               /* tmp */
-                 + (train ? N * d * 3 + N * wide * 2 + natt + nB * d + nB * Pd : 0);
+                 + N * wide + natt        /* tmp, att_scratch */
+                 + (train ? N * d * 3 + N * wide * 2 + nB * d + nB * Pd : 0);
   free(e->act_mem);
   free(e->la);
   free(e->ids);
@@ -241,11 +242,11 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
   }
   TAKE(e->lnf, N * d); TAKE(e->lnf_mu, N); TAKE(e->lnf_rs, N);
   TAKE(e->pooled, nB * d); TAKE(e->out, nB * Pd);
-  TAKE(e->tmp, N * wide);
-  e->g_res = e->g_a = e->g_b = e->g_w1 = e->g_w2 = e->g_att = e->g_pool = e->g_out = NULL;
+  TAKE(e->tmp, N * wide); TAKE(e->att_scratch, natt);
+  e->g_res = e->g_a = e->g_b = e->g_w1 = e->g_w2 = e->g_pool = e->g_out = NULL;
   if (train) {
     TAKE(e->g_res, N * d); TAKE(e->g_a, N * d); TAKE(e->g_b, N * d);
-    TAKE(e->g_w1, N * wide); TAKE(e->g_w2, N * wide); TAKE(e->g_att, natt);
+    TAKE(e->g_w1, N * wide); TAKE(e->g_w2, N * wide);
     TAKE(e->g_pool, nB * d); TAKE(e->g_out, nB * Pd);
   }
 #undef TAKE
@@ -297,9 +298,13 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
                       W + e->t[ENC_EMB_LN_B].offset, N, d, c->ln_eps);
     src = e->emb_ln;
   }
-  dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0));
-  const float *x = e->resid0;
+  const float *x = src; /* without dropout, layer 0 reads src directly */
+  if (p > 0.0f) {
+    dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0));
+    x = e->resid0;
+  }
 
+  e->x0 = x;
   for (int l = 0; l < c->n_layers; l++) {
     layer_acts *a = &e->la[train ? l : 0];
     const float *ain = x;
@@ -309,7 +314,7 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
       ain = a->ln1;
     }
     matmul_forward(a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
-    attention_forward(a->atty, a->att, a->qkv, mask, B, T, d, NH, 0, p, seed,
+    attention_forward(a->atty, a->att, e->att_scratch, a->qkv, mask, B, T, d, NH, 0, p, seed,
                       stream_of(call, 1 + 3 * l));
     matmul_forward(e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
     dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l));
@@ -383,7 +388,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   float *gres = e->g_res, *ga = e->g_a, *gb = e->g_b;
   memset(gres, 0, Nd * sizeof(float));
   const float *xL = c->n_layers ? (c->pre_ln ? e->la[c->n_layers - 1].r2 : e->la[c->n_layers - 1].ln2)
-                                : e->resid0;
+                                : e->x0;
   if (c->pre_ln) {
     memset(ga, 0, Nd * sizeof(float));
     pool_backward(ga, dpool, e->mask, B, T, d, c->pooling);
@@ -396,7 +401,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   /* layers, last to first; gres holds d(layer output) and becomes d(input) */
   for (int l = c->n_layers - 1; l >= 0; l--) {
     layer_acts *a = &e->la[l];
-    const float *x = l == 0 ? e->resid0 : (c->pre_ln ? e->la[l - 1].r2 : e->la[l - 1].ln2);
+    const float *x = l == 0 ? e->x0 : (c->pre_ln ? e->la[l - 1].r2 : e->la[l - 1].ln2);
     float *gw1 = e->g_w1, *gw2 = e->g_w2;
     /* d(r2): post-LN goes through LN2 first */
     float *dr2 = gres;
@@ -415,7 +420,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     matmul_backward(gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
                     P(e, W, ENC_FC2_W, l), N, f, d);
     memset(gw2, 0, Nf * sizeof(float));
-    gelu_backward(gw2, a->fc1, gw1, Nf);
+    gelu_backward(gw2, a->fc1, a->gelu, gw1, Nf);
     const float *h = c->pre_ln ? a->ln2 : a->ln1;
     float *dr1;
     if (c->pre_ln) {
@@ -445,7 +450,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     matmul_backward(datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
                     P(e, W, ENC_ATTO_W, l), N, d, d);
     memset(gw1, 0, (size_t)N * 3 * d * sizeof(float));
-    attention_backward(gw1, e->g_att, datty, a->qkv, a->att, B, T, d, NH, p, seed,
+    attention_backward(gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
                        stream_of(call, 1 + 3 * l));
     if (c->pre_ln) {
       memset(datty, 0, Nd * sizeof(float));

@@ -3,69 +3,53 @@
  * probabilities.
  *
  * Work is split over (batch, head) pairs: each pair reads and writes only
- * its own columns, so threads never share an output and results do not
- * depend on the thread count. Per pair the loops are written so the inner
- * loop is either an 8-lane dot product or an axpy over the head dimension;
- * both vectorize without reassociating sums, so the bits are fixed.
- * Cost per pair: forward 2·T·T·hs multiply-adds, backward 4·T·T·hs. */
+ * its own columns (and its own T×T block of att and scratch), so threads
+ * never share an output and results do not depend on the thread count. Per
+ * pair the four products are single-threaded sgemm calls (OpenBLAS's OpenMP
+ * flavour runs an sgemm issued inside a parallel region in the calling
+ * thread), with the softmax and its backward done row by row in between.
+ * Cost per pair: forward 4·T·T·hs flops, backward 8·T·T·hs. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "kernels/cpu/philox.h"
 #include "kernels/kernels.h"
 
-/* Dot product with 8 independent partial sums, added in a fixed order. */
-static inline float dot8(const float *a, const float *b, int n) {
-  float acc[8] = {0};
-  int d = 0;
-  for (; d + 8 <= n; d += 8)
-    for (int l = 0; l < 8; l++) acc[l] += a[d + l] * b[d + l];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-            ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; d < n; d++) s += a[d] * b[d];
-  return s;
+/* out[j] = dropout of p[j], j < n, mask elements off..off+n-1. */
+static void drop_row(float *out, const float *p, int n, float p_drop, uint64_t seed,
+                     uint64_t stream, uint64_t off) {
+  for (int j0 = 0; j0 < n; j0 += DROPOUT_SPAN) {
+    int len = n - j0 < DROPOUT_SPAN ? n - j0 : DROPOUT_SPAN;
+    dropout_scales(out + j0, p + j0, (size_t)len, p_drop, seed, stream, off + (uint64_t)j0);
+  }
 }
 
-static inline void axpy(float *y, float a, const float *x, int n) {
-  for (int d = 0; d < n; d++) y[d] += a * x[d];
-}
-
-/* Keep-mask element of attention dropout (1 when p == 0). */
-static inline float drop_scale(float p, float inv_keep, uint64_t seed,
-                               uint64_t stream, uint64_t off) {
-  if (p <= 0.0f) return 1.0f;
-  uint32_t u = block_at(seed, stream, off >> 2).v[off & 3];
-  return dropout_keep(u, p) ? inv_keep : 0.0f;
-}
-
-void attention_forward(float *out, float *att, const float *qkv,
+void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                        const uint8_t *mask, int B, int T, int C, int NH,
                        int causal, float p_drop, uint64_t seed,
                        uint64_t stream) {
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
-  const float inv_keep = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, h = bh % NH;
-    const float *base = qkv + (size_t)b * T * C3;
+    const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
     const uint8_t *m = mask + (size_t)b * T;
+    float *S = att + (size_t)bh * T * T;
+    /* S = scale·Q K^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
+                S, T);
+    /* masked softmax, row by row; a row with no visible key becomes zeros */
     for (int i = 0; i < T; i++) {
-      const float *qi = base + (size_t)i * C3 + h * hs;
-      float *row = att + ((size_t)bh * T + i) * T;
+      float *row = S + (size_t)i * T;
       int jmax = causal ? i + 1 : T;
       float mx = -INFINITY;
       for (int j = 0; j < T; j++) {
-        if (j < jmax && m[j]) {
-          row[j] = dot8(qi, base + (size_t)j * C3 + C + h * hs, hs) * scale;
-          mx = row[j] > mx ? row[j] : mx;
-        } else {
-          row[j] = -INFINITY;
-        }
+        if (j >= jmax || !m[j]) row[j] = -INFINITY;
+        mx = row[j] > mx ? row[j] : mx;
       }
-      float *oi = out + ((size_t)b * T + i) * C + h * hs;
-      memset(oi, 0, sizeof(float) * hs);
-      if (mx == -INFINITY) { /* no visible key: zero probabilities */
+      if (mx == -INFINITY) {
         memset(row, 0, sizeof(float) * T);
         continue;
       }
@@ -75,14 +59,19 @@ void attention_forward(float *out, float *att, const float *qkv,
         s += row[j];
       }
       float inv = (float)(1.0 / s);
-      for (int j = 0; j < T; j++) {
-        row[j] *= inv;
-        if (row[j] == 0.0f) continue;
-        float pj = row[j] * drop_scale(p_drop, inv_keep, seed, stream,
-                                       ((uint64_t)bh * T + i) * T + j);
-        if (pj != 0.0f) axpy(oi, pj, base + (size_t)j * C3 + 2 * C + h * hs, hs);
-      }
+      for (int j = 0; j < T; j++) row[j] *= inv;
     }
+    /* O = dropout(P) V */
+    const float *Pd = S;
+    if (p_drop > 0.0f) {
+      float *D = scratch + (size_t)bh * T * T;
+      for (int i = 0; i < T; i++)
+        drop_row(D + (size_t)i * T, S + (size_t)i * T, T, p_drop, seed, stream,
+                 ((uint64_t)bh * T + i) * T);
+      Pd = D;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, Pd, T, v, C3, 0.0f,
+                out + (size_t)b * T * C + h * hs, C);
   }
 }
 
@@ -92,39 +81,43 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
                         uint64_t stream) {
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
-  const float inv_keep = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, h = bh % NH;
-    const float *base = qkv + (size_t)b * T * C3;
-    float *dbase = dqkv + (size_t)b * T * C3;
-    for (int i = 0; i < T; i++) {
-      const float *p = att + ((size_t)bh * T + i) * T;
-      float *dp = scratch + ((size_t)bh * T + i) * T;
-      const float *doi = dout + ((size_t)b * T + i) * C + h * hs;
-      const float *qi = base + (size_t)i * C3 + h * hs;
-      float *dqi = dbase + (size_t)i * C3 + h * hs;
-      /* dP'_j = <dO_i, v_j>; dV_j += P'_ij·dO_i; dP_j = dP'_j·keep_j. */
-      float sum_pdp = 0.0f;
-      for (int j = 0; j < T; j++) {
-        if (p[j] == 0.0f) { dp[j] = 0.0f; continue; }
-        float ks = drop_scale(p_drop, inv_keep, seed, stream,
-                              ((uint64_t)bh * T + i) * T + j);
-        if (ks == 0.0f) { dp[j] = 0.0f; continue; }
-        const float *vj = base + (size_t)j * C3 + 2 * C + h * hs;
-        axpy(dbase + (size_t)j * C3 + 2 * C + h * hs, p[j] * ks, doi, hs);
-        dp[j] = dot8(doi, vj, hs) * ks;
-        sum_pdp += p[j] * dp[j];
-      }
-      /* Softmax backward: dS_j = P_j·(dP_j - sum_l P_l dP_l); logits were
-       * scaled, so dQ_i += scale·sum_j dS_j k_j and dK_j += scale·dS_j q_i. */
-      for (int j = 0; j < T; j++) {
-        if (p[j] == 0.0f) continue;
-        float ds = p[j] * (dp[j] - sum_pdp) * scale;
-        const float *kj = base + (size_t)j * C3 + C + h * hs;
-        axpy(dqi, ds, kj, hs);
-        axpy(dbase + (size_t)j * C3 + C + h * hs, ds, qi, hs);
-      }
+    const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+    float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+    const float *dO = dout + (size_t)b * T * C + h * hs;
+    const float *P = att + (size_t)bh * T * T;
+    float *D = scratch + (size_t)bh * T * T;
+    /* dV += dropout(P)^T dO */
+    const float *Pd = P;
+    if (p_drop > 0.0f) {
+      for (int i = 0; i < T; i++)
+        drop_row(D + (size_t)i * T, P + (size_t)i * T, T, p_drop, seed, stream,
+                 ((uint64_t)bh * T + i) * T);
+      Pd = D;
     }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, Pd, T, dO, C, 1.0f,
+                dv, C3);
+    /* dP = dropout'(dO V^T) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, D,
+                T);
+    for (int i = 0; i < T; i++) {
+      float *dp = D + (size_t)i * T;
+      const float *p = P + (size_t)i * T;
+      if (p_drop > 0.0f) {
+        /* multiply by the same mask: drop_row of dP itself */
+        drop_row(dp, dp, T, p_drop, seed, stream, ((uint64_t)bh * T + i) * T);
+      }
+      /* softmax backward, in place: dS = P·(dP - sum_l P_l dP_l)·scale */
+      float sum = 0.0f;
+      for (int j = 0; j < T; j++) sum += p[j] * dp[j];
+      for (int j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - sum) * scale;
+    }
+    /* dQ += dS K, dK += dS^T Q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, D, T, k, C3, 1.0f, dq,
+                C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, D, T, q, C3, 1.0f, dk,
+                C3);
   }
 }

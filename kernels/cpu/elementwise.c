@@ -19,13 +19,13 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 /* GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(-x²/2)/√(2π). */
-void gelu_backward(float *dinp, const float *inp, const float *dout,
+void gelu_backward(float *dinp, const float *inp, const float *out, const float *dout,
                    size_t n) {
   const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    float cdf = vphi(x);
+    float cdf = x != 0.0f ? out[i] / x : 0.5f;
     float pdf = vexp(-0.5f * x * x) * inv_sqrt_2pi;
     dinp[i] += dout[i] * (cdf + x * pdf);
   }
@@ -49,8 +49,8 @@ void scale_inplace(float *x, size_t n, float s) {
 }
 
 /* ---- dropout ------------------------------------------------------------------
- * Work is split by Philox blocks of 4 elements, so each element's mask is
- * the same whatever thread computes it. */
+ * Work is split in chunks at fixed offsets, so each element's mask is the
+ * same whatever thread computes it. */
 
 void dropout_forward(float *out, const float *inp, size_t n, float p,
                      uint64_t seed, uint64_t stream) {
@@ -58,15 +58,11 @@ void dropout_forward(float *out, const float *inp, size_t n, float p,
     if (out != inp) memcpy(out, inp, n * sizeof(float));
     return;
   }
-  float scale = 1.0f / (1.0f - p);
-  size_t nblk = (n + 3) / 4;
+  const size_t nchunk = (n + DROPOUT_SPAN - 1) / DROPOUT_SPAN;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t blk = 0; blk < nblk; blk++) {
-    philox_ctr r = block_at(seed, stream, blk);
-    for (size_t w = 0; w < 4 && blk * 4 + w < n; w++) {
-      size_t i = blk * 4 + w;
-      out[i] = dropout_keep(r.v[w], p) ? inp[i] * scale : 0.0f;
-    }
+  for (size_t ch = 0; ch < nchunk; ch++) {
+    size_t lo = ch * DROPOUT_SPAN, len = lo + DROPOUT_SPAN < n ? DROPOUT_SPAN : n - lo;
+    dropout_scales(out + lo, inp + lo, len, p, seed, stream, lo);
   }
 }
 
@@ -76,14 +72,18 @@ void dropout_backward(float *dinp, const float *dout, size_t n, float p,
     add_inplace(dinp, dout, n);
     return;
   }
-  float scale = 1.0f / (1.0f - p);
-  size_t nblk = (n + 3) / 4;
+  const size_t nchunk = (n + DROPOUT_SPAN - 1) / DROPOUT_SPAN;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t blk = 0; blk < nblk; blk++) {
-    philox_ctr r = block_at(seed, stream, blk);
-    for (size_t w = 0; w < 4 && blk * 4 + w < n; w++) {
-      size_t i = blk * 4 + w;
-      if (dropout_keep(r.v[w], p)) dinp[i] += dout[i] * scale;
-    }
+  for (size_t ch = 0; ch < nchunk; ch++) {
+    size_t lo = ch * DROPOUT_SPAN, len = lo + DROPOUT_SPAN < n ? DROPOUT_SPAN : n - lo;
+    float tmp[DROPOUT_SPAN];
+    dropout_scales(tmp, dout + lo, len, p, seed, stream, lo);
+    for (size_t i = 0; i < len; i++) dinp[lo + i] += tmp[i];
   }
+}
+
+int dropout_kept(uint64_t seed, uint64_t stream, uint64_t i, float p) {
+  uint32_t w = rng_u32(seed, stream, i >> 1);
+  uint32_t h = (i & 1) ? w >> 16 : w & 0xFFFFu;
+  return h >= dropout_threshold(p);
 }

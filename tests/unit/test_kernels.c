@@ -344,7 +344,7 @@ static void test_gelu(void) {
   x[N - 1] = 30.0f; x[0] = -30.0f;
   for (int i = 0; i < N; i++) ones[i] = 1.0f;
   gelu_forward(out, x, N);
-  gelu_backward(d, x, ones, N);
+  gelu_backward(d, x, out, ones, N);
   for (int i = 0; i < N; i++) {
     double xi = x[i], cdf = 0.5 * (1.0 + erf(xi / sqrt(2.0)));
     ref[i] = xi * cdf;
@@ -354,10 +354,35 @@ static void test_gelu(void) {
   CHECKF(max_err(d, dref, N) <= 2e-6, "gelu derivative %.3g", max_err(d, dref, N));
   CHECK(all_finite(out, N) && all_finite(d, N));
 
+  /* dense grid, both tails: relative error of GELU and absolute error of its
+   * derivative. For x < -4 the float exp argument (x²/2 up to 72) carries a
+   * rounding of ~4e-6 relative into the result, hence the wider bound there;
+   * torch's float form 0.5·x·(1+erf(x/√2)) cancels catastrophically in that
+   * tail (relative errors of 1e-1 and worse), the erfc form does not. */
+  enum { NG = 24 * 1024 + 1 };
+  float *gx = falloc(NG), *go = falloc(NG), *gd = falloc(NG), *g1 = falloc(NG);
+  for (int i = 0; i < NG; i++) gx[i] = (float)(-12.0 + i / 1024.0), g1[i] = 1.0f, gd[i] = 0.0f;
+  gelu_forward(go, gx, NG);
+  gelu_backward(gd, gx, go, g1, NG);
+  double worst_rel = 0, worst_tail = 0, worst_d = 0;
+  for (int i = 0; i < NG; i++) {
+    double xi = gx[i], cdf = 0.5 * erfc(-xi / sqrt(2.0)), g = xi * cdf;
+    double dg = cdf + xi * exp(-0.5 * xi * xi) / sqrt(2.0 * 3.14159265358979323846);
+    double rel = g != 0.0 ? fabs(go[i] - g) / fabs(g) : fabs(go[i]);
+    if (xi >= -4.0) worst_rel = fmax(worst_rel, rel);
+    else worst_tail = fmax(worst_tail, rel);
+    worst_d = fmax(worst_d, fabs(gd[i] - dg));
+  }
+  CHECKF(worst_rel <= 2e-6, "gelu forward relative error %.3g on [-4,12]", worst_rel);
+  CHECKF(worst_tail <= 2e-5, "gelu forward relative error %.3g on [-12,-4)", worst_tail);
+  CHECKF(worst_d <= 2e-6, "gelu derivative error %.3g on [-12,12]", worst_d);
+  free(gx); free(go); free(gd); free(g1);
+
   float xf[NF], r[NF], fo[NF], df[NF] = {0};
   prng_seed(4);
   fill(xf, NF, -3, 3); fill(r, NF, -1, 1);
-  gelu_backward(df, xf, r, NF);
+  gelu_forward(fo, xf, NF);
+  gelu_backward(df, xf, fo, r, NF);
   EwCtx ctx = {.out = fo, .inp = xf, .r = r, .n = NF};
   fd_check("gelu dinp", gelu_loss, &ctx, xf, NF, df, 1e-2f);
 }
@@ -406,7 +431,7 @@ static void test_dropout(void) {
   dropout_forward(out, x, N, p, 99, 5);
   int zeros = 0, mask_ok = 1, scale_ok = 1;
   for (int i = 0; i < N; i++) {
-    int keep = rng_uniform(99, 5, (uint64_t)i) >= p;
+    int keep = dropout_kept(99, 5, (uint64_t)i, p);
     zeros += out[i] == 0.0f;
     mask_ok &= keep == (out[i] != 0.0f);
     if (keep) scale_ok &= fabs(out[i] - x[i] / (1.0 - p)) <= 1e-6 * out[i];
@@ -444,10 +469,10 @@ static void test_dropout(void) {
 
 #define ATT_SEED 1234u
 #define ATT_STREAM 7u
-typedef struct { float *out, *att, *qkv, *r; const uint8_t *mask; int B, T, C, NH, causal; float p; } AttnCtx;
+typedef struct { float *out, *att, *scr, *qkv, *r; const uint8_t *mask; int B, T, C, NH, causal; float p; } AttnCtx;
 static double attn_loss(void *p) {
   AttnCtx *c = p;
-  attention_forward(c->out, c->att, c->qkv, c->mask, c->B, c->T, c->C, c->NH,
+  attention_forward(c->out, c->att, c->scr, c->qkv, c->mask, c->B, c->T, c->C, c->NH,
                     c->causal, c->p, ATT_SEED, ATT_STREAM);
   return dot_r(c->r, c->out, (size_t)c->B * c->T * c->C);
 }
@@ -489,7 +514,7 @@ static void attn_ref(double *out, double *att, const float *qkv, const uint8_t *
           for (int j = 0; j < T; j++) {
             double pj = a[j];
             if (p > 0)
-              pj = rng_uniform(ATT_SEED, ATT_STREAM, arow + (size_t)j) >= p ? pj / (1.0 - p) : 0.0;
+              pj = dropout_kept(ATT_SEED, ATT_STREAM, arow + (size_t)j, p) ? pj / (1.0 - p) : 0.0;
             o += pj * qkv[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d];
           }
           out[((size_t)b * T + t) * C + h * hs + d] = o;
@@ -508,7 +533,8 @@ static void attn_case(const char *name, int B, int T, int C, int NH, int causal,
   fill(qkv, nqkv, -1, 1); fill(r, nout, -1, 1);
   for (size_t i = 0; i < natt; i++) att[i] = 7.0f; /* att must be fully written */
   for (size_t i = 0; i < nout; i++) out[i] = 7.0f;
-  attention_forward(out, att, qkv, mask, B, T, C, NH, causal, p, ATT_SEED, ATT_STREAM);
+  fill(scratch, natt, -100, 100); /* scratch may hold anything */
+  attention_forward(out, att, scratch, qkv, mask, B, T, C, NH, causal, p, ATT_SEED, ATT_STREAM);
   attn_ref(oref, aref, qkv, mask, B, T, C, NH, causal, p);
   CHECKF(max_err(out, oref, nout) <= 1e-5, "%s: out err %.3g", name, max_err(out, oref, nout));
   CHECKF(max_err(att, aref, natt) <= 2e-6, "%s: att err %.3g", name, max_err(att, aref, natt));
@@ -535,7 +561,7 @@ static void attn_case(const char *name, int B, int T, int C, int NH, int causal,
   CHECKF(bad_kv == 0, "%s: %d nonzero dK/dV at padded keys", name, bad_kv);
   CHECKF(bad_q == 0, "%s: %d nonzero out/dQ at queries without keys", name, bad_q);
 
-  AttnCtx ctx = {.out = fo, .att = fa, .qkv = qkv, .r = r, .mask = mask, .B = B,
+  AttnCtx ctx = {.out = fo, .att = fa, .scr = scratch, .qkv = qkv, .r = r, .mask = mask, .B = B,
                  .T = T, .C = C, .NH = NH, .causal = causal, .p = p};
   fd_check(name, attn_loss, &ctx, qkv, nqkv, dqkv, 1e-2f);
   free(qkv); free(out); free(att); free(r); free(dqkv); free(dqkv2);
