@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deploy/test.sh — builds and runs every foil test that this machine can run:
+#   1. the Release build (./build): ctest labels unit and reference;
+#   2. an ASan+UBSan build (./build-asan): the same tests again, so memory
+#      and undefined-behaviour errors in kernels, model and parsers fail CI.
+# Needs what deploy/setup.sh installs. Exit status: 0 only if all passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+run_suite() { # build-dir extra-cmake-args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs" >/dev/null
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs"
+}
+
+echo "== Release build: unit and reference tests"
+run_suite build -DCMAKE_BUILD_TYPE=Release
+echo "== ASan+UBSan build: unit and reference tests"
+# Leak checking stays on; ASan needs to come first among preloaded runtimes.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_SANITIZE=ON

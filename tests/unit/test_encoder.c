@@ -1,0 +1,216 @@
+/* test_encoder.c — the encoder, loss and optimizer as one training step:
+ *   - finite differences through the whole model WITH dropout on (the
+ *     PyTorch reference test covers dropout off): the masks are a function of
+ *     (seed, call), so the loss is a deterministic function of the weights;
+ *   - same seed => identical bits after several AdamW steps, dropout on;
+ *     another seed => different bits; and the bits do not depend on the
+ *     thread count;
+ *   - activations are allocated once per shape, not per step;
+ *   - bad configs and inputs are refused with a message.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/encoder.h"
+#include "model/loss.h"
+#include "model/optim.h"
+#include "tests/test.h"
+
+enum { B = 3, NNEG = 2, R = 2 * B + NNEG, T = 7 };
+
+static void small_config(encoder_config *c, int pre_ln) {
+  encoder_config_default(c);
+  c->n_layers = 2, c->d_model = 16, c->n_heads = 2, c->d_ff = 24, c->vocab = 40;
+  c->max_len = 8, c->proj_dim = 8, c->pre_ln = pre_ln, c->dropout = 0.2f;
+}
+
+static void batch(int32_t *ids, uint8_t *mask, uint64_t seed) {
+  for (int r = 0; r < R; r++) {
+    int len = 2 + (int)(rng_u32(seed, 1, (uint64_t)r) % (T - 1));
+    for (int t = 0; t < T; t++) {
+      ids[r * T + t] = (int32_t)(rng_u32(seed, 2, (uint64_t)(r * T + t)) % 40);
+      mask[r * T + t] = t < len;
+    }
+  }
+}
+
+/* loss at the current weights; fills demb when not NULL */
+static double step_loss(encoder *enc, loss *ls, const int32_t *ids, const uint8_t *mask,
+                        float *demb) {
+  const float *emb;
+  loss_result res;
+  float scratch[R * 16];
+  foil_err err;
+  if (encoder_forward(enc, &emb, ids, mask, R, T, 1, 42, 5, &err)) return NAN;
+  if (loss_infonce(ls, &res, demb ? demb : scratch, emb, B, NNEG, encoder_out_dim(enc), 0.1f, 1,
+                   &err))
+    return NAN;
+  return res.value;
+}
+
+static void test_fd_with_dropout(int pre_ln) {
+  encoder_config cfg;
+  small_config(&cfg, pre_ln);
+  encoder *enc;
+  loss *ls;
+  foil_err err;
+  CHECK(encoder_new(&enc, &cfg, &err) == 0 && loss_new(&ls, &err) == 0);
+  encoder_init(enc, 3);
+  /* larger weights than BERT's 0.02 so every path carries signal */
+  float *p = encoder_params(enc);
+  const encoder_tensor *t = encoder_tensors(enc);
+  for (int i = 0; i < ENC_NTENSORS; i++)
+    for (size_t k = 0; k < t[i].size; k++)
+      p[t[i].offset + k] += 0.2f * (rng_uniform(9, (uint64_t)i, k) - 0.5f);
+  int32_t ids[R * T];
+  uint8_t mask[R * T];
+  batch(ids, mask, 11);
+  float demb[R * 8];
+  encoder_zero_grads(enc);
+  step_loss(enc, ls, ids, mask, demb);
+  CHECK(encoder_backward(enc, demb, &err) == 0);
+  const float *g = encoder_grads(enc);
+  /* a few entries of every tensor, central differences in float */
+  int bad = 0, checked = 0;
+  double worst = 0;
+  for (int i = 0; i < ENC_NTENSORS; i++) {
+    for (int s = 0; s < 4 && t[i].size; s++) {
+      size_t k = t[i].offset + rng_u32(17, (uint64_t)i, (uint64_t)s) % t[i].size;
+      if (i == ENC_WTE) k = t[i].offset + (size_t)ids[s] * cfg.d_model + (size_t)s; /* a used row */
+      float old = p[k], h = 1e-2f;
+      p[k] = old + h;
+      double lp = step_loss(enc, ls, ids, mask, NULL);
+      p[k] = old - h;
+      double lm = step_loss(enc, ls, ids, mask, NULL);
+      p[k] = old;
+      double num = (lp - lm) / (2.0 * h), an = g[k];
+      double err_ = fabs(num - an) / fmax(1e-2, fmax(fabs(num), fabs(an)));
+      worst = fmax(worst, err_);
+      bad += err_ > 2e-2;
+      checked++;
+    }
+  }
+  CHECKF(bad == 0, "%s: %d of %d gradient entries off (worst rel %.3g)", pre_ln ? "pre-LN" : "post-LN",
+         bad, checked, worst);
+  loss_destroy(&ls);
+  encoder_destroy(&enc);
+}
+
+static void test_fd_post_ln(void) { test_fd_with_dropout(0); }
+static void test_fd_pre_ln(void) { test_fd_with_dropout(1); }
+
+/* Trains a few steps; returns the final parameters (caller frees). */
+static float *train(uint64_t seed, int threads, size_t *n) {
+  kernels_set_threads(threads);
+  encoder_config cfg;
+  small_config(&cfg, 0);
+  encoder *enc;
+  loss *ls;
+  optim *opt;
+  optim_config oc;
+  optim_config_default(&oc);
+  oc.max_grad_norm = 1.0f;
+  foil_err err;
+  encoder_new(&enc, &cfg, &err);
+  loss_new(&ls, &err);
+  optim_new(&opt, encoder_num_params(enc), &oc, &err);
+  encoder_init(enc, seed);
+  int32_t ids[R * T];
+  uint8_t mask[R * T];
+  float demb[R * 8];
+  for (int s = 0; s < 5; s++) {
+    batch(ids, mask, 100 + (uint64_t)s);
+    const float *emb;
+    loss_result res;
+    encoder_zero_grads(enc);
+    encoder_forward(enc, &emb, ids, mask, R, T, 1, seed, (uint64_t)s, &err);
+    loss_infonce(ls, &res, demb, emb, B, NNEG, 8, 0.05f, 1, &err);
+    encoder_backward(enc, demb, &err);
+    optim_step(opt, enc, 1e-3f);
+  }
+  *n = encoder_num_params(enc);
+  float *out = malloc(*n * sizeof(float));
+  memcpy(out, encoder_params(enc), *n * sizeof(float));
+  optim_destroy(&opt);
+  loss_destroy(&ls);
+  encoder_destroy(&enc);
+  return out;
+}
+
+static void test_determinism(void) {
+  size_t n;
+  float *a = train(7, 2, &n), *b = train(7, 2, &n), *c = train(8, 2, &n), *d = train(7, 1, &n);
+  CHECKF(memcmp(a, b, n * sizeof(float)) == 0, "same seed, two runs: different bits");
+  CHECKF(memcmp(a, c, n * sizeof(float)) != 0, "different seeds gave the same bits");
+  CHECKF(memcmp(a, d, n * sizeof(float)) == 0, "1 and 2 threads gave different bits");
+  free(a);
+  free(b);
+  free(c);
+  free(d);
+  kernels_set_threads(2);
+}
+
+static void test_alloc_once_and_errors(void) {
+  encoder_config cfg;
+  small_config(&cfg, 1);
+  encoder *enc;
+  foil_err err = {0};
+  CHECK(encoder_new(&enc, &cfg, &err) == 0);
+  encoder_init(enc, 1);
+  int32_t ids[R * T];
+  uint8_t mask[R * T];
+  batch(ids, mask, 5);
+  const float *e1, *e2, *e3;
+  CHECK(encoder_forward(enc, &e1, ids, mask, R, T, 1, 1, 0, &err) == 0);
+  CHECK(encoder_forward(enc, &e2, ids, mask, R, T, 1, 1, 1, &err) == 0);
+  CHECKF(e1 == e2, "second forward of the same shape reallocated");
+  CHECK(encoder_forward(enc, &e3, ids, mask, R - 1, T - 1, 1, 1, 2, &err) == 0);
+  CHECKF(e3 == e1, "a smaller shape reallocated");
+
+  /* refused inputs */
+  float demb[R * 8] = {0};
+  CHECK(encoder_forward(enc, &e1, ids, mask, R, cfg.max_len + 1, 1, 1, 0, &err) == FOIL_EINVAL);
+  CHECK(strstr(err.msg, "max_len") != NULL);
+  ids[3] = 40;
+  CHECK(encoder_forward(enc, &e1, ids, mask, R, T, 1, 1, 0, &err) == FOIL_EINVAL);
+  CHECK(strstr(err.msg, "vocabulary") != NULL);
+  ids[3] = 0;
+  CHECK(encoder_forward(enc, &e1, ids, mask, R, T, 0, 1, 0, &err) == 0);
+  CHECK(encoder_backward(enc, demb, &err) == FOIL_EPRECOND);
+  encoder_destroy(&enc);
+  CHECK(enc == NULL);
+
+  /* refused configs, each naming its key */
+  encoder_config c;
+  small_config(&c, 0);
+  c.n_heads = 3; /* does not divide 16 */
+  CHECK(encoder_new(&enc, &c, &err) == FOIL_EINVAL && strstr(err.msg, "n_heads") && !enc);
+  small_config(&c, 0);
+  c.dropout = 1.0f;
+  CHECK(encoder_new(&enc, &c, &err) == FOIL_EINVAL && strstr(err.msg, "dropout"));
+  small_config(&c, 0);
+  c.d_model = 0;
+  CHECK(encoder_new(&enc, &c, &err) == FOIL_EINVAL && strstr(err.msg, "d_model"));
+  small_config(&c, 0);
+  c.vocab = -1;
+  CHECK(encoder_new(&enc, &c, &err) == FOIL_EINVAL && strstr(err.msg, "vocab"));
+
+  loss *ls;
+  loss_result res;
+  CHECK(loss_new(&ls, &err) == 0);
+  CHECK(loss_infonce(ls, &res, demb, demb, B, 0, 8, 0.0f, 0, &err) == FOIL_EINVAL);
+  CHECK(strstr(err.msg, "temperature") != NULL);
+  loss_destroy(&ls);
+}
+
+int main(void) {
+  kernels_set_threads(2);
+  RUN(test_fd_post_ln);
+  RUN(test_fd_pre_ln);
+  RUN(test_determinism);
+  RUN(test_alloc_once_and_errors);
+  TEST_EXIT();
+}
