@@ -31,3 +31,21 @@ const char *foil_err_name(int code) {
     default: return "UNKNOWN";
   }
 }
+
+int foil_err_exit_code(int code) {
+  switch (code) {
+    case FOIL_OK: return 0;
+    case FOIL_EINVAL: return 2;
+    case FOIL_ENOTFOUND: return 3;
+    case FOIL_EEXIST: return 4;
+    case FOIL_EPERM: return 5;
+    case FOIL_ENOMEM: return 6;
+    case FOIL_EPRECOND: return 7;
+    case FOIL_EABORTED: return 8;
+    case FOIL_EDEADLINE: return 9;
+    case FOIL_EUNAVAIL: return 10;
+    case FOIL_EINTERNAL: return 11;
+    case FOIL_EUNAUTH: return 12;
+    default: return 1;
+  }
+}

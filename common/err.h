@@ -37,5 +37,11 @@ int foil_err_set(foil_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The canonical name of a code, e.g. "INVALID_ARGUMENT". */
 const char *foil_err_name(int code);
+/* The process exit status the CLI uses for a code (documented in the
+ * README): 0 OK, 2 INVALID_ARGUMENT, 3 NOT_FOUND, 4 ALREADY_EXISTS,
+ * 5 PERMISSION_DENIED, 6 RESOURCE_EXHAUSTED, 7 FAILED_PRECONDITION,
+ * 8 ABORTED, 9 DEADLINE_EXCEEDED, 10 UNAVAILABLE, 11 INTERNAL,
+ * 12 UNAUTHENTICATED, 1 anything else. */
+int foil_err_exit_code(int code);
 
 #endif

