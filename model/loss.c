@@ -1,4 +1,5 @@
-/* loss.c — InfoNCE over normalized embeddings (see loss.h). */
+/* loss.c — InfoNCE over normalized embeddings, on one rank or many
+ * (see loss.h). */
 #include "model/loss.h"
 
 #include <stdint.h>
@@ -8,8 +9,11 @@
 #include "kernels/kernels.h"
 
 struct loss {
-  size_t cap_rows, cap_d, cap_probs;
-  float *unit, *norm, *dunit, *probs;
+  size_t cap_local, cap_global, cap_probs, cap_labels;
+  float *unit, *norm, *dunit;  /* local rows: [rows, D], [rows], [rows, D] */
+  float *all, *dall, *dsum;    /* gathered rows [W·rows, D], their grads, reduce-scatter out */
+  float *qall, *kall, *dqall, *dkall; /* [W·B, D] queries, [W·(B+n_neg), D] keys, grads */
+  float *probs;
   int32_t *labels;
 };
 
@@ -18,77 +22,139 @@ int loss_new(loss **out, foil_err *err) {
   return *out ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of memory for the loss");
 }
 
+static void free_buffers(loss *l) {
+  float **bufs[] = {&l->unit, &l->norm, &l->dunit, &l->all, &l->dall, &l->dsum,
+                    &l->qall, &l->kall, &l->dqall, &l->dkall, &l->probs};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+    free(*bufs[i]);
+    *bufs[i] = NULL;
+  }
+  free(l->labels);
+  l->labels = NULL;
+  l->cap_local = l->cap_global = l->cap_probs = l->cap_labels = 0;
+}
+
 void loss_destroy(loss **lp) {
   if (!lp || !*lp) return;
-  loss *l = *lp;
-  free(l->unit);
-  free(l->norm);
-  free(l->dunit);
-  free(l->probs);
-  free(l->labels);
-  free(l);
+  free_buffers(*lp);
+  free(*lp);
   *lp = NULL;
 }
 
-static int reserve(loss *l, size_t rows, size_t D, size_t nprobs, foil_err *err) {
-  if (rows <= l->cap_rows && D <= l->cap_d && nprobs <= l->cap_probs) return FOIL_OK;
-  rows = rows > l->cap_rows ? rows : l->cap_rows;
-  D = D > l->cap_d ? D : l->cap_d;
-  nprobs = nprobs > l->cap_probs ? nprobs : l->cap_probs;
-  free(l->unit);
-  free(l->norm);
-  free(l->dunit);
-  free(l->probs);
-  free(l->labels);
-  l->unit = malloc(rows * D * sizeof(float));
-  l->dunit = malloc(rows * D * sizeof(float));
-  l->norm = malloc(rows * sizeof(float));
+/* Sizes in floats: local = rows·D, global = W·rows·D, probs = B·max(nk),
+ * labels = B. Grows only. */
+static int reserve(loss *l, size_t local, size_t global, size_t nprobs, size_t nlab,
+                   foil_err *err) {
+  if (local <= l->cap_local && global <= l->cap_global && nprobs <= l->cap_probs &&
+      nlab <= l->cap_labels)
+    return FOIL_OK;
+  if (local < l->cap_local) local = l->cap_local;
+  if (global < l->cap_global) global = l->cap_global;
+  if (nprobs < l->cap_probs) nprobs = l->cap_probs;
+  if (nlab < l->cap_labels) nlab = l->cap_labels;
+  free_buffers(l);
+  l->unit = malloc(local * sizeof(float));
+  l->dunit = malloc(local * sizeof(float));
+  l->norm = malloc(local * sizeof(float)); /* >= rows */
+  l->all = malloc(global * sizeof(float));
+  l->dall = malloc(global * sizeof(float));
+  l->dsum = malloc(local * sizeof(float));
+  l->qall = malloc(global * sizeof(float));
+  l->kall = malloc(global * sizeof(float));
+  l->dqall = malloc(global * sizeof(float));
+  l->dkall = malloc(global * sizeof(float));
   l->probs = malloc(nprobs * sizeof(float));
-  l->labels = malloc(rows * sizeof(int32_t));
-  if (!l->unit || !l->dunit || !l->norm || !l->probs || !l->labels) {
-    l->cap_rows = l->cap_d = l->cap_probs = 0;
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a loss over %zu rows", rows);
+  l->labels = malloc(nlab * sizeof(int32_t));
+  if (!l->unit || !l->dunit || !l->norm || !l->all || !l->dall || !l->dsum || !l->qall ||
+      !l->kall || !l->dqall || !l->dkall || !l->probs || !l->labels) {
+    free_buffers(l);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a loss over %zu floats", global);
   }
-  l->cap_rows = rows;
-  l->cap_d = D;
+  l->cap_local = local;
+  l->cap_global = global;
   l->cap_probs = nprobs;
+  l->cap_labels = nlab;
   return FOIL_OK;
 }
 
 int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
                  int B, int n_neg, int D, float temperature, int symmetric,
-                 foil_err *err) {
+                 const loss_comm *comm, foil_err *err) {
   if (B < 1 || n_neg < 0 || D < 1)
     return foil_err_set(err, FOIL_EINVAL, "InfoNCE needs B >= 1, n_neg >= 0, D >= 1 (got %d, %d, %d)",
                         B, n_neg, D);
   if (!(temperature > 0.0f))
     return foil_err_set(err, FOIL_EINVAL, "temperature must be > 0, got %g", (double)temperature);
-  int rows = 2 * B + n_neg, nk = B + n_neg;
-  int rc = reserve(l, (size_t)rows, (size_t)D, (size_t)B * nk, err);
+  const int W = comm ? comm->world : 1, rank = comm ? comm->rank : 0;
+  const int rows = 2 * B + n_neg;
+  const size_t rowsD = (size_t)rows * D, BD = (size_t)B * D;
+  const int nq_all = W * B, nk_all = W * (B + n_neg);
+  int rc = reserve(l, rowsD, (size_t)W * rowsD, (size_t)B * (nk_all > nq_all ? nk_all : nq_all),
+                   (size_t)B, err);
   if (rc) return rc;
-  float scale = 1.0f / temperature;
-  float *q = l->unit, *k = l->unit + (size_t)B * D;
-  float *dq = l->dunit, *dk = l->dunit + (size_t)B * D;
+  const float scale = 1.0f / temperature, w = symmetric ? 0.5f : 1.0f;
 
   l2norm_forward(l->unit, l->norm, emb, rows, D);
-  memset(l->dunit, 0, (size_t)rows * D * sizeof(float));
-  for (int i = 0; i < B; i++) l->labels[i] = i;
+  const float *q = l->unit, *p = l->unit + BD;
+  float *dq = l->dunit, *dp = l->dunit + BD;
+  memset(l->dunit, 0, rowsD * sizeof(float));
 
-  float w = symmetric ? 0.5f : 1.0f, dscale = 0.0f;
+  /* Gathered matrices. One rank: views of the local rows (keys [p; neg]
+   * are contiguous). Many: all-gather the local block [q; p; neg] and lay
+   * out Q_all = all q blocks, K_all = all p blocks then all neg blocks. */
+  const float *qall = q, *kall = p;
+  if (W > 1) {
+    rc = comm->allgather(comm->ctx, l->unit, rowsD, l->all, err);
+    if (rc) return rc;
+    for (int s = 0; s < W; s++) {
+      const float *blk = l->all + (size_t)s * rowsD;
+      memcpy(l->qall + (size_t)s * BD, blk, BD * sizeof(float));
+      memcpy(l->kall + (size_t)s * BD, blk + BD, BD * sizeof(float));
+      memcpy(l->kall + (size_t)nq_all * D + (size_t)s * n_neg * D, blk + 2 * BD,
+             (size_t)n_neg * D * sizeof(float));
+    }
+    qall = l->qall;
+    kall = l->kall;
+    memset(l->dqall, 0, (size_t)nq_all * D * sizeof(float));
+    memset(l->dkall, 0, (size_t)nk_all * D * sizeof(float));
+  }
+  float *dqall = W > 1 ? l->dqall : dq, *dkall = W > 1 ? l->dkall : dp;
+
+  for (int i = 0; i < B; i++) l->labels[i] = rank * B + i;
+  float dscale = 0.0f;
   int right = 0;
-  float lq = infonce_forward(l->probs, &right, q, B, k, nk, D, l->labels, scale);
-  infonce_backward(dq, dk, &dscale, l->probs, q, B, k, nk, D, l->labels, scale, w);
+  /* local queries -> all keys */
+  float lq = infonce_forward(l->probs, &right, q, B, kall, nk_all, D, l->labels, scale);
+  infonce_backward(dq, dkall, &dscale, l->probs, q, B, kall, nk_all, D, l->labels, scale, w);
   float value = w * lq;
   if (symmetric) {
-    /* positives -> queries (the hard negatives are keys only) */
-    float lp = infonce_forward(l->probs, NULL, k, B, q, B, D, l->labels, scale);
-    infonce_backward(dk, dq, &dscale, l->probs, k, B, q, B, D, l->labels, scale, w);
+    /* local positives -> all queries (hard negatives are keys only) */
+    float lp = infonce_forward(l->probs, NULL, p, B, qall, nq_all, D, l->labels, scale);
+    infonce_backward(dp, dqall, &dscale, l->probs, p, B, qall, nq_all, D, l->labels, scale, w);
     value += w * lp;
   }
-  memset(demb, 0, (size_t)rows * D * sizeof(float));
+
+  if (W > 1) {
+    /* route gathered-row gradients back to their ranks: lay them out in the
+     * gathered block order, reduce-scatter (sum), add to the local rows */
+    for (int s = 0; s < W; s++) {
+      float *blk = l->dall + (size_t)s * rowsD;
+      memcpy(blk, l->dqall + (size_t)s * BD, BD * sizeof(float));
+      memcpy(blk + BD, l->dkall + (size_t)s * BD, BD * sizeof(float));
+      memcpy(blk + 2 * BD, l->dkall + (size_t)nq_all * D + (size_t)s * n_neg * D,
+             (size_t)n_neg * D * sizeof(float));
+    }
+    rc = comm->reduce_scatter_sum(comm->ctx, l->dall, rowsD, l->dsum, err);
+    if (rc) return rc;
+    add_inplace(l->dunit, l->dsum, rowsD);
+  }
+  memset(demb, 0, rowsD * sizeof(float));
   l2norm_backward(demb, l->dunit, l->unit, l->norm, rows, D);
-  res->value = value;
-  res->accuracy = (float)right / (float)B;
+
+  float stats[2] = {value, (float)right / (float)B};
+  if (W > 1 && (rc = comm->allreduce_mean(comm->ctx, stats, 2, err))) return rc;
+  res->value = stats[0];
+  res->accuracy = stats[1];
   res->dscale = dscale;
   return FOIL_OK;
 }

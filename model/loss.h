@@ -11,30 +11,57 @@
  * negatives stay on the query side, as sentence-transformers'
  * MultipleNegativesSymmetricRankingLoss) and averages the two.
  *
+ * Across ranks (comm != NULL, world W > 1): every rank holds its own B
+ * queries, B positives and n_neg negatives. The normalized rows are
+ * all-gathered, so each local query is scored against all W·B positives
+ * and W·n_neg negatives (label rank·B + i); symmetric scores each local
+ * positive against all W·B queries. The gradient w.r.t. the gathered rows
+ * is reduce-scattered (summed) back to the rank that produced them. The
+ * loss is the mean over this rank's queries; averaging parameter gradients
+ * over ranks then gives exactly the gradient of the mean over all W·B
+ * queries, i.e. W ranks × batch B equal 1 rank × batch W·B.
+ *
  * A loss object owns scratch buffers sized to the largest batch seen; it
  * allocates only when a batch grows. Free with loss_destroy(&l).
  */
 #ifndef FOIL_MODEL_LOSS_H
 #define FOIL_MODEL_LOSS_H
 
+#include <stddef.h>
+
 #include "common/err.h"
 
 typedef struct loss loss;
+
+/* Collectives the loss needs, provided by the caller (model/ knows no MPI;
+ * worker/run/comm.h binds these to MPI). Each returns 0 or a foil error. */
+typedef struct {
+  void *ctx;
+  int rank, world;
+  /* recv[world·n] = all ranks' send[n] in rank order */
+  int (*allgather)(void *ctx, const float *send, size_t n, float *recv, foil_err *err);
+  /* recv[n] = sum over ranks of send[rank·n .. rank·n+n) */
+  int (*reduce_scatter_sum)(void *ctx, const float *send, size_t n, float *recv, foil_err *err);
+  /* buf[n] = mean over ranks, in place */
+  int (*allreduce_mean)(void *ctx, float *buf, size_t n, foil_err *err);
+} loss_comm;
 
 int loss_new(loss **out, foil_err *err);
 void loss_destroy(loss **l);
 
 typedef struct {
-  float value;    /* the loss */
-  float accuracy; /* fraction of queries whose top key is their positive */
-  float dscale;   /* d(loss)/d(1/temperature), for a learnable temperature */
+  float value;    /* the loss (mean over all ranks' queries) */
+  float accuracy; /* fraction of queries whose top key is their positive (all ranks) */
+  float dscale;   /* d(this rank's loss)/d(1/temperature), for a learnable temperature */
 } loss_result;
 
 /* Computes the InfoNCE loss of emb and WRITES demb (same layout) with
- * d(loss)/d(emb). Cost: 2·B·(B+n_neg)·D flops (×2 if symmetric) plus
- * O(rows·D). Errors: FOIL_EINVAL on a bad size, FOIL_ENOMEM. */
+ * d(this rank's loss)/d(emb). comm NULL means one rank. Every rank must use
+ * the same B and n_neg. Cost: 2·B·W·(B+n_neg)·D flops (×2 if symmetric)
+ * plus O(W·rows·D) memory and traffic. Errors: FOIL_EINVAL on a bad size,
+ * FOIL_ENOMEM, or what a collective returned. */
 int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
                  int B, int n_neg, int D, float temperature, int symmetric,
-                 foil_err *err);
+                 const loss_comm *comm, foil_err *err);
 
 #endif

@@ -1,0 +1,146 @@
+/* comm.c — collectives over MPI (see comm.h). */
+#include "worker/run/comm.h"
+
+#include "kernels/kernels.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct comm {
+  MPI_Comm world, local;
+  int rank, size, local_rank, local_size;
+  int we_initialized;
+};
+
+static int mpi_fail(int rc, const char *what, foil_err *err) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return foil_err_set(err, FOIL_EUNAVAIL, "MPI %s failed: %.*s", what, len, msg);
+}
+
+/* Node-local rank the launcher announces, or -1. */
+static int launcher_local_rank(void) {
+  const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK",
+                        "MPI_LOCALRANKID"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return atoi(v);
+  }
+  return -1;
+}
+
+int comm_init(comm **out, int *argc, char ***argv, foil_err *err) {
+  *out = NULL;
+  comm *c = calloc(1, sizeof *c);
+  if (!c) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  int inited = 0, rc;
+  MPI_Initialized(&inited);
+  if (!inited) {
+    int provided;
+    rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) {
+      free(c);
+      return foil_err_set(err, FOIL_EUNAVAIL, "MPI_Init failed (is the launcher's PMI reachable?)");
+    }
+    c->we_initialized = 1;
+  }
+  /* errors come back as codes, not aborts */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_dup(MPI_COMM_WORLD, &c->world);
+  MPI_Comm_rank(c->world, &c->rank);
+  MPI_Comm_size(c->world, &c->size);
+  MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->local);
+  MPI_Comm_rank(c->local, &c->local_rank);
+  MPI_Comm_size(c->local, &c->local_size);
+  /* The launcher placed the process and knows its node-local rank; the
+   * shared-memory split is the fallback when it says nothing. */
+  int announced = launcher_local_rank();
+  if (announced >= 0) c->local_rank = announced;
+  *out = c;
+  return FOIL_OK;
+}
+
+void comm_destroy(comm **cp) {
+  if (!cp || !*cp) return;
+  comm *c = *cp;
+  MPI_Comm_free(&c->local);
+  MPI_Comm_free(&c->world);
+  if (c->we_initialized) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+  }
+  free(c);
+  *cp = NULL;
+}
+
+int comm_rank(const comm *c) { return c->rank; }
+int comm_world(const comm *c) { return c->size; }
+int comm_local_rank(const comm *c) { return c->local_rank; }
+int comm_local_size(const comm *c) { return c->local_size; }
+
+/* MPI counts are int: split larger messages. */
+#define CHUNK ((size_t)1 << 28)
+
+int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  if (c->size == 1) return FOIL_OK;
+  for (size_t off = 0; off < n; off += CHUNK) {
+    int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, c->world);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "allreduce", err);
+  }
+  scale_inplace(buf, n, 1.0f / (float)c->size);
+  return FOIL_OK;
+}
+
+int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err) {
+  if (c->size == 1) return FOIL_OK;
+  if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "allreduce of %zu doubles is too large", n);
+  int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, c->world);
+  return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "allreduce", err);
+}
+
+int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+  if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "allgather of %zu floats is too large", n);
+  int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c->world);
+  return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "allgather", err);
+}
+
+int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+  if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "reduce-scatter of %zu floats is too large", n);
+  int rc = MPI_Reduce_scatter_block(send, recv, (int)n, MPI_FLOAT, MPI_SUM, c->world);
+  return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "reduce-scatter", err);
+}
+
+int comm_bcast(comm *c, void *buf, size_t bytes, int root, foil_err *err) {
+  for (size_t off = 0; off < bytes; off += CHUNK) {
+    int cnt = (int)(bytes - off < CHUNK ? bytes - off : CHUNK);
+    int rc = MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, root, c->world);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "broadcast", err);
+  }
+  return FOIL_OK;
+}
+
+int comm_barrier(comm *c, foil_err *err) {
+  int rc = MPI_Barrier(c->world);
+  return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "barrier", err);
+}
+
+/* loss_comm adapters */
+static int lc_allgather(void *ctx, const float *send, size_t n, float *recv, foil_err *err) {
+  return comm_allgather(ctx, send, n, recv, err);
+}
+static int lc_reduce_scatter(void *ctx, const float *send, size_t n, float *recv, foil_err *err) {
+  return comm_reduce_scatter_sum(ctx, send, n, recv, err);
+}
+static int lc_allreduce_mean(void *ctx, float *buf, size_t n, foil_err *err) {
+  return comm_allreduce_mean(ctx, buf, n, err);
+}
+
+loss_comm comm_loss_comm(comm *c) {
+  loss_comm lc = {c, c->rank, c->size, lc_allgather, lc_reduce_scatter, lc_allreduce_mean};
+  return lc;
+}

@@ -1,0 +1,49 @@
+/* comm.h — the collective operations foil-run's ranks use, over MPI.
+ *
+ * One comm per process. comm_init starts MPI when nobody has (under mpirun
+ * or srun, MPI finds rank and world size through the launcher's PMI/PMIx;
+ * a process started alone is rank 0 of 1). The node-local rank, which picks
+ * a GPU later, comes from splitting the world by shared memory, and is
+ * cross-checked against OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID or
+ * PMI_LOCAL_RANK when the launcher sets one.
+ *
+ * Every collective is called by all ranks in the same order (MPI's rule).
+ * Results are deterministic for a given world size: MPI reduces in a fixed
+ * order for a fixed message size and communicator.
+ * Only the calling (main) thread talks to MPI (MPI_THREAD_FUNNELED).
+ * Ownership: comm_destroy(&c) finalizes MPI if comm_init initialized it.
+ */
+#ifndef FOIL_WORKER_RUN_COMM_H
+#define FOIL_WORKER_RUN_COMM_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "model/loss.h"
+
+typedef struct comm comm;
+
+int comm_init(comm **out, int *argc, char ***argv, foil_err *err);
+void comm_destroy(comm **c);
+
+int comm_rank(const comm *c);
+int comm_world(const comm *c);
+int comm_local_rank(const comm *c);
+int comm_local_size(const comm *c);
+
+/* buf[n] = mean over ranks of buf[n] (in place). 2·n floats moved per rank. */
+int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err);
+/* sum over ranks, in place, doubles (metrics, counters) */
+int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err);
+/* recv[world·n] = every rank's send[n], in rank order. */
+int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err);
+/* recv[n] = sum over ranks of their send[rank·n .. rank·n + n). */
+int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, foil_err *err);
+/* bytes from root to everyone */
+int comm_bcast(comm *c, void *buf, size_t bytes, int root, foil_err *err);
+int comm_barrier(comm *c, foil_err *err);
+
+/* The collectives model/loss.h needs for cross-rank negatives, bound to c. */
+loss_comm comm_loss_comm(comm *c);
+
+#endif
