@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/test.sh — builds and runs every foil test that this machine can run:
-#   1. the Release build (./build): ctest labels unit and reference;
+#   1. the Release build (./build): ctest labels unit, reference, integration;
 #   2. an ASan+UBSan build (./build-asan): the same tests again, so memory
 #      and undefined-behaviour errors in kernels, model and parsers fail CI.
 # Needs what deploy/setup.sh installs. Exit status: 0 only if all passed.
@@ -15,9 +15,9 @@ run_suite() { # build-dir extra-cmake-args...
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 }
 
-echo "== Release build: unit and reference tests"
+echo "== Release build: unit, reference and integration tests"
 run_suite build -DCMAKE_BUILD_TYPE=Release
-echo "== ASan+UBSan build: unit and reference tests"
+echo "== ASan+UBSan build: the same tests"
 # Leak checking stays on; ASan needs to come first among preloaded runtimes.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_SANITIZE=ON
