@@ -1,0 +1,111 @@
+/* test_spec.c — the pretrain spec: defaults, every documented example
+ * parses, and bad specs are refused naming the key. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test.h"
+#include "worker/run/spec.h"
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+  s[n] = 0;
+  fclose(f);
+  return s;
+}
+
+static void test_example_and_defaults(void) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/examples/pretrain-wordnet-tiny.json", FOIL_SOURCE_DIR);
+  char *json = slurp(path);
+  CHECKF(json != NULL, "cannot read %s", path);
+  if (!json) return;
+  spec s;
+  foil_err err = {0};
+  int rc = spec_parse(&s, json, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  free(json);
+  if (rc) return;
+  CHECK(s.model.n_layers == 2 && s.model.d_model == 64 && s.steps == 100);
+  CHECK(s.loss == LOSS_INFONCE && s.symmetric == 1 && fabsf(s.temperature - 0.05f) < 1e-7f);
+  CHECK(!strcmp(s.dataset, "wordnet") && !strcmp(s.benchmark, "test"));
+  CHECK(s.checkpoint_every_steps == 50 && s.eval_every_steps == 100);
+  spec_free(&s);
+
+  const char *min = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"steps\":10}";
+  if (spec_parse(&s, min, &err)) {
+    CHECKF(0, "%s", err.msg);
+    return;
+  }
+  CHECK(s.seed == 1 && s.batch_per_rank == 32 && s.model.d_ff == 1024 && s.schedule == SCHED_COSINE);
+  CHECK(s.checkpoint_every_steps == 10 && s.checkpoint_keep_last == 2);
+  spec_free(&s);
+}
+
+static void test_refusals(void) {
+  struct {
+    const char *json, *expect;
+  } bad[] = {
+      {"[1,2]", "not a JSON object"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"}}", "steps is required"},
+      {"{\"data\":{\"dataset\":\"d\"},\"steps\":1}", "model.tokenizer is required"},
+      {"{\"model\":{\"tokenizer\":\"v\",\"layers\":2},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
+       "unknown key model.layers"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"optimizer\":{\"lr\":-1}}",
+       "optimizer.lr is out of range"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1.5}",
+       "steps must be a whole number"},
+      {"{\"model\":{\"tokenizer\":\"v\",\"pooling\":\"max\"},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
+       "model.pooling has an unknown value"},
+      {"{\"model\":{\"tokenizer\":\"v\",\"d_model\":10,\"n_heads\":3},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
+       "model.n_heads must divide"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"loss\":{\"symmetric\":1}}",
+       "loss.symmetric must be true or false"},
+      {"{\"kind\":\"refresh\",\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
+       "kind must be \"pretrain\""},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":4,\"batch_per_rank\":6,"
+       "\"micro_batch\":4}",
+       "micro_batch must divide"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    spec s;
+    foil_err err = {0};
+    int rc = spec_parse(&s, bad[i].json, &err);
+    CHECKF(rc == FOIL_EINVAL && strstr(err.msg, bad[i].expect), "case %zu: rc %d, message '%s'", i,
+           rc, err.msg);
+  }
+}
+
+static void test_schedules(void) {
+  spec s;
+  foil_err err = {0};
+  const char *j = "{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":110,"
+                  "\"optimizer\":{\"lr\":0.01,\"warmup_steps\":10},"
+                  "\"loss\":{\"kind\":\"moco\",\"momentum\":0.99,\"momentum_schedule\":\"cosine\"}}";
+  if (spec_parse(&s, j, &err)) {
+    CHECKF(0, "%s", err.msg);
+    return;
+  }
+  CHECK(fabsf(spec_lr_at(&s, 0) - 0.001f) < 1e-7f);     /* warmup: (0+1)/10 of lr */
+  CHECK(fabsf(spec_lr_at(&s, 9) - 0.01f) < 1e-7f);      /* end of warmup */
+  CHECK(fabsf(spec_lr_at(&s, 60) - 0.005f) < 1e-6f);    /* half-way down the cosine */
+  CHECK(spec_lr_at(&s, 110) < 1e-9f);
+  CHECK(fabsf(spec_momentum_at(&s, 0) - 0.99f) < 1e-7f);
+  CHECK(fabsf(spec_momentum_at(&s, 110) - 1.0f) < 1e-7f);
+  spec_free(&s);
+}
+
+int main(void) {
+  RUN(test_example_and_defaults);
+  RUN(test_refusals);
+  RUN(test_schedules);
+  TEST_EXIT();
+}

@@ -1,0 +1,63 @@
+/* spec.h — the pretrain job spec: JSON in, a checked struct out.
+ *
+ * Rule for units: a key names its unit when it has one (`steps`,
+ * `every_steps`, `warmup_steps`, `queue_size`); plain numbers elsewhere are
+ * dimensionless. Every key has a default or a clear "required" error;
+ * unknown keys and out-of-range values are errors that name the key by its
+ * path ("optimizer.lr"). examples/pretrain-*.json document every key.
+ *
+ * Ownership: spec_parse fills a caller-owned struct; strings inside it are
+ * copies freed by spec_free.
+ */
+#ifndef FOIL_WORKER_RUN_SPEC_H
+#define FOIL_WORKER_RUN_SPEC_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/encoder.h"
+
+enum { LOSS_INFONCE = 0, LOSS_DCL = 1, LOSS_SIMCSE = 2, LOSS_MOCO = 3 };
+enum { SCHED_CONSTANT = 0, SCHED_COSINE = 1, SCHED_LINEAR = 2 };
+
+typedef struct {
+  char *name;               /* job name (default "pretrain") */
+  uint64_t seed;            /* default 1 */
+  encoder_config model;     /* model.*; vocab is 0 here: the tokenizer sets it */
+  char *tokenizer;          /* model.tokenizer: a vocab.txt or vocab.json path (required) */
+  char *dataset;            /* data.dataset: name under <root>/datasets (required) */
+  char *benchmark;          /* data.benchmark: benchmark name, "" for none (default "test") */
+  int loss;                 /* loss.kind: infonce|dcl|simcse|moco */
+  float temperature;        /* loss.temperature (default 0.05) */
+  int learnable_temperature;/* loss.learnable_temperature (default false) */
+  int symmetric;            /* loss.symmetric (default false) */
+  int hard_negatives;       /* loss.hard_negatives per pair (default 0) */
+  int64_t queue_size;       /* loss.queue_size (MoCo; default 4096) */
+  float momentum;           /* loss.momentum (MoCo; default 0.999) */
+  int momentum_schedule;    /* loss.momentum_schedule: constant|cosine (to 1) */
+  int batch_per_rank;       /* pairs per rank per step (default 32) */
+  int micro_batch;          /* GradCache micro-batch in pairs, 0 = off */
+  int64_t steps;            /* required */
+  float lr, beta1, beta2, eps, weight_decay, max_grad_norm; /* optimizer.* */
+  int64_t warmup_steps;     /* optimizer.warmup_steps (default 0) */
+  int schedule;             /* optimizer.schedule: constant|cosine|linear (default cosine) */
+  int64_t checkpoint_every_steps; /* checkpoint.every_steps (default: steps) */
+  int checkpoint_keep_last;       /* checkpoint.keep_last (default 2) */
+  int64_t checkpoint_keep_every_steps; /* checkpoint.keep_every_steps (default 0 = none) */
+  int64_t eval_every_steps; /* eval.every_steps (default: steps, i.e. at the end) */
+  int64_t log_every_steps;  /* default 10 */
+  int threads;              /* per rank, 0 = all cores / ranks on the node */
+} spec;
+
+/* Parses and checks. On error, fills err with the key and the reason and
+ * returns FOIL_EINVAL; s is left freed. */
+int spec_parse(spec *s, const char *json, foil_err *err);
+void spec_free(spec *s);
+
+/* Learning rate at 0-based step: linear warmup to lr over warmup_steps, then
+ * the schedule down to 0 at `steps`. */
+float spec_lr_at(const spec *s, int64_t step);
+/* MoCo momentum at step: constant, or cosine from momentum up to 1. */
+float spec_momentum_at(const spec *s, int64_t step);
+
+#endif
