@@ -120,7 +120,8 @@ int main(int argc, char **argv) {
     int rc = encoder_forward(enc, &emb, ids, mask, B, T, train, 1, (uint64_t)(it + 1), &err);
     if (!rc && train) {
       encoder_zero_grads(enc);
-      rc = loss_infonce(ls, &lr, demb, emb, B / 2, 0, cfg.d_model, 0.05f, 1, NULL, &err);
+      const loss_opts lo = {.temperature = 0.05f, .symmetric = 1};
+      rc = loss_infonce(ls, &lr, demb, emb, B / 2, 0, cfg.d_model, &lo, NULL, &err);
       rc = rc ? rc : encoder_backward(enc, demb, &err);
       if (!rc) optim_step(opt, enc, 1e-4f);
     }

@@ -143,22 +143,27 @@ void crossentropy_backward(float *dlogits, const float *probs,
                            const int32_t *labels, int N, int V, float scale);
 
 /* ---- InfoNCE ------------------------------------------------------------------
- * logits[i,j] = scale·<q_i, k_j> for nq queries against nk keys (scale =
- * 1/temperature), softmax cross-entropy with target column labels[i].
- * loss = mean over the nq rows. In-batch negatives are the other keys;
- * extra (hard) negatives are simply more rows of k. The symmetric loss of a
- * model is two calls (queries->keys, positives->queries); see model/loss.h.
- * probs [nq,nk] is written; returns the loss. correct (may be NULL) gets the
- * number of rows whose argmax is the label. Cost 2·nq·nk·D flops. */
+ * logits[i,j] = scale·<q_i, key_j> for nq queries against the nk keys k and
+ * then the nx extra keys kx (a MoCo queue: negatives that get no gradient;
+ * kx may be NULL with nx 0); softmax cross-entropy with target column
+ * labels[i] (< nk); loss = mean over the nq rows. In-batch negatives are the
+ * other keys; hard negatives are more rows of k. decoupled (DCL, Yeh et al.
+ * 2021) drops the target column from the softmax denominator (needs
+ * nk + nx >= 2). The symmetric loss of a model is two calls (see
+ * model/loss.h). probs [nq, nk+nx] is written (decoupled: the target
+ * column holds 0); returns the loss. correct (may be NULL) gets the number
+ * of rows whose argmax is the label. Cost 2·nq·(nk+nx)·D flops. */
 float infonce_forward(float *probs, int *correct, const float *q, int nq,
-                      const float *k, int nk, int D, const int32_t *labels,
-                      float scale);
-/* Backward of weight·loss: dq += ..., dk += ... (either may be NULL), and
- * *dscale += d(weight·loss)/d(scale) when dscale is not NULL (learnable
- * temperature). probs is overwritten with the logits' gradient. */
+                      const float *k, int nk, const float *kx, int nx, int D,
+                      const int32_t *labels, float scale, int decoupled);
+/* Backward of weight·loss: dq += ..., dk += ... (either may be NULL; kx gets
+ * none), and *dscale += d(weight·loss)/d(scale) when dscale is not NULL
+ * (learnable temperature). probs is overwritten with the logits' gradient.
+ * Cost 4·nq·(nk+nx)·D flops (+2·nq·(nk+nx)·D with dscale). */
 void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
-                      const float *q, int nq, const float *k, int nk, int D,
-                      const int32_t *labels, float scale, float weight);
+                      const float *q, int nq, const float *k, int nk,
+                      const float *kx, int nx, int D, const int32_t *labels,
+                      float scale, float weight);
 
 /* ---- optimizer ------------------------------------------------------------------ */
 /* sum g^2 over n floats: 4096-element blocks summed in float, blocks added

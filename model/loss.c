@@ -78,19 +78,24 @@ static int reserve(loss *l, size_t local, size_t global, size_t nprobs, size_t n
 }
 
 int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
-                 int B, int n_neg, int D, float temperature, int symmetric,
+                 int B, int n_neg, int D, const loss_opts *opts,
                  const loss_comm *comm, foil_err *err) {
+  const float temperature = opts->temperature;
+  const int symmetric = opts->symmetric, nx = opts->queue ? opts->queue_n : 0;
   if (B < 1 || n_neg < 0 || D < 1)
     return foil_err_set(err, FOIL_EINVAL, "InfoNCE needs B >= 1, n_neg >= 0, D >= 1 (got %d, %d, %d)",
                         B, n_neg, D);
   if (!(temperature > 0.0f))
     return foil_err_set(err, FOIL_EINVAL, "temperature must be > 0, got %g", (double)temperature);
+  if (nx < 0) return foil_err_set(err, FOIL_EINVAL, "queue_n must be >= 0, got %d", nx);
   const int W = comm ? comm->world : 1, rank = comm ? comm->rank : 0;
   const int rows = 2 * B + n_neg;
   const size_t rowsD = (size_t)rows * D, BD = (size_t)B * D;
   const int nq_all = W * B, nk_all = W * (B + n_neg);
-  int rc = reserve(l, rowsD, (size_t)W * rowsD, (size_t)B * (nk_all > nq_all ? nk_all : nq_all),
-                   (size_t)B, err);
+  if (opts->decoupled && nk_all + nx < 2)
+    return foil_err_set(err, FOIL_EINVAL, "DCL needs at least one negative key");
+  int rc = reserve(l, rowsD, (size_t)W * rowsD,
+                   (size_t)B * (nk_all + nx > nq_all ? nk_all + nx : nq_all), (size_t)B, err);
   if (rc) return rc;
   const float scale = 1.0f / temperature, w = symmetric ? 0.5f : 1.0f;
 
@@ -124,13 +129,16 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
   float dscale = 0.0f;
   int right = 0;
   /* local queries -> all keys */
-  float lq = infonce_forward(l->probs, &right, q, B, kall, nk_all, D, l->labels, scale);
-  infonce_backward(dq, dkall, &dscale, l->probs, q, B, kall, nk_all, D, l->labels, scale, w);
+  float lq = infonce_forward(l->probs, &right, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
+                             scale, opts->decoupled);
+  infonce_backward(dq, dkall, &dscale, l->probs, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
+                   scale, w);
   float value = w * lq;
   if (symmetric) {
     /* local positives -> all queries (hard negatives are keys only) */
-    float lp = infonce_forward(l->probs, NULL, p, B, qall, nq_all, D, l->labels, scale);
-    infonce_backward(dp, dqall, &dscale, l->probs, p, B, qall, nq_all, D, l->labels, scale, w);
+    float lp = infonce_forward(l->probs, NULL, p, B, qall, nq_all, NULL, 0, D, l->labels, scale,
+                               opts->decoupled);
+    infonce_backward(dp, dqall, &dscale, l->probs, p, B, qall, nq_all, NULL, 0, D, l->labels, scale, w);
     value += w * lp;
   }
 

@@ -50,6 +50,15 @@ int loss_new(loss **out, foil_err *err);
 void loss_destroy(loss **l);
 
 typedef struct {
+  float temperature; /* logits = cos/temperature (> 0) */
+  int symmetric;     /* add positives -> queries and average */
+  int decoupled;     /* DCL: the positive leaves the denominator */
+  const float *queue; /* MoCo: queue_n extra negative keys [queue_n, D], unit
+                       * rows, the same on every rank; they get no gradient */
+  int queue_n;
+} loss_opts;
+
+typedef struct {
   float value;    /* the loss (mean over all ranks' queries) */
   float accuracy; /* fraction of queries whose top key is their positive (all ranks) */
   float dscale;   /* d(this rank's loss)/d(1/temperature), for a learnable temperature */
@@ -57,11 +66,13 @@ typedef struct {
 
 /* Computes the InfoNCE loss of emb and WRITES demb (same layout) with
  * d(this rank's loss)/d(emb). comm NULL means one rank. Every rank must use
- * the same B and n_neg. Cost: 2·B·W·(B+n_neg)·D flops (×2 if symmetric)
+ * the same B and n_neg. The queue joins the keys of the queries -> keys
+ * direction only. Cost: 2·B·(W·(B+n_neg)+queue_n)·D flops (+2·B·W·B·D if
+ * symmetric)
  * plus O(W·rows·D) memory and traffic. Errors: FOIL_EINVAL on a bad size,
  * FOIL_ENOMEM, or what a collective returned. */
 int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
-                 int B, int n_neg, int D, float temperature, int symmetric,
+                 int B, int n_neg, int D, const loss_opts *opts,
                  const loss_comm *comm, foil_err *err);
 
 #endif

@@ -38,14 +38,17 @@ void l2norm_backward(float *dinp, const float *dout, const float *out,
 /* ---- softmax cross-entropy --------------------------------------------------- */
 
 /* Softmax of one row x[V] into p[V] (p may equal x); returns -log p[label].
- * The max is subtracted; the sum runs in double. */
-static double softmax_xent_row(float *p, const float *x, int V, int label) {
-  float mx = x[0];
-  for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+ * The max is subtracted; the sum runs in double. decoupled: the label's
+ * column leaves the denominator (and gets p = 0); the loss is then
+ * -x[label] + log sum_{v != label} exp(x[v]). */
+static double softmax_xent_row(float *p, const float *x, int V, int label, int decoupled) {
+  float mx = -INFINITY;
+  for (int v = 0; v < V; v++)
+    if (!(decoupled && v == label)) mx = x[v] > mx ? x[v] : mx;
   float lab = x[label];
   double s = 0.0;
   for (int v = 0; v < V; v++) {
-    p[v] = expf(x[v] - mx);
+    p[v] = decoupled && v == label ? 0.0f : expf(x[v] - mx);
     s += p[v];
   }
   float inv = (float)(1.0 / s);
@@ -58,7 +61,7 @@ void crossentropy_forward(float *losses, float *probs, const float *logits,
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     losses[n] = (float)softmax_xent_row(probs + (size_t)n * V,
-                                        logits + (size_t)n * V, V, labels[n]);
+                                        logits + (size_t)n * V, V, labels[n], 0);
 }
 
 void crossentropy_backward(float *dlogits, const float *probs,
@@ -75,20 +78,25 @@ void crossentropy_backward(float *dlogits, const float *probs,
 /* ---- InfoNCE ---------------------------------------------------------------------- */
 
 float infonce_forward(float *probs, int *correct, const float *q, int nq,
-                      const float *k, int nk, int D, const int32_t *labels,
-                      float scale) {
-  /* logits = scale·Q K^T into probs, then softmax in place, row by row. */
+                      const float *k, int nk, const float *kx, int nx, int D,
+                      const int32_t *labels, float scale, int decoupled) {
+  /* logits = scale·Q [K; Kx]^T into probs (two products side by side),
+   * then softmax in place, row by row. */
+  const int nt = nk + nx;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, q, D,
-              k, D, 0.0f, probs, nk);
+              k, D, 0.0f, probs, nt);
+  if (nx > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nx, D, scale, q, D,
+                kx, D, 0.0f, probs + nk, nt);
   double total = 0.0;
   int right = 0;
 #pragma omp parallel for schedule(static) reduction(+ : right) ordered
   for (int i = 0; i < nq; i++) {
-    float *p = probs + (size_t)i * nk;
+    float *p = probs + (size_t)i * nt;
     int arg = 0;
-    for (int j = 1; j < nk; j++) arg = p[j] > p[arg] ? j : arg;
+    for (int j = 1; j < nt; j++) arg = p[j] > p[arg] ? j : arg;
     right += arg == labels[i];
-    double li = softmax_xent_row(p, p, nk, labels[i]);
+    double li = softmax_xent_row(p, p, nt, labels[i], decoupled);
 #pragma omp ordered
     total += li; /* rows added in order: same bits on any thread count */
   }
@@ -97,39 +105,46 @@ float infonce_forward(float *probs, int *correct, const float *q, int nq,
 }
 
 void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
-                      const float *q, int nq, const float *k, int nk, int D,
-                      const int32_t *labels, float scale, float weight) {
-  /* G = d(weight·loss)/d(logits) = weight·(P - onehot)/nq, in place. */
+                      const float *q, int nq, const float *k, int nk,
+                      const float *kx, int nx, int D, const int32_t *labels,
+                      float scale, float weight) {
+  /* G = d(weight·loss)/d(logits) = weight·(P - onehot)/nq, in place (with
+   * DCL the label's P is 0, which gives its -weight/nq all the same). */
+  const int nt = nk + nx;
   float w = weight / (float)nq;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < nq; i++) {
-    float *p = probs + (size_t)i * nk;
-    for (int j = 0; j < nk; j++) p[j] *= w;
+    float *p = probs + (size_t)i * nt;
+    for (int j = 0; j < nt; j++) p[j] *= w;
     p[labels[i]] -= w;
   }
   if (dscale) {
-    /* d/dscale = sum_ij G_ij·<q_i,k_j>, rows in order. */
+    /* d/dscale = sum_ij G_ij·<q_i,key_j>, rows in order. */
     double acc = 0.0;
 #pragma omp parallel for schedule(static) ordered
     for (int i = 0; i < nq; i++) {
       const float *qi = q + (size_t)i * D;
       double ri = 0.0;
-      for (int j = 0; j < nk; j++) {
-        const float *kj = k + (size_t)j * D;
+      for (int j = 0; j < nt; j++) {
+        const float *kj = j < nk ? k + (size_t)j * D : kx + (size_t)(j - nk) * D;
         float dot = 0.0f;
         for (int d = 0; d < D; d++) dot += qi[d] * kj[d];
-        ri += (double)probs[(size_t)i * nk + j] * dot;
+        ri += (double)probs[(size_t)i * nt + j] * dot;
       }
 #pragma omp ordered
       acc += ri;
     }
     *dscale += (float)acc;
   }
-  /* logits = scale·Q K^T: dQ += scale·G K, dK += scale·G^T Q. */
-  if (dq)
+  /* logits = scale·Q [K; Kx]^T: dQ += scale·G [K; Kx], dK += scale·G_K^T Q. */
+  if (dq) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, scale,
-                probs, nk, k, D, 1.0f, dq, D);
+                probs, nt, k, D, 1.0f, dq, D);
+    if (nx > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nx, scale,
+                  probs + nk, nt, kx, D, 1.0f, dq, D);
+  }
   if (dk)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, scale,
-                probs, nk, q, D, 1.0f, dk, D);
+                probs, nt, q, D, 1.0f, dk, D);
 }

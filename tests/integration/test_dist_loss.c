@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
     memcpy(lmask + i * T, gmask + grow * T, T);
   }
   loss_comm lcomm = comm_loss_comm(c);
+  const loss_opts lo = {.temperature = 0.07f, .symmetric = 1};
   double worst_loss = 0, worst_grad = 0;
   for (int step = 0; step < 3; step++) {
     const float *emb;
@@ -93,10 +94,10 @@ int main(int argc, char **argv) {
     encoder_zero_grads(ref);
     encoder_zero_grads(dist);
     CHECK(encoder_forward(ref, &emb, gids, gmask, Rg, T, 1, 1, (uint64_t)step, &err) == 0);
-    CHECK(loss_infonce(lr, &rref, gdemb, emb, W * B, W * NNEG, D, 0.07f, 1, NULL, &err) == 0);
+    CHECK(loss_infonce(lr, &rref, gdemb, emb, W * B, W * NNEG, D, &lo, NULL, &err) == 0);
     CHECK(encoder_backward(ref, gdemb, &err) == 0);
     CHECK(encoder_forward(dist, &emb, lids, lmask, Rl, T, 1, 1, (uint64_t)step, &err) == 0);
-    CHECK(loss_infonce(ld, &rdist, ldemb, emb, B, NNEG, D, 0.07f, 1, &lcomm, &err) == 0);
+    CHECK(loss_infonce(ld, &rdist, ldemb, emb, B, NNEG, D, &lo, &lcomm, &err) == 0);
     CHECK(encoder_backward(dist, ldemb, &err) == 0);
     CHECK(comm_allreduce_mean(c, encoder_grads(dist), np, &err) == 0);
     double el = fabs(rdist.value - rref.value) / fabs(rref.value);

@@ -139,7 +139,8 @@ static void run_case(hid_t file, const char *name) {
   if (rc) goto free_all;
   double e_emb = rel_err_f(emb, ref_emb, (size_t)R * D);
   CHECKF(e_emb <= 1e-5, "%s: embeddings rel err %.3g > 1e-5", name, e_emb);
-  rc = loss_infonce(ls, &lr, demb, emb, B, n_neg, D, temp, symmetric, NULL, &err);
+  const loss_opts lo = {.temperature = temp, .symmetric = symmetric};
+  rc = loss_infonce(ls, &lr, demb, emb, B, n_neg, D, &lo, NULL, &err);
   CHECKF(rc == 0, "%s", err.msg);
   double e_loss = fabs(lr.value - *ref_loss) / fabs(*ref_loss);
   CHECKF(e_loss <= 1e-5, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, lr.value, *ref_loss, e_loss);
@@ -176,7 +177,7 @@ static void run_case(hid_t file, const char *name) {
   for (int s = 0; s < steps && rc == 0; s++) {
     encoder_zero_grads(enc);
     rc = encoder_forward(enc, &emb, ids, mask, R, T, 1, 7, (uint64_t)s, &err);
-    rc = rc ? rc : loss_infonce(ls, &lr, demb, emb, B, n_neg, D, temp, symmetric, NULL, &err);
+    rc = rc ? rc : loss_infonce(ls, &lr, demb, emb, B, n_neg, D, &lo, NULL, &err);
     rc = rc ? rc : encoder_backward(enc, demb, &err);
     CHECKF(rc == 0, "%s", err.msg);
     optim_step(opt, enc, lrate);

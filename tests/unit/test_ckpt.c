@@ -37,7 +37,8 @@ static void step(encoder *enc, optim *opt, loss *ls, uint64_t seed, int s) {
   foil_err err;
   encoder_zero_grads(enc);
   encoder_forward(enc, &emb, ids, mask, R, T, 1, seed, (uint64_t)s, &err);
-  loss_infonce(ls, &res, demb, emb, B, 0, 8, 0.1f, 1, NULL, &err);
+  const loss_opts opts = {.temperature = 0.1f, .symmetric = 1};
+  loss_infonce(ls, &res, demb, emb, B, 0, 8, &opts, NULL, &err);
   encoder_backward(enc, demb, &err);
   optim_step(opt, enc, 1e-2f);
 }

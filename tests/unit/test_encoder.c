@@ -45,8 +45,9 @@ static double step_loss(encoder *enc, loss *ls, const int32_t *ids, const uint8_
   float scratch[R * 16];
   foil_err err;
   if (encoder_forward(enc, &emb, ids, mask, R, T, 1, 42, 5, &err)) return NAN;
-  if (loss_infonce(ls, &res, demb ? demb : scratch, emb, B, NNEG, encoder_out_dim(enc), 0.1f, 1,
-                   NULL, &err))
+  const loss_opts opts = {.temperature = 0.1f, .symmetric = 1};
+  if (loss_infonce(ls, &res, demb ? demb : scratch, emb, B, NNEG, encoder_out_dim(enc), &opts, NULL,
+                   &err))
     return NAN;
   return res.value;
 }
@@ -127,7 +128,8 @@ static float *train(uint64_t seed, int threads, size_t *n) {
     loss_result res;
     encoder_zero_grads(enc);
     encoder_forward(enc, &emb, ids, mask, R, T, 1, seed, (uint64_t)s, &err);
-    loss_infonce(ls, &res, demb, emb, B, NNEG, 8, 0.05f, 1, NULL, &err);
+    const loss_opts opts = {.temperature = 0.05f, .symmetric = 1};
+    loss_infonce(ls, &res, demb, emb, B, NNEG, 8, &opts, NULL, &err);
     encoder_backward(enc, demb, &err);
     optim_step(opt, enc, 1e-3f);
   }
@@ -201,7 +203,8 @@ static void test_alloc_once_and_errors(void) {
   loss *ls;
   loss_result res;
   CHECK(loss_new(&ls, &err) == 0);
-  CHECK(loss_infonce(ls, &res, demb, demb, B, 0, 8, 0.0f, 0, NULL, &err) == FOIL_EINVAL);
+  const loss_opts zero_t = {.temperature = 0.0f};
+  CHECK(loss_infonce(ls, &res, demb, demb, B, 0, 8, &zero_t, NULL, &err) == FOIL_EINVAL);
   CHECK(strstr(err.msg, "temperature") != NULL);
   loss_destroy(&ls);
 }

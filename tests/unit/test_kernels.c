@@ -733,11 +733,11 @@ static void test_crossentropy(void) {
 
 /* ---- InfoNCE ---------------------------------------------------------------------- */
 
-typedef struct { float *probs, *q, *k; const int32_t *labels; int nq, nk, D; float scale, weight; } NceCtx;
+typedef struct { float *probs, *q, *k, *kx; const int32_t *labels; int nq, nk, nx, D, dcl; float scale, weight; } NceCtx;
 static double nce_loss(void *p) {
   NceCtx *c = p;
-  return c->weight * (double)infonce_forward(c->probs, NULL, c->q, c->nq, c->k,
-                                             c->nk, c->D, c->labels, c->scale);
+  return c->weight * (double)infonce_forward(c->probs, NULL, c->q, c->nq, c->k, c->nk, c->kx,
+                                             c->nx, c->D, c->labels, c->scale, c->dcl);
 }
 
 static void test_infonce(void) {
@@ -752,7 +752,7 @@ static void test_infonce(void) {
   for (int d = 0; d < D; d++) q[2 * D + d] = k[1 * D + d]; /* row 2 likely correct */
   NceCtx ctx = {.probs = fp, .q = q, .k = k, .labels = labels, .nq = NQ, .nk = NK,
                 .D = D, .scale = 3.0f, .weight = weight};
-  float loss = infonce_forward(probs, &correct, q, NQ, k, NK, D, labels, ctx.scale);
+  float loss = infonce_forward(probs, &correct, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, 0);
   for (int i = 0; i < NQ; i++) {
     double lg[NK], mx = -INFINITY, s = 0;
     int am = 0;
@@ -772,7 +772,7 @@ static void test_infonce(void) {
   CHECKF(correct == cref, "correct %d ref %d", correct, cref);
 
   float dq[NQ * D] = {0}, dk[NK * D] = {0}, dscale = 0;
-  infonce_backward(dq, dk, &dscale, probs, q, NQ, k, NK, D, labels, ctx.scale, weight);
+  infonce_backward(dq, dk, &dscale, probs, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, weight);
   /* probs now holds d(weight·loss)/d logits = weight/nq·(p - onehot) */
   int pg_ok = 1;
   for (int i = 0; i < NQ; i++)
@@ -785,12 +785,55 @@ static void test_infonce(void) {
   CHECKF(fabs(dscale) > 1e-3, "dscale %g should not be ~0 here", dscale);
   /* NULL gradients are skipped; the others are unchanged */
   float dq2[NQ * D] = {0}, dk2[NK * D] = {0};
-  infonce_forward(probs, NULL, q, NQ, k, NK, D, labels, ctx.scale);
-  infonce_backward(dq2, NULL, NULL, probs, q, NQ, k, NK, D, labels, ctx.scale, weight);
-  infonce_forward(probs, NULL, q, NQ, k, NK, D, labels, ctx.scale);
-  infonce_backward(NULL, dk2, NULL, probs, q, NQ, k, NK, D, labels, ctx.scale, weight);
+  infonce_forward(probs, NULL, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, 0);
+  infonce_backward(dq2, NULL, NULL, probs, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, weight);
+  infonce_forward(probs, NULL, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, 0);
+  infonce_backward(NULL, dk2, NULL, probs, q, NQ, k, NK, NULL, 0, D, labels, ctx.scale, weight);
   CHECK(max_err_f(dq2, dq, NQ * D, 1.0) <= 1e-6);
   CHECK(max_err_f(dk2, dk, NK * D, 1.0) <= 1e-6);
+}
+
+/* Extra keys (a MoCo queue) score like more rows of k but get no gradient;
+ * DCL drops the positive from the denominator. */
+static void test_infonce_queue_dcl(void) {
+  enum { NQ = 3, NK = 4, NX = 5, D = 6 };
+  const int32_t labels[NQ] = {0, 3, 1};
+  float q[NQ * D], k[NK * D], kx[NX * D], kall[(NK + NX) * D];
+  float p1[NQ * (NK + NX)], p2[NQ * (NK + NX)], fp[NQ * (NK + NX)];
+  prng_seed(15);
+  fill(q, NQ * D, -1, 1); fill(k, NK * D, -1, 1); fill(kx, NX * D, -1, 1);
+  memcpy(kall, k, sizeof k);
+  memcpy(kall + NK * D, kx, sizeof kx);
+  /* queue = the same keys appended to k: same loss and dq, dk for k only */
+  float l1 = infonce_forward(p1, NULL, q, NQ, k, NK, kx, NX, D, labels, 2.0f, 0);
+  float l2 = infonce_forward(p2, NULL, q, NQ, kall, NK + NX, NULL, 0, D, labels, 2.0f, 0);
+  CHECKF(fabsf(l1 - l2) <= 1e-6f * fabsf(l2), "queue loss %g vs appended %g", l1, l2);
+  float dq1[NQ * D] = {0}, dq2[NQ * D] = {0}, dk1[NK * D] = {0}, dk2[(NK + NX) * D] = {0};
+  infonce_backward(dq1, dk1, NULL, p1, q, NQ, k, NK, kx, NX, D, labels, 2.0f, 1.0f);
+  infonce_backward(dq2, dk2, NULL, p2, q, NQ, kall, NK + NX, NULL, 0, D, labels, 2.0f, 1.0f);
+  CHECK(max_err_f(dq1, dq2, NQ * D, 1.0) <= 1e-6 && max_err_f(dk1, dk2, NK * D, 1.0) <= 1e-6);
+  /* DCL against a naive double version, and by finite differences */
+  float ld = infonce_forward(p1, NULL, q, NQ, k, NK, kx, NX, D, labels, 2.0f, 1);
+  double lref = 0;
+  for (int i = 0; i < NQ; i++) {
+    double lg[NK + NX], s = 0;
+    for (int j = 0; j < NK + NX; j++) {
+      lg[j] = 0;
+      for (int d = 0; d < D; d++) lg[j] += (double)q[i * D + d] * kall[j * D + d];
+      lg[j] *= 2.0;
+      if (j != labels[i]) s += exp(lg[j]);
+    }
+    lref += (log(s) - lg[labels[i]]) / NQ;
+    CHECK(p1[i * (NK + NX) + labels[i]] == 0.0f);
+  }
+  CHECKF(fabs(ld - lref) <= 1e-5 * fabs(lref), "DCL loss %.7g ref %.7g", ld, lref);
+  float dq[NQ * D] = {0}, dk[NK * D] = {0}, dscale = 0;
+  infonce_backward(dq, dk, &dscale, p1, q, NQ, k, NK, kx, NX, D, labels, 2.0f, 1.0f);
+  NceCtx ctx = {.probs = fp, .q = q, .k = k, .kx = kx, .labels = labels, .nq = NQ, .nk = NK,
+                .nx = NX, .D = D, .dcl = 1, .scale = 2.0f, .weight = 1.0f};
+  fd_check("dcl dq", nce_loss, &ctx, q, NQ * D, dq, 3e-3f);
+  fd_check("dcl dk", nce_loss, &ctx, k, NK * D, dk, 3e-3f);
+  fd_check("dcl dscale", nce_loss, &ctx, &ctx.scale, 1, &dscale, 3e-3f);
 }
 
 /* ---- optimizer ---------------------------------------------------------------------- */
@@ -905,6 +948,7 @@ int main(void) {
   RUN(test_l2norm);
   RUN(test_crossentropy);
   RUN(test_infonce);
+  RUN(test_infonce_queue_dcl);
   RUN(test_sumsq);
   RUN(test_adamw);
   RUN(test_thread_determinism);
