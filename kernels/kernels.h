@@ -176,5 +176,8 @@ void scale_inplace(float *x, size_t n, float s);
  *   p -= lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps).   O(n). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
                   float lr, float b1, float b2, float eps, float wd, int t);
+/* Exponential moving average (MoCo's momentum encoder): dst = m·dst +
+ * (1-m)·src. O(n). */
+void ema_update(float *dst, const float *src, size_t n, float m);
 
 #endif

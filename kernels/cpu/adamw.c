@@ -46,3 +46,9 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
     p[i] = p[i] * decay - step * (mi / denom);
   }
 }
+
+void ema_update(float *dst, const float *src, size_t n, float m) {
+  const float one_m = 1.0f - m;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (size_t i = 0; i < n; i++) dst[i] = m * dst[i] + one_m * src[i];
+}
