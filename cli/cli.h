@@ -1,0 +1,25 @@
+/* cli.h — what the `foil` subcommands share.
+ *
+ * Each subcommand is one function `int cmd_<name>(int argc, char **argv)`
+ * in cli/cmd_<name>.c, listed in the table in cli/foil.c. argv[0] is the
+ * subcommand's name. It returns a foil error code (common/err.h); main maps
+ * it to the documented exit status. Messages go to stderr as
+ * "foil <cmd>: <message>"; results go to stdout.
+ */
+#ifndef FOIL_CLI_CLI_H
+#define FOIL_CLI_CLI_H
+
+#include "common/err.h"
+
+int cmd_data(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+
+/* The data root: the value of --root DIR / --root=DIR if argv has one (the
+ * option is removed from argv, *argc updated), else $FOIL_ROOT, else
+ * "./foil-data". Returned pointer is static or points into argv. */
+const char *cli_data_root(int *argc, char **argv);
+
+/* Prints "foil <cmd>: <err->msg>" to stderr and returns err->code. */
+int cli_fail(const char *cmd, const foil_err *err);
+
+#endif

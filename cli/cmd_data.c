@@ -1,0 +1,137 @@
+/* cmd_data.c — `foil data`: prepare datasets under the data root
+ * (docs/datasets.md). The sources live in cli/prepare_*.c (prepare.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/prepare.h"
+#include "cli/prepare_util.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: foil data prepare <source> [--root DIR] [--seed N] [options]\n"
+          "\n"
+          "Writes <root>/datasets/<name>/ (HDF5; see docs/datasets.md) from installed files,\n"
+          "deterministically for a seed (default 0). The data root is --root, else $FOIL_ROOT,\n"
+          "else ./foil-data.\n"
+          "\n"
+          "sources:\n"
+          "  wordnet   definition -> lemma and synonym pairs from WordNet 3.0 (Debian wordnet-base);\n"
+          "            2000 test / 1000 dev synsets held out; benchmarks/test.h5, dev.h5\n"
+          "  code      docstring -> function pairs from the Python 3.11 standard library\n"
+          "            (libpython3.11-stdlib), split 80/10/10 by module; benchmarks/heldout.h5, all.h5\n"
+          "  lm        documents and prompts for the decoder (lm.h5)\n"
+          "  custom    your own data:\n"
+          "              --name NAME --pairs FILE.jsonl|FILE.tsv\n"
+          "              [--corpus FILE.jsonl|.tsv] [--queries FILE.jsonl|.tsv --qrels FILE.tsv]\n"
+          "              [--benchmark NAME (default test)] [--dev-fraction F] [--test-fraction F]\n"
+          "            pairs JSONL rows {\"query\", \"positive\", \"negatives\": [...]} or TSV lines\n"
+          "            query<TAB>positive[<TAB>negative...]; corpus {\"_id\", \"text\", \"title\"} or\n"
+          "            id<TAB>text; BEIR queries.jsonl and qrels TSV (query-id corpus-id score).\n"
+          "            Texts over 1 MiB, invalid UTF-8, duplicate ids and unknown qrels ids are errors.\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *v, foil_err *err) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(s, &end, 10);
+  if (!*s || *end || errno || s[0] == '-' || x > (unsigned long long)INT64_MAX)
+    return foil_err_set(err, FOIL_EINVAL, "%s '%s': give a whole number from 0 to 2^63-1", opt, s);
+  *v = x;
+  return FOIL_OK;
+}
+
+static int parse_frac(const char *opt, const char *s, double *v, foil_err *err) {
+  char *end;
+  errno = 0;
+  double x = strtod(s, &end);
+  if (!*s || *end || errno || !(x >= 0 && x <= 1))
+    return foil_err_set(err, FOIL_EINVAL, "%s '%s': give a fraction from 0 to 1", opt, s);
+  *v = x;
+  return FOIL_OK;
+}
+
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; advances *i. */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err) {
+  size_t n = strlen(opt);
+  if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], opt)) return NULL;
+  if (*i + 1 >= argc) {
+    *rc = foil_err_set(err, FOIL_EINVAL, "%s needs a value", opt);
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+static int prepare(int argc, char **argv, foil_err *err) {
+  /* argv[0] = "prepare", argv[1] = source */
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? foil_err_set(err, FOIL_EINVAL, "name a source: wordnet, code, lm or custom") : FOIL_OK;
+  }
+  const char *root = cli_data_root(&argc, argv);
+  const char *source = argv[1];
+  uint64_t seed = 0;
+  prepare_custom_opts co = {0};
+  int is_custom = !strcmp(source, "custom");
+  for (int i = 2; i < argc; i++) {
+    int rc = FOIL_OK;
+    const char *v;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return FOIL_OK;
+    }
+    if ((v = opt_value(argc, argv, &i, "--seed", &rc, err))) {
+      rc = parse_u64("--seed", v, &seed, err);
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--name", &rc, err))) {
+      co.name = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--pairs", &rc, err))) {
+      co.pairs = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--corpus", &rc, err))) {
+      co.corpus = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--queries", &rc, err))) {
+      co.queries = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--qrels", &rc, err))) {
+      co.qrels = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--benchmark", &rc, err))) {
+      co.benchmark = v;
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--dev-fraction", &rc, err))) {
+      rc = parse_frac("--dev-fraction", v, &co.dev_fraction, err);
+    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--test-fraction", &rc, err))) {
+      rc = parse_frac("--test-fraction", v, &co.test_fraction, err);
+    } else if (!rc) {
+      rc = foil_err_set(err, FOIL_EINVAL, "unknown option '%s' for 'prepare %s' (see foil data prepare --help)",
+                        argv[i], source);
+    }
+    if (rc) return rc;
+  }
+  if (!strcmp(source, "wordnet")) return prepare_wordnet(root, seed, err);
+  if (!strcmp(source, "code")) return prepare_code(root, seed, err);
+  if (!strcmp(source, "lm")) return prepare_lm(root, seed, err);
+  if (is_custom) {
+    if (!co.name) return foil_err_set(err, FOIL_EINVAL, "custom needs --name NAME");
+    return prepare_custom(root, seed, &co, err);
+  }
+  return foil_err_set(err, FOIL_EINVAL, "unknown source '%s': wordnet, code, lm or custom", source);
+}
+
+int cmd_data(int argc, char **argv) {
+  foil_err err = {0};
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? FOIL_EINVAL : FOIL_OK;
+  }
+  /* the command line, recorded in every file as created_by */
+  char line[1024];
+  size_t o = (size_t)snprintf(line, sizeof line, "foil");
+  for (int i = 0; i < argc && o < sizeof line; i++)
+    o += (size_t)snprintf(line + o, sizeof line - o, " %s", argv[i]);
+  prep_set_created_by(line);
+  int rc;
+  if (!strcmp(argv[1], "prepare")) rc = prepare(argc - 1, argv + 1, &err);
+  else rc = foil_err_set(&err, FOIL_EINVAL, "unknown subcommand '%s' (try: foil data prepare --help)", argv[1]);
+  return rc ? cli_fail("data", &err) : FOIL_OK;
+}

@@ -1,0 +1,302 @@
+/* cmd_tokenizer.c — `foil tokenizer`: encode, decode, train BPE merges.
+ *
+ *   foil tokenizer encode --vocab FILE [--no-special] [--max N] TEXT...
+ *   foil tokenizer encode --vocab FILE [--no-special] [--max N] --file F
+ *   foil tokenizer decode --vocab FILE ID...
+ *   foil tokenizer train --vocab-size N --out DIR [--min-frequency K]
+ *                        [--special TOKEN]... FILE...
+ *
+ * --vocab: a vocab.txt selects WordPiece (uncased BERT, [CLS]/[SEP] added
+ * unless --no-special); a vocab.json selects byte-level BPE with merges.txt
+ * from the same directory.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "model/bpe_train.h"
+#include "model/tokenizer.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: foil tokenizer encode --vocab FILE [--no-special] [--max N] TEXT...\n"
+          "       foil tokenizer encode --vocab FILE [--no-special] [--max N] --file TEXTFILE\n"
+          "       foil tokenizer decode --vocab FILE ID...\n"
+          "       foil tokenizer train --vocab-size N --out DIR [--min-frequency K]\n"
+          "                            [--special TOKEN]... FILE...\n"
+          "\n"
+          "encode  prints the token ids of TEXT (its words joined by spaces), separated by\n"
+          "        spaces; with --file, one line of ids per line of TEXTFILE.\n"
+          "        --vocab vocab.txt: WordPiece as uncased BERT, wrapped in [CLS] ... [SEP]\n"
+          "        unless --no-special; --vocab vocab.json: byte-level BPE as GPT-2, with\n"
+          "        merges.txt from the same directory. --max N truncates to N ids.\n"
+          "decode  prints the text of the ids.\n"
+          "train   learns byte-level BPE merges from the text files (GPT-2 pre-tokenization)\n"
+          "        until the vocabulary has N tokens and writes DIR/vocab.json and\n"
+          "        DIR/merges.txt as Hugging Face's tokenizers reads them. Special tokens\n"
+          "        come first (default: <|endoftext|>); --min-frequency (default 2) stops\n"
+          "        at pairs seen fewer times.\n");
+}
+
+static int fail(foil_err *e) { return cli_fail("tokenizer", e); }
+
+static int read_all(const char *path, char **data, size_t *len, foil_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int e = errno;
+    return foil_err_set(err, e == ENOENT ? FOIL_ENOTFOUND : e == EACCES ? FOIL_EPERM : FOIL_EINVAL,
+                        "%s: %s", path, strerror(e));
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  for (;;) {
+    if (!buf) break;
+    if (n == cap) {
+      char *nb = realloc(buf, 2 * cap + 1);
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (!r) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", path);
+  if (bad) {
+    free(buf);
+    return foil_err_set(err, FOIL_EINVAL, "%s: read error", path);
+  }
+  buf[n] = 0;
+  *data = buf;
+  *len = n;
+  return FOIL_OK;
+}
+
+static int print_ids(tokenizer *t, const char *text, size_t len, int special, int max,
+                     const char *where, foil_err *err) {
+  int cap = max > 0 ? max : (int)(len + 4 < 1 << 20 ? len + 4 : 1 << 20), n = 0;
+  int32_t *ids = malloc((size_t)cap * sizeof *ids);
+  if (!ids) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  int rc = tokenizer_encode(t, text, len, special, ids, cap, &n, err);
+  if (!rc && n > cap && max <= 0) { /* the buffer was a guess: grow and redo */
+    free(ids);
+    cap = n;
+    if (!(ids = malloc((size_t)cap * sizeof *ids))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    rc = tokenizer_encode(t, text, len, special, ids, cap, &n, err);
+  }
+  if (rc) {
+    if (where) {
+      char m[512];
+      snprintf(m, sizeof m, "%s", err->msg);
+      foil_err_set(err, rc, "%s: %s", where, m);
+    }
+    free(ids);
+    return rc;
+  }
+  int k = n < cap ? n : cap;
+  for (int i = 0; i < k; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+  putchar('\n');
+  free(ids);
+  return FOIL_OK;
+}
+
+static int cmd_encode(int argc, char **argv) {
+  const char *vocab = NULL, *file = NULL;
+  int special = 1, max = 0, first = argc;
+  foil_err err = {0};
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = argv[++i];
+    else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
+    else if (!strcmp(argv[i], "--max") && i + 1 < argc) max = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-special")) special = 0;
+    else if (!strcmp(argv[i], "--")) { first = i + 1; break; }
+    else if (!strncmp(argv[i], "--", 2)) {
+      foil_err_set(&err, FOIL_EINVAL, "encode: unknown option '%s' (see --help)", argv[i]);
+      return fail(&err);
+    } else { first = i; break; }
+  }
+  if (!vocab) {
+    foil_err_set(&err, FOIL_EINVAL, "encode: --vocab FILE is required");
+    return fail(&err);
+  }
+  if (!file && first >= argc) {
+    foil_err_set(&err, FOIL_EINVAL, "encode: give TEXT or --file TEXTFILE");
+    return fail(&err);
+  }
+  tokenizer *t;
+  int rc = tokenizer_load(&t, vocab, &err);
+  if (rc) return fail(&err);
+  if (file) {
+    char *data = NULL;
+    size_t len = 0;
+    rc = read_all(file, &data, &len, &err);
+    long line = 0;
+    for (size_t i = 0; !rc && i < len;) {
+      char *nl = memchr(data + i, '\n', len - i);
+      size_t e = nl ? (size_t)(nl - data) : len;
+      char where[600];
+      snprintf(where, sizeof where, "%s:%ld", file, ++line);
+      rc = print_ids(t, data + i, e - i, special, max, where, &err);
+      i = e + 1;
+    }
+    free(data);
+  } else {
+    size_t len = 0;
+    for (int i = first; i < argc; i++) len += strlen(argv[i]) + 1;
+    char *text = malloc(len + 1);
+    if (!text) {
+      rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
+    } else {
+      size_t at = 0;
+      for (int i = first; i < argc; i++) {
+        if (i > first) text[at++] = ' ';
+        size_t l = strlen(argv[i]);
+        memcpy(text + at, argv[i], l);
+        at += l;
+      }
+      text[at] = 0;
+      rc = print_ids(t, text, at, special, max, NULL, &err);
+      free(text);
+    }
+  }
+  tokenizer_destroy(&t);
+  return rc ? fail(&err) : FOIL_OK;
+}
+
+static int cmd_decode(int argc, char **argv) {
+  const char *vocab = NULL;
+  foil_err err = {0};
+  int32_t *ids = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *ids);
+  int n = 0;
+  if (!ids) {
+    foil_err_set(&err, FOIL_ENOMEM, "out of memory");
+    return fail(&err);
+  }
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--vocab") && i + 1 < argc) {
+      vocab = argv[++i];
+      continue;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(argv[i], &end, 10);
+    if (!*argv[i] || *end || errno || v < 0 || v > INT32_MAX) {
+      free(ids);
+      foil_err_set(&err, FOIL_EINVAL, "decode: '%s' is not a token id", argv[i]);
+      return fail(&err);
+    }
+    ids[n++] = (int32_t)v;
+  }
+  if (!vocab) {
+    free(ids);
+    foil_err_set(&err, FOIL_EINVAL, "decode: --vocab FILE is required");
+    return fail(&err);
+  }
+  tokenizer *t;
+  int rc = tokenizer_load(&t, vocab, &err);
+  char *text = NULL;
+  if (!rc) rc = tokenizer_decode(t, ids, n, &text, &err);
+  if (!rc) printf("%s\n", text);
+  free(text);
+  free(ids);
+  tokenizer_destroy(&t);
+  return rc ? fail(&err) : FOIL_OK;
+}
+
+static int write_file(const char *dir, const char *name, const char *data, size_t len, foil_err *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    int e = errno;
+    return foil_err_set(err, e == EACCES ? FOIL_EPERM : FOIL_EINVAL, "%s: %s", path, strerror(e));
+  }
+  size_t w = fwrite(data, 1, len, f);
+  if (fclose(f) != 0 || w != len) return foil_err_set(err, FOIL_EINVAL, "%s: write failed", path);
+  return FOIL_OK;
+}
+
+static int cmd_train(int argc, char **argv) {
+  foil_err err = {0};
+  int vocab_size = 0, min_freq = 2, nspec = 0, nfiles = 0;
+  const char *out = NULL;
+  const char **specials = calloc((size_t)argc + 1, sizeof *specials);
+  const char **files = calloc((size_t)argc + 1, sizeof *files);
+  int rc = FOIL_OK;
+  if (!specials || !files) {
+    rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) vocab_size = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    else if (!strcmp(argv[i], "--min-frequency") && i + 1 < argc) min_freq = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--special") && i + 1 < argc) specials[nspec++] = argv[++i];
+    else if (!strncmp(argv[i], "--", 2)) {
+      rc = foil_err_set(&err, FOIL_EINVAL, "train: unknown option '%s' (see --help)", argv[i]);
+      goto done;
+    } else files[nfiles++] = argv[i];
+  }
+  if (!nspec) specials[nspec++] = "<|endoftext|>";
+  if (vocab_size <= 0 || !out || !nfiles) {
+    rc = foil_err_set(&err, FOIL_EINVAL, "train: --vocab-size N, --out DIR and at least one FILE are required");
+    goto done;
+  }
+  bpe_trainer *tr = NULL;
+  tokenizer *t = NULL;
+  if ((rc = bpe_trainer_new(&tr, &err))) goto done;
+  for (int i = 0; i < nfiles && !rc; i++) {
+    char *data;
+    size_t len;
+    if ((rc = read_all(files[i], &data, &len, &err))) break;
+    rc = bpe_trainer_feed(tr, data, len, files[i], &err);
+    free(data);
+  }
+  if (!rc) rc = bpe_trainer_train(tr, vocab_size, min_freq, specials, nspec, &t, &err);
+  bpe_trainer_destroy(&tr);
+  char *vj = NULL, *mt = NULL;
+  size_t vl = 0, ml = 0;
+  if (!rc) rc = tokenizer_export(t, &vj, &vl, &mt, &ml, &err);
+  if (!rc && mkdir(out, 0777) != 0 && errno != EEXIST)
+    rc = foil_err_set(&err, errno == EACCES ? FOIL_EPERM : FOIL_EINVAL, "%s: %s", out, strerror(errno));
+  if (!rc) rc = write_file(out, "vocab.json", vj, vl, &err);
+  if (!rc) rc = write_file(out, "merges.txt", mt, ml, &err);
+  if (!rc)
+    fprintf(stderr, "foil tokenizer: %d tokens, %d merges -> %s/vocab.json, %s/merges.txt\n",
+            tokenizer_vocab_size(t), tokenizer_n_merges(t), out, out);
+  free(vj);
+  free(mt);
+  tokenizer_destroy(&t);
+done:
+  free(specials);
+  free(files);
+  return rc ? fail(&err) : FOIL_OK;
+}
+
+int cmd_tokenizer(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? FOIL_EINVAL : FOIL_OK;
+  }
+  for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return FOIL_OK;
+    }
+  if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+  foil_err err;
+  foil_err_set(&err, FOIL_EINVAL, "unknown subcommand '%s' (encode, decode, train; see --help)", argv[1]);
+  return fail(&err);
+}
