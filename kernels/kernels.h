@@ -180,4 +180,27 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
  * (1-m)·src. O(n). */
 void ema_update(float *dst, const float *src, size_t n, float m);
 
+/* ---- streaming top-k ----------------------------------------------------------
+ * Keeps, per query, the K best (score, id) pairs seen so far, best first, so
+ * a corpus of any size can be scored chunk by chunk in memory independent of
+ * its size. The order is total: higher score first; EQUAL SCORES RANK THE
+ * LOWER id FIRST. So the lists depend only on the set of (score, id) pairs
+ * offered — not on how the corpus was chunked, in which order the chunks
+ * came, or the thread count. (torch.topk, which sentence-transformers uses,
+ * leaves the order of tied scores unspecified; foil's rule is the one to
+ * compare against.) An empty slot holds id -1 and score -INFINITY and ranks
+ * below every real candidate, so a corpus smaller than K leaves the tail
+ * empty. NaN scores are never taken. Ids offered must be >= 0 and distinct.
+ *
+ * top_score [nq,K] and top_id [nq,K] are owned by the caller.
+ * topk_init empties the nq lists. O(nq·K). */
+void topk_init(float *top_score, int64_t *top_id, int nq, int K);
+/* Offers scores [nq, nc] (row stride ld >= nc) of the corpus rows with ids
+ * id0 .. id0+nc-1 to the lists. Cost: nq·nc compares plus O(K) per
+ * candidate that enters a list (on a shuffled corpus about K·ln(n/K) per
+ * query over the whole corpus). Queries are split across threads, each list
+ * owned by one thread. */
+void topk_merge(float *top_score, int64_t *top_id, int nq, int K,
+                const float *scores, int nc, size_t ld, int64_t id0);
+
 #endif
