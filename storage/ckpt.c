@@ -119,6 +119,10 @@ int ckpt_save(const char *path, const ckpt_state *s,
     uint64_t d[1] = {(uint64_t)s->ncursor};
     TRY(h5io_write_i64(f, "loader/cursor", s->cursor, 1, d, err));
   }
+  if (s->scalars) {
+    uint64_t d[1] = {(uint64_t)s->nscalars};
+    TRY(h5io_write_f32(f, "scalars", s->scalars, 1, d, err));
+  }
   if (extra) TRY(extra(f, ctx, err));
 #undef TRY
   return h5io_publish(&f, err);
@@ -219,6 +223,7 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
     memcpy(s->cursor, cur, n * sizeof(int64_t));
     free(cur);
   }
+  if (s->scalars) TRY(h5io_read_f32_into(f, "scalars", s->scalars, (size_t)s->nscalars, err));
 #undef TRY
 done:
   if (rc) {

@@ -11,6 +11,7 @@
  *   /momentum/<tensor>  the MoCo key encoder's parameters (optional)
  *   /queue/keys       float32 [K, D] negatives queue, attrs ptr, fill (optional)
  *   /loader/cursor    int64 [n], the data loader's cursor (optional)
+ *   /scalars          float32 [n], the caller's small extra state (optional)
  * The tokenizer is stored under /tokenizer by the caller
  * (storage/tokenizer_h5.h) when it has one.
  *
@@ -42,6 +43,9 @@ typedef struct {
   uint64_t seed, call;
   int64_t *cursor; /* may be NULL */
   int ncursor;
+  float *scalars;  /* small named-by-the-caller state (a learnable temperature
+                    * and its moments), may be NULL */
+  int nscalars;
 } ckpt_state;
 
 /* Writes s to path atomically. extra (may be NULL) is called with the open

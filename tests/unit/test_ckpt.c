@@ -81,18 +81,21 @@ static void test_resume_is_exact(void) {
   snprintf(path, sizeof path, "%s/ckpt/step_3.h5", dir);
   ckpt_state s = {.step = 3, .spec_json = "{\"kind\":\"pretrain\"}", .enc = b.enc, .opt = b.opt,
                   .key_enc = b.enc, .queue = queue, .queue_k = 6, .queue_d = 8, .queue_ptr = 4,
-                  .queue_fill = 6, .seed = 9, .call = 3, .cursor = cursor, .ncursor = 3};
+                  .queue_fill = 6, .seed = 9, .call = 3, .cursor = cursor, .ncursor = 3,
+                  .scalars = (float[2]){1.5f, -2.0f}, .nscalars = 2};
   foil_err err = {0};
   CHECKF(ckpt_save(path, &s, NULL, NULL, &err) == 0, "%s", err.msg);
   encoder_config cfg;
   CHECK(ckpt_read_config(path, &cfg, &err) == 0 && cfg.n_layers == 2 && cfg.d_ff == 16);
+  float sc2[2] = {0};
   ckpt_state r = {.enc = c.enc, .opt = c.opt, .key_enc = NULL, .queue = q2, .queue_k = 6,
-                  .queue_d = 8, .cursor = cur2, .ncursor = 3};
+                  .queue_d = 8, .cursor = cur2, .ncursor = 3, .scalars = sc2, .nscalars = 2};
   CHECKF(ckpt_load(path, &r, &err) == 0, "%s", err.msg);
   CHECK(r.step == 3 && r.seed == 9 && r.call == 3 && r.queue_ptr == 4 && r.queue_fill == 6);
   CHECK(r.spec_json && !strcmp(r.spec_json, s.spec_json));
   free((char *)r.spec_json);
   CHECK(memcmp(q2, queue, sizeof queue) == 0 && memcmp(cur2, cursor, sizeof cursor) == 0);
+  CHECK(sc2[0] == 1.5f && sc2[1] == -2.0f);
   size_t n = encoder_num_params(b.enc);
   CHECK(memcmp(encoder_params(c.enc), encoder_params(b.enc), n * sizeof(float)) == 0);
   CHECK(memcmp(c.opt->m, b.opt->m, n * sizeof(float)) == 0 && c.opt->t == b.opt->t);

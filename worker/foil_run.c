@@ -1,0 +1,58 @@
+/* foil_run.c — foil-run, the job runtime: one MPI program, every rank runs
+ * the job kind named on the command line.
+ *
+ *   mpirun -np N foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR]
+ *
+ * Rank discovery comes from the launcher (mpirun, or srun inside a Slurm
+ * allocation). The data root is --root, else $FOIL_ROOT, else ./foil-data.
+ * Exit status as the CLI's (common/err.h foil_err_exit_code).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "worker/run/comm.h"
+#include "worker/run/pretrain.h"
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR] [--stop-after STEPS] [--quiet]\n"
+          "  (under mpirun -np N or srun for N ranks)\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  foil_err err = {0};
+  comm *c = NULL;
+  if (comm_init(&c, &argc, &argv, &err)) {
+    fprintf(stderr, "foil-run: %s\n", err.msg);
+    return foil_err_exit_code(err.code);
+  }
+  int rc = FOIL_OK;
+  if (argc < 3 || strcmp(argv[1], "pretrain")) {
+    if (comm_rank(c) == 0) usage();
+    comm_destroy(&c);
+    return 2;
+  }
+  const char *env = getenv("FOIL_ROOT");
+  pretrain_args a = {.spec_path = argv[2], .root = env && *env ? env : "./foil-data"};
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--root") && i + 1 < argc) a.root = argv[++i];
+    else if (!strcmp(argv[i], "--job-dir") && i + 1 < argc) a.job_dir = argv[++i];
+    else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) a.stop_after = atoll(argv[++i]);
+    else if (!strcmp(argv[i], "--quiet")) a.quiet = 1;
+    else {
+      if (comm_rank(c) == 0) {
+        fprintf(stderr, "foil-run: unknown option %s\n", argv[i]);
+        usage();
+      }
+      comm_destroy(&c);
+      return 2;
+    }
+  }
+  rc = pretrain_run(&a, c, &err);
+  if (rc) fprintf(stderr, "foil-run (rank %d): %s\n", comm_rank(c), err.msg);
+  comm_destroy(&c);
+  return foil_err_exit_code(rc);
+}

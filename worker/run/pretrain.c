@@ -1,0 +1,475 @@
+/* pretrain.c — the pretrain job (see pretrain.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "worker/run/pretrain.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "model/encoder.h"
+#include "model/irmetrics.h"
+#include "model/loss.h"
+#include "model/moco.h"
+#include "model/optim.h"
+#include "model/tokenizer.h"
+#include "storage/ckpt.h"
+#include "storage/dataset.h"
+#include "storage/tokenizer_h5.h"
+#include "worker/run/encode.h"
+#include "worker/run/loader.h"
+#include "worker/run/spec.h"
+
+/* ---- the job's state ---------------------------------------------------------------- */
+
+typedef struct {
+  const pretrain_args *a;
+  comm *c;
+  int rank, world;
+  spec s;
+  char *spec_json;
+  tokenizer *tok;
+  encoder *enc, *key_enc;
+  optim *opt;
+  loss *ls;
+  moco_queue *queue;
+  loader *ld;
+  float *emb, *demb, *unit, *norms, *gathered;
+  /* learnable temperature: log(1/T), its AdamW moments, step (scalars[4]) */
+  float temp_state[4];
+  FILE *log, *metrics;
+  char job_dir[4096], ckpt_dir[4200];
+} job;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One log line: timestamp, level, component, message (rank 0 only). */
+__attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt,
+                                                       ...) {
+  if (j->rank != 0) return;
+  char ts[32], msg[1024];
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (j->log) {
+    fprintf(j->log, "%s %s pretrain %s\n", ts, level, msg);
+    fflush(j->log);
+  }
+  if (!j->a->quiet) fprintf(stderr, "%s %s pretrain %s\n", ts, level, msg);
+}
+
+static char *slurp(const char *path, foil_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    foil_err_set(err, FOIL_ENOTFOUND, "cannot read the spec %s", path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+  if (s) s[n] = 0;
+  fclose(f);
+  return s;
+}
+
+static int mkdirs(const char *path) {
+  char buf[4400];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(buf, 0755);
+      *p = '/';
+    }
+  return mkdir(buf, 0755) == 0 || access(buf, W_OK) == 0 ? 0 : -1;
+}
+
+static float current_temperature(const job *j) {
+  if (!j->s.learnable_temperature) return j->s.temperature;
+  return 1.0f / expf(j->temp_state[0]);
+}
+
+/* ---- checkpoints --------------------------------------------------------------------- */
+
+static int save_tok(h5io *f, void *ctx, foil_err *err) {
+  return tokenizer_h5_write(f, "tokenizer", ((job *)ctx)->tok, err);
+}
+
+static int save_checkpoint(job *j, int64_t step, foil_err *err) {
+  int rc = FOIL_OK;
+  if (j->rank == 0) {
+    loader_cursor cur;
+    loader_get_cursor(j->ld, &cur);
+    int64_t cv[4] = {(int64_t)cur.seed, (int64_t)cur.fingerprint, cur.epoch, cur.step};
+    ckpt_state st = {.step = step, .spec_json = j->spec_json, .enc = j->enc, .opt = j->opt,
+                     .key_enc = j->key_enc, .seed = j->s.seed, .call = (uint64_t)step,
+                     .cursor = cv, .ncursor = 4, .scalars = j->temp_state, .nscalars = 4};
+    if (j->queue) {
+      st.queue = j->queue->keys;
+      st.queue_k = j->queue->K, st.queue_d = j->queue->D;
+      st.queue_ptr = j->queue->ptr, st.queue_fill = j->queue->fill;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
+    rc = ckpt_save(path, &st, save_tok, j, err);
+    if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
+    if (!rc) logf_(j, "INFO", "checkpoint %s", path);
+  }
+  /* everyone learns whether rank 0 succeeded */
+  double bad = rc != 0;
+  int crc = comm_allreduce_sum_f64(j->c, &bad, 1, err);
+  if (crc) return crc;
+  if (bad && !rc) return foil_err_set(err, FOIL_EINTERNAL, "rank 0 could not write a checkpoint");
+  return rc;
+}
+
+/* Resumes from the newest usable checkpoint; *start gets its step (0 when
+ * there is none). Every rank reads the same file. */
+static int try_resume(job *j, int64_t *start, foil_err *err) {
+  *start = 0;
+  char *path = NULL, *skipped = NULL;
+  foil_err e2 = {0};
+  if (ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) != FOIL_OK) {
+    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+    free(skipped);
+    return FOIL_OK; /* fresh start */
+  }
+  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+  free(skipped);
+  int64_t cv[4];
+  ckpt_state st = {.enc = j->enc, .opt = j->opt, .key_enc = j->key_enc, .cursor = cv, .ncursor = 4,
+                   .scalars = j->temp_state, .nscalars = 4};
+  if (j->queue) st.queue = j->queue->keys, st.queue_k = j->queue->K, st.queue_d = j->queue->D;
+  int rc = ckpt_load(path, &st, err);
+  if (!rc) {
+    free((char *)st.spec_json);
+    if (st.seed != j->s.seed) {
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s was written with seed %llu, the spec says %llu", path,
+                        (unsigned long long)st.seed, (unsigned long long)j->s.seed);
+    } else {
+      loader_cursor cur = {(uint64_t)cv[0], (uint64_t)cv[1], cv[2], cv[3]};
+      rc = loader_set_cursor(j->ld, &cur, err);
+    }
+  }
+  if (!rc && j->queue) j->queue->ptr = st.queue_ptr, j->queue->fill = st.queue_fill;
+  if (!rc) {
+    *start = st.step;
+    logf_(j, "INFO", "resumed from %s at step %lld", path, (long long)st.step);
+  }
+  free(path);
+  return rc;
+}
+
+/* ---- evaluation ------------------------------------------------------------------------- */
+
+static int evaluate(job *j, int64_t step, foil_err *err) {
+  int rc = FOIL_OK;
+  if (j->rank == 0 && j->s.benchmark && j->s.benchmark[0]) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/datasets/%s/benchmarks/%s.h5", j->a->root, j->s.dataset,
+             j->s.benchmark);
+    dataset_bench b;
+    rc = dataset_bench_read(path, &b, err);
+    if (rc) {
+      foil_err_set(err, rc, "evaluation: %.400s", err->msg);
+      goto sync;
+    }
+    const int D = encoder_out_dim(j->enc);
+    float *q = malloc(sizeof(float) * b.n_queries * (size_t)D);
+    float *cchunk = malloc(sizeof(float) * 4096 * (size_t)D);
+    irmetrics *ir = NULL;
+    double t0 = now_s();
+    rc = !q || !cchunk ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
+    if (!rc) rc = encode_texts(j->enc, j->tok, b.queries, b.n_queries, j->s.model.max_len, 256, q, err);
+    if (!rc) rc = irmetrics_new(&ir, q, (int)b.n_queries, D, 0, err);
+    for (size_t c0 = 0; !rc && c0 < b.n_corpus; c0 += 4096) {
+      size_t n = b.n_corpus - c0 < 4096 ? b.n_corpus - c0 : 4096;
+      rc = encode_texts(j->enc, j->tok, b.corpus + c0, n, j->s.model.max_len, 256, cchunk, err);
+      if (!rc) rc = irmetrics_add(ir, cchunk, (int)n, err);
+    }
+    irmetrics_result res;
+    if (!rc) rc = irmetrics_compute(ir, b.qrels, b.qrels_score, b.n_qrels, &res, err);
+    if (!rc) {
+      logf_(j, "INFO", "eval step %lld on %s: MRR@10 %.4f NDCG@10 %.4f R@1 %.4f R@10 %.4f R@100 %.4f "
+            "(%d queries, %zu docs, %.1f s)", (long long)step, j->s.benchmark,
+            irmetrics_get(&res, "mrr@10"), irmetrics_get(&res, "ndcg@10"),
+            irmetrics_get(&res, "recall@1"), irmetrics_get(&res, "recall@10"),
+            irmetrics_get(&res, "recall@100"), res.n_queries, b.n_corpus, now_s() - t0);
+      fprintf(j->metrics,
+              "{\"step\":%lld,\"eval\":\"%s\",\"mrr@10\":%.6f,\"ndcg@10\":%.6f,\"map@100\":%.6f,"
+              "\"recall@1\":%.6f,\"recall@10\":%.6f,\"recall@100\":%.6f,\"accuracy@1\":%.6f,"
+              "\"accuracy@10\":%.6f,\"queries\":%d}\n",
+              (long long)step, j->s.benchmark, irmetrics_get(&res, "mrr@10"),
+              irmetrics_get(&res, "ndcg@10"), irmetrics_get(&res, "map@100"),
+              irmetrics_get(&res, "recall@1"), irmetrics_get(&res, "recall@10"),
+              irmetrics_get(&res, "recall@100"), irmetrics_get(&res, "accuracy@1"),
+              irmetrics_get(&res, "accuracy@10"), res.n_queries);
+      fflush(j->metrics);
+    }
+    irmetrics_destroy(&ir);
+    free(q);
+    free(cchunk);
+    dataset_bench_free(&b);
+  }
+sync:;
+  double bad = rc != 0;
+  int crc = comm_allreduce_sum_f64(j->c, &bad, 1, err);
+  if (crc) return crc;
+  if (bad && !rc) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on rank 0");
+  return rc;
+}
+
+/* ---- one training step --------------------------------------------------------------------- */
+
+/* Mean over dimensions of the per-dimension std of n unit rows [n, D]:
+ * ~1/sqrt(D) for healthy embeddings, -> 0 when they collapse. */
+static double mean_dim_std(const float *u, int n, int D) {
+  double acc = 0;
+  for (int d = 0; d < D; d++) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) s += u[(size_t)i * D + d], s2 += (double)u[(size_t)i * D + d] * u[(size_t)i * D + d];
+    double m = s / n, v = s2 / n - m * m;
+    acc += sqrt(v > 0 ? v : 0);
+  }
+  return acc / D;
+}
+
+typedef struct {
+  loss_result lr;
+  float grad_norm, q_std, k_std;
+} step_stats;
+
+static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *st, foil_err *err) {
+  const spec *s = &j->s;
+  const int B = bt->B, D = encoder_out_dim(j->enc), T = bt->T;
+  int nneg = bt->n_neg, rc;
+  const float *emb;
+  loss_comm lc = comm_loss_comm(j->c);
+  int nq = 0;
+  const float *qkeys = j->queue ? moco_queue_keys(j->queue, &nq) : NULL;
+  loss_opts lo = {.temperature = current_temperature(j), .symmetric = s->symmetric,
+                  .decoupled = s->loss == LOSS_DCL, .queue = qkeys, .queue_n = nq};
+  encoder_zero_grads(j->enc);
+  if (s->loss == LOSS_MOCO) {
+    /* queries through the query encoder (with grad), keys and negatives
+     * through the momentum encoder (no grad) */
+    if ((rc = encoder_forward(j->enc, &emb, bt->ids, bt->mask, B, T, 1, s->seed, (uint64_t)step, err)))
+      return rc;
+    memcpy(j->emb, emb, sizeof(float) * (size_t)B * D);
+    if ((rc = encoder_forward(j->key_enc, &emb, bt->ids + (size_t)B * T, bt->mask + (size_t)B * T,
+                              B + nneg, T, 0, 0, 0, err)))
+      return rc;
+    memcpy(j->emb + (size_t)B * D, emb, sizeof(float) * (size_t)(B + nneg) * D);
+  } else if (s->loss == LOSS_SIMCSE) {
+    /* the query text twice; the two views differ only by their dropout
+     * masks (rows B..2B-1 draw other mask elements than rows 0..B-1) */
+    nneg = 0;
+    int32_t *ids2 = malloc(sizeof(int32_t) * 2 * (size_t)B * T);
+    uint8_t *m2 = malloc(2 * (size_t)B * T);
+    if (!ids2 || !m2) {
+      free(ids2);
+      free(m2);
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    }
+    memcpy(ids2, bt->ids, sizeof(int32_t) * (size_t)B * T);
+    memcpy(ids2 + (size_t)B * T, bt->ids, sizeof(int32_t) * (size_t)B * T);
+    memcpy(m2, bt->mask, (size_t)B * T);
+    memcpy(m2 + (size_t)B * T, bt->mask, (size_t)B * T);
+    rc = encoder_forward(j->enc, &emb, ids2, m2, 2 * B, T, 1, s->seed, (uint64_t)step, err);
+    free(ids2);
+    free(m2);
+    if (rc) return rc;
+    memcpy(j->emb, emb, sizeof(float) * 2 * (size_t)B * D);
+  } else {
+    if ((rc = encoder_forward(j->enc, &emb, bt->ids, bt->mask, bt->rows, T, 1, s->seed,
+                              (uint64_t)step, err)))
+      return rc;
+    memcpy(j->emb, emb, sizeof(float) * (size_t)bt->rows * D);
+  }
+  if ((rc = loss_infonce(j->ls, &st->lr, j->demb, j->emb, B, nneg, D, &lo, &lc, err))) return rc;
+  /* MoCo: only the queries' gradient flows (into the query encoder) */
+  if ((rc = encoder_backward(j->enc, j->demb, err))) return rc;
+  if ((rc = comm_allreduce_mean(j->c, encoder_grads(j->enc), encoder_num_params(j->enc), err)))
+    return rc;
+  st->grad_norm = optim_step(j->opt, j->enc, spec_lr_at(s, step));
+  if (s->learnable_temperature) {
+    /* d loss / d log(scale) = dscale · scale, averaged over ranks; its own
+     * AdamW (no decay); log(scale) clamped to ln 100 as CLIP does */
+    float scale = expf(j->temp_state[0]), g = st->lr.dscale * scale;
+    if ((rc = comm_allreduce_mean(j->c, &g, 1, err))) return rc;
+    j->temp_state[3] += 1.0f;
+    adamw_update(&j->temp_state[0], &g, &j->temp_state[1], &j->temp_state[2], 1,
+                 spec_lr_at(s, step), s->beta1, s->beta2, s->eps, 0.0f, (int)j->temp_state[3]);
+    if (j->temp_state[0] > logf(100.0f)) j->temp_state[0] = logf(100.0f);
+  }
+  /* health: per-dimension spread of the (local) unit queries and keys */
+  l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
+  st->q_std = (float)mean_dim_std(j->unit, B, D);
+  st->k_std = (float)mean_dim_std(j->unit + (size_t)B * D, B, D);
+  if (j->queue) {
+    moco_momentum_update(j->key_enc, j->enc, spec_momentum_at(s, step));
+    /* enqueue this step's keys of all ranks, in rank order: identical
+     * queues everywhere */
+    if ((rc = comm_allgather(j->c, j->unit + (size_t)B * D, (size_t)B * D, j->gathered, err)))
+      return rc;
+    moco_queue_push(j->queue, j->gathered, (int64_t)j->world * B);
+  }
+  return FOIL_OK;
+}
+
+/* ---- the job ------------------------------------------------------------------------------- */
+
+static void job_free(job *j) {
+  loader_destroy(&j->ld);
+  moco_queue_destroy(&j->queue);
+  loss_destroy(&j->ls);
+  optim_destroy(&j->opt);
+  encoder_destroy(&j->key_enc);
+  encoder_destroy(&j->enc);
+  tokenizer_destroy(&j->tok);
+  free(j->emb);
+  free(j->demb);
+  free(j->unit);
+  free(j->norms);
+  free(j->gathered);
+  free(j->spec_json);
+  spec_free(&j->s);
+  if (j->log) fclose(j->log);
+  if (j->metrics) fclose(j->metrics);
+}
+
+static int job_setup(job *j, foil_err *err) {
+  const pretrain_args *a = j->a;
+  int rc;
+  if (!(j->spec_json = slurp(a->spec_path, err))) return err ? err->code : FOIL_ENOTFOUND;
+  if ((rc = spec_parse(&j->s, j->spec_json, err))) return rc;
+  spec *s = &j->s;
+  if (s->loss == LOSS_MOCO && s->symmetric)
+    return foil_err_set(err, FOIL_EINVAL, "loss.symmetric is not defined for loss.kind moco");
+  if (s->micro_batch)
+    return foil_err_set(err, FOIL_EINVAL, "micro_batch (GradCache) is not available in this build");
+  int threads = s->threads ? s->threads : 0;
+  if (!threads) { /* share the node's cores among its ranks */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = (int)(cores / comm_local_size(j->c));
+    if (threads < 1) threads = 1;
+  }
+  kernels_set_threads(threads);
+  if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
+  else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
+  snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
+  if (j->rank == 0) {
+    if (mkdirs(j->ckpt_dir))
+      return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/log", j->job_dir);
+    j->log = fopen(p, "a");
+    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
+    j->metrics = fopen(p, "a");
+    if (!j->log || !j->metrics)
+      return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
+  }
+  comm_barrier(j->c, err);
+  /* tokenizer: a path relative to the data root's parent (the checkout) or absolute */
+  if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
+  s->model.vocab = tokenizer_vocab_size(j->tok);
+  if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;
+  encoder_init(j->enc, s->seed);
+  optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
+  if ((rc = optim_new(&j->opt, encoder_num_params(j->enc), &oc, err))) return rc;
+  if ((rc = loss_new(&j->ls, err))) return rc;
+  const int D = encoder_out_dim(j->enc), B = s->batch_per_rank;
+  if (s->loss == LOSS_MOCO) {
+    if ((rc = encoder_new(&j->key_enc, &s->model, err))) return rc;
+    memcpy(encoder_params(j->key_enc), encoder_params(j->enc), encoder_num_params(j->enc) * sizeof(float));
+    if ((rc = moco_queue_new(&j->queue, s->queue_size, D, err))) return rc;
+  }
+  j->temp_state[0] = logf(1.0f / s->temperature);
+  char pairs[4200];
+  snprintf(pairs, sizeof pairs, "%s/datasets/%s/pairs.h5", a->root, s->dataset);
+  loader_config lc = {.path = pairs, .split = "train", .batch_size = B, .rank = j->rank,
+                      .world = j->world, .max_len = s->model.max_len,
+                      .neg_per_pair = s->loss == LOSS_SIMCSE ? 0 : s->hard_negatives,
+                      .pad_to_longest = 1, .seed = s->seed};
+  if ((rc = loader_open(&j->ld, &lc, j->tok, err))) return rc;
+  size_t rows = 2 * (size_t)B + (size_t)B * s->hard_negatives;
+  j->emb = malloc(sizeof(float) * rows * D);
+  j->demb = malloc(sizeof(float) * rows * D);
+  j->unit = malloc(sizeof(float) * rows * D);
+  j->norms = malloc(sizeof(float) * rows);
+  j->gathered = malloc(sizeof(float) * (size_t)j->world * B * D);
+  if (!j->emb || !j->demb || !j->unit || !j->norms || !j->gathered)
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a batch of %zu rows", rows);
+  return FOIL_OK;
+}
+
+int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
+  job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
+  int rc = job_setup(&j, err);
+  int64_t step = 0;
+  if (!rc) rc = try_resume(&j, &step, err);
+  if (!rc)
+    logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
+          j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
+          encoder_num_params(j.enc), kernels_backend());
+  double t_log = now_s();
+  int64_t ran = 0, pairs_since = 0;
+  while (!rc && step < j.s.steps) {
+    loader_batch bt;
+    step_stats st;
+    if ((rc = loader_next(j.ld, &bt, err))) break;
+    if ((rc = train_step(&j, step, &bt, &st, err))) break;
+    step++;
+    ran++;
+    pairs_since += (int64_t)j.world * bt.B;
+    if (!isfinite(st.lr.value)) {
+      rc = foil_err_set(err, FOIL_EABORTED, "the loss is not finite at step %lld", (long long)step);
+      break;
+    }
+    if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
+      double t = now_s(), rate = pairs_since / (t - t_log);
+      int qn = 0;
+      if (j.queue) moco_queue_keys(j.queue, &qn);
+      logf_(&j, "INFO", "step %lld loss %.4f acc %.3f lr %.3g grad %.3f std q %.4f k %.4f T %.4f "
+            "queue %d %.1f pairs/s", (long long)step, st.lr.value, st.lr.accuracy,
+            spec_lr_at(&j.s, step - 1), st.grad_norm, st.q_std, st.k_std, current_temperature(&j), qn,
+            rate);
+      if (j.rank == 0) {
+        fprintf(j.metrics,
+                "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
+                "\"std_q\":%.6f,\"std_k\":%.6f,\"temperature\":%.6f,\"queue_fill\":%d,"
+                "\"pairs_per_s\":%.2f,\"epoch\":%lld}\n",
+                (long long)step, st.lr.value, st.lr.accuracy, spec_lr_at(&j.s, step - 1), st.grad_norm,
+                st.q_std, st.k_std, current_temperature(&j), qn, rate, (long long)bt.epoch);
+        fflush(j.metrics);
+      }
+      t_log = t;
+      pairs_since = 0;
+    }
+    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
+      if ((rc = save_checkpoint(&j, step, err))) break;
+    if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
+      if ((rc = evaluate(&j, step, err))) break;
+    if (a->stop_after > 0 && ran >= a->stop_after) break;
+  }
+  if (rc) logf_(&j, "ERROR", "%s", err ? err->msg : "failed");
+  else if (step >= j.s.steps) logf_(&j, "INFO", "done: %lld steps", (long long)step);
+  job_free(&j);
+  return rc;
+}

@@ -1,0 +1,40 @@
+/* pretrain.h — the `pretrain` job of foil-run: contrastive training of a
+ * text encoder on every rank of a comm, with checkpoints, exact resume and
+ * retrieval evaluation.
+ *
+ * Every rank runs pretrain_run with the same arguments. Rank 0 writes the
+ * job directory: log (one line per event), metrics (JSON lines: training
+ * health every log step, retrieval metrics every eval), ckpt/step_<n>.h5.
+ * A job directory that already holds a usable checkpoint is resumed from
+ * it (the newest one that opens cleanly; damaged ones are reported and
+ * skipped): parameters, optimizer moments, MoCo encoder and queue, the
+ * learnable temperature, the loader cursor and the step all come back, so
+ * the run continues bit for bit where the uninterrupted one would be (same
+ * world size; another world size of the same global batch resumes with the
+ * same data order but not the same bits).
+ *
+ * Per step: the loader's batch (this rank's B pairs), one training forward
+ * (dropout masks from (seed, step)), the loss across ranks (model/loss.h),
+ * backward, gradients averaged over ranks, clipping, AdamW at the
+ * scheduled learning rate; MoCo: momentum update and enqueue of the
+ * all-gathered keys.
+ */
+#ifndef FOIL_WORKER_RUN_PRETRAIN_H
+#define FOIL_WORKER_RUN_PRETRAIN_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "worker/run/comm.h"
+
+typedef struct {
+  const char *spec_path; /* the job spec (JSON), read by every rank */
+  const char *root;      /* data root: datasets/<name>/... */
+  const char *job_dir;   /* where log, metrics and ckpt/ go; NULL: <root>/jobs/<name> */
+  int64_t stop_after;    /* > 0: stop after this many steps of this run (tests) */
+  int quiet;             /* 1: no log lines on stderr */
+} pretrain_args;
+
+int pretrain_run(const pretrain_args *a, comm *c, foil_err *err);
+
+#endif
