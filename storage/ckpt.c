@@ -271,7 +271,7 @@ static int list_steps(const char *dir, entry **out, size_t *n, foil_err *err) {
     (*out)[(*n)++].name = strdup(e->d_name);
   }
   closedir(d);
-  qsort(*out, *n, sizeof(entry), cmp_desc);
+  if (*n > 1) qsort(*out, *n, sizeof(entry), cmp_desc);
   return FOIL_OK;
 }
 

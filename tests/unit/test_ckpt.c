@@ -157,6 +157,9 @@ static void test_refusals_latest_prune(void) {
     CHECKF(stat(path, &st) != 0, "step %d should be pruned", gone[i]);
   }
   CHECK(ckpt_latest("/nonexistent-dir", &latest, NULL, &err) == FOIL_ENOTFOUND);
+  snprintf(path, sizeof path, "%s/empty", dir); /* an empty directory: nothing to resume */
+  mkdir(path, 0755);
+  CHECK(ckpt_latest(path, &latest, NULL, &err) == FOIL_ENOTFOUND && latest == NULL);
   trainer_free(&a);
 }
 

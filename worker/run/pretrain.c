@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
+#include "model/bm25.h"
 #include "model/encoder.h"
 #include "model/irmetrics.h"
 #include "model/loss.h"
@@ -44,6 +45,8 @@ typedef struct {
   float temp_state[4];
   FILE *log, *metrics;
   char job_dir[4096], ckpt_dir[4200];
+  int bm25_done; /* the BM25 baseline is computed once per run */
+  double bm25_mrr10;
 } job;
 
 static double now_s(void) {
@@ -178,6 +181,81 @@ static int try_resume(job *j, int64_t *start, foil_err *err) {
 
 /* ---- evaluation ------------------------------------------------------------------------- */
 
+/* Token ids of a text without special tokens (BM25 terms). *n = count. */
+static int terms_of(const tokenizer *tok, const char *s, int32_t **out, int *n, foil_err *err) {
+  int cap = 64, full = 0, rc;
+  *out = NULL;
+  for (;;) {
+    int32_t *ids = realloc(*out, sizeof(int32_t) * (size_t)cap);
+    if (!ids) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    *out = ids;
+    if ((rc = tokenizer_encode(tok, s, strlen(s), 0, ids, cap, &full, err))) return rc;
+    if (full <= cap) break;
+    cap = full;
+  }
+  *n = full;
+  return FOIL_OK;
+}
+
+/* The lexical baseline on the same benchmark: BM25 (k1 0.9, b 0.4) over
+ * the tokenizer's ids. Logged and written to metrics as "bm25". */
+static int bm25_baseline(job *j, const dataset_bench *b, irmetrics_result *res, foil_err *err) {
+  int rc = FOIL_OK;
+  int nd = (int)b->n_corpus, nq = (int)b->n_queries;
+  int32_t **docs = calloc((size_t)nd, sizeof(int32_t *));
+  int *lens = calloc((size_t)nd, sizeof(int));
+  float *scores = malloc(sizeof(float) * (size_t)nd), *ts = malloc(sizeof(float) * IRM_K);
+  int64_t *ranked = malloc(sizeof(int64_t) * (size_t)nq * IRM_K);
+  bm25 *x = NULL;
+  if (!docs || !lens || !scores || !ts || !ranked) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  for (int d = 0; !rc && d < nd; d++) rc = terms_of(j->tok, b->corpus[d], &docs[d], &lens[d], err);
+  if (!rc)
+    rc = bm25_build(&x, (const int32_t *const *)docs, lens, nd, tokenizer_vocab_size(j->tok), 0.9f,
+                    0.4f, err);
+  for (int q = 0; !rc && q < nq; q++) {
+    int32_t *terms = NULL;
+    int n = 0;
+    if ((rc = terms_of(j->tok, b->queries[q], &terms, &n, err))) break;
+    bm25_score(x, terms, n, scores);
+    free(terms);
+    topk_init(ts, ranked + (size_t)q * IRM_K, 1, IRM_K);
+    topk_merge(ts, ranked + (size_t)q * IRM_K, 1, IRM_K, scores, nd, (size_t)nd, 0);
+    for (int k = 0; k < IRM_K; k++) /* documents without a matching term are not retrieved */
+      if (ranked[(size_t)q * IRM_K + k] >= 0 && ts[k] <= 0.0f) ranked[(size_t)q * IRM_K + k] = -1;
+  }
+  if (!rc)
+    rc = irmetrics_from_rankings(ranked, nq, IRM_K, b->qrels, b->qrels_score, b->n_qrels, res, err);
+  bm25_destroy(&x);
+  for (int d = 0; docs && d < nd; d++) free(docs[d]);
+  free(docs);
+  free(lens);
+  free(scores);
+  free(ts);
+  free(ranked);
+  return rc;
+}
+
+static void write_eval(job *j, int64_t step, const char *who, const irmetrics_result *res) {
+  fprintf(j->metrics,
+          "{\"step\":%lld,\"eval\":\"%s\",\"model\":\"%s\",\"mrr@10\":%.6f,\"ndcg@10\":%.6f,"
+          "\"map@100\":%.6f,\"recall@1\":%.6f,\"recall@10\":%.6f,\"recall@100\":%.6f,"
+          "\"accuracy@1\":%.6f,\"accuracy@10\":%.6f,\"queries\":%d}\n",
+          (long long)step, j->s.benchmark, who, irmetrics_get(res, "mrr@10"),
+          irmetrics_get(res, "ndcg@10"), irmetrics_get(res, "map@100"),
+          irmetrics_get(res, "recall@1"), irmetrics_get(res, "recall@10"),
+          irmetrics_get(res, "recall@100"), irmetrics_get(res, "accuracy@1"),
+          irmetrics_get(res, "accuracy@10"), res->n_queries);
+  fflush(j->metrics);
+}
+
+static void log_eval(job *j, int64_t step, const char *who, const irmetrics_result *res, size_t ndocs,
+                     double secs) {
+  logf_(j, "INFO", "eval step %lld %s on %s: MRR@10 %.4f NDCG@10 %.4f R@1 %.4f R@10 %.4f R@100 %.4f "
+        "(%d queries, %zu docs, %.1f s)", (long long)step, who, j->s.benchmark,
+        irmetrics_get(res, "mrr@10"), irmetrics_get(res, "ndcg@10"), irmetrics_get(res, "recall@1"),
+        irmetrics_get(res, "recall@10"), irmetrics_get(res, "recall@100"), res->n_queries, ndocs, secs);
+}
+
 static int evaluate(job *j, int64_t step, foil_err *err) {
   int rc = FOIL_OK;
   if (j->rank == 0 && j->s.benchmark && j->s.benchmark[0]) {
@@ -206,22 +284,23 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     irmetrics_result res;
     if (!rc) rc = irmetrics_compute(ir, b.qrels, b.qrels_score, b.n_qrels, &res, err);
     if (!rc) {
-      logf_(j, "INFO", "eval step %lld on %s: MRR@10 %.4f NDCG@10 %.4f R@1 %.4f R@10 %.4f R@100 %.4f "
-            "(%d queries, %zu docs, %.1f s)", (long long)step, j->s.benchmark,
-            irmetrics_get(&res, "mrr@10"), irmetrics_get(&res, "ndcg@10"),
-            irmetrics_get(&res, "recall@1"), irmetrics_get(&res, "recall@10"),
-            irmetrics_get(&res, "recall@100"), res.n_queries, b.n_corpus, now_s() - t0);
-      fprintf(j->metrics,
-              "{\"step\":%lld,\"eval\":\"%s\",\"mrr@10\":%.6f,\"ndcg@10\":%.6f,\"map@100\":%.6f,"
-              "\"recall@1\":%.6f,\"recall@10\":%.6f,\"recall@100\":%.6f,\"accuracy@1\":%.6f,"
-              "\"accuracy@10\":%.6f,\"queries\":%d}\n",
-              (long long)step, j->s.benchmark, irmetrics_get(&res, "mrr@10"),
-              irmetrics_get(&res, "ndcg@10"), irmetrics_get(&res, "map@100"),
-              irmetrics_get(&res, "recall@1"), irmetrics_get(&res, "recall@10"),
-              irmetrics_get(&res, "recall@100"), irmetrics_get(&res, "accuracy@1"),
-              irmetrics_get(&res, "accuracy@10"), res.n_queries);
-      fflush(j->metrics);
+      log_eval(j, step, "foil", &res, b.n_corpus, now_s() - t0);
+      write_eval(j, step, "foil", &res);
     }
+    if (!rc && !j->bm25_done) {
+      irmetrics_result br;
+      t0 = now_s();
+      rc = bm25_baseline(j, &b, &br, err);
+      if (!rc) {
+        log_eval(j, step, "bm25", &br, b.n_corpus, now_s() - t0);
+        write_eval(j, step, "bm25", &br);
+        j->bm25_done = 1;
+        j->bm25_mrr10 = irmetrics_get(&br, "mrr@10");
+      }
+    }
+    if (!rc && j->bm25_done)
+      logf_(j, "INFO", "MRR@10 foil %.4f vs BM25 %.4f: %.2fx", irmetrics_get(&res, "mrr@10"),
+            j->bm25_mrr10, j->bm25_mrr10 > 0 ? irmetrics_get(&res, "mrr@10") / j->bm25_mrr10 : 0.0);
     irmetrics_destroy(&ir);
     free(q);
     free(cchunk);
