@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/vmath.h"
 #include "kernels/kernels.h"
 
 /* out[j] = dropout of p[j], j < n, mask elements off..off+n-1. */
@@ -23,6 +24,48 @@ static void drop_row(float *out, const float *p, int n, float p_drop, uint64_t s
     int len = n - j0 < DROPOUT_SPAN ? n - j0 : DROPOUT_SPAN;
     dropout_scales(out + j0, p + j0, (size_t)len, p_drop, seed, stream, off + (uint64_t)j0);
   }
+}
+
+/* Masked softmax of one row in place: keys j < jmax with m[j] != 0 are
+ * visible, the others get probability 0 (all zeros when none is). Max and
+ * sum use 8 independent lanes in a fixed order, exp is vmath's vexp, so
+ * the loops vectorize and the bits do not depend on the thread count. */
+static void softmax_row(float *row, const uint8_t *m, int jmax, int T) {
+  float mx8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                  -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int j = 0;
+  for (; j + 8 <= T; j += 8)
+    for (int l = 0; l < 8; l++) {
+      int vis = j + l < jmax && m[j + l];
+      float v = vis ? row[j + l] : -INFINITY;
+      row[j + l] = v;
+      mx8[l] = v > mx8[l] ? v : mx8[l];
+    }
+  float mx = -INFINITY;
+  for (int l = 0; l < 8; l++) mx = mx8[l] > mx ? mx8[l] : mx;
+  for (; j < T; j++) {
+    if (!(j < jmax && m[j])) row[j] = -INFINITY;
+    mx = row[j] > mx ? row[j] : mx;
+  }
+  if (mx == -INFINITY) {
+    memset(row, 0, sizeof(float) * T);
+    return;
+  }
+  float s8[8] = {0};
+  j = 0;
+  for (; j + 8 <= T; j += 8)
+    for (int l = 0; l < 8; l++) {
+      float e = row[j + l] == -INFINITY ? 0.0f : vexp(row[j + l] - mx);
+      row[j + l] = e;
+      s8[l] += e;
+    }
+  float s = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+  for (; j < T; j++) {
+    row[j] = row[j] == -INFINITY ? 0.0f : vexp(row[j] - mx);
+    s += row[j];
+  }
+  float inv = 1.0f / s;
+  for (j = 0; j < T; j++) row[j] *= inv;
 }
 
 void attention_forward(float *out, float *att, float *scratch, const float *qkv,
@@ -41,26 +84,7 @@ void attention_forward(float *out, float *att, float *scratch, const float *qkv,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
                 S, T);
     /* masked softmax, row by row; a row with no visible key becomes zeros */
-    for (int i = 0; i < T; i++) {
-      float *row = S + (size_t)i * T;
-      int jmax = causal ? i + 1 : T;
-      float mx = -INFINITY;
-      for (int j = 0; j < T; j++) {
-        if (j >= jmax || !m[j]) row[j] = -INFINITY;
-        mx = row[j] > mx ? row[j] : mx;
-      }
-      if (mx == -INFINITY) {
-        memset(row, 0, sizeof(float) * T);
-        continue;
-      }
-      double s = 0.0;
-      for (int j = 0; j < T; j++) {
-        row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-        s += row[j];
-      }
-      float inv = (float)(1.0 / s);
-      for (int j = 0; j < T; j++) row[j] *= inv;
-    }
+    for (int i = 0; i < T; i++) softmax_row(S + (size_t)i * T, m, causal ? i + 1 : T, T);
     /* O = dropout(P) V */
     const float *Pd = S;
     if (p_drop > 0.0f) {
