@@ -4,10 +4,11 @@
     .venv/bin/python bench/tokenizer.py [--build build] [--mb 4] [--repeats 5]
 
 Text: the Python 3.11 reST docs that Debian's python3.11-doc installs (real
-English prose with code and some non-ASCII), the first --mb megabytes, one
-encode call per line on both sides, single-threaded
-(TOKENIZERS_PARALLELISM=false, no encode_batch). The best of --repeats
-passes counts. WordPiece: all-MiniLM-L6-v2's vocab.txt / tokenizer.json
+English prose with code and some non-ASCII), the first --mb megabytes.
+foil encodes line by line on one thread. HF runs on one thread
+(TOKENIZERS_PARALLELISM=false) both as one encode() per line and as one
+encode_batch() over all lines; its better mode is the anchor. The best of
+--repeats passes counts. WordPiece: all-MiniLM-L6-v2's vocab.txt / tokenizer.json
 (no padding or truncation, [CLS]/[SEP] added). BPE: byte-level merges that
 HF's BpeTrainer learns from the same text (vocab 16000), saved as
 vocab.json + merges.txt and loaded by both. Both sides must produce the same
@@ -36,14 +37,21 @@ def find_minilm():
 
 
 def hf_speed(tok, lines, nbytes, repeats):
-    best, count = 1e30, 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        count = 0
-        for ln in lines:
-            count += len(tok.encode(ln).ids)
-        best = min(best, time.perf_counter() - t0)
-    return nbytes / best / 1e6, count
+    """HF at its best on one thread: the better of one encode() per line and
+    one encode_batch() over all lines (the Rust loop, no per-line Python
+    call; TOKENIZERS_PARALLELISM=false keeps it on one thread)."""
+    best, count, how = 1e30, 0, ""
+    for mode in ("encode", "encode_batch"):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            if mode == "encode":
+                n = sum(len(tok.encode(ln).ids) for ln in lines)
+            else:
+                n = sum(len(e.ids) for e in tok.encode_batch(lines))
+            dt = time.perf_counter() - t0
+            if dt < best:
+                best, count, how = dt, n, mode
+    return nbytes / best / 1e6, count, how
 
 
 def foil_speed(prog, vocab, path, repeats):
@@ -90,14 +98,14 @@ def main():
         tr.save_model(bdir)
         bpe = ByteLevelBPETokenizer(os.path.join(bdir, "vocab.json"), os.path.join(bdir, "merges.txt"))
 
-        print(f"text: {nbytes / 1e6:.2f} MB, {len(lines)} lines, one encode per line, 1 thread")
-        print(f"{'tokenizer':<12}{'foil MB/s':>12}{'HF MB/s':>12}{'foil/HF':>10}{'ids':>12}")
+        print(f"text: {nbytes / 1e6:.2f} MB, {len(lines)} lines, 1 thread")
+        print(f"{'tokenizer':<12}{'foil MB/s':>12}{'HF MB/s':>12}{'foil/HF':>10}{'ids':>12}  HF's best")
         ok = True
         for name, hf, vocab in (("wordpiece", wp, os.path.join(d, "vocab.txt")),
                                 ("bpe", bpe, os.path.join(bdir, "vocab.json"))):
             f_mbs, f_ids = foil_speed(prog, vocab, path, a.repeats)
-            h_mbs, h_ids = hf_speed(hf, lines, nbytes, a.repeats)
-            print(f"{name:<12}{f_mbs:>12.2f}{h_mbs:>12.2f}{f_mbs / h_mbs:>9.2f}x{f_ids:>12}")
+            h_mbs, h_ids, how = hf_speed(hf, lines, nbytes, a.repeats)
+            print(f"{name:<12}{f_mbs:>12.2f}{h_mbs:>12.2f}{f_mbs / h_mbs:>9.2f}x{f_ids:>12}  {how}")
             if f_ids != h_ids:
                 print(f"  id counts differ: foil {f_ids}, HF {h_ids}")
                 ok = False

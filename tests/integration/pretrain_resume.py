@@ -11,7 +11,8 @@ checkpoints and resumed ends with the same bits as an uninterrupted run.
    it resumes from the newest usable checkpoint and finishes.
 4. Compare the final checkpoints with h5py: parameters, optimizer moments,
    MoCo momentum encoder and queue, loader cursor must be bit-identical.
-Runs MoCo with hard negatives so that every piece of state is exercised.
+Runs MoCo with a learnable temperature so that every piece of state (queue,
+momentum encoder, temperature and its moments) is exercised.
 """
 import json
 import os
@@ -40,8 +41,8 @@ spec = {
     "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 16,
               "dropout": 0.1, "tokenizer": vocab},
     "data": {"dataset": "wordnet", "benchmark": ""},
-    "loss": {"kind": "moco", "temperature": 0.07, "queue_size": 100, "momentum": 0.99,
-             "momentum_schedule": "cosine"},
+    "loss": {"kind": "moco", "temperature": 0.07, "learnable_temperature": True,
+             "queue_size": 100, "momentum": 0.99, "momentum_schedule": "cosine"},
     "batch_per_rank": 16, "steps": STEPS,
     "optimizer": {"lr": 0.001, "warmup_steps": 4},
     "checkpoint": {"every_steps": EVERY, "keep_last": 10},
@@ -82,7 +83,7 @@ b = h5py.File(os.path.join(work, "b", "ckpt", f"step_{STEPS}.h5"), "r")
 names = []
 a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
 bad = [n for n in names if not np.array_equal(a[n][()], b[n][()])]
-for n in ("model/wte", "optim/m/qkv_w", "momentum/fc1_w", "queue/keys", "loader/cursor"):
+for n in ("model/wte", "optim/m/qkv_w", "momentum/fc1_w", "queue/keys", "loader/cursor", "scalars"):
     assert n in names, f"{n} missing from the checkpoint"
 assert a["queue"].attrs["ptr"] == b["queue"].attrs["ptr"]
 if bad:

@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""Every loss of `foil-run pretrain` trains on 2 ranks: InfoNCE (symmetric,
+learnable temperature), DCL, unsupervised SimCSE and MoCo, 60 steps each
+on the real WordNet pairs. Each run must finish, log finite losses, lower
+its loss (mean of the last 10 logged steps below that of steps 11-20, when
+MoCo's queue is already full and the task no longer grows harder), and a
+learnable temperature must move.
+
+    pretrain_losses.py FOIL FOIL_RUN MPIEXEC WORKDIR VOCAB [MPI FLAGS...]
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+foil, foil_run, mpiexec, work, vocab = sys.argv[1:6]
+mpi_flags = sys.argv[6:]
+root = os.path.join(work, "root")
+os.makedirs(work, exist_ok=True)
+subprocess.run([foil, "data", "prepare", "wordnet", "--root", root], check=True,
+               stdout=subprocess.DEVNULL)
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+losses = {
+    "infonce": {"kind": "infonce", "symmetric": True, "learnable_temperature": True},
+    "dcl": {"kind": "dcl", "symmetric": True},
+    "simcse": {"kind": "simcse", "temperature": 0.05},
+    "moco": {"kind": "moco", "queue_size": 300, "momentum": 0.99},
+}
+failed = 0
+for name, loss in losses.items():
+    job = os.path.join(work, name)
+    shutil.rmtree(job, ignore_errors=True)
+    spec = {"kind": "pretrain", "name": name, "seed": 3,
+            "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 24,
+                      "dropout": 0.1, "tokenizer": vocab},
+            "data": {"dataset": "wordnet", "benchmark": ""}, "loss": loss,
+            "batch_per_rank": 32, "steps": 60, "optimizer": {"lr": 0.003, "schedule": "constant"},
+            "log_every_steps": 1, "threads": 1}
+    path = os.path.join(work, name + ".json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    subprocess.run([mpiexec, *mpi_flags, "-np", "2", foil_run, "pretrain", path, "--root", root,
+                    "--job-dir", job, "--quiet"], check=True, env=env)
+    rows = [json.loads(l) for l in open(os.path.join(job, "metrics")) if '"loss"' in l]
+    vals = [r["loss"] for r in rows]
+    first, last = sum(vals[10:20]) / 10, sum(vals[-10:]) / 10
+    ok = len(rows) == 60 and all(math.isfinite(v) for v in vals) and last < first
+    temps = {round(r["temperature"], 6) for r in rows}
+    if loss.get("learnable_temperature"):
+        ok = ok and len(temps) > 1
+    print(f"{name:<8} loss {first:.3f} -> {last:.3f}  temperature {min(temps):.4f}..{max(temps):.4f}"
+          f"  queue {rows[-1]['queue_fill']}  {'ok' if ok else 'FAILED'}")
+    failed += not ok
+print(f"{len(losses) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
