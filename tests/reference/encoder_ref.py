@@ -39,6 +39,14 @@ CASES = {
     "pre_first_sym_neg": dict(n_layers=2, d_model=16, n_heads=4, d_ff=48, vocab=50, max_len=10,
                               proj_dim=8, pre_ln=1, pooling=1, ln_eps=1e-5, T=10, B=3, n_neg=2,
                               temperature=0.07, symmetric=1, max_grad_norm=0.5),
+    # DCL (positive out of the denominator), symmetric, hard negatives.
+    "post_dcl_sym": dict(n_layers=1, d_model=16, n_heads=2, d_ff=32, vocab=40, max_len=8,
+                         proj_dim=0, pre_ln=0, pooling=0, ln_eps=1e-12, T=8, B=4, n_neg=2,
+                         temperature=0.1, symmetric=1, max_grad_norm=0.0, dcl=1),
+    # MoCo's loss: a queue of unit keys as extra negatives (no gradient).
+    "pre_queue": dict(n_layers=1, d_model=16, n_heads=2, d_ff=32, vocab=40, max_len=8,
+                      proj_dim=8, pre_ln=1, pooling=0, ln_eps=1e-5, T=8, B=4, n_neg=0,
+                      temperature=0.07, symmetric=0, max_grad_norm=0.0, queue=11),
 }
 STEPS, LR, WD, B1, B2, EPS = 10, 2e-4, 0.01, 0.9, 0.999, 1e-8
 
@@ -110,14 +118,27 @@ def encode(P, c, ids, mask):
     return pooled
 
 
-def infonce(emb, c):
+def xent(logits, labels, dcl):
+    """Cross-entropy; DCL removes each row's target from the denominator."""
+    if not dcl:
+        return F.cross_entropy(logits, labels)
+    pos = logits.gather(1, labels[:, None])[:, 0]
+    neg = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    return (torch.logsumexp(neg, dim=1) - pos).mean()
+
+
+def infonce(emb, c, scale, queue=None):
+    """InfoNCE on cosine logits times scale (= 1/temperature)."""
     B = c["B"]
     u = F.normalize(emb, dim=-1)
     q, keys = u[:B], u[B:]
+    if queue is not None:
+        keys = torch.cat([keys, queue])
     labels = torch.arange(B)
-    loss = F.cross_entropy(q @ keys.T / c["temperature"], labels)
+    dcl = c.get("dcl", 0)
+    loss = xent(q @ keys.T * scale, labels, dcl)
     if c["symmetric"]:
-        back = F.cross_entropy(keys[:B] @ q.T / c["temperature"], labels)
+        back = xent(u[B:2 * B] @ q.T * scale, labels, dcl)
         loss = 0.5 * (loss + back)
     return loss
 
@@ -141,6 +162,13 @@ def run_case(name, c, grp, seed):
         grp.attrs[k] = np.int32(c[k])
     for k in ("ln_eps", "temperature", "max_grad_norm"):
         grp.attrs[k] = np.float64(c[k])
+    grp.attrs["dcl"] = np.int32(c.get("dcl", 0))
+    queue = None
+    if c.get("queue"):
+        qk = rng.standard_normal((c["queue"], c["proj_dim"] or c["d_model"]))
+        qk = (qk / np.linalg.norm(qk, axis=1, keepdims=True)).astype(np.float32)
+        grp["queue"] = qk
+        queue = torch.tensor(qk, dtype=torch.float64)
     grp.attrs.update(dict(steps=np.int32(STEPS), lr=LR, weight_decay=WD, beta1=B1, beta2=B2,
                           eps=EPS))
     grp["ids"], grp["mask"] = ids, mask
@@ -149,11 +177,13 @@ def run_case(name, c, grp, seed):
 
     P = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in p32.items()}
     tid, tmask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask)
+    scale = torch.tensor(1.0 / c["temperature"], dtype=torch.float64, requires_grad=True)
     emb = encode(P, c, tid, tmask)
-    loss = infonce(emb, c)
+    loss = infonce(emb, c, scale, queue)
     loss.backward()
     grp["emb"] = emb.detach().numpy()
     grp["loss"] = loss.item()
+    grp["dscale"] = scale.grad.item()  # d loss / d (1/temperature): a learnable temperature
     for n, t in P.items():
         grp[f"grads/{n}"] = t.grad.numpy()
 
@@ -169,7 +199,7 @@ def run_case(name, c, grp, seed):
     losses = []
     for _ in range(STEPS):
         opt.zero_grad()
-        loss = infonce(encode(P, c, tid, tmask), c)
+        loss = infonce(encode(P, c, tid, tmask), c, 1.0 / c["temperature"], queue)
         loss.backward()
         if c["max_grad_norm"] > 0:
             torch.nn.utils.clip_grad_norm_(params, c["max_grad_norm"])

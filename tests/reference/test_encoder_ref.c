@@ -6,6 +6,9 @@
  *   - InfoNCE loss:                  rel. error <= 1e-5
  *   - every parameter gradient:      rel. error <= 1e-4
  *   - the losses of 10 AdamW steps:  rel. error <= 1e-4 each
+ *   - d loss / d(1/temperature):     rel. error <= 1e-4 (a learnable temperature)
+ * Cases also cover DCL (positive out of the denominator) and a MoCo-style
+ * queue of extra negative keys.
  * where rel. error of a tensor is ||foil - ref||_2 / ||ref||_2 (Frobenius
  * norm over the whole tensor) and of a scalar |foil - ref| / |ref|.
  * Usage: test_encoder_ref FILE.h5
@@ -89,6 +92,7 @@ static void run_case(hid_t file, const char *name) {
   int B = (int)attr_d(g, "B"), n_neg = (int)attr_d(g, "n_neg");
   int symmetric = (int)attr_d(g, "symmetric"), steps = (int)attr_d(g, "steps");
   float temp = (float)attr_d(g, "temperature");
+  int dcl = (int)attr_d(g, "dcl");
 
   foil_err err = {0};
   encoder *enc = NULL;
@@ -122,9 +126,16 @@ static void run_case(hid_t file, const char *name) {
   uint8_t *mask = read_ds(g, "mask", H5T_NATIVE_UINT8, 1, NULL, NULL, NULL);
   double *ref_emb = read_ds(g, "emb", H5T_NATIVE_DOUBLE, 8, NULL, NULL, NULL);
   double *ref_loss = read_ds(g, "loss", H5T_NATIVE_DOUBLE, 8, NULL, NULL, NULL);
+  double *ref_dscale = read_ds(g, "dscale", H5T_NATIVE_DOUBLE, 8, NULL, NULL, NULL);
+  size_t nqueue = 0;
+  int qnd = 0;
+  hsize_t qd[4] = {0};
+  float *queue = H5Lexists(g, "queue", H5P_DEFAULT) > 0
+                     ? read_ds(g, "queue", H5T_NATIVE_FLOAT, 4, &nqueue, &qnd, qd)
+                     : NULL;
   size_t nsteps = 0;
   double *ref_steps = read_ds(g, "step_loss", H5T_NATIVE_DOUBLE, 8, &nsteps, NULL, NULL);
-  CHECK(ids && mask && ref_emb && ref_loss && ref_steps && (int)nsteps == steps);
+  CHECK(ids && mask && ref_emb && ref_loss && ref_dscale && ref_steps && (int)nsteps == steps);
   if (!ids || !mask || !ref_emb || !ref_loss || !ref_steps) goto free_data;
   int R = (int)idd[0], T = (int)idd[1], D = encoder_out_dim(enc);
   CHECK(R == 2 * B + n_neg);
@@ -139,11 +150,15 @@ static void run_case(hid_t file, const char *name) {
   if (rc) goto free_all;
   double e_emb = rel_err_f(emb, ref_emb, (size_t)R * D);
   CHECKF(e_emb <= 1e-5, "%s: embeddings rel err %.3g > 1e-5", name, e_emb);
-  const loss_opts lo = {.temperature = temp, .symmetric = symmetric};
+  const loss_opts lo = {.temperature = temp, .symmetric = symmetric, .decoupled = dcl,
+                        .queue = queue, .queue_n = queue ? (int)qd[0] : 0};
   rc = loss_infonce(ls, &lr, demb, emb, B, n_neg, D, &lo, NULL, &err);
   CHECKF(rc == 0, "%s", err.msg);
   double e_loss = fabs(lr.value - *ref_loss) / fabs(*ref_loss);
   CHECKF(e_loss <= 1e-5, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, lr.value, *ref_loss, e_loss);
+  double e_ds = fabs(lr.dscale - *ref_dscale) / fabs(*ref_dscale);
+  CHECKF(e_ds <= 1e-4, "%s: dloss/dscale %.8g vs torch %.8g (rel %.3g)", name, lr.dscale,
+         *ref_dscale, e_ds);
   rc = encoder_backward(enc, demb, &err);
   CHECKF(rc == 0, "%s", err.msg);
   double worst = 0;
@@ -186,8 +201,8 @@ static void run_case(hid_t file, const char *name) {
            ref_steps[s], e);
     if (e > worst_step) worst_step = e;
   }
-  printf("  %-20s emb %.2e  loss %.2e  grad %.2e (%s)  steps %.2e\n", name, e_emb, e_loss, worst,
-         worst_name, worst_step);
+  printf("  %-20s emb %.2e  loss %.2e  dscale %.2e  grad %.2e (%s)  steps %.2e\n", name, e_emb,
+         e_loss, e_ds, worst, worst_name, worst_step);
 free_all:
   free(demb);
 free_data:
@@ -195,6 +210,8 @@ free_data:
   free(mask);
   free(ref_emb);
   free(ref_loss);
+  free(ref_dscale);
+  free(queue);
   free(ref_steps);
 done:
   optim_destroy(&opt);
@@ -230,7 +247,7 @@ int main(int argc, char **argv) {
   H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, collect, names);
   int ncase = 0;
   for (int i = 0; i < 16 && names[i][0]; i++, ncase++) run_case(f, names[i]);
-  CHECKF(ncase >= 3, "expected at least 3 cases, found %d", ncase);
+  CHECKF(ncase >= 5, "expected at least 5 cases, found %d", ncase);
   H5Fclose(f);
   TEST_EXIT();
 }
