@@ -90,19 +90,21 @@ void add_inplace(float *out, const float *a, size_t n);
  * (low half first), compared with ceil(p·65536) — so the keep probability
  * is within 1/65536 of 1-p, and one Philox word serves two elements. The
  * backward regenerates the same mask, so nothing is stored. p == 0 copies.
- * out may equal inp (in place). */
+ * out may equal inp (in place). Element i of the buffer uses mask element
+ * offset + i: a slice of a larger batch (GradCache's micro-batches) passes
+ * its position and draws the masks the whole batch would. */
 int dropout_kept(uint64_t seed, uint64_t stream, uint64_t i, float p);
 void dropout_forward(float *out, const float *inp, size_t n, float p,
-                     uint64_t seed, uint64_t stream);
+                     uint64_t seed, uint64_t stream, uint64_t offset);
 /* dinp += dout · mask/(1-p) */
 void dropout_backward(float *dinp, const float *dout, size_t n, float p,
-                      uint64_t seed, uint64_t stream);
+                      uint64_t seed, uint64_t stream, uint64_t offset);
 
 /* ---- multi-head self-attention core --------------------------------------
  * qkv [B,T,3C] holds q, k, v per token (C = NH·hs, head h in columns
  * h·hs..h·hs+hs-1 of each third). Keys with mask 0 are ignored; causal also
  * hides keys after the query. Probabilities are dropped out with prob p_drop
- * (stream `stream`, offset = index into att). Writes out [B,T,C] and
+ * (stream `stream`, mask element = offset + index into att). Writes out [B,T,C] and
  * att [B,NH,T,T] (softmax probabilities before dropout, kept for backward).
  * scratch: B·NH·T·T floats (any contents), unused (may be NULL) when
  * p_drop == 0. Cost: 4·B·NH·T·T·hs flops. A query whose keys are all hidden
@@ -110,12 +112,12 @@ void dropout_backward(float *dinp, const float *dout, size_t n, float p,
 void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                        const uint8_t *mask, int B, int T, int C, int NH,
                        int causal, float p_drop, uint64_t seed,
-                       uint64_t stream);
+                       uint64_t stream, uint64_t offset);
 /* dqkv += gradient w.r.t. qkv. scratch: B·NH·T·T floats (any contents). */
 void attention_backward(float *dqkv, float *scratch, const float *dout,
                         const float *qkv, const float *att, int B, int T,
                         int C, int NH, float p_drop, uint64_t seed,
-                        uint64_t stream);
+                        uint64_t stream, uint64_t offset);
 
 /* ---- pooling of [B,T,C] token states to [B,C] -------------------------------
  * mean over tokens with mask 1 (zero vector if none), or the first token. */

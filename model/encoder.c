@@ -39,7 +39,7 @@ struct encoder {
 
   /* the last forward */
   int B, T, train, have_fwd;
-  uint64_t seed, call;
+  uint64_t seed, call, row0;
 };
 
 /* ---- config --------------------------------------------------------------- */
@@ -270,6 +270,12 @@ static uint64_t stream_of(uint64_t call, int site) {
 int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
                     const uint8_t *mask, int B, int T, int train,
                     uint64_t seed, uint64_t call, foil_err *err) {
+  return encoder_forward_rows(e, emb, ids, mask, B, T, train, seed, call, 0, err);
+}
+
+int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
+                         const uint8_t *mask, int B, int T, int train,
+                         uint64_t seed, uint64_t call, uint64_t row0, foil_err *err) {
   const encoder_config *c = &e->cfg;
   *emb = NULL;
   e->have_fwd = 0;
@@ -287,6 +293,8 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
   const int N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
   const size_t Nd = (size_t)N * d;
   const float p = train ? c->dropout : 0.0f;
+  /* dropout mask offsets of this slice within the whole batch */
+  const uint64_t off_h = row0 * (uint64_t)T * d, off_a = row0 * (uint64_t)NH * T * T;
   float *W = e->params;
   memcpy(e->ids, ids, (size_t)N * sizeof(int32_t));
   memcpy(e->mask, mask, (size_t)N);
@@ -300,7 +308,7 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
   }
   const float *x = src; /* without dropout, layer 0 reads src directly */
   if (p > 0.0f) {
-    dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0));
+    dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0), off_h);
     x = e->resid0;
   }
 
@@ -315,9 +323,9 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
     }
     matmul_forward(a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
     attention_forward(a->atty, a->att, e->att_scratch, a->qkv, mask, B, T, d, NH, 0, p, seed,
-                      stream_of(call, 1 + 3 * l));
+                      stream_of(call, 1 + 3 * l), off_a);
     matmul_forward(e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
-    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l));
+    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
     residual_forward(a->r1, x, e->tmp, Nd);
     const float *h;
     if (c->pre_ln) {
@@ -332,7 +340,7 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
     matmul_forward(a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
     gelu_forward(a->gelu, a->fc1, (size_t)N * f);
     matmul_forward(e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
-    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l));
+    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
     if (c->pre_ln) {
       residual_forward(a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
       x = a->r2;
@@ -360,6 +368,7 @@ int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
   e->train = train;
   e->seed = seed;
   e->call = call;
+  e->row0 = row0;
   e->have_fwd = 1;
   *emb = res;
   return FOIL_OK;
@@ -375,6 +384,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   const size_t Nd = (size_t)N * d, Nf = (size_t)N * f;
   const float p = c->dropout;
   const uint64_t seed = e->seed, call = e->call;
+  const uint64_t off_h = e->row0 * (uint64_t)T * d, off_a = e->row0 * (uint64_t)NH * T * T;
   float *W = e->params, *G = e->grads;
 
   /* head: projection and pooling into g_res = d(final token states) */
@@ -415,7 +425,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     float *dh = gb;
     memcpy(dh, dr2, Nd * sizeof(float));
     memset(e->tmp, 0, Nd * sizeof(float));
-    dropout_backward(e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l));
+    dropout_backward(e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
     memset(gw1, 0, Nf * sizeof(float));
     matmul_backward(gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
                     P(e, W, ENC_FC2_W, l), N, f, d);
@@ -444,14 +454,14 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     float *dx = gres;
     if (dx != dr1) memcpy(dx, dr1, Nd * sizeof(float));
     memset(e->tmp, 0, Nd * sizeof(float));
-    dropout_backward(e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l));
+    dropout_backward(e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
     float *datty = dr1 == ga ? gb : ga; /* whichever of ga/gb is free now */
     memset(datty, 0, Nd * sizeof(float));
     matmul_backward(datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
                     P(e, W, ENC_ATTO_W, l), N, d, d);
     memset(gw1, 0, (size_t)N * 3 * d * sizeof(float));
     attention_backward(gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
-                       stream_of(call, 1 + 3 * l));
+                       stream_of(call, 1 + 3 * l), off_a);
     if (c->pre_ln) {
       memset(datty, 0, Nd * sizeof(float));
       matmul_backward(datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
@@ -466,7 +476,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
 
   /* embeddings: resid0 = drop(src), src = emb_sum or LN(emb_sum) */
   memset(ga, 0, Nd * sizeof(float));
-  dropout_backward(ga, gres, Nd, p, seed, stream_of(call, 0));
+  dropout_backward(ga, gres, Nd, p, seed, stream_of(call, 0), off_h);
   float *dsum = ga;
   if (!c->pre_ln) {
     memset(gb, 0, Nd * sizeof(float));

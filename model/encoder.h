@@ -96,6 +96,14 @@ int encoder_forward(encoder *enc, const float **emb, const int32_t *ids,
                     const uint8_t *mask, int B, int T, int train,
                     uint64_t seed, uint64_t call, foil_err *err);
 
+/* The same for B sequences that are rows row0 .. row0+B-1 of a larger
+ * batch of length T: dropout draws the masks the whole batch would, so a
+ * batch encoded slice by slice (GradCache) equals the one-shot batch.
+ * encoder_forward is row0 = 0. */
+int encoder_forward_rows(encoder *enc, const float **emb, const int32_t *ids,
+                         const uint8_t *mask, int B, int T, int train,
+                         uint64_t seed, uint64_t call, uint64_t row0, foil_err *err);
+
 /* Backward of the last forward: demb [B, out_dim] is d(loss)/d(embeddings).
  * Gradients are ACCUMULATED into encoder_grads (zero them with
  * encoder_zero_grads). Cost ~ 2x the forward. */

@@ -71,7 +71,7 @@ static void softmax_row(float *row, const uint8_t *m, int jmax, int T) {
 void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                        const uint8_t *mask, int B, int T, int C, int NH,
                        int causal, float p_drop, uint64_t seed,
-                       uint64_t stream) {
+                       uint64_t stream, uint64_t offset) {
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -91,7 +91,7 @@ void attention_forward(float *out, float *att, float *scratch, const float *qkv,
       float *D = scratch + (size_t)bh * T * T;
       for (int i = 0; i < T; i++)
         drop_row(D + (size_t)i * T, S + (size_t)i * T, T, p_drop, seed, stream,
-                 ((uint64_t)bh * T + i) * T);
+                 offset + ((uint64_t)bh * T + i) * T);
       Pd = D;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, Pd, T, v, C3, 0.0f,
@@ -102,7 +102,7 @@ void attention_forward(float *out, float *att, float *scratch, const float *qkv,
 void attention_backward(float *dqkv, float *scratch, const float *dout,
                         const float *qkv, const float *att, int B, int T,
                         int C, int NH, float p_drop, uint64_t seed,
-                        uint64_t stream) {
+                        uint64_t stream, uint64_t offset) {
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -118,7 +118,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
     if (p_drop > 0.0f) {
       for (int i = 0; i < T; i++)
         drop_row(D + (size_t)i * T, P + (size_t)i * T, T, p_drop, seed, stream,
-                 ((uint64_t)bh * T + i) * T);
+                 offset + ((uint64_t)bh * T + i) * T);
       Pd = D;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, Pd, T, dO, C, 1.0f,
@@ -131,7 +131,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
       const float *p = P + (size_t)i * T;
       if (p_drop > 0.0f) {
         /* multiply by the same mask: drop_row of dP itself */
-        drop_row(dp, dp, T, p_drop, seed, stream, ((uint64_t)bh * T + i) * T);
+        drop_row(dp, dp, T, p_drop, seed, stream, offset + ((uint64_t)bh * T + i) * T);
       }
       /* softmax backward, in place: dS = P·(dP - sum_l P_l dP_l)·scale */
       float sum = 0.0f;

@@ -53,7 +53,7 @@ void scale_inplace(float *x, size_t n, float s) {
  * same whatever thread computes it. */
 
 void dropout_forward(float *out, const float *inp, size_t n, float p,
-                     uint64_t seed, uint64_t stream) {
+                     uint64_t seed, uint64_t stream, uint64_t offset) {
   if (p <= 0.0f) {
     if (out != inp) memcpy(out, inp, n * sizeof(float));
     return;
@@ -62,12 +62,12 @@ void dropout_forward(float *out, const float *inp, size_t n, float p,
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t ch = 0; ch < nchunk; ch++) {
     size_t lo = ch * DROPOUT_SPAN, len = lo + DROPOUT_SPAN < n ? DROPOUT_SPAN : n - lo;
-    dropout_scales(out + lo, inp + lo, len, p, seed, stream, lo);
+    dropout_scales(out + lo, inp + lo, len, p, seed, stream, offset + lo);
   }
 }
 
 void dropout_backward(float *dinp, const float *dout, size_t n, float p,
-                      uint64_t seed, uint64_t stream) {
+                      uint64_t seed, uint64_t stream, uint64_t offset) {
   if (p <= 0.0f) {
     add_inplace(dinp, dout, n);
     return;
@@ -77,7 +77,7 @@ void dropout_backward(float *dinp, const float *dout, size_t n, float p,
   for (size_t ch = 0; ch < nchunk; ch++) {
     size_t lo = ch * DROPOUT_SPAN, len = lo + DROPOUT_SPAN < n ? DROPOUT_SPAN : n - lo;
     float tmp[DROPOUT_SPAN];
-    dropout_scales(tmp, dout + lo, len, p, seed, stream, lo);
+    dropout_scales(tmp, dout + lo, len, p, seed, stream, offset + lo);
     for (size_t i = 0; i < len; i++) dinp[lo + i] += tmp[i];
   }
 }

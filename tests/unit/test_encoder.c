@@ -209,8 +209,66 @@ static void test_alloc_once_and_errors(void) {
   loss_destroy(&ls);
 }
 
+/* GradCache: encoding a batch in slices with encoder_forward_rows (dropout
+ * on), computing the loss on all embeddings, then re-encoding each slice and
+ * back-propagating its part of d loss/d emb gives the one-shot batch's
+ * embeddings, loss and gradients (to float rounding of the smaller GEMMs). */
+static void test_gradcache(void) {
+  encoder_config cfg;
+  small_config(&cfg, 0);
+  encoder *enc;
+  loss *ls;
+  foil_err err;
+  CHECK(encoder_new(&enc, &cfg, &err) == 0 && loss_new(&ls, &err) == 0);
+  encoder_init(enc, 21);
+  int32_t ids[R * T];
+  uint8_t mask[R * T];
+  batch(ids, mask, 31);
+  const int D = encoder_out_dim(enc);
+  const loss_opts lo = {.temperature = 0.1f, .symmetric = 1};
+  size_t np = encoder_num_params(enc);
+  float one[R * 8], demb[R * 8], sliced[R * 8], *g1 = malloc(np * sizeof(float));
+  const float *emb;
+  loss_result r1, r2;
+  encoder_zero_grads(enc);
+  CHECK(encoder_forward(enc, &emb, ids, mask, R, T, 1, 77, 4, &err) == 0);
+  memcpy(one, emb, sizeof(float) * R * D);
+  CHECK(loss_infonce(ls, &r1, demb, one, B, NNEG, D, &lo, NULL, &err) == 0);
+  CHECK(encoder_backward(enc, demb, &err) == 0);
+  memcpy(g1, encoder_grads(enc), np * sizeof(float));
+  /* slices of 3, 2 and 3 rows */
+  const int cut[4] = {0, 3, 5, R};
+  for (int s = 0; s < 3; s++) {
+    CHECK(encoder_forward_rows(enc, &emb, ids + cut[s] * T, mask + cut[s] * T, cut[s + 1] - cut[s], T,
+                               1, 77, 4, (uint64_t)cut[s], &err) == 0);
+    memcpy(sliced + cut[s] * D, emb, sizeof(float) * (size_t)(cut[s + 1] - cut[s]) * D);
+  }
+  double de = 0;
+  for (int i = 0; i < R * D; i++) de = fmax(de, fabs(sliced[i] - one[i]));
+  CHECKF(de <= 1e-5, "sliced embeddings differ from the one-shot batch by %.3g", de);
+  CHECK(loss_infonce(ls, &r2, demb, sliced, B, NNEG, D, &lo, NULL, &err) == 0);
+  CHECKF(fabsf(r1.value - r2.value) <= 1e-5f * fabsf(r1.value), "loss %.7f vs %.7f", r2.value, r1.value);
+  encoder_zero_grads(enc);
+  for (int s = 0; s < 3; s++) {
+    CHECK(encoder_forward_rows(enc, &emb, ids + cut[s] * T, mask + cut[s] * T, cut[s + 1] - cut[s], T,
+                               1, 77, 4, (uint64_t)cut[s], &err) == 0);
+    CHECK(encoder_backward(enc, demb + cut[s] * D, &err) == 0);
+  }
+  double num = 0, den = 0;
+  for (size_t i = 0; i < np; i++) {
+    double dd = encoder_grads(enc)[i] - g1[i];
+    num += dd * dd;
+    den += (double)g1[i] * g1[i];
+  }
+  CHECKF(sqrt(num / den) <= 1e-5, "GradCache gradients rel %.3g from the one-shot batch", sqrt(num / den));
+  free(g1);
+  loss_destroy(&ls);
+  encoder_destroy(&enc);
+}
+
 int main(void) {
   kernels_set_threads(2);
+  RUN(test_gradcache);
   RUN(test_fd_post_ln);
   RUN(test_fd_pre_ln);
   RUN(test_determinism);

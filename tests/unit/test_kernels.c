@@ -418,7 +418,7 @@ static void test_residual_scale(void) {
 typedef struct { float *out, *inp, *r; size_t n; float p; } DropCtx;
 static double drop_loss(void *p) {
   DropCtx *c = p;
-  dropout_forward(c->out, c->inp, c->n, c->p, 99, 5);
+  dropout_forward(c->out, c->inp, c->n, c->p, 99, 5, 0);
   return dot_r(c->r, c->out, c->n);
 }
 
@@ -428,7 +428,7 @@ static void test_dropout(void) {
   float *x = falloc(N), *out = falloc(N), *out2 = falloc(N), *d = falloc(N);
   prng_seed(6);
   fill(x, N, 0.5, 1.5); /* nonzero, so a zero output means dropped */
-  dropout_forward(out, x, N, p, 99, 5);
+  dropout_forward(out, x, N, p, 99, 5, 0);
   int zeros = 0, mask_ok = 1, scale_ok = 1;
   for (int i = 0; i < N; i++) {
     int keep = dropout_kept(99, 5, (uint64_t)i, p);
@@ -440,26 +440,26 @@ static void test_dropout(void) {
   CHECK(mask_ok);
   CHECK(scale_ok);
   /* same arguments: same output; other stream: other mask; in place */
-  dropout_forward(out2, x, N, p, 99, 5);
+  dropout_forward(out2, x, N, p, 99, 5, 0);
   CHECK(memcmp(out, out2, N * sizeof(float)) == 0);
-  dropout_forward(out2, x, N, p, 99, 6);
+  dropout_forward(out2, x, N, p, 99, 6, 0);
   CHECK(memcmp(out, out2, N * sizeof(float)) != 0);
   memcpy(out2, x, N * sizeof(float));
-  dropout_forward(out2, out2, N, p, 99, 5);
+  dropout_forward(out2, out2, N, p, 99, 5, 0);
   CHECK(memcmp(out, out2, N * sizeof(float)) == 0);
   /* backward applies the same mask: dinp == forward(dout) for dinp = 0 */
-  dropout_backward(d, x, N, p, 99, 5);
+  dropout_backward(d, x, N, p, 99, 5, 0);
   CHECK(max_err_f(d, out, N, 1.0) <= 1e-6);
   /* p = 0 is an exact copy, and its backward adds dout */
-  dropout_forward(out2, x, N, 0.0f, 99, 5);
+  dropout_forward(out2, x, N, 0.0f, 99, 5, 0);
   CHECK(memcmp(out2, x, N * sizeof(float)) == 0);
   memset(d, 0, N * sizeof(float));
-  dropout_backward(d, x, N, 0.0f, 99, 5);
+  dropout_backward(d, x, N, 0.0f, 99, 5, 0);
   CHECK(memcmp(d, x, N * sizeof(float)) == 0);
   /* finite differences: with a fixed (seed, stream) dropout is linear */
   float xf[NF], r[NF], fo[NF], df[NF] = {0};
   fill(xf, NF, -1, 1); fill(r, NF, -1, 1);
-  dropout_backward(df, r, NF, p, 99, 5);
+  dropout_backward(df, r, NF, p, 99, 5, 0);
   DropCtx ctx = {.out = fo, .inp = xf, .r = r, .n = NF, .p = p};
   fd_check("dropout dinp", drop_loss, &ctx, xf, NF, df, 1e-2f);
   free(x); free(out); free(out2); free(d);
@@ -473,7 +473,7 @@ typedef struct { float *out, *att, *scr, *qkv, *r; const uint8_t *mask; int B, T
 static double attn_loss(void *p) {
   AttnCtx *c = p;
   attention_forward(c->out, c->att, c->scr, c->qkv, c->mask, c->B, c->T, c->C, c->NH,
-                    c->causal, c->p, ATT_SEED, ATT_STREAM);
+                    c->causal, c->p, ATT_SEED, ATT_STREAM, 0);
   return dot_r(c->r, c->out, (size_t)c->B * c->T * c->C);
 }
 static int attn_visible(const uint8_t *mask, int b, int T, int t, int j, int causal) {
@@ -534,16 +534,16 @@ static void attn_case(const char *name, int B, int T, int C, int NH, int causal,
   for (size_t i = 0; i < natt; i++) att[i] = 7.0f; /* att must be fully written */
   for (size_t i = 0; i < nout; i++) out[i] = 7.0f;
   fill(scratch, natt, -100, 100); /* scratch may hold anything */
-  attention_forward(out, att, scratch, qkv, mask, B, T, C, NH, causal, p, ATT_SEED, ATT_STREAM);
+  attention_forward(out, att, scratch, qkv, mask, B, T, C, NH, causal, p, ATT_SEED, ATT_STREAM, 0);
   attn_ref(oref, aref, qkv, mask, B, T, C, NH, causal, p);
   CHECKF(max_err(out, oref, nout) <= 1e-5, "%s: out err %.3g", name, max_err(out, oref, nout));
   CHECKF(max_err(att, aref, natt) <= 2e-6, "%s: att err %.3g", name, max_err(att, aref, natt));
 
   fill(scratch, natt, -100, 100); /* scratch may hold anything */
-  attention_backward(dqkv, scratch, r, qkv, att, B, T, C, NH, p, ATT_SEED, ATT_STREAM);
+  attention_backward(dqkv, scratch, r, qkv, att, B, T, C, NH, p, ATT_SEED, ATT_STREAM, 0);
   CHECKF(all_finite(dqkv, nqkv), "%s: non-finite dqkv", name);
   memcpy(dqkv2, dqkv, nqkv * sizeof(float));
-  attention_backward(dqkv2, scratch, r, qkv, att, B, T, C, NH, p, ATT_SEED, ATT_STREAM);
+  attention_backward(dqkv2, scratch, r, qkv, att, B, T, C, NH, p, ATT_SEED, ATT_STREAM, 0);
   CHECKF(max_err_f(dqkv2, dqkv, nqkv, 2.0) <= 1e-6, "%s: backward does not accumulate", name);
 
   /* exact zeros: padded keys get no dK/dV; a query that sees no key outputs

@@ -334,56 +334,86 @@ typedef struct {
   float grad_norm, q_std, k_std;
 } step_stats;
 
+/* Encodes rows [0, rows) of ids/mask (length T) with the query encoder in
+ * slices of `chunk` rows, training mode, dropout drawn as for the whole
+ * batch (encoder_forward_rows); embeddings go to out [rows, D]. */
+static int encode_chunks(job *j, const int32_t *ids, const uint8_t *mask, int rows, int T, int chunk,
+                         int64_t step, float *out, foil_err *err) {
+  const int D = encoder_out_dim(j->enc);
+  for (int r0 = 0; r0 < rows; r0 += chunk) {
+    int n = rows - r0 < chunk ? rows - r0 : chunk;
+    const float *emb;
+    int rc = encoder_forward_rows(j->enc, &emb, ids + (size_t)r0 * T, mask + (size_t)r0 * T, n, T, 1,
+                                  j->s.seed, (uint64_t)step, (uint64_t)r0, err);
+    if (rc) return rc;
+    memcpy(out + (size_t)r0 * D, emb, sizeof(float) * (size_t)n * D);
+  }
+  return FOIL_OK;
+}
+
 static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *st, foil_err *err) {
   const spec *s = &j->s;
   const int B = bt->B, D = encoder_out_dim(j->enc), T = bt->T;
-  int nneg = bt->n_neg, rc;
-  const float *emb;
+  int nneg = bt->n_neg, rc = FOIL_OK;
   loss_comm lc = comm_loss_comm(j->c);
   int nq = 0;
   const float *qkeys = j->queue ? moco_queue_keys(j->queue, &nq) : NULL;
   loss_opts lo = {.temperature = current_temperature(j), .symmetric = s->symmetric,
                   .decoupled = s->loss == LOSS_DCL, .queue = qkeys, .queue_n = nq};
-  encoder_zero_grads(j->enc);
-  if (s->loss == LOSS_MOCO) {
-    /* queries through the query encoder (with grad), keys and negatives
-     * through the momentum encoder (no grad) */
-    if ((rc = encoder_forward(j->enc, &emb, bt->ids, bt->mask, B, T, 1, s->seed, (uint64_t)step, err)))
-      return rc;
-    memcpy(j->emb, emb, sizeof(float) * (size_t)B * D);
-    if ((rc = encoder_forward(j->key_enc, &emb, bt->ids + (size_t)B * T, bt->mask + (size_t)B * T,
-                              B + nneg, T, 0, 0, 0, err)))
-      return rc;
-    memcpy(j->emb + (size_t)B * D, emb, sizeof(float) * (size_t)(B + nneg) * D);
-  } else if (s->loss == LOSS_SIMCSE) {
-    /* the query text twice; the two views differ only by their dropout
-     * masks (rows B..2B-1 draw other mask elements than rows 0..B-1) */
+  /* The rows that go through the query encoder (with gradient):
+   *   infonce, dcl: queries, positives, negatives (bt's rows);
+   *   simcse: the queries twice — the views differ only by their dropout
+   *           masks (rows B..2B-1 draw other mask elements);
+   *   moco:   the queries; positives and negatives go through the momentum
+   *           encoder without gradient. */
+  const int32_t *qids = bt->ids;
+  const uint8_t *qmask = bt->mask;
+  int qrows = bt->rows;
+  int32_t *ids2 = NULL;
+  uint8_t *m2 = NULL;
+  if (s->loss == LOSS_SIMCSE) {
     nneg = 0;
-    int32_t *ids2 = malloc(sizeof(int32_t) * 2 * (size_t)B * T);
-    uint8_t *m2 = malloc(2 * (size_t)B * T);
+    qrows = 2 * B;
+    ids2 = malloc(sizeof(int32_t) * 2 * (size_t)B * T);
+    m2 = malloc(2 * (size_t)B * T);
     if (!ids2 || !m2) {
       free(ids2);
       free(m2);
       return foil_err_set(err, FOIL_ENOMEM, "out of memory");
     }
-    memcpy(ids2, bt->ids, sizeof(int32_t) * (size_t)B * T);
-    memcpy(ids2 + (size_t)B * T, bt->ids, sizeof(int32_t) * (size_t)B * T);
-    memcpy(m2, bt->mask, (size_t)B * T);
-    memcpy(m2 + (size_t)B * T, bt->mask, (size_t)B * T);
-    rc = encoder_forward(j->enc, &emb, ids2, m2, 2 * B, T, 1, s->seed, (uint64_t)step, err);
-    free(ids2);
-    free(m2);
-    if (rc) return rc;
-    memcpy(j->emb, emb, sizeof(float) * 2 * (size_t)B * D);
-  } else {
-    if ((rc = encoder_forward(j->enc, &emb, bt->ids, bt->mask, bt->rows, T, 1, s->seed,
-                              (uint64_t)step, err)))
-      return rc;
-    memcpy(j->emb, emb, sizeof(float) * (size_t)bt->rows * D);
+    for (int v = 0; v < 2; v++) {
+      memcpy(ids2 + (size_t)v * B * T, bt->ids, sizeof(int32_t) * (size_t)B * T);
+      memcpy(m2 + (size_t)v * B * T, bt->mask, (size_t)B * T);
+    }
+    qids = ids2;
+    qmask = m2;
+  } else if (s->loss == LOSS_MOCO) {
+    qrows = B;
   }
-  if ((rc = loss_infonce(j->ls, &st->lr, j->demb, j->emb, B, nneg, D, &lo, &lc, err))) return rc;
-  /* MoCo: only the queries' gradient flows (into the query encoder) */
-  if ((rc = encoder_backward(j->enc, j->demb, err))) return rc;
+  /* GradCache: micro_batch pairs' worth of rows per slice */
+  const int chunk = s->micro_batch ? s->micro_batch * (qrows / B) : qrows;
+  encoder_zero_grads(j->enc);
+  rc = encode_chunks(j, qids, qmask, qrows, T, chunk, step, j->emb, err);
+  if (!rc && s->loss == LOSS_MOCO) {
+    const float *emb;
+    rc = encoder_forward(j->key_enc, &emb, bt->ids + (size_t)B * T, bt->mask + (size_t)B * T,
+                         B + nneg, T, 0, 0, 0, err);
+    if (!rc) memcpy(j->emb + (size_t)B * D, emb, sizeof(float) * (size_t)(B + nneg) * D);
+  }
+  if (!rc) rc = loss_infonce(j->ls, &st->lr, j->demb, j->emb, B, nneg, D, &lo, &lc, err);
+  /* backward through the query encoder: at once, or slice by slice after
+   * encoding each slice again (the same dropout masks) */
+  if (!rc && chunk >= qrows) rc = encoder_backward(j->enc, j->demb, err);
+  for (int r0 = 0; !rc && chunk < qrows && r0 < qrows; r0 += chunk) {
+    int n = qrows - r0 < chunk ? qrows - r0 : chunk;
+    const float *emb;
+    rc = encoder_forward_rows(j->enc, &emb, qids + (size_t)r0 * T, qmask + (size_t)r0 * T, n, T, 1,
+                              s->seed, (uint64_t)step, (uint64_t)r0, err);
+    if (!rc) rc = encoder_backward(j->enc, j->demb + (size_t)r0 * D, err);
+  }
+  free(ids2);
+  free(m2);
+  if (rc) return rc;
   if ((rc = comm_allreduce_mean(j->c, encoder_grads(j->enc), encoder_num_params(j->enc), err)))
     return rc;
   st->grad_norm = optim_step(j->opt, j->enc, spec_lr_at(s, step));
@@ -441,8 +471,6 @@ static int job_setup(job *j, foil_err *err) {
   spec *s = &j->s;
   if (s->loss == LOSS_MOCO && s->symmetric)
     return foil_err_set(err, FOIL_EINVAL, "loss.symmetric is not defined for loss.kind moco");
-  if (s->micro_batch)
-    return foil_err_set(err, FOIL_EINVAL, "micro_batch (GradCache) is not available in this build");
   int threads = s->threads ? s->threads : 0;
   if (!threads) { /* share the node's cores among its ranks */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
