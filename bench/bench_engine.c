@@ -4,6 +4,7 @@
  *   bench_engine train  small|minilm THREADS [STEPS]   pairs/s of a training step
  *   bench_engine encode small|minilm THREADS [BATCHES] sentences/s, no grad
  *   bench_engine sgemm  THREADS                         OpenBLAS sgemm GFLOP/s
+ *   bench_engine loss   THREADS B D K                   InfoNCE fwd+bwd ms with a K-key queue
  *
  * Prints one line of JSON. Work: SMALL = vocab 8192, d 256, 4 heads, d_ff
  * 1024, 4 layers, seq 32; MINILM = vocab 30522, d 384, 12 heads, d_ff 1536,
@@ -75,7 +76,41 @@ static int bench_sgemm(void) {
   return 0;
 }
 
+/* One InfoNCE forward + backward of B pairs of width D against in-batch
+ * keys plus a queue of K keys (MoCo), in milliseconds. */
+static int bench_loss(int B, int D, int K) {
+  float *emb = malloc(sizeof(float) * 2 * B * D), *demb = malloc(sizeof(float) * 2 * B * D);
+  float *queue = malloc(sizeof(float) * ((size_t)K + 1) * D);
+  rng_uniform_fill(emb, (size_t)2 * B * D, 3, 1, 0);
+  rng_uniform_fill(queue, ((size_t)K + 1) * D, 3, 2, 0);
+  float norms[1];
+  for (int k = 0; k < K; k++) l2norm_forward(queue + (size_t)k * D, norms, queue + (size_t)k * D, 1, D);
+  loss *ls;
+  foil_err err;
+  loss_new(&ls, &err);
+  loss_opts lo = {.temperature = 0.05f, .queue = K ? queue : NULL, .queue_n = K};
+  loss_result r;
+  loss_infonce(ls, &r, demb, emb, B, 0, D, &lo, NULL, &err); /* warm */
+  int reps = 0;
+  double t0 = now(), t;
+  do {
+    loss_infonce(ls, &r, demb, emb, B, 0, D, &lo, NULL, &err);
+    reps++;
+  } while ((t = now() - t0) < 1.0);
+  printf("{\"side\":\"foil\",\"mode\":\"loss\",\"threads\":%d,\"B\":%d,\"D\":%d,\"K\":%d,"
+         "\"ms\":%.4f}\n", kernels_get_threads(), B, D, K, 1e3 * t / reps);
+  loss_destroy(&ls);
+  free(emb);
+  free(demb);
+  free(queue);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 6 && !strcmp(argv[1], "loss")) {
+    kernels_set_threads(atoi(argv[2]));
+    return bench_loss(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+  }
   if (argc < 3) {
     fprintf(stderr, "usage: %s train|encode small|minilm THREADS [N] | sgemm THREADS\n", argv[0]);
     return 2;

@@ -12,6 +12,7 @@ struct comm {
   MPI_Comm world, local;
   int rank, size, local_rank, local_size;
   int we_initialized;
+  double busy; /* seconds spent inside collectives */
 };
 
 static int mpi_fail(int rc, const char *what, foil_err *err) {
@@ -78,6 +79,7 @@ void comm_destroy(comm **cp) {
 }
 
 int comm_rank(const comm *c) { return c->rank; }
+double comm_busy_seconds(const comm *c) { return c->busy; }
 int comm_world(const comm *c) { return c->size; }
 int comm_local_rank(const comm *c) { return c->local_rank; }
 int comm_local_size(const comm *c) { return c->local_size; }
@@ -87,12 +89,14 @@ int comm_local_size(const comm *c) { return c->local_size; }
 
 int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
   if (c->size == 1) return FOIL_OK;
+  double t0 = MPI_Wtime();
   for (size_t off = 0; off < n; off += CHUNK) {
     int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
     int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, c->world);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "allreduce", err);
   }
   scale_inplace(buf, n, 1.0f / (float)c->size);
+  c->busy += MPI_Wtime() - t0;
   return FOIL_OK;
 }
 
@@ -105,13 +109,17 @@ int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err) {
 
 int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
   if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "allgather of %zu floats is too large", n);
+  double t0 = MPI_Wtime();
   int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c->world);
+  c->busy += MPI_Wtime() - t0;
   return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "allgather", err);
 }
 
 int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
   if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "reduce-scatter of %zu floats is too large", n);
+  double t0 = MPI_Wtime();
   int rc = MPI_Reduce_scatter_block(send, recv, (int)n, MPI_FLOAT, MPI_SUM, c->world);
+  c->busy += MPI_Wtime() - t0;
   return rc == MPI_SUCCESS ? FOIL_OK : mpi_fail(rc, "reduce-scatter", err);
 }
 

@@ -30,6 +30,9 @@ int comm_rank(const comm *c);
 int comm_world(const comm *c);
 int comm_local_rank(const comm *c);
 int comm_local_size(const comm *c);
+/* Seconds this rank has spent inside the data collectives (allreduce of
+ * floats, allgather, reduce-scatter), waiting for slower ranks included. */
+double comm_busy_seconds(const comm *c);
 
 /* buf[n] = mean over ranks of buf[n] (in place). 2·n floats moved per rank. */
 int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err);

@@ -535,13 +535,17 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
           encoder_num_params(j.enc), kernels_backend());
-  double t_log = now_s();
+  double t_log = now_s(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;
+    double t0 = now_s();
     if ((rc = loader_next(j.ld, &bt, err))) break;
+    double t1 = now_s();
     if ((rc = train_step(&j, step, &bt, &st, err))) break;
+    t_data += t1 - t0;
+    t_step += now_s() - t1;
     step++;
     ran++;
     pairs_since += (int64_t)j.world * bt.B;
@@ -551,6 +555,9 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     }
     if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
       double t = now_s(), rate = pairs_since / (t - t_log);
+      /* time split of the steps since the last log line: data loading,
+       * communication (inside collectives), the rest is compute */
+      double t_comm = comm_busy_seconds(c) - comm0, t_comp = t_step - t_comm;
       int qn = 0;
       if (j.queue) moco_queue_keys(j.queue, &qn);
       logf_(&j, "INFO", "step %lld loss %.4f acc %.3f lr %.3g grad %.3f std q %.4f k %.4f T %.4f "
@@ -561,13 +568,17 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
         fprintf(j.metrics,
                 "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
                 "\"std_q\":%.6f,\"std_k\":%.6f,\"temperature\":%.6f,\"queue_fill\":%d,"
-                "\"pairs_per_s\":%.2f,\"epoch\":%lld}\n",
+                "\"pairs_per_s\":%.2f,\"epoch\":%lld,\"time_compute_s\":%.4f,"
+                "\"time_comm_s\":%.4f,\"time_data_s\":%.4f}\n",
                 (long long)step, st.lr.value, st.lr.accuracy, spec_lr_at(&j.s, step - 1), st.grad_norm,
-                st.q_std, st.k_std, current_temperature(&j), qn, rate, (long long)bt.epoch);
+                st.q_std, st.k_std, current_temperature(&j), qn, rate, (long long)bt.epoch, t_comp,
+                t_comm, t_data);
         fflush(j.metrics);
       }
       t_log = t;
       pairs_since = 0;
+      t_data = t_step = 0;
+      comm0 = comm_busy_seconds(c);
     }
     if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
       if ((rc = save_checkpoint(&j, step, err))) break;
