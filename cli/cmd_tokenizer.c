@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/fileio.h"
 #include "model/bpe_train.h"
 #include "model/tokenizer.h"
 
@@ -44,43 +45,6 @@ static void usage(FILE *out) {
 
 static int fail(foil_err *e) { return cli_fail("tokenizer", e); }
 
-static int read_all(const char *path, char **data, size_t *len, foil_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
-    return foil_err_set(err, e == ENOENT ? FOIL_ENOTFOUND : e == EACCES ? FOIL_EPERM : FOIL_EINVAL,
-                        "%s: %s", path, strerror(e));
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  for (;;) {
-    if (!buf) break;
-    if (n == cap) {
-      char *nb = realloc(buf, 2 * cap + 1);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (!r) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", path);
-  if (bad) {
-    free(buf);
-    return foil_err_set(err, FOIL_EINVAL, "%s: read error", path);
-  }
-  buf[n] = 0;
-  *data = buf;
-  *len = n;
-  return FOIL_OK;
-}
 
 static int print_ids(tokenizer *t, const char *text, size_t len, int special, int max,
                      const char *where, foil_err *err) {
@@ -139,7 +103,7 @@ static int cmd_encode(int argc, char **argv) {
   if (file) {
     char *data = NULL;
     size_t len = 0;
-    rc = read_all(file, &data, &len, &err);
+    rc = foil_read_file(file, &data, &len, &err);
     long line = 0;
     for (size_t i = 0; !rc && i < len;) {
       char *nl = memchr(data + i, '\n', len - i);
@@ -258,7 +222,7 @@ static int cmd_train(int argc, char **argv) {
   for (int i = 0; i < nfiles && !rc; i++) {
     char *data;
     size_t len;
-    if ((rc = read_all(files[i], &data, &len, &err))) break;
+    if ((rc = foil_read_file(files[i], &data, &len, &err))) break;
     rc = bpe_trainer_feed(tr, data, len, files[i], &err);
     free(data);
   }

@@ -1,6 +1,7 @@
 /* prepare_util.c — shared tools of `foil data prepare` (see prepare_util.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/prepare_util.h"
+#include "common/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,41 +214,7 @@ int prep_utf8_valid(const char *s, size_t n, size_t *bad) {
 
 /* ---- files --------------------------------------------------------------------------------- */
 int prep_read_file(const char *path, char **buf, size_t *n, foil_err *err) {
-  *buf = NULL;
-  *n = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return foil_err_set(err, errno == ENOENT ? FOIL_ENOTFOUND : FOIL_EPERM, "cannot open %s: %s",
-                        path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  char *b = malloc(cap + 1);
-  if (!b) {
-    fclose(f);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-  }
-  for (;;) {
-    size_t got = fread(b + len, 1, cap - len, f);
-    len += got;
-    if (len < cap) break;
-    char *nb = realloc(b, cap * 2 + 1);
-    if (!nb) {
-      free(b);
-      fclose(f);
-      return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-    }
-    b = nb;
-    cap *= 2;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(b);
-    return foil_err_set(err, FOIL_EPERM, "cannot read %s", path);
-  }
-  b[len] = '\0';
-  *buf = b;
-  *n = len;
-  return FOIL_OK;
+  return foil_read_file(path, buf, n, err);
 }
 
 int prep_mkdirs(const char *dir, foil_err *err) {

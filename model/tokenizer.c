@@ -2,6 +2,7 @@
  * export; the algorithms live in wordpiece.c and bpe.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "model/tokenizer.h"
+#include "common/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -182,43 +183,6 @@ int tokenizer_from_strings(tokenizer **out, int kind, const char *const *vocab, 
 
 /* ---- files ---------------------------------------------------------------- */
 
-static int read_file(const char *path, char **data, size_t *len, foil_err *err) {
-  *data = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
-    return foil_err_set(err, e == ENOENT ? FOIL_ENOTFOUND : e == EACCES ? FOIL_EPERM : FOIL_EINVAL,
-                        "%s: %s", path, strerror(e));
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  while (buf) {
-    if (n == cap) {
-      char *nb = realloc(buf, cap * 2 + 1);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "%s: out of memory reading it", path);
-  if (bad) {
-    free(buf);
-    return foil_err_set(err, FOIL_EINVAL, "%s: read error", path);
-  }
-  buf[n] = 0;
-  *data = buf;
-  *len = n;
-  return FOIL_OK;
-}
 
 /* Splits data (modified: line ends become NUL) into lines; a final line
  * without '\n' counts, an empty remainder after the last '\n' does not.
@@ -253,7 +217,7 @@ static int split_lines(char *data, size_t len, char ***lines, int *n) {
 static int load_wordpiece(tokenizer **out, const char *path, foil_err *err) {
   char *data;
   size_t len;
-  int rc = read_file(path, &data, &len, err);
+  int rc = foil_read_file(path, &data, &len, err);
   if (rc) return rc;
   char **lines = NULL;
   int n = 0;
@@ -318,7 +282,7 @@ static int load_bpe(tokenizer **out, const char *vpath, foil_err *err) {
   cJSON *json = NULL;
   char **vocab = NULL, **lines = NULL;
   long *mlines = NULL;
-  int rc = read_file(vpath, &vdata, &vlen, err);
+  int rc = foil_read_file(vpath, &vdata, &vlen, err);
   if (rc) return rc;
   /* merges.txt beside vocab.json */
   const char *slash = strrchr(vpath, '/');
@@ -330,7 +294,7 @@ static int load_bpe(tokenizer **out, const char *vpath, foil_err *err) {
   }
   memcpy(mpath, vpath, dlen);
   memcpy(mpath + dlen, "merges.txt", sizeof "merges.txt");
-  if ((rc = read_file(mpath, &mdata, &mlen, err))) goto done;
+  if ((rc = foil_read_file(mpath, &mdata, &mlen, err))) goto done;
 
   size_t bad = tok_utf8_check(vdata, vlen);
   if (bad < vlen) {

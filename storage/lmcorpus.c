@@ -1,6 +1,7 @@
 /* lmcorpus.c — the `lm` dataset (see lmcorpus.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "storage/lmcorpus.h"
+#include "common/fileio.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -402,28 +403,6 @@ static int walk(const char *dir, paths_t *P, int depth, foil_err *err) {
   return rc;
 }
 
-static int read_whole(const char *path, char **buf, size_t *n, foil_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0) {
-    fclose(f);
-    return foil_err_set(err, FOIL_EINVAL, "%s: cannot stat", path);
-  }
-  size_t sz = (size_t)st.st_size;
-  char *b = malloc(sz + 1);
-  size_t got = b ? fread(b, 1, sz, f) : 0;
-  fclose(f);
-  if (!b) return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-  if (got != sz) {
-    free(b);
-    return foil_err_set(err, FOIL_EINVAL, "%s: short read", path);
-  }
-  b[sz] = '\0';
-  *buf = b;
-  *n = sz;
-  return FOIL_OK;
-}
 
 static int load_python_docs(docs_t *D, const char *dir, foil_err *err) {
   paths_t P = {0};
@@ -434,7 +413,7 @@ static int load_python_docs(docs_t *D, const char *dir, foil_err *err) {
   for (size_t i = 0; i < P.n && !rc; i++) {
     char *src = NULL, *out = NULL;
     size_t n, on;
-    rc = read_whole(P.p[i], &src, &n, err);
+    rc = foil_read_file(P.p[i], &src, &n, err);
     if (!rc) rc = rst_to_prose(src, n, &out, &on, err);
     free(src);
     if (rc) break;
@@ -592,7 +571,7 @@ static int choose_prompts(const docs_t *D, uint64_t seed, size_t want, prompt_t 
 static int quote_file(sbuf *o, const char *path, const char *stop, foil_err *err) {
   char *b;
   size_t n;
-  int rc = read_whole(path, &b, &n, err);
+  int rc = foil_read_file(path, &b, &n, err);
   if (rc) return rc;
   size_t end = n;
   if (stop) {

@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "storage/rdata.h"
+#include "common/fileio.h"
 
 #include <bzlib.h>
 #include <errno.h>
@@ -789,29 +790,10 @@ struct rdata_db {
 };
 
 static int read_file(const char *path, uint8_t **buf, size_t *n, foil_err *err) {
-  *buf = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return foil_err_set(err, errno == ENOENT ? FOIL_ENOTFOUND : FOIL_EPERM, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-    fclose(f);
-    return foil_err_set(err, FOIL_EINVAL, "%s: cannot stat", path);
-  }
-  size_t sz = (size_t)st.st_size;
-  uint8_t *b = malloc(sz + 1);
-  if (!b) {
-    fclose(f);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-  }
-  size_t got = fread(b, 1, sz, f);
-  fclose(f);
-  if (got != sz) {
-    free(b);
-    return foil_err_set(err, FOIL_EINVAL, "%s: short read", path);
-  }
-  *buf = b;
-  *n = sz;
-  return FOIL_OK;
+  char *data = NULL;
+  int rc = foil_read_file(path, &data, n, err);
+  *buf = (uint8_t *)data;
+  return rc;
 }
 
 void rdata_db_close(rdata_db **dbp) {

@@ -1,6 +1,7 @@
 /* sword.c — SWORD zText modules and OSIS-to-prose (see sword.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "storage/sword.h"
+#include "common/fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,25 +38,10 @@ static char *join(const char *dir, const char *name) {
 }
 
 static int slurp(const char *path, uint8_t **buf, size_t *n, foil_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0) {
-    fclose(f);
-    return foil_err_set(err, FOIL_EINVAL, "%s: cannot stat", path);
-  }
-  size_t sz = (size_t)st.st_size;
-  uint8_t *b = malloc(sz + 1);
-  size_t got = b ? fread(b, 1, sz, f) : 0;
-  fclose(f);
-  if (!b) return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-  if (got != sz) {
-    free(b);
-    return foil_err_set(err, FOIL_EINVAL, "%s: short read", path);
-  }
-  *buf = b;
-  *n = sz;
-  return FOIL_OK;
+  char *data = NULL;
+  int rc = foil_read_file(path, &data, n, err);
+  *buf = (uint8_t *)data;
+  return rc;
 }
 
 static void testament_free(tstore *t) {

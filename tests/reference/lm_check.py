@@ -1,11 +1,12 @@
-"""lm_check.py — builds the `lm` dataset (foil.lm.v1) with lm_build from the
-installed Debian packages into temporary roots and checks it with h5py:
+"""lm_check.py — builds the `lm` dataset (foil.lm.v1) with `foil data
+prepare lm` from the installed Debian packages into temporary roots and
+checks it with h5py:
 format and attributes, >= 10 MB of text, no document in two splits,
 500 prompts whose prompt + continuation occur in a test document, prompt
 and continuation word counts, and determinism (same seed -> identical
 datasets; another seed -> another split).
 
-usage: lm_check.py LM_BUILD WORKDIR
+usage: lm_check.py FOIL WORKDIR
 """
 import os
 import shutil
@@ -21,7 +22,8 @@ SPLITS = ("train", "valid", "test")
 def build(exe, root, seed):
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.monotonic()
-    subprocess.run([exe, root, str(seed)], check=True)
+    subprocess.run([exe, "data", "prepare", "lm", "--root", root, "--seed", str(seed)], check=True,
+                   stdout=subprocess.DEVNULL)
     return time.monotonic() - t0
 
 

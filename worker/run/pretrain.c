@@ -1,6 +1,7 @@
 /* pretrain.c — the pretrain job (see pretrain.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "worker/run/pretrain.h"
+#include "common/fileio.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -75,21 +76,6 @@ __attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *leve
   if (!j->a->quiet) fprintf(stderr, "%s %s pretrain %s\n", ts, level, msg);
 }
 
-static char *slurp(const char *path, foil_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    foil_err_set(err, FOIL_ENOTFOUND, "cannot read the spec %s", path);
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-  if (s) s[n] = 0;
-  fclose(f);
-  return s;
-}
 
 static int mkdirs(const char *path) {
   char buf[4400];
@@ -466,7 +452,7 @@ static void job_free(job *j) {
 static int job_setup(job *j, foil_err *err) {
   const pretrain_args *a = j->a;
   int rc;
-  if (!(j->spec_json = slurp(a->spec_path, err))) return err ? err->code : FOIL_ENOTFOUND;
+  if ((rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err))) return rc;
   if ((rc = spec_parse(&j->s, j->spec_json, err))) return rc;
   spec *s = &j->s;
   if (s->loss == LOSS_MOCO && s->symmetric)

@@ -1,0 +1,19 @@
+/* fileio.h — reading a whole file, the one way every foil module does it.
+ *
+ * foil_read_file reads path into a malloc'ed buffer the caller frees, with
+ * a NUL after the last byte (so text can be used as a C string; *len does
+ * not count it). Works on regular files and on pipes (/dev/stdin). Errors:
+ * FOIL_ENOTFOUND (no such file), FOIL_EPERM (not readable), FOIL_EINVAL
+ * (a read error), FOIL_ENOMEM; the message names the path.
+ * Cost: one pass; the buffer grows geometrically, at most 2× the file.
+ */
+#ifndef FOIL_COMMON_FILEIO_H
+#define FOIL_COMMON_FILEIO_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+int foil_read_file(const char *path, char **data, size_t *len, foil_err *err);
+
+#endif
