@@ -20,10 +20,12 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS_BUILD="build-essential cmake pkg-config git
   libopenblas-openmp-dev libopenblas0-pthread
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools"
-# Data preparation and tokenizers: zlib/bzip2/xz for packed sources, cJSON
+# Data preparation, tokenizers, specs: zlib/bzip2/xz for packed sources, cJSON
 # for JSON (specs, vocab.json), utf8proc for Unicode normalization and
-# character classes (BERT basic tokenization, GPT-2 pre-tokenization).
-PKGS_DATA_BUILD="zlib1g-dev libbz2-dev liblzma-dev libcjson-dev libutf8proc-dev"
+# character classes (BERT basic tokenization, GPT-2 pre-tokenization),
+# protobuf-c for the foil.v1 messages (proto/).
+PKGS_DATA_BUILD="zlib1g-dev libbz2-dev liblzma-dev libcjson-dev libutf8proc-dev
+  protobuf-c-compiler libprotobuf-c-dev"
 # Data sources `foil data prepare` reads (never downloaded at run time):
 # WordNet, the Python 3.11 standard library, Jane Austen and tidytext's
 # texts (R data), the World English Bible (SWORD module), Python's reST docs.

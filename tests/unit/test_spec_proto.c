@@ -1,0 +1,101 @@
+/* test_spec_proto.c — a spec survives JSON -> spec -> foil.v1.PretrainSpec
+ * bytes -> spec unchanged; a message with fields left out takes the JSON
+ * defaults; bad values are refused naming the key; malformed bytes are
+ * refused. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "foil/v1/pretrain.pb-c.h"
+#include "tests/test.h"
+#include "worker/run/spec_proto.h"
+
+static int same(const spec *a, const spec *b) {
+  return !memcmp(&a->model, &b->model, sizeof a->model) && a->seed == b->seed &&
+         !strcmp(a->name, b->name) && !strcmp(a->tokenizer, b->tokenizer) &&
+         !strcmp(a->dataset, b->dataset) && !strcmp(a->benchmark, b->benchmark) &&
+         a->loss == b->loss && a->temperature == b->temperature &&
+         a->learnable_temperature == b->learnable_temperature && a->symmetric == b->symmetric &&
+         a->hard_negatives == b->hard_negatives && a->queue_size == b->queue_size &&
+         a->momentum == b->momentum && a->momentum_schedule == b->momentum_schedule &&
+         a->batch_per_rank == b->batch_per_rank && a->micro_batch == b->micro_batch &&
+         a->steps == b->steps && a->lr == b->lr && a->beta1 == b->beta1 && a->beta2 == b->beta2 &&
+         a->eps == b->eps && a->weight_decay == b->weight_decay &&
+         a->max_grad_norm == b->max_grad_norm && a->warmup_steps == b->warmup_steps &&
+         a->schedule == b->schedule && a->checkpoint_every_steps == b->checkpoint_every_steps &&
+         a->checkpoint_keep_last == b->checkpoint_keep_last &&
+         a->checkpoint_keep_every_steps == b->checkpoint_keep_every_steps &&
+         a->eval_every_steps == b->eval_every_steps && a->log_every_steps == b->log_every_steps &&
+         a->threads == b->threads;
+}
+
+static void test_roundtrip(void) {
+  const char *json =
+      "{\"name\":\"rt\",\"seed\":42,\"model\":{\"n_layers\":3,\"d_model\":48,\"n_heads\":3,"
+      "\"d_ff\":96,\"max_len\":40,\"proj_dim\":16,\"norm\":\"pre\",\"pooling\":\"first\","
+      "\"dropout\":0.0,\"ln_eps\":1e-12,\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"code\","
+      "\"benchmark\":\"all\"},\"loss\":{\"kind\":\"moco\",\"temperature\":0.07,"
+      "\"learnable_temperature\":true,\"queue_size\":65536,\"momentum\":0.995,"
+      "\"momentum_schedule\":\"cosine\"},\"batch_per_rank\":24,\"micro_batch\":8,\"steps\":1000,"
+      "\"optimizer\":{\"lr\":0.0003,\"weight_decay\":0.0,\"warmup_steps\":100,\"schedule\":\"linear\"},"
+      "\"checkpoint\":{\"every_steps\":250,\"keep_last\":3,\"keep_every_steps\":500},"
+      "\"eval\":{\"every_steps\":500},\"log_every_steps\":5,\"threads\":2}";
+  spec a, b;
+  foil_err err = {0};
+  if (spec_parse(&a, json, &err)) {
+    CHECKF(0, "%s", err.msg);
+    return;
+  }
+  uint8_t *buf;
+  size_t len;
+  CHECK(spec_proto_pack(&a, &buf, &len, &err) == 0 && len > 0);
+  CHECKF(spec_proto_unpack(&b, buf, len, &err) == 0, "%s", err.msg);
+  CHECKF(same(&a, &b), "the spec changed on its way through the message");
+  CHECK(b.model.dropout == 0.0f && b.model.pre_ln == 1 && b.loss == LOSS_MOCO);
+  spec_free(&b);
+  /* malformed bytes: every truncation of the message is refused or parses;
+   * none crashes. A clearly broken message names the type. */
+  for (size_t cut = 0; cut < len; cut++) {
+    if (spec_proto_unpack(&b, buf, cut, &err) == 0) spec_free(&b);
+  }
+  uint8_t junk[5] = {0x0a, 0x7f, 0x01, 0x02, 0x03}; /* a string field claiming 127 bytes */
+  CHECK(spec_proto_unpack(&b, junk, sizeof junk, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "PretrainSpec"));
+  free(buf);
+  spec_free(&a);
+}
+
+static void test_defaults_and_refusals(void) {
+  Foil__V1__PretrainModel m = FOIL__V1__PRETRAIN_MODEL__INIT;
+  m.tokenizer = "v.txt";
+  Foil__V1__PretrainData d = FOIL__V1__PRETRAIN_DATA__INIT;
+  d.dataset = "wordnet";
+  Foil__V1__PretrainSpec p = FOIL__V1__PRETRAIN_SPEC__INIT;
+  p.model = &m;
+  p.data = &d;
+  p.has_steps = 1, p.steps = 10;
+  uint8_t buf[256];
+  size_t len = foil__v1__pretrain_spec__pack(&p, buf);
+  spec s;
+  foil_err err = {0};
+  CHECKF(spec_proto_unpack(&s, buf, len, &err) == 0, "%s", err.msg);
+  if (!err.code) { /* the JSON defaults */
+    CHECK(s.model.n_layers == 4 && s.model.d_model == 256 && s.batch_per_rank == 32);
+    CHECK(s.model.dropout > 0.09f && s.lr > 0.0f && !strcmp(s.benchmark, "test"));
+    spec_free(&s);
+  }
+  Foil__V1__PretrainOptimizer o = FOIL__V1__PRETRAIN_OPTIMIZER__INIT;
+  o.has_lr = 1, o.lr = -1.0f;
+  p.optimizer = &o;
+  len = foil__v1__pretrain_spec__pack(&p, buf);
+  CHECK(spec_proto_unpack(&s, buf, len, &err) == FOIL_EINVAL && strstr(err.msg, "optimizer.lr"));
+  p.optimizer = NULL;
+  p.has_steps = 0;
+  len = foil__v1__pretrain_spec__pack(&p, buf);
+  CHECK(spec_proto_unpack(&s, buf, len, &err) == FOIL_EINVAL && strstr(err.msg, "steps is required"));
+}
+
+int main(void) {
+  RUN(test_roundtrip);
+  RUN(test_defaults_and_refusals);
+  TEST_EXIT();
+}

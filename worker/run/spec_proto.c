@@ -1,0 +1,154 @@
+/* spec_proto.c — spec <-> foil.v1.PretrainSpec (see spec_proto.h). */
+#include "worker/run/spec_proto.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "foil/v1/pretrain.pb-c.h"
+
+static const char *const LOSS_NAMES[] = {"infonce", "dcl", "simcse", "moco"};
+static const char *const SCHED_NAMES[] = {"constant", "cosine", "linear"};
+static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
+
+#define SET(msg, field, value) ((msg).has_##field = 1, (msg).field = (value))
+
+int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
+  Foil__V1__PretrainModel m = FOIL__V1__PRETRAIN_MODEL__INIT;
+  SET(m, n_layers, s->model.n_layers);
+  SET(m, d_model, s->model.d_model);
+  SET(m, n_heads, s->model.n_heads);
+  SET(m, d_ff, s->model.d_ff);
+  SET(m, max_len, s->model.max_len);
+  SET(m, proj_dim, s->model.proj_dim);
+  m.norm = s->model.pre_ln ? "pre" : "post";
+  m.pooling = s->model.pooling ? "first" : "mean";
+  SET(m, dropout, s->model.dropout);
+  SET(m, ln_eps, s->model.ln_eps);
+  m.tokenizer = s->tokenizer;
+  Foil__V1__PretrainData d = FOIL__V1__PRETRAIN_DATA__INIT;
+  d.dataset = s->dataset;
+  d.benchmark = s->benchmark;
+  Foil__V1__PretrainLoss l = FOIL__V1__PRETRAIN_LOSS__INIT;
+  l.kind = (char *)LOSS_NAMES[s->loss];
+  SET(l, temperature, s->temperature);
+  SET(l, learnable_temperature, s->learnable_temperature);
+  SET(l, symmetric, s->symmetric);
+  SET(l, hard_negatives, s->hard_negatives);
+  SET(l, queue_size, s->queue_size);
+  SET(l, momentum, s->momentum);
+  l.momentum_schedule = (char *)MSCHED_NAMES[s->momentum_schedule];
+  Foil__V1__PretrainOptimizer o = FOIL__V1__PRETRAIN_OPTIMIZER__INIT;
+  SET(o, lr, s->lr);
+  SET(o, beta1, s->beta1);
+  SET(o, beta2, s->beta2);
+  SET(o, eps, s->eps);
+  SET(o, weight_decay, s->weight_decay);
+  SET(o, max_grad_norm, s->max_grad_norm);
+  SET(o, warmup_steps, s->warmup_steps);
+  o.schedule = (char *)SCHED_NAMES[s->schedule];
+  Foil__V1__PretrainCheckpoint k = FOIL__V1__PRETRAIN_CHECKPOINT__INIT;
+  SET(k, every_steps, s->checkpoint_every_steps);
+  SET(k, keep_last, s->checkpoint_keep_last);
+  SET(k, keep_every_steps, s->checkpoint_keep_every_steps);
+  Foil__V1__PretrainSpec p = FOIL__V1__PRETRAIN_SPEC__INIT;
+  p.name = s->name;
+  SET(p, seed, s->seed);
+  p.model = &m;
+  p.data = &d;
+  p.loss = &l;
+  SET(p, batch_per_rank, s->batch_per_rank);
+  SET(p, micro_batch, s->micro_batch);
+  SET(p, steps, s->steps);
+  p.optimizer = &o;
+  p.checkpoint = &k;
+  SET(p, eval_every_steps, s->eval_every_steps);
+  SET(p, log_every_steps, s->log_every_steps);
+  SET(p, threads, s->threads);
+  *len = foil__v1__pretrain_spec__get_packed_size(&p);
+  *buf = malloc(*len ? *len : 1);
+  if (!*buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory packing a spec");
+  foil__v1__pretrain_spec__pack(&p, *buf);
+  return FOIL_OK;
+}
+
+/* JSON keys for the fields the sender set. */
+#define NUM(obj, msg, field) \
+  if ((msg)->has_##field) cJSON_AddNumberToObject(obj, #field, (double)(msg)->field)
+#define BOOL(obj, msg, field) \
+  if ((msg)->has_##field) cJSON_AddBoolToObject(obj, #field, (msg)->field)
+#define STR(obj, msg, field) \
+  if ((msg)->field) cJSON_AddStringToObject(obj, #field, (msg)->field)
+
+int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
+  memset(s, 0, sizeof *s);
+  Foil__V1__PretrainSpec *p = foil__v1__pretrain_spec__unpack(NULL, len, buf);
+  if (!p) return foil_err_set(err, FOIL_EINVAL, "malformed foil.v1.PretrainSpec message (%zu bytes)", len);
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "kind", "pretrain");
+  STR(root, p, name);
+  NUM(root, p, seed);
+  if (p->model) {
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    NUM(m, p->model, n_layers);
+    NUM(m, p->model, d_model);
+    NUM(m, p->model, n_heads);
+    NUM(m, p->model, d_ff);
+    NUM(m, p->model, max_len);
+    NUM(m, p->model, proj_dim);
+    STR(m, p->model, norm);
+    STR(m, p->model, pooling);
+    NUM(m, p->model, dropout);
+    NUM(m, p->model, ln_eps);
+    STR(m, p->model, tokenizer);
+  }
+  if (p->data) {
+    cJSON *d = cJSON_AddObjectToObject(root, "data");
+    STR(d, p->data, dataset);
+    STR(d, p->data, benchmark);
+  }
+  if (p->loss) {
+    cJSON *l = cJSON_AddObjectToObject(root, "loss");
+    STR(l, p->loss, kind);
+    NUM(l, p->loss, temperature);
+    BOOL(l, p->loss, learnable_temperature);
+    BOOL(l, p->loss, symmetric);
+    NUM(l, p->loss, hard_negatives);
+    NUM(l, p->loss, queue_size);
+    NUM(l, p->loss, momentum);
+    STR(l, p->loss, momentum_schedule);
+  }
+  NUM(root, p, batch_per_rank);
+  NUM(root, p, micro_batch);
+  NUM(root, p, steps);
+  if (p->optimizer) {
+    cJSON *o = cJSON_AddObjectToObject(root, "optimizer");
+    NUM(o, p->optimizer, lr);
+    NUM(o, p->optimizer, beta1);
+    NUM(o, p->optimizer, beta2);
+    NUM(o, p->optimizer, eps);
+    NUM(o, p->optimizer, weight_decay);
+    NUM(o, p->optimizer, max_grad_norm);
+    NUM(o, p->optimizer, warmup_steps);
+    STR(o, p->optimizer, schedule);
+  }
+  if (p->checkpoint) {
+    cJSON *k = cJSON_AddObjectToObject(root, "checkpoint");
+    NUM(k, p->checkpoint, every_steps);
+    NUM(k, p->checkpoint, keep_last);
+    NUM(k, p->checkpoint, keep_every_steps);
+  }
+  if (p->has_eval_every_steps) {
+    cJSON *e = cJSON_AddObjectToObject(root, "eval");
+    cJSON_AddNumberToObject(e, "every_steps", (double)p->eval_every_steps);
+  }
+  NUM(root, p, log_every_steps);
+  NUM(root, p, threads);
+  foil__v1__pretrain_spec__free_unpacked(p, NULL);
+  char *json = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (!json) return foil_err_set(err, FOIL_ENOMEM, "out of memory converting a spec");
+  int rc = spec_parse(s, json, err);
+  free(json);
+  return rc;
+}
