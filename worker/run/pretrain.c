@@ -496,6 +496,11 @@ static int job_setup(job *j, foil_err *err) {
   j->temp_state[0] = logf(1.0f / s->temperature);
   char pairs[4200];
   snprintf(pairs, sizeof pairs, "%s/datasets/%s/pairs.h5", a->root, s->dataset);
+  if (access(pairs, R_OK) != 0)
+    return foil_err_set(err, FOIL_ENOTFOUND,
+                        "dataset '%s' is not prepared under %s (no %s): prepare it with `foil data "
+                        "prepare` (wordnet, code, or custom --name %s) or check data.dataset and --root",
+                        s->dataset, a->root, pairs, s->dataset);
   loader_config lc = {.path = pairs, .split = "train", .batch_size = B, .rank = j->rank,
                       .world = j->world, .max_len = s->model.max_len,
                       .neg_per_pair = s->loss == LOSS_SIMCSE ? 0 : s->hard_negatives,
