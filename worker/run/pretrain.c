@@ -479,7 +479,7 @@ static int job_setup(job *j, foil_err *err) {
       return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
   }
   comm_barrier(j->c, err);
-  /* tokenizer: a path relative to the data root's parent (the checkout) or absolute */
+  /* tokenizer: an absolute path, or relative to the working directory */
   if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
   s->model.vocab = tokenizer_vocab_size(j->tok);
   if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;

@@ -24,7 +24,8 @@ typedef struct {
   char *name;               /* job name (default "pretrain") */
   uint64_t seed;            /* default 1 */
   encoder_config model;     /* model.*; vocab is 0 here: the tokenizer sets it */
-  char *tokenizer;          /* model.tokenizer: a vocab.txt or vocab.json path (required) */
+  char *tokenizer;          /* model.tokenizer: vocab.txt or vocab.json path (required; relative
+                             * paths are taken from the working directory) */
   char *dataset;            /* data.dataset: name under <root>/datasets (required) */
   char *benchmark;          /* data.benchmark: benchmark name, "" for none (default "test") */
   int loss;                 /* loss.kind: infonce|dcl|simcse|moco */
