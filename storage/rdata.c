@@ -272,6 +272,20 @@ static int is_pairlist_type(int t) {
          t == RDATA_DOTSXP || t == ATTRLANGSXP || t == ATTRLISTSXP;
 }
 
+/* Doubles the pairlist cell arrays (values and tags together). On failure
+ * the old arrays stay valid for the caller to free. */
+static int grow_cells(reader *r, rdata_val ***vals, const char ***tags, size_t *cap) {
+  size_t nc = *cap * 2;
+  rdata_val **nv = realloc(*vals, nc * sizeof **vals);
+  if (!nv) return oom(r);
+  *vals = nv;
+  const char **nt = realloc(*tags, nc * sizeof **tags);
+  if (!nt) return oom(r);
+  *tags = nt;
+  *cap = nc;
+  return FOIL_OK;
+}
+
 /* A pairlist whose first cell's flags are already read. Cells are read in
  * a loop (not recursion) so long pairlists cannot exhaust the stack. */
 static int read_pairlist(reader *r, int32_t flags, rdata_val **out) {
@@ -296,17 +310,7 @@ static int read_pairlist(reader *r, int32_t flags, rdata_val **out) {
     if (first) v->attr = a;
     if (hastag && (rc = read_item(r, &t))) break;
     if ((rc = read_item(r, &car))) break;
-    if (n == cap) {
-      cap *= 2;
-      rdata_val **nv = realloc(vals, cap * sizeof *vals);
-      if (nv) vals = nv;
-      const char **nt = nv ? realloc(tags, cap * sizeof *tags) : NULL;
-      if (nt) tags = nt;
-      if (!nv || !nt) {
-        rc = oom(r);
-        break;
-      }
-    }
+    if (n == cap && (rc = grow_cells(r, &vals, &tags, &cap))) break;
     vals[n] = car;
     tags[n] = t && (t->type == RDATA_SYMSXP || t->type == RDATA_CHARSXP) ? t->str[0] : NULL;
     n++;
@@ -325,17 +329,7 @@ static int read_pairlist(reader *r, int32_t flags, rdata_val **out) {
     if ((rc = read_item(r, &cdr))) break;
     hasattr = 0;
     flags = 0; /* no tag */
-    if (n == cap) {
-      cap *= 2;
-      rdata_val **nv = realloc(vals, cap * sizeof *vals);
-      if (nv) vals = nv;
-      const char **nt = nv ? realloc(tags, cap * sizeof *tags) : NULL;
-      if (nt) tags = nt;
-      if (!nv || !nt) {
-        rc = oom(r);
-        break;
-      }
-    }
+    if (n == cap && (rc = grow_cells(r, &vals, &tags, &cap))) break;
     vals[n] = cdr;
     tags[n] = NULL;
     n++;

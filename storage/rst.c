@@ -129,6 +129,18 @@ static int is_end_ctx(char c) { return c == ' ' || strchr("'\")]}>-/:.,;!?\\\xE2
 
 /* Reduces the inline markup of one paragraph p[0..n) and appends it to o,
  * whitespace collapsed. */
+/* "title <target>" (x[xl-1] == '>'): keeps the title, trimmed. Returns 1
+ * when it did; 0 when there is no title before the last '<'. */
+static int strip_target(const char **x, size_t *xl) {
+  const char *lt = NULL;
+  for (size_t k = 0; k + 1 < *xl; k++)
+    if ((*x)[k] == '<') lt = *x + k;
+  if (!lt || lt == *x) return 0;
+  *xl = (size_t)(lt - *x);
+  while (*xl && (*x)[*xl - 1] == ' ') (*xl)--;
+  return 1;
+}
+
 static void inline_text(const char *p, size_t n, sbuf *o) {
   sbuf t = {0};
   size_t i = 0;
@@ -160,15 +172,7 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
           const char *x = p + j + 1;
           size_t xl = (size_t)(e - x);
           /* title <target> */
-          if (xl && x[xl - 1] == '>') {
-            const char *lt = NULL;
-            for (size_t k = 0; k + 1 < xl; k++)
-              if (x[k] == '<') lt = x + k;
-            if (lt && lt > x) {
-              xl = (size_t)(lt - x);
-              while (xl && x[xl - 1] == ' ') xl--;
-            }
-          }
+          if (xl && x[xl - 1] == '>') strip_target(&x, &xl);
           if (xl && x[0] == '!') x++, xl--;
           if (xl && x[0] == '~') {
             x++, xl--;
@@ -194,16 +198,8 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
       if (e) {
         const char *x = p + i + 1;
         size_t xl = (size_t)(e - x);
-        if (xl && x[xl - 1] == '>') {
-          const char *lt = NULL;
-          for (size_t k = 0; k + 1 < xl; k++)
-            if (x[k] == '<') lt = x + k;
-          if (lt && lt > x) {
-            xl = (size_t)(lt - x);
-            while (xl && x[xl - 1] == ' ') xl--;
-          } else if (lt == x) { /* `<url>`_ : keep the url */
-            x++, xl -= 2;
-          }
+        if (xl && x[xl - 1] == '>' && !strip_target(&x, &xl) && x[0] == '<') {
+          x++, xl -= 2; /* `<url>`_ : keep the url */
         }
         sb_put(&t, x, xl);
         i = (size_t)(e - p) + 1;
