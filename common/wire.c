@@ -99,3 +99,52 @@ int wire_check_len(const char *field, const char *s, size_t max, foil_err *err) 
   if (n > max) return foil_err_set(err, FOIL_EINVAL, "%s is %zu bytes, over the limit of %zu", field, n, max);
   return FOIL_OK;
 }
+
+/* 1 if s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF) */
+static int utf8_ok(const unsigned char *s) {
+  while (*s) {
+    unsigned c = *s;
+    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (n < 0) return 0;
+    unsigned cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+    for (int i = 1; i <= n; i++) {
+      if ((s[i] & 0xc0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    static const unsigned min[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    s += n + 1;
+  }
+  return 1;
+}
+
+int wire_check_utf8(const ProtobufCMessage *msg, foil_err *err) {
+  const ProtobufCMessageDescriptor *d = msg->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    const char *base = (const char *)msg;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
+      if (which != f->id) continue;
+    }
+    size_t n = 1;
+    const void *const *items = (const void *const *)(base + f->offset);
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      n = *(const size_t *)(base + f->quantifier_offset);
+      items = *(const void *const *const *)(base + f->offset);
+    }
+    for (size_t k = 0; k < n; k++) {
+      const void *v = items[k];
+      if (!v) continue;
+      if (f->type == PROTOBUF_C_TYPE_STRING) {
+        if (!utf8_ok(v))
+          return foil_err_set(err, FOIL_EINVAL, "%s.%s is not valid UTF-8", d->short_name, f->name);
+      } else {
+        int rc = wire_check_utf8(v, err);
+        if (rc) return rc;
+      }
+    }
+  }
+  return FOIL_OK;
+}

@@ -218,9 +218,9 @@ static int load_worker(void *ctx, const store_worker *r) {
   w->slots = r->slots, w->gpus = r->gpus, w->drain = r->drain, w->down = r->down;
   w->registered_time = r->registered_time, w->last_heartbeat = r->last_heartbeat;
   w->session = 0;
-  /* a restarted coordinator gives every worker one liveness window to
-   * come back before it is DOWN */
-  w->last_seen_mono = log_mono();
+  /* a restarted coordinator gives every worker a liveness window plus
+   * COORD_RESTART_GRACE_S to reconnect before it is DOWN */
+  w->last_seen_mono = log_mono() + COORD_RESTART_GRACE_S;
   return FOIL_OK;
 }
 

@@ -417,6 +417,12 @@ void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   if (rc) return reply_error(c, m, 0, rc, "%s", e->msg);
   Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return reply_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.Request");
+  foil_err ue = {0};
+  if (wire_check_utf8(&q->base, &ue)) {
+    reply_error(c, m, q->request_id, ue.code, "%s", ue.msg);
+    foil__v1__request__free_unpacked(q, NULL);
+    return;
+  }
   switch (q->body_case) {
     case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q); break;
     case FOIL__V1__REQUEST__BODY_GET: do_get(c, m, q->request_id, q->get->job_id); break;

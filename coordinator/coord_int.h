@@ -29,6 +29,7 @@
 #define COORD_MAX_DEPS 64
 #define COORD_MAX_PLACE 64                /* workers in one gang */
 #define COORD_DEFAULT_MAX_FAILURES 3
+#define COORD_RESTART_GRACE_S 5.0         /* extra time for workers after a restart */
 
 typedef struct {
   int worker;       /* index into c->workers */

@@ -186,10 +186,17 @@ static void set_str(char **dst, const char *s) {
 void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   char peer[COORD_MAX_NAME + 1];
   wire_msg_peer(m, peer, sizeof peer);
+  for (char *p = peer; *p; p++)  /* routing ids are bytes; names are printable */
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
   if (rc) return answer_error(c, m, 0, rc, "%s", e->msg);
   Foil__V1__WorkerMessage *q = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return answer_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.WorkerMessage");
   uint64_t rid = q->request_id;
+  foil_err ue = {0};
+  if (wire_check_utf8(&q->base, &ue)) {
+    answer_error(c, m, rid, ue.code, "%s", ue.msg);
+    goto done;
+  }
   if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER) {
     do_register(c, m, rid, q->register_, peer);
     goto done;
