@@ -380,7 +380,8 @@ def main():
             print("%-32s %s (%.1f s)" % (t.__name__, "ok" if len(failures) == n else "FAILED",
                                          time.time() - t0), flush=True)
     finally:
-        c.stop()
+        codes = c.stop()
+    check(codes.get("coordinator") == 0, "coordinator exits 0 on SIGTERM (no leaks): %s" % codes)
     if failures:
         print("%d check(s) failed" % len(failures))
         sys.exit(1)

@@ -172,9 +172,15 @@ class Cluster:
             self.wait_worker(name, up=True)
         return p
 
-    def kill_worker(self, name, sig=signal.SIGKILL):
+    def kill_worker(self, name, sig=signal.SIGKILL, node=True):
+        """node=True: the node dies — every process of the worker's session
+        (its jobs' process groups too), as when a machine is lost.
+        node=False: the daemon alone gets sig; its jobs run on."""
         p = self.workers[name]
-        p.send_signal(sig)
+        if node:
+            subprocess.run(["pkill", "-%d" % sig, "-s", str(p.pid)], check=False)
+        else:
+            p.send_signal(sig)
         p.wait(30)
 
     def worker_info(self, name):
@@ -235,19 +241,29 @@ class Cluster:
         return open(p).read() if os.path.exists(p) else ""
 
     def stop(self):
+        """Stops everything; returns {"coordinator": rc, worker name: rc, ...}
+        for processes this call stopped (an ASan leak report makes rc != 0)."""
+        codes = {}
         for p in self.workers.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.workers.values():
+        for name, p in self.workers.items():
+            was_running = p.returncode is None
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+            if was_running:
+                codes[name] = p.returncode
         if self.coord is not None and self.coord.poll() is None:
             self.coord.send_signal(signal.SIGTERM)
             try:
                 self.coord.wait(30)
             except subprocess.TimeoutExpired:
                 self.coord.kill()
+                self.coord.wait()
+            codes["coordinator"] = self.coord.returncode
         if self.client is not None:
             self.client.close()
+        return codes
