@@ -25,33 +25,6 @@ static const struct {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-const char *cli_data_root(int *argc, char **argv) {
-  const char *root = NULL;
-  for (int i = 1; i < *argc; i++) {
-    int take = 0;
-    if (!strcmp(argv[i], "--root") && i + 1 < *argc) {
-      root = argv[i + 1];
-      take = 2;
-    } else if (!strncmp(argv[i], "--root=", 7)) {
-      root = argv[i] + 7;
-      take = 1;
-    }
-    if (take) {
-      memmove(&argv[i], &argv[i + take], (size_t)(*argc - i - take + 1) * sizeof(char *));
-      *argc -= take;
-      i--;
-    }
-  }
-  if (root) return root;
-  const char *env = getenv("FOIL_ROOT");
-  return env && *env ? env : "./foil-data";
-}
-
-int cli_fail(const char *cmd, const foil_err *err) {
-  fprintf(stderr, "foil %s: %s\n", cmd, err->msg[0] ? err->msg : foil_err_name(err->code));
-  return err->code;
-}
-
 static void usage(FILE *out) {
   fprintf(out, "usage: foil <command> [options]\n\ncommands:\n");
   for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
