@@ -151,6 +151,7 @@ int cmd_submit(int argc, char **argv) {
   if (after[0]) o.after = after;
   if (after_any[0]) o.after_any = after_any;
   char sid[64];
+  int own_id = submission_id != NULL;
   if (submission_id) {
     size_t l = strlen(submission_id);
     if (!l || l > 128) {
@@ -196,7 +197,8 @@ int cmd_submit(int argc, char **argv) {
   if (json) rc = pbjson_print(&r->submit->base);
   else printf("%llu\n", (unsigned long long)id);
   fflush(stdout);
-  if (r->submit->existing)
+  /* with a random id, "existing" only means our own retry got through */
+  if (r->submit->existing && own_id)
     fprintf(stderr, "foil submit: submission id %s was already submitted: job %llu\n",
             submission_id, (unsigned long long)id);
   client_free_reply(r);
