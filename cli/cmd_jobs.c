@@ -19,7 +19,8 @@ static void jobs_usage(FILE *out) {
   fprintf(out,
           "usage: foil jobs [--all] [--state STATE[,STATE..]] [--start] [--json] [options]\n"
           "\n"
-          "Lists jobs, oldest first: ID NAME KIND STATE REASON RANKS ELAPSED WORKERS.\n"
+          "Lists jobs, oldest first: ID NAME KIND STATE REASON RANKS ELAPSED WORKERS\n"
+          "(REASON: why a job waits or how it ended; `foil status ID` has the details).\n"
           "By default the jobs not yet final and those that ended in the last hour.\n"
           "  --all         every job the coordinator keeps (newest 10,000)\n"
           "  --state S,..  only these states (PENDING RUNNING COMPLETING REQUEUED COMPLETED\n"
@@ -145,16 +146,20 @@ int cmd_jobs(int argc, char **argv) {
       foil_err e2 = {0};
       if (ctl_call(c, &wr, FOIL__V1__REPLY__BODY_WORKERS, 1, &w, &e2)) w = NULL;
     }
-    printf("%-6s %-20s %-9s %-10s %-14s %5s %s\n", "ID", "NAME", "KIND", "STATE", "REASON",
+    printf("%-6s %-20s %-9s %-10s %-24s %5s %s\n", "ID", "NAME", "KIND", "STATE", "REASON",
            "RANKS", start ? "START" : "ELAPSED    WORKERS");
     for (size_t i = 0; i < keep; i++) {
       const Foil__V1__Job *j = jl->jobs[i];
       const Foil__V1__JobSpec *s = j->spec;
       char t[64], ws[512];
       unsigned ranks = s && s->resources && s->resources->ranks ? s->resources->ranks : 1;
-      printf("%-6llu %-20.20s %-9.9s %-10s %-14.14s %5u ", (unsigned long long)j->id,
+      /* the reason's code ("Resources", "Dependency"), not its explanation
+       * after the colon: `foil status` has the whole sentence */
+      int rlen = (int)strcspn(j->reason, ":");
+      printf("%-6llu %-20.20s %-9.9s %-10s %-24.*s %5u ", (unsigned long long)j->id,
              s && s->name[0] ? s->name : "-", s && s->kind[0] ? s->kind : "-",
-             jobstate_name(j->state), j->reason && j->reason[0] ? j->reason : "-", ranks);
+             jobstate_name(j->state), rlen ? (rlen < 24 ? rlen : 24) : 1,
+             rlen ? j->reason : "-", ranks);
       if (start) {
         int pend = j->state == FOIL__V1__JOB_STATE__JOB_PENDING ||
                    j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED;

@@ -63,7 +63,7 @@ start() {
       --workers "$workers" --log "$root/coordinator.log"
   fi
   if [ -z "$(pid_of worker-local)" ]; then
-    launch worker-local "$build/foil-worker" --root "$root" --name local \
+    launch worker-local "$build/foil-worker" --root "$root" --name local --coordinator "$workers" \
       --log "$root/worker-local.log"
   fi
   local waited=0
