@@ -134,7 +134,7 @@ int cmd_jobs(int argc, char **argv) {
     }
   }
   jl->n_jobs = keep;
-  qsort(jl->jobs, keep, sizeof *jl->jobs, by_id);
+  if (keep > 1) qsort(jl->jobs, keep, sizeof *jl->jobs, by_id);
   if (json) {
     rc = pbjson_print(&jl->base);
   } else {
