@@ -2,8 +2,9 @@
  *
  * Each subcommand is one function `int cmd_<name>(int argc, char **argv)`
  * in cli/cmd_<name>.c, listed in the table in cli/foil.c. argv[0] is the
- * subcommand's name. It returns a foil error code (common/err.h); main maps
- * it to the documented exit status. Messages go to stderr as
+ * subcommand's name. It returns a foil error code (common/err.h), which main
+ * maps to the documented exit status, or a positive number that is the exit
+ * status itself (a followed job's status, cli/jobstate.h). Messages go to stderr as
  * "foil <cmd>: <message>"; results go to stdout.
  */
 #ifndef FOIL_CLI_CLI_H
@@ -13,6 +14,16 @@
 
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_workers(int argc, char **argv);
+int cmd_drain(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 /* The data root: the value of --root DIR / --root=DIR if argv has one (the
  * option is removed from argv, *argc updated), else $FOIL_ROOT, else

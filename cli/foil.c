@@ -10,43 +10,28 @@ static const struct {
   int (*run)(int argc, char **argv);
   const char *help;
 } commands[] = {
+    {"submit", cmd_submit, "submit a job (a spec file, or -- PROGRAM ARGS...)"},
+    {"jobs", cmd_jobs, "list jobs (pending, running, recently ended)"},
+    {"status", cmd_status, "show one job and its attempts"},
+    {"watch", cmd_watch, "follow a job's progress until it ends"},
+    {"logs", cmd_logs, "print a job's log (--follow to keep reading)"},
+    {"cancel", cmd_cancel, "cancel a job, or send it a signal"},
+    {"workers", cmd_workers, "list the workers"},
+    {"drain", cmd_drain, "stop giving jobs to a worker (--undo to resume)"},
+    {"coordinator", cmd_coordinator, "run foil-coordinator (--help for its options)"},
+    {"worker", cmd_worker, "run foil-worker (--help for its options)"},
     {"data", cmd_data, "prepare datasets under the data root (wordnet, code, lm, custom)"},
     {"tokenizer", cmd_tokenizer, "encode text, train BPE merges, export tokenizers"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-const char *cli_data_root(int *argc, char **argv) {
-  const char *root = NULL;
-  for (int i = 1; i < *argc; i++) {
-    int take = 0;
-    if (!strcmp(argv[i], "--root") && i + 1 < *argc) {
-      root = argv[i + 1];
-      take = 2;
-    } else if (!strncmp(argv[i], "--root=", 7)) {
-      root = argv[i] + 7;
-      take = 1;
-    }
-    if (take) {
-      memmove(&argv[i], &argv[i + take], (size_t)(*argc - i - take + 1) * sizeof(char *));
-      *argc -= take;
-      i--;
-    }
-  }
-  if (root) return root;
-  const char *env = getenv("FOIL_ROOT");
-  return env && *env ? env : "./foil-data";
-}
-
-int cli_fail(const char *cmd, const foil_err *err) {
-  fprintf(stderr, "foil %s: %s\n", cmd, err->msg[0] ? err->msg : foil_err_name(err->code));
-  return err->code;
-}
-
 static void usage(FILE *out) {
   fprintf(out, "usage: foil <command> [options]\n\ncommands:\n");
   for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
   fprintf(out, "\nfoil <command> --help for a command's options. Exit status: 0 ok, 2 invalid\n"
-               "argument, 3 not found, 5 permission denied, 11 internal (see README).\n");
+               "argument, 3 not found, 5 permission denied, 10 coordinator unavailable,\n"
+               "11 internal; a followed job: 20 failed, 21 cancelled, 22 timeout, 23 node\n"
+               "failure (see README).\n");
 }
 
 int main(int argc, char **argv) {
@@ -55,8 +40,10 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   for (int i = 0; i < NCOMMANDS; i++)
-    if (!strcmp(argv[1], commands[i].name))
-      return foil_err_exit_code(commands[i].run(argc - 1, argv + 1));
+    if (!strcmp(argv[1], commands[i].name)) {
+      int rc = commands[i].run(argc - 1, argv + 1);
+      return rc > 0 ? rc : foil_err_exit_code(rc); /* > 0: a job's status (cli.h) */
+    }
   fprintf(stderr, "foil: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

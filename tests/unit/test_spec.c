@@ -48,6 +48,13 @@ static void test_example_and_defaults(void) {
   CHECK(s.seed == 1 && s.batch_per_rank == 32 && s.model.d_ff == 1024 && s.schedule == SCHED_COSINE);
   CHECK(s.checkpoint_every_steps == 10 && s.checkpoint_keep_last == 2);
   spec_free(&s);
+
+  /* "job" is the scheduler's (cli/jobspec.h): accepted, ignored */
+  const char *with_job = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},"
+                         "\"steps\":10,\"job\":{\"ranks\":2,\"after_ok\":[3]}}";
+  rc = spec_parse(&s, with_job, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (!rc) spec_free(&s);
 }
 
 static void test_refusals(void) {

@@ -135,7 +135,8 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   }
   static const char *const top[] = {"kind", "name", "seed", "model", "data", "loss",
                                     "batch_per_rank", "micro_batch", "steps", "optimizer",
-                                    "checkpoint", "eval", "log_every_steps", "threads", NULL};
+                                    "checkpoint", "eval", "log_every_steps", "threads",
+                                    "job", NULL};
   only_keys(&c, root, "", top);
   char *kind = string(&c, root, "kind", "kind", "pretrain", 0);
   if (kind && strcmp(kind, "pretrain")) fail(&c, "kind must be \"pretrain\" for this job");

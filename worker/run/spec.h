@@ -6,6 +6,10 @@
  * unknown keys and out-of-range values are errors that name the key by its
  * path ("optimizer.lr"). examples/pretrain-*.json document every key.
  *
+ * The top-level object "job" is the scheduler's (ranks, time limit,
+ * dependencies...: cli/jobspec.h reads it for `foil submit`); foil-run
+ * accepts it and ignores it.
+ *
  * Ownership: spec_parse fills a caller-owned struct; strings inside it are
  * copies freed by spec_free.
  */

@@ -1,0 +1,34 @@
+/* cli.c — what the subcommands share (cli.h). In the library, not in
+ * foil.c, so tests and every command module link it. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *cli_data_root(int *argc, char **argv) {
+  const char *root = NULL;
+  for (int i = 1; i < *argc; i++) {
+    int take = 0;
+    if (!strcmp(argv[i], "--root") && i + 1 < *argc) {
+      root = argv[i + 1];
+      take = 2;
+    } else if (!strncmp(argv[i], "--root=", 7)) {
+      root = argv[i] + 7;
+      take = 1;
+    }
+    if (take) {
+      memmove(&argv[i], &argv[i + take], (size_t)(*argc - i - take + 1) * sizeof(char *));
+      *argc -= take;
+      i--;
+    }
+  }
+  if (root) return root;
+  const char *env = getenv("FOIL_ROOT");
+  return env && *env ? env : "./foil-data";
+}
+
+int cli_fail(const char *cmd, const foil_err *err) {
+  fprintf(stderr, "foil %s: %s\n", cmd, err->msg[0] ? err->msg : foil_err_name(err->code));
+  return err->code;
+}

@@ -1,0 +1,25 @@
+/* timefmt.h — times as the job commands print them.
+ *
+ *   timefmt_duration  elapsed/remaining time as Slurm prints it:
+ *                     "0:07", "12:34", "1:02:03", "2-03:04:05"
+ *   timefmt_clock     an epoch time in local time, "2026-11-28T16:05:01"
+ *   timefmt_ago       "3s ago", "5m ago", "2h ago", "4d ago"
+ *   timefmt_eta       seconds left from progress and a rate
+ *
+ * Each writes into the caller's buffer (32 bytes are always enough) and
+ * returns it; times that are unset (0), negative or not finite print as
+ * "-". No allocation.
+ */
+#ifndef FOIL_CLI_TIMEFMT_H
+#define FOIL_CLI_TIMEFMT_H
+
+#include <stddef.h>
+
+char *timefmt_duration(double seconds, char *buf, size_t n);
+char *timefmt_clock(double epoch, char *buf, size_t n);
+char *timefmt_ago(double now, double then, char *buf, size_t n);
+/* Seconds until value reaches total at rate units per second; -1 when it
+ * cannot be known (total or rate not positive, value past total gives 0). */
+double timefmt_eta(double value, double total, double rate);
+
+#endif

@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""The `foil` job commands against a real foil-coordinator and foil-worker
+on loopback, and deploy/local-cluster.sh once.
+
+    cluster_cli.py BUILD_DIR WORKDIR
+
+Submit (flags, a spec file with "job" keys, -- PROGRAM), jobs, status,
+logs, watch without a TTY, --wait exit statuses (0 COMPLETED, 20 FAILED,
+21 CANCELLED), an --after chain of three jobs that runs in order, cancel,
+a repeated --submission-id that returns the same job, --json output that
+parses, and `logs --follow` that ends with exit 10 (UNAVAILABLE) when the
+coordinator is SIGKILLed. Exit 77 (ctest: skipped) after the
+coordinator-only checks when foil-worker is not built.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from foilcluster import Cluster, STATE  # noqa: E402
+
+build, work = (os.path.abspath(a) for a in sys.argv[1:3])
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.makedirs(work, exist_ok=True)
+checks = 0
+
+
+def check(cond, what, *detail):
+    global checks
+    checks += 1
+    if not cond:
+        print("FAILED:", what)
+        for d in detail:
+            print("   ", d)
+        raise SystemExit(1)
+
+
+def run(c, *args, code=0, **kw):
+    p = c.foil(*args, **kw)
+    check(p.returncode == code, "foil %s exits %d" % (" ".join(args), code),
+          "got %d" % p.returncode, "stdout: " + p.stdout[-2000:], "stderr: " + p.stderr[-2000:])
+    return p
+
+
+def job_id(p):
+    out = p.stdout.strip()
+    check(out.isdigit(), "submit prints the job id alone", repr(p.stdout), p.stderr)
+    return int(out)
+
+
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4)
+try:
+    c.start_coordinator()
+
+    # ---- what needs only the coordinator -----------------------------------
+    p = run(c, "jobs", "--json")
+    check(json.loads(p.stdout) == {"jobs": []}, "jobs --json of an empty queue", p.stdout)
+    p = run(c, "workers")
+    check(p.stdout.split()[:3] == ["NAME", "HOST", "STATE"], "workers prints a header", p.stdout)
+
+    early = job_id(run(c, "submit", "--submission-id", "cli-test-1", "--name", "early", "--",
+                       "sh", "-c", "echo early"))
+    again = run(c, "submit", "--submission-id", "cli-test-1", "--", "sh", "-c", "echo early")
+    check(job_id(again) == early, "a repeated submission id returns the same job", again.stdout)
+    check("already submitted" in again.stderr, "and says so", again.stderr)
+
+    bad = os.path.join(work, "bad.json")
+    with open(bad, "w") as f:
+        json.dump({"kind": "command", "argv": ["true"], "job": {"ranks": -2}}, f)
+    p = run(c, "submit", bad, code=2)
+    check("job.ranks" in p.stderr, "a bad job key is named", p.stderr)
+    with open(bad, "w") as f:
+        json.dump({"kind": "command", "argv": ["true"], "job": {"rankz": 2}}, f)
+    p = run(c, "submit", bad, code=2)
+    check("job.rankz is not a job key" in p.stderr, "an unknown job key is named", p.stderr)
+    p = run(c, "status", "999999", code=3)
+    check("999999" in p.stderr, "status of a missing job says which", p.stderr)
+
+    doomed = job_id(run(c, "submit", "--name", "doomed", "--", "true"))
+    p = run(c, "cancel", str(doomed))
+    check("CANCELLED" in p.stdout, "cancel prints the state", p.stdout)
+    p = run(c, "watch", str(doomed), code=21)
+    check(p.stdout.strip().splitlines()[-1].startswith("job %d CANCELLED" % doomed),
+          "watch of a cancelled job ends with its state", p.stdout)
+
+    p = run(c, "status", str(early), "--json")
+    j = json.loads(p.stdout)
+    check(j["id"] == early and j["state"] == "JOB_PENDING" and j["submission_id"] == "cli-test-1"
+          and j["spec"]["argv"] == ["sh", "-c", "echo early"], "status --json", p.stdout)
+
+    if not os.path.exists(c.bin("foil-worker")):
+        print("%d checks passed; foil-worker is not built: the rest is skipped" % checks)
+        sys.exit(77)
+
+    # ---- with a worker -------------------------------------------------------
+    c.start_worker("w1", slots=2)
+    c.wait_state(early, {"JOB_COMPLETED"}, timeout=60)
+    p = run(c, "workers")
+    check(any(l.split()[:1] == ["w1"] for l in p.stdout.splitlines()), "workers lists w1", p.stdout)
+    check(json.loads(run(c, "workers", "--json").stdout)["workers"][0]["name"] == "w1",
+          "workers --json")
+
+    spec = os.path.join(work, "hello.json")
+    with open(spec, "w") as f:
+        json.dump({"kind": "command", "name": "hello",
+                   "argv": ["sh", "-c", "echo hello from foil; sleep 0.5"],
+                   "job": {"ranks": 1, "priority": 5, "time_limit_s": 120}}, f)
+    p = run(c, "submit", spec, "--wait", timeout=120)
+    hello = job_id(p)
+    check("COMPLETED" in p.stderr, "--wait follows the job on stderr", p.stderr)
+    p = run(c, "jobs")
+    rows = [l.split() for l in p.stdout.splitlines()[1:]]
+    check(any(r[:4] == [str(hello), "hello", "command", "COMPLETED"] for r in rows),
+          "jobs lists the job that just ended", p.stdout)
+    check(not any(r[0] == str(hello) for r in
+                  (l.split() for l in run(c, "jobs", "--state", "pending,running").stdout
+                   .splitlines()[1:])), "jobs --state filters")
+    p = run(c, "status", str(hello))
+    check("COMPLETED" in p.stdout and "w1" in p.stdout and "priority:      5" in p.stdout,
+          "status shows state, attempt worker, priority", p.stdout)
+    p = run(c, "logs", str(hello))
+    check("hello from foil" in p.stdout, "logs prints the job's output", p.stdout)
+    j = json.loads(run(c, "jobs", "--json").stdout)
+    check(any(x["id"] == hello and x["state"] == "JOB_COMPLETED" for x in j["jobs"]), "jobs --json")
+
+    p = run(c, "submit", "--wait", "--", "sh", "-c", "exit 3", code=20, timeout=120)
+    check("FAILED" in p.stderr, "a failing command: FAILED, exit status 20", p.stderr)
+
+    # an --after chain runs in order
+    order = os.path.join(work, "order")
+    if os.path.exists(order):
+        os.remove(order)
+    prev, chain = None, []
+    for name in ("a", "b", "c"):
+        args = ["submit", "--name", "chain-" + name]
+        if prev:
+            args += ["--after", str(prev)]
+        prev = job_id(run(c, *args, "--", "sh", "-c", "sleep 0.3; echo %s >> %s" % (name, order)))
+        chain.append(prev)
+    c.wait_state(chain[-1], {"JOB_COMPLETED"}, timeout=120)
+    check(open(order).read().split() == ["a", "b", "c"], "the chain ran in order",
+          open(order).read())
+    jobs = [c.job(i) for i in chain]
+    check(all(jobs[k + 1].start_time >= jobs[k].end_time for k in range(2)),
+          "each link started after the previous ended")
+
+    # cancel a running job
+    sleeper = job_id(run(c, "submit", "--name", "sleeper", "--", "sleep", "60"))
+    c.wait_state(sleeper, {"JOB_RUNNING"}, timeout=60)
+    run(c, "cancel", str(sleeper))
+    c.wait_state(sleeper, {"JOB_CANCELLED"}, timeout=60)
+    run(c, "watch", str(sleeper), code=21)
+
+    # watch without a TTY: plain lines, one per change, none redrawn
+    w = job_id(run(c, "submit", "--name", "watched", "--", "sh", "-c", "sleep 1"))
+    p = run(c, "watch", str(w), timeout=120)
+    lines = p.stdout.splitlines()
+    check(lines and all(l.startswith("job %d " % w) for l in lines) and "\r" not in p.stdout
+          and "\033" not in p.stdout, "watch prints plain lines", p.stdout)
+    check(lines[-1].startswith("job %d COMPLETED exit 0" % w), "watch ends with the final state",
+          p.stdout)
+    check(len(lines) == len(set(lines)), "no line printed twice", p.stdout)
+
+    # drain and undo
+    p = run(c, "drain", "w1")
+    check("DRAIN" in p.stdout, "drain shows the worker draining", p.stdout)
+    p = run(c, "drain", "w1", "--undo")
+    check("DRAIN" not in p.stdout.splitlines()[1], "drain --undo", p.stdout)
+
+    # logs --follow when the coordinator dies: exit 10, never success
+    tail = job_id(run(c, "submit", "--name", "tail", "--", "sh", "-c", "echo start; sleep 60"))
+    c.wait_state(tail, {"JOB_RUNNING"}, timeout=60)
+    f = subprocess.Popen([c.bin("foil"), "logs", str(tail), "--follow", "--timeout", "1"],
+                         env=c.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    c.kill_coordinator(signal.SIGKILL)
+    out, err = f.communicate(timeout=60)
+    check(f.returncode == 10, "logs --follow exits 10 when the coordinator is gone",
+          "got %d" % f.returncode, out, err)
+    check("no reply from the coordinator" in err, "and says why", err)
+    c.start_coordinator()
+    run(c, "cancel", str(tail))
+    c.wait_state(tail, {"JOB_CANCELLED"}, timeout=60)
+finally:
+    c.stop()
+
+
+# ---- deploy/local-cluster.sh --------------------------------------------------
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+root = os.path.join(work, "local-root")
+subprocess.run(["rm", "-rf", root], check=True)
+env = dict(os.environ, FOIL_ROOT=root, FOIL_BUILD_DIR=build, FOIL_CONTROL_PORT=str(free_port()),
+           FOIL_WORKERS_PORT=str(free_port()))
+env.pop("FOIL_COORDINATOR", None)
+script = os.path.join(REPO, "deploy", "local-cluster.sh")
+
+
+def lc(*args, code=0):
+    p = subprocess.run(["bash", script, *args], env=env, capture_output=True, text=True,
+                       timeout=120)
+    check(p.returncode == code, "local-cluster.sh %s exits %d" % (" ".join(args), code),
+          "got %d" % p.returncode, p.stdout, p.stderr)
+    return p
+
+
+try:
+    lc("start")
+    p = lc("status")
+    check("coordinator: running" in p.stdout and "worker-local: running" in p.stdout,
+          "status shows both running", p.stdout)
+    # the CLI finds the local cluster from FOIL_ROOT alone (coordinator.json)
+    p = subprocess.run([os.path.join(build, "foil"), "submit", "--wait", "--", "true"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, "a job on the local cluster, found without --coordinator",
+          p.stdout, p.stderr)
+finally:
+    lc("stop")
+p = lc("status", code=3)
+check("coordinator: stopped" in p.stdout, "status after stop", p.stdout)
+print("%d checks passed" % checks)
