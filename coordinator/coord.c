@@ -1,0 +1,713 @@
+/* coord.c — the coordinator's loop, state transitions and scheduling (see
+ * coord.h; the handlers are in coord_api.c and coord_wp.c). */
+#define _POSIX_C_SOURCE 200809L
+#include "coordinator/coord.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "coordinator/coord_int.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+void coord_log(coord *c, const char *level, const char *fmt, ...) {
+  char msg[1536];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  log_line(c->log, level, "coordinator", "%s", msg);
+}
+
+int coord_final(int s) {
+  return s == FOIL__V1__JOB_STATE__JOB_COMPLETED || s == FOIL__V1__JOB_STATE__JOB_FAILED ||
+         s == FOIL__V1__JOB_STATE__JOB_CANCELLED || s == FOIL__V1__JOB_STATE__JOB_TIMEOUT ||
+         s == FOIL__V1__JOB_STATE__JOB_NODE_FAIL;
+}
+
+const char *coord_state_name(int s) {
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&foil__v1__job_state__descriptor, s);
+  return v ? v->name + 4 : "UNKNOWN";  /* "JOB_PENDING" → "PENDING" */
+}
+
+cjob *coord_job(coord *c, uint64_t id) { return id && id <= c->max_id ? c->jobs[id] : NULL; }
+
+cattempt *coord_current(cjob *j) { return j->natt ? &j->att[j->natt - 1] : NULL; }
+
+int coord_worker_find(coord *c, const char *name) {
+  for (size_t i = 0; i < c->nworkers; i++)
+    if (!strcmp(c->workers[i].name, name)) return (int)i;
+  return -1;
+}
+
+static void place_string(coord *c, const cattempt *a, char *out, size_t n) {
+  size_t len = 0;
+  out[0] = 0;
+  for (int i = 0; i < a->nplace && len < n; i++)
+    len += (size_t)snprintf(out + len, n - len, "%s%s:%u", i ? "," : "",
+                            c->workers[a->place[i].worker].name, a->place[i].ranks);
+}
+
+/* Parses "w:r,w:r" (workers unknown so far are added as DOWN). */
+static int place_parse(coord *c, const char *s, cattempt *a) {
+  a->nplace = 0;
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", s);
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok && a->nplace < COORD_MAX_PLACE;
+       tok = strtok_r(NULL, ",", &save)) {
+    char *colon = strrchr(tok, ':');
+    if (!colon) return -1;
+    *colon = 0;
+    int w = coord_worker_find(c, tok);
+    if (w < 0) {
+      if (c->nworkers == c->workers_cap) {
+        size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
+        cworker *nw = realloc(c->workers, cap * sizeof *nw);
+        if (!nw) return -1;
+        c->workers = nw, c->workers_cap = cap;
+      }
+      cworker *x = &c->workers[c->nworkers];
+      memset(x, 0, sizeof *x);
+      snprintf(x->name, sizeof x->name, "%s", tok);
+      x->down = 1;
+      w = (int)c->nworkers++;
+    }
+    a->place[a->nplace].worker = w;
+    a->place[a->nplace].ranks = (uint32_t)strtoul(colon + 1, NULL, 10);
+    a->nplace++;
+  }
+  return 0;
+}
+
+static store_job job_row(const cjob *j) {
+  return (store_job){.id = j->id, .submission_id = j->submission_id, .spec = j->packed,
+                     .spec_len = j->packed_len, .state = j->state, .reason = j->reason,
+                     .submit_time = j->submit_time, .start_time = j->start_time,
+                     .end_time = j->end_time, .exit_code = j->exit_code,
+                     .restart_count = j->restart_count, .failures = j->failures};
+}
+
+static int write_attempt(coord *c, cjob *j, cattempt *a, foil_err *err) {
+  char place[4096];
+  place_string(c, a, place, sizeof place);
+  store_attempt r = {.job_id = j->id, .n = a->n, .token = a->token, .placement = place,
+                     .start_time = a->start_time, .end_time = a->end_time, .state = a->state,
+                     .exit_code = a->exit_code, .signal = a->signal,
+                     .resume_from = a->resume_from, .reason = a->reason};
+  return store_put_attempt(c->st, &r, err);
+}
+
+int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ...) {
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  foil_err err = {0};
+  store_job row = job_row(j);
+  cattempt *a = coord_current(j);
+  int rc = store_begin(c->st, &err);
+  if (!rc) rc = store_update_job(c->st, &row, &err);
+  if (!rc && a) rc = write_attempt(c, j, a, &err);
+  if (!rc) rc = store_event(c->st, log_now(), j->id, worker, text, &err);
+  if (!rc) rc = store_commit(c->st, &err);
+  if (rc) {
+    store_rollback(c->st);
+    coord_log(c, "ERROR", "job %llu: not recorded (%s): %s", (unsigned long long)j->id, err.msg, text);
+  } else {
+    coord_log(c, "INFO", "job %llu: %s", (unsigned long long)j->id, text);
+  }
+  return rc;
+}
+
+int coord_persist_worker(coord *c, cworker *w, const char *fmt, ...) {
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  foil_err err = {0};
+  store_worker row = {w->name, w->host, w->slots, w->gpus, w->drain, w->down,
+                      w->registered_time, w->last_heartbeat};
+  int rc = store_begin(c->st, &err);
+  if (!rc) rc = store_put_worker(c->st, &row, &err);
+  if (!rc) rc = store_event(c->st, log_now(), 0, w->name, text, &err);
+  if (!rc) rc = store_commit(c->st, &err);
+  if (rc) store_rollback(c->st);
+  coord_log(c, rc ? "ERROR" : "INFO", "worker %s: %s%s%s", w->name, text, rc ? " — not recorded: " : "",
+            rc ? err.msg : "");
+  return rc;
+}
+
+void coord_active_add(coord *c, uint64_t id) {
+  if (c->nactive == c->active_cap) {
+    size_t cap = c->active_cap ? 2 * c->active_cap : 256;
+    uint64_t *a = realloc(c->active, cap * sizeof *a);
+    if (!a) return;  /* the next pass rebuilds from jobs[] */
+    c->active = a, c->active_cap = cap;
+  }
+  c->active[c->nactive++] = id;
+}
+
+static void job_free(cjob *j) {
+  if (!j) return;
+  if (j->spec) foil__v1__job_spec__free_unpacked(j->spec, NULL);
+  free(j->packed), free(j->att), free(j->p_msg), free(j->p_metrics);
+  free(j);
+}
+
+/* Takes a job row (from the store or a fresh submission) into memory. */
+int coord_add_job(coord *c, const store_job *row, foil_err *err) {
+  cjob *j = calloc(1, sizeof *j);
+  if (!j) return foil_err_set(err, FOIL_ENOMEM, "no memory");
+  j->spec = foil__v1__job_spec__unpack(NULL, row->spec_len, row->spec);
+  j->packed = malloc(row->spec_len ? row->spec_len : 1);
+  if (!j->spec || !j->packed) {
+    job_free(j);
+    return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its stored spec does not parse",
+                        (unsigned long long)row->id);
+  }
+  memcpy(j->packed, row->spec, row->spec_len);
+  j->packed_len = row->spec_len;
+  j->id = row->id;
+  snprintf(j->submission_id, sizeof j->submission_id, "%s", row->submission_id ? row->submission_id : "");
+  j->state = row->state;
+  snprintf(j->reason, sizeof j->reason, "%s", row->reason ? row->reason : "");
+  j->submit_time = row->submit_time, j->start_time = row->start_time, j->end_time = row->end_time;
+  j->exit_code = row->exit_code, j->restart_count = row->restart_count, j->failures = row->failures;
+  j->max_failures = j->spec->max_failures_set ? j->spec->max_failures : COORD_DEFAULT_MAX_FAILURES;
+  if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING)
+    j->stop_state = strncmp(j->reason, "time limit", 10) ? FOIL__V1__JOB_STATE__JOB_CANCELLED
+                                                          : FOIL__V1__JOB_STATE__JOB_TIMEOUT;
+  if (row->id >= c->jobs_cap) {
+    size_t cap = c->jobs_cap ? c->jobs_cap : 1024;
+    while (cap <= row->id) cap *= 2;
+    cjob **nj = realloc(c->jobs, cap * sizeof *nj);
+    if (!nj) {
+      job_free(j);
+      return foil_err_set(err, FOIL_ENOMEM, "no memory");
+    }
+    memset(nj + c->jobs_cap, 0, (cap - c->jobs_cap) * sizeof *nj);
+    c->jobs = nj, c->jobs_cap = cap;
+  }
+  job_free(c->jobs[row->id]);
+  c->jobs[row->id] = j;
+  if (row->id > c->max_id) c->max_id = row->id;
+  if (!coord_final(j->state)) coord_active_add(c, j->id);
+  return FOIL_OK;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int load_worker(void *ctx, const store_worker *r) {
+  coord *c = ctx;
+  cattempt tmp;
+  char spec[512];
+  snprintf(spec, sizeof spec, "%s:0", r->name);
+  if (place_parse(c, spec, &tmp)) return FOIL_ENOMEM;
+  cworker *w = &c->workers[tmp.place[0].worker];
+  snprintf(w->host, sizeof w->host, "%s", r->host);
+  w->slots = r->slots, w->gpus = r->gpus, w->drain = r->drain, w->down = r->down;
+  w->registered_time = r->registered_time, w->last_heartbeat = r->last_heartbeat;
+  w->session = 0;
+  /* a restarted coordinator gives every worker one liveness window to
+   * come back before it is DOWN */
+  w->last_seen_mono = log_mono();
+  return FOIL_OK;
+}
+
+static int load_job(void *ctx, const store_job *r) {
+  coord *c = ctx;
+  foil_err err = {0};
+  int rc = coord_add_job(c, r, &err);
+  if (rc) coord_log(c, "ERROR", "%s", err.msg);
+  return rc;
+}
+
+static int load_attempt(void *ctx, const store_attempt *r) {
+  coord *c = ctx;
+  cjob *j = coord_job(c, r->job_id);
+  if (!j) return FOIL_OK;
+  cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
+  if (!na) return FOIL_ENOMEM;
+  j->att = na;
+  cattempt *a = &j->att[j->natt++];
+  memset(a, 0, sizeof *a);
+  a->n = r->n, a->token = r->token;
+  if (place_parse(c, r->placement, a)) return FOIL_EINVAL;
+  a->start_time = r->start_time, a->end_time = r->end_time, a->state = r->state;
+  a->exit_code = r->exit_code, a->signal = r->signal;
+  snprintf(a->resume_from, sizeof a->resume_from, "%s", r->resume_from);
+  snprintf(a->reason, sizeof a->reason, "%s", r->reason);
+  a->assign_mono = log_mono();
+  if (r->token >= c->next_token) c->next_token = r->token + 1;
+  return FOIL_OK;
+}
+
+/* ---- transitions ---------------------------------------------------------- */
+
+void coord_release_members(coord *c, cjob *j, cattempt *a) {
+  for (int i = 1; i < a->nplace; i++) {
+    cworker *w = &c->workers[a->place[i].worker];
+    if (!w->session) continue;
+    Foil__V1__Release rel = FOIL__V1__RELEASE__INIT;
+    rel.job_id = j->id, rel.token = a->token;
+    Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+    m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_RELEASE, m.release = &rel;
+    wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, NULL);
+  }
+}
+
+static void send_signal(coord *c, cjob *j, cattempt *a, int signo, int stop, int state) {
+  if (!a->nplace) return;
+  cworker *w = &c->workers[a->place[0].worker];
+  Foil__V1__Signal s = FOIL__V1__SIGNAL__INIT;
+  s.job_id = j->id, s.token = a->token, s.signal = signo, s.stop = stop;
+  s.grace_s = (uint32_t)c->o.grace_s, s.state = state;
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_SIGNAL, m.signal = &s;
+  foil_err err = {0};
+  if (!w->session || wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, &err))
+    coord_log(c, "WARN", "job %llu: signal to %s not delivered now (%s); sent again when it is back",
+              (unsigned long long)j->id, w->name, w->session ? err.msg : "not connected");
+  if (stop) a->signal_mono = log_mono();
+}
+
+void coord_send_stop(coord *c, cjob *j) {
+  cattempt *a = coord_current(j);
+  if (a) send_signal(c, j, a, 15, 1, j->stop_state);
+}
+
+void coord_signal(coord *c, cjob *j, int signo) {
+  cattempt *a = coord_current(j);
+  if (a) send_signal(c, j, a, signo, 0, 0);
+}
+
+void coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
+  cattempt *a = coord_current(j);
+  if (!a || coord_final(j->state)) return;
+  double now = log_now();
+  a->state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL;
+  a->end_time = now;
+  snprintf(a->reason, sizeof a->reason, "%s", why);
+  /* the survivors of the gang: stop the head's processes, free the rest */
+  if (a->nplace && strcmp(c->workers[a->place[0].worker].name, worker)) send_signal(c, j, a, 15, 1, 0);
+  coord_release_members(c, j, a);
+  j->failures++;
+  if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) {
+    j->state = j->stop_state ? j->stop_state : FOIL__V1__JOB_STATE__JOB_CANCELLED;
+    j->end_time = now;
+  } else if (j->max_failures < 0 || (int64_t)j->failures <= j->max_failures) {
+    j->state = FOIL__V1__JOB_STATE__JOB_REQUEUED;
+    j->restart_count++;
+    snprintf(j->reason, sizeof j->reason, "requeued: %s", why);
+  } else {
+    j->state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL;
+    j->end_time = now;
+    snprintf(j->reason, sizeof j->reason, "%s (failure %u, max_failures %d)", why, j->failures,
+             j->max_failures);
+  }
+  coord_persist_job(c, j, worker, "attempt %u (token %llu) NODE_FAIL: %s; job %s", a->n,
+                    (unsigned long long)a->token, why, coord_state_name(j->state));
+  c->dirty = 1;
+}
+
+void coord_worker_lost(coord *c, cworker *w, const char *why) {
+  w->down = 1;
+  w->session = 0;
+  coord_persist_worker(c, w, "DOWN: %s", why);
+  int wi = (int)(w - c->workers);
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    cattempt *a = j ? coord_current(j) : NULL;
+    if (!a || (j->state != FOIL__V1__JOB_STATE__JOB_RUNNING &&
+               j->state != FOIL__V1__JOB_STATE__JOB_COMPLETING))
+      continue;
+    for (int i = 0; i < a->nplace; i++)
+      if (a->place[i].worker == wi) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "worker %s lost (%s)", w->name, why);
+        coord_node_fail(c, j, w->name, msg);
+        break;
+      }
+  }
+  c->dirty = 1;
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+static int cmp_pending(const void *x, const void *y) {
+  const cjob *a = *(cjob *const *)x, *b = *(cjob *const *)y;
+  if (a->spec->priority != b->spec->priority) return a->spec->priority > b->spec->priority ? -1 : 1;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* 1: dependencies met; 0: waiting; -1: can never be met (reason in why) */
+static int deps_state(coord *c, cjob *j, char *why, size_t n) {
+  int ok = 1;
+  for (size_t i = 0; i < j->spec->n_dependencies; i++) {
+    const Foil__V1__Dependency *d = j->spec->dependencies[i];
+    cjob *dj = coord_job(c, d->job_id);
+    if (!dj) continue;  /* checked at submit; ids are never removed */
+    if (!coord_final(dj->state)) {
+      ok = 0;
+      continue;
+    }
+    if (d->type == FOIL__V1__DEPENDENCY_TYPE__AFTER_OK && dj->state != FOIL__V1__JOB_STATE__JOB_COMPLETED) {
+      snprintf(why, n, "DependencyNeverSatisfied: job %llu ended %s", (unsigned long long)dj->id,
+               coord_state_name(dj->state));
+      return -1;
+    }
+  }
+  return ok;
+}
+
+static int write_fence(coord *c, cjob *j, uint64_t token, foil_err *err) {
+  char dir[1200], path[1300], text[32];
+  snprintf(dir, sizeof dir, "%s/jobs/%llu", c->root, (unsigned long long)j->id);
+  int rc = foil_mkdirs(dir, err);
+  if (rc) return rc;
+  snprintf(path, sizeof path, "%s/attempt", dir);
+  int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)token);
+  return foil_write_file_atomic(path, text, (size_t)len, err);
+}
+
+static void send_assign(coord *c, cjob *j, cattempt *a) {
+  Foil__V1__Placement pl[COORD_MAX_PLACE], *plp[COORD_MAX_PLACE];
+  for (int i = 0; i < a->nplace; i++) {
+    foil__v1__placement__init(&pl[i]);
+    cworker *w = &c->workers[a->place[i].worker];
+    pl[i].worker = w->name, pl[i].host = w->host, pl[i].ranks = a->place[i].ranks;
+    plp[i] = &pl[i];
+  }
+  char dir[1200];
+  snprintf(dir, sizeof dir, "%s/jobs/%llu", c->root, (unsigned long long)j->id);
+  Foil__V1__Assign as = FOIL__V1__ASSIGN__INIT;
+  as.job_id = j->id, as.token = a->token, as.spec = j->spec;
+  as.n_placement = (size_t)a->nplace, as.placement = plp;
+  as.attempt = a->n, as.restart_count = j->restart_count, as.job_dir = dir;
+  as.deadline = j->spec->time_limit_s ? a->start_time + j->spec->time_limit_s : 0;
+  as.grace_s = (uint32_t)c->o.grace_s;
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN, m.assign = &as;
+  for (int i = 0; i < a->nplace; i++) {
+    cworker *w = &c->workers[a->place[i].worker];
+    as.head = i == 0;
+    foil_err err = {0};
+    if (wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, &err)) {
+      coord_worker_lost(c, w, "assign could not be delivered");
+      return;
+    }
+  }
+}
+
+static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
+  cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
+  if (!na) return;
+  j->att = na;
+  cattempt *a = &j->att[j->natt];
+  memset(a, 0, sizeof *a);
+  a->n = (uint32_t)j->natt + 1;
+  a->token = c->next_token++;
+  a->start_time = log_now();
+  a->assign_mono = log_mono();
+  a->state = FOIL__V1__JOB_STATE__JOB_RUNNING;
+  /* head: the worker with the most ranks (rank 0 beside it), ties by order */
+  int head = -1;
+  for (size_t i = 0; i < c->nworkers; i++)
+    if (ranks_on[i] && (head < 0 || ranks_on[i] > ranks_on[head])) head = (int)i;
+  a->place[a->nplace++] = (cplace){head, ranks_on[head]};
+  for (size_t i = 0; i < c->nworkers && a->nplace < COORD_MAX_PLACE; i++)
+    if (ranks_on[i] && (int)i != head) a->place[a->nplace++] = (cplace){(int)i, ranks_on[i]};
+  foil_err err = {0};
+  if (write_fence(c, j, a->token, &err)) {
+    snprintf(j->reason, sizeof j->reason, "cannot write the job directory: %.180s", err.msg);
+    coord_log(c, "ERROR", "job %llu: %s", (unsigned long long)j->id, j->reason);
+    return;
+  }
+  j->natt++;
+  j->state = FOIL__V1__JOB_STATE__JOB_RUNNING;
+  j->start_time = a->start_time;
+  j->reason[0] = 0;
+  j->est_start = 0;
+  char place[4096];
+  place_string(c, a, place, sizeof place);
+  if (coord_persist_job(c, j, c->workers[head].name, "RUNNING: attempt %u (token %llu) on %s", a->n,
+                        (unsigned long long)a->token, place)) {
+    j->natt--;  /* not durable: do not start it */
+    j->state = FOIL__V1__JOB_STATE__JOB_PENDING;
+    return;
+  }
+  send_assign(c, j, a);
+}
+
+static void schedule(coord *c) {
+  double t0 = log_mono(), now = log_now();
+  /* compact the active list; cancel jobs whose dependencies failed */
+  size_t k = 0;
+  for (size_t i = 0; i < c->nactive; i++) {
+    cjob *j = coord_job(c, c->active[i]);
+    if (j && !coord_final(j->state)) c->active[k++] = c->active[i];
+  }
+  c->nactive = k;
+  size_t nw = c->nworkers;
+  sched_node *nodes = calloc(nw ? nw : 1, sizeof *nodes);
+  cjob **pend = malloc((c->nactive ? c->nactive : 1) * sizeof *pend);
+  sched_running *run = malloc((c->nactive ? c->nactive : 1) * sizeof *run);
+  uint32_t *run_ranks = calloc((c->nactive ? c->nactive : 1) * (nw ? nw : 1), sizeof *run_ranks);
+  if (!nodes || !pend || !run || !run_ranks) goto done;
+  for (size_t i = 0; i < nw; i++) {
+    cworker *w = &c->workers[i];
+    w->slots_used = w->gpus_used = 0;
+  }
+  size_t np = 0, nr = 0;
+  for (size_t i = 0; i < c->nactive; i++) {
+    cjob *j = coord_job(c, c->active[i]);
+    if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) {
+      cattempt *a = coord_current(j);
+      if (!a) continue;
+      uint32_t *ro = run_ranks + nr * nw;
+      uint32_t gpr = j->spec->resources ? j->spec->resources->gpus_per_rank : 0;
+      for (int p = 0; p < a->nplace; p++) {
+        cworker *w = &c->workers[a->place[p].worker];
+        ro[a->place[p].worker] += a->place[p].ranks;
+        w->slots_used += a->place[p].ranks;
+        w->gpus_used += a->place[p].ranks * gpr;
+      }
+      double lim = j->spec->time_limit_s;
+      run[nr++] = (sched_running){lim > 0 ? a->start_time + lim : INFINITY, ro, gpr};
+    } else {
+      char why[256];
+      int d = deps_state(c, j, why, sizeof why);
+      if (d < 0) {
+        j->state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
+        j->end_time = now;
+        snprintf(j->reason, sizeof j->reason, "%s", why);
+        coord_persist_job(c, j, NULL, "CANCELLED: %s", why);
+        continue;
+      }
+      pend[np++] = j;
+    }
+  }
+  for (size_t i = 0; i < nw; i++) {
+    cworker *w = &c->workers[i];
+    nodes[i].slots = w->slots, nodes[i].gpus = w->gpus;
+    nodes[i].slots_free = w->slots > w->slots_used ? w->slots - w->slots_used : 0;
+    nodes[i].gpus_free = w->gpus > w->gpus_used ? w->gpus - w->gpus_used : 0;
+    nodes[i].usable = w->session && !w->down && !w->drain;
+  }
+  qsort(pend, np, sizeof *pend, cmp_pending);
+  sched_pending *req = malloc((np ? np : 1) * sizeof *req);
+  sched_result *res = malloc((np ? np : 1) * sizeof *res);
+  if (!req || !res) {
+    free(req), free(res);
+    goto done;
+  }
+  for (size_t i = 0; i < np; i++) {
+    cjob *j = pend[i];
+    char why[256];
+    const Foil__V1__Resources *r = j->spec->resources;
+    req[i] = (sched_pending){r && r->ranks ? r->ranks : 1, r ? r->gpus_per_rank : 0, r ? r->nodes : 0,
+                             j->spec->time_limit_s ? (double)j->spec->time_limit_s : INFINITY,
+                             deps_state(c, j, why, sizeof why) == 1};
+  }
+  foil_err err = {0};
+  if (sched_pass(c->sc, now, nodes, nw, run, nr, req, np, c->o.sched_depth, res, &err)) {
+    coord_log(c, "ERROR", "scheduling pass: %s", err.msg);
+  } else {
+    static const char *const why[] = {
+        [SCHED_PRIORITY] = "Priority", [SCHED_RESOURCES] = "Resources",
+        [SCHED_DEPENDENCY] = "Dependency",
+        [SCHED_NEVER] = "Resources: asks for more than the usable workers have"};
+    for (size_t i = 0; i < np; i++) {
+      cjob *j = pend[i];
+      if (res[i].verdict == SCHED_START) {
+        start_job(c, j, res[i].ranks_on);
+        continue;
+      }
+      j->est_start = res[i].est_start;
+      if (j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && !strncmp(j->reason, "requeued", 8)) continue;
+      snprintf(j->reason, sizeof j->reason, "%s", why[res[i].verdict]);
+    }
+  }
+  free(req), free(res);
+done:
+  free(nodes), free(pend), free(run), free(run_ranks);
+  c->pass_seconds = log_mono() - t0;
+  c->last_pass = log_mono();
+  c->dirty = 0;
+}
+
+/* ---- timers ------------------------------------------------------------------ */
+
+static void check_liveness(coord *c) {
+  double now = log_mono(), limit = c->hb_s * c->o.liveness;
+  for (size_t i = 0; i < c->nworkers; i++) {
+    cworker *w = &c->workers[i];
+    if (w->down || now - w->last_seen_mono <= limit) continue;
+    char why[128];
+    snprintf(why, sizeof why, "no heartbeat for %.1f s", now - w->last_seen_mono);
+    coord_worker_lost(c, w, why);
+  }
+}
+
+/* Backstop for time limits (the worker enforces them itself): stop jobs
+ * well past their limit. */
+static void check_limits(coord *c) {
+  double now = log_now(), slack = c->o.grace_s + 2 * c->hb_s * c->o.liveness;
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    cattempt *a = j ? coord_current(j) : NULL;
+    if (!a || j->state != FOIL__V1__JOB_STATE__JOB_RUNNING || !j->spec->time_limit_s) continue;
+    if (now < a->start_time + j->spec->time_limit_s + slack) continue;
+    j->state = FOIL__V1__JOB_STATE__JOB_COMPLETING;
+    j->stop_state = FOIL__V1__JOB_STATE__JOB_TIMEOUT;
+    snprintf(j->reason, sizeof j->reason, "time limit of %u s passed", j->spec->time_limit_s);
+    coord_persist_job(c, j, NULL, "COMPLETING: %s", j->reason);
+    coord_send_stop(c, j);
+  }
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static int bind_ep(coord *c, void *sock, const char *ep, char *out, size_t n, foil_err *err) {
+  if (zmq_bind(sock, ep))
+    return foil_err_set(err, FOIL_EUNAVAIL, "cannot listen on %s: %s", ep, zmq_strerror(errno));
+  size_t len = n;
+  zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, out, &len);
+  (void)c;
+  return FOIL_OK;
+}
+
+int coord_new(coord **out, const coord_opts *o, foil_err *err) {
+  *out = NULL;
+  coord *c = calloc(1, sizeof *c);
+  if (!c) return foil_err_set(err, FOIL_ENOMEM, "no memory");
+  c->o = *o;
+  if (!c->o.heartbeat_ms) c->o.heartbeat_ms = 1000;
+  if (!c->o.liveness) c->o.liveness = 4;
+  if (!c->o.grace_s) c->o.grace_s = 10;
+  c->hb_s = c->o.heartbeat_ms / 1e3;
+  c->log = o->log ? o->log : stderr;
+  c->next_token = 1;
+  c->started_mono = log_mono();
+  snprintf(c->root, sizeof c->root, "%s", o->root);
+  char path[1200];
+  int rc = foil_mkdirs(c->root, err);
+  if (!rc) {
+    snprintf(path, sizeof path, "%s/coordinator.db", c->root);
+    rc = store_open(&c->st, path, err);
+  }
+  if (!rc) rc = sched_new(&c->sc, err);
+  if (!rc) {
+    store_loader l = {load_job, load_attempt, load_worker, c};
+    rc = store_load(c->st, &l, err);
+  }
+  if (!rc) {
+    c->zctx = zmq_ctx_new();
+    c->ctl = zmq_socket(c->zctx, ZMQ_ROUTER);
+    c->wrk = zmq_socket(c->zctx, ZMQ_ROUTER);
+    int one = 1, zero = 0;
+    int64_t hard = 16 << 20;  /* beyond this ZeroMQ drops the peer; below, we answer */
+    zmq_setsockopt(c->ctl, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
+    zmq_setsockopt(c->wrk, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
+    zmq_setsockopt(c->ctl, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->wrk, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->wrk, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(c->wrk, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    rc = bind_ep(c, c->ctl, o->control, c->ctl_ep, sizeof c->ctl_ep, err);
+    if (!rc) rc = bind_ep(c, c->wrk, o->workers, c->wrk_ep, sizeof c->wrk_ep, err);
+  }
+  if (!rc) {
+    char json[1024];
+    int len = snprintf(json, sizeof json, "{\"control\": \"%s\", \"workers\": \"%s\", \"pid\": %ld}\n",
+                       c->ctl_ep, c->wrk_ep, (long)getpid());
+    snprintf(path, sizeof path, "%s/coordinator.json", c->root);
+    rc = foil_write_file_atomic(path, json, (size_t)len, err);
+  }
+  if (rc) {
+    coord_destroy(&c);
+    return rc;
+  }
+  size_t nrun = 0, npend = 0;
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) nrun++;
+    else npend++;
+  }
+  coord_log(c, "INFO", "control API on %s, workers on %s, data root %s; %llu jobs (%zu pending, %zu running), %zu workers known",
+            c->ctl_ep, c->wrk_ep, c->root, (unsigned long long)c->max_id, npend, nrun, c->nworkers);
+  c->dirty = 1;
+  *out = c;
+  return FOIL_OK;
+}
+
+void coord_destroy(coord **cp) {
+  coord *c = *cp;
+  if (!c) return;
+  if (c->ctl) zmq_close(c->ctl);
+  if (c->wrk) zmq_close(c->wrk);
+  if (c->zctx) zmq_ctx_term(c->zctx);
+  for (uint64_t id = 1; id <= c->max_id; id++) job_free(c->jobs[id]);
+  free(c->jobs), free(c->active), free(c->workers);
+  sched_destroy(&c->sc);
+  store_close(&c->st);
+  free(c);
+  *cp = NULL;
+}
+
+int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
+  (void)err;
+  double last_tick = 0;
+  while (!*stop) {
+    zmq_pollitem_t items[2] = {{.socket = c->ctl, .events = ZMQ_POLLIN},
+                               {.socket = c->wrk, .events = ZMQ_POLLIN}};
+    long timeout = c->dirty ? 0 : (long)(c->hb_s * 250);
+    if (timeout > 100) timeout = 100;
+    int n = zmq_poll(items, 2, timeout);
+    if (n < 0 && errno != EINTR) {
+      coord_log(c, "ERROR", "poll: %s", zmq_strerror(errno));
+      break;
+    }
+    /* workers first: their reports free capacity the API may ask about */
+    for (int i = 0; i < 512 && n > 0 && (items[1].revents & ZMQ_POLLIN); i++) {
+      wire_msg m;
+      foil_err e = {0};
+      int rc = wire_recv(c->wrk, &m, 1, COORD_MAX_FRAME, ZMQ_DONTWAIT, &e);
+      if (rc == FOIL_EUNAVAIL) {
+        wire_msg_close(&m);
+        break;
+      }
+      coord_wp_handle(c, &m, rc, &e);
+      wire_msg_close(&m);
+    }
+    for (int i = 0; i < 512 && n > 0 && (items[0].revents & ZMQ_POLLIN); i++) {
+      wire_msg m;
+      foil_err e = {0};
+      int rc = wire_recv(c->ctl, &m, 1, COORD_MAX_FRAME, ZMQ_DONTWAIT, &e);
+      if (rc == FOIL_EUNAVAIL) {
+        wire_msg_close(&m);
+        break;
+      }
+      coord_api_handle(c, &m, rc, &e);
+      wire_msg_close(&m);
+    }
+    double now = log_mono();
+    if (now - last_tick >= c->hb_s / 4) {
+      last_tick = now;
+      check_liveness(c);
+      check_limits(c);
+    }
+    if (c->dirty || now - c->last_pass >= 1.0) schedule(c);
+  }
+  coord_log(c, "INFO", "stopping (running jobs keep running; workers reconnect to the next coordinator)");
+  return FOIL_OK;
+}

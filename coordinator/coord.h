@@ -1,0 +1,40 @@
+/* coord.h — the coordinator daemon: the control API and worker sockets,
+ * the jobs and workers it keeps (durably, in store.h), and the scheduling
+ * passes (sched.h) that turn pending jobs into attempts on workers.
+ *
+ *   coord *c; coord_new(&c, &opts, &err); coord_run(c, &stop, &err); coord_destroy(&c);
+ *
+ * One thread: coord_run polls both sockets and runs timers (liveness,
+ * scheduling, time limits) until *stop becomes non-zero. Every change a
+ * client or worker is told about is committed to the store first.
+ * On start it loads the store: acknowledged jobs are all there; running
+ * ones stay RUNNING while their workers re-register (a worker that does
+ * not within the liveness window is DOWN and its jobs are requeued).
+ */
+#ifndef FOIL_COORDINATOR_COORD_H
+#define FOIL_COORDINATOR_COORD_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+typedef struct {
+  const char *root;        /* data root: coordinator.db, jobs/, coordinator.json */
+  const char *control;     /* control API endpoint, e.g. tcp://127.0.0.1:7420 (port * = any) */
+  const char *workers;     /* worker endpoint, e.g. tcp://127.0.0.1:7421 */
+  int heartbeat_ms;        /* 0: 1000 */
+  int liveness;            /* missed heartbeats before DOWN; 0: 4 */
+  int grace_s;             /* SIGTERM → SIGKILL on cancel/timeout; 0: 10 */
+  size_t sched_depth;      /* reservations per pass; 0: 200 */
+  FILE *log;               /* NULL: stderr */
+} coord_opts;
+
+typedef struct coord coord;
+
+int coord_new(coord **out, const coord_opts *o, foil_err *err);
+int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err);
+void coord_destroy(coord **c);
+
+#endif

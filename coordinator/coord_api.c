@@ -1,0 +1,433 @@
+/* coord_api.c — the control API: one handler per foil.v1.Request body.
+ * Every request gets exactly one Reply; bad input gets an Error and changes
+ * nothing. Replies are built in an arena freed after sending. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/client.h"
+#include "common/log.h"
+#include "coordinator/coord_int.h"
+
+/* ---- a bump allocator for one reply ---------------------------------------- */
+
+typedef struct chunk {
+  struct chunk *next;
+  size_t used, cap;
+  _Alignas(16) char data[];
+} chunk;
+typedef struct {
+  chunk *head;
+  int failed;
+} arena;
+
+static void *arena_alloc(arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (!a->head || a->head->used + n > a->head->cap) {
+    size_t cap = n > 65536 ? n : 65536;
+    chunk *ch = malloc(sizeof *ch + cap);
+    if (!ch) {
+      a->failed = 1;
+      return NULL;
+    }
+    ch->next = a->head, ch->used = 0, ch->cap = cap;
+    a->head = ch;
+  }
+  void *p = a->head->data + a->head->used;
+  a->head->used += n;
+  memset(p, 0, n);
+  return p;
+}
+
+static char *arena_printf(arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *arena_printf(arena *a, const char *fmt, ...) {
+  char buf[1400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  char *s = arena_alloc(a, strlen(buf) + 1);
+  if (s) strcpy(s, buf);
+  return s ? s : (char *)"";
+}
+
+static void arena_free(arena *a) {
+  while (a->head) {
+    chunk *n = a->head->next;
+    free(a->head);
+    a->head = n;
+  }
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+static void send_reply(coord *c, wire_msg *m, Foil__V1__Reply *r) {
+  foil_err err = {0};
+  if (wire_reply(c->ctl, m, &r->base, &err))
+    coord_log(c, "WARN", "reply to request %llu not sent: %s", (unsigned long long)r->request_id, err.msg);
+}
+
+__attribute__((format(printf, 5, 6))) static void reply_error(coord *c, wire_msg *m, uint64_t rid,
+                                                               int code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = client_err_to_code(code), e.message = msg;
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__REPLY__BODY_ERROR, r.error = &e;
+  send_reply(c, m, &r);
+}
+
+static Foil__V1__Job *job_msg(coord *c, arena *ar, cjob *j, int full) {
+  Foil__V1__Job *m = arena_alloc(ar, sizeof *m);
+  if (!m) return NULL;
+  foil__v1__job__init(m);
+  m->id = j->id, m->spec = j->spec, m->state = j->state, m->reason = j->reason;
+  m->submit_time = j->submit_time, m->start_time = j->start_time, m->end_time = j->end_time;
+  m->exit_code = j->exit_code, m->restart_count = j->restart_count, m->failures = j->failures;
+  m->est_start_time = j->est_start, m->submission_id = j->submission_id;
+  m->job_dir = arena_printf(ar, "%s/jobs/%llu", c->root, (unsigned long long)j->id);
+  if (j->p_time) {
+    Foil__V1__Progress *p = arena_alloc(ar, sizeof *p);
+    if (p) {
+      foil__v1__progress__init(p);
+      p->value = j->p_value, p->total = j->p_total, p->time = j->p_time;
+      p->message = j->p_msg ? j->p_msg : "";
+      p->metrics_json = j->p_metrics ? j->p_metrics : "";
+      m->progress = p;
+    }
+  }
+  size_t first = full ? 0 : (j->natt ? j->natt - 1 : 0);  /* list: the current attempt only */
+  size_t n = j->natt - first;
+  if (!n) return m;
+  m->attempts = arena_alloc(ar, n * sizeof *m->attempts);
+  if (!m->attempts) return m;
+  for (size_t i = 0; i < n; i++) {
+    cattempt *a = &j->att[first + i];
+    Foil__V1__Attempt *x = arena_alloc(ar, sizeof *x);
+    if (!x) break;
+    foil__v1__attempt__init(x);
+    x->n = a->n, x->token = a->token, x->start_time = a->start_time, x->end_time = a->end_time;
+    x->state = a->state, x->exit_code = a->exit_code, x->signal = a->signal;
+    x->resume_from = a->resume_from, x->reason = a->reason;
+    x->workers = arena_alloc(ar, (a->nplace ? a->nplace : 1) * sizeof *x->workers);
+    if (x->workers) {
+      for (int p = 0; p < a->nplace; p++) x->workers[p] = c->workers[a->place[p].worker].name;
+      x->n_workers = (size_t)a->nplace;
+    }
+    m->attempts[m->n_attempts++] = x;
+  }
+  return m;
+}
+
+static int worker_state(const cworker *w) {
+  if (w->down || !w->session) return FOIL__V1__WORKER_STATE__WORKER_DOWN;
+  if (w->drain) return w->slots_used ? FOIL__V1__WORKER_STATE__WORKER_DRAINING : FOIL__V1__WORKER_STATE__WORKER_DRAINED;
+  if (!w->slots_used) return FOIL__V1__WORKER_STATE__WORKER_IDLE;
+  return w->slots_used < w->slots ? FOIL__V1__WORKER_STATE__WORKER_MIXED : FOIL__V1__WORKER_STATE__WORKER_ALLOCATED;
+}
+
+static Foil__V1__WorkerInfo *worker_msg(coord *c, arena *ar, cworker *w) {
+  Foil__V1__WorkerInfo *m = arena_alloc(ar, sizeof *m);
+  if (!m) return NULL;
+  foil__v1__worker_info__init(m);
+  m->name = w->name, m->host = w->host, m->state = worker_state(w);
+  m->slots = w->slots, m->slots_used = w->slots_used, m->gpus = w->gpus, m->gpus_used = w->gpus_used;
+  m->last_heartbeat = w->last_heartbeat, m->registered_time = w->registered_time;
+  int wi = (int)(w - c->workers);
+  m->jobs = arena_alloc(ar, (c->nactive ? c->nactive : 1) * sizeof *m->jobs);
+  for (size_t k = 0; m->jobs && k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    cattempt *a = j ? coord_current(j) : NULL;
+    if (!a || (j->state != FOIL__V1__JOB_STATE__JOB_RUNNING && j->state != FOIL__V1__JOB_STATE__JOB_COMPLETING))
+      continue;
+    for (int p = 0; p < a->nplace; p++)
+      if (a->place[p].worker == wi) {
+        m->jobs[m->n_jobs++] = j->id;
+        break;
+      }
+  }
+  return m;
+}
+
+/* ---- submit ----------------------------------------------------------------------- */
+
+static int name_ok(const char *s) {
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '.' || *s == '_' || *s == '-'))
+      return 0;
+  return 1;
+}
+
+/* Checks a submitted spec against the limits of control.proto. */
+static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
+  int rc;
+  if ((rc = wire_check_len("spec.name", s->name, COORD_MAX_NAME, err))) return rc;
+  if (!name_ok(s->name))
+    return foil_err_set(err, FOIL_EINVAL, "spec.name \"%s\" may hold only letters, digits, '.', '_' and '-'", s->name);
+  if ((rc = wire_check_len("spec.kind", s->kind, COORD_MAX_KIND, err))) return rc;
+  int pretrain = !strcmp(s->kind, "pretrain"), command = !strcmp(s->kind, "command");
+  if (!pretrain && !command)
+    return foil_err_set(err, FOIL_EINVAL, "spec.kind \"%s\" is not a job kind this coordinator runs (pretrain, command)",
+                        s->kind);
+  if ((rc = wire_check_len("spec.spec_json", s->spec_json, COORD_MAX_SPEC, err))) return rc;
+  if (pretrain) {
+    cJSON *j = cJSON_Parse(s->spec_json);
+    int obj = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!obj) return foil_err_set(err, FOIL_EINVAL, "spec.spec_json must be the pretrain spec, a JSON object");
+    if (s->n_argv) return foil_err_set(err, FOIL_EINVAL, "spec.argv is for kind \"command\" only");
+  }
+  if (command && !s->n_argv) return foil_err_set(err, FOIL_EINVAL, "spec.argv is required for kind \"command\"");
+  if (s->n_argv > COORD_MAX_ARGV)
+    return foil_err_set(err, FOIL_EINVAL, "spec.argv has %zu entries, over the limit of %d", s->n_argv, COORD_MAX_ARGV);
+  for (size_t i = 0; i < s->n_argv; i++)
+    if ((rc = wire_check_len("spec.argv entry", s->argv[i], COORD_MAX_ARG, err))) return rc;
+  if (command && !s->argv[0][0]) return foil_err_set(err, FOIL_EINVAL, "spec.argv[0] (the program) is empty");
+  const Foil__V1__Resources *r = s->resources;
+  if (r) {
+    if (r->ranks > 4096) return foil_err_set(err, FOIL_EINVAL, "resources.ranks %u is over the limit of 4096", r->ranks);
+    if (r->gpus_per_rank > 16)
+      return foil_err_set(err, FOIL_EINVAL, "resources.gpus_per_rank %u is over the limit of 16", r->gpus_per_rank);
+    if (r->nodes > COORD_MAX_PLACE)
+      return foil_err_set(err, FOIL_EINVAL, "resources.nodes %u is over the limit of %d", r->nodes, COORD_MAX_PLACE);
+    if (r->nodes > (r->ranks ? r->ranks : 1))
+      return foil_err_set(err, FOIL_EINVAL, "resources.nodes %u is more than its %u ranks", r->nodes, r->ranks ? r->ranks : 1);
+  }
+  if (s->max_failures_set && s->max_failures < -1)
+    return foil_err_set(err, FOIL_EINVAL, "spec.max_failures must be -1 (unlimited) or more");
+  if (s->warn_signal < 0 || s->warn_signal > 64)
+    return foil_err_set(err, FOIL_EINVAL, "spec.warn_signal %d is not a signal number", s->warn_signal);
+  if (s->warn_signal && s->time_limit_s && s->warn_before_s >= s->time_limit_s)
+    return foil_err_set(err, FOIL_EINVAL, "spec.warn_before_s (%u) must be less than time_limit_s (%u)",
+                        s->warn_before_s, s->time_limit_s);
+  if (s->n_dependencies > COORD_MAX_DEPS)
+    return foil_err_set(err, FOIL_EINVAL, "%zu dependencies, over the limit of %d", s->n_dependencies, COORD_MAX_DEPS);
+  for (size_t i = 0; i < s->n_dependencies; i++) {
+    const Foil__V1__Dependency *d = s->dependencies[i];
+    if (d->type != FOIL__V1__DEPENDENCY_TYPE__AFTER_OK && d->type != FOIL__V1__DEPENDENCY_TYPE__AFTER_ANY)
+      return foil_err_set(err, FOIL_EINVAL, "dependency type %d is not known", d->type);
+    if (!coord_job(c, d->job_id))
+      return foil_err_set(err, FOIL_ENOTFOUND, "dependency: there is no job %llu", (unsigned long long)d->job_id);
+  }
+  return FOIL_OK;
+}
+
+static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  const Foil__V1__SubmitRequest *s = q->submit;
+  foil_err err = {0};
+  if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
+  if (wire_check_len("submission_id", s->submission_id, COORD_MAX_NAME, &err) || check_spec(c, s->spec, &err))
+    return reply_error(c, m, q->request_id, err.code, "%s", err.msg);
+  uint64_t existing = 0;
+  if (store_find_submission(c->st, s->submission_id, &existing, &err))
+    return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "%s", err.msg);
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  Foil__V1__SubmitReply sr = FOIL__V1__SUBMIT_REPLY__INIT;
+  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_SUBMIT, r.submit = &sr;
+  if (existing) {  /* a retried submit: the same job */
+    sr.job_id = existing, sr.existing = 1;
+    return send_reply(c, m, &r);
+  }
+  /* normalize: a name, one rank at least */
+  Foil__V1__JobSpec spec = *s->spec;
+  Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
+  if (spec.resources) res = *spec.resources;
+  if (!res.ranks) res.ranks = 1;
+  spec.resources = &res;
+  if (!spec.name[0]) spec.name = spec.kind;
+  size_t len = protobuf_c_message_get_packed_size(&spec.base);
+  uint8_t *packed = malloc(len ? len : 1);
+  if (!packed) return reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory for the spec");
+  protobuf_c_message_pack(&spec.base, packed);
+  store_job row = {.submission_id = s->submission_id, .spec = packed, .spec_len = len,
+                   .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now()};
+  int rc = store_begin(c->st, &err);
+  if (!rc) rc = store_insert_job(c->st, &row, &err);
+  char text[512];
+  snprintf(text, sizeof text, "submitted: %s \"%s\", %u rank(s)", spec.kind, spec.name, res.ranks);
+  if (!rc) rc = store_event(c->st, row.submit_time, row.id, NULL, text, &err);
+  if (!rc) rc = store_commit(c->st, &err);  /* durable before the reply */
+  if (rc) {
+    store_rollback(c->st);
+    free(packed);
+    return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "the job was not recorded: %s", err.msg);
+  }
+  rc = coord_add_job(c, &row, &err);
+  free(packed);
+  if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
+  coord_log(c, "INFO", "job %llu: %s", (unsigned long long)row.id, text);
+  c->dirty = 1;
+  sr.job_id = row.id;
+  send_reply(c, m, &r);
+}
+
+/* ---- the rest --------------------------------------------------------------------- */
+
+static void do_get(coord *c, wire_msg *m, uint64_t rid, uint64_t id) {
+  cjob *j = coord_job(c, id);
+  if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)id);
+  arena ar = {0};
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__REPLY__BODY_JOB, r.job = job_msg(c, &ar, j, 1);
+  if (ar.failed || !r.job) reply_error(c, m, rid, FOIL_ENOMEM, "no memory for the reply");
+  else send_reply(c, m, &r);
+  arena_free(&ar);
+}
+
+static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  const Foil__V1__ListJobsRequest *l = q->list;
+  size_t limit = l->limit ? l->limit : 1000;
+  if (limit > 10000) limit = 10000;
+  arena ar = {0};
+  Foil__V1__JobList list = FOIL__V1__JOB_LIST__INIT;
+  list.jobs = arena_alloc(&ar, limit * sizeof *list.jobs);
+  for (uint64_t id = c->max_id; list.jobs && id >= 1 && list.n_jobs < limit; id--) {
+    cjob *j = c->jobs[id];
+    if (!j) continue;
+    int want = l->n_states == 0;
+    for (size_t i = 0; i < l->n_states && !want; i++) want = (int)l->states[i] == j->state;
+    if (!want) continue;
+    Foil__V1__Job *x = job_msg(c, &ar, j, 0);
+    if (!x) break;
+    list.jobs[list.n_jobs++] = x;
+  }
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_JOBS, r.jobs = &list;
+  if (ar.failed) reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory for the reply");
+  else send_reply(c, m, &r);
+  arena_free(&ar);
+}
+
+static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  const Foil__V1__CancelRequest *x = q->cancel;
+  uint64_t rid = q->request_id;
+  cjob *j = coord_job(c, x->job_id);
+  if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)x->job_id);
+  int running = j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
+  if (x->signal < 0 || x->signal > 64)
+    return reply_error(c, m, rid, FOIL_EINVAL, "signal %d is not a signal number", x->signal);
+  if (coord_final(j->state))
+    return reply_error(c, m, rid, FOIL_EPRECOND, "job %llu already ended %s", (unsigned long long)j->id,
+                       coord_state_name(j->state));
+  if (x->signal) {
+    if (!running)
+      return reply_error(c, m, rid, FOIL_EPRECOND, "job %llu is %s: no process to signal",
+                         (unsigned long long)j->id, coord_state_name(j->state));
+    coord_signal(c, j, x->signal);
+    coord_log(c, "INFO", "job %llu: signal %d sent", (unsigned long long)j->id, x->signal);
+  } else if (!running) {
+    j->state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
+    j->end_time = log_now();
+    snprintf(j->reason, sizeof j->reason, "cancelled before it ran");
+    if (coord_persist_job(c, j, NULL, "CANCELLED before it ran"))
+      return reply_error(c, m, rid, FOIL_EINTERNAL, "the cancel was not recorded; try again");
+  } else {
+    if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING) {
+      j->state = FOIL__V1__JOB_STATE__JOB_COMPLETING;
+      j->stop_state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
+      snprintf(j->reason, sizeof j->reason, "cancel requested");
+      if (coord_persist_job(c, j, NULL, "COMPLETING: cancel requested"))
+        return reply_error(c, m, rid, FOIL_EINTERNAL, "the cancel was not recorded; try again");
+    }
+    coord_send_stop(c, j);
+  }
+  c->dirty = 1;
+  Foil__V1__CancelReply cr = FOIL__V1__CANCEL_REPLY__INIT;
+  cr.state = j->state;
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__REPLY__BODY_CANCEL, r.cancel = &cr;
+  send_reply(c, m, &r);
+}
+
+static void do_logs(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  const Foil__V1__LogsRequest *l = q->logs;
+  cjob *j = coord_job(c, l->job_id);
+  if (!j) return reply_error(c, m, q->request_id, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)l->job_id);
+  size_t max = l->max_bytes ? l->max_bytes : 64 << 10;
+  if (max > 256 << 10) max = 256 << 10;
+  char path[1300];
+  snprintf(path, sizeof path, "%s/jobs/%llu/log", c->root, (unsigned long long)j->id);
+  uint8_t *buf = malloc(max);
+  if (!buf) return reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory");
+  size_t got = 0;
+  off_t size = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct stat st;
+    if (!fstat(fd, &st)) size = st.st_size;
+    if ((off_t)l->offset < size) {
+      ssize_t n = pread(fd, buf, max, (off_t)l->offset);
+      if (n > 0) got = (size_t)n;
+    }
+    close(fd);
+  }
+  Foil__V1__LogsReply lr = FOIL__V1__LOGS_REPLY__INIT;
+  lr.data.data = buf, lr.data.len = got;
+  lr.next_offset = l->offset + got;
+  lr.state = j->state;
+  lr.eof = coord_final(j->state) && (off_t)lr.next_offset >= size;
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_LOGS, r.logs = &lr;
+  send_reply(c, m, &r);
+  free(buf);
+}
+
+static void do_workers(coord *c, wire_msg *m, uint64_t rid) {
+  arena ar = {0};
+  Foil__V1__WorkerList wl = FOIL__V1__WORKER_LIST__INIT;
+  wl.workers = arena_alloc(&ar, (c->nworkers ? c->nworkers : 1) * sizeof *wl.workers);
+  for (size_t i = 0; wl.workers && i < c->nworkers; i++) {
+    Foil__V1__WorkerInfo *w = worker_msg(c, &ar, &c->workers[i]);
+    if (w) wl.workers[wl.n_workers++] = w;
+  }
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__REPLY__BODY_WORKERS, r.workers = &wl;
+  if (ar.failed) reply_error(c, m, rid, FOIL_ENOMEM, "no memory for the reply");
+  else send_reply(c, m, &r);
+  arena_free(&ar);
+}
+
+static void do_drain(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  int wi = coord_worker_find(c, q->drain->worker);
+  if (wi < 0) return reply_error(c, m, q->request_id, FOIL_ENOTFOUND, "there is no worker \"%s\"", q->drain->worker);
+  cworker *w = &c->workers[wi];
+  w->drain = !q->drain->undo;
+  if (coord_persist_worker(c, w, "%s", w->drain ? "drain: takes no new jobs" : "drain undone: takes jobs"))
+    return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "the drain was not recorded; try again");
+  c->dirty = 1;
+  arena ar = {0};
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_DRAIN, r.drain = worker_msg(c, &ar, w);
+  send_reply(c, m, &r);
+  arena_free(&ar);
+}
+
+void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
+  if (rc) return reply_error(c, m, 0, rc, "%s", e->msg);
+  Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
+  if (!q) return reply_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.Request");
+  switch (q->body_case) {
+    case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_GET: do_get(c, m, q->request_id, q->get->job_id); break;
+    case FOIL__V1__REQUEST__BODY_WATCH: do_get(c, m, q->request_id, q->watch->job_id); break;
+    case FOIL__V1__REQUEST__BODY_LIST: do_list(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_CANCEL: do_cancel(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_LOGS: do_logs(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_WORKERS: do_workers(c, m, q->request_id); break;
+    case FOIL__V1__REQUEST__BODY_DRAIN: do_drain(c, m, q); break;
+    default:
+      reply_error(c, m, q->request_id, FOIL_EINVAL, "the request names no operation this coordinator knows");
+  }
+  foil__v1__request__free_unpacked(q, NULL);
+}

@@ -1,0 +1,140 @@
+/* coord_int.h — the coordinator's in-memory state, shared by coord.c (loop,
+ * transitions, scheduling), coord_api.c (control API) and coord_wp.c
+ * (worker protocol). Not a public header.
+ *
+ * Jobs live in jobs[id] (ids are the store's rowids, dense from 1); a job
+ * owns its unpacked JobSpec, its packed bytes and its attempts. Workers
+ * live in an array in registration order. Resource use is recomputed from
+ * the active jobs' current attempts at each pass (no counters to drift).
+ */
+#ifndef FOIL_COORDINATOR_COORD_INT_H
+#define FOIL_COORDINATOR_COORD_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+#include "coordinator/coord.h"
+#include "coordinator/sched.h"
+#include "coordinator/store.h"
+#include "foil/v1/control.pb-c.h"
+#include "foil/v1/worker.pb-c.h"
+
+#define COORD_MAX_FRAME (1u << 20)        /* control and worker frames */
+#define COORD_MAX_NAME 128
+#define COORD_MAX_KIND 32
+#define COORD_MAX_SPEC (256u << 10)
+#define COORD_MAX_ARGV 256
+#define COORD_MAX_ARG 4096
+#define COORD_MAX_DEPS 64
+#define COORD_MAX_PLACE 64                /* workers in one gang */
+#define COORD_DEFAULT_MAX_FAILURES 3
+
+typedef struct {
+  int worker;       /* index into c->workers */
+  uint32_t ranks;
+} cplace;
+
+typedef struct {
+  uint32_t n;
+  uint64_t token;
+  cplace place[COORD_MAX_PLACE];
+  int nplace;
+  double start_time, end_time;
+  int state, exit_code, signal;
+  char resume_from[1024];
+  char reason[256];
+  double assign_mono;   /* when the assign went out (this process) */
+  double signal_mono;   /* when a stop was last sent */
+} cattempt;
+
+typedef struct {
+  uint64_t id;
+  Foil__V1__JobSpec *spec;
+  uint8_t *packed;
+  size_t packed_len;
+  char submission_id[COORD_MAX_NAME + 4];
+  int state;
+  char reason[256];
+  double submit_time, start_time, end_time;
+  int exit_code;
+  uint32_t restart_count, failures;
+  int max_failures;
+  cattempt *att;
+  size_t natt;
+  int stop_state;       /* COMPLETING: CANCELLED or TIMEOUT once the group is gone */
+  double est_start;
+  /* progress, latest */
+  double p_value, p_total, p_time;
+  char *p_msg, *p_metrics;
+} cjob;
+
+typedef struct {
+  char name[COORD_MAX_NAME + 1];
+  char host[256];
+  uint32_t slots, gpus, slots_used, gpus_used;
+  int drain, down;
+  int session;          /* registered with this coordinator process */
+  double registered_time, last_heartbeat;
+  double last_seen_mono;
+} cworker;
+
+struct coord {
+  coord_opts o;
+  char root[1024];
+  FILE *log;
+  void *zctx, *ctl, *wrk;
+  char ctl_ep[256], wrk_ep[256];
+  store *st;
+  sched *sc;
+  cjob **jobs;          /* jobs[id], NULL for an unknown id */
+  size_t jobs_cap;
+  uint64_t max_id;
+  uint64_t *active;     /* ids not final, in id order */
+  size_t nactive, active_cap;
+  cworker *workers;
+  size_t nworkers, workers_cap;
+  uint64_t next_token;
+  int dirty;            /* schedule at the next tick */
+  double last_pass, started_mono;
+  double hb_s;          /* heartbeat interval, seconds */
+  /* scheduling pass buffers */
+  double pass_seconds;  /* duration of the last pass */
+};
+
+/* --- coord.c: shared helpers ---------------------------------------- */
+int coord_final(int state);
+const char *coord_state_name(int state);
+cjob *coord_job(coord *c, uint64_t id);
+cattempt *coord_current(cjob *j);
+int coord_worker_find(coord *c, const char *name);
+/* Commits a change: begin, the writes `fn` makes, one event line, commit.
+ * Logs and returns the store's error on failure. */
+int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int coord_persist_worker(coord *c, cworker *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Ends an attempt whose worker was lost: NODE_FAIL, then requeue or fail. */
+void coord_node_fail(coord *c, cjob *j, const char *worker, const char *why);
+void coord_worker_lost(coord *c, cworker *w, const char *why);
+/* Sends a stop (SIGTERM, grace, SIGKILL) for j's current attempt. */
+void coord_send_stop(coord *c, cjob *j);
+/* Delivers signo to j's current attempt (the job keeps running). */
+void coord_signal(coord *c, cjob *j, int signo);
+/* Tells the gang members (not the head) of attempt a to free its slots. */
+void coord_release_members(coord *c, cjob *j, cattempt *a);
+void coord_active_add(coord *c, uint64_t id);
+int coord_add_job(coord *c, const store_job *row, foil_err *err);
+__attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
+
+/* --- coord_api.c ----------------------------------------------------- */
+/* rc, e: what wire_recv said of m (a bad frame is answered with an error). */
+void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e);
+
+/* --- coord_wp.c ------------------------------------------------------ */
+void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e);
+/* Applies a Finished report (from `finished` or a register); returns a
+ * foil error code: FOIL_EABORTED for a stale attempt. */
+int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f);
+
+#endif

@@ -1,0 +1,255 @@
+/* coord_wp.c — the worker protocol (proto/foil/v1/worker.proto): register,
+ * heartbeat, started, progress, finished, each answered; fencing by token. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/client.h"
+#include "common/log.h"
+#include "coordinator/coord_int.h"
+
+#define MAX_PROGRESS_MSG 1024
+#define MAX_METRICS (64u << 10)
+
+static void answer(coord *c, wire_msg *m, Foil__V1__CoordinatorMessage *r) {
+  foil_err err = {0};
+  if (wire_reply(c->wrk, m, &r->base, &err)) coord_log(c, "WARN", "answer to a worker not sent: %s", err.msg);
+}
+
+__attribute__((format(printf, 5, 6))) static void answer_error(coord *c, wire_msg *m, uint64_t rid, int code,
+                                                                const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = client_err_to_code(code), e.message = msg;
+  Foil__V1__CoordinatorMessage r = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, r.error = &e;
+  answer(c, m, &r);
+}
+
+static void answer_ack(coord *c, wire_msg *m, uint64_t rid) {
+  Foil__V1__Ack ack = FOIL__V1__ACK__INIT;
+  Foil__V1__CoordinatorMessage r = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK, r.ack = &ack;
+  answer(c, m, &r);
+}
+
+static int running(const cjob *j) {
+  return j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
+}
+
+/* The job's current attempt if token names it and it still runs. */
+static cattempt *current_for(coord *c, uint64_t job_id, uint64_t token, cjob **jp) {
+  cjob *j = coord_job(c, job_id);
+  *jp = j;
+  cattempt *a = j ? coord_current(j) : NULL;
+  if (!a || a->token != token || !running(j)) return NULL;
+  return a;
+}
+
+int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
+  cjob *j = coord_job(c, f->job_id);
+  cattempt *a = j ? coord_current(j) : NULL;
+  if (!a || a->token != f->token) return FOIL_EABORTED;  /* replaced: stale report */
+  if (!running(j)) return a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED : FOIL_OK;
+  int st = f->state;
+  if (st != FOIL__V1__JOB_STATE__JOB_COMPLETED && st != FOIL__V1__JOB_STATE__JOB_FAILED &&
+      st != FOIL__V1__JOB_STATE__JOB_CANCELLED && st != FOIL__V1__JOB_STATE__JOB_TIMEOUT)
+    st = FOIL__V1__JOB_STATE__JOB_FAILED;
+  if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING && st != FOIL__V1__JOB_STATE__JOB_COMPLETED && j->stop_state)
+    st = j->stop_state;
+  double now = log_now();
+  a->state = st;
+  a->end_time = f->end_time > 0 ? f->end_time : now;
+  a->exit_code = f->exit_code, a->signal = f->signal;
+  snprintf(a->reason, sizeof a->reason, "%s", f->message ? f->message : "");
+  j->state = st;
+  j->end_time = a->end_time;
+  j->exit_code = f->exit_code;
+  snprintf(j->reason, sizeof j->reason, "%s", a->reason);
+  coord_release_members(c, j, a);
+  coord_persist_job(c, j, w->name, "%s: attempt %u (token %llu) exit %d%s%s%s", coord_state_name(st), a->n,
+                    (unsigned long long)a->token, f->exit_code, f->signal ? " (signal)" : "",
+                    a->reason[0] ? ": " : "", a->reason);
+  c->dirty = 1;
+  return FOIL_OK;
+}
+
+/* Attempts in refs that are not current: the worker must stop them. */
+static Foil__V1__AttemptRef **stale_refs(coord *c, Foil__V1__AttemptRef **refs, size_t n, size_t *nout) {
+  *nout = 0;
+  Foil__V1__AttemptRef **out = malloc((n ? n : 1) * sizeof *out);
+  if (!out) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    cjob *j;
+    if (!current_for(c, refs[i]->job_id, refs[i]->token, &j)) out[(*nout)++] = refs[i];
+  }
+  return out;
+}
+
+static int listed(Foil__V1__AttemptRef **refs, size_t n, uint64_t job_id, uint64_t token) {
+  for (size_t i = 0; i < n; i++)
+    if (refs[i]->job_id == job_id && refs[i]->token == token) return 1;
+  return 0;
+}
+
+/* Attempts this worker heads that it does not report: gone without a word
+ * (older than min_age seconds, so an assign in flight is not taken for one). */
+static void check_missing(coord *c, cworker *w, Foil__V1__AttemptRef **refs, size_t n, double min_age,
+                          const char *why) {
+  int wi = (int)(w - c->workers);
+  double now = log_mono();
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    cattempt *a = j ? coord_current(j) : NULL;
+    if (!a || !running(j) || !a->nplace || a->place[0].worker != wi) continue;
+    if (listed(refs, n, j->id, a->token)) {
+      /* still running after a stop: say it again now and then */
+      if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING && now - a->signal_mono > 3) coord_send_stop(c, j);
+      continue;
+    }
+    if (now - a->assign_mono < min_age) continue;
+    coord_node_fail(c, j, w->name, why);
+  }
+}
+
+static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Register *r, const char *peer) {
+  foil_err err = {0};
+  if (wire_check_len("register.name", r->name, COORD_MAX_NAME, &err) ||
+      wire_check_len("register.host", r->host, 255, &err))
+    return answer_error(c, m, rid, err.code, "%s", err.msg);
+  if (!r->name[0] || strcmp(r->name, peer))
+    return answer_error(c, m, rid, FOIL_EINVAL, "register: name \"%s\" must be the socket's routing id (\"%s\")",
+                        r->name, peer);
+  if (!r->slots || r->slots > 4096 || r->gpus > 64)
+    return answer_error(c, m, rid, FOIL_EINVAL, "register: %u slots and %u GPUs are out of range (1..4096, 0..64)",
+                        r->slots, r->gpus);
+  int wi = coord_worker_find(c, r->name);
+  if (wi < 0) {
+    if (c->nworkers == c->workers_cap) {
+      size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
+      cworker *nw = realloc(c->workers, cap * sizeof *nw);
+      if (!nw) return answer_error(c, m, rid, FOIL_ENOMEM, "no memory");
+      c->workers = nw, c->workers_cap = cap;
+    }
+    wi = (int)c->nworkers++;
+    memset(&c->workers[wi], 0, sizeof c->workers[wi]);
+    snprintf(c->workers[wi].name, sizeof c->workers[wi].name, "%s", r->name);
+  }
+  cworker *w = &c->workers[wi];
+  snprintf(w->host, sizeof w->host, "%s", r->host[0] ? r->host : r->name);
+  w->slots = r->slots, w->gpus = r->gpus;
+  w->down = 0, w->session = 1;
+  w->registered_time = w->last_heartbeat = log_now();
+  w->last_seen_mono = log_mono();
+  coord_persist_worker(c, w, "registered: host %s, %u slots, %u GPUs, %zu attempt(s) running", w->host,
+                       w->slots, w->gpus, r->n_running);
+  for (size_t i = 0; i < r->n_finished; i++) coord_wp_finished(c, w, r->finished[i]);
+  check_missing(c, w, r->running, r->n_running, 0, "the worker came back without it");
+  size_t nkill = 0;
+  Foil__V1__AttemptRef **kill = stale_refs(c, r->running, r->n_running, &nkill);
+  Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
+  reg.heartbeat_ms = (uint32_t)c->o.heartbeat_ms, reg.liveness = (uint32_t)c->o.liveness;
+  reg.kill = kill, reg.n_kill = nkill, reg.time = log_now();
+  Foil__V1__CoordinatorMessage a = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  a.request_id = rid, a.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, a.registered = &reg;
+  answer(c, m, &a);
+  free(kill);
+  c->dirty = 1;
+}
+
+static void do_heartbeat(coord *c, wire_msg *m, uint64_t rid, cworker *w, const Foil__V1__Heartbeat *h) {
+  w->last_heartbeat = log_now();
+  check_missing(c, w, h->running, h->n_running, 2 * c->hb_s * c->o.liveness, "the worker no longer runs it");
+  size_t nkill = 0;
+  Foil__V1__AttemptRef **kill = stale_refs(c, h->running, h->n_running, &nkill);
+  Foil__V1__HeartbeatAck ack = FOIL__V1__HEARTBEAT_ACK__INIT;
+  ack.kill = kill, ack.n_kill = nkill;
+  Foil__V1__CoordinatorMessage a = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  a.request_id = rid, a.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT, a.heartbeat = &ack;
+  answer(c, m, &a);
+  free(kill);
+}
+
+static void set_str(char **dst, const char *s) {
+  char *d = strdup(s ? s : "");
+  if (!d) return;
+  free(*dst);
+  *dst = d;
+}
+
+void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
+  char peer[COORD_MAX_NAME + 1];
+  wire_msg_peer(m, peer, sizeof peer);
+  if (rc) return answer_error(c, m, 0, rc, "%s", e->msg);
+  Foil__V1__WorkerMessage *q = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
+  if (!q) return answer_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.WorkerMessage");
+  uint64_t rid = q->request_id;
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER) {
+    do_register(c, m, rid, q->register_, peer);
+    goto done;
+  }
+  int wi = coord_worker_find(c, peer);
+  cworker *w = wi >= 0 ? &c->workers[wi] : NULL;
+  if (!w || !w->session) {
+    answer_error(c, m, rid, FOIL_EPRECOND, "register first: this coordinator does not know worker \"%s\"", peer);
+    goto done;
+  }
+  w->last_seen_mono = log_mono();
+  cjob *j = NULL;
+  switch (q->body_case) {
+    case FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT: do_heartbeat(c, m, rid, w, q->heartbeat); break;
+    case FOIL__V1__WORKER_MESSAGE__BODY_STARTED: {
+      const Foil__V1__Started *s = q->started;
+      cattempt *a = current_for(c, s->job_id, s->token, &j);
+      if (!a) {
+        answer_error(c, m, rid, FOIL_EABORTED, "job %llu attempt token %llu is not current: stop it",
+                     (unsigned long long)s->job_id, (unsigned long long)s->token);
+        break;
+      }
+      snprintf(a->resume_from, sizeof a->resume_from, "%s", s->resume_from);
+      if (s->resume_from[0]) coord_persist_job(c, j, w->name, "attempt %u resumes from %s", a->n, s->resume_from);
+      answer_ack(c, m, rid);
+      break;
+    }
+    case FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS: {
+      const Foil__V1__ProgressReport *p = q->progress;
+      cattempt *a = current_for(c, p->job_id, p->token, &j);
+      if (!a) {
+        answer_error(c, m, rid, FOIL_EABORTED, "job %llu attempt token %llu is not current: stop it",
+                     (unsigned long long)p->job_id, (unsigned long long)p->token);
+        break;
+      }
+      const Foil__V1__Progress *g = p->progress;
+      foil_err err = {0};
+      if (g && (wire_check_len("progress.message", g->message, MAX_PROGRESS_MSG, &err) ||
+                wire_check_len("progress.metrics_json", g->metrics_json, MAX_METRICS, &err))) {
+        answer_error(c, m, rid, err.code, "%s", err.msg);
+        break;
+      }
+      if (g) {
+        j->p_value = g->value, j->p_total = g->total, j->p_time = log_now();
+        set_str(&j->p_msg, g->message);
+        set_str(&j->p_metrics, g->metrics_json);
+      }
+      answer_ack(c, m, rid);
+      break;
+    }
+    case FOIL__V1__WORKER_MESSAGE__BODY_FINISHED: {
+      int r = coord_wp_finished(c, w, q->finished);
+      if (r) answer_error(c, m, rid, r, "job %llu attempt token %llu was replaced: report dropped",
+                          (unsigned long long)q->finished->job_id, (unsigned long long)q->finished->token);
+      else answer_ack(c, m, rid);
+      break;
+    }
+    default:
+      answer_error(c, m, rid, FOIL_EINVAL, "the message names nothing this coordinator knows");
+  }
+done:
+  foil__v1__worker_message__free_unpacked(q, NULL);
+}

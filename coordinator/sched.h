@@ -1,0 +1,84 @@
+/* sched.h — one scheduling pass: which pending jobs start now, on which
+ * workers, and when and why the others wait.
+ *
+ * Pure computation over plain arrays (no sockets, no store), so it is
+ * tested and benchmarked on its own (tests/unit/test_sched.c,
+ * bench/sched_bench.c).
+ *
+ * Policy: conservative backfill. Pending jobs are taken in priority order
+ * (the caller sorts). Free capacity is a profile over time built from the
+ * running jobs' expected ends (start + time limit; no limit: never). Each
+ * job, in order, gets the earliest time at which its whole gang fits for
+ * its whole time limit without touching what earlier jobs reserved; if that
+ * time is now it starts, otherwise it holds a reservation there. So a small
+ * job runs ahead of a larger one (backfill) only when it delays no job
+ * before it. Reservations are made for the first `depth` jobs that wait;
+ * later jobs may still start now under the same rule but reserve nothing
+ * (like Slurm's bf_max_job_test).
+ *
+ * Gang placement: a job needs `ranks` ranks, each one slot and
+ * gpus_per_rank GPUs; `nodes` 0 puts them on as few workers as fit (one
+ * worker: the one with the least room that fits, to keep large holes
+ * large), N splits them as evenly as possible over exactly N workers. All
+ * ranks or none.
+ *
+ * Cost: O(S·N) per segment tried, S = profile segments (≤ running + 2·depth),
+ * N = workers; memory O(S·N).
+ */
+#ifndef FOIL_COORDINATOR_SCHED_H
+#define FOIL_COORDINATOR_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct {
+  uint32_t slots, gpus;            /* total */
+  uint32_t slots_free, gpus_free;  /* now */
+  int usable;                      /* up and not drained */
+} sched_node;
+
+typedef struct {
+  double end;                      /* expected end (INFINITY: no time limit) */
+  const uint32_t *ranks_on;        /* ranks on each node (length n_nodes) */
+  uint32_t gpus_per_rank;
+} sched_running;
+
+typedef struct {
+  uint32_t ranks, gpus_per_rank, nodes;
+  double duration;                 /* time limit in seconds; INFINITY: none */
+  int eligible;                    /* dependencies satisfied */
+} sched_pending;
+
+enum {
+  SCHED_START = 0,      /* starts now */
+  SCHED_PRIORITY,       /* would fit now, but that would delay a job before it */
+  SCHED_RESOURCES,      /* waits for running jobs to end */
+  SCHED_DEPENDENCY,     /* its dependencies have not ended yet */
+  SCHED_NEVER,          /* asks for more than the usable workers have */
+};
+
+typedef struct {
+  int verdict;          /* SCHED_* */
+  double est_start;     /* START: now; reserved: its time; else 0 */
+  uint32_t *ranks_on;   /* START: ranks per node (points into the pass) */
+} sched_result;
+
+typedef struct sched sched;
+
+int sched_new(sched **out, foil_err *err);
+void sched_destroy(sched **s);
+
+/* One pass at time `now`. out has n_pending entries; the ranks_on arrays
+ * stay valid until the next pass. depth: reservations made (0: 200). */
+int sched_pass(sched *s, double now, const sched_node *nodes, size_t n_nodes,
+               const sched_running *running, size_t n_running, const sched_pending *pending,
+               size_t n_pending, size_t depth, sched_result *out, foil_err *err);
+
+/* Places a gang on free capacity (slots[], gpus[] per node): ranks per node
+ * into ranks_on; 1 if it fits, else 0. Exposed for tests. */
+int sched_fit(const uint32_t *slots, const uint32_t *gpus, const int *usable, size_t n,
+              const sched_pending *job, uint32_t *ranks_on, uint32_t *scratch);
+
+#endif

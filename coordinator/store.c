@@ -1,0 +1,248 @@
+/* store.c — see store.h. */
+#include "coordinator/store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { Q_INSERT_JOB, Q_FIND_SID, Q_UPDATE_JOB, Q_PUT_ATTEMPT, Q_PUT_WORKER, Q_EVENT, Q_N };
+
+static const char *const SCHEMA =
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id INTEGER PRIMARY KEY, submission_id TEXT UNIQUE, spec BLOB NOT NULL,"
+    " state INTEGER NOT NULL, reason TEXT, submit_time REAL, start_time REAL, end_time REAL,"
+    " exit_code INTEGER, restart_count INTEGER, failures INTEGER);"
+    "CREATE TABLE IF NOT EXISTS attempts("
+    " job_id INTEGER NOT NULL, n INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE,"
+    " placement TEXT, start_time REAL, end_time REAL, state INTEGER, exit_code INTEGER,"
+    " signal INTEGER, resume_from TEXT, reason TEXT, PRIMARY KEY(job_id, n));"
+    "CREATE TABLE IF NOT EXISTS workers("
+    " name TEXT PRIMARY KEY, host TEXT, slots INTEGER, gpus INTEGER, drain INTEGER,"
+    " down INTEGER, registered_time REAL, last_heartbeat REAL);"
+    "CREATE TABLE IF NOT EXISTS events("
+    " id INTEGER PRIMARY KEY, time REAL, job_id INTEGER, worker TEXT, text TEXT);";
+
+static const char *const SQL[Q_N] = {
+    [Q_INSERT_JOB] = "INSERT INTO jobs(submission_id, spec, state, reason, submit_time, start_time,"
+                     " end_time, exit_code, restart_count, failures) VALUES(?,?,?,?,?,?,?,?,?,?)",
+    [Q_FIND_SID] = "SELECT id FROM jobs WHERE submission_id = ?",
+    [Q_UPDATE_JOB] = "UPDATE jobs SET state=?, reason=?, start_time=?, end_time=?, exit_code=?,"
+                     " restart_count=?, failures=? WHERE id=?",
+    [Q_PUT_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, token, placement, start_time,"
+                      " end_time, state, exit_code, signal, resume_from, reason)"
+                      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_PUT_WORKER] = "INSERT OR REPLACE INTO workers(name, host, slots, gpus, drain, down,"
+                     " registered_time, last_heartbeat) VALUES(?,?,?,?,?,?,?,?)",
+    [Q_EVENT] = "INSERT INTO events(time, job_id, worker, text) VALUES(?,?,?,?)",
+};
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *q[Q_N];
+};
+
+static int db_fail(store *s, foil_err *err, const char *what) {
+  return foil_err_set(err, FOIL_EINTERNAL, "job store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int store_open(store **out, const char *path, foil_err *err) {
+  *out = NULL;
+  store *s = calloc(1, sizeof *s);
+  if (!s) return foil_err_set(err, FOIL_ENOMEM, "no memory");
+  int rc = FOIL_OK;
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    rc = foil_err_set(err, FOIL_EINTERNAL, "cannot open the job store %s: %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : "no memory");
+    goto done;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  /* WAL + FULL: a commit is on disk when it returns (acknowledge after it) */
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) ||
+      sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg)) {
+    rc = foil_err_set(err, FOIL_EINTERNAL, "job store %s is not usable: %s", path, msg ? msg : "?");
+    sqlite3_free(msg);
+    goto done;
+  }
+  for (int i = 0; i < Q_N && !rc; i++)
+    if (sqlite3_prepare_v2(s->db, SQL[i], -1, &s->q[i], NULL) != SQLITE_OK)
+      rc = foil_err_set(err, FOIL_EINTERNAL, "job store %s has another schema: %s", path,
+                        sqlite3_errmsg(s->db));
+done:
+  if (rc) store_close(&s);
+  *out = s;
+  return rc;
+}
+
+void store_close(store **sp) {
+  store *s = *sp;
+  if (!s) return;
+  for (int i = 0; i < Q_N; i++) sqlite3_finalize(s->q[i]);
+  sqlite3_close(s->db);
+  free(s);
+  *sp = NULL;
+}
+
+static int exec(store *s, const char *sql, foil_err *err) {
+  if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(s, err, sql);
+  return FOIL_OK;
+}
+int store_begin(store *s, foil_err *err) { return exec(s, "BEGIN IMMEDIATE", err); }
+int store_commit(store *s, foil_err *err) { return exec(s, "COMMIT", err); }
+void store_rollback(store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+
+static void text(sqlite3_stmt *q, int i, const char *v) {
+  if (v && *v) sqlite3_bind_text(q, i, v, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(q, i);
+}
+
+/* Steps a prepared statement once to completion and resets it. */
+static int run(store *s, sqlite3_stmt *q, foil_err *err, const char *what) {
+  int r = sqlite3_step(q);
+  int rc = (r == SQLITE_DONE || r == SQLITE_ROW) ? FOIL_OK : db_fail(s, err, what);
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return rc;
+}
+
+int store_insert_job(store *s, store_job *j, foil_err *err) {
+  sqlite3_stmt *q = s->q[Q_INSERT_JOB];
+  text(q, 1, j->submission_id);
+  sqlite3_bind_blob(q, 2, j->spec_len ? j->spec : (const void *)"", (int)j->spec_len, SQLITE_TRANSIENT);
+  sqlite3_bind_int(q, 3, j->state);
+  text(q, 4, j->reason);
+  sqlite3_bind_double(q, 5, j->submit_time);
+  sqlite3_bind_double(q, 6, j->start_time);
+  sqlite3_bind_double(q, 7, j->end_time);
+  sqlite3_bind_int(q, 8, j->exit_code);
+  sqlite3_bind_int64(q, 9, j->restart_count);
+  sqlite3_bind_int64(q, 10, j->failures);
+  int rc = run(s, q, err, "insert job");
+  if (!rc) j->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+  return rc;
+}
+
+int store_find_submission(store *s, const char *sid, uint64_t *id, foil_err *err) {
+  *id = 0;
+  if (!sid || !*sid) return FOIL_OK;
+  sqlite3_stmt *q = s->q[Q_FIND_SID];
+  sqlite3_bind_text(q, 1, sid, -1, SQLITE_TRANSIENT);
+  int r = sqlite3_step(q);
+  if (r == SQLITE_ROW) *id = (uint64_t)sqlite3_column_int64(q, 0);
+  int rc = (r == SQLITE_ROW || r == SQLITE_DONE) ? FOIL_OK : db_fail(s, err, "find submission");
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return rc;
+}
+
+int store_update_job(store *s, const store_job *j, foil_err *err) {
+  sqlite3_stmt *q = s->q[Q_UPDATE_JOB];
+  sqlite3_bind_int(q, 1, j->state);
+  text(q, 2, j->reason);
+  sqlite3_bind_double(q, 3, j->start_time);
+  sqlite3_bind_double(q, 4, j->end_time);
+  sqlite3_bind_int(q, 5, j->exit_code);
+  sqlite3_bind_int64(q, 6, j->restart_count);
+  sqlite3_bind_int64(q, 7, j->failures);
+  sqlite3_bind_int64(q, 8, (sqlite3_int64)j->id);
+  return run(s, q, err, "update job");
+}
+
+int store_put_attempt(store *s, const store_attempt *a, foil_err *err) {
+  sqlite3_stmt *q = s->q[Q_PUT_ATTEMPT];
+  sqlite3_bind_int64(q, 1, (sqlite3_int64)a->job_id);
+  sqlite3_bind_int64(q, 2, a->n);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)a->token);
+  text(q, 4, a->placement);
+  sqlite3_bind_double(q, 5, a->start_time);
+  sqlite3_bind_double(q, 6, a->end_time);
+  sqlite3_bind_int(q, 7, a->state);
+  sqlite3_bind_int(q, 8, a->exit_code);
+  sqlite3_bind_int(q, 9, a->signal);
+  text(q, 10, a->resume_from);
+  text(q, 11, a->reason);
+  return run(s, q, err, "write attempt");
+}
+
+int store_put_worker(store *s, const store_worker *w, foil_err *err) {
+  sqlite3_stmt *q = s->q[Q_PUT_WORKER];
+  text(q, 1, w->name);
+  text(q, 2, w->host);
+  sqlite3_bind_int64(q, 3, w->slots);
+  sqlite3_bind_int64(q, 4, w->gpus);
+  sqlite3_bind_int(q, 5, w->drain);
+  sqlite3_bind_int(q, 6, w->down);
+  sqlite3_bind_double(q, 7, w->registered_time);
+  sqlite3_bind_double(q, 8, w->last_heartbeat);
+  return run(s, q, err, "write worker");
+}
+
+int store_event(store *s, double time, uint64_t job_id, const char *worker, const char *txt,
+                foil_err *err) {
+  sqlite3_stmt *q = s->q[Q_EVENT];
+  sqlite3_bind_double(q, 1, time);
+  if (job_id) sqlite3_bind_int64(q, 2, (sqlite3_int64)job_id);
+  else sqlite3_bind_null(q, 2);
+  text(q, 3, worker);
+  text(q, 4, txt);
+  return run(s, q, err, "write event");
+}
+
+static const char *col_text(sqlite3_stmt *q, int i) {
+  const unsigned char *t = sqlite3_column_text(q, i);
+  return t ? (const char *)t : "";
+}
+
+int store_load(store *s, const store_loader *l, foil_err *err) {
+  sqlite3_stmt *q = NULL;
+  int rc = FOIL_OK, r;
+  const char *sql[3] = {
+      "SELECT name, host, slots, gpus, drain, down, registered_time, last_heartbeat FROM workers ORDER BY name",
+      "SELECT id, submission_id, spec, state, reason, submit_time, start_time, end_time, exit_code,"
+      " restart_count, failures FROM jobs ORDER BY id",
+      "SELECT job_id, n, token, placement, start_time, end_time, state, exit_code, signal,"
+      " resume_from, reason FROM attempts ORDER BY job_id, n"};
+  for (int t = 0; t < 3 && !rc; t++) {
+    if (sqlite3_prepare_v2(s->db, sql[t], -1, &q, NULL) != SQLITE_OK) return db_fail(s, err, "load");
+    while (!rc && (r = sqlite3_step(q)) == SQLITE_ROW) {
+      if (t == 0) {
+        store_worker w = {col_text(q, 0), col_text(q, 1), (uint32_t)sqlite3_column_int64(q, 2),
+                          (uint32_t)sqlite3_column_int64(q, 3), sqlite3_column_int(q, 4),
+                          sqlite3_column_int(q, 5), sqlite3_column_double(q, 6),
+                          sqlite3_column_double(q, 7)};
+        rc = l->worker ? l->worker(l->ctx, &w) : 0;
+      } else if (t == 1) {
+        store_job j = {.id = (uint64_t)sqlite3_column_int64(q, 0),
+                       .submission_id = col_text(q, 1),
+                       .spec = sqlite3_column_blob(q, 2),
+                       .spec_len = (size_t)sqlite3_column_bytes(q, 2),
+                       .state = sqlite3_column_int(q, 3),
+                       .reason = col_text(q, 4),
+                       .submit_time = sqlite3_column_double(q, 5),
+                       .start_time = sqlite3_column_double(q, 6),
+                       .end_time = sqlite3_column_double(q, 7),
+                       .exit_code = sqlite3_column_int(q, 8),
+                       .restart_count = (uint32_t)sqlite3_column_int64(q, 9),
+                       .failures = (uint32_t)sqlite3_column_int64(q, 10)};
+        rc = l->job ? l->job(l->ctx, &j) : 0;
+      } else {
+        store_attempt a = {.job_id = (uint64_t)sqlite3_column_int64(q, 0),
+                           .n = (uint32_t)sqlite3_column_int64(q, 1),
+                           .token = (uint64_t)sqlite3_column_int64(q, 2),
+                           .placement = col_text(q, 3),
+                           .start_time = sqlite3_column_double(q, 4),
+                           .end_time = sqlite3_column_double(q, 5),
+                           .state = sqlite3_column_int(q, 6),
+                           .exit_code = sqlite3_column_int(q, 7),
+                           .signal = sqlite3_column_int(q, 8),
+                           .resume_from = col_text(q, 9),
+                           .reason = col_text(q, 10)};
+        rc = l->attempt ? l->attempt(l->ctx, &a) : 0;
+      }
+    }
+    if (!rc && r != SQLITE_DONE) rc = db_fail(s, err, "load");
+    if (rc && err && !err->msg[0]) foil_err_set(err, rc, "job store: a row does not load");
+    sqlite3_finalize(q);
+  }
+  return rc;
+}

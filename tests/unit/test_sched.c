@@ -1,0 +1,164 @@
+/* test_sched.c — the scheduling pass (coordinator/sched.h).
+ *
+ * What it proves:
+ *  - gang placement: one worker when one fits (the tightest), else the
+ *    largest first; `nodes` N splits evenly over exactly N workers; GPUs per
+ *    rank limit a worker; drained/down workers are never used;
+ *  - conservative backfill on a hand-worked timeline: the head waits for a
+ *    running job's end (its estimate is that end), a shorter job runs ahead
+ *    of it, jobs that would delay it wait with reason Priority and get the
+ *    start time after it;
+ *  - dependencies and impossible requests are reported, not placed;
+ *  - on random clusters no pass ever places more than is free, and every
+ *    placement holds exactly the ranks asked for.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "coordinator/sched.h"
+#include "tests/test.h"
+
+static void test_fit(void) {
+  uint32_t slots[3] = {8, 3, 4}, gpus[3] = {0, 0, 0}, ro[3], scratch[6];
+  int usable[3] = {1, 1, 1};
+  sched_pending j = {.ranks = 3};
+  CHECK(sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  CHECK(ro[0] == 0 && ro[1] == 3 && ro[2] == 0);  /* tightest that fits */
+  j.ranks = 10;
+  CHECK(sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  CHECK(ro[0] == 8 && ro[1] == 0 && ro[2] == 2);  /* largest first */
+  j.ranks = 16;
+  CHECK(!sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  j.ranks = 5, j.nodes = 2;
+  CHECK(sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  CHECK(ro[0] == 3 && ro[2] == 2 && ro[1] == 0);  /* 3 + 2 on the two largest */
+  j.ranks = 9, j.nodes = 3;  /* 3 each: fits 8,3,4 */
+  CHECK(sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  CHECK(ro[0] == 3 && ro[1] == 3 && ro[2] == 3);
+  j.ranks = 10, j.nodes = 3;  /* 4,3,3: the 3-slot worker takes 3 */
+  CHECK(sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  CHECK(ro[0] == 4 && ro[1] == 3 && ro[2] == 3);
+  j.ranks = 13, j.nodes = 3;  /* 5,4,4: the 3-slot worker cannot */
+  CHECK(!sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+  /* GPUs: 2 per rank, 4 GPUs → 2 ranks on worker 2 */
+  uint32_t g2[3] = {0, 1, 4};
+  sched_pending gj = {.ranks = 2, .gpus_per_rank = 2};
+  CHECK(sched_fit(slots, g2, usable, 3, &gj, ro, scratch));
+  CHECK(ro[2] == 2 && ro[0] == 0 && ro[1] == 0);
+  gj.ranks = 3;
+  CHECK(!sched_fit(slots, g2, usable, 3, &gj, ro, scratch));
+  usable[0] = 0;  /* drained: never used */
+  j.ranks = 8, j.nodes = 0;
+  CHECK(!sched_fit(slots, gpus, usable, 3, &j, ro, scratch));
+}
+
+static void test_backfill(void) {
+  sched *s = NULL;
+  CHECK(!sched_new(&s, NULL));
+  /* one worker of 6 slots; A runs 2 ranks until t=100 */
+  sched_node node = {.slots = 6, .slots_free = 4, .usable = 1};
+  uint32_t a_ranks[1] = {2};
+  sched_running run = {.end = 100, .ranks_on = a_ranks};
+  sched_pending p[7] = {
+      {.ranks = 6, .duration = 50, .eligible = 1},        /* B: head, waits for A */
+      {.ranks = 2, .duration = 50, .eligible = 1},        /* C: ends by 50, runs now */
+      {.ranks = 2, .duration = INFINITY, .eligible = 1},  /* D: would delay B */
+      {.ranks = 2, .duration = 101, .eligible = 1},       /* E: would cross t=100 */
+      {.ranks = 2, .duration = 100, .eligible = 1},       /* E2: ends as B starts */
+      {.ranks = 1, .duration = 10, .eligible = 0},        /* F: dependency */
+      {.ranks = 7, .duration = 10, .eligible = 1},        /* G: never fits */
+  };
+  sched_result r[7];
+  CHECK(!sched_pass(s, 0, &node, 1, &run, 1, p, 7, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_RESOURCES && r[0].est_start == 100);
+  CHECK(r[1].verdict == SCHED_START && r[1].ranks_on[0] == 2);
+  /* after B: D from 150 (B holds all 6 in [100,150)) */
+  CHECKF(r[2].verdict == SCHED_PRIORITY && r[2].est_start == 150, "D %d %g", r[2].verdict, r[2].est_start);
+  CHECKF(r[3].verdict == SCHED_PRIORITY && r[3].est_start == 150, "E %d %g", r[3].verdict, r[3].est_start);
+  CHECK(r[4].verdict == SCHED_START && r[4].ranks_on[0] == 2);
+  CHECK(r[5].verdict == SCHED_DEPENDENCY);
+  CHECK(r[6].verdict == SCHED_NEVER);
+  /* no time limits anywhere: a full worker means "Resources", no estimate */
+  sched_node full = {.slots = 4, .slots_free = 4, .usable = 1};
+  sched_pending q[2] = {{.ranks = 4, .duration = INFINITY, .eligible = 1},
+                        {.ranks = 1, .duration = INFINITY, .eligible = 1}};
+  CHECK(!sched_pass(s, 0, &full, 1, NULL, 0, q, 2, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_START && r[1].verdict == SCHED_RESOURCES && r[1].est_start == 0);
+  /* priority order is the caller's: a 1-rank job first takes a slot; the
+   * 4-rank job then waits for it */
+  sched_pending q2[2] = {{.ranks = 1, .duration = 30, .eligible = 1},
+                         {.ranks = 4, .duration = INFINITY, .eligible = 1}};
+  CHECK(!sched_pass(s, 0, &full, 1, NULL, 0, q2, 2, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_START && r[1].verdict == SCHED_RESOURCES && r[1].est_start == 30);
+  /* gang over two workers: 4 ranks on 2 + 2 */
+  sched_node two[2] = {{.slots = 2, .slots_free = 2, .usable = 1}, {.slots = 2, .slots_free = 2, .usable = 1}};
+  sched_pending g = {.ranks = 4, .duration = INFINITY, .eligible = 1};
+  CHECK(!sched_pass(s, 0, two, 2, NULL, 0, &g, 1, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_START && r[0].ranks_on[0] == 2 && r[0].ranks_on[1] == 2);
+  two[1].usable = 0;  /* one worker down: the gang waits, all or nothing */
+  CHECK(!sched_pass(s, 0, two, 2, NULL, 0, &g, 1, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_NEVER);
+  sched_destroy(&s);
+  CHECK(s == NULL);
+}
+
+static uint64_t st = 12345;
+static uint32_t rnd(uint32_t n) {
+  st = st * 6364136223846793005ull + 1442695040888963407ull;
+  return (uint32_t)((st >> 33) % n);
+}
+
+static void test_random(void) {
+  sched *s = NULL;
+  CHECK(!sched_new(&s, NULL));
+  enum { NN = 7, NP = 60, NR = 5 };
+  for (int round = 0; round < 200; round++) {
+    sched_node nodes[NN];
+    uint32_t used[NN] = {0}, gused[NN] = {0}, rr[NR][NN];
+    sched_running run[NR];
+    memset(rr, 0, sizeof rr);
+    for (int i = 0; i < NN; i++)
+      nodes[i] = (sched_node){.slots = 1 + rnd(8), .gpus = rnd(3) * 2, .usable = rnd(5) != 0};
+    int nr = 0;
+    for (int k = 0; k < NR; k++) {  /* running jobs on what is there */
+      uint32_t gpr = rnd(2);
+      for (int i = 0; i < NN; i++) {
+        uint32_t take = rnd(nodes[i].slots - used[i] + 1);
+        if (gpr && take * gpr > nodes[i].gpus - gused[i]) take = (nodes[i].gpus - gused[i]) / gpr;
+        rr[k][i] = take, used[i] += take, gused[i] += take * gpr;
+      }
+      run[nr++] = (sched_running){rnd(3) ? 10.0 + rnd(100) : INFINITY, rr[k], gpr};
+    }
+    for (int i = 0; i < NN; i++) nodes[i].slots_free = nodes[i].slots - used[i], nodes[i].gpus_free = nodes[i].gpus - gused[i];
+    sched_pending p[NP];
+    for (int k = 0; k < NP; k++)
+      p[k] = (sched_pending){1 + rnd(12), rnd(4) == 0, rnd(3) == 0 ? 1 + rnd(3) : 0,
+                             rnd(4) ? 5.0 + rnd(200) : INFINITY, rnd(8) != 0};
+    sched_result r[NP];
+    CHECK(!sched_pass(s, 0, nodes, NN, run, (size_t)nr, p, NP, 10, r, NULL));
+    uint32_t take[NN] = {0}, gtake[NN] = {0};
+    for (int k = 0; k < NP; k++) {
+      if (r[k].verdict != SCHED_START) continue;
+      uint32_t sum = 0, on = 0;
+      for (int i = 0; i < NN; i++) {
+        sum += r[k].ranks_on[i];
+        on += r[k].ranks_on[i] > 0;
+        take[i] += r[k].ranks_on[i];
+        gtake[i] += r[k].ranks_on[i] * p[k].gpus_per_rank;
+        if (r[k].ranks_on[i]) CHECK(nodes[i].usable);
+      }
+      CHECK(sum == p[k].ranks && p[k].eligible);
+      if (p[k].nodes) CHECK(on == p[k].nodes);
+    }
+    for (int i = 0; i < NN; i++) CHECK(take[i] <= nodes[i].slots_free && gtake[i] <= nodes[i].gpus_free);
+  }
+  sched_destroy(&s);
+}
+
+int main(void) {
+  RUN(test_fit);
+  RUN(test_backfill);
+  RUN(test_random);
+  TEST_EXIT();
+}
