@@ -25,6 +25,7 @@
 #include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
 #include "worker/run/loader.h"
+#include "worker/run/progress.h"
 #include "worker/run/spec.h"
 
 /* ---- the job's state ---------------------------------------------------------------- */
@@ -45,6 +46,7 @@ typedef struct {
   /* learnable temperature: log(1/T), its AdamW moments, step (scalars[4]) */
   float temp_state[4];
   FILE *log, *metrics;
+  progress *prog; /* rank 0: updates to the worker (no-op outside a cluster) */
   char job_dir[4096], ckpt_dir[4200];
   int bm25_done; /* the BM25 baseline is computed once per run */
   double bm25_mrr10;
@@ -116,7 +118,9 @@ static int save_checkpoint(job *j, int64_t step, foil_err *err) {
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
-    rc = ckpt_save(path, &st, save_tok, j, err);
+    /* the fence: a replaced attempt must not write over its successor */
+    rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
+    if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
     if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
     if (!rc) logf_(j, "INFO", "checkpoint %s", path);
   }
@@ -272,6 +276,13 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     if (!rc) {
       log_eval(j, step, "foil", &res, b.n_corpus, now_s() - t0);
       write_eval(j, step, "foil", &res);
+      char msg[128], mj[256];
+      snprintf(msg, sizeof msg, "eval step %lld/%lld: MRR@10 %.4f", (long long)step, (long long)j->s.steps,
+               irmetrics_get(&res, "mrr@10"));
+      snprintf(mj, sizeof mj, "{\"step\":%lld,\"mrr@10\":%.6f,\"ndcg@10\":%.6f,\"recall@10\":%.6f}",
+               (long long)step, irmetrics_get(&res, "mrr@10"), irmetrics_get(&res, "ndcg@10"),
+               irmetrics_get(&res, "recall@10"));
+      progress_send(j->prog, (double)step, (double)j->s.steps, msg, mj);
     }
     if (!rc && !j->bm25_done) {
       irmetrics_result br;
@@ -447,6 +458,7 @@ static void job_free(job *j) {
   spec_free(&j->s);
   if (j->log) fclose(j->log);
   if (j->metrics) fclose(j->metrics);
+  progress_destroy(&j->prog);
 }
 
 static int job_setup(job *j, foil_err *err) {
@@ -477,6 +489,7 @@ static int job_setup(job *j, foil_err *err) {
     j->metrics = fopen(p, "a");
     if (!j->log || !j->metrics)
       return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
+    if ((rc = progress_open(&j->prog, err))) return rc;
   }
   comm_barrier(j->c, err);
   /* tokenizer: an absolute path, or relative to the working directory */
@@ -565,6 +578,11 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
                 st.q_std, st.k_std, current_temperature(&j), qn, rate, (long long)bt.epoch, t_comp,
                 t_comm, t_data);
         fflush(j.metrics);
+        char msg[64], mj[256];
+        snprintf(msg, sizeof msg, "step %lld/%lld", (long long)step, (long long)j.s.steps);
+        snprintf(mj, sizeof mj, "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"pairs_per_s\":%.2f,\"lr\":%.6g}",
+                 (long long)step, st.lr.value, st.lr.accuracy, rate, spec_lr_at(&j.s, step - 1));
+        progress_send(j.prog, (double)step, (double)j.s.steps, msg, mj);
       }
       t_log = t;
       pairs_since = 0;

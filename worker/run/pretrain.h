@@ -13,6 +13,11 @@
  * world size; another world size of the same global batch resumes with the
  * same data order but not the same bits).
  *
+ * Inside a cluster (launched by foil-worker) rank 0 also sends progress to
+ * its worker at every log step and evaluation (worker/run/progress.h), and
+ * checks the attempt fence before each checkpoint: an attempt the
+ * coordinator has replaced stops with FOIL_EABORTED instead of writing.
+ *
  * Per step: the loader's batch (this rank's B pairs), one training forward
  * (dropout masks from (seed, step)), the loss across ranks (model/loss.h),
  * backward, gradients averaged over ranks, clipping, AdamW at the

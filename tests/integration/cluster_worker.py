@@ -1,0 +1,164 @@
+"""foil-worker with a real coordinator on loopback (tests/integration/foilcluster.py).
+
+    cluster_worker.py BUILD_DIR WORK_DIR [MPIRUN_FLAGS...]
+
+Scenarios: a command job runs to COMPLETED with its output in the job log;
+cancel stops a running job's whole process group (CANCELLED); a job over
+its time limit gets its warn signal and ends TIMEOUT; a 4-rank job is
+gang-placed on two 2-slot workers and launched by mpirun from the head;
+SIGKILL of the worker running a job makes the attempt NODE_FAIL and the
+job runs again on the other worker (restart_count 1); progress sent by a
+job's rank 0 reaches Job.progress.
+"""
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from foilcluster import Cluster, STATE, pb  # noqa: E402
+
+build, work = sys.argv[1], sys.argv[2]
+mpi_flags = " ".join(sys.argv[3:])
+os.makedirs(work, exist_ok=True)
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def group_gone(pgid, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read_pid(path, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            s = open(path).read().strip()
+            if s:
+                return int(s)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("no pid in " + path)
+
+
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4, grace_s=2)
+leftovers = []
+try:
+    c.start_coordinator()
+    wargs = ["--mpirun-args", mpi_flags] if mpi_flags else []
+    c.start_worker("w1", slots=2, extra_args=wargs)
+    c.start_worker("w2", slots=2, extra_args=wargs)
+
+    # ---- a command job runs to COMPLETED; its output is in the job log ----
+    jid = c.submit_command(["sh", "-c", "echo hello from job $FOIL_JOB_ID attempt $FOIL_ATTEMPT"])
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED"}, timeout=30)
+    check(STATE.Name(j.state) == "JOB_COMPLETED", "command job COMPLETED (%s: %s)" % (STATE.Name(j.state), j.reason))
+    log = c.log(jid)
+    check("hello from job %d attempt 1" % jid in log, "its output is in <root>/jobs/%d/log" % jid)
+    check("attempt 1 (token" in log and "sh -c" in log, "the worker's launch line is in the log")
+
+    # ---- cancel of a running job: CANCELLED, its process group gone ----
+    pidf = os.path.join(work, "cancel.pid")
+    jid = c.submit_command(["sh", "-c", "echo $$ > %s; sleep 300 & wait" % pidf])
+    c.wait_state(jid, {"JOB_RUNNING"}, timeout=30)
+    pg = read_pid(pidf)
+    leftovers.append(pg)
+    c.call("cancel", pb.control.CancelRequest(job_id=jid))
+    j = c.wait_state(jid, {"JOB_CANCELLED", "JOB_FAILED", "JOB_COMPLETED"}, timeout=30)
+    check(STATE.Name(j.state) == "JOB_CANCELLED", "cancel -> CANCELLED (%s)" % STATE.Name(j.state))
+    check(group_gone(pg), "the cancelled job's process group is gone")
+
+    # ---- time limit: warn signal, then TIMEOUT ----
+    script = ("trap 'echo warned by USR1' USR1; i=0; "
+              "while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done")
+    jid = c.submit_command(["sh", "-c", script], time_limit_s=3, warn_signal=int(signal.SIGUSR1),
+                           warn_before_s=2)
+    j = c.wait_state(jid, {"JOB_TIMEOUT", "JOB_FAILED", "JOB_COMPLETED", "JOB_CANCELLED"}, timeout=40)
+    check(STATE.Name(j.state) == "JOB_TIMEOUT", "over its time limit -> TIMEOUT (%s)" % STATE.Name(j.state))
+    check("warned by USR1" in c.log(jid), "the warn signal reached the job's trap")
+
+    # ---- 4 ranks over two 2-slot workers, launched by mpirun from the head ----
+    jid = c.submit_command(["sh", "-c", "echo rank-$OMPI_COMM_WORLD_RANK-of-$OMPI_COMM_WORLD_SIZE"], ranks=4)
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED"}, timeout=60)
+    check(STATE.Name(j.state) == "JOB_COMPLETED", "4-rank job COMPLETED (%s: %s)" % (STATE.Name(j.state), j.reason))
+    workers = sorted(j.attempts[-1].workers) if j.attempts else []
+    check(workers == ["w1", "w2"], "gang-placed on both workers (%s)" % workers)
+    log = c.log(jid)
+    check(all("rank-%d-of-4" % r in log for r in range(4)), "every rank ran")
+    check("--host localhost:4" in log, "placements on one host merged into localhost:4")
+
+    # ---- progress from rank 0 reaches Job.progress ----
+    proto_dir = os.path.dirname(os.path.dirname(os.path.dirname(pb.worker.__file__)))
+    code = (
+        "import os, sys, time, zmq\n"
+        "sys.path.insert(0, %r)\n"
+        "from foil.v1 import worker_pb2, control_pb2\n"
+        "s = zmq.Context().socket(zmq.PUSH); s.connect(os.environ['FOIL_PROGRESS'])\n"
+        "for i in range(1, 31):\n"
+        "    u = worker_pb2.ProgressUpdate(job_id=int(os.environ['FOIL_JOB_ID']),\n"
+        "        token=int(os.environ['FOIL_ATTEMPT_TOKEN']),\n"
+        "        progress=control_pb2.Progress(value=i, total=30, message='step %%d/30' %% i,\n"
+        "                                      metrics_json='{\"loss\": 0.5}'))\n"
+        "    s.send(u.SerializeToString()); time.sleep(0.1)\n"
+        "time.sleep(1)\n" % proto_dir)
+    jid = c.submit_command([sys.executable, "-c", code])
+    c.wait_state(jid, {"JOB_RUNNING"}, timeout=30)
+    seen = None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        j = c.job(jid)
+        if j.progress.message:
+            seen = j.progress
+        if STATE.Name(j.state) not in ("JOB_RUNNING", "JOB_PENDING"):
+            break
+        time.sleep(0.1)
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED"}, timeout=30)
+    check(STATE.Name(j.state) == "JOB_COMPLETED", "progress job COMPLETED (%s: %s)" % (STATE.Name(j.state), j.reason))
+    check(seen is not None and seen.message.startswith("step ") and seen.total == 30,
+          "progress reached Job.progress (%s)" % (seen.message if seen else None))
+    check(j.progress.value >= 25, "the latest progress wins (value %g)" % j.progress.value)
+
+    # ---- SIGKILL the worker running a job: NODE_FAIL, requeued, done elsewhere ----
+    pidf = os.path.join(work, "nodefail.pid")
+    script = ('if [ "$FOIL_RESTART_COUNT" = 0 ]; then echo $$ > %s; sleep 300; fi; '
+              'echo second attempt restart $FOIL_RESTART_COUNT' % pidf)
+    jid = c.submit_command(["sh", "-c", script], max_failures=1, max_failures_set=True)
+    j = c.wait_state(jid, {"JOB_RUNNING"}, timeout=30)
+    leftovers.append(read_pid(pidf))
+    first = j.attempts[-1].workers[0]
+    other = "w2" if first == "w1" else "w1"
+    c.kill_worker(first, signal.SIGKILL)
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED", "JOB_NODE_FAIL"}, timeout=60)
+    check(STATE.Name(j.state) == "JOB_COMPLETED", "requeued job COMPLETED (%s: %s)" % (STATE.Name(j.state), j.reason))
+    check(j.restart_count == 1, "restart_count 1 (%d)" % j.restart_count)
+    states = [STATE.Name(a.state) for a in j.attempts]
+    check(states[:1] == ["JOB_NODE_FAIL"], "first attempt NODE_FAIL (%s)" % states)
+    check(len(j.attempts) >= 2 and j.attempts[-1].workers[0] == other,
+          "second attempt on %s (%s)" % (other, [list(a.workers) for a in j.attempts]))
+    check("second attempt restart 1" in c.log(jid), "the second attempt ran with FOIL_RESTART_COUNT=1")
+finally:
+    c.stop()
+    for pg in leftovers:
+        try:
+            os.killpg(pg, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+if failures:
+    print("%d check(s) failed; logs under %s" % (len(failures), c.root))
+    sys.exit(1)
+print("all checks passed")

@@ -1,0 +1,412 @@
+/* test_agent.c — foil-worker's agent against a scripted coordinator: a
+ * ROUTER socket in this process plays the coordinator of worker.proto, the
+ * agent runs in a forked child. Register, assign and run a command to
+ * COMPLETED (its output in the job log), Finished resent until acked,
+ * cancel with a grace, time limit with the warn signal, a launch failure,
+ * a kill list, progress from rank 0, register again on
+ * FAILED_PRECONDITION, and shutdown on SIGTERM. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "foil/v1/worker.pb-c.h"
+#include "tests/test.h"
+#include "worker/agent/agent.h"
+#include "worker/run/progress.h"
+
+static char tmp[1024], endpoint[1200], self_exe[1024];
+static void *ctx, *router;
+static volatile sig_atomic_t child_stop = 0;
+static void on_term(int s) { (void)s; child_stop = 1; }
+
+/* The job that test_progress_forwarded runs: rank 0 sending progress. */
+static int progress_child(void) {
+  progress *p = NULL;
+  if (progress_open(&p, NULL) || !progress_active(p)) return 3;
+  for (int i = 1; i <= 40; i++) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "step %d/40", i);
+    progress_send(p, i, 40, msg, "{\"loss\":1.5}");
+    usleep(50000);
+  }
+  progress_destroy(&p);
+  return 0;
+}
+
+static pid_t start_agent(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    char root[1100], logp[1100];
+    snprintf(root, sizeof root, "%s/root", tmp);
+    snprintf(logp, sizeof logp, "%s/worker.log", tmp);
+    FILE *log = fopen(logp, "w");
+    agent_config cfg = {.coordinator = endpoint, .root = root, .name = "w1", .host = "localhost", .slots = 2,
+                        .gpus = 2, .foil_run = "foil-run", .mpirun = "mpirun", .grace_s = 1, .log = log};
+    agent *a = NULL;
+    foil_err err = {0};
+    int rc = agent_new(&a, &cfg, &err);
+    if (!rc) rc = agent_run(a, &child_stop, &err);
+    if (rc) fprintf(stderr, "agent: %s\n", err.msg);
+    agent_destroy(&a);
+    fclose(log);
+    _exit(rc ? 1 : 0);
+  }
+  return pid;
+}
+
+static void send_to_worker(Foil__V1__CoordinatorMessage *m) {
+  CHECK(wire_send(router, "w1", &m->base, 0, NULL) == FOIL_OK);
+}
+
+static void reply(uint64_t request_id, int body_case, void *body) {
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.request_id = request_id;
+  m.body_case = body_case;
+  switch (body_case) {
+    case FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK: m.ack = body; break;
+    case FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR: m.error = body; break;
+    case FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED: m.registered = body; break;
+    case FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT: m.heartbeat = body; break;
+    default: break;
+  }
+  send_to_worker(&m);
+}
+
+static void ack(uint64_t id) {
+  Foil__V1__Ack a = FOIL__V1__ACK__INIT;
+  reply(id, FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK, &a);
+}
+
+/* kill list for the next heartbeat answer */
+static Foil__V1__AttemptRef *next_kill;
+static int ack_finished = 1;
+static Foil__V1__Progress last_progress;
+static char last_progress_msg[128];
+static uint64_t progress_job;
+
+/* Receives the next worker message of the wanted kind, answering the
+ * others as a coordinator would. NULL on timeout. */
+static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
+  double t0 = log_mono();
+  while (log_mono() - t0 < timeout_s) {
+    zmq_pollitem_t it = {.socket = router, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 100) <= 0) continue;
+    wire_msg w;
+    if (wire_recv(router, &w, 1, 1 << 20, 0, NULL)) {
+      wire_msg_close(&w);
+      continue;
+    }
+    char peer[64];
+    wire_msg_peer(&w, peer, sizeof peer);
+    CHECK(!strcmp(peer, "w1"));
+    Foil__V1__WorkerMessage *m = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+    wire_msg_close(&w);
+    CHECK(m != NULL);
+    if (!m) continue;
+    if ((int)m->body_case == body_case) return m;
+    switch (m->body_case) {
+      case FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT: {
+        Foil__V1__HeartbeatAck h = FOIL__V1__HEARTBEAT_ACK__INIT;
+        if (next_kill) {
+          h.n_kill = 1, h.kill = &next_kill;
+        }
+        reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT, &h);
+        next_kill = NULL;
+        break;
+      }
+      case FOIL__V1__WORKER_MESSAGE__BODY_REGISTER: {
+        Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
+        r.heartbeat_ms = 100, r.liveness = 5;
+        reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
+        break;
+      }
+      case FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS:
+        if (m->progress->progress) {
+          last_progress = *m->progress->progress;
+          snprintf(last_progress_msg, sizeof last_progress_msg, "%s", m->progress->progress->message);
+          progress_job = m->progress->job_id;
+        }
+        ack(m->request_id);
+        break;
+      case FOIL__V1__WORKER_MESSAGE__BODY_FINISHED:
+        if (ack_finished) ack(m->request_id);
+        break;
+      default:
+        ack(m->request_id);
+    }
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  return NULL;
+}
+
+static void assign(uint64_t job, uint64_t token, char **argv, size_t argc, double deadline, int warn_signal,
+                   unsigned warn_before, unsigned gpus_per_rank) {
+  Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
+  res.ranks = 1, res.gpus_per_rank = gpus_per_rank;
+  Foil__V1__JobSpec sp = FOIL__V1__JOB_SPEC__INIT;
+  sp.kind = "command", sp.argv = argv, sp.n_argv = argc, sp.resources = &res;
+  sp.warn_signal = warn_signal, sp.warn_before_s = warn_before;
+  Foil__V1__Placement pl = FOIL__V1__PLACEMENT__INIT, *plp = &pl;
+  pl.worker = "w1", pl.host = "localhost", pl.ranks = 1;
+  Foil__V1__Assign as = FOIL__V1__ASSIGN__INIT;
+  char jd[1200];
+  snprintf(jd, sizeof jd, "%s/root/jobs/%llu", tmp, (unsigned long long)job);
+  as.job_id = job, as.token = token, as.spec = &sp, as.placement = &plp, as.n_placement = 1, as.head = 1;
+  as.attempt = 1, as.job_dir = jd, as.deadline = deadline, as.grace_s = 1;
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN;
+  m.assign = &as;
+  send_to_worker(&m);
+}
+
+static char *job_log(uint64_t job) {
+  char p[1200], *data = NULL;
+  snprintf(p, sizeof p, "%s/root/jobs/%llu/log", tmp, (unsigned long long)job);
+  if (foil_read_file(p, &data, NULL, NULL)) return strdup("");
+  return data;
+}
+
+/* The next Finished of job (late resends of others, already acked, are
+ * acked again and skipped, as a coordinator does). */
+static Foil__V1__WorkerMessage *expect_finished(uint64_t job, double timeout) {
+  double t0 = log_mono();
+  Foil__V1__WorkerMessage *m;
+  while ((m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, timeout - (log_mono() - t0))) &&
+         m->finished->job_id != job) {
+    ack(m->request_id);
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  CHECK(m && m->finished->job_id == job);
+  if (m && ack_finished) ack(m->request_id);
+  return m;
+}
+
+static void test_register(void) {
+  Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  CHECK(!strcmp(m->register_->name, "w1") && !strcmp(m->register_->host, "localhost"));
+  CHECK(m->register_->slots == 2 && m->register_->gpus == 2 && m->register_->n_running == 0);
+  Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
+  r.heartbeat_ms = 100, r.liveness = 5;
+  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  /* heartbeats now come at 100 ms */
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
+  CHECK(m != NULL);
+  if (m) foil__v1__worker_message__free_unpacked(m, NULL);
+}
+
+static void test_completed_and_resend(void) {
+  char *argv[] = {"sh", "-c", "echo hello-$FOIL_JOB_ID-$FOIL_ATTEMPT_TOKEN-$CUDA_VISIBLE_DEVICES", NULL};
+  ack_finished = 0;
+  assign(1, 11, argv, 3, 0, 0, 0, 2);
+  Foil__V1__WorkerMessage *s = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  CHECK(s && s->started->job_id == 1 && s->started->token == 11 && s->started->pid > 0);
+  if (s) {
+    ack(s->request_id);
+    foil__v1__worker_message__free_unpacked(s, NULL);
+  }
+  Foil__V1__WorkerMessage *f = expect_finished(1, 5);
+  if (!f) return;
+  CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_COMPLETED && f->finished->exit_code == 0);
+  uint64_t id = f->request_id;
+  foil__v1__worker_message__free_unpacked(f, NULL);
+  /* not acked: it comes again, same request id */
+  f = expect_finished(1, 2);
+  CHECK(f && f->request_id == id);
+  if (f) foil__v1__worker_message__free_unpacked(f, NULL);
+  ack(id);
+  ack_finished = 1;
+  CHECK(!wait_for(FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, 0.5)); /* and no more */
+  char *log = job_log(1);
+  CHECKF(strstr(log, "hello-1-11-0,1\n") != NULL, "%s", log);
+  CHECKF(strstr(log, "attempt 1 (token 11) on w1: sh -c 'echo hello-") != NULL, "%s", log);
+  CHECKF(strstr(log, "ended: COMPLETED") != NULL, "%s", log);
+  free(log);
+}
+
+static void test_cancel(void) {
+  char *argv[] = {"sh", "-c", "trap '' TERM; echo up; sleep 30 & wait; sleep 30", NULL};
+  assign(2, 12, argv, 3, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *s = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  CHECK(s != NULL);
+  pid_t pg = s ? s->started->pid : 0;
+  if (s) {
+    ack(s->request_id);
+    foil__v1__worker_message__free_unpacked(s, NULL);
+  }
+  usleep(300000);
+  CHECK(pg > 0 && kill(-pg, 0) == 0);
+  Foil__V1__Signal sg = FOIL__V1__SIGNAL__INIT;
+  sg.job_id = 2, sg.token = 12, sg.stop = 1, sg.grace_s = 1, sg.state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_SIGNAL;
+  m.signal = &sg;
+  double t0 = log_mono();
+  send_to_worker(&m);
+  Foil__V1__WorkerMessage *f = expect_finished(2, 6);
+  double took = log_mono() - t0;
+  CHECKF(took > 0.8 && took < 4, "%.2f s", took); /* TERM ignored: KILL after the 1 s grace */
+  if (f) {
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_CANCELLED && f->finished->signal == SIGKILL);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  CHECK(pg > 0 && kill(-pg, 0) != 0);
+}
+
+static void test_timeout_warn(void) {
+  char *argv[] = {"sh", "-c", "trap 'echo warned' USR1; i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                  NULL};
+  assign(3, 13, argv, 3, log_now() + 1.5, SIGUSR1, 1, 0);
+  Foil__V1__WorkerMessage *f = expect_finished(3, 8);
+  if (f) {
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_TIMEOUT);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  char *log = job_log(3);
+  CHECKF(strstr(log, "warned\n") != NULL, "%s", log);
+  CHECKF(strstr(log, "time limit reached") != NULL, "%s", log);
+  free(log);
+}
+
+static void test_launch_failure(void) {
+  char *argv[] = {"/nonexistent/prog", NULL};
+  assign(4, 14, argv, 1, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *f = expect_finished(4, 5);
+  if (f) {
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED);
+    CHECKF(strstr(f->finished->message, "cannot run /nonexistent/prog") != NULL, "%s", f->finished->message);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  /* more GPUs than the worker has */
+  char *ok[] = {"true", NULL};
+  assign(44, 144, ok, 1, 0, 0, 0, 3);
+  f = expect_finished(44, 5);
+  if (f) {
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED && strstr(f->finished->message, "GPU"));
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+}
+
+static void test_kill_list(void) {
+  char *argv[] = {"sleep", "30", NULL};
+  assign(5, 15, argv, 2, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *s = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  pid_t pg = s ? s->started->pid : 0;
+  if (s) foil__v1__worker_message__free_unpacked(s, NULL); /* not acked: replaced anyway */
+  static Foil__V1__AttemptRef ref = FOIL__V1__ATTEMPT_REF__INIT;
+  ref.job_id = 5, ref.token = 15;
+  next_kill = &ref;
+  /* no Finished for it, and its group is gone */
+  Foil__V1__WorkerMessage *f;
+  double t0 = log_mono();
+  while ((f = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, 1.5 - (log_mono() - t0)))) {
+    CHECK(f->finished->job_id != 5);
+    ack(f->request_id);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  CHECK(next_kill == NULL);
+  CHECK(pg > 0 && kill(-pg, 0) != 0);
+}
+
+static void test_progress_forwarded(void) {
+  char *argv[] = {self_exe, "--progress-child", NULL};
+  memset(&last_progress, 0, sizeof last_progress);
+  assign(6, 16, argv, 2, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *f = expect_finished(6, 10);
+  if (f) {
+    CHECKF(f->finished->state == FOIL__V1__JOB_STATE__JOB_COMPLETED, "%s", f->finished->message);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  CHECK(progress_job == 6);
+  CHECKF(last_progress.total == 40 && last_progress.value >= 30, "%g", last_progress.value);
+  CHECKF(!strncmp(last_progress_msg, "step ", 5), "%s", last_progress_msg);
+}
+
+static void test_register_again(void) {
+  Foil__V1__WorkerMessage *h = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
+  CHECK(h != NULL);
+  if (!h) return;
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = FOIL__V1__CODE__FAILED_PRECONDITION, e.message = "register";
+  reply(h->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, &e);
+  foil__v1__worker_message__free_unpacked(h, NULL);
+  Foil__V1__WorkerMessage *r = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 2);
+  CHECK(r != NULL);
+  if (r) {
+    Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
+    reg.heartbeat_ms = 100, reg.liveness = 5;
+    reply(r->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+    foil__v1__worker_message__free_unpacked(r, NULL);
+  }
+}
+
+static pid_t child;
+static void test_shutdown(void) {
+  char *argv[] = {"sleep", "30", NULL};
+  assign(7, 17, argv, 2, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *s = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  if (s) {
+    ack(s->request_id);
+    foil__v1__worker_message__free_unpacked(s, NULL);
+  }
+  kill(child, SIGTERM);
+  Foil__V1__WorkerMessage *f = expect_finished(7, 5);
+  if (f) {
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED && strstr(f->finished->message, "shut down"));
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+  int st = -1;
+  double t0 = log_mono();
+  pid_t r = 0;
+  while ((r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5) usleep(20000);
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--progress-child")) return progress_child();
+  ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+  if (n > 0) self_exe[n] = 0;
+  const char *t = getenv("FOIL_TEST_TMP");
+  snprintf(tmp, sizeof tmp, "%s/agent", t ? t : "/tmp");
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  if (system(cmd)) return 1;
+  mkdir(tmp, 0755);
+  snprintf(endpoint, sizeof endpoint, "ipc://%s/coord.sock", tmp);
+  child = start_agent();
+  ctx = zmq_ctx_new();
+  router = zmq_socket(ctx, ZMQ_ROUTER);
+  int linger = 0;
+  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+  CHECK(zmq_bind(router, endpoint) == 0);
+  RUN(test_register);
+  RUN(test_completed_and_resend);
+  RUN(test_cancel);
+  RUN(test_timeout_warn);
+  RUN(test_launch_failure);
+  RUN(test_kill_list);
+  RUN(test_progress_forwarded);
+  RUN(test_register_again);
+  RUN(test_shutdown);
+  if (kill(child, 0) == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+  TEST_EXIT();
+}

@@ -1,0 +1,872 @@
+/* agent.c — see agent.h. */
+#define _GNU_SOURCE
+#include "worker/agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "common/log.h"
+#include "common/wire.h"
+#include "foil/v1/worker.pb-c.h"
+#include "storage/ckpt.h"
+#include "worker/agent/launch.h"
+#include "worker/agent/outbox.h"
+#include "worker/agent/pgroup.h"
+
+#define MAX_FRAME (1u << 20)
+#define TICK_MS 50
+#define PROGRESS_EVERY_S 0.5
+#define SENT_RING 512
+
+extern char **environ;
+
+typedef struct attempt {
+  uint64_t job_id, token;
+  uint32_t n;
+  int head;
+  char *job_dir;
+  pgroup *g;            /* NULL: a gang member's hold */
+  uint64_t gpus;        /* bitmask of the GPU indices it holds */
+  unsigned slots;
+  double deadline;      /* wall clock, 0 none */
+  double warn_at;       /* wall clock, 0 none */
+  int warn_signal, warned;
+  unsigned grace_s;
+  int stopping, silent; /* silent: replaced, dropped without a report */
+  Foil__V1__JobState stop_state;
+  char stop_msg[256];
+  /* the latest progress from rank 0 not yet forwarded */
+  Foil__V1__Progress prog;
+  char *prog_msg, *prog_metrics;
+  int prog_pending;
+  double prog_sent;     /* monotonic */
+  struct attempt *next;
+} attempt;
+
+enum { REQ_REGISTER = 1, REQ_HEARTBEAT, REQ_STARTED, REQ_PROGRESS, REQ_FINISHED };
+
+struct agent {
+  agent_config cfg;
+  char root[PATH_MAX];
+  void *ctx, *dealer, *pull;
+  char progress_ep[256];
+  attempt *attempts;
+  outbox *ob;
+  uint64_t next_id;
+  int registered, lost, ever_replied;
+  unsigned hb_ms, liveness;
+  double next_beat, last_reply, last_register; /* monotonic */
+  uint64_t gpus_used;
+  struct {
+    uint64_t id, job_id, token;
+    int kind;
+  } sent[SENT_RING];
+  unsigned sent_pos;
+  FILE *log;
+};
+
+#define LOG(a, level, ...) log_line((a)->log, level, "worker", __VA_ARGS__)
+
+static const char *state_name(Foil__V1__JobState s) {
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&foil__v1__job_state__descriptor, s);
+  return v ? v->name + 4 /* "JOB_" */ : "?";
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+static void remember(agent *a, uint64_t id, int kind, uint64_t job_id, uint64_t token) {
+  unsigned i = a->sent_pos++ % SENT_RING;
+  a->sent[i].id = id, a->sent[i].kind = kind, a->sent[i].job_id = job_id, a->sent[i].token = token;
+}
+
+static int lookup(const agent *a, uint64_t id, uint64_t *job_id, uint64_t *token) {
+  for (unsigned i = 0; i < SENT_RING; i++)
+    if (a->sent[i].id == id && id) {
+      *job_id = a->sent[i].job_id, *token = a->sent[i].token;
+      return a->sent[i].kind;
+    }
+  return 0;
+}
+
+/* Sends m (never blocks: a message the coordinator is not connected for is
+ * dropped; what matters is resent). */
+static void send_msg(agent *a, Foil__V1__WorkerMessage *m, int kind, uint64_t job_id, uint64_t token) {
+  if (!m->request_id) m->request_id = ++a->next_id;
+  remember(a, m->request_id, kind, job_id, token);
+  wire_send(a->dealer, NULL, &m->base, ZMQ_DONTWAIT, NULL);
+}
+
+static size_t running_refs(agent *a, Foil__V1__AttemptRef *refs, Foil__V1__AttemptRef **ptrs, size_t cap) {
+  size_t n = 0;
+  for (attempt *t = a->attempts; t && n < cap; t = t->next) {
+    if (t->silent) continue;
+    foil__v1__attempt_ref__init(&refs[n]);
+    refs[n].job_id = t->job_id, refs[n].token = t->token;
+    ptrs[n] = &refs[n];
+    n++;
+  }
+  return n;
+}
+
+static size_t count_attempts(const agent *a) {
+  size_t n = 0;
+  for (const attempt *t = a->attempts; t; t = t->next) n++;
+  return n;
+}
+
+static void send_register(agent *a) {
+  size_t cap = count_attempts(a) + 1;
+  Foil__V1__AttemptRef *refs = calloc(cap, sizeof *refs);
+  Foil__V1__AttemptRef **ptrs = calloc(cap, sizeof *ptrs);
+  Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
+  r.name = (char *)a->cfg.name;
+  r.host = (char *)a->cfg.host;
+  r.slots = a->cfg.slots;
+  r.gpus = a->cfg.gpus;
+  r.version = (char *)AGENT_VERSION;
+  if (refs && ptrs) r.n_running = running_refs(a, refs, ptrs, cap), r.running = ptrs;
+  Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
+  m.request_id = ++a->next_id;
+  m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER;
+  m.register_ = &r;
+  Foil__V1__Finished **fin = NULL;
+  size_t nfin = 0;
+  if (!outbox_finished_for_register(a->ob, m.request_id, &fin, &nfin, NULL)) r.finished = fin, r.n_finished = nfin;
+  send_msg(a, &m, REQ_REGISTER, 0, 0);
+  a->last_register = log_mono();
+  free(fin);
+  free(refs);
+  free(ptrs);
+}
+
+static void send_heartbeat(agent *a) {
+  size_t cap = count_attempts(a) + 1;
+  Foil__V1__AttemptRef *refs = calloc(cap, sizeof *refs);
+  Foil__V1__AttemptRef **ptrs = calloc(cap, sizeof *ptrs);
+  Foil__V1__Heartbeat h = FOIL__V1__HEARTBEAT__INIT;
+  if (refs && ptrs) h.n_running = running_refs(a, refs, ptrs, cap), h.running = ptrs;
+  h.draining = 0;
+  Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
+  m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT;
+  m.heartbeat = &h;
+  send_msg(a, &m, REQ_HEARTBEAT, 0, 0);
+  free(refs);
+  free(ptrs);
+}
+
+static void send_entry(agent *a, outbox_entry *e) {
+  Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
+  m.request_id = e->request_id;
+  if (e->kind == OUTBOX_STARTED) {
+    m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_STARTED;
+    m.started = &e->started;
+    send_msg(a, &m, REQ_STARTED, e->started.job_id, e->started.token);
+  } else {
+    m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_FINISHED;
+    m.finished = &e->finished;
+    send_msg(a, &m, REQ_FINISHED, e->finished.job_id, e->finished.token);
+  }
+}
+
+/* ---- attempts ----------------------------------------------------------------------------- */
+
+static attempt *find(agent *a, uint64_t job_id, uint64_t token) {
+  for (attempt *t = a->attempts; t; t = t->next)
+    if (t->job_id == job_id && (t->token == token || !token)) return t;
+  return NULL;
+}
+
+static void attempt_free(agent *a, attempt *t) {
+  a->gpus_used &= ~t->gpus;
+  pgroup_destroy(&t->g);
+  free(t->job_dir);
+  free(t->prog_msg);
+  free(t->prog_metrics);
+  free(t);
+}
+
+static void remove_attempt(agent *a, attempt *t) {
+  for (attempt **p = &a->attempts; *p; p = &(*p)->next)
+    if (*p == t) {
+      *p = t->next;
+      break;
+    }
+  attempt_free(a, t);
+}
+
+/* A line in the job's own log (best effort). */
+__attribute__((format(printf, 3, 4))) static void job_log(agent *a, const char *job_dir, const char *fmt, ...) {
+  char path[PATH_MAX + 8], msg[4096];
+  snprintf(path, sizeof path, "%s/log", job_dir);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  FILE *f = fopen(path, "ae");
+  if (!f) {
+    LOG(a, "WARN", "cannot append to %s: %s", path, strerror(errno));
+    return;
+  }
+  log_line(f, "INFO", "worker", "%s", msg);
+  fclose(f);
+}
+
+static void report_finished(agent *a, uint64_t job_id, uint64_t token, Foil__V1__JobState state, int exit_code,
+                            int sig, const char *message) {
+  Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
+  f.job_id = job_id, f.token = token, f.state = state, f.exit_code = exit_code, f.signal = sig;
+  f.message = (char *)(message ? message : "");
+  f.end_time = log_now();
+  uint64_t id = ++a->next_id;
+  foil_err err = {0};
+  if (outbox_add_finished(a->ob, &f, id, &err)) {
+    LOG(a, "ERROR", "job %llu: cannot keep its end report: %s", (unsigned long long)job_id, err.msg);
+    return;
+  }
+  if (a->registered) send_entry(a, outbox_at(a->ob, outbox_len(a->ob) - 1));
+}
+
+/* Begins stopping t's group: SIGTERM now, SIGKILL after grace. */
+static void begin_stop(agent *a, attempt *t, Foil__V1__JobState state, unsigned grace_s, const char *why) {
+  if (!t->stopping) {
+    t->stop_state = state;
+    snprintf(t->stop_msg, sizeof t->stop_msg, "%s", why);
+  }
+  t->stopping = 1;
+  if (t->g) pgroup_stop(t->g, grace_s ? grace_s : a->cfg.grace_s, log_mono());
+}
+
+/* The attempt was replaced (kill list, Error ABORTED): stop it and forget
+ * it without a report. */
+static void abort_attempt(agent *a, uint64_t job_id, uint64_t token, const char *why) {
+  outbox_drop(a->ob, job_id, token);
+  attempt *t = find(a, job_id, token);
+  if (!t || !token) return;
+  LOG(a, "WARN", "job %llu attempt %u (token %llu): %s: stopping it without a report",
+      (unsigned long long)job_id, t->n, (unsigned long long)token, why);
+  if (!t->g) {
+    remove_attempt(a, t);
+    return;
+  }
+  begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_CANCELLED, t->grace_s, why);
+  t->silent = 1;
+}
+
+static void finish_attempt(agent *a, attempt *t) {
+  if (t->silent) {
+    LOG(a, "INFO", "job %llu attempt %u (token %llu): stopped (replaced)", (unsigned long long)t->job_id, t->n,
+        (unsigned long long)t->token);
+    job_log(a, t->job_dir, "attempt %u (token %llu) on %s stopped: it was replaced", t->n,
+            (unsigned long long)t->token, a->cfg.name);
+    remove_attempt(a, t);
+    return;
+  }
+  int code = 0, sig = 0;
+  pgroup_status(t->g, &code, &sig);
+  Foil__V1__JobState st;
+  char msg[512];
+  if (t->stopping) {
+    st = t->stop_state;
+    snprintf(msg, sizeof msg, "%s", t->stop_msg);
+  } else if (!sig && code == 0) {
+    st = FOIL__V1__JOB_STATE__JOB_COMPLETED;
+    snprintf(msg, sizeof msg, "exit code 0");
+  } else {
+    st = FOIL__V1__JOB_STATE__JOB_FAILED;
+    if (sig) snprintf(msg, sizeof msg, "killed by signal %d (%s)", sig, strsignal(sig));
+    else snprintf(msg, sizeof msg, "exit code %d", code);
+  }
+  LOG(a, "INFO", "job %llu attempt %u (token %llu) ended: %s (%s)", (unsigned long long)t->job_id, t->n,
+      (unsigned long long)t->token, state_name(st), msg);
+  job_log(a, t->job_dir, "attempt %u (token %llu) on %s ended: %s (%s)", t->n, (unsigned long long)t->token,
+          a->cfg.name, state_name(st), msg);
+  report_finished(a, t->job_id, t->token, st, code, sig, msg);
+  remove_attempt(a, t);
+}
+
+/* ---- launching ---------------------------------------------------------------------------- */
+
+static int mkdirs(const char *path) {
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(buf, 0755);
+      *p = '/';
+    }
+  return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Writes data to path: temp file, fsync, rename. */
+static int write_atomic(const char *path, const char *data, size_t len, foil_err *err) {
+  char tmp[PATH_MAX + 64];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(errno));
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(e));
+    }
+    off += (size_t)w;
+  }
+  if (fsync(fd) || close(fd) || rename(tmp, path)) {
+    int e = errno;
+    unlink(tmp);
+    return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", path, strerror(e));
+  }
+  return FOIL_OK;
+}
+
+static int have_srun(void) {
+  const char *job = getenv("SLURM_JOB_ID"), *path = getenv("PATH");
+  if (!job || !*job || !path) return 0;
+  char buf[PATH_MAX];
+  for (const char *p = path; *p;) {
+    size_t len = strcspn(p, ":");
+    if (len && len < sizeof buf - 6) {
+      snprintf(buf, sizeof buf, "%.*s/srun", (int)len, p);
+      if (access(buf, X_OK) == 0) return 1;
+    }
+    p += len;
+    if (*p == ':') p++;
+  }
+  return 0;
+}
+
+/* Takes n free GPU indices into *mask; 0 when there are not enough. */
+static int take_gpus(agent *a, unsigned n, uint64_t *mask) {
+  *mask = 0;
+  if (!n) return 1;
+  unsigned got = 0;
+  for (unsigned i = 0; i < a->cfg.gpus && i < AGENT_MAX_GPUS && got < n; i++)
+    if (!(a->gpus_used >> i & 1)) *mask |= 1ull << i, got++;
+  if (got < n) {
+    *mask = 0;
+    return 0;
+  }
+  a->gpus_used |= *mask;
+  return 1;
+}
+
+/* Launches the head's attempt t. On error the caller reports FAILED. */
+static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume, size_t nresume, pid_t *pid,
+                  foil_err *err) {
+  const Foil__V1__JobSpec *sp = as->spec;
+  resume[0] = 0;
+  if (mkdirs(t->job_dir))
+    return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s: %s", t->job_dir, strerror(errno));
+  int pretrain = sp && sp->kind && !strcmp(sp->kind, "pretrain");
+  char spec_path[PATH_MAX + 16];
+  snprintf(spec_path, sizeof spec_path, "%s/spec.json", t->job_dir);
+  int rc;
+  if (pretrain) {
+    const char *js = sp->spec_json ? sp->spec_json : "";
+    if (!*js) return foil_err_set(err, FOIL_EINVAL, "a pretrain job without a spec (spec_json is empty)");
+    if ((rc = write_atomic(spec_path, js, strlen(js), err))) return rc;
+    char ckdir[PATH_MAX + 16], *latest = NULL, *skipped = NULL;
+    snprintf(ckdir, sizeof ckdir, "%s/ckpt", t->job_dir);
+    if (ckpt_latest(ckdir, &latest, &skipped, NULL) == FOIL_OK && latest) snprintf(resume, nresume, "%s", latest);
+    if (skipped && *skipped) job_log(a, t->job_dir, "checkpoints skipped: %s", skipped);
+    free(latest);
+    free(skipped);
+  }
+  launch_opts o = {.kind = sp ? sp->kind : "", .argv = sp ? sp->argv : NULL, .argc = sp ? sp->n_argv : 0,
+                   .placement = as->placement, .nplacement = as->n_placement, .self_host = a->cfg.host,
+                   .spec_path = spec_path, .root = a->root, .job_dir = t->job_dir, .foil_run = a->cfg.foil_run,
+                   .mpirun = a->cfg.mpirun, .mpirun_args = a->cfg.mpirun_args, .slurm = have_srun()};
+  char **argv = NULL, **envp = NULL;
+  if ((rc = launch_argv(&o, &argv, err))) return rc;
+  char set[9][PATH_MAX + 64];
+  char *setv[10];
+  int ns = 0;
+  snprintf(set[ns++], sizeof set[0], "FOIL_ROOT=%s", a->root);
+  snprintf(set[ns++], sizeof set[0], "FOIL_JOB_ID=%llu", (unsigned long long)t->job_id);
+  snprintf(set[ns++], sizeof set[0], "FOIL_ATTEMPT=%u", t->n);
+  snprintf(set[ns++], sizeof set[0], "FOIL_ATTEMPT_TOKEN=%llu", (unsigned long long)t->token);
+  snprintf(set[ns++], sizeof set[0], "FOIL_RESTART_COUNT=%u", as->restart_count);
+  snprintf(set[ns++], sizeof set[0], "FOIL_JOB_DIR=%s", t->job_dir);
+  snprintf(set[ns++], sizeof set[0], "FOIL_PROGRESS=%s", a->progress_ep);
+  if (t->gpus) {
+    char list[AGENT_MAX_GPUS * 4] = {0};
+    size_t used = 0;
+    for (unsigned i = 0; i < AGENT_MAX_GPUS; i++)
+      if (t->gpus >> i & 1) used += (size_t)snprintf(list + used, sizeof list - used, "%s%u", used ? "," : "", i);
+    snprintf(set[ns++], sizeof set[0], "CUDA_VISIBLE_DEVICES=%s", list);
+  }
+  for (int i = 0; i < ns; i++) setv[i] = set[i];
+  setv[ns] = NULL;
+  if ((rc = launch_env(environ, setv, &envp, err))) {
+    launch_strv_free(&argv);
+    return rc;
+  }
+  char cmd[4096];
+  launch_describe(argv, cmd, sizeof cmd);
+  char logpath[PATH_MAX + 8];
+  snprintf(logpath, sizeof logpath, "%s/log", t->job_dir);
+  int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = foil_err_set(err, FOIL_EPERM, "cannot open the job log %s: %s", logpath, strerror(errno));
+  } else {
+    FILE *f = fdopen(dup(fd), "a");
+    if (f) {
+      log_line(f, "INFO", "worker", "attempt %u (token %llu) on %s: %s", t->n, (unsigned long long)t->token,
+               a->cfg.name, cmd);
+      if (resume[0]) log_line(f, "INFO", "worker", "resuming from %s", resume);
+      fclose(f);
+    }
+    rc = pgroup_spawn(&t->g, argv, envp, t->job_dir, fd, err);
+    if (rc) job_log(a, t->job_dir, "attempt %u (token %llu) could not start: %s", t->n,
+                    (unsigned long long)t->token, err->msg);
+    close(fd);
+  }
+  if (!rc) {
+    *pid = pgroup_id(t->g);
+    LOG(a, "INFO", "job %llu attempt %u (token %llu) started as process group %ld: %s",
+        (unsigned long long)t->job_id, t->n, (unsigned long long)t->token, (long)*pid, cmd);
+  }
+  launch_strv_free(&argv);
+  launch_strv_free(&envp);
+  return rc;
+}
+
+static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_down) {
+  if (find(a, as->job_id, as->token)) return; /* a repeated assign */
+  if (shutting_down) {
+    LOG(a, "WARN", "job %llu: assigned while shutting down; not started", (unsigned long long)as->job_id);
+    if (as->head)
+      report_finished(a, as->job_id, as->token, FOIL__V1__JOB_STATE__JOB_FAILED, 0, 0, "the worker is shutting down");
+    return;
+  }
+  attempt *t = calloc(1, sizeof *t);
+  if (!t) {
+    LOG(a, "ERROR", "out of memory for job %llu", (unsigned long long)as->job_id);
+    return;
+  }
+  t->job_id = as->job_id, t->token = as->token, t->n = as->attempt, t->head = as->head;
+  t->grace_s = as->grace_s;
+  unsigned ranks_here = 0;
+  for (size_t i = 0; i < as->n_placement; i++)
+    if (as->placement[i]->worker && !strcmp(as->placement[i]->worker, a->cfg.name))
+      ranks_here += as->placement[i]->ranks;
+  if (!as->n_placement) ranks_here = 1;
+  t->slots = ranks_here;
+  const char *jd = as->job_dir && *as->job_dir ? as->job_dir : NULL;
+  char buf[2 * PATH_MAX + 64];
+  if (!jd) snprintf(buf, sizeof buf, "%s/jobs/%llu", a->root, (unsigned long long)as->job_id);
+  else if (jd[0] != '/') snprintf(buf, sizeof buf, "%s/%s", a->root, jd);
+  else snprintf(buf, sizeof buf, "%s", jd);
+  t->job_dir = strdup(buf);
+  t->next = a->attempts;
+  a->attempts = t;
+  if (!t->job_dir) {
+    remove_attempt(a, t);
+    return;
+  }
+  const Foil__V1__JobSpec *sp = as->spec;
+  unsigned gpr = sp && sp->resources ? sp->resources->gpus_per_rank : 0;
+  int gpus_ok = take_gpus(a, gpr * ranks_here, &t->gpus);
+  if (!t->head) {
+    LOG(a, "INFO", "job %llu attempt %u (token %llu): holding %u slot(s)%s for the gang led by %s",
+        (unsigned long long)t->job_id, t->n, (unsigned long long)t->token, ranks_here,
+        gpus_ok ? "" : " (not enough free GPUs)",
+        as->n_placement ? as->placement[0]->worker : "?");
+    return;
+  }
+  double now = log_now();
+  foil_err err = {0};
+  char resume[PATH_MAX];
+  pid_t pid = 0;
+  int rc = gpus_ok ? launch(a, t, as, resume, sizeof resume, &pid, &err)
+                   : foil_err_set(&err, FOIL_ENOMEM, "needs %u GPU(s) on %s and fewer are free", gpr * ranks_here,
+                                  a->cfg.name);
+  if (rc) {
+    LOG(a, "ERROR", "job %llu attempt %u (token %llu) failed to launch: %s", (unsigned long long)t->job_id, t->n,
+        (unsigned long long)t->token, err.msg);
+    report_finished(a, t->job_id, t->token, FOIL__V1__JOB_STATE__JOB_FAILED, 127, 0, err.msg);
+    remove_attempt(a, t);
+    return;
+  }
+  Foil__V1__Started s = FOIL__V1__STARTED__INIT;
+  s.job_id = t->job_id, s.token = t->token, s.pid = pid, s.resume_from = resume;
+  uint64_t id = ++a->next_id;
+  if (!outbox_add_started(a->ob, &s, id, &err) && a->registered)
+    send_entry(a, outbox_at(a->ob, outbox_len(a->ob) - 1));
+  if (as->deadline > 0) {
+    t->deadline = as->deadline;
+    if (sp && sp->warn_signal > 0) {
+      t->warn_signal = sp->warn_signal;
+      t->warn_at = as->deadline - sp->warn_before_s;
+    }
+    LOG(a, "INFO", "job %llu: time limit in %.0f s", (unsigned long long)t->job_id, as->deadline - now);
+  }
+}
+
+static void handle_signal(agent *a, const Foil__V1__Signal *sg) {
+  attempt *t = find(a, sg->job_id, sg->token);
+  if (!t || t->silent) {
+    LOG(a, "WARN", "signal for job %llu (token %llu), which does not run here", (unsigned long long)sg->job_id,
+        (unsigned long long)sg->token);
+    return;
+  }
+  if (!t->g) { /* a gang member's hold */
+    if (sg->stop) remove_attempt(a, t);
+    return;
+  }
+  if (sg->stop) {
+    Foil__V1__JobState st = sg->state ? sg->state : FOIL__V1__JOB_STATE__JOB_CANCELLED;
+    const char *why = st == FOIL__V1__JOB_STATE__JOB_TIMEOUT ? "time limit reached" : "cancelled";
+    LOG(a, "INFO", "job %llu attempt %u: stopping (%s; SIGTERM, SIGKILL after %u s)", (unsigned long long)t->job_id,
+        t->n, why, sg->grace_s ? sg->grace_s : a->cfg.grace_s);
+    job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job, SIGKILL after %u s", t->n, why,
+            sg->grace_s ? sg->grace_s : a->cfg.grace_s);
+    begin_stop(a, t, st, sg->grace_s ? sg->grace_s : t->grace_s, why);
+  } else if (sg->signal > 0) {
+    LOG(a, "INFO", "job %llu attempt %u: signal %d", (unsigned long long)t->job_id, t->n, sg->signal);
+    pgroup_signal(t->g, sg->signal);
+  }
+}
+
+static void handle_kill_list(agent *a, Foil__V1__AttemptRef **refs, size_t n) {
+  for (size_t i = 0; i < n; i++) abort_attempt(a, refs[i]->job_id, refs[i]->token, "the coordinator replaced it");
+}
+
+/* ---- receiving ---------------------------------------------------------------------------- */
+
+static void on_coordinator(agent *a, int shutting_down) {
+  for (;;) {
+    wire_msg w;
+    foil_err err = {0};
+    int rc = wire_recv(a->dealer, &w, 0, MAX_FRAME, ZMQ_DONTWAIT, &err);
+    if (rc == FOIL_EUNAVAIL) {
+      wire_msg_close(&w);
+      return;
+    }
+    Foil__V1__CoordinatorMessage *m =
+        rc ? NULL : foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+    wire_msg_close(&w);
+    if (!m) {
+      LOG(a, "WARN", "a message from the coordinator that does not parse%s%s", rc ? ": " : "", rc ? err.msg : "");
+      continue;
+    }
+    double now = log_mono();
+    a->last_reply = now;
+    a->ever_replied = 1;
+    if (a->lost) {
+      LOG(a, "INFO", "the coordinator at %s answers again: registering", a->cfg.coordinator);
+      a->lost = 0;
+      a->registered = 0;
+      if (m->body_case != FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED) send_register(a);
+    }
+    uint64_t job_id = 0, token = 0;
+    switch (m->body_case) {
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR: {
+        int kind = lookup(a, m->request_id, &job_id, &token);
+        int code = m->error ? (int)m->error->code : 0;
+        const char *msg = m->error && m->error->message ? m->error->message : "";
+        if (code == FOIL__V1__CODE__FAILED_PRECONDITION) {
+          if (a->registered || now - a->last_register > 0.2) {
+            LOG(a, "INFO", "the coordinator asks to register again (%s)", msg);
+            a->registered = 0;
+            send_register(a);
+          }
+        } else if (code == FOIL__V1__CODE__ABORTED && token) {
+          abort_attempt(a, job_id, token, msg);
+        } else {
+          LOG(a, "WARN", "the coordinator refused request %llu: %s: %s", (unsigned long long)m->request_id,
+              foil_err_name(-code), msg);
+          /* resending what it refuses cannot help, except when unavailable */
+          if (code != FOIL__V1__CODE__UNAVAILABLE && kind != REQ_REGISTER) outbox_ack(a->ob, m->request_id);
+        }
+        break;
+      }
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK:
+        outbox_ack(a->ob, m->request_id);
+        break;
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED: {
+        const Foil__V1__Registered *r = m->registered;
+        a->hb_ms = r && r->heartbeat_ms ? r->heartbeat_ms : 1000;
+        a->liveness = r && r->liveness ? r->liveness : 3;
+        if (!a->registered)
+          LOG(a, "INFO", "registered with the coordinator at %s as %s (%u slots, %u GPUs; heartbeat %u ms)",
+              a->cfg.coordinator, a->cfg.name, a->cfg.slots, a->cfg.gpus, a->hb_ms);
+        a->registered = 1;
+        outbox_ack_register(a->ob, m->request_id);
+        if (r) handle_kill_list(a, r->kill, r->n_kill);
+        a->next_beat = now; /* heartbeat and resend the outbox now */
+        break;
+      }
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT:
+        if (m->heartbeat) handle_kill_list(a, m->heartbeat->kill, m->heartbeat->n_kill);
+        break;
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN:
+        if (m->assign) handle_assign(a, m->assign, shutting_down);
+        break;
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_SIGNAL:
+        if (m->signal) handle_signal(a, m->signal);
+        break;
+      case FOIL__V1__COORDINATOR_MESSAGE__BODY_RELEASE: {
+        attempt *t = m->release ? find(a, m->release->job_id, m->release->token) : NULL;
+        if (t && !t->g) {
+          LOG(a, "INFO", "job %llu attempt %u: slots released", (unsigned long long)t->job_id, t->n);
+          remove_attempt(a, t);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    foil__v1__coordinator_message__free_unpacked(m, NULL);
+  }
+}
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+static void on_progress(agent *a) {
+  for (;;) {
+    wire_msg w;
+    int rc = wire_recv(a->pull, &w, 0, 64 * 1024, ZMQ_DONTWAIT, NULL);
+    if (rc == FOIL_EUNAVAIL) {
+      wire_msg_close(&w);
+      return;
+    }
+    Foil__V1__ProgressUpdate *u =
+        rc ? NULL : foil__v1__progress_update__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+    wire_msg_close(&w);
+    if (!u) continue;
+    attempt *t = u->token ? find(a, u->job_id, u->token) : NULL;
+    if (t && !t->silent && u->progress) {
+      free(t->prog_msg);
+      free(t->prog_metrics);
+      t->prog_msg = dup_or_empty(u->progress->message);
+      t->prog_metrics = dup_or_empty(u->progress->metrics_json);
+      foil__v1__progress__init(&t->prog);
+      t->prog.value = u->progress->value;
+      t->prog.total = u->progress->total;
+      t->prog.time = log_now();
+      t->prog.message = t->prog_msg ? t->prog_msg : (char *)"";
+      t->prog.metrics_json = t->prog_metrics ? t->prog_metrics : (char *)"";
+      t->prog_pending = 1;
+    }
+    foil__v1__progress_update__free_unpacked(u, NULL);
+  }
+}
+
+static void forward_progress(agent *a, double now) {
+  if (!a->registered) return;
+  for (attempt *t = a->attempts; t; t = t->next) {
+    if (!t->prog_pending || now - t->prog_sent < PROGRESS_EVERY_S) continue;
+    Foil__V1__ProgressReport r = FOIL__V1__PROGRESS_REPORT__INIT;
+    r.job_id = t->job_id, r.token = t->token, r.progress = &t->prog;
+    Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
+    m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS;
+    m.progress = &r;
+    send_msg(a, &m, REQ_PROGRESS, t->job_id, t->token);
+    t->prog_pending = 0;
+    t->prog_sent = now;
+  }
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void reap_children(agent *a) {
+  for (;;) {
+    int st;
+    pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) return;
+    for (attempt *t = a->attempts; t; t = t->next)
+      if (t->g && pgroup_id(t->g) == pid) pgroup_reaped(t->g, st);
+  }
+}
+
+static void tick_attempts(agent *a) {
+  reap_children(a);
+  double wall = log_now(), mono = log_mono();
+  for (attempt *t = a->attempts, *next; t; t = next) {
+    next = t->next;
+    if (!t->g) continue;
+    if (t->warn_signal && !t->warned && !t->stopping && wall >= t->warn_at) {
+      t->warned = 1;
+      LOG(a, "INFO", "job %llu: signal %d, %.0f s before its time limit", (unsigned long long)t->job_id,
+          t->warn_signal, t->deadline - wall);
+      pgroup_signal(t->g, t->warn_signal);
+    }
+    if (t->deadline > 0 && !t->stopping && wall >= t->deadline) {
+      LOG(a, "INFO", "job %llu attempt %u: time limit reached: SIGTERM, SIGKILL after %u s",
+          (unsigned long long)t->job_id, t->n, t->grace_s ? t->grace_s : a->cfg.grace_s);
+      job_log(a, t->job_dir, "attempt %u: time limit reached: SIGTERM to the job, SIGKILL after %u s", t->n,
+              t->grace_s ? t->grace_s : a->cfg.grace_s);
+      begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_TIMEOUT, t->grace_s, "time limit reached");
+    }
+    if (pgroup_tick(t->g, mono)) finish_attempt(a, t);
+  }
+}
+
+static void beat(agent *a, double now) {
+  unsigned interval = a->registered ? a->hb_ms : 1000;
+  if (a->ever_replied && !a->lost && now - a->last_reply > (double)a->liveness * a->hb_ms / 1e3) {
+    LOG(a, "WARN", "no reply from the coordinator at %s for %.1f s: keeping %zu job(s) running, trying again",
+        a->cfg.coordinator, now - a->last_reply, count_attempts(a));
+    a->lost = 1;
+    a->registered = 0;
+  }
+  if (!a->registered) {
+    send_register(a);
+  } else {
+    send_heartbeat(a);
+    for (size_t i = 0; i < outbox_len(a->ob); i++) send_entry(a, outbox_at(a->ob, i));
+  }
+  a->next_beat = now + interval / 1e3;
+}
+
+int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
+  (void)err;
+  LOG(a, "INFO", "%s starting: %s at %s, %u slots, %u GPUs, coordinator %s, root %s, progress %s", AGENT_VERSION,
+      a->cfg.name, a->cfg.host, a->cfg.slots, a->cfg.gpus, a->cfg.coordinator, a->root, a->progress_ep);
+  a->last_reply = log_mono();
+  a->next_beat = 0;
+  int shutting = 0;
+  double flush_until = 0, hard_until = 0;
+  for (;;) {
+    double now = log_mono();
+    if (*stop && !shutting) {
+      shutting = 1;
+      unsigned max_grace = a->cfg.grace_s;
+      LOG(a, "INFO", "shutting down: stopping %zu job(s)", count_attempts(a));
+      for (attempt *t = a->attempts, *next; t; t = next) {
+        next = t->next;
+        if (!t->g) {
+          remove_attempt(a, t);
+          continue;
+        }
+        char why[256];
+        snprintf(why, sizeof why, "worker %s shut down", a->cfg.name);
+        job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job", t->n, why);
+        begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_FAILED, t->grace_s, why);
+        if (t->grace_s > max_grace) max_grace = t->grace_s;
+      }
+      hard_until = now + max_grace + 10;
+    }
+    if (shutting) {
+      if (!a->attempts && !flush_until) flush_until = now + 3;
+      if (!a->attempts && (!outbox_len(a->ob) || now >= flush_until)) break;
+      if (now >= hard_until) {
+        LOG(a, "WARN", "shutting down with %zu job(s) not yet gone and %zu report(s) not acknowledged",
+            count_attempts(a), outbox_len(a->ob));
+        break;
+      }
+    }
+    if (now >= a->next_beat) beat(a, now);
+    zmq_pollitem_t items[2] = {{.socket = a->dealer, .events = ZMQ_POLLIN},
+                               {.socket = a->pull, .events = ZMQ_POLLIN}};
+    long wait = (long)((a->next_beat - now) * 1e3);
+    if (wait > TICK_MS) wait = TICK_MS;
+    if (wait < 0) wait = 0;
+    int n = zmq_poll(items, 2, wait);
+    if (n < 0 && errno != EINTR) {
+      LOG(a, "ERROR", "poll: %s", zmq_strerror(errno));
+      usleep(TICK_MS * 1000);
+    }
+    if (n > 0 && (items[0].revents & ZMQ_POLLIN)) on_coordinator(a, shutting);
+    if (n > 0 && (items[1].revents & ZMQ_POLLIN)) on_progress(a);
+    tick_attempts(a);
+    forward_progress(a, log_mono());
+  }
+  LOG(a, "INFO", "stopped");
+  return FOIL_OK;
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+const char *agent_progress_endpoint(const agent *a) { return a->progress_ep; }
+
+int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
+  *out = NULL;
+  if (!cfg->name || !*cfg->name || strlen(cfg->name) > 255)
+    return foil_err_set(err, FOIL_EINVAL, "a worker name of 1 to 255 bytes is required");
+  if (!cfg->host || !*cfg->host) return foil_err_set(err, FOIL_EINVAL, "a host name is required");
+  if (!cfg->coordinator || (strncmp(cfg->coordinator, "tcp://", 6) && strncmp(cfg->coordinator, "ipc://", 6)))
+    return foil_err_set(err, FOIL_EINVAL, "coordinator address %s must start with tcp:// or ipc://",
+                        cfg->coordinator ? cfg->coordinator : "(none)");
+  if (cfg->gpus > AGENT_MAX_GPUS) return foil_err_set(err, FOIL_EINVAL, "at most %d GPUs per worker", AGENT_MAX_GPUS);
+  if (!cfg->slots) return foil_err_set(err, FOIL_EINVAL, "--slots must be at least 1");
+  agent *a = calloc(1, sizeof *a);
+  if (!a) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  a->cfg = *cfg;
+  a->log = cfg->log ? cfg->log : stderr;
+  a->hb_ms = 1000;
+  a->liveness = 3;
+  int rc = FOIL_OK;
+  const char *root = cfg->root && *cfg->root ? cfg->root : "./foil-data";
+  if (mkdirs(root) || !realpath(root, a->root))
+    rc = foil_err_set(err, FOIL_EPERM, "cannot create the data root %s: %s", root, strerror(errno));
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  a->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+  if (!rc) rc = outbox_new(&a->ob, err);
+  if (!rc && !(a->ctx = zmq_ctx_new())) rc = foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
+  if (!rc) {
+    a->dealer = zmq_socket(a->ctx, ZMQ_DEALER);
+    a->pull = zmq_socket(a->ctx, ZMQ_PULL);
+    if (!a->dealer || !a->pull) rc = foil_err_set(err, FOIL_EINTERNAL, "zmq_socket: %s", zmq_strerror(errno));
+  }
+  if (!rc) {
+    int linger = 0, immediate = 1, hwm = 1000;
+    zmq_setsockopt(a->dealer, ZMQ_ROUTING_ID, cfg->name, strlen(cfg->name));
+    zmq_setsockopt(a->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    /* nothing queues for a coordinator that is not there: what matters is resent */
+    zmq_setsockopt(a->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+    zmq_setsockopt(a->pull, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(a->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(a->dealer, cfg->coordinator))
+      rc = foil_err_set(err, FOIL_EINVAL, "bad coordinator address %s: %s", cfg->coordinator, zmq_strerror(errno));
+  }
+  if (!rc) {
+    size_t len = sizeof a->progress_ep;
+    if (zmq_bind(a->pull, "tcp://127.0.0.1:*") ||
+        zmq_getsockopt(a->pull, ZMQ_LAST_ENDPOINT, a->progress_ep, &len))
+      rc = foil_err_set(err, FOIL_EUNAVAIL, "cannot open the progress endpoint: %s", zmq_strerror(errno));
+  }
+#ifdef __linux__
+  /* orphans of a job's process group come to us to be reaped */
+  if (!rc) prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
+  if (rc) {
+    agent_destroy(&a);
+    return rc;
+  }
+  *out = a;
+  return FOIL_OK;
+}
+
+void agent_destroy(agent **ap) {
+  agent *a = *ap;
+  if (!a) return;
+  while (a->attempts) remove_attempt(a, a->attempts);
+  outbox_destroy(&a->ob);
+  if (a->dealer) zmq_close(a->dealer);
+  if (a->pull) zmq_close(a->pull);
+  if (a->ctx) zmq_ctx_term(a->ctx);
+  free(a);
+  *ap = NULL;
+}

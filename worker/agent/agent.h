@@ -1,0 +1,85 @@
+/* agent.h — foil-worker, the node daemon: registers this node's slots and
+ * GPUs with the coordinator, heartbeats, runs the attempts it is assigned
+ * and reports how they end (proto/foil/v1/worker.proto is the contract).
+ *
+ *   agent *a; agent_new(&a, &cfg, &err);
+ *   agent_run(a, &stop_flag, &err);     returns once stop_flag is set and
+ *   agent_destroy(&a);                  the jobs are stopped and reported
+ *
+ * What it does, in the protocol's words:
+ * - Register at start, again when the coordinator answers an Error
+ *   FAILED_PRECONDITION, and again after it was lost (no reply for
+ *   `liveness` heartbeat intervals) and answers again. Register lists the
+ *   attempts still running and the `finished` not yet acknowledged. While
+ *   the coordinator is lost, jobs keep running and their time limits still
+ *   hold (the worker enforces Assign.deadline itself).
+ * - Heartbeat every heartbeat_ms (1000 ms until Registered says otherwise).
+ * - Started after a launch (with the checkpoint a pretrain resumes from);
+ *   Finished when the process group is gone. Both stay in an outbox
+ *   (outbox.h) and are resent at every heartbeat until acknowledged.
+ * - Progress from rank 0 (worker/run/progress.h) arrives on a PULL socket
+ *   (tcp://127.0.0.1, an ephemeral port, passed as $FOIL_PROGRESS) and is
+ *   forwarded at most twice a second per attempt, latest wins.
+ * - An attempt named in a kill list, or answered with Error ABORTED, is
+ *   stopped (SIGTERM, grace, SIGKILL) and dropped without a report.
+ * - Assign with head=false (a gang member) only holds the slots (and GPUs)
+ *   until Release, a stop Signal or a kill.
+ *
+ * Launching (head=true): creates job_dir, appends a line to <job_dir>/log,
+ * runs the command of launch.h in its own process group with stdout and
+ * stderr appended to that log, cwd job_dir, and FOIL_ROOT, FOIL_JOB_ID,
+ * FOIL_ATTEMPT, FOIL_ATTEMPT_TOKEN, FOIL_RESTART_COUNT, FOIL_JOB_DIR,
+ * FOIL_PROGRESS (and CUDA_VISIBLE_DEVICES for GPU jobs) in its
+ * environment. A launch that fails is reported as Finished FAILED.
+ *
+ * Shutdown (the stop flag, set by main on SIGTERM/SIGINT): takes no more
+ * work, stops every job (SIGTERM, grace, SIGKILL), reports each as FAILED
+ * "worker NAME shut down", waits up to a few seconds for the coordinator
+ * to acknowledge, and returns FOIL_OK.
+ *
+ * Ownership: the strings of agent_config are borrowed for the agent's
+ * life. The agent owns its ZeroMQ context, sockets and the process groups
+ * it started; agent_destroy kills groups still running. The caller's
+ * process should reap nothing itself: the agent waits for every child
+ * (waitpid(-1)), and on Linux makes itself the subreaper of its jobs'
+ * orphans so none is left as a zombie.
+ */
+#ifndef FOIL_WORKER_AGENT_AGENT_H
+#define FOIL_WORKER_AGENT_AGENT_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define AGENT_VERSION "foil-worker 0.1.0"
+#define AGENT_DEFAULT_WORKERS_ENDPOINT "tcp://127.0.0.1:7421"
+#define AGENT_MAX_GPUS 64
+
+typedef struct {
+  const char *coordinator; /* the coordinator's worker endpoint */
+  const char *root;        /* data root (made absolute by agent_new) */
+  const char *name;        /* routing id and worker name */
+  const char *host;        /* what mpirun --host names for this node */
+  unsigned slots, gpus;
+  const char *foil_run;    /* foil-run path */
+  const char *mpirun;      /* mpirun path or name */
+  const char *mpirun_args; /* extra mpirun flags (may be NULL) */
+  unsigned grace_s;        /* default grace when a message gives none */
+  FILE *log;               /* the worker's own log (NULL: stderr) */
+} agent_config;
+
+typedef struct agent agent;
+
+/* Checks cfg, creates the root, opens the sockets. FOIL_EINVAL for a bad
+ * endpoint or config. Nothing is sent until agent_run. */
+int agent_new(agent **out, const agent_config *cfg, foil_err *err);
+void agent_destroy(agent **a);
+
+/* The loop; see above. *stop: set (by a signal handler) to shut down. */
+int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err);
+
+/* The endpoint jobs send progress to ($FOIL_PROGRESS). */
+const char *agent_progress_endpoint(const agent *a);
+
+#endif
