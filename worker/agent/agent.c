@@ -435,7 +435,9 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
       if (resume[0]) log_line(f, "INFO", "worker", "resuming from %s", resume);
       fclose(f);
     }
-    rc = pgroup_spawn(&t->g, argv, envp, t->job_dir, fd, err);
+    /* where it was submitted from (as sbatch), else its job directory */
+    const char *cwd = sp->workdir && sp->workdir[0] ? sp->workdir : t->job_dir;
+    rc = pgroup_spawn(&t->g, argv, envp, cwd, fd, err);
     if (rc) job_log(a, t->job_dir, "attempt %u (token %llu) could not start: %s", t->n,
                     (unsigned long long)t->token, err->msg);
     close(fd);
