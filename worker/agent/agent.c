@@ -764,7 +764,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
         char why[256];
         snprintf(why, sizeof why, "worker %s shut down", a->cfg.name);
         job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job", t->n, why);
-        begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_FAILED, t->grace_s, why);
+        /* reported as a lost node: the coordinator requeues it (max_failures) */
+        begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, t->grace_s, why);
         if (t->grace_s > max_grace) max_grace = t->grace_s;
       }
       hard_until = now + max_grace + 10;
