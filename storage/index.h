@@ -7,6 +7,8 @@
  * A shard holds /ids (int64 [n]), /vectors ([n, dim] float32, float16 or
  * int8), /scales (float32 [n], int8 only), /exact (float32 [n, dim], for
  * float16/int8 shards: the rescoring copy), and attributes: name, version,
+ * optionally /keys (variable-length UTF-8 strings [n]: the documents' own
+ * ids, e.g. a corpus's), and attributes: name, version,
  * shard, n_shards, dim, count, dtype ("float32" | "float16" | "int8"),
  * normalized (0/1), checkpoint (path), step, model_hash. The manifest holds
  * the same version attributes plus /shards (file names), /counts and /crc32
@@ -51,6 +53,7 @@ typedef struct {
   void *vectors;         /* n×dim in meta.dtype */
   float *scales;         /* int8: n; else NULL */
   float *exact;          /* float16/int8: n×dim float32; else NULL */
+  char **keys;           /* the documents' own string ids (/keys), or NULL */
 } index_shard;
 
 /* The model hash shards carry and foil-serve checks before it encodes text
@@ -68,9 +71,10 @@ int index_dir(const char *root, const char *name, char *out, size_t n, foil_err 
 int index_version_begin(const char *root, const char *name, int *version, foil_err *err);
 
 /* Writes shard m->shard of m->version from float32 vectors (n×m->dim),
- * converting to m->dtype (vsearch.h); published atomically. */
-int index_shard_write(const char *root, const index_meta *m, const int64_t *ids, const float *vectors,
-                      int64_t n, foil_err *err);
+ * converting to m->dtype (vsearch.h); keys may be NULL; published
+ * atomically. */
+int index_shard_write(const char *root, const index_meta *m, const int64_t *ids, char *const *keys,
+                      const float *vectors, int64_t n, foil_err *err);
 
 /* Makes version `version` live: checks that its n_shards shards are there
  * and agree (dim, dtype, model_hash, version), writes the manifest with
