@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/encoder.h"
 #include "model/vsearch.h"
 
 typedef struct {
@@ -61,6 +62,13 @@ typedef struct {
  * then over its config (layers, d_model, heads, d_ff, max_len, proj_dim,
  * norm, pooling) as text; 8 lowercase hex digits. */
 int index_model_hash(const float *params, size_t n_params, const char *config_text, char out[65]);
+
+/* The config text both sides hash, so that refresh and foil-serve agree:
+ * "layers=L d_model=D heads=H d_ff=F max_len=M proj_dim=P norm=post|pre
+ * pooling=mean|first". FOIL_EINVAL when it does not fit in n (256 does). */
+int index_model_config_text(const encoder_config *cfg, char *out, size_t n);
+/* index_model_hash of an encoder's parameters and that text. */
+int index_model_hash_encoder(encoder *enc, char out[65]);
 
 /* Directory of an index: <root>/indexes/<name>. FOIL_EINVAL for a name
  * outside [A-Za-z0-9._-]{1,128}. */
