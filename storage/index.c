@@ -22,6 +22,13 @@
 
 static const char *const dtype_names[] = {"float32", "float16", "int8"};
 
+/* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
+static int reword(foil_err *err, int rc, const char *prefix) {
+  char was[sizeof err->msg];
+  snprintf(was, sizeof was, "%s", err ? err->msg : "");
+  return foil_err_set(err, rc, "%s%.440s", prefix, was);
+}
+
 /* ---- small helpers ------------------------------------------------------------ */
 
 static int name_ok(const char *s) {
@@ -159,7 +166,7 @@ static int read_meta(h5io *f, index_meta *m, int shard, foil_err *err) {
   if (!rc) rc = get_str(f, "checkpoint", m->checkpoint, sizeof m->checkpoint, err);
   if (!rc) rc = get_i64(f, "step", &m->step, err);
   if (!rc) rc = get_str(f, "model_hash", m->model_hash, sizeof m->model_hash, err);
-  if (rc) return foil_err_set(err, FOIL_EINVAL, "not a complete index file: %.400s", err ? err->msg : "");
+  if (rc) return reword(err, FOIL_EINVAL, "not a complete index file: ");
   int found = -1;
   for (int i = 0; i < 3; i++)
     if (!strcmp(dt, dtype_names[i])) found = i;
@@ -319,7 +326,7 @@ int index_shard_write(const char *root, const index_meta *m, const int64_t *ids,
   if (!rc) rc = h5io_publish(&f, err);
   if (rc) {
     h5io_abandon(&f);
-    foil_err_set(err, rc, "writing %s: %.400s", path, err ? err->msg : "");
+    reword(err, rc, "writing an index shard: ");
   }
   free(conv);
   free(scales);
