@@ -343,8 +343,12 @@ static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err)
   const int D = encoder_out_dim(j->enc), B = j->s.batch;
   const int max_len = encoder_cfg(j->enc)->max_len;
   double t_sent = now_s();
-  for (size_t r0 = lo; r0 < hi; r0 += (size_t)B) {
-    size_t n = hi - r0 < (size_t)B ? hi - r0 : (size_t)B;
+  /* chunks end at multiples of B in corpus rows, so every row is encoded in
+   * the same chunk (same padding, same shapes) whatever the world size:
+   * 1 rank and R ranks give the same bits */
+  for (size_t r0 = lo, n; r0 < hi; r0 += n) {
+    size_t end = (r0 / (size_t)B + 1) * (size_t)B;
+    n = (end < hi ? end : hi) - r0;
     int rc = encode_texts(j->enc, j->tok, j->texts + r0, n, max_len, B, out + (r0 - lo) * (size_t)D, err);
     if (rc) return rc;
     double t = now_s();

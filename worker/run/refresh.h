@@ -39,7 +39,11 @@
  *
  * Ranks: with N documents and R ranks, rank r encodes rows
  * [r·N/R, (r+1)·N/R) and writes shard r (ids = corpus row numbers, keys =
- * the corpus's ids). Rank 0 picks the version and broadcasts it; after
+ * the corpus's ids), in batches that end at multiples of `batch` corpus
+ * rows, so a row's vector does not depend on the number of ranks (the same
+ * bits for the same thread count), except in a batch that a rank boundary
+ * splits: its rows are padded and multiplied with other rows, and may differ
+ * in the last bits. Rank 0 picks the version and broadcasts it; after
  * every shard is written rank 0 checks the attempt fence
  * (worker/run/progress.h) and publishes (manifest, CURRENT, pruning). An
  * error on any rank, or bad input found before encoding, publishes nothing;
