@@ -264,7 +264,7 @@ static void test_refusals(void) {
   CHECK(index_publish(root, "bad", 2, 2, 5, &err) == FOIL_EPRECOND && strstr(err.msg, "model_hash"));
   m = meta("bad", 2, 1, 2, VS_F32);
   m.dim = D / 2;
-  CHECK(index_shard_write(root, &m, ids + 2, NULL, x, 4, &err) == 0);
+  CHECK(index_shard_write(root, &m, ids, NULL, x, 4, &err) == 0);
   CHECK(index_publish(root, "bad", 2, 2, 5, &err) == FOIL_EPRECOND && strstr(err.msg, "dim"));
   int cur = 0;
   CHECK(index_current(root, "bad", &cur, &err) == 0 && cur == 1);
