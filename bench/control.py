@@ -18,8 +18,11 @@ loopback, same work, in one run.
    jobs one at a time; each job writes `date +%s.%N` to a file; latency =
    that time minus the client's clock just before the submit (foil CLI,
    foil pyzmq, sbatch). The next job is submitted once the last has ended.
+   Slurm twice: at its defaults (batch_sched_delay=3 s holds batch jobs
+   back; --slurm-default-jobs of them) and with batch_sched_delay=0.
 3. Scheduling pass time with PENDING pending jobs: foil's
-   `bench/bench_sched` (one conservative-backfill pass, median of 5) beside
+   `bench/bench_sched` (one conservative-backfill pass, median of 5; on one
+   64-slot worker like Slurm's node, and on 64 workers x 32 slots) beside
    Slurm's sdiag mean cycles (main scheduler and backfill) over a queue of
    PENDING individually submitted jobs blocked behind a job holding 60 of a
    64-CPU node. The work is not the same: see the printed notes.
@@ -584,6 +587,7 @@ def main():
             note("slurm: " + slurm_err)
             slurm.stop()
 
+    load0 = os.getloadavg()[0]
     try:
         note("1. requests/s: foil")
         F["rates"] = foil.rates(a.clients, a.requests)
@@ -610,6 +614,8 @@ def main():
     print("foil coordinator vs %s on loopback; %d clients x %d requests; start latency over %d jobs "
           "(foil, Slurm with %s), %d (Slurm defaults); %d pending jobs"
           % (ver or "Slurm", a.clients, a.requests, a.jobs, FAST, min(a.jobs, a.slurm_default_jobs), a.pending))
+    print("machine: %d CPUs, load average %.2f at the start, %.2f at the end"
+          % (os.cpu_count(), load0, os.getloadavg()[0]))
     if slurm_err:
         print("Slurm: NOT MEASURED — " + slurm_err)
     if not foil.has_cli:
