@@ -265,12 +265,12 @@ class Slurm:
             return False
 
     def start_munge(self):
-        if self.munge_ok():
-            return
-        for tool in ("munged", "slurmctld", "slurmd", "sbatch"):
+        for tool in ("munge", "munged", "slurmctld", "slurmd", "sbatch", "scontrol", "sdiag"):
             if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
                 raise SlurmError("%s is not installed (apt-get install -y slurmctld slurmd slurm-client "
-                                 "munge, or bash deploy/setup.sh with FOIL_BENCH=1)" % tool)
+                                 "munge, or FOIL_BENCH=1 bash deploy/setup.sh)" % tool)
+        if self.munge_ok():
+            return
         if not os.path.exists("/etc/munge/munge.key"):
             r = subprocess.run(["mungekey", "--create"], capture_output=True, text=True)
             if r.returncode:
@@ -640,7 +640,8 @@ def main():
         row("status/s, process per request (CLI|scontrol)", fr["status_cli"][0], sg("status_cli"))
     row("status/s, foil pyzmq client | scontrol", fr["status_zmq"][0], sg("status_cli"), like=False)
     fl = F["lat"]
-    for sk, slabel in (("lat", "Slurm defaults"), ("lat_fast", FAST)):
+    lat_rows = [(k, l) for k, l in (("lat", "Slurm defaults"), ("lat_fast", FAST)) if k in S]
+    for sk, slabel in lat_rows or [("-", "(no Slurm)")]:
         sl = S.get(sk)
         for mode, label in (("cli", "CLI"), ("zmq", "pyzmq")):
             if mode not in fl:
@@ -653,10 +654,11 @@ def main():
     f1 = fs["1x64"]["pass_ms"]
     row("sched ms, foil pass | Slurm backfill cycle", f1, sv("default", "bf_mean_us"), unit_time=True,
         like=False, fmt="%12.2f")
-    row("sched ms, foil pass | backfill, whole queue", f1, sv("all", "bf_mean_us"), unit_time=True,
-        like=False, fmt="%12.2f")
-    row("sched ms, foil pass | Slurm main cycle", f1, sv("default", "main_mean_us"), unit_time=True,
-        like=False, fmt="%12.2f")
+    if ss:
+        row("sched ms, foil pass | backfill, whole queue", f1, sv("all", "bf_mean_us"), unit_time=True,
+            like=False, fmt="%12.2f")
+        row("sched ms, foil pass | Slurm main cycle", f1, sv("default", "main_mean_us"), unit_time=True,
+            like=False, fmt="%12.2f")
     print("ratio: foil/Slurm for rates, Slurm/foil for times (above 1: foil ahead); "
           "(parenthesized): not the same client path or not the same work")
 
