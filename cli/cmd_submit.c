@@ -9,7 +9,9 @@
  * the job it already made. Prints the job id; --wait then follows the job
  * (cli/follow.h) on stderr and exits with the job's status (cli/jobstate.h).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,8 @@ static void usage(FILE *out) {
           "  --after ID[,ID..]     start once these jobs COMPLETED (cancelled otherwise)\n"
           "  --after-any ID[,ID..] start once these jobs ended, however\n"
           "  --name NAME           job name ([A-Za-z0-9._-], at most 128)\n"
+          "  --chdir DIR           run the job in DIR (default: this directory, as sbatch;\n"
+          "                        relative paths in the spec are taken from it)\n"
           "  --submission-id ID    make a repeated submit return the same job (default:\n"
           "                        random, reused for retries of this command)\n"
           "  --wait                follow the job (as `foil watch`, on stderr) and exit with\n"
@@ -70,7 +74,7 @@ int cmd_submit(int argc, char **argv) {
   ctl_opts co;
   if (ctl_init(&co, "submit", &err)) return fail(&err);
   jobspec_opts o = {0};
-  const char *spec_path = NULL, *submission_id = NULL;
+  const char *spec_path = NULL, *submission_id = NULL, *chdir_to = NULL;
   static char after[8192], after_any[8192];
   after[0] = after_any[0] = 0;
   int wait = 0, json = 0;
@@ -98,7 +102,7 @@ int cmd_submit(int argc, char **argv) {
     }
     static const char *const valued[] = {"--ranks", "--gpus-per-rank", "--nodes", "--priority",
                                          "--time-limit", "--signal", "--max-failures", "--after",
-                                         "--after-any", "--name", "--submission-id", NULL};
+                                         "--after-any", "--name", "--submission-id", "--chdir", NULL};
     int k = 0;
     const char *val = NULL;
     for (; valued[k]; k++) {
@@ -145,9 +149,17 @@ int cmd_submit(int argc, char **argv) {
         }
         break;
       case 9: o.name = val; break;
-      default: submission_id = val; break;
+      case 10: submission_id = val; break;
+      default: chdir_to = val; break;
     }
   }
+  /* the job runs where it was submitted from, or in --chdir (absolute) */
+  char cwd[4096];
+  if (!realpath(chdir_to ? chdir_to : ".", cwd)) {
+    foil_err_set(&err, FOIL_EINVAL, "--chdir %s: %s", chdir_to ? chdir_to : ".", strerror(errno));
+    return fail(&err);
+  }
+  o.workdir = cwd;
   if (after[0]) o.after = after;
   if (after_any[0]) o.after_any = after_any;
   char sid[64];

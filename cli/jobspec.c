@@ -32,6 +32,7 @@ typedef struct {
   int n_after_ok, n_after_any;
   int argc;       /* kind "command" */
   char **argv;    /* borrowed from the cJSON tree or the command line */
+  const char *workdir;  /* borrowed from the options */
 } draft;
 
 /* ---- reading the file ------------------------------------------------------------ */
@@ -210,6 +211,7 @@ static int flag_ids(const char *flag, const char *s, uint64_t *ids, int *n, foil
 }
 
 static int apply_flags(draft *d, const jobspec_opts *o, foil_err *err) {
+  d->workdir = o->workdir;
   int rc = FOIL_OK;
   if (o->name) rc = set_name(d->name, o->name, "--name", err);
   if (!rc && o->ranks) rc = flag_int("--ranks", o->ranks, 1, MAX_RANKS, &d->ranks, err);
@@ -284,7 +286,8 @@ static int build(const draft *d, const char *spec_text, Foil__V1__JobSpec **out,
   s->name = dup_or_empty(d->name);
   s->kind = dup_or_empty(d->kind);
   s->spec_json = dup_or_empty(spec_text);
-  ok = s->name && s->kind && s->spec_json;
+  s->workdir = dup_or_empty(d->workdir);
+  ok = s->name && s->kind && s->spec_json && s->workdir;
   if (ok && d->argc > 0) {
     s->argv = calloc((size_t)d->argc, sizeof *s->argv);
     ok = s->argv != NULL;

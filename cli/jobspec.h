@@ -36,6 +36,7 @@ typedef struct {
   const char *after;     /* "ID[,ID..]": after_ok */
   const char *after_any; /* "ID[,ID..]" */
   const char *signal;    /* "SIG[@SECONDS]", as sbatch --signal */
+  const char *workdir;   /* where the job runs: absolute (NULL: none) */
   int argc;              /* argv after `--`: kind "command" */
   char **argv;
 } jobspec_opts;

@@ -664,8 +664,20 @@ void coord_destroy(coord **cp) {
   *cp = NULL;
 }
 
+/* Handles what is waiting on a socket, at most 512 messages (the other
+ * socket and the timers get their turn). */
+static void drain(coord *c, void *sock, void (*handle)(coord *, wire_msg *, int, const foil_err *)) {
+  for (int i = 0; i < 512; i++) {
+    wire_msg m;
+    foil_err e = {0};
+    int rc = wire_recv(sock, &m, 1, COORD_MAX_FRAME, ZMQ_DONTWAIT, &e);
+    if (rc != FOIL_EUNAVAIL) handle(c, &m, rc, &e);
+    wire_msg_close(&m);
+    if (rc == FOIL_EUNAVAIL) break;
+  }
+}
+
 int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
-  (void)err;
   double last_tick = 0;
   while (!*stop) {
     zmq_pollitem_t items[2] = {{.socket = c->ctl, .events = ZMQ_POLLIN},
@@ -673,33 +685,11 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
     long timeout = c->dirty ? 0 : (long)(c->hb_s * 250);
     if (timeout > 100) timeout = 100;
     int n = zmq_poll(items, 2, timeout);
-    if (n < 0 && errno != EINTR) {
-      coord_log(c, "ERROR", "poll: %s", zmq_strerror(errno));
-      break;
-    }
+    if (n < 0 && errno != EINTR)
+      return foil_err_set(err, FOIL_EINTERNAL, "poll: %s", zmq_strerror(errno));
     /* workers first: their reports free capacity the API may ask about */
-    for (int i = 0; i < 512 && n > 0 && (items[1].revents & ZMQ_POLLIN); i++) {
-      wire_msg m;
-      foil_err e = {0};
-      int rc = wire_recv(c->wrk, &m, 1, COORD_MAX_FRAME, ZMQ_DONTWAIT, &e);
-      if (rc == FOIL_EUNAVAIL) {
-        wire_msg_close(&m);
-        break;
-      }
-      coord_wp_handle(c, &m, rc, &e);
-      wire_msg_close(&m);
-    }
-    for (int i = 0; i < 512 && n > 0 && (items[0].revents & ZMQ_POLLIN); i++) {
-      wire_msg m;
-      foil_err e = {0};
-      int rc = wire_recv(c->ctl, &m, 1, COORD_MAX_FRAME, ZMQ_DONTWAIT, &e);
-      if (rc == FOIL_EUNAVAIL) {
-        wire_msg_close(&m);
-        break;
-      }
-      coord_api_handle(c, &m, rc, &e);
-      wire_msg_close(&m);
-    }
+    if (n > 0 && (items[1].revents & ZMQ_POLLIN)) drain(c, c->wrk, coord_wp_handle);
+    if (n > 0 && (items[0].revents & ZMQ_POLLIN)) drain(c, c->ctl, coord_api_handle);
     double now = log_mono();
     if (now - last_tick >= c->hb_s / 4) {
       last_tick = now;

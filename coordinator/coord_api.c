@@ -194,6 +194,9 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   for (size_t i = 0; i < s->n_argv; i++)
     if ((rc = wire_check_len("spec.argv entry", s->argv[i], COORD_MAX_ARG, err))) return rc;
   if (command && !s->argv[0][0]) return foil_err_set(err, FOIL_EINVAL, "spec.argv[0] (the program) is empty");
+  if ((rc = wire_check_len("spec.workdir", s->workdir, COORD_MAX_ARG, err))) return rc;
+  if (s->workdir[0] && s->workdir[0] != '/')
+    return foil_err_set(err, FOIL_EINVAL, "spec.workdir \"%s\" must be an absolute path", s->workdir);
   const Foil__V1__Resources *r = s->resources;
   if (r) {
     if (r->ranks > 4096) return foil_err_set(err, FOIL_EINVAL, "resources.ranks %u is over the limit of 4096", r->ranks);

@@ -58,6 +58,12 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   if (!a || a->token != f->token) return FOIL_EABORTED;  /* replaced: stale report */
   if (!running(j)) return a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED : FOIL_OK;
   int st = f->state;
+  if (st == FOIL__V1__JOB_STATE__JOB_NODE_FAIL) {  /* its worker is shutting down */
+    char why[300];
+    snprintf(why, sizeof why, "%s", f->message && f->message[0] ? f->message : "the worker stopped it");
+    coord_node_fail(c, j, w->name, why);
+    return FOIL_OK;
+  }
   if (st != FOIL__V1__JOB_STATE__JOB_COMPLETED && st != FOIL__V1__JOB_STATE__JOB_FAILED &&
       st != FOIL__V1__JOB_STATE__JOB_CANCELLED && st != FOIL__V1__JOB_STATE__JOB_TIMEOUT)
     st = FOIL__V1__JOB_STATE__JOB_FAILED;

@@ -16,6 +16,9 @@
 #   FOIL_WORKERS_PORT  worker protocol port (default 7421)
 #   FOIL_START_TIMEOUT seconds to wait for the worker to be up (default 30)
 #   FOIL_STOP_TIMEOUT  seconds to wait after SIGTERM before SIGKILL (default 15)
+#   FOIL_MPIRUN_ARGS   extra mpirun flags the worker adds to every launch
+#                      (default: --bind-to none --mca btl self,vader, ranks
+#                      share the cores and talk through shared memory)
 #
 # The coordinator writes ROOT/coordinator.json with its addresses, so
 # `foil ...` with the same FOIL_ROOT finds it without --coordinator.
@@ -27,6 +30,7 @@ control_port=${FOIL_CONTROL_PORT:-7420}
 workers_port=${FOIL_WORKERS_PORT:-7421}
 start_timeout=${FOIL_START_TIMEOUT:-30}
 stop_timeout=${FOIL_STOP_TIMEOUT:-15}
+mpirun_args=${FOIL_MPIRUN_ARGS:---bind-to none --mca btl self,vader}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -64,7 +68,7 @@ start() {
   fi
   if [ -z "$(pid_of worker-local)" ]; then
     launch worker-local "$build/foil-worker" --root "$root" --name local --coordinator "$workers" \
-      --log "$root/worker-local.log"
+      --mpirun-args "$mpirun_args" --log "$root/worker-local.log"
   fi
   local waited=0
   until worker_up; do

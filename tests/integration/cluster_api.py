@@ -280,6 +280,15 @@ def test_restart_keeps_running(c):
     check(STATE.Name(j.state) == "JOB_RUNNING" and j.restart_count == 0, "still RUNNING after restart")
     check(w.finish(jid, a.token).WhichOneof("body") == "ack", "finished accepted by the new coordinator")
     check(state(c, jid) == "JOB_COMPLETED", "COMPLETED")
+    # a worker shutting down reports its job NODE_FAIL: requeued, not failed
+    j2 = c.submit_command(["sleep", "5"], name="shutdown")
+    a2 = w.wait_inbox("assign").assign
+    w.running[j2] = a2.token
+    w.finish(j2, a2.token, "JOB_NODE_FAIL")
+    j = c.job(j2)
+    check(STATE.Name(j.state) in ("JOB_REQUEUED", "JOB_RUNNING") and j.restart_count == 1
+          and j.attempts[0].state == STATE.Value("JOB_NODE_FAIL"), "worker shutdown → requeued")
+    c.call("cancel", C.CancelRequest(job_id=j2))
     w.close()
     c.call("drain", C.DrainRequest(worker="r1"))
 

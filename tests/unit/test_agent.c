@@ -366,7 +366,7 @@ static void test_shutdown(void) {
   kill(child, SIGTERM);
   Foil__V1__WorkerMessage *f = expect_finished(7, 5);
   if (f) {
-    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED && strstr(f->finished->message, "shut down"));
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && strstr(f->finished->message, "shut down"));
     foil__v1__worker_message__free_unpacked(f, NULL);
   }
   int st = -1;

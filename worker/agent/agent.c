@@ -435,7 +435,9 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
       if (resume[0]) log_line(f, "INFO", "worker", "resuming from %s", resume);
       fclose(f);
     }
-    rc = pgroup_spawn(&t->g, argv, envp, t->job_dir, fd, err);
+    /* where it was submitted from (as sbatch), else its job directory */
+    const char *cwd = sp->workdir && sp->workdir[0] ? sp->workdir : t->job_dir;
+    rc = pgroup_spawn(&t->g, argv, envp, cwd, fd, err);
     if (rc) job_log(a, t->job_dir, "attempt %u (token %llu) could not start: %s", t->n,
                     (unsigned long long)t->token, err->msg);
     close(fd);
@@ -762,7 +764,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
         char why[256];
         snprintf(why, sizeof why, "worker %s shut down", a->cfg.name);
         job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job", t->n, why);
-        begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_FAILED, t->grace_s, why);
+        /* reported as a lost node: the coordinator requeues it (max_failures) */
+        begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, t->grace_s, why);
         if (t->grace_s > max_grace) max_grace = t->grace_s;
       }
       hard_until = now + max_grace + 10;
