@@ -6,10 +6,10 @@
  *
  * A shard holds /ids (int64 [n]), /vectors ([n, dim] float32, float16 or
  * int8), /scales (float32 [n], int8 only), /exact (float32 [n, dim], for
- * float16/int8 shards: the rescoring copy), and attributes: name, version,
- * optionally /keys (variable-length UTF-8 strings [n]: the documents' own
- * ids, e.g. a corpus's), and attributes: name, version,
- * shard, n_shards, dim, count, dtype ("float32" | "float16" | "int8"),
+ * float16/int8 shards: the rescoring copy), optionally /keys
+ * (variable-length UTF-8 strings [n]: the documents' own ids, e.g. a
+ * corpus's), and attributes: name, version, shard, n_shards, dim, count,
+ * dtype ("float32" | "float16" | "int8"),
  * normalized (0/1), checkpoint (path), step, model_hash. The manifest holds
  * the same version attributes plus /shards (file names), /counts and /crc32
  * (zlib CRC-32 of each shard file), total count, created (epoch seconds).
