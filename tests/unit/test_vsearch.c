@@ -40,27 +40,7 @@ static uint64_t prng_next(void) { /* splitmix64 */
 static int prng_int(int n) { return (int)(prng_next() % (uint64_t)n); }
 static float prng_unif(void) { return (float)((prng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 
-/* TEMPORARY: float16 and int8 encoders for the test data until the refresh
- * branch's vs_to_f16 / vs_to_i8 (model/vsearch_convert.c) are merged. */
-static uint16_t t_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u, e8 = (x >> 23) & 0xffu, man = x & 0x7fffffu;
-  if (e8 == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
-  int32_t exp = (int32_t)e8 - 127 + 15;
-  if (exp >= 31) return (uint16_t)(sign | 0x7c00u);
-  if (exp <= 0) {
-    if (exp < -10) return (uint16_t)sign;
-    man |= 0x800000u;
-    int shift = 14 - exp;
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)exp << 10) | (man >> 13), rem = man & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-  return (uint16_t)(sign | h);
-}
+/* The reference's own float16 decoder (exact, in double). */
 static double t_from_f16(uint16_t h) {
   int e = (h >> 10) & 0x1f, m = h & 0x3ff;
   double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
@@ -87,7 +67,8 @@ static void tblock_free(tblock *t) {
 }
 
 /* Rows from src (n×d float32, already on the dtype's grid when exact);
- * int8 uses scale `i8scale` (> 0) or, when 0, max|x|/127 per row. */
+ * float16 by vs_to_f16; int8 with the fixed scale `i8scale` (> 0) or, when
+ * 0, by vs_to_i8 (max|x|/127 per row). */
 static void tblock_make(tblock *t, vs_dtype dt, const float *src, int64_t n, int d,
                         const int64_t *ids, float i8scale, const float *exact) {
   memset(t, 0, sizeof *t);
@@ -101,22 +82,21 @@ static void tblock_make(tblock *t, vs_dtype dt, const float *src, int64_t n, int
     t->b.data = t->f32;
   } else if (dt == VS_F16) {
     t->f16 = malloc(2 * (nd ? nd : 1));
-    for (size_t i = 0; i < nd; i++) t->f16[i] = t_to_f16(src[i]);
+    vs_to_f16(t->f16, src, (int64_t)nd);
     t->b.data = t->f16;
   } else {
     t->i8 = malloc(nd ? nd : 1);
     t->scales = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t r = 0; r < n; r++) {
-      float s = i8scale;
-      if (s == 0) {
-        float mx = 0;
-        for (int j = 0; j < d; j++) mx = fmaxf(mx, fabsf(src[r * d + j]));
-        s = mx > 0 ? mx / 127.0f : 1.0f;
-      }
-      t->scales[r] = s;
-      for (int j = 0; j < d; j++) {
-        float v = roundf(src[r * d + j] / s);
-        t->i8[r * d + j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    if (i8scale == 0) {
+      vs_to_i8(t->i8, t->scales, src, n, d); /* the shards' own encoding */
+    } else {
+      /* a fixed power-of-two scale keeps integer test rows exact */
+      for (int64_t r = 0; r < n; r++) {
+        t->scales[r] = i8scale;
+        for (int j = 0; j < d; j++) {
+          float v = roundf(src[r * d + j] / i8scale);
+          t->i8[r * d + j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
       }
     }
     t->b.data = t->i8, t->b.scales = t->scales;

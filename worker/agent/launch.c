@@ -92,12 +92,16 @@ int launch_hosts(const launch_opts *o, int counts, char *out, size_t n, foil_err
 static const char *const exported[] = {"FOIL_PROGRESS", "FOIL_ATTEMPT_TOKEN", "FOIL_JOB_DIR", "FOIL_JOB_ID",
                                        "FOIL_ROOT", "FOIL_ATTEMPT", "FOIL_RESTART_COUNT", NULL};
 
+int launch_is_foil_run(const char *kind) {
+  return kind && (!strcmp(kind, "pretrain") || !strcmp(kind, "refresh"));
+}
+
 int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
   *out = NULL;
-  int pretrain = o->kind && !strcmp(o->kind, "pretrain");
+  int foil_run = launch_is_foil_run(o->kind);
   int command = o->kind && !strcmp(o->kind, "command");
-  if (!pretrain && !command)
-    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, command)",
+  if (!foil_run && !command)
+    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, command)",
                         o->kind ? o->kind : "");
   if (command && (!o->argc || !o->argv[0] || !o->argv[0][0]))
     return foil_err_set(err, FOIL_EINVAL, "a command job needs argv (the program and its arguments)");
@@ -144,9 +148,9 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
       sv_push(&s, *e);
     }
   }
-  if (pretrain) {
+  if (foil_run) {
     sv_push(&s, o->foil_run && *o->foil_run ? o->foil_run : "foil-run");
-    sv_push(&s, "pretrain");
+    sv_push(&s, o->kind);
     sv_push(&s, o->spec_path);
     sv_push(&s, "--root");
     sv_push(&s, o->root);
