@@ -33,8 +33,12 @@ struct loader {
   int64_t *dq;        /* [n_used] deferred pairs, in arrival order */
   int64_t *cur;       /* [G] the global batch being packed */
   uint64_t *stamp;    /* [n_texts] the last batch (1-based) that took the text */
+  /* bank negatives (loader_set_bank): borrowed */
+  char *const *bank_texts;
+  const int32_t *bank_count;
+  int bank_stride, bank_m;
   /* batch buffers */
-  int rows;
+  int rows;           /* capacity: 2B + B·max(neg_per_pair, bank_negatives) */
   int32_t *ids;       /* [rows, max_len] */
   uint8_t *mask;
   int64_t *pairs;     /* [B] */
@@ -248,10 +252,13 @@ int loader_open(loader **out, const loader_config *cfg, const tokenizer *tok, fo
   if (cfg->batch_size < 1 || cfg->world < 1 || cfg->rank < 0 || cfg->rank >= cfg->world)
     return foil_err_set(err, FOIL_EINVAL, "loader: batch_size %d, rank %d of world %d: need batch_size >= 1 and 0 <= rank < world",
                         cfg->batch_size, cfg->rank, cfg->world);
-  if (cfg->max_len < 1 || cfg->neg_per_pair < 0)
+  if (cfg->bank_negatives && cfg->neg_per_pair)
+    return foil_err_set(err, FOIL_EINVAL, "loader: negatives come from the file (neg_per_pair %d) or from a bank "
+                        "(bank_negatives %d), not both", cfg->neg_per_pair, cfg->bank_negatives);
+  if (cfg->max_len < 1 || cfg->neg_per_pair < 0 || cfg->bank_negatives < 0)
     return foil_err_set(err, FOIL_EINVAL, "loader: max_len %d and neg_per_pair %d: need max_len >= 1 and neg_per_pair >= 0",
                         cfg->max_len, cfg->neg_per_pair);
-  int64_t rows = (2 + (int64_t)cfg->neg_per_pair) * cfg->batch_size;
+  int64_t rows = (2 + (int64_t)cfg->neg_per_pair + cfg->bank_negatives) * cfg->batch_size;
   if (rows > INT32_MAX / cfg->max_len)
     return foil_err_set(err, FOIL_EINVAL, "loader: a batch of %lld rows x %d tokens is too large",
                         (long long)rows, cfg->max_len);
@@ -325,12 +332,34 @@ static int ld_encode(loader *ld, int r, const char *text, int64_t pair, const ch
   return len;
 }
 
+/* The bank negative for slot k of batch pair i (split row r): the pair's
+ * own when it has any (repeated when it has fewer than the slots), else
+ * those of the next pair of this rank's batch that has some; NULL when no
+ * pair of the batch has any. *filled counts slots not the pair's own k-th. */
+static const char *ld_bank_text(const loader *ld, int i, int k, int *filled) {
+  int B = ld->cfg.batch_size;
+  for (int t = 0; t < B; t++) {
+    int64_t r = ld->pairs[(i + t) % B];
+    int have = ld->bank_count[r] < ld->bank_m ? ld->bank_count[r] : ld->bank_m;
+    if (have <= 0) continue;
+    if (t || k >= have) (*filled)++;
+    return ld->bank_texts[(size_t)r * ld->bank_stride + (size_t)(k % have)];
+  }
+  return NULL;
+}
+
 int loader_next(loader *ld, loader_batch *b, foil_err *err) {
   int rc = ld_sync(ld, err);
   if (rc) return rc;
   int B = ld->cfg.batch_size, m = ld->npp, T = ld->cfg.max_len;
   const int64_t *global = ld->plan + ld->step * ld->G;
   memcpy(ld->pairs, global + (int64_t)ld->cfg.rank * B, (size_t)B * sizeof *ld->pairs);
+  int bm = ld->bank_texts ? ld->bank_m : 0, filled = 0;
+  if (bm) { /* a batch whose pairs have no bank negatives at all trains without */
+    if (!ld_bank_text(ld, 0, 0, &filled)) bm = 0;
+    filled = 0;
+  }
+  const int rows = 2 * B + B * (m + bm);
   int truncated = 0, longest = 0;
   for (int i = 0; i < B; i++) {
     int64_t r = ld->pairs[i];
@@ -346,19 +375,26 @@ int loader_next(loader *ld, loader_batch *b, foil_err *err) {
       if (len < 0) return len;
       if (len > longest) longest = len;
     }
+    for (int k = 0; k < bm; k++) {
+      const char *neg = ld_bank_text(ld, i, k, &filled);
+      len = ld_encode(ld, 2 * B + i * bm + k, neg, r, "bank negative", &truncated, err);
+      if (len < 0) return len;
+      if (len > longest) longest = len;
+    }
   }
   int Tb = T;
   if (ld->cfg.pad_to_longest) {
     Tb = longest > 0 ? longest : 1;
     /* compact rows of stride T to stride Tb (Tb <= T: forward copies) */
-    for (int r = 1; r < ld->rows; r++) {
+    for (int r = 1; r < rows; r++) {
       memmove(ld->ids + (size_t)r * Tb, ld->ids + (size_t)r * T, (size_t)Tb * sizeof *ld->ids);
       memmove(ld->mask + (size_t)r * Tb, ld->mask + (size_t)r * T, (size_t)Tb);
     }
   }
   b->B = B;
-  b->n_neg = B * m;
-  b->rows = ld->rows;
+  b->n_neg = B * (m + bm);
+  b->rows = rows;
+  b->bank_filled = filled;
   b->T = Tb;
   b->ids = ld->ids;
   b->mask = ld->mask;
@@ -399,5 +435,20 @@ int loader_epoch_steps(loader *ld, int64_t *steps, foil_err *err) {
   return FOIL_OK;
 }
 
+int loader_set_bank(loader *ld, char *const *texts, const int32_t *count, int stride, foil_err *err) {
+  if (!texts) {
+    ld->bank_texts = NULL, ld->bank_count = NULL, ld->bank_stride = ld->bank_m = 0;
+    return FOIL_OK;
+  }
+  if (!ld->cfg.bank_negatives || !count || stride < ld->cfg.bank_negatives)
+    return foil_err_set(err, FOIL_EINVAL, "loader: a bank of %d negatives per pair for %d wanted (bank_negatives)",
+                        stride, ld->cfg.bank_negatives);
+  ld->bank_texts = texts, ld->bank_count = count;
+  ld->bank_stride = stride, ld->bank_m = ld->cfg.bank_negatives;
+  return FOIL_OK;
+}
+
 size_t loader_num_pairs(const loader *ld) { return ld->data.n; }
+
+const dataset_pairs *loader_pairs(const loader *ld) { return &ld->data; }
 size_t loader_skipped_pairs(const loader *ld) { return ld->data.n - ld->n_used; }

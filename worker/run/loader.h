@@ -30,6 +30,19 @@
  * loader_skipped_pairs). Batch rows: B queries, B positives, then the B·m
  * negatives, pair i's at rows 2B + i·m .. 2B + i·m + m - 1.
  *
+ * Bank negatives. With bank_negatives = m > 0 (neg_per_pair must be 0)
+ * the negatives come from a bank handed over with loader_set_bank (the
+ * trainer's data.negatives_bank, storage/negbank.h), not from the file:
+ * pair i's are the bank's row i. The plan does not depend on the bank:
+ * bank negatives take no part in the duplicate-deferral rule above (their
+ * false-negative guard is the mining rule, worker/run/mine.h), and the
+ * cursor's fingerprint ignores them, so a bank can come, go or change
+ * between steps, and a resume delivers the same pairs; the same bits only
+ * with the same bank. A pair with fewer than m bank negatives repeats its
+ * own; one with none takes those of the next pair of its rank's batch
+ * that has some (counted in bank_filled); a batch in which no pair has any
+ * (or no bank yet) has no negative rows (n_neg 0).
+ *
  * Tokens. Each text is encoded with the tokenizer (WordPiece: [CLS] ...
  * [SEP]), truncated to T tokens (WordPiece keeps [SEP] last, see
  * tokenizer.h), right-padded with the tokenizer's pad id; mask is 1 on real
@@ -58,6 +71,7 @@
 
 #include "common/err.h"
 #include "model/tokenizer.h"
+#include "storage/dataset.h"
 
 /* Philox stream base of the epoch permutations. */
 #define LOADER_RNG_STREAM 0x6c6f616465720000ull /* "loader" */
@@ -68,7 +82,8 @@ typedef struct {
   int batch_size;     /* B: pairs per rank per step, >= 1 */
   int rank, world;    /* 0 <= rank < world */
   int max_len;        /* tokens per row, >= 1 */
-  int neg_per_pair;   /* hard negatives per pair, >= 0 */
+  int neg_per_pair;   /* hard negatives per pair from the file, >= 0 */
+  int bank_negatives; /* negatives per pair from a bank (loader_set_bank), >= 0 */
   int pad_to_longest; /* 0: rows are max_len long; 1: the batch's longest */
   uint64_t seed;
 } loader_config;
@@ -90,6 +105,7 @@ typedef struct {
   const int64_t *pairs; /* [B] the split rows of this rank's pairs */
   int64_t epoch, step;  /* where this batch is */
   int truncated;        /* rows whose encoding was longer than max_len */
+  int bank_filled;      /* bank slots filled by repetition or from another pair */
 } loader_batch;
 
 typedef struct loader loader;
@@ -116,6 +132,16 @@ int loader_set_cursor(loader *ld, const loader_cursor *c, foil_err *err);
 
 /* Steps in the current epoch (plans it if needed). Errors as loader_next. */
 int loader_epoch_steps(loader *ld, int64_t *steps, foil_err *err);
+/* Hands over (or, texts NULL, takes back) a bank: texts[r·stride + k] is
+ * split row r's k-th negative, count[r] how many of them exist (those
+ * first). Borrowed: they must outlive their use. The next loader_next uses
+ * the first bank_negatives of each row. FOIL_EINVAL when the loader was
+ * opened without bank_negatives or stride is smaller. */
+int loader_set_bank(loader *ld, char *const *texts, const int32_t *count, int stride, foil_err *err);
+
+/* The split as read (for the trainer's bank checks). */
+const dataset_pairs *loader_pairs(const loader *ld);
+
 /* Pairs in the split, and those skipped for too few negatives. */
 size_t loader_num_pairs(const loader *ld);
 size_t loader_skipped_pairs(const loader *ld);

@@ -1,8 +1,10 @@
 /* pretrain.c — the pretrain job (see pretrain.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "worker/run/pretrain.h"
 #include "common/fileio.h"
 
+#include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 #include "model/tokenizer.h"
 #include "storage/ckpt.h"
 #include "storage/dataset.h"
+#include "storage/h5io.h"
+#include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
 #include "worker/run/loader.h"
@@ -50,6 +54,20 @@ typedef struct {
   char job_dir[4096], ckpt_dir[4200];
   int bm25_done; /* the BM25 baseline is computed once per run */
   double bm25_mrr10;
+  /* data.negatives_bank: the bank in use, the same on every rank */
+  char bank_path[4400];
+  int bank_version;      /* 0: none yet */
+  int64_t bank_step;     /* step of the checkpoint that encoded its index */
+  int bank_stride;       /* its negatives per pair */
+  char *bank_blob;       /* [P] int32 counts, then P·stride NUL-terminated texts */
+  char **bank_texts;     /* [P·stride] into the blob */
+  int bank_refused;      /* rank 0: a version already refused (logged once) */
+  int bank_missing_said; /* rank 0: "no bank yet" logged */
+  uint64_t split_fp;     /* rank 0: negbank_fingerprint of the training split */
+  int64_t resumed_bank;  /* -1: not resumed; else the bank version the checkpoint recorded */
+  /* the last checkpoint written, sticky in every later progress message */
+  char last_ckpt[PATH_MAX];
+  int64_t last_ckpt_step;
 } job;
 
 static double now_s(void) {
@@ -96,10 +114,30 @@ static float current_temperature(const job *j) {
   return 1.0f / expf(j->temp_state[0]);
 }
 
+/* Appends the sticky checkpoint fields ("checkpoint", "checkpoint_step") to
+ * a progress JSON object being built in buf (which ends with '}'). */
+static void progress_add_checkpoint(const job *j, char *buf, size_t n) {
+  size_t len = strlen(buf);
+  if (!j->last_ckpt_step || len < 2 || buf[len - 1] != '}' || len + 64 >= n) return;
+  char esc[2 * PATH_MAX + 1], *o = esc;
+  for (const char *p = j->last_ckpt; *p && o < esc + sizeof esc - 3; p++) {
+    if (*p == '"' || *p == '\\') *o++ = '\\';
+    if ((unsigned char)*p >= 0x20) *o++ = *p;
+  }
+  *o = 0;
+  snprintf(buf + len - 1, n - (len - 1), ",\"checkpoint\":\"%s\",\"checkpoint_step\":%lld}", esc,
+           (long long)j->last_ckpt_step);
+}
+
 /* ---- checkpoints --------------------------------------------------------------------- */
 
 static int save_tok(h5io *f, void *ctx, foil_err *err) {
-  return tokenizer_h5_write(f, "tokenizer", ((job *)ctx)->tok, err);
+  job *j = ctx;
+  int rc = tokenizer_h5_write(f, "tokenizer", j->tok, err);
+  /* the bank the steps so far trained with: a resume says whether it still matches */
+  if (!rc && j->s.negatives_bank) rc = h5io_attr_str(f, "/", "negatives_bank", j->s.negatives_bank, err);
+  if (!rc && j->s.negatives_bank) rc = h5io_attr_i64(f, "/", "negatives_bank_version", j->bank_version, err);
+  return rc;
 }
 
 static int save_checkpoint(job *j, int64_t step, foil_err *err) {
@@ -122,7 +160,11 @@ static int save_checkpoint(job *j, int64_t step, foil_err *err) {
     rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
     if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
-    if (!rc) logf_(j, "INFO", "checkpoint %s", path);
+    if (!rc) {
+      logf_(j, "INFO", "checkpoint %s", path);
+      if (!realpath(path, j->last_ckpt)) snprintf(j->last_ckpt, sizeof j->last_ckpt, "%.4000s", path);
+      j->last_ckpt_step = step;
+    }
   }
   /* everyone learns whether rank 0 succeeded */
   double bad = rc != 0;
@@ -164,6 +206,14 @@ static int try_resume(job *j, int64_t *start, foil_err *err) {
   if (!rc) {
     *start = st.step;
     logf_(j, "INFO", "resumed from %s at step %lld", path, (long long)st.step);
+    j->resumed_bank = 0;
+    h5io *f = NULL;
+    foil_err e3 = {0};
+    if (j->s.negatives_bank && !h5io_open(&f, path, CKPT_FORMAT, &e3)) {
+      int64_t v = 0;
+      if (!h5io_get_attr_i64(f, "/", "negatives_bank_version", &v, &e3)) j->resumed_bank = v;
+      h5io_close(&f);
+    }
   }
   free(path);
   return rc;
@@ -276,12 +326,13 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     if (!rc) {
       log_eval(j, step, "foil", &res, b.n_corpus, now_s() - t0);
       write_eval(j, step, "foil", &res);
-      char msg[128], mj[256];
+      char msg[128], mj[2 * PATH_MAX + 512];
       snprintf(msg, sizeof msg, "eval step %lld/%lld: MRR@10 %.4f", (long long)step, (long long)j->s.steps,
                irmetrics_get(&res, "mrr@10"));
       snprintf(mj, sizeof mj, "{\"step\":%lld,\"mrr@10\":%.6f,\"ndcg@10\":%.6f,\"recall@10\":%.6f}",
                (long long)step, irmetrics_get(&res, "mrr@10"), irmetrics_get(&res, "ndcg@10"),
                irmetrics_get(&res, "recall@10"));
+      progress_add_checkpoint(j, mj, sizeof mj);
       progress_send(j->prog, (double)step, (double)j->s.steps, msg, mj);
     }
     if (!rc && !j->bm25_done) {
@@ -309,6 +360,123 @@ sync:;
   if (crc) return crc;
   if (bad && !rc) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on rank 0");
   return rc;
+}
+
+/* ---- the negatives bank ------------------------------------------------------------------ */
+
+/* Rank 0: reads the bank file when it holds a version other than the one
+ * in use and it fits this data; *blob gets the serialized bank (counts,
+ * then texts) for every rank. 0 with *blob NULL: nothing new. */
+static int bank_read_new(job *j, negbank_meta *bm, char **blob, size_t *len) {
+  *blob = NULL, *len = 0;
+  foil_err e = {0};
+  int rc = negbank_read_meta(j->bank_path, bm, &e);
+  if (rc == FOIL_ENOTFOUND || (rc && access(j->bank_path, F_OK) != 0)) {
+    if (!j->bank_missing_said && !j->bank_version)
+      logf_(j, "INFO", "no negatives bank yet (%s): in-batch negatives only until a refresh mines one",
+            j->bank_path);
+    j->bank_missing_said = 1;
+    return FOIL_OK;
+  }
+  if (rc || bm->version == j->bank_version || bm->version == j->bank_refused) {
+    if (rc) logf_(j, "WARN", "negatives bank not read, keeping v%d: %s", j->bank_version, e.msg);
+    return FOIL_OK;
+  }
+  const dataset_pairs *dp = loader_pairs(j->ld);
+  negbank b;
+  rc = negbank_read(j->bank_path, &b, &e);
+  if (!rc) rc = negbank_check(&b.meta, j->bank_path, "train", (int64_t)dp->n, j->split_fp, j->s.hard_negatives, &e);
+  if (rc) {
+    logf_(j, "WARN", "negatives bank v%d refused, keeping %s%d: %s", bm->version, j->bank_version ? "v" : "none ",
+          j->bank_version, e.msg);
+    j->bank_refused = bm->version;
+    negbank_free(&b);
+    return FOIL_OK;
+  }
+  *bm = b.meta;
+  size_t P = (size_t)b.meta.n_pairs, m = (size_t)b.meta.m;
+  *len = sizeof(int32_t) * P;
+  for (size_t i = 0; i < P * m; i++) *len += strlen(b.texts[i]) + 1;
+  char *out = malloc(*len + 1);
+  if (out) {
+    int32_t *count = (int32_t *)out;
+    char *t = out + sizeof(int32_t) * P;
+    for (size_t i = 0; i < P; i++) {
+      count[i] = 0;
+      while ((size_t)count[i] < m && b.rows[i * m + (size_t)count[i]] >= 0) count[i]++;
+    }
+    for (size_t i = 0; i < P * m; i++) {
+      size_t l = strlen(b.texts[i]) + 1;
+      memcpy(t, b.texts[i], l);
+      t += l;
+    }
+  } else {
+    logf_(j, "WARN", "no memory for negatives bank v%d (%zu bytes): keeping the one in use", bm->version, *len);
+  }
+  negbank_free(&b);
+  *blob = out;
+  return FOIL_OK;
+}
+
+/* Every rank, between steps: rank 0 looks at the bank file; a newer usable
+ * version is broadcast and every rank hands it to its loader before the
+ * next step. */
+static int bank_check(job *j, int64_t step, foil_err *err) {
+  negbank_meta bm;
+  memset(&bm, 0, sizeof bm);
+  char *blob = NULL;
+  size_t len = 0;
+  if (j->rank == 0) bank_read_new(j, &bm, &blob, &len);
+  int64_t hdr[4] = {blob != NULL, bm.version, bm.step, (int64_t)len};
+  int rc = comm_bcast(j->c, hdr, sizeof hdr, 0, err);
+  if (rc || !hdr[0]) {
+    free(blob);
+    return rc;
+  }
+  if (j->rank != 0 && !(blob = malloc((size_t)hdr[3] + 1)))
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a negatives bank of %lld bytes", (long long)hdr[3]);
+  if ((rc = comm_bcast(j->c, blob, (size_t)hdr[3], 0, err))) {
+    free(blob);
+    return rc;
+  }
+  const dataset_pairs *dp = loader_pairs(j->ld);
+  size_t P = dp->n, m = (size_t)j->s.hard_negatives;
+  /* the stride: texts per row, from the blob's size (rank 0 checked m <= stride) */
+  char **texts = NULL;
+  size_t nt = 0, cap = 0;
+  for (char *t = blob + sizeof(int32_t) * P; t < blob + hdr[3]; t += strlen(t) + 1) {
+    if (nt == cap) {
+      cap = cap ? 2 * cap : P * m + 1;
+      char **x = realloc(texts, sizeof(char *) * cap);
+      if (!x) {
+        free(texts), free(blob);
+        return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+      }
+      texts = x;
+    }
+    texts[nt++] = t;
+  }
+  int stride = P ? (int)(nt / P) : 0;
+  if (!P || nt != P * (size_t)stride || stride < (int)m) {
+    free(texts), free(blob);
+    return foil_err_set(err, FOIL_EINTERNAL, "negatives bank v%lld arrived with %zu texts for %zu pairs",
+                        (long long)hdr[1], nt, P);
+  }
+  if ((rc = loader_set_bank(j->ld, texts, (const int32_t *)(void *)blob, stride, err))) {
+    free(texts), free(blob);
+    return rc;
+  }
+  free(j->bank_texts), free(j->bank_blob);
+  j->bank_texts = texts, j->bank_blob = blob;
+  j->bank_stride = stride;
+  j->bank_version = (int)hdr[1], j->bank_step = hdr[2];
+  size_t short_pairs = 0;
+  for (size_t i = 0; i < P; i++) short_pairs += ((const int32_t *)(void *)blob)[i] < (int32_t)m;
+  logf_(j, "INFO", "negatives bank %s v%d picked up before step %lld: index %s v%d from the checkpoint of step "
+        "%lld (staleness %lld steps), %d negatives per pair used of %d, %zu pair(s) with fewer", j->s.negatives_bank,
+        j->bank_version, (long long)step + 1, bm.index, bm.version, (long long)j->bank_step,
+        (long long)(step - j->bank_step), (int)m, stride, short_pairs);
+  return FOIL_OK;
 }
 
 /* ---- one training step --------------------------------------------------------------------- */
@@ -455,6 +623,8 @@ static void job_free(job *j) {
   free(j->norms);
   free(j->gathered);
   free(j->spec_json);
+  free(j->bank_texts);
+  free(j->bank_blob);
   spec_free(&j->s);
   if (j->log) fclose(j->log);
   if (j->metrics) fclose(j->metrics);
@@ -514,11 +684,18 @@ static int job_setup(job *j, foil_err *err) {
                         "dataset '%s' is not prepared under %s (no %s): prepare it with `foil data "
                         "prepare` (wordnet, code, or custom --name %s) or check data.dataset and --root",
                         s->dataset, a->root, pairs, s->dataset);
+  /* with a bank, the negatives come from it, not from pairs.h5 */
+  const int from_bank = s->negatives_bank != NULL;
   loader_config lc = {.path = pairs, .split = "train", .batch_size = B, .rank = j->rank,
                       .world = j->world, .max_len = s->model.max_len,
-                      .neg_per_pair = s->loss == LOSS_SIMCSE ? 0 : s->hard_negatives,
+                      .neg_per_pair = s->loss == LOSS_SIMCSE || from_bank ? 0 : s->hard_negatives,
+                      .bank_negatives = from_bank ? s->hard_negatives : 0,
                       .pad_to_longest = 1, .seed = s->seed};
   if ((rc = loader_open(&j->ld, &lc, j->tok, err))) return rc;
+  if (from_bank) {
+    if ((rc = negbank_path(a->root, s->negatives_bank, j->bank_path, sizeof j->bank_path, err))) return rc;
+    if (j->rank == 0) j->split_fp = negbank_fingerprint(loader_pairs(j->ld));
+  }
   size_t rows = 2 * (size_t)B + (size_t)B * s->hard_negatives;
   j->emb = malloc(sizeof(float) * rows * D);
   j->demb = malloc(sizeof(float) * rows * D);
@@ -531,7 +708,7 @@ static int job_setup(job *j, foil_err *err) {
 }
 
 int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
-  job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
+  job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c), .resumed_bank = -1};
   int rc = job_setup(&j, err);
   int64_t step = 0;
   if (!rc) rc = try_resume(&j, &step, err);
@@ -541,11 +718,29 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
           encoder_num_params(j.enc), kernels_backend());
   double t_log = now_s(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
+  if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */
+    rc = bank_check(&j, step, err);
+    if (!rc && j.resumed_bank >= 0)
+      logf_(&j, j.resumed_bank == j.bank_version ? "INFO" : "WARN", "resume: the checkpoint trained with negatives "
+            "bank %s%lld, the bank now is %s%d: %s", j.resumed_bank ? "v" : "none ", (long long)j.resumed_bank,
+            j.bank_version ? "v" : "none ", j.bank_version, j.resumed_bank == j.bank_version
+            ? "it matches (exact resume)" : "it differs: the steps from here differ from an uninterrupted run's");
+  }
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;
     double t0 = now_s();
+    if (j.s.negatives_bank && step > 0 && step % j.s.negatives_check_every == 0 && ran > 0)
+      if ((rc = bank_check(&j, step, err))) break;
     if ((rc = loader_next(j.ld, &bt, err))) break;
+    if (j.s.negatives_bank) {
+      /* every rank must bring the same number of negative rows: when some
+       * rank's batch has no bank negatives at all, the step trains with
+       * in-batch negatives only everywhere */
+      double none = j.bank_version && bt.n_neg == 0;
+      if ((rc = comm_allreduce_sum_f64(c, &none, 1, err))) break;
+      if (none > 0 || !j.bank_version) bt.n_neg = 0, bt.rows = 2 * bt.B;
+    }
     double t1 = now_s();
     if ((rc = train_step(&j, step, &bt, &st, err))) break;
     t_data += t1 - t0;
@@ -564,24 +759,37 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       double t_comm = comm_busy_seconds(c) - comm0, t_comp = t_step - t_comm;
       int qn = 0;
       if (j.queue) moco_queue_keys(j.queue, &qn);
+      char bank[160] = "";
+      if (j.s.negatives_bank && j.bank_version)
+        snprintf(bank, sizeof bank, " bank v%d staleness %lld", j.bank_version, (long long)(step - j.bank_step));
+      else if (j.s.negatives_bank)
+        snprintf(bank, sizeof bank, " bank none (in-batch negatives only)");
       logf_(&j, "INFO", "step %lld loss %.4f acc %.3f lr %.3g grad %.3f std q %.4f k %.4f T %.4f "
-            "queue %d %.1f pairs/s", (long long)step, st.lr.value, st.lr.accuracy,
+            "queue %d %.1f pairs/s%s", (long long)step, st.lr.value, st.lr.accuracy,
             spec_lr_at(&j.s, step - 1), st.grad_norm, st.q_std, st.k_std, current_temperature(&j), qn,
-            rate);
+            rate, bank);
       if (j.rank == 0) {
+        /* bank fields: the version in use (0: none yet) and its staleness */
+        char bankj[128] = "";
+        if (j.s.negatives_bank && j.bank_version)
+          snprintf(bankj, sizeof bankj, ",\"bank_version\":%d,\"bank_staleness\":%lld,\"negatives\":%d",
+                   j.bank_version, (long long)(step - j.bank_step), bt.n_neg);
+        else if (j.s.negatives_bank)
+          snprintf(bankj, sizeof bankj, ",\"bank_version\":0,\"negatives\":0");
         fprintf(j.metrics,
                 "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
                 "\"std_q\":%.6f,\"std_k\":%.6f,\"temperature\":%.6f,\"queue_fill\":%d,"
                 "\"pairs_per_s\":%.2f,\"epoch\":%lld,\"time_compute_s\":%.4f,"
-                "\"time_comm_s\":%.4f,\"time_data_s\":%.4f}\n",
+                "\"time_comm_s\":%.4f,\"time_data_s\":%.4f%s}\n",
                 (long long)step, st.lr.value, st.lr.accuracy, spec_lr_at(&j.s, step - 1), st.grad_norm,
                 st.q_std, st.k_std, current_temperature(&j), qn, rate, (long long)bt.epoch, t_comp,
-                t_comm, t_data);
+                t_comm, t_data, bankj);
         fflush(j.metrics);
-        char msg[64], mj[256];
+        char msg[64], mj[2 * PATH_MAX + 512];
         snprintf(msg, sizeof msg, "step %lld/%lld", (long long)step, (long long)j.s.steps);
-        snprintf(mj, sizeof mj, "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"pairs_per_s\":%.2f,\"lr\":%.6g}",
-                 (long long)step, st.lr.value, st.lr.accuracy, rate, spec_lr_at(&j.s, step - 1));
+        snprintf(mj, sizeof mj, "{\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"pairs_per_s\":%.2f,\"lr\":%.6g%s}",
+                 (long long)step, st.lr.value, st.lr.accuracy, rate, spec_lr_at(&j.s, step - 1), bankj);
+        progress_add_checkpoint(&j, mj, sizeof mj);
         progress_send(j.prog, (double)step, (double)j.s.steps, msg, mj);
       }
       t_log = t;
@@ -589,8 +797,16 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       t_data = t_step = 0;
       comm0 = comm_busy_seconds(c);
     }
-    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
+    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps) {
       if ((rc = save_checkpoint(&j, step, err))) break;
+      if (j.rank == 0) { /* the event at once (it stays in every later message too) */
+        char msg[64], mj[2 * PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "step %lld/%lld: checkpoint", (long long)step, (long long)j.s.steps);
+        snprintf(mj, sizeof mj, "{\"step\":%lld}", (long long)step);
+        progress_add_checkpoint(&j, mj, sizeof mj);
+        progress_send(j.prog, (double)step, (double)j.s.steps, msg, mj);
+      }
+    }
     if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
       if ((rc = evaluate(&j, step, err))) break;
     if (a->stop_after > 0 && ran >= a->stop_after) break;

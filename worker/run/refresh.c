@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +22,11 @@
 #include "storage/dataset.h"
 #include "storage/h5io.h"
 #include "storage/index.h"
+#include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
 #include "worker/run/jspec.h"
+#include "worker/run/mine.h"
 #include "worker/run/progress.h"
 
 /* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
@@ -42,6 +45,10 @@ typedef struct {
   char *file;                /* corpus.file, or NULL */
   vs_dtype dtype;
   int batch, keep_versions, threads;
+  /* mine: hard negatives for a dataset's split from the new version */
+  int mine;
+  char *mine_dataset, *mine_split, *mine_bank;
+  mine_rule rule;
 } refresh_spec;
 
 static void spec_free_(refresh_spec *s) {
@@ -50,6 +57,9 @@ static void spec_free_(refresh_spec *s) {
   free(s->dataset);
   free(s->benchmark);
   free(s->file);
+  free(s->mine_dataset);
+  free(s->mine_split);
+  free(s->mine_bank);
   memset(s, 0, sizeof *s);
 }
 
@@ -63,7 +73,7 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   }
   jspec c = {err, 0};
   static const char *const top[] = {"kind", "name", "checkpoint", "corpus", "dtype", "normalize", "batch",
-                                    "keep_versions", "threads", "job", NULL};
+                                    "keep_versions", "threads", "mine", "job", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "refresh", 0);
   if (kind && strcmp(kind, "refresh")) jspec_fail(&c, "kind must be \"refresh\" for this job (got \"%s\")", kind);
@@ -91,6 +101,24 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   s->batch = (int)jspec_number(&c, root, "batch", "batch", 128, 1, 65536, 1, 0);
   s->keep_versions = (int)jspec_number(&c, root, "keep_versions", "keep_versions", 3, 1, 1000000, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  const cJSON *mo = jspec_object(&c, root, "mine", "mine");
+  if (mo) {
+    static const char *const mkeys[] = {"dataset", "split", "top", "skip_top", "margin", "bank", NULL};
+    jspec_only_keys(&c, mo, "mine", mkeys);
+    s->mine = 1;
+    s->mine_dataset = jspec_string(&c, mo, "dataset", "mine.dataset", NULL, 1);
+    s->mine_split = jspec_string(&c, mo, "split", "mine.split", "train", 0);
+    if (!c.rc && strcmp(s->mine_split, "train") && strcmp(s->mine_split, "dev") && strcmp(s->mine_split, "test"))
+      jspec_fail(&c, "mine.split must be \"train\", \"dev\" or \"test\" (got \"%s\")", s->mine_split);
+    s->rule.top = (int)jspec_number(&c, mo, "top", "mine.top", 0, 1, 1024, 1, 1);
+    s->rule.skip_top = (int)jspec_number(&c, mo, "skip_top", "mine.skip_top", 0, 0, 1 << 20, 1, 0);
+    s->rule.has_margin = cJSON_GetObjectItemCaseSensitive(mo, "margin") != NULL;
+    s->rule.margin = (float)jspec_number(&c, mo, "margin", "mine.margin", 0, -2, 2, 0, 0);
+    s->mine_bank = jspec_string(&c, mo, "bank", "mine.bank", s->name ? s->name : "", 0);
+    if (!c.rc && !negbank_name_ok(s->mine_bank))
+      jspec_fail(&c, "mine.bank \"%.200s\" (the bank's name) may hold only 1 to 128 letters, digits, '.', '_' and '-'",
+                 s->mine_bank);
+  }
   jspec_object(&c, root, "job", "job");
   cJSON_Delete(root);
   if (!c.rc) {
@@ -118,6 +146,7 @@ typedef struct {
   char **ids, **texts;  /* the corpus */
   size_t n;
   char hash[65];
+  dataset_pairs pairs;  /* mine: the split whose pairs get negatives */
   FILE *log, *metrics;
   progress *prog;
   char job_dir[4096];
@@ -323,7 +352,18 @@ static int setup(job *j, foil_err *err) {
   }
   if ((rc = resolve_checkpoint(j, err))) return rc;
   if ((rc = load_model(j, err))) return rc;
-  return load_corpus(j, err);
+  if ((rc = load_corpus(j, err))) return rc;
+  if (j->s.mine) { /* bad mining input is refused before anything is written */
+    char path[4400];
+    snprintf(path, sizeof path, "%s/datasets/%s/pairs.h5", a->root, j->s.mine_dataset);
+    if (access(path, R_OK) != 0)
+      return foil_err_set(err, FOIL_ENOTFOUND, "mine.dataset '%s' is not prepared under %s (no %s): prepare it with "
+                          "`foil data prepare` or check mine.dataset and --root", j->s.mine_dataset, a->root, path);
+    if ((rc = dataset_pairs_read(path, j->s.mine_split, &j->pairs, err))) return rc;
+    if (!j->pairs.n)
+      return foil_err_set(err, FOIL_EINVAL, "mine: split %s of %s has no pairs", j->s.mine_split, path);
+  }
+  return FOIL_OK;
 }
 
 static void job_free(job *j) {
@@ -332,6 +372,7 @@ static void job_free(job *j) {
   if (j->ids) h5io_free_strings(j->ids, j->n);
   if (j->texts) h5io_free_strings(j->texts, j->n);
   free(j->spec_json);
+  dataset_pairs_free(&j->pairs);
   spec_free_(&j->s);
   if (j->log) fclose(j->log);
   if (j->metrics) fclose(j->metrics);
@@ -364,11 +405,109 @@ static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err)
   return FOIL_OK;
 }
 
+/* ---- mining ---------------------------------------------------------------------------- */
+
+/* Hard negatives for the pairs of mine.dataset's split from the version
+ * just published (mine.h's rule); rank r mines pairs [r·P/R, (r+1)·P/R),
+ * rank 0 gathers them and publishes the bank. */
+static int mine_bank(job *j, int version, foil_err *err) {
+  const refresh_spec *s = &j->s;
+  const int m = s->rule.top, max_len = encoder_cfg(j->enc)->max_len;
+  const size_t P = j->pairs.n, lo = (size_t)j->rank * P / (size_t)j->world,
+               hi = (size_t)(j->rank + 1) * P / (size_t)j->world, n = hi - lo;
+  double t0 = now_s();
+  index_version *iv = NULL;
+  vs_block *blocks = NULL;
+  const int D = encoder_out_dim(j->enc);
+  float *q = malloc(sizeof(float) * (n * (size_t)D + 1));
+  float *pos = s->rule.has_margin ? malloc(sizeof(float) * (n * (size_t)D + 1)) : NULL;
+  int64_t *rows = malloc(sizeof(int64_t) * (n * (size_t)m + 1));
+  double *all = calloc(P * (size_t)m + 1, sizeof(double));
+  int rc = !q || !rows || !all || (s->rule.has_margin && !pos)
+               ? foil_err_set(err, FOIL_ENOMEM, "mining: out of memory for %zu pairs", P) : FOIL_OK;
+  /* every rank searches the whole version: all shards */
+  if (!rc) rc = index_version_open(j->a->root, s->name, version, NULL, 0, &iv, err);
+  if (!rc && !(blocks = calloc((size_t)iv->n_shards, sizeof *blocks)))
+    rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  for (int b = 0; !rc && b < iv->n_shards; b++) {
+    const index_shard *sh = iv->shards[b];
+    blocks[b] = (vs_block){.dtype = sh->meta.dtype, .n = sh->n, .d = sh->meta.dim, .data = sh->vectors,
+                           .scales = sh->scales, .exact = sh->exact, .ids = sh->ids};
+  }
+  if (!rc) rc = encode_texts(j->enc, j->tok, j->pairs.query + lo, n, max_len, s->batch, q, err);
+  if (!rc && pos) rc = encode_texts(j->enc, j->tok, j->pairs.positive + lo, n, max_len, s->batch, pos, err);
+  if (!rc && n)
+    rc = mine_select(blocks, iv->n_shards, iv->meta.count, j->texts, (int64_t)j->n, q, pos, j->pairs.positive + lo,
+                     (int)n, &s->rule, rows, NULL, err);
+  /* gather: every rank adds row + 1 into its own share of a zeroed [P, m] */
+  for (size_t i = 0; !rc && i < n * (size_t)m; i++) all[lo * (size_t)m + i] = (double)(rows[i] + 1);
+  rc = sync_ok(j, rc, "mining", err);
+  if (!rc) rc = comm_allreduce_sum_f64(j->c, all, P * (size_t)m, err);
+  if (!rc && j->rank == 0) {
+    negbank b = {0};
+    b.rows = malloc(sizeof(int64_t) * (P * (size_t)m + 1));
+    b.texts = malloc(sizeof(char *) * (P * (size_t)m + 1));
+    if (!b.rows || !b.texts) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for the bank");
+    size_t short_pairs = 0;
+    for (size_t i = 0; !rc && i < P; i++) {
+      int kept = 0;
+      for (int k = 0; k < m; k++) {
+        int64_t r = (int64_t)all[i * (size_t)m + (size_t)k] - 1;
+        b.rows[i * (size_t)m + (size_t)k] = r;
+        b.texts[i * (size_t)m + (size_t)k] = r >= 0 ? j->texts[r] : "";
+        kept += r >= 0;
+      }
+      short_pairs += kept < m;
+    }
+    negbank_meta *bm = &b.meta;
+    snprintf(bm->index, sizeof bm->index, "%s", s->name);
+    bm->version = version;
+    snprintf(bm->checkpoint, sizeof bm->checkpoint, "%s", j->ckpt);
+    bm->step = j->step;
+    snprintf(bm->dataset, sizeof bm->dataset, "%s", s->mine_dataset);
+    snprintf(bm->split, sizeof bm->split, "%s", s->mine_split);
+    bm->n_pairs = (int64_t)P, bm->m = m;
+    bm->fingerprint = negbank_fingerprint(&j->pairs);
+    bm->skip_top = s->rule.skip_top;
+    bm->margin = s->rule.has_margin ? (double)s->rule.margin : NAN;
+    char path[4400];
+    if (!rc) rc = negbank_path(j->a->root, s->mine_bank, path, sizeof path, err);
+    if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
+    if (!rc) rc = negbank_write(path, &b, err);
+    if (!rc) {
+      double secs = now_s() - t0;
+      logf_(j, "INFO", "mined %s from %s v%d: %zu pairs of %s %s x %d negatives (skip_top %d, margin %s), %zu "
+            "pair(s) with fewer (rows -1), %.2f s", path, s->name, version, P, s->mine_dataset, s->mine_split, m,
+            s->rule.skip_top, s->rule.has_margin ? "on" : "none", short_pairs, secs);
+      fprintf(j->metrics, "{\"bank\":\"%s\",\"version\":%d,\"pairs\":%zu,\"m\":%d,\"short_pairs\":%zu,"
+              "\"seconds\":%.3f}\n", s->mine_bank, version, P, m, short_pairs, secs);
+      fflush(j->metrics);
+      char msg[300];
+      snprintf(msg, sizeof msg, "mined bank %s from %s v%d (%zu pairs)", s->mine_bank, s->name, version, P);
+      progress_send(j->prog, (double)j->n, (double)j->n, msg, NULL);
+    }
+    free(b.rows);
+    free(b.texts); /* the texts are the corpus's */
+  }
+  rc = sync_ok(j, rc, "writing the negatives bank", err);
+  free(blocks);
+  index_version_destroy(&iv);
+  free(q), free(pos), free(rows), free(all);
+  return rc;
+}
+
+int refresh_spec_check(const char *json, foil_err *err) {
+  refresh_spec s;
+  int rc = spec_parse_(&s, json, err);
+  if (!rc) spec_free_(&s);
+  return rc;
+}
+
 int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
   int rc = setup(&j, err);
   rc = sync_ok(&j, rc, "loading the spec, checkpoint or corpus", err);
-  int version = 0;
+  int version = 0, published = 0;
   if (!rc) {
     logf_(&j, "INFO", "index %s: %zu documents on %d rank(s), checkpoint %s (step %lld, model %s), %s, dim %d",
           j.s.name, j.n, j.world, j.ckpt, (long long)j.step, j.hash, j.s.dtype == VS_F32 ? "float32"
@@ -443,8 +582,11 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
       }
     }
     rc = sync_ok(&j, rc, "publishing", err);
+    published = !rc;
   }
-  if (rc) logf_(&j, "ERROR", "%s (nothing published)", err ? err->msg : "failed");
+  if (!rc && j.s.mine) rc = mine_bank(&j, version, err);
+  if (rc) logf_(&j, "ERROR", "%s (%s)", err ? err->msg : "failed", published ? "the version was published; no new "
+                "negatives bank" : "nothing published");
   job_free(&j);
   return rc;
 }

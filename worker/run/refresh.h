@@ -32,6 +32,23 @@
  *   keep_versions   complete versions kept after publishing (default 3)
  *   threads         BLAS/OpenMP threads per rank (default 0: the node's
  *                   cores shared among its ranks)
+ *   mine            optional: after publishing, mine hard negatives from the
+ *                   new version for the pairs of a dataset's split and
+ *                   publish them as a bank (storage/negbank.h):
+ *                     dataset   NAME: <root>/datasets/NAME/pairs.h5 (required)
+ *                     split     "train" (default) | "dev" | "test"
+ *                     top       m, negatives per pair, 1..1024 (required)
+ *                     skip_top  ranks dropped after the positive, the
+ *                               false-negative window (default 0)
+ *                     margin    optional; drops candidates scoring above
+ *                               score(query, positive) - margin (-2..2)
+ *                     bank      the bank's name (default: the index name):
+ *                               <root>/negatives/<bank>.h5
+ *                   The rule, in worker/run/mine.h: rows whose text equals
+ *                   the pair's positive are dropped, then the first
+ *                   skip_top, then (margin) rows too close to the positive;
+ *                   the next m are kept. A pair for which the index runs out
+ *                   keeps fewer: its missing slots are row -1 and text "".
  *   job             the scheduler's object (foil submit), ignored here
  *
  * The model config and tokenizer come from the checkpoint (its /tokenizer
@@ -49,6 +66,16 @@
  * error on any rank, or bad input found before encoding, publishes nothing;
  * a run killed at any point leaves CURRENT on the previous complete version
  * (its partial version is removed by the next publish).
+ *
+ * Mining (with "mine"), after the publish: every rank opens the whole new
+ * version (index_version_open, all shards) and mines pairs
+ * [r·P/R, (r+1)·P/R) of the split: encodes their queries (and positives,
+ * for the margin rule) with the same encoder, searches with vs_search and
+ * applies the rule; rank 0 gathers the rows, checks the fence and writes
+ * the bank atomically (index, version, checkpoint and step, dataset,
+ * split, pair count, m, the split's fingerprint, skip_top, margin). A
+ * failure while mining fails the job but leaves the version published.
+ * Memory per rank: the whole version, the split's texts, P·m doubles.
  *
  * Job directory (--job-dir, else <root>/jobs/refresh-<name>): rank 0
  * appends to log (one line per event) and metrics (JSON lines: one per
@@ -76,5 +103,10 @@ typedef struct {
 } refresh_args;
 
 int refresh_run(const refresh_args *a, comm *c, foil_err *err);
+
+/* Checks a refresh spec (JSON text) as refresh_run would, without reading
+ * any file: FOIL_EINVAL naming the key. (The pretrain spec's "refresh"
+ * object is checked with it.) */
+int refresh_spec_check(const char *json, foil_err *err);
 
 #endif

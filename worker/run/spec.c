@@ -10,9 +10,49 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "storage/negbank.h"
 #include "worker/run/jspec.h"
+#include "worker/run/refresh.h"
 
 /* ---- the spec ----------------------------------------------------------------------- */
+
+/* The "refresh" object: its own keys here, the rest checked as the refresh
+ * spec the coordinator builds from it (refresh.h), with a stand-in
+ * checkpoint. Kept as JSON text for the coordinator. */
+static void parse_refresh(jspec *c, spec *s, const cJSON *r) {
+  if (!r || c->rc) return;
+  if (!cJSON_IsObject(r)) {
+    jspec_fail(c, "refresh must be an object");
+    return;
+  }
+  static const char *const keys[] = {"every_steps", "index", "corpus", "dtype", "keep_versions", "mine",
+                                     "ranks", "batch", "threads", NULL};
+  jspec_only_keys(c, r, "refresh", keys);
+  s->refresh_every_steps = (int64_t)jspec_number(c, r, "every_steps", "refresh.every_steps", 0, 1, 1e12, 1, 1);
+  char *index = jspec_string(c, r, "index", "refresh.index", NULL, 1);
+  jspec_number(c, r, "ranks", "refresh.ranks", 1, 1, 4096, 1, 0);
+  if (!c->rc && s->refresh_every_steps % s->checkpoint_every_steps)
+    jspec_fail(c, "refresh.every_steps (%lld) must be a multiple of checkpoint.every_steps (%lld): a refresh "
+               "encodes with the checkpoint of that step", (long long)s->refresh_every_steps,
+               (long long)s->checkpoint_every_steps);
+  if (!c->rc) {
+    cJSON *rs = cJSON_CreateObject();
+    cJSON_AddStringToObject(rs, "kind", "refresh");
+    cJSON_AddStringToObject(rs, "name", index);
+    cJSON_AddStringToObject(rs, "checkpoint", "(the checkpoint)");
+    for (const cJSON *x = r->child; x; x = x->next)
+      if (strcmp(x->string, "every_steps") && strcmp(x->string, "index") && strcmp(x->string, "ranks"))
+        cJSON_AddItemToObject(rs, x->string, cJSON_Duplicate(x, 1));
+    char *text = cJSON_PrintUnformatted(rs);
+    foil_err e2 = {0};
+    if (!text) jspec_fail(c, "out of memory");
+    else if (refresh_spec_check(text, &e2)) jspec_fail(c, "refresh: %.900s", e2.msg);
+    free(text);
+    cJSON_Delete(rs);
+  }
+  free(index);
+  if (!c->rc && !(s->refresh_json = cJSON_PrintUnformatted(r))) jspec_fail(c, "out of memory");
+}
 
 int spec_parse(spec *s, const char *json, foil_err *err) {
   memset(s, 0, sizeof *s);
@@ -28,7 +68,7 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   static const char *const top[] = {"kind", "name", "seed", "model", "data", "loss",
                                     "batch_per_rank", "micro_batch", "steps", "optimizer",
                                     "checkpoint", "eval", "log_every_steps", "threads",
-                                    "job", NULL};
+                                    "refresh", "job", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "pretrain", 0);
   if (kind && strcmp(kind, "pretrain")) jspec_fail(&c, "kind must be \"pretrain\" for this job");
@@ -59,10 +99,11 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
     jspec_fail(&c, "model.n_heads must divide model.d_model");
 
   const cJSON *d = jspec_object(&c, root, "data", "data");
-  static const char *const dkeys[] = {"dataset", "benchmark", NULL};
+  static const char *const dkeys[] = {"dataset", "benchmark", "negatives_bank", "negatives_check_every", NULL};
   jspec_only_keys(&c, d, "data", dkeys);
   s->dataset = jspec_string(&c, d, "dataset", "data.dataset", NULL, 1);
   s->benchmark = jspec_string(&c, d, "benchmark", "data.benchmark", "test", 0);
+  s->negatives_bank = jspec_string(&c, d, "negatives_bank", "data.negatives_bank", NULL, 0);
 
   const cJSON *l = jspec_object(&c, root, "loss", "loss");
   static const char *const lkeys[] = {"kind", "temperature", "learnable_temperature", "symmetric",
@@ -113,6 +154,17 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
                                         1, 1e12, 1, 0);
   s->log_every_steps = (int64_t)jspec_number(&c, root, "log_every_steps", "log_every_steps", 10, 1, 1e12, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  s->negatives_check_every = (int64_t)jspec_number(&c, d, "negatives_check_every", "data.negatives_check_every",
+                                                   (double)s->log_every_steps, 1, 1e12, 1, 0);
+  if (!c.rc && s->negatives_bank) {
+    if (!negbank_name_ok(s->negatives_bank))
+      jspec_fail(&c, "data.negatives_bank \"%.200s\" may hold only 1 to 128 letters, digits, '.', '_' and '-'",
+                 s->negatives_bank);
+    else if (s->hard_negatives < 1 || s->loss == LOSS_SIMCSE)
+      jspec_fail(&c, "data.negatives_bank needs loss.hard_negatives >= 1 (negatives per pair taken from the bank) "
+                     "and a loss that uses them (infonce, dcl, moco)");
+  }
+  parse_refresh(&c, s, cJSON_GetObjectItemCaseSensitive(root, "refresh"));
   if (!c.rc && s->micro_batch && s->batch_per_rank % s->micro_batch)
     jspec_fail(&c, "micro_batch must divide batch_per_rank");
   if (!c.rc && s->warmup_steps > s->steps)
@@ -132,7 +184,9 @@ void spec_free(spec *s) {
   free(s->tokenizer);
   free(s->dataset);
   free(s->benchmark);
-  s->name = s->tokenizer = s->dataset = s->benchmark = NULL;
+  free(s->negatives_bank);
+  free(s->refresh_json);
+  s->name = s->tokenizer = s->dataset = s->benchmark = s->negatives_bank = s->refresh_json = NULL;
 }
 
 float spec_lr_at(const spec *s, int64_t step) {

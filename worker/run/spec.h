@@ -32,6 +32,12 @@ typedef struct {
                              * paths are taken from the working directory) */
   char *dataset;            /* data.dataset: name under <root>/datasets (required) */
   char *benchmark;          /* data.benchmark: benchmark name, "" for none (default "test") */
+  char *negatives_bank;     /* data.negatives_bank: NAME of <root>/negatives/NAME.h5 (default none).
+                             * Pair i's loss.hard_negatives negatives come from the bank's row i
+                             * (storage/negbank.h) instead of pairs.h5; until a bank exists, steps
+                             * train with in-batch negatives only. Needs loss.hard_negatives >= 1. */
+  int64_t negatives_check_every; /* data.negatives_check_every: steps between looks for a newer bank
+                                  * (default: log_every_steps) */
   int loss;                 /* loss.kind: infonce|dcl|simcse|moco */
   float temperature;        /* loss.temperature (default 0.05) */
   int learnable_temperature;/* loss.learnable_temperature (default false) */
@@ -52,6 +58,18 @@ typedef struct {
   int64_t eval_every_steps; /* eval.every_steps (default: steps, i.e. at the end) */
   int64_t log_every_steps;  /* default 10 */
   int threads;              /* per rank, 0 = all cores / ranks on the node */
+  /* refresh: the loop's object, for the coordinator (foil-run only checks it):
+   *   every_steps  N (required): after the checkpoint of every step that is a
+   *                multiple of N the coordinator submits a refresh job; a
+   *                multiple of checkpoint.every_steps
+   *   index        the index name (required), the refresh spec's "name"
+   *   ranks        the refresh job's ranks (default 1)
+   *   corpus, dtype, keep_versions, mine, batch, threads: as in the refresh
+   *                spec (worker/run/refresh.h), copied into it
+   * The refresh job encodes with that checkpoint file: keep it until the
+   * job runs (checkpoint.keep_last, or keep_every_steps = every_steps). */
+  char *refresh_json;       /* the object as JSON text, or NULL */
+  int64_t refresh_every_steps;
 } spec;
 
 /* Parses and checks. On error, fills err with the key and the reason and

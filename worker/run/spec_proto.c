@@ -29,6 +29,8 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   Foil__V1__PretrainData d = FOIL__V1__PRETRAIN_DATA__INIT;
   d.dataset = s->dataset;
   d.benchmark = s->benchmark;
+  d.negatives_bank = s->negatives_bank;
+  SET(d, negatives_check_every, s->negatives_check_every);
   Foil__V1__PretrainLoss l = FOIL__V1__PRETRAIN_LOSS__INIT;
   l.kind = (char *)LOSS_NAMES[s->loss];
   SET(l, temperature, s->temperature);
@@ -65,6 +67,7 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   SET(p, eval_every_steps, s->eval_every_steps);
   SET(p, log_every_steps, s->log_every_steps);
   SET(p, threads, s->threads);
+  p.refresh_json = s->refresh_json;
   *len = foil__v1__pretrain_spec__get_packed_size(&p);
   *buf = malloc(*len ? *len : 1);
   if (!*buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory packing a spec");
@@ -106,6 +109,8 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     cJSON *d = cJSON_AddObjectToObject(root, "data");
     STR(d, p->data, dataset);
     STR(d, p->data, benchmark);
+    STR(d, p->data, negatives_bank);
+    NUM(d, p->data, negatives_check_every);
   }
   if (p->loss) {
     cJSON *l = cJSON_AddObjectToObject(root, "loss");
@@ -144,6 +149,11 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
   }
   NUM(root, p, log_every_steps);
   NUM(root, p, threads);
+  if (p->refresh_json) {
+    cJSON *r = cJSON_Parse(p->refresh_json);
+    if (r) cJSON_AddItemToObject(root, "refresh", r);
+    else cJSON_AddStringToObject(root, "refresh", p->refresh_json); /* refused by spec_parse, named */
+  }
   foil__v1__pretrain_spec__free_unpacked(p, NULL);
   char *json = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);

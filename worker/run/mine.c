@@ -1,0 +1,96 @@
+/* mine.c — the mining rule (see mine.h). */
+#include "worker/run/mine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* candidates (query x rank) held at once per search: 4 Mi, 48 MiB */
+#define MINE_CANDIDATES ((int64_t)1 << 22)
+
+/* Walks one query's ranked candidates; returns 1 when its slots are
+ * filled (or the ranking covers the whole index), 0 to search deeper. */
+static int walk(const float *scores, const int64_t *ids, int k, int whole, float s_pos, char *const *corpus,
+                int64_t n_corpus, const char *pos_text, const mine_rule *r, int64_t *out, int *found, foil_err *err,
+                int *rc) {
+  int skipped = 0, kept = 0;
+  for (int c = 0; c < k && kept < r->top; c++) {
+    int64_t id = ids[c];
+    if (id < 0) break; /* the index ran out */
+    if (id >= n_corpus) {
+      *rc = foil_err_set(err, FOIL_EINVAL, "mining: index row id %lld is outside the corpus (%lld rows)",
+                         (long long)id, (long long)n_corpus);
+      return 1;
+    }
+    if (!strcmp(corpus[id], pos_text)) continue;
+    if (skipped < r->skip_top) {
+      skipped++;
+      continue;
+    }
+    if (r->has_margin && scores[c] > s_pos - r->margin) continue;
+    out[kept++] = id;
+  }
+  if (kept < r->top && !whole) return 0;
+  for (int s = kept; s < r->top; s++) out[s] = -1;
+  *found = kept;
+  return 1;
+}
+
+int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const *corpus, int64_t n_corpus,
+                const float *q, const float *pos, char *const *pos_texts, int n, const mine_rule *r,
+                int64_t *rows, int *found, foil_err *err) {
+  if (!r || r->top < 1 || r->skip_top < 0 || (r->has_margin && !pos) || n < 0 || nblocks < 1 || n_rows < 1)
+    return foil_err_set(err, FOIL_EINVAL, "mining: a rule with top >= 1 and skip_top >= 0, an index with rows and "
+                        "(for a margin) the positives' vectors are required");
+  if (n == 0) return FOIL_OK;
+  const int d = blocks[0].d;
+  int *pending = malloc(sizeof(int) * (size_t)n), *fnd = malloc(sizeof(int) * (size_t)n);
+  float *qq = malloc(sizeof(float) * (size_t)n * d), *spos = malloc(sizeof(float) * (size_t)n);
+  int rc = !pending || !fnd || !qq || !spos ? foil_err_set(err, FOIL_ENOMEM, "mining: out of memory") : FOIL_OK;
+  int np = n;
+  for (int i = 0; !rc && i < n; i++) {
+    pending[i] = i;
+    double s = 0;
+    for (int j = 0; pos && j < d; j++) s += (double)q[(size_t)i * d + j] * pos[(size_t)i * d + j];
+    spos[i] = (float)s;
+  }
+  int64_t k = (int64_t)r->skip_top + r->top + 9;
+  float *sc = NULL;
+  int64_t *ids = NULL;
+  size_t cap = 0;
+  while (!rc && np > 0) {
+    if (k > n_rows) k = n_rows;
+    int whole = k >= n_rows;
+    /* queries in chunks of at most MINE_CANDIDATES candidates in all */
+    int chunk = (int)(MINE_CANDIDATES / k > 0 ? (MINE_CANDIDATES / k < np ? MINE_CANDIDATES / k : np) : 1);
+    size_t need = (size_t)chunk * (size_t)k;
+    if (need > cap) {
+      float *s2 = realloc(sc, sizeof(float) * need);
+      if (s2) sc = s2;
+      int64_t *i2 = s2 ? realloc(ids, sizeof(int64_t) * need) : NULL;
+      if (i2) ids = i2;
+      if (!s2 || !i2) {
+        rc = foil_err_set(err, FOIL_ENOMEM, "mining: out of memory for %d x %lld candidates", chunk, (long long)k);
+        break;
+      }
+      cap = need;
+    }
+    int left = 0;
+    for (int t0 = 0; !rc && t0 < np; t0 += chunk) {
+      int nc = np - t0 < chunk ? np - t0 : chunk;
+      for (int t = 0; t < nc; t++)
+        memcpy(qq + (size_t)t * d, q + (size_t)pending[t0 + t] * d, sizeof(float) * (size_t)d);
+      if ((rc = vs_search(blocks, nblocks, qq, nc, (int)k, 0, -1, 0, sc, ids, err))) break;
+      for (int t = 0; !rc && t < nc; t++) {
+        int i = pending[t0 + t];
+        if (!walk(sc + (size_t)t * k, ids + (size_t)t * k, (int)k, whole, spos[i], corpus, n_corpus, pos_texts[i],
+                  r, rows + (size_t)i * r->top, &fnd[i], err, &rc))
+          pending[left++] = i; /* left <= t0 + t: never overwrites a pending entry not yet read */
+      }
+    }
+    np = left;
+    k *= 2;
+  }
+  if (!rc && found) memcpy(found, fnd, sizeof(int) * (size_t)n);
+  free(sc), free(ids), free(pending), free(fnd), free(qq), free(spos);
+  return rc;
+}
