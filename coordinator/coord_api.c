@@ -227,24 +227,20 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   return FOIL_OK;
 }
 
-static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q) {
-  const Foil__V1__SubmitRequest *s = q->submit;
-  foil_err err = {0};
-  if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
-  if (wire_check_len("submission_id", s->submission_id, COORD_MAX_NAME, &err) || check_spec(c, s->spec, &err))
-    return reply_error(c, m, q->request_id, err.code, "%s", err.msg);
-  uint64_t existing = 0;
-  if (store_find_submission(c->st, s->submission_id, &existing, &err))
-    return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "%s", err.msg);
-  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
-  Foil__V1__SubmitReply sr = FOIL__V1__SUBMIT_REPLY__INIT;
-  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_SUBMIT, r.submit = &sr;
-  if (existing) {  /* a retried submit: the same job */
-    sr.job_id = existing, sr.existing = 1;
-    return send_reply(c, m, &r);
+int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_id, uint64_t *job_id, int *existing,
+                 foil_err *err) {
+  *job_id = 0, *existing = 0;
+  int rc;
+  if ((rc = wire_check_len("submission_id", submission_id, COORD_MAX_NAME, err)) || (rc = check_spec(c, in, err)))
+    return rc;
+  uint64_t found = 0;
+  if (store_find_submission(c->st, submission_id, &found, err)) return FOIL_EINTERNAL;
+  if (found) {  /* a retried submit: the same job */
+    *job_id = found, *existing = 1;
+    return FOIL_OK;
   }
   /* normalize: a name, one rank at least */
-  Foil__V1__JobSpec spec = *s->spec;
+  Foil__V1__JobSpec spec = *in;
   Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
   if (spec.resources) res = *spec.resources;
   if (!res.ranks) res.ranks = 1;
@@ -252,27 +248,44 @@ static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   if (!spec.name[0]) spec.name = spec.kind;
   size_t len = protobuf_c_message_get_packed_size(&spec.base);
   uint8_t *packed = malloc(len ? len : 1);
-  if (!packed) return reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory for the spec");
+  if (!packed) return foil_err_set(err, FOIL_ENOMEM, "no memory for the spec");
   protobuf_c_message_pack(&spec.base, packed);
-  store_job row = {.submission_id = s->submission_id, .spec = packed, .spec_len = len,
+  store_job row = {.submission_id = submission_id, .spec = packed, .spec_len = len,
                    .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now()};
-  int rc = store_begin(c->st, &err);
-  if (!rc) rc = store_insert_job(c->st, &row, &err);
+  rc = store_begin(c->st, err);
+  if (!rc) rc = store_insert_job(c->st, &row, err);
   char text[512];
   snprintf(text, sizeof text, "submitted: %s \"%s\", %u rank(s)", spec.kind, spec.name, res.ranks);
-  if (!rc) rc = store_event(c->st, row.submit_time, row.id, NULL, text, &err);
-  if (!rc) rc = store_commit(c->st, &err);  /* durable before the reply */
+  if (!rc) rc = store_event(c->st, row.submit_time, row.id, NULL, text, err);
+  if (!rc) rc = store_commit(c->st, err);  /* durable before the reply */
   if (rc) {
     store_rollback(c->st);
     free(packed);
-    return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "the job was not recorded: %s", err.msg);
+    char was[sizeof err->msg];
+    snprintf(was, sizeof was, "%s", err->msg);
+    return foil_err_set(err, FOIL_EINTERNAL, "the job was not recorded: %.900s", was);
   }
-  rc = coord_add_job(c, &row, &err);
+  rc = coord_add_job(c, &row, err);
   free(packed);
-  if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
+  if (rc) return rc;
   coord_log(c, "INFO", "job %llu: %s", (unsigned long long)row.id, text);
   c->dirty = 1;
-  sr.job_id = row.id;
+  *job_id = row.id;
+  return FOIL_OK;
+}
+
+static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+  const Foil__V1__SubmitRequest *s = q->submit;
+  foil_err err = {0};
+  if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
+  uint64_t id = 0;
+  int existing = 0;
+  int rc = coord_submit(c, s->spec, s->submission_id, &id, &existing, &err);
+  if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
+  Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+  Foil__V1__SubmitReply sr = FOIL__V1__SUBMIT_REPLY__INIT;
+  r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_SUBMIT, r.submit = &sr;
+  sr.job_id = id, sr.existing = existing;
   send_reply(c, m, &r);
 }
 

@@ -68,6 +68,7 @@ typedef struct {
   /* progress, latest */
   double p_value, p_total, p_time;
   char *p_msg, *p_metrics;
+  int64_t loop_step;    /* coord_loop.c: the last checkpoint step acted on */
 } cjob;
 
 typedef struct {
@@ -129,8 +130,18 @@ int coord_add_job(coord *c, const store_job *row, foil_err *err);
 __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
 
 /* --- coord_api.c ----------------------------------------------------- */
+/* Checks, records durably and takes into memory a job, as a submit
+ * request does; a submission_id already used gives that job (*existing 1). */
+int coord_submit(coord *c, const Foil__V1__JobSpec *spec, const char *submission_id, uint64_t *job_id,
+                 int *existing, foil_err *err);
 /* rc, e: what wire_recv said of m (a bad frame is answered with an error). */
 void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e);
+
+/* --- coord_loop.c (the trainer <-> index loop, coordinator/coord_loop.h) */
+/* After j's progress changed: a pretrain job with a "refresh" object whose
+ * progress names a new checkpoint step that is a multiple of every_steps
+ * gets its refresh job submitted. */
+void coord_loop_progress(coord *c, cjob *j);
 
 /* --- coord_wp.c ------------------------------------------------------ */
 void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e);

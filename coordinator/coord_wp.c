@@ -251,6 +251,7 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
         set_str(&j->p_metrics, g->metrics_json);
       }
       answer_ack(c, m, rid);
+      if (g) coord_loop_progress(c, j);
       break;
     }
     case FOIL__V1__WORKER_MESSAGE__BODY_FINISHED: {
