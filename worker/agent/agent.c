@@ -265,6 +265,8 @@ static void abort_attempt(agent *a, uint64_t job_id, uint64_t token, const char 
   t->silent = 1;
 }
 
+static void flush_progress(agent *a, attempt *t);
+
 static void finish_attempt(agent *a, attempt *t) {
   if (t->silent) {
     LOG(a, "INFO", "job %llu attempt %u (token %llu): stopped (replaced)", (unsigned long long)t->job_id, t->n,
@@ -293,6 +295,7 @@ static void finish_attempt(agent *a, attempt *t) {
       (unsigned long long)t->token, state_name(st), msg);
   job_log(a, t->job_dir, "attempt %u (token %llu) on %s ended: %s (%s)", t->n, (unsigned long long)t->token,
           a->cfg.name, state_name(st), msg);
+  flush_progress(a, t); /* its last update goes before the end (a checkpoint it names starts a refresh) */
   report_finished(a, t->job_id, t->token, st, code, sig, msg);
   remove_attempt(a, t);
 }
@@ -688,6 +691,16 @@ static void forward_progress(agent *a, double now) {
     send_msg(a, &m, REQ_PROGRESS, t->job_id, t->token);
     t->prog_pending = 0;
     t->prog_sent = now;
+  }
+}
+
+/* Forwards t's latest update now, throttle or not: what rank 0 sent just
+ * before its process ended. */
+static void flush_progress(agent *a, attempt *t) {
+  on_progress(a);
+  if (t->prog_pending) {
+    t->prog_sent = -1e30;
+    forward_progress(a, log_mono());
   }
 }
 

@@ -1,11 +1,81 @@
 /* mine.c — the mining rule (see mine.h). */
 #include "worker/run/mine.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* candidates (query x rank) held at once per search: 4 Mi, 48 MiB */
 #define MINE_CANDIDATES ((int64_t)1 << 22)
+/* beyond this many candidates a query takes the deep path instead (the
+ * top-k scan costs about k per row) */
+#define MINE_DEEP 32
+
+typedef struct {
+  float score;
+  int64_t id;
+} cand;
+
+static int better(const cand *a, const cand *b) { /* score descending, then lower id first */
+  return a->score > b->score || (a->score == b->score && a->id < b->id);
+}
+
+/* score(q, row r of block x) as vs_search defines it, from the block's
+ * float32 copy when it has one. */
+static float score_row(const vs_block *x, int64_t r, const float *q, float *tmp) {
+  const int d = x->d;
+  const float *row = NULL;
+  float s = 0;
+  if (x->exact) row = x->exact + r * d;
+  else if (x->dtype == VS_F32) row = (const float *)x->data + r * d;
+  else if (x->dtype == VS_F16) vs_from_f16(tmp, (const uint16_t *)x->data + r * d, d), row = tmp;
+  if (row) {
+    for (int j = 0; j < d; j++) s += q[j] * row[j];
+    return s;
+  }
+  const int8_t *v = (const int8_t *)x->data + r * d; /* int8 without a float32 copy */
+  for (int j = 0; j < d; j++) s += q[j] * (float)v[j];
+  return s * x->scales[r];
+}
+
+/* The deep path, for a query the candidate rounds did not satisfy: one
+ * pass over the whole index, without ranking it all. Rows scoring above
+ * the margin threshold can only fill the skip window (h of them that are
+ * not the positive); below it, the best (skip_top - h)+ + top rows that are
+ * not the positive, in ranking order, are the window's rest and the kept
+ * ones. */
+static int deep(const vs_block *blocks, int nblocks, const float *q, float s_pos, char *const *corpus,
+                int64_t n_corpus, const char *pos_text, const mine_rule *r, cand *best, float *tmp, int64_t *out,
+                int *found, foil_err *err) {
+  const float thr = r->has_margin ? s_pos - r->margin : INFINITY;
+  int64_t h = 0;
+  int w = r->skip_top + r->top, nb = 0;
+  /* pass 1: h (the positive's text is looked up only for rows that matter) */
+  for (int b = 0; b < nblocks; b++)
+    for (int64_t i = 0; i < blocks[b].n; i++) {
+      int64_t id = blocks[b].ids[i];
+      if (id < 0 || id >= n_corpus)
+        return foil_err_set(err, FOIL_EINVAL, "mining: index row id %lld is outside the corpus (%lld rows)",
+                            (long long)id, (long long)n_corpus);
+      if (score_row(&blocks[b], i, q, tmp) > thr && strcmp(corpus[id], pos_text)) h++;
+    }
+  int skip_left = h >= r->skip_top ? 0 : r->skip_top - (int)h;
+  w = skip_left + r->top;
+  /* pass 2: the best w rows at or below the threshold, not the positive */
+  for (int b = 0; b < nblocks; b++)
+    for (int64_t i = 0; i < blocks[b].n; i++) {
+      cand c = {score_row(&blocks[b], i, q, tmp), blocks[b].ids[i]};
+      if (c.score > thr || (nb == w && !better(&c, &best[nb - 1])) || !strcmp(corpus[c.id], pos_text)) continue;
+      int at = nb < w ? nb++ : w - 1;
+      while (at > 0 && better(&c, &best[at - 1])) best[at] = best[at - 1], at--;
+      best[at] = c;
+    }
+  int kept = 0;
+  for (int k = skip_left; k < nb; k++) out[kept++] = best[k].id;
+  for (int k = kept; k < r->top; k++) out[k] = -1;
+  *found = kept;
+  return FOIL_OK;
+}
 
 /* Walks one query's ranked candidates; returns 1 when its slots are
  * filled (or the ranking covers the whole index), 0 to search deeper. */
@@ -57,7 +127,8 @@ int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const
   float *sc = NULL;
   int64_t *ids = NULL;
   size_t cap = 0;
-  while (!rc && np > 0) {
+  /* rounds of vs_search while k is small beside the index */
+  while (!rc && np > 0 && k <= MINE_DEEP) {
     if (k > n_rows) k = n_rows;
     int whole = k >= n_rows;
     /* queries in chunks of at most MINE_CANDIDATES candidates in all */
@@ -89,6 +160,18 @@ int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const
     }
     np = left;
     k *= 2;
+  }
+  /* the deep path for the queries left */
+  if (!rc && np > 0) {
+    cand *best = malloc(sizeof(cand) * ((size_t)r->skip_top + (size_t)r->top));
+    float *tmp = malloc(sizeof(float) * (size_t)d);
+    if (!best || !tmp) rc = foil_err_set(err, FOIL_ENOMEM, "mining: out of memory");
+    for (int t = 0; !rc && t < np; t++) {
+      int i = pending[t];
+      rc = deep(blocks, nblocks, q + (size_t)i * d, spos[i], corpus, n_corpus, pos_texts[i], r, best, tmp,
+                rows + (size_t)i * r->top, &fnd[i], err);
+    }
+    free(best), free(tmp);
   }
   if (!rc && found) memcpy(found, fnd, sizeof(int) * (size_t)n);
   free(sc), free(ids), free(pending), free(fnd), free(qq), free(spos);

@@ -16,13 +16,19 @@
  * slots are -1 and *found says how many were kept.
  *
  * The search asks vs_search for skip_top + top + 9 candidates per query
- * and, for the queries that did not fill their slots, doubles that until
- * they do or the whole index is ranked, so the result equals walking the
- * full ranking (exactly for float32 blocks; float16/int8 blocks are
- * ranked as vs_search ranks them, rescored with their float32 copies).
+ * and, for the queries that did not fill their slots, doubles that while
+ * it stays small (<= 32); a query still short then takes the deep path:
+ * two passes over the whole index (scores from each block's float32 copy
+ * when it has one, else the stored rows) that find the rows above the
+ * margin threshold that fill the window and the best rows below it,
+ * without ranking everything. Either way the result is that of walking
+ * the full ranking (float16/int8 blocks: ranked by vs_search with
+ * rescoring from their float32 copies, whose scores the deep path uses).
  *
- * Cost: one vs_search over all blocks per round (rounds: 1 unless many
- * rows are dropped), n·k candidates of memory per round.
+ * Cost: a vs_search over all blocks per round (1 to 3 rounds), up to 4 Mi
+ * candidates of memory per search; the deep path 2·n_rows·d per query
+ * that takes it (many early in training with a margin, when the positive
+ * scores low and most rows are too close to it).
  */
 #ifndef FOIL_WORKER_RUN_MINE_H
 #define FOIL_WORKER_RUN_MINE_H
