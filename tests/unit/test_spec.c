@@ -110,8 +110,48 @@ static void test_schedules(void) {
   spec_free(&s);
 }
 
+/* The loop's keys: data.negatives_bank and the coordinator's refresh object. */
+static void test_loop_keys(void) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/pretrain-code-loop.json", FOIL_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  char buf[8192] = {0};
+  CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
+  if (f) fclose(f);
+  spec s;
+  foil_err err = {0};
+  CHECKF(spec_parse(&s, buf, &err) == 0, "%s", err.msg);
+  CHECK(s.negatives_bank && !strcmp(s.negatives_bank, "code-neg") && s.negatives_check_every == 10);
+  CHECK(s.refresh_every_steps == 200 && s.refresh_json && strstr(s.refresh_json, "\"mine\""));
+  spec_free(&s);
+  const char *base = "{\"model\":{\"tokenizer\":\"v\"},\"steps\":40,\"checkpoint\":{\"every_steps\":10},";
+  struct {
+    const char *rest, *expect;
+  } bad[] = {
+      {"\"data\":{\"dataset\":\"d\",\"negatives_bank\":\"b\"}}", "needs loss.hard_negatives >= 1"},
+      {"\"data\":{\"dataset\":\"d\",\"negatives_bank\":\"a/b\"},\"loss\":{\"hard_negatives\":1}}",
+       "data.negatives_bank"},
+      {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"index\":\"i\",\"corpus\":{\"file\":\"c\"}}}",
+       "refresh.every_steps is required"},
+      {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"every_steps\":15,\"index\":\"i\",\"corpus\":{\"file\":\"c\"}}}",
+       "multiple of checkpoint.every_steps"},
+      {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"every_steps\":20,\"index\":\"i\"}}", "refresh: corpus is required"},
+      {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"every_steps\":20,\"index\":\"i\",\"corpus\":{\"file\":\"c\"},"
+       "\"mine\":{\"dataset\":\"d\"}}}", "mine.top is required"},
+      {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"every_steps\":20,\"index\":\"i\",\"corpus\":{\"file\":\"c\"},"
+       "\"wat\":1}}", "refresh.wat"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char json[1024];
+    snprintf(json, sizeof json, "%s%s", base, bad[i].rest);
+    int rc = spec_parse(&s, json, &err);
+    CHECKF(rc == FOIL_EINVAL && strstr(err.msg, bad[i].expect), "case %zu: rc %d, message '%s'", i, rc, err.msg);
+  }
+}
+
 int main(void) {
   RUN(test_example_and_defaults);
+  RUN(test_loop_keys);
   RUN(test_refusals);
   RUN(test_schedules);
   TEST_EXIT();
