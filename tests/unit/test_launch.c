@@ -96,6 +96,24 @@ static void test_command(void) {
   CHECK(launch_argv(&empty, &v, &err) == FOIL_EINVAL && strstr(err.msg, "argv"));
 }
 
+static void test_serve(void) {
+  place(0, "a", "h1", 1);
+  launch_opts o = {.kind = "serve", .placement = PP, .nplacement = 1, .root = "/r", .foil_run = "/bin/foil-run",
+                   .spec_json = "{\"index\": \"wiki\", \"bind\": \"tcp://*:7431\", \"shards\": [0, 2]}"};
+  char **v = NULL;
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "/bin/foil-serve --index wiki --root /r --bind tcp://*:7431 --shards 0,2"), "%s",
+         joined(v));
+  launch_strv_free(&v);
+  o.spec_json = "{\"index\": \"wiki\", \"shards\": \"1\", \"version\": 3}", o.foil_run = "foil-run";
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "foil-serve --index wiki --root /r --shards 1 --version 3"), "%s", joined(v));
+  launch_strv_free(&v);
+  foil_err err = {0};
+  o.spec_json = "{\"name\": \"wiki\"}";
+  CHECK(launch_argv(&o, &v, &err) == FOIL_EINVAL && strstr(err.msg, "index"));
+}
+
 static void test_env(void) {
   char *env[] = {"PATH=/bin", "FOIL_JOB_ID=old", "FOIL_JOB_IDX=keep", "HOME=/h", NULL};
   char *set[] = {"FOIL_JOB_ID=9", "FOIL_PROGRESS=tcp://127.0.0.1:5", NULL};
@@ -122,6 +140,7 @@ int main(void) {
   RUN(test_hosts);
   RUN(test_pretrain);
   RUN(test_command);
+  RUN(test_serve);
   RUN(test_env);
   RUN(test_describe);
   TEST_EXIT();
