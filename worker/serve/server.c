@@ -543,7 +543,7 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
     size_t len = sizeof s->endpoint;
     if (!rc) zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len);
   }
-  if (!rc) {
+  if (!rc && !o->nshards) {  /* a server of some shards is found through its router */
     char json[512];
     int len = snprintf(json, sizeof json, "{\"endpoint\": \"%s\", \"pid\": %ld, \"index\": \"%s\"}\n", s->endpoint,
                        (long)getpid(), s->index);

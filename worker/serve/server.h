@@ -20,7 +20,8 @@
  *
  * Batching: sbatch.h. Limits: sreq.h. The endpoint bound is written with
  * the pid to <root>/indexes/<name>/serve.json (atomically; removed at the
- * end if it is still ours).
+ * end if it is still ours) by a server of all shards; one holding some
+ * shards (--shards) is reached through a router, which writes it instead.
  *
  * Ownership: server_new returns the caller's server (server_destroy).
  */
