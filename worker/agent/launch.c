@@ -123,6 +123,8 @@ static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
                                                                              used ? "," : "", (int)x->valuedouble);
     sv_push(&s, "--shards"), sv_push(&s, buf);
   }
+  if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(js, "watch"))) sv_push(&s, "--no-watch");
+  if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(js, "text"))) sv_push(&s, "--no-text");
   v = cJSON_GetObjectItemCaseSensitive(js, "version");
   if (cJSON_IsNumber(v)) {
     snprintf(buf, sizeof buf, "%d", (int)v->valuedouble);

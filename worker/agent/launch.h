@@ -11,9 +11,11 @@
  * command (kind "command"): argv itself when R is 1, else the same mpirun
  * line with argv in place of foil-run's.
  * serve (kind "serve"): one process, no launcher:
- *   FOIL_SERVE --index INDEX --root ROOT [--bind EP] [--shards LIST] [--version K]
+ *   FOIL_SERVE --index INDEX --root ROOT [--bind EP] [--shards LIST]
+ *              [--no-watch] [--no-text] [--version K]
  * from the spec_json keys "index" (required), "bind", "shards" ("0,2" or
- * [0, 2]) and "version"; FOIL_SERVE is foil-serve beside foil_run.
+ * [0, 2]), "watch": false, "text": false and "version"; FOIL_SERVE is
+ * foil-serve beside foil_run.
  * Slurm: srun --ntasks=R --nodelist=h1,h2 --kill-on-bad-exit=1 instead of
  * mpirun (srun passes the whole environment).
  *
