@@ -7,7 +7,9 @@ each file written to a temporary name and renamed), which doubles as a
 check of that contract. Version v's ids are v·1,000,000 + row, so every
 reply proves which version answered it.
 
-usage: serve_swap.py BUILD_DIR SCRATCH_DIR
+usage: serve_swap.py BUILD_DIR SCRATCH_DIR [FOIL_RUN MPIEXEC VOCAB [MPI FLAGS...]]
+(with foil-run: also text queries over a real refreshed index, through a
+cluster whose refresh job makes the coordinator SIGHUP the serve job)
 """
 import json
 import os
@@ -15,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -28,13 +29,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+sys.path.insert(0, HERE)
+from foilcluster import STATE, Cluster, pb  # noqa: E402  (protoc's control/worker classes)
+
+
 def _generate():
-    out = tempfile.mkdtemp(prefix="foil-pyproto-")
+    """search.proto's classes beside foilcluster's (they share control_pb2)."""
+    out = os.path.dirname(os.path.dirname(os.path.dirname(pb.control.__file__)))
     subprocess.check_call(["protoc", "--python_out=" + out, "-I", os.path.join(REPO, "proto"),
-                           "foil/v1/control.proto", "foil/v1/search.proto"])
-    sys.path.insert(0, out)
-    from foil.v1 import control_pb2, search_pb2  # noqa: E402
-    return control_pb2, search_pb2
+                           "foil/v1/search.proto"])
+    from foil.v1 import search_pb2  # noqa: E402
+    return pb.control, search_pb2
 
 
 C, S = _generate()
@@ -532,6 +537,111 @@ def cli(build, root, srv, datas, v):
     check(p.returncode == 10, "no server: exit 10 UNAVAILABLE (%d)" % p.returncode)
 
 
+def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
+    """A real index: a tiny checkpoint, `foil-run refresh` of the code corpus,
+    foil-serve as a job of a cluster. Text queries are encoded with the
+    index's checkpoint (a document's own text finds it); a refresh job that
+    completes makes the coordinator SIGHUP the serve job, which swaps; a
+    checkpoint whose parameters no longer hash to the shards' model_hash is
+    refused for text (vectors still served)."""
+    cl = Cluster(build, os.path.join(os.path.abspath(scratch), "text-root"))
+    root = cl.root
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    foil = os.path.join(build, "foil")
+    subprocess.run([foil, "data", "prepare", "code", "--root", root], check=True, stdout=subprocess.DEVNULL)
+    work = os.path.join(os.path.abspath(scratch), "text-work")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    train = {"kind": "pretrain", "name": "serve-train", "seed": 5,
+             "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 32, "tokenizer": vocab},
+             "data": {"dataset": "code", "benchmark": ""}, "batch_per_rank": 16, "steps": 20,
+             "optimizer": {"lr": 0.001}, "log_every_steps": 10, "threads": 1}
+    train_dir = os.path.join(work, "train")
+    json.dump(train, open(os.path.join(work, "train.json"), "w"))
+    subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "pretrain", os.path.join(work, "train.json"), "--root",
+                    root, "--job-dir", train_dir, "--quiet"], check=True, env=env)
+    ckpt = os.path.join(train_dir, "ckpt", "step_20.h5")
+    refresh = {"kind": "refresh", "name": "code", "checkpoint": train_dir,
+               "corpus": {"dataset": "code", "benchmark": "all"}, "dtype": "float16", "batch": 64,
+               "keep_versions": 3, "threads": 1, "job": {"ranks": 1}}
+    rspec = os.path.join(work, "refresh.json")
+    json.dump(refresh, open(rspec, "w"))
+    subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "refresh", rspec, "--root", root, "--job-dir",
+                    os.path.join(work, "job-refresh"), "--quiet"], check=True, env=env)
+    bench = h5py.File(os.path.join(root, "datasets", "code", "benchmarks", "all.h5"), "r")
+    corpus_ids = [x.decode() for x in bench["corpus_ids"][()]]
+    corpus = [x.decode() for x in bench["corpus"][()]]
+    cl.start_coordinator()
+    try:
+        cl.start_worker("n1", slots=4, extra_args=["--mpirun-args", " ".join(mpi_flags)])
+        sspec = os.path.join(work, "serve.json")
+        json.dump({"kind": "serve", "name": "serve-code", "index": "code", "bind": "tcp://127.0.0.1:*",
+                   "watch": False}, open(sspec, "w"))
+        r = cl.foil("submit", sspec)
+        check(r.returncode == 0, "foil submit of a serve job (%s)" % r.stderr.strip())
+        sid = int(r.stdout.strip())
+        cl.wait_state(sid, {"JOB_RUNNING"}, 30)
+        info = os.path.join(root, "indexes", "code", "serve.json")
+        deadline = time.time() + 60
+        while not os.path.exists(info) and time.time() < deadline:
+            time.sleep(0.1)
+        ep = json.load(open(info))["endpoint"]
+        c = Client(ep)
+        st = status(c)
+        check(st.version == 1 and st.text and st.dtype == "float16" and st.count == len(corpus),
+              "the serve job serves code v1, float16, text on (%s)" % st)
+        docs = [5, 1234, 4000]
+        rep = c.call(search_req(texts=[corpus[j] for j in docs], k=5))
+        check(rep.WhichOneof("body") == "search", "text queries answered (%s)" % rep.error.message)
+        for j, res in zip(docs, rep.search.results if rep.WhichOneof("body") == "search" else []):
+            top = res.scores[0]
+            check(top > 0.999 and (j in list(res.ids)[:3]) and abs(res.scores[list(res.ids).index(j)] - top) < 1e-4,
+                  "the text of document %d finds it first (ids %s, scores %s)" % (j, list(res.ids), list(res.scores)))
+            check(res.keys[list(res.ids).index(j)] == corpus_ids[j], "its key is the corpus id")
+        p = cl.foil("search", corpus[5], "-k", "3", "--index", "code")
+        check(p.returncode == 0 and corpus_ids[5] in p.stdout, "foil search TEXT prints the document's key (%s)"
+              % (p.stderr or p.stdout))
+        # a refresh job that completes tells the serve job (SIGHUP; it does not watch)
+        refresh["job"] = {"ranks": 1}
+        refresh["checkpoint"] = os.path.abspath(train_dir)
+        json.dump(refresh, open(rspec, "w"))
+        r = cl.foil("submit", rspec)
+        rid = int(r.stdout.strip())
+        j = cl.wait_state(rid, {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_NODE_FAIL"}, 120)
+        check(STATE.Name(j.state) == "JOB_COMPLETED", "the refresh job COMPLETED (%s)" % j.reason)
+        check(wait_version(c, 2, 30), "the serve job swapped to v2 after the refresh job (SIGHUP)")
+        check("SIGHUP" in cl.log(sid), "its log says SIGHUP")
+        check("SIGHUP (refresh job %d published index code)" % rid in open(os.path.join(root, "coordinator.log")).read(),
+              "the coordinator logs why it signalled")
+        # the checkpoint changes under the index: text refused, vectors served
+        with h5py.File(ckpt, "r+") as f:
+            name = sorted(k for k in f["model"].keys() if isinstance(f["model"][k], h5py.Dataset))[0]
+            d = f["model"][name]
+            x = d[()]
+            x.flat[0] += 0.5
+            d[...] = x
+        other = Serve(build, root, ["--index", "code", "--root", root, "--shards", "0", "--bind", "tcp://127.0.0.1:*",
+                                    "--no-watch"], "serve-mismatch", index=None)
+        c2 = Client(other.ep)
+        st = status(c2)
+        check(not st.text, "a checkpoint that changed after the refresh: text off")
+        r2 = c2.call(search_req(texts=["def add(a, b):"]))
+        check(error_of(r2) == "FAILED_PRECONDITION" and "hashes to" in r2.error.message and "refresh the index again"
+              in r2.error.message, "text query → FAILED_PRECONDITION with the reason (%s)" % r2.error.message)
+        print("model hash refusal: %s" % r2.error.message, flush=True)
+        r2 = c2.call(search_req([np.ones(st.dim, np.float32)], k=3))
+        check(r2.WhichOneof("body") == "search" and len(r2.search.results[0].ids) == 3, "vectors are still served")
+        c2.close()
+        other.stop("foil-serve (mismatch)")
+        c.close()
+        cl.call("cancel", C.CancelRequest(job_id=sid))
+        j = cl.wait_state(sid, {"JOB_CANCELLED", "JOB_FAILED", "JOB_COMPLETED"}, 30)
+        check(STATE.Name(j.state) == "JOB_CANCELLED", "the serve job is cancelled (%s)" % STATE.Name(j.state))
+    finally:
+        codes = cl.stop()
+    check(all(v == 0 for v in codes.values()), "daemons exit cleanly: %s" % codes)
+
+
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     root = os.path.join(os.path.abspath(scratch), "root")
@@ -548,6 +658,9 @@ def main():
              ("corrupt version", lambda: corrupt(root, srv, cl, datas)),
              ("router", lambda: router(build, root, cl, datas)),
              ("foil search", lambda: cli(build, root, srv, datas, 6))]
+    if len(sys.argv) > 5:   # FOIL_RUN MPIEXEC VOCAB [MPI FLAGS]: a real refreshed index
+        steps.append(("text queries", lambda: text_queries(build, scratch, sys.argv[3], sys.argv[4], sys.argv[5],
+                                                           sys.argv[6:])))
     try:
         for name, fn in steps:
             t0 = time.time()
