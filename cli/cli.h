@@ -12,8 +12,14 @@
 
 #include "common/err.h"
 
-int cmd_data(int argc, char **argv);
-int cmd_tokenizer(int argc, char **argv);
+int cmd_data(int argc, char **argv);       /* in foil-data */
+int cmd_tokenizer(int argc, char **argv);  /* in foil-data */
+int cmd_data_exec(int argc, char **argv);  /* `foil data`: runs foil-data */
+int cmd_tokenizer_exec(int argc, char **argv);
+/* Replaces the process with `program` from the foil executable's
+ * directory, passing argv[1..] (keep_cmd: argv[0] too, as the program's
+ * subcommand); returns only on failure, as cli_fail does. */
+int cli_exec_beside(const char *cmd, const char *program, int argc, char **argv, int keep_cmd);
 int cmd_submit(int argc, char **argv);
 int cmd_jobs(int argc, char **argv);
 int cmd_status(int argc, char **argv);

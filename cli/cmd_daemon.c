@@ -1,6 +1,7 @@
 /* cmd_daemon.c — `foil coordinator ARGS...` and `foil worker ARGS...`: run
  * foil-coordinator / foil-worker from the directory of this foil
- * executable, with the same arguments (the process is replaced). */
+ * executable, with the same arguments (the process is replaced); `foil data`
+ * and `foil tokenizer` run foil-data the same way. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
@@ -11,9 +12,7 @@
 
 #include "cli/cli.h"
 
-/* Replaces the process with program (from foil's directory); returns only
- * on failure. */
-static int exec_beside(const char *cmd, const char *program, int argc, char **argv) {
+int cli_exec_beside(const char *cmd, const char *program, int argc, char **argv, int keep_cmd) {
   foil_err err = {0};
   char self[PATH_MAX], path[PATH_MAX + 64];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -26,13 +25,13 @@ static int exec_beside(const char *cmd, const char *program, int argc, char **ar
   char *slash = strrchr(self, '/');
   if (slash) *slash = 0;
   snprintf(path, sizeof path, "%s/%s", slash ? self : ".", program);
-  char **args = calloc((size_t)argc + 1, sizeof *args);
+  char **args = calloc((size_t)argc + 2, sizeof *args);
   if (!args) {
     foil_err_set(&err, FOIL_ENOMEM, "out of memory");
     return cli_fail(cmd, &err);
   }
   args[0] = (char *)program;
-  for (int i = 1; i < argc; i++) args[i] = argv[i];
+  for (int i = keep_cmd ? 0 : 1; i < argc; i++) args[i + (keep_cmd != 0)] = argv[i];
   fflush(NULL);
   execv(path, args);
   int e = errno;
@@ -43,7 +42,15 @@ static int exec_beside(const char *cmd, const char *program, int argc, char **ar
 }
 
 int cmd_coordinator(int argc, char **argv) {
-  return exec_beside("coordinator", "foil-coordinator", argc, argv);
+  return cli_exec_beside("coordinator", "foil-coordinator", argc, argv, 0);
 }
 
-int cmd_worker(int argc, char **argv) { return exec_beside("worker", "foil-worker", argc, argv); }
+int cmd_worker(int argc, char **argv) { return cli_exec_beside("worker", "foil-worker", argc, argv, 0); }
+
+/* `foil data` and `foil tokenizer` live in foil-data, which links HDF5 (and
+ * through it MPI): keeping them out of `foil` keeps every job command's
+ * start-up at a few libraries. */
+int cmd_data_exec(int argc, char **argv) { return cli_exec_beside("data", "foil-data", argc, argv, 1); }
+int cmd_tokenizer_exec(int argc, char **argv) {
+  return cli_exec_beside("tokenizer", "foil-data", argc, argv, 1);
+}

@@ -21,8 +21,8 @@ static const struct {
     {"drain", cmd_drain, "stop giving jobs to a worker (--undo to resume)"},
     {"coordinator", cmd_coordinator, "run foil-coordinator (--help for its options)"},
     {"worker", cmd_worker, "run foil-worker (--help for its options)"},
-    {"data", cmd_data, "prepare datasets under the data root (wordnet, code, lm, custom)"},
-    {"tokenizer", cmd_tokenizer, "encode text, train BPE merges, export tokenizers"},
+    {"data", cmd_data_exec, "prepare datasets under the data root (wordnet, code, lm, custom)"},
+    {"tokenizer", cmd_tokenizer_exec, "encode text, train BPE merges, export tokenizers"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
