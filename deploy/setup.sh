@@ -62,10 +62,21 @@ if [ "${FOIL_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+# faiss-cpu, the anchor of the search reference test and benchmark
+# (tests/reference/vsearch_faiss.py, bench/search.py), lives in a second
+# virtualenv, .venv-faiss, WITHOUT the system site packages: faiss 1.15 needs
+# numpy >= 1.25, and Debian's python3-torch (which .venv sees) is built
+# against Debian's numpy 1.24, so the two cannot share one environment.
+# Pinned, installed without dependencies (faiss-cpu needs only these two).
+FAISS_PKGS="faiss-cpu==1.15.1 numpy==2.2.6 packaging==24.2"
+
 if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps $PIP_PKGS
+  [ -x .venv-faiss/bin/python ] || /usr/bin/python3 -m venv .venv-faiss
+  # shellcheck disable=SC2086
+  .venv-faiss/bin/python -m pip install -q --disable-pip-version-check --no-deps $FAISS_PKGS
 fi
 
 BUILD_DIR="${FOIL_BUILD_DIR:-build}"

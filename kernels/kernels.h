@@ -205,4 +205,53 @@ void topk_init(float *top_score, int64_t *top_id, int nq, int K);
 void topk_merge(float *top_score, int64_t *top_id, int nq, int K,
                 const float *scores, int nc, size_t ld, int64_t id0);
 
+/* Offers n candidates to ONE list (K slots, same order and empty slots as
+ * above). Candidate j has score scores[j] and id ids[j]; it is skipped when
+ * ids[j] < 0, or when id_lo <= id_hi and ids[j] is outside [id_lo, id_hi]
+ * (the filter; id_lo > id_hi: none). The list stores ids[j], or key0 + j
+ * when key0 >= 0 (a row number, for callers that rescore rows: the filter
+ * still reads ids, and ties then rank the lower row first). Cost: n compares,
+ * 16 at a time while the list is full, plus O(K) per entering candidate. */
+void topk_offer(float *top_score, int64_t *top_id, int K, const float *scores, int n,
+                const int64_t *ids, int64_t id_lo, int64_t id_hi, int64_t key0);
+
+/* ---- top-k scan of stored vectors ----------------------------------------------
+ * Exact inner products of float32 queries with stored rows of float32,
+ * IEEE float16 (uint16_t bits) or int8 with a per-row scale, fused with the
+ * top-k lists (model/vsearch.h builds search on these).
+ * score = Σ_j q_j·x_j in float32 (float16 widened exactly; int8: the integer
+ * row's sum times the row's scale). One accumulator per row, summed in a
+ * fixed order: a row's bits depend on the build and on the path (direct or
+ * sgemm, chosen by nq) only, never on the thread count.
+ * Single-threaded: callers split rows over threads and give each thread its
+ * own lists and scratch; the sgemm runs in its caller's thread when called
+ * inside a parallel region (or with one kernel thread). */
+enum { SCAN_F32 = 0, SCAN_F16 = 1, SCAN_I8 = 2 };
+enum {
+  SCAN_ROWS = 512,      /* rows scored per step (a chunk: 512 KB of float32 rows at d 256) */
+  SCAN_QTILE = 256,     /* queries per sgemm: a score tile of 512 KB stays in L2 */
+  SCAN_DIRECT_MAX = 4,  /* up to this many queries: row-by-row dot products */
+};
+/* scores[i] = score of row i (of n rows at x) for the query q [d]. Reads
+ * the rows once: n·d multiply-adds, memory-bound. */
+void scan_dot(float *scores, const float *q, int d, int dtype, const void *x,
+              const float *scales, int n);
+/* dst[i] = x[i] as float32 (float16 widened exactly, int8 converted). O(n). */
+void scan_widen(float *dst, int dtype, const void *x, size_t n);
+/* Floats of scratch scan_topk needs: a score tile and a widened chunk. */
+size_t scan_topk_scratch(int d);
+/* Offers the scores of n rows (x, scales for SCAN_I8, ids: n each, from the
+ * range's first row) for nq queries q [nq,d] to the lists top_score/top_id
+ * [nq,K] (as topk_offer, with its filter; row0 >= 0: the lists store row
+ * numbers row0 + i instead of ids). In chunks of SCAN_ROWS rows from the
+ * range's start: nq <= SCAN_DIRECT_MAX scores each chunk with scan_dot per
+ * query; more queries widen the chunk to float32 once and score it with
+ * sgemm per tile of SCAN_QTILE queries. So that bits do not depend on how a
+ * caller splits rows, ranges must start at multiples of SCAN_ROWS of their
+ * block and nq must be the whole batch. Cost: 2·nq·n·d flops, the rows read
+ * from memory once, plus the lists' merges. scratch: scan_topk_scratch(d). */
+void scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d,
+               int dtype, const void *x, const float *scales, const int64_t *ids, int n,
+               int64_t id_lo, int64_t id_hi, int64_t row0, float *scratch);
+
 #endif

@@ -6,10 +6,10 @@
  *
  * A shard holds /ids (int64 [n]), /vectors ([n, dim] float32, float16 or
  * int8), /scales (float32 [n], int8 only), /exact (float32 [n, dim], for
- * float16/int8 shards: the rescoring copy), and attributes: name, version,
- * optionally /keys (variable-length UTF-8 strings [n]: the documents' own
- * ids, e.g. a corpus's), and attributes: name, version,
- * shard, n_shards, dim, count, dtype ("float32" | "float16" | "int8"),
+ * float16/int8 shards: the rescoring copy), optionally /keys
+ * (variable-length UTF-8 strings [n]: the documents' own ids, e.g. a
+ * corpus's), and attributes: name, version, shard, n_shards, dim, count,
+ * dtype ("float32" | "float16" | "int8"),
  * normalized (0/1), checkpoint (path), step, model_hash. The manifest holds
  * the same version attributes plus /shards (file names), /counts and /crc32
  * (zlib CRC-32 of each shard file), total count, created (epoch seconds).
@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/encoder.h"
 #include "model/vsearch.h"
 
 typedef struct {
@@ -61,6 +62,13 @@ typedef struct {
  * then over its config (layers, d_model, heads, d_ff, max_len, proj_dim,
  * norm, pooling) as text; 8 lowercase hex digits. */
 int index_model_hash(const float *params, size_t n_params, const char *config_text, char out[65]);
+
+/* The config text both sides hash, so that refresh and foil-serve agree:
+ * "layers=L d_model=D heads=H d_ff=F max_len=M proj_dim=P norm=post|pre
+ * pooling=mean|first". FOIL_EINVAL when it does not fit in n (256 does). */
+int index_model_config_text(const encoder_config *cfg, char *out, size_t n);
+/* index_model_hash of an encoder's parameters and that text. */
+int index_model_hash_encoder(encoder *enc, char out[65]);
 
 /* Directory of an index: <root>/indexes/<name>. FOIL_EINVAL for a name
  * outside [A-Za-z0-9._-]{1,128}. */

@@ -1,7 +1,8 @@
 /* foil_run.c — foil-run, the job runtime: one MPI program, every rank runs
  * the job kind named on the command line.
  *
- *   mpirun -np N foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR]
+ *   mpirun -np N foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR] [--stop-after STEPS] [--quiet]
+ *   mpirun -np N foil-run refresh  SPEC.json [--root DIR] [--job-dir DIR] [--quiet]
  *
  * Rank discovery comes from the launcher (mpirun, or srun inside a Slurm
  * allocation). The data root is --root, else $FOIL_ROOT, else ./foil-data.
@@ -14,11 +15,13 @@
 #include "common/err.h"
 #include "worker/run/comm.h"
 #include "worker/run/pretrain.h"
+#include "worker/run/refresh.h"
 
 static int usage(void) {
   fprintf(stderr,
           "usage: foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR] [--stop-after STEPS] [--quiet]\n"
-          "  (under mpirun -np N or srun for N ranks)\n");
+          "       foil-run refresh SPEC.json [--root DIR] [--job-dir DIR] [--quiet]\n"
+          "  (under mpirun -np N or srun for N ranks; specs: worker/run/spec.h, worker/run/refresh.h)\n");
   return 2;
 }
 
@@ -29,18 +32,21 @@ int main(int argc, char **argv) {
     fprintf(stderr, "foil-run: %s\n", err.msg);
     return foil_err_exit_code(err.code);
   }
-  int rc = FOIL_OK;
-  if (argc < 3 || strcmp(argv[1], "pretrain")) {
+  int pretrain = argc >= 3 && !strcmp(argv[1], "pretrain"), refresh = argc >= 3 && !strcmp(argv[1], "refresh");
+  if (!pretrain && !refresh) {
     if (comm_rank(c) == 0) usage();
     comm_destroy(&c);
     return 2;
   }
   const char *env = getenv("FOIL_ROOT");
   pretrain_args a = {.spec_path = argv[2], .root = env && *env ? env : "./foil-data"};
+  refresh_args r = {0};
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--root") && i + 1 < argc) a.root = argv[++i];
     else if (!strcmp(argv[i], "--job-dir") && i + 1 < argc) a.job_dir = argv[++i];
-    else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) a.stop_after = atoll(argv[++i]);
+    else if (pretrain && !strcmp(argv[i], "--stop-after") && i + 1 < argc) a.stop_after = atoll(argv[++i]);
+    /* tests only: rank 0 waits before publishing, so a kill can land between shards and publish */
+    else if (refresh && !strcmp(argv[i], "--publish-delay") && i + 1 < argc) r.publish_delay_s = atof(argv[++i]);
     else if (!strcmp(argv[i], "--quiet")) a.quiet = 1;
     else {
       if (comm_rank(c) == 0) {
@@ -51,7 +57,13 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  rc = pretrain_run(&a, c, &err);
+  int rc;
+  if (pretrain) {
+    rc = pretrain_run(&a, c, &err);
+  } else {
+    r.spec_path = a.spec_path, r.root = a.root, r.job_dir = a.job_dir, r.quiet = a.quiet;
+    rc = refresh_run(&r, c, &err);
+  }
   if (rc) fprintf(stderr, "foil-run (rank %d): %s\n", comm_rank(c), err.msg);
   comm_destroy(&c);
   return foil_err_exit_code(rc);

@@ -6,13 +6,10 @@
  * worse entries down one slot. */
 #include <math.h>
 
+#include "kernels/cpu/topk_list.h"
 #include "kernels/kernels.h"
 
-/* (s, i) ranks before (ts, ti): empty slots (ti < 0) rank last; then higher
- * score; then lower id. */
-static inline int topk_before(float s, int64_t i, float ts, int64_t ti) {
-  return ti < 0 || s > ts || (s == ts && i < ti);
-}
+
 
 void topk_init(float *top_score, int64_t *top_id, int nq, int K) {
   if (nq <= 0 || K <= 0) return;
@@ -49,6 +46,30 @@ void topk_merge(float *top_score, int64_t *top_id, int nq, int K,
       ti[p] = id;
       worst = ts[K - 1];
       worst_id = ti[K - 1];
+    }
+  }
+}
+
+void topk_offer(float *top_score, int64_t *top_id, int K, const float *scores, int n,
+                const int64_t *ids, int64_t id_lo, int64_t id_hi, int64_t key0) {
+  if (K <= 0 || n <= 0) return;
+  int filter = id_lo <= id_hi;
+  float worst = top_score[K - 1];
+  int64_t worst_id = top_id[K - 1];
+  for (int j0 = 0; j0 < n; j0 += 16) {
+    int m = n - j0 < 16 ? n - j0 : 16;
+    /* A full list on a large corpus rejects 16 candidates per compare. */
+    if (!topk_any_ge(scores + j0, m, worst)) continue;
+    for (int j = j0; j < j0 + m; j++) {
+      float v = scores[j];
+      if (!(v >= worst)) continue;
+      int64_t rid = ids[j];
+      if (rid < 0 || (filter && (rid < id_lo || rid > id_hi))) continue;
+      int64_t key = key0 < 0 ? rid : key0 + j;
+      if (!topk_before(v, key, worst, worst_id)) continue;
+      topk_insert(top_score, top_id, K, v, key);
+      worst = top_score[K - 1];
+      worst_id = top_id[K - 1];
     }
   }
 }

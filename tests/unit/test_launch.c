@@ -68,6 +68,19 @@ static void test_pretrain(void) {
                             "/j/7/spec.json --root /r --job-dir /j/7 --quiet"),
          "%s", joined(v));
   launch_strv_free(&v);
+  /* refresh: the same line, its kind in place of pretrain's */
+  o.kind = "refresh";
+  CHECK(launch_is_foil_run("refresh") && launch_is_foil_run("pretrain") && !launch_is_foil_run("command"));
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "srun --ntasks=4 --nodelist=h1,h2 --kill-on-bad-exit=1 /bin/foil-run refresh "
+                            "/j/7/spec.json --root /r --job-dir /j/7 --quiet"),
+         "%s", joined(v));
+  launch_strv_free(&v);
+  o.slurm = 0;
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(strstr(joined(v), "-x FOIL_RESTART_COUNT /bin/foil-run refresh /j/7/spec.json --root /r --job-dir /j/7 --quiet"),
+         "%s", joined(v));
+  launch_strv_free(&v);
 }
 
 static void test_command(void) {

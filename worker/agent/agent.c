@@ -376,14 +376,16 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   resume[0] = 0;
   if (mkdirs(t->job_dir))
     return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s: %s", t->job_dir, strerror(errno));
-  int pretrain = sp && sp->kind && !strcmp(sp->kind, "pretrain");
+  int foil_run = sp && launch_is_foil_run(sp->kind), pretrain = foil_run && !strcmp(sp->kind, "pretrain");
   char spec_path[PATH_MAX + 16];
   snprintf(spec_path, sizeof spec_path, "%s/spec.json", t->job_dir);
   int rc;
-  if (pretrain) {
+  if (foil_run) {
     const char *js = sp->spec_json ? sp->spec_json : "";
-    if (!*js) return foil_err_set(err, FOIL_EINVAL, "a pretrain job without a spec (spec_json is empty)");
+    if (!*js) return foil_err_set(err, FOIL_EINVAL, "a %s job without a spec (spec_json is empty)", sp->kind);
     if ((rc = write_atomic(spec_path, js, strlen(js), err))) return rc;
+  }
+  if (pretrain) {
     char ckdir[PATH_MAX + 16], *latest = NULL, *skipped = NULL;
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", t->job_dir);
     if (ckpt_latest(ckdir, &latest, &skipped, NULL) == FOIL_OK && latest) snprintf(resume, nresume, "%s", latest);

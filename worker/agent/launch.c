@@ -134,13 +134,17 @@ static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
   return sv_finish(&s, out, err);
 }
 
+int launch_is_foil_run(const char *kind) {
+  return kind && (!strcmp(kind, "pretrain") || !strcmp(kind, "refresh"));
+}
+
 int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
   *out = NULL;
   if (o->kind && !strcmp(o->kind, "serve")) return serve_argv(o, out, err);
-  int pretrain = o->kind && !strcmp(o->kind, "pretrain");
+  int foil_run = launch_is_foil_run(o->kind);
   int command = o->kind && !strcmp(o->kind, "command");
-  if (!pretrain && !command)
-    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, command, serve)",
+  if (!foil_run && !command)
+    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, command, serve)",
                         o->kind ? o->kind : "");
   if (command && (!o->argc || !o->argv[0] || !o->argv[0][0]))
     return foil_err_set(err, FOIL_EINVAL, "a command job needs argv (the program and its arguments)");
@@ -187,9 +191,9 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
       sv_push(&s, *e);
     }
   }
-  if (pretrain) {
+  if (foil_run) {
     sv_push(&s, o->foil_run && *o->foil_run ? o->foil_run : "foil-run");
-    sv_push(&s, "pretrain");
+    sv_push(&s, o->kind);
     sv_push(&s, o->spec_path);
     sv_push(&s, "--root");
     sv_push(&s, o->root);

@@ -3,11 +3,11 @@
  * --host list and its environment. Pure functions of their inputs (tested
  * in tests/unit/test_launch.c); nothing here forks.
  *
- * pretrain (kind "pretrain"):
+ * foil-run's kinds ("pretrain", "refresh"; KIND below):
  *   mpirun -np R --host h1:r1,h2:r2 [mpirun-args] -x FOIL_PROGRESS
  *     -x FOIL_ATTEMPT_TOKEN -x FOIL_JOB_DIR -x FOIL_JOB_ID -x FOIL_ROOT
  *     -x FOIL_ATTEMPT -x FOIL_RESTART_COUNT
- *     FOIL_RUN pretrain JOB_DIR/spec.json --root ROOT --job-dir JOB_DIR --quiet
+ *     FOIL_RUN KIND JOB_DIR/spec.json --root ROOT --job-dir JOB_DIR --quiet
  * command (kind "command"): argv itself when R is 1, else the same mpirun
  * line with argv in place of foil-run's.
  * serve (kind "serve"): one process, no launcher:
@@ -37,13 +37,13 @@
 #include "foil/v1/worker.pb-c.h"
 
 typedef struct {
-  const char *kind;                    /* "pretrain" | "command" | "serve" */
+  const char *kind;                    /* "pretrain" | "refresh" | "command" | "serve" */
   char *const *argv;                   /* command: program and arguments */
   size_t argc;
   Foil__V1__Placement *const *placement; /* head first; none means 1 rank here */
   size_t nplacement;
   const char *self_host;               /* used when there is no placement */
-  const char *spec_path;               /* pretrain: JOB_DIR/spec.json */
+  const char *spec_path;               /* foil-run kinds: JOB_DIR/spec.json */
   const char *spec_json;               /* serve: the spec's JSON */
   const char *root, *job_dir;
   const char *foil_run;                /* path of foil-run */
@@ -51,6 +51,9 @@ typedef struct {
   const char *mpirun_args;             /* extra mpirun flags, may be NULL */
   int slurm;                           /* 1: srun instead of mpirun */
 } launch_opts;
+
+/* 1 for the kinds foil-run runs from a spec file (pretrain, refresh). */
+int launch_is_foil_run(const char *kind);
 
 /* Ranks in all: the sum of the placement's ranks (1 when there is none). */
 uint32_t launch_ranks(const launch_opts *o);

@@ -55,12 +55,6 @@ const char *sgen_key(const sgen *g, int64_t id) {
   return NULL;
 }
 
-void sgen_config_text(const encoder_config *c, char *out, size_t n) {
-  snprintf(out, n, "layers=%d d_model=%d heads=%d d_ff=%d max_len=%d proj_dim=%d norm=%s pooling=%s", c->n_layers,
-           c->d_model, c->n_heads, c->d_ff, c->max_len, c->proj_dim, c->pre_ln ? "pre" : "post",
-           c->pooling == POOL_FIRST ? "first" : "mean");
-}
-
 /* The encoder and tokenizer of the shards' checkpoint, if they match. */
 static void text_load(sgen *g, const char *root) {
   char path[2100];
@@ -92,9 +86,8 @@ static void text_load(sgen *g, const char *root) {
     snprintf(g->no_text, sizeof g->no_text, "cannot load its checkpoint: %.440s", e.msg);
     goto fail;
   }
-  char text[512], hash[65];
-  sgen_config_text(encoder_cfg(g->enc), text, sizeof text);
-  index_model_hash(encoder_params(g->enc), encoder_num_params(g->enc), text, hash);
+  char hash[65];
+  index_model_hash_encoder(g->enc, hash);
   if (strcmp(hash, g->model_hash)) {
     snprintf(g->no_text, sizeof g->no_text,
              "checkpoint %.300s hashes to %s but the index was built with model %s (the checkpoint changed "

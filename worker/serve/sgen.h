@@ -78,7 +78,4 @@ const char *sgen_key(const sgen *g, int64_t id);
  * FOIL_EPRECOND with no_text when it cannot. */
 int sgen_encode(sgen *g, char *const *texts, size_t n, float *out, foil_err *err);
 
-/* The text index_model_hash covers for an encoder config. */
-void sgen_config_text(const encoder_config *c, char *out, size_t n);
-
 #endif

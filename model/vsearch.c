@@ -1,0 +1,233 @@
+/* vsearch.c — exact top-k search over stored blocks (vsearch.h), built on
+ * the kernels' fused scan + top-k (scan_topk, topk_offer).
+ *
+ * Plan of one call:
+ *  1. Every block's rows are cut into items of SCAN_ROWS rows counted from
+ *     the block's row 0, so a row is always scored by the same code on the
+ *     same neighbours, whoever scores it.
+ *  2. Blocks that are not rescored: one parallel pass over all their items
+ *     (dynamic schedule); each thread offers to its own lists [nq,k].
+ *  3. Each rescored block (float16/int8 with `exact`): a parallel pass over
+ *     its items into per-thread candidate lists [nq,kc] of ROW NUMBERS
+ *     (kc = k·rescore, at most the block's rows), filter applied; then per
+ *     query the threads' candidates are merged to the kc best, scored from
+ *     `exact` in float32 (scan_dot) and offered, with their ids, to the
+ *     result list. Candidates are chosen per block, so a block's candidates
+ *     do not depend on the other blocks.
+ *  4. Per query the result list takes every thread's list from step 2.
+ * The top k of a set under a total order (score desc, id asc) does not
+ * depend on how the set was split, and every score's bits are fixed by step
+ * 1: the result is the same for any thread count and block order.
+ *
+ * Single query: step 2 splits the rows over threads, each streaming its
+ * items through scan_dot (memory-bound). A batch: each item is widened once
+ * and scored by sgemm per tile of queries inside the item's thread.
+ *
+ * Ids: rows whose id is negative are never returned (a negative id would
+ * read as an empty slot); ids are expected distinct across blocks. */
+#include "model/vsearch.h"
+
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+typedef struct {
+  int block;
+  int64_t row;
+} vs_item;
+
+static int scan_dtype(vs_dtype t) { return t == VS_F16 ? SCAN_F16 : t == VS_I8 ? SCAN_I8 : SCAN_F32; }
+static size_t elem_size(vs_dtype t) { return t == VS_F16 ? 2 : t == VS_I8 ? 1 : 4; }
+static int rescored(const vs_block *b) { return b->dtype != VS_F32 && b->exact != NULL; }
+
+/* a·b·c·e bytes, or 0 on overflow */
+static size_t mul4(size_t a, size_t b, size_t c, size_t e) {
+  size_t r = a;
+  if (b && r > SIZE_MAX / b) return 0;
+  r *= b;
+  if (c && r > SIZE_MAX / c) return 0;
+  r *= c;
+  if (e && r > SIZE_MAX / e) return 0;
+  return r * e;
+}
+
+static int check_args(const vs_block *blocks, int nblocks, const float *q, int nq, int k,
+                      int rescore, const float *out_scores, const int64_t *out_ids,
+                      foil_err *err) {
+  if (k < 1) return foil_err_set(err, FOIL_EINVAL, "vs_search: k must be >= 1, got %d", k);
+  if (nq < 0) return foil_err_set(err, FOIL_EINVAL, "vs_search: nq must be >= 0, got %d", nq);
+  if (nblocks < 0 || (nblocks > 0 && !blocks))
+    return foil_err_set(err, FOIL_EINVAL, "vs_search: no blocks (nblocks %d)", nblocks);
+  if (rescore < 0)
+    return foil_err_set(err, FOIL_EINVAL, "vs_search: rescore must be >= 0, got %d", rescore);
+  if (nq > 0 && (!q || !out_scores || !out_ids))
+    return foil_err_set(err, FOIL_EINVAL, "vs_search: queries or outputs missing");
+  for (int b = 0; b < nblocks; b++) {
+    const vs_block *x = &blocks[b];
+    if (x->dtype != VS_F32 && x->dtype != VS_F16 && x->dtype != VS_I8)
+      return foil_err_set(err, FOIL_EINVAL, "vs_search: block %d has unknown dtype %d", b,
+                          (int)x->dtype);
+    if (x->d < 1)
+      return foil_err_set(err, FOIL_EINVAL, "vs_search: block %d has dimension %d", b, x->d);
+    if (x->d != blocks[0].d)
+      return foil_err_set(err, FOIL_EINVAL,
+                          "vs_search: block %d has dimension %d, block 0 has %d", b, x->d,
+                          blocks[0].d);
+    if (x->n < 0) return foil_err_set(err, FOIL_EINVAL, "vs_search: block %d has %lld rows", b,
+                                      (long long)x->n);
+    if (x->n > 0 && (!x->data || !x->ids))
+      return foil_err_set(err, FOIL_EINVAL, "vs_search: block %d lacks data or ids", b);
+    if (x->n > 0 && x->dtype == VS_I8 && !x->scales)
+      return foil_err_set(err, FOIL_EINVAL, "vs_search: int8 block %d has no row scales", b);
+  }
+  return FOIL_OK;
+}
+
+/* Candidates per query kept for a rescored block: k·rescore, at most its rows. */
+static int cand_count(const vs_block *b, int k, int rescore) {
+  int64_t kc = (int64_t)k * rescore;
+  if (kc > b->n) kc = b->n;
+  return kc > INT_MAX ? INT_MAX : (int)kc;
+}
+
+int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int64_t id_lo,
+              int64_t id_hi, int rescore, float *out_scores, int64_t *out_ids, foil_err *err) {
+  int rc = check_args(blocks, nblocks, q, nq, k, rescore, out_scores, out_ids, err);
+  if (rc) return rc;
+  if (nq == 0) return FOIL_OK;
+  if (rescore == 0) rescore = 4;
+  topk_init(out_scores, out_ids, nq, k);
+  if (nblocks == 0) return FOIL_OK;
+  const int d = blocks[0].d;
+
+  /* Items of the plain blocks; the largest candidate list of the rescored. */
+  int64_t nitems = 0;
+  int kc_max = 0;
+  for (int b = 0; b < nblocks; b++) {
+    if (rescored(&blocks[b])) {
+      int kc = cand_count(&blocks[b], k, rescore);
+      if (kc > kc_max) kc_max = kc;
+    } else {
+      nitems += (blocks[b].n + SCAN_ROWS - 1) / SCAN_ROWS;
+    }
+  }
+
+  const int T = kernels_get_threads();
+  size_t list_b = mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(float) + sizeof(int64_t));
+  size_t cand_b = mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(float) + sizeof(int64_t));
+  size_t scr_b = mul4((size_t)T, scan_topk_scratch(d), 1, sizeof(float));
+  if ((!list_b && nq && k) || (!cand_b && kc_max) || (!scr_b && d) || (uint64_t)nitems > SIZE_MAX / sizeof(vs_item))
+    return foil_err_set(err, FOIL_ENOMEM, "vs_search: %d queries x k %d does not fit in memory",
+                        nq, k);
+  float *ls = malloc(mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(float)));
+  int64_t *li = malloc(mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(int64_t)));
+  float *scratch = malloc(scr_b);
+  vs_item *items = malloc(sizeof(vs_item) * (size_t)(nitems ? nitems : 1));
+  float *cs = NULL, *ts = NULL;
+  int64_t *ci = NULL, *ti = NULL;
+  if (kc_max) {
+    cs = malloc(mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(float)));
+    ci = malloc(mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(int64_t)));
+    ts = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(float)));
+    ti = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(int64_t)));
+  }
+  if (!ls || !li || !scratch || !items || (kc_max && (!cs || !ci || !ts || !ti))) {
+    rc = foil_err_set(err, FOIL_ENOMEM, "vs_search: out of memory (%d queries, k %d, %d threads)",
+                      nq, k, T);
+    goto done;
+  }
+  const size_t scr_n = scan_topk_scratch(d);
+
+  /* Step 2: plain blocks. */
+  int64_t it = 0;
+  for (int b = 0; b < nblocks; b++)
+    if (!rescored(&blocks[b]))
+      for (int64_t r = 0; r < blocks[b].n; r += SCAN_ROWS) items[it++] = (vs_item){b, r};
+  for (int t = 0; t < T; t++) topk_init(ls + (size_t)t * nq * k, li + (size_t)t * nq * k, nq, k);
+  if (nitems > 0) {
+#pragma omp parallel num_threads(T)
+    {
+      int t = omp_get_thread_num();
+      float *my_s = ls + (size_t)t * nq * k, *my_scr = scratch + (size_t)t * scr_n;
+      int64_t *my_i = li + (size_t)t * nq * k;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t w = 0; w < nitems; w++) {
+        const vs_block *x = &blocks[items[w].block];
+        int64_t r = items[w].row;
+        int n = x->n - r < SCAN_ROWS ? (int)(x->n - r) : SCAN_ROWS;
+        scan_topk(my_s, my_i, nq, k, q, d, scan_dtype(x->dtype),
+                  (const char *)x->data + (size_t)r * d * elem_size(x->dtype),
+                  x->scales ? x->scales + r : NULL, x->ids + r, n, id_lo, id_hi, -1, my_scr);
+      }
+    }
+  }
+
+  /* Step 3: rescored blocks, one at a time. */
+  for (int b = 0; b < nblocks; b++) {
+    const vs_block *x = &blocks[b];
+    if (!rescored(x) || x->n == 0) continue;
+    const int kc = cand_count(x, k, rescore);
+    const int64_t nit = (x->n + SCAN_ROWS - 1) / SCAN_ROWS;
+    for (int t = 0; t < T; t++)
+      topk_init(cs + (size_t)t * nq * kc, ci + (size_t)t * nq * kc, nq, kc);
+#pragma omp parallel num_threads(T)
+    {
+      int t = omp_get_thread_num();
+      float *my_s = cs + (size_t)t * nq * kc, *my_scr = scratch + (size_t)t * scr_n;
+      int64_t *my_i = ci + (size_t)t * nq * kc;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t w = 0; w < nit; w++) {
+        int64_t r = w * SCAN_ROWS;
+        int n = x->n - r < SCAN_ROWS ? (int)(x->n - r) : SCAN_ROWS;
+        scan_topk(my_s, my_i, nq, kc, q, d, scan_dtype(x->dtype),
+                  (const char *)x->data + (size_t)r * d * elem_size(x->dtype),
+                  x->scales ? x->scales + r : NULL, x->ids + r, n, id_lo, id_hi, r, my_scr);
+      }
+      /* Per query: the kc best rows over all threads, rescored from exact. */
+      float *cand_s = ts + (size_t)t * kc;
+      int64_t *cand_r = ti + (size_t)t * kc;
+#pragma omp for schedule(static)
+      for (int qi = 0; qi < nq; qi++) {
+        topk_init(cand_s, cand_r, 1, kc);
+        for (int u = 0; u < T; u++) {
+          size_t off = ((size_t)u * nq + qi) * kc;
+          topk_offer(cand_s, cand_r, kc, cs + off, kc, ci + off, 1, 0, -1);
+        }
+        const float *qv = q + (size_t)qi * d;
+        for (int j = 0; j < kc && cand_r[j] >= 0; j++) {
+          int64_t row = cand_r[j];
+          float s;
+          scan_dot(&s, qv, d, SCAN_F32, x->exact + (size_t)row * d, NULL, 1);
+          topk_offer(out_scores + (size_t)qi * k, out_ids + (size_t)qi * k, k, &s, 1,
+                     x->ids + row, 1, 0, -1);
+        }
+      }
+    }
+  }
+
+  /* Step 4: the threads' lists of the plain blocks into the result. */
+  if (nitems > 0) {
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int qi = 0; qi < nq; qi++)
+      for (int u = 0; u < T; u++) {
+        size_t off = ((size_t)u * nq + qi) * k;
+        topk_offer(out_scores + (size_t)qi * k, out_ids + (size_t)qi * k, k, ls + off, k,
+                   li + off, 1, 0, -1);
+      }
+  }
+  rc = FOIL_OK;
+done:
+  free(ls);
+  free(li);
+  free(scratch);
+  free(items);
+  free(cs);
+  free(ci);
+  free(ts);
+  free(ti);
+  return rc;
+}

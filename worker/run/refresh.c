@@ -1,0 +1,450 @@
+/* refresh.c — the refresh job (see refresh.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "worker/run/refresh.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "kernels/kernels.h"
+#include "model/encoder.h"
+#include "model/tokenizer.h"
+#include "storage/ckpt.h"
+#include "storage/dataset.h"
+#include "storage/h5io.h"
+#include "storage/index.h"
+#include "storage/tokenizer_h5.h"
+#include "worker/run/encode.h"
+#include "worker/run/jspec.h"
+#include "worker/run/progress.h"
+
+/* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
+static int reword(foil_err *err, int rc, const char *fmt, const char *arg) {
+  char was[sizeof err->msg], pre[300];
+  snprintf(was, sizeof was, "%s", err ? err->msg : "");
+  snprintf(pre, sizeof pre, fmt, arg);
+  return foil_err_set(err, rc, "%s%.400s", pre, was);
+}
+
+/* ---- the spec ------------------------------------------------------------------------ */
+
+typedef struct {
+  char *name, *checkpoint;
+  char *dataset, *benchmark; /* corpus.dataset / corpus.benchmark, or NULL */
+  char *file;                /* corpus.file, or NULL */
+  vs_dtype dtype;
+  int batch, keep_versions, threads;
+} refresh_spec;
+
+static void spec_free_(refresh_spec *s) {
+  free(s->name);
+  free(s->checkpoint);
+  free(s->dataset);
+  free(s->benchmark);
+  free(s->file);
+  memset(s, 0, sizeof *s);
+}
+
+static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
+  memset(s, 0, sizeof *s);
+  cJSON *root = cJSON_Parse(json);
+  if (!root || !cJSON_IsObject(root)) {
+    const char *at = cJSON_GetErrorPtr();
+    cJSON_Delete(root);
+    return foil_err_set(err, FOIL_EINVAL, "the spec is not a JSON object%s%.40s", at ? " near: " : "", at ? at : "");
+  }
+  jspec c = {err, 0};
+  static const char *const top[] = {"kind", "name", "checkpoint", "corpus", "dtype", "normalize", "batch",
+                                    "keep_versions", "threads", "job", NULL};
+  jspec_only_keys(&c, root, "", top);
+  char *kind = jspec_string(&c, root, "kind", "kind", "refresh", 0);
+  if (kind && strcmp(kind, "refresh")) jspec_fail(&c, "kind must be \"refresh\" for this job (got \"%s\")", kind);
+  free(kind);
+  s->name = jspec_string(&c, root, "name", "name", NULL, 1);
+  s->checkpoint = jspec_string(&c, root, "checkpoint", "checkpoint", NULL, 1);
+  if (!c.rc && !s->checkpoint[0]) jspec_fail(&c, "checkpoint must not be empty");
+  const cJSON *co = jspec_object(&c, root, "corpus", "corpus");
+  if (!co && !c.rc) jspec_fail(&c, "corpus is required: {\"dataset\": NAME, \"benchmark\": \"test\"} or {\"file\": PATH}");
+  static const char *const ckeys[] = {"dataset", "benchmark", "file", NULL};
+  jspec_only_keys(&c, co, "corpus", ckeys);
+  s->dataset = jspec_string(&c, co, "dataset", "corpus.dataset", NULL, 0);
+  s->benchmark = jspec_string(&c, co, "benchmark", "corpus.benchmark", NULL, 0);
+  s->file = jspec_string(&c, co, "file", "corpus.file", NULL, 0);
+  if (!c.rc && co && !!s->dataset == !!s->file)
+    jspec_fail(&c, "corpus needs exactly one of \"dataset\" (with \"benchmark\") or \"file\"");
+  if (!c.rc && s->file && s->benchmark) jspec_fail(&c, "corpus.benchmark goes with corpus.dataset, not corpus.file");
+  if (!c.rc && s->dataset && !s->benchmark && !(s->benchmark = strdup("test")))
+    jspec_fail(&c, "out of memory");
+  static const char *const dtypes[] = {"float32", "float16", "int8", NULL};
+  s->dtype = (vs_dtype)jspec_choice(&c, root, "dtype", "dtype", VS_F32, dtypes);
+  if (!jspec_boolean(&c, root, "normalize", "normalize", 1) && !c.rc)
+    jspec_fail(&c, "normalize: false is not supported: the encoder is trained on cosine similarity and foil-serve "
+                   "scores by inner product, so index rows are stored unit-norm");
+  s->batch = (int)jspec_number(&c, root, "batch", "batch", 128, 1, 65536, 1, 0);
+  s->keep_versions = (int)jspec_number(&c, root, "keep_versions", "keep_versions", 3, 1, 1000000, 1, 0);
+  s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  jspec_object(&c, root, "job", "job");
+  cJSON_Delete(root);
+  if (!c.rc) {
+    char dir[512];
+    c.rc = index_dir(".", s->name, dir, sizeof dir, err) == FOIL_EINVAL ? FOIL_EINVAL : FOIL_OK;
+    if (c.rc) foil_err_set(err, FOIL_EINVAL, "name \"%.200s\" (the index name) may hold only 1 to 128 letters, "
+                           "digits, '.', '_' and '-'", s->name);
+  }
+  if (c.rc) spec_free_(s);
+  return c.rc;
+}
+
+/* ---- the job ------------------------------------------------------------------------- */
+
+typedef struct {
+  const refresh_args *a;
+  comm *c;
+  int rank, world;
+  refresh_spec s;
+  char *spec_json;
+  char ckpt[PATH_MAX];  /* absolute */
+  int64_t step;
+  encoder *enc;
+  tokenizer *tok;
+  char **ids, **texts;  /* the corpus */
+  size_t n;
+  char hash[65];
+  FILE *log, *metrics;
+  progress *prog;
+  char job_dir[4096];
+} job;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One log line: timestamp, level, component, message (rank 0 only). */
+__attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
+  if (j->rank != 0) return;
+  char ts[32], msg[1200];
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (j->log) {
+    fprintf(j->log, "%s %s refresh %s\n", ts, level, msg);
+    fflush(j->log);
+  }
+  if (!j->a->quiet) fprintf(stderr, "%s %s refresh %s\n", ts, level, msg);
+}
+
+/* Every rank learns whether any failed: FOIL_OK only when all succeeded;
+ * a rank that did not fail itself gets `what` as its message. */
+static int sync_ok(job *j, int rc, const char *what, foil_err *err) {
+  double bad = rc != 0;
+  foil_err e2 = {0};
+  if (comm_allreduce_sum_f64(j->c, &bad, 1, &e2)) return rc ? rc : foil_err_set(err, e2.code, "%s", e2.msg);
+  if (bad > 0 && !rc) return foil_err_set(err, FOIL_EABORTED, "%s failed on another rank", what);
+  return rc;
+}
+
+/* The checkpoint file the spec names: a file, or a job directory's newest usable one. */
+static int resolve_checkpoint(job *j, foil_err *err) {
+  const char *p = j->s.checkpoint;
+  struct stat st;
+  if (stat(p, &st) != 0)
+    return foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: %s (a checkpoint .h5 file or a job directory)", p,
+                        strerror(errno));
+  char *found = NULL, *skipped = NULL;
+  if (S_ISDIR(st.st_mode)) {
+    char sub[PATH_MAX + 8];
+    snprintf(sub, sizeof sub, "%s/ckpt", p);
+    const char *dir = stat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? sub : p;
+    foil_err e2 = {0};
+    int rc = ckpt_latest(dir, &found, &skipped, &e2);
+    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+    free(skipped);
+    if (rc) {
+      free(found);
+      return foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: no usable checkpoint in %s (%.300s)", p, dir, e2.msg);
+    }
+    p = found;
+  }
+  int rc = FOIL_OK;
+  if (!realpath(p, j->ckpt)) rc = foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: %s", p, strerror(errno));
+  else if (strlen(j->ckpt) >= sizeof ((index_meta *)0)->checkpoint)
+    rc = foil_err_set(err, FOIL_EINVAL, "checkpoint path %.200s... is longer than an index shard records (1023 bytes)",
+                      j->ckpt);
+  free(found);
+  return rc;
+}
+
+/* The model.tokenizer path of the spec a checkpoint records. */
+static int tokenizer_from_spec(job *j, const char *spec_json, foil_err *err) {
+  cJSON *root = spec_json ? cJSON_Parse(spec_json) : NULL;
+  const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+  const cJSON *t = m ? cJSON_GetObjectItemCaseSensitive(m, "tokenizer") : NULL;
+  int rc;
+  if (!cJSON_IsString(t))
+    rc = foil_err_set(err, FOIL_EPRECOND, "%s holds no tokenizer (no /tokenizer group, and its spec names no "
+                      "model.tokenizer)", j->ckpt);
+  else if ((rc = tokenizer_load(&j->tok, t->valuestring, err)))
+    reword(err, rc, "the tokenizer of %.200s (model.tokenizer in its spec): ", j->ckpt);
+  cJSON_Delete(root);
+  return rc;
+}
+
+static int load_model(job *j, foil_err *err) {
+  encoder_config cfg;
+  int rc = ckpt_read_config(j->ckpt, &cfg, err);
+  if (!rc) rc = encoder_new(&j->enc, &cfg, err);
+  ckpt_state st = {.enc = j->enc};
+  if (!rc) rc = ckpt_load(j->ckpt, &st, err);
+  if (rc) return rc;
+  j->step = st.step;
+  h5io *f = NULL;
+  if (!(rc = h5io_open(&f, j->ckpt, CKPT_FORMAT, err))) {
+    rc = tokenizer_h5_read(f, "tokenizer", &j->tok, err);
+    h5io_close(&f);
+    if (rc == FOIL_ENOTFOUND) rc = tokenizer_from_spec(j, st.spec_json, err);
+  }
+  free((char *)st.spec_json);
+  if (!rc && tokenizer_vocab_size(j->tok) != cfg.vocab)
+    rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d", j->ckpt,
+                      tokenizer_vocab_size(j->tok), cfg.vocab);
+  if (!rc) index_model_hash_encoder(j->enc, j->hash);
+  return rc;
+}
+
+/* JSON lines {"id": "...", "text": "..."} into j->ids / j->texts. */
+static int load_jsonl(job *j, const char *path, foil_err *err) {
+  char *data = NULL;
+  size_t len = 0, cap = 0;
+  int rc = foil_read_file(path, &data, &len, err);
+  if (rc) return rc;
+  int line = 0;
+  for (char *p = data, *next; !rc && p < data + len; p = next) {
+    line++;
+    char *nl = memchr(p, '\n', (size_t)(data + len - p));
+    next = nl ? nl + 1 : data + len;
+    if (nl) *nl = 0;
+    const char *q = p;
+    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+    if (!*q) continue; /* blank lines are allowed */
+    cJSON *o = cJSON_Parse(p);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *text = cJSON_GetObjectItemCaseSensitive(o, "text");
+    if (!cJSON_IsObject(o)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: not a JSON object", path, line);
+    else if (!cJSON_IsString(id) || !id->valuestring[0])
+      rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"id\" must be a non-empty string", path, line);
+    else if (!cJSON_IsString(text)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"text\" must be a string", path, line);
+    if (!rc && j->n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      char **a = realloc(j->ids, sizeof(char *) * cap), **b = a ? realloc(j->texts, sizeof(char *) * cap) : NULL;
+      if (a) j->ids = a;
+      if (b) j->texts = b;
+      if (!a || !b) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
+    }
+    if (!rc) {
+      j->ids[j->n] = strdup(id->valuestring);
+      j->texts[j->n] = strdup(text->valuestring);
+      if (!j->ids[j->n] || !j->texts[j->n]) {
+        free(j->ids[j->n]), free(j->texts[j->n]);
+        rc = foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
+      } else {
+        j->n++;
+      }
+    }
+    cJSON_Delete(o);
+  }
+  free(data);
+  return rc;
+}
+
+static int load_corpus(job *j, foil_err *err) {
+  int rc;
+  char path[4400];
+  if (j->s.file) {
+    snprintf(path, sizeof path, "%s", j->s.file);
+    rc = load_jsonl(j, path, err);
+  } else {
+    snprintf(path, sizeof path, "%s/datasets/%s/benchmarks/%s.h5", j->a->root, j->s.dataset, j->s.benchmark);
+    if (access(path, R_OK) != 0)
+      return foil_err_set(err, FOIL_ENOTFOUND, "corpus: benchmark '%s' of dataset '%s' is not prepared under %s (no "
+                          "%s): prepare it with `foil data prepare` or check corpus and --root",
+                          j->s.benchmark, j->s.dataset, j->a->root, path);
+    dataset_bench b;
+    if ((rc = dataset_bench_read(path, &b, err))) return rc;
+    /* keep the corpus, free the rest */
+    j->ids = b.corpus_ids, j->texts = b.corpus, j->n = b.n_corpus;
+    b.corpus_ids = b.corpus = NULL;
+    b.n_corpus = 0;
+    dataset_bench_free(&b);
+  }
+  if (!rc && !j->n) rc = foil_err_set(err, FOIL_EINVAL, "corpus %s holds no documents", path);
+  return rc;
+}
+
+static int setup(job *j, foil_err *err) {
+  const refresh_args *a = j->a;
+  int rc;
+  if ((rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err))) return rc;
+  if ((rc = spec_parse_(&j->s, j->spec_json, err))) {
+    reword(err, rc, "%.200s: ", a->spec_path);
+    return rc;
+  }
+  int threads = j->s.threads;
+  if (!threads) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = (int)(cores / comm_local_size(j->c));
+    if (threads < 1) threads = 1;
+  }
+  kernels_set_threads(threads);
+  if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
+  else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/refresh-%s", a->root, j->s.name);
+  if (j->rank == 0) {
+    if (foil_mkdirs(j->job_dir, err)) return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/log", j->job_dir);
+    j->log = fopen(p, "a");
+    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
+    j->metrics = fopen(p, "a");
+    if (!j->log || !j->metrics) return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
+    if ((rc = progress_open(&j->prog, err))) return rc;
+  }
+  if ((rc = resolve_checkpoint(j, err))) return rc;
+  if ((rc = load_model(j, err))) return rc;
+  return load_corpus(j, err);
+}
+
+static void job_free(job *j) {
+  encoder_destroy(&j->enc);
+  tokenizer_destroy(&j->tok);
+  if (j->ids) h5io_free_strings(j->ids, j->n);
+  if (j->texts) h5io_free_strings(j->texts, j->n);
+  free(j->spec_json);
+  spec_free_(&j->s);
+  if (j->log) fclose(j->log);
+  if (j->metrics) fclose(j->metrics);
+  progress_destroy(&j->prog);
+}
+
+/* Encodes this rank's rows [lo, hi) into out, sending progress on rank 0. */
+static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err) {
+  const int D = encoder_out_dim(j->enc), B = j->s.batch;
+  const int max_len = encoder_cfg(j->enc)->max_len;
+  double t_sent = now_s();
+  /* chunks end at multiples of B in corpus rows, so every row is encoded in
+   * the same chunk (same padding, same shapes) whatever the world size:
+   * 1 rank and R ranks give the same bits */
+  for (size_t r0 = lo, n; r0 < hi; r0 += n) {
+    size_t end = (r0 / (size_t)B + 1) * (size_t)B;
+    n = (end < hi ? end : hi) - r0;
+    int rc = encode_texts(j->enc, j->tok, j->texts + r0, n, max_len, B, out + (r0 - lo) * (size_t)D, err);
+    if (rc) return rc;
+    double t = now_s();
+    if (j->rank == 0 && (t - t_sent > 1.0 || r0 + n == hi)) {
+      /* rank 0's share done, scaled to the whole corpus (shares differ by one row at most) */
+      double done = (double)(r0 + n - lo) / (double)(hi - lo) * (double)j->n;
+      char msg[96];
+      snprintf(msg, sizeof msg, "encoded %.0f/%zu", done, j->n);
+      progress_send(j->prog, done, (double)j->n, msg, NULL);
+      t_sent = t;
+    }
+  }
+  return FOIL_OK;
+}
+
+int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
+  job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
+  int rc = setup(&j, err);
+  rc = sync_ok(&j, rc, "loading the spec, checkpoint or corpus", err);
+  int version = 0;
+  if (!rc) {
+    logf_(&j, "INFO", "index %s: %zu documents on %d rank(s), checkpoint %s (step %lld, model %s), %s, dim %d",
+          j.s.name, j.n, j.world, j.ckpt, (long long)j.step, j.hash, j.s.dtype == VS_F32 ? "float32"
+          : j.s.dtype == VS_F16 ? "float16" : "int8", encoder_out_dim(j.enc));
+    if (j.rank == 0) rc = index_version_begin(a->root, j.s.name, &version, err);
+    rc = sync_ok(&j, rc, "starting a version", err);
+  }
+  if (!rc) rc = comm_bcast(c, &version, sizeof version, 0, err);
+  const size_t lo = (size_t)j.rank * j.n / (size_t)j.world, hi = (size_t)(j.rank + 1) * j.n / (size_t)j.world;
+  const int D = j.enc ? encoder_out_dim(j.enc) : 0;
+  double secs = 0;
+  if (!rc) {
+    logf_(&j, "INFO", "version v%d: encoding", version);
+    float *vec = malloc(sizeof(float) * ((hi - lo) * (size_t)D + 1));
+    int64_t *ids = malloc(sizeof(int64_t) * (hi - lo + 1));
+    if (!vec || !ids) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu rows of %d floats", hi - lo, D);
+    double t0 = now_s();
+    if (!rc) rc = encode_share(&j, lo, hi, vec, err);
+    secs = now_s() - t0;
+    for (size_t i = lo; !rc && i < hi; i++) ids[i - lo] = (int64_t)i;
+    index_meta m = {.version = version, .shard = j.rank, .n_shards = j.world, .dim = D, .dtype = j.s.dtype,
+                    .normalized = 1, .step = j.step};
+    snprintf(m.name, sizeof m.name, "%s", j.s.name);
+    snprintf(m.checkpoint, sizeof m.checkpoint, "%.1023s", j.ckpt);
+    snprintf(m.model_hash, sizeof m.model_hash, "%s", j.hash);
+    if (!rc) rc = index_shard_write(a->root, &m, ids, j.ids + lo, vec, (int64_t)(hi - lo), err);
+    free(vec);
+    free(ids);
+    rc = sync_ok(&j, rc, "encoding or writing a shard", err);
+  }
+  /* per-rank throughput, gathered to rank 0 for the metrics */
+  if (!rc) {
+    double *per = calloc(2 * (size_t)j.world, sizeof(double));
+    if (!per) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    if (!rc) {
+      per[2 * j.rank] = (double)(hi - lo), per[2 * j.rank + 1] = secs;
+      rc = comm_allreduce_sum_f64(c, per, 2 * (size_t)j.world, err);
+    }
+    double slowest = 0;
+    for (int r = 0; !rc && j.rank == 0 && r < j.world; r++) {
+      double rows = per[2 * r], s = per[2 * r + 1];
+      fprintf(j.metrics, "{\"index\":\"%s\",\"version\":%d,\"rank\":%d,\"rows\":%.0f,\"seconds\":%.4f,"
+              "\"sentences_per_s\":%.2f}\n", j.s.name, version, r, rows, s, s > 0 ? rows / s : 0.0);
+      logf_(&j, "INFO", "rank %d: %.0f rows in %.2f s, %.1f sentences/s", r, rows, s, s > 0 ? rows / s : 0.0);
+      if (s > slowest) slowest = s;
+    }
+    if (!rc && j.rank == 0) fflush(j.metrics);
+    free(per);
+    if (!rc && j.rank == 0) {
+      if (a->publish_delay_s > 0) {
+        struct timespec ts = {(time_t)a->publish_delay_s,
+                              (long)((a->publish_delay_s - (double)(time_t)a->publish_delay_s) * 1e9)};
+        nanosleep(&ts, NULL);
+      }
+      /* the fence: a replaced attempt must not publish over its successor */
+      rc = progress_fenced(j.job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
+      double t0 = now_s();
+      if (!rc) rc = index_publish(a->root, j.s.name, version, j.world, j.s.keep_versions, err);
+      if (!rc) {
+        double rate = slowest > 0 ? (double)j.n / slowest : 0.0;
+        logf_(&j, "INFO", "published %s v%d: %zu rows in %d shard(s), %.1f sentences/s, publish %.2f s",
+              j.s.name, version, j.n, j.world, rate, now_s() - t0);
+        fprintf(j.metrics, "{\"index\":\"%s\",\"version\":%d,\"published\":true,\"rows\":%zu,\"shards\":%d,"
+                "\"dtype\":\"%s\",\"step\":%lld,\"model_hash\":\"%s\",\"sentences_per_s\":%.2f}\n",
+                j.s.name, version, j.n, j.world, j.s.dtype == VS_F32 ? "float32" : j.s.dtype == VS_F16 ? "float16"
+                : "int8", (long long)j.step, j.hash, rate);
+        fflush(j.metrics);
+        char msg[160], mj[160];
+        snprintf(msg, sizeof msg, "published %s v%d (%zu rows)", j.s.name, version, j.n);
+        snprintf(mj, sizeof mj, "{\"version\":%d,\"rows\":%zu,\"sentences_per_s\":%.2f}", version, j.n, rate);
+        progress_send(j.prog, (double)j.n, (double)j.n, msg, mj);
+      }
+    }
+    rc = sync_ok(&j, rc, "publishing", err);
+  }
+  if (rc) logf_(&j, "ERROR", "%s (nothing published)", err ? err->msg : "failed");
+  job_free(&j);
+  return rc;
+}
