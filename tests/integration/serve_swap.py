@@ -574,6 +574,13 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
     cl.start_coordinator()
     try:
         cl.start_worker("n1", slots=4, extra_args=["--mpirun-args", " ".join(mpi_flags)])
+        for bad, words in (('{"name": "code"}', "index"), ('{"index": "../x"}', "index"), ('[1]', "JSON object")):
+            try:
+                cl.call("submit", C.SubmitRequest(spec=C.JobSpec(kind="serve", spec_json=bad)))
+                check(False, "a serve spec %s is refused" % bad)
+            except Exception as e:   # foilcluster.ApiError
+                check(getattr(e, "code", "") == "INVALID_ARGUMENT" and words in str(e),
+                      "a serve spec %s is refused naming %s (%s)" % (bad, words, e))
         sspec = os.path.join(work, "serve.json")
         json.dump({"kind": "serve", "name": "serve-code", "index": "code", "bind": "tcp://127.0.0.1:*",
                    "watch": False}, open(sspec, "w"))
