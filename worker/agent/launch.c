@@ -173,6 +173,12 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
     sv_push(&s, "--host");
     if ((rc = launch_hosts(o, 1, buf, sizeof buf, err))) return launch_strv_free(&s.v), rc;
     sv_push(&s, buf);
+    /* mpirun binds each rank to one core by default; a foil rank runs
+     * several OpenMP/OpenBLAS threads, so unbound unless told otherwise */
+    if (!o->mpirun_args || !strstr(o->mpirun_args, "--bind-to")) {
+      sv_push(&s, "--bind-to");
+      sv_push(&s, "none");
+    }
     if (o->mpirun_args) {
       const char *p = o->mpirun_args;
       while (*p) {
