@@ -17,6 +17,7 @@ static const struct {
     {"logs", cmd_logs, "print a job's log (--follow to keep reading)"},
     {"cancel", cmd_cancel, "cancel a job, or send it a signal"},
     {"workers", cmd_workers, "list the workers"},
+    {"search", cmd_search, "top-k search against foil-serve (by text or vectors)"},
     {"drain", cmd_drain, "stop giving jobs to a worker (--undo to resume)"},
     {"coordinator", cmd_coordinator, "run foil-coordinator (--help for its options)"},
     {"worker", cmd_worker, "run foil-worker (--help for its options)"},

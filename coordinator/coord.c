@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "coordinator/coord.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -164,6 +165,17 @@ static void job_free(cjob *j) {
   free(j);
 }
 
+/* The index a serve or refresh job is about, from its spec_json (parsed
+ * once, when the job comes into memory). */
+static void job_index(cjob *j) {
+  const char *key = !strcmp(j->spec->kind, "serve") ? "index" : !strcmp(j->spec->kind, "refresh") ? "name" : NULL;
+  if (!key) return;
+  cJSON *js = cJSON_Parse(j->spec->spec_json);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(js, key);
+  if (cJSON_IsString(v)) snprintf(j->index, sizeof j->index, "%s", v->valuestring);
+  cJSON_Delete(js);
+}
+
 /* Takes a job row (from the store or a fresh submission) into memory. */
 int coord_add_job(coord *c, const store_job *row, foil_err *err) {
   cjob *j = calloc(1, sizeof *j);
@@ -184,6 +196,7 @@ int coord_add_job(coord *c, const store_job *row, foil_err *err) {
   j->submit_time = row->submit_time, j->start_time = row->start_time, j->end_time = row->end_time;
   j->exit_code = row->exit_code, j->restart_count = row->restart_count, j->failures = row->failures;
   j->max_failures = j->spec->max_failures_set ? j->spec->max_failures : COORD_DEFAULT_MAX_FAILURES;
+  job_index(j);
   if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING)
     j->stop_state = strncmp(j->reason, "time limit", 10) ? FOIL__V1__JOB_STATE__JOB_CANCELLED
                                                           : FOIL__V1__JOB_STATE__JOB_TIMEOUT;

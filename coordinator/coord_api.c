@@ -176,12 +176,25 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   if (!name_ok(s->name))
     return foil_err_set(err, FOIL_EINVAL, "spec.name \"%s\" may hold only letters, digits, '.', '_' and '-'", s->name);
   if ((rc = wire_check_len("spec.kind", s->kind, COORD_MAX_KIND, err))) return rc;
-  /* foil-run's kinds carry their spec in spec_json; "command" carries argv */
+  /* foil-run's kinds carry their spec in spec_json; "command" carries argv;
+   * "serve" a JSON object naming its "index" */
   int foil_run = !strcmp(s->kind, "pretrain") || !strcmp(s->kind, "refresh"), command = !strcmp(s->kind, "command");
-  if (!foil_run && !command)
-    return foil_err_set(err, FOIL_EINVAL, "spec.kind \"%s\" is not a job kind this coordinator runs (pretrain, refresh, command)",
+  int serve = !strcmp(s->kind, "serve");
+  if (!foil_run && !command && !serve)
+    return foil_err_set(err, FOIL_EINVAL, "spec.kind \"%s\" is not a job kind this coordinator runs (pretrain, refresh, command, serve)",
                         s->kind);
   if ((rc = wire_check_len("spec.spec_json", s->spec_json, COORD_MAX_SPEC, err))) return rc;
+  if (serve) {
+    cJSON *j = cJSON_Parse(s->spec_json);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
+    int obj = cJSON_IsObject(j), ok = cJSON_IsString(ix) && ix->valuestring[0] &&
+                                      strlen(ix->valuestring) <= COORD_MAX_NAME && name_ok(ix->valuestring);
+    cJSON_Delete(j);
+    if (!obj) return foil_err_set(err, FOIL_EINVAL, "spec.spec_json must be the serve spec, a JSON object with \"index\"");
+    if (!ok)
+      return foil_err_set(err, FOIL_EINVAL, "the serve spec needs \"index\": the index's name (letters, digits, '.', '_', '-')");
+    if (s->n_argv) return foil_err_set(err, FOIL_EINVAL, "spec.argv is for kind \"command\" only");
+  }
   if (foil_run) {
     cJSON *j = cJSON_Parse(s->spec_json);
     int obj = cJSON_IsObject(j);

@@ -64,6 +64,8 @@ typedef struct {
   cattempt *att;
   size_t natt;
   int stop_state;       /* COMPLETING: CANCELLED or TIMEOUT once the group is gone */
+  char index[COORD_MAX_NAME + 1]; /* the index a serve job serves (spec "index") or a
+                                   * refresh job publishes (spec "name"); "" otherwise */
   double est_start;
   /* progress, latest */
   double p_value, p_total, p_time;

@@ -1,6 +1,7 @@
 /* coord_wp.c — the worker protocol (proto/foil/v1/worker.proto): register,
  * heartbeat, started, progress, finished, each answered; fencing by token. */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,20 @@ static cattempt *current_for(coord *c, uint64_t job_id, uint64_t token, cjob **j
   return a;
 }
 
+/* A refresh published a new version of its index: every serve job of that
+ * index loads it now (SIGHUP) instead of at its next look at CURRENT. */
+static void tell_servers(coord *c, const cjob *refresh) {
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    if (!j || j->state != FOIL__V1__JOB_STATE__JOB_RUNNING || strcmp(j->spec->kind, "serve") ||
+        strcmp(j->index, refresh->index))
+      continue;
+    coord_signal(c, j, SIGHUP);
+    coord_log(c, "INFO", "job %llu: SIGHUP (refresh job %llu published index %s)", (unsigned long long)j->id,
+              (unsigned long long)refresh->id, refresh->index);
+  }
+}
+
 int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   cjob *j = coord_job(c, f->job_id);
   cattempt *a = j ? coord_current(j) : NULL;
@@ -82,6 +97,8 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   coord_persist_job(c, j, w->name, "%s: attempt %u (token %llu) exit %d%s%s%s", coord_state_name(st), a->n,
                     (unsigned long long)a->token, f->exit_code, f->signal ? " (signal)" : "",
                     a->reason[0] ? ": " : "", a->reason);
+  if (st == FOIL__V1__JOB_STATE__JOB_COMPLETED && !strcmp(j->spec->kind, "refresh") && j->index[0])
+    tell_servers(c, j);
   c->dirty = 1;
   return FOIL_OK;
 }

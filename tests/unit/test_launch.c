@@ -56,7 +56,7 @@ static void test_pretrain(void) {
   char **v = NULL;
   CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
   const char *want =
-      "mpirun -np 4 --host h1:2,h2:2 --oversubscribe --mca btl self,vader -x FOIL_PROGRESS -x FOIL_ATTEMPT_TOKEN "
+      "mpirun -np 4 --host h1:2,h2:2 --bind-to none --oversubscribe --mca btl self,vader -x FOIL_PROGRESS -x FOIL_ATTEMPT_TOKEN "
       "-x FOIL_JOB_DIR -x FOIL_JOB_ID -x FOIL_ROOT -x FOIL_ATTEMPT -x FOIL_RESTART_COUNT /bin/foil-run pretrain "
       "/j/7/spec.json --root /r --job-dir /j/7 --quiet";
   CHECKF(!strcmp(joined(v), want), "%s", joined(v));
@@ -95,18 +95,43 @@ static void test_command(void) {
   place(1, "b", "h1", 2);
   o.nplacement = 2;
   CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
-  CHECKF(!strncmp(joined(v), "mpirun -np 4 --host h1:4 -x FOIL_PROGRESS", 41), "%s", joined(v));
+  CHECKF(!strncmp(joined(v), "mpirun -np 4 --host h1:4 --bind-to none -x FOIL_PROGRESS", 55), "%s", joined(v));
   CHECK(!strcmp(v[0], "mpirun"));
   int n = 0;
   while (v[n]) n++;
   CHECK(n >= 3 && !strcmp(v[n - 3], "sh") && !strcmp(v[n - 1], "echo hi"));
   launch_strv_free(&v);
+  /* a binding the worker was given replaces the default (unbound) */
+  o.mpirun_args = "--bind-to core";
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strncmp(joined(v), "mpirun -np 4 --host h1:4 --bind-to core -x", 42), "%s", joined(v));
+  launch_strv_free(&v);
+  o.mpirun_args = NULL;
   /* refusals */
   foil_err err = {0};
   launch_opts bad = {.kind = "decode-eval"};
   CHECK(launch_argv(&bad, &v, &err) == FOIL_EINVAL && strstr(err.msg, "decode-eval"));
   launch_opts empty = {.kind = "command"};
   CHECK(launch_argv(&empty, &v, &err) == FOIL_EINVAL && strstr(err.msg, "argv"));
+}
+
+static void test_serve(void) {
+  place(0, "a", "h1", 1);
+  launch_opts o = {.kind = "serve", .placement = PP, .nplacement = 1, .root = "/r", .foil_run = "/bin/foil-run",
+                   .spec_json = "{\"index\": \"wiki\", \"bind\": \"tcp://*:7431\", \"shards\": [0, 2]}"};
+  char **v = NULL;
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "/bin/foil-serve --index wiki --root /r --bind tcp://*:7431 --shards 0,2"), "%s",
+         joined(v));
+  launch_strv_free(&v);
+  o.spec_json = "{\"index\": \"wiki\", \"shards\": \"1\", \"version\": 3, \"watch\": false}",
+  o.foil_run = "foil-run";
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "foil-serve --index wiki --root /r --shards 1 --no-watch --version 3"), "%s", joined(v));
+  launch_strv_free(&v);
+  foil_err err = {0};
+  o.spec_json = "{\"name\": \"wiki\"}";
+  CHECK(launch_argv(&o, &v, &err) == FOIL_EINVAL && strstr(err.msg, "index"));
 }
 
 static void test_env(void) {
@@ -135,6 +160,7 @@ int main(void) {
   RUN(test_hosts);
   RUN(test_pretrain);
   RUN(test_command);
+  RUN(test_serve);
   RUN(test_env);
   RUN(test_describe);
   TEST_EXIT();

@@ -398,7 +398,7 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   }
   launch_opts o = {.kind = sp ? sp->kind : "", .argv = sp ? sp->argv : NULL, .argc = sp ? sp->n_argv : 0,
                    .placement = as->placement, .nplacement = as->n_placement, .self_host = a->cfg.host,
-                   .spec_path = spec_path, .root = a->root, .job_dir = t->job_dir, .foil_run = a->cfg.foil_run,
+                   .spec_path = spec_path, .spec_json = sp ? sp->spec_json : NULL, .root = a->root, .job_dir = t->job_dir, .foil_run = a->cfg.foil_run,
                    .mpirun = a->cfg.mpirun, .mpirun_args = a->cfg.mpirun_args, .slurm = have_srun()};
   char **argv = NULL, **envp = NULL;
   if ((rc = launch_argv(&o, &argv, err))) return rc;

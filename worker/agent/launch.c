@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "worker/agent/launch.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,16 +93,58 @@ int launch_hosts(const launch_opts *o, int counts, char *out, size_t n, foil_err
 static const char *const exported[] = {"FOIL_PROGRESS", "FOIL_ATTEMPT_TOKEN", "FOIL_JOB_DIR", "FOIL_JOB_ID",
                                        "FOIL_ROOT", "FOIL_ATTEMPT", "FOIL_RESTART_COUNT", NULL};
 
+/* kind "serve": foil-serve itself, one process, its flags from the spec */
+static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
+  cJSON *js = cJSON_Parse(o->spec_json ? o->spec_json : "");
+  const cJSON *ix = cJSON_GetObjectItemCaseSensitive(js, "index");
+  if (!cJSON_IsString(ix) || !ix->valuestring[0]) {
+    cJSON_Delete(js);
+    return foil_err_set(err, FOIL_EINVAL, "a serve job needs \"index\" in its spec");
+  }
+  strv s = {0};
+  char path[4096], buf[4096];
+  const char *run = o->foil_run && *o->foil_run ? o->foil_run : "foil-run", *slash = strrchr(run, '/');
+  if (slash) snprintf(path, sizeof path, "%.*s/foil-serve", (int)(slash - run), run);
+  else snprintf(path, sizeof path, "foil-serve");
+  sv_push(&s, path);
+  sv_push(&s, "--index");
+  sv_push(&s, ix->valuestring);
+  sv_push(&s, "--root");
+  sv_push(&s, o->root);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(js, "bind");
+  if (cJSON_IsString(v)) sv_push(&s, "--bind"), sv_push(&s, v->valuestring);
+  v = cJSON_GetObjectItemCaseSensitive(js, "shards");
+  if (cJSON_IsString(v)) sv_push(&s, "--shards"), sv_push(&s, v->valuestring);
+  if (cJSON_IsArray(v)) {
+    size_t used = 0;
+    buf[0] = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, v) if (used < sizeof buf) used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%d",
+                                                                             used ? "," : "", (int)x->valuedouble);
+    sv_push(&s, "--shards"), sv_push(&s, buf);
+  }
+  if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(js, "watch"))) sv_push(&s, "--no-watch");
+  if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(js, "text"))) sv_push(&s, "--no-text");
+  v = cJSON_GetObjectItemCaseSensitive(js, "version");
+  if (cJSON_IsNumber(v)) {
+    snprintf(buf, sizeof buf, "%d", (int)v->valuedouble);
+    sv_push(&s, "--version"), sv_push(&s, buf);
+  }
+  cJSON_Delete(js);
+  return sv_finish(&s, out, err);
+}
+
 int launch_is_foil_run(const char *kind) {
   return kind && (!strcmp(kind, "pretrain") || !strcmp(kind, "refresh"));
 }
 
 int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
   *out = NULL;
+  if (o->kind && !strcmp(o->kind, "serve")) return serve_argv(o, out, err);
   int foil_run = launch_is_foil_run(o->kind);
   int command = o->kind && !strcmp(o->kind, "command");
   if (!foil_run && !command)
-    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, command)",
+    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, command, serve)",
                         o->kind ? o->kind : "");
   if (command && (!o->argc || !o->argv[0] || !o->argv[0][0]))
     return foil_err_set(err, FOIL_EINVAL, "a command job needs argv (the program and its arguments)");
@@ -130,6 +173,12 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
     sv_push(&s, "--host");
     if ((rc = launch_hosts(o, 1, buf, sizeof buf, err))) return launch_strv_free(&s.v), rc;
     sv_push(&s, buf);
+    /* mpirun binds each rank to one core by default; a foil rank runs
+     * several OpenMP/OpenBLAS threads, so unbound unless told otherwise */
+    if (!o->mpirun_args || !strstr(o->mpirun_args, "--bind-to")) {
+      sv_push(&s, "--bind-to");
+      sv_push(&s, "none");
+    }
     if (o->mpirun_args) {
       const char *p = o->mpirun_args;
       while (*p) {

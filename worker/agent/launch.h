@@ -10,6 +10,12 @@
  *     FOIL_RUN KIND JOB_DIR/spec.json --root ROOT --job-dir JOB_DIR --quiet
  * command (kind "command"): argv itself when R is 1, else the same mpirun
  * line with argv in place of foil-run's.
+ * serve (kind "serve"): one process, no launcher:
+ *   FOIL_SERVE --index INDEX --root ROOT [--bind EP] [--shards LIST]
+ *              [--no-watch] [--no-text] [--version K]
+ * from the spec_json keys "index" (required), "bind", "shards" ("0,2" or
+ * [0, 2]), "watch": false, "text": false and "version"; FOIL_SERVE is
+ * foil-serve beside foil_run.
  * Slurm: srun --ntasks=R --nodelist=h1,h2 --kill-on-bad-exit=1 instead of
  * mpirun (srun passes the whole environment).
  *
@@ -31,13 +37,14 @@
 #include "foil/v1/worker.pb-c.h"
 
 typedef struct {
-  const char *kind;                    /* "pretrain" | "refresh" | "command" */
+  const char *kind;                    /* "pretrain" | "refresh" | "command" | "serve" */
   char *const *argv;                   /* command: program and arguments */
   size_t argc;
   Foil__V1__Placement *const *placement; /* head first; none means 1 rank here */
   size_t nplacement;
   const char *self_host;               /* used when there is no placement */
   const char *spec_path;               /* foil-run kinds: JOB_DIR/spec.json */
+  const char *spec_json;               /* serve: the spec's JSON */
   const char *root, *job_dir;
   const char *foil_run;                /* path of foil-run */
   const char *mpirun;                  /* "mpirun" or a path */
@@ -55,8 +62,8 @@ uint32_t launch_ranks(const launch_opts *o);
  * (srun's --nodelist). FOIL_EINVAL when it does not fit in n. */
 int launch_hosts(const launch_opts *o, int counts, char *out, size_t n, foil_err *err);
 
-/* The command line (see above). FOIL_EINVAL for an unknown kind or an
- * empty command argv. */
+/* The command line (see above). FOIL_EINVAL for an unknown kind, an
+ * empty command argv or a serve spec without "index". */
 int launch_argv(const launch_opts *o, char ***out, foil_err *err);
 
 /* environ with each "KEY=VALUE" of set put in (replacing KEY's old value). */

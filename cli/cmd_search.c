@@ -1,0 +1,291 @@
+/* cmd_search.c — `foil search`: top-k over a running foil-serve (or its
+ * router), by text or by vectors from a file. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/pbjson.h"
+#include "common/client.h"
+#include "common/fileio.h"
+#include "common/wire.h"
+#include "foil/v1/search.pb-c.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: foil search [TEXT] [-k N] [--index NAME] [--server EP] [--vector-file F]\n"
+          "                   [--id-range LO:HI] [--json] [--root DIR] [--timeout SECONDS]\n"
+          "\n"
+          "Asks foil-serve for the k nearest rows of an index (by inner product; cosine for\n"
+          "normalized indexes) to TEXT, encoded with the index's checkpoint, or to each vector\n"
+          "of --vector-file. Prints RANK ID KEY SCORE per query and the version that answered.\n"
+          "  -k N              hits per query (default 10, at most 1000)\n"
+          "  --index NAME      the index: finds its server in ROOT/indexes/NAME/serve.json\n"
+          "                    (default: the only index there with a serve.json)\n"
+          "  --server EP       the server's address (default $FOIL_SERVE, else serve.json)\n"
+          "  --vector-file F   query vectors, one per line, numbers separated by blanks or\n"
+          "                    commas (F - : standard input)\n"
+          "  --id-range LO:HI  only rows whose id is in [LO, HI]\n"
+          "  --json            the reply as JSON (foil.v1.SearchReply field names)\n"
+          "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data)\n"
+          "  --timeout SECONDS wait this long for the reply (default 30)\n");
+}
+
+/* The "endpoint" of a serve.json; 1 if found. */
+static int serve_json(const char *path, char *out, size_t n) {
+  char *data = NULL;
+  size_t len = 0;
+  if (foil_read_file(path, &data, &len, NULL)) return 0;
+  cJSON *j = cJSON_Parse(data);
+  free(data);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "endpoint");
+  int ok = cJSON_IsString(v) && v->valuestring[0];
+  if (ok) snprintf(out, n, "%s", v->valuestring);
+  cJSON_Delete(j);
+  return ok;
+}
+
+static int find_server(const char *flag, const char *root, const char *index, char *out, size_t n,
+                       foil_err *err) {
+  const char *env = getenv("FOIL_SERVE");
+  char path[2048];
+  if (flag && *flag) return snprintf(out, n, "%s", flag), FOIL_OK;
+  if (env && *env) return snprintf(out, n, "%s", env), FOIL_OK;
+  if (index) {
+    snprintf(path, sizeof path, "%s/indexes/%s/serve.json", root, index);
+    if (serve_json(path, out, n)) return FOIL_OK;
+    return foil_err_set(err, FOIL_EUNAVAIL, "no server for index %s (%s is missing: start `foil-serve --index %s`, "
+                        "or give --server)", index, path, index);
+  }
+  snprintf(path, sizeof path, "%s/indexes", root);
+  DIR *d = opendir(path);
+  int found = 0;
+  char names[512] = "";
+  size_t used = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char p2[2400], ep[512];
+    snprintf(p2, sizeof p2, "%s/%s/serve.json", path, e->d_name);
+    if (!serve_json(p2, ep, sizeof ep)) continue;
+    if (!found++) snprintf(out, n, "%s", ep);
+    if (used < sizeof names) used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", e->d_name);
+  }
+  if (d) closedir(d);
+  if (found == 1) return FOIL_OK;
+  if (!found)
+    return foil_err_set(err, FOIL_EUNAVAIL, "no foil-serve found under %s (give --index NAME or --server EP)", path);
+  return foil_err_set(err, FOIL_EINVAL, "several indexes are served (%s): pick one with --index", names);
+}
+
+/* Vectors, one per line, into *v (rows×dim). */
+static int read_vectors(const char *path, float **v, size_t *rows, size_t *dim, foil_err *err) {
+  char *data = NULL;
+  size_t len = 0;
+  int rc = foil_read_file(!strcmp(path, "-") ? "/dev/stdin" : path, &data, &len, err);
+  if (rc) return rc;
+  size_t cap = 1024, n = 0;
+  float *x = malloc(cap * sizeof *x);
+  *rows = 0, *dim = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(data, "\n", &save); x && line; line = strtok_r(NULL, "\n", &save)) {
+    size_t here = 0;
+    for (char *p = line;;) {
+      while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\r') p++;
+      if (!*p) break;
+      char *end;
+      errno = 0;
+      float f = strtof(p, &end);
+      if (end == p || errno) {
+        free(x), free(data);
+        return foil_err_set(err, FOIL_EINVAL, "%s, vector %zu: '%.20s' is not a number", path, *rows + 1, p);
+      }
+      if (n == cap) {
+        float *y = realloc(x, 2 * cap * sizeof *y);
+        if (!y) break;
+        x = y, cap *= 2;
+      }
+      x[n++] = f, here++, p = end;
+    }
+    if (!here) continue;
+    if (*dim && here != *dim) {
+      free(x), free(data);
+      return foil_err_set(err, FOIL_EINVAL, "%s: vector %zu has %zu numbers, the first has %zu", path, *rows + 1,
+                          here, *dim);
+    }
+    *dim = here, (*rows)++;
+  }
+  free(data);
+  if (!x) return foil_err_set(err, FOIL_ENOMEM, "no memory for the vectors of %s", path);
+  if (!*rows) {
+    free(x);
+    return foil_err_set(err, FOIL_EINVAL, "%s holds no vectors", path);
+  }
+  *v = x;
+  return FOIL_OK;
+}
+
+/* One request, one reply (or an error). */
+static int call(const char *ep, Foil__V1__ServeRequest *req, int timeout_ms, Foil__V1__ServeReply **out,
+                foil_err *err) {
+  *out = NULL;
+  if (strncmp(ep, "tcp://", 6) && strncmp(ep, "ipc://", 6))
+    return foil_err_set(err, FOIL_EINVAL, "server address %s must start with tcp:// or ipc://", ep);
+  void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0, rc;
+  zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  req->request_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+  if (zmq_connect(sock, ep)) rc = foil_err_set(err, FOIL_EINVAL, "bad server address %s: %s", ep, zmq_strerror(errno));
+  else rc = wire_send(sock, NULL, &req->base, 0, err);
+  while (!rc) {
+    zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+      rc = foil_err_set(err, FOIL_EUNAVAIL, "no reply from foil-serve at %s within %.1f s (is it running?)", ep,
+                        timeout_ms / 1e3);
+      break;
+    }
+    wire_msg m;
+    rc = wire_recv(sock, &m, 0, 1u << 30, 0, err);
+    Foil__V1__ServeReply *r = rc ? NULL : foil__v1__serve_reply__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
+    wire_msg_close(&m);
+    if (rc) break;
+    if (!r) {
+      rc = foil_err_set(err, FOIL_EINTERNAL, "the reply from %s does not parse as a ServeReply", ep);
+      break;
+    }
+    if (r->request_id != req->request_id) {
+      foil__v1__serve_reply__free_unpacked(r, NULL);
+      continue;
+    }
+    if (r->body_case == FOIL__V1__SERVE_REPLY__BODY_ERROR) {
+      int code = r->error ? client_code_to_err(r->error->code) : FOIL_EINTERNAL;
+      rc = foil_err_set(err, code ? code : FOIL_EINTERNAL, "%s", r->error && r->error->message ? r->error->message : "error");
+      foil__v1__serve_reply__free_unpacked(r, NULL);
+      break;
+    }
+    *out = r;
+    break;
+  }
+  zmq_close(sock);
+  zmq_ctx_term(ctx);
+  return rc;
+}
+
+int cmd_search(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return FOIL_OK;
+    }
+  const char *root = cli_data_root(&argc, argv);
+  const char *text = NULL, *index = NULL, *server = NULL, *vfile = NULL, *range = NULL;
+  int json = 0, k = 10, timeout_ms = 30000;
+  foil_err err = {0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--json")) {
+      json = 1;
+      continue;
+    }
+    if (a[0] != '-' || !a[1]) {
+      if (text) {
+        foil_err_set(&err, FOIL_EINVAL, "one TEXT only (quote it: foil search \"two words\")");
+        return cli_fail("search", &err);
+      }
+      text = a;
+      continue;
+    }
+    if (!v) {
+      foil_err_set(&err, FOIL_EINVAL, "%s needs a value (see --help)", a);
+      return cli_fail("search", &err);
+    }
+    char *end = NULL;
+    if (!strcmp(a, "-k") || !strcmp(a, "--k")) {
+      long x = strtol(v, &end, 10);
+      if (!*v || *end || x < 1 || x > 1000) {
+        foil_err_set(&err, FOIL_EINVAL, "-k must be a whole number in 1..1000 (got \"%s\")", v);
+        return cli_fail("search", &err);
+      }
+      k = (int)x;
+    } else if (!strcmp(a, "--index")) index = v;
+    else if (!strcmp(a, "--server")) server = v;
+    else if (!strcmp(a, "--vector-file")) vfile = v;
+    else if (!strcmp(a, "--id-range")) range = v;
+    else if (!strcmp(a, "--timeout")) {
+      double s = strtod(v, &end);
+      if (!*v || *end || !(s > 0) || s > 86400) {
+        foil_err_set(&err, FOIL_EINVAL, "--timeout must be seconds, more than 0 (got \"%s\")", v);
+        return cli_fail("search", &err);
+      }
+      timeout_ms = (int)(s * 1000);
+    } else {
+      foil_err_set(&err, FOIL_EINVAL, "unexpected '%s' (see --help)", a);
+      return cli_fail("search", &err);
+    }
+    i++;
+  }
+  if (!text == !vfile) {
+    foil_err_set(&err, FOIL_EINVAL, "give a TEXT or --vector-file F (one of them)");
+    return cli_fail("search", &err);
+  }
+  Foil__V1__SearchRequest sr = FOIL__V1__SEARCH_REQUEST__INIT;
+  sr.k = (uint32_t)k;
+  if (range) {
+    long long lo, hi;
+    char tail;
+    if (sscanf(range, "%lld:%lld%c", &lo, &hi, &tail) != 2 || lo > hi) {
+      foil_err_set(&err, FOIL_EINVAL, "--id-range must be LO:HI with LO <= HI (got \"%s\")", range);
+      return cli_fail("search", &err);
+    }
+    sr.id_range = 1, sr.id_min = lo, sr.id_max = hi;
+  }
+  float *vec = NULL;
+  size_t rows = 1, dim = 0;
+  if (vfile && read_vectors(vfile, &vec, &rows, &dim, &err)) return cli_fail("search", &err);
+  Foil__V1__SearchQuery *qs = calloc(rows, sizeof *qs), **qp = calloc(rows, sizeof *qp);
+  if (!qs || !qp) {
+    free(vec), free(qs), free(qp);
+    foil_err_set(&err, FOIL_ENOMEM, "no memory");
+    return cli_fail("search", &err);
+  }
+  for (size_t i = 0; i < rows; i++) {
+    foil__v1__search_query__init(&qs[i]);
+    if (vec) qs[i].vector = vec + i * dim, qs[i].n_vector = dim;
+    else qs[i].text = (char *)text;
+    qp[i] = &qs[i];
+  }
+  sr.queries = qp, sr.n_queries = rows;
+  Foil__V1__ServeRequest req = FOIL__V1__SERVE_REQUEST__INIT;
+  req.body_case = FOIL__V1__SERVE_REQUEST__BODY_SEARCH, req.search = &sr;
+  char ep[1024];
+  Foil__V1__ServeReply *rep = NULL;
+  int rc = find_server(server, root, index, ep, sizeof ep, &err);
+  if (!rc) rc = call(ep, &req, timeout_ms, &rep, &err);
+  if (!rc && rep->body_case != FOIL__V1__SERVE_REPLY__BODY_SEARCH)
+    rc = foil_err_set(&err, FOIL_EINTERNAL, "foil-serve at %s answered with something other than search results", ep);
+  if (!rc && json) {
+    rc = pbjson_print(&rep->search->base);
+  } else if (!rc) {
+    const Foil__V1__SearchReply *s = rep->search;
+    printf("index %s version %u (%.1f ms in the server)\n", s->index, s->version, s->server_ms);
+    for (size_t i = 0; i < s->n_results; i++) {
+      const Foil__V1__SearchHits *h = s->results[i];
+      if (s->n_results > 1) printf("%squery %zu\n", i ? "\n" : "", i + 1);
+      printf("%4s  %12s  %-24s  %s\n", "RANK", "ID", "KEY", "SCORE");
+      for (size_t j = 0; j < h->n_ids; j++)
+        printf("%4zu  %12lld  %-24s  %.6f\n", j + 1, (long long)h->ids[j],
+               j < h->n_keys && h->keys[j][0] ? h->keys[j] : "-", j < h->n_scores ? h->scores[j] : 0.0f);
+    }
+  }
+  if (rep) foil__v1__serve_reply__free_unpacked(rep, NULL);
+  free(vec), free(qs), free(qp);
+  return rc ? cli_fail("search", &err) : FOIL_OK;
+}

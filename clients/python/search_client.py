@@ -1,0 +1,175 @@
+"""search_client.py — a small client for foil-serve (and its router).
+
+foil-serve speaks proto/foil/v1/search.proto over ZeroMQ: a DEALER socket
+sends one ServeRequest per frame and gets exactly one ServeReply with the
+same request_id. This module generates the Python classes from the .proto
+files with protoc at import time (no generated code is checked in), so it
+needs `protoc`, `pyzmq` and `protobuf`.
+
+    from search_client import SearchClient
+    c = SearchClient.for_index("wiki", root="./foil-data")   # reads serve.json
+    reply = c.search(texts=["how do magnets work"], k=5)
+    for hit in reply.hits[0]:
+        print(hit.rank, hit.id, hit.key, hit.score)
+    print("answered by version", reply.version)
+
+Run as a script:  python search_client.py --index wiki "how do magnets work"
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import namedtuple
+
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO = os.environ.get("FOIL_PROTO_DIR", os.path.join(os.path.dirname(os.path.dirname(HERE)), "proto"))
+
+
+def _generate():
+    out = tempfile.mkdtemp(prefix="foil-search-pb-")
+    subprocess.check_call(["protoc", "--python_out=" + out, "-I", PROTO,
+                           "foil/v1/control.proto", "foil/v1/search.proto"])
+    sys.path.insert(0, out)
+    from foil.v1 import control_pb2, search_pb2  # noqa: E402
+    return control_pb2, search_pb2
+
+
+control_pb2, search_pb2 = _generate()
+
+Hit = namedtuple("Hit", "rank id key score")
+Reply = namedtuple("Reply", "index version hits server_ms")
+
+
+class SearchError(Exception):
+    """An Error reply: .code is its name (e.g. "INVALID_ARGUMENT")."""
+
+    def __init__(self, code, message):
+        super().__init__("%s: %s" % (control_pb2.Code.Name(code), message))
+        self.code = control_pb2.Code.Name(code)
+        self.message = message
+
+
+class SearchClient:
+    """One DEALER socket to a foil-serve endpoint; one request at a time."""
+
+    def __init__(self, endpoint, timeout_s=30.0):
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.ctx = zmq.Context.instance()
+        self.sock = None
+        self.rid = int(time.time() * 1000) << 12
+        self._open()
+
+    @classmethod
+    def for_index(cls, name, root=None, **kw):
+        """The server that <root>/indexes/<name>/serve.json names."""
+        root = root or os.environ.get("FOIL_ROOT", "./foil-data")
+        with open(os.path.join(root, "indexes", name, "serve.json")) as f:
+            return cls(json.load(f)["endpoint"], **kw)
+
+    def _open(self):
+        if self.sock is not None:
+            self.sock.close(0)
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    def call(self, req):
+        """Sends a ServeRequest (its request_id is set here); returns the
+        ServeReply, raising SearchError for an Error reply."""
+        self.rid += 1
+        req.request_id = self.rid
+        self.sock.send(req.SerializeToString())
+        deadline = time.time() + self.timeout_s
+        while True:
+            left = deadline - time.time()
+            if left <= 0 or not self.sock.poll(int(left * 1000)):
+                self._open()  # a late reply must not answer the next request
+                raise TimeoutError("no reply from foil-serve at %s" % self.endpoint)
+            rep = search_pb2.ServeReply()
+            rep.ParseFromString(self.sock.recv())
+            if rep.request_id != self.rid:
+                continue
+            if rep.WhichOneof("body") == "error":
+                raise SearchError(rep.error.code, rep.error.message)
+            return rep
+
+    def search(self, vectors=None, texts=None, k=10, id_range=None):
+        """Top-k for each vector (a sequence of floats, the index's dimension)
+        or each text. id_range=(lo, hi) keeps ids in [lo, hi]. Returns a
+        Reply: hits[i] lists the Hits of query i; version names the index
+        version that answered all of them."""
+        req = search_pb2.ServeRequest()
+        s = req.search
+        s.k = k
+        for v in vectors or []:
+            s.queries.add().vector.extend(float(x) for x in v)
+        for t in texts or []:
+            s.queries.add().text = t
+        if id_range is not None:
+            s.id_range, s.id_min, s.id_max = True, int(id_range[0]), int(id_range[1])
+        r = self.call(req).search
+        hits = []
+        for res in r.results:
+            keys = list(res.keys) or [""] * len(res.ids)
+            hits.append([Hit(i + 1, res.ids[i], keys[i], res.scores[i]) for i in range(len(res.ids))])
+        return Reply(r.index, r.version, hits, r.server_ms)
+
+    def status(self):
+        """The server's ServeStatus (version, rows, shards, text, ...)."""
+        req = search_pb2.ServeRequest()
+        req.status.SetInParent()
+        return self.call(req).status
+
+    def reload(self, version=0):
+        """Loads CURRENT (or `version`), checks it and swaps it in; returns
+        the status after the swap (SearchError if the load failed and the
+        old version keeps serving)."""
+        req = search_pb2.ServeRequest()
+        req.reload.version = version
+        return self.call(req).status
+
+    def close(self):
+        self.sock.close(0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Top-k search against foil-serve.")
+    ap.add_argument("text", nargs="?", help="query text (encoded by the server)")
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--index", help="find the server in ROOT/indexes/INDEX/serve.json")
+    ap.add_argument("--root", default=os.environ.get("FOIL_ROOT", "./foil-data"))
+    ap.add_argument("--server", default=os.environ.get("FOIL_SERVE"), help="endpoint, e.g. tcp://127.0.0.1:7430")
+    ap.add_argument("--vector", help="a query vector: comma-separated numbers")
+    ap.add_argument("--status", action="store_true", help="print the server's status instead")
+    a = ap.parse_args()
+    if a.server:
+        c = SearchClient(a.server)
+    elif a.index:
+        c = SearchClient.for_index(a.index, a.root)
+    else:
+        ap.error("give --server or --index")
+    try:
+        if a.status:
+            print(c.status())
+            return 0
+        if (a.text is None) == (a.vector is None):
+            ap.error("give a TEXT or --vector")
+        vecs = [[float(x) for x in a.vector.split(",")]] if a.vector else None
+        r = c.search(vectors=vecs, texts=None if vecs else [a.text], k=a.k)
+    except SearchError as e:
+        print("search_client:", e, file=sys.stderr)
+        return 1
+    print("index %s version %d (%.1f ms in the server)" % (r.index, r.version, r.server_ms))
+    for h in r.hits[0]:
+        print("%4d  %12d  %-24s  %.6f" % (h.rank, h.id, h.key or "-", h.score))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

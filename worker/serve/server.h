@@ -1,0 +1,64 @@
+/* server.h — foil-serve's server: one version of one index (its shards, or
+ * some of them) answering ServeRequests (proto/foil/v1/search.proto) on a
+ * ROUTER socket, swapping to newer versions without failing a request.
+ *
+ * Threads: the query loop (server_run, the caller's thread) owns the socket
+ * and the live generation (sgen.h); a loader thread loads a new version
+ * beside it, checks it (sgen_check) and hands it over through a one-slot
+ * mailbox and an inproc socket that wakes the loop. The loop swaps between
+ * batches: every batch, so every reply, is answered by one version, which
+ * the reply names; the old version is freed after the swap. No lock is
+ * held while loading; the loop takes the mailbox lock only to look.
+ *
+ * Reloads: every watch_ms the loader reads CURRENT (unless watching is off
+ * or a version is pinned) and loads a newer one; server_run's *hup flag
+ * (SIGHUP) and a ReloadRequest ask it to load CURRENT (or the version
+ * named) now. A ReloadRequest is answered when its load ends: the status
+ * after the swap, or the error that kept the old version serving. A version
+ * that fails to load or check is logged and not retried by the watch until
+ * CURRENT names another.
+ *
+ * Batching: sbatch.h. Limits: sreq.h. The endpoint bound is written with
+ * the pid to <root>/indexes/<name>/serve.json (atomically; removed at the
+ * end if it is still ours) by a server of all shards; one holding some
+ * shards (--shards) is reached through a router, which writes it instead.
+ *
+ * Ownership: server_new returns the caller's server (server_destroy).
+ */
+#ifndef FOIL_WORKER_SERVE_SERVER_H
+#define FOIL_WORKER_SERVE_SERVER_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define SERVER_DEFAULT_BIND "tcp://127.0.0.1:7430"
+
+typedef struct {
+  const char *root;
+  const char *index;
+  int version;          /* 0: CURRENT (and follow it) */
+  const int *shards;    /* NULL: all */
+  int nshards;
+  const char *bind;     /* NULL: SERVER_DEFAULT_BIND */
+  int batch_max;        /* 0: 256 */
+  int watch;            /* poll CURRENT */
+  int watch_ms;         /* 0: 500 */
+  int check_samples;    /* rows each new version must find; 0: 16 */
+  int text;             /* load the checkpoint for text queries */
+  FILE *log;            /* NULL: stderr */
+} server_opts;
+
+typedef struct server server;
+
+/* Loads the first version (an error when it cannot: nothing to serve),
+ * binds, writes serve.json, starts the loader thread. */
+int server_new(server **out, const server_opts *o, foil_err *err);
+/* Answers requests until *stop; *hup (may be NULL) asks for a reload and is
+ * cleared. */
+int server_run(server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *hup, foil_err *err);
+const char *server_endpoint(const server *s);
+void server_destroy(server **s);
+
+#endif
