@@ -25,7 +25,10 @@ static int same(const spec *a, const spec *b) {
          a->checkpoint_keep_last == b->checkpoint_keep_last &&
          a->checkpoint_keep_every_steps == b->checkpoint_keep_every_steps &&
          a->eval_every_steps == b->eval_every_steps && a->log_every_steps == b->log_every_steps &&
-         a->threads == b->threads;
+         a->threads == b->threads && a->negatives_check_every == b->negatives_check_every &&
+         !a->negatives_bank == !b->negatives_bank && (!a->negatives_bank || !strcmp(a->negatives_bank, b->negatives_bank)) &&
+         !a->refresh_json == !b->refresh_json && (!a->refresh_json || !strcmp(a->refresh_json, b->refresh_json)) &&
+         a->refresh_every_steps == b->refresh_every_steps;
 }
 
 static void test_roundtrip(void) {
@@ -39,6 +42,23 @@ static void test_roundtrip(void) {
       "\"optimizer\":{\"lr\":0.0003,\"weight_decay\":0.0,\"warmup_steps\":100,\"schedule\":\"linear\"},"
       "\"checkpoint\":{\"every_steps\":250,\"keep_last\":3,\"keep_every_steps\":500},"
       "\"eval\":{\"every_steps\":500},\"log_every_steps\":5,\"threads\":2}";
+  /* the loop's keys travel too */
+  const char *loop =
+      "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"code\",\"negatives_bank\":\"neg\","
+      "\"negatives_check_every\":7},\"loss\":{\"hard_negatives\":2},\"steps\":100,\"checkpoint\":{\"every_steps\":10},"
+      "\"refresh\":{\"every_steps\":20,\"index\":\"code\",\"corpus\":{\"dataset\":\"code\"},\"mine\":"
+      "{\"dataset\":\"code\",\"top\":2}}}";
+  spec la, lb;
+  foil_err lerr = {0};
+  uint8_t *lbuf = NULL;
+  size_t llen = 0;
+  CHECKF(spec_parse(&la, loop, &lerr) == 0, "%s", lerr.msg);
+  CHECK(spec_proto_pack(&la, &lbuf, &llen, &lerr) == 0);
+  CHECKF(spec_proto_unpack(&lb, lbuf, llen, &lerr) == 0, "%s", lerr.msg);
+  CHECK(same(&la, &lb) && lb.negatives_check_every == 7 && lb.refresh_every_steps == 20);
+  spec_free(&la);
+  spec_free(&lb);
+  free(lbuf);
   spec a, b;
   foil_err err = {0};
   if (spec_parse(&a, json, &err)) {
