@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "kernels/kernels.h"
 #include "model/encoder.h"
 #include "model/tokenizer.h"
@@ -158,23 +159,17 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* One log line: timestamp, level, component, message (rank 0 only). */
+/* One log line: timestamp, level, component, message (rank 0 only), to
+ * the job's log and, unless quiet, to stderr (common/log.h). */
 __attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
   if (j->rank != 0) return;
-  char ts[32], msg[1200];
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  char msg[1200];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (j->log) {
-    fprintf(j->log, "%s %s refresh %s\n", ts, level, msg);
-    fflush(j->log);
-  }
-  if (!j->a->quiet) fprintf(stderr, "%s %s refresh %s\n", ts, level, msg);
+  if (j->log) log_line(j->log, level, "refresh", "%s", msg);
+  if (!j->a->quiet) log_line(stderr, level, "refresh", "%s", msg);
 }
 
 /* Every rank learns whether any failed: FOIL_OK only when all succeeded;
