@@ -14,6 +14,8 @@
 
 int cmd_data(int argc, char **argv);       /* in foil-data */
 int cmd_tokenizer(int argc, char **argv);  /* in foil-data */
+int cmd_model(int argc, char **argv);      /* in foil-data */
+int cmd_model_exec(int argc, char **argv); /* `foil model`: runs foil-data */
 int cmd_data_exec(int argc, char **argv);  /* `foil data`: runs foil-data */
 int cmd_tokenizer_exec(int argc, char **argv);
 /* Replaces the process with `program` from the foil executable's

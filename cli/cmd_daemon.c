@@ -51,6 +51,7 @@ int cmd_worker(int argc, char **argv) { return cli_exec_beside("worker", "foil-w
  * through it MPI): keeping them out of `foil` keeps every job command's
  * start-up at a few libraries. */
 int cmd_data_exec(int argc, char **argv) { return cli_exec_beside("data", "foil-data", argc, argv, 1); }
+int cmd_model_exec(int argc, char **argv) { return cli_exec_beside("model", "foil-data", argc, argv, 1); }
 int cmd_tokenizer_exec(int argc, char **argv) {
   return cli_exec_beside("tokenizer", "foil-data", argc, argv, 1);
 }

@@ -23,6 +23,7 @@ static const struct {
     {"worker", cmd_worker, "run foil-worker (--help for its options)"},
     {"data", cmd_data_exec, "prepare datasets under the data root (wordnet, code, lm, custom)"},
     {"tokenizer", cmd_tokenizer_exec, "encode text, train BPE merges, export tokenizers"},
+    {"model", cmd_model_exec, "import a pretrained BERT / sentence-transformers model, export one"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
