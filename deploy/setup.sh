@@ -70,6 +70,19 @@ fi
 # Pinned, installed without dependencies (faiss-cpu needs only these two).
 FAISS_PKGS="faiss-cpu==1.15.1 numpy==2.2.6 packaging==24.2"
 
+# sentence-transformers, the anchor of the pretrained-model reference test
+# (tests/reference/hfmodel_ref.py: `foil model import/export` against
+# SentenceTransformer on the real all-MiniLM-L6-v2), lives in a third
+# virtualenv, .venv-st, WITH the system site packages (Debian's torch 1.13 and
+# numpy 1.24): its transformers needs tokenizers 0.19, while .venv pins
+# tokenizers 0.22.1 for the tokenizer reference, so the two cannot share one
+# environment. Versions chosen to install together with torch 1.13; pinned,
+# without dependencies, every one it imports listed.
+ST_PKGS="sentence-transformers==2.7.0 transformers==4.40.2 tokenizers==0.19.1
+  huggingface-hub==0.23.4 safetensors==0.4.3 tqdm==4.66.4 regex==2024.5.15 filelock==3.14.0
+  packaging==24.0 fsspec==2024.5.0 scikit-learn==1.3.2 scipy==1.11.4 joblib==1.4.2
+  threadpoolctl==3.5.0 pillow==10.3.0"
+
 if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
   # shellcheck disable=SC2086
@@ -77,6 +90,9 @@ if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
   [ -x .venv-faiss/bin/python ] || /usr/bin/python3 -m venv .venv-faiss
   # shellcheck disable=SC2086
   .venv-faiss/bin/python -m pip install -q --disable-pip-version-check --no-deps $FAISS_PKGS
+  [ -x .venv-st/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv-st
+  # shellcheck disable=SC2086
+  .venv-st/bin/python -m pip install -q --disable-pip-version-check --no-deps $ST_PKGS
 fi
 
 BUILD_DIR="${FOIL_BUILD_DIR:-build}"
