@@ -1,0 +1,237 @@
+/* test_hfmodel.c — storage/hfmodel on a tiny hand-built BERT folder:
+ * tensors land where encoder.h says (q/k/v stacked, token type 0 folded
+ * into positions), checkpoint -> export restores every tensor bit for bit,
+ * and broken folders are refused with the file and what is wrong. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "storage/hfmodel.h"
+#include "storage/safetensors.h"
+#include "tests/test.h"
+
+enum { L = 1, D = 8, FF = 16, P = 16, TV = 2 };
+static const char *VOCAB[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", "."};
+enum { V = 10 };
+static char root[512];
+
+static void put(const char *dir, const char *name, const char *text) {
+  char p[1200];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+static const char *CONFIG = "{\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":8,"
+                            "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":16,"
+                            "\"vocab_size\":10,\"max_position_embeddings\":16,\"type_vocab_size\":2,"
+                            "\"layer_norm_eps\":1e-12}";
+
+static float vals[20000];
+
+/* Writes a complete folder; skip names one tensor to leave out, bad_shape
+ * one to write with a wrong shape. */
+static void make_model(const char *dir, const char *skip, const char *bad_shape) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/1_Pooling'", dir, dir);
+  if (system(cmd) != 0) return;
+  put(dir, "config.json", CONFIG);
+  char vocab[256] = "";
+  for (int i = 0; i < V; i++) {
+    strcat(vocab, VOCAB[i]);
+    strcat(vocab, "\n");
+  }
+  put(dir, "vocab.txt", vocab);
+  put(dir, "modules.json",
+      "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
+      "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
+      "{\"idx\":2,\"name\":\"2\",\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.models.Normalize\"}]");
+  put(dir, "1_Pooling/config.json",
+      "{\"word_embedding_dimension\":8,\"pooling_mode_cls_token\":false,\"pooling_mode_mean_tokens\":true}");
+  put(dir, "tokenizer_config.json", "{\"do_lower_case\":true}");
+  static const struct {
+    const char *name;
+    int s0, s1;
+  } ts[] = {
+      {"embeddings.word_embeddings.weight", V, D}, {"embeddings.position_embeddings.weight", P, D},
+      {"embeddings.token_type_embeddings.weight", TV, D}, {"embeddings.LayerNorm.weight", D, 0},
+      {"embeddings.LayerNorm.bias", D, 0},
+      {"encoder.layer.0.attention.self.query.weight", D, D}, {"encoder.layer.0.attention.self.query.bias", D, 0},
+      {"encoder.layer.0.attention.self.key.weight", D, D}, {"encoder.layer.0.attention.self.key.bias", D, 0},
+      {"encoder.layer.0.attention.self.value.weight", D, D}, {"encoder.layer.0.attention.self.value.bias", D, 0},
+      {"encoder.layer.0.attention.output.dense.weight", D, D}, {"encoder.layer.0.attention.output.dense.bias", D, 0},
+      {"encoder.layer.0.attention.output.LayerNorm.weight", D, 0},
+      {"encoder.layer.0.attention.output.LayerNorm.bias", D, 0},
+      {"encoder.layer.0.intermediate.dense.weight", FF, D}, {"encoder.layer.0.intermediate.dense.bias", FF, 0},
+      {"encoder.layer.0.output.dense.weight", D, FF}, {"encoder.layer.0.output.dense.bias", D, 0},
+      {"encoder.layer.0.output.LayerNorm.weight", D, 0}, {"encoder.layer.0.output.LayerNorm.bias", D, 0},
+      {"pooler.dense.weight", D, D}, {"pooler.dense.bias", D, 0},
+  };
+  enum { NT = sizeof ts / sizeof ts[0] };
+  st_entry e[NT + 1];
+  int n = 0;
+  size_t off = 0;
+  for (int i = 0; i < NT; i++) {
+    if (skip && !strcmp(skip, ts[i].name)) continue;
+    int s0 = ts[i].s0 - (bad_shape && !strcmp(bad_shape, ts[i].name));
+    e[n] = (st_entry){.name = ts[i].name, .dtype = ST_F32, .ndim = ts[i].s1 ? 2 : 1,
+                      .shape = {s0, ts[i].s1}, .data = vals + off};
+    off += (size_t)s0 * (ts[i].s1 ? ts[i].s1 : 1);
+    n++;
+  }
+  static int64_t pos[P];
+  for (int i = 0; i < P; i++) pos[i] = i;
+  e[n++] = (st_entry){.name = "embeddings.position_ids", .dtype = ST_I64, .ndim = 2, .shape = {1, P}, .data = pos};
+  char p[1200];
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  foil_err err = {0};
+  CHECKF(st_write(p, e, n, NULL, 0, &err) == FOIL_OK, "%s", err.msg);
+}
+
+static void test_roundtrip(void) {
+  char dir[700], ck[700], ex[700];
+  snprintf(dir, sizeof dir, "%s/tiny", root);
+  snprintf(ck, sizeof ck, "%s/tiny.h5", root);
+  snprintf(ex, sizeof ex, "%s/tiny_export", root);
+  make_model(dir, NULL, NULL);
+  foil_err err = {0};
+  hf_model *m = NULL;
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK, "%s", err.msg);
+  if (!m) return;
+  const encoder_config *c = encoder_cfg(m->enc);
+  CHECK(c->n_layers == L && c->d_model == D && c->n_heads == 2 && c->d_ff == FF && c->vocab == V &&
+        c->max_len == P && c->pooling == POOL_MEAN && c->ln_eps == 1e-12f && !c->pre_ln);
+  CHECK(m->normalize == 1 && m->type_vocab == TV && m->pooler_w && m->has_position_ids);
+  /* where the tensors went */
+  st_file *f = NULL;
+  char sp[800];
+  snprintf(sp, sizeof sp, "%s/model.safetensors", dir);
+  CHECKF(st_open(&f, sp, &err) == FOIL_OK, "%s", err.msg);
+  const encoder_tensor *T = encoder_tensors(m->enc);
+  const float *par = encoder_params(m->enc);
+  float buf[P * D], tt[TV * D];
+  st_read_f32(f, st_find(f, "encoder.layer.0.attention.self.key.weight"), buf, D * D, &err);
+  CHECK(!memcmp(par + T[ENC_QKV_W].offset + D * D, buf, sizeof(float) * D * D));
+  st_read_f32(f, st_find(f, "encoder.layer.0.attention.self.value.bias"), buf, D, &err);
+  CHECK(!memcmp(par + T[ENC_QKV_B].offset + 2 * D, buf, sizeof(float) * D));
+  st_read_f32(f, st_find(f, "embeddings.position_embeddings.weight"), buf, P * D, &err);
+  st_read_f32(f, st_find(f, "embeddings.token_type_embeddings.weight"), tt, TV * D, &err);
+  int folded = 1;
+  for (int i = 0; i < P * D; i++) folded &= par[T[ENC_WPE].offset + i] == buf[i] + tt[i % D];
+  CHECK(folded);
+  /* checkpoint and export */
+  CHECKF(hf_save_ckpt(m, ck, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  CHECKF(hf_load_ckpt(ck, &m, &err) == FOIL_OK, "%s", err.msg);
+  if (m) CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
+  st_file *g = NULL;
+  snprintf(sp, sizeof sp, "%s/model.safetensors", ex);
+  CHECKF(st_open(&g, sp, &err) == FOIL_OK, "%s", err.msg);
+  if (f && g) {
+    CHECK(st_count(f) == st_count(g));
+    for (int i = 0; i < st_count(f); i++) {
+      const st_tensor *a = st_at(f, i), *b = st_find(g, a->name);
+      CHECKF(b && a->dtype == b->dtype && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes),
+             "exported %s differs", a->name);
+    }
+  }
+  const char *files[] = {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                         "modules.json", "1_Pooling/config.json", "2_Normalize", "sentence_bert_config.json",
+                         "config_sentence_transformers.json"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(sp, sizeof sp, "%s/%s", ex, files[i]);
+    CHECKF(access(sp, F_OK) == 0, "export lacks %s", files[i]);
+  }
+  /* a trained wpe (changed) is unfolded: wpe - token_type[0] */
+  if (m) {
+    float *w = encoder_params(m->enc) + T[ENC_WPE].offset;
+    w[3] += 1.0f;
+    CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
+    snprintf(sp, sizeof sp, "%s/model.safetensors", ex);
+    st_close(&g);
+    CHECK(st_open(&g, sp, &err) == FOIL_OK);
+    float got[P * D];
+    if (g) st_read_f32(g, st_find(g, "embeddings.position_embeddings.weight"), got, P * D, &err);
+    CHECK(g && got[3] == w[3] - tt[3] && got[4] == w[4] - tt[4]);
+  }
+  st_close(&f);
+  st_close(&g);
+  hf_model_destroy(&m);
+}
+
+/* Imports dir and expects code with every `want` in the message. */
+static void refused(const char *dir, int code, const char *want1, const char *want2) {
+  hf_model *m = NULL;
+  foil_err err = {0};
+  int rc = hf_import(dir, &m, &err);
+  CHECKF(rc == code && !m, "%s: rc %d (want %d): %s", dir, rc, code, err.msg);
+  CHECKF(strstr(err.msg, want1) != NULL, "message lacks '%s': %s", want1, err.msg);
+  CHECKF(!want2 || strstr(err.msg, want2) != NULL, "message lacks '%s': %s", want2, err.msg);
+  hf_model_destroy(&m);
+}
+
+static void test_refusals(void) {
+  char dir[700], p[2000];
+  snprintf(dir, sizeof dir, "%s/bad", root);
+  refused(dir, FOIL_ENOTFOUND, "no such model folder", NULL);
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p, "rm '%s/config.json'", dir);
+  CHECK(system(p) == 0);
+  refused(dir, FOIL_ENOTFOUND, "config.json", NULL);
+  make_model(dir, NULL, NULL);
+  put(dir, "config.json", "{\"model_type\":\"roberta\"}");
+  refused(dir, FOIL_EINVAL, "roberta", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_act\":\"relu\"}");
+  refused(dir, FOIL_EINVAL, "relu", NULL);
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8}");
+  refused(dir, FOIL_EINVAL, "num_hidden_layers", "required");
+  put(dir, "config.json", "{\"model_type\":\"bert\",");
+  refused(dir, FOIL_EINVAL, "not valid JSON", NULL);
+  make_model(dir, NULL, NULL);
+  put(dir, "1_Pooling/config.json", "{\"pooling_mode_max_tokens\":true}");
+  refused(dir, FOIL_EINVAL, "pooling_mode_max_tokens", "1_Pooling/config.json");
+  make_model(dir, NULL, NULL);
+  put(dir, "1_Pooling/config.json", "{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":false}");
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m && encoder_cfg(m->enc)->pooling == POOL_FIRST, "%s", err.msg);
+  hf_model_destroy(&m);
+  put(dir, "modules.json", "[{\"type\":\"sentence_transformers.models.Transformer\"},"
+                           "{\"type\":\"sentence_transformers.models.Dense\"}]");
+  refused(dir, FOIL_EINVAL, "sentence_transformers.models.Dense", "modules.json");
+  make_model(dir, NULL, NULL);
+  put(dir, "tokenizer_config.json", "{\"do_lower_case\":false}");
+  refused(dir, FOIL_EINVAL, "do_lower_case", NULL);
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p, "mv '%s/model.safetensors' '%s/pytorch_model.bin'", dir, dir);
+  CHECK(system(p) == 0);
+  refused(dir, FOIL_EINVAL, "pytorch_model.bin", "convert");
+  snprintf(p, sizeof p, "rm '%s/pytorch_model.bin'", dir);
+  CHECK(system(p) == 0);
+  refused(dir, FOIL_ENOTFOUND, "model.safetensors", NULL);
+  make_model(dir, "encoder.layer.0.attention.self.key.bias", NULL);
+  refused(dir, FOIL_EINVAL, "encoder.layer.0.attention.self.key.bias", "missing");
+  make_model(dir, NULL, "encoder.layer.0.intermediate.dense.weight");
+  refused(dir, FOIL_EINVAL, "intermediate.dense.weight\" has shape [15,8]", "[16,8]");
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p, "rm '%s/vocab.txt'", dir);
+  CHECK(system(p) == 0);
+  refused(dir, FOIL_ENOTFOUND, "vocab.txt", NULL);
+}
+
+int main(void) {
+  const char *t = getenv("FOIL_TEST_TMP");
+  snprintf(root, sizeof root, "%s/hfmodel.%d", t ? t : "/tmp", (int)getpid());
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) vals[i] = (float)((i * 2654435761u) % 1000) / 997.f - 0.5f;
+  RUN(test_roundtrip);
+  RUN(test_refusals);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  if (system(cmd) != 0) return 1;
+  TEST_EXIT();
+}
