@@ -149,6 +149,7 @@ static void test_roundtrip(void) {
   }
   /* a trained wpe (changed) is unfolded: wpe - token_type[0] */
   if (m) {
+    T = encoder_tensors(m->enc); /* the reloaded model's views */
     float *w = encoder_params(m->enc) + T[ENC_WPE].offset;
     w[3] += 1.0f;
     CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
