@@ -149,7 +149,27 @@ static void test_loop_keys(void) {
   }
 }
 
+/* init_from: the architecture and tokenizer come from the checkpoint */
+static void test_init_from(void) {
+  spec s;
+  foil_err err = {0};
+  const char *ok = "{\"steps\":10,\"init_from\":\"m.h5\",\"model\":{\"max_len\":48,\"dropout\":0.0},"
+                   "\"data\":{\"dataset\":\"d\"}}";
+  CHECKF(spec_parse(&s, ok, &err) == 0, "%s", err.msg);
+  CHECK(s.init_from && !strcmp(s.init_from, "m.h5") && !s.tokenizer && s.seq_len == 48);
+  spec_free(&s);
+  const char *no_len = "{\"steps\":10,\"init_from\":\"m.h5\",\"data\":{\"dataset\":\"d\"}}";
+  CHECKF(spec_parse(&s, no_len, &err) == 0, "%s", err.msg);
+  CHECK(s.seq_len == 0);  /* the checkpoint's positions, at most 128, at setup */
+  spec_free(&s);
+  const char *sized = "{\"steps\":10,\"init_from\":\"m.h5\",\"model\":{\"d_model\":64},\"data\":{\"dataset\":\"d\"}}";
+  CHECK(spec_parse(&s, sized, &err) == FOIL_EINVAL && strstr(err.msg, "model.d_model comes from init_from"));
+  const char *none = "{\"model\":{\"max_len\":48},\"data\":{\"dataset\":\"d\"}}";
+  CHECK(spec_parse(&s, none, &err) == FOIL_EINVAL && strstr(err.msg, "model.tokenizer is required"));
+}
+
 int main(void) {
+  RUN(test_init_from);
   RUN(test_example_and_defaults);
   RUN(test_loop_keys);
   RUN(test_refusals);

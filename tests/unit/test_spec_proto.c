@@ -58,6 +58,16 @@ static void test_roundtrip(void) {
   CHECK(same(&la, &lb) && lb.negatives_check_every == 7 && lb.refresh_every_steps == 20);
   spec_free(&la);
   spec_free(&lb);
+  /* init_from travels, and the architecture it fixes does not */
+  const char *init = "{\"steps\":10,\"init_from\":\"m.h5\",\"model\":{\"max_len\":48},\"data\":{\"dataset\":\"code\"}}";
+  CHECKF(spec_parse(&la, init, &lerr) == 0, "%s", lerr.msg);
+  free(lbuf);
+  lbuf = NULL;
+  CHECK(spec_proto_pack(&la, &lbuf, &llen, &lerr) == 0);
+  CHECKF(spec_proto_unpack(&lb, lbuf, llen, &lerr) == 0, "%s", lerr.msg);
+  CHECK(lb.init_from && !strcmp(lb.init_from, "m.h5") && lb.seq_len == 48);
+  spec_free(&la);
+  spec_free(&lb);
   free(lbuf);
   spec a, b;
   foil_err err = {0};

@@ -51,6 +51,7 @@ typedef struct {
   /* learnable temperature: log(1/T), its AdamW moments, step (scalars[4]) */
   float temp_state[4];
   FILE *log, *metrics;
+  int64_t init_step;   /* init_from: the step of the checkpoint started from */
   progress *prog; /* rank 0: updates to the worker (no-op outside a cluster) */
   char job_dir[4096], ckpt_dir[4200];
   int bm25_done; /* the BM25 baseline is computed once per run */
@@ -299,7 +300,9 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     dataset_bench b;
     rc = dataset_bench_read(path, &b, err);
     if (rc) {
-      foil_err_set(err, rc, "evaluation: %.400s", err->msg);
+      char why[sizeof err->msg];
+      snprintf(why, sizeof why, "%s", err->msg);  /* not in place: source and target would overlap */
+      foil_err_set(err, rc, "evaluation: %.400s", why);
       goto sync;
     }
     const int D = encoder_out_dim(j->enc);
@@ -308,11 +311,11 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     irmetrics *ir = NULL;
     double t0 = now_s();
     rc = !q || !cchunk ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
-    if (!rc) rc = encode_texts(j->enc, j->tok, b.queries, b.n_queries, j->s.model.max_len, 256, q, err);
+    if (!rc) rc = encode_texts(j->enc, j->tok, b.queries, b.n_queries, j->s.seq_len, 256, q, err);
     if (!rc) rc = irmetrics_new(&ir, q, (int)b.n_queries, D, 0, err);
     for (size_t c0 = 0; !rc && c0 < b.n_corpus; c0 += 4096) {
       size_t n = b.n_corpus - c0 < 4096 ? b.n_corpus - c0 : 4096;
-      rc = encode_texts(j->enc, j->tok, b.corpus + c0, n, j->s.model.max_len, 256, cchunk, err);
+      rc = encode_texts(j->enc, j->tok, b.corpus + c0, n, j->s.seq_len, 256, cchunk, err);
       if (!rc) rc = irmetrics_add(ir, cchunk, (int)n, err);
     }
     irmetrics_result res;
@@ -625,6 +628,44 @@ static void job_free(job *j) {
   progress_destroy(&j->prog);
 }
 
+/* init_from: the model's config, weights and (unless the spec names one)
+ * tokenizer from a checkpoint — `foil model import`'s, or another job's.
+ * Only the parameters are taken: optimizer state, step and data position
+ * start fresh. */
+static int init_from(job *j, foil_err *err) {
+  spec *s = &j->s;
+  encoder_config cfg;
+  int rc = ckpt_read_config(s->init_from, &cfg, err);
+  if (rc) return rc;
+  cfg.dropout = s->model.dropout;
+  if (!s->seq_len) s->seq_len = cfg.max_len < 128 ? cfg.max_len : 128;
+  if (s->seq_len > cfg.max_len)
+    return foil_err_set(err, FOIL_EINVAL, "model.max_len %d is more than the %d positions of init_from %s",
+                        s->seq_len, cfg.max_len, s->init_from);
+  s->model = cfg;
+  if (s->tokenizer) {
+    rc = tokenizer_load(&j->tok, s->tokenizer, err);
+  } else {
+    h5io *f = NULL;
+    rc = h5io_open(&f, s->init_from, CKPT_FORMAT, err);
+    if (!rc) rc = tokenizer_h5_read(f, "tokenizer", &j->tok, err);
+    h5io_close(&f);
+    if (rc == FOIL_ENOTFOUND)
+      return foil_err_set(err, FOIL_EINVAL, "init_from %s holds no tokenizer: name one in model.tokenizer",
+                          s->init_from);
+  }
+  if (rc) return rc;
+  if (tokenizer_vocab_size(j->tok) != cfg.vocab)
+    return foil_err_set(err, FOIL_EINVAL, "the tokenizer has %d tokens, init_from %s's model %d",
+                        tokenizer_vocab_size(j->tok), s->init_from, cfg.vocab);
+  if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;
+  ckpt_state st = {.enc = j->enc};
+  rc = ckpt_load(s->init_from, &st, err);
+  free((char *)st.spec_json);
+  if (!rc) j->init_step = st.step;
+  return rc;
+}
+
 static int job_setup(job *j, foil_err *err) {
   const pretrain_args *a = j->a;
   int rc;
@@ -656,11 +697,15 @@ static int job_setup(job *j, foil_err *err) {
     if ((rc = progress_open(&j->prog, err))) return rc;
   }
   comm_barrier(j->c, err);
-  /* tokenizer: an absolute path, or relative to the working directory */
-  if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
-  s->model.vocab = tokenizer_vocab_size(j->tok);
-  if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;
-  encoder_init(j->enc, s->seed);
+  if (s->init_from) {
+    if ((rc = init_from(j, err))) return rc;
+  } else {
+    /* tokenizer: an absolute path, or relative to the working directory */
+    if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
+    s->model.vocab = tokenizer_vocab_size(j->tok);
+    if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;
+    encoder_init(j->enc, s->seed);
+  }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   if ((rc = optim_new(&j->opt, encoder_num_params(j->enc), &oc, err))) return rc;
   if ((rc = loss_new(&j->ls, err))) return rc;
@@ -678,10 +723,18 @@ static int job_setup(job *j, foil_err *err) {
                         "dataset '%s' is not prepared under %s (no %s): prepare it with `foil data "
                         "prepare` (wordnet, code, or custom --name %s) or check data.dataset and --root",
                         s->dataset, a->root, pairs, s->dataset);
+  if (s->benchmark && s->benchmark[0]) { /* found now, not after the first evaluation's steps */
+    char bench[4200];
+    snprintf(bench, sizeof bench, "%s/datasets/%s/benchmarks/%s.h5", a->root, s->dataset, s->benchmark);
+    if (access(bench, R_OK) != 0)
+      return foil_err_set(err, FOIL_ENOTFOUND, "data.benchmark '%s' of dataset '%s' is not there (no %s): "
+                          "see `ls %s/datasets/%s/benchmarks`, or \"\" for no evaluation",
+                          s->benchmark, s->dataset, bench, a->root, s->dataset);
+  }
   /* with a bank, the negatives come from it, not from pairs.h5 */
   const int from_bank = s->negatives_bank != NULL;
   loader_config lc = {.path = pairs, .split = "train", .batch_size = B, .rank = j->rank,
-                      .world = j->world, .max_len = s->model.max_len,
+                      .world = j->world, .max_len = s->seq_len,
                       .neg_per_pair = s->loss == LOSS_SIMCSE || from_bank ? 0 : s->hard_negatives,
                       .bank_negatives = from_bank ? s->hard_negatives : 0,
                       .pad_to_longest = 1, .seed = s->seed};
@@ -706,6 +759,10 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   int rc = job_setup(&j, err);
   int64_t step = 0;
   if (!rc) rc = try_resume(&j, &step, err);
+  if (!rc && j.s.init_from && step == 0)
+    logf_(&j, "INFO", "initialized from %s (its step %lld): %d layers, d %d, %d positions, sequences of %d tokens",
+          j.s.init_from, (long long)j.init_step, j.s.model.n_layers, j.s.model.d_model, j.s.model.max_len,
+          j.s.seq_len);
   if (!rc)
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,

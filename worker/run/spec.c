@@ -68,7 +68,7 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   static const char *const top[] = {"kind", "name", "seed", "model", "data", "loss",
                                     "batch_per_rank", "micro_batch", "steps", "optimizer",
                                     "checkpoint", "eval", "log_every_steps", "threads",
-                                    "refresh", "job", NULL};
+                                    "refresh", "job", "init_from", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "pretrain", 0);
   if (kind && strcmp(kind, "pretrain")) jspec_fail(&c, "kind must be \"pretrain\" for this job");
@@ -94,7 +94,18 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->model.pooling = jspec_choice(&c, m, "pooling", "model.pooling", POOL_MEAN, pools);
   s->model.dropout = (float)jspec_number(&c, m, "dropout", "model.dropout", 0.1, 0, 0.99, 0, 0);
   s->model.ln_eps = (float)jspec_number(&c, m, "ln_eps", "model.ln_eps", 1e-5, 1e-30, 0.5, 0, 0);
-  s->tokenizer = jspec_string(&c, m, "tokenizer", "model.tokenizer", NULL, 1);
+  s->init_from = jspec_string(&c, root, "init_from", "init_from", NULL, 0);
+  s->tokenizer = jspec_string(&c, m, "tokenizer", "model.tokenizer", NULL, !s->init_from);
+  s->seq_len = s->model.max_len;
+  if (s->init_from) {
+    /* the architecture is the checkpoint's: its keys may not be given here */
+    static const char *const fixed[] = {"n_layers", "d_model", "n_heads", "d_ff", "proj_dim",
+                                        "norm", "pooling", "ln_eps", NULL};
+    for (const char *const *k = fixed; *k; k++)
+      if (m && cJSON_GetObjectItemCaseSensitive(m, *k))
+        jspec_fail(&c, "model.%s comes from init_from (%s); remove it", *k, s->init_from);
+    if (!m || !cJSON_GetObjectItemCaseSensitive(m, "max_len")) s->seq_len = 0; /* set from the checkpoint */
+  }
   if (!c.rc && s->model.d_model % s->model.n_heads)
     jspec_fail(&c, "model.n_heads must divide model.d_model");
 
@@ -182,6 +193,8 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
 void spec_free(spec *s) {
   free(s->name);
   free(s->tokenizer);
+  free(s->init_from);
+  s->init_from = NULL;
   free(s->dataset);
   free(s->benchmark);
   free(s->negatives_bank);

@@ -28,6 +28,15 @@ typedef struct {
   char *name;               /* job name (default "pretrain") */
   uint64_t seed;            /* default 1 */
   encoder_config model;     /* model.*; vocab is 0 here: the tokenizer sets it */
+  char *init_from;          /* init_from: a checkpoint (e.g. `foil model import`'s) whose config,
+                             * weights and tokenizer the job starts from (default none). The
+                             * model's sizes, norm, pooling, ln_eps and projection are then the
+                             * checkpoint's and may not be given; model.dropout applies;
+                             * model.max_len, if given, is the training sequence length (at most
+                             * the checkpoint's positions; default min(positions, 128)); the
+                             * tokenizer is the checkpoint's unless model.tokenizer names one.
+                             * Resuming from the job's own checkpoints takes precedence. */
+  int seq_len;              /* tokens per training/eval text: model.max_len, or as above */
   char *tokenizer;          /* model.tokenizer: vocab.txt or vocab.json path (required; relative
                              * paths are taken from the working directory) */
   char *dataset;            /* data.dataset: name under <root>/datasets (required) */

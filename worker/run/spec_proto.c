@@ -15,16 +15,20 @@ static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
 
 int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   Foil__V1__PretrainModel m = FOIL__V1__PRETRAIN_MODEL__INIT;
-  SET(m, n_layers, s->model.n_layers);
-  SET(m, d_model, s->model.d_model);
-  SET(m, n_heads, s->model.n_heads);
-  SET(m, d_ff, s->model.d_ff);
-  SET(m, max_len, s->model.max_len);
-  SET(m, proj_dim, s->model.proj_dim);
-  m.norm = s->model.pre_ln ? "pre" : "post";
-  m.pooling = s->model.pooling ? "first" : "mean";
+  if (!s->init_from) {  /* with init_from the architecture is the checkpoint's */
+    SET(m, n_layers, s->model.n_layers);
+    SET(m, d_model, s->model.d_model);
+    SET(m, n_heads, s->model.n_heads);
+    SET(m, d_ff, s->model.d_ff);
+    SET(m, max_len, s->model.max_len);
+    SET(m, proj_dim, s->model.proj_dim);
+    m.norm = s->model.pre_ln ? "pre" : "post";
+    m.pooling = s->model.pooling ? "first" : "mean";
+    SET(m, ln_eps, s->model.ln_eps);
+  } else if (s->seq_len) {
+    SET(m, max_len, s->seq_len);
+  }
   SET(m, dropout, s->model.dropout);
-  SET(m, ln_eps, s->model.ln_eps);
   m.tokenizer = s->tokenizer;
   Foil__V1__PretrainData d = FOIL__V1__PRETRAIN_DATA__INIT;
   d.dataset = s->dataset;
@@ -58,6 +62,7 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   SET(p, seed, s->seed);
   p.model = &m;
   p.data = &d;
+  p.init_from = s->init_from;
   p.loss = &l;
   SET(p, batch_per_rank, s->batch_per_rank);
   SET(p, micro_batch, s->micro_batch);
@@ -149,6 +154,7 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
   }
   NUM(root, p, log_every_steps);
   NUM(root, p, threads);
+  STR(root, p, init_from);
   if (p->refresh_json) {
     cJSON *r = cJSON_Parse(p->refresh_json);
     if (r) cJSON_AddItemToObject(root, "refresh", r);

@@ -88,8 +88,9 @@ static int fan_out(router *r, rpend *p, foil_err *err) {
   Foil__V1__ServeRequest q = *p->q;
   q.request_id = p->id;
   for (int b = 0; b < r->o.nbackends; b++) {
-    int rc = wire_send(r->back[b], NULL, &q.base, ZMQ_DONTWAIT, err);
-    if (rc) return foil_err_set(err, FOIL_EUNAVAIL, "backend %s: %s", r->eps[b], err->msg);
+    foil_err e = {0};
+    if (wire_send(r->back[b], NULL, &q.base, ZMQ_DONTWAIT, &e))
+      return foil_err_set(err, FOIL_EUNAVAIL, "backend %s: %s", r->eps[b], e.msg);
   }
   return FOIL_OK;
 }
