@@ -12,9 +12,13 @@ embeddings are; the same rows bench/search.py uses), k = 10:
     one vector at a time by a pyzmq DEALER client: round-trip latency as
     the client sees it (pack, send, the server's receive, search, pack,
     reply, unpack), and the server's own receive-to-send time;
-  - the transport alone: the round trip of a status request.
+  - the transport alone: the round trip of a status request;
+  - the same queries from a C client (bench_serve_client, protobuf-c), so
+    that the round trip holds no Python protobuf work.
 Prints median and p99 of each and the end-to-end overhead at p99 against
-the issue's target (p99 ≤ in-process p99 + 200 µs).
+the issue's target (p99 ≤ in-process p99 + 200 µs): against bench_search's
+separate run, and against the same run's in-process time (the server's
+receive-to-send time of each request), with the per-request difference.
 """
 import argparse
 import importlib.util
@@ -116,14 +120,31 @@ def main():
                 sock.recv()
                 st.append((time.perf_counter() - t0) * 1e3)
             sock.close(0)
+            # the same single queries from a C client (protobuf-c): no Python in the round trip
+            cc = json.loads(subprocess.run([os.path.join(a.build, "bench", "bench_serve_client"), ep,
+                                            os.path.join(tmp.name, "xq.f32"), str(D), str(a.single), str(K)],
+                                           check=True, capture_output=True, text=True).stdout)
         finally:
             srv.send_signal(signal.SIGTERM)
             srv.wait(60)
         over = (pct(rtt, 0.99) - ip["p99_ms"]) * 1e3
+        # the same run's own in-process time: each request's receive-to-send in the server
+        own = (pct(rtt, 0.99) - pct(server, 0.99)) * 1e3
+        extra = sorted((x - y) * 1e3 for x, y in zip(rtt, server))
         print(f"{t:>7} {ip['median_ms']:>10.2f} / {ip['p99_ms']:<9.2f} {pct(rtt, 0.5):>10.2f} / "
               f"{pct(rtt, 0.99):<9.2f} {pct(server, 0.5):>13.2f} {over:>15.0f}  "
               f"{'met' if over <= 200 else 'not met':<8}          {pct(st, 0.5):.3f} / {pct(st, 0.99):.3f}",
               flush=True)
+        cover = (cc["rtt_p99"] - ip["p99_ms"]) * 1e3
+        cown = (cc["rtt_p99"] - cc["server_p99"]) * 1e3
+        print(f"{'':>7} C client: end to end p50/p99 {cc['rtt_p50']:.2f} / {cc['rtt_p99']:.2f} ms, server "
+              f"{cc['server_p50']:.2f} / {cc['server_p99']:.2f} ms; p99 over bench_search's {cover:+.0f} us, over "
+              f"the same run's server p99 {cown:+.0f} us ({'met' if cown <= 200 else 'not met'}); per request "
+              f"round trip - server time p50 {cc['diff_p50'] * 1e3:.0f} us, p99 {cc['diff_p99'] * 1e3:.0f} us",
+              flush=True)
+        print(f"{'':>7} same run: server p99 {pct(server, 0.99):.2f} ms, end-to-end p99 over it {own:+.0f} us "
+              f"({'met' if own <= 200 else 'not met'}); per request, round trip - server time: "
+              f"p50 {pct(extra, 0.5):.0f} us, p99 {pct(extra, 0.99):.0f} us", flush=True)
 
 
 if __name__ == "__main__":
