@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/wire.h"
 
 struct client {
@@ -19,12 +20,6 @@ struct client {
   int timeout_ms;
   uint64_t next_id;
 };
-
-static double mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int open_socket(client *c, foil_err *err) {
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
@@ -81,9 +76,9 @@ int client_call(client *c, Foil__V1__Request *req, Foil__V1__Reply **reply, foil
   req->request_id = ++c->next_id;
   int rc = wire_send(c->sock, NULL, &req->base, ZMQ_DONTWAIT, err);
   if (rc) return rc;
-  double deadline = mono_ms() + c->timeout_ms;
+  double deadline = log_mono() * 1e3 + c->timeout_ms;
   for (;;) {
-    double left = deadline - mono_ms();
+    double left = deadline - log_mono() * 1e3;
     zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
     int n = left > 0 ? zmq_poll(&it, 1, (long)left) : 0;
     if (n < 0 && errno == EINTR) return foil_err_set(err, FOIL_EABORTED, "interrupted");

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/wire.h"
 #include "foil/v1/worker.pb-c.h"
@@ -302,45 +303,6 @@ static void finish_attempt(agent *a, attempt *t) {
 
 /* ---- launching ---------------------------------------------------------------------------- */
 
-static int mkdirs(const char *path) {
-  char buf[PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(buf, 0755);
-      *p = '/';
-    }
-  return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -1;
-}
-
-/* Writes data to path: temp file, fsync, rename. */
-static int write_atomic(const char *path, const char *data, size_t len, foil_err *err) {
-  char tmp[PATH_MAX + 64];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(errno));
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, data + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(e));
-    }
-    off += (size_t)w;
-  }
-  if (fsync(fd) || close(fd) || rename(tmp, path)) {
-    int e = errno;
-    unlink(tmp);
-    return foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", path, strerror(e));
-  }
-  return FOIL_OK;
-}
-
 static int have_srun(void) {
   const char *job = getenv("SLURM_JOB_ID"), *path = getenv("PATH");
   if (!job || !*job || !path) return 0;
@@ -377,8 +339,9 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
                   foil_err *err) {
   const Foil__V1__JobSpec *sp = as->spec;
   resume[0] = 0;
-  if (mkdirs(t->job_dir))
-    return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s: %s", t->job_dir, strerror(errno));
+  foil_err me = {0};
+  if (foil_mkdirs(t->job_dir, &me))
+    return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s: %s", t->job_dir, me.msg);
   int foil_run = sp && launch_is_foil_run(sp->kind), pretrain = foil_run && !strcmp(sp->kind, "pretrain");
   char spec_path[PATH_MAX + 16];
   snprintf(spec_path, sizeof spec_path, "%s/spec.json", t->job_dir);
@@ -386,7 +349,7 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   if (foil_run) {
     const char *js = sp->spec_json ? sp->spec_json : "";
     if (!*js) return foil_err_set(err, FOIL_EINVAL, "a %s job without a spec (spec_json is empty)", sp->kind);
-    if ((rc = write_atomic(spec_path, js, strlen(js), err))) return rc;
+    if ((rc = foil_write_file_atomic(spec_path, js, strlen(js), err))) return rc;
   }
   if (pretrain) {
     char ckdir[PATH_MAX + 16], *latest = NULL, *skipped = NULL;
@@ -836,7 +799,10 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   a->liveness = 3;
   int rc = FOIL_OK;
   const char *root = cfg->root && *cfg->root ? cfg->root : "./foil-data";
-  if (mkdirs(root) || !realpath(root, a->root))
+  foil_err me = {0};
+  if (foil_mkdirs(root, &me))
+    rc = foil_err_set(err, FOIL_EPERM, "cannot create the data root %s: %s", root, me.msg);
+  else if (!realpath(root, a->root))
     rc = foil_err_set(err, FOIL_EPERM, "cannot create the data root %s: %s", root, strerror(errno));
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

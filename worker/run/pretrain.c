@@ -72,12 +72,6 @@ typedef struct {
   int64_t last_ckpt_step;
 } job;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* One log line: timestamp, level, component, message (rank 0 only), to
  * the job's log and, unless quiet, to stderr (common/log.h). */
 __attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
@@ -89,19 +83,6 @@ __attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *leve
   va_end(ap);
   if (j->log) log_line(j->log, level, "pretrain", "%s", msg);
   if (!j->a->quiet) log_line(stderr, level, "pretrain", "%s", msg);
-}
-
-
-static int mkdirs(const char *path) {
-  char buf[4400];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(buf, 0755);
-      *p = '/';
-    }
-  return mkdir(buf, 0755) == 0 || access(buf, W_OK) == 0 ? 0 : -1;
 }
 
 static float current_temperature(const job *j) {
@@ -309,7 +290,7 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     float *q = malloc(sizeof(float) * b.n_queries * (size_t)D);
     float *cchunk = malloc(sizeof(float) * 4096 * (size_t)D);
     irmetrics *ir = NULL;
-    double t0 = now_s();
+    double t0 = log_mono();
     rc = !q || !cchunk ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
     if (!rc) rc = encode_texts(j->enc, j->tok, b.queries, b.n_queries, j->s.seq_len, 256, q, err);
     if (!rc) rc = irmetrics_new(&ir, q, (int)b.n_queries, D, 0, err);
@@ -321,7 +302,7 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     irmetrics_result res;
     if (!rc) rc = irmetrics_compute(ir, b.qrels, b.qrels_score, b.n_qrels, &res, err);
     if (!rc) {
-      log_eval(j, step, "foil", &res, b.n_corpus, now_s() - t0);
+      log_eval(j, step, "foil", &res, b.n_corpus, log_mono() - t0);
       write_eval(j, step, "foil", &res);
       char msg[128], mj[2 * PATH_MAX + 512];
       snprintf(msg, sizeof msg, "eval step %lld/%lld: MRR@10 %.4f", (long long)step, (long long)j->s.steps,
@@ -334,10 +315,10 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     }
     if (!rc && !j->bm25_done) {
       irmetrics_result br;
-      t0 = now_s();
+      t0 = log_mono();
       rc = bm25_baseline(j, &b, &br, err);
       if (!rc) {
-        log_eval(j, step, "bm25", &br, b.n_corpus, now_s() - t0);
+        log_eval(j, step, "bm25", &br, b.n_corpus, log_mono() - t0);
         write_eval(j, step, "bm25", &br);
         j->bm25_done = 1;
         j->bm25_mrr10 = irmetrics_get(&br, "mrr@10");
@@ -685,7 +666,7 @@ static int job_setup(job *j, foil_err *err) {
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
   snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
   if (j->rank == 0) {
-    if (mkdirs(j->ckpt_dir))
+    if (foil_mkdirs(j->ckpt_dir, NULL))
       return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
     char p[4300];
     snprintf(p, sizeof p, "%s/log", j->job_dir);
@@ -767,7 +748,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
           encoder_num_params(j.enc), kernels_backend());
-  double t_log = now_s(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
+  double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
   if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */
     rc = bank_check(&j, step, err);
@@ -780,7 +761,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;
-    double t0 = now_s();
+    double t0 = log_mono();
     if (j.s.negatives_bank && step > 0 && step % j.s.negatives_check_every == 0 && ran > 0)
       if ((rc = bank_check(&j, step, err))) break;
     if ((rc = loader_next(j.ld, &bt, err))) break;
@@ -792,10 +773,10 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       if ((rc = comm_allreduce_sum_f64(c, &none, 1, err))) break;
       if (none > 0 || !j.bank_version) bt.n_neg = 0, bt.rows = 2 * bt.B;
     }
-    double t1 = now_s();
+    double t1 = log_mono();
     if ((rc = train_step(&j, step, &bt, &st, err))) break;
     t_data += t1 - t0;
-    t_step += now_s() - t1;
+    t_step += log_mono() - t1;
     step++;
     ran++;
     pairs_since += (int64_t)j.world * bt.B;
@@ -804,7 +785,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       break;
     }
     if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
-      double t = now_s(), rate = pairs_since / (t - t_log);
+      double t = log_mono(), rate = pairs_since / (t - t_log);
       /* time split of the steps since the last log line: data loading,
        * communication (inside collectives), the rest is compute */
       double t_comm = comm_busy_seconds(c) - comm0, t_comp = t_step - t_comm;

@@ -153,12 +153,6 @@ typedef struct {
   char job_dir[4096];
 } job;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* One log line: timestamp, level, component, message (rank 0 only), to
  * the job's log and, unless quiet, to stderr (common/log.h). */
 __attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
@@ -378,7 +372,7 @@ static void job_free(job *j) {
 static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err) {
   const int D = encoder_out_dim(j->enc), B = j->s.batch;
   const int max_len = encoder_cfg(j->enc)->max_len;
-  double t_sent = now_s();
+  double t_sent = log_mono();
   /* chunks end at multiples of B in corpus rows, so every row is encoded in
    * the same chunk (same padding, same shapes) whatever the world size:
    * 1 rank and R ranks give the same bits */
@@ -387,7 +381,7 @@ static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err)
     n = (end < hi ? end : hi) - r0;
     int rc = encode_texts(j->enc, j->tok, j->texts + r0, n, max_len, B, out + (r0 - lo) * (size_t)D, err);
     if (rc) return rc;
-    double t = now_s();
+    double t = log_mono();
     if (j->rank == 0 && (t - t_sent > 1.0 || r0 + n == hi)) {
       /* rank 0's share done, scaled to the whole corpus (shares differ by one row at most) */
       double done = (double)(r0 + n - lo) / (double)(hi - lo) * (double)j->n;
@@ -410,7 +404,7 @@ static int mine_bank(job *j, int version, foil_err *err) {
   const int m = s->rule.top, max_len = encoder_cfg(j->enc)->max_len;
   const size_t P = j->pairs.n, lo = (size_t)j->rank * P / (size_t)j->world,
                hi = (size_t)(j->rank + 1) * P / (size_t)j->world, n = hi - lo;
-  double t0 = now_s();
+  double t0 = log_mono();
   index_version *iv = NULL;
   vs_block *blocks = NULL;
   const int D = encoder_out_dim(j->enc);
@@ -470,7 +464,7 @@ static int mine_bank(job *j, int version, foil_err *err) {
     if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = negbank_write(path, &b, err);
     if (!rc) {
-      double secs = now_s() - t0;
+      double secs = log_mono() - t0;
       logf_(j, "INFO", "mined %s from %s v%d: %zu pairs of %s %s x %d negatives (skip_top %d, margin %s), %zu "
             "pair(s) with fewer (rows -1), %.2f s", path, s->name, version, P, s->mine_dataset, s->mine_split, m,
             s->rule.skip_top, s->rule.has_margin ? "on" : "none", short_pairs, secs);
@@ -519,9 +513,9 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
     float *vec = malloc(sizeof(float) * ((hi - lo) * (size_t)D + 1));
     int64_t *ids = malloc(sizeof(int64_t) * (hi - lo + 1));
     if (!vec || !ids) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu rows of %d floats", hi - lo, D);
-    double t0 = now_s();
+    double t0 = log_mono();
     if (!rc) rc = encode_share(&j, lo, hi, vec, err);
-    secs = now_s() - t0;
+    secs = log_mono() - t0;
     for (size_t i = lo; !rc && i < hi; i++) ids[i - lo] = (int64_t)i;
     index_meta m = {.version = version, .shard = j.rank, .n_shards = j.world, .dim = D, .dtype = j.s.dtype,
                     .normalized = 1, .step = j.step};
@@ -559,12 +553,12 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
       }
       /* the fence: a replaced attempt must not publish over its successor */
       rc = progress_fenced(j.job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
-      double t0 = now_s();
+      double t0 = log_mono();
       if (!rc) rc = index_publish(a->root, j.s.name, version, j.world, j.s.keep_versions, err);
       if (!rc) {
         double rate = slowest > 0 ? (double)j.n / slowest : 0.0;
         logf_(&j, "INFO", "published %s v%d: %zu rows in %d shard(s), %.1f sentences/s, publish %.2f s",
-              j.s.name, version, j.n, j.world, rate, now_s() - t0);
+              j.s.name, version, j.n, j.world, rate, log_mono() - t0);
         fprintf(j.metrics, "{\"index\":\"%s\",\"version\":%d,\"published\":true,\"rows\":%zu,\"shards\":%d,"
                 "\"dtype\":\"%s\",\"step\":%lld,\"model_hash\":\"%s\",\"sentences_per_s\":%.2f}\n",
                 j.s.name, version, j.n, j.world, j.s.dtype == VS_F32 ? "float32" : j.s.dtype == VS_F16 ? "float16"
