@@ -507,6 +507,7 @@ static void schedule(coord *c) {
         coord_persist_job(c, j, NULL, "CANCELLED: %s", why);
         continue;
       }
+      j->deps_met = d == 1;
       pend[np++] = j;
     }
   }
@@ -526,11 +527,9 @@ static void schedule(coord *c) {
   }
   for (size_t i = 0; i < np; i++) {
     cjob *j = pend[i];
-    char why[256];
     const Foil__V1__Resources *r = j->spec->resources;
     req[i] = (sched_pending){r && r->ranks ? r->ranks : 1, r ? r->gpus_per_rank : 0, r ? r->nodes : 0,
-                             j->spec->time_limit_s ? (double)j->spec->time_limit_s : INFINITY,
-                             deps_state(c, j, why, sizeof why) == 1};
+                             j->spec->time_limit_s ? (double)j->spec->time_limit_s : INFINITY, j->deps_met};
   }
   foil_err err = {0};
   if (sched_pass(c->sc, now, nodes, nw, run, nr, req, np, c->o.sched_depth, res, &err)) {

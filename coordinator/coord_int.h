@@ -67,6 +67,7 @@ typedef struct {
   char index[COORD_MAX_NAME + 1]; /* the index a serve job serves (spec "index") or a
                                    * refresh job publishes (spec "name"); "" otherwise */
   double est_start;
+  int deps_met;         /* this pass: its dependencies have all ended as asked */
   /* progress, latest */
   double p_value, p_total, p_time;
   char *p_msg, *p_metrics;
