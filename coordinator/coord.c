@@ -27,6 +27,10 @@ void coord_log(coord *c, const char *level, const char *fmt, ...) {
   log_line(c->log, level, "coordinator", "%s", msg);
 }
 
+int coord_running(const cjob *j) {
+  return j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
+}
+
 int coord_final(int s) {
   return s == FOIL__V1__JOB_STATE__JOB_COMPLETED || s == FOIL__V1__JOB_STATE__JOB_FAILED ||
          s == FOIL__V1__JOB_STATE__JOB_CANCELLED || s == FOIL__V1__JOB_STATE__JOB_TIMEOUT ||
@@ -341,9 +345,7 @@ void coord_worker_lost(coord *c, cworker *w, const char *why) {
   for (size_t k = 0; k < c->nactive; k++) {
     cjob *j = coord_job(c, c->active[k]);
     cattempt *a = j ? coord_current(j) : NULL;
-    if (!a || (j->state != FOIL__V1__JOB_STATE__JOB_RUNNING &&
-               j->state != FOIL__V1__JOB_STATE__JOB_COMPLETING))
-      continue;
+    if (!a || !coord_running(j)) continue;
     for (int i = 0; i < a->nplace; i++)
       if (a->place[i].worker == wi) {
         char msg[300];
@@ -484,7 +486,7 @@ static void schedule(coord *c) {
   size_t np = 0, nr = 0;
   for (size_t i = 0; i < c->nactive; i++) {
     cjob *j = coord_job(c, c->active[i]);
-    if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) {
+    if (coord_running(j)) {
       cattempt *a = coord_current(j);
       if (!a) continue;
       uint32_t *ro = run_ranks + nr * nw;
@@ -652,7 +654,7 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   size_t nrun = 0, npend = 0;
   for (size_t k = 0; k < c->nactive; k++) {
     cjob *j = coord_job(c, c->active[k]);
-    if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) nrun++;
+    if (coord_running(j)) nrun++;
     else npend++;
   }
   coord_log(c, "INFO", "control API on %s, workers on %s, data root %s; %llu jobs (%zu pending, %zu running), %zu workers known",

@@ -148,8 +148,7 @@ static Foil__V1__WorkerInfo *worker_msg(coord *c, arena *ar, cworker *w) {
   for (size_t k = 0; m->jobs && k < c->nactive; k++) {
     cjob *j = coord_job(c, c->active[k]);
     cattempt *a = j ? coord_current(j) : NULL;
-    if (!a || (j->state != FOIL__V1__JOB_STATE__JOB_RUNNING && j->state != FOIL__V1__JOB_STATE__JOB_COMPLETING))
-      continue;
+    if (!a || !coord_running(j)) continue;
     for (int p = 0; p < a->nplace; p++)
       if (a->place[p].worker == wi) {
         m->jobs[m->n_jobs++] = j->id;
@@ -344,7 +343,7 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   uint64_t rid = q->request_id;
   cjob *j = coord_job(c, x->job_id);
   if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)x->job_id);
-  int running = j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
+  int running = coord_running(j);
   if (x->signal < 0 || x->signal > 64)
     return reply_error(c, m, rid, FOIL_EINVAL, "signal %d is not a signal number", x->signal);
   if (coord_final(j->state))

@@ -109,6 +109,8 @@ struct coord {
 
 /* --- coord.c: shared helpers ---------------------------------------- */
 int coord_final(int state);
+/* 1 when j has an attempt on its workers (RUNNING or COMPLETING) */
+int coord_running(const cjob *j);
 const char *coord_state_name(int state);
 cjob *coord_job(coord *c, uint64_t id);
 cattempt *coord_current(cjob *j);

@@ -40,16 +40,12 @@ static void answer_ack(coord *c, wire_msg *m, uint64_t rid) {
   answer(c, m, &r);
 }
 
-static int running(const cjob *j) {
-  return j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
-}
-
 /* The job's current attempt if token names it and it still runs. */
 static cattempt *current_for(coord *c, uint64_t job_id, uint64_t token, cjob **jp) {
   cjob *j = coord_job(c, job_id);
   *jp = j;
   cattempt *a = j ? coord_current(j) : NULL;
-  if (!a || a->token != token || !running(j)) return NULL;
+  if (!a || a->token != token || !coord_running(j)) return NULL;
   return a;
 }
 
@@ -71,7 +67,7 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   cjob *j = coord_job(c, f->job_id);
   cattempt *a = j ? coord_current(j) : NULL;
   if (!a || a->token != f->token) return FOIL_EABORTED;  /* replaced: stale report */
-  if (!running(j)) return a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED : FOIL_OK;
+  if (!coord_running(j)) return a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED : FOIL_OK;
   int st = f->state;
   if (st == FOIL__V1__JOB_STATE__JOB_NODE_FAIL) {  /* its worker is shutting down */
     char why[300];
@@ -130,7 +126,7 @@ static void check_missing(coord *c, cworker *w, Foil__V1__AttemptRef **refs, siz
   for (size_t k = 0; k < c->nactive; k++) {
     cjob *j = coord_job(c, c->active[k]);
     cattempt *a = j ? coord_current(j) : NULL;
-    if (!a || !running(j) || !a->nplace || a->place[0].worker != wi) continue;
+    if (!a || !coord_running(j) || !a->nplace || a->place[0].worker != wi) continue;
     if (listed(refs, n, j->id, a->token)) {
       /* still running after a stop: say it again now and then */
       if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING && now - a->signal_mono > 3) coord_send_stop(c, j);
