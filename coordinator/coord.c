@@ -705,6 +705,15 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
     if (n > 0 && (items[1].revents & ZMQ_POLLIN)) drain(c, c->wrk, coord_wp_handle);
     if (n > 0 && (items[0].revents & ZMQ_POLLIN)) drain(c, c->ctl, coord_api_handle);
     double now = log_mono();
+    /* a stall of this process (paused, starved, blocked on I/O) is not the
+     * workers' silence: their heartbeats wait in the socket. Give every
+     * worker a fresh liveness window rather than declare them all lost. */
+    if (last_tick > 0 && now - last_tick > c->hb_s * c->o.liveness) {
+      coord_log(c, "WARN", "the coordinator's loop stalled for %.1f s: workers get a fresh liveness window",
+                now - last_tick);
+      for (size_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].last_seen_mono < now) c->workers[i].last_seen_mono = now;
+    }
     if (now - last_tick >= c->hb_s / 4) {
       last_tick = now;
       check_liveness(c);
