@@ -71,8 +71,8 @@ fi
 FAISS_PKGS="faiss-cpu==1.15.1 numpy==2.2.6 packaging==24.2"
 # mauve-text, the anchor of foil's MAUVE (tests/reference/mauve_ref.py), joins
 # .venv-faiss because its clustering IS faiss's k-means and it needs numpy,
-# scikit-learn (PCA, auc) and scipy: scikit-learn 1.6.1 and scipy 1.15.3 are
-# the newest that build on Python 3.11 with numpy 2.2.6 here. Given features
+# scikit-learn (PCA, auc) and scipy: scikit-learn 1.6.1 and scipy 1.15.3 have
+# Python 3.11 wheels built for numpy 2 and pass reference.mauve with 2.2.6. Given features
 # (p_features/q_features) it imports neither torch nor transformers, so none
 # is installed. Pinned, without dependencies, every one it imports listed.
 MAUVE_PKGS="mauve-text==0.4.0 scikit-learn==1.6.1 scipy==1.15.3 joblib==1.4.2 threadpoolctl==3.6.0"
