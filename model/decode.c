@@ -465,6 +465,11 @@ void decode_beam_destroy(decode_beam **pb) {
 const float *decode_beam_scores(const decode_beam *b) { return b->score; }
 int decode_beam_done(const decode_beam *b) { return b->done; }
 
+const int32_t *decode_beam_tokens(const decode_beam *b, int i, int *n) {
+  *n = b->cur;
+  return b->toks + (size_t)i * b->max_gen;
+}
+
 /* Is (s, i) ranked before (t, j)? Higher score first, lower flat index on
  * ties (torch.topk returns the lower index first on CPU in practice). */
 static int cand_before(float s, long i, float t, long j) { return s > t || (s == t && i < j); }

@@ -176,6 +176,9 @@ void decode_beam_destroy(decode_beam **b);
  * 1.. as HF, so the first step expands beam 0 only). */
 const float *decode_beam_scores(const decode_beam *b);
 int decode_beam_done(const decode_beam *b);
+/* Running beam i's generated tokens so far (*n of them; owned by b, valid
+ * until the next decode_beam_process). */
+const int32_t *decode_beam_tokens(const decode_beam *b, int i, int *n);
 /* Top 2·nb of logp[beam, v] + score[beam] over nb×V (flat index order on
  * ties, as torch.topk on the [nb·V] view). logp: per-beam processed
  * log-probabilities [nb, V]. Writes 2·nb entries of cand. */

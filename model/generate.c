@@ -462,8 +462,9 @@ static int beam_loop(decoder *d, decoder *ama, const int32_t *ids, const int *le
   decode_cand *cand = malloc((size_t)2 * nb * sizeof *cand);
   int *src = malloc((size_t)R * sizeof *src), *bsrc = malloc((size_t)nb * sizeof *bsrc);
   int32_t *next = calloc((size_t)R, sizeof *next);
-  uint8_t *ract = malloc((size_t)R), *pdone = calloc((size_t)P, 1);
-  if (!bs || !logits || (ama && !alog) || !logp || !work || !cand || !src || !bsrc || !next ||
+  uint8_t *ract = malloc((size_t)R), *pdone = calloc((size_t)P, 1), *seen = calloc((size_t)V, 1);
+  int32_t *hist = malloc((size_t)maxlen * sizeof *hist);
+  if (!seen || !hist || !bs || !logits || (ama && !alog) || !logp || !work || !cand || !src || !bsrc || !next ||
       !ract || !pdone) {
     rc = foil_err_set(err, FOIL_ENOMEM, "beam: out of memory");
     goto done;
@@ -488,7 +489,17 @@ static int beam_loop(decoder *d, decoder *ama, const int32_t *ids, const int *le
         decode_cd_candidates(bs[p], z, alog + (size_t)p * nb * V, V, cd->alpha, cd->beta,
                              cd->tau_ama, nb > 1 ? 2 : 1, step == 0, work, cand);
       } else {
-        for (int b = 0; b < nb; b++) decode_log_softmax(logp + (size_t)b * V, z + (size_t)b * V, V);
+        for (int b = 0; b < nb; b++) {
+          float *lb = logp + (size_t)b * V;
+          decode_log_softmax(lb, z + (size_t)b * V, V);
+          if (o->repetition_penalty != 1.0f) { /* HF: on the log-probs, over prompt + beam */
+            int ng;
+            const int32_t *g = decode_beam_tokens(bs[p], b, &ng);
+            memcpy(hist, ids + (size_t)p * T, (size_t)lens[p] * sizeof *hist);
+            memcpy(hist + lens[p], g, (size_t)ng * sizeof *hist);
+            decode_repetition_penalty(lb, V, hist, lens[p] + ng, o->repetition_penalty, seen);
+          }
+        }
         decode_beam_topk(bs[p], logp, V, cand);
       }
       pdone[p] = (uint8_t)decode_beam_process(bs[p], cand, 2 * nb, bsrc, next + (size_t)p * nb);
@@ -530,6 +541,8 @@ done:
   free(next);
   free(ract);
   free(pdone);
+  free(seen);
+  free(hist);
   return rc;
 }
 

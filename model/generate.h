@@ -61,7 +61,9 @@ int generate_plain(decoder *d, const int32_t *ids, const int *lens, int P, int T
 /* Beam search (HF BeamSearchScorer as decode.h describes: length penalty
  * over prompt + generated tokens). num_beams 4, length_penalty 1.0,
  * early_stopping 0 by default. Uses opts' max_new_tokens, eos_id and
- * repetition_penalty; sampling options are ignored. */
+ * repetition_penalty (on each beam's log-probabilities over its prompt +
+ * generated tokens, as HF's processors in beam search); sampling options
+ * are ignored. */
 typedef struct {
   int num_beams;
   float length_penalty;
@@ -92,7 +94,8 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
  * (plausibility), beta 1.0 (st_coef), tau_ama 0.5 (student_temperature),
  * num_beams 5, length_penalty 1, ignore_prefix 1 (the amateur sees only the
  * last prompt token, at position 0, as the repo's ignore_prefix
- * prepare_inputs). Uses opts' max_new_tokens and eos_id. */
+ * prepare_inputs). Uses opts' max_new_tokens and eos_id only (the CD
+ * repo runs without logits processors). */
 typedef struct {
   float alpha, beta, tau_ama;
   int num_beams;
@@ -112,7 +115,9 @@ int generate_cd(decoder *expert, decoder *amateur, const int32_t *ids, const int
  * row 0 with context, row 1 without, α_t = JSD raised to alpha_floor).
  * CAD is N = 2 with w = (1+α, -α) (generate_cad_weights); self-contrastive
  * decoding is w = (1+α, -α) on a prompt and its degraded variant. Then
- * opts' processors and greedy/sampling pick the token. */
+ * opts' processors and greedy/sampling pick the token (the repetition
+ * penalty sees variant 0's prompt + the generated tokens). alphas [P,
+ * max_new_tokens] (may be NULL) gets AdaCAD's α of every step. */
 typedef struct {
   int n_variants;
   const float *weights; /* [n_variants]; ignored when adaptive */

@@ -127,7 +127,7 @@ def contrastive_search(m, prompt, n, eos, k, alpha):
     return out
 
 
-def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd):
+def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd, pen=1.0):
     """The scorer of decode_ref.beam_run driven by real models."""
     V = m.c["vocab"]
     hyps = Hyps(nb, lp, early)
@@ -137,6 +137,10 @@ def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd):
     done = False
     for t in range(n):
         e = torch.stack([F.log_softmax(m.run(b)[1][-1], -1) for b in beams])
+        if pen != 1.0:  # HF's RepetitionPenaltyLogitsProcessor on the log-probs
+            for i, b in enumerate(beams):
+                for tok in set(b):
+                    e[i, tok] = e[i, tok] * pen if e[i, tok] < 0 else e[i, tok] / pen
         if cd is None:
             tot = (e + bs[:, None]).view(-1)
             idx = sorted(range(nb * V), key=lambda i: (-float(tot[i]), i))[: 2 * nb]
@@ -277,6 +281,8 @@ def main(path):
         write_out(f, "cs", [contrastive_search(me, pr, N, EOS, 5, 0.6) for pr in prompts], N)
         write_out(f, "cs4", [contrastive_search(me, pr, N, EOS, 4, 0.4) for pr in prompts], N)
         write_out(f, "beam", [beam_search(me, None, pr, N, EOS, 3, 1.0, False, None) for pr in prompts], N)
+        write_out(f, "beam_rep", [beam_search(me, None, pr, N, EOS, 2, 0.8, False, None, 1.3)
+                                  for pr in prompts], N)
         write_out(f, "cd", [beam_search(me, ma, pr, N, EOS, 3, 1.0, False, (0.1, 1.0, 0.5, 2))
                             for pr in prompts], N)
         for name, a, ad, fl in [("cad", 0.5, False, 0.0), ("adacad", 0.0, True, 0.0),

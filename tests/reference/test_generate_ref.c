@@ -3,7 +3,7 @@
  * at a time, recomputing the whole sequence each step) on the same small
  * random GPT-2s, and the driver's own invariants:
  *   - greedy, contrastive search (k 5/α 0.6, k 4/α 0.4), beam search,
- *     contrastive decoding (expert + amateur, beam 3), CAD, AdaCAD (and its
+ *     beam search with a repetition penalty, contrastive decoding (expert + amateur, beam 3), CAD, AdaCAD (and its
  *     per-step α), AdaCAD with a floor, DoLa ("high" and a list) give the
  *     reference's tokens exactly;
  *   - greedy equals re-running decoder_forward over the whole sequence;
@@ -116,9 +116,9 @@ static int same_as_ref(const char *name, const int32_t *out, const int *out_len,
 
 static decoder *ex, *am;
 
-enum { M_GREEDY, M_CS, M_CS4, M_BEAM, M_CD, M_CAD, M_ADACAD, M_ADAFLOOR, M_DOLA_HIGH, M_DOLA_LIST,
+enum { M_GREEDY, M_CS, M_CS4, M_BEAM, M_BEAM_REP, M_CD, M_CAD, M_ADACAD, M_ADAFLOOR, M_DOLA_HIGH, M_DOLA_LIST,
        M_COUNT };
-static const char *mname[M_COUNT] = {"greedy", "cs", "cs4", "beam", "cd", "cad", "adacad",
+static const char *mname[M_COUNT] = {"greedy", "cs", "cs4", "beam", "beam_rep", "cd", "cad", "adacad",
                                      "adacad_floor", "dola_high", "dola_list"};
 
 /* Runs method m on prompts [p0, p0+np) of the case; out [np, N]. */
@@ -142,10 +142,16 @@ static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas,
       }
       return generate_cs(ex, pid, pl, np, T, &c, &o, out, out_len, err);
     }
-    case M_BEAM: {
+    case M_BEAM:
+    case M_BEAM_REP: {
       generate_beam_cfg c;
       generate_beam_default(&c);
       c.num_beams = 3;
+      if (m == M_BEAM_REP) {
+        c.num_beams = 2;
+        c.length_penalty = 0.8f;
+        o.repetition_penalty = 1.3f;
+      }
       return generate_beam(ex, pid, pl, np, T, &c, &o, out, out_len, err);
     }
     case M_CD: {
