@@ -281,7 +281,8 @@ def main(path):
         write_out(f, "cs", [contrastive_search(me, pr, N, EOS, 5, 0.6) for pr in prompts], N)
         write_out(f, "cs4", [contrastive_search(me, pr, N, EOS, 4, 0.4) for pr in prompts], N)
         write_out(f, "beam", [beam_search(me, None, pr, N, EOS, 3, 1.0, False, None) for pr in prompts], N)
-        write_out(f, "beam_rep", [beam_search(me, None, pr, N, EOS, 2, 0.8, False, None, 1.3)
+        # beam_rep: no EOS (every beam runs the full length), penalty 2.0
+        write_out(f, "beam_rep", [beam_search(me, None, pr, N, -1, 2, 0.8, False, None, 2.0)
                                   for pr in prompts], N)
         write_out(f, "cd", [beam_search(me, ma, pr, N, EOS, 3, 1.0, False, (0.1, 1.0, 0.5, 2))
                             for pr in prompts], N)

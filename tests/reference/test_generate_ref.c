@@ -150,7 +150,8 @@ static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas,
       if (m == M_BEAM_REP) {
         c.num_beams = 2;
         c.length_penalty = 0.8f;
-        o.repetition_penalty = 1.3f;
+        o.repetition_penalty = 2.0f;
+        o.eos_id = -1;
       }
       return generate_beam(ex, pid, pl, np, T, &c, &o, out, out_len, err);
     }
