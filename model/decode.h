@@ -203,7 +203,13 @@ int decode_beam_finalize(decode_beam *b, int32_t *out, int cap, float *score);
  * WITHOUT beam scores (later steps: CD's next_token_scores_keep, a quirk
  * foil follows), then each scored e'[tok] + score[beam] - β·a[tok] and
  * re-sorted best first (stable). Writes 2·nb entries of cand. first: 1 on
- * the first step. Scratch: caller's work [2·V] floats. */
+ * the first step. Scratch: caller's work [2·V] floats. Cost O(nb·V) for the
+ * pre-selection plus O(V) per candidate (its beam's log-softmaxes again).
+ * Quirks followed: the beam scores accumulate CD scores (expert log-prob
+ * minus β·amateur), not expert log-probs, as CD passes its scores to the
+ * beam scorer. Fixed: CD re-orders candidates with index_select on a
+ * flattened [batch, 2·nb] view, right only at batch 1; foil works per
+ * prompt. */
 void decode_cd_candidates(decode_beam *b, const float *z_exp, const float *z_ama, int V,
                           float alpha, float beta, float tau_ama, int min_keep, int first,
                           float *work, decode_cand *cand);

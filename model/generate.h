@@ -115,7 +115,9 @@ int generate_cd(decoder *expert, decoder *amateur, const int32_t *ids, const int
  * row 0 with context, row 1 without, α_t = JSD raised to alpha_floor).
  * CAD is N = 2 with w = (1+α, -α) (generate_cad_weights); self-contrastive
  * decoding is w = (1+α, -α) on a prompt and its degraded variant. Then
- * opts' processors and greedy/sampling pick the token (the repetition
+ * opts' processors and greedy/sampling pick the token (AdaCAD's own code
+ * samples from the top-p 0.2 nucleus of the combined logits: set do_sample,
+ * top_p 0.2 to match it; CAD's paper uses greedy) (the repetition
  * penalty sees variant 0's prompt + the generated tokens). alphas [P,
  * max_new_tokens] (may be NULL) gets AdaCAD's α of every step. */
 typedef struct {
