@@ -66,6 +66,9 @@ struct decoder_cache {
   float *mem;
   float *x, *ln, *mu, *rs, *qkv, *atty, *tmp, *fc1, *gelu, *att_scratch, *states;
   int *grp; /* [rows]: active rows of a step, in order */
+  float *lm; /* logits of a step's active rows before the scatter, allocated on
+              * the first step with inactive rows that asks for logits */
+  size_t cap_lm;
 };
 
 /* ---- config --------------------------------------------------------------- */
@@ -549,6 +552,7 @@ void decoder_cache_destroy(decoder_cache **cp) {
   free(c->len);
   free(c->grp);
   free(c->stepped);
+  free(c->lm);
   free(c);
   *cp = NULL;
 }
@@ -693,6 +697,20 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   c->last_R = R;
   if (na == 0) return FOIL_OK;
   const int n = na * R;
+  /* the LM head runs as one product over all active tokens (wte read once);
+   * with inactive rows it writes c->lm first, scattered to the rows after */
+  if ((logits || layers) && na < rows) {
+    size_t need = (size_t)(layers ? (L + 1) * na : n) * V;
+    if (need > c->cap_lm) {
+      free(c->lm);
+      c->lm = malloc(need * sizeof(float));
+      c->cap_lm = c->lm ? need : 0;
+      if (!c->lm)
+        return foil_err_set(err, FOIL_ENOMEM, "out of memory for the logits of %d tokens",
+                            layers ? (L + 1) * na : n);
+    }
+  }
+
   const size_t nC = (size_t)n * C;
   float *W = d->params;
   const float *wte = W + d->t[DEC_WTE].offset, *wpe = W + d->t[DEC_WPE].offset;
@@ -735,7 +753,7 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   layernorm_forward(c->ln, c->mu, c->rs, c->x, W + d->t[DEC_LNF_W].offset,
                     W + d->t[DEC_LNF_B].offset, n, C, cf->ln_eps);
   if (layers) memcpy(c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
-  /* outputs, scattered to the active rows; the logits chunk reuses fc1 when it fits */
+  /* outputs, scattered to the active rows */
   for (int g = 0; g < na; g++) {
     int r = c->grp[g];
     c->stepped[r] = 1;
@@ -746,20 +764,22 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
     if (na == rows) {
       decoder_lm_head(d, logits, c->ln, n);
     } else {
+      decoder_lm_head(d, c->lm, c->ln, n);
       for (int g = 0; g < na; g++)
-        decoder_lm_head(d, logits + (size_t)c->grp[g] * R * V, c->ln + (size_t)g * R * C, R);
+        memcpy(logits + (size_t)c->grp[g] * R * V, c->lm + (size_t)g * R * V,
+               (size_t)R * V * sizeof(float));
     }
   }
   if (layers) {
     /* [L+1, na, C] states -> [L+1, rows, V] logits (R == 1) */
-    for (int j = 0; j <= L; j++) {
-      if (na == rows) {
-        decoder_lm_head(d, layers + (size_t)j * rows * V, c->states + (size_t)j * na * C, na);
-      } else {
+    if (na == rows) {
+      decoder_lm_head(d, layers, c->states, (L + 1) * na);
+    } else {
+      decoder_lm_head(d, c->lm, c->states, (L + 1) * na);
+      for (int j = 0; j <= L; j++)
         for (int g = 0; g < na; g++)
-          decoder_lm_head(d, layers + ((size_t)j * rows + c->grp[g]) * V,
-                          c->states + ((size_t)j * na + g) * C, 1);
-      }
+          memcpy(layers + ((size_t)j * rows + c->grp[g]) * V, c->lm + ((size_t)j * na + g) * V,
+                 (size_t)V * sizeof(float));
     }
   }
   return FOIL_OK;

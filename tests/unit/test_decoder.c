@@ -375,6 +375,18 @@ static void test_dola_layers(void) {
   CHECKF(rel(lay2, lay, sizeof lay / sizeof lay[0]) <= 1e-5, "step layers vs prefill layers: %.3g",
          rel(lay2, lay, sizeof lay / sizeof lay[0]));
   CHECK(memcmp(lay2 + TL * ROWS * TV, lg2, sizeof lg2) == 0);
+  /* the same step with row 0 inactive: row 1 as before, row 0 untouched */
+  float lay3[NL * ROWS * TV], lg3[ROWS * TV];
+  for (size_t i = 0; i < sizeof lay3 / sizeof lay3[0]; i++) lay3[i] = -7.0f;
+  uint8_t act[ROWS] = {0, 1};
+  rc = decoder_step(d, c, tok, 1, act, lg3, NULL, lay3, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  for (int j = 0; j < NL; j++) {
+    CHECK(lay3[(size_t)j * ROWS * TV] == -7.0f && lay3[((size_t)j * ROWS + 1) * TV - 1] == -7.0f);
+    CHECKF(rel(lay3 + ((size_t)j * ROWS + 1) * TV, lay2 + ((size_t)j * ROWS + 1) * TV, TV) <= 1e-6,
+           "layer %d of an active row next to an inactive one", j);
+  }
+  CHECK(rel(lg3 + TV, lg2 + TV, TV) <= 1e-6);
   /* layers need R == 1 */
   int32_t two[ROWS * 2] = {1, 2, 3, 4};
   CHECK(decoder_step(d, c, two, 2, NULL, NULL, NULL, lay2, &err) == FOIL_EINVAL && err.msg[0]);
