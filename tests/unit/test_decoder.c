@@ -113,6 +113,13 @@ static void test_attention_cache_kernel(void) {
       if (e > worst) worst = e;
     }
   CHECKF(worst <= 1e-6, "cache attention vs causal attention: rel err %.3g", worst);
+  /* same bits on 1 thread */
+  float *out1 = malloc(sizeof(float) * rows * R * C);
+  kernels_set_threads(1);
+  attention_cache_forward(out1, scratch, qkv, kc, vc, lens, grp, 2, R, ML, C, NH);
+  kernels_set_threads(2);
+  CHECK(memcmp(out1, out, sizeof(float) * 2 * R * C) == 0);
+  free(out1);
   /* an empty row attends to itself only: the output is its own value */
   const int lens0[1] = {0};
   attention_cache_forward(out, scratch, qkv, kc, vc, lens0, NULL, 1, 1, ML, C, NH);
