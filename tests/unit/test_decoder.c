@@ -585,6 +585,15 @@ static void test_determinism(void) {
   CHECK(decoder_params(d1)[t[DEC_LN1_W].offset] == 1.0f && decoder_params(d1)[t[DEC_QKV_B].offset] == 0.0f);
   decoder_destroy(&d1);
   decoder_destroy(&d2);
+  /* FLOPs by hand: L 1, C 4, F 16, V 10, one row of 2 tokens:
+   * per token 2·(3·16 + 16 + 2·64) + 4·2·4 = 416, ×2, + LM head 2·2·4·10 */
+  decoder_config fc;
+  decoder_config_default(&fc);
+  fc.n_layers = 1;
+  fc.d_model = 4;
+  fc.d_ff = 16;
+  fc.vocab = 10;
+  CHECK(decoder_forward_flops(&fc, 1, 2) == 992.0);
 }
 
 /* ---- bad inputs ---------------------------------------------------------------------- */
