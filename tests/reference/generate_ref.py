@@ -146,8 +146,9 @@ def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd, pen=1.0):
             idx = sorted(range(nb * V), key=lambda i: (-float(tot[i]), i))[: 2 * nb]
             sc = [float(tot[i]) for i in idx]
         else:
-            alpha, beta, tau, min_keep = cd
-            a = torch.stack([F.log_softmax(ama.run([b[len(prompt) - 1]] + b[len(prompt):])[1][-1], -1)
+            alpha, beta, tau, min_keep, ignore_prefix = cd
+            # ignore_prefix: the amateur sees the last prompt token + the beam's tokens
+            a = torch.stack([F.log_softmax(ama.run(b[len(prompt) - 1:] if ignore_prefix else b)[1][-1], -1)
                              for b in beams]) / tau
             srt, _ = torch.sort(e, descending=True)
             th = torch.min(srt[:, min_keep - 1], e.max(-1).values + np.log(alpha)).unsqueeze(-1)
@@ -284,8 +285,11 @@ def main(path):
         # beam_rep: no EOS (every beam runs the full length), penalty 2.0
         write_out(f, "beam_rep", [beam_search(me, None, pr, N, -1, 2, 0.8, False, None, 2.0)
                                   for pr in prompts], N)
-        write_out(f, "cd", [beam_search(me, ma, pr, N, EOS, 3, 1.0, False, (0.1, 1.0, 0.5, 2))
+        write_out(f, "cd", [beam_search(me, ma, pr, N, EOS, 3, 1.0, False, (0.1, 1.0, 0.5, 2, True))
                             for pr in prompts], N)
+        # the amateur sees the whole prompt; β 0.5, τ 1, α 0.2, 2 beams
+        write_out(f, "cd_full", [beam_search(me, ma, pr, N, EOS, 2, 1.0, False, (0.2, 0.5, 1.0, 2, False))
+                                 for pr in prompts], N)
         for name, a, ad, fl in [("cad", 0.5, False, 0.0), ("adacad", 0.0, True, 0.0),
                                 ("adacad_floor", 0.0, True, 0.3)]:
             res = [cad(me, [int(t) for t in cids[2 * p, : clens[2 * p]]], [int(t) for t in cids[2 * p + 1, : clens[2 * p + 1]]],

@@ -2,12 +2,13 @@
  * generate_ref.py (the reference loops re-implemented in PyTorch, one prompt
  * at a time, recomputing the whole sequence each step) on the same small
  * random GPT-2s, and the driver's own invariants:
- *   - greedy, contrastive search (k 5/α 0.6, k 4/α 0.4), beam search,
- *     beam search with a repetition penalty, contrastive decoding (expert + amateur, beam 3), CAD, AdaCAD (and its
- *     per-step α), AdaCAD with a floor, DoLa ("high" and a list) give the
- *     reference's tokens exactly;
+ *   - greedy, contrastive search (k 5/α 0.6, k 4/α 0.4), beam search (and
+ *     with a repetition penalty), contrastive decoding (expert + amateur,
+ *     beam 3; and with the amateur seeing the whole prompt), CAD, AdaCAD
+ *     (and its per-step α), AdaCAD with a floor, DoLa ("high" and a list)
+ *     give the reference's tokens exactly;
  *   - greedy equals re-running decoder_forward over the whole sequence;
- *   - contrastive search with α = 0 equals greedy;
+ *   - contrastive search with α = 0 equals greedy; one beam equals greedy;
  *   - every method: a batch of prompts of different lengths equals each
  *     prompt alone;
  *   - sampling: same seed same tokens, batch = alone with first_row, top-k 1
@@ -116,9 +117,9 @@ static int same_as_ref(const char *name, const int32_t *out, const int *out_len,
 
 static decoder *ex, *am;
 
-enum { M_GREEDY, M_CS, M_CS4, M_BEAM, M_BEAM_REP, M_CD, M_CAD, M_ADACAD, M_ADAFLOOR, M_DOLA_HIGH, M_DOLA_LIST,
+enum { M_GREEDY, M_CS, M_CS4, M_BEAM, M_BEAM_REP, M_CD, M_CD_FULL, M_CAD, M_ADACAD, M_ADAFLOOR, M_DOLA_HIGH, M_DOLA_LIST,
        M_COUNT };
-static const char *mname[M_COUNT] = {"greedy", "cs", "cs4", "beam", "beam_rep", "cd", "cad", "adacad",
+static const char *mname[M_COUNT] = {"greedy", "cs", "cs4", "beam", "beam_rep", "cd", "cd_full", "cad", "adacad",
                                      "adacad_floor", "dola_high", "dola_list"};
 
 /* Runs method m on prompts [p0, p0+np) of the case; out [np, N]. */
@@ -155,10 +156,18 @@ static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas,
       }
       return generate_beam(ex, pid, pl, np, T, &c, &o, out, out_len, err);
     }
-    case M_CD: {
+    case M_CD:
+    case M_CD_FULL: {
       generate_cd_cfg c;
       generate_cd_default(&c);
       c.num_beams = 3;
+      if (m == M_CD_FULL) {
+        c.num_beams = 2;
+        c.ignore_prefix = 0;
+        c.alpha = 0.2f;
+        c.beta = 0.5f;
+        c.tau_ama = 1.0f;
+      }
       return generate_cd(ex, am, pid, pl, np, T, &c, &o, out, out_len, err);
     }
     case M_CAD:
@@ -264,6 +273,22 @@ static void test_cs_alpha0_is_greedy(void) {
            "prompt %d", p);
 }
 
+/* Beam search with one beam and no EOS is greedy search. */
+static void test_beam1_is_greedy(void) {
+  int32_t a[64], b[64];
+  int la[8], lb[8];
+  generate_opts o;
+  generate_opts_default(&o);
+  o.max_new_tokens = N;
+  generate_beam_cfg c = {1, 1.0f, 0};
+  foil_err err;
+  CHECK(generate_plain(ex, ids, lens, P, T, &o, a, la, &err) == 0);
+  CHECK(generate_beam(ex, ids, lens, P, T, &c, &o, b, lb, &err) == 0);
+  for (int p = 0; p < P; p++)
+    CHECKF(la[p] == N && lb[p] == N && memcmp(a + (size_t)p * N, b + (size_t)p * N, (size_t)N * 4) == 0,
+           "prompt %d", p);
+}
+
 static void test_sampling(void) {
   int32_t a[64], b[64], c1[16], g[64];
   int la[8], lb[8], lc[1], lg[8];
@@ -349,6 +374,7 @@ int main(int argc, char **argv) {
   RUN(test_methods_vs_reference);
   RUN(test_greedy_vs_forward);
   RUN(test_cs_alpha0_is_greedy);
+  RUN(test_beam1_is_greedy);
   RUN(test_sampling);
   RUN(test_bad_input);
   decoder_destroy(&ex);
