@@ -82,37 +82,20 @@ static float kth_largest(const float *x, int V, int k, float *tmp) {
   return tmp[want];
 }
 
-void decode_top_k(float *logits, int N, int V, int k, int min_keep) {
-  if (k <= 0) return;
+int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err) {
+  if (k <= 0) return FOIL_OK;
   if (k < min_keep) k = min_keep;
-  if (k >= V) return;
+  if (k >= V) return FOIL_OK;
   float *tmp = malloc((size_t)V * sizeof *tmp);
+  if (!tmp) return foil_err_set(err, FOIL_ENOMEM, "top-k: out of memory for %d entries", V);
   for (int n = 0; n < N; n++) {
     float *x = logits + (size_t)n * V;
-    float th;
-    if (tmp) {
-      th = kth_largest(x, V, k, tmp);
-    } else { /* no scratch: O(V·k) without allocation */
-      float prev = INFINITY;
-      int cnt = 0;
-      th = -INFINITY;
-      while (cnt < k) {
-        float m = -INFINITY;
-        int c = 0;
-        for (int v = 0; v < V; v++)
-          if (x[v] < prev && x[v] > m) m = x[v];
-        for (int v = 0; v < V; v++)
-          if (x[v] == m) c++;
-        if (c == 0) break;
-        th = m;
-        cnt += c;
-        prev = m;
-      }
-    }
+    float th = kth_largest(x, V, k, tmp);
     for (int v = 0; v < V; v++)
       if (x[v] < th) x[v] = -INFINITY;
   }
   free(tmp);
+  return FOIL_OK;
 }
 
 typedef struct {

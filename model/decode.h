@@ -49,8 +49,9 @@ void decode_softmax(float *out, const float *x, int V);
 void decode_temperature(float *logits, int N, int V, float t);
 /* HF TopKLogitsWarper: k = min(max(k, min_keep), V); every logit strictly
  * below the k-th largest becomes -inf (so ties AT the k-th value all stay,
- * as in HF). k <= 0: no-op. */
-void decode_top_k(float *logits, int N, int V, int k, int min_keep);
+ * as in HF). k <= 0: no-op. Scratch O(V) per call (FOIL_ENOMEM); O(V)
+ * per row (quickselect). */
+int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err);
 /* HF TopPLogitsWarper: sort ascending (stable: equal values by increasing
  * id, as torch.sort(stable=True)), remove the prefix whose cumulative
  * probability is <= 1 - p, never the last min_keep; removed -> -inf.

@@ -141,7 +141,10 @@ static int pick(const generate_opts *o, gen_state *s, int p, float *x, int step,
     return t >= 0 ? t : foil_err_set(err, FOIL_EINTERNAL, "generate: every score of prompt %d is NaN", p);
   }
   if (o->temperature != 1.0f) decode_temperature(x, 1, V, o->temperature);
-  if (o->top_k > 0) decode_top_k(x, 1, V, o->top_k, 1);
+  if (o->top_k > 0) {
+    int rc = decode_top_k(x, 1, V, o->top_k, 1, err);
+    if (rc) return rc;
+  }
   if (o->top_p < 1.0f) {
     int rc = decode_top_p(x, 1, V, o->top_p, 1, err);
     if (rc) return rc;

@@ -83,7 +83,7 @@ static void test_filters(void) {
     snprintf(g, sizeof g, "topk%d", c);
     float *x = rdf(g, "x", NULL), *y = rdf(g, "y", NULL);
     decode_temperature(x, 1, V, (float)attr(g, "t"));
-    decode_top_k(x, 1, V, (int)attr(g, "k"), (int)attr(g, "min_keep"));
+    CHECK(decode_top_k(x, 1, V, (int)attr(g, "k"), (int)attr(g, "min_keep"), NULL) == 0);
     CHECKF(same_masked(x, y, V, 1e-6), "%s differs", g);
     free(x);
     free(y);
@@ -109,6 +109,35 @@ static void test_filters(void) {
   free(x);
   free(y);
   free(ids);
+}
+
+static int desc_f(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x < y) - (x > y);
+}
+
+/* top-k's selection against a full sort, on rows full of ties (and -inf):
+ * exactly the values >= the k-th largest survive, unchanged. */
+static void test_topk_ties(void) {
+  float x[97], orig[97], s[97];
+  int bad = 0;
+  uint64_t st = 12345;
+  for (int it = 0; it < 3000; it++) {
+    int n = 1 + it % 97;
+    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+    int k = 1 + (int)((st >> 33) % (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+      st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+      orig[i] = (float)((st >> 40) % (uint64_t)(1 + it % 7));
+      if (it % 3 == 0 && i % 5 == 0) orig[i] = -INFINITY;
+    }
+    memcpy(x, orig, sizeof x);
+    memcpy(s, orig, sizeof s);
+    qsort(s, (size_t)n, sizeof *s, desc_f);
+    CHECK(decode_top_k(x, 1, n, k, 1, NULL) == 0);
+    for (int i = 0; i < n; i++) bad += x[i] != (orig[i] >= s[k - 1] ? orig[i] : -INFINITY);
+  }
+  CHECKF(bad == 0, "%d entries differ from a sort", bad);
 }
 
 static void test_sample(void) {
@@ -315,6 +344,7 @@ int main(int argc, char **argv) {
   }
   RUN(test_argmax);
   RUN(test_filters);
+  RUN(test_topk_ties);
   RUN(test_sample);
   RUN(test_topk_ids);
   RUN(test_cs);
