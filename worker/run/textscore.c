@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/tokenizer.h"
 #include "storage/ckpt.h"
@@ -191,12 +192,153 @@ int textscore_run(const textscore_set *s, const textscore_opts *o, textscore_res
   memset(r, 0, sizeof *r);
   if (o->scorer_ckpt)
     return foil_err_set(err, FOIL_EPRECOND,
-                        "--scorer: not yet — perplexity and MAUVE need foil's decoder "
-                        "(model/decoder.c) and decoder checkpoints, which are not in this build yet");
+                        "--scorer: not yet — perplexity and MAUVE are computed (textscore_nll, "
+                        "textscore_features) but decoder checkpoints cannot be opened in this "
+                        "build yet (they come with the lmtrain work)");
   int rc = textscore_text(s, r, err);
   if (!rc && o->encoder_ckpt) {
     rc = textscore_coherence(s, o->encoder_ckpt, o->max_len, o->batch, &r->coherence, err);
     if (!rc) r->has_coherence = 1;
   }
+  return rc;
+}
+
+/* ---- the scorer decoder ---------------------------------------------------- */
+
+/* Tokens of text (BPE adds no special token), at most max; *n the full
+ * count. ids malloc'ed. */
+static int tokens(const tokenizer *tok, const char *text, int32_t **ids, int *n, foil_err *err) {
+  size_t len = strlen(text);
+  int cap = (int)(len < 1024 ? len + 8 : 1024), full = 0;
+  for (;;) {
+    int32_t *buf = malloc((size_t)cap * sizeof *buf);
+    if (!buf) return foil_err_set(err, FOIL_ENOMEM, "textscore: out of memory tokenizing");
+    int rc = tokenizer_encode(tok, text, len, 0, buf, cap, &full, err);
+    if (rc) {
+      free(buf);
+      return rc;
+    }
+    if (full <= cap) {
+      *ids = buf;
+      *n = full;
+      return 0;
+    }
+    free(buf);
+    cap = full;
+  }
+}
+
+int textscore_nll(decoder *dec, const tokenizer *tok, char *const *prompts, char *const *gens,
+                  size_t n, int max_len, int batch, double *nll_sum, int64_t *ntok, foil_err *err) {
+  const int L = max_len > 0 && max_len < decoder_cfg(dec)->max_len ? max_len : decoder_cfg(dec)->max_len;
+  if (L < 2) return foil_err_set(err, FOIL_EINVAL, "perplexity: max_len %d leaves no token to score", L);
+  if (batch < 1) batch = 16;
+  const int32_t eot = tokenizer_pad_id(tok);
+  int32_t *ids = malloc((size_t)batch * L * sizeof *ids), *tg = malloc((size_t)batch * L * sizeof *tg);
+  uint8_t *mask = malloc((size_t)batch * L);
+  int rc = 0;
+  double sum = 0;
+  int64_t cnt = 0;
+  if (!ids || !tg || !mask) rc = foil_err_set(err, FOIL_ENOMEM, "perplexity: out of memory");
+  for (size_t r0 = 0; !rc && r0 < n; r0 += (size_t)batch) {
+    int B = (int)(n - r0 < (size_t)batch ? n - r0 : (size_t)batch), T = 1;
+    for (int b = 0; b < B * L; b++) ids[b] = eot, tg[b] = -1, mask[b] = 0;
+    for (int b = 0; b < B && !rc; b++) {
+      int32_t *p = NULL, *g = NULL;
+      int np = 0, ng = 0;
+      rc = tokens(tok, prompts[r0 + b], &p, &np, err);
+      if (!rc) rc = tokens(tok, gens[r0 + b], &g, &ng, err);
+      if (!rc) {
+        /* [EOT] prompt generation; when it does not fit, the prompt keeps
+         * its last L/2 tokens at most and the generation its first ones */
+        int kp = np, kg = ng;
+        if (1 + kp + kg > L) {
+          if (kp > L / 2) kp = L / 2;
+          if (1 + kp + kg > L) kg = L - 1 - kp;
+        }
+        int32_t *row = ids + (size_t)b * L, *trow = tg + (size_t)b * L;
+        uint8_t *mrow = mask + (size_t)b * L;
+        int len = 0;
+        row[len++] = eot;
+        for (int i = np - kp; i < np; i++) row[len++] = p[i];
+        int first = len;
+        for (int i = 0; i < kg; i++) row[len++] = g[i];
+        for (int t = 0; t < len; t++) mrow[t] = 1;
+        for (int t = first - 1; t + 1 < len; t++) trow[t] = row[t + 1];
+        if (len > T) T = len;
+      }
+      free(p);
+      free(g);
+    }
+    if (rc) break;
+    /* rows were laid out with stride L; decoder_forward wants stride T */
+    for (int b = 1; b < B; b++) {
+      memmove(ids + (size_t)b * T, ids + (size_t)b * L, (size_t)T * sizeof *ids);
+      memmove(tg + (size_t)b * T, tg + (size_t)b * L, (size_t)T * sizeof *tg);
+      memmove(mask + (size_t)b * T, mask + (size_t)b * L, (size_t)T);
+    }
+    float loss;
+    const float *nll = NULL;
+    rc = decoder_forward(dec, ids, tg, mask, B, T, 0, 0, 0, &loss, NULL, NULL, &nll, err);
+    for (int i = 0; !rc && i < B * T; i++)
+      if (tg[i] >= 0) sum += nll[i], cnt++;
+  }
+  free(ids);
+  free(tg);
+  free(mask);
+  if (!rc) *nll_sum = sum, *ntok = cnt;
+  return rc;
+}
+
+int textscore_features(decoder *dec, const tokenizer *tok, char *const *texts, size_t n,
+                       int max_len, int batch, float *out, foil_err *err) {
+  const int L = max_len > 0 && max_len < decoder_cfg(dec)->max_len ? max_len : decoder_cfg(dec)->max_len;
+  const int C = decoder_cfg(dec)->d_model;
+  if (batch < 1) batch = 16;
+  const int32_t eot = tokenizer_pad_id(tok);
+  int32_t *ids = malloc((size_t)batch * L * sizeof *ids);
+  uint8_t *mask = malloc((size_t)batch * L);
+  int *lens = malloc((size_t)batch * sizeof *lens);
+  int rc = 0;
+  if (!ids || !mask || !lens) rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE features: out of memory");
+  for (size_t r0 = 0; !rc && r0 < n; r0 += (size_t)batch) {
+    int B = (int)(n - r0 < (size_t)batch ? n - r0 : (size_t)batch), T = 1;
+    for (int b = 0; b < B && !rc; b++) {
+      int32_t *t = NULL;
+      int nt = 0;
+      rc = tokens(tok, texts[r0 + b], &t, &nt, err);
+      if (rc) break;
+      /* the first L tokens (mauve-text: truncation keeps the head); an empty
+       * text is the end-of-text token alone */
+      int k = nt < L ? nt : L;
+      lens[b] = k ? k : 1;
+      if (k) memcpy(ids + (size_t)b * L, t, (size_t)k * sizeof *ids);
+      else ids[(size_t)b * L] = eot;
+      if (lens[b] > T) T = lens[b];
+      free(t);
+    }
+    if (rc) break;
+    int32_t *packed = malloc((size_t)B * T * sizeof *packed);
+    if (!packed) {
+      rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE features: out of memory");
+      break;
+    }
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++) {
+        int in = t < lens[b];
+        packed[(size_t)b * T + t] = in ? ids[(size_t)b * L + t] : eot;
+        mask[(size_t)b * T + t] = (uint8_t)in;
+      }
+    float loss;
+    const float *hidden = NULL;
+    rc = decoder_forward(dec, packed, NULL, mask, B, T, 0, 0, 0, &loss, &hidden, NULL, NULL, err);
+    for (int b = 0; !rc && b < B; b++)
+      memcpy(out + (r0 + (size_t)b) * C, hidden + ((size_t)b * T + lens[b] - 1) * C,
+             (size_t)C * sizeof *out);
+    free(packed);
+  }
+  free(ids);
+  free(mask);
+  free(lens);
   return rc;
 }

@@ -10,11 +10,12 @@
  *   - coherence: with an encoder checkpoint (a foil encoder, its own
  *     tokenizer), cos(e(prompt), e(generation)) averaged over rows, the
  *     embeddings from worker/run/encode.h's encode_texts;
- *   - perplexity and MAUVE: with a scorer decoder checkpoint — NOT YET:
- *     foil's decoder (model/decoder.c) and decoder checkpoints are on
- *     branches not yet merged; textscore_run refuses a scorer with
- *     FAILED_PRECONDITION saying so. MAUVE from features already computed
- *     (textscore_mauve) works today.
+ *   - perplexity and MAUVE with a scorer decoder (model/decoder.h):
+ *     textscore_nll and textscore_features take a decoder and its BPE
+ *     tokenizer in memory (what decode-eval holds), textscore_mauve the
+ *     features. Opening a decoder CHECKPOINT is not in this build yet
+ *     (decoder checkpoints come with the lmtrain work): textscore_run
+ *     refuses scorer_ckpt with FAILED_PRECONDITION saying so.
  *
  * Ownership: a textscore_set owns its strings (textscore_set_free). Models
  * are loaded per call and freed before return. Cost: one encoder forward
@@ -28,8 +29,10 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/decoder.h"
 #include "model/mauve.h"
 #include "model/textmetrics.h"
+#include "model/tokenizer.h"
 
 typedef struct {
   size_t n;
@@ -81,6 +84,26 @@ int textscore_text(const textscore_set *s, textscore_result *r, foil_err *err);
 /* Coherence with an encoder checkpoint's encoder and tokenizer. */
 int textscore_coherence(const textscore_set *s, const char *encoder_ckpt, int max_len, int batch,
                         double *out, foil_err *err);
+
+/* Scored tokens of each row under a scorer decoder: the row is [EOT]
+ * tok(prompt) tok(generation) (EOT = tokenizer_pad_id, the end-of-text
+ * token a decoder's training data puts before every document; BPE adds no
+ * other special token); only the generation's tokens are scored, each
+ * conditioned on all before it. A row longer than max_len (0: the model's)
+ * keeps at most the prompt's LAST max_len/2 tokens, then the generation's
+ * first tokens that fit. Adds Σ −log p to *nll_sum and the token count to
+ * *ntok (both set, not accumulated); perplexity = tm_perplexity(*nll_sum,
+ * *ntok). Rows are padded together in batches of `batch` (0: 16), without
+ * dropout. Cost: one forward over the batch's tokens. */
+int textscore_nll(decoder *dec, const tokenizer *tok, char *const *prompts, char *const *gens,
+                  size_t n, int max_len, int batch, double *nll_sum, int64_t *ntok, foil_err *err);
+
+/* MAUVE features, as mauve-text featurizes text: the decoder's last-layer
+ * state (LNF output) at the final token of tok(text), the text cut to its
+ * first max_len tokens (0: the model's max_len), no end-of-text prefix; an
+ * empty text is the end-of-text token alone. out [n, d_model]. */
+int textscore_features(decoder *dec, const tokenizer *tok, char *const *texts, size_t n,
+                       int max_len, int batch, float *out, foil_err *err);
 
 /* MAUVE of references P [np, d] against generations Q [nq, d] into r
  * (has_mauve set). */
