@@ -32,7 +32,7 @@ static void usage(FILE *out) {
           "  coherence             with --encoder CKPT (a foil encoder checkpoint): mean\n"
           "                        cosine of prompt and generation embeddings\n"
           "  perplexity, MAUVE     with --scorer CKPT (a foil decoder checkpoint): not yet\n"
-          "                        (the decoder is not in this build)\n"
+          "                        (decoder checkpoints cannot be opened yet)\n"
           "--max-len N   tokens per text given to the models (default: the model's).\n"
           "--json        one JSON object instead of the table.\n");
 }
