@@ -243,8 +243,7 @@ static int cmd_train(int argc, char **argv) {
   char *vj = NULL, *mt = NULL;
   size_t vl = 0, ml = 0;
   if (!rc) rc = tokenizer_export(t, &vj, &vl, &mt, &ml, &err);
-  if (!rc && mkdir(out, 0777) != 0 && errno != EEXIST)
-    rc = foil_err_set(&err, errno == EACCES ? FOIL_EPERM : FOIL_EINVAL, "%s: %s", out, strerror(errno));
+  if (!rc) rc = foil_mkdirs(out, &err); /* parents too: --out foil-data/tokenizers/lm-bpe */
   if (!rc) rc = write_file(out, "vocab.json", vj, vl, &err);
   if (!rc) rc = write_file(out, "merges.txt", mt, ml, &err);
   if (!rc)
