@@ -127,7 +127,9 @@ int ckpt_save(const char *path, const ckpt_state *s,
   TRY(h5io_attr_i64(f, "/", "call", (int64_t)s->call, err));
   if (s->spec_json) TRY(h5io_attr_str(f, "/", "spec", s->spec_json, err));
   TRY(write_tensors(f, "model", views, nt, params, err));
-  TRY(h5io_attr_str(f, "model", "kind", s->dec ? "decoder" : "encoder", err));
+  /* only a decoder says its kind: an encoder's attributes stay as they were
+   * before decoders existed (readers that take every attribute as a number) */
+  if (s->dec) TRY(h5io_attr_str(f, "model", "kind", "decoder", err));
   if (s->dec) {
     for (int i = 0; i < NDCFG; i++) {
       double v = dcfg_get(&s->dec->cfg, i);

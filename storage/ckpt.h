@@ -4,9 +4,10 @@
  * temporary name, fsynced and renamed (storage/h5io.h), by one rank.
  * Layout (foil_format "foil.ckpt.v1"; every name readable in h5py):
  *   /                 attrs: step, seed, call (the RNG counter), spec (JSON)
- *   /model            attrs: kind ("encoder" or "decoder"; files written
- *                     before decoders have none and are encoders), then
- *                     the model's config: an encoder's (n_layers, d_model,
+ *   /model            attrs: kind = "decoder" for a decoder (an encoder has
+ *                     no kind attribute, as before decoders existed; a
+ *                     reader also accepts kind = "encoder"), then the
+ *                     model's config: an encoder's (n_layers, d_model,
  *                     n_heads, d_ff, vocab, max_len, proj_dim, pre_ln,
  *                     pooling, dropout, ln_eps) or a decoder's (n_layers,
  *                     d_model, n_heads, d_ff, vocab, max_len, dropout,

@@ -262,9 +262,15 @@ static void test_decoder_checkpoint(void) {
   CHECKF(ckpt_read_decoder_config(path, &rc, &err) == FOIL_EINVAL && strstr(err.msg, "encoder"), "%s", err.msg);
   r.opt = NULL, r.cursor = NULL;
   CHECKF(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "encoder"), "%s", err.msg);
-  /* written before the kind attribute existed: still an encoder, loads */
+  /* an encoder's attributes are as before decoders existed: no kind */
   hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-  CHECK(f >= 0 && H5Adelete_by_name(f, "model", "kind", H5P_DEFAULT) >= 0);
+  CHECK(f >= 0 && H5Aexists_by_name(f, "model", "kind", H5P_DEFAULT) == 0);
+  /* kind "encoder" said explicitly is an encoder too; another kind is refused */
+  hid_t sp = H5Screate(H5S_SCALAR), ty = H5Tcopy(H5T_C_S1);
+  H5Tset_size(ty, 7);
+  hid_t at = H5Acreate_by_name(f, "model", "kind", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(at >= 0 && H5Awrite(at, ty, "encoder") >= 0);
+  H5Aclose(at);
   H5Fclose(f);
   CHECK(ckpt_read_kind(path, &kind, &err) == 0 && kind == CKPT_ENCODER);
   trainer b;
@@ -273,6 +279,16 @@ static void test_decoder_checkpoint(void) {
   CHECKF(ckpt_load(path, &rb, &err) == 0, "%s", err.msg);
   free((char *)rb.spec_json);
   CHECK(memcmp(encoder_params(a.enc), encoder_params(b.enc), encoder_num_params(a.enc) * sizeof(float)) == 0);
+  f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  H5Adelete_by_name(f, "model", "kind", H5P_DEFAULT);
+  H5Tset_size(ty, 3);
+  at = H5Acreate_by_name(f, "model", "kind", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(at, ty, "gpt");
+  H5Aclose(at);
+  H5Fclose(f);
+  H5Tclose(ty);
+  H5Sclose(sp);
+  CHECKF(ckpt_read_kind(path, &kind, &err) == FOIL_EINVAL && strstr(err.msg, "unknown model kind"), "%s", err.msg);
   trainer_free(&a);
   trainer_free(&b);
   optim_destroy(&o);
