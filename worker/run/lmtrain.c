@@ -312,12 +312,13 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   rc = agree(&j, rc, "setting up the job", err);
   int64_t step = 0;
   if (!rc) rc = try_resume(&j, &step, err);
+  char margin[48] = " (SimCTG off)";
+  if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
     logf_(&j, "INFO", "job %s: decoder %d layers d %d, %zu parameters; %d rank(s) x %d rows of %d tokens, "
-          "%lld steps from step %lld; loss causal_lm%s%.2f; %s", j.s.name, j.s.dmodel.n_layers,
+          "%lld steps from step %lld; loss causal_lm%s; %s", j.s.name, j.s.dmodel.n_layers,
           j.s.dmodel.d_model, decoder_num_params(j.dec), j.world, j.s.batch_per_rank, j.s.seq_len,
-          (long long)j.s.steps, (long long)step, j.sc ? " + SimCTG margin " : " (SimCTG off) ",
-          j.sc ? j.s.simctg_margin : 0.0, kernels_backend());
+          (long long)j.s.steps, (long long)step, margin, kernels_backend());
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, tokens_since = 0;
   while (!rc && step < j.s.steps) {
