@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/tokenizer_h5.h"
+
 /* ---- config as attributes ------------------------------------------------------- */
 
 static const struct {
@@ -369,6 +371,45 @@ done:
   }
   h5io_close(&f);
   return rc;
+}
+
+int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t *step, foil_err *err) {
+  *dec = NULL;
+  if (tok) *tok = NULL;
+  decoder_config cfg;
+  decoder *d = NULL;
+  tokenizer *t = NULL;
+  int rc = ckpt_read_decoder_config(path, &cfg, err);
+  if (!rc) rc = decoder_new(&d, &cfg, err);
+  ckpt_decoder view;
+  ckpt_state st = {0};
+  if (!rc) {
+    view = ckpt_decoder_of(d);
+    st.dec = &view;
+    rc = ckpt_load(path, &st, err);
+    free((char *)st.spec_json);
+  }
+  if (!rc && tok) {
+    h5io *f = NULL;
+    rc = h5io_open(&f, path, CKPT_FORMAT, err);
+    if (!rc) {
+      if (!h5io_exists(f, "tokenizer")) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s holds no tokenizer", path);
+      else rc = tokenizer_h5_read(f, "tokenizer", &t, err);
+      h5io_close(&f);
+    }
+    if (!rc && tokenizer_vocab_size(t) != cfg.vocab)
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: its tokenizer has %d tokens, its decoder %d", path,
+                        tokenizer_vocab_size(t), cfg.vocab);
+  }
+  if (rc) {
+    decoder_destroy(&d);
+    tokenizer_destroy(&t);
+    return rc;
+  }
+  *dec = d;
+  if (tok) *tok = t;
+  if (step) *step = st.step;
+  return FOIL_OK;
 }
 
 /* ---- directory: latest and retention -------------------------------------------------------- */

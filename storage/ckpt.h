@@ -44,6 +44,7 @@
 #include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/optim.h"
+#include "model/tokenizer.h"
 #include "storage/h5io.h"
 
 #define CKPT_FORMAT "foil.ckpt.v1"
@@ -98,6 +99,14 @@ int ckpt_read_kind(const char *path, int *kind, foil_err *err);
 /* Reads the decoder config stored in a decoder checkpoint (to build the
  * decoder with decoder_new); an encoder checkpoint is refused. */
 int ckpt_read_decoder_config(const char *path, decoder_config *cfg, foil_err *err);
+
+/* Opens a decoder checkpoint for use (decode-eval, text metrics): builds
+ * the decoder from its config with model.dropout as stored (callers that
+ * only run inference pass train = 0 to the forward), loads its parameters,
+ * and reads the tokenizer stored with it (tok may be NULL: not read; a
+ * checkpoint without one is then FOIL_ENOTFOUND naming the file). step may
+ * be NULL. On error nothing is returned. The caller destroys both. */
+int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t *step, foil_err *err);
 
 /* Loads into the objects s points to (enc or dec required; opt, key_enc, queue,
  * cursor filled when both the file and s have them; a file lacking one that

@@ -13,6 +13,7 @@
 #include "model/loss.h"
 #include "model/optim.h"
 #include "storage/ckpt.h"
+#include "storage/tokenizer_h5.h"
 #include "tests/test.h"
 
 static char dir[512];
@@ -299,6 +300,8 @@ static void test_decoder_checkpoint(void) {
   free(g);
 }
 
+static int save_tok(h5io *f, void *ctx, foil_err *err) { return tokenizer_h5_write(f, "tokenizer", ctx, err); }
+
 /* A real decoder (model/decoder.c) through its checkpoint: the views
  * match decoder.h's documented layout, a trained step's parameters and
  * moments come back bit for bit into a fresh decoder, and a forward of the
@@ -346,6 +349,29 @@ static void test_decoder_object(void) {
   decoder_forward(a, ids, tg, NULL, 2, 6, 0, 4, 1, &loss, NULL, NULL, NULL, &err);
   decoder_forward(b, ids, tg, NULL, 2, 6, 0, 4, 1, &loss2, NULL, NULL, NULL, &err);
   CHECK(loss == loss2 && loss > 0);
+  /* ckpt_open_decoder: decoder and tokenizer from one file */
+  decoder *c = NULL;
+  tokenizer *tok = NULL;
+  int64_t step = -1;
+  CHECK(ckpt_open_decoder(path, &c, &tok, &step, &err) == FOIL_ENOTFOUND && strstr(err.msg, "no tokenizer") &&
+        c == NULL); /* saved without one */
+  CHECK(ckpt_open_decoder(path, &c, NULL, &step, &err) == 0 && c && step == 1);
+  if (c) CHECK(!memcmp(decoder_params(a), decoder_params(c), n * sizeof(float)));
+  decoder_destroy(&c);
+  const char *vocab[30];
+  char names[30][8];
+  for (int i = 0; i < 30; i++) snprintf(names[i], sizeof names[i], i ? "%c" : "<|e|>", 'a' + i - 1), vocab[i] = names[i];
+  tokenizer *t30 = NULL;
+  CHECKF(tokenizer_from_strings(&t30, TOKENIZER_BPE, vocab, 30, NULL, 0, &err) == 0, "%s", err.msg);
+  CHECKF(ckpt_save(path, &s, save_tok, t30, &err) == 0, "%s", err.msg);
+  CHECKF(ckpt_open_decoder(path, &c, &tok, NULL, &err) == 0 && c && tok, "%s", err.msg);
+  if (tok) CHECK(tokenizer_vocab_size(tok) == 30 && !strcmp(tokenizer_token(tok, 3), "c"));
+  decoder_destroy(&c);
+  tokenizer_destroy(&tok);
+  tokenizer_destroy(&t30);
+  /* an encoder checkpoint is refused */
+  snprintf(path, sizeof path, "%s/dec/enc.h5", dir);
+  CHECK(ckpt_open_decoder(path, &c, &tok, NULL, &err) == FOIL_EINVAL && strstr(err.msg, "encoder") && !c && !tok);
   optim_destroy(&oa);
   optim_destroy(&ob);
   decoder_destroy(&a);
