@@ -20,8 +20,9 @@
  *
  * Ownership: a textscore_set owns its strings (textscore_set_free). Models
  * are loaded per call and freed before return. Cost: one encoder forward
- * per prompt and per generation (coherence); the rest is linear in the
- * text plus MAUVE's clustering.
+ * per prompt and per generation (coherence); one decoder forward per row
+ * (perplexity) and per reference and generation (MAUVE's features), plus
+ * MAUVE's clustering (model/mauve.h); the rest is linear in the text.
  */
 #ifndef FOIL_WORKER_RUN_TEXTSCORE_H
 #define FOIL_WORKER_RUN_TEXTSCORE_H
