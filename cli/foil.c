@@ -18,6 +18,7 @@ static const struct {
     {"cancel", cmd_cancel, "cancel a job, or send it a signal"},
     {"workers", cmd_workers, "list the workers"},
     {"search", cmd_search, "top-k search against foil-serve (by text or vectors)"},
+    {"keys", cmd_keys, "CURVE key pairs for a secure cluster (gen, show)"},
     {"drain", cmd_drain, "stop giving jobs to a worker (--undo to resume)"},
     {"coordinator", cmd_coordinator, "run foil-coordinator (--help for its options)"},
     {"worker", cmd_worker, "run foil-worker (--help for its options)"},

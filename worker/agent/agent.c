@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "common/auth.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -807,6 +808,8 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   a->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+  auth_client keys;
+  if (!rc) rc = auth_client_load(&keys, cfg->key, cfg->server_key, err);
   if (!rc) rc = outbox_new(&a->ob, err);
   if (!rc && !(a->ctx = zmq_ctx_new())) rc = foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
   if (!rc) {
@@ -822,7 +825,11 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
     zmq_setsockopt(a->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     zmq_setsockopt(a->pull, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(a->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(a->dealer, cfg->coordinator))
+    rc = auth_client_socket(&keys, a->dealer, err);
+    if (!rc) log_line(a->log, "INFO", "worker", "%s", keys.on ? "CURVE on: this worker authenticates with its key"
+                                                       : "no keys: talking to the coordinator without CURVE");
+    memset(&keys, 0, sizeof keys);
+    if (!rc && zmq_connect(a->dealer, cfg->coordinator))
       rc = foil_err_set(err, FOIL_EINVAL, "bad coordinator address %s: %s", cfg->coordinator, zmq_strerror(errno));
   }
   if (!rc) {
