@@ -56,8 +56,6 @@ int auth_cert_load(const char *path, int need_secret, auth_cert *out, foil_err *
   struct stat st;
   if (stat(path, &st)) return foil_err_set(err, FOIL_EINVAL, "cannot read the key file %s: %s", path, strerror(errno));
   if (st.st_size > AUTH_MAX_FILE) return foil_err_set(err, FOIL_EINVAL, "%s is not a foil key file (too big)", path);
-  if (need_secret && (st.st_mode & 077))
-    return foil_err_set(err, FOIL_EPERM, "%s holds a secret key but others may read it (chmod 600 %s)", path, path);
   char *data = NULL;
   foil_err re = {0};
   if (foil_read_file(path, &data, NULL, &re)) return foil_err_set(err, FOIL_EINVAL, "%s", re.msg);
@@ -92,6 +90,10 @@ int auth_cert_load(const char *path, int need_secret, auth_cert *out, foil_err *
   if (!out->pub[0]) return foil_err_set(err, FOIL_EINVAL, "%s has no public-key line", path);
   if (!out->name[0]) return foil_err_set(err, FOIL_EINVAL, "%s has no name line", path);
   if (!out->role) return foil_err_set(err, FOIL_EINVAL, "%s has no role line", path);
+  if (out->sec[0] && (st.st_mode & 077)) {
+    memset(out->sec, 0, sizeof out->sec);
+    return foil_err_set(err, FOIL_EPERM, "%s holds a secret key but others may read it (chmod 600 %s)", path, path);
+  }
   if (need_secret) {
     char pub[AUTH_Z85_LEN + 1];
     if (!out->sec[0]) return foil_err_set(err, FOIL_EINVAL, "%s has no secret-key line (a NAME.key_secret file is needed)", path);
