@@ -153,7 +153,11 @@ struct auth {
   atomic_ulong accepted, refused;
   allowed *list;             /* the handler thread's alone after start */
   size_t nlist;
+  double window;             /* refusal log lines: at most AUTH_LOG_BURST a second */
+  unsigned nlogged, nquiet;
 };
+
+#define AUTH_LOG_BURST 20
 
 /* Reads the allow-list directory into a fresh table; on failure the old
  * table stays. Bad files are logged and skipped. */
@@ -241,7 +245,17 @@ static void zap_answer(auth *a) {
     atomic_fetch_add(&a->refused, 1);
     char pub[AUTH_Z85_LEN + 1] = "";
     if (n >= 7 && zmq_msg_size(&f[6]) == 32) zmq_z85_encode(pub, zmq_msg_data(&f[6]), 32);
-    log_line(a->log, "WARN", a->component, "refused a client from %s: %s%s%s", addr, text, pub[0] ? " " : "", pub);
+    double now = log_mono();
+    if (now - a->window >= 1.0) {
+      if (a->nquiet)
+        log_line(a->log, "WARN", a->component, "refused %u more client(s) in the last second (not logged one by one)",
+                 a->nquiet);
+      a->window = now, a->nlogged = a->nquiet = 0;
+    }
+    if (a->nlogged++ < AUTH_LOG_BURST)
+      log_line(a->log, "WARN", a->component, "refused a client from %s: %s%s%s", addr, text, pub[0] ? " " : "", pub);
+    else
+      a->nquiet++;
   }
   /* reply: version, request id, status code, status text, user id, metadata */
   const char *v[6] = {"1.0", NULL, status, text, user, ""};
@@ -413,4 +427,60 @@ int auth_client_socket(const auth_client *c, void *sock, foil_err *err) {
       zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->sec, AUTH_Z85_LEN))
     return foil_err_set(err, FOIL_EINTERNAL, "cannot make a CURVE client: %s", zmq_strerror(errno));
   return FOIL_OK;
+}
+
+void auth_watch(void *zctx, void *sock, void **mon) {
+  static atomic_uint seq;
+  *mon = NULL;
+  char ep[96];
+  snprintf(ep, sizeof ep, "inproc://foil-auth-monitor-%u", atomic_fetch_add(&seq, 1));
+  if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
+    return;
+  void *m = zmq_socket(zctx, ZMQ_PAIR);
+  int zero = 0;
+  if (m) zmq_setsockopt(m, ZMQ_LINGER, &zero, sizeof zero);
+  if (m && zmq_connect(m, ep)) {
+    zmq_close(m);
+    m = NULL;
+  }
+  if (!m) zmq_socket_monitor(sock, NULL, 0);
+  *mon = m;
+}
+
+const char *auth_handshake_failed(void *mon, const auth_client *c) {
+  const char *why = NULL;
+  while (mon) {
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&ev);
+      break;
+    }
+    if (zmq_msg_size(&ev) >= 6) {  /* event (16 bits), value (32 bits); then the endpoint frame */
+      uint16_t e;
+      memcpy(&e, zmq_msg_data(&ev), 2);
+      if (e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        why = "the server refused this client's key (is its NAME.key in the server's allow-list?)";
+      else if (!why)
+        why = c && c->on ? "the CURVE handshake failed (is --server-key the server's public key? does the server run CURVE?)"
+                         : "the handshake failed (the server runs CURVE: give --key and --server-key, or set $FOIL_KEYS)";
+    }
+    int more = zmq_msg_more(&ev);
+    zmq_msg_close(&ev);
+    while (more) {
+      zmq_msg_init(&ev);
+      if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) more = 0;
+      else more = zmq_msg_more(&ev);
+      zmq_msg_close(&ev);
+    }
+  }
+  return why;
+}
+
+void auth_unwatch(void *sock, void **mon) {
+  if (!*mon) return;
+  if (sock) zmq_socket_monitor(sock, NULL, 0);
+  zmq_close(*mon);
+  *mon = NULL;
 }

@@ -120,4 +120,14 @@ int auth_client_load(auth_client *c, const char *key, const char *server_key, fo
 /* Call before zmq_connect: makes sock a CURVE client when c->on. */
 int auth_client_socket(const auth_client *c, void *sock, foil_err *err);
 
+/* A refused key is silence on the socket; a monitor tells it apart from a
+ * server that is down. auth_watch (before zmq_connect) opens *mon, a PAIR
+ * socket on zctx (NULL if monitoring is not possible: then nothing is
+ * told); auth_handshake_failed drains it and returns why the last
+ * handshake failed since the previous call, or NULL; auth_unwatch closes
+ * it (before closing sock). */
+void auth_watch(void *zctx, void *sock, void **mon);
+const char *auth_handshake_failed(void *mon, const auth_client *c);
+void auth_unwatch(void *sock, void **mon);
+
 #endif

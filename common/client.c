@@ -21,70 +21,22 @@ struct client {
   int timeout_ms;
   uint64_t next_id;
   auth_client keys;
-  unsigned nsock;
 };
 
-/* A monitor of the socket's handshake failures, so a refused key is told
- * as such instead of as silence. */
-static void open_monitor(client *c) {
-  char ep[96];
-  snprintf(ep, sizeof ep, "inproc://foil-client-monitor-%u", c->nsock);
-  if (zmq_socket_monitor(c->sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
-    return;
-  c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-  int linger = 0;
-  if (c->mon) zmq_setsockopt(c->mon, ZMQ_LINGER, &linger, sizeof linger);
-  if (c->mon && zmq_connect(c->mon, ep)) {
-    zmq_close(c->mon);
-    c->mon = NULL;
-  }
-}
-
-/* 1 if the monitor saw a handshake fail (*why says how) */
-static int handshake_failed(client *c, const char **why) {
-  int failed = 0;
-  while (c->mon) {
-    zmq_msg_t ev;
-    zmq_msg_init(&ev);
-    if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&ev);
-      break;
-    }
-    if (zmq_msg_size(&ev) >= 6) {
-      uint16_t e;
-      memcpy(&e, zmq_msg_data(&ev), 2);
-      if (e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) failed = 1, *why = "the server refused this client's key (is it on the server's allow-list?)";
-      else if (!failed) failed = 1, *why = c->keys.on ? "the CURVE handshake failed (the server's public key is not the one given, or the server runs without CURVE)"
-                                                      : "the handshake failed (the server runs CURVE: give --key and --server-key, or $FOIL_KEYS)";
-    }
-    int more = zmq_msg_more(&ev);
-    zmq_msg_close(&ev);
-    if (more) {  /* the endpoint frame */
-      zmq_msg_init(&ev);
-      zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT);
-      zmq_msg_close(&ev);
-    }
-  }
-  return failed;
-}
-
 static void close_socket(client *c) {
-  if (c->sock) zmq_socket_monitor(c->sock, NULL, 0);
-  if (c->mon) zmq_close(c->mon);
+  auth_unwatch(c->sock, &c->mon);
   if (c->sock) zmq_close(c->sock);
-  c->mon = c->sock = NULL;
+  c->sock = NULL;
 }
 
 static int open_socket(client *c, foil_err *err) {
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   if (!c->sock) return foil_err_set(err, FOIL_EINTERNAL, "zmq_socket: %s", zmq_strerror(errno));
-  c->nsock++;
   int linger = 0;
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
   int rc = auth_client_socket(&c->keys, c->sock, err);
   if (rc) return rc;
-  open_monitor(c);
+  auth_watch(c->ctx, c->sock, &c->mon);
   if (zmq_connect(c->sock, c->endpoint))
     return foil_err_set(err, FOIL_EINVAL, "bad coordinator address %s: %s", c->endpoint,
                         zmq_strerror(errno));
@@ -152,8 +104,8 @@ int client_call(client *c, Foil__V1__Request *req, Foil__V1__Reply **reply, foil
     int n = left > 0 ? zmq_poll(&it, 1, (long)left) : 0;
     if (n < 0 && errno == EINTR) return foil_err_set(err, FOIL_EABORTED, "interrupted");
     if (n <= 0) {
-      const char *why = NULL;
-      if (handshake_failed(c, &why)) {
+      const char *why = auth_handshake_failed(c->mon, &c->keys);
+      if (why) {
         close_socket(c);
         open_socket(c, NULL);
         return foil_err_set(err, FOIL_EUNAUTH, "the coordinator at %s: %s", c->endpoint, why);

@@ -296,6 +296,17 @@ def main():
     check(C.JobState.Name(j.state) == "JOB_COMPLETED" and "secure-hello" in c.log(jid),
           "a worker with a worker key runs a job")
 
+    # a worker whose key is not allow-listed says so in its log
+    gen(build, keys, "mallory", "worker")
+    c.start_worker("w9", wait=False, extra_args=["--key", k("mallory")[0], "--server-key", k("mallory")[1]])
+    wlog = os.path.join(c.root, "worker-w9.log")
+    deadline = time.time() + 20
+    while time.time() < deadline and not (os.path.exists(wlog) and "refused this client's key" in open(wlog).read()):
+        time.sleep(0.1)
+    check(os.path.exists(wlog) and "refused this client's key" in open(wlog).read(),
+          "a worker with an unknown key logs that the coordinator refused it")
+    check(c.worker_info("w9") is None, "the refused worker is not registered")
+
     alice.close(), bob.close(), rita.close()
     codes = c.stop()
     check(all(v == 0 for v in codes.values()), "clean exits %s" % codes)
