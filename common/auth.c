@@ -15,6 +15,7 @@
 #include "common/log.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define AUTH_DOMAIN "foil"
 #define AUTH_MAX_FILE 4096
 
 static const char *const role_names[] = {"none", "admin", "submitter", "reader", "worker"};
@@ -360,7 +361,7 @@ int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err)
     int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, a->self.sec, AUTH_Z85_LEN) ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "foil", 4))
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, AUTH_DOMAIN, strlen(AUTH_DOMAIN)))
       return foil_err_set(err, FOIL_EINTERNAL, "cannot make %s a CURVE server: %s", endpoint, zmq_strerror(errno));
     return FOIL_OK;
   }

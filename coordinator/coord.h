@@ -16,7 +16,8 @@
  * the control API serves admin everything, submitters submit, read and
  * cancel (or signal) their own jobs, readers read (get, watch, list, logs,
  * workers); worker keys are refused there (PERMISSION_DENIED) and are the
- * only keys the worker socket serves. Without CURVE every peer is admin
+ * only keys the worker socket serves, each only for the worker whose name
+ * (routing id) is the key's name. Without CURVE every peer is admin
  * and the endpoints must be loopback (unless insecure).
  */
 #ifndef FOIL_COORDINATOR_COORD_H

@@ -218,6 +218,11 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
                  who, auth_role_name(role));
     goto done;
   }
+  if (auth_enabled(c->auth) && strcmp(peer, who)) {  /* one node's key cannot speak for another */
+    answer_error(c, m, rid, FOIL_EPERM, "worker key \"%s\" may speak only as worker \"%s\" (foil-worker --name), "
+                                       "not as \"%s\"", who, who, peer);
+    goto done;
+  }
   foil_err ue = {0};
   if (wire_check_utf8(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);

@@ -296,16 +296,20 @@ def main():
     check(C.JobState.Name(j.state) == "JOB_COMPLETED" and "secure-hello" in c.log(jid),
           "a worker with a worker key runs a job")
 
-    # a worker whose key is not allow-listed says so in its log
+    # a worker whose key is not allow-listed, and a worker key used under
+    # another worker's name, are refused and say so in their logs
     gen(build, keys, "mallory", "worker")
-    c.start_worker("w9", wait=False, extra_args=["--key", k("mallory")[0], "--server-key", k("mallory")[1]])
-    wlog = os.path.join(c.root, "worker-w9.log")
-    deadline = time.time() + 20
-    while time.time() < deadline and not (os.path.exists(wlog) and "refused this client's key" in open(wlog).read()):
-        time.sleep(0.1)
-    check(os.path.exists(wlog) and "refused this client's key" in open(wlog).read(),
-          "a worker with an unknown key logs that the coordinator refused it")
-    check(c.worker_info("w9") is None, "the refused worker is not registered")
+    for wname, key, what, says in (("w9", "mallory", "an unknown key", "refused this client's key"),
+                                   ("w8", "w1", "another worker's key", "may speak only as worker \"w1\"")):
+        c.start_worker(wname, wait=False, extra_args=["--key", k(key)[0], "--server-key", k(key)[1]])
+        wlog = os.path.join(c.root, "worker-%s.log" % wname)
+        deadline = time.time() + 20
+        while time.time() < deadline and not (os.path.exists(wlog) and says in open(wlog).read()):
+            time.sleep(0.1)
+        check(os.path.exists(wlog) and says in open(wlog).read(),
+              "a worker with %s logs that the coordinator refused it" % what)
+        check(c.worker_info(wname) is None, "the worker with %s is not registered" % what)
+    check(c.worker_info("w1").state != C.WORKER_DOWN, "the real w1 is still up")
 
     alice.close(), bob.close(), rita.close()
     codes = c.stop()
