@@ -464,7 +464,7 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   send_assign(c, j, a);
 }
 
-static void schedule(coord *c) {
+void coord_schedule(coord *c) {
   double t0 = log_mono(), now = log_now();
   /* compact the active list; cancel jobs whose dependencies failed */
   size_t k = 0;
@@ -719,7 +719,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
       check_liveness(c);
       check_limits(c);
     }
-    if (c->dirty || now - c->last_pass >= 1.0) schedule(c);
+    if (c->dirty || now - c->last_pass >= 1.0) coord_schedule(c);
   }
   coord_log(c, "INFO", "stopping (running jobs keep running; workers reconnect to the next coordinator)");
   return FOIL_OK;

@@ -262,6 +262,13 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   uint8_t *packed = malloc(len ? len : 1);
   if (!packed) return foil_err_set(err, FOIL_ENOMEM, "no memory for the spec");
   protobuf_c_message_pack(&spec.base, packed);
+  /* what is stored must load again at the next start */
+  Foil__V1__JobSpec *back = foil__v1__job_spec__unpack(NULL, len, packed);
+  if (!back) {
+    free(packed);
+    return foil_err_set(err, FOIL_EINVAL, "the spec does not read back once packed (a malformed field)");
+  }
+  foil__v1__job_spec__free_unpacked(back, NULL);
   store_job row = {.submission_id = submission_id, .spec = packed, .spec_len = len,
                    .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now()};
   rc = store_begin(c->st, err);
@@ -447,7 +454,7 @@ void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return reply_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.Request");
   foil_err ue = {0};
-  if (wire_check_utf8(&q->base, &ue)) {
+  if (wire_check_msg(&q->base, &ue)) {
     reply_error(c, m, q->request_id, ue.code, "%s", ue.msg);
     foil__v1__request__free_unpacked(q, NULL);
     return;

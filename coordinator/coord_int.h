@@ -131,6 +131,9 @@ void coord_signal(coord *c, cjob *j, int signo);
 /* Tells the gang members (not the head) of attempt a to free its slots. */
 void coord_release_members(coord *c, cjob *j, cattempt *a);
 void coord_active_add(coord *c, uint64_t id);
+/* One scheduling pass (coord_run calls it when dirty and every second;
+ * tests/fuzz calls it after each input). */
+void coord_schedule(coord *c);
 int coord_add_job(coord *c, const store_job *row, foil_err *err);
 __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
 

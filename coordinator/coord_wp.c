@@ -212,7 +212,7 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   if (!q) return answer_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.WorkerMessage");
   uint64_t rid = q->request_id;
   foil_err ue = {0};
-  if (wire_check_utf8(&q->base, &ue)) {
+  if (wire_check_msg(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);
     goto done;
   }
