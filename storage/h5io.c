@@ -381,7 +381,9 @@ int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_e
   rc = r < 0 ? foil_err_set(err, FOIL_EINVAL, "%s: cannot read strings %s", f->path, name) : FOIL_OK;
   for (size_t i = 0; !rc && i < cnt; i++)
     if (!(res[i] = dupstr(raw[i] ? raw[i] : ""))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (r >= 0) {
+  if (raw) {  /* a read that failed part way (a damaged file) may have
+               * allocated some strings already: raw starts all NULL, and
+               * reclaiming frees whatever HDF5 put there */
     hid_t sp = H5Dget_space(ds);
     H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
     H5Sclose(sp);

@@ -5,8 +5,10 @@
  * runs as in foil-serve (server_run, its own thread) on an ipc endpoint;
  * each input is sent as one frame from a DEALER, and the reply must come
  * (a request left unanswered aborts: the protocol answers every frame).
+ * FOIL_FUZZ_SERVE_LOG names a file for the server's log (default none).
  * Text queries are answered FAILED_PRECONDITION (no checkpoint is loaded). */
 #define _DEFAULT_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,7 +84,7 @@ static void init(void) {
   snprintf(root, sizeof root, "%s", dir);
   snprintf(ep, sizeof ep, "ipc://%s/serve.sock", dir);
   server_opts o = {.root = root, .index = "fz", .bind = ep, .batch_max = 8, .watch = 0, .text = 0,
-                   .log = fopen("/dev/null", "w")};
+                   .log = fopen(getenv("FOIL_FUZZ_SERVE_LOG") ? getenv("FOIL_FUZZ_SERVE_LOG") : "/dev/null", "a")};
   if (server_new(&srv, &o, &err)) {
     fprintf(stderr, "fuzz_serve: server_new: %s\n", err.msg);
     abort();
@@ -98,13 +100,45 @@ static void init(void) {
   if (zmq_connect(cli, server_endpoint(srv))) abort();
 }
 
+/* The last inputs, written out when one goes unanswered (the hang may need
+ * the ones before it): $FOIL_TEST_TMP/fuzz-serve-last/NNNN. */
+enum { RING = 256 };
+static uint8_t *ring[RING];
+static size_t ring_len[RING];
+static unsigned long nin;
+
+static void dump_ring(void) {
+  const char *tmp = getenv("FOIL_TEST_TMP");
+  char dir[600], p[700];
+  snprintf(dir, sizeof dir, "%s/fuzz-serve-last", tmp && *tmp ? tmp : "/tmp");
+  foil_err err = {0};
+  foil_mkdirs(dir, &err);
+  unsigned long first = nin > RING ? nin - RING : 0;
+  for (unsigned long i = first; i < nin; i++) {
+    snprintf(p, sizeof p, "%s/%06lu", dir, i);
+    foil_write_file_atomic(p, ring[i % RING], ring_len[i % RING], &err);
+  }
+  fprintf(stderr, "fuzz_serve: the last %lu inputs are in %s\n", nin - first, dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   init();
+  free(ring[nin % RING]);
+  ring[nin % RING] = malloc(size ? size : 1);
+  memcpy(ring[nin % RING], data, size);
+  ring_len[nin++ % RING] = size;
   if (zmq_send(cli, data, size, 0) < 0) abort();
   zmq_msg_t r;
   zmq_msg_init(&r);
-  if (zmq_msg_recv(&r, cli, 0) < 0) {
+  /* libFuzzer's -timeout alarm (SIGALRM) interrupts the wait: retry */
+  int got = -1;
+  for (int tries = 0; got < 0 && tries < 100; tries++) {
+    got = zmq_msg_recv(&r, cli, 0);
+    if (got < 0 && errno != EINTR) break;
+  }
+  if (got < 0) {
     fprintf(stderr, "fuzz_serve: no reply within 10 s to a %zu-byte request\n", size);
+    dump_ring();
     abort();
   }
   zmq_msg_close(&r);

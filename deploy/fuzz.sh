@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# deploy/fuzz.sh — builds foil's libFuzzer targets (tests/fuzz, clang with
+# ASan+UBSan: -DFOIL_FUZZ=ON into ./build-fuzz) and runs each for a bounded
+# time from its seed corpus (tests/fuzz/corpus/<target>) and its kept crash
+# inputs (tests/fuzz/regress/<target>). New corpus entries go to a scratch
+# folder (build-fuzz/corpus/<target>), never into the repository.
+#
+#   bash deploy/fuzz.sh                 # every target, 30 s each
+#   FOIL_FUZZ_SECONDS=300 bash deploy/fuzz.sh spec h5   # longer, some targets
+#
+# Targets run $(nproc) at a time. A crash fails the run and names its input
+# (build-fuzz/artifacts/<target>-crash-...): fix it, then copy the input to
+# tests/fuzz/regress/<target>/ so ctest's fuzz.<target> replays it in every
+# test run. Needs clang and libclang-rt-14-dev (deploy/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${FOIL_FUZZ_SECONDS:-30}
+dir=${FOIL_FUZZ_BUILD_DIR:-build-fuzz}
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz_*.c; do t=${f##*/fuzz_}; targets+=("${t%.c}"); done
+fi
+
+CC=${FOIL_FUZZ_CC:-clang} cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_FUZZ=ON >/dev/null
+cmake --build "$dir" -j "$(nproc)" --target fuzz_all >/dev/null
+mkdir -p "$dir/artifacts" "$dir/tmp"
+
+run_one() { # target
+  # h5: leaks are matched by function inside libhdf5 (tests/fuzz/lsan.supp),
+  # which needs the slow unwinder
+  local t=$1 scratch="$dir/corpus/$1" seeds=("tests/fuzz/corpus/$1")
+  mkdir -p "$scratch"
+  [ -d "tests/fuzz/regress/$t" ] && seeds+=("tests/fuzz/regress/$t")
+  # -timeout: one input may take at most 20 s (a hang is a finding);
+  # -rss_limit_mb: more is a finding too (inputs are at most 64 KiB)
+  if FOIL_TEST_TMP="$PWD/$dir/tmp" \
+     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1$([ "$t" = h5 ] && echo :fast_unwind_on_malloc=0) \
+     LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0 \
+     "$dir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
+       -max_len=65536 -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t-" \
+       "$scratch" "${seeds[@]}" >"$dir/fuzz_$t.log" 2>&1; then
+    echo "fuzz_$t: clean for ${secs} s ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$dir/fuzz_$t.log" | grep -o '[0-9]*$') inputs)"
+  else
+    echo "fuzz_$t: FAILED — see $dir/fuzz_$t.log; the input is in $dir/artifacts/"
+    grep -E 'ERROR|SUMMARY|Test unit written' "$dir/fuzz_$t.log" | head -5
+    return 1
+  fi
+}
+export -f run_one
+export dir secs
+printf '%s\n' "${targets[@]}" | xargs -P "$(nproc)" -I{} bash -c 'run_one {}'
