@@ -29,7 +29,14 @@ typedef struct {
   int grace_s;             /* SIGTERM → SIGKILL on cancel/timeout; 0: 10 */
   size_t sched_depth;      /* reservations per pass; 0: 200 */
   FILE *log;               /* NULL: stderr */
+  /* Directories besides the data root whose files jobs may name (README
+   * "Path confinement", common/confine.h); recorded in coordinator.json
+   * for foil-run. Each must exist. */
+  const char *const *allow_dirs;
+  int n_allow_dirs;        /* at most COORD_MAX_ALLOW */
 } coord_opts;
+
+#define COORD_MAX_ALLOW 15
 
 typedef struct coord coord;
 

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "common/confine.h"
 #include "common/wire.h"
 #include "coordinator/coord.h"
 #include "coordinator/sched.h"
@@ -87,6 +88,7 @@ typedef struct {
 struct coord {
   coord_opts o;
   char root[1024];
+  confine cf;           /* the data root and --allow-dir: what jobs may name */
   FILE *log;
   void *zctx, *ctl, *wrk;
   char ctl_ep[256], wrk_ep[256];

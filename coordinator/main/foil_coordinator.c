@@ -2,6 +2,7 @@
  *
  *   foil-coordinator [--root DIR] [--control EP] [--workers EP]
  *                    [--heartbeat-ms MS] [--liveness N] [--grace-s S] [--log FILE]
+ *                    [--allow-dir DIR]...
  *
  * Endpoints default to tcp://127.0.0.1:7420 (control API) and
  * tcp://127.0.0.1:7421 (workers); port `*` picks a free one. The endpoints
@@ -26,14 +27,16 @@ static void on_signal(int s) {
 static int usage(FILE *f) {
   fprintf(f,
           "usage: foil-coordinator [--root DIR] [--control EP] [--workers EP] [--heartbeat-ms MS]\n"
-          "                        [--liveness N] [--grace-s S] [--log FILE]\n"
+          "                        [--liveness N] [--grace-s S] [--log FILE] [--allow-dir DIR]...\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data): coordinator.db, jobs/\n"
           "  --control EP      control API endpoint (default tcp://127.0.0.1:7420; port * = any free)\n"
           "  --workers EP      worker endpoint (default tcp://127.0.0.1:7421)\n"
           "  --heartbeat-ms MS heartbeat interval workers are told (default 1000)\n"
           "  --liveness N      missed heartbeats before a worker is DOWN (default 4)\n"
           "  --grace-s S       SIGTERM to SIGKILL on cancel and time limit (default 10)\n"
-          "  --log FILE        append the log here (default stderr)\n");
+          "  --log FILE        append the log here (default stderr)\n"
+          "  --allow-dir DIR   jobs may also name files under DIR (repeatable; default: only the\n"
+          "                    data root; README \"Path confinement\")\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -50,7 +53,8 @@ static int int_arg(const char *name, const char *v, int lo, int hi, int *out) {
 
 int main(int argc, char **argv) {
   const char *env = getenv("FOIL_ROOT"), *log_path = NULL;
-  coord_opts o = {.root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
+  const char *allow[COORD_MAX_ALLOW];
+  coord_opts o = {.allow_dirs = allow, .root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
                   .workers = "tcp://127.0.0.1:7421"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -64,6 +68,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--control")) o.control = v;
     else if (!strcmp(a, "--workers")) o.workers = v;
     else if (!strcmp(a, "--log")) log_path = v;
+    else if (!strcmp(a, "--allow-dir")) {
+      if (o.n_allow_dirs == COORD_MAX_ALLOW) {
+        fprintf(stderr, "foil-coordinator: at most %d --allow-dir\n", COORD_MAX_ALLOW);
+        return 2;
+      }
+      allow[o.n_allow_dirs++] = v;
+    }
     else if (!strcmp(a, "--heartbeat-ms")) rc = int_arg(a, v, 10, 600000, &o.heartbeat_ms);
     else if (!strcmp(a, "--liveness")) rc = int_arg(a, v, 2, 1000, &o.liveness);
     else if (!strcmp(a, "--grace-s")) rc = int_arg(a, v, 1, 3600, &o.grace_s);
