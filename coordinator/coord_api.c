@@ -205,7 +205,7 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
    * name and file the spec holds; relative paths are from the working
    * directory, else the job's directory jobs/<id> (jobs/0 stands for it) */
   if (s->workdir[0] && (rc = confine_path(&c->cf, "spec.workdir", s->workdir, NULL, NULL, err))) return rc;
-  char jobdir[1100];
+  char jobdir[CONFINE_PATH_MAX + 16];
   snprintf(jobdir, sizeof jobdir, "%s/jobs/0", c->cf.dirs[0]);
   if ((rc = confine_spec(&c->cf, s->kind, s->spec_json, s->workdir[0] ? s->workdir : jobdir, err))) return rc;
   const Foil__V1__Resources *r = s->resources;

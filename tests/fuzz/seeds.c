@@ -93,7 +93,7 @@ static void control_seeds(void) {
   put_msg("coord_api", "submit-command", -1, &q.base);
   put_msg("envelope", "request-submit", 0, &q.base);
   Foil__V1__JobSpec p = FOIL__V1__JOB_SPEC__INIT;
-  p.kind = "pretrain", p.name = "tiny", p.resources = &res, p.workdir = "/tmp",
+  p.kind = "pretrain", p.name = "tiny", p.resources = &res,
   p.spec_json = "{\"data\": {\"dataset\": \"d\"}, \"model\": {\"tokenizer\": \"vocab.txt\"}, \"steps\": 2}";
   sr.spec = &p, sr.submission_id = "";
   put_msg("coord_api", "submit-pretrain", -1, &q.base);
