@@ -45,15 +45,18 @@ run_one() { # target
        "$scratch" "${seeds[@]}" >"$dir/fuzz_$t.log" 2>&1; then
     echo "fuzz_$t: clean for ${secs} s ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$dir/fuzz_$t.log" | grep -o '[0-9]*$') inputs)"
   else
-    # A crash whose first frame past the sanitizer's own is inside libhdf5
+    # A crash, hang or out-of-memory whose first frame past the sanitizer's
+    # and libFuzzer's own is inside libhdf5
     # (a damaged file that HDF5 itself mis-parses) is not foil's: it is
     # reported, kept, and listed in tests/fuzz/README.md, but does not fail
     # the run unless FOIL_FUZZ_STRICT=1. Everything else fails it.
     local top
-    top=$(sed -n '/ERROR: AddressSanitizer\|runtime error/,$p' "$dir/fuzz_$t.log" | grep -E '^ +#[0-9]+ ' |
-          grep -vE '__interceptor_|__asan|__sanitizer|libclang_rt|/compiler-rt/' | head -1)
+    top=$(sed -n '/ERROR: AddressSanitizer\|ERROR: libFuzzer\|runtime error/,$p' "$dir/fuzz_$t.log" |
+          grep -E '^ +#[0-9]+ ' |
+          grep -vE '__interceptor_|__asan|__sanitizer|libclang_rt|/compiler-rt/|fuzzer::| in (malloc|calloc|realloc) |libc\.so|nptl/|/stdlib/|/signal/' |
+          head -1)
     if [ "$t" = h5 ] && [ "${FOIL_FUZZ_STRICT:-0}" != 1 ] && grep -q libhdf5 <<<"$top"; then
-      echo "fuzz_$t: a crash INSIDE libhdf5 (not foil): $(grep -m1 -E 'ERROR: AddressSanitizer|runtime error' "$dir/fuzz_$t.log")"
+      echo "fuzz_$t: a crash INSIDE libhdf5 (not foil): $(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error' "$dir/fuzz_$t.log")"
       echo "  at:$top"
       echo "  input: $(grep -o "$dir/artifacts/$t-[a-z]*-[0-9a-f]*" "$dir/fuzz_$t.log" | head -1)" \
            "(if it is a new one: add it to tests/fuzz/hdf5/ and tests/fuzz/README.md)"

@@ -315,15 +315,15 @@ static int ds_count(h5io *f, const char *name, int nd, const uint64_t *dims, siz
   return FOIL_OK;
 }
 
-/* A numeric dataset's stored type must be an integer or a float of at most
- * 16 bytes: HDF5 sizes its conversion buffer from it, and a damaged type
- * header otherwise asks for gigabytes. */
+/* A numeric dataset's stored type must be an integer, a float or an enum
+ * (h5py's bool) of at most 16 bytes: HDF5 sizes its conversion buffer from
+ * it, and a damaged type header otherwise asks for gigabytes. */
 static int ds_numeric(h5io *f, hid_t ds, const char *name, foil_err *err) {
   hid_t t = H5Dget_type(ds);
   H5T_class_t k = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
   size_t sz = t < 0 ? 0 : H5Tget_size(t);
   if (t >= 0) H5Tclose(t);
-  if ((k != H5T_INTEGER && k != H5T_FLOAT) || sz < 1 || sz > 16)
+  if ((k != H5T_INTEGER && k != H5T_FLOAT && k != H5T_ENUM) || sz < 1 || sz > 16)
     return foil_err_set(err, FOIL_EINVAL, "%s: dataset %s is not stored as numbers (damaged file or wrong dataset)",
                         f->path, name);
   return FOIL_OK;
