@@ -119,6 +119,27 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
                         int C, int NH, float p_drop, uint64_t seed,
                         uint64_t stream, uint64_t offset);
 
+/* ---- attention of new tokens over a KV cache (generation) ------------------
+ * n groups of R new query tokens; group g belongs to cache row
+ * row = rows_idx[g] (rows_idx NULL: row g) and its tokens sit at position
+ * len[row]. qkv [n,R,3C] holds the new tokens' q, k, v (layout as
+ * attention_forward). kcache, vcache [rows, max_len, C] hold one layer's
+ * cached keys/values, slot t = position t. Each query attends to its row's
+ * slots 0..len[row]-1 and to its OWN new key/value (not to the other R-1
+ * tokens of its group: they are alternatives, e.g. contrastive search's
+ * candidates), scale 1/sqrt(hs), softmax, weighted sum into out [n,R,C]
+ * (writes). This equals the last row of causal attention_forward over the
+ * row's sequence followed by that token. No dropout (inference only).
+ * scratch: n·NH·(max_len+1) floats (any contents). Work is split over
+ * (group, head) pairs, each owning its outputs and scores, and every sum
+ * runs in a fixed order: same bits on any thread count.
+ * Cost: 4·n·R·NH·(len+1)·hs flops, one read of the rows' cached K and V per
+ * query (memory-bound). */
+void attention_cache_forward(float *out, float *scratch, const float *qkv,
+                             const float *kcache, const float *vcache,
+                             const int *len, const int *rows_idx, int n, int R,
+                             int max_len, int C, int NH);
+
 /* ---- pooling of [B,T,C] token states to [B,C] -------------------------------
  * mean over tokens with mask 1 (zero vector if none), or the first token. */
 enum { POOL_MEAN = 0, POOL_FIRST = 1 };

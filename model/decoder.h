@@ -104,6 +104,9 @@ void decoder_init(decoder *d, uint64_t seed);
  *   *hidden [B,T,C] last-layer states LNF(x)            (may be NULL)
  *   *logits [B,T,V]                                    (may be NULL)
  *   *nll    [B,T] per-position -log p(target), 0 where ignored (may be NULL)
+ * Targets must be -1 or in [0,V), ids in [0,V), T <= max_len: FOIL_EINVAL.
+ * The LM head runs in chunks of 64 rows: without *logits a loss or nll
+ * holds only [64,V] of logits, never [B,T,V].
  * Cost ~ 2·(params)·B·T flops + attention + the LM head 2·B·T·C·V. */
 int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets,
                     const uint8_t *mask, int B, int T, int train, uint64_t seed,
@@ -112,7 +115,10 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets,
 
 /* Backward of (loss_weight · *loss + <dhidden, hidden>) for the last forward:
  * dhidden [B,T,C] (may be NULL) is an extra gradient w.r.t. the last-layer
- * states (SimCTG's). ACCUMULATES into decoder_grads. Cost ~ 2x forward. */
+ * states (SimCTG's). ACCUMULATES into decoder_grads. Needs the last forward
+ * to be a training one (train != 0; a config with dropout 0 gives the exact
+ * gradient), else FOIL_EPRECOND. The LM head's logits are recomputed chunk
+ * by chunk (2·B·T·C·V more flops) instead of being kept. Cost ~ 2x forward. */
 int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err);
 
 /* Model FLOPs of one forward over B×T tokens (matmuls, attention, LM head). */
@@ -127,7 +133,10 @@ void decoder_lm_head(const decoder *d, float *logits, const float *hidden, int N
  * position t is cached at slot t: rows of different lengths need no
  * padding tricks, a step writes row r at its own len[r].
  * Memory: 2·L·rows·max_len·C floats, plus the step scratch for up to
- * `cands` candidate tokens per row (2·L·rows·cands·C floats). */
+ * `cands` candidate tokens per row (2·L·rows·cands·C floats, and the
+ * activations of rows·cands tokens), plus, from the first step with
+ * inactive rows that asks for logits, [rows·cands (or (L+1)·rows), V].
+ * max_len <= the model's max_len; FOIL_EINVAL otherwise. */
 typedef struct decoder_cache decoder_cache;
 
 int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_len, int cands,
@@ -147,6 +156,9 @@ void decoder_cache_reset(decoder_cache *c);
  *   layers [L+1, rows, V] for DoLa: every layer_state(j) of the last token
  *                        through the LM head (no final norm; j = L is the
  *                        normal logits)
+ * Every row is (re)filled: len[r] = lens[r]. A prefill runs the decoder's
+ * own forward buffers: it ends the validity of decoder_forward's outputs
+ * (steps do not: they use the cache's scratch). T <= the cache's max_len.
  * Cost: one forward over rows × T tokens. */
 int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int *lens, int T,
                     float *logits, float *hidden, float *layers, foil_err *err);
@@ -160,18 +172,24 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
  * cache is unchanged until decoder_cache_commit. Writes (each may be NULL):
  *   logits [rows, R, V], hidden [rows, R, C] (last-layer states),
  *   layers [L+1, rows, R, V] (as prefill, for DoLa; needs R == 1).
- * R <= the cache's cands; len[r] < max_len. Cost ~ 2·params·rows·R flops
+ * R <= the cache's cands; len[r] < max_len (len 0 is allowed: the token
+ * then attends to itself only). Cost ~ 2·params·rows·R flops
  * (weights read once for all rows·R tokens) + attention over the cache. */
 int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const uint8_t *active,
                  float *logits, float *hidden, float *layers, foil_err *err);
 
 /* Appends candidate choice[r] (0 <= choice < R of the last step) of each
  * active row to the cache and increments len[r]: L·rows·2·C floats copied,
- * never the cache. choice NULL: candidate 0 of every row. */
+ * never the cache. choice NULL: candidate 0 of every row. Rows that got no
+ * candidates in the last step (inactive, or a prefill/reorder since), and
+ * choices outside [0,R), are left unchanged. */
 void decoder_cache_commit(decoder_cache *c, const int *choice, const uint8_t *active);
 
 /* Beam search's reorder: row r becomes a copy of row src[r] (lengths too).
- * Copies only rows whose source differs: at most 2·L·rows·len·C floats. */
+ * Copies only rows whose source differs: at most 2·L·rows·len·C floats
+ * (plus as much temporary memory for the sources they read). Candidates of
+ * the last step are dropped: step again before a commit. src[r] outside
+ * [0,rows): FOIL_EINVAL, nothing changed. */
 int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err);
 
 #endif

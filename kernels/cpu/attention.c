@@ -145,3 +145,48 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
                 C3);
   }
 }
+
+/* Scores of one query against the row's cached keys (slots 0..len-1) and
+ * its own key (slot len), softmax, then the weighted sum of the values.
+ * Plain loops over hs in a fixed order: no BLAS call whose blocking could
+ * depend on sizes, and the same bits on any thread count. */
+void attention_cache_forward(float *out, float *scratch, const float *qkv,
+                             const float *kcache, const float *vcache,
+                             const int *len, const int *rows_idx, int n, int R,
+                             int max_len, int C, int NH) {
+  const int hs = C / NH, C3 = 3 * C;
+  const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+  for (int gh = 0; gh < n * NH; gh++) {
+    const int g = gh / NH, h = gh % NH;
+    const int row = rows_idx ? rows_idx[g] : g, L = len[row];
+    const float *K = kcache + (size_t)row * max_len * C + h * hs;
+    const float *V = vcache + (size_t)row * max_len * C + h * hs;
+    float *s = scratch + (size_t)gh * (max_len + 1);
+    for (int i = 0; i < R; i++) {
+      const float *q = qkv + ((size_t)g * R + i) * C3 + h * hs;
+      const float *kn = q + C, *vn = q + 2 * C;
+      float mx = -INFINITY;
+      for (int j = 0; j <= L; j++) {
+        const float *k = j < L ? K + (size_t)j * C : kn;
+        float dot = 0.0f;
+        for (int e = 0; e < hs; e++) dot += q[e] * k[e];
+        s[j] = dot * scale;
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      float sum = 0.0f;
+      for (int j = 0; j <= L; j++) {
+        s[j] = vexp(s[j] - mx);
+        sum += s[j];
+      }
+      float inv = 1.0f / sum;
+      float *o = out + ((size_t)g * R + i) * C + h * hs;
+      for (int e = 0; e < hs; e++) o[e] = 0.0f;
+      for (int j = 0; j <= L; j++) {
+        const float *v = j < L ? V + (size_t)j * C : vn;
+        float p = s[j] * inv;
+        for (int e = 0; e < hs; e++) o[e] += p * v[e];
+      }
+    }
+  }
+}

@@ -1,0 +1,858 @@
+/* decoder.c — the GPT-2-style decoder of decoder.h, built from kernels.
+ *
+ * Layout and activations mirror encoder.c (pre-LN path). The LM head is
+ * computed in chunks of LM_ROWS rows so a loss or nll never holds the
+ * [B,T,V] logits: only [LM_ROWS,V] scratch, unless the caller asked for the
+ * logits. The backward recomputes each chunk's logits from the stored
+ * last-layer states (2·LM_ROWS·C·V flops per chunk, a third more LM-head
+ * work) rather than keeping [B,T,V] probabilities.
+ *
+ * Generation: a decoder_cache owns the keys/values [L, rows, max_len, C],
+ * the candidates' keys/values of the last step [L, rows, cands, C] and the
+ * step's activations for rows·cands tokens, so a step allocates nothing.
+ */
+#include "model/decoder.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+enum { LM_ROWS = 64 }; /* rows of logits computed at a time for loss and nll */
+
+/* Activations of one layer. In inference every layer uses set 0. */
+typedef struct {
+  float *ln1, *ln1_mu, *ln1_rs; /* LN1 output and row stats */
+  float *qkv, *att, *atty;      /* [N,3C], [B,NH,T,T], [N,C] */
+  float *r1;                    /* x + drop(attention output) */
+  float *ln2, *ln2_mu, *ln2_rs;
+  float *fc1, *gelu;            /* [N,F] each */
+  float *r2;                    /* layer output */
+} layer_acts;
+
+struct decoder {
+  decoder_config cfg;
+  encoder_tensor t[DEC_NTENSORS];
+  size_t nparams;
+  float *params, *grads;
+
+  float *act_mem;
+  size_t cap_tokens, cap_att;
+  int cap_sets, cap_grad;
+  float *emb, *resid0;
+  const float *x0; /* input of layer 0 */
+  layer_acts *la;
+  float *lnf, *lnf_mu, *lnf_rs, *tmp, *att_scratch;
+  float *lm_a, *lm_b;  /* [LM_ROWS, V] each: logits and probabilities of a chunk */
+  float *nll, *logits; /* [N], [N,V] (logits allocated only when asked for) */
+  size_t cap_logits;
+  float *g_res, *g_a, *g_b, *g_w1, *g_w2;
+  int32_t *ids, *targets, *lab;
+  uint8_t *mask;
+
+  int B, T, train, have_fwd, n_targets;
+  uint64_t seed, call;
+};
+
+struct decoder_cache {
+  int L, C, F, V, rows, max_len, cands, NH;
+  float *k, *v;   /* [L, rows, max_len, C] */
+  float *sk, *sv; /* [L, rows, cands, C]: the last step's candidates */
+  int *len;       /* [rows] */
+  uint8_t *stepped; /* [rows]: row has candidates from the last step */
+  int last_R;
+  /* step activations for up to rows·cands tokens */
+  float *mem;
+  float *x, *ln, *mu, *rs, *qkv, *atty, *tmp, *fc1, *gelu, *att_scratch, *states;
+  int *grp; /* [rows]: active rows of a step, in order */
+  float *lm; /* logits of a step's active rows before the scatter, allocated on
+              * the first step with inactive rows that asks for logits */
+  size_t cap_lm;
+};
+
+/* ---- config --------------------------------------------------------------- */
+
+void decoder_config_default(decoder_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->dropout = 0.1f;
+  cfg->ln_eps = 1e-5f;
+}
+
+int decoder_config_check(decoder_config *c, foil_err *err) {
+#define NEED(cond, ...) \
+  if (!(cond)) return foil_err_set(err, FOIL_EINVAL, __VA_ARGS__)
+  NEED(c->n_layers >= 1 && c->n_layers <= 1024, "n_layers must be in 1..1024, got %d", c->n_layers);
+  NEED(c->d_model >= 1 && c->d_model <= 65536, "d_model must be in 1..65536, got %d", c->d_model);
+  NEED(c->n_heads >= 1 && c->d_model % c->n_heads == 0, "n_heads (%d) must divide d_model (%d)",
+       c->n_heads, c->d_model);
+  if (c->d_ff == 0) c->d_ff = 4 * c->d_model;
+  NEED(c->d_ff >= 1 && c->d_ff <= 1 << 20, "d_ff must be in 1..1048576, got %d", c->d_ff);
+  NEED(c->vocab >= 1 && c->vocab <= 1 << 24, "vocab must be in 1..16777216, got %d", c->vocab);
+  NEED(c->max_len >= 1 && c->max_len <= 1 << 16, "max_len must be in 1..65536, got %d", c->max_len);
+  NEED(c->dropout >= 0.0f && c->dropout < 1.0f, "dropout must be in [0,1), got %g", (double)c->dropout);
+  NEED(c->ln_eps > 0.0f && c->ln_eps < 1.0f, "ln_eps must be in (0,1), got %g", (double)c->ln_eps);
+#undef NEED
+  return FOIL_OK;
+}
+
+/* ---- parameters ------------------------------------------------------------- */
+
+static void layout(decoder *d) {
+  const decoder_config *c = &d->cfg;
+  int L = c->n_layers, C = c->d_model, F = c->d_ff, V = c->vocab;
+  struct { const char *name; int ndim, s0, s1, s2, decay; } spec[DEC_NTENSORS] = {
+      [DEC_WTE] = {"wte", 2, V, C, 0, 1},          [DEC_WPE] = {"wpe", 2, c->max_len, C, 0, 1},
+      [DEC_LN1_W] = {"ln1_w", 2, L, C, 0, 0},      [DEC_LN1_B] = {"ln1_b", 2, L, C, 0, 0},
+      [DEC_QKV_W] = {"qkv_w", 3, L, 3 * C, C, 1},  [DEC_QKV_B] = {"qkv_b", 2, L, 3 * C, 0, 0},
+      [DEC_ATTO_W] = {"atto_w", 3, L, C, C, 1},    [DEC_ATTO_B] = {"atto_b", 2, L, C, 0, 0},
+      [DEC_LN2_W] = {"ln2_w", 2, L, C, 0, 0},      [DEC_LN2_B] = {"ln2_b", 2, L, C, 0, 0},
+      [DEC_FC1_W] = {"fc1_w", 3, L, F, C, 1},      [DEC_FC1_B] = {"fc1_b", 2, L, F, 0, 0},
+      [DEC_FC2_W] = {"fc2_w", 3, L, C, F, 1},      [DEC_FC2_B] = {"fc2_b", 2, L, C, 0, 0},
+      [DEC_LNF_W] = {"lnf_w", 1, C, 0, 0, 0},      [DEC_LNF_B] = {"lnf_b", 1, C, 0, 0, 0},
+  };
+  size_t off = 0;
+  for (int i = 0; i < DEC_NTENSORS; i++) {
+    encoder_tensor *t = &d->t[i];
+    t->name = spec[i].name;
+    t->ndim = spec[i].ndim;
+    t->shape[0] = spec[i].s0;
+    t->shape[1] = spec[i].s1;
+    t->shape[2] = spec[i].s2;
+    t->decay = spec[i].decay;
+    t->offset = off;
+    t->size = 1;
+    for (int k = 0; k < t->ndim; k++) t->size *= (size_t)t->shape[k];
+    off += t->size;
+  }
+  d->nparams = off;
+}
+
+int decoder_new(decoder **out, const decoder_config *cfg, foil_err *err) {
+  *out = NULL;
+  decoder_config c = *cfg;
+  int rc = decoder_config_check(&c, err);
+  if (rc) return rc;
+  decoder *d = calloc(1, sizeof *d);
+  if (!d) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the decoder");
+  d->cfg = c;
+  layout(d);
+  d->params = calloc(d->nparams, sizeof(float));
+  d->grads = calloc(d->nparams, sizeof(float));
+  if (!d->params || !d->grads) {
+    size_t n = d->nparams;
+    decoder_destroy(&d);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu parameters", n);
+  }
+  *out = d;
+  return FOIL_OK;
+}
+
+void decoder_destroy(decoder **dp) {
+  if (!dp || !*dp) return;
+  decoder *d = *dp;
+  free(d->params);
+  free(d->grads);
+  free(d->act_mem);
+  free(d->la);
+  free(d->logits);
+  free(d->ids);
+  free(d->targets);
+  free(d->lab);
+  free(d->mask);
+  free(d);
+  *dp = NULL;
+}
+
+const decoder_config *decoder_cfg(const decoder *d) { return &d->cfg; }
+size_t decoder_num_params(const decoder *d) { return d->nparams; }
+float *decoder_params(decoder *d) { return d->params; }
+float *decoder_grads(decoder *d) { return d->grads; }
+const encoder_tensor *decoder_tensors(const decoder *d) { return d->t; }
+void decoder_zero_grads(decoder *d) { memset(d->grads, 0, d->nparams * sizeof(float)); }
+
+/* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
+static float *P(const decoder *d, const float *buf, int id, int l) {
+  const encoder_tensor *t = &d->t[id];
+  int stacked = id >= DEC_LN1_W && id <= DEC_FC2_B; /* shape [L, ...] */
+  return (float *)buf + t->offset + (stacked ? t->size / (size_t)t->shape[0] : 0) * (size_t)l;
+}
+
+/* Normal(0, std) from Philox via Box-Muller: element i of tensor id. */
+static float normal_at(uint64_t seed, uint64_t stream, uint64_t i, float std) {
+  float u1 = rng_uniform(seed, stream, 2 * i), u2 = rng_uniform(seed, stream, 2 * i + 1);
+  u1 = u1 > 1e-7f ? u1 : 1e-7f;
+  return std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+void decoder_init(decoder *d, uint64_t seed) {
+  float resid_std = 0.02f / sqrtf(2.0f * (float)d->cfg.n_layers);
+  for (int id = 0; id < DEC_NTENSORS; id++) {
+    const encoder_tensor *t = &d->t[id];
+    float *p = d->params + t->offset;
+    int is_ln_w = id == DEC_LN1_W || id == DEC_LN2_W || id == DEC_LNF_W;
+    float std = id == DEC_ATTO_W || id == DEC_FC2_W ? resid_std : 0.02f;
+    for (size_t i = 0; i < t->size; i++)
+      p[i] = t->decay ? normal_at(seed, (uint64_t)id, i, std) : (is_ln_w ? 1.0f : 0.0f);
+  }
+}
+
+double decoder_forward_flops(const decoder_config *c, int B, int T) {
+  double C = c->d_model, F = c->d_ff ? c->d_ff : 4.0 * c->d_model, N = (double)B * T;
+  /* matmuls, attention counted over the full T×T (as the encoder), LM head */
+  double per_tok = 2.0 * (3 * C * C + C * C + 2 * C * F) + 4.0 * T * C;
+  return N * per_tok * c->n_layers + N * 2.0 * C * c->vocab;
+}
+
+void decoder_lm_head(const decoder *d, float *logits, const float *hidden, int N) {
+  matmul_forward(logits, hidden, d->params + d->t[DEC_WTE].offset, NULL, N, d->cfg.d_model,
+                 d->cfg.vocab);
+}
+
+/* ---- activations ------------------------------------------------------------- */
+
+static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
+  const decoder_config *c = &d->cfg;
+  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
+  int sets = train ? c->n_layers : 1;
+  if (d->act_mem && N <= d->cap_tokens && natt <= d->cap_att && sets <= d->cap_sets &&
+      (!train || d->cap_grad))
+    return FOIL_OK;
+  size_t C = c->d_model, F = c->d_ff, V = c->vocab, lm = (size_t)LM_ROWS * V;
+  size_t wide = 3 * C > F ? 3 * C : F;
+  size_t per_set = N * C * 5 + N * 4 + N * 3 * C + natt + N * F * 2;
+  size_t total = N * C * 2 + (size_t)sets * per_set + N * C + N * 2 + N * wide + natt + 2 * lm +
+                 N + (train ? N * C * 3 + N * wide * 2 : 0);
+  free(d->act_mem);
+  free(d->la);
+  free(d->ids);
+  free(d->targets);
+  free(d->lab);
+  free(d->mask);
+  d->act_mem = malloc(total * sizeof(float));
+  d->la = calloc((size_t)sets, sizeof(layer_acts));
+  d->ids = malloc(N * sizeof(int32_t));
+  d->targets = malloc(N * sizeof(int32_t));
+  d->lab = malloc((size_t)LM_ROWS * sizeof(int32_t));
+  d->mask = malloc(N);
+  if (!d->act_mem || !d->la || !d->ids || !d->targets || !d->lab || !d->mask) {
+    free(d->act_mem);
+    d->act_mem = NULL;
+    d->cap_tokens = d->cap_att = 0;
+    d->cap_sets = d->cap_grad = 0;
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
+  }
+  float *m = d->act_mem;
+#define TAKE(ptr, n) (ptr = m, m += (n))
+  TAKE(d->emb, N * C); TAKE(d->resid0, N * C);
+  for (int s = 0; s < sets; s++) {
+    layer_acts *a = &d->la[s];
+    TAKE(a->ln1, N * C); TAKE(a->ln1_mu, N); TAKE(a->ln1_rs, N);
+    TAKE(a->qkv, N * 3 * C); TAKE(a->att, natt); TAKE(a->atty, N * C);
+    TAKE(a->r1, N * C);
+    TAKE(a->ln2, N * C); TAKE(a->ln2_mu, N); TAKE(a->ln2_rs, N);
+    TAKE(a->fc1, N * F); TAKE(a->gelu, N * F);
+    TAKE(a->r2, N * C);
+  }
+  TAKE(d->lnf, N * C); TAKE(d->lnf_mu, N); TAKE(d->lnf_rs, N);
+  TAKE(d->tmp, N * wide); TAKE(d->att_scratch, natt);
+  TAKE(d->lm_a, lm); TAKE(d->lm_b, lm); TAKE(d->nll, N);
+  d->g_res = d->g_a = d->g_b = d->g_w1 = d->g_w2 = NULL;
+  if (train) {
+    TAKE(d->g_res, N * C); TAKE(d->g_a, N * C); TAKE(d->g_b, N * C);
+    TAKE(d->g_w1, N * wide); TAKE(d->g_w2, N * wide);
+  }
+#undef TAKE
+  d->cap_tokens = N;
+  d->cap_att = natt;
+  d->cap_sets = sets;
+  d->cap_grad = train;
+  return FOIL_OK;
+}
+
+/* ---- forward ------------------------------------------------------------------- */
+
+/* Dropout streams as encoder.c: site 0 the embeddings; layer l owns
+ * 1+3l (attention probabilities), 2+3l (attention output), 3+3l (FFN). */
+static uint64_t stream_of(uint64_t call, int site) { return (call << 20) ^ (uint64_t)site; }
+
+/* Per-layer hook of the shared forward (prefill fills the cache from it). */
+typedef void (*layer_hook)(void *ctx, int l, const float *qkv, const float *x_after);
+
+/* The transformer body: embeddings, L layers, final norm into d->lnf.
+ * Inputs already validated and copied into d->ids / d->mask. */
+static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uint64_t call,
+                         layer_hook hook, void *ctx) {
+  const decoder_config *c = &d->cfg;
+  const int N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
+  const size_t NC = (size_t)N * C;
+  const float p = train ? c->dropout : 0.0f;
+  float *W = d->params;
+  embed_forward(d->emb, d->ids, W + d->t[DEC_WTE].offset, W + d->t[DEC_WPE].offset, B, T, C);
+  const float *x = d->emb;
+  if (p > 0.0f) {
+    dropout_forward(d->resid0, d->emb, NC, p, seed, stream_of(call, 0), 0);
+    x = d->resid0;
+  }
+  d->x0 = x;
+  if (hook) hook(ctx, -1, NULL, x);
+  for (int l = 0; l < c->n_layers; l++) {
+    layer_acts *a = &d->la[train ? l : 0];
+    layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, x, P(d, W, DEC_LN1_W, l),
+                      P(d, W, DEC_LN1_B, l), N, C, c->ln_eps);
+    matmul_forward(a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
+    attention_forward(a->atty, a->att, d->att_scratch, a->qkv, d->mask, B, T, C, NH, 1, p, seed,
+                      stream_of(call, 1 + 3 * l), 0);
+    matmul_forward(d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
+    dropout_forward(d->tmp, d->tmp, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    residual_forward(a->r1, x, d->tmp, NC);
+    layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(d, W, DEC_LN2_W, l),
+                      P(d, W, DEC_LN2_B, l), N, C, c->ln_eps);
+    matmul_forward(a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
+    gelu_forward(a->gelu, a->fc1, (size_t)N * F);
+    matmul_forward(d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
+    dropout_forward(d->tmp, d->tmp, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    residual_forward(a->r2, a->r1, d->tmp, NC);
+    x = a->r2;
+    if (hook) hook(ctx, l, a->qkv, x);
+  }
+  layernorm_forward(d->lnf, d->lnf_mu, d->lnf_rs, x, W + d->t[DEC_LNF_W].offset,
+                    W + d->t[DEC_LNF_B].offset, N, C, c->ln_eps);
+}
+
+static int check_ids(const decoder *d, const int32_t *ids, size_t n, foil_err *err) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= d->cfg.vocab)
+      return foil_err_set(err, FOIL_EINVAL,
+                          "token id %d at position %zu is outside the vocabulary [0,%d)", ids[i], i,
+                          d->cfg.vocab);
+  return FOIL_OK;
+}
+
+int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, const uint8_t *mask,
+                    int B, int T, int train, uint64_t seed, uint64_t call, float *loss,
+                    const float **hidden, const float **logits, const float **nll,
+                    foil_err *err) {
+  const decoder_config *c = &d->cfg;
+  d->have_fwd = 0;
+  if (loss) *loss = 0.0f;
+  if (hidden) *hidden = NULL;
+  if (logits) *logits = NULL;
+  if (nll) *nll = NULL;
+  if (B < 1 || T < 1)
+    return foil_err_set(err, FOIL_EINVAL, "batch %d x length %d: both must be >= 1", B, T);
+  if (T > c->max_len)
+    return foil_err_set(err, FOIL_EINVAL, "sequence length %d exceeds max_len %d", T, c->max_len);
+  const size_t N = (size_t)B * T, V = (size_t)c->vocab, C = (size_t)c->d_model;
+  int rc = check_ids(d, ids, N, err);
+  if (rc) return rc;
+  if (targets)
+    for (size_t i = 0; i < N; i++)
+      if (targets[i] < -1 || targets[i] >= c->vocab)
+        return foil_err_set(err, FOIL_EINVAL,
+                            "target %d at position %zu is outside the vocabulary [0,%d) (-1 ignores)",
+                            targets[i], i, c->vocab);
+  rc = ensure_acts(d, B, T, train, err);
+  if (rc) return rc;
+  if (logits && d->cap_logits < N * V) {
+    free(d->logits);
+    d->logits = malloc(N * V * sizeof(float));
+    d->cap_logits = d->logits ? N * V : 0;
+    if (!d->logits)
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory for [%d,%d,%zu] logits", B, T, V);
+  }
+  memcpy(d->ids, ids, N * sizeof(int32_t));
+  if (mask)
+    memcpy(d->mask, mask, N);
+  else
+    memset(d->mask, 1, N);
+  int nt = 0;
+  for (size_t i = 0; i < N; i++) {
+    d->targets[i] = targets ? targets[i] : -1;
+    nt += d->targets[i] >= 0;
+  }
+  body_forward(d, B, T, train, seed, call, NULL, NULL);
+
+  /* LM head chunk by chunk (the same sgemm shapes whether or not the
+   * logits are kept, so loss and nll have the same bits either way) */
+  double total = 0.0;
+  const int want_ce = nt > 0;
+  if (logits || want_ce) {
+    for (size_t r0 = 0; r0 < N; r0 += LM_ROWS) {
+      int n = (int)(N - r0 < LM_ROWS ? N - r0 : LM_ROWS);
+      float *lg = logits ? d->logits + r0 * V : d->lm_a;
+      decoder_lm_head(d, lg, d->lnf + r0 * C, n);
+      if (!want_ce) continue;
+      for (int i = 0; i < n; i++) d->lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
+      crossentropy_forward(d->nll + r0, d->lm_b, lg, d->lab, n, (int)V);
+      for (int i = 0; i < n; i++) {
+        if (d->targets[r0 + i] < 0)
+          d->nll[r0 + i] = 0.0f;
+        else
+          total += d->nll[r0 + i]; /* in row order: the same bits on any thread count */
+      }
+    }
+  }
+  if (!want_ce) memset(d->nll, 0, N * sizeof(float));
+  d->n_targets = nt;
+  if (loss) *loss = nt > 0 ? (float)(total / nt) : 0.0f;
+  if (hidden) *hidden = d->lnf;
+  if (logits) *logits = d->logits;
+  if (nll) *nll = d->nll;
+  d->B = B;
+  d->T = T;
+  d->train = train;
+  d->seed = seed;
+  d->call = call;
+  d->have_fwd = 1;
+  return FOIL_OK;
+}
+
+/* ---- backward ------------------------------------------------------------------- */
+
+int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err) {
+  const decoder_config *c = &d->cfg;
+  if (!d->have_fwd || !d->train)
+    return foil_err_set(err, FOIL_EPRECOND,
+                        "decoder_backward needs a training forward first (train != 0; set dropout "
+                        "0 for a deterministic gradient)");
+  const int B = d->B, T = d->T, N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
+  const int V = c->vocab;
+  const size_t NC = (size_t)N * C, NF = (size_t)N * F;
+  const float p = c->dropout;
+  const uint64_t seed = d->seed, call = d->call;
+  float *W = d->params, *G = d->grads;
+  float *wte = W + d->t[DEC_WTE].offset, *dwte = G + d->t[DEC_WTE].offset;
+  float *gres = d->g_res, *ga = d->g_a, *gb = d->g_b;
+
+  /* d(hidden) = dhidden + LM head's share of the loss, into ga */
+  if (dhidden)
+    memcpy(ga, dhidden, NC * sizeof(float));
+  else
+    memset(ga, 0, NC * sizeof(float));
+  if (d->n_targets > 0 && loss_weight != 0.0f) {
+    float scale = loss_weight / (float)d->n_targets;
+    for (int r0 = 0; r0 < N; r0 += LM_ROWS) {
+      int n = N - r0 < LM_ROWS ? N - r0 : LM_ROWS, any = 0;
+      for (int i = 0; i < n; i++) {
+        d->lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
+        any |= d->targets[r0 + i] >= 0;
+      }
+      if (!any) continue;
+      const float *h = d->lnf + (size_t)r0 * C;
+      decoder_lm_head(d, d->lm_a, h, n); /* recomputed: no [N,V] kept */
+      crossentropy_forward(d->tmp, d->lm_b, d->lm_a, d->lab, n, V);
+      memset(d->lm_a, 0, (size_t)n * V * sizeof(float));
+      crossentropy_backward(d->lm_a, d->lm_b, d->lab, n, V, scale);
+      for (int i = 0; i < n; i++)
+        if (d->targets[r0 + i] < 0) memset(d->lm_a + (size_t)i * V, 0, (size_t)V * sizeof(float));
+      matmul_backward(ga + (size_t)r0 * C, dwte, NULL, d->lm_a, h, wte, n, C, V);
+    }
+  }
+  /* final norm */
+  const float *xL = d->la[c->n_layers - 1].r2;
+  memset(gres, 0, NC * sizeof(float));
+  layernorm_backward(gres, G + d->t[DEC_LNF_W].offset, G + d->t[DEC_LNF_B].offset, ga, xL,
+                     W + d->t[DEC_LNF_W].offset, d->lnf_mu, d->lnf_rs, N, C);
+
+  /* layers, last to first; gres holds d(layer output) and becomes d(input) */
+  for (int l = c->n_layers - 1; l >= 0; l--) {
+    layer_acts *a = &d->la[l];
+    const float *x = l == 0 ? d->x0 : d->la[l - 1].r2;
+    float *gw1 = d->g_w1, *gw2 = d->g_w2;
+    /* r2 = r1 + drop(fc2(gelu(fc1(LN2(r1))))) */
+    float *dh = gb;
+    memcpy(dh, gres, NC * sizeof(float));
+    memset(d->tmp, 0, NC * sizeof(float));
+    dropout_backward(d->tmp, gres, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    memset(gw1, 0, NF * sizeof(float));
+    matmul_backward(gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu,
+                    P(d, W, DEC_FC2_W, l), N, F, C);
+    memset(gw2, 0, NF * sizeof(float));
+    gelu_backward(gw2, a->fc1, a->gelu, gw1, NF);
+    memset(ga, 0, NC * sizeof(float));
+    matmul_backward(ga, P(d, G, DEC_FC1_W, l), P(d, G, DEC_FC1_B, l), gw2, a->ln2,
+                    P(d, W, DEC_FC1_W, l), N, C, F);
+    layernorm_backward(dh, P(d, G, DEC_LN2_W, l), P(d, G, DEC_LN2_B, l), ga, a->r1,
+                       P(d, W, DEC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, C);
+    /* dh = d(r1); r1 = x + drop(atto(attn(qkv(LN1(x))))) */
+    memcpy(gres, dh, NC * sizeof(float));
+    memset(d->tmp, 0, NC * sizeof(float));
+    dropout_backward(d->tmp, dh, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    memset(ga, 0, NC * sizeof(float));
+    matmul_backward(ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty,
+                    P(d, W, DEC_ATTO_W, l), N, C, C);
+    memset(gw1, 0, (size_t)N * 3 * C * sizeof(float));
+    attention_backward(gw1, d->att_scratch, ga, a->qkv, a->att, B, T, C, NH, p, seed,
+                       stream_of(call, 1 + 3 * l), 0);
+    memset(gb, 0, NC * sizeof(float));
+    matmul_backward(gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1,
+                    P(d, W, DEC_QKV_W, l), N, C, 3 * C);
+    layernorm_backward(gres, P(d, G, DEC_LN1_W, l), P(d, G, DEC_LN1_B, l), gb, x,
+                       P(d, W, DEC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, C);
+  }
+  /* embeddings: x0 = drop(wte[ids] + wpe[t]) */
+  memset(ga, 0, NC * sizeof(float));
+  dropout_backward(ga, gres, NC, p, seed, stream_of(call, 0), 0);
+  embed_backward(dwte, G + d->t[DEC_WPE].offset, ga, d->ids, B, T, C);
+  return FOIL_OK;
+}
+
+/* ---- KV cache ------------------------------------------------------------------- */
+
+int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_len, int cands,
+                      foil_err *err) {
+  *out = NULL;
+  const decoder_config *c = &d->cfg;
+  if (rows < 1) return foil_err_set(err, FOIL_EINVAL, "cache rows must be >= 1, got %d", rows);
+  if (max_len < 1 || max_len > c->max_len)
+    return foil_err_set(err, FOIL_EINVAL, "cache max_len %d must be in 1..%d (the model's positions)",
+                        max_len, c->max_len);
+  if (cands < 1) return foil_err_set(err, FOIL_EINVAL, "cache cands must be >= 1, got %d", cands);
+  decoder_cache *k = calloc(1, sizeof *k);
+  if (!k) return foil_err_set(err, FOIL_ENOMEM, "out of memory for a cache");
+  k->L = c->n_layers;
+  k->C = c->d_model;
+  k->F = c->d_ff;
+  k->V = c->vocab;
+  k->NH = c->n_heads;
+  k->rows = rows;
+  k->max_len = max_len;
+  k->cands = cands;
+  size_t L = k->L, C = k->C, F = k->F, R = rows, n = R * cands;
+  size_t kv = L * R * max_len * C, s = L * R * cands * C;
+  size_t total = 2 * kv + 2 * s + n * C * 4 + n * 2 + n * 3 * C + n * F * 2 +
+                 n * k->NH * ((size_t)max_len + 1) + (L + 1) * R * C;
+  k->mem = calloc(total, sizeof(float));
+  k->len = calloc(R, sizeof(int));
+  k->grp = calloc(R, sizeof(int));
+  k->stepped = calloc(R, 1);
+  if (!k->mem || !k->len || !k->grp || !k->stepped) {
+    decoder_cache_destroy(&k);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a cache of %d rows x %d positions",
+                        rows, max_len);
+  }
+  float *m = k->mem;
+#define TAKE(ptr, cnt) (ptr = m, m += (cnt))
+  TAKE(k->k, kv); TAKE(k->v, kv); TAKE(k->sk, s); TAKE(k->sv, s);
+  TAKE(k->x, n * C); TAKE(k->ln, n * C); TAKE(k->atty, n * C); TAKE(k->tmp, n * C);
+  TAKE(k->mu, n); TAKE(k->rs, n); TAKE(k->qkv, n * 3 * C);
+  TAKE(k->fc1, n * F); TAKE(k->gelu, n * F);
+  TAKE(k->att_scratch, n * k->NH * ((size_t)max_len + 1));
+  TAKE(k->states, (L + 1) * R * C);
+#undef TAKE
+  *out = k;
+  return FOIL_OK;
+}
+
+void decoder_cache_destroy(decoder_cache **cp) {
+  if (!cp || !*cp) return;
+  decoder_cache *c = *cp;
+  free(c->mem);
+  free(c->len);
+  free(c->grp);
+  free(c->stepped);
+  free(c->lm);
+  free(c);
+  *cp = NULL;
+}
+
+const int *decoder_cache_lens(const decoder_cache *c) { return c->len; }
+
+void decoder_cache_reset(decoder_cache *c) {
+  memset(c->len, 0, (size_t)c->rows * sizeof(int));
+  memset(c->stepped, 0, (size_t)c->rows);
+}
+
+static int cache_matches(const decoder *d, const decoder_cache *c, foil_err *err) {
+  if (c->L != d->cfg.n_layers || c->C != d->cfg.d_model || c->F != d->cfg.d_ff ||
+      c->V != d->cfg.vocab || c->NH != d->cfg.n_heads)
+    return foil_err_set(err, FOIL_EINVAL, "the cache was made for a decoder of another config");
+  return FOIL_OK;
+}
+
+/* Slot t of row r in layer l of a [L, rows, slots, C] buffer. */
+static float *slot(const decoder_cache *c, float *buf, int l, int r, int slots, int t) {
+  return buf + (((size_t)l * c->rows + r) * slots + t) * c->C;
+}
+
+typedef struct {
+  decoder_cache *c;
+  const int *lens;
+  int T;
+  float *states; /* [L+1, rows, C] or NULL */
+} prefill_ctx;
+
+/* After layer l (l = -1: the embeddings): store the keys/values of every
+ * real position, and the last token's residual stream for DoLa. */
+static void prefill_hook(void *vctx, int l, const float *qkv, const float *x_after) {
+  prefill_ctx *p = vctx;
+  decoder_cache *c = p->c;
+  const int C = c->C, T = p->T;
+  if (qkv)
+    for (int r = 0; r < c->rows; r++)
+      for (int t = 0; t < p->lens[r]; t++) {
+        const float *src = qkv + ((size_t)r * T + t) * 3 * C;
+        memcpy(slot(c, c->k, l, r, c->max_len, t), src + C, (size_t)C * sizeof(float));
+        memcpy(slot(c, c->v, l, r, c->max_len, t), src + 2 * C, (size_t)C * sizeof(float));
+      }
+  if (p->states)
+    for (int r = 0; r < c->rows; r++)
+      memcpy(p->states + ((size_t)(l + 1) * c->rows + r) * C,
+             x_after + ((size_t)r * T + p->lens[r] - 1) * C, (size_t)C * sizeof(float));
+}
+
+int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int *lens, int T,
+                    float *logits, float *hidden, float *layers, foil_err *err) {
+  const decoder_config *cf = &d->cfg;
+  d->have_fwd = 0;
+  int rc = cache_matches(d, c, err);
+  if (rc) return rc;
+  if (T < 1 || T > c->max_len)
+    return foil_err_set(err, FOIL_EINVAL, "prompt length %d must be in 1..%d (the cache's max_len)",
+                        T, c->max_len);
+  const int rows = c->rows, C = cf->d_model, L = cf->n_layers;
+  for (int r = 0; r < rows; r++) {
+    if (lens[r] < 1 || lens[r] > T)
+      return foil_err_set(err, FOIL_EINVAL, "prompt %d has length %d, must be in 1..%d", r, lens[r],
+                          T);
+    for (int t = 0; t < lens[r]; t++) {
+      int32_t id = ids[(size_t)r * T + t];
+      if (id < 0 || id >= cf->vocab)
+        return foil_err_set(err, FOIL_EINVAL,
+                            "token id %d of prompt %d at position %d is outside the vocabulary [0,%d)",
+                            id, r, t, cf->vocab);
+    }
+  }
+  rc = ensure_acts(d, rows, T, 0, err);
+  if (rc) return rc;
+  for (int r = 0; r < rows; r++)
+    for (int t = 0; t < T; t++) {
+      size_t i = (size_t)r * T + t;
+      d->ids[i] = t < lens[r] ? ids[i] : 0; /* ignored positions: any valid id */
+      d->mask[i] = t < lens[r];
+    }
+  prefill_ctx ctx = {c, lens, T, layers ? c->states : NULL};
+  body_forward(d, rows, T, 0, 0, 0, prefill_hook, &ctx);
+  for (int r = 0; r < rows; r++) {
+    c->len[r] = lens[r];
+    c->stepped[r] = 0;
+  }
+  if (hidden)
+    for (int r = 0; r < rows; r++)
+      for (int t = 0; t < T; t++) {
+        float *h = hidden + ((size_t)r * T + t) * C;
+        if (t < lens[r])
+          memcpy(h, d->lnf + ((size_t)r * T + t) * C, (size_t)C * sizeof(float));
+        else
+          memset(h, 0, (size_t)C * sizeof(float));
+      }
+  /* the last token's final state, gathered into the states' slot L */
+  if (logits || layers) {
+    float *last = c->states + (size_t)L * rows * C;
+    for (int r = 0; r < rows; r++)
+      memcpy(last + (size_t)r * C, d->lnf + ((size_t)r * T + lens[r] - 1) * C,
+             (size_t)C * sizeof(float));
+    if (layers)
+      decoder_lm_head(d, layers, c->states, (L + 1) * rows);
+    if (logits) {
+      if (layers)
+        memcpy(logits, layers + (size_t)L * rows * cf->vocab,
+               (size_t)rows * cf->vocab * sizeof(float));
+      else
+        decoder_lm_head(d, logits, last, rows);
+    }
+  }
+  return FOIL_OK;
+}
+
+int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const uint8_t *active,
+                 float *logits, float *hidden, float *layers, foil_err *err) {
+  const decoder_config *cf = &d->cfg;
+  int rc = cache_matches(d, c, err);
+  if (rc) return rc;
+  if (R < 1 || R > c->cands)
+    return foil_err_set(err, FOIL_EINVAL, "%d candidates per row: must be in 1..%d (the cache's cands)",
+                        R, c->cands);
+  if (layers && R != 1)
+    return foil_err_set(err, FOIL_EINVAL, "per-layer logits need one candidate per row, got %d", R);
+  const int rows = c->rows, C = cf->d_model, F = cf->d_ff, L = cf->n_layers, V = cf->vocab;
+  int na = 0;
+  for (int r = 0; r < rows; r++) {
+    if (active && !active[r]) continue;
+    if (c->len[r] >= c->max_len)
+      return foil_err_set(err, FOIL_EINVAL,
+                          "row %d is full: length %d, the cache's max_len is %d", r, c->len[r],
+                          c->max_len);
+    for (int i = 0; i < R; i++) {
+      int32_t id = ids[(size_t)r * R + i];
+      if (id < 0 || id >= V)
+        return foil_err_set(err, FOIL_EINVAL,
+                            "token id %d of row %d, candidate %d is outside the vocabulary [0,%d)",
+                            id, r, i, V);
+    }
+    c->grp[na++] = r;
+  }
+  for (int r = 0; r < rows; r++) c->stepped[r] = 0;
+  c->last_R = R;
+  if (na == 0) return FOIL_OK;
+  const int n = na * R;
+  /* the LM head runs as one product over all active tokens (wte read once);
+   * with inactive rows it writes c->lm first, scattered to the rows after */
+  if ((logits || layers) && na < rows) {
+    size_t need = (size_t)(layers ? (L + 1) * na : n) * V;
+    if (need > c->cap_lm) {
+      free(c->lm);
+      c->lm = malloc(need * sizeof(float));
+      c->cap_lm = c->lm ? need : 0;
+      if (!c->lm)
+        return foil_err_set(err, FOIL_ENOMEM, "out of memory for the logits of %d tokens",
+                            layers ? (L + 1) * na : n);
+    }
+  }
+
+  const size_t nC = (size_t)n * C;
+  float *W = d->params;
+  const float *wte = W + d->t[DEC_WTE].offset, *wpe = W + d->t[DEC_WPE].offset;
+  /* embeddings of the n new tokens (group g's token i is token g·R+i) */
+  for (int g = 0; g < na; g++)
+    for (int i = 0; i < R; i++) {
+      int r = c->grp[g];
+      float *x = c->x + ((size_t)g * R + i) * C;
+      memcpy(x, wte + (size_t)ids[(size_t)r * R + i] * C, (size_t)C * sizeof(float));
+      add_inplace(x, wpe + (size_t)c->len[r] * C, (size_t)C);
+    }
+  if (layers)
+    for (int g = 0; g < na; g++)
+      memcpy(c->states + (size_t)g * C, c->x + (size_t)g * C, (size_t)C * sizeof(float));
+  for (int l = 0; l < L; l++) {
+    layernorm_forward(c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN1_W, l), P(d, W, DEC_LN1_B, l), n,
+                      C, cf->ln_eps);
+    matmul_forward(c->qkv, c->ln, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), n, C, 3 * C);
+    /* the candidates' keys/values wait in the step scratch for commit */
+    for (int g = 0; g < na; g++)
+      for (int i = 0; i < R; i++) {
+        const float *q = c->qkv + ((size_t)g * R + i) * 3 * C;
+        memcpy(slot(c, c->sk, l, c->grp[g], c->cands, i), q + C, (size_t)C * sizeof(float));
+        memcpy(slot(c, c->sv, l, c->grp[g], c->cands, i), q + 2 * C, (size_t)C * sizeof(float));
+      }
+    attention_cache_forward(c->atty, c->att_scratch, c->qkv, slot(c, c->k, l, 0, c->max_len, 0),
+                            slot(c, c->v, l, 0, c->max_len, 0), c->len, c->grp, na, R, c->max_len,
+                            C, cf->n_heads);
+    matmul_forward(c->tmp, c->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), n, C, C);
+    add_inplace(c->x, c->tmp, nC);
+    layernorm_forward(c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN2_W, l), P(d, W, DEC_LN2_B, l), n,
+                      C, cf->ln_eps);
+    matmul_forward(c->fc1, c->ln, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), n, C, F);
+    gelu_forward(c->gelu, c->fc1, (size_t)n * F);
+    matmul_forward(c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
+    add_inplace(c->x, c->tmp, nC);
+    if (layers && l < L - 1)
+      memcpy(c->states + (size_t)(l + 1) * na * C, c->x, nC * sizeof(float));
+  }
+  layernorm_forward(c->ln, c->mu, c->rs, c->x, W + d->t[DEC_LNF_W].offset,
+                    W + d->t[DEC_LNF_B].offset, n, C, cf->ln_eps);
+  if (layers) memcpy(c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
+  /* outputs, scattered to the active rows */
+  for (int g = 0; g < na; g++) {
+    int r = c->grp[g];
+    c->stepped[r] = 1;
+    if (hidden)
+      memcpy(hidden + (size_t)r * R * C, c->ln + (size_t)g * R * C, (size_t)R * C * sizeof(float));
+  }
+  if (logits) {
+    if (na == rows) {
+      decoder_lm_head(d, logits, c->ln, n);
+    } else {
+      decoder_lm_head(d, c->lm, c->ln, n);
+      for (int g = 0; g < na; g++)
+        memcpy(logits + (size_t)c->grp[g] * R * V, c->lm + (size_t)g * R * V,
+               (size_t)R * V * sizeof(float));
+    }
+  }
+  if (layers) {
+    /* [L+1, na, C] states -> [L+1, rows, V] logits (R == 1) */
+    if (na == rows) {
+      decoder_lm_head(d, layers, c->states, (L + 1) * na);
+    } else {
+      decoder_lm_head(d, c->lm, c->states, (L + 1) * na);
+      for (int j = 0; j <= L; j++)
+        for (int g = 0; g < na; g++)
+          memcpy(layers + ((size_t)j * rows + c->grp[g]) * V, c->lm + ((size_t)j * na + g) * V,
+                 (size_t)V * sizeof(float));
+    }
+  }
+  return FOIL_OK;
+}
+
+void decoder_cache_commit(decoder_cache *c, const int *choice, const uint8_t *active) {
+  const size_t bytes = (size_t)c->C * sizeof(float);
+  for (int r = 0; r < c->rows; r++) {
+    if ((active && !active[r]) || !c->stepped[r] || c->len[r] >= c->max_len) continue;
+    int ch = choice ? choice[r] : 0;
+    if (ch < 0 || ch >= c->last_R) continue;
+    for (int l = 0; l < c->L; l++) {
+      memcpy(slot(c, c->k, l, r, c->max_len, c->len[r]), slot(c, c->sk, l, r, c->cands, ch), bytes);
+      memcpy(slot(c, c->v, l, r, c->max_len, c->len[r]), slot(c, c->sv, l, r, c->cands, ch), bytes);
+    }
+    c->len[r]++;
+    c->stepped[r] = 0;
+  }
+}
+
+int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
+  const int rows = c->rows;
+  int changed = 0;
+  for (int r = 0; r < rows; r++) {
+    if (src[r] < 0 || src[r] >= rows)
+      return foil_err_set(err, FOIL_EINVAL, "reorder: row %d's source %d is not in 0..%d", r,
+                          src[r], rows - 1);
+    changed += src[r] != r;
+  }
+  for (int r = 0; r < rows; r++) c->stepped[r] = 0; /* candidates no longer match their rows */
+  if (!changed) return FOIL_OK;
+  /* Snapshot every source a changed row reads (a permutation may overwrite
+   * a source before it is read), then copy. */
+  int *slot_of = malloc((size_t)rows * sizeof(int)), *lens = malloc((size_t)rows * sizeof(int));
+  if (!slot_of || !lens) {
+    free(slot_of);
+    free(lens);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory to reorder the cache");
+  }
+  int ns = 0;
+  for (int r = 0; r < rows; r++) slot_of[r] = -1;
+  for (int r = 0; r < rows; r++)
+    if (src[r] != r && slot_of[src[r]] < 0) slot_of[src[r]] = ns++;
+  size_t per = (size_t)c->L * c->max_len * c->C; /* one row, all layers, of k or v */
+  float *snap = malloc((size_t)ns * 2 * per * sizeof(float));
+  if (!snap) {
+    free(slot_of);
+    free(lens);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory to reorder the cache");
+  }
+  const size_t bytes_row = (size_t)c->C * sizeof(float);
+  for (int s = 0; s < rows; s++) {
+    if (slot_of[s] < 0) continue;
+    float *dst = snap + (size_t)slot_of[s] * 2 * per;
+    size_t n = (size_t)c->len[s] * bytes_row;
+    for (int l = 0; l < c->L; l++) {
+      memcpy(dst + (size_t)l * c->max_len * c->C, slot(c, c->k, l, s, c->max_len, 0), n);
+      memcpy(dst + per + (size_t)l * c->max_len * c->C, slot(c, c->v, l, s, c->max_len, 0), n);
+    }
+  }
+  memcpy(lens, c->len, (size_t)rows * sizeof(int));
+  for (int r = 0; r < rows; r++) {
+    if (src[r] == r) continue;
+    const float *from = snap + (size_t)slot_of[src[r]] * 2 * per;
+    size_t n = (size_t)lens[src[r]] * bytes_row;
+    for (int l = 0; l < c->L; l++) {
+      memcpy(slot(c, c->k, l, r, c->max_len, 0), from + (size_t)l * c->max_len * c->C, n);
+      memcpy(slot(c, c->v, l, r, c->max_len, 0), from + per + (size_t)l * c->max_len * c->C, n);
+    }
+    c->len[r] = lens[src[r]];
+  }
+  free(snap);
+  free(slot_of);
+  free(lens);
+  return FOIL_OK;
+}
