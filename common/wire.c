@@ -118,8 +118,11 @@ static int utf8_ok(const unsigned char *s) {
   return 1;
 }
 
-int wire_check_utf8(const ProtobufCMessage *msg, foil_err *err) {
+int wire_check_msg(const ProtobufCMessage *msg, foil_err *err) {
   const ProtobufCMessageDescriptor *d = msg->descriptor;
+  for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+    if (msg->unknown_fields[i].tag == 0)
+      return foil_err_set(err, FOIL_EINVAL, "%s has a field numbered 0 (not a valid protobuf message)", d->short_name);
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
@@ -141,7 +144,7 @@ int wire_check_utf8(const ProtobufCMessage *msg, foil_err *err) {
         if (!utf8_ok(v))
           return foil_err_set(err, FOIL_EINVAL, "%s.%s is not valid UTF-8", d->short_name, f->name);
       } else {
-        int rc = wire_check_utf8(v, err);
+        int rc = wire_check_msg(v, err);
         if (rc) return rc;
       }
     }

@@ -55,9 +55,13 @@ int wire_send(void *sock, const char *id, const ProtobufCMessage *msg, int flags
  * field when s is longer than max. */
 int wire_check_len(const char *field, const char *s, size_t max, foil_err *err);
 
-/* proto3 strings must be UTF-8, and protobuf-c does not check on unpack:
- * walks msg (nested messages too) and returns FOIL_EINVAL naming the first
- * string field that is not valid UTF-8. Cost: one pass over the strings. */
-int wire_check_utf8(const ProtobufCMessage *msg, foil_err *err);
+/* What protobuf-c does not check on unpack, checked on every received
+ * message: proto3 strings must be UTF-8, and no field may have number 0
+ * (invalid in protobuf; protobuf-c keeps one, spelled with a padded
+ * varint, as an unknown field, and a message re-packed with it no longer
+ * unpacks — a stored job spec would then not load). Walks msg (nested
+ * messages too) and returns FOIL_EINVAL naming the first offending field.
+ * Cost: one pass over the strings. */
+int wire_check_msg(const ProtobufCMessage *msg, foil_err *err);
 
 #endif

@@ -466,7 +466,7 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   send_assign(c, j, a);
 }
 
-static void schedule(coord *c) {
+void coord_schedule(coord *c) {
   double t0 = log_mono(), now = log_now();
   /* compact the active list; cancel jobs whose dependencies failed */
   size_t k = 0;
@@ -618,6 +618,9 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   snprintf(c->root, sizeof c->root, "%s", o->root);
   char path[1200];
   int rc = foil_mkdirs(c->root, err);
+  if (!rc) rc = confine_init(&c->cf, c->root, err);
+  for (int i = 0; !rc && i < o->n_allow_dirs; i++)
+    if ((rc = confine_allow(&c->cf, o->allow_dirs[i], err))) rc = foil_err_set(err, rc, "--allow-dir: %.900s", err->msg);
   if (!rc) {
     snprintf(path, sizeof path, "%s/coordinator.db", c->root);
     rc = store_open(&c->st, path, err);
@@ -650,11 +653,18 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     if (!rc) rc = bind_ep(c, c->wrk, o->workers, c->wrk_ep, sizeof c->wrk_ep, err);
   }
   if (!rc) {
-    char json[1024];
-    int len = snprintf(json, sizeof json, "{\"control\": \"%s\", \"workers\": \"%s\", \"pid\": %ld}\n",
-                       c->ctl_ep, c->wrk_ep, (long)getpid());
+    /* endpoints for clients; allow_dirs (resolved) for foil-run's own check */
+    cJSON *j = cJSON_CreateObject(), *dirs = cJSON_CreateArray();
+    cJSON_AddStringToObject(j, "control", c->ctl_ep);
+    cJSON_AddStringToObject(j, "workers", c->wrk_ep);
+    cJSON_AddNumberToObject(j, "pid", (double)getpid());
+    for (int i = 1; i < c->cf.n; i++) cJSON_AddItemToArray(dirs, cJSON_CreateString(c->cf.dirs[i]));
+    cJSON_AddItemToObject(j, "allow_dirs", dirs);
+    char *json = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
     snprintf(path, sizeof path, "%s/coordinator.json", c->root);
-    rc = foil_write_file_atomic(path, json, (size_t)len, err);
+    rc = json ? foil_write_file_atomic(path, json, strlen(json), err) : foil_err_set(err, FOIL_ENOMEM, "no memory");
+    free(json);
   }
   if (rc) {
     coord_destroy(&c);
@@ -734,7 +744,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
       check_liveness(c);
       check_limits(c);
     }
-    if (c->dirty || now - c->last_pass >= 1.0) schedule(c);
+    if (c->dirty || now - c->last_pass >= 1.0) coord_schedule(c);
   }
   coord_log(c, "INFO", "stopping (running jobs keep running; workers reconnect to the next coordinator)");
   return FOIL_OK;

@@ -42,7 +42,14 @@ typedef struct {
   int insecure;            /* without CURVE, listen on non-loopback endpoints anyway */
   int max_pending;         /* jobs not yet running per submitter; 0: no limit */
   FILE *log;               /* NULL: stderr */
+  /* Directories besides the data root whose files jobs may name (README
+   * "Path confinement", common/confine.h); recorded in coordinator.json
+   * for foil-run. Each must exist. */
+  const char *const *allow_dirs;
+  int n_allow_dirs;        /* at most COORD_MAX_ALLOW */
 } coord_opts;
+
+#define COORD_MAX_ALLOW 15
 
 typedef struct coord coord;
 

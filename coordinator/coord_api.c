@@ -160,20 +160,12 @@ static Foil__V1__WorkerInfo *worker_msg(coord *c, arena *ar, cworker *w) {
 
 /* ---- submit ----------------------------------------------------------------------- */
 
-static int name_ok(const char *s) {
-  for (; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          *s == '.' || *s == '_' || *s == '-'))
-      return 0;
-  return 1;
-}
-
 /* Checks a submitted spec against the limits of control.proto. */
 static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   int rc;
   if ((rc = wire_check_len("spec.name", s->name, COORD_MAX_NAME, err))) return rc;
-  if (!name_ok(s->name))
-    return foil_err_set(err, FOIL_EINVAL, "spec.name \"%s\" may hold only letters, digits, '.', '_' and '-'", s->name);
+  if (s->name[0] && !confine_name_ok(s->name))
+    return foil_err_set(err, FOIL_EINVAL, "spec.name \"%s\" may hold only letters, digits, '.', '_' and '-' (not \".\" or \"..\")", s->name);
   if ((rc = wire_check_len("spec.kind", s->kind, COORD_MAX_KIND, err))) return rc;
   /* foil-run's kinds carry their spec in spec_json; "command" carries argv;
    * "serve" a JSON object naming its "index" */
@@ -186,12 +178,11 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   if (serve) {
     cJSON *j = cJSON_Parse(s->spec_json);
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
-    int obj = cJSON_IsObject(j), ok = cJSON_IsString(ix) && ix->valuestring[0] &&
-                                      strlen(ix->valuestring) <= COORD_MAX_NAME && name_ok(ix->valuestring);
+    int obj = cJSON_IsObject(j), ok = cJSON_IsString(ix) && confine_name_ok(ix->valuestring);
     cJSON_Delete(j);
     if (!obj) return foil_err_set(err, FOIL_EINVAL, "spec.spec_json must be the serve spec, a JSON object with \"index\"");
     if (!ok)
-      return foil_err_set(err, FOIL_EINVAL, "the serve spec needs \"index\": the index's name (letters, digits, '.', '_', '-')");
+      return foil_err_set(err, FOIL_EINVAL, "the serve spec needs \"index\": the index's name (letters, digits, '.', '_', '-'; not \".\" or \"..\")");
     if (s->n_argv) return foil_err_set(err, FOIL_EINVAL, "spec.argv is for kind \"command\" only");
   }
   if (foil_run) {
@@ -210,6 +201,13 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   if ((rc = wire_check_len("spec.workdir", s->workdir, COORD_MAX_ARG, err))) return rc;
   if (s->workdir[0] && s->workdir[0] != '/')
     return foil_err_set(err, FOIL_EINVAL, "spec.workdir \"%s\" must be an absolute path", s->workdir);
+  /* path confinement (common/confine.h): the working directory, then every
+   * name and file the spec holds; relative paths are from the working
+   * directory, else the job's directory jobs/<id> (jobs/0 stands for it) */
+  if (s->workdir[0] && (rc = confine_path(&c->cf, "spec.workdir", s->workdir, NULL, NULL, err))) return rc;
+  char jobdir[CONFINE_PATH_MAX + 16];
+  snprintf(jobdir, sizeof jobdir, "%s/jobs/0", c->cf.dirs[0]);
+  if ((rc = confine_spec(&c->cf, s->kind, s->spec_json, s->workdir[0] ? s->workdir : jobdir, err))) return rc;
   const Foil__V1__Resources *r = s->resources;
   if (r) {
     if (r->ranks > 4096) return foil_err_set(err, FOIL_EINVAL, "resources.ranks %u is over the limit of 4096", r->ranks);
@@ -262,6 +260,13 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   uint8_t *packed = malloc(len ? len : 1);
   if (!packed) return foil_err_set(err, FOIL_ENOMEM, "no memory for the spec");
   protobuf_c_message_pack(&spec.base, packed);
+  /* what is stored must load again at the next start */
+  Foil__V1__JobSpec *back = foil__v1__job_spec__unpack(NULL, len, packed);
+  if (!back) {
+    free(packed);
+    return foil_err_set(err, FOIL_EINVAL, "the spec does not read back once packed (a malformed field)");
+  }
+  foil__v1__job_spec__free_unpacked(back, NULL);
   store_job row = {.submission_id = submission_id, .spec = packed, .spec_len = len,
                    .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now(),
                    .submitter = submitter};
@@ -489,7 +494,7 @@ void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return reply_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.Request");
   foil_err ue = {0};
-  if (wire_check_utf8(&q->base, &ue)) {
+  if (wire_check_msg(&q->base, &ue)) {
     reply_error(c, m, q->request_id, ue.code, "%s", ue.msg);
     foil__v1__request__free_unpacked(q, NULL);
     return;

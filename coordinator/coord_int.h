@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/auth.h"
+#include "common/confine.h"
 #include "common/wire.h"
 #include "coordinator/coord.h"
 #include "coordinator/sched.h"
@@ -89,6 +90,7 @@ typedef struct {
 struct coord {
   coord_opts o;
   char root[1024];
+  confine cf;           /* the data root and --allow-dir: what jobs may name */
   FILE *log;
   void *zctx, *ctl, *wrk;
   auth *auth;           /* CURVE and the ZAP handler; off: every peer is admin */
@@ -134,6 +136,9 @@ void coord_signal(coord *c, cjob *j, int signo);
 /* Tells the gang members (not the head) of attempt a to free its slots. */
 void coord_release_members(coord *c, cjob *j, cattempt *a);
 void coord_active_add(coord *c, uint64_t id);
+/* One scheduling pass (coord_run calls it when dirty and every second;
+ * tests/fuzz calls it after each input). */
+void coord_schedule(coord *c);
 int coord_add_job(coord *c, const store_job *row, foil_err *err);
 __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
 

@@ -224,7 +224,7 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
     goto done;
   }
   foil_err ue = {0};
-  if (wire_check_utf8(&q->base, &ue)) {
+  if (wire_check_msg(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);
     goto done;
   }

@@ -16,6 +16,10 @@
 #   FOIL_WORKERS_PORT  worker protocol port (default 7421)
 #   FOIL_START_TIMEOUT seconds to wait for the worker to be up (default 30)
 #   FOIL_STOP_TIMEOUT  seconds to wait after SIGTERM before SIGKILL (default 15)
+#   FOIL_ALLOW_DIRS    more directories (':'-separated) whose files jobs may
+#                      name, besides the data root and this checkout (the
+#                      examples read their tokenizer from .venv): the
+#                      coordinator's --allow-dir (README "Path confinement")
 #   FOIL_MPIRUN_ARGS   extra mpirun flags the worker adds to every launch
 #                      (default: --bind-to none --mca btl self,vader, ranks
 #                      share the cores and talk through shared memory)
@@ -42,6 +46,10 @@ mkdir -p "$root/run"
 root=$(cd "$root" && pwd)
 [ -d "$build" ] || die "no build directory $build (set FOIL_BUILD_DIR, or build with deploy/setup.sh)"
 build=$(cd "$build" && pwd)
+checkout=$(cd "$(dirname "$0")/.." && pwd)
+allow=(--allow-dir "$checkout")
+IFS=: read -r -a extra_allow <<< "${FOIL_ALLOW_DIRS:-}"
+for d in "${extra_allow[@]}"; do [ -n "$d" ] && allow+=(--allow-dir "$d"); done
 run=$root/run
 control=tcp://127.0.0.1:$control_port
 workers=tcp://127.0.0.1:$workers_port
@@ -68,7 +76,7 @@ worker_up() { foil workers 2>/dev/null | awk '$1 == "local" && $3 != "DOWN" { up
 start() {
   if [ -z "$(pid_of coordinator)" ]; then
     launch coordinator "$build/foil-coordinator" --root "$root" --control "$control" \
-      --workers "$workers" --log "$root/coordinator.log"
+      --workers "$workers" --log "$root/coordinator.log" "${allow[@]}"
   fi
   if [ -z "$(pid_of worker-local)" ]; then
     launch worker-local "$build/foil-worker" --root "$root" --name local --coordinator "$workers" \

@@ -27,6 +27,9 @@ PKGS_BUILD="build-essential cmake pkg-config git
 # protobuf-c for the foil.v1 messages (proto/).
 PKGS_DATA_BUILD="zlib1g-dev libbz2-dev liblzma-dev libcjson-dev libutf8proc-dev
   protobuf-c-compiler libprotobuf-c-dev"
+# Fuzzing (deploy/fuzz.sh, run by deploy/test.sh): clang with libFuzzer and
+# the sanitizer runtimes, and LLVM's OpenMP for clang builds.
+PKGS_FUZZ="clang libclang-rt-14-dev libomp-dev"
 # The coordinator and workers: ZeroMQ sockets, SQLite (WAL) for the job store.
 PKGS_CONTROL="libzmq3-dev libsqlite3-dev"
 # Data sources `foil data prepare` reads (never downloaded at run time):
@@ -55,7 +58,7 @@ if [ "${FOIL_SKIP_APT:-0}" != 1 ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BUILD $PKGS_DATA_BUILD $PKGS_CONTROL \
-    $PKGS_DATA $PKGS_TEST
+    $PKGS_DATA $PKGS_TEST $PKGS_FUZZ
   if [ "${FOIL_BENCH:-0}" = 1 ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $PKGS_BENCH

@@ -2,7 +2,9 @@
 # deploy/test.sh — builds and runs every foil test that this machine can run:
 #   1. the Release build (./build): ctest labels unit, reference, integration;
 #   2. an ASan+UBSan build (./build-asan): the same tests again, so memory
-#      and undefined-behaviour errors in kernels, model and parsers fail CI.
+#      and undefined-behaviour errors in kernels, model and parsers fail CI;
+#   3. deploy/fuzz.sh: every libFuzzer target (tests/fuzz) for 30 s
+#      (FOIL_FUZZ_SECONDS), built with clang into ./build-fuzz.
 # Needs what deploy/setup.sh installs. Exit status: 0 only if all passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +23,5 @@ echo "== ASan+UBSan build: the same tests"
 # Leak checking stays on; ASan needs to come first among preloaded runtimes.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_SANITIZE=ON
+echo "== libFuzzer targets (clang, ASan+UBSan): ${FOIL_FUZZ_SECONDS:-30} s each"
+bash deploy/fuzz.sh

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,34 @@ int h5io_shape(h5io *f, const char *name, int *ndim, uint64_t dims[8], foil_err 
   return rc;
 }
 
+/* Elements of a dataset of these dims; FOIL_EINVAL when count × elem does
+ * not fit in memory's address space (a damaged shape). */
+static int ds_count(h5io *f, const char *name, int nd, const uint64_t *dims, size_t elem, size_t *count,
+                    foil_err *err) {
+  size_t c = 1;
+  for (int i = 0; i < nd; i++) {
+    if (dims[i] && c > SIZE_MAX / 2 / elem / dims[i])
+      return foil_err_set(err, FOIL_EINVAL, "%s: dataset %s has an impossible shape (damaged file)", f->path, name);
+    c *= dims[i];
+  }
+  *count = c;
+  return FOIL_OK;
+}
+
+/* A numeric dataset's stored type must be an integer, a float or an enum
+ * (h5py's bool) of at most 16 bytes: HDF5 sizes its conversion buffer from
+ * it, and a damaged type header otherwise asks for gigabytes. */
+static int ds_numeric(h5io *f, hid_t ds, const char *name, foil_err *err) {
+  hid_t t = H5Dget_type(ds);
+  H5T_class_t k = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+  size_t sz = t < 0 ? 0 : H5Tget_size(t);
+  if (t >= 0) H5Tclose(t);
+  if ((k != H5T_INTEGER && k != H5T_FLOAT && k != H5T_ENUM) || sz < 1 || sz > 16)
+    return foil_err_set(err, FOIL_EINVAL, "%s: dataset %s is not stored as numbers (damaged file or wrong dataset)",
+                        f->path, name);
+  return FOIL_OK;
+}
+
 static int read_ds(h5io *f, const char *name, hid_t mem_type, size_t elem, void **out, size_t *n,
                    foil_err *err) {
   int nd;
@@ -308,10 +337,17 @@ static int read_ds(h5io *f, const char *name, hid_t mem_type, size_t elem, void 
   int rc = h5io_shape(f, name, &nd, dims, err);
   if (rc) return rc;
   size_t count = 1;
-  for (int i = 0; i < nd; i++) count *= dims[i];
-  void *buf = malloc(count * elem + 1);
-  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", name);
+  if ((rc = ds_count(f, name, nd, dims, elem, &count, err))) return rc;
   hid_t ds = H5Dopen2(f->fid, name, H5P_DEFAULT);
+  if ((rc = ds_numeric(f, ds, name, err))) {
+    H5Dclose(ds);
+    return rc;
+  }
+  void *buf = malloc(count * elem + 1);
+  if (!buf) {
+    H5Dclose(ds);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", name);
+  }
   herr_t r = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
   H5Dclose(ds);
   if (r < 0) {
@@ -346,11 +382,15 @@ int h5io_read_f32_into(h5io *f, const char *name, float *out, size_t n, foil_err
   int rc = h5io_shape(f, name, &nd, dims, err);
   if (rc) return rc;
   size_t count = 1;
-  for (int i = 0; i < nd; i++) count *= dims[i];
+  if ((rc = ds_count(f, name, nd, dims, sizeof(float), &count, err))) return rc;
   if (count != n)
     return foil_err_set(err, FOIL_EINVAL, "%s: dataset %s has %zu elements, expected %zu", f->path,
                         name, count, n);
   hid_t ds = H5Dopen2(f->fid, name, H5P_DEFAULT);
+  if ((rc = ds_numeric(f, ds, name, err))) {
+    H5Dclose(ds);
+    return rc;
+  }
   herr_t r = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
   H5Dclose(ds);
   return r < 0 ? foil_err_set(err, FOIL_EINVAL, "%s: dataset %s cannot be read", f->path, name)
@@ -374,6 +414,10 @@ int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_e
     return foil_err_set(err, FOIL_EINVAL, "%s: %s is not a variable-length string dataset", f->path, name);
   }
   size_t cnt = dims[0];
+  if (dims[0] > SIZE_MAX / 2 / sizeof(char *)) {
+    H5Dclose(ds);
+    return foil_err_set(err, FOIL_EINVAL, "%s: %s has an impossible length (damaged file)", f->path, name);
+  }
   char **raw = calloc(cnt + 1, sizeof(char *));
   char **res = calloc(cnt + 1, sizeof(char *));
   hid_t t = utf8_vlen_type();
@@ -381,7 +425,9 @@ int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_e
   rc = r < 0 ? foil_err_set(err, FOIL_EINVAL, "%s: cannot read strings %s", f->path, name) : FOIL_OK;
   for (size_t i = 0; !rc && i < cnt; i++)
     if (!(res[i] = dupstr(raw[i] ? raw[i] : ""))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (r >= 0) {
+  if (raw) {  /* a read that failed part way (a damaged file) may have
+               * allocated some strings already: raw starts all NULL, and
+               * reclaiming frees whatever HDF5 put there */
     hid_t sp = H5Dget_space(ds);
     H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
     H5Sclose(sp);

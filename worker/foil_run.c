@@ -7,15 +7,38 @@
  * Rank discovery comes from the launcher (mpirun, or srun inside a Slurm
  * allocation). The data root is --root, else $FOIL_ROOT, else ./foil-data.
  * Exit status as the CLI's (common/err.h foil_err_exit_code).
+ *
+ * Inside a cluster (a worker started it: $FOIL_JOB_ID is set) the spec's
+ * names and files are checked again against the path confinement rule
+ * (common/confine.h: the data root and the directories the coordinator
+ * recorded in coordinator.json) before any file is opened.
  */
+#define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/confine.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "worker/run/comm.h"
 #include "worker/run/pretrain.h"
 #include "worker/run/refresh.h"
+
+/* The second check of common/confine.h, where the files are opened. */
+static int check_confined(const char *kind, const char *spec_path, const char *root, foil_err *err) {
+  confine cf;
+  char *text = NULL, cwd[CONFINE_PATH_MAX];
+  size_t len = 0;
+  int rc = confine_init(&cf, root, err);
+  if (!rc) rc = confine_allow_recorded(&cf, root, err);
+  if (!rc) rc = foil_read_file(spec_path, &text, &len, err);
+  if (!rc && !getcwd(cwd, sizeof cwd)) rc = foil_err_set(err, FOIL_EINTERNAL, "the working directory is unknown");
+  if (!rc) rc = confine_spec(&cf, kind, text, cwd, err);
+  free(text);
+  return rc;
+}
 
 static int usage(void) {
   fprintf(stderr,
@@ -57,8 +80,10 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  int rc;
-  if (pretrain) {
+  int rc = FOIL_OK;
+  if (getenv("FOIL_JOB_ID")) rc = check_confined(argv[1], a.spec_path, a.root, &err);
+  if (rc) {
+  } else if (pretrain) {
     rc = pretrain_run(&a, c, &err);
   } else {
     r.spec_path = a.spec_path, r.root = a.root, r.job_dir = a.job_dir, r.quiet = a.quiet;

@@ -3,6 +3,7 @@
  *   foil-coordinator [--root DIR] [--control EP] [--workers EP]
  *                    [--heartbeat-ms MS] [--liveness N] [--grace-s S] [--log FILE]
  *                    [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]
+ *                    [--allow-dir DIR]...
  *
  * Endpoints default to tcp://127.0.0.1:7420 (control API) and
  * tcp://127.0.0.1:7421 (workers); port `*` picks a free one. The endpoints
@@ -30,6 +31,7 @@ static int usage(FILE *f) {
           "usage: foil-coordinator [--root DIR] [--control EP] [--workers EP] [--heartbeat-ms MS]\n"
           "                        [--liveness N] [--grace-s S] [--log FILE]\n"
           "                        [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]\n"
+          "                        [--allow-dir DIR]...\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data): coordinator.db, jobs/\n"
           "  --control EP      control API endpoint (default tcp://127.0.0.1:7420; port * = any free)\n"
           "  --workers EP      worker endpoint (default tcp://127.0.0.1:7421)\n"
@@ -41,7 +43,9 @@ static int usage(FILE *f) {
           "  --allow DIR       allow-list: the *.key certificates of admins, submitters, readers, workers;\n"
           "                    SIGHUP rereads it (also $FOIL_CURVE_KEY, $FOIL_ALLOW)\n"
           "  --insecure        without CURVE, listen on non-loopback endpoints anyway\n"
-          "  --max-pending N   jobs not yet started per submitter (default 0: no limit)\n");
+          "  --max-pending N   jobs not yet started per submitter (default 0: no limit)\n"
+          "  --allow-dir DIR   jobs may also name files under DIR (repeatable; default: only the\n"
+          "                    data root; README \"Path confinement\")\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -58,7 +62,8 @@ static int int_arg(const char *name, const char *v, int lo, int hi, int *out) {
 
 int main(int argc, char **argv) {
   const char *env = getenv("FOIL_ROOT"), *log_path = NULL;
-  coord_opts o = {.root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
+  const char *allow[COORD_MAX_ALLOW];
+  coord_opts o = {.allow_dirs = allow, .root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
                   .workers = "tcp://127.0.0.1:7421"};
   const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW");
   o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
@@ -81,6 +86,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--curve-key")) o.curve_key = v;
     else if (!strcmp(a, "--allow")) o.allow = v;
     else if (!strcmp(a, "--max-pending")) rc = int_arg(a, v, 0, 1000000, &o.max_pending);
+    else if (!strcmp(a, "--allow-dir")) {
+      if (o.n_allow_dirs == COORD_MAX_ALLOW) {
+        fprintf(stderr, "foil-coordinator: at most %d --allow-dir\n", COORD_MAX_ALLOW);
+        return 2;
+      }
+      allow[o.n_allow_dirs++] = v;
+    }
     else if (!strcmp(a, "--heartbeat-ms")) rc = int_arg(a, v, 10, 600000, &o.heartbeat_ms);
     else if (!strcmp(a, "--liveness")) rc = int_arg(a, v, 2, 1000, &o.liveness);
     else if (!strcmp(a, "--grace-s")) rc = int_arg(a, v, 1, 3600, &o.grace_s);

@@ -142,14 +142,6 @@ static inline float v_sum(vec a) {
 }
 #endif
 
-static inline float s_elem(int dtype, const void *x, size_t i) {
-  switch (dtype) {
-    case SCAN_F16: return half_to_float(((const uint16_t *)x)[i]);
-    case SCAN_I8: return (float)((const int8_t *)x)[i];
-    default: return ((const float *)x)[i];
-  }
-}
-
 /* Software prefetch SCAN_AHEAD rows ahead (one line per vector of row
  * data: over-prefetches int8 and float16 rows, harmless). Prefetching past
  * the chunk's end is a hint, never a fault. */

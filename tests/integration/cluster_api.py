@@ -8,10 +8,14 @@ foil-worker is tested end to end by cluster_worker.py.
 
 usage: cluster_api.py BUILD_DIR SCRATCH_DIR
 """
+import json
 import os
 import random
 import signal
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -376,13 +380,100 @@ def test_garbage(c):
     c.call("workers", C.WorkersRequest())
 
 
+def test_limits(c):
+    """Frame and field limits on both sockets, each a typed error."""
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.IDENTITY, b"limit-worker")
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(c.workers_ep)
+
+    def ask(msg):
+        s.send(msg if isinstance(msg, bytes) else msg.SerializeToString())
+        if not s.poll(5000):
+            return None
+        m = W.CoordinatorMessage()
+        m.ParseFromString(s.recv())
+        return m
+
+    m = ask(b"x" * ((1 << 20) + 1))
+    check(m is not None and m.error.code == C.RESOURCE_EXHAUSTED, "worker socket: a 1 MiB + 1 frame → RESOURCE_EXHAUSTED")
+    m = ask(W.WorkerMessage(request_id=1, register=W.Register(name="limit-worker", host="h" * 300, slots=1)))
+    check(m is not None and m.error.code == C.INVALID_ARGUMENT and "register.host" in m.error.message,
+          "worker socket: a 300-byte host → INVALID_ARGUMENT naming register.host")
+    s.close(0)
+    big = C.JobSpec(kind="command", argv=["true"], name="n" * 129)
+    e = expect_error("INVALID_ARGUMENT", c.submit, big)
+    check(e is not None and "spec.name" in e.message, "control: a 129-byte name names spec.name")
+    e = expect_error("INVALID_ARGUMENT", c.submit_command, ["echo", "a" * 5000])
+    check(e is not None and "argv" in e.message, "control: a 5000-byte argv entry names spec.argv")
+    e = expect_error("INVALID_ARGUMENT", c.submit, C.JobSpec(kind="pretrain", spec_json="{" + " " * (256 << 10) + "}"))
+    check(e is not None and "spec_json" in e.message, "control: a spec over 256 KiB names spec.spec_json")
+
+
+def test_path_confinement(c):
+    """Job specs name data-root things by plain names and files only inside the
+    data root or an --allow-dir directory (README "Path confinement")."""
+    root = c.root
+    # outside the data root and every allowed directory (the test's cwd is one)
+    outside = tempfile.mkdtemp(prefix="foil-outside-")
+    open(os.path.join(outside, "vocab.txt"), "w").write("[PAD]\n")
+    os.makedirs(os.path.join(root, "tok"), exist_ok=True)
+    open(os.path.join(root, "tok", "vocab.txt"), "w").write("[PAD]\n")
+    link = os.path.join(root, "escape")
+    if not os.path.islink(link):
+        os.symlink(outside, link)
+
+    def pretrain(**spec):
+        return C.JobSpec(kind="pretrain", spec_json=json.dumps(spec), workdir=root)
+
+    good = {"data": {"dataset": "d"}, "model": {"tokenizer": "tok/vocab.txt"}, "steps": 1}
+    jid = c.submit(pretrain(**good))
+    check(jid > 0, "a spec whose tokenizer is inside the data root is accepted")
+    c.call("cancel", C.CancelRequest(job_id=jid))
+    for spec, code, words in [
+            ({"data": {"dataset": "../d"}}, "INVALID_ARGUMENT", "data.dataset"),
+            ({"data": {"dataset": "a/b"}}, "INVALID_ARGUMENT", "data.dataset"),
+            ({"data": {"dataset": "d", "negatives_bank": ".."}}, "INVALID_ARGUMENT", "data.negatives_bank"),
+            ({"model": {"tokenizer": os.path.relpath(os.path.join(outside, "vocab.txt"), root)}},
+             "PERMISSION_DENIED", "model.tokenizer"),
+            ({"model": {"tokenizer": os.path.join(outside, "vocab.txt")}}, "PERMISSION_DENIED", "model.tokenizer"),
+            ({"model": {"tokenizer": "/etc/passwd"}}, "PERMISSION_DENIED", "/etc/passwd"),
+            ({"model": {"tokenizer": "escape/vocab.txt"}}, "PERMISSION_DENIED", "escape/vocab.txt"),
+            ({"init_from": "escape/new/ckpt.h5"}, "PERMISSION_DENIED", "init_from"),
+            ({"refresh": {"index": "x", "corpus": {"file": "/tmp/c.jsonl"}}}, "PERMISSION_DENIED", "corpus.file")]:
+        e = expect_error(code, c.submit, pretrain(**spec))
+        check(e is not None and words in e.message, "%s → %s naming %s (%s)" % (spec, code, words, e and e.message))
+    refresh = {"name": "code", "checkpoint": "escape", "corpus": {"dataset": "code"}}
+    e = expect_error("PERMISSION_DENIED", c.submit,
+                     C.JobSpec(kind="refresh", spec_json=json.dumps(refresh), workdir=root))
+    check(e is not None and "checkpoint" in e.message, "a refresh checkpoint through a symlink out is refused")
+    for ix in ("..", ".", "a/b"):
+        expect_error("INVALID_ARGUMENT", c.submit, C.JobSpec(kind="serve", spec_json=json.dumps({"index": ix})))
+    e = expect_error("PERMISSION_DENIED", c.submit_command, ["true"], workdir=outside)
+    check(e is not None and "spec.workdir" in e.message, "a workdir outside is refused naming spec.workdir")
+    expect_error("PERMISSION_DENIED", c.submit_command, ["true"], workdir=link)
+    expect_error("INVALID_ARGUMENT", c.submit_command, ["true"], name="..")
+    # foil-run checks again where it opens the files (a spec that reached a
+    # worker some other way): inside a cluster ($FOIL_JOB_ID) it refuses
+    spec = os.path.join(root, "bad-spec.json")
+    json.dump({"data": {"dataset": "d"}, "model": {"tokenizer": "escape/vocab.txt"}, "steps": 1}, open(spec, "w"))
+    env = dict(c.env(), FOIL_JOB_ID="99", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([c.bin("foil-run"), "pretrain", spec, "--root", root, "--job-dir",
+                        os.path.join(root, "jobs", "99")], env=env, cwd=root, capture_output=True, text=True,
+                       timeout=120)
+    check(r.returncode != 0 and "model.tokenizer" in r.stderr and "outside the data root" in r.stderr,
+          "foil-run in a cluster refuses a tokenizer through a symlink out (%d: %s)" % (r.returncode, r.stderr.strip()))
+    os.unlink(link)
+    shutil.rmtree(outside, ignore_errors=True)
+
+
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     c = Cluster(build, os.path.join(scratch, "root"), heartbeat_ms=100, liveness=4)
     c.start_coordinator()
     try:
         for t in (test_api_basics, test_dependencies, test_gang_and_node_fail, test_restart_keeps_running,
-                  test_garbage, test_burst_and_kill):
+                  test_garbage, test_limits, test_path_confinement, test_burst_and_kill):
             t0 = time.time()
             n = len(failures)
             t(c)

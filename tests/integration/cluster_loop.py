@@ -48,7 +48,8 @@ def check(cond, what):
         failures.append(what)
 
 
-c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=10, grace_s=2)
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=10, grace_s=2,
+            allow_dirs=[os.path.dirname(os.path.abspath(vocab))])
 root = c.root
 subprocess.run([c.bin("foil"), "data", "prepare", "code", "--root", root], check=True, stdout=subprocess.DEVNULL)
 

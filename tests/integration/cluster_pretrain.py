@@ -39,7 +39,8 @@ def check(cond, what):
         failures.append(what)
 
 
-c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4, grace_s=2)
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4, grace_s=2,
+            allow_dirs=[os.path.dirname(os.path.abspath(vocab))])
 root = c.root
 subprocess.run([c.bin("foil"), "data", "prepare", "wordnet", "--root", root], check=True,
                stdout=subprocess.DEVNULL)

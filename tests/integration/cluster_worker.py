@@ -71,6 +71,17 @@ try:
     check("hello from job %d attempt 1" % jid in log, "its output is in <root>/jobs/%d/log" % jid)
     check("attempt 1 (token" in log and "sh -c" in log, "the worker's launch line is in the log")
 
+    # ---- argv is executed as an array (execvp), never through a shell: shell
+    # metacharacters in an argument reach the program literally ----
+    meta = "a;b $(touch PWNED1) `touch PWNED2` | cat > f && echo x '\" * ~ $HOME\\n"
+    jid = c.submit_command(["printf", "[%s]\\n", meta])
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED"}, timeout=30)
+    check(STATE.Name(j.state) == "JOB_COMPLETED", "printf job COMPLETED (%s)" % j.reason)
+    check("[%s]" % meta in c.log(jid), "an argv element with shell metacharacters is passed literally")
+    jobdir = os.path.join(c.root, "jobs", str(jid))
+    check(not any(os.path.exists(os.path.join(d, n)) for d in (os.getcwd(), jobdir)
+                  for n in ("PWNED1", "PWNED2", "f")), "no shell ran it (no file was made)")
+
     # ---- cancel of a running job: CANCELLED, its process group gone ----
     pidf = os.path.join(work, "cancel.pid")
     jid = c.submit_command(["sh", "-c", "echo $$ > %s; sleep 300 & wait" % pidf])

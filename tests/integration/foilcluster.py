@@ -134,8 +134,12 @@ class Client:
 
 
 class Cluster:
-    def __init__(self, build_dir, root, heartbeat_ms=200, liveness=4, grace_s=2):
+    def __init__(self, build_dir, root, heartbeat_ms=200, liveness=4, grace_s=2, allow_dirs=()):
+        """allow_dirs: directories outside the data root whose files jobs may
+        name (foil-coordinator --allow-dir); the test's working directory
+        (where `foil submit` runs, the jobs' workdir) is always one."""
         self.build = os.path.abspath(build_dir)
+        self.allow_dirs = [os.getcwd()] + [os.path.abspath(d) for d in allow_dirs]
         self.root = os.path.abspath(root)
         self.hb = heartbeat_ms
         self.liveness = liveness
@@ -165,7 +169,10 @@ class Cluster:
         args = [self.bin("foil-coordinator"), "--root", self.root, "--control", self.control,
                 "--workers", self.workers_ep, "--heartbeat-ms", str(self.hb),
                 "--liveness", str(self.liveness), "--grace-s", str(self.grace),
-                "--log", os.path.join(self.root, "coordinator.log")] + list(extra_args)
+                "--log", os.path.join(self.root, "coordinator.log")]
+        for d in self.allow_dirs:
+            args += ["--allow-dir", d]
+        args += list(extra_args)
         self.coord = subprocess.Popen(args, env=self.env())
         deadline = time.time() + 30
         while True:

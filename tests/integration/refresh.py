@@ -241,7 +241,8 @@ except ImportError as e:
     Cluster = None
     print("cluster part skipped: %s" % e)
 if Cluster:
-    cl = Cluster(os.path.dirname(os.path.abspath(foil)), os.path.join(work, "cluster-root"))
+    # the checkpoint the refresh job reads lives in work: allowed
+    cl = Cluster(os.path.dirname(os.path.abspath(foil)), os.path.join(work, "cluster-root"), allow_dirs=[work])
     os.symlink(os.path.join(root, "datasets"), os.path.join(cl.root, "datasets"))
     cspec = spec(name="code", keep=3)
     with open(cspec) as f:

@@ -544,7 +544,9 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
     completes makes the coordinator SIGHUP the serve job, which swaps; a
     checkpoint whose parameters no longer hash to the shards' model_hash is
     refused for text (vectors still served)."""
-    cl = Cluster(build, os.path.join(os.path.abspath(scratch), "text-root"))
+    # the checkpoint the refresh job reads lives in text-work: allowed
+    cl = Cluster(build, os.path.join(os.path.abspath(scratch), "text-root"),
+                 allow_dirs=[os.path.join(os.path.abspath(scratch), "text-work")])
     root = cl.root
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     foil = os.path.join(build, "foil")

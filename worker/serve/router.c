@@ -262,7 +262,7 @@ static void from_front(router *r) {
       p->q = foil__v1__serve_request__unpack(NULL, zmq_msg_size(&p->m.body), zmq_msg_data(&p->m.body));
       if (!p->q) rc = foil_err_set(&e, FOIL_EINVAL, "the frame is not a foil.v1.ServeRequest");
     }
-    if (!rc) rc = wire_check_utf8(&p->q->base, &e);
+    if (!rc) rc = wire_check_msg(&p->q->base, &e);
     if (!rc) rc = sreq_authorize(r->auth, &p->m.body, p->q->body_case, &e);
     if (!rc) switch (p->q->body_case) {
         case FOIL__V1__SERVE_REQUEST__BODY_SEARCH: rc = sreq_check_search(p->q->search, 0, NULL, NULL, &e); break;

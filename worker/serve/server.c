@@ -406,7 +406,7 @@ static int collect(server *s) {
       pending_free(p);
       continue;
     }
-    if (wire_check_utf8(&p->q->base, &e) || sreq_authorize(s->auth, &p->m.body, p->q->body_case, &e)) {
+    if (wire_check_msg(&p->q->base, &e) || sreq_authorize(s->auth, &p->m.body, p->q->body_case, &e)) {
       reply_error(s, p, e.code, "%s", e.msg);
       pending_free(p);
       continue;
