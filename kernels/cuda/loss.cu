@@ -1,0 +1,314 @@
+/* loss.cu — softmax cross-entropy and InfoNCE (twin: cpu/loss.c), and the
+ * exact top-k search for foil-serve (twin: cpu/topk.c, cpu/scan.c).
+ *
+ * Row kernels run one block per row with block reductions in a fixed tree;
+ * row sums of exponentials are in double as on the CPU. InfoNCE's logits
+ * and its gradients go through cuBLAS (fp32, no TF32); the loss and the
+ * count of correct rows are added on the host in row order, so the loss
+ * has the CPU's summation order over rows. */
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+#define RBLOCK 256
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* (score, index) pairs: higher score first, ties to the lower index. */
+struct best_t {
+  float s;
+  long long i; /* -1: none */
+};
+__device__ inline bool better(best_t a, best_t b) {
+  if (a.i < 0) return false;
+  if (b.i < 0) return true;
+  return a.s > b.s || (a.s == b.s && a.i < b.i);
+}
+__device__ inline best_t block_best(best_t v, best_t *shm) {
+  for (int o = 16; o > 0; o >>= 1) {
+    best_t w;
+    w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+    w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
+    if (better(w, v)) v = w;
+  }
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0) shm[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < nw ? shm[lane] : best_t{-INFINITY, -1};
+    for (int o = 16; o > 0; o >>= 1) {
+      best_t w;
+      w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+      w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
+      if (better(w, v)) v = w;
+    }
+    if (lane == 0) shm[0] = v;
+  }
+  __syncthreads();
+  v = shm[0];
+  __syncthreads();
+  return v;
+}
+
+/* Softmax + cross-entropy of one row x[V] into p[V] (may alias), as the
+ * CPU's softmax_xent_row; writes the row loss (double) and whether the
+ * argmax (first maximal column) is the label. */
+__device__ void xent_row(float *p, const float *x, int V, int label, int decoupled,
+                         double *loss, int *right) {
+  __shared__ double dshm[32];
+  __shared__ float fshm[32];
+  __shared__ best_t bshm[32];
+  best_t am = {-INFINITY, -1};
+  float mx = -INFINITY;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    best_t c = {x[v], v};
+    if (am.i < 0 || c.s > am.s) am = c; /* strided: first maximal index per thread */
+    if (!(decoupled && v == label)) mx = fmaxf(mx, x[v]);
+  }
+  am = block_best(am, bshm);
+  mx = block_max(mx, fshm);
+  float lab = x[label];
+  double s = 0.0;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    float e = decoupled && v == label ? 0.0f : expf(x[v] - mx);
+    p[v] = e;
+    s += e;
+  }
+  s = block_sum(s, dshm);
+  float inv = (float)(1.0 / s);
+  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] *= inv;
+  if (threadIdx.x == 0) {
+    *loss = log(s) - (double)(lab - mx);
+    if (right) *right = am.i == label;
+  }
+}
+
+__global__ void k_xent_fwd(float *losses, float *probs, const float *logits,
+                           const int32_t *labels, int V) {
+  __shared__ double l;
+  size_t n = blockIdx.x;
+  xent_row(probs + n * V, logits + n * V, V, labels[n], 0, &l, nullptr);
+  if (threadIdx.x == 0) losses[n] = (float)l;
+}
+extern "C" void cuda_crossentropy_forward(float *losses, float *probs, const float *logits,
+                                          const int32_t *labels, int N, int V) {
+  if (N > 0) k_xent_fwd<<<N, RBLOCK, 0, g_cuda.stream>>>(losses, probs, logits, labels, V);
+}
+
+__global__ void k_xent_bwd(float *dlogits, const float *probs, const int32_t *labels, int V,
+                           size_t n, float scale) {
+  FOR_N(i, n) {
+    size_t r = i / V;
+    int v = (int)(i % V);
+    float d = dlogits[i] + scale * probs[i];
+    if (v == labels[r]) d -= scale;
+    dlogits[i] = d;
+  }
+}
+extern "C" void cuda_crossentropy_backward(float *dlogits, const float *probs,
+                                           const int32_t *labels, int N, int V, float scale) {
+  size_t n = (size_t)N * V;
+  if (n) k_xent_bwd<<<grid_for(n, 256), 256, 0, g_cuda.stream>>>(dlogits, probs, labels, V, n, scale);
+}
+
+/* ---- InfoNCE -------------------------------------------------------------------- */
+
+/* rows [0, nrows) of the probs in place; out[2r] = loss, out[2r+1] = right */
+__global__ void k_infonce_rows(double *out, float *probs, const int32_t *labels, int nt,
+                               int decoupled) {
+  __shared__ double l;
+  __shared__ int right;
+  size_t r = blockIdx.x;
+  float *p = probs + r * nt;
+  xent_row(p, p, nt, labels[r], decoupled, &l, &right);
+  if (threadIdx.x == 0) {
+    out[2 * r] = l;
+    out[2 * r + 1] = right;
+  }
+}
+
+extern "C" float cuda_infonce_forward(float *probs, int *correct, const float *q, int nq,
+                                      const float *k, int nk, const float *kx, int nx, int D,
+                                      const int32_t *labels, float scale, int decoupled) {
+  const int nt = nk + nx;
+  const float zero = 0.0f;
+  blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_T, CUBLAS_OP_N, nk, nq, D, &scale, k, D, q, D,
+                        &zero, probs, nt));
+  if (nx > 0)
+    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_T, CUBLAS_OP_N, nx, nq, D, &scale, kx, D, q, D,
+                          &zero, probs + nk, nt));
+  double total = 0.0;
+  int right = 0;
+  const int per = CUDA_RED_DOUBLES / 2;
+  for (int r0 = 0; r0 < nq; r0 += per) {
+    int m = nq - r0 < per ? nq - r0 : per;
+    k_infonce_rows<<<m, RBLOCK, 0, g_cuda.stream>>>(g_cuda.red, probs + (size_t)r0 * nt,
+                                                    labels + r0, nt, decoupled);
+    cudaMemcpyAsync(g_cuda.red_host, g_cuda.red, 2 * (size_t)m * sizeof(double),
+                    cudaMemcpyDeviceToHost, g_cuda.stream);
+    if (cudaStreamSynchronize(g_cuda.stream) != cudaSuccess) return NAN;
+    for (int r = 0; r < m; r++) {
+      total += g_cuda.red_host[2 * r]; /* rows in order, as the CPU */
+      right += g_cuda.red_host[2 * r + 1] != 0.0;
+    }
+  }
+  if (correct) *correct = right;
+  return nq > 0 ? (float)(total / nq) : 0.0f;
+}
+
+__global__ void k_infonce_grad(float *probs, const int32_t *labels, int nt, size_t n, float w) {
+  FOR_N(i, n) {
+    float g = probs[i] * w;
+    if ((int)(i % nt) == labels[i / nt]) g -= w;
+    probs[i] = g;
+  }
+}
+__global__ void k_dot_blocks(double *part, const float *a, const float *b, size_t n) {
+  __shared__ double shm[32];
+  size_t lo = (size_t)blockIdx.x * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
+  double s = 0.0;
+  for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += (double)a[i] * b[i];
+  s = block_sum(s, shm);
+  if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void k_axpy(float *y, const float *x, size_t n, float a) { FOR_N(i, n) y[i] += a * x[i]; }
+
+/* <a, b> in double: blocks of 4096 summed in a tree, blocks in order on the host. */
+static double dot_f64(const float *a, const float *b, size_t n) {
+  double total = 0.0;
+  const size_t per = (size_t)CUDA_RED_DOUBLES * 4096;
+  for (size_t off = 0; off < n; off += per) {
+    size_t m = n - off < per ? n - off : per, nb = (m + 4095) / 4096;
+    k_dot_blocks<<<(unsigned)nb, RBLOCK, 0, g_cuda.stream>>>(g_cuda.red, a + off, b + off, m);
+    cudaMemcpyAsync(g_cuda.red_host, g_cuda.red, nb * sizeof(double), cudaMemcpyDeviceToHost,
+                    g_cuda.stream);
+    if (cudaStreamSynchronize(g_cuda.stream) != cudaSuccess) return NAN;
+    for (size_t i = 0; i < nb; i++) total += g_cuda.red_host[i];
+  }
+  return total;
+}
+
+extern "C" void cuda_infonce_backward(float *dq, float *dk, float *dscale, float *probs,
+                                      const float *q, int nq, const float *k, int nk,
+                                      const float *kx, int nx, int D, const int32_t *labels,
+                                      float scale, float weight) {
+  const int nt = nk + nx;
+  const float one = 1.0f, zero = 0.0f;
+  size_t n = (size_t)nq * nt;
+  if (n)
+    k_infonce_grad<<<grid_for(n, 256), 256, 0, g_cuda.stream>>>(probs, labels, nt, n,
+                                                                 weight / (float)nq);
+  if (dscale) {
+    /* d/dscale = Σ_i <q_i, (G [K; Kx])_i>; tmp = G [K; Kx] also gives dq. */
+    float *tmp = nullptr;
+    size_t qn = (size_t)nq * D;
+    if (cudaMallocAsync(&tmp, qn * sizeof(float) + 1, g_cuda.stream) != cudaSuccess) return;
+    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, D, nq, nk, &one, k, D, probs, nt,
+                          &zero, tmp, D));
+    if (nx > 0)
+      blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, D, nq, nx, &one, kx, D,
+                            probs + nk, nt, &one, tmp, D));
+    *dscale += (float)dot_f64(q, tmp, qn);
+    if (dq && qn) k_axpy<<<grid_for(qn, 256), 256, 0, g_cuda.stream>>>(dq, tmp, qn, scale);
+    cudaFreeAsync(tmp, g_cuda.stream);
+  } else if (dq) {
+    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, D, nq, nk, &scale, k, D, probs,
+                          nt, &one, dq, D));
+    if (nx > 0)
+      blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, D, nq, nx, &scale, kx, D,
+                            probs + nk, nt, &one, dq, D));
+  }
+  if (dk)
+    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_T, D, nk, nq, &scale, q, D, probs,
+                          nt, &one, dk, D));
+}
+
+/* ---- top-k search ------------------------------------------------------------------ */
+
+__global__ void k_topk_init(float *s, int64_t *id, size_t n) {
+  FOR_N(i, n) {
+    s[i] = -INFINITY;
+    id[i] = -1;
+  }
+}
+extern "C" void cuda_topk_init(float *top_score, int64_t *top_id, int nq, int K) {
+  size_t n = (size_t)nq * K;
+  if (n) k_topk_init<<<grid_for(n, 256), 256, 0, g_cuda.stream>>>(top_score, top_id, n);
+}
+
+/* One block per query merges its list with the tile's scores [nc] by K
+ * rounds of "best candidate ranked after the previous pick" (a total
+ * order: score desc, id asc), so the result does not depend on thread
+ * timing. Candidates worse than the list's last entry (when full) are
+ * skipped cheaply. Cost per round: one pass over the tile (from L2). */
+__global__ void k_topk_merge(float *top_score, int64_t *top_id, int K, const float *scores,
+                             int nc, int64_t id0, int64_t id_lo, int64_t id_hi) {
+  __shared__ best_t bshm[32];
+  __shared__ float ns[CUDA_TOPK_MAX];
+  __shared__ long long ni[CUDA_TOPK_MAX];
+  const float *S = scores + (size_t)blockIdx.x * nc;
+  float *ls = top_score + (size_t)blockIdx.x * K;
+  int64_t *li = top_id + (size_t)blockIdx.x * K;
+  const bool filter = id_lo <= id_hi;
+  /* the bar: the list's last entry when the list is full */
+  best_t bar = {ls[K - 1], (long long)li[K - 1]};
+  best_t prev = {INFINITY, -1}; /* nothing picked yet */
+  bool have_prev = false;
+  for (int r = 0; r < K; r++) {
+    best_t mine = {-INFINITY, -1};
+    for (int j = threadIdx.x; j < nc + K; j += blockDim.x) {
+      best_t c;
+      if (j < K) {
+        c.s = ls[j];
+        c.i = li[j];
+      } else {
+        long long id = id0 + (j - K);
+        c.s = S[j - K];
+        c.i = id;
+        if (c.s != c.s) continue;                       /* NaN never taken */
+        if (filter && (id < id_lo || id > id_hi)) continue;
+        if (bar.i >= 0 && !better(c, bar)) continue;    /* cannot enter */
+      }
+      if (c.i < 0) continue;
+      if (have_prev && !better(prev, c)) continue;      /* already picked */
+      if (better(c, mine)) mine = c;
+    }
+    best_t pick = block_best(mine, bshm);
+    if (threadIdx.x == 0) {
+      ns[r] = pick.i >= 0 ? pick.s : -INFINITY;
+      ni[r] = pick.i;
+    }
+    if (pick.i < 0) { /* no more candidates: the rest stays empty */
+      for (int e = r + 1 + threadIdx.x; e < K; e += blockDim.x) {
+        ns[e] = -INFINITY;
+        ni[e] = -1;
+      }
+      break;
+    }
+    prev = pick;
+    have_prev = true;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < K; e += blockDim.x) {
+    ls[e] = ns[e];
+    li[e] = ni[e];
+  }
+}
+
+extern "C" size_t cuda_scan_topk_scratch(int nq) { return (size_t)nq * CUDA_SCAN_ROWS; }
+
+extern "C" void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q,
+                               int d, const float *x, int n, int64_t id0, int64_t id_lo,
+                               int64_t id_hi, float *scratch) {
+  if (nq <= 0 || K <= 0 || K > CUDA_TOPK_MAX) return;
+  const float one = 1.0f, zero = 0.0f;
+  for (int r0 = 0; r0 < n; r0 += CUDA_SCAN_ROWS) {
+    int nc = n - r0 < CUDA_SCAN_ROWS ? n - r0 : CUDA_SCAN_ROWS;
+    /* scratch [nq, nc] row-major = q · x_tile^T */
+    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_T, CUBLAS_OP_N, nc, nq, d, &one,
+                          x + (size_t)r0 * d, d, q, d, &zero, scratch, nc));
+    k_topk_merge<<<nq, RBLOCK, 0, g_cuda.stream>>>(top_score, top_id, K, scratch, nc, id0 + r0,
+                                                   id_lo, id_hi);
+  }
+}
