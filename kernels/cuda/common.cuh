@@ -77,6 +77,45 @@ __device__ inline float block_max(float v, float *shm) {
   return v;
 }
 
+/* (score, index) pairs in the top-k order: higher score first, equal
+ * scores rank the lower index first; index -1 is "none" and ranks last. */
+struct best_t {
+  float s;
+  long long i;
+};
+__device__ inline bool better(best_t a, best_t b) {
+  if (a.i < 0) return false;
+  if (b.i < 0) return true;
+  return a.s > b.s || (a.s == b.s && a.i < b.i);
+}
+/* The best pair of the block (all threads get it). shm: 32 pairs. */
+__device__ inline best_t block_best(best_t v, best_t *shm) {
+  for (int o = 16; o > 0; o >>= 1) {
+    best_t w;
+    w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+    w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
+    if (better(w, v)) v = w;
+  }
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0) shm[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < nw ? shm[lane] : best_t{-INFINITY, -1};
+    for (int o = 16; o > 0; o >>= 1) {
+      best_t w;
+      w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+      w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
+      if (better(w, v)) v = w;
+    }
+    if (lane == 0) shm[0] = v;
+  }
+  __syncthreads();
+  v = shm[0];
+  __syncthreads();
+  return v;
+}
+
 /* Philox4x32-10, word `w` of the (seed, stream) sequence: block w/4, word
  * w%4 — kernels/cpu/philox.h's block_at. */
 __device__ inline uint32_t philox_word(uint64_t seed, uint64_t stream, uint64_t w) {

@@ -160,11 +160,12 @@ void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m
                             size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 /* Exact top-k search of fp32 rows for foil-serve: scores q [nq,d] against
  * x [n,d] (ids id0.., filter as topk_offer's, none when id_lo > id_hi) and
- * merges them into the lists [nq,K] (device, from cuda_topk_init). Scores
- * go through cuBLAS in tiles of CUDA_SCAN_ROWS rows; each query's list is
- * merged by one block in a fixed order, so ties rank the lower id first as
- * on the CPU. K <= CUDA_TOPK_MAX. scratch: cuda_scan_topk_scratch(nq)
- * floats. Twin: topk_merge over the same scores (scan_topk, SCAN_F32). */
+ * merges them into the lists [nq,K] (device, from cuda_topk_init). Tiles
+ * of CUDA_SCAN_ROWS rows are scored through cuBLAS, sorted in chunks in
+ * shared memory and merged (search.cu); the result depends only on the set
+ * of (score, id) pairs, so ties rank the lower id first as on the CPU.
+ * K <= CUDA_TOPK_MAX. scratch: cuda_scan_topk_scratch(nq) floats.
+ * Twin: topk_merge / topk_offer over the same scores. */
 enum { CUDA_SCAN_ROWS = 65536, CUDA_TOPK_MAX = 256 };
 size_t cuda_scan_topk_scratch(int nq);
 void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d,

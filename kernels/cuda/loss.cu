@@ -5,7 +5,8 @@
  * row sums of exponentials are in double as on the CPU. InfoNCE's logits
  * and its gradients go through cuBLAS (fp32, no TF32); the loss and the
  * count of correct rows are added on the host in row order, so the loss
- * has the CPU's summation order over rows. */
+ * has the CPU's summation order over rows. The top-k search is in
+ * search.cu. */
 #include <math.h>
 
 #include "kernels/cuda/common.cuh"
@@ -13,43 +14,6 @@
 #define RBLOCK 256
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-/* (score, index) pairs: higher score first, ties to the lower index. */
-struct best_t {
-  float s;
-  long long i; /* -1: none */
-};
-__device__ inline bool better(best_t a, best_t b) {
-  if (a.i < 0) return false;
-  if (b.i < 0) return true;
-  return a.s > b.s || (a.s == b.s && a.i < b.i);
-}
-__device__ inline best_t block_best(best_t v, best_t *shm) {
-  for (int o = 16; o > 0; o >>= 1) {
-    best_t w;
-    w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
-    w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
-    if (better(w, v)) v = w;
-  }
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  __syncthreads();
-  if (lane == 0) shm[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < nw ? shm[lane] : best_t{-INFINITY, -1};
-    for (int o = 16; o > 0; o >>= 1) {
-      best_t w;
-      w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
-      w.i = __shfl_xor_sync(0xffffffffu, v.i, o);
-      if (better(w, v)) v = w;
-    }
-    if (lane == 0) shm[0] = v;
-  }
-  __syncthreads();
-  v = shm[0];
-  __syncthreads();
-  return v;
-}
 
 /* Softmax + cross-entropy of one row x[V] into p[V] (may alias), as the
  * CPU's softmax_xent_row; writes the row loss (double) and whether the
@@ -222,93 +186,4 @@ extern "C" void cuda_infonce_backward(float *dq, float *dk, float *dscale, float
   if (dk)
     blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_T, D, nk, nq, &scale, q, D, probs,
                           nt, &one, dk, D));
-}
-
-/* ---- top-k search ------------------------------------------------------------------ */
-
-__global__ void k_topk_init(float *s, int64_t *id, size_t n) {
-  FOR_N(i, n) {
-    s[i] = -INFINITY;
-    id[i] = -1;
-  }
-}
-extern "C" void cuda_topk_init(float *top_score, int64_t *top_id, int nq, int K) {
-  size_t n = (size_t)nq * K;
-  if (n) k_topk_init<<<grid_for(n, 256), 256, 0, g_cuda.stream>>>(top_score, top_id, n);
-}
-
-/* One block per query merges its list with the tile's scores [nc] by K
- * rounds of "best candidate ranked after the previous pick" (a total
- * order: score desc, id asc), so the result does not depend on thread
- * timing. Candidates worse than the list's last entry (when full) are
- * skipped cheaply. Cost per round: one pass over the tile (from L2). */
-__global__ void k_topk_merge(float *top_score, int64_t *top_id, int K, const float *scores,
-                             int nc, int64_t id0, int64_t id_lo, int64_t id_hi) {
-  __shared__ best_t bshm[32];
-  __shared__ float ns[CUDA_TOPK_MAX];
-  __shared__ long long ni[CUDA_TOPK_MAX];
-  const float *S = scores + (size_t)blockIdx.x * nc;
-  float *ls = top_score + (size_t)blockIdx.x * K;
-  int64_t *li = top_id + (size_t)blockIdx.x * K;
-  const bool filter = id_lo <= id_hi;
-  /* the bar: the list's last entry when the list is full */
-  best_t bar = {ls[K - 1], (long long)li[K - 1]};
-  best_t prev = {INFINITY, -1}; /* nothing picked yet */
-  bool have_prev = false;
-  for (int r = 0; r < K; r++) {
-    best_t mine = {-INFINITY, -1};
-    for (int j = threadIdx.x; j < nc + K; j += blockDim.x) {
-      best_t c;
-      if (j < K) {
-        c.s = ls[j];
-        c.i = li[j];
-      } else {
-        long long id = id0 + (j - K);
-        c.s = S[j - K];
-        c.i = id;
-        if (c.s != c.s) continue;                       /* NaN never taken */
-        if (filter && (id < id_lo || id > id_hi)) continue;
-        if (bar.i >= 0 && !better(c, bar)) continue;    /* cannot enter */
-      }
-      if (c.i < 0) continue;
-      if (have_prev && !better(prev, c)) continue;      /* already picked */
-      if (better(c, mine)) mine = c;
-    }
-    best_t pick = block_best(mine, bshm);
-    if (threadIdx.x == 0) {
-      ns[r] = pick.i >= 0 ? pick.s : -INFINITY;
-      ni[r] = pick.i;
-    }
-    if (pick.i < 0) { /* no more candidates: the rest stays empty */
-      for (int e = r + 1 + threadIdx.x; e < K; e += blockDim.x) {
-        ns[e] = -INFINITY;
-        ni[e] = -1;
-      }
-      break;
-    }
-    prev = pick;
-    have_prev = true;
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < K; e += blockDim.x) {
-    ls[e] = ns[e];
-    li[e] = ni[e];
-  }
-}
-
-extern "C" size_t cuda_scan_topk_scratch(int nq) { return (size_t)nq * CUDA_SCAN_ROWS; }
-
-extern "C" void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q,
-                               int d, const float *x, int n, int64_t id0, int64_t id_lo,
-                               int64_t id_hi, float *scratch) {
-  if (nq <= 0 || K <= 0 || K > CUDA_TOPK_MAX) return;
-  const float one = 1.0f, zero = 0.0f;
-  for (int r0 = 0; r0 < n; r0 += CUDA_SCAN_ROWS) {
-    int nc = n - r0 < CUDA_SCAN_ROWS ? n - r0 : CUDA_SCAN_ROWS;
-    /* scratch [nq, nc] row-major = q · x_tile^T */
-    blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_T, CUBLAS_OP_N, nc, nq, d, &one,
-                          x + (size_t)r0 * d, d, q, d, &zero, scratch, nc));
-    k_topk_merge<<<nq, RBLOCK, 0, g_cuda.stream>>>(top_score, top_id, K, scratch, nc, id0 + r0,
-                                                   id_lo, id_hi);
-  }
 }
