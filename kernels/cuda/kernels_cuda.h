@@ -69,6 +69,8 @@ void cuda_free(void *p); /* NULL is fine */
 int cuda_upload(void *dst_dev, const void *src_host, size_t bytes, foil_err *err);
 int cuda_download(void *dst_host, const void *src_dev, size_t bytes, foil_err *err);
 int cuda_memset0(void *dst_dev, size_t bytes, foil_err *err);
+/* Device to device, on the stream (asynchronous). */
+int cuda_copy(void *dst_dev, const void *src_dev, size_t bytes, foil_err *err);
 
 /* ---- conversions (bf16 = upper 16 bits of fp32, rounded to nearest even) ---- */
 void cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
@@ -166,7 +168,7 @@ void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m
  * of (score, id) pairs, so ties rank the lower id first as on the CPU.
  * K <= CUDA_TOPK_MAX. scratch: cuda_scan_topk_scratch(nq) floats.
  * Twin: topk_merge / topk_offer over the same scores. */
-enum { CUDA_SCAN_ROWS = 65536, CUDA_TOPK_MAX = 256 };
+enum { CUDA_SCAN_ROWS = 1 << 18, CUDA_TOPK_MAX = 256 };
 size_t cuda_scan_topk_scratch(int nq);
 void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d,
                     const float *x, int n, int64_t id0, int64_t id_lo, int64_t id_hi,

@@ -135,3 +135,8 @@ extern "C" int cuda_memset0(void *dst, size_t bytes, foil_err *err) {
   cudaError_t e = cudaMemsetAsync(dst, 0, bytes, g_cuda.stream);
   return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "memset", err);
 }
+
+extern "C" int cuda_copy(void *dst, const void *src, size_t bytes, foil_err *err) {
+  cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream);
+  return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "device copy", err);
+}

@@ -6,7 +6,8 @@
  *   2. chunk pass: one block per (query, chunk of 2048 scores) drops what
  *      cannot enter (NaN, filtered ids, not better than the list's last
  *      entry when it is full), bitonic-sorts the chunk in shared memory in
- *      the top-k order and keeps its best K as candidates;
+ *      the top-k order and keeps its best K as candidates (a chunk with
+ *      nothing left skips the sort);
  *   3. merge pass: one block per query builds the new list by K rounds of
  *      "best candidate ranked after the previous pick" over the old list
  *      and the chunks' candidates.
@@ -42,6 +43,7 @@ __global__ void k_topk_chunk(float *cand_s, long long *cand_i, const float *top_
   const float *S = scores + (size_t)qi * nc;
   const best_t bar = {top_score[(size_t)qi * K + K - 1], (long long)top_id[(size_t)qi * K + K - 1]};
   const bool filter = id_lo <= id_hi;
+  int valid = 0;
   for (int t = threadIdx.x; t < CHUNK; t += blockDim.x) {
     int j = chunk * CHUNK + t;
     best_t c = {-INFINITY, -1};
@@ -53,8 +55,17 @@ __global__ void k_topk_chunk(float *cand_s, long long *cand_i, const float *top_
     }
     ss[t] = c.s;
     si[t] = c.i;
+    valid |= c.i >= 0;
   }
-  __syncthreads();
+  size_t base = ((size_t)qi * NCHUNK + chunk) * K;
+  /* Once the list is full most chunks hold nothing that can enter. */
+  if (!__syncthreads_or(valid)) {
+    for (int t = threadIdx.x; t < K; t += blockDim.x) {
+      cand_s[base + t] = -INFINITY;
+      cand_i[base + t] = -1;
+    }
+    return;
+  }
   /* bitonic sort, best first */
   for (int k = 2; k <= CHUNK; k <<= 1)
     for (int j = k >> 1; j > 0; j >>= 1) {
@@ -71,7 +82,6 @@ __global__ void k_topk_chunk(float *cand_s, long long *cand_i, const float *top_
       }
       __syncthreads();
     }
-  size_t base = ((size_t)qi * NCHUNK + chunk) * K;
   for (int t = threadIdx.x; t < K; t += blockDim.x) {
     cand_s[base + t] = t < CHUNK ? ss[t] : -INFINITY;
     cand_i[base + t] = t < CHUNK ? si[t] : -1;

@@ -67,9 +67,9 @@ static void run(int n, int K, int64_t id_lo, int64_t id_hi, int split, const cha
   free(q); free(x); free(scores); free(cs); free(ci); free(gs); free(gi);
 }
 
-static void test_tiles(void) { run(150001, 10, 1, 0, 0, "3 tiles, K 10"); }
-static void test_large_k(void) { run(70000, 200, 1, 0, 0, "2 tiles, K 200"); }
-static void test_split(void) { run(140000, 32, 1, 0, 1, "two ranges, K 32"); }
+static void test_tiles(void) { run(2 * CUDA_SCAN_ROWS + 1001, 10, 1, 0, 0, "3 tiles, K 10"); }
+static void test_large_k(void) { run(CUDA_SCAN_ROWS + 4500, 200, 1, 0, 0, "2 tiles, K 200"); }
+static void test_split(void) { run(CUDA_SCAN_ROWS + 70001, 32, 1, 0, 1, "two ranges, K 32"); }
 static void test_filter(void) { run(100000, 16, 1000 + 5000, 1000 + 90000, 0, "id filter"); }
 static void test_small(void) { run(7, 10, 1, 0, 0, "corpus smaller than K"); }
 
