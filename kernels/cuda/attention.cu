@@ -76,6 +76,17 @@ __global__ void k_att_fwd(float *out, float *att, const float *qkv, const uint8_
   }
 }
 
+/* Dynamic shared memory above the default 48 KB must be opted into per
+ * kernel; false when the device cannot give that much. */
+static bool smem_fits(const void *kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return true;
+  int dev = g_cuda.device < 0 ? 0 : g_cuda.device, max_optin = 0;
+  cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (bytes > (size_t)max_optin) return false;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) ==
+         cudaSuccess;
+}
+
 extern "C" void cuda_attention_forward(float *out, float *att, float *scratch, const float *qkv,
                                        const uint8_t *mask, int B, int T, int C, int NH,
                                        int causal, float p_drop, uint64_t seed, uint64_t stream,
@@ -84,6 +95,7 @@ extern "C" void cuda_attention_forward(float *out, float *att, float *scratch, c
   if (B <= 0 || T <= 0) return;
   att_dims d = {T, C, NH, C / NH, 1.0f / sqrtf((float)(C / NH))};
   size_t shm = (size_t)(T + d.hs) * sizeof(float);
+  if (!smem_fits((const void *)k_att_fwd, shm)) return bad_arg("attention: T too large for shared memory");
   float ks = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
   k_att_fwd<<<(unsigned)((size_t)B * NH * T), ABLOCK, shm, g_cuda.stream>>>(
       out, att, qkv, mask, d, causal, p_drop, p_drop > 0.0f ? dropout_thr(p_drop) : 0, ks, seed,
@@ -171,6 +183,9 @@ extern "C" void cuda_attention_backward(float *dqkv, float *scratch, const float
   uint32_t thr = p_drop > 0.0f ? dropout_thr(p_drop) : 0;
   float ks = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
   unsigned rows = (unsigned)((size_t)B * NH * T);
+  if (!smem_fits((const void *)k_att_bwd_rows, (size_t)(T + d.hs) * sizeof(float)) ||
+      !smem_fits((const void *)k_att_bwd_keys, (size_t)2 * T * sizeof(float)))
+    return bad_arg("attention: T too large for shared memory");
   k_att_bwd_rows<<<rows, ABLOCK, (size_t)(T + d.hs) * sizeof(float), g_cuda.stream>>>(
       dqkv, scratch, dout, qkv, att, d, p_drop, thr, ks, seed, stream, offset);
   k_att_bwd_keys<<<rows, ABLOCK, (size_t)2 * T * sizeof(float), g_cuda.stream>>>(

@@ -22,6 +22,7 @@ struct cuda_state {
   double *red;             /* device reduction scratch, CUDA_RED_DOUBLES */
   double *red_host;        /* pinned mirror for results read back */
   cublasStatus_t blas_status; /* first cuBLAS failure since the last check */
+  const char *bad_arg;        /* first refused launch since the last check */
 };
 enum { CUDA_RED_DOUBLES = 1 << 16 };
 extern cuda_state g_cuda;
@@ -29,6 +30,12 @@ extern cuda_state g_cuda;
 static inline void blas_note(cublasStatus_t s) {
   if (s != CUBLAS_STATUS_SUCCESS && g_cuda.blas_status == CUBLAS_STATUS_SUCCESS)
     g_cuda.blas_status = s;
+}
+
+/* A launcher that refuses its arguments launches nothing and says why at
+ * the next cuda_check / cuda_sync (FOIL_EINVAL). */
+static inline void bad_arg(const char *why) {
+  if (!g_cuda.bad_arg) g_cuda.bad_arg = why;
 }
 
 static inline unsigned grid_for(size_t n, int block) {

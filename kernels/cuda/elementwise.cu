@@ -190,13 +190,20 @@ extern "C" void cuda_scale_inplace(float *x, size_t n, float s) { LAUNCH(k_scale
 
 /* ---- dropout: the CPU's mask bits (cpu/elementwise.c, cpu/philox.h) ------------- */
 
+/* A dropped element is +0 whatever its input (as the CPU), a kept one x/(1-p). */
 __global__ void k_dropout_fwd(float *out, const float *inp, size_t n, uint32_t thr, float ks,
                               uint64_t seed, uint64_t stream, uint64_t offset) {
-  FOR_N(i, n) out[i] = inp[i] * dropout_scale_at(seed, stream, offset + i, thr, ks);
+  FOR_N(i, n) {
+    float s = dropout_scale_at(seed, stream, offset + i, thr, ks);
+    out[i] = s != 0.0f ? inp[i] * s : 0.0f;
+  }
 }
 __global__ void k_dropout_bwd(float *dinp, const float *dout, size_t n, uint32_t thr, float ks,
                               uint64_t seed, uint64_t stream, uint64_t offset) {
-  FOR_N(i, n) dinp[i] += dout[i] * dropout_scale_at(seed, stream, offset + i, thr, ks);
+  FOR_N(i, n) {
+    float s = dropout_scale_at(seed, stream, offset + i, thr, ks);
+    dinp[i] += s != 0.0f ? dout[i] * s : 0.0f;
+  }
 }
 extern "C" void cuda_dropout_forward(float *out, const float *inp, size_t n, float p,
                                      uint64_t seed, uint64_t stream, uint64_t offset) {

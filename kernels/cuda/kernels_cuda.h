@@ -15,7 +15,8 @@
  * issue order and return nothing, as in kernels.h; a launch or an
  * asynchronous fault is reported by the next cuda_check / cuda_sync as a
  * foil_err code (FOIL_EINTERNAL, FOIL_ENOMEM for allocations, FOIL_EUNAVAIL
- * when no device). Nothing here exits or prints.
+ * when no device, FOIL_EINVAL when a launcher refused its sizes and
+ * launched nothing). Nothing here exits or prints.
  *
  * Precision: fp32 everywhere unless a name says bf16. The fp32 GEMMs run
  * without TF32 (CUBLAS_DEFAULT_MATH), so they agree with the CPU to fp32
@@ -100,7 +101,9 @@ void cuda_dropout_forward(float *out, const float *inp, size_t n, float p, uint6
                           uint64_t stream, uint64_t offset);
 void cuda_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
                            uint64_t stream, uint64_t offset);
-/* scratch: B·NH·T·T floats when p_drop > 0 (as the CPU kernel). */
+/* scratch: unused by the forward (may be NULL); the backward needs B·NH·T·T
+ * floats. One block per query row keeps (T + hs) floats in shared memory:
+ * T up to about 50k on sm_90 (else FOIL_EINVAL). */
 void cuda_attention_forward(float *out, float *att, float *scratch, const float *qkv,
                             const uint8_t *mask, int B, int T, int C, int NH, int causal,
                             float p_drop, uint64_t seed, uint64_t stream, uint64_t offset);
@@ -166,7 +169,8 @@ void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m
  * of CUDA_SCAN_ROWS rows are scored through cuBLAS, sorted in chunks in
  * shared memory and merged (search.cu); the result depends only on the set
  * of (score, id) pairs, so ties rank the lower id first as on the CPU.
- * K <= CUDA_TOPK_MAX. scratch: cuda_scan_topk_scratch(nq) floats.
+ * K <= CUDA_TOPK_MAX, nq <= 65535 (else FOIL_EINVAL at cuda_check). scratch:
+ * cuda_scan_topk_scratch(nq) floats.
  * Twin: topk_merge / topk_offer over the same scores. */
 enum { CUDA_SCAN_ROWS = 1 << 18, CUDA_TOPK_MAX = 256 };
 size_t cuda_scan_topk_scratch(int nq);

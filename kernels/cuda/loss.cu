@@ -23,6 +23,7 @@ __device__ void xent_row(float *p, const float *x, int V, int label, int decoupl
   __shared__ double dshm[32];
   __shared__ float fshm[32];
   __shared__ best_t bshm[32];
+  const float lab = x[label]; /* read before any thread writes p (p may be x) */
   best_t am = {-INFINITY, -1};
   float mx = -INFINITY;
   for (int v = threadIdx.x; v < V; v += blockDim.x) {
@@ -32,7 +33,6 @@ __device__ void xent_row(float *p, const float *x, int V, int label, int decoupl
   }
   am = block_best(am, bshm);
   mx = block_max(mx, fshm);
-  float lab = x[label];
   double s = 0.0;
   for (int v = threadIdx.x; v < V; v += blockDim.x) {
     float e = decoupled && v == label ? 0.0f : expf(x[v] - mx);

@@ -133,7 +133,10 @@ extern "C" size_t cuda_scan_topk_scratch(int nq) {
 extern "C" void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q,
                                int d, const float *x, int n, int64_t id0, int64_t id_lo,
                                int64_t id_hi, float *scratch) {
-  if (nq <= 0 || K <= 0 || K > CUDA_TOPK_MAX || n <= 0) return;
+  if (nq <= 0 || n <= 0) return;
+  /* queries are the grid's y dimension */
+  if (nq > 65535 || K <= 0 || K > CUDA_TOPK_MAX)
+    return bad_arg("cuda_scan_topk: needs nq <= 65535 and 1 <= K <= CUDA_TOPK_MAX");
   const float one = 1.0f, zero = 0.0f;
   float *scores = scratch;
   float *cand_s = scratch + (size_t)nq * CUDA_SCAN_ROWS;
