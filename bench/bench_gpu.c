@@ -194,8 +194,7 @@ static void bench_train(const enc_cfg *c, int steps, double peak) {
       cuda_residual_forward(a->r1, a->x, tmp, (size_t)N * C);
       cuda_layernorm_forward(a->h1, a->m1, a->s1, a->r1, w->ln_w[0], w->ln_b[0], N, C, 1e-12f);
       cuda_f32_to_bf16(a->h1b, a->h1, (size_t)N * C);
-      cuda_matmul_forward_bf16(a->pre, a->h1b, w->wb[2], w->b[2], N, C, F);
-      cuda_gelu_forward(a->g, a->pre, (size_t)N * F);
+      cuda_matmul_gelu_forward_bf16(a->g, a->pre, a->h1b, w->wb[2], w->b[2], N, C, F);
       cuda_f32_to_bf16(a->gbf, a->g, (size_t)N * F);
       cuda_matmul_forward_bf16(tmp, a->gbf, w->wb[3], w->b[3], N, F, C);
       cuda_dropout_forward(tmp, tmp, (size_t)N * C, pd, seed, 4 * l + 2, 0);
@@ -320,6 +319,11 @@ static void bench_decode(int rows, int len, int steps) {
   float *scr = dalloc((size_t)rows * NH * (maxl + 1) * 4);
   int *lens_h = malloc(sizeof(int) * rows), *lens = dalloc(sizeof(int) * rows);
   dfill(x, (size_t)rows * C, 1, 73);
+  {
+    float ones[768];
+    for (int i = 0; i < C; i++) ones[i] = 1.0f;
+    cuda_upload(lnw, ones, sizeof(float) * C, NULL);
+  }
   double t_total = 0.0;
   for (int s = 0; s < steps + 2; s++) {
     for (int r = 0; r < rows; r++) lens_h[r] = len + s;

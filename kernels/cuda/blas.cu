@@ -82,3 +82,10 @@ extern "C" void cuda_matmul_backward_bf16(float *dinp, float *dW, float *db,
   if (dW) blas_note(gemm_bf16(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dW, C));
   if (db && dout_f32) bias_grad(db, dout_f32, N, OC);
 }
+
+extern "C" void cuda_matmul_gelu_forward_bf16(float *out, float *pre, const uint16_t *inp,
+                                              const uint16_t *W, const float *b, int N, int C,
+                                              int OC) {
+  blas_note(gemm_bf16(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, W, C, inp, C, 0.0f, pre, OC));
+  foil_cuda_bias_gelu(out, pre, b, N, OC);
+}

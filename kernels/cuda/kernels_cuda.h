@@ -159,6 +159,9 @@ void cuda_matmul_backward_bf16(float *dinp, float *dW, float *db, const uint16_t
  * output. Twin: matmul_forward then gelu_forward. */
 void cuda_matmul_gelu_forward(float *out, float *pre, const float *inp, const float *W,
                               const float *b, int N, int C, int OC);
+/* The same with bf16 inp and W (fp32 accumulate; pre, out, b fp32). */
+void cuda_matmul_gelu_forward_bf16(float *out, float *pre, const uint16_t *inp, const uint16_t *W,
+                                   const float *b, int N, int C, int OC);
 /* AdamW on fp32 master weights p that also writes the bf16 working copy
  * p_bf16 (may be NULL). Twin: adamw_update then rounding. */
 void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m, float *v,

@@ -93,6 +93,17 @@ static void test_bf16(void) {
   close_enough("matmul_backward_bf16 dinp", hx, gx, (size_t)N * C, tol_k(OC), 1e-5f);
   close_enough("matmul_backward_bf16 dW", hW, gW, (size_t)OC * C, tol_k(N), 1e-5f);
   close_enough("matmul_backward_bf16 db", hb, gb, OC, tol_k(N), 1e-5f);
+  /* bf16 GEMM + bias + GELU */
+  float *pre = malloc(sizeof(float) * N * OC), *act = malloc(sizeof(float) * N * OC);
+  matmul_forward(pre, xr, Wr, b, N, C, OC);
+  gelu_forward(act, pre, (size_t)N * OC);
+  float *dpre = dev_from(NULL, sizeof(float) * N * OC);
+  cuda_matmul_gelu_forward_bf16(dy, dpre, dxh, dWh, db, N, C, OC);
+  float *hp = host_from(dpre, sizeof(float) * N * OC), *ha = host_from(dy, sizeof(float) * N * OC);
+  close_enough("matmul_gelu_forward_bf16 pre", hp, pre, (size_t)N * OC, tol_k(C), 1e-5f);
+  close_enough("matmul_gelu_forward_bf16 out", ha, act, (size_t)N * OC, tol_k(C), 1e-5f);
+  cuda_free(dpre);
+  free(pre); free(act); free(hp); free(ha);
   cuda_free(dxh); cuda_free(dWh); cuda_free(db); cuda_free(dy); cuda_free(dgx); cuda_free(dgW);
   cuda_free(dgb); cuda_free(dgoh); cuda_free(dgo);
   free(x); free(W); free(b); free(xr); free(Wr); free(xh); free(Wh); free(y); free(yfull); free(hy);
