@@ -9,6 +9,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cuda/kernels_cuda.h"
 extern "C" {
@@ -124,15 +125,23 @@ __device__ inline best_t block_best(best_t v, best_t *shm) {
 }
 
 /* Philox4x32-10, word `w` of the (seed, stream) sequence: block w/4, word
- * w%4 — kernels/cpu/philox.h's block_at. */
-__device__ inline uint32_t philox_word(uint64_t seed, uint64_t stream, uint64_t w) {
+ * w%4 — kernels/cpu/philox.h's block_at. Host and device: the host copy is
+ * checked against the CPU's rng_u32 by unit.cuda_host (no GPU needed). */
+__host__ __device__ inline uint32_t mulhi32(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+  return __umulhi(a, b);
+#else
+  return (uint32_t)(((uint64_t)a * b) >> 32);
+#endif
+}
+__host__ __device__ inline uint32_t philox_word(uint64_t seed, uint64_t stream, uint64_t w) {
   uint64_t block = w >> 2;
   uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = (uint32_t)stream,
            c3 = (uint32_t)(stream >> 32);
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   for (int r = 0; r < 10; r++) {
-    uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-    uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    uint32_t hi0 = mulhi32(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    uint32_t hi1 = mulhi32(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
     uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
@@ -151,11 +160,20 @@ __device__ inline uint32_t philox_word(uint64_t seed, uint64_t stream, uint64_t 
 
 /* Dropout's scale for mask element i: 1/(1-p) when kept, else 0. Element i
  * takes half i%2 (low first) of word i/2, kept when >= ceil(p·65536). */
-__device__ inline float dropout_scale_at(uint64_t seed, uint64_t stream, uint64_t i,
-                                         uint32_t thr, float keep_scale) {
+__host__ __device__ inline float dropout_scale_at(uint64_t seed, uint64_t stream, uint64_t i,
+                                                  uint32_t thr, float keep_scale) {
   uint32_t w = philox_word(seed, stream, i >> 1);
   uint32_t h = (i & 1) ? w >> 16 : w & 0xFFFFu;
   return h >= thr ? keep_scale : 0.0f;
+}
+
+/* bf16 bits of f, round to nearest even (NaN stays a quiet NaN). */
+__host__ __device__ inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
 }
 
 static inline uint32_t dropout_thr(float p) { return (uint32_t)ceil((double)p * 65536.0); }

@@ -11,13 +11,6 @@
 
 /* ---- bf16 ------------------------------------------------------------------- */
 
-__device__ inline uint16_t f32_to_bf16(float f) {
-  uint32_t u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-  u += 0x7fffu + ((u >> 16) & 1u);                                          /* nearest even */
-  return (uint16_t)(u >> 16);
-}
-
 __global__ void k_to_bf16(uint16_t *dst, const float *src, size_t n) {
   FOR_N(i, n) dst[i] = f32_to_bf16(src[i]);
 }

@@ -73,6 +73,12 @@ int cuda_memset0(void *dst_dev, size_t bytes, foil_err *err);
 /* Device to device, on the stream (asynchronous). */
 int cuda_copy(void *dst_dev, const void *src_dev, size_t bytes, foil_err *err);
 
+/* The device code's Philox word, dropout decision and bf16 rounding, run
+ * on the host (no device needed): tests check them against kernels.h. */
+uint32_t cuda_host_philox_word(uint64_t seed, uint64_t stream, uint64_t w);
+int cuda_host_dropout_kept(uint64_t seed, uint64_t stream, uint64_t i, float p);
+uint16_t cuda_host_bf16(float f);
+
 /* ---- conversions (bf16 = upper 16 bits of fp32, rounded to nearest even) ---- */
 void cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 void cuda_bf16_to_f32(float *dst, const uint16_t *src, size_t n);

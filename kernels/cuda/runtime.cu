@@ -146,3 +146,13 @@ extern "C" int cuda_copy(void *dst, const void *src, size_t bytes, foil_err *err
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream);
   return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "device copy", err);
 }
+
+/* The device code's Philox, dropout and bf16 helpers run on the host, for
+ * unit.cuda_host (checks them against the CPU kernels without a GPU). */
+extern "C" uint32_t cuda_host_philox_word(uint64_t seed, uint64_t stream, uint64_t w) {
+  return philox_word(seed, stream, w);
+}
+extern "C" int cuda_host_dropout_kept(uint64_t seed, uint64_t stream, uint64_t i, float p) {
+  return dropout_scale_at(seed, stream, i, dropout_thr(p), 1.0f) != 0.0f;
+}
+extern "C" uint16_t cuda_host_bf16(float f) { return f32_to_bf16(f); }
