@@ -6,7 +6,8 @@
  * rank number, runs allreduce_mean, allgather and reduce_scatter_sum once
  * over MPI on host copies and once over NCCL on device copies, and the
  * results must agree: allgather exactly (a copy), the reductions to fp32
- * rounding of a different summation order (rtol 1e-6, atol 1e-7). */
+ * rounding of a different summation order (rtol 1e-6, atol 1e-7); gradient
+ * buckets (comm_bucket_allreduce_mean on the side stream) against both. */
 #include "tests/gpu/gpu_test.h"
 #include "worker/run/comm.h"
 
@@ -47,6 +48,25 @@ int main(int argc, char **argv) {
     close_enough("allreduce_mean NCCL vs MPI", hm, mean, n, 1e-7f, 1e-6f);
     close_enough("allgather NCCL vs MPI", hg, g, n * world, 0, 0);
     close_enough("reduce_scatter_sum NCCL vs MPI", hr, rs, n, 1e-7f, 1e-6f);
+    /* gradient buckets on the side stream, then the compute stream waits:
+     * the bucket starts after the kernel queued before it (x2), and a
+     * kernel queued after comm_bucket_finish (x0.5) sees the reduced values.
+     * Powers of two commute exactly with the sums. */
+    const size_t m = n - n / 2;
+    float *b1 = dev_from(a, sizeof(float) * n), *b2 = dev_from(a + n / 2, sizeof(float) * m);
+    float *dw2 = dev_from(a + n / 2, sizeof(float) * m);
+    cuda_scale_inplace(b1, n, 2.0f);
+    CHECK(comm_bucket_allreduce_mean(c, b1, n, &err) == FOIL_OK);
+    CHECK(comm_bucket_allreduce_mean(c, b2, m, &err) == FOIL_OK);
+    CHECK(comm_bucket_finish(c, &err) == FOIL_OK);
+    cuda_scale_inplace(b1, n, 0.5f);
+    CHECK(comm_allreduce_mean(c, dw2, m, &err) == FOIL_OK); /* the blocking path */
+    float *h1 = host_from(b1, sizeof(float) * n), *h2 = host_from(b2, sizeof(float) * m);
+    float *hw2 = host_from(dw2, sizeof(float) * m);
+    close_enough("bucket (x2 before, x0.5 after) vs MPI mean", h1, mean, n, 1e-7f, 1e-6f);
+    close_enough("bucket vs blocking NCCL allreduce", h2, hw2, m, 0, 0);
+    cuda_free(b1); cuda_free(b2); cuda_free(dw2);
+    free(h1); free(h2); free(hw2);
     /* bcast and barrier stay on MPI */
     int token = rank == 0 ? 42 : 0;
     CHECK(comm_bcast(c, &token, sizeof token, 0, &err) == FOIL_OK && token == 42);

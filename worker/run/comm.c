@@ -24,6 +24,9 @@ struct comm {
   int gpu;     /* data collectives on NCCL, device buffers */
 #ifdef FOIL_HAVE_NCCL
   ncclComm_t nccl;
+  cudaStream_t side;       /* gradient buckets: NCCL beside the compute stream */
+  cudaEvent_t ready, done; /* compute -> side, side -> compute */
+  int pending;             /* buckets started since the last finish */
 #endif
 };
 
@@ -80,7 +83,13 @@ void comm_destroy(comm **cp) {
   if (!cp || !*cp) return;
   comm *c = *cp;
 #ifdef FOIL_HAVE_NCCL
-  if (c->gpu) ncclCommDestroy(c->nccl);
+  if (c->gpu) {
+    if (c->pending) cudaStreamSynchronize(c->side);
+    ncclCommDestroy(c->nccl);
+    cudaEventDestroy(c->ready);
+    cudaEventDestroy(c->done);
+    cudaStreamDestroy(c->side);
+  }
 #endif
   MPI_Comm_free(&c->local);
   MPI_Comm_free(&c->world);
@@ -129,8 +138,43 @@ int comm_use_gpu(comm *c, foil_err *err) {
   if (!msg.ok) return foil_err_set(err, FOIL_EUNAVAIL, "rank 0 could not create an NCCL unique id");
   ncclResult_t r = ncclCommInitRank(&c->nccl, c->size, msg.id, c->rank);
   if (r != ncclSuccess) return nccl_fail(r, "communicator creation", err);
+  cudaError_t e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->done, cudaEventDisableTiming);
+  if (e != cudaSuccess) {
+    ncclCommDestroy(c->nccl);
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA stream/event creation failed: %s",
+                        cudaGetErrorString(e));
+  }
   c->gpu = 1;
   return FOIL_OK;
+}
+
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  if (!c->gpu) return comm_allreduce_mean(c, buf, n, err);
+  /* the side stream starts this bucket once the compute stream has made it */
+  cudaStream_t compute = (cudaStream_t)cuda_stream();
+  cudaError_t e = cudaEventRecord(c->ready, compute);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(c->side, c->ready, 0);
+  if (e != cudaSuccess)
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA event failed: %s", cudaGetErrorString(e));
+  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, c->nccl, c->side);
+  if (r != ncclSuccess) return nccl_fail(r, "bucket allreduce", err);
+  c->pending++;
+  return FOIL_OK;
+}
+
+int comm_bucket_finish(comm *c, foil_err *err) {
+  if (!c->gpu || !c->pending) return FOIL_OK;
+  /* later compute-stream work waits for every bucket; the host does not */
+  cudaError_t e = cudaEventRecord(c->done, c->side);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent((cudaStream_t)cuda_stream(), c->done, 0);
+  c->pending = 0;
+  if (e != cudaSuccess)
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA event failed: %s", cudaGetErrorString(e));
+  ncclResult_t async = ncclSuccess;
+  ncclCommGetAsyncError(c->nccl, &async);
+  return async == ncclSuccess ? FOIL_OK : nccl_fail(async, "bucket allreduce", err);
 }
 
 /* Issues nothing more: waits for the stream, then asks NCCL whether the
@@ -164,6 +208,14 @@ static int nccl_reduce_scatter(comm *c, const float *send, size_t n, float *recv
   return nccl_finish(c, t0, "reduce-scatter", err);
 }
 #else
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  return comm_allreduce_mean(c, buf, n, err);
+}
+int comm_bucket_finish(comm *c, foil_err *err) {
+  (void)c;
+  (void)err;
+  return FOIL_OK;
+}
 int comm_use_gpu(comm *c, foil_err *err) {
   (void)c;
   return foil_err_set(err, FOIL_EPRECOND,

@@ -66,6 +66,19 @@ int comm_use_gpu(comm *c, foil_err *err);
 /* 1 after comm_use_gpu succeeded. */
 int comm_is_gpu(const comm *c);
 
+/* Gradient buckets overlapped with the backward pass. On GPU ranks,
+ * comm_bucket_allreduce_mean queues an NCCL mean all-reduce of buf (device)
+ * on a side stream that starts once the CUDA backend's stream has reached
+ * this call (so the bucket's gradients are complete) and returns at once:
+ * the backward of earlier layers keeps running while the bucket travels.
+ * comm_bucket_finish makes later work on the backend's stream (the
+ * optimizer) wait for every bucket queued since the last finish, without
+ * blocking the host. Buckets must not be touched in between. Every rank
+ * queues the same buckets in the same order. On CPU ranks the bucket call
+ * is comm_allreduce_mean and finish does nothing. */
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err);
+int comm_bucket_finish(comm *c, foil_err *err);
+
 /* The collectives model/loss.h needs for cross-rank negatives, bound to c. */
 loss_comm comm_loss_comm(comm *c);
 
