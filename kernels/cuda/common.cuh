@@ -24,6 +24,7 @@ struct cuda_state {
   double *red_host;        /* pinned mirror for results read back */
   cublasStatus_t blas_status; /* first cuBLAS failure since the last check */
   const char *bad_arg;        /* first refused launch since the last check */
+  int bad_code;               /* its foil_err code */
 };
 enum { CUDA_RED_DOUBLES = 1 << 16 };
 extern cuda_state g_cuda;
@@ -33,11 +34,16 @@ static inline void blas_note(cublasStatus_t s) {
     g_cuda.blas_status = s;
 }
 
-/* A launcher that refuses its arguments launches nothing and says why at
- * the next cuda_check / cuda_sync (FOIL_EINVAL). */
-static inline void bad_arg(const char *why) {
-  if (!g_cuda.bad_arg) g_cuda.bad_arg = why;
+/* A launcher that refuses its arguments (or cannot get memory) launches
+ * nothing and says why at the next cuda_check / cuda_sync (FOIL_EINVAL,
+ * FOIL_ENOMEM). */
+static inline void refuse(int code, const char *why) {
+  if (!g_cuda.bad_arg) {
+    g_cuda.bad_arg = why;
+    g_cuda.bad_code = code;
+  }
 }
+static inline void bad_arg(const char *why) { refuse(FOIL_EINVAL, why); }
 
 static inline unsigned grid_for(size_t n, int block) {
   size_t g = (n + (size_t)block - 1) / (size_t)block;

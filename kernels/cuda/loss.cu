@@ -167,7 +167,10 @@ extern "C" void cuda_infonce_backward(float *dq, float *dk, float *dscale, float
     /* d/dscale = Σ_i <q_i, (G [K; Kx])_i>; tmp = G [K; Kx] also gives dq. */
     float *tmp = nullptr;
     size_t qn = (size_t)nq * D;
-    if (cudaMallocAsync(&tmp, qn * sizeof(float) + 1, g_cuda.stream) != cudaSuccess) return;
+    if (cudaMallocAsync(&tmp, qn * sizeof(float) + 1, g_cuda.stream) != cudaSuccess) {
+      cudaGetLastError();
+      return refuse(FOIL_ENOMEM, "cuda_infonce_backward: no memory for the dscale product");
+    }
     blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, D, nq, nk, &one, k, D, probs, nt,
                           &zero, tmp, D));
     if (nx > 0)

@@ -6,7 +6,7 @@
 
 #include "kernels/cuda/common.cuh"
 
-cuda_state g_cuda = {-1, nullptr, nullptr, nullptr, nullptr, CUBLAS_STATUS_SUCCESS, nullptr};
+cuda_state g_cuda = {-1, nullptr, nullptr, nullptr, nullptr, CUBLAS_STATUS_SUCCESS, nullptr, 0};
 static char g_desc[256] = "cuda (not initialized)";
 
 static int cuda_fail(cudaError_t e, const char *what, foil_err *err) {
@@ -71,7 +71,7 @@ extern "C" void cuda_shutdown(void) {
   if (g_cuda.red) cudaFree(g_cuda.red);
   if (g_cuda.red_host) cudaFreeHost(g_cuda.red_host);
   if (g_cuda.stream) cudaStreamDestroy(g_cuda.stream);
-  g_cuda = cuda_state{-1, nullptr, nullptr, nullptr, nullptr, CUBLAS_STATUS_SUCCESS, nullptr};
+  g_cuda = cuda_state{-1, nullptr, nullptr, nullptr, nullptr, CUBLAS_STATUS_SUCCESS, nullptr, 0};
   snprintf(g_desc, sizeof g_desc, "cuda (not initialized)");
 }
 
@@ -84,7 +84,7 @@ static int blas_check(foil_err *err) {
     const char *why = g_cuda.bad_arg;
     g_cuda.bad_arg = nullptr;
     g_cuda.blas_status = CUBLAS_STATUS_SUCCESS;
-    return foil_err_set(err, FOIL_EINVAL, "CUDA launcher refused its arguments: %s", why);
+    return foil_err_set(err, g_cuda.bad_code, "CUDA launcher did nothing: %s", why);
   }
   cublasStatus_t s = g_cuda.blas_status;
   g_cuda.blas_status = CUBLAS_STATUS_SUCCESS;
