@@ -26,6 +26,7 @@ jobs=$(nproc)
 cat "$OUT/env.txt"
 
 if [ -f .devdeps/openblas.pc ]; then
+  export OpenBLAS_ROOT=$PWD/.devdeps
   export PKG_CONFIG_PATH=$PWD/.devdeps${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   export LD_LIBRARY_PATH=$PWD/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export LIBRARY_PATH=$PWD/.devdeps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
