@@ -1,4 +1,4 @@
-/* elementwise.cu — the one-pass kernels: embedding, layernorm, GELU,
+/* elementwise.cu — the one-pass kernels: layernorm, GELU,
  * residual/scale, dropout, pooling, L2 normalization, sumsq, AdamW, EMA,
  * bf16 conversion. Each names its CPU twin (kernels/cpu/<file>.c).
  * Memory-bound: one read and one write per element unless stated. */
@@ -22,40 +22,6 @@ extern "C" void cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
 }
 extern "C" void cuda_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
   LAUNCH(k_from_bf16, n)(dst, src, n);
-}
-
-/* ---- embedding (twin: cpu/embed.c) ------------------------------------------ */
-
-__global__ void k_embed_fwd(float *out, const int32_t *ids, const float *wte, const float *wpe,
-                            int T, int C, size_t n) {
-  FOR_N(i, n) {
-    size_t bt = i / C;
-    int c = (int)(i % C), t = (int)(bt % T);
-    out[i] = wte[(size_t)ids[bt] * C + c] + wpe[(size_t)t * C + c];
-  }
-}
-extern "C" void cuda_embed_forward(float *out, const int32_t *ids, const float *wte,
-                                   const float *wpe, int B, int T, int C) {
-  size_t n = (size_t)B * T * C;
-  LAUNCH(k_embed_fwd, n)(out, ids, wte, wpe, T, C, n);
-}
-
-/* One thread per column c walks the tokens in order: repeated ids add up in
- * the CPU's order (same bits as the CPU twin), no atomics. Parallelism is C
- * threads, so this is latency-bound for small C; it reads dout once. */
-__global__ void k_embed_bwd(float *dwte, float *dwpe, const float *dout, const int32_t *ids,
-                            int BT, int T, int C) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  for (int bt = 0; bt < BT; bt++) {
-    float d = dout[(size_t)bt * C + c];
-    if (dwte) dwte[(size_t)ids[bt] * C + c] += d;
-    if (dwpe) dwpe[(size_t)(bt % T) * C + c] += d;
-  }
-}
-extern "C" void cuda_embed_backward(float *dwte, float *dwpe, const float *dout,
-                                    const int32_t *ids, int B, int T, int C) {
-  k_embed_bwd<<<(C + 63) / 64, 64, 0, g_cuda.stream>>>(dwte, dwpe, dout, ids, B * T, T, C);
 }
 
 /* ---- layernorm (twin: cpu/layernorm.c) -------------------------------------- */
