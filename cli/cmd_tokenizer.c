@@ -4,7 +4,7 @@
  *   foil tokenizer encode --vocab FILE [--no-special] [--max N] --file F
  *   foil tokenizer decode --vocab FILE ID...
  *   foil tokenizer train --vocab-size N --out DIR [--min-frequency K]
- *                        [--special TOKEN]... FILE...
+ *                        [--special TOKEN]... [--lm LM.H5] FILE...
  *
  * --vocab: a vocab.txt selects WordPiece (uncased BERT, [CLS]/[SEP] added
  * unless --no-special); a vocab.json selects byte-level BPE with merges.txt
@@ -21,6 +21,8 @@
 #include "common/fileio.h"
 #include "model/bpe_train.h"
 #include "model/tokenizer.h"
+#include "storage/h5io.h"
+#include "storage/lmcorpus.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -28,7 +30,7 @@ static void usage(FILE *out) {
           "       foil tokenizer encode --vocab FILE [--no-special] [--max N] --file TEXTFILE\n"
           "       foil tokenizer decode --vocab FILE ID...\n"
           "       foil tokenizer train --vocab-size N --out DIR [--min-frequency K]\n"
-          "                            [--special TOKEN]... FILE...\n"
+          "                            [--special TOKEN]... [--lm LM.H5] [FILE...]\n"
           "\n"
           "encode  prints the token ids of TEXT (its words joined by spaces), separated by\n"
           "        spaces; with --file, one line of ids per line of TEXTFILE.\n"
@@ -40,7 +42,9 @@ static void usage(FILE *out) {
           "        until the vocabulary has N tokens and writes DIR/vocab.json and\n"
           "        DIR/merges.txt as Hugging Face's tokenizers reads them. Special tokens\n"
           "        come first (default: <|endoftext|>); --min-frequency (default 2) stops\n"
-          "        at pairs seen fewer times.\n");
+          "        at pairs seen fewer times. --lm learns from the train documents of an\n"
+          "        lm dataset (ROOT/datasets/lm/lm.h5 of `foil data prepare lm`), the\n"
+          "        tokenizer a decoder job on it uses (model.tokenizer DIR/vocab.json).\n");
 }
 
 static int fail(foil_err *e) { return cli_fail("tokenizer", e); }
@@ -193,7 +197,7 @@ static int write_file(const char *dir, const char *name, const char *data, size_
 static int cmd_train(int argc, char **argv) {
   foil_err err = {0};
   int vocab_size = 0, min_freq = 2, nspec = 0, nfiles = 0;
-  const char *out = NULL;
+  const char *out = NULL, *lm = NULL;
   const char **specials = calloc((size_t)argc + 1, sizeof *specials);
   const char **files = calloc((size_t)argc + 1, sizeof *files);
   int rc = FOIL_OK;
@@ -206,21 +210,29 @@ static int cmd_train(int argc, char **argv) {
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if (!strcmp(argv[i], "--min-frequency") && i + 1 < argc) min_freq = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--special") && i + 1 < argc) specials[nspec++] = argv[++i];
+    else if (!strcmp(argv[i], "--lm") && i + 1 < argc) lm = argv[++i];
     else if (!strncmp(argv[i], "--", 2)) {
       rc = foil_err_set(&err, FOIL_EINVAL, "train: unknown option '%s' (see --help)", argv[i]);
       goto done;
     } else files[nfiles++] = argv[i];
   }
   if (!nspec) specials[nspec++] = "<|endoftext|>";
-  if (vocab_size <= 0 || !out || !nfiles) {
-    rc = foil_err_set(&err, FOIL_EINVAL, "train: --vocab-size N, --out DIR and at least one FILE are required");
+  if (vocab_size <= 0 || !out || (!nfiles && !lm)) {
+    rc = foil_err_set(&err, FOIL_EINVAL, "train: --vocab-size N, --out DIR and at least one FILE (or --lm) are required");
     goto done;
   }
   bpe_trainer *tr = NULL;
   tokenizer *t = NULL;
   if ((rc = bpe_trainer_new(&tr, &err))) goto done;
+  if (lm) { /* each document fed whole: its lines are counted as a file's */
+    char **docs = NULL;
+    size_t nd = 0;
+    rc = lmcorpus_read_split(lm, "train", &docs, &nd, &err);
+    for (size_t i = 0; i < nd && !rc; i++) rc = bpe_trainer_feed(tr, docs[i], strlen(docs[i]), lm, &err);
+    h5io_free_strings(docs, nd);
+  }
   for (int i = 0; i < nfiles && !rc; i++) {
-    char *data;
+    char *data = NULL;
     size_t len;
     if ((rc = foil_read_file(files[i], &data, &len, &err))) break;
     rc = bpe_trainer_feed(tr, data, len, files[i], &err);
@@ -231,8 +243,7 @@ static int cmd_train(int argc, char **argv) {
   char *vj = NULL, *mt = NULL;
   size_t vl = 0, ml = 0;
   if (!rc) rc = tokenizer_export(t, &vj, &vl, &mt, &ml, &err);
-  if (!rc && mkdir(out, 0777) != 0 && errno != EEXIST)
-    rc = foil_err_set(&err, errno == EACCES ? FOIL_EPERM : FOIL_EINVAL, "%s: %s", out, strerror(errno));
+  if (!rc) rc = foil_mkdirs(out, &err); /* parents too: --out foil-data/tokenizers/lm-bpe */
   if (!rc) rc = write_file(out, "vocab.json", vj, vl, &err);
   if (!rc) rc = write_file(out, "merges.txt", mt, ml, &err);
   if (!rc)

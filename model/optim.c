@@ -41,8 +41,11 @@ void optim_destroy(optim **op) {
 }
 
 float optim_step(optim *o, encoder *enc, float lr) {
-  float *p = encoder_params(enc), *g = encoder_grads(enc);
-  const encoder_tensor *t = encoder_tensors(enc);
+  return optim_step_tensors(o, encoder_params(enc), encoder_grads(enc), encoder_tensors(enc), ENC_NTENSORS,
+                            lr);
+}
+
+float optim_step_tensors(optim *o, float *p, float *g, const encoder_tensor *t, int nt, float lr) {
   float norm = (float)sqrt(sumsq(g, o->n));
   if (o->cfg.max_grad_norm > 0.0f) {
     /* as clip_grad_norm_: multiply by min(1, max/(norm + 1e-6)) */
@@ -50,7 +53,7 @@ float optim_step(optim *o, encoder *enc, float lr) {
     if (coef < 1.0f) scale_inplace(g, o->n, coef);
   }
   o->t++;
-  for (int i = 0; i < ENC_NTENSORS; i++) {
+  for (int i = 0; i < nt; i++) {
     if (!t[i].size) continue;
     size_t off = t[i].offset;
     adamw_update(p + off, g + off, o->m + off, o->v + off, t[i].size, lr, o->cfg.beta1,

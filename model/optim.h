@@ -39,4 +39,11 @@ void optim_destroy(optim **o);
  * before clipping. Cost: 3 passes over the parameters. */
 float optim_step(optim *o, encoder *enc, float lr);
 
+/* The same over any model laid out as views into one flat buffer (the
+ * decoder's decoder_tensors, DEC_NTENSORS of them): params and grads of
+ * o->n floats, nt views (size 0 ones skipped). optim_step is this on the
+ * encoder's buffers. */
+float optim_step_tensors(optim *o, float *params, float *grads, const encoder_tensor *t, int nt,
+                         float lr);
+
 #endif

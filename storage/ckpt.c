@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/tokenizer_h5.h"
+
 /* ---- config as attributes ------------------------------------------------------- */
 
 static const struct {
@@ -25,6 +27,30 @@ static const struct {
 };
 enum { NCFG = sizeof cfg_fields / sizeof cfg_fields[0] };
 
+static const struct {
+  const char *key;
+  size_t off;
+  int is_float;
+} dcfg_fields[] = {
+#define I(f) {#f, offsetof(decoder_config, f), 0}
+#define F(f) {#f, offsetof(decoder_config, f), 1}
+    I(n_layers), I(d_model), I(n_heads), I(d_ff), I(vocab), I(max_len), F(dropout), F(ln_eps),
+#undef I
+#undef F
+};
+enum { NDCFG = sizeof dcfg_fields / sizeof dcfg_fields[0] };
+
+static double dcfg_get(const decoder_config *c, int i) {
+  const char *p = (const char *)c + dcfg_fields[i].off;
+  return dcfg_fields[i].is_float ? *(const float *)p : *(const int *)p;
+}
+
+static void dcfg_set(decoder_config *c, int i, double v) {
+  char *p = (char *)c + dcfg_fields[i].off;
+  if (dcfg_fields[i].is_float) *(float *)p = (float)v;
+  else *(int *)p = (int)v;
+}
+
 static double cfg_get(const encoder_config *c, int i) {
   const char *p = (const char *)c + cfg_fields[i].off;
   return cfg_fields[i].is_float ? *(const float *)p : *(const int *)p;
@@ -38,11 +64,20 @@ static void cfg_set(encoder_config *c, int i, double v) {
 
 /* ---- tensors -------------------------------------------------------------------------- */
 
-static int write_tensors(h5io *f, const char *group, const encoder *enc, const float *buf,
+/* The views of the model a state holds. */
+static const encoder_tensor *views_of(const ckpt_state *s, int *n) {
+  if (s->dec) {
+    *n = DEC_NTENSORS;
+    return s->dec->tensors;
+  }
+  *n = ENC_NTENSORS;
+  return encoder_tensors(s->enc);
+}
+
+static int write_tensors(h5io *f, const char *group, const encoder_tensor *t, int nt, const float *buf,
                          foil_err *err) {
-  const encoder_tensor *t = encoder_tensors(enc);
   char name[256];
-  for (int i = 0; i < ENC_NTENSORS; i++) {
+  for (int i = 0; i < nt; i++) {
     if (!t[i].size) continue;
     uint64_t dims[3] = {(uint64_t)t[i].shape[0], (uint64_t)t[i].shape[1], (uint64_t)t[i].shape[2]};
     snprintf(name, sizeof name, "%s/%s", group, t[i].name);
@@ -52,11 +87,10 @@ static int write_tensors(h5io *f, const char *group, const encoder *enc, const f
   return FOIL_OK;
 }
 
-static int read_tensors(h5io *f, const char *group, const encoder *enc, float *buf,
+static int read_tensors(h5io *f, const char *group, const encoder_tensor *t, int nt, float *buf,
                         foil_err *err) {
-  const encoder_tensor *t = encoder_tensors(enc);
   char name[256];
-  for (int i = 0; i < ENC_NTENSORS; i++) {
+  for (int i = 0; i < nt; i++) {
     if (!t[i].size) continue;
     snprintf(name, sizeof name, "%s/%s", group, t[i].name);
     int nd;
@@ -78,28 +112,49 @@ static int read_tensors(h5io *f, const char *group, const encoder *enc, float *b
 
 int ckpt_save(const char *path, const ckpt_state *s,
               int (*extra)(h5io *f, void *ctx, foil_err *err), void *ctx, foil_err *err) {
+  if (!s->enc == !s->dec)
+    return foil_err_set(err, FOIL_EINVAL, "%s: a checkpoint holds exactly one model (an encoder or a decoder)", path);
+  if (s->dec && (s->key_enc || s->queue))
+    return foil_err_set(err, FOIL_EINVAL, "%s: a decoder checkpoint has no momentum encoder or queue", path);
   h5io *f;
   int rc = h5io_create(&f, path, CKPT_FORMAT, err);
   if (rc) return rc;
-  const encoder_config *c = encoder_cfg(s->enc);
+  int nt;
+  const encoder_tensor *views = views_of(s, &nt);
+  const float *params = s->dec ? s->dec->params : encoder_params(s->enc);
 #define TRY(x) \
   if ((rc = (x))) goto fail
   TRY(h5io_attr_i64(f, "/", "step", s->step, err));
   TRY(h5io_attr_i64(f, "/", "seed", (int64_t)s->seed, err));
   TRY(h5io_attr_i64(f, "/", "call", (int64_t)s->call, err));
   if (s->spec_json) TRY(h5io_attr_str(f, "/", "spec", s->spec_json, err));
-  TRY(write_tensors(f, "model", s->enc, encoder_params(s->enc), err));
-  for (int i = 0; i < NCFG; i++) {
-    if (cfg_fields[i].is_float) {
-      TRY(h5io_attr_f64(f, "model", cfg_fields[i].key, cfg_get(c, i), err));
-    } else {
-      TRY(h5io_attr_i64(f, "model", cfg_fields[i].key, (int64_t)cfg_get(c, i), err));
+  TRY(write_tensors(f, "model", views, nt, params, err));
+  /* only a decoder says its kind: an encoder's attributes stay as they were
+   * before decoders existed (readers that take every attribute as a number) */
+  if (s->dec) TRY(h5io_attr_str(f, "model", "kind", "decoder", err));
+  if (s->dec) {
+    for (int i = 0; i < NDCFG; i++) {
+      double v = dcfg_get(&s->dec->cfg, i);
+      if (dcfg_fields[i].is_float) {
+        TRY(h5io_attr_f64(f, "model", dcfg_fields[i].key, v, err));
+      } else {
+        TRY(h5io_attr_i64(f, "model", dcfg_fields[i].key, (int64_t)v, err));
+      }
+    }
+  } else {
+    const encoder_config *c = encoder_cfg(s->enc);
+    for (int i = 0; i < NCFG; i++) {
+      if (cfg_fields[i].is_float) {
+        TRY(h5io_attr_f64(f, "model", cfg_fields[i].key, cfg_get(c, i), err));
+      } else {
+        TRY(h5io_attr_i64(f, "model", cfg_fields[i].key, (int64_t)cfg_get(c, i), err));
+      }
     }
   }
   if (s->opt) {
     const optim *o = s->opt;
-    TRY(write_tensors(f, "optim/m", s->enc, o->m, err));
-    TRY(write_tensors(f, "optim/v", s->enc, o->v, err));
+    TRY(write_tensors(f, "optim/m", views, nt, o->m, err));
+    TRY(write_tensors(f, "optim/v", views, nt, o->v, err));
     TRY(h5io_attr_i64(f, "optim", "t", o->t, err));
     TRY(h5io_attr_f64(f, "optim", "lr", o->cfg.lr, err));
     TRY(h5io_attr_f64(f, "optim", "beta1", o->cfg.beta1, err));
@@ -108,7 +163,8 @@ int ckpt_save(const char *path, const ckpt_state *s,
     TRY(h5io_attr_f64(f, "optim", "weight_decay", o->cfg.weight_decay, err));
     TRY(h5io_attr_f64(f, "optim", "max_grad_norm", o->cfg.max_grad_norm, err));
   }
-  if (s->key_enc) TRY(write_tensors(f, "momentum", s->key_enc, encoder_params(s->key_enc), err));
+  if (s->key_enc)
+    TRY(write_tensors(f, "momentum", encoder_tensors(s->key_enc), ENC_NTENSORS, encoder_params(s->key_enc), err));
   if (s->queue) {
     uint64_t d[2] = {(uint64_t)s->queue_k, (uint64_t)s->queue_d};
     TRY(h5io_write_f32(f, "queue/keys", s->queue, 2, d, err));
@@ -133,8 +189,49 @@ fail:
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
+/* The kind attribute of /model; none (older files) is an encoder. */
+static int read_kind(h5io *f, int *kind, foil_err *err) {
+  char *k = NULL;
+  *kind = CKPT_ENCODER;
+  if (!h5io_exists(f, "model"))
+    return foil_err_set(err, FOIL_EINVAL, "%s: not a complete checkpoint (no /model)", h5io_path(f));
+  if (h5io_get_attr_str(f, "model", "kind", &k, NULL) != FOIL_OK) return FOIL_OK;
+  int rc = FOIL_OK;
+  if (!strcmp(k, "decoder")) *kind = CKPT_DECODER;
+  else if (strcmp(k, "encoder"))
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: unknown model kind \"%.60s\" (this foil reads \"encoder\" and "
+                      "\"decoder\")", h5io_path(f), k);
+  free(k);
+  return rc;
+}
+
+static const char *kind_name(int kind) { return kind == CKPT_DECODER ? "decoder" : "encoder"; }
+
+/* Fails unless the file holds a model of kind want. */
+static int want_kind(h5io *f, int want, foil_err *err) {
+  int kind, rc = read_kind(f, &kind, err);
+  if (rc) return rc;
+  if (kind != want)
+    return foil_err_set(err, FOIL_EINVAL, "%s holds a %s (model kind \"%s\"), not %s", h5io_path(f),
+                        kind_name(kind), kind_name(kind),
+                        want == CKPT_DECODER ? "a decoder" : "an encoder: open it as a decoder");
+  return FOIL_OK;
+}
+
+static int read_dconfig(h5io *f, decoder_config *cfg, foil_err *err) {
+  memset(cfg, 0, sizeof *cfg);
+  int rc = want_kind(f, CKPT_DECODER, err);
+  for (int i = 0; !rc && i < NDCFG; i++) {
+    double v;
+    if (!(rc = h5io_get_attr_f64(f, "model", dcfg_fields[i].key, &v, err))) dcfg_set(cfg, i, v);
+  }
+  return rc;
+}
+
 static int read_config(h5io *f, encoder_config *cfg, foil_err *err) {
   encoder_config_default(cfg);
+  int rc = want_kind(f, CKPT_ENCODER, err);
+  if (rc) return rc;
   for (int i = 0; i < NCFG; i++) {
     double v;
     int rc = h5io_get_attr_f64(f, "model", cfg_fields[i].key, &v, err);
@@ -153,28 +250,70 @@ int ckpt_read_config(const char *path, encoder_config *cfg, foil_err *err) {
   return rc;
 }
 
-int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
+int ckpt_read_kind(const char *path, int *kind, foil_err *err) {
   h5io *f;
   int rc = h5io_open(&f, path, CKPT_FORMAT, err);
   if (rc) return rc;
+  rc = read_kind(f, kind, err);
+  h5io_close(&f);
+  return rc;
+}
+
+int ckpt_read_decoder_config(const char *path, decoder_config *cfg, foil_err *err) {
+  h5io *f;
+  int rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (rc) return rc;
+  rc = read_dconfig(f, cfg, err);
+  h5io_close(&f);
+  return rc;
+}
+
+/* The model's config in the file against the one loaded into: "" when the
+ * same (dropout may differ: it may change on resume), else what differs. */
+static int config_differs(h5io *f, const ckpt_state *s, char *diff, size_t n, foil_err *err) {
+  diff[0] = 0;
+  int rc;
+  if (s->dec) {
+    decoder_config have;
+    if ((rc = read_dconfig(f, &have, err))) return rc;
+    for (int i = 0; i < NDCFG; i++) {
+      if (!strcmp(dcfg_fields[i].key, "dropout")) continue;
+      double a = dcfg_get(&have, i), b = dcfg_get(&s->dec->cfg, i);
+      size_t len = strlen(diff);
+      if (a != b)
+        snprintf(diff + len, n - len, "%s%s %g (model has %g)", len ? ", " : "", dcfg_fields[i].key, a, b);
+    }
+    return FOIL_OK;
+  }
   encoder_config have;
   const encoder_config *want = encoder_cfg(s->enc);
+  if ((rc = read_config(f, &have, err))) return rc;
+  for (int i = 0; i < NCFG; i++) {
+    if (!strcmp(cfg_fields[i].key, "dropout")) continue;
+    double a = cfg_get(&have, i), b = cfg_get(want, i);
+    size_t len = strlen(diff);
+    if (a != b) snprintf(diff + len, n - len, "%s%s %g (model has %g)", len ? ", " : "", cfg_fields[i].key, a, b);
+  }
+  return FOIL_OK;
+}
+
+int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
+  if (!s->enc == !s->dec)
+    return foil_err_set(err, FOIL_EINVAL, "%s: load into exactly one model (an encoder or a decoder)", path);
+  s->spec_json = NULL; /* an output: a failure below must not free what the caller left there */
+  h5io *f;
+  int rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (rc) return rc;
   char *spec = NULL;
   int64_t v;
+  int nt;
+  const encoder_tensor *views = views_of(s, &nt);
+  float *params = s->dec ? s->dec->params : encoder_params(s->enc);
 #define TRY(x) \
   if ((rc = (x))) goto done
-  TRY(read_config(f, &have, err));
   {
-    char diff[400] = "";
-    for (int i = 0; i < NCFG; i++) {
-      if (!strcmp(cfg_fields[i].key, "dropout")) continue; /* may change on resume */
-      double a = cfg_get(&have, i), b = cfg_get(want, i);
-      if (a != b) {
-        size_t len = strlen(diff);
-        snprintf(diff + len, sizeof diff - len, "%s%s %g (model has %g)", len ? ", " : "",
-                 cfg_fields[i].key, a, b);
-      }
-    }
+    char diff[400];
+    TRY(config_differs(f, s, diff, sizeof diff, err));
     if (diff[0]) {
       rc = foil_err_set(err, FOIL_EINVAL, "%s: the checkpoint's model differs: %s", path, diff);
       goto done;
@@ -185,17 +324,17 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
   s->seed = (uint64_t)v;
   TRY(h5io_get_attr_i64(f, "/", "call", &v, err));
   s->call = (uint64_t)v;
-  s->spec_json = NULL;
   if (h5io_get_attr_str(f, "/", "spec", &spec, NULL) == FOIL_OK) s->spec_json = spec;
   spec = NULL;
-  TRY(read_tensors(f, "model", s->enc, encoder_params(s->enc), err));
+  TRY(read_tensors(f, "model", views, nt, params, err));
   if (s->opt) {
-    TRY(read_tensors(f, "optim/m", s->enc, s->opt->m, err));
-    TRY(read_tensors(f, "optim/v", s->enc, s->opt->v, err));
+    TRY(read_tensors(f, "optim/m", views, nt, s->opt->m, err));
+    TRY(read_tensors(f, "optim/v", views, nt, s->opt->v, err));
     TRY(h5io_get_attr_i64(f, "optim", "t", &v, err));
     s->opt->t = (int)v;
   }
-  if (s->key_enc) TRY(read_tensors(f, "momentum", s->key_enc, encoder_params(s->key_enc), err));
+  if (s->key_enc)
+    TRY(read_tensors(f, "momentum", encoder_tensors(s->key_enc), ENC_NTENSORS, encoder_params(s->key_enc), err));
   if (s->queue) {
     int nd;
     uint64_t d[8];
@@ -232,6 +371,45 @@ done:
   }
   h5io_close(&f);
   return rc;
+}
+
+int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t *step, foil_err *err) {
+  *dec = NULL;
+  if (tok) *tok = NULL;
+  decoder_config cfg;
+  decoder *d = NULL;
+  tokenizer *t = NULL;
+  int rc = ckpt_read_decoder_config(path, &cfg, err);
+  if (!rc) rc = decoder_new(&d, &cfg, err);
+  ckpt_decoder view;
+  ckpt_state st = {0};
+  if (!rc) {
+    view = ckpt_decoder_of(d);
+    st.dec = &view;
+    rc = ckpt_load(path, &st, err);
+    free((char *)st.spec_json);
+  }
+  if (!rc && tok) {
+    h5io *f = NULL;
+    rc = h5io_open(&f, path, CKPT_FORMAT, err);
+    if (!rc) {
+      if (!h5io_exists(f, "tokenizer")) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s holds no tokenizer", path);
+      else rc = tokenizer_h5_read(f, "tokenizer", &t, err);
+      h5io_close(&f);
+    }
+    if (!rc && tokenizer_vocab_size(t) != cfg.vocab)
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: its tokenizer has %d tokens, its decoder %d", path,
+                        tokenizer_vocab_size(t), cfg.vocab);
+  }
+  if (rc) {
+    decoder_destroy(&d);
+    tokenizer_destroy(&t);
+    return rc;
+  }
+  *dec = d;
+  if (tok) *tok = t;
+  if (step) *step = st.step;
+  return FOIL_OK;
 }
 
 /* ---- directory: latest and retention -------------------------------------------------------- */
@@ -295,8 +473,12 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {
     h5io *f;
     foil_err why = {0};
     encoder_config cfg;
+    decoder_config dcfg;
+    int kind;
     if (h5io_open(&f, p, CKPT_FORMAT, &why) == FOIL_OK) {
-      int ok = read_config(f, &cfg, &why) == FOIL_OK && h5io_exists(f, "model/wte");
+      int ok = read_kind(f, &kind, &why) == FOIL_OK &&
+               (kind == CKPT_DECODER ? read_dconfig(f, &dcfg, &why) : read_config(f, &cfg, &why)) == FOIL_OK &&
+               h5io_exists(f, "model/wte");
       h5io_close(&f);
       if (ok) {
         *out = p;

@@ -4,8 +4,17 @@
  * temporary name, fsynced and renamed (storage/h5io.h), by one rank.
  * Layout (foil_format "foil.ckpt.v1"; every name readable in h5py):
  *   /                 attrs: step, seed, call (the RNG counter), spec (JSON)
- *   /model            attrs: the encoder config (n_layers, d_model, ...)
- *   /model/<tensor>   float32, the tensor's shape (wte, qkv_w [L,3d,d], ...)
+ *   /model            attrs: kind = "decoder" for a decoder (an encoder has
+ *                     no kind attribute, as before decoders existed; a
+ *                     reader also accepts kind = "encoder"), then the
+ *                     model's config: an encoder's (n_layers, d_model,
+ *                     n_heads, d_ff, vocab, max_len, proj_dim, pre_ln,
+ *                     pooling, dropout, ln_eps) or a decoder's (n_layers,
+ *                     d_model, n_heads, d_ff, vocab, max_len, dropout,
+ *                     ln_eps; model/decoder.h)
+ *   /model/<tensor>   float32, the tensor's shape (wte, qkv_w [L,3d,d], ...;
+ *                     a decoder's names are decoder.h's: wte is also its
+ *                     LM head)
  *   /optim            attrs: t, lr, beta1, beta2, eps, weight_decay,
  *                     max_grad_norm;  /optim/m/<tensor>, /optim/v/<tensor>
  *   /momentum/<tensor>  the MoCo key encoder's parameters (optional)
@@ -15,9 +24,15 @@
  * The tokenizer is stored under /tokenizer by the caller
  * (storage/tokenizer_h5.h) when it has one.
  *
- * Loading checks what it reads: a missing, truncated or foreign file, or a
- * model whose config or tensor shapes differ from the encoder it is loaded
+ * Loading checks what it reads: a missing, truncated or foreign file, a
+ * checkpoint of the other kind (a decoder into an encoder or back), or a
+ * model whose config or tensor shapes differ from the one it is loaded
  * into, is refused with a message that names the file and what differs.
+ *
+ * A decoder is given to ckpt as its views (ckpt_decoder: config, tensor
+ * views, parameter buffer), so storage/ needs only decoder.h's types;
+ * ckpt_decoder_of(d) fills one from a decoder. A decoder checkpoint has no
+ * momentum encoder or queue.
  * Ownership: ckpt_state holds borrowed pointers; nothing is freed here.
  */
 #ifndef FOIL_STORAGE_CKPT_H
@@ -26,16 +41,35 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/optim.h"
+#include "model/tokenizer.h"
 #include "storage/h5io.h"
 
 #define CKPT_FORMAT "foil.ckpt.v1"
 
+enum { CKPT_ENCODER = 1, CKPT_DECODER = 2 };
+
+/* A decoder as ckpt sees it: its config, its DEC_NTENSORS views and the
+ * parameter buffer they point into (borrowed). */
+typedef struct {
+  decoder_config cfg;
+  const encoder_tensor *tensors;
+  float *params;
+} ckpt_decoder;
+
+/* The views of d (valid while d lives). */
+static inline ckpt_decoder ckpt_decoder_of(decoder *d) {
+  ckpt_decoder v = {*decoder_cfg(d), decoder_tensors(d), decoder_params(d)};
+  return v;
+}
+
 typedef struct {
   int64_t step;
   const char *spec_json; /* save: may be NULL. load: malloc'ed copy or NULL (caller frees) */
-  encoder *enc;          /* required */
+  encoder *enc;          /* an encoder checkpoint: exactly one of enc and dec */
+  const ckpt_decoder *dec; /* a decoder checkpoint (opt's moments use its views) */
   optim *opt;            /* may be NULL */
   encoder *key_enc;      /* MoCo key encoder, may be NULL */
   float *queue;          /* [queue_k, queue_d], may be NULL */
@@ -55,10 +89,26 @@ typedef struct {
 int ckpt_save(const char *path, const ckpt_state *s,
               int (*extra)(h5io *f, void *ctx, foil_err *err), void *ctx, foil_err *err);
 
-/* Reads the encoder config stored in a checkpoint (to build the encoder). */
+/* Reads the encoder config stored in a checkpoint (to build the encoder).
+ * A decoder checkpoint is refused (FOIL_EINVAL, saying it is a decoder). */
 int ckpt_read_config(const char *path, encoder_config *cfg, foil_err *err);
 
-/* Loads into the objects s points to (enc required; opt, key_enc, queue,
+/* The kind of model a checkpoint holds: CKPT_ENCODER or CKPT_DECODER. */
+int ckpt_read_kind(const char *path, int *kind, foil_err *err);
+
+/* Reads the decoder config stored in a decoder checkpoint (to build the
+ * decoder with decoder_new); an encoder checkpoint is refused. */
+int ckpt_read_decoder_config(const char *path, decoder_config *cfg, foil_err *err);
+
+/* Opens a decoder checkpoint for use (decode-eval, text metrics): builds
+ * the decoder from its config with model.dropout as stored (callers that
+ * only run inference pass train = 0 to the forward), loads its parameters,
+ * and reads the tokenizer stored with it (tok may be NULL: not read; a
+ * checkpoint without one is then FOIL_ENOTFOUND naming the file). step may
+ * be NULL. On error nothing is returned. The caller destroys both. */
+int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t *step, foil_err *err);
+
+/* Loads into the objects s points to (enc or dec required; opt, key_enc, queue,
  * cursor filled when both the file and s have them; a file lacking one that
  * s asks for is an error naming it). s->spec_json receives a malloc'ed copy. */
 int ckpt_load(const char *path, ckpt_state *s, foil_err *err);

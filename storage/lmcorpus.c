@@ -632,7 +632,7 @@ static const char *split_name[3] = {"train", "valid", "test"};
 
 static int write_h5(const char *path, uint64_t seed, const lmcorpus_opts *o, const docs_t *D,
                     const prompt_t *P, size_t np, const words_t *W, h5io **fp, foil_err *err) {
-  int rc = h5io_create(fp, path, "foil.lm.v1", err);
+  int rc = h5io_create(fp, path, LMCORPUS_FORMAT, err);
   if (rc) return rc;
   h5io *f = *fp;
   const char **text = malloc((D->n + 1) * sizeof *text);
@@ -789,5 +789,21 @@ int lmcorpus_build(const char *root, uint64_t seed, const lmcorpus_opts *o, lmco
   free(lic);
   free(lictmp);
   docs_free(&D);
+  return rc;
+}
+
+int lmcorpus_read_split(const char *path, const char *split, char ***texts, size_t *n, foil_err *err) {
+  *texts = NULL;
+  *n = 0;
+  if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
+    return foil_err_set(err, FOIL_EINVAL, "lm split \"%.40s\": the splits are train, valid and test", split);
+  h5io *f;
+  int rc = h5io_open(&f, path, LMCORPUS_FORMAT, err);
+  if (rc) return rc;
+  char name[64];
+  snprintf(name, sizeof name, "%s/text", split);
+  if (!h5io_exists(f, name)) rc = foil_err_set(err, FOIL_EINVAL, "%s has no %s (not an lm dataset?)", path, name);
+  else rc = h5io_read_strings(f, name, texts, n, err);
+  h5io_close(&f);
   return rc;
 }

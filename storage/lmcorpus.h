@@ -36,6 +36,8 @@
 
 #include "common/err.h"
 
+#define LMCORPUS_FORMAT "foil.lm.v1"
+
 typedef struct {
   const char *name;          /* dataset name, default "lm" */
   const char *janeaustenr;   /* lazy-load base (".../janeaustenr/data/Rdata"); NULL: skip */
@@ -60,6 +62,12 @@ typedef struct {
 /* Builds the dataset under root. stats may be NULL. */
 int lmcorpus_build(const char *root, uint64_t seed, const lmcorpus_opts *o, lmcorpus_stats *stats,
                    foil_err *err);
+
+/* Reads the documents of one split ("train", "valid" or "test") of an
+ * lm.h5: *texts gets n malloc'ed strings (free with h5io_free_strings).
+ * A missing file, a foreign format or a missing split is an error naming
+ * the file. Cost: the split's text in memory. */
+int lmcorpus_read_split(const char *path, const char *split, char ***texts, size_t *n, foil_err *err);
 
 /* 0 train, 1 valid, 2 test for a document id under a seed. */
 int lmcorpus_split_of(const char *doc_id, uint64_t seed);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "model/loss.h"
 #include "model/optim.h"
 #include "storage/ckpt.h"
+#include "storage/tokenizer_h5.h"
 #include "tests/test.h"
 
 static char dir[512];
@@ -163,11 +165,226 @@ static void test_refusals_latest_prune(void) {
   trainer_free(&a);
 }
 
+/* The views of a decoder as decoder.h lays them out (names, shapes, buffer
+ * order), for a decoder of config c; *n gets the parameter count. */
+static void dec_views(const decoder_config *c, encoder_tensor v[DEC_NTENSORS], size_t *n) {
+  const int L = c->n_layers, C = c->d_model, F = c->d_ff, V = c->vocab, P = c->max_len;
+  const struct { const char *name; int nd, s0, s1, s2, decay; } k[DEC_NTENSORS] = {
+      {"wte", 2, V, C, 0, 1},       {"wpe", 2, P, C, 0, 1},       {"ln1_w", 2, L, C, 0, 0},
+      {"ln1_b", 2, L, C, 0, 0},     {"qkv_w", 3, L, 3 * C, C, 1}, {"qkv_b", 2, L, 3 * C, 0, 0},
+      {"atto_w", 3, L, C, C, 1},    {"atto_b", 2, L, C, 0, 0},    {"ln2_w", 2, L, C, 0, 0},
+      {"ln2_b", 2, L, C, 0, 0},     {"fc1_w", 3, L, F, C, 1},     {"fc1_b", 2, L, F, 0, 0},
+      {"fc2_w", 3, L, C, F, 1},     {"fc2_b", 2, L, C, 0, 0},     {"lnf_w", 1, C, 0, 0, 0},
+      {"lnf_b", 1, C, 0, 0, 0}};
+  size_t off = 0;
+  for (int i = 0; i < DEC_NTENSORS; i++) {
+    v[i] = (encoder_tensor){k[i].name, k[i].nd, {k[i].s0, k[i].s1, k[i].s2}, off, 0, k[i].decay};
+    v[i].size = (size_t)k[i].s0 * (k[i].nd > 1 ? k[i].s1 : 1) * (k[i].nd > 2 ? k[i].s2 : 1);
+    off += v[i].size;
+  }
+  *n = off;
+}
+
+/* A decoder checkpoint: kind and config readable without the model,
+ * parameters, moments, cursor, RNG and step round-trip bit for bit, the
+ * optimizer steps on its views; loading across kinds or into another
+ * config is refused by name; ckpt_latest finds it. Encoder checkpoints
+ * written before the kind attribute existed still load. */
+static void test_decoder_checkpoint(void) {
+  decoder_config dc = {.n_layers = 2, .d_model = 8, .n_heads = 2, .d_ff = 16, .vocab = 30, .max_len = 6,
+                       .dropout = 0.1f, .ln_eps = 1e-5f};
+  encoder_tensor views[DEC_NTENSORS];
+  size_t n;
+  dec_views(&dc, views, &n);
+  float *p = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float)), *p2 = calloc(n, sizeof(float));
+  for (size_t i = 0; i < n; i++) p[i] = rng_uniform(1, 2, i) - 0.5f, g[i] = rng_uniform(1, 3, i) - 0.5f;
+  optim_config oc;
+  optim_config_default(&oc);
+  oc.max_grad_norm = 1.0f;
+  optim *o = NULL, *o2 = NULL;
+  foil_err err = {0};
+  optim_new(&o, n, &oc, &err);
+  optim_new(&o2, n, &oc, &err);
+  for (int k = 0; k < 3; k++) optim_step_tensors(o, p, g, views, DEC_NTENSORS, 1e-2f);
+  CHECK(o->t == 3 && o->m[0] != 0.0f);
+  ckpt_decoder cd = {dc, views, p}, cd2 = {dc, views, p2};
+  int64_t cursor[4] = {7, 8, 1, 42}, cur2[4] = {0};
+  char path[700], cdir[600];
+  snprintf(cdir, sizeof cdir, "%s/dec", dir);
+  snprintf(path, sizeof path, "%s/step_3.h5", cdir);
+  ckpt_state s = {.step = 3, .spec_json = "{}", .dec = &cd, .opt = o, .seed = 5, .call = 3, .cursor = cursor,
+                  .ncursor = 4};
+  CHECKF(ckpt_save(path, &s, NULL, NULL, &err) == 0, "%s", err.msg);
+  int kind = 0;
+  CHECK(ckpt_read_kind(path, &kind, &err) == 0 && kind == CKPT_DECODER);
+  decoder_config rc;
+  CHECK(ckpt_read_decoder_config(path, &rc, &err) == 0);
+  CHECK(rc.n_layers == 2 && rc.d_model == 8 && rc.n_heads == 2 && rc.d_ff == 16 && rc.vocab == 30 &&
+        rc.max_len == 6 && rc.dropout == 0.1f && rc.ln_eps == 1e-5f);
+  encoder_config ec;
+  CHECKF(ckpt_read_config(path, &ec, &err) == FOIL_EINVAL && strstr(err.msg, "decoder"), "%s", err.msg);
+  ckpt_state r = {.dec = &cd2, .opt = o2, .cursor = cur2, .ncursor = 4};
+  CHECKF(ckpt_load(path, &r, &err) == 0, "%s", err.msg);
+  free((char *)r.spec_json);
+  CHECK(r.step == 3 && r.seed == 5 && r.call == 3 && memcmp(cur2, cursor, sizeof cursor) == 0);
+  CHECK(memcmp(p, p2, n * sizeof(float)) == 0);
+  CHECK(memcmp(o->m, o2->m, n * sizeof(float)) == 0 && memcmp(o->v, o2->v, n * sizeof(float)) == 0 && o2->t == 3);
+  /* both go on identically */
+  optim_step_tensors(o, p, g, views, DEC_NTENSORS, 1e-2f);
+  optim_step_tensors(o2, p2, g, views, DEC_NTENSORS, 1e-2f);
+  CHECK(memcmp(p, p2, n * sizeof(float)) == 0);
+  /* into an encoder: refused, naming the kind */
+  trainer a;
+  trainer_new(&a);
+  ckpt_state re = {.enc = a.enc};
+  CHECKF(ckpt_load(path, &re, &err) == FOIL_EINVAL && strstr(err.msg, "decoder"), "%s", err.msg);
+  /* another config: refused naming the key */
+  decoder_config other = dc;
+  other.d_ff = 24;
+  encoder_tensor ov[DEC_NTENSORS];
+  size_t on;
+  dec_views(&other, ov, &on);
+  float *p3 = calloc(on, sizeof(float));
+  ckpt_decoder cd3 = {other, ov, p3};
+  ckpt_state r3 = {.dec = &cd3};
+  CHECKF(ckpt_load(path, &r3, &err) == FOIL_EINVAL && strstr(err.msg, "d_ff 16"), "%s", err.msg);
+  /* a state with both models or none is refused */
+  ckpt_state both = {.enc = a.enc, .dec = &cd};
+  CHECK(ckpt_save(path, &both, NULL, NULL, &err) == FOIL_EINVAL);
+  CHECK(ckpt_load(path, &both, &err) == FOIL_EINVAL);
+  char *latest = NULL;
+  CHECKF(ckpt_latest(cdir, &latest, NULL, &err) == 0 && latest && strstr(latest, "step_3.h5"), "%s", err.msg);
+  free(latest);
+  /* an encoder checkpoint: kind encoder, refused as a decoder */
+  snprintf(path, sizeof path, "%s/enc.h5", cdir);
+  ckpt_state se = {.step = 1, .enc = a.enc, .opt = a.opt};
+  CHECK(ckpt_save(path, &se, NULL, NULL, &err) == 0);
+  CHECK(ckpt_read_kind(path, &kind, &err) == 0 && kind == CKPT_ENCODER);
+  CHECKF(ckpt_read_decoder_config(path, &rc, &err) == FOIL_EINVAL && strstr(err.msg, "encoder"), "%s", err.msg);
+  r.opt = NULL, r.cursor = NULL;
+  CHECKF(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "encoder"), "%s", err.msg);
+  /* an encoder's attributes are as before decoders existed: no kind */
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CHECK(f >= 0 && H5Aexists_by_name(f, "model", "kind", H5P_DEFAULT) == 0);
+  /* kind "encoder" said explicitly is an encoder too; another kind is refused */
+  hid_t sp = H5Screate(H5S_SCALAR), ty = H5Tcopy(H5T_C_S1);
+  H5Tset_size(ty, 7);
+  hid_t at = H5Acreate_by_name(f, "model", "kind", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(at >= 0 && H5Awrite(at, ty, "encoder") >= 0);
+  H5Aclose(at);
+  H5Fclose(f);
+  CHECK(ckpt_read_kind(path, &kind, &err) == 0 && kind == CKPT_ENCODER);
+  trainer b;
+  trainer_new(&b);
+  ckpt_state rb = {.enc = b.enc};
+  CHECKF(ckpt_load(path, &rb, &err) == 0, "%s", err.msg);
+  free((char *)rb.spec_json);
+  CHECK(memcmp(encoder_params(a.enc), encoder_params(b.enc), encoder_num_params(a.enc) * sizeof(float)) == 0);
+  f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  H5Adelete_by_name(f, "model", "kind", H5P_DEFAULT);
+  H5Tset_size(ty, 3);
+  at = H5Acreate_by_name(f, "model", "kind", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(at, ty, "gpt");
+  H5Aclose(at);
+  H5Fclose(f);
+  H5Tclose(ty);
+  H5Sclose(sp);
+  CHECKF(ckpt_read_kind(path, &kind, &err) == FOIL_EINVAL && strstr(err.msg, "unknown model kind"), "%s", err.msg);
+  trainer_free(&a);
+  trainer_free(&b);
+  optim_destroy(&o);
+  optim_destroy(&o2);
+  free(p);
+  free(p2);
+  free(p3);
+  free(g);
+}
+
+static int save_tok(h5io *f, void *ctx, foil_err *err) { return tokenizer_h5_write(f, "tokenizer", ctx, err); }
+
+/* A real decoder (model/decoder.c) through its checkpoint: the views
+ * match decoder.h's documented layout, a trained step's parameters and
+ * moments come back bit for bit into a fresh decoder, and a forward of the
+ * loaded model gives the same loss. */
+static void test_decoder_object(void) {
+  decoder_config dc;
+  decoder_config_default(&dc);
+  dc.n_layers = 2, dc.d_model = 8, dc.n_heads = 2, dc.d_ff = 16, dc.vocab = 30, dc.max_len = 6, dc.dropout = 0.0f;
+  foil_err err = {0};
+  CHECKF(decoder_config_check(&dc, &err) == 0, "%s", err.msg);
+  decoder *a = NULL, *b = NULL;
+  CHECK(decoder_new(&a, &dc, &err) == 0 && decoder_new(&b, &dc, &err) == 0);
+  if (!a || !b) return;
+  encoder_tensor views[DEC_NTENSORS];
+  size_t n;
+  dec_views(&dc, views, &n);
+  CHECK(n == decoder_num_params(a));
+  for (int i = 0; i < DEC_NTENSORS; i++)
+    CHECKF(!strcmp(views[i].name, decoder_tensors(a)[i].name) && views[i].offset == decoder_tensors(a)[i].offset &&
+           views[i].size == decoder_tensors(a)[i].size, "tensor %d (%s)", i, views[i].name);
+  decoder_init(a, 4);
+  optim_config oc;
+  optim_config_default(&oc);
+  optim *oa = NULL, *ob = NULL;
+  optim_new(&oa, n, &oc, &err);
+  optim_new(&ob, n, &oc, &err);
+  int32_t ids[2 * 6], tg[2 * 6];
+  for (int i = 0; i < 12; i++) ids[i] = (int32_t)(rng_u32(8, 0, (uint64_t)i) % 30), tg[i] = (i + 1) % 30;
+  float loss = 0, loss2 = 0;
+  decoder_zero_grads(a);
+  CHECK(decoder_forward(a, ids, tg, NULL, 2, 6, 1, 4, 0, &loss, NULL, NULL, NULL, &err) == 0);
+  CHECK(decoder_backward(a, 1.0f, NULL, &err) == 0);
+  optim_step_tensors(oa, decoder_params(a), decoder_grads(a), decoder_tensors(a), DEC_NTENSORS, 1e-2f);
+  char path[700];
+  snprintf(path, sizeof path, "%s/dec/object.h5", dir);
+  ckpt_decoder ca = ckpt_decoder_of(a), cb = ckpt_decoder_of(b);
+  ckpt_state s = {.step = 1, .dec = &ca, .opt = oa};
+  CHECKF(ckpt_save(path, &s, NULL, NULL, &err) == 0, "%s", err.msg);
+  decoder_config rc;
+  CHECK(ckpt_read_decoder_config(path, &rc, &err) == 0 && !memcmp(&rc, decoder_cfg(a), sizeof rc));
+  ckpt_state r = {.dec = &cb, .opt = ob};
+  CHECKF(ckpt_load(path, &r, &err) == 0, "%s", err.msg);
+  free((char *)r.spec_json);
+  CHECK(!memcmp(decoder_params(a), decoder_params(b), n * sizeof(float)) && !memcmp(oa->v, ob->v, n * sizeof(float)));
+  decoder_forward(a, ids, tg, NULL, 2, 6, 0, 4, 1, &loss, NULL, NULL, NULL, &err);
+  decoder_forward(b, ids, tg, NULL, 2, 6, 0, 4, 1, &loss2, NULL, NULL, NULL, &err);
+  CHECK(loss == loss2 && loss > 0);
+  /* ckpt_open_decoder: decoder and tokenizer from one file */
+  decoder *c = NULL;
+  tokenizer *tok = NULL;
+  int64_t step = -1;
+  CHECK(ckpt_open_decoder(path, &c, &tok, &step, &err) == FOIL_ENOTFOUND && strstr(err.msg, "no tokenizer") &&
+        c == NULL); /* saved without one */
+  CHECK(ckpt_open_decoder(path, &c, NULL, &step, &err) == 0 && c && step == 1);
+  if (c) CHECK(!memcmp(decoder_params(a), decoder_params(c), n * sizeof(float)));
+  decoder_destroy(&c);
+  const char *vocab[30];
+  char names[30][8];
+  for (int i = 0; i < 30; i++) snprintf(names[i], sizeof names[i], i ? "%c" : "<|e|>", 'a' + i - 1), vocab[i] = names[i];
+  tokenizer *t30 = NULL;
+  CHECKF(tokenizer_from_strings(&t30, TOKENIZER_BPE, vocab, 30, NULL, 0, &err) == 0, "%s", err.msg);
+  CHECKF(ckpt_save(path, &s, save_tok, t30, &err) == 0, "%s", err.msg);
+  CHECKF(ckpt_open_decoder(path, &c, &tok, NULL, &err) == 0 && c && tok, "%s", err.msg);
+  if (tok) CHECK(tokenizer_vocab_size(tok) == 30 && !strcmp(tokenizer_token(tok, 3), "c"));
+  decoder_destroy(&c);
+  tokenizer_destroy(&tok);
+  tokenizer_destroy(&t30);
+  /* an encoder checkpoint is refused */
+  snprintf(path, sizeof path, "%s/dec/enc.h5", dir);
+  CHECK(ckpt_open_decoder(path, &c, &tok, NULL, &err) == FOIL_EINVAL && strstr(err.msg, "encoder") && !c && !tok);
+  optim_destroy(&oa);
+  optim_destroy(&ob);
+  decoder_destroy(&a);
+  decoder_destroy(&b);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/ckpt-%ld", t ? t : "/tmp", (long)getpid());
   kernels_set_threads(2);
   RUN(test_resume_is_exact);
   RUN(test_refusals_latest_prune);
+  RUN(test_decoder_checkpoint);
+  RUN(test_decoder_object);
   TEST_EXIT();
 }

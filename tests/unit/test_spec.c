@@ -168,11 +168,82 @@ static void test_init_from(void) {
   CHECK(spec_parse(&s, none, &err) == FOIL_EINVAL && strstr(err.msg, "model.tokenizer is required"));
 }
 
+/* model.kind "decoder": its keys and defaults, the examples, and the
+ * encoder-only keys refused by name (encoder specs are unchanged). */
+static void test_decoder(void) {
+  spec s;
+  foil_err err = {0};
+  const char *min = "{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},"
+                    "\"steps\":10}";
+  int rc = spec_parse(&s, min, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (!rc) {
+    CHECK(s.model_kind == MODEL_DECODER && s.loss == LOSS_CAUSAL_LM && s.simctg_margin == 0.0f);
+    CHECK(s.dmodel.n_layers == 4 && s.dmodel.d_model == 256 && s.dmodel.d_ff == 1024 && s.dmodel.max_len == 64);
+    CHECK(s.seq_len == 64 && s.benchmark == NULL && s.eval_tokens == 65536 && s.batch_per_rank == 32);
+    spec_free(&s);
+  }
+  for (int i = 0; i < 2; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/%s", FOIL_SOURCE_DIR,
+             i ? "pretrain-lm-amateur.json" : "pretrain-lm-decoder.json");
+    char *json = slurp(path);
+    CHECKF(json != NULL, "cannot read %s", path);
+    if (!json) continue;
+    rc = spec_parse(&s, json, &err);
+    CHECKF(rc == 0, "%s: %s", path, err.msg);
+    free(json);
+    if (rc) continue;
+    CHECK(s.model_kind == MODEL_DECODER && !strcmp(s.dataset, "lm"));
+    CHECK(i ? s.simctg_margin == 0.0f : s.simctg_margin == 0.5f);
+    spec_free(&s);
+  }
+  /* the encoder's default is unchanged, and kind "encoder" may be said */
+  rc = spec_parse(&s, "{\"model\":{\"kind\":\"encoder\",\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},"
+                      "\"steps\":10}", &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (!rc) {
+    CHECK(s.model_kind == MODEL_ENCODER && s.loss == LOSS_INFONCE && !strcmp(s.benchmark, "test"));
+    spec_free(&s);
+  }
+  static const struct {
+    const char *json, *says;
+  } bad[] = {
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\",\"pooling\":\"mean\"},\"data\":{\"dataset\":\"lm\"},"
+       "\"steps\":10}", "model.pooling"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\",\"benchmark\":\"t\"},"
+       "\"steps\":10}", "data.benchmark"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},"
+       "\"loss\":{\"kind\":\"infonce\"},\"steps\":10}", "causal_lm"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},"
+       "\"loss\":{\"temperature\":0.1},\"steps\":10}", "loss.temperature"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},"
+       "\"loss\":{\"simctg_margin\":3},\"steps\":10}", "loss.simctg_margin"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},"
+       "\"micro_batch\":4,\"steps\":10}", "micro_batch"},
+      {"{\"model\":{\"kind\":\"decoder\"},\"data\":{\"dataset\":\"lm\"},\"steps\":10}", "model.tokenizer"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v.json\",\"d_model\":30,\"n_heads\":4},"
+       "\"data\":{\"dataset\":\"lm\"},\"steps\":10}", "n_heads"},
+      {"{\"model\":{\"kind\":\"gpt\",\"tokenizer\":\"v.json\"},\"data\":{\"dataset\":\"lm\"},\"steps\":10}",
+       "model.kind"},
+      {"{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"loss\":{\"kind\":\"causal_lm\"},"
+       "\"steps\":10}", "decoder"},
+      {"{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"eval\":{\"tokens\":5},"
+       "\"steps\":10}", "eval.tokens"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    rc = spec_parse(&s, bad[i].json, &err);
+    CHECKF(rc == FOIL_EINVAL && strstr(err.msg, bad[i].says), "case %zu: rc %d, message: %s", i, rc, err.msg);
+    if (!rc) spec_free(&s);
+  }
+}
+
 int main(void) {
   RUN(test_init_from);
   RUN(test_example_and_defaults);
   RUN(test_loop_keys);
   RUN(test_refusals);
   RUN(test_schedules);
+  RUN(test_decoder);
   TEST_EXIT();
 }

@@ -124,8 +124,37 @@ static void test_defaults_and_refusals(void) {
   CHECK(spec_proto_unpack(&s, buf, len, &err) == FOIL_EINVAL && strstr(err.msg, "steps is required"));
 }
 
+/* A decoder spec (model.kind "decoder", SimCTG, eval.tokens) travels with
+ * its own keys only, and parses back to the same spec. */
+static void test_decoder_roundtrip(void) {
+  const char *json =
+      "{\"name\":\"lm\",\"seed\":9,\"model\":{\"kind\":\"decoder\",\"n_layers\":3,\"d_model\":48,"
+      "\"n_heads\":3,\"d_ff\":100,\"max_len\":96,\"dropout\":0.05,\"tokenizer\":\"bpe/vocab.json\"},"
+      "\"data\":{\"dataset\":\"lm\"},\"loss\":{\"kind\":\"causal_lm\",\"simctg_margin\":0.5},"
+      "\"batch_per_rank\":12,\"steps\":300,\"optimizer\":{\"lr\":0.0006,\"warmup_steps\":10},"
+      "\"checkpoint\":{\"every_steps\":100},\"eval\":{\"every_steps\":150,\"tokens\":4096},\"threads\":1}";
+  spec a, b;
+  foil_err err = {0};
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  CHECKF(spec_parse(&a, json, &err) == 0, "%s", err.msg);
+  CHECK(spec_proto_pack(&a, &buf, &len, &err) == 0);
+  int rc = spec_proto_unpack(&b, buf, len, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (!rc) {
+    CHECK(b.model_kind == MODEL_DECODER && !memcmp(&a.dmodel, &b.dmodel, sizeof a.dmodel));
+    CHECK(b.loss == LOSS_CAUSAL_LM && b.simctg_margin == 0.5f && b.eval_tokens == 4096 && b.seq_len == 96);
+    CHECK(b.batch_per_rank == 12 && b.steps == 300 && b.lr == a.lr && b.eval_every_steps == 150 && b.seed == 9);
+    CHECK(!strcmp(b.tokenizer, "bpe/vocab.json") && !strcmp(b.dataset, "lm") && b.benchmark == NULL);
+    spec_free(&b);
+  }
+  spec_free(&a);
+  free(buf);
+}
+
 int main(void) {
   RUN(test_roundtrip);
   RUN(test_defaults_and_refusals);
+  RUN(test_decoder_roundtrip);
   TEST_EXIT();
 }

@@ -29,6 +29,7 @@
 #include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
+#include "worker/run/lmtrain.h"
 #include "worker/run/loader.h"
 #include "worker/run/progress.h"
 #include "worker/run/spec.h"
@@ -735,7 +736,23 @@ static int job_setup(job *j, foil_err *err) {
   return FOIL_OK;
 }
 
+/* model.kind of the spec: a decoder's job is lmtrain.c's. A spec that does
+ * not parse is left to job_setup, which reports it. */
+static int is_decoder_job(const pretrain_args *a) {
+  char *json = NULL;
+  spec s;
+  foil_err e = {0};
+  int dec = 0;
+  if (foil_read_file(a->spec_path, &json, NULL, &e) == FOIL_OK && spec_parse(&s, json, &e) == FOIL_OK) {
+    dec = s.model_kind == MODEL_DECODER;
+    spec_free(&s);
+  }
+  free(json);
+  return dec;
+}
+
 int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
+  if (is_decoder_job(a)) return lmtrain_run(a, c, err);
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c), .resumed_bank = -1};
   int rc = job_setup(&j, err);
   int64_t step = 0;

@@ -18,6 +18,10 @@
  * checks the attempt fence before each checkpoint: an attempt the
  * coordinator has replaced stops with FOIL_EABORTED instead of writing.
  *
+ * A spec with model.kind "decoder" is a decoder's job: pretrain_run hands
+ * it to lmtrain_run (worker/run/lmtrain.h) and what follows is the
+ * encoder's.
+ *
  * Per step: the loader's batch (this rank's B pairs), one training forward
  * (dropout masks from (seed, step)), the loss across ranks (model/loss.h),
  * backward, gradients averaged over ranks, clipping, AdamW at the

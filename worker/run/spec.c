@@ -54,6 +54,40 @@ static void parse_refresh(jspec *c, spec *s, const cJSON *r) {
   if (!c->rc && !(s->refresh_json = cJSON_PrintUnformatted(r))) jspec_fail(c, "out of memory");
 }
 
+/* jspec_only_keys for a decoder job: the message says why a key that an
+ * encoder job would take is refused. */
+static void only_keys_dec(jspec *c, const cJSON *obj, const char *path, const char *const *allowed) {
+  if (!obj || c->rc) return;
+  for (const cJSON *it = obj->child; it; it = it->next) {
+    int ok = 0;
+    for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, it->string);
+    if (!ok) {
+      jspec_fail(c, "unknown key %s.%.100s for a decoder (model.kind \"decoder\")", path, it->string);
+      return;
+    }
+  }
+}
+
+/* model.* of a decoder (model.kind "decoder"). */
+static void parse_decoder(jspec *c, spec *s, const cJSON *root, const cJSON *m) {
+  static const char *const keys[] = {"kind", "n_layers", "d_model", "n_heads", "d_ff", "max_len",
+                                     "dropout", "ln_eps", "tokenizer", NULL};
+  only_keys_dec(c, m, "model", keys);
+  decoder_config *dm = &s->dmodel;
+  memset(dm, 0, sizeof *dm);
+  dm->n_layers = (int)jspec_number(c, m, "n_layers", "model.n_layers", 4, 1, 1024, 1, 0);
+  dm->d_model = (int)jspec_number(c, m, "d_model", "model.d_model", 256, 1, 65536, 1, 0);
+  dm->n_heads = (int)jspec_number(c, m, "n_heads", "model.n_heads", 4, 1, 1024, 1, 0);
+  dm->d_ff = (int)jspec_number(c, m, "d_ff", "model.d_ff", 4 * dm->d_model, 1, 1 << 20, 1, 0);
+  dm->max_len = (int)jspec_number(c, m, "max_len", "model.max_len", 64, 2, 65536, 1, 0);
+  dm->dropout = (float)jspec_number(c, m, "dropout", "model.dropout", 0.1, 0, 0.99, 0, 0);
+  dm->ln_eps = (float)jspec_number(c, m, "ln_eps", "model.ln_eps", 1e-5, 1e-30, 0.5, 0, 0);
+  s->tokenizer = jspec_string(c, m, "tokenizer", "model.tokenizer", NULL, 1);
+  s->seq_len = dm->max_len;
+  if (!c->rc && dm->d_model % dm->n_heads) jspec_fail(c, "model.n_heads must divide model.d_model");
+  (void)root;
+}
+
 int spec_parse(spec *s, const char *json, foil_err *err) {
   memset(s, 0, sizeof *s);
   jspec c = {err, 0};
@@ -77,52 +111,67 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->seed = (uint64_t)jspec_number(&c, root, "seed", "seed", 1, 0, 9007199254740991.0, 1, 0);
 
   const cJSON *m = jspec_object(&c, root, "model", "model");
-  static const char *const mkeys[] = {"n_layers", "d_model", "n_heads", "d_ff", "max_len",
-                                      "proj_dim", "norm", "pooling", "dropout", "ln_eps",
-                                      "tokenizer", NULL};
-  jspec_only_keys(&c, m, "model", mkeys);
-  encoder_config_default(&s->model);
-  s->model.n_layers = (int)jspec_number(&c, m, "n_layers", "model.n_layers", 4, 1, 1024, 1, 0);
-  s->model.d_model = (int)jspec_number(&c, m, "d_model", "model.d_model", 256, 1, 65536, 1, 0);
-  s->model.n_heads = (int)jspec_number(&c, m, "n_heads", "model.n_heads", 4, 1, 1024, 1, 0);
-  s->model.d_ff = (int)jspec_number(&c, m, "d_ff", "model.d_ff", 4 * s->model.d_model, 1, 1 << 20, 1, 0);
-  s->model.max_len = (int)jspec_number(&c, m, "max_len", "model.max_len", 64, 2, 65536, 1, 0);
-  s->model.proj_dim = (int)jspec_number(&c, m, "proj_dim", "model.proj_dim", 0, 0, 65536, 1, 0);
-  static const char *const norms[] = {"post", "pre", NULL};
-  s->model.pre_ln = jspec_choice(&c, m, "norm", "model.norm", 0, norms);
-  static const char *const pools[] = {"mean", "first", NULL};
-  s->model.pooling = jspec_choice(&c, m, "pooling", "model.pooling", POOL_MEAN, pools);
-  s->model.dropout = (float)jspec_number(&c, m, "dropout", "model.dropout", 0.1, 0, 0.99, 0, 0);
-  s->model.ln_eps = (float)jspec_number(&c, m, "ln_eps", "model.ln_eps", 1e-5, 1e-30, 0.5, 0, 0);
-  s->init_from = jspec_string(&c, root, "init_from", "init_from", NULL, 0);
-  s->tokenizer = jspec_string(&c, m, "tokenizer", "model.tokenizer", NULL, !s->init_from);
-  s->seq_len = s->model.max_len;
-  if (s->init_from) {
-    /* the architecture is the checkpoint's: its keys may not be given here */
-    static const char *const fixed[] = {"n_layers", "d_model", "n_heads", "d_ff", "proj_dim",
-                                        "norm", "pooling", "ln_eps", NULL};
-    for (const char *const *k = fixed; *k; k++)
-      if (m && cJSON_GetObjectItemCaseSensitive(m, *k))
-        jspec_fail(&c, "model.%s comes from init_from (%s); remove it", *k, s->init_from);
-    if (!m || !cJSON_GetObjectItemCaseSensitive(m, "max_len")) s->seq_len = 0; /* set from the checkpoint */
+  static const char *const kinds[] = {"encoder", "decoder", NULL};
+  s->model_kind = jspec_choice(&c, m, "kind", "model.kind", MODEL_ENCODER, kinds);
+  const int dec = s->model_kind == MODEL_DECODER;
+  if (dec) {
+    parse_decoder(&c, s, root, m);
+  } else {
+    static const char *const mkeys[] = {"n_layers", "d_model", "n_heads", "d_ff", "max_len",
+                                        "proj_dim", "norm", "pooling", "dropout", "ln_eps",
+                                        "tokenizer", "kind", NULL};
+    jspec_only_keys(&c, m, "model", mkeys);
+    encoder_config_default(&s->model);
+    s->model.n_layers = (int)jspec_number(&c, m, "n_layers", "model.n_layers", 4, 1, 1024, 1, 0);
+    s->model.d_model = (int)jspec_number(&c, m, "d_model", "model.d_model", 256, 1, 65536, 1, 0);
+    s->model.n_heads = (int)jspec_number(&c, m, "n_heads", "model.n_heads", 4, 1, 1024, 1, 0);
+    s->model.d_ff = (int)jspec_number(&c, m, "d_ff", "model.d_ff", 4 * s->model.d_model, 1, 1 << 20, 1, 0);
+    s->model.max_len = (int)jspec_number(&c, m, "max_len", "model.max_len", 64, 2, 65536, 1, 0);
+    s->model.proj_dim = (int)jspec_number(&c, m, "proj_dim", "model.proj_dim", 0, 0, 65536, 1, 0);
+    static const char *const norms[] = {"post", "pre", NULL};
+    s->model.pre_ln = jspec_choice(&c, m, "norm", "model.norm", 0, norms);
+    static const char *const pools[] = {"mean", "first", NULL};
+    s->model.pooling = jspec_choice(&c, m, "pooling", "model.pooling", POOL_MEAN, pools);
+    s->model.dropout = (float)jspec_number(&c, m, "dropout", "model.dropout", 0.1, 0, 0.99, 0, 0);
+    s->model.ln_eps = (float)jspec_number(&c, m, "ln_eps", "model.ln_eps", 1e-5, 1e-30, 0.5, 0, 0);
+    s->init_from = jspec_string(&c, root, "init_from", "init_from", NULL, 0);
+    s->tokenizer = jspec_string(&c, m, "tokenizer", "model.tokenizer", NULL, !s->init_from);
+    s->seq_len = s->model.max_len;
+    if (s->init_from) {
+      /* the architecture is the checkpoint's: its keys may not be given here */
+      static const char *const fixed[] = {"n_layers", "d_model", "n_heads", "d_ff", "proj_dim",
+                                          "norm", "pooling", "ln_eps", NULL};
+      for (const char *const *k = fixed; *k; k++)
+        if (m && cJSON_GetObjectItemCaseSensitive(m, *k))
+          jspec_fail(&c, "model.%s comes from init_from (%s); remove it", *k, s->init_from);
+      if (!m || !cJSON_GetObjectItemCaseSensitive(m, "max_len")) s->seq_len = 0; /* set from the checkpoint */
+    }
+    if (!c.rc && s->model.d_model % s->model.n_heads)
+      jspec_fail(&c, "model.n_heads must divide model.d_model");
   }
-  if (!c.rc && s->model.d_model % s->model.n_heads)
-    jspec_fail(&c, "model.n_heads must divide model.d_model");
 
   const cJSON *d = jspec_object(&c, root, "data", "data");
   static const char *const dkeys[] = {"dataset", "benchmark", "negatives_bank", "negatives_check_every", NULL};
-  jspec_only_keys(&c, d, "data", dkeys);
+  static const char *const dkeys_dec[] = {"dataset", NULL};
+  if (dec) only_keys_dec(&c, d, "data", dkeys_dec);
+  else jspec_only_keys(&c, d, "data", dkeys);
   s->dataset = jspec_string(&c, d, "dataset", "data.dataset", NULL, 1);
-  s->benchmark = jspec_string(&c, d, "benchmark", "data.benchmark", "test", 0);
+  s->benchmark = jspec_string(&c, d, "benchmark", "data.benchmark", dec ? NULL : "test", 0);
   s->negatives_bank = jspec_string(&c, d, "negatives_bank", "data.negatives_bank", NULL, 0);
 
   const cJSON *l = jspec_object(&c, root, "loss", "loss");
   static const char *const lkeys[] = {"kind", "temperature", "learnable_temperature", "symmetric",
                                       "hard_negatives", "queue_size", "momentum",
                                       "momentum_schedule", NULL};
-  jspec_only_keys(&c, l, "loss", lkeys);
-  static const char *const losses[] = {"infonce", "dcl", "simcse", "moco", NULL};
-  s->loss = jspec_choice(&c, l, "kind", "loss.kind", LOSS_INFONCE, losses);
+  static const char *const lkeys_dec[] = {"kind", "simctg_margin", NULL};
+  if (dec) only_keys_dec(&c, l, "loss", lkeys_dec);
+  else jspec_only_keys(&c, l, "loss", lkeys);
+  static const char *const losses[] = {"infonce", "dcl", "simcse", "moco", "causal_lm", NULL};
+  s->loss = jspec_choice(&c, l, "kind", "loss.kind", dec ? LOSS_CAUSAL_LM : LOSS_INFONCE, losses);
+  if (!c.rc && dec != (s->loss == LOSS_CAUSAL_LM))
+    jspec_fail(&c, dec ? "loss.kind of a decoder is \"causal_lm\" (with loss.simctg_margin for SimCTG)"
+                       : "loss.kind \"causal_lm\" trains a decoder: set model.kind \"decoder\"");
+  s->simctg_margin = (float)jspec_number(&c, l, "simctg_margin", "loss.simctg_margin", 0, 0, 2, 0, 0);
   s->temperature = (float)jspec_number(&c, l, "temperature", "loss.temperature", 0.05, 1e-4, 100, 0, 0);
   s->learnable_temperature = jspec_boolean(&c, l, "learnable_temperature", "loss.learnable_temperature", 0);
   s->symmetric = jspec_boolean(&c, l, "symmetric", "loss.symmetric", 0);
@@ -160,7 +209,10 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
                                                    "checkpoint.keep_every_steps", 0, 0, 1e12, 1, 0);
   const cJSON *e = jspec_object(&c, root, "eval", "eval");
   static const char *const ekeys[] = {"every_steps", NULL};
-  jspec_only_keys(&c, e, "eval", ekeys);
+  static const char *const ekeys_dec[] = {"every_steps", "tokens", NULL};
+  if (dec) only_keys_dec(&c, e, "eval", ekeys_dec);
+  else jspec_only_keys(&c, e, "eval", ekeys);
+  s->eval_tokens = (int64_t)jspec_number(&c, e, "tokens", "eval.tokens", 65536, 0, 1e12, 1, 0);
   s->eval_every_steps = (int64_t)jspec_number(&c, e, "every_steps", "eval.every_steps", (double)s->steps,
                                         1, 1e12, 1, 0);
   s->log_every_steps = (int64_t)jspec_number(&c, root, "log_every_steps", "log_every_steps", 10, 1, 1e12, 1, 0);
@@ -175,13 +227,19 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
       jspec_fail(&c, "data.negatives_bank needs loss.hard_negatives >= 1 (negatives per pair taken from the bank) "
                      "and a loss that uses them (infonce, dcl, moco)");
   }
+  if (!c.rc && dec) { /* the encoder's machinery that a decoder job has not */
+    static const char *const enc_only[] = {"micro_batch", "refresh", "init_from", NULL};
+    for (const char *const *k = enc_only; *k; k++)
+      if (cJSON_GetObjectItemCaseSensitive(root, *k))
+        jspec_fail(&c, "%s is for encoders; a decoder job (model.kind \"decoder\") has no %s", *k, *k);
+  }
   parse_refresh(&c, s, cJSON_GetObjectItemCaseSensitive(root, "refresh"));
   if (!c.rc && s->micro_batch && s->batch_per_rank % s->micro_batch)
     jspec_fail(&c, "micro_batch must divide batch_per_rank");
   if (!c.rc && s->warmup_steps > s->steps)
     jspec_fail(&c, "optimizer.warmup_steps must not exceed steps");
   cJSON_Delete(root);
-  if (!c.rc) { /* the vocabulary size comes from the tokenizer when the job starts */
+  if (!c.rc && !dec) { /* the vocabulary size comes from the tokenizer when the job starts */
     encoder_config probe = s->model;
     probe.vocab = 1;
     if (encoder_config_check(&probe, err)) c.rc = FOIL_EINVAL;

@@ -19,15 +19,29 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/decoder.h"
 #include "model/encoder.h"
 
-enum { LOSS_INFONCE = 0, LOSS_DCL = 1, LOSS_SIMCSE = 2, LOSS_MOCO = 3 };
+enum { LOSS_INFONCE = 0, LOSS_DCL = 1, LOSS_SIMCSE = 2, LOSS_MOCO = 3, LOSS_CAUSAL_LM = 4 };
+enum { MODEL_ENCODER = 0, MODEL_DECODER = 1 };
 enum { SCHED_CONSTANT = 0, SCHED_COSINE = 1, SCHED_LINEAR = 2 };
 
 typedef struct {
   char *name;               /* job name (default "pretrain") */
   uint64_t seed;            /* default 1 */
-  encoder_config model;     /* model.*; vocab is 0 here: the tokenizer sets it */
+  int model_kind;           /* model.kind: "encoder" (default) or "decoder" */
+  encoder_config model;     /* model.* of an encoder; vocab is 0 here: the tokenizer sets it */
+  decoder_config dmodel;    /* model.* of a decoder (model.kind "decoder"): n_layers, d_model,
+                             * n_heads, d_ff, max_len (the training sequence length), dropout,
+                             * ln_eps as the encoder's keys; no proj_dim, norm (always pre-LN) or
+                             * pooling. vocab 0 here: the BPE tokenizer (a vocab.json) sets it.
+                             * A decoder job: data.dataset names an lm dataset (lm.h5), loss.kind
+                             * is "causal_lm" (its default), batch_per_rank counts sequences of
+                             * max_len tokens; data.benchmark, negatives, micro_batch, refresh
+                             * and init_from are encoder-only (worker/run/lmtrain.h). */
+  float simctg_margin;      /* loss.simctg_margin ρ (decoder; default 0 = SimCTG off; the paper's 0.5) */
+  int64_t eval_tokens;      /* eval.tokens (decoder): validation tokens per evaluation, from the
+                             * start of the valid split (default 65536; 0 = the whole split) */
   char *init_from;          /* init_from: a checkpoint (e.g. `foil model import`'s) whose config,
                              * weights and tokenizer the job starts from (default none). The
                              * model's sizes, norm, pooling, ln_eps and projection are then the
@@ -47,7 +61,7 @@ typedef struct {
                              * train with in-batch negatives only. Needs loss.hard_negatives >= 1. */
   int64_t negatives_check_every; /* data.negatives_check_every: steps between looks for a newer bank
                                   * (default: log_every_steps) */
-  int loss;                 /* loss.kind: infonce|dcl|simcse|moco */
+  int loss;                 /* loss.kind: infonce|dcl|simcse|moco (encoder), causal_lm (decoder) */
   float temperature;        /* loss.temperature (default 0.05) */
   int learnable_temperature;/* loss.learnable_temperature (default false) */
   int symmetric;            /* loss.symmetric (default false) */

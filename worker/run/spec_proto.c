@@ -7,7 +7,7 @@
 
 #include "foil/v1/pretrain.pb-c.h"
 
-static const char *const LOSS_NAMES[] = {"infonce", "dcl", "simcse", "moco"};
+static const char *const LOSS_NAMES[] = {"infonce", "dcl", "simcse", "moco", "causal_lm"};
 static const char *const SCHED_NAMES[] = {"constant", "cosine", "linear"};
 static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
 
@@ -15,7 +15,16 @@ static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
 
 int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   Foil__V1__PretrainModel m = FOIL__V1__PRETRAIN_MODEL__INIT;
-  if (!s->init_from) {  /* with init_from the architecture is the checkpoint's */
+  const int dec = s->model_kind == MODEL_DECODER;
+  if (dec) { /* a decoder's keys only: spec_parse refuses the encoder's */
+    m.kind = "decoder";
+    SET(m, n_layers, s->dmodel.n_layers);
+    SET(m, d_model, s->dmodel.d_model);
+    SET(m, n_heads, s->dmodel.n_heads);
+    SET(m, d_ff, s->dmodel.d_ff);
+    SET(m, max_len, s->dmodel.max_len);
+    SET(m, ln_eps, s->dmodel.ln_eps);
+  } else if (!s->init_from) {  /* with init_from the architecture is the checkpoint's */
     SET(m, n_layers, s->model.n_layers);
     SET(m, d_model, s->model.d_model);
     SET(m, n_heads, s->model.n_heads);
@@ -28,22 +37,26 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   } else if (s->seq_len) {
     SET(m, max_len, s->seq_len);
   }
-  SET(m, dropout, s->model.dropout);
+  SET(m, dropout, dec ? s->dmodel.dropout : s->model.dropout);
   m.tokenizer = s->tokenizer;
   Foil__V1__PretrainData d = FOIL__V1__PRETRAIN_DATA__INIT;
   d.dataset = s->dataset;
-  d.benchmark = s->benchmark;
-  d.negatives_bank = s->negatives_bank;
-  SET(d, negatives_check_every, s->negatives_check_every);
   Foil__V1__PretrainLoss l = FOIL__V1__PRETRAIN_LOSS__INIT;
   l.kind = (char *)LOSS_NAMES[s->loss];
-  SET(l, temperature, s->temperature);
-  SET(l, learnable_temperature, s->learnable_temperature);
-  SET(l, symmetric, s->symmetric);
-  SET(l, hard_negatives, s->hard_negatives);
-  SET(l, queue_size, s->queue_size);
-  SET(l, momentum, s->momentum);
-  l.momentum_schedule = (char *)MSCHED_NAMES[s->momentum_schedule];
+  if (dec) {
+    SET(l, simctg_margin, s->simctg_margin);
+  } else {
+    d.benchmark = s->benchmark;
+    d.negatives_bank = s->negatives_bank;
+    SET(d, negatives_check_every, s->negatives_check_every);
+    SET(l, temperature, s->temperature);
+    SET(l, learnable_temperature, s->learnable_temperature);
+    SET(l, symmetric, s->symmetric);
+    SET(l, hard_negatives, s->hard_negatives);
+    SET(l, queue_size, s->queue_size);
+    SET(l, momentum, s->momentum);
+    l.momentum_schedule = (char *)MSCHED_NAMES[s->momentum_schedule];
+  }
   Foil__V1__PretrainOptimizer o = FOIL__V1__PRETRAIN_OPTIMIZER__INIT;
   SET(o, lr, s->lr);
   SET(o, beta1, s->beta1);
@@ -65,11 +78,12 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   p.init_from = s->init_from;
   p.loss = &l;
   SET(p, batch_per_rank, s->batch_per_rank);
-  SET(p, micro_batch, s->micro_batch);
+  if (!dec) SET(p, micro_batch, s->micro_batch);
   SET(p, steps, s->steps);
   p.optimizer = &o;
   p.checkpoint = &k;
   SET(p, eval_every_steps, s->eval_every_steps);
+  if (dec) SET(p, eval_tokens, s->eval_tokens);
   SET(p, log_every_steps, s->log_every_steps);
   SET(p, threads, s->threads);
   p.refresh_json = s->refresh_json;
@@ -109,6 +123,7 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     NUM(m, p->model, dropout);
     NUM(m, p->model, ln_eps);
     STR(m, p->model, tokenizer);
+    STR(m, p->model, kind);
   }
   if (p->data) {
     cJSON *d = cJSON_AddObjectToObject(root, "data");
@@ -127,6 +142,7 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     NUM(l, p->loss, queue_size);
     NUM(l, p->loss, momentum);
     STR(l, p->loss, momentum_schedule);
+    NUM(l, p->loss, simctg_margin);
   }
   NUM(root, p, batch_per_rank);
   NUM(root, p, micro_batch);
@@ -148,9 +164,10 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     NUM(k, p->checkpoint, keep_last);
     NUM(k, p->checkpoint, keep_every_steps);
   }
-  if (p->has_eval_every_steps) {
+  if (p->has_eval_every_steps || p->has_eval_tokens) {
     cJSON *e = cJSON_AddObjectToObject(root, "eval");
-    cJSON_AddNumberToObject(e, "every_steps", (double)p->eval_every_steps);
+    if (p->has_eval_every_steps) cJSON_AddNumberToObject(e, "every_steps", (double)p->eval_every_steps);
+    if (p->has_eval_tokens) cJSON_AddNumberToObject(e, "tokens", (double)p->eval_tokens);
   }
   NUM(root, p, log_every_steps);
   NUM(root, p, threads);

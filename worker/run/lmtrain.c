@@ -1,0 +1,373 @@
+/* lmtrain.c — the pretrain job of a decoder (see lmtrain.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "worker/run/lmtrain.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "kernels/kernels.h"
+#include "model/decoder.h"
+#include "model/optim.h"
+#include "model/simctg.h"
+#include "model/tokenizer.h"
+#include "storage/ckpt.h"
+#include "storage/h5io.h"
+#include "storage/tokenizer_h5.h"
+#include "worker/run/lmdata.h"
+#include "worker/run/progress.h"
+#include "worker/run/spec.h"
+
+typedef struct {
+  const pretrain_args *a;
+  comm *c;
+  int rank, world;
+  spec s;
+  char *spec_json;
+  tokenizer *tok;
+  decoder *dec;
+  optim *opt;
+  simctg *sc;            /* NULL when loss.simctg_margin is 0 */
+  lmdata *train, *valid;
+  int32_t *ids, *tgt;    /* [B,T] */
+  float *dhidden;        /* [B,T,C] SimCTG's gradient */
+  FILE *log, *metrics;
+  progress *prog;
+  char job_dir[4096], ckpt_dir[4200];
+  char last_ckpt[PATH_MAX];
+  int64_t last_ckpt_step;
+} lmjob;
+
+typedef struct {
+  double mle, simctg; /* means over the global batch */
+  float grad_norm;
+  double data_s;      /* seconds taking the rows */
+} lmstats;
+
+__attribute__((format(printf, 3, 4))) static void logf_(lmjob *j, const char *level, const char *fmt, ...) {
+  if (j->rank != 0) return;
+  char msg[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (j->log) log_line(j->log, level, "pretrain", "%s", msg);
+  if (!j->a->quiet) log_line(stderr, level, "pretrain", "%s", msg);
+}
+
+/* Sends progress with the sticky checkpoint fields (pretrain.c's rule). */
+static void send_progress(lmjob *j, int64_t step, const char *msg, const char *fields) {
+  if (j->rank != 0) return;
+  char mj[2 * PATH_MAX + 512], esc[2 * PATH_MAX + 1], *o = esc;
+  for (const char *p = j->last_ckpt; *p && o < esc + sizeof esc - 3; p++) {
+    if (*p == '"' || *p == '\\') *o++ = '\\';
+    if ((unsigned char)*p >= 0x20) *o++ = *p;
+  }
+  *o = 0;
+  if (j->last_ckpt_step)
+    snprintf(mj, sizeof mj, "{\"step\":%lld%s%s,\"checkpoint\":\"%s\",\"checkpoint_step\":%lld}", (long long)step,
+             fields[0] ? "," : "", fields, esc, (long long)j->last_ckpt_step);
+  else
+    snprintf(mj, sizeof mj, "{\"step\":%lld%s%s}", (long long)step, fields[0] ? "," : "", fields);
+  progress_send(j->prog, (double)step, (double)j->s.steps, msg, mj);
+}
+
+/* Every rank learns whether every rank succeeded (rc is this rank's). */
+static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
+  double bad = rc != 0;
+  int crc = comm_allreduce_sum_f64(j->c, &bad, 1, rc ? NULL : err);
+  if (rc) return rc;
+  if (crc) return crc;
+  if (bad) return foil_err_set(err, FOIL_EINTERNAL, "%s failed on another rank", what);
+  return FOIL_OK;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+static int save_tok(h5io *f, void *ctx, foil_err *err) {
+  return tokenizer_h5_write(f, "tokenizer", ((lmjob *)ctx)->tok, err);
+}
+
+static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
+  int rc = FOIL_OK;
+  if (j->rank == 0) {
+    int64_t cur[3] = {(int64_t)j->s.seed, (int64_t)lmdata_fingerprint(j->train), step};
+    ckpt_decoder cd = ckpt_decoder_of(j->dec);
+    ckpt_state st = {.step = step, .spec_json = j->spec_json, .dec = &cd, .opt = j->opt, .seed = j->s.seed,
+                     .call = (uint64_t)step, .cursor = cur, .ncursor = 3};
+    char path[4400];
+    snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
+    rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
+    if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
+    if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
+    if (!rc) {
+      logf_(j, "INFO", "checkpoint %s", path);
+      if (!realpath(path, j->last_ckpt)) snprintf(j->last_ckpt, sizeof j->last_ckpt, "%.4000s", path);
+      j->last_ckpt_step = step;
+      char msg[64];
+      snprintf(msg, sizeof msg, "step %lld/%lld: checkpoint", (long long)step, (long long)j->s.steps);
+      send_progress(j, step, msg, "");
+    }
+  }
+  return agree(j, rc, "writing a checkpoint", err);
+}
+
+/* Resumes from the newest usable checkpoint of the job; *start gets its
+ * step (0: a fresh start). Every rank reads the same file. */
+static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
+  *start = 0;
+  char *path = NULL, *skipped = NULL;
+  foil_err e2 = {0};
+  int found = ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) == FOIL_OK;
+  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+  free(skipped);
+  if (!found) return FOIL_OK;
+  int64_t cur[3];
+  ckpt_decoder cd = ckpt_decoder_of(j->dec);
+  ckpt_state st = {.dec = &cd, .opt = j->opt, .cursor = cur, .ncursor = 3};
+  int rc = ckpt_load(path, &st, err);
+  if (!rc) {
+    free((char *)st.spec_json);
+    if (st.seed != j->s.seed || (uint64_t)cur[0] != j->s.seed)
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s was written with seed %llu, the spec says %llu", path,
+                        (unsigned long long)st.seed, (unsigned long long)j->s.seed);
+    else if ((uint64_t)cur[1] != lmdata_fingerprint(j->train))
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s was trained on other data (the tokenized train split or the "
+                        "sequence length changed): resuming would not continue that run", path);
+    else if (cur[2] != st.step)
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s: its data cursor (step %lld) disagrees with its step %lld", path,
+                        (long long)cur[2], (long long)st.step);
+  }
+  if (!rc) {
+    *start = st.step;
+    logf_(j, "INFO", "resumed from %s at step %lld", path, (long long)st.step);
+  }
+  free(path);
+  return rc;
+}
+
+/* ---- evaluation -------------------------------------------------------------------------------- */
+
+static int evaluate(lmjob *j, int64_t step, foil_err *err) {
+  const int B = j->s.batch_per_rank, T = j->s.seq_len;
+  int64_t n = lmdata_windows(j->valid);
+  if (j->s.eval_tokens > 0 && (j->s.eval_tokens + T - 1) / T < n) n = (j->s.eval_tokens + T - 1) / T;
+  double t0 = log_mono(), sums[2] = {0, 0}; /* nll sum, tokens */
+  int rc = FOIL_OK;
+  for (int64_t k0 = j->rank; !rc && k0 < n; k0 += (int64_t)B * j->world) {
+    int rows = 0;
+    for (int64_t k = k0; k < n && rows < B; k += j->world, rows++)
+      lmdata_window(j->valid, k, j->ids + (size_t)rows * T, j->tgt + (size_t)rows * T);
+    float loss;
+    rc = decoder_forward(j->dec, j->ids, j->tgt, NULL, rows, T, 0, j->s.seed, 0, &loss, NULL, NULL, NULL, err);
+    sums[0] += (double)loss * rows * T;
+    sums[1] += (double)rows * T;
+  }
+  /* every rank reduces once, failed or not */
+  double bad = rc != 0, all[3] = {sums[0], sums[1], bad};
+  int crc = comm_allreduce_sum_f64(j->c, all, 3, err);
+  if (rc) return rc;
+  if (crc) return crc;
+  if (all[2] > 0) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on another rank");
+  double vl = all[1] > 0 ? all[0] / all[1] : 0, ppl = exp(vl);
+  logf_(j, "INFO", "eval step %lld on valid: loss %.4f perplexity %.2f (%.0f tokens, %.1f s)", (long long)step, vl,
+        ppl, all[1], log_mono() - t0);
+  if (j->rank == 0) {
+    fprintf(j->metrics, "{\"step\":%lld,\"eval\":\"valid\",\"val_loss\":%.6f,\"val_ppl\":%.4f,\"tokens\":%.0f}\n",
+            (long long)step, vl, ppl, all[1]);
+    fflush(j->metrics);
+    char msg[128], fields[160];
+    snprintf(msg, sizeof msg, "eval step %lld/%lld: valid perplexity %.2f", (long long)step, (long long)j->s.steps,
+             ppl);
+    snprintf(fields, sizeof fields, "\"val_loss\":%.6f,\"val_ppl\":%.4f", vl, ppl);
+    send_progress(j, step, msg, fields);
+  }
+  return FOIL_OK;
+}
+
+/* ---- one step ------------------------------------------------------------------------------------- */
+
+static int train_step(lmjob *j, int64_t step, lmstats *st, int64_t *epoch, foil_err *err) {
+  const spec *s = &j->s;
+  const int B = s->batch_per_rank, T = s->seq_len, C = s->dmodel.d_model;
+  double t0 = log_mono();
+  int rc = lmdata_batch(j->train, step, j->ids, j->tgt, epoch, err);
+  st->data_s = log_mono() - t0;
+  if (rc) return rc;
+  decoder_zero_grads(j->dec);
+  float mle = 0, cl = 0;
+  const float *hidden = NULL;
+  rc = decoder_forward(j->dec, j->ids, j->tgt, NULL, B, T, 1, s->seed, (uint64_t)step, &mle,
+                       j->sc ? &hidden : NULL, NULL, NULL, err);
+  /* every row is full: this rank's pairs B·T(T−1) are 1/W of the global
+   * batch's, as its tokens are, so local means average to global ones */
+  if (!rc && j->sc) rc = simctg_loss(j->sc, hidden, NULL, B, T, C, s->simctg_margin, 0, &cl, j->dhidden, err);
+  if (!rc) rc = decoder_backward(j->dec, 1.0f, j->sc ? j->dhidden : NULL, err);
+  if (rc) return rc;
+  if ((rc = comm_allreduce_mean(j->c, decoder_grads(j->dec), decoder_num_params(j->dec), err))) return rc;
+  st->grad_norm = optim_step_tensors(j->opt, decoder_params(j->dec), decoder_grads(j->dec), decoder_tensors(j->dec),
+                                     DEC_NTENSORS, spec_lr_at(s, step));
+  double v[2] = {mle, cl};
+  if ((rc = comm_allreduce_sum_f64(j->c, v, 2, err))) return rc;
+  st->mle = v[0] / j->world;
+  st->simctg = v[1] / j->world;
+  return FOIL_OK;
+}
+
+/* ---- the job ---------------------------------------------------------------------------------------- */
+
+static void job_free(lmjob *j) {
+  lmdata_destroy(&j->train);
+  lmdata_destroy(&j->valid);
+  simctg_destroy(&j->sc);
+  optim_destroy(&j->opt);
+  decoder_destroy(&j->dec);
+  tokenizer_destroy(&j->tok);
+  free(j->ids);
+  free(j->tgt);
+  free(j->dhidden);
+  free(j->spec_json);
+  spec_free(&j->s);
+  if (j->log) fclose(j->log);
+  if (j->metrics) fclose(j->metrics);
+  progress_destroy(&j->prog);
+}
+
+static int job_setup(lmjob *j, foil_err *err) {
+  const pretrain_args *a = j->a;
+  int rc;
+  if ((rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err))) return rc;
+  if ((rc = spec_parse(&j->s, j->spec_json, err))) return rc;
+  spec *s = &j->s;
+  int threads = s->threads;
+  if (!threads) { /* share the node's cores among its ranks */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = (int)(cores / comm_local_size(j->c));
+    if (threads < 1) threads = 1;
+  }
+  kernels_set_threads(threads);
+  if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
+  else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
+  snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
+  if (j->rank == 0) {
+    if (foil_mkdirs(j->ckpt_dir, NULL))
+      return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/log", j->job_dir);
+    j->log = fopen(p, "a");
+    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
+    j->metrics = fopen(p, "a");
+    if (!j->log || !j->metrics) return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
+    if ((rc = progress_open(&j->prog, err))) return rc;
+  }
+  comm_barrier(j->c, err);
+  if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
+  if (tokenizer_kind(j->tok) != TOKENIZER_BPE)
+    return foil_err_set(err, FOIL_EINVAL, "model.tokenizer %s is WordPiece; a decoder needs a byte-level BPE "
+                        "vocab.json (make one with `foil tokenizer train --lm ROOT/datasets/%s/lm.h5 ...`)",
+                        s->tokenizer, s->dataset);
+  s->dmodel.vocab = tokenizer_vocab_size(j->tok);
+  if ((rc = decoder_config_check(&s->dmodel, err))) return rc;
+  if ((rc = decoder_new(&j->dec, &s->dmodel, err))) return rc;
+  decoder_init(j->dec, s->seed);
+  optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
+  if ((rc = optim_new(&j->opt, decoder_num_params(j->dec), &oc, err))) return rc;
+  if (s->simctg_margin > 0 && (rc = simctg_new(&j->sc, err))) return rc;
+  char lm[4200];
+  snprintf(lm, sizeof lm, "%s/datasets/%s/lm.h5", a->root, s->dataset);
+  if (access(lm, R_OK) != 0)
+    return foil_err_set(err, FOIL_ENOTFOUND, "dataset '%s' is not an lm dataset prepared under %s (no %s): prepare it "
+                        "with `foil data prepare lm` or check data.dataset and --root", s->dataset, a->root, lm);
+  const int B = s->batch_per_rank, T = s->seq_len;
+  lmdata_config lc = {.path = lm, .split = "train", .seq_len = T, .batch_size = B, .rank = j->rank,
+                      .world = j->world, .seed = s->seed};
+  double t0 = log_mono();
+  if ((rc = lmdata_open(&j->train, &lc, j->tok, err))) return rc;
+  lc.split = "valid";
+  if ((rc = lmdata_open(&j->valid, &lc, j->tok, err))) return rc;
+  logf_(j, "INFO", "data %s: train %lld documents, %lld tokens, %lld windows of %d (%lld steps an epoch); valid "
+        "%lld tokens (%.1f s to tokenize)", s->dataset, (long long)lmdata_docs(j->train),
+        (long long)lmdata_tokens(j->train), (long long)lmdata_windows(j->train), T,
+        (long long)lmdata_steps_per_epoch(j->train), (long long)lmdata_tokens(j->valid), log_mono() - t0);
+  if (lmdata_steps_per_epoch(j->train) < 1)
+    logf_(j, "WARN", "the train split has %lld windows, fewer than one global batch of %d rows: steps reuse them",
+          (long long)lmdata_windows(j->train), B * j->world);
+  j->ids = malloc(sizeof(int32_t) * (size_t)B * T);
+  j->tgt = malloc(sizeof(int32_t) * (size_t)B * T);
+  if (j->sc) j->dhidden = malloc(sizeof(float) * (size_t)B * T * s->dmodel.d_model);
+  if (!j->ids || !j->tgt || (j->sc && !j->dhidden))
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a batch of %d rows", B);
+  return FOIL_OK;
+}
+
+int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
+  lmjob j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
+  int rc = job_setup(&j, err);
+  rc = agree(&j, rc, "setting up the job", err);
+  int64_t step = 0;
+  if (!rc) rc = try_resume(&j, &step, err);
+  char margin[48] = " (SimCTG off)";
+  if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
+  if (!rc)
+    logf_(&j, "INFO", "job %s: decoder %d layers d %d, %zu parameters; %d rank(s) x %d rows of %d tokens, "
+          "%lld steps from step %lld; loss causal_lm%s; %s", j.s.name, j.s.dmodel.n_layers,
+          j.s.dmodel.d_model, decoder_num_params(j.dec), j.world, j.s.batch_per_rank, j.s.seq_len,
+          (long long)j.s.steps, (long long)step, margin, kernels_backend());
+  double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
+  int64_t ran = 0, tokens_since = 0;
+  while (!rc && step < j.s.steps) {
+    lmstats st;
+    int64_t epoch = 0;
+    double t0 = log_mono();
+    if ((rc = train_step(&j, step, &st, &epoch, err))) break;
+    t_step += log_mono() - t0 - st.data_s;
+    t_data += st.data_s;
+    step++;
+    ran++;
+    tokens_since += (int64_t)j.world * j.s.batch_per_rank * j.s.seq_len;
+    if (!isfinite(st.mle) || !isfinite(st.simctg)) {
+      rc = foil_err_set(err, FOIL_EABORTED, "the loss is not finite at step %lld", (long long)step);
+      break;
+    }
+    if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
+      double t = log_mono(), rate = tokens_since / (t - t_log);
+      double t_comm = comm_busy_seconds(c) - comm0;
+      float lr = spec_lr_at(&j.s, step - 1);
+      logf_(&j, "INFO", "step %lld loss %.4f mle %.4f (ppl %.2f) simctg %.4f lr %.3g grad %.3f %.0f tokens/s",
+            (long long)step, st.mle + st.simctg, st.mle, exp(st.mle), st.simctg, lr, st.grad_norm, rate);
+      if (j.rank == 0) {
+        fprintf(j.metrics,
+                "{\"step\":%lld,\"loss\":%.6f,\"mle\":%.6f,\"ppl\":%.4f,\"simctg\":%.6f,\"lr\":%.6g,"
+                "\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"epoch\":%lld,\"time_compute_s\":%.4f,"
+                "\"time_comm_s\":%.4f,\"time_data_s\":%.4f}\n",
+                (long long)step, st.mle + st.simctg, st.mle, exp(st.mle), st.simctg, lr, st.grad_norm, rate,
+                (long long)epoch, t_step - t_comm, t_comm, t_data);
+        fflush(j.metrics);
+        char msg[64], fields[256];
+        snprintf(msg, sizeof msg, "step %lld/%lld", (long long)step, (long long)j.s.steps);
+        snprintf(fields, sizeof fields, "\"loss\":%.6f,\"mle\":%.6f,\"simctg\":%.6f,\"tokens_per_s\":%.1f,\"lr\":%.6g",
+                 st.mle + st.simctg, st.mle, st.simctg, rate, lr);
+        send_progress(&j, step, msg, fields);
+      }
+      t_log = t;
+      tokens_since = 0;
+      t_data = t_step = 0;
+      comm0 = comm_busy_seconds(c);
+    }
+    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
+      if ((rc = save_checkpoint(&j, step, err))) break;
+    if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
+      if ((rc = evaluate(&j, step, err))) break;
+    if (a->stop_after > 0 && ran >= a->stop_after) break;
+  }
+  if (rc) logf_(&j, "ERROR", "%s", err ? err->msg : "failed");
+  else if (step >= j.s.steps) logf_(&j, "INFO", "done: %lld steps", (long long)step);
+  job_free(&j);
+  return rc;
+}

@@ -1,0 +1,39 @@
+/* lmtrain.h — the `pretrain` job for a decoder (spec model.kind
+ * "decoder"): causal language modelling on an lm dataset, optionally with
+ * SimCTG's token-level contrastive loss, data parallel over the ranks of a
+ * comm, with checkpoints, exact resume and validation perplexity.
+ * pretrain_run dispatches here; the arguments are pretrain.h's.
+ *
+ * Per step (every rank): this rank's B rows of T tokens (worker/run/
+ * lmdata.h: packed, ordered by the seed), one training forward (dropout
+ * masks from (seed, step)), L = MLE + SimCTG (model/simctg.h, when
+ * loss.simctg_margin ρ > 0, on the last-layer states, normalized by
+ * Σ_b T(T−1) — rows are never padded, so SimCTG's mask is all ones),
+ * backward, gradients averaged over ranks (worker/run/comm.h), clipping,
+ * AdamW at the scheduled learning rate. Every rank has the same number of
+ * target tokens and pairs, so the averaged gradient is that of the global
+ * batch: N ranks × B rows equal 1 rank × N·B rows up to float rounding
+ * (exactly the same rows; with model.dropout 0 the same math).
+ *
+ * Evaluation (eval.every_steps and at the end): mean next-token loss and
+ * perplexity over the first eval.tokens tokens of the valid split (whole
+ * windows, no dropout), windows dealt round-robin to the ranks and the
+ * sums reduced. Rank 0 writes the job directory as pretrain.h describes:
+ * log, metrics (JSON lines: {"step","loss","mle","simctg","lr",
+ * "grad_norm","tokens_per_s",...} every log step; {"step","eval":"valid",
+ * "val_loss","val_ppl","tokens"} every evaluation), ckpt/step_<n>.h5 (a
+ * decoder checkpoint: storage/ckpt.h with the tokenizer and the cursor
+ * {seed, data fingerprint, step}). A job directory with a usable
+ * checkpoint is resumed from it bit for bit (same world size); one written
+ * with another seed or other data is refused.
+ */
+#ifndef FOIL_WORKER_RUN_LMTRAIN_H
+#define FOIL_WORKER_RUN_LMTRAIN_H
+
+#include "common/err.h"
+#include "worker/run/comm.h"
+#include "worker/run/pretrain.h"
+
+int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err);
+
+#endif
