@@ -24,7 +24,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.c; do t=${f##*/fuzz_}; targets+=("${t%.c}"); done
 fi
 
-CC=${FOIL_FUZZ_CC:-clang} cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_FUZZ=ON >/dev/null
+CC=${FOIL_FUZZ_CC:-clang} cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_FUZZ=ON -DFOIL_CUDA=OFF >/dev/null
 cmake --build "$dir" -j "$(nproc)" --target fuzz_all >/dev/null
 mkdir -p "$dir/artifacts" "$dir/tmp"
 

@@ -6,13 +6,28 @@
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
+
+#ifdef FOIL_HAVE_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "kernels/cuda/kernels_cuda.h"
+#endif
 
 struct comm {
   MPI_Comm world, local;
   int rank, size, local_rank, local_size;
   int we_initialized;
   double busy; /* seconds spent inside collectives */
+  int gpu;     /* data collectives on NCCL, device buffers */
+#ifdef FOIL_HAVE_NCCL
+  ncclComm_t nccl;
+  cudaStream_t side;       /* gradient buckets: NCCL beside the compute stream */
+  cudaEvent_t ready, done; /* compute -> side, side -> compute */
+  int pending;             /* buckets started since the last finish */
+#endif
 };
 
 static int mpi_fail(int rc, const char *what, foil_err *err) {
@@ -67,6 +82,15 @@ int comm_init(comm **out, int *argc, char ***argv, foil_err *err) {
 void comm_destroy(comm **cp) {
   if (!cp || !*cp) return;
   comm *c = *cp;
+#ifdef FOIL_HAVE_NCCL
+  if (c->gpu) {
+    if (c->pending) cudaStreamSynchronize(c->side);
+    ncclCommDestroy(c->nccl);
+    cudaEventDestroy(c->ready);
+    cudaEventDestroy(c->done);
+    cudaStreamDestroy(c->side);
+  }
+#endif
   MPI_Comm_free(&c->local);
   MPI_Comm_free(&c->world);
   if (c->we_initialized) {
@@ -84,10 +108,129 @@ int comm_world(const comm *c) { return c->size; }
 int comm_local_rank(const comm *c) { return c->local_rank; }
 int comm_local_size(const comm *c) { return c->local_size; }
 
+int comm_is_gpu(const comm *c) { return c->gpu; }
+
+#ifdef FOIL_HAVE_NCCL
+static int nccl_fail(ncclResult_t r, const char *what, foil_err *err) {
+  return foil_err_set(err, r == ncclSystemError || r == ncclRemoteError ? FOIL_EUNAVAIL : FOIL_EINTERNAL,
+                      "NCCL %s failed: %s", what, ncclGetErrorString(r));
+}
+
+int comm_use_gpu(comm *c, foil_err *err) {
+  if (c->gpu) return FOIL_OK;
+  /* Every rank reaches the broadcast below, even one without a GPU, so a
+   * missing device fails the job instead of hanging the others. */
+  foil_err local = {0};
+  int rc = cuda_init(c->local_rank, &local);
+  int ok = rc == FOIL_OK, all_ok = 0;
+  int mrc = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->world);
+  if (mrc != MPI_SUCCESS) return mpi_fail(mrc, "allreduce", err);
+  if (!ok) return foil_err_set(err, rc, "rank %d: %s", c->rank, local.msg);
+  if (!all_ok) return foil_err_set(err, FOIL_EUNAVAIL, "another rank has no usable GPU");
+  struct {
+    int ok;
+    ncclUniqueId id;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  if (c->rank == 0) msg.ok = ncclGetUniqueId(&msg.id) == ncclSuccess;
+  rc = comm_bcast(c, &msg, sizeof msg, 0, err);
+  if (rc) return rc;
+  if (!msg.ok) return foil_err_set(err, FOIL_EUNAVAIL, "rank 0 could not create an NCCL unique id");
+  ncclResult_t r = ncclCommInitRank(&c->nccl, c->size, msg.id, c->rank);
+  if (r != ncclSuccess) return nccl_fail(r, "communicator creation", err);
+  cudaError_t e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->done, cudaEventDisableTiming);
+  if (e != cudaSuccess) {
+    ncclCommDestroy(c->nccl);
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA stream/event creation failed: %s",
+                        cudaGetErrorString(e));
+  }
+  c->gpu = 1;
+  return FOIL_OK;
+}
+
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  if (!c->gpu) return comm_allreduce_mean(c, buf, n, err);
+  /* the side stream starts this bucket once the compute stream has made it */
+  cudaStream_t compute = (cudaStream_t)cuda_stream();
+  cudaError_t e = cudaEventRecord(c->ready, compute);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(c->side, c->ready, 0);
+  if (e != cudaSuccess)
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA event failed: %s", cudaGetErrorString(e));
+  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, c->nccl, c->side);
+  if (r != ncclSuccess) return nccl_fail(r, "bucket allreduce", err);
+  c->pending++;
+  return FOIL_OK;
+}
+
+int comm_bucket_finish(comm *c, foil_err *err) {
+  if (!c->gpu || !c->pending) return FOIL_OK;
+  /* later compute-stream work waits for every bucket; the host does not */
+  cudaError_t e = cudaEventRecord(c->done, c->side);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent((cudaStream_t)cuda_stream(), c->done, 0);
+  c->pending = 0;
+  if (e != cudaSuccess)
+    return foil_err_set(err, FOIL_EINTERNAL, "CUDA event failed: %s", cudaGetErrorString(e));
+  ncclResult_t async = ncclSuccess;
+  ncclCommGetAsyncError(c->nccl, &async);
+  return async == ncclSuccess ? FOIL_OK : nccl_fail(async, "bucket allreduce", err);
+}
+
+/* Issues nothing more: waits for the stream, then asks NCCL whether the
+ * communicator saw an asynchronous error. */
+static int nccl_finish(comm *c, double t0, const char *what, foil_err *err) {
+  int rc = cuda_sync(err);
+  ncclResult_t async = ncclSuccess;
+  ncclCommGetAsyncError(c->nccl, &async);
+  c->busy += MPI_Wtime() - t0;
+  if (rc) return rc;
+  return async == ncclSuccess ? FOIL_OK : nccl_fail(async, what, err);
+}
+
+static int nccl_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  double t0 = MPI_Wtime();
+  ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, c->nccl, (cudaStream_t)cuda_stream());
+  if (r != ncclSuccess) return nccl_fail(r, "allreduce", err);
+  return nccl_finish(c, t0, "allreduce", err);
+}
+static int nccl_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+  double t0 = MPI_Wtime();
+  ncclResult_t r = ncclAllGather(send, recv, n, ncclFloat, c->nccl, (cudaStream_t)cuda_stream());
+  if (r != ncclSuccess) return nccl_fail(r, "allgather", err);
+  return nccl_finish(c, t0, "allgather", err);
+}
+static int nccl_reduce_scatter(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+  double t0 = MPI_Wtime();
+  ncclResult_t r = ncclReduceScatter(send, recv, n, ncclFloat, ncclSum, c->nccl,
+                                     (cudaStream_t)cuda_stream());
+  if (r != ncclSuccess) return nccl_fail(r, "reduce-scatter", err);
+  return nccl_finish(c, t0, "reduce-scatter", err);
+}
+#else
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+  return comm_allreduce_mean(c, buf, n, err);
+}
+int comm_bucket_finish(comm *c, foil_err *err) {
+  (void)c;
+  (void)err;
+  return FOIL_OK;
+}
+int comm_use_gpu(comm *c, foil_err *err) {
+  (void)c;
+  return foil_err_set(err, FOIL_EPRECOND,
+                      "this foil-run was built without the CUDA/NCCL backend (FOIL_CUDA=OFF or no "
+                      "nvcc/NCCL at build time): GPU ranks are not available");
+}
+#endif
+
 /* MPI counts are int: split larger messages. */
 #define CHUNK ((size_t)1 << 28)
 
 int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err) {
+#ifdef FOIL_HAVE_NCCL
+  if (c->gpu) return nccl_allreduce_mean(c, buf, n, err);
+#endif
   if (c->size == 1) return FOIL_OK;
   double t0 = MPI_Wtime();
   for (size_t off = 0; off < n; off += CHUNK) {
@@ -108,6 +251,9 @@ int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err) {
 }
 
 int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+#ifdef FOIL_HAVE_NCCL
+  if (c->gpu) return nccl_allgather(c, send, n, recv, err);
+#endif
   if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "allgather of %zu floats is too large", n);
   double t0 = MPI_Wtime();
   int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c->world);
@@ -116,6 +262,9 @@ int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *
 }
 
 int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+#ifdef FOIL_HAVE_NCCL
+  if (c->gpu) return nccl_reduce_scatter(c, send, n, recv, err);
+#endif
   if (n > INT_MAX) return foil_err_set(err, FOIL_EINVAL, "reduce-scatter of %zu floats is too large", n);
   double t0 = MPI_Wtime();
   int rc = MPI_Reduce_scatter_block(send, recv, (int)n, MPI_FLOAT, MPI_SUM, c->world);

@@ -12,6 +12,19 @@
  * order for a fixed message size and communicator.
  * Only the calling (main) thread talks to MPI (MPI_THREAD_FUNNELED).
  * Ownership: comm_destroy(&c) finalizes MPI if comm_init initialized it.
+ *
+ * GPU ranks (built with FOIL_CUDA and NCCL): comm_use_gpu binds the rank
+ * to GPU comm_local_rank (one process per GPU; cuda_init of
+ * kernels/cuda/kernels_cuda.h, device local_rank % visible devices) and
+ * creates an NCCL communicator over the world from a unique id that rank 0
+ * makes and MPI broadcasts. From then on the float data collectives
+ * (comm_allreduce_mean, comm_allgather, comm_reduce_scatter_sum, and the
+ * loss_comm built on them) take DEVICE buffers and run on NCCL on the CUDA
+ * backend's stream; each returns when its result is in place. bcast,
+ * barrier and the f64 allreduce stay on MPI with host buffers. NCCL's
+ * results are deterministic for a fixed world size and message size.
+ * comm_destroy frees the NCCL communicator; the CUDA backend stays up for
+ * the caller to cuda_shutdown.
  */
 #ifndef FOIL_WORKER_RUN_COMM_H
 #define FOIL_WORKER_RUN_COMM_H
@@ -45,6 +58,26 @@ int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, f
 /* bytes from root to everyone */
 int comm_bcast(comm *c, void *buf, size_t bytes, int root, foil_err *err);
 int comm_barrier(comm *c, foil_err *err);
+
+/* Switches the data collectives to NCCL on device buffers (see above).
+ * FOIL_EPRECOND when foil was built without CUDA/NCCL; FOIL_EUNAVAIL when
+ * no GPU is visible. Collective: every rank calls it. */
+int comm_use_gpu(comm *c, foil_err *err);
+/* 1 after comm_use_gpu succeeded. */
+int comm_is_gpu(const comm *c);
+
+/* Gradient buckets overlapped with the backward pass. On GPU ranks,
+ * comm_bucket_allreduce_mean queues an NCCL mean all-reduce of buf (device)
+ * on a side stream that starts once the CUDA backend's stream has reached
+ * this call (so the bucket's gradients are complete) and returns at once:
+ * the backward of earlier layers keeps running while the bucket travels.
+ * comm_bucket_finish makes later work on the backend's stream (the
+ * optimizer) wait for every bucket queued since the last finish, without
+ * blocking the host. Buckets must not be touched in between. Every rank
+ * queues the same buckets in the same order. On CPU ranks the bucket call
+ * is comm_allreduce_mean and finish does nothing. */
+int comm_bucket_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err);
+int comm_bucket_finish(comm *c, foil_err *err);
 
 /* The collectives model/loss.h needs for cross-rank negatives, bound to c. */
 loss_comm comm_loss_comm(comm *c);
