@@ -294,7 +294,7 @@ int auth_new(auth **out, void *zctx, const auth_opts *o, foil_err *err) {
   int haskey = o->key && *o->key, hasdir = o->allow && *o->allow;
   if (haskey != hasdir)
     return foil_err_set(err, FOIL_EINVAL, "CURVE needs both the server's key pair (--curve-key NAME.key_secret) "
-                                          "and the allow-list directory (--allow DIR)");
+                                          "and the allow-list directory (--allow-keys DIR)");
   auth *a = calloc(1, sizeof *a);
   if (!a) return foil_err_set(err, FOIL_ENOMEM, "no memory");
   a->log = o->log ? o->log : stderr;
@@ -367,7 +367,7 @@ int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err)
   }
   if (!local_endpoint(endpoint) && !(a && a->insecure))
     return foil_err_set(err, FOIL_EPERM,
-                        "refusing to listen on %s without authentication: give --curve-key KEY_SECRET and --allow DIR "
+                        "refusing to listen on %s without authentication: give --curve-key KEY_SECRET and --allow-keys DIR "
                         "(README \"A secure cluster\"), use a loopback address, or pass --insecure", endpoint);
   return FOIL_OK;
 }

@@ -14,7 +14,7 @@
  *     the same lines plus  secret-key = <40 Z85 characters>
  *
  * Server side (auth_new): a daemon given its own key pair (--curve-key) and
- * an allow-list directory (--allow) runs a ZAP handler thread on
+ * an allow-list directory (--allow-keys) runs a ZAP handler thread on
  * inproc://zeromq.zap.01 of its ZeroMQ context. The handler is the only
  * place keys are checked: a CURVE client whose public key is not one of
  * the directory's *.key files is refused during the handshake, so no

@@ -681,7 +681,7 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   if (auth_enabled(c->auth))
     coord_log(c, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
   else
-    coord_log(c, "WARN", "running WITHOUT authentication (no --curve-key/--allow): every client is admin%s",
+    coord_log(c, "WARN", "running WITHOUT authentication (no --curve-key/--allow-keys): every client is admin%s",
               o->insecure ? "; --insecure: non-loopback endpoints allowed" : "; listening on loopback only");
   c->dirty = 1;
   *out = c;

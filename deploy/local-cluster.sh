@@ -40,7 +40,7 @@ die() { echo "local-cluster: $*" >&2; exit 1; }
 # The local cluster runs without CURVE, on loopback only (the daemons refuse
 # anything else without keys, and log that they run without authentication);
 # keys meant for a real cluster must not leak into it.
-unset FOIL_KEY FOIL_SERVER_KEY FOIL_KEYS FOIL_CURVE_KEY FOIL_ALLOW
+unset FOIL_KEY FOIL_SERVER_KEY FOIL_KEYS FOIL_CURVE_KEY FOIL_ALLOW_KEYS
 
 mkdir -p "$root/run"
 root=$(cd "$root" && pwd)

@@ -15,7 +15,7 @@ needs `protoc`, `pyzmq` and `protobuf`.
 
 Run as a script:  python search_client.py --index wiki "how do magnets work"
 
-CURVE (a server started with --curve-key and --allow): pass keys=(the
+CURVE (a server started with --curve-key and --allow-keys): pass keys=(the
 client's NAME.key_secret, the server's NAME.key), or set $FOIL_KEY and
 $FOIL_SERVER_KEY (or $FOIL_KEYS: client.key_secret and server.key there),
 as the foil CLI reads them. Files are written by `foil keys gen`.

@@ -2,7 +2,7 @@
  *
  *   foil-coordinator [--root DIR] [--control EP] [--workers EP]
  *                    [--heartbeat-ms MS] [--liveness N] [--grace-s S] [--log FILE]
- *                    [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]
+ *                    [--curve-key KEY_SECRET --allow-keys DIR] [--insecure] [--max-pending N]
  *                    [--allow-dir DIR]...
  *
  * Endpoints default to tcp://127.0.0.1:7420 (control API) and
@@ -30,7 +30,7 @@ static int usage(FILE *f) {
   fprintf(f,
           "usage: foil-coordinator [--root DIR] [--control EP] [--workers EP] [--heartbeat-ms MS]\n"
           "                        [--liveness N] [--grace-s S] [--log FILE]\n"
-          "                        [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]\n"
+          "                        [--curve-key KEY_SECRET --allow-keys DIR] [--insecure] [--max-pending N]\n"
           "                        [--allow-dir DIR]...\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data): coordinator.db, jobs/\n"
           "  --control EP      control API endpoint (default tcp://127.0.0.1:7420; port * = any free)\n"
@@ -40,8 +40,8 @@ static int usage(FILE *f) {
           "  --grace-s S       SIGTERM to SIGKILL on cancel and time limit (default 10)\n"
           "  --log FILE        append the log here (default stderr)\n"
           "  --curve-key FILE  this coordinator's key pair (NAME.key_secret from `foil keys gen`): CURVE on\n"
-          "  --allow DIR       allow-list: the *.key certificates of admins, submitters, readers, workers;\n"
-          "                    SIGHUP rereads it (also $FOIL_CURVE_KEY, $FOIL_ALLOW)\n"
+          "  --allow-keys DIR  allow-list: the *.key certificates of admins, submitters, readers, workers;\n"
+          "                    SIGHUP rereads it (also $FOIL_CURVE_KEY, $FOIL_ALLOW_KEYS)\n"
           "  --insecure        without CURVE, listen on non-loopback endpoints anyway\n"
           "  --max-pending N   jobs not yet started per submitter (default 0: no limit)\n"
           "  --allow-dir DIR   jobs may also name files under DIR (repeatable; default: only the\n"
@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
   const char *allow[COORD_MAX_ALLOW];
   coord_opts o = {.allow_dirs = allow, .root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
                   .workers = "tcp://127.0.0.1:7421"};
-  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW");
+  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW_KEYS");
   o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--workers")) o.workers = v;
     else if (!strcmp(a, "--log")) log_path = v;
     else if (!strcmp(a, "--curve-key")) o.curve_key = v;
-    else if (!strcmp(a, "--allow")) o.allow = v;
+    else if (!strcmp(a, "--allow-keys")) o.allow = v;
     else if (!strcmp(a, "--max-pending")) rc = int_arg(a, v, 0, 1000000, &o.max_pending);
     else if (!strcmp(a, "--allow-dir")) {
       if (o.n_allow_dirs == COORD_MAX_ALLOW) {

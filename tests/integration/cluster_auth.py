@@ -163,7 +163,7 @@ def main():
     c = Cluster(build, os.path.join(scratch, "root"))
     old_store(c.root)
     c.keys = k("root")
-    c.start_coordinator(["--curve-key", os.path.join(keys, "coord.key_secret"), "--allow", allow,
+    c.start_coordinator(["--curve-key", os.path.join(keys, "coord.key_secret"), "--allow-keys", allow,
                          "--max-pending", "2"])
     j1 = c.job(1)
     check(j1.spec.name == "old" and j1.submitter == "", "a job of the old store loads (no submitter)")

@@ -71,7 +71,7 @@ def main():
         shutil.copy(os.path.join(keys, name + ".key"), allow)
     srv_pub = os.path.join(keys, "srv.key")
     k = lambda n: (os.path.join(keys, n + ".key_secret"), srv_pub)  # noqa: E731
-    curve = ["--curve-key", os.path.join(keys, "srv.key_secret"), "--allow", allow]
+    curve = ["--curve-key", os.path.join(keys, "srv.key_secret"), "--allow-keys", allow]
     ids, x, _ = sw.publish(root, "ix", 1)
 
     # without keys: loopback only

@@ -390,7 +390,7 @@ int router_new(router **out, const router_opts *o, foil_err *err) {
   rlog(r, "INFO", "routing on %s to %d backend(s)%s", r->endpoint, o->nbackends,
        keys.on ? " with CURVE" : "");
   if (!auth_enabled(r->auth))
-    rlog(r, "WARN", "running WITHOUT authentication (no --curve-key/--allow)%s", o->insecure ? " (--insecure)" : "; loopback only");
+    rlog(r, "WARN", "running WITHOUT authentication (no --curve-key/--allow-keys)%s", o->insecure ? " (--insecure)" : "; loopback only");
   memset(&keys, 0, sizeof keys);
   *out = r;
   return FOIL_OK;

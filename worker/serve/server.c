@@ -573,7 +573,7 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
   slog(s, "INFO", "serving %s on %s (batches of up to %d queries; %s)", s->index, s->endpoint, s->o.batch_max,
        watching(s) ? "following CURRENT" : o->version ? "pinned" : "not watching CURRENT");
   if (auth_enabled(s->auth)) slog(s, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
-  else slog(s, "WARN", "running WITHOUT authentication (no --curve-key/--allow): anyone who reaches %s may search%s",
+  else slog(s, "WARN", "running WITHOUT authentication (no --curve-key/--allow-keys): anyone who reaches %s may search%s",
             s->endpoint, o->insecure ? " (--insecure)" : "; loopback only");
   *out = s;
   return FOIL_OK;

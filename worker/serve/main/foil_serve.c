@@ -4,7 +4,7 @@
  *   foil-serve --index NAME [--root DIR] [--version K] [--shards 0,2] [--bind EP]
  *              [--threads N] [--batch-max N] [--no-watch] [--no-text] [--log FILE]
  *   foil-serve --route EP1,EP2,... [--bind EP] [--index NAME --root DIR] [--log FILE]
- *   either with [--curve-key KEY_SECRET --allow DIR] [--insecure]; a router
+ *   either with [--curve-key KEY_SECRET --allow-keys DIR] [--insecure]; a router
  *   also [--key KEY_SECRET --server-key KEY] for its backends
  *
  * SIGTERM/SIGINT stop it; SIGHUP loads CURRENT (server.h) and rereads the
@@ -60,9 +60,9 @@ static int usage(FILE *f) {
           "                   (each holding some shards), merge their top-k, never mix versions\n"
           "  --log FILE       append the log here (default stderr)\n"
           "  --curve-key FILE this server's key pair NAME.key_secret (`foil keys gen`): CURVE on\n"
-          "  --allow DIR      allow-list: *.key certificates of the clients that may search (admin,\n"
+          "  --allow-keys DIR allow-list: *.key certificates of the clients that may search (admin,\n"
           "                   submitter, reader; reload: admin); SIGHUP rereads it\n"
-          "                   (also $FOIL_CURVE_KEY, $FOIL_ALLOW)\n"
+          "                   (also $FOIL_CURVE_KEY, $FOIL_ALLOW_KEYS)\n"
           "  --insecure       without CURVE, listen on non-loopback endpoints anyway\n"
           "  --key FILE       router: its key pair for the backends (default $FOIL_KEY, $FOIL_KEYS)\n"
           "  --server-key F   router: the backends' public key (default $FOIL_SERVER_KEY, $FOIL_KEYS)\n");
@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
   server_opts o = {.root = env && *env ? env : "./foil-data", .watch = 1, .text = 1};
   static int shards[4096];
   int threads = 0;
-  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW"), *key = NULL, *server_key = NULL;
+  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW_KEYS"), *key = NULL, *server_key = NULL;
   o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--log")) log_path = v;
     else if (!strcmp(a, "--route")) route = v;
     else if (!strcmp(a, "--curve-key")) o.curve_key = v;
-    else if (!strcmp(a, "--allow")) o.allow = v;
+    else if (!strcmp(a, "--allow-keys")) o.allow = v;
     else if (!strcmp(a, "--key")) key = v;
     else if (!strcmp(a, "--server-key")) server_key = v;
     else if (!strcmp(a, "--version")) rc = int_arg(a, v, 1, INT_MAX, &o.version);
