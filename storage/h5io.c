@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 struct h5io {
   hid_t fid;
@@ -61,6 +64,159 @@ static void h5io_free(h5io *f) {
   free(f);
 }
 
+/* ---- integrity header (see h5io.h "Integrity header") ------------------------------- */
+
+static const unsigned char hdr_magic[8] = {'F', 'O', 'I', 'L', 'H', '5', '\r', '\n'};
+#define HDR_VERSION 1u
+#define HDR_USED 28 /* magic 8, version 4, crc 4, length 8, header crc 4 */
+#define CRC_BUF (1u << 20)
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t get_le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+/* CRC-32 of bytes [from, to) of fd, read with pread into a 1 MiB buffer. */
+static int crc_range(int fd, uint64_t from, uint64_t to, uint32_t *out) {
+  unsigned char *buf = malloc(CRC_BUF);
+  if (!buf) return FOIL_ENOMEM;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  int rc = FOIL_OK;
+  while (from < to) {
+    size_t want = to - from < CRC_BUF ? (size_t)(to - from) : CRC_BUF;
+    ssize_t got = pread(fd, buf, want, (off_t)from);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      rc = got < 0 ? FOIL_EINTERNAL : FOIL_EINVAL; /* EOF early: shrank under us */
+      break;
+    }
+    crc = crc32(crc, buf, (uInt)got);
+    from += (uint64_t)got;
+  }
+  free(buf);
+  *out = (uint32_t)crc;
+  return rc;
+}
+
+int h5io_sign(const char *path, foil_err *err) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return foil_err_set(err, FOIL_EPERM, "cannot open %s to sign it: %s", path, strerror(errno));
+  struct stat st;
+  int rc = FOIL_OK;
+  uint32_t crc = 0;
+  if (fstat(fd, &st) != 0 || st.st_size < H5IO_HEADER_BYTES)
+    rc = foil_err_set(err, FOIL_EINTERNAL, "%s: no %d-byte user block to sign", path, H5IO_HEADER_BYTES);
+  else if (crc_range(fd, H5IO_HEADER_BYTES, (uint64_t)st.st_size, &crc))
+    rc = foil_err_set(err, FOIL_EINTERNAL, "%s: read error while signing: %s", path, strerror(errno));
+  if (!rc) {
+    unsigned char h[HDR_USED];
+    memcpy(h, hdr_magic, 8);
+    put_le(h + 8, HDR_VERSION, 4);
+    put_le(h + 12, crc, 4);
+    put_le(h + 16, (uint64_t)st.st_size, 8);
+    put_le(h + 24, (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 24), 4);
+    if (pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+      rc = foil_err_set(err, FOIL_EINTERNAL, "%s: writing the integrity header: %s", path, strerror(errno));
+    else if (fsync(fd) != 0)
+      rc = foil_err_set(err, FOIL_EINTERNAL, "fsync %s: %s", path, strerror(errno));
+  }
+  close(fd);
+  return rc;
+}
+
+/* foil_format values that only foil writes: the header is required. */
+static int header_required(const char *format) {
+  static const char *const only_foil[] = {"foil.ckpt.v1", "foil.index.shard.v1", "foil.index.manifest.v1",
+                                          "foil.negbank.v1"};
+  for (size_t i = 0; format && i < sizeof only_foil / sizeof *only_foil; i++)
+    if (!strcmp(format, only_foil[i])) return 1;
+  return 0;
+}
+
+/* Files verified in this process, by identity. A file enters only when its
+ * ctime is at least 2 s older than the start of its verification ("racy
+ * git"): any later write to it then gives a newer ctime, so an entry that
+ * matches names bytes that were read and matched their checksum. */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+} seen_file;
+static seen_file seen[16];
+static unsigned seen_next;
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_ts(struct timespec a, struct timespec b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
+static int seen_match(const seen_file *s, const struct stat *st) {
+  return s->ino && s->dev == st->st_dev && s->ino == st->st_ino && s->size == st->st_size &&
+         same_ts(s->mtime, st->st_mtim) && same_ts(s->ctime, st->st_ctim);
+}
+
+int h5io_check(const char *path, const char *format, foil_err *err) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(errno));
+  struct stat st;
+  struct timespec start;
+  clock_gettime(CLOCK_REALTIME, &start);
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(e));
+  }
+  pthread_mutex_lock(&seen_mu);
+  int hit = 0;
+  for (size_t i = 0; i < sizeof seen / sizeof *seen && !hit; i++) hit = seen_match(&seen[i], &st);
+  pthread_mutex_unlock(&seen_mu);
+  if (hit) {
+    close(fd);
+    return FOIL_OK;
+  }
+  unsigned char h[HDR_USED];
+  ssize_t n = st.st_size > 0 ? pread(fd, h, sizeof h, 0) : 0;
+  if (n < 0) n = 0;
+  int near = 0; /* magic bytes that match: 5..7 of 8 is a damaged header, not a foreign file */
+  for (ssize_t i = 0; i < n && i < 8; i++) near += h[i] == hdr_magic[i];
+  int rc = FOIL_OK;
+  if (n < 8 || near < 5) { /* no header */
+    close(fd);
+    if (header_required(format))
+      return foil_err_set(err, FOIL_EINVAL,
+                          "%s: not written by foil, or by a foil before integrity headers: no integrity header "
+                          "(every %s file foil writes has one)", path, format);
+    return FOIL_OK;
+  }
+  uint64_t want_len = n == HDR_USED ? get_le(h + 16, 8) : 0;
+  uint32_t want_crc = n == HDR_USED ? (uint32_t)get_le(h + 12, 4) : 0, have_crc = 0;
+  if (n < HDR_USED || near < 8 ||
+      get_le(h + 24, 4) != (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 24)) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: damaged or truncated (checksum mismatch; expected a valid "
+                      "integrity header in its first %d bytes)", path, HDR_USED);
+  } else if (get_le(h + 8, 4) != HDR_VERSION) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: integrity header version %u is not known to this foil (a newer foil "
+                      "wrote it?)", path, (unsigned)get_le(h + 8, 4));
+  } else if (want_len != (uint64_t)st.st_size) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: damaged or truncated (checksum mismatch; expected %llu bytes, the "
+                      "file has %llu)", path, (unsigned long long)want_len, (unsigned long long)st.st_size);
+  } else if (st.st_size < H5IO_HEADER_BYTES ||
+             crc_range(fd, H5IO_HEADER_BYTES, (uint64_t)st.st_size, &have_crc) || have_crc != want_crc) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: damaged or truncated (checksum mismatch; expected CRC-32 %08x, the "
+                      "file's is %08x)", path, (unsigned)want_crc, (unsigned)have_crc);
+  }
+  close(fd);
+  if (!rc && (st.st_ctim.tv_sec < start.tv_sec - 2)) {
+    pthread_mutex_lock(&seen_mu);
+    seen_file *s = &seen[seen_next++ % (sizeof seen / sizeof *seen)];
+    *s = (seen_file){st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+    pthread_mutex_unlock(&seen_mu);
+  }
+  return rc;
+}
+
 /* ---- writing ------------------------------------------------------------------ */
 
 int h5io_create(h5io **out, const char *path, const char *format, foil_err *err) {
@@ -79,7 +235,10 @@ int h5io_create(h5io **out, const char *path, const char *format, foil_err *err)
     return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   }
   snprintf(f->tmp, n, "%s.tmp-%ld", path, (long)getpid());
-  f->fid = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  if (fcpl >= 0 && H5Pset_userblock(fcpl, H5IO_HEADER_BYTES) < 0) H5Pclose(fcpl), fcpl = -1;
+  f->fid = fcpl < 0 ? -1 : H5Fcreate(f->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  if (fcpl >= 0) H5Pclose(fcpl);
   if (f->fid < 0) {
     rc = foil_err_set(err, FOIL_EPERM, "cannot create %s", f->tmp);
     h5io_free(f);
@@ -108,8 +267,7 @@ int h5io_publish(h5io **fp, foil_err *err) {
   int rc = FOIL_OK;
   if (H5Fclose(f->fid) < 0) rc = foil_err_set(err, FOIL_EINTERNAL, "closing %s failed", f->tmp);
   f->fid = -1;
-  if (!rc && fsync_path(f->tmp, 0) != 0)
-    rc = foil_err_set(err, FOIL_EINTERNAL, "fsync %s: %s", f->tmp, strerror(errno));
+  if (!rc) rc = h5io_sign(f->tmp, err); /* writes the integrity header, fsyncs */
   if (!rc && rename(f->tmp, f->path) != 0)
     rc = foil_err_set(err, FOIL_EINTERNAL, "rename %s -> %s: %s", f->tmp, f->path, strerror(errno));
   if (!rc) {
@@ -219,9 +377,8 @@ int h5io_attr_f64(h5io *f, const char *obj, const char *key, double val, foil_er
 int h5io_open(h5io **out, const char *path, const char *format, foil_err *err) {
   quiet_hdf5();
   *out = NULL;
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(errno));
+  int rc = h5io_check(path, format, err); /* before libhdf5 reads a byte */
+  if (rc) return rc;
   if (H5Fis_hdf5(path) <= 0)
     return foil_err_set(err, FOIL_EINVAL, "%s is not an HDF5 file (foreign or truncated)", path);
   hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -238,7 +395,7 @@ int h5io_open(h5io **out, const char *path, const char *format, foil_err *err) {
   if (format) {
     char *have = NULL;
     if (h5io_get_attr_str(f, "/", "foil_format", &have, NULL) != FOIL_OK || strcmp(have, format)) {
-      int rc = foil_err_set(err, FOIL_EINVAL, "%s is not a %s file (foil_format is %s)", path,
+      rc = foil_err_set(err, FOIL_EINVAL, "%s is not a %s file (foil_format is %s)", path,
                             format, have ? have : "missing");
       free(have);
       h5io_close(&f);

@@ -11,6 +11,33 @@
  * file. Datasets are named with readable paths ("train/query"), texts are
  * variable-length UTF-8 strings, so h5py opens everything directly.
  *
+ * Integrity header. Every file h5io_create writes has a 512-byte HDF5 user
+ * block (HDF5 and h5py skip it). h5io_publish, after H5Fclose and before
+ * the fsync and rename, writes into it (little-endian):
+ *   0  "FOILH5\r\n"   8  version (u32, 1)   12  CRC-32 (zlib) of bytes [512, EOF)
+ *   16 file length (u64, whole file)   24  CRC-32 of bytes [0, 24)   28.. zero
+ * h5io_open checks it with plain reads BEFORE libhdf5 sees the file: a
+ * length or CRC that does not match is refused with FOIL_EINVAL
+ * "<file>: damaged or truncated (checksum mismatch; expected ...)". A file
+ * with no header is decided by its expected foil_format:
+ *   foil_format                                       no header
+ *   foil.ckpt.v1, foil.index.shard.v1,                refused ("not written by
+ *   foil.index.manifest.v1, foil.negbank.v1           foil, or by a foil before
+ *     (only foil writes them)                         integrity headers")
+ *   foil.pairs.v1, foil.benchmark.v1, foil.corpus.v1, opened as before (users
+ *   foil.lm.v1, NULL (reference files), any other     make them with h5py)
+ * A header whose magic is 5-7 of its 8 bytes, or whose own CRC fails, is a
+ * damaged header (refused), not a foreign file. The check guards against
+ * on-disk damage and truncation, not against a crafted file: anyone who can
+ * write the file can also write a valid header (tests/fuzz/README.md).
+ * Cost: h5io_open reads the whole file once (pread, 1 MiB buffer) and
+ * computes its CRC-32 (about 1 s per GB when cold on disk; when a loader
+ * then reads every dataset, as ckpt_load does, the page cache serves that
+ * second read). A file verified in this process is not read again while
+ * its inode, size, mtime and ctime are unchanged, and only if its ctime was
+ * over 2 s old when verified (so a later rewrite cannot keep the same
+ * ctime); loading a checkpoint opens it several times and pays once.
+ *
  * Ownership: an h5io handle owns its HDF5 file id; h5io_publish and
  * h5io_close/h5io_abandon free it and set the pointer to NULL. Buffers that
  * read functions return are malloc'ed and owned by the caller.
@@ -26,12 +53,16 @@
 
 typedef struct h5io h5io;
 
+/* The user block size that holds the integrity header. */
+#define H5IO_HEADER_BYTES 512
+
 /* ---- writing ---------------------------------------------------------------- */
 
 /* Creates <path>.tmp-<pid> (parent directories are created). format, when
  * not NULL, is written as the root attribute "foil_format". */
 int h5io_create(h5io **out, const char *path, const char *format, foil_err *err);
-/* Closes, fsyncs and renames the temporary file to its final path. */
+/* Closes, signs (integrity header), fsyncs and renames the temporary file
+ * to its final path. */
 int h5io_publish(h5io **f, foil_err *err);
 /* Closes and deletes the temporary file (on any error path). */
 void h5io_abandon(h5io **f);
@@ -57,7 +88,19 @@ int h5io_attr_f64(h5io *f, const char *obj, const char *key, double val, foil_er
 
 /* ---- reading ------------------------------------------------------------------ */
 
+/* Checks the integrity header (h5io_check), then opens, then checks
+ * foil_format when format is not NULL. */
 int h5io_open(h5io **out, const char *path, const char *format, foil_err *err);
+/* The integrity gate alone, with no HDF5 call: FOIL_OK when path's header
+ * matches its bytes, or it has none and format does not require one (the
+ * table above); FOIL_ENOTFOUND when missing, else FOIL_EINVAL. Reads the
+ * file once (see Cost). */
+int h5io_check(const char *path, const char *format, foil_err *err);
+/* Writes a valid integrity header for path's current bytes [512, EOF) into
+ * its first 28 bytes and fsyncs it. The file must already have a 512-byte
+ * user block (h5io_publish does this; the fuzz target re-signs mutated
+ * files with it). */
+int h5io_sign(const char *path, foil_err *err);
 void h5io_close(h5io **f);
 const char *h5io_path(const h5io *f);
 
