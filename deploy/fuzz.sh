@@ -13,7 +13,8 @@
 # tests/fuzz/regress/<target>/ so ctest's fuzz.<target> replays it in every
 # test run. One exception, reported but not failing (FOIL_FUZZ_STRICT=1
 # makes it fail): a crash of the h5 target inside libhdf5 itself, which foil
-# cannot fix (tests/fuzz/README.md "HDF5 itself"). Needs clang and
+# cannot fix (tests/fuzz/README.md "HDF5 itself"); only its re-signed path
+# can reach one, the raw path stops at foil's integrity gate. Needs clang and
 # libclang-rt-14-dev (deploy/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

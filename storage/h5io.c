@@ -205,7 +205,8 @@ int h5io_check(const char *path, const char *format, foil_err *err) {
   } else if (st.st_size < H5IO_HEADER_BYTES ||
              crc_range(fd, H5IO_HEADER_BYTES, (uint64_t)st.st_size, &have_crc) || have_crc != want_crc) {
     rc = foil_err_set(err, FOIL_EINVAL, "%s: damaged or truncated (checksum mismatch; expected CRC-32 %08x, the "
-                      "file's is %08x)", path, (unsigned)want_crc, (unsigned)have_crc);
+                      "file's is %08x)%s", path, (unsigned)want_crc, (unsigned)have_crc,
+                      header_required(format) ? "" : "; a file edited in place after foil wrote it fails this too");
   }
   close(fd);
   if (!rc && (st.st_ctim.tv_sec < start.tv_sec - 2)) {

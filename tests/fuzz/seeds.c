@@ -20,6 +20,7 @@
 #include "model/optim.h"
 #include "model/tokenizer.h"
 #include "storage/ckpt.h"
+#include "storage/h5io.h"
 #include "storage/index.h"
 #include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
@@ -240,10 +241,18 @@ static const char *const WP[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "
 
 static int put_tokenizer(h5io *f, void *ctx, foil_err *e) { return tokenizer_h5_write(f, "tokenizer", ctx, e); }
 
-static void file_seed(const char *target, const char *name, int prefix, const char *path) {
+/* An h5 seed for both paths of fuzz_h5: "<name>" the whole file as written
+ * (raw: the integrity gate), "<name>-signed" without its 512-byte user
+ * block, which the target puts back with a valid header (foil's checks
+ * after the gate). */
+static void h5_seeds(const char *name, int reader, const char *path, int raw) {
   size_t len;
   char *b = slurp(path, &len);
-  put(target, name, prefix, b, len);
+  if (len <= H5IO_HEADER_BYTES) die(path);
+  if (raw) put("h5", name, reader, b, len);
+  char signed_name[64];
+  snprintf(signed_name, sizeof signed_name, "%s-signed", name);
+  put("h5", signed_name, reader + 3, b + H5IO_HEADER_BYTES, len - H5IO_HEADER_BYTES);
   free(b);
 }
 
@@ -296,10 +305,10 @@ static void token_and_h5_seeds(const char *tmp) {
   char p[1024];
   snprintf(p, sizeof p, "%s/step_2.h5", tmp);
   if (ckpt_save(p, &s, put_tokenizer, wp, &err)) die("ckpt");
-  file_seed("h5", "ckpt", 0, p);
+  h5_seeds("ckpt", 0, p, 0);
   ckpt_state bare = {.step = 1, .enc = enc};
   if (ckpt_save(p, &bare, NULL, NULL, &err)) die("ckpt");
-  file_seed("h5", "ckpt-bare", 0, p);
+  h5_seeds("ckpt-bare", 0, p, 1);
   optim_destroy(&opt);
   encoder_destroy(&enc);
 
@@ -316,7 +325,7 @@ static void token_and_h5_seeds(const char *tmp) {
   snprintf(m.model_hash, sizeof m.model_hash, "0badcafe");
   if (index_shard_write(tmp, &m, rid, keys, x, 3, &err)) die("shard");
   snprintf(p, sizeof p, "%s/indexes/seed/v%d/shard_0.h5", tmp, version);
-  file_seed("h5", "shard-f16", 1, p);
+  h5_seeds("shard-f16", 1, p, 1);
 
   /* a negatives bank: 2 pairs, 2 negatives each */
   negbank b = {0};
@@ -329,7 +338,7 @@ static void token_and_h5_seeds(const char *tmp) {
   b.rows = rows, b.texts = nt;
   snprintf(p, sizeof p, "%s/bank.h5", tmp);
   if (negbank_write(p, &b, &err)) die("negbank");
-  file_seed("h5", "negbank", 2, p);
+  h5_seeds("negbank", 2, p, 1);
   tokenizer_destroy(&wp);
   tokenizer_destroy(&bpe);
 }

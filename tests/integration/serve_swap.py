@@ -3,7 +3,8 @@ load, a corrupt version refused, the router, garbage frames, `foil search`.
 
 Index versions are written here in Python (h5py) in the format
 storage/index.h documents (shards, manifest.h5 with zlib CRC-32s, CURRENT,
-each file written to a temporary name and renamed), which doubles as a
+each file written to a temporary name and renamed; the HDF5 files with
+storage/h5io.h's integrity header, foilh5.py), which doubles as a
 check of that contract. Version v's ids are v·1,000,000 + row, so every
 reply proves which version answered it.
 
@@ -31,6 +32,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 sys.path.insert(0, HERE)
 from foilcluster import STATE, Cluster, pb  # noqa: E402  (protoc's control/worker classes)
+import foilh5  # noqa: E402  (the integrity header shards and manifests need)
 
 
 def _generate():
@@ -92,7 +94,7 @@ def write_version(root, name, version, parts, dtype="float32", normalized=1, che
         path = os.path.join(d, fn)
 
         def w(tmp, ids=ids, vecs=vecs, keys=keys, r=r):
-            with h5py.File(tmp, "w") as f:
+            with h5py.File(tmp, "w", userblock_size=foilh5.USERBLOCK) as f:
                 f.attrs["foil_format"] = "foil.index.shard.v1"
                 _attrs(f, name, version, len(parts), dim, len(ids), dtype, normalized, checkpoint, step, model_hash)
                 f.attrs["shard"] = np.int64(r)
@@ -104,6 +106,7 @@ def write_version(root, name, version, parts, dtype="float32", normalized=1, che
                     f["exact"] = vecs.astype(np.float32)
                 if keys is not None:
                     f.create_dataset("keys", data=keys, dtype=h5py.string_dtype("utf-8"))
+            foilh5.sign(tmp)
         _publish_file(path, w)
         names.append(fn)
         counts.append(len(ids))
@@ -115,13 +118,14 @@ def write_version(root, name, version, parts, dtype="float32", normalized=1, che
             f.write(b"\xde\xad\xbe\xef\xde\xad\xbe\xef")
 
     def wm(tmp):
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=foilh5.USERBLOCK) as f:
             f.attrs["foil_format"] = "foil.index.manifest.v1"
             _attrs(f, name, version, len(parts), dim, sum(counts), dtype, normalized, checkpoint, step, model_hash)
             f.attrs["created"] = np.int64(time.time())
             f.create_dataset("shards", data=names, dtype=h5py.string_dtype("utf-8"))
             f["counts"] = np.asarray(counts, np.int64)
             f["crc32"] = np.asarray(crcs, np.int64)
+        foilh5.sign(tmp)
     _publish_file(os.path.join(d, "manifest.h5"), wm)
     if current:
         set_current(root, name, version)
@@ -629,6 +633,7 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
             x = d[()]
             x.flat[0] += 0.5
             d[...] = x
+        foilh5.sign(ckpt)   # as if foil had published it so (unsigned, the integrity header refuses it)
         other = Serve(build, root, ["--index", "code", "--root", root, "--shards", "0", "--bind", "tcp://127.0.0.1:*",
                                     "--no-watch"], "serve-mismatch", index=None)
         c2 = Client(other.ep)

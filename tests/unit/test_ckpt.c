@@ -13,6 +13,7 @@
 #include "model/loss.h"
 #include "model/optim.h"
 #include "storage/ckpt.h"
+#include "storage/h5io.h"
 #include "storage/tokenizer_h5.h"
 #include "tests/test.h"
 
@@ -120,8 +121,15 @@ static void test_refusals_latest_prune(void) {
     ckpt_state s = {.step = st, .enc = a.enc, .opt = a.opt};
     CHECK(ckpt_save(path, &s, NULL, NULL, &err) == 0);
   }
-  /* a truncated newest checkpoint and a stray temporary are skipped */
+  /* a truncated checkpoint (cut in half: its integrity header refuses it),
+   * a newer foreign file with no integrity header and a stray temporary
+   * are skipped */
   snprintf(path, sizeof path, "%s/step_700.h5", cdir);
+  ckpt_state s7 = {.step = 700, .enc = a.enc, .opt = a.opt};
+  CHECK(ckpt_save(path, &s7, NULL, NULL, &err) == 0);
+  struct stat st7;
+  CHECK(stat(path, &st7) == 0 && truncate(path, st7.st_size / 2) == 0);
+  snprintf(path, sizeof path, "%s/step_750.h5", cdir);
   FILE *fp = fopen(path, "wb");
   fwrite("\x89HDF\r\n\x1a\n", 1, 8, fp);
   fclose(fp);
@@ -131,7 +139,9 @@ static void test_refusals_latest_prune(void) {
   char *latest = NULL, *skipped = NULL;
   CHECKF(ckpt_latest(cdir, &latest, &skipped, &err) == 0, "%s", err.msg);
   CHECKF(latest && strstr(latest, "step_600.h5"), "latest = %s", latest ? latest : "(none)");
-  CHECKF(skipped && strstr(skipped, "step_700.h5"), "skipped = %s", skipped ? skipped : "(none)");
+  CHECKF(skipped && strstr(skipped, "step_700.h5: damaged or truncated (checksum mismatch") &&
+             strstr(skipped, "step_750.h5: not written by foil"),
+         "skipped = %s", skipped ? skipped : "(none)");
   free(latest);
   free(skipped);
   /* a model that differs is refused, naming the difference */
@@ -144,10 +154,12 @@ static void test_refusals_latest_prune(void) {
   ckpt_state r = {.enc = e2};
   CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "d_ff 16"));
   encoder_destroy(&e2);
-  /* the foreign file is refused by load too */
+  /* the truncated and the foreign file are refused by load too */
   snprintf(path, sizeof path, "%s/step_700.h5", cdir);
   r.enc = a.enc;
-  CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL);
+  CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "checksum mismatch"));
+  snprintf(path, sizeof path, "%s/step_750.h5", cdir);
+  CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "no integrity header"));
   /* retention: keep the last 2 and every 300th */
   CHECK(ckpt_prune(cdir, 2, 300, &err) == 0);
   struct stat st;
@@ -273,6 +285,10 @@ static void test_decoder_checkpoint(void) {
   CHECK(at >= 0 && H5Awrite(at, ty, "encoder") >= 0);
   H5Aclose(at);
   H5Fclose(f);
+  /* edited in place: sign it again, as if foil had written it so (an
+   * unsigned edit is refused: the integrity header no longer matches) */
+  CHECK(ckpt_read_kind(path, &kind, &err) == FOIL_EINVAL && strstr(err.msg, "checksum mismatch"));
+  CHECKF(h5io_sign(path, &err) == 0, "%s", err.msg);
   CHECK(ckpt_read_kind(path, &kind, &err) == 0 && kind == CKPT_ENCODER);
   trainer b;
   trainer_new(&b);
@@ -287,6 +303,7 @@ static void test_decoder_checkpoint(void) {
   H5Awrite(at, ty, "gpt");
   H5Aclose(at);
   H5Fclose(f);
+  CHECKF(h5io_sign(path, &err) == 0, "%s", err.msg);
   H5Tclose(ty);
   H5Sclose(sp);
   CHECKF(ckpt_read_kind(path, &kind, &err) == FOIL_EINVAL && strstr(err.msg, "unknown model kind"), "%s", err.msg);
