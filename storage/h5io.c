@@ -158,7 +158,7 @@ static int seen_match(const seen_file *s, const struct stat *st) {
 }
 
 int h5io_check(const char *path, const char *format, foil_err *err) {
-  int fd = open(path, O_RDONLY);
+  int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block the open */
   if (fd < 0) return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(errno));
   struct stat st;
   struct timespec start;
@@ -167,6 +167,10 @@ int h5io_check(const char *path, const char *format, foil_err *err) {
     int e = errno;
     close(fd);
     return foil_err_set(err, FOIL_ENOTFOUND, "%s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return foil_err_set(err, FOIL_EINVAL, "%s is not a regular file", path);
   }
   pthread_mutex_lock(&seen_mu);
   int hit = 0;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -260,6 +261,30 @@ static void test_no_header(void) {
   CHECK(h5io_open(&f, dm, "foil.pairs.v1", &err) == FOIL_EINVAL && strstr(err.msg, "checksum mismatch"));
 }
 
+/* A file verified once may be trusted again while unchanged (h5io.h
+ * "Cost"); a write to it must still be seen: publish, let its ctime age
+ * past the 2 s window, verify, change a byte in place, verify again. */
+static void test_verified_then_changed(void) {
+  foil_err err = {0};
+  const char *p = publish_sample("aged.h5", "foil.ckpt.v1");
+  sleep(3);
+  CHECKF(h5io_check(p, "foil.ckpt.v1", &err) == 0, "%s", err.msg);
+  CHECKF(h5io_check(p, "foil.ckpt.v1", &err) == 0, "%s", err.msg);
+  struct stat st;
+  CHECK(stat(p, &st) == 0);
+  xor_byte(p, file_size(p) / 2, 0x40);
+  /* same size, mtime put back: only the ctime tells */
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  CHECK(utimensat(AT_FDCWD, p, times, 0) == 0);
+  CHECK(h5io_check(p, "foil.ckpt.v1", &err) == FOIL_EINVAL && strstr(err.msg, "checksum mismatch"));
+  /* not a regular file: refused without blocking (a FIFO) or reading */
+  const char *fifo = path_in("fifo.h5");
+  CHECK(mkfifo(fifo, 0600) == 0);
+  h5io *f = NULL;
+  CHECK(h5io_open(&f, fifo, NULL, &err) == FOIL_EINVAL && strstr(err.msg, "not a regular file"));
+  CHECK(h5io_open(&f, dir, NULL, &err) == FOIL_EINVAL && strstr(err.msg, "not a regular file"));
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/h5io-%ld", t ? t : "/tmp", (long)getpid());
@@ -267,5 +292,6 @@ int main(void) {
   RUN(test_bad_files);
   RUN(test_integrity);
   RUN(test_no_header);
+  RUN(test_verified_then_changed);
   TEST_EXIT();
 }
