@@ -54,7 +54,7 @@ run_one() { # target
     local top
     top=$(sed -n '/ERROR: AddressSanitizer\|ERROR: libFuzzer\|runtime error/,$p' "$dir/fuzz_$t.log" |
           grep -E '^ +#[0-9]+ ' |
-          grep -vE '__interceptor_|__asan|__sanitizer|libclang_rt|/compiler-rt/|fuzzer::| in (malloc|calloc|realloc) |libc\.so|nptl/|/stdlib/|/signal/' |
+          grep -vE '__interceptor_|__asan|__sanitizer|libclang_rt|/compiler-rt/|fuzzer::| in (malloc|calloc|realloc) |libc\.so|nptl/|/stdlib/|/signal/|sysdeps/' |
           head -1)
     if [ "$t" = h5 ] && [ "${FOIL_FUZZ_STRICT:-0}" != 1 ] && grep -q libhdf5 <<<"$top"; then
       echo "fuzz_$t: a crash INSIDE libhdf5 (not foil): $(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error' "$dir/fuzz_$t.log")"

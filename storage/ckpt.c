@@ -3,6 +3,9 @@
 #include "storage/ckpt.h"
 
 #include <dirent.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +52,16 @@ static void dcfg_set(decoder_config *c, int i, double v) {
   char *p = (char *)c + dcfg_fields[i].off;
   if (dcfg_fields[i].is_float) *(float *)p = (float)v;
   else *(int *)p = (int)v;
+}
+
+/* A config attribute must fit its field: an int field an integer in int's
+ * range, a float field finite in float's (a damaged file otherwise makes
+ * the conversion undefined). */
+static int cfg_value_ok(h5io *f, const char *key, int is_float, double v, foil_err *err) {
+  int ok = is_float ? isfinite(v) && fabs(v) <= FLT_MAX : v >= INT_MIN && v <= INT_MAX && (double)(int)v == v;
+  if (ok) return FOIL_OK;
+  return foil_err_set(err, FOIL_EINVAL, "%s: model attribute %s = %g is not %s (damaged file)", h5io_path(f), key, v,
+                      is_float ? "a finite float" : "an int");
 }
 
 static double cfg_get(const encoder_config *c, int i) {
@@ -223,7 +236,9 @@ static int read_dconfig(h5io *f, decoder_config *cfg, foil_err *err) {
   int rc = want_kind(f, CKPT_DECODER, err);
   for (int i = 0; !rc && i < NDCFG; i++) {
     double v;
-    if (!(rc = h5io_get_attr_f64(f, "model", dcfg_fields[i].key, &v, err))) dcfg_set(cfg, i, v);
+    if (!(rc = h5io_get_attr_f64(f, "model", dcfg_fields[i].key, &v, err)) &&
+        !(rc = cfg_value_ok(f, dcfg_fields[i].key, dcfg_fields[i].is_float, v, err)))
+      dcfg_set(cfg, i, v);
   }
   return rc;
 }
@@ -235,6 +250,7 @@ static int read_config(h5io *f, encoder_config *cfg, foil_err *err) {
   for (int i = 0; i < NCFG; i++) {
     double v;
     int rc = h5io_get_attr_f64(f, "model", cfg_fields[i].key, &v, err);
+    if (!rc) rc = cfg_value_ok(f, cfg_fields[i].key, cfg_fields[i].is_float, v, err);
     if (rc) return rc;
     cfg_set(cfg, i, v);
   }

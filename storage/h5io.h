@@ -1,8 +1,8 @@
 /* h5io.h — the small set of HDF5 operations every foil file uses.
  *
  * Writing is atomic: h5io_create opens "<path>.tmp-<pid>", the caller writes
- * datasets and attributes, and h5io_publish closes, fsyncs, renames it to
- * <path> and fsyncs the directory. h5io_abandon removes the temporary file.
+ * datasets and attributes, and h5io_publish closes, signs (below), fsyncs,
+ * renames it to <path> and fsyncs the directory. h5io_abandon removes the temporary file.
  * A reader never sees a half-written file under its final name.
  *
  * Reading checks what it opens: h5io_open refuses a file that is missing,
@@ -30,13 +30,17 @@
  * damaged header (refused), not a foreign file. The check guards against
  * on-disk damage and truncation, not against a crafted file: anyone who can
  * write the file can also write a valid header (tests/fuzz/README.md).
- * Cost: h5io_open reads the whole file once (pread, 1 MiB buffer) and
- * computes its CRC-32 (about 1 s per GB when cold on disk; when a loader
- * then reads every dataset, as ckpt_load does, the page cache serves that
- * second read). A file verified in this process is not read again while
- * its inode, size, mtime and ctime are unchanged, and only if its ctime was
- * over 2 s old when verified (so a later rewrite cannot keep the same
- * ctime); loading a checkpoint opens it several times and pays once.
+ * Cost: h5io_open of a file with a header reads the whole file once more
+ * (pread, one 1 MiB buffer) and computes its CRC-32: one sequential read at
+ * disk speed when cold, zlib's CRC-32 (~2 GB/s on this project's dev
+ * machine) when cached; a loader that then reads every dataset, as
+ * ckpt_load does, gets that second read from the page cache. A file
+ * verified in this process is not read again while its device, inode,
+ * size, mtime and ctime are unchanged, if its ctime was over 2 s old when
+ * verified (so a later write cannot leave the ctime as it was): loading an
+ * older checkpoint (ckpt_read_config, ckpt_load, its tokenizer) pays once,
+ * one published under 2 s ago pays per open. h5io_publish reads the file
+ * once too (to sign it) before its fsync.
  *
  * Ownership: an h5io handle owns its HDF5 file id; h5io_publish and
  * h5io_close/h5io_abandon free it and set the pointer to NULL. Buffers that
