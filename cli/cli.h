@@ -18,6 +18,8 @@ int cmd_model(int argc, char **argv);      /* in foil-data */
 int cmd_model_exec(int argc, char **argv); /* `foil model`: runs foil-data */
 int cmd_data_exec(int argc, char **argv);  /* `foil data`: runs foil-data */
 int cmd_tokenizer_exec(int argc, char **argv);
+int cmd_textmetrics(int argc, char **argv);      /* in foil-data */
+int cmd_textmetrics_exec(int argc, char **argv); /* `foil textmetrics`: runs foil-data */
 /* Replaces the process with `program` from the foil executable's
  * directory, passing argv[1..] (keep_cmd: argv[0] too, as the program's
  * subcommand); returns only on failure, as cli_fail does. */

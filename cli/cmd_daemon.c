@@ -52,6 +52,9 @@ int cmd_worker(int argc, char **argv) { return cli_exec_beside("worker", "foil-w
  * start-up at a few libraries. */
 int cmd_data_exec(int argc, char **argv) { return cli_exec_beside("data", "foil-data", argc, argv, 1); }
 int cmd_model_exec(int argc, char **argv) { return cli_exec_beside("model", "foil-data", argc, argv, 1); }
+int cmd_textmetrics_exec(int argc, char **argv) {
+  return cli_exec_beside("textmetrics", "foil-data", argc, argv, 1);
+}
 int cmd_tokenizer_exec(int argc, char **argv) {
   return cli_exec_beside("tokenizer", "foil-data", argc, argv, 1);
 }

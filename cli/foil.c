@@ -24,6 +24,7 @@ static const struct {
     {"data", cmd_data_exec, "prepare datasets under the data root (wordnet, code, lm, custom)"},
     {"tokenizer", cmd_tokenizer_exec, "encode text, train BPE merges, export tokenizers"},
     {"model", cmd_model_exec, "import a pretrained BERT / sentence-transformers model, export one"},
+    {"textmetrics", cmd_textmetrics_exec, "score generations (JSONL): rep-n, diversity, coherence, ..."},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -69,6 +69,13 @@ fi
 # against Debian's numpy 1.24, so the two cannot share one environment.
 # Pinned, installed without dependencies (faiss-cpu needs only these two).
 FAISS_PKGS="faiss-cpu==1.15.1 numpy==2.2.6 packaging==24.2"
+# mauve-text, the anchor of foil's MAUVE (tests/reference/mauve_ref.py), joins
+# .venv-faiss because its clustering IS faiss's k-means and it needs numpy,
+# scikit-learn (PCA, auc) and scipy: scikit-learn 1.6.1 and scipy 1.15.3 have
+# Python 3.11 wheels built for numpy 2 and pass reference.mauve with 2.2.6. Given features
+# (p_features/q_features) it imports neither torch nor transformers, so none
+# is installed. Pinned, without dependencies, every one it imports listed.
+MAUVE_PKGS="mauve-text==0.4.0 scikit-learn==1.6.1 scipy==1.15.3 joblib==1.4.2 threadpoolctl==3.6.0"
 
 # sentence-transformers, the anchor of the pretrained-model reference test
 # (tests/reference/hfmodel_ref.py: `foil model import/export` against
@@ -90,6 +97,8 @@ if [ "${FOIL_SKIP_PIP:-0}" != 1 ]; then
   [ -x .venv-faiss/bin/python ] || /usr/bin/python3 -m venv .venv-faiss
   # shellcheck disable=SC2086
   .venv-faiss/bin/python -m pip install -q --disable-pip-version-check --no-deps $FAISS_PKGS
+  # shellcheck disable=SC2086
+  .venv-faiss/bin/python -m pip install -q --disable-pip-version-check --no-deps $MAUVE_PKGS
   [ -x .venv-st/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv-st
   # shellcheck disable=SC2086
   .venv-st/bin/python -m pip install -q --disable-pip-version-check --no-deps $ST_PKGS

@@ -275,4 +275,15 @@ void scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q,
                int dtype, const void *x, const float *scales, const int64_t *ids, int n,
                int64_t id_lo, int64_t id_hi, int64_t row0, float *scratch);
 
+/* ---- linear algebra ------------------------------------------------------------
+ * Eigen-decomposition of a symmetric matrix a [n,n] (double; one triangle
+ * is read, so both must hold the same matrix): on return w [n] holds the
+ * eigenvalues in ASCENDING order and ROW j of a (a[j·n .. j·n+n)) the unit
+ * eigenvector of w[j] (each vector's sign is LAPACK's choice). Allocates its workspace
+ * (the one kernel that does: LAPACK sizes it). Returns 0, a positive count
+ * of eigenvalues that failed to converge, or -1 when out of memory.
+ * Cost ~ 4·n³ flops (divide and conquer, LAPACK dsyevd); same bits for a
+ * given thread count. */
+int symeig(double *a, double *w, int n);
+
 #endif

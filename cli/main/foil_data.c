@@ -5,6 +5,7 @@
  *   foil-data data prepare wordnet [--root DIR]
  *   foil-data tokenizer encode --vocab vocab.txt "Hello world"
  *   foil-data model import DIR --out CKPT.h5
+ *   foil-data textmetrics generations.jsonl --encoder CKPT.h5
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,8 +18,9 @@ int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "data")) rc = cmd_data(argc - 1, argv + 1);
   else if (argc >= 2 && !strcmp(argv[1], "tokenizer")) rc = cmd_tokenizer(argc - 1, argv + 1);
   else if (argc >= 2 && !strcmp(argv[1], "model")) rc = cmd_model(argc - 1, argv + 1);
+  else if (argc >= 2 && !strcmp(argv[1], "textmetrics")) rc = cmd_textmetrics(argc - 1, argv + 1);
   else {
-    fprintf(stderr, "usage: foil-data data|tokenizer|model ... (as `foil data`, `foil tokenizer`, `foil model`)\n");
+    fprintf(stderr, "usage: foil-data data|tokenizer|model|textmetrics ... (as `foil data`, ...)\n");
     return 2;
   }
   return rc > 0 ? rc : foil_err_exit_code(rc);

@@ -1,0 +1,163 @@
+/* test_textscore_lm.c — perplexity and MAUVE features from a scorer decoder
+ * (worker/run/textscore.h), on a tiny random decoder and a BPE tokenizer
+ * trained here:
+ *  - textscore_nll (rows padded together in batches of 3) equals, row by
+ *    row, the sum of −log softmax(logits)[target] computed here in double
+ *    from an unpadded B = 1 forward over [EOT] prompt generation, for the
+ *    generation's tokens only; truncation keeps the prompt's last L/2
+ *    tokens and the generation's head; an empty generation scores nothing;
+ *  - textscore_features equals the B = 1 last-layer state at the final
+ *    token (empty text: the end-of-text token);
+ *  - MAUVE of reference features against generation features runs;
+ *    textscore_run refuses a scorer checkpoint as not yet openable (decoder
+ *    checkpoints are not in this build). The decoder itself is proven
+ *    against PyTorch by reference.decoder. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/bpe_train.h"
+#include "model/decoder.h"
+#include "model/tokenizer.h"
+#include "tests/test.h"
+#include "worker/run/textscore.h"
+
+static char *docs[] = {
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+    "must be in want of a wife.",
+    "In the beginning God created the heavens and the earth.",
+    "The Python tutorial: an informal introduction to Python. Numbers, strings and lists.",
+};
+
+static tokenizer *make_tok(void) {
+  bpe_trainer *tr = NULL;
+  tokenizer *t = NULL;
+  foil_err err = {0};
+  bpe_trainer_new(&tr, &err);
+  for (int i = 0; i < 3; i++) bpe_trainer_feed(tr, docs[i], strlen(docs[i]), "docs", &err);
+  const char *specials[] = {"<|endoftext|>"};
+  CHECKF(bpe_trainer_train(tr, 300, 2, specials, 1, &t, &err) == 0, "%s", err.msg);
+  bpe_trainer_destroy(&tr);
+  return t;
+}
+
+enum { N = 5, ML = 24 };
+static char *prompts[N] = {"It is a truth", "", "The Python tutorial:",
+                           "In the beginning God created the heavens and the earth. It is a truth "
+                           "universally acknowledged",
+                           "Numbers"};
+static char *gens[N] = {" universally acknowledged, that a single man", " In the beginning", "",
+                        " that a single man in possession of a good fortune, must be in want of a "
+                        "wife. The Python tutorial: an informal introduction",
+                        ", strings and lists."};
+
+static int enc(const tokenizer *t, const char *s, int32_t *ids) {
+  int n = 0;
+  foil_err err = {0};
+  tokenizer_encode(t, s, strlen(s), 0, ids, 256, &n, &err);
+  return n;
+}
+
+/* the row as textscore_nll builds it; returns its length, *first the index
+ * of the first generation token */
+static int build(const tokenizer *t, int r, int32_t *row, int *first) {
+  int32_t p[256], g[256];
+  int np = enc(t, prompts[r], p), ng = enc(t, gens[r], g), kp = np, kg = ng;
+  if (1 + kp + kg > ML) {
+    if (kp > ML / 2) kp = ML / 2;
+    if (1 + kp + kg > ML) kg = ML - 1 - kp;
+  }
+  int len = 0;
+  row[len++] = tokenizer_pad_id(t);
+  for (int i = np - kp; i < np; i++) row[len++] = p[i];
+  *first = len;
+  for (int i = 0; i < kg; i++) row[len++] = g[i];
+  return len;
+}
+
+static void test_lm(void) {
+  tokenizer *tok = make_tok();
+  if (!tok) return;
+  decoder_config c;
+  decoder_config_default(&c);
+  c.n_layers = 2, c.d_model = 16, c.n_heads = 2, c.vocab = tokenizer_vocab_size(tok);
+  c.max_len = 40, c.dropout = 0;
+  foil_err err = {0};
+  CHECKF(decoder_config_check(&c, &err) == 0, "%s", err.msg);
+  decoder *d = NULL;
+  CHECKF(decoder_new(&d, &c, &err) == 0, "%s", err.msg);
+  if (!d) return;
+  decoder_init(d, 11);
+
+  double sum = 0;
+  int64_t cnt = 0;
+  CHECKF(textscore_nll(d, tok, prompts, gens, N, ML, 3, &sum, &cnt, &err) == 0, "%s", err.msg);
+  double want = 0;
+  int64_t want_cnt = 0;
+  for (int r = 0; r < N; r++) {
+    int32_t row[64];
+    int first, len = build(tok, r, row, &first);
+    CHECK(len <= ML);
+    float loss;
+    const float *logits = NULL;
+    CHECK(decoder_forward(d, row, NULL, NULL, 1, len, 0, 0, 0, &loss, NULL, &logits, NULL, &err) == 0);
+    for (int t = first - 1; t + 1 < len; t++) {
+      const float *z = logits + (size_t)t * c.vocab;
+      double mx = z[0], se = 0;
+      for (int v = 1; v < c.vocab; v++) mx = fmax(mx, z[v]);
+      for (int v = 0; v < c.vocab; v++) se += exp(z[v] - mx);
+      want += -(z[row[t + 1]] - mx - log(se));
+      want_cnt++;
+    }
+  }
+  CHECKF(cnt == want_cnt, "%lld tokens, want %lld", (long long)cnt, (long long)want_cnt);
+  CHECKF(fabs(sum - want) <= 1e-5 * fabs(want), "nll sum %.9g, want %.9g", sum, want);
+  /* row 3 is truncated: prompt kept at 12 tokens, generation cut at ML */
+  int32_t row[64];
+  int first;
+  CHECK(build(tok, 3, row, &first) == ML && first == 1 + ML / 2);
+
+  /* features */
+  float feat[N * 16];
+  CHECKF(textscore_features(d, tok, gens, N, ML, 2, feat, &err) == 0, "%s", err.msg);
+  double worst = 0;
+  for (int r = 0; r < N; r++) {
+    int32_t ids[256];
+    int n = enc(tok, gens[r], ids);
+    if (n > ML) n = ML;
+    if (n == 0) ids[0] = tokenizer_pad_id(tok), n = 1;
+    float loss;
+    const float *h = NULL;
+    CHECK(decoder_forward(d, ids, NULL, NULL, 1, n, 0, 0, 0, &loss, &h, NULL, NULL, &err) == 0);
+    for (int j = 0; j < 16; j++) worst = fmax(worst, fabs(h[(size_t)(n - 1) * 16 + j] - feat[r * 16 + j]));
+  }
+  CHECKF(worst <= 1e-5, "features differ by %g", worst);
+
+  /* a scorer checkpoint is refused as not yet openable, by name */
+  textscore_set set = {0};
+  CHECK(textscore_add(&set, prompts[0], gens[0], docs[0], &err) == 0);
+  textscore_opts o;
+  textscore_opts_default(&o);
+  o.scorer_ckpt = "scorer.h5";
+  textscore_result res;
+  CHECK(textscore_run(&set, &o, &res, &err) == FOIL_EPRECOND && strstr(err.msg, "not yet"));
+  textscore_set_free(&set);
+
+  /* MAUVE of the references' features against the generations' */
+  float pf[3 * 16];
+  CHECK(textscore_features(d, tok, docs, 3, ML, 0, pf, &err) == 0);
+  memset(&res, 0, sizeof res);
+  mauve_config mc;
+  mauve_config_default(&mc);
+  CHECKF(textscore_mauve(pf, 3, feat, N, 16, &mc, &res, &err) == 0, "%s", err.msg);
+  CHECK(res.has_mauve && res.mauve > 0 && res.mauve <= 1 + 1e-12 && res.mauve_n_p == 3);
+  decoder_destroy(&d);
+  tokenizer_destroy(&tok);
+}
+
+int main(void) {
+  RUN(test_lm);
+  TEST_EXIT();
+}

@@ -1,0 +1,344 @@
+/* textscore.c — a set of generations scored with foil's text metrics
+ * (worker/run/textscore.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "worker/run/textscore.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "model/decoder.h"
+#include "model/encoder.h"
+#include "model/tokenizer.h"
+#include "storage/ckpt.h"
+#include "storage/h5io.h"
+#include "storage/tokenizer_h5.h"
+#include "worker/run/encode.h"
+
+void textscore_set_free(textscore_set *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->prompt[i]);
+    free(s->generation[i]);
+    free(s->reference[i]);
+  }
+  free(s->prompt);
+  free(s->generation);
+  free(s->reference);
+  memset(s, 0, sizeof *s);
+}
+
+int textscore_add(textscore_set *s, const char *prompt, const char *generation,
+                  const char *reference, foil_err *err) {
+  /* grow the three arrays to the next power of two when n is one */
+  if ((s->n & (s->n - 1)) == 0) {
+    size_t cap = s->n ? 2 * s->n : 1;
+    char **a = realloc(s->prompt, cap * sizeof *a);
+    if (a) s->prompt = a;
+    char **b = a ? realloc(s->generation, cap * sizeof *b) : NULL;
+    if (b) s->generation = b;
+    char **c = b ? realloc(s->reference, cap * sizeof *c) : NULL;
+    if (c) s->reference = c;
+    if (!c) return foil_err_set(err, FOIL_ENOMEM, "textscore: out of memory at row %zu", s->n);
+  }
+  char *p = strdup(prompt), *g = strdup(generation), *r = reference ? strdup(reference) : NULL;
+  if (!p || !g || (reference && !r)) {
+    free(p);
+    free(g);
+    free(r);
+    return foil_err_set(err, FOIL_ENOMEM, "textscore: out of memory at row %zu", s->n);
+  }
+  s->prompt[s->n] = p;
+  s->generation[s->n] = g;
+  s->reference[s->n] = r;
+  s->n++;
+  if (r) s->n_ref++;
+  return 0;
+}
+
+int textscore_read_jsonl(const char *path, textscore_set *s, foil_err *err) {
+  memset(s, 0, sizeof *s);
+  char *data = NULL;
+  size_t len = 0;
+  int rc = foil_read_file(path, &data, &len, err);
+  if (rc) return rc;
+  int line = 0;
+  for (char *p = data, *next; !rc && p < data + len; p = next) {
+    line++;
+    char *nl = memchr(p, '\n', (size_t)(data + len - p));
+    next = nl ? nl + 1 : data + len;
+    if (nl) *nl = 0;
+    if (memchr(p, 0, (size_t)((nl ? nl : data + len) - p))) {
+      rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: a NUL byte inside the line", path, line);
+      break;
+    }
+    const char *q = p;
+    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+    if (!*q) continue; /* blank lines are allowed */
+    cJSON *o = cJSON_ParseWithOpts(p, NULL, 1);
+    if (!cJSON_IsObject(o)) {
+      rc = foil_err_set(err, FOIL_EINVAL,
+                        "%s:%d: not a JSON object (one {\"prompt\", \"generation\"} object per line)",
+                        path, line);
+    } else {
+      const char *keys[3] = {"prompt", "generation", "reference"};
+      const char *val[3] = {NULL, NULL, NULL};
+      for (int k = 0; k < 3 && !rc; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
+        if (k == 2 && (!v || cJSON_IsNull(v))) break; /* reference is optional */
+        if (!cJSON_IsString(v))
+          rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: key \"%s\" is %s", path, line, keys[k],
+                            v ? "not a string" : "missing");
+        else
+          val[k] = v->valuestring;
+      }
+      if (!rc) rc = textscore_add(s, val[0], val[1], val[2], err);
+    }
+    cJSON_Delete(o);
+  }
+  free(data);
+  if (!rc && s->n == 0)
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: no rows (one JSON object per line with \"prompt\" and "
+                      "\"generation\")", path);
+  if (rc) textscore_set_free(s);
+  return rc;
+}
+
+void textscore_opts_default(textscore_opts *o) {
+  memset(o, 0, sizeof *o);
+  mauve_config_default(&o->mauve);
+}
+
+int textscore_text(const textscore_set *s, textscore_result *r, foil_err *err) {
+  memset(&r->counts, 0, sizeof r->counts);
+  r->n = s->n;
+  for (size_t i = 0; i < s->n; i++) {
+    int rc = tm_count(&r->counts, s->generation[i], err);
+    if (rc) return rc;
+  }
+  for (int n = 2; n <= 1 + TM_NREP; n++) r->rep[n - 2] = tm_rep(&r->counts, n);
+  r->diversity = tm_diversity(&r->counts);
+  r->mean_length = s->n ? (double)r->counts.tokens / (double)s->n : 0;
+  return 0;
+}
+
+/* The encoder and tokenizer a checkpoint holds (its /tokenizer group). */
+static int load_encoder(const char *path, encoder **enc, tokenizer **tok, foil_err *err) {
+  encoder_config cfg;
+  h5io *f = NULL;
+  int rc = ckpt_read_config(path, &cfg, err);
+  if (!rc) rc = encoder_new(enc, &cfg, err);
+  if (!rc) {
+    ckpt_state st = {.enc = *enc};
+    rc = ckpt_load(path, &st, err);
+    free((char *)st.spec_json);
+  }
+  if (!rc) rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (!rc) {
+    rc = tokenizer_h5_read(f, "tokenizer", tok, err);
+    if (rc == FOIL_ENOTFOUND)
+      rc = foil_err_set(err, FOIL_EPRECOND, "encoder checkpoint %s holds no /tokenizer group", path);
+  }
+  h5io_close(&f);
+  if (!rc && tokenizer_vocab_size(*tok) != cfg.vocab)
+    rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d",
+                      path, tokenizer_vocab_size(*tok), cfg.vocab);
+  if (rc) {
+    encoder_destroy(enc);
+    tokenizer_destroy(tok);
+  }
+  return rc;
+}
+
+int textscore_coherence(const textscore_set *s, const char *encoder_ckpt, int max_len, int batch,
+                        double *out, foil_err *err) {
+  encoder *enc = NULL;
+  tokenizer *tok = NULL;
+  int rc = load_encoder(encoder_ckpt, &enc, &tok, err);
+  if (rc) return rc;
+  int ml = encoder_cfg(enc)->max_len;
+  if (max_len > 0 && max_len < ml) ml = max_len;
+  int D = encoder_out_dim(enc);
+  float *a = malloc(s->n * (size_t)D * sizeof *a), *b = malloc(s->n * (size_t)D * sizeof *b);
+  if (!a || !b) rc = foil_err_set(err, FOIL_ENOMEM, "coherence: out of memory for %zu embeddings", 2 * s->n);
+  if (!rc) rc = encode_texts(enc, tok, s->prompt, s->n, ml, batch > 0 ? batch : 32, a, err);
+  if (!rc) rc = encode_texts(enc, tok, s->generation, s->n, ml, batch > 0 ? batch : 32, b, err);
+  if (!rc) *out = tm_coherence(a, b, s->n, D);
+  free(a);
+  free(b);
+  encoder_destroy(&enc);
+  tokenizer_destroy(&tok);
+  return rc;
+}
+
+int textscore_mauve(const float *p, int np, const float *q, int nq, int d,
+                    const mauve_config *cfg, textscore_result *r, foil_err *err) {
+  mauve_result m;
+  int rc = mauve_compute(p, np, q, nq, d, cfg, &m, err);
+  if (rc) return rc;
+  r->has_mauve = 1;
+  r->mauve = m.mauve;
+  r->mauve_star = m.mauve_star;
+  r->frontier_integral = m.frontier_integral;
+  r->mauve_buckets = m.num_buckets;
+  r->mauve_n_p = np;
+  r->mauve_n_q = nq;
+  mauve_result_clear(&m);
+  return 0;
+}
+
+int textscore_run(const textscore_set *s, const textscore_opts *o, textscore_result *r,
+                  foil_err *err) {
+  memset(r, 0, sizeof *r);
+  if (o->scorer_ckpt)
+    return foil_err_set(err, FOIL_EPRECOND,
+                        "--scorer: not yet — perplexity and MAUVE are computed (textscore_nll, "
+                        "textscore_features) but decoder checkpoints cannot be opened in this "
+                        "build yet (they come with the lmtrain work)");
+  int rc = textscore_text(s, r, err);
+  if (!rc && o->encoder_ckpt) {
+    rc = textscore_coherence(s, o->encoder_ckpt, o->max_len, o->batch, &r->coherence, err);
+    if (!rc) r->has_coherence = 1;
+  }
+  return rc;
+}
+
+/* ---- the scorer decoder ---------------------------------------------------- */
+
+/* Tokens of text (BPE adds no special token), at most max; *n the full
+ * count. ids malloc'ed. */
+static int tokens(const tokenizer *tok, const char *text, int32_t **ids, int *n, foil_err *err) {
+  size_t len = strlen(text);
+  int cap = (int)(len < 1024 ? len + 8 : 1024), full = 0;
+  for (;;) {
+    int32_t *buf = malloc((size_t)cap * sizeof *buf);
+    if (!buf) return foil_err_set(err, FOIL_ENOMEM, "textscore: out of memory tokenizing");
+    int rc = tokenizer_encode(tok, text, len, 0, buf, cap, &full, err);
+    if (rc) {
+      free(buf);
+      return rc;
+    }
+    if (full <= cap) {
+      *ids = buf;
+      *n = full;
+      return 0;
+    }
+    free(buf);
+    cap = full;
+  }
+}
+
+int textscore_nll(decoder *dec, const tokenizer *tok, char *const *prompts, char *const *gens,
+                  size_t n, int max_len, int batch, double *nll_sum, int64_t *ntok, foil_err *err) {
+  const int L = max_len > 0 && max_len < decoder_cfg(dec)->max_len ? max_len : decoder_cfg(dec)->max_len;
+  if (L < 2) return foil_err_set(err, FOIL_EINVAL, "perplexity: max_len %d leaves no token to score", L);
+  if (batch < 1) batch = 16;
+  const int32_t eot = tokenizer_pad_id(tok);
+  int32_t *ids = malloc((size_t)batch * L * sizeof *ids), *tg = malloc((size_t)batch * L * sizeof *tg);
+  uint8_t *mask = malloc((size_t)batch * L);
+  int rc = 0;
+  double sum = 0;
+  int64_t cnt = 0;
+  if (!ids || !tg || !mask) rc = foil_err_set(err, FOIL_ENOMEM, "perplexity: out of memory");
+  for (size_t r0 = 0; !rc && r0 < n; r0 += (size_t)batch) {
+    int B = (int)(n - r0 < (size_t)batch ? n - r0 : (size_t)batch), T = 1;
+    for (int b = 0; b < B * L; b++) ids[b] = eot, tg[b] = -1, mask[b] = 0;
+    for (int b = 0; b < B && !rc; b++) {
+      int32_t *p = NULL, *g = NULL;
+      int np = 0, ng = 0;
+      rc = tokens(tok, prompts[r0 + b], &p, &np, err);
+      if (!rc) rc = tokens(tok, gens[r0 + b], &g, &ng, err);
+      if (!rc) {
+        /* [EOT] prompt generation; when it does not fit, the prompt keeps
+         * its last L/2 tokens at most and the generation its first ones */
+        int kp = np, kg = ng;
+        if (1 + kp + kg > L) {
+          if (kp > L / 2) kp = L / 2;
+          if (1 + kp + kg > L) kg = L - 1 - kp;
+        }
+        int32_t *row = ids + (size_t)b * L, *trow = tg + (size_t)b * L;
+        uint8_t *mrow = mask + (size_t)b * L;
+        int len = 0;
+        row[len++] = eot;
+        for (int i = np - kp; i < np; i++) row[len++] = p[i];
+        int first = len;
+        for (int i = 0; i < kg; i++) row[len++] = g[i];
+        for (int t = 0; t < len; t++) mrow[t] = 1;
+        for (int t = first - 1; t + 1 < len; t++) trow[t] = row[t + 1];
+        if (len > T) T = len;
+      }
+      free(p);
+      free(g);
+    }
+    if (rc) break;
+    /* rows were laid out with stride L; decoder_forward wants stride T */
+    for (int b = 1; b < B; b++) {
+      memmove(ids + (size_t)b * T, ids + (size_t)b * L, (size_t)T * sizeof *ids);
+      memmove(tg + (size_t)b * T, tg + (size_t)b * L, (size_t)T * sizeof *tg);
+      memmove(mask + (size_t)b * T, mask + (size_t)b * L, (size_t)T);
+    }
+    float loss;
+    const float *nll = NULL;
+    rc = decoder_forward(dec, ids, tg, mask, B, T, 0, 0, 0, &loss, NULL, NULL, &nll, err);
+    for (int i = 0; !rc && i < B * T; i++)
+      if (tg[i] >= 0) sum += nll[i], cnt++;
+  }
+  free(ids);
+  free(tg);
+  free(mask);
+  if (!rc) *nll_sum = sum, *ntok = cnt;
+  return rc;
+}
+
+int textscore_features(decoder *dec, const tokenizer *tok, char *const *texts, size_t n,
+                       int max_len, int batch, float *out, foil_err *err) {
+  const int L = max_len > 0 && max_len < decoder_cfg(dec)->max_len ? max_len : decoder_cfg(dec)->max_len;
+  const int C = decoder_cfg(dec)->d_model;
+  if (batch < 1) batch = 16;
+  const int32_t eot = tokenizer_pad_id(tok);
+  int32_t *ids = malloc((size_t)batch * L * sizeof *ids);
+  uint8_t *mask = malloc((size_t)batch * L);
+  int *lens = malloc((size_t)batch * sizeof *lens);
+  int rc = 0;
+  if (!ids || !mask || !lens) rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE features: out of memory");
+  for (size_t r0 = 0; !rc && r0 < n; r0 += (size_t)batch) {
+    int B = (int)(n - r0 < (size_t)batch ? n - r0 : (size_t)batch), T = 1;
+    for (int b = 0; b < B && !rc; b++) {
+      int32_t *t = NULL;
+      int nt = 0;
+      rc = tokens(tok, texts[r0 + b], &t, &nt, err);
+      if (rc) break;
+      /* the first L tokens (mauve-text: truncation keeps the head); an empty
+       * text is the end-of-text token alone */
+      int k = nt < L ? nt : L;
+      lens[b] = k ? k : 1;
+      if (k) memcpy(ids + (size_t)b * L, t, (size_t)k * sizeof *ids);
+      else ids[(size_t)b * L] = eot;
+      if (lens[b] > T) T = lens[b];
+      free(t);
+    }
+    if (rc) break;
+    int32_t *packed = malloc((size_t)B * T * sizeof *packed);
+    if (!packed) {
+      rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE features: out of memory");
+      break;
+    }
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++) {
+        int in = t < lens[b];
+        packed[(size_t)b * T + t] = in ? ids[(size_t)b * L + t] : eot;
+        mask[(size_t)b * T + t] = (uint8_t)in;
+      }
+    float loss;
+    const float *hidden = NULL;
+    rc = decoder_forward(dec, packed, NULL, mask, B, T, 0, 0, 0, &loss, &hidden, NULL, NULL, err);
+    for (int b = 0; !rc && b < B; b++)
+      memcpy(out + (r0 + (size_t)b) * C, hidden + ((size_t)b * T + lens[b] - 1) * C,
+             (size_t)C * sizeof *out);
+    free(packed);
+  }
+  free(ids);
+  free(mask);
+  free(lens);
+  return rc;
+}
