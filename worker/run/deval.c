@@ -29,44 +29,11 @@
 
 /* ---- the spec ------------------------------------------------------------------------ */
 
-enum { M_GREEDY, M_BEAM, M_SAMPLE, M_CS, M_CD, M_CAD, M_ADACAD, M_DOLA, M_COMBINE, M_N };
 static const char *const METHOD_NAMES[] = {"greedy", "beam", "sample", "contrastive_search",
                                            "contrastive_decoding", "cad", "adacad", "dola",
                                            "combine", NULL};
-#define MAX_METHODS 32
-#define MAX_SEEDS 64
-#define MAX_DOLA 64
 
-typedef struct {
-  char *name;
-  int method;
-  generate_opts o; /* max_new_tokens and eos_id are set at run time */
-  generate_beam_cfg beam;
-  generate_cs_cfg cs;
-  generate_cd_cfg cd;
-  float weights[2];  /* cad (from alpha) and combine */
-  float alpha_floor; /* adacad */
-  generate_dola_cfg dola;
-  int dola_list[MAX_DOLA];
-} deval_method;
-
-typedef struct {
-  char *name, *model, *amateur;
-  char *dataset, *file; /* prompts.dataset or prompts.file */
-  long n_prompts;       /* -1: all */
-  int query_words;
-  deval_method methods[MAX_METHODS];
-  int n_methods;
-  uint64_t seeds[MAX_SEEDS];
-  int n_seeds;
-  int max_new_tokens, eos, batch, threads;
-  char *encoder; /* metrics.encoder or NULL */
-  char *scorer;  /* metrics.scorer path, or NULL */
-  int scorer_model; /* 1: the model itself */
-  int metrics_max_len;
-} deval_spec;
-
-static void spec_free_(deval_spec *s) {
+void deval_spec_free(deval_spec *s) {
   free(s->name), free(s->model), free(s->amateur), free(s->dataset), free(s->file);
   for (int i = 0; i < s->n_methods; i++) free(s->methods[i].name);
   free(s->encoder), free(s->scorer);
@@ -141,13 +108,13 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
                                        "top_p", "layers", "relative_top", NULL};
   static const char *const k_combine[] = {"name", "method", "repetition_penalty", "do_sample", "temperature",
                                           "top_k", "top_p", "weights", NULL};
-  static const char *const *const keys[M_N] = {k_greedy, k_beam, k_sample, k_cs, k_cd, k_cad, k_adacad, k_dola,
+  static const char *const *const keys[DEVAL_N] = {k_greedy, k_beam, k_sample, k_cs, k_cd, k_cad, k_adacad, k_dola,
                                                k_combine};
   jspec_only_keys(c, o, p, keys[m->method]);
   switch (m->method) {
-  case M_GREEDY: parse_processors(c, o, p, m, 0, 1, 0); break;
-  case M_SAMPLE: parse_processors(c, o, p, m, 1, 1, 1); break;
-  case M_BEAM:
+  case DEVAL_GREEDY: parse_processors(c, o, p, m, 0, 1, 0); break;
+  case DEVAL_SAMPLE: parse_processors(c, o, p, m, 1, 1, 1); break;
+  case DEVAL_BEAM:
     generate_beam_default(&m->beam);
     snprintf(k, sizeof k, "%s.num_beams", p);
     m->beam.num_beams = (int)jspec_number(c, o, "num_beams", k, m->beam.num_beams, 1, 64, 1, 0);
@@ -157,7 +124,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
     m->beam.early_stopping = jspec_boolean(c, o, "early_stopping", k, m->beam.early_stopping);
     parse_processors(c, o, p, m, 0, 1, 0);
     break;
-  case M_CS:
+  case DEVAL_CS:
     generate_cs_default(&m->cs);
     snprintf(k, sizeof k, "%s.top_k", p);
     m->cs.top_k = (int)jspec_number(c, o, "top_k", k, m->cs.top_k, 1, 64, 1, 0);
@@ -165,7 +132,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
     m->cs.alpha = (float)jspec_number(c, o, "alpha", k, m->cs.alpha, 0, 1, 0, 0);
     parse_processors(c, o, p, m, 0, 1, 0);
     break;
-  case M_CD:
+  case DEVAL_CD:
     generate_cd_default(&m->cd);
     snprintf(k, sizeof k, "%s.alpha", p);
     m->cd.alpha = (float)jspec_number(c, o, "alpha", k, m->cd.alpha, 0, 1, 0, 0);
@@ -182,25 +149,25 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
     snprintf(k, sizeof k, "%s.ignore_prefix", p);
     m->cd.ignore_prefix = jspec_boolean(c, o, "ignore_prefix", k, m->cd.ignore_prefix);
     break;
-  case M_CAD: {
+  case DEVAL_CAD: {
     snprintf(k, sizeof k, "%s.alpha", p);
     float a = (float)jspec_number(c, o, "alpha", k, 0.5, 0, 100, 0, 0);
     generate_cad_weights(a, m->weights);
     parse_processors(c, o, p, m, 0, 1, 1);
     break;
   }
-  case M_ADACAD:
+  case DEVAL_ADACAD:
     snprintf(k, sizeof k, "%s.alpha_floor", p);
     m->alpha_floor = (float)jspec_number(c, o, "alpha_floor", k, 0, 0, 1, 0, 0);
     parse_processors(c, o, p, m, 0, 1, 1);
     break;
-  case M_DOLA: {
+  case DEVAL_DOLA: {
     generate_dola_default(&m->dola);
     snprintf(k, sizeof k, "%s.layers", p);
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "layers");
     if (cJSON_IsArray(l)) {
       int n = cJSON_GetArraySize(l);
-      if (n < 1 || n > MAX_DOLA) jspec_fail(c, "%s must list 1 to %d layers (got %d)", k, MAX_DOLA, n);
+      if (n < 1 || n > DEVAL_MAX_DOLA) jspec_fail(c, "%s must list 1 to %d layers (got %d)", k, DEVAL_MAX_DOLA, n);
       for (int t = 0; !c->rc && t < n; t++) {
         const cJSON *e = cJSON_GetArrayItem(l, t);
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 4096 ||
@@ -220,7 +187,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
     parse_processors(c, o, p, m, 0, 1.2f, 1);
     break;
   }
-  case M_COMBINE: {
+  case DEVAL_COMBINE: {
     snprintf(k, sizeof k, "%s.weights", p);
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "weights");
     if (!cJSON_IsArray(w) || cJSON_GetArraySize(w) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(w, 0)) ||
@@ -235,7 +202,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
   }
 }
 
-static int spec_parse_(deval_spec *s, const char *json, foil_err *err) {
+int deval_spec_parse(deval_spec *s, const char *json, foil_err *err) {
   memset(s, 0, sizeof *s);
   cJSON *root = cJSON_Parse(json);
   if (!root || !cJSON_IsObject(root)) {
@@ -274,15 +241,15 @@ static int spec_parse_(deval_spec *s, const char *json, foil_err *err) {
 
   const cJSON *ml = cJSON_GetObjectItemCaseSensitive(root, "methods");
   if (!c.rc && !ml) jspec_fail(&c, "methods is required: a list of {\"method\": ..., parameters}");
-  if (!c.rc && (!cJSON_IsArray(ml) || cJSON_GetArraySize(ml) < 1 || cJSON_GetArraySize(ml) > MAX_METHODS))
-    jspec_fail(&c, "methods must be a list of 1 to %d objects", MAX_METHODS);
+  if (!c.rc && (!cJSON_IsArray(ml) || cJSON_GetArraySize(ml) < 1 || cJSON_GetArraySize(ml) > DEVAL_MAX_METHODS))
+    jspec_fail(&c, "methods must be a list of 1 to %d objects", DEVAL_MAX_METHODS);
   int need_amateur = 0;
   for (int i = 0; !c.rc && i < cJSON_GetArraySize(ml); i++) {
     deval_method *m = &s->methods[i];
     parse_method(&c, cJSON_GetArrayItem(ml, i), i, m);
     if (m->name) s->n_methods = i + 1;
     if (c.rc) break;
-    need_amateur |= m->method == M_CD;
+    need_amateur |= m->method == DEVAL_CD;
     for (int j = 0; j < i; j++)
       if (!strcmp(s->methods[j].name, m->name))
         jspec_fail(&c, "methods[%d].name \"%s\" is used twice (methods[%d]); give each a unique name", i, m->name, j);
@@ -297,8 +264,8 @@ static int spec_parse_(deval_spec *s, const char *json, foil_err *err) {
   const cJSON *sl = cJSON_GetObjectItemCaseSensitive(root, "seeds");
   if (!sl) {
     s->n_seeds = 1, s->seeds[0] = 0;
-  } else if (!c.rc && (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > MAX_SEEDS)) {
-    jspec_fail(&c, "seeds must be a list of 1 to %d integers >= 0", MAX_SEEDS);
+  } else if (!c.rc && (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > DEVAL_MAX_SEEDS)) {
+    jspec_fail(&c, "seeds must be a list of 1 to %d integers >= 0", DEVAL_MAX_SEEDS);
   } else {
     for (int i = 0; !c.rc && i < cJSON_GetArraySize(sl); i++) {
       const cJSON *e = cJSON_GetArrayItem(sl, i);
@@ -330,14 +297,14 @@ static int spec_parse_(deval_spec *s, const char *json, foil_err *err) {
   }
   jspec_object(&c, root, "job", "job");
   cJSON_Delete(root);
-  if (c.rc) spec_free_(s);
+  if (c.rc) deval_spec_free(s);
   return c.rc;
 }
 
 int deval_spec_check(const char *json, foil_err *err) {
   deval_spec s;
-  int rc = spec_parse_(&s, json, err);
-  if (!rc) spec_free_(&s);
+  int rc = deval_spec_parse(&s, json, err);
+  if (!rc) deval_spec_free(&s);
   return rc;
 }
 
@@ -542,7 +509,7 @@ static int tokenize(job *j, const char *text, int cap, int32_t **out, int *len, 
 
 static int need_amateur(const deval_spec *s) {
   for (int i = 0; i < s->n_methods; i++)
-    if (s->methods[i].method == M_CD) return 1;
+    if (s->methods[i].method == DEVAL_CD) return 1;
   return 0;
 }
 
@@ -550,7 +517,7 @@ static int setup(job *j, foil_err *err) {
   const deval_args *a = j->a;
   int rc;
   if ((rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err))) return rc;
-  if ((rc = spec_parse_(&j->s, j->spec_json, err))) {
+  if ((rc = deval_spec_parse(&j->s, j->spec_json, err))) {
     char was[sizeof err->msg];
     snprintf(was, sizeof was, "%s", err->msg);
     return foil_err_set(err, rc, "%.200s: %.600s", a->spec_path, was);
@@ -613,7 +580,7 @@ static int setup(job *j, foil_err *err) {
 }
 
 static void job_free(job *j) {
-  spec_free_(&j->s);
+  deval_spec_free(&j->s);
   free(j->spec_json);
   decoder_destroy(&j->dec);
   decoder_destroy(&j->ama);
@@ -632,7 +599,7 @@ static void job_free(job *j) {
 static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, size_t hi, int32_t *out, int *out_len,
                      foil_err *err) {
   const int P = (int)(hi - lo), M = j->s.max_new_tokens;
-  const int two = m->method == M_CAD || m->method == M_ADACAD || m->method == M_COMBINE;
+  const int two = m->method == DEVAL_CAD || m->method == DEVAL_ADACAD || m->method == DEVAL_COMBINE;
   const int rows = two ? 2 * P : P;
   int T = 1; /* the batch's longest row: generate sizes its caches by the rows' lengths */
   for (size_t p = lo; p < hi; p++)
@@ -658,14 +625,14 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
   o.first_row = (uint64_t)lo;
   int rc;
   switch (m->method) {
-  case M_GREEDY:
-  case M_SAMPLE: rc = generate_plain(j->dec, ids, lens, P, T, &o, out, out_len, err); break;
-  case M_BEAM: rc = generate_beam(j->dec, ids, lens, P, T, &m->beam, &o, out, out_len, err); break;
-  case M_CS: rc = generate_cs(j->dec, ids, lens, P, T, &m->cs, &o, out, out_len, err); break;
-  case M_CD: rc = generate_cd(j->dec, j->ama, ids, lens, P, T, &m->cd, &o, out, out_len, err); break;
-  case M_DOLA: rc = generate_dola(j->dec, ids, lens, P, T, &m->dola, &o, out, out_len, err); break;
+  case DEVAL_GREEDY:
+  case DEVAL_SAMPLE: rc = generate_plain(j->dec, ids, lens, P, T, &o, out, out_len, err); break;
+  case DEVAL_BEAM: rc = generate_beam(j->dec, ids, lens, P, T, &m->beam, &o, out, out_len, err); break;
+  case DEVAL_CS: rc = generate_cs(j->dec, ids, lens, P, T, &m->cs, &o, out, out_len, err); break;
+  case DEVAL_CD: rc = generate_cd(j->dec, j->ama, ids, lens, P, T, &m->cd, &o, out, out_len, err); break;
+  case DEVAL_DOLA: rc = generate_dola(j->dec, ids, lens, P, T, &m->dola, &o, out, out_len, err); break;
   default: {
-    generate_combine_cfg cc = {.n_variants = 2, .weights = m->weights, .adaptive = m->method == M_ADACAD,
+    generate_combine_cfg cc = {.n_variants = 2, .weights = m->weights, .adaptive = m->method == DEVAL_ADACAD,
                                .alpha_floor = m->alpha_floor};
     rc = generate_combine(j->dec, ids, lens, P, T, &cc, &o, out, out_len, NULL, err);
   }
@@ -822,7 +789,7 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
   cJSON_AddItemToObject(root, "methods", arr);
   double greedy_tps = 0;
   for (int r = 0; r < nr; r++)
-    if (s->methods[runs[r].method].method == M_GREEDY && runs[r].secs > 0 && !greedy_tps)
+    if (s->methods[runs[r].method].method == DEVAL_GREEDY && runs[r].secs > 0 && !greedy_tps)
       greedy_tps = runs[r].tokens / runs[r].secs;
   int rc = FOIL_OK;
   char line[600];

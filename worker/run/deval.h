@@ -131,8 +131,55 @@
 #ifndef FOIL_WORKER_RUN_DEVAL_H
 #define FOIL_WORKER_RUN_DEVAL_H
 
+#include <stdint.h>
+
 #include "common/err.h"
+#include "model/generate.h"
 #include "worker/run/comm.h"
+
+/* The parsed spec (deval_spec_parse). Methods keep generate.h's option
+ * structs with the spec's values; max_new_tokens, eos_id, seed and
+ * first_row of `o` are set per call by the job. */
+enum { DEVAL_GREEDY, DEVAL_BEAM, DEVAL_SAMPLE, DEVAL_CS, DEVAL_CD, DEVAL_CAD, DEVAL_ADACAD, DEVAL_DOLA,
+       DEVAL_COMBINE, DEVAL_N }; /* the order of "method" names */
+#define DEVAL_MAX_METHODS 32
+#define DEVAL_MAX_SEEDS 64
+#define DEVAL_MAX_DOLA 64
+
+typedef struct {
+  char *name;
+  int method;
+  generate_opts o; /* max_new_tokens and eos_id are set at run time */
+  generate_beam_cfg beam;
+  generate_cs_cfg cs;
+  generate_cd_cfg cd;
+  float weights[2];  /* cad (from alpha) and combine */
+  float alpha_floor; /* adacad */
+  generate_dola_cfg dola;
+  int dola_list[DEVAL_MAX_DOLA];
+} deval_method;
+
+typedef struct {
+  char *name, *model, *amateur;
+  char *dataset, *file; /* prompts.dataset or prompts.file */
+  long n_prompts;       /* -1: all */
+  int query_words;
+  deval_method methods[DEVAL_MAX_METHODS];
+  int n_methods;
+  uint64_t seeds[DEVAL_MAX_SEEDS];
+  int n_seeds;
+  int max_new_tokens, eos, batch, threads;
+  char *encoder; /* metrics.encoder or NULL */
+  char *scorer;  /* metrics.scorer path, or NULL */
+  int scorer_model; /* 1: the model itself */
+  int metrics_max_len;
+} deval_spec;
+
+/* Parses and checks a spec (JSON text) without reading any file:
+ * FOIL_EINVAL naming the key (first error wins). On success the caller
+ * frees with deval_spec_free. */
+int deval_spec_parse(deval_spec *s, const char *json, foil_err *err);
+void deval_spec_free(deval_spec *s);
 
 typedef struct {
   const char *spec_path; /* the job spec (JSON), read by every rank */
