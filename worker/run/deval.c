@@ -507,12 +507,6 @@ static int tokenize(job *j, const char *text, int cap, int32_t **out, int *len, 
   return FOIL_OK;
 }
 
-static int need_amateur(const deval_spec *s) {
-  for (int i = 0; i < s->n_methods; i++)
-    if (s->methods[i].method == DEVAL_CD) return 1;
-  return 0;
-}
-
 static int setup(job *j, foil_err *err) {
   const deval_args *a = j->a;
   int rc;
@@ -807,7 +801,6 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
       for (size_t p = 0; !rc && p < j->n; p++) rc = textscore_add(&set, j->prompt[p], runs[r].gen[p], j->reference[p], err);
     }
     textscore_result tr;
-    double t0 = log_mono();
     if (!rc) rc = textscore_run(&set, &to, &tr, err);
     textscore_set_free(&set);
     if (rc) {
@@ -848,7 +841,6 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
              100 * tr.rep[0], 100 * tr.rep[1], 100 * tr.rep[2], 100 * tr.diversity, tr.mean_length, coh, ppl, mv, tps,
              ms);
     logf_(j, "INFO", "%s", line);
-    (void)t0;
   }
   char path[4200];
   snprintf(path, sizeof path, "%s/metrics.json", j->job_dir);
@@ -894,7 +886,6 @@ int deval_run(const deval_args *a, comm *c, foil_err *err) {
           (long long)j.step, dc->n_layers, dc->d_model, s->amateur ? ", amateur " : "", s->amateur ? j.amateur_path : "",
           j.n, j.cut, s->n_methods, nr, s->max_new_tokens, s->batch, j.world);
   }
-  (void)need_amateur;
   for (int r = 0; !rc && r < nr; r++) {
     rc = do_run(&j, &runs[r], err);
     if (!rc) {

@@ -104,7 +104,8 @@
  *                      then seeds, then prompt index: {"method", "seed"
  *                      (null for deterministic methods), "prompt_index",
  *                      "prompt", "generation", "reference" (null when
- *                      none), "tokens"}
+ *                      none), "tokens" (generated, the end-of-text
+ *                      included)}
  *   metrics.json       {"model", "step", "prompts", "max_new_tokens",
  *                      "ranks", "methods": [{"name", "method", "runs",
  *                      the textscore keys of `foil textmetrics --json`
