@@ -31,8 +31,11 @@ static void usage(FILE *out) {
           "  length                mean whitespace tokens per generation\n"
           "  coherence             with --encoder CKPT (a foil encoder checkpoint): mean\n"
           "                        cosine of prompt and generation embeddings\n"
-          "  perplexity, MAUVE     with --scorer CKPT (a foil decoder checkpoint): not yet\n"
-          "                        (the decoder is not in this build)\n"
+          "  perplexity            with --scorer CKPT (a foil decoder checkpoint): of the\n"
+          "                        generation's tokens after [EOT] + prompt\n"
+          "  MAUVE                 with --scorer and references: P = references, Q =\n"
+          "                        generations, features the decoder's last-layer state at\n"
+          "                        the final token (mauve-text's procedure, model/mauve.h)\n"
           "--max-len N   tokens per text given to the models (default: the model's).\n"
           "--json        one JSON object instead of the table.\n");
 }
@@ -87,6 +90,8 @@ int cmd_textmetrics(int argc, char **argv) {
   textscore_set s;
   int rc = textscore_read_jsonl(file, &s, &err);
   if (rc) return fail(&err);
+  if (o.scorer_ckpt && s.n_ref == 0)
+    fprintf(stderr, "foil textmetrics: no row has a \"reference\": MAUVE is not computed\n");
   textscore_result r;
   rc = textscore_run(&s, &o, &r, &err);
   if (rc) {

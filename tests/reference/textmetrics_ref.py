@@ -17,8 +17,9 @@ Runs in .venv-st (sentence-transformers 2.7 on Debian's torch). Steps:
        coherence: SentenceTransformer(MINILM) embeddings of prompts and
          generations, mean cosine;
      and requires rep/diversity/length to 1e-12, coherence to 1e-5;
-  5. a malformed JSONL line exits 2 naming FILE:LINE and the key; --scorer
-     exits 7 (FAILED_PRECONDITION, not yet).
+  5. a malformed JSONL line exits 2 naming FILE:LINE and the key; an
+     encoder checkpoint given as --scorer exits 2 saying it is not a decoder
+     (--scorer itself: tests/integration/textmetrics_scorer.py).
 Usage: textmetrics_ref.py MINILM_DIR FOIL_DATA OUT_DIR
 """
 import json
@@ -145,7 +146,7 @@ def main():
         fails += 1
     p = run([foil_data, "textmetrics", path, "--scorer", ckpt])
     print("scorer:", p.returncode, p.stderr.strip())
-    if p.returncode != 7 or "not yet" not in p.stderr:
+    if p.returncode != 2 or "not a decoder" not in p.stderr:
         fails += 1
     print(f"{7 + 2 - fails} passed, {fails} failed")
     sys.exit(1 if fails else 0)

@@ -1,8 +1,9 @@
 /* test_textscore.c — the JSONL reader and the scoring entry point of
  * worker/run/textscore.h: rows read with their optional reference, every
  * malformed line refused with FILE:LINE and the key, nothing kept after an
- * error; the model-free metrics through textscore_run; a scorer refused as
- * not yet available. Coherence with a real encoder checkpoint (MiniLM,
+ * error; the model-free metrics through textscore_run; a missing scorer
+ * checkpoint refused by name (the scorer itself: test_textscore_lm.c).
+ * Coherence with a real encoder checkpoint (MiniLM,
  * against sentence-transformers) is tests/reference/textmetrics_ref.py. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -45,9 +46,9 @@ static void test_read(void) {
   CHECK(fabs(r.diversity - 5.0 / 7) < 1e-12 && fabs(r.mean_length - 13.0 / 3) < 1e-12);
   CHECK(!r.has_coherence && !r.has_perplexity && !r.has_mauve);
 
-  o.scorer_ckpt = "scorer.h5";
-  CHECK(textscore_run(&s, &o, &r, &err) == FOIL_EPRECOND);
-  CHECK(strstr(err.msg, "not yet") != NULL);
+  o.scorer_ckpt = "/nonexistent/scorer.h5"; /* refused, naming the file */
+  CHECK(textscore_run(&s, &o, &r, &err) < 0);
+  CHECKF(strstr(err.msg, "/nonexistent/scorer.h5") != NULL, "%s", err.msg);
   textscore_set_free(&s);
   CHECK(s.n == 0 && s.prompt == NULL);
 }

@@ -9,18 +9,22 @@
  *  - textscore_features equals the B = 1 last-layer state at the final
  *    token (empty text: the end-of-text token);
  *  - MAUVE of reference features against generation features runs;
- *    textscore_run refuses a scorer checkpoint as not yet openable (decoder
- *    checkpoints are not in this build). The decoder itself is proven
- *    against PyTorch by reference.decoder. */
+ *  - textscore_run with the decoder saved as a checkpoint (with its
+ *    tokenizer) gives exp(Σ nll / tokens) of the in-memory run and the same
+ *    MAUVE. The decoder itself is proven against PyTorch by
+ *    reference.decoder. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/bpe_train.h"
 #include "model/decoder.h"
 #include "model/tokenizer.h"
+#include "storage/ckpt.h"
+#include "storage/tokenizer_h5.h"
 #include "tests/test.h"
 #include "worker/run/textscore.h"
 
@@ -41,6 +45,10 @@ static tokenizer *make_tok(void) {
   CHECKF(bpe_trainer_train(tr, 300, 2, specials, 1, &t, &err) == 0, "%s", err.msg);
   bpe_trainer_destroy(&tr);
   return t;
+}
+
+static int put_tok(h5io *f, void *ctx, foil_err *err) {
+  return tokenizer_h5_write(f, "tokenizer", ctx, err);
 }
 
 enum { N = 5, ML = 24 };
@@ -135,24 +143,46 @@ static void test_lm(void) {
   }
   CHECKF(worst <= 1e-5, "features differ by %g", worst);
 
-  /* a scorer checkpoint is refused as not yet openable, by name */
-  textscore_set set = {0};
-  CHECK(textscore_add(&set, prompts[0], gens[0], docs[0], &err) == 0);
-  textscore_opts o;
-  textscore_opts_default(&o);
-  o.scorer_ckpt = "scorer.h5";
-  textscore_result res;
-  CHECK(textscore_run(&set, &o, &res, &err) == FOIL_EPRECOND && strstr(err.msg, "not yet"));
-  textscore_set_free(&set);
-
   /* MAUVE of the references' features against the generations' */
-  float pf[3 * 16];
-  CHECK(textscore_features(d, tok, docs, 3, ML, 0, pf, &err) == 0);
-  memset(&res, 0, sizeof res);
+  float pf[3 * 16], qf[N * 16]; /* batches of 3, as textscore_run below */
+  CHECK(textscore_features(d, tok, docs, 3, ML, 3, pf, &err) == 0);
+  CHECK(textscore_features(d, tok, gens, N, ML, 3, qf, &err) == 0);
+  textscore_result mres;
+  memset(&mres, 0, sizeof mres);
   mauve_config mc;
   mauve_config_default(&mc);
-  CHECKF(textscore_mauve(pf, 3, feat, N, 16, &mc, &res, &err) == 0, "%s", err.msg);
-  CHECK(res.has_mauve && res.mauve > 0 && res.mauve <= 1 + 1e-12 && res.mauve_n_p == 3);
+  CHECKF(textscore_mauve(pf, 3, qf, N, 16, &mc, &mres, &err) == 0, "%s", err.msg);
+  CHECK(mres.has_mauve && mres.mauve > 0 && mres.mauve <= 1 + 1e-12 && mres.mauve_n_p == 3);
+
+  /* the same through a decoder checkpoint with its tokenizer: rows 0, 2, 4
+   * carry references docs[0], docs[1], docs[2]; textscore_run's perplexity
+   * is exp(sum / cnt) of the in-memory run and its MAUVE the one above */
+  const char *tmp = getenv("FOIL_TEST_TMP");
+  char path[600];
+  snprintf(path, sizeof path, "%s/textscore-lm-%ld.h5", tmp ? tmp : "/tmp", (long)getpid());
+  ckpt_decoder v = ckpt_decoder_of(d);
+  ckpt_state st = {.dec = &v};
+  CHECKF(ckpt_save(path, &st, put_tok, tok, &err) == 0, "%s", err.msg);
+  textscore_set set = {0};
+  for (int r = 0; r < N; r++)
+    CHECK(textscore_add(&set, prompts[r], gens[r], r % 2 ? NULL : docs[r / 2], &err) == 0);
+  textscore_opts o;
+  textscore_opts_default(&o);
+  o.scorer_ckpt = path;
+  o.max_len = ML;
+  o.batch = 3;
+  textscore_result res;
+  CHECKF(textscore_run(&set, &o, &res, &err) == 0, "%s", err.msg);
+  CHECK(res.has_perplexity && res.ppl_tokens == want_cnt);
+  CHECKF(fabs(res.perplexity - exp(sum / (double)cnt)) <= 1e-12 * res.perplexity, "%.17g vs %.17g",
+         res.perplexity, exp(sum / (double)cnt));
+  CHECKF(res.has_mauve && res.mauve_n_p == 3 && res.mauve_n_q == N && res.mauve == mres.mauve,
+         "%.17g vs %.17g", res.mauve, mres.mauve);
+  /* an encoder-free scorer path that is not a decoder checkpoint: refused */
+  o.scorer_ckpt = "/nonexistent/scorer.h5";
+  CHECK(textscore_run(&set, &o, &res, &err) != 0);
+  textscore_set_free(&set);
+  unlink(path);
   decoder_destroy(&d);
   tokenizer_destroy(&tok);
 }

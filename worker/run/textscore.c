@@ -187,19 +187,51 @@ int textscore_mauve(const float *p, int np, const float *q, int nq, int d,
   return 0;
 }
 
+/* Perplexity, and MAUVE of the references against the generations when
+ * some row has a reference, under the scorer checkpoint's decoder. */
+static int score_lm(const textscore_set *s, const textscore_opts *o, textscore_result *r,
+                    foil_err *err) {
+  decoder *dec = NULL;
+  tokenizer *tok = NULL;
+  int rc = ckpt_open_decoder(o->scorer_ckpt, &dec, &tok, NULL, err);
+  if (rc) return rc;
+  double sum = 0;
+  int64_t cnt = 0;
+  rc = textscore_nll(dec, tok, s->prompt, s->generation, s->n, o->max_len, o->batch, &sum, &cnt, err);
+  if (!rc) {
+    r->has_perplexity = 1;
+    r->perplexity = tm_perplexity(sum, cnt);
+    r->ppl_tokens = cnt;
+  }
+  if (!rc && s->n_ref > 0) {
+    const int C = decoder_cfg(dec)->d_model;
+    char **refs = malloc(s->n_ref * sizeof *refs);
+    float *pf = malloc(s->n_ref * (size_t)C * sizeof *pf), *qf = malloc(s->n * (size_t)C * sizeof *qf);
+    if (!refs || !pf || !qf) rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE: out of memory for features");
+    size_t k = 0;
+    for (size_t i = 0; !rc && i < s->n; i++)
+      if (s->reference[i]) refs[k++] = s->reference[i];
+    if (!rc) rc = textscore_features(dec, tok, refs, k, o->max_len, o->batch, pf, err);
+    if (!rc) rc = textscore_features(dec, tok, s->generation, s->n, o->max_len, o->batch, qf, err);
+    if (!rc) rc = textscore_mauve(pf, (int)k, qf, (int)s->n, C, &o->mauve, r, err);
+    free(refs);
+    free(pf);
+    free(qf);
+  }
+  decoder_destroy(&dec);
+  tokenizer_destroy(&tok);
+  return rc;
+}
+
 int textscore_run(const textscore_set *s, const textscore_opts *o, textscore_result *r,
                   foil_err *err) {
   memset(r, 0, sizeof *r);
-  if (o->scorer_ckpt)
-    return foil_err_set(err, FOIL_EPRECOND,
-                        "--scorer: not yet — perplexity and MAUVE are computed (textscore_nll, "
-                        "textscore_features) but decoder checkpoints cannot be opened in this "
-                        "build yet (they come with the lmtrain work)");
   int rc = textscore_text(s, r, err);
   if (!rc && o->encoder_ckpt) {
     rc = textscore_coherence(s, o->encoder_ckpt, o->max_len, o->batch, &r->coherence, err);
     if (!rc) r->has_coherence = 1;
   }
+  if (!rc && o->scorer_ckpt) rc = score_lm(s, o, r, err);
   return rc;
 }
 

@@ -13,14 +13,16 @@
  *   - perplexity and MAUVE with a scorer decoder (model/decoder.h):
  *     textscore_nll and textscore_features take a decoder and its BPE
  *     tokenizer in memory (what decode-eval holds), textscore_mauve the
- *     features. Opening a decoder CHECKPOINT is not in this build yet
- *     (decoder checkpoints come with the lmtrain work): textscore_run
- *     refuses scorer_ckpt with FAILED_PRECONDITION saying so.
+ *     features; textscore_run opens scorer_ckpt (storage/ckpt.h
+ *     ckpt_open_decoder) and reports perplexity over every row, and MAUVE
+ *     with P = the rows' references (rows without one are left out of P),
+ *     Q = all generations, when at least one row has a reference.
  *
  * Ownership: a textscore_set owns its strings (textscore_set_free). Models
  * are loaded per call and freed before return. Cost: one encoder forward
- * per prompt and per generation (coherence); the rest is linear in the
- * text plus MAUVE's clustering.
+ * per prompt and per generation (coherence); one decoder forward per row
+ * (perplexity) and per reference and generation (MAUVE's features), plus
+ * MAUVE's clustering (model/mauve.h); the rest is linear in the text.
  */
 #ifndef FOIL_WORKER_RUN_TEXTSCORE_H
 #define FOIL_WORKER_RUN_TEXTSCORE_H
@@ -52,7 +54,7 @@ void textscore_set_free(textscore_set *s);
 
 typedef struct {
   const char *encoder_ckpt; /* NULL: no coherence */
-  const char *scorer_ckpt;  /* NULL: no perplexity / MAUVE */
+  const char *scorer_ckpt;  /* a decoder checkpoint; NULL: no perplexity / MAUVE */
   int max_len;              /* tokens per text for the models; 0: the model's max_len */
   int batch;                /* texts per forward; 0: 32 */
   mauve_config mauve;       /* mauve_config_default unless changed */
