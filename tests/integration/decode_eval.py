@@ -14,8 +14,12 @@
    of tests/reference/generate_ref.py (its own full-recompute loops, float64)
    run on the checkpoint's weights read with h5py, from the prompt ids that
    `foil tokenizer encode` gives; ids back to text with `foil tokenizer decode`.
-4. metrics.json: each method's text metrics equal `foil textmetrics --json`
-   (with the same scorer) on that method's rows of generations.jsonl.
+   Prompts from a JSONL file with "context": CAD on context + prompt vs
+   prompt, re-derived the same way.
+4. metrics.json: each method's metrics (rep-n, diversity, length,
+   perplexity and MAUVE under the model as scorer) equal
+   `foil textmetrics --json --scorer` on that method's rows of
+   generations.jsonl.
 5. A bad spec is refused naming the key, and writes nothing.
 6. Through a local cluster: a submitted decode-eval job completes and
    `foil status` shows its metrics.
@@ -126,7 +130,7 @@ METHODS = [
 ]
 NEW = 10
 # perplexity and MAUVE with the model itself as the scorer (the default)
-USE_SCORER = False
+USE_SCORER = True
 
 
 def deval_spec(name, **over):
@@ -224,6 +228,24 @@ for name, fn in derive.items():
           ("" if same == n else f" (first diff: {next((g, w) for g, w in zip(got, want) if g != w)})"))
 check(len({r["generation"] for r in rows}) > 3, "the methods do not all say the same")
 
+# prompts from a JSONL file: "context" + " " + "prompt" is the whole prompt, "prompt" alone the query
+jl = os.path.join(work, "prompts.jsonl")
+jrows = [{"prompt": "Emma saw the", "context": prompts[0], "reference": "x"},
+         {"prompt": "Jane left the cold"}, {"prompt": "Anne found", "context": prompts[3]}]
+with open(jl, "w") as f:
+    f.write("\n".join(json.dumps(r) for r in jrows) + "\n\n")
+js = deval_spec("jl", prompts={"file": jl}, amateur=None, methods=[{"method": "cad"}], seeds=None,
+                metrics={"scorer": False})
+r = deval(js, "jl", 1)
+check(r.returncode == 0, "decode-eval on JSONL prompts " + err_line(r))
+jg = [json.loads(line) for line in open(os.path.join(work, "jl", "generations.jsonl"))]
+whole = [(x["context"] + " " if x.get("context") else "") + x["prompt"] for x in jrows]
+check([x["prompt"] for x in jg] == whole and [x["reference"] for x in jg] == ["x", None, None],
+      "JSONL: the row's prompt is context + prompt, its reference as given (else null)")
+jw, jq = encode(whole), encode([x["prompt"] for x in jrows])
+same = sum(x["generation"] == decode(ref.cad(exp, jw[i], jq[i], NEW, EOT, 0.5, False, 0)[0]) for i, x in enumerate(jg))
+check(same == len(jrows), f"JSONL: cad with the context: {same}/{len(jrows)} equal PyTorch's")
+
 # ---- 4. metrics.json = foil textmetrics on the method's rows -------------------------------------
 m = json.load(open(os.path.join(work, "one", "metrics.json")))
 check([x["name"] for x in m["methods"]] == [x.get("name", x["method"]) for x in METHODS], "a row per method")
@@ -235,7 +257,9 @@ for x in m["methods"]:
         for r in rows:
             if r["method"] == x["name"]:
                 f.write(json.dumps(r) + "\n")
-    cli = subprocess.run([foil, "textmetrics", part, "--json", *scorer_args], capture_output=True, text=True)
+    # one thread, as the job ran ("threads": 1): the scorer's sums then add in the same order
+    cli = subprocess.run([foil, "textmetrics", part, "--json", *scorer_args], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
     if cli.returncode:
         check(False, f"foil textmetrics on {x['name']}'s rows: {cli.stderr.strip()}")
         continue
