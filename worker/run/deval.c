@@ -94,7 +94,8 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
   if (!c->rc && (!m->name[0] || strlen(m->name) > 64))
     jspec_fail(c, "%s must be 1 to 64 characters (got \"%.80s\")", k, m->name);
   static const char *const k_greedy[] = {"name", "method", "repetition_penalty", NULL};
-  static const char *const k_sample[] = {"name", "method", "repetition_penalty", "temperature", "top_k", "top_p", NULL};
+  static const char *const k_sample[] = {"name", "method", "repetition_penalty", "temperature", "top_k", "top_p",
+                                         NULL};
   static const char *const k_beam[] = {"name", "method", "num_beams", "length_penalty", "early_stopping",
                                        "repetition_penalty", NULL};
   static const char *const k_cs[] = {"name", "method", "top_k", "alpha", "repetition_penalty", NULL};
@@ -264,7 +265,8 @@ int deval_spec_parse(deval_spec *s, const char *json, foil_err *err) {
   const cJSON *sl = cJSON_GetObjectItemCaseSensitive(root, "seeds");
   if (!sl) {
     s->n_seeds = 1, s->seeds[0] = 0;
-  } else if (!c.rc && (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > DEVAL_MAX_SEEDS)) {
+  } else if (!c.rc &&
+             (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > DEVAL_MAX_SEEDS)) {
     jspec_fail(&c, "seeds must be a list of 1 to %d integers >= 0", DEVAL_MAX_SEEDS);
   } else {
     for (int i = 0; !c.rc && i < cJSON_GetArraySize(sl); i++) {
@@ -441,7 +443,8 @@ static int load_prompts(job *j, foil_err *err) {
     h5io_close(&f);
     if (!rc && np != nc)
       rc = foil_err_set(err, FOIL_EINVAL, "%s: %zu prompts but %zu continuations", path, np, nc);
-    for (size_t i = 0; !rc && i < np && i < limit; i++) rc = add_prompt(j, &cap, pr[i], lm_query(pr[i], s->query_words), co[i], err);
+    for (size_t i = 0; !rc && i < np && i < limit; i++)
+      rc = add_prompt(j, &cap, pr[i], lm_query(pr[i], s->query_words), co[i], err);
     h5io_free_strings(pr, np);
     h5io_free_strings(co, nc);
   } else {
@@ -458,7 +461,8 @@ static int load_prompts(job *j, foil_err *err) {
       while (*q == ' ' || *q == '\t' || *q == '\r') q++;
       if (!*q) continue;
       cJSON *o = cJSON_Parse(p);
-      const cJSON *pv = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *cv = cJSON_GetObjectItemCaseSensitive(o, "context"),
+      const cJSON *pv = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
+                  *cv = cJSON_GetObjectItemCaseSensitive(o, "context"),
                   *rv = cJSON_GetObjectItemCaseSensitive(o, "reference");
       if (!cJSON_IsObject(o)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: not a JSON object", s->file, line);
       else if (!cJSON_IsString(pv) || !pv->valuestring[0])
@@ -484,7 +488,8 @@ static int load_prompts(job *j, foil_err *err) {
     }
     free(data);
   }
-  if (!rc && !j->n) rc = foil_err_set(err, FOIL_EINVAL, "prompts: %s holds no prompts", s->dataset ? s->dataset : s->file);
+  if (!rc && !j->n)
+    rc = foil_err_set(err, FOIL_EINVAL, "prompts: %s holds no prompts", s->dataset ? s->dataset : s->file);
   return rc;
 }
 
@@ -527,13 +532,15 @@ static int setup(job *j, foil_err *err) {
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/decode-eval-%s", a->root, s->name);
   if (j->rank == 0) {
-    if (foil_mkdirs(j->job_dir, err)) return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
+    if (foil_mkdirs(j->job_dir, err))
+      return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
     char p[4200];
     snprintf(p, sizeof p, "%s/log", j->job_dir);
     j->log = fopen(p, "a");
     snprintf(p, sizeof p, "%s/metrics", j->job_dir);
     j->metrics = fopen(p, "a");
-    if (!j->log || !j->metrics) return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
+    if (!j->log || !j->metrics)
+      return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
     if ((rc = progress_open(&j->prog, err))) return rc;
   }
   if ((rc = resolve_ckpt(j, "model", s->model, j->model_path, err))) return rc;
@@ -798,7 +805,8 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
       if (runs[r].method != mi) continue;
       nruns++;
       secs += runs[r].secs, steps += runs[r].steps, tokens += runs[r].tokens;
-      for (size_t p = 0; !rc && p < j->n; p++) rc = textscore_add(&set, j->prompt[p], runs[r].gen[p], j->reference[p], err);
+      for (size_t p = 0; !rc && p < j->n; p++)
+        rc = textscore_add(&set, j->prompt[p], runs[r].gen[p], j->reference[p], err);
     }
     textscore_result tr;
     if (!rc) rc = textscore_run(&set, &to, &tr, err);
