@@ -35,6 +35,7 @@ int cmd_drain(int argc, char **argv);
 int cmd_coordinator(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 /* The data root: the value of --root DIR / --root=DIR if argv has one (the
  * option is removed from argv, *argc updated), else $FOIL_ROOT, else

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/pbjson.h"
+#include "common/auth.h"
 #include "common/client.h"
 #include "common/fileio.h"
 #include "common/wire.h"
@@ -35,7 +36,11 @@ static void usage(FILE *out) {
           "  --id-range LO:HI  only rows whose id is in [LO, HI]\n"
           "  --json            the reply as JSON (foil.v1.SearchReply field names)\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data)\n"
-          "  --timeout SECONDS wait this long for the reply (default 30)\n");
+          "  --timeout SECONDS wait this long for the reply (default 30)\n"
+          "  --key FILE        CURVE: this user's NAME.key_secret (default $FOIL_KEY, else\n"
+          "                    $FOIL_KEYS/client.key_secret; none: no CURVE)\n"
+          "  --server-key FILE the server's public NAME.key (default $FOIL_SERVER_KEY, else\n"
+          "                    $FOIL_KEYS/server.key)\n");
 }
 
 /* The "endpoint" of a serve.json; 1 if found. */
@@ -132,14 +137,19 @@ static int read_vectors(const char *path, float **v, size_t *rows, size_t *dim, 
 }
 
 /* One request, one reply (or an error). */
-static int call(const char *ep, Foil__V1__ServeRequest *req, int timeout_ms, Foil__V1__ServeReply **out,
-                foil_err *err) {
+static int call(const char *ep, const auth_client *keys, Foil__V1__ServeRequest *req, int timeout_ms,
+                Foil__V1__ServeReply **out, foil_err *err) {
   *out = NULL;
   if (strncmp(ep, "tcp://", 6) && strncmp(ep, "ipc://", 6))
     return foil_err_set(err, FOIL_EINVAL, "server address %s must start with tcp:// or ipc://", ep);
   void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
   int zero = 0, rc;
   zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+  if (auth_client_socket(keys, sock, err)) {
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return err ? err->code : FOIL_EINTERNAL;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   req->request_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
@@ -148,8 +158,8 @@ static int call(const char *ep, Foil__V1__ServeRequest *req, int timeout_ms, Foi
   while (!rc) {
     zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
     if (zmq_poll(&it, 1, timeout_ms) <= 0) {
-      rc = foil_err_set(err, FOIL_EUNAVAIL, "no reply from foil-serve at %s within %.1f s (is it running?)", ep,
-                        timeout_ms / 1e3);
+      rc = foil_err_set(err, FOIL_EUNAVAIL, "no reply from foil-serve at %s within %.1f s (is it running? %s)", ep,
+                        timeout_ms / 1e3, keys->on ? "is this key on its allow-list?" : "does it run CURVE? then give --key and --server-key");
       break;
     }
     wire_msg m;
@@ -186,7 +196,7 @@ int cmd_search(int argc, char **argv) {
       return FOIL_OK;
     }
   const char *root = cli_data_root(&argc, argv);
-  const char *text = NULL, *index = NULL, *server = NULL, *vfile = NULL, *range = NULL;
+  const char *text = NULL, *index = NULL, *server = NULL, *vfile = NULL, *range = NULL, *key = NULL, *server_key = NULL;
   int json = 0, k = 10, timeout_ms = 30000;
   foil_err err = {0};
   for (int i = 1; i < argc; i++) {
@@ -217,6 +227,8 @@ int cmd_search(int argc, char **argv) {
       k = (int)x;
     } else if (!strcmp(a, "--index")) index = v;
     else if (!strcmp(a, "--server")) server = v;
+    else if (!strcmp(a, "--key")) key = v;
+    else if (!strcmp(a, "--server-key")) server_key = v;
     else if (!strcmp(a, "--vector-file")) vfile = v;
     else if (!strcmp(a, "--id-range")) range = v;
     else if (!strcmp(a, "--timeout")) {
@@ -268,7 +280,10 @@ int cmd_search(int argc, char **argv) {
   char ep[1024];
   Foil__V1__ServeReply *rep = NULL;
   int rc = find_server(server, root, index, ep, sizeof ep, &err);
-  if (!rc) rc = call(ep, &req, timeout_ms, &rep, &err);
+  auth_client keys = {0};
+  if (!rc) rc = auth_client_load(&keys, key, server_key, &err);
+  if (!rc) rc = call(ep, &keys, &req, timeout_ms, &rep, &err);
+  memset(&keys, 0, sizeof keys);
   if (!rc && rep->body_case != FOIL__V1__SERVE_REPLY__BODY_SEARCH)
     rc = foil_err_set(&err, FOIL_EINTERNAL, "foil-serve at %s answered with something other than search results", ep);
   if (!rc && json) {

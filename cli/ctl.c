@@ -24,6 +24,7 @@ int ctl_init(ctl_opts *o, const char *cmd, foil_err *err) {
   o->cmd = cmd;
   o->coordinator = NULL;
   o->timeout_ms = 5000;
+  o->key = o->server_key = NULL;
   /* $FOIL_ROOT or the default; --root comes through ctl_option, which
    * stops at `--` where cli_data_root would not */
   int one = 1;
@@ -38,6 +39,20 @@ int ctl_option(ctl_opts *o, int argc, char **argv, int *i, foil_err *err) {
   const char *a = argv[*i];
   const char *val = NULL;
   int which = 0;
+  if (!strcmp(a, "--key") || !strcmp(a, "--server-key")) {
+    if (*i + 1 >= argc) return foil_err_set(err, FOIL_EINVAL, "%s needs a value", a);
+    if (a[2] == 'k') o->key = argv[++*i];
+    else o->server_key = argv[++*i];
+    return 1;
+  }
+  if (!strncmp(a, "--key=", 6)) {
+    o->key = a + 6;
+    return 1;
+  }
+  if (!strncmp(a, "--server-key=", 13)) {
+    o->server_key = a + 13;
+    return 1;
+  }
   if (!strcmp(a, "--coordinator") || !strcmp(a, "--timeout") || !strcmp(a, "--root")) {
     which = a[2] == 'c' ? 1 : a[2] == 't' ? 2 : 3;
     if (*i + 1 >= argc) return foil_err_set(err, FOIL_EINVAL, "%s needs a value", a);
@@ -64,7 +79,7 @@ int ctl_option(ctl_opts *o, int argc, char **argv, int *i, foil_err *err) {
 int ctl_connect(client **c, const ctl_opts *o, foil_err *err) {
   char ep[512];
   int rc = client_endpoint(o->coordinator, o->root, ep, sizeof ep, NULL, err);
-  return rc ? rc : client_new(c, ep, o->timeout_ms, err);
+  return rc ? rc : client_new_keys(c, ep, o->timeout_ms, o->key, o->server_key, err);
 }
 
 int ctl_call(client *c, Foil__V1__Request *req, int want, int tries, Foil__V1__Reply **reply,

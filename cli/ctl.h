@@ -5,7 +5,8 @@
  * Common options: --coordinator ADDR (else $FOIL_COORDINATOR, else the
  * config file, else <root>/coordinator.json, else tcp://127.0.0.1:7420; see
  * client_endpoint), --root DIR (else $FOIL_ROOT, else ./foil-data) and
- * --timeout SECONDS (per request, default 5; also $FOIL_TIMEOUT).
+ * --timeout SECONDS (per request, default 5; also $FOIL_TIMEOUT), --key FILE and
+ * --server-key FILE (CURVE; else the environment, see common/auth.h).
  *
  * No global state; a ctl_opts lives on the command's stack.
  */
@@ -22,13 +23,18 @@
   "  --coordinator ADDR  coordinator control address (default: $FOIL_COORDINATOR, the\n"  \
   "                      config file, ROOT/coordinator.json, tcp://127.0.0.1:7420)\n"      \
   "  --root DIR          data root (default: $FOIL_ROOT, else ./foil-data)\n"              \
-  "  --timeout SECONDS   wait this long for each reply (default 5, $FOIL_TIMEOUT)\n"
+  "  --timeout SECONDS   wait this long for each reply (default 5, $FOIL_TIMEOUT)\n"        \
+  "  --key FILE          this user's key pair, NAME.key_secret (default $FOIL_KEY, else\n"  \
+  "                      $FOIL_KEYS/client.key_secret; none: no CURVE)\n"                  \
+  "  --server-key FILE   the coordinator's public key, NAME.key (default $FOIL_SERVER_KEY,\n" \
+  "                      else $FOIL_KEYS/server.key)\n"
 
 typedef struct {
   const char *cmd;         /* the subcommand, for messages */
   const char *root;        /* data root */
   const char *coordinator; /* --coordinator, or NULL */
   int timeout_ms;
+  const char *key, *server_key; /* --key, --server-key, or NULL (common/auth.h) */
 } ctl_opts;
 
 /* Sets the defaults (root: $FOIL_ROOT, else ./foil-data; timeout:

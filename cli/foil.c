@@ -18,13 +18,14 @@ static const struct {
     {"cancel", cmd_cancel, "cancel a job, or send it a signal"},
     {"workers", cmd_workers, "list the workers"},
     {"search", cmd_search, "top-k search against foil-serve (by text or vectors)"},
+    {"keys", cmd_keys, "CURVE key pairs for a secure cluster (gen, show)"},
     {"drain", cmd_drain, "stop giving jobs to a worker (--undo to resume)"},
     {"coordinator", cmd_coordinator, "run foil-coordinator (--help for its options)"},
     {"worker", cmd_worker, "run foil-worker (--help for its options)"},
     {"data", cmd_data_exec, "prepare datasets under the data root (wordnet, code, lm, custom)"},
     {"tokenizer", cmd_tokenizer_exec, "encode text, train BPE merges, export tokenizers"},
     {"model", cmd_model_exec, "import a pretrained BERT / sentence-transformers model, export one"},
-    {"textmetrics", cmd_textmetrics_exec, "score generations (JSONL): rep-n, diversity, coherence, ..."},
+    {"textmetrics", cmd_textmetrics_exec, "score generations (JSONL): rep-n, diversity, coherence, perplexity, MAUVE"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -32,7 +33,8 @@ static void usage(FILE *out) {
   fprintf(out, "usage: foil <command> [options]\n\ncommands:\n");
   for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
   fprintf(out, "\nfoil <command> --help for a command's options. Exit status: 0 ok, 2 invalid\n"
-               "argument, 3 not found, 5 permission denied, 10 coordinator unavailable,\n"
+               "argument, 3 not found, 5 permission denied, 6 resource exhausted, 10 coordinator\n"
+               "unavailable, 12 unauthenticated (a key refused),\n"
                "11 internal; a followed job: 20 failed, 21 cancelled, 22 timeout, 23 node\n"
                "failure (see README).\n");
 }

@@ -10,22 +10,33 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "common/auth.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/wire.h"
 
 struct client {
-  void *ctx, *sock;
+  void *ctx, *sock, *mon;
   char endpoint[512];
   int timeout_ms;
   uint64_t next_id;
+  auth_client keys;
 };
+
+static void close_socket(client *c) {
+  auth_unwatch(c->sock, &c->mon);
+  if (c->sock) zmq_close(c->sock);
+  c->sock = NULL;
+}
 
 static int open_socket(client *c, foil_err *err) {
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   if (!c->sock) return foil_err_set(err, FOIL_EINTERNAL, "zmq_socket: %s", zmq_strerror(errno));
   int linger = 0;
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+  int rc = auth_client_socket(&c->keys, c->sock, err);
+  if (rc) return rc;
+  auth_watch(c->ctx, c->sock, &c->mon);
   if (zmq_connect(c->sock, c->endpoint))
     return foil_err_set(err, FOIL_EINVAL, "bad coordinator address %s: %s", c->endpoint,
                         zmq_strerror(errno));
@@ -33,9 +44,18 @@ static int open_socket(client *c, foil_err *err) {
 }
 
 int client_new(client **out, const char *endpoint, int timeout_ms, foil_err *err) {
+  return client_new_keys(out, endpoint, timeout_ms, NULL, NULL, err);
+}
+
+int client_new_keys(client **out, const char *endpoint, int timeout_ms, const char *key, const char *server_key,
+                    foil_err *err) {
   *out = NULL;
+  auth_client keys;
+  int krc = auth_client_load(&keys, key, server_key, err);
+  if (krc) return krc;
   client *c = calloc(1, sizeof *c);
   if (!c) return foil_err_set(err, FOIL_ENOMEM, "no memory");
+  c->keys = keys;
   snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
   c->timeout_ms = timeout_ms;
   /* request ids: unique per process run, so replies meant for an earlier
@@ -56,8 +76,9 @@ int client_new(client **out, const char *endpoint, int timeout_ms, foil_err *err
 void client_destroy(client **cp) {
   client *c = *cp;
   if (!c) return;
-  if (c->sock) zmq_close(c->sock);
+  close_socket(c);
   if (c->ctx) zmq_ctx_term(c->ctx);
+  memset(&c->keys, 0, sizeof c->keys);
   free(c);
   *cp = NULL;
 }
@@ -83,9 +104,14 @@ int client_call(client *c, Foil__V1__Request *req, Foil__V1__Reply **reply, foil
     int n = left > 0 ? zmq_poll(&it, 1, (long)left) : 0;
     if (n < 0 && errno == EINTR) return foil_err_set(err, FOIL_EABORTED, "interrupted");
     if (n <= 0) {
+      const char *why = auth_handshake_failed(c->mon, &c->keys);
+      if (why) {
+        close_socket(c);
+        open_socket(c, NULL);
+        return foil_err_set(err, FOIL_EUNAUTH, "the coordinator at %s: %s", c->endpoint, why);
+      }
       /* reopen: a reply arriving late must not answer the next request */
-      zmq_close(c->sock);
-      c->sock = NULL;
+      close_socket(c);
       open_socket(c, NULL);
       return foil_err_set(err, FOIL_EUNAVAIL,
                           "no reply from the coordinator at %s within %.1f s (is it running? "

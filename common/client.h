@@ -29,7 +29,13 @@
 
 typedef struct client client;
 
+/* Keys: common/auth.h's client side, from the environment ($FOIL_KEY,
+ * $FOIL_SERVER_KEY, $FOIL_KEYS); client_new_keys takes files first (NULL:
+ * the environment). A key the coordinator refuses gives FOIL_EUNAUTH at
+ * the first call's timeout, not UNAVAILABLE. */
 int client_new(client **out, const char *endpoint, int timeout_ms, foil_err *err);
+int client_new_keys(client **out, const char *endpoint, int timeout_ms, const char *key, const char *server_key,
+                    foil_err *err);
 void client_destroy(client **c);
 void client_set_timeout(client *c, int timeout_ms);
 const char *client_endpoint_of(const client *c);

@@ -51,10 +51,15 @@ int foil_read_file(const char *path, char **data, size_t *len, foil_err *err) {
 static int io_code(int e) { return e == EACCES || e == EPERM || e == EROFS ? FOIL_EPERM : FOIL_EINVAL; }
 
 int foil_write_file_atomic(const char *path, const void *data, size_t len, foil_err *err) {
+  return foil_write_file_atomic_mode(path, data, len, 0644, err);
+}
+
+int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, unsigned mode, foil_err *err) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
     return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  unlink(tmp);  /* a leftover of a crashed writer may have a wider mode */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
   if (fd < 0) return foil_err_set(err, io_code(errno), "cannot write %s: %s", tmp, strerror(errno));
   const char *p = data;
   size_t left = len;

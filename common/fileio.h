@@ -20,6 +20,9 @@ int foil_read_file(const char *path, char **data, size_t *len, foil_err *err);
  * path, and the directory fsynced, so a reader sees the old file or the
  * new one, never a part. Errors name the path (FOIL_EPERM, FOIL_EINVAL). */
 int foil_write_file_atomic(const char *path, const void *data, size_t len, foil_err *err);
+/* The same with the file's mode (before the umask), e.g. 0600 for a secret:
+ * the file never exists with a wider mode. */
+int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, unsigned mode, foil_err *err);
 
 /* mkdir -p: creates path and its missing parents (mode 0755). */
 int foil_mkdirs(const char *path, foil_err *err);

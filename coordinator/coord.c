@@ -97,7 +97,8 @@ static store_job job_row(const cjob *j) {
                      .spec_len = j->packed_len, .state = j->state, .reason = j->reason,
                      .submit_time = j->submit_time, .start_time = j->start_time,
                      .end_time = j->end_time, .exit_code = j->exit_code,
-                     .restart_count = j->restart_count, .failures = j->failures};
+                     .restart_count = j->restart_count, .failures = j->failures,
+                     .submitter = j->submitter};
 }
 
 static int write_attempt(coord *c, cjob *j, cattempt *a, foil_err *err) {
@@ -195,6 +196,7 @@ int coord_add_job(coord *c, const store_job *row, foil_err *err) {
   j->packed_len = row->spec_len;
   j->id = row->id;
   snprintf(j->submission_id, sizeof j->submission_id, "%s", row->submission_id ? row->submission_id : "");
+  snprintf(j->submitter, sizeof j->submitter, "%s", row->submitter ? row->submitter : "");
   j->state = row->state;
   snprintf(j->reason, sizeof j->reason, "%s", row->reason ? row->reason : "");
   j->submit_time = row->submit_time, j->start_time = row->start_time, j->end_time = row->end_time;
@@ -627,6 +629,11 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   }
   if (!rc) {
     c->zctx = zmq_ctx_new();
+    auth_opts ao = {.key = o->curve_key, .allow = o->allow, .insecure = o->insecure, .log = c->log,
+                    .component = "coordinator"};
+    rc = c->zctx ? auth_new(&c->auth, c->zctx, &ao, err) : foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
+  }
+  if (!rc) {
     c->ctl = zmq_socket(c->zctx, ZMQ_ROUTER);
     c->wrk = zmq_socket(c->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0;
@@ -637,7 +644,9 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     zmq_setsockopt(c->wrk, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-    rc = bind_ep(c, c->ctl, o->control, c->ctl_ep, sizeof c->ctl_ep, err);
+    rc = auth_server_socket(c->auth, c->ctl, o->control, err);
+    if (!rc) rc = auth_server_socket(c->auth, c->wrk, o->workers, err);
+    if (!rc) rc = bind_ep(c, c->ctl, o->control, c->ctl_ep, sizeof c->ctl_ep, err);
     if (!rc) rc = bind_ep(c, c->wrk, o->workers, c->wrk_ep, sizeof c->wrk_ep, err);
   }
   if (!rc) {
@@ -659,6 +668,11 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   }
   coord_log(c, "INFO", "control API on %s, workers on %s, data root %s; %llu jobs (%zu pending, %zu running), %zu workers known",
             c->ctl_ep, c->wrk_ep, c->root, (unsigned long long)c->max_id, npend, nrun, c->nworkers);
+  if (auth_enabled(c->auth))
+    coord_log(c, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
+  else
+    coord_log(c, "WARN", "running WITHOUT authentication (no --curve-key/--allow): every client is admin%s",
+              o->insecure ? "; --insecure: non-loopback endpoints allowed" : "; listening on loopback only");
   c->dirty = 1;
   *out = c;
   return FOIL_OK;
@@ -669,6 +683,7 @@ void coord_destroy(coord **cp) {
   if (!c) return;
   if (c->ctl) zmq_close(c->ctl);
   if (c->wrk) zmq_close(c->wrk);
+  auth_destroy(&c->auth);
   if (c->zctx) zmq_ctx_term(c->zctx);
   for (uint64_t id = 1; id <= c->max_id; id++) job_free(c->jobs[id]);
   free(c->jobs), free(c->active), free(c->workers);

@@ -10,6 +10,15 @@
  * On start it loads the store: acknowledged jobs are all there; running
  * ones stay RUNNING while their workers re-register (a worker that does
  * not within the liveness window is DOWN and its jobs are requeued).
+ *
+ * Authentication (common/auth.h): with curve_key and allow both sockets are
+ * CURVE servers and only allow-listed keys connect. Authorization by role:
+ * the control API serves admin everything, submitters submit, read and
+ * cancel (or signal) their own jobs, readers read (get, watch, list, logs,
+ * workers); worker keys are refused there (PERMISSION_DENIED) and are the
+ * only keys the worker socket serves, each only for the worker whose name
+ * (routing id) is the key's name. Without CURVE every peer is admin
+ * and the endpoints must be loopback (unless insecure).
  */
 #ifndef FOIL_COORDINATOR_COORD_H
 #define FOIL_COORDINATOR_COORD_H
@@ -28,6 +37,10 @@ typedef struct {
   int liveness;            /* missed heartbeats before DOWN; 0: 4 */
   int grace_s;             /* SIGTERM → SIGKILL on cancel/timeout; 0: 10 */
   size_t sched_depth;      /* reservations per pass; 0: 200 */
+  const char *curve_key;   /* this coordinator's NAME.key_secret (CURVE); NULL: none */
+  const char *allow;       /* allow-list directory of client certificates (common/auth.h) */
+  int insecure;            /* without CURVE, listen on non-loopback endpoints anyway */
+  int max_pending;         /* jobs not yet running per submitter; 0: no limit */
   FILE *log;               /* NULL: stderr */
 } coord_opts;
 

@@ -94,7 +94,7 @@ static Foil__V1__Job *job_msg(coord *c, arena *ar, cjob *j, int full) {
   m->id = j->id, m->spec = j->spec, m->state = j->state, m->reason = j->reason;
   m->submit_time = j->submit_time, m->start_time = j->start_time, m->end_time = j->end_time;
   m->exit_code = j->exit_code, m->restart_count = j->restart_count, m->failures = j->failures;
-  m->est_start_time = j->est_start, m->submission_id = j->submission_id;
+  m->est_start_time = j->est_start, m->submission_id = j->submission_id, m->submitter = j->submitter;
   m->job_dir = arena_printf(ar, "%s/jobs/%llu", c->root, (unsigned long long)j->id);
   if (j->p_time) {
     Foil__V1__Progress *p = arena_alloc(ar, sizeof *p);
@@ -240,8 +240,8 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   return FOIL_OK;
 }
 
-int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_id, uint64_t *job_id, int *existing,
-                 foil_err *err) {
+int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_id, const char *submitter,
+                 uint64_t *job_id, int *existing, foil_err *err) {
   *job_id = 0, *existing = 0;
   int rc;
   if ((rc = wire_check_len("submission_id", submission_id, COORD_MAX_NAME, err)) || (rc = check_spec(c, in, err)))
@@ -264,11 +264,13 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   if (!packed) return foil_err_set(err, FOIL_ENOMEM, "no memory for the spec");
   protobuf_c_message_pack(&spec.base, packed);
   store_job row = {.submission_id = submission_id, .spec = packed, .spec_len = len,
-                   .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now()};
+                   .state = FOIL__V1__JOB_STATE__JOB_PENDING, .reason = "", .submit_time = log_now(),
+                   .submitter = submitter};
   rc = store_begin(c->st, err);
   if (!rc) rc = store_insert_job(c->st, &row, err);
   char text[512];
-  snprintf(text, sizeof text, "submitted: %s \"%s\", %u rank(s)", spec.kind, spec.name, res.ranks);
+  snprintf(text, sizeof text, "submitted: %s \"%s\", %u rank(s)%s%s", spec.kind, spec.name, res.ranks,
+           submitter && *submitter ? ", by " : "", submitter ? submitter : "");
   if (!rc) rc = store_event(c->st, row.submit_time, row.id, NULL, text, err);
   if (!rc) rc = store_commit(c->st, err);  /* durable before the reply */
   if (rc) {
@@ -287,13 +289,30 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   return FOIL_OK;
 }
 
-static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+/* Jobs of this submitter that have not started yet. */
+static int pending_of(coord *c, const char *who) {
+  int n = 0;
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    if (j && j->state == FOIL__V1__JOB_STATE__JOB_PENDING && !strcmp(j->submitter, who)) n++;
+  }
+  return n;
+}
+
+static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q, const char *who) {
   const Foil__V1__SubmitRequest *s = q->submit;
   foil_err err = {0};
   if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
-  uint64_t id = 0;
+  uint64_t id = 0, found = 0;
   int existing = 0;
-  int rc = coord_submit(c, s->spec, s->submission_id, &id, &existing, &err);
+  /* a retried submit is not a new pending job: the limit is for new ones */
+  if (c->o.max_pending > 0 && !store_find_submission(c->st, s->submission_id, &found, NULL) && !found &&
+      pending_of(c, who) >= c->o.max_pending)
+    return reply_error(c, m, q->request_id, FOIL_ENOMEM,
+                       "%s%s%s has %d pending jobs, the most this coordinator takes (--max-pending); wait for "
+                       "some to start or cancel some", *who ? "submitter \"" : "the local user", who, *who ? "\"" : "",
+                       c->o.max_pending);
+  int rc = coord_submit(c, s->spec, s->submission_id, who, &id, &existing, &err);
   if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
   Foil__V1__SubmitReply sr = FOIL__V1__SUBMIT_REPLY__INIT;
@@ -339,11 +358,15 @@ static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   arena_free(&ar);
 }
 
-static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q) {
+static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int role, const char *who) {
   const Foil__V1__CancelRequest *x = q->cancel;
   uint64_t rid = q->request_id;
   cjob *j = coord_job(c, x->job_id);
   if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)x->job_id);
+  if (role != AUTH_ADMIN && strcmp(j->submitter, who))
+    return reply_error(c, m, rid, FOIL_EPERM, "job %llu was submitted by %s%s%s, not by %s: submitters cancel only their own jobs",
+                       (unsigned long long)j->id, j->submitter[0] ? "\"" : "", j->submitter[0] ? j->submitter : "an admin",
+                       j->submitter[0] ? "\"" : "", who);
   int running = coord_running(j);
   if (x->signal < 0 || x->signal > 64)
     return reply_error(c, m, rid, FOIL_EINVAL, "signal %d is not a signal number", x->signal);
@@ -443,6 +466,25 @@ static void do_drain(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   arena_free(&ar);
 }
 
+/* May this role make this request? (the job-level check of cancel is
+ * in do_cancel) */
+static int allowed(int role, int body) {
+  switch (role) {
+    case AUTH_ADMIN: return 1;
+    case AUTH_SUBMITTER: return body != FOIL__V1__REQUEST__BODY_DRAIN;
+    case AUTH_READER:
+      return body == FOIL__V1__REQUEST__BODY_GET || body == FOIL__V1__REQUEST__BODY_WATCH ||
+             body == FOIL__V1__REQUEST__BODY_LIST || body == FOIL__V1__REQUEST__BODY_LOGS ||
+             body == FOIL__V1__REQUEST__BODY_WORKERS;
+    default: return 0;
+  }
+}
+
+static const char *op_name(int body) {
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(&foil__v1__request__descriptor, (unsigned)body);
+  return f ? f->name : "this request";
+}
+
 void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   if (rc) return reply_error(c, m, 0, rc, "%s", e->msg);
   Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
@@ -453,12 +495,27 @@ void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
     foil__v1__request__free_unpacked(q, NULL);
     return;
   }
+  char who[AUTH_MAX_NAME + 1];
+  int role = auth_peer(c->auth, &m->body, who, sizeof who);
+  if (role == AUTH_NONE || role == AUTH_WORKER || (q->body_case != FOIL__V1__REQUEST__BODY__NOT_SET && !allowed(role, q->body_case))) {
+    if (role == AUTH_NONE)
+      reply_error(c, m, q->request_id, FOIL_EUNAUTH, "this connection carries no known identity");
+    else if (role == AUTH_WORKER)
+      reply_error(c, m, q->request_id, FOIL_EPERM, "key \"%s\" is a worker key: worker keys speak the worker "
+                                                   "protocol, never the control API", who);
+    else
+      reply_error(c, m, q->request_id, FOIL_EPERM, "key \"%s\" has the role %s, which may not %s%s", who,
+                  auth_role_name(role), op_name(q->body_case),
+                  role == AUTH_READER ? " (readers get, watch, list, read logs and list workers)" : "");
+    foil__v1__request__free_unpacked(q, NULL);
+    return;
+  }
   switch (q->body_case) {
-    case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q, who); break;
     case FOIL__V1__REQUEST__BODY_GET: do_get(c, m, q->request_id, q->get->job_id); break;
     case FOIL__V1__REQUEST__BODY_WATCH: do_get(c, m, q->request_id, q->watch->job_id); break;
     case FOIL__V1__REQUEST__BODY_LIST: do_list(c, m, q); break;
-    case FOIL__V1__REQUEST__BODY_CANCEL: do_cancel(c, m, q); break;
+    case FOIL__V1__REQUEST__BODY_CANCEL: do_cancel(c, m, q, role, who); break;
     case FOIL__V1__REQUEST__BODY_LOGS: do_logs(c, m, q); break;
     case FOIL__V1__REQUEST__BODY_WORKERS: do_workers(c, m, q->request_id); break;
     case FOIL__V1__REQUEST__BODY_DRAIN: do_drain(c, m, q); break;

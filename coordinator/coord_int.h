@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "common/auth.h"
 #include "common/wire.h"
 #include "coordinator/coord.h"
 #include "coordinator/sched.h"
@@ -55,6 +56,7 @@ typedef struct {
   uint8_t *packed;
   size_t packed_len;
   char submission_id[COORD_MAX_NAME + 4];
+  char submitter[AUTH_MAX_NAME + 1];  /* the key's name; "" without CURVE */
   int state;
   char reason[256];
   double submit_time, start_time, end_time;
@@ -89,6 +91,7 @@ struct coord {
   char root[1024];
   FILE *log;
   void *zctx, *ctl, *wrk;
+  auth *auth;           /* CURVE and the ZAP handler; off: every peer is admin */
   char ctl_ep[256], wrk_ep[256];
   store *st;
   sched *sc;
@@ -137,8 +140,8 @@ __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level
 /* --- coord_api.c ----------------------------------------------------- */
 /* Checks, records durably and takes into memory a job, as a submit
  * request does; a submission_id already used gives that job (*existing 1). */
-int coord_submit(coord *c, const Foil__V1__JobSpec *spec, const char *submission_id, uint64_t *job_id,
-                 int *existing, foil_err *err);
+int coord_submit(coord *c, const Foil__V1__JobSpec *spec, const char *submission_id, const char *submitter,
+                 uint64_t *job_id, int *existing, foil_err *err);
 /* rc, e: what wire_recv said of m (a bad frame is answered with an error). */
 void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e);
 

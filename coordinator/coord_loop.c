@@ -103,7 +103,7 @@ void coord_loop_progress(coord *c, cjob *j) {
   spec.workdir = j->spec->workdir, spec.priority = j->spec->priority;
   uint64_t id = 0;
   int existing = 0;
-  rc = coord_submit(c, &spec, ls.submission_id, &id, &existing, &err);
+  rc = coord_submit(c, &spec, ls.submission_id, j->submitter, &id, &existing, &err);
   if (rc)
     coord_log(c, "ERROR", "job %llu: the refresh for checkpoint step %lld was not submitted: %s",
               (unsigned long long)j->id, (long long)step, err.msg);

@@ -211,6 +211,18 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   Foil__V1__WorkerMessage *q = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return answer_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.WorkerMessage");
   uint64_t rid = q->request_id;
+  char who[AUTH_MAX_NAME + 1];
+  int role = auth_peer(c->auth, &m->body, who, sizeof who);
+  if (auth_enabled(c->auth) && role != AUTH_WORKER) {
+    answer_error(c, m, rid, FOIL_EPERM, "key \"%s\" has the role %s: only worker keys speak the worker protocol",
+                 who, auth_role_name(role));
+    goto done;
+  }
+  if (auth_enabled(c->auth) && strcmp(peer, who)) {  /* one node's key cannot speak for another */
+    answer_error(c, m, rid, FOIL_EPERM, "worker key \"%s\" may speak only as worker \"%s\" (foil-worker --name), "
+                                       "not as \"%s\"", who, who, peer);
+    goto done;
+  }
   foil_err ue = {0};
   if (wire_check_utf8(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);

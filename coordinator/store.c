@@ -11,7 +11,7 @@ static const char *const SCHEMA =
     "CREATE TABLE IF NOT EXISTS jobs("
     " id INTEGER PRIMARY KEY, submission_id TEXT UNIQUE, spec BLOB NOT NULL,"
     " state INTEGER NOT NULL, reason TEXT, submit_time REAL, start_time REAL, end_time REAL,"
-    " exit_code INTEGER, restart_count INTEGER, failures INTEGER);"
+    " exit_code INTEGER, restart_count INTEGER, failures INTEGER, submitter TEXT);"
     "CREATE TABLE IF NOT EXISTS attempts("
     " job_id INTEGER NOT NULL, n INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE,"
     " placement TEXT, start_time REAL, end_time REAL, state INTEGER, exit_code INTEGER,"
@@ -24,7 +24,7 @@ static const char *const SCHEMA =
 
 static const char *const SQL[Q_N] = {
     [Q_INSERT_JOB] = "INSERT INTO jobs(submission_id, spec, state, reason, submit_time, start_time,"
-                     " end_time, exit_code, restart_count, failures) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                     " end_time, exit_code, restart_count, failures, submitter) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
     [Q_FIND_SID] = "SELECT id FROM jobs WHERE submission_id = ?",
     [Q_UPDATE_JOB] = "UPDATE jobs SET state=?, reason=?, start_time=?, end_time=?, exit_code=?,"
                      " restart_count=?, failures=? WHERE id=?",
@@ -35,6 +35,19 @@ static const char *const SQL[Q_N] = {
                      " registered_time, last_heartbeat) VALUES(?,?,?,?,?,?,?,?)",
     [Q_EVENT] = "INSERT INTO events(time, job_id, worker, text) VALUES(?,?,?,?)",
 };
+
+/* Migrations: databases written before a column existed get it, so an old
+ * data root keeps working (its jobs have no submitter: admin's alone). */
+static int migrate(sqlite3 *db, char **msg) {
+  sqlite3_stmt *q = NULL;
+  int has_submitter = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA table_info(jobs)", -1, &q, NULL) != SQLITE_OK) return 1;
+  while (sqlite3_step(q) == SQLITE_ROW)
+    if (!strcmp((const char *)sqlite3_column_text(q, 1), "submitter")) has_submitter = 1;
+  sqlite3_finalize(q);
+  if (!has_submitter) return sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN submitter TEXT", NULL, NULL, msg);
+  return 0;
+}
 
 struct store {
   sqlite3 *db;
@@ -59,7 +72,7 @@ int store_open(store **out, const char *path, foil_err *err) {
   /* WAL + FULL: a commit is on disk when it returns (acknowledge after it) */
   char *msg = NULL;
   if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) ||
-      sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg)) {
+      sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg) || migrate(s->db, &msg)) {
     rc = foil_err_set(err, FOIL_EINTERNAL, "job store %s is not usable: %s", path, msg ? msg : "?");
     sqlite3_free(msg);
     goto done;
@@ -117,6 +130,7 @@ int store_insert_job(store *s, store_job *j, foil_err *err) {
   sqlite3_bind_int(q, 8, j->exit_code);
   sqlite3_bind_int64(q, 9, j->restart_count);
   sqlite3_bind_int64(q, 10, j->failures);
+  text(q, 11, j->submitter);
   int rc = run(s, q, err, "insert job");
   if (!rc) j->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
   return rc;
@@ -199,7 +213,7 @@ int store_load(store *s, const store_loader *l, foil_err *err) {
   const char *sql[3] = {
       "SELECT name, host, slots, gpus, drain, down, registered_time, last_heartbeat FROM workers ORDER BY name",
       "SELECT id, submission_id, spec, state, reason, submit_time, start_time, end_time, exit_code,"
-      " restart_count, failures FROM jobs ORDER BY id",
+      " restart_count, failures, submitter FROM jobs ORDER BY id",
       "SELECT job_id, n, token, placement, start_time, end_time, state, exit_code, signal,"
       " resume_from, reason FROM attempts ORDER BY job_id, n"};
   for (int t = 0; t < 3 && !rc; t++) {
@@ -223,7 +237,8 @@ int store_load(store *s, const store_loader *l, foil_err *err) {
                        .end_time = sqlite3_column_double(q, 7),
                        .exit_code = sqlite3_column_int(q, 8),
                        .restart_count = (uint32_t)sqlite3_column_int64(q, 9),
-                       .failures = (uint32_t)sqlite3_column_int64(q, 10)};
+                       .failures = (uint32_t)sqlite3_column_int64(q, 10),
+                       .submitter = col_text(q, 11)};
         rc = l->job ? l->job(l->ctx, &j) : 0;
       } else {
         store_attempt a = {.job_id = (uint64_t)sqlite3_column_int64(q, 0),

@@ -31,6 +31,8 @@ typedef struct {
   double submit_time, start_time, end_time;
   int exit_code;
   uint32_t restart_count, failures;
+  const char *submitter;      /* the key name that submitted it; NULL or "": none
+                               * (no authentication, or a database from before) */
 } store_job;
 
 typedef struct {

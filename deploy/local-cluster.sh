@@ -33,6 +33,10 @@ stop_timeout=${FOIL_STOP_TIMEOUT:-15}
 mpirun_args=${FOIL_MPIRUN_ARGS:---bind-to none --mca btl self,vader}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
+# The local cluster runs without CURVE, on loopback only (the daemons refuse
+# anything else without keys, and log that they run without authentication);
+# keys meant for a real cluster must not leak into it.
+unset FOIL_KEY FOIL_SERVER_KEY FOIL_KEYS FOIL_CURVE_KEY FOIL_ALLOW
 
 mkdir -p "$root/run"
 root=$(cd "$root" && pwd)
@@ -86,6 +90,7 @@ start() {
     waited=$((waited + 1))
   done
   echo "local cluster up: coordinator $control (pid $(pid_of coordinator)), worker local (pid $(pid_of worker-local)), root $root"
+  echo "local cluster: no authentication (no CURVE keys): loopback only; README \"A secure cluster\" for more"
 }
 
 stop_one() {

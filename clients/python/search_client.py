@@ -14,6 +14,11 @@ needs `protoc`, `pyzmq` and `protobuf`.
     print("answered by version", reply.version)
 
 Run as a script:  python search_client.py --index wiki "how do magnets work"
+
+CURVE (a server started with --curve-key and --allow): pass keys=(the
+client's NAME.key_secret, the server's NAME.key), or set $FOIL_KEY and
+$FOIL_SERVER_KEY (or $FOIL_KEYS: client.key_secret and server.key there),
+as the foil CLI reads them. Files are written by `foil keys gen`.
 """
 import argparse
 import json
@@ -54,10 +59,42 @@ class SearchError(Exception):
         self.message = message
 
 
+def read_cert(path):
+    """A foil certificate file as a dict (name, role, public-key and, in a
+    NAME.key_secret, secret-key; keys as Z85 bytes)."""
+    d = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, v = (x.strip() for x in line.split("=", 1))
+            d[k] = v.strip('"')
+    for k in ("public-key", "secret-key"):
+        if k in d:
+            d[k] = d[k].encode()
+    return d
+
+
+def keys_from_env():
+    """(key_secret path, server key path) from the environment, or None."""
+    d = os.environ.get("FOIL_KEYS")
+    key = os.environ.get("FOIL_KEY") or (d and os.path.join(d, "client.key_secret"))
+    srv = os.environ.get("FOIL_SERVER_KEY") or (d and os.path.join(d, "server.key"))
+    if not key and not srv:
+        return None
+    if not key or not srv:
+        raise ValueError("CURVE needs both $FOIL_KEY and $FOIL_SERVER_KEY (or $FOIL_KEYS)")
+    return key, srv
+
+
 class SearchClient:
     """One DEALER socket to a foil-serve endpoint; one request at a time."""
 
-    def __init__(self, endpoint, timeout_s=30.0):
+    def __init__(self, endpoint, timeout_s=30.0, keys="env"):
+        """keys: (NAME.key_secret, server NAME.key) paths for CURVE; "env":
+        from the environment; None: no CURVE."""
+        self.keys = keys_from_env() if keys == "env" else keys
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.ctx = zmq.Context.instance()
@@ -77,6 +114,11 @@ class SearchClient:
             self.sock.close(0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.keys:
+            mine, srv = read_cert(self.keys[0]), read_cert(self.keys[1])
+            self.sock.curve_secretkey = mine["secret-key"]
+            self.sock.curve_publickey = mine["public-key"]
+            self.sock.curve_serverkey = srv["public-key"]
         self.sock.connect(self.endpoint)
 
     def call(self, req):
@@ -147,11 +189,16 @@ def main():
     ap.add_argument("--server", default=os.environ.get("FOIL_SERVE"), help="endpoint, e.g. tcp://127.0.0.1:7430")
     ap.add_argument("--vector", help="a query vector: comma-separated numbers")
     ap.add_argument("--status", action="store_true", help="print the server's status instead")
+    ap.add_argument("--key", help="CURVE: this client's NAME.key_secret (default $FOIL_KEY / $FOIL_KEYS)")
+    ap.add_argument("--server-key", help="CURVE: the server's NAME.key (default $FOIL_SERVER_KEY / $FOIL_KEYS)")
     a = ap.parse_args()
+    keys = (a.key, a.server_key) if a.key or a.server_key else "env"
+    if keys != "env" and not all(keys):
+        ap.error("give both --key and --server-key")
     if a.server:
-        c = SearchClient(a.server)
+        c = SearchClient(a.server, keys=keys)
     elif a.index:
-        c = SearchClient.for_index(a.index, a.root)
+        c = SearchClient.for_index(a.index, a.root, keys=keys)
     else:
         ap.error("give --server or --index")
     try:

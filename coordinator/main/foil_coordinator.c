@@ -2,6 +2,7 @@
  *
  *   foil-coordinator [--root DIR] [--control EP] [--workers EP]
  *                    [--heartbeat-ms MS] [--liveness N] [--grace-s S] [--log FILE]
+ *                    [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]
  *
  * Endpoints default to tcp://127.0.0.1:7420 (control API) and
  * tcp://127.0.0.1:7421 (workers); port `*` picks a free one. The endpoints
@@ -14,26 +15,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/auth.h"
 #include "common/err.h"
 #include "coordinator/coord.h"
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int s) {
-  (void)s;
-  stop_flag = 1;
+  if (s == SIGHUP) auth_request_reload();
+  else stop_flag = 1;
 }
 
 static int usage(FILE *f) {
   fprintf(f,
           "usage: foil-coordinator [--root DIR] [--control EP] [--workers EP] [--heartbeat-ms MS]\n"
           "                        [--liveness N] [--grace-s S] [--log FILE]\n"
+          "                        [--curve-key KEY_SECRET --allow DIR] [--insecure] [--max-pending N]\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data): coordinator.db, jobs/\n"
           "  --control EP      control API endpoint (default tcp://127.0.0.1:7420; port * = any free)\n"
           "  --workers EP      worker endpoint (default tcp://127.0.0.1:7421)\n"
           "  --heartbeat-ms MS heartbeat interval workers are told (default 1000)\n"
           "  --liveness N      missed heartbeats before a worker is DOWN (default 4)\n"
           "  --grace-s S       SIGTERM to SIGKILL on cancel and time limit (default 10)\n"
-          "  --log FILE        append the log here (default stderr)\n");
+          "  --log FILE        append the log here (default stderr)\n"
+          "  --curve-key FILE  this coordinator's key pair (NAME.key_secret from `foil keys gen`): CURVE on\n"
+          "  --allow DIR       allow-list: the *.key certificates of admins, submitters, readers, workers;\n"
+          "                    SIGHUP rereads it (also $FOIL_CURVE_KEY, $FOIL_ALLOW)\n"
+          "  --insecure        without CURVE, listen on non-loopback endpoints anyway\n"
+          "  --max-pending N   jobs not yet started per submitter (default 0: no limit)\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -52,10 +60,16 @@ int main(int argc, char **argv) {
   const char *env = getenv("FOIL_ROOT"), *log_path = NULL;
   coord_opts o = {.root = env && *env ? env : "./foil-data", .control = "tcp://127.0.0.1:7420",
                   .workers = "tcp://127.0.0.1:7421"};
+  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW");
+  o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int rc = 0;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
+    if (!strcmp(a, "--insecure")) {
+      o.insecure = 1;
+      continue;
+    }
     if (!v) {
       fprintf(stderr, "foil-coordinator: %s needs a value (or unknown option)\n", a);
       return usage(stderr);
@@ -64,6 +78,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--control")) o.control = v;
     else if (!strcmp(a, "--workers")) o.workers = v;
     else if (!strcmp(a, "--log")) log_path = v;
+    else if (!strcmp(a, "--curve-key")) o.curve_key = v;
+    else if (!strcmp(a, "--allow")) o.allow = v;
+    else if (!strcmp(a, "--max-pending")) rc = int_arg(a, v, 0, 1000000, &o.max_pending);
     else if (!strcmp(a, "--heartbeat-ms")) rc = int_arg(a, v, 10, 600000, &o.heartbeat_ms);
     else if (!strcmp(a, "--liveness")) rc = int_arg(a, v, 2, 1000, &o.liveness);
     else if (!strcmp(a, "--grace-s")) rc = int_arg(a, v, 1, 3600, &o.grace_s);
@@ -84,6 +101,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   foil_err err = {0};
   coord *c = NULL;

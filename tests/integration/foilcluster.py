@@ -45,6 +45,31 @@ pb = types.SimpleNamespace(control=_control, worker=_worker)
 STATE = _control.JobState  # STATE.Name(n) → "JOB_RUNNING"
 
 
+def read_cert(path):
+    """A foil certificate (common/auth.h) as a dict: name, role, public-key
+    and, in a NAME.key_secret, secret-key (keys as Z85 bytes)."""
+    d = {}
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = (x.strip() for x in line.split("=", 1))
+        d[k] = v.strip('"')
+    for k in ("public-key", "secret-key"):
+        if k in d:
+            d[k] = d[k].encode()
+    return d
+
+
+def curve_client(sock, key_secret, server_key):
+    """Makes a pyzmq socket a CURVE client with a NAME.key_secret and the
+    server's NAME.key (paths); call before connect."""
+    mine, srv = read_cert(key_secret), read_cert(server_key)
+    sock.curve_secretkey = mine["secret-key"]
+    sock.curve_publickey = mine["public-key"]
+    sock.curve_serverkey = srv["public-key"]
+
+
 class ApiError(Exception):
     def __init__(self, code, message):
         super().__init__("%s: %s" % (_control.Code.Name(code), message))
@@ -56,9 +81,11 @@ class Client:
     """One DEALER socket to the control API; call() sends a Request and
     returns the Reply with the same request_id (ApiError for an Error)."""
 
-    def __init__(self, endpoint, timeout_s=10.0):
+    def __init__(self, endpoint, timeout_s=10.0, keys=None):
+        """keys: (NAME.key_secret, server NAME.key) for CURVE, or None."""
         self.ctx = zmq.Context.instance()
         self.endpoint = endpoint
+        self.keys = keys
         self.timeout_s = timeout_s
         self.sock = None
         self.rid = int(time.time() * 1000) << 8
@@ -69,6 +96,8 @@ class Client:
             self.sock.close(0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.keys:
+            curve_client(self.sock, *self.keys)
         self.sock.connect(self.endpoint)
 
     def raw(self, frames, timeout_s=None):
@@ -116,6 +145,7 @@ class Cluster:
         self.control = "tcp://127.0.0.1:*"
         self.workers_ep = "tcp://127.0.0.1:*"
         self.client = None
+        self.keys = None   # (admin NAME.key_secret, coordinator NAME.key) for self.client
         shutil.rmtree(self.root, ignore_errors=True)
         os.makedirs(self.root)
 
@@ -154,7 +184,7 @@ class Cluster:
             time.sleep(0.05)
         self.control, self.workers_ep = d["control"], d["workers"]
         if self.client is None:
-            self.client = Client(self.control)
+            self.client = Client(self.control, keys=self.keys)
         return self.coord
 
     def kill_coordinator(self, sig=signal.SIGKILL):

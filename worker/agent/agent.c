@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "common/auth.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -63,11 +64,15 @@ struct agent {
   agent_config cfg;
   char root[PATH_MAX];
   void *ctx, *dealer, *pull;
+  void *mon;                 /* the dealer's handshake failures (common/auth.h) */
+  auth_client keys;
   char progress_ep[256];
   attempt *attempts;
   outbox *ob;
   uint64_t next_id;
   int registered, lost, ever_replied;
+  const char *refused_why;   /* the last handshake failure logged, and when */
+  double refused_logged;
   unsigned hb_ms, liveness;
   double next_beat, last_reply, last_register; /* monotonic */
   uint64_t gpus_used;
@@ -704,6 +709,11 @@ static void tick_attempts(agent *a) {
 
 static void beat(agent *a, double now) {
   unsigned interval = a->registered ? a->hb_ms : 1000;
+  const char *why = auth_handshake_failed(a->mon, &a->keys);
+  if (why && (why != a->refused_why || now - a->refused_logged > 60)) {  /* once a minute at most */
+    LOG(a, "ERROR", "cannot talk to the coordinator at %s: %s", a->cfg.coordinator, why);
+    a->refused_why = why, a->refused_logged = now;
+  }
   if (a->ever_replied && !a->lost && now - a->last_reply > (double)a->liveness * a->hb_ms / 1e3) {
     LOG(a, "WARN", "no reply from the coordinator at %s for %.1f s: keeping %zu job(s) running, trying again",
         a->cfg.coordinator, now - a->last_reply, count_attempts(a));
@@ -807,6 +817,7 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   a->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+  if (!rc) rc = auth_client_load(&a->keys, cfg->key, cfg->server_key, err);
   if (!rc) rc = outbox_new(&a->ob, err);
   if (!rc && !(a->ctx = zmq_ctx_new())) rc = foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
   if (!rc) {
@@ -822,7 +833,12 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
     zmq_setsockopt(a->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     zmq_setsockopt(a->pull, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(a->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(a->dealer, cfg->coordinator))
+    rc = auth_client_socket(&a->keys, a->dealer, err);
+    if (!rc) log_line(a->log, "INFO", "worker", "%s", a->keys.on ? "CURVE on: this worker authenticates with its key"
+                                                       : "no keys: talking to the coordinator without CURVE");
+    memset(a->keys.sec, 0, sizeof a->keys.sec);  /* the socket has it */
+    if (!rc) auth_watch(a->ctx, a->dealer, &a->mon);
+    if (!rc && zmq_connect(a->dealer, cfg->coordinator))
       rc = foil_err_set(err, FOIL_EINVAL, "bad coordinator address %s: %s", cfg->coordinator, zmq_strerror(errno));
   }
   if (!rc) {
@@ -848,6 +864,7 @@ void agent_destroy(agent **ap) {
   if (!a) return;
   while (a->attempts) remove_attempt(a, a->attempts);
   outbox_destroy(&a->ob);
+  auth_unwatch(a->dealer, &a->mon);
   if (a->dealer) zmq_close(a->dealer);
   if (a->pull) zmq_close(a->pull);
   if (a->ctx) zmq_ctx_term(a->ctx);

@@ -67,6 +67,8 @@ typedef struct {
   const char *mpirun_args; /* extra mpirun flags (may be NULL) */
   unsigned grace_s;        /* default grace when a message gives none */
   FILE *log;               /* the worker's own log (NULL: stderr) */
+  const char *key;         /* CURVE: this worker's NAME.key_secret (role worker); NULL: */
+  const char *server_key;  /* $FOIL_KEY etc., see common/auth.h; the coordinator's NAME.key */
 } agent_config;
 
 typedef struct agent agent;

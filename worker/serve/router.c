@@ -9,6 +9,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "common/auth.h"
 #include "common/client.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -32,6 +33,7 @@ struct router {
   router_opts o;
   char **eps;
   void *zctx, *front, **back;
+  auth *auth;           /* CURVE on the front; NULL: none */
   char endpoint[256];
   uint64_t next_id, queries;
   rpend *pend;
@@ -261,6 +263,7 @@ static void from_front(router *r) {
       if (!p->q) rc = foil_err_set(&e, FOIL_EINVAL, "the frame is not a foil.v1.ServeRequest");
     }
     if (!rc) rc = wire_check_utf8(&p->q->base, &e);
+    if (!rc) rc = sreq_authorize(r->auth, &p->m.body, p->q->body_case, &e);
     if (!rc) switch (p->q->body_case) {
         case FOIL__V1__SERVE_REQUEST__BODY_SEARCH: rc = sreq_check_search(p->q->search, 0, NULL, NULL, &e); break;
         case FOIL__V1__SERVE_REQUEST__BODY_STATUS:
@@ -351,13 +354,19 @@ int router_new(router **out, const router_opts *o, foil_err *err) {
   r->back = calloc((size_t)o->nbackends, sizeof *r->back);
   r->zctx = zmq_ctx_new();
   int rc = r->eps && r->back && r->zctx ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "no memory");
+  auth_opts ao = {.key = o->curve_key, .allow = o->allow, .insecure = o->insecure, .log = r->o.log,
+                  .component = "serve"};
+  auth_client keys = {0};
+  if (!rc) rc = auth_new(&r->auth, r->zctx, &ao, err);
+  if (!rc) rc = auth_client_load(&keys, o->key, o->server_key, err);
   int zero = 0;
   int64_t hard = 2 * (int64_t)SREQ_MAX_FRAME;
   if (!rc) {
     r->front = zmq_socket(r->zctx, ZMQ_ROUTER);
     zmq_setsockopt(r->front, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
     zmq_setsockopt(r->front, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(r->front, r->o.bind))
+    rc = auth_server_socket(r->auth, r->front, r->o.bind, err);
+    if (!rc && zmq_bind(r->front, r->o.bind))
       rc = foil_err_set(err, FOIL_EUNAVAIL, "cannot listen on %s: %s", r->o.bind, zmq_strerror(errno));
     size_t len = sizeof r->endpoint;
     if (!rc) zmq_getsockopt(r->front, ZMQ_LAST_ENDPOINT, r->endpoint, &len);
@@ -370,14 +379,19 @@ int router_new(router **out, const router_opts *o, foil_err *err) {
       break;
     }
     zmq_setsockopt(r->back[b], ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(r->back[b], r->eps[b]))
+    rc = auth_client_socket(&keys, r->back[b], err);
+    if (!rc && zmq_connect(r->back[b], r->eps[b]))
       rc = foil_err_set(err, FOIL_EINVAL, "bad backend address %s: %s", r->eps[b], zmq_strerror(errno));
   }
   if (rc) {
     router_destroy(&r);
     return rc;
   }
-  rlog(r, "INFO", "routing on %s to %d backend(s)", r->endpoint, o->nbackends);
+  rlog(r, "INFO", "routing on %s to %d backend(s)%s", r->endpoint, o->nbackends,
+       keys.on ? " with CURVE" : "");
+  if (!auth_enabled(r->auth))
+    rlog(r, "WARN", "running WITHOUT authentication (no --curve-key/--allow)%s", o->insecure ? " (--insecure)" : "; loopback only");
+  memset(&keys, 0, sizeof keys);
   *out = r;
   return FOIL_OK;
 }
@@ -396,6 +410,7 @@ void router_destroy(router **rp) {
     if (r->back[b]) zmq_close(r->back[b]);
   for (int b = 0; r->eps && b < r->o.nbackends; b++) free(r->eps[b]);
   free(r->eps), free(r->back);
+  auth_destroy(&r->auth);
   if (r->zctx) zmq_ctx_term(r->zctx);
   free(r);
   *rp = NULL;

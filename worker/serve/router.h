@@ -30,6 +30,10 @@ typedef struct {
   int retries;                  /* 0: 4 */
   int backoff_ms;               /* first backoff; 0: 20 */
   FILE *log;
+  const char *curve_key, *allow;  /* CURVE on the front (server.h's meaning) */
+  int insecure;
+  const char *key, *server_key;   /* CURVE to the backends: the router's key pair
+                                   * and theirs (common/auth.h client side) */
 } router_opts;
 
 typedef struct router router;

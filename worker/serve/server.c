@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/auth.h"
 #include "common/client.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -35,6 +36,7 @@ struct server {
   int *shards;
   FILE *log;
   void *zctx, *sock, *wake_rx, *wake_tx;
+  auth *auth;
   char endpoint[256], json_path[1400];
   sgen *live;
   uint64_t queries;
@@ -404,7 +406,7 @@ static int collect(server *s) {
       pending_free(p);
       continue;
     }
-    if (wire_check_utf8(&p->q->base, &e)) {
+    if (wire_check_utf8(&p->q->base, &e) || sreq_authorize(s->auth, &p->m.body, p->q->body_case, &e)) {
       reply_error(s, p, e.code, "%s", e.msg);
       pending_free(p);
       continue;
@@ -524,6 +526,11 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
   }
   if (!rc) {
     s->zctx = zmq_ctx_new();
+    auth_opts ao = {.key = o->curve_key, .allow = o->allow, .insecure = o->insecure, .log = s->log,
+                    .component = "serve"};
+    rc = s->zctx ? auth_new(&s->auth, s->zctx, &ao, err) : foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
+  }
+  if (!rc) {
     s->sock = zmq_socket(s->zctx, ZMQ_ROUTER);
     s->wake_rx = zmq_socket(s->zctx, ZMQ_PAIR);
     s->wake_tx = zmq_socket(s->zctx, ZMQ_PAIR);
@@ -537,6 +544,8 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
     snprintf(inproc, sizeof inproc, "inproc://serve-wake-%p", (void *)s);
     if (zmq_bind(s->wake_rx, inproc) || zmq_connect(s->wake_tx, inproc))
       rc = foil_err_set(err, FOIL_EINTERNAL, "inproc wake socket: %s", zmq_strerror(errno));
+    else if ((rc = auth_server_socket(s->auth, s->sock, s->o.bind, err)))
+      ;
     else if (zmq_bind(s->sock, s->o.bind))
       rc = foil_err_set(err, FOIL_EUNAVAIL, "cannot listen on %s: %s (another foil-serve there? --bind another port, "
                         "or port * for any)", s->o.bind, zmq_strerror(errno));
@@ -563,6 +572,9 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
   }
   slog(s, "INFO", "serving %s on %s (batches of up to %d queries; %s)", s->index, s->endpoint, s->o.batch_max,
        watching(s) ? "following CURRENT" : o->version ? "pinned" : "not watching CURRENT");
+  if (auth_enabled(s->auth)) slog(s, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
+  else slog(s, "WARN", "running WITHOUT authentication (no --curve-key/--allow): anyone who reaches %s may search%s",
+            s->endpoint, o->insecure ? " (--insecure)" : "; loopback only");
   *out = s;
   return FOIL_OK;
 }
@@ -593,6 +605,7 @@ void server_destroy(server **sp) {
   if (s->sock) zmq_close(s->sock);
   if (s->wake_rx) zmq_close(s->wake_rx);
   if (s->wake_tx) zmq_close(s->wake_tx);
+  auth_destroy(&s->auth);
   if (s->zctx) zmq_ctx_term(s->zctx);
   sgen_destroy(&s->live);
   sgen_destroy(&s->ready);

@@ -23,6 +23,11 @@
  * end if it is still ours) by a server of all shards; one holding some
  * shards (--shards) is reached through a router, which writes it instead.
  *
+ * Authentication: with curve_key and allow the socket is a CURVE server and
+ * only allow-listed keys connect (their allow-list is reread on the same
+ * SIGHUP that reloads the index); requests are authorized by role
+ * (sreq_authorize). Without: loopback only unless insecure.
+ *
  * Ownership: server_new returns the caller's server (server_destroy).
  */
 #ifndef FOIL_WORKER_SERVE_SERVER_H
@@ -48,6 +53,9 @@ typedef struct {
   int check_samples;    /* rows each new version must find; 0: 16 */
   int text;             /* load the checkpoint for text queries */
   FILE *log;            /* NULL: stderr */
+  const char *curve_key;  /* CURVE (common/auth.h): this server's NAME.key_secret */
+  const char *allow;      /* and the allow-list directory; both NULL: no CURVE */
+  int insecure;           /* without CURVE, bind non-loopback endpoints anyway */
 } server_opts;
 
 typedef struct server server;

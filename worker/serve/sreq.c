@@ -50,3 +50,15 @@ int sreq_check_search(const Foil__V1__SearchRequest *s, int dim, const char *no_
   if (ntext) *ntext = n;
   return FOIL_OK;
 }
+
+int sreq_authorize(const auth *a, zmq_msg_t *frame, int body_case, foil_err *err) {
+  char who[AUTH_MAX_NAME + 1];
+  int role = auth_peer(a, frame, who, sizeof who);
+  if (role == AUTH_NONE) return foil_err_set(err, FOIL_EUNAUTH, "this connection carries no known identity");
+  if (role == AUTH_WORKER)
+    return foil_err_set(err, FOIL_EPERM, "key \"%s\" is a worker key: worker keys do not search", who);
+  if (body_case == FOIL__V1__SERVE_REQUEST__BODY_RELOAD && role != AUTH_ADMIN)
+    return foil_err_set(err, FOIL_EPERM, "key \"%s\" has the role %s: only admins ask foil-serve to reload", who,
+                        auth_role_name(role));
+  return FOIL_OK;
+}

@@ -14,6 +14,9 @@
 
 #include <stdint.h>
 
+#include <zmq.h>
+
+#include "common/auth.h"
 #include "common/err.h"
 #include "foil/v1/search.pb-c.h"
 
@@ -35,5 +38,10 @@ void sreq_range(const Foil__V1__SearchRequest *s, int64_t *lo, int64_t *hi);
  * (may be NULL) receives the number of text queries. */
 int sreq_check_search(const Foil__V1__SearchRequest *s, int dim, const char *no_text, int *ntext,
                       foil_err *err);
+
+/* May the sender of frame (common/auth.h) make a request of this kind?
+ * search and status: admin, submitter, reader; reload: admin; worker keys
+ * nothing (FOIL_EPERM with a message). Without CURVE everyone is admin. */
+int sreq_authorize(const auth *a, zmq_msg_t *frame, int body_case, foil_err *err);
 
 #endif

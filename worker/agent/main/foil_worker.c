@@ -44,6 +44,10 @@ static void usage(FILE *f) {
           "  --mpirun-args ARGS  extra mpirun flags, split at blanks\n"
           "  --grace-s S         seconds between SIGTERM and SIGKILL when a message gives none (default 10)\n"
           "  --log FILE          append the worker's log to FILE (default: stderr)\n"
+          "  --key FILE          CURVE: this worker's key pair, NAME.key_secret of role worker\n"
+          "                      (default $FOIL_KEY, else $FOIL_KEYS/client.key_secret; none: no CURVE)\n"
+          "  --server-key FILE   the coordinator's public key NAME.key (default $FOIL_SERVER_KEY,\n"
+          "                      else $FOIL_KEYS/server.key)\n"
           "SIGTERM/SIGINT stop the jobs (SIGTERM, grace, SIGKILL), report them and exit 0.\n",
           AGENT_DEFAULT_WORKERS_ENDPOINT);
 }
@@ -80,6 +84,7 @@ static int workers_endpoint(const char *root, char *out, size_t n) {
 
 int main(int argc, char **argv) {
   const char *coordinator = NULL, *root = NULL, *name = NULL, *host = NULL, *foil_run = NULL;
+  const char *key = NULL, *server_key = NULL;
   const char *mpirun = "mpirun", *mpirun_args = NULL, *log_path = NULL;
   unsigned slots = 0, gpus = 0, grace = 10;
   for (int i = 1; i < argc; i++) {
@@ -100,6 +105,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--mpirun")) mpirun = v;
     else if (!strcmp(o, "--mpirun-args")) mpirun_args = v;
     else if (!strcmp(o, "--log")) log_path = v;
+    else if (!strcmp(o, "--key")) key = v;
+    else if (!strcmp(o, "--server-key")) server_key = v;
     else if (!strcmp(o, "--slots")) num = &slots;
     else if (!strcmp(o, "--gpus")) num = &gpus, max = AGENT_MAX_GPUS;
     else if (!strcmp(o, "--grace-s")) num = &grace, max = 86400;
@@ -155,7 +162,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   agent_config cfg = {.coordinator = endpoint, .root = root, .name = name, .host = host, .slots = slots,
                       .gpus = gpus, .foil_run = foil_run, .mpirun = mpirun, .mpirun_args = mpirun_args,
-                      .grace_s = grace, .log = logf};
+                      .grace_s = grace, .log = logf, .key = key, .server_key = server_key};
   foil_err err = {0};
   agent *a = NULL;
   int rc = agent_new(&a, &cfg, &err);

@@ -4,8 +4,11 @@
  *   foil-serve --index NAME [--root DIR] [--version K] [--shards 0,2] [--bind EP]
  *              [--threads N] [--batch-max N] [--no-watch] [--no-text] [--log FILE]
  *   foil-serve --route EP1,EP2,... [--bind EP] [--index NAME --root DIR] [--log FILE]
+ *   either with [--curve-key KEY_SECRET --allow DIR] [--insecure]; a router
+ *   also [--key KEY_SECRET --server-key KEY] for its backends
  *
- * SIGTERM/SIGINT stop it; SIGHUP loads CURRENT (server.h).
+ * SIGTERM/SIGINT stop it; SIGHUP loads CURRENT (server.h) and rereads the
+ * allow-list (common/auth.h).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <limits.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/err.h"
 #include "common/fileio.h"
 #include "kernels/kernels.h"
@@ -30,6 +34,7 @@ static void on_stop(int s) {
 static void on_hup(int s) {
   (void)s;
   hup_flag = 1;
+  auth_request_reload();
 }
 
 static int usage(FILE *f) {
@@ -53,7 +58,14 @@ static int usage(FILE *f) {
           "  --no-text        do not load the index's checkpoint (vector queries only)\n"
           "  --route EPS      router mode: fan each request out to these foil-serve endpoints\n"
           "                   (each holding some shards), merge their top-k, never mix versions\n"
-          "  --log FILE       append the log here (default stderr)\n");
+          "  --log FILE       append the log here (default stderr)\n"
+          "  --curve-key FILE this server's key pair NAME.key_secret (`foil keys gen`): CURVE on\n"
+          "  --allow DIR      allow-list: *.key certificates of the clients that may search (admin,\n"
+          "                   submitter, reader; reload: admin); SIGHUP rereads it\n"
+          "                   (also $FOIL_CURVE_KEY, $FOIL_ALLOW)\n"
+          "  --insecure       without CURVE, listen on non-loopback endpoints anyway\n"
+          "  --key FILE       router: its key pair for the backends (default $FOIL_KEY, $FOIL_KEYS)\n"
+          "  --server-key F   router: the backends' public key (default $FOIL_SERVER_KEY, $FOIL_KEYS)\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -96,6 +108,8 @@ int main(int argc, char **argv) {
   server_opts o = {.root = env && *env ? env : "./foil-data", .watch = 1, .text = 1};
   static int shards[4096];
   int threads = 0;
+  const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW"), *key = NULL, *server_key = NULL;
+  o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int rc = 0;
@@ -112,6 +126,10 @@ int main(int argc, char **argv) {
       o.text = 0;
       continue;
     }
+    if (!strcmp(a, "--insecure")) {
+      o.insecure = 1;
+      continue;
+    }
     if (!v) {
       fprintf(stderr, "foil-serve: %s needs a value (or unknown option)\n", a);
       return usage(stderr);
@@ -121,6 +139,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--bind")) o.bind = v;
     else if (!strcmp(a, "--log")) log_path = v;
     else if (!strcmp(a, "--route")) route = v;
+    else if (!strcmp(a, "--curve-key")) o.curve_key = v;
+    else if (!strcmp(a, "--allow")) o.allow = v;
+    else if (!strcmp(a, "--key")) key = v;
+    else if (!strcmp(a, "--server-key")) server_key = v;
     else if (!strcmp(a, "--version")) rc = int_arg(a, v, 1, INT_MAX, &o.version);
     else if (!strcmp(a, "--threads")) rc = int_arg(a, v, 1, 4096, &threads);
     else if (!strcmp(a, "--batch-max")) rc = int_arg(a, v, 1, 1 << 20, &o.batch_max);
@@ -159,7 +181,9 @@ int main(int argc, char **argv) {
     int n = 0;
     snprintf(buf, sizeof buf, "%s", route);
     for (char *t = strtok_r(buf, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) eps[n++] = t;
-    router_opts ro = {.backends = (const char *const *)eps, .nbackends = n, .bind = o.bind, .log = log};
+    router_opts ro = {.backends = (const char *const *)eps, .nbackends = n, .bind = o.bind, .log = log,
+                      .curve_key = o.curve_key, .allow = o.allow, .insecure = o.insecure, .key = key,
+                      .server_key = server_key};
     router *r = NULL;
     rc = router_new(&r, &ro, &err);
     if (!rc && o.index) {  /* clients of the index find the router */

@@ -1,0 +1,324 @@
+"""cluster_auth.py — CURVE authentication and role authorization of the
+coordinator (common/auth.h), from pyzmq CURVE clients, the C `foil` CLI
+and a real foil-worker, all with keys written by `foil keys gen`.
+
+Proves: an unknown key, a plain (NULL) client and a wrong server key are
+refused in the handshake (the coordinator logs the refusal and no request
+of theirs is ever handled: no job appears); a known key of the wrong role
+gets PERMISSION_DENIED; a submitter cannot cancel another's job; a worker
+key is refused on the control API and a user key on the worker socket;
+SIGHUP rereads the allow-list (adds and removes a key); garbage, truncated
+and wrong-key handshakes leave a good client working; --max-pending gives
+RESOURCE_EXHAUSTED; an old job store without the submitter column still
+loads; without keys a non-loopback endpoint is refused unless --insecure.
+
+usage: cluster_auth.py BUILD_DIR SCRATCH_DIR
+"""
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from foilcluster import ApiError, Client, Cluster, curve_client, pb  # noqa: E402
+
+C, W = pb.control, pb.worker
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAILED:", what, flush=True)
+    else:
+        print("ok:", what, flush=True)
+
+
+def expect_error(code, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except ApiError as e:
+        check(e.code == code, "expected %s, got %s (%s)" % (code, e.code, e.message))
+        return e
+    check(False, "expected %s, got success" % code)
+
+
+def gen(build, keys, name, role):
+    r = subprocess.run([os.path.join(build, "foil"), "keys", "gen", name, "--role", role, "--dir", keys],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sec = os.path.join(keys, name + ".key_secret")
+    assert (os.stat(sec).st_mode & 0o777) == 0o600, "secret key file mode"
+
+
+def spec(argv=("sleep", "30"), name="job"):
+    return C.JobSpec(kind="command", name=name, argv=list(argv), resources=C.Resources(ranks=1))
+
+
+def log_text(c):
+    with open(os.path.join(c.root, "coordinator.log")) as f:
+        return f.read()
+
+
+def wait_log(c, text, timeout=5, after=0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in log_text(c)[after:]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def silent(client, field, msg, what):
+    """A request that must get no answer at all (refused in the handshake)."""
+    try:
+        client.call(field, msg, timeout_s=1.5)
+        check(False, what + ": got an answer")
+    except TimeoutError:
+        check(True, what)
+    except ApiError as e:
+        check(False, "%s: got an error reply %s (the request reached foil code)" % (what, e.code))
+
+
+def njobs(c):
+    return len(c.call("list", C.ListJobsRequest()).jobs.jobs)
+
+
+def old_store(root):
+    """A coordinator.db as written before jobs had a submitter column."""
+    db = sqlite3.connect(os.path.join(root, "coordinator.db"))
+    db.executescript(
+        "CREATE TABLE jobs(id INTEGER PRIMARY KEY, submission_id TEXT UNIQUE, spec BLOB NOT NULL,"
+        " state INTEGER NOT NULL, reason TEXT, submit_time REAL, start_time REAL, end_time REAL,"
+        " exit_code INTEGER, restart_count INTEGER, failures INTEGER);"
+        "CREATE TABLE attempts(job_id INTEGER NOT NULL, n INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE,"
+        " placement TEXT, start_time REAL, end_time REAL, state INTEGER, exit_code INTEGER,"
+        " signal INTEGER, resume_from TEXT, reason TEXT, PRIMARY KEY(job_id, n));"
+        "CREATE TABLE workers(name TEXT PRIMARY KEY, host TEXT, slots INTEGER, gpus INTEGER, drain INTEGER,"
+        " down INTEGER, registered_time REAL, last_heartbeat REAL);"
+        "CREATE TABLE events(id INTEGER PRIMARY KEY, time REAL, job_id INTEGER, worker TEXT, text TEXT);")
+    db.execute("INSERT INTO jobs(submission_id, spec, state, reason, submit_time, start_time, end_time,"
+               " exit_code, restart_count, failures) VALUES(?,?,?,?,?,?,?,?,?,?)",
+               ("old-1", spec(("true",), "old").SerializeToString(), C.JOB_COMPLETED, "", time.time(),
+                0, 0, 0, 0, 0))
+    db.commit()
+    db.close()
+
+
+def storm(host, port, stop, counts):
+    """Garbage bytes, a truncated ZMTP greeting and a truncated CURVE HELLO,
+    over and over, on raw TCP connections."""
+    greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"CURVE".ljust(20, b"\x00") + b"\x00" +
+                b"\x00" * 31)
+    n = 0
+    while not stop.is_set():
+        kind = n % 3
+        try:
+            s = socket.create_connection((host, port), timeout=2)
+            if kind == 0:
+                s.sendall(os.urandom(200))
+            elif kind == 1:
+                s.sendall(greeting[:30])
+            else:
+                s.sendall(greeting + b"\x04\x30\x05HELLO" + os.urandom(20))  # HELLO cut short
+            time.sleep(0.01)
+            s.close()
+            counts[kind] += 1
+        except OSError:
+            pass
+        n += 1
+
+
+def main():
+    build, scratch = sys.argv[1], sys.argv[2]
+    shutil.rmtree(scratch, ignore_errors=True)
+    keys, allow = os.path.join(scratch, "keys"), os.path.join(scratch, "allow")
+    os.makedirs(allow)
+    for name, role in [("coord", "admin"), ("root", "admin"), ("alice", "submitter"), ("bob", "submitter"),
+                       ("rita", "reader"), ("w1", "worker"), ("eve", "submitter")]:
+        gen(build, keys, name, role)
+    for name in ("root", "alice", "bob", "rita", "w1"):
+        shutil.copy(os.path.join(keys, name + ".key"), allow)
+    k = lambda n: (os.path.join(keys, n + ".key_secret"), os.path.join(keys, "coord.key"))  # noqa: E731
+
+    # ---- without keys: loopback only, unless --insecure -------------------------------
+    c0 = Cluster(build, os.path.join(scratch, "plain"))
+    p = subprocess.run([c0.bin("foil-coordinator"), "--root", c0.root, "--control", "tcp://0.0.0.0:*",
+                        "--workers", "tcp://127.0.0.1:*"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 5 and "without authentication" in p.stderr,
+          "a non-loopback bind without CURVE is refused (rc %d: %s)" % (p.returncode, p.stderr.strip()))
+    c0.control = "tcp://0.0.0.0:*"
+    c0.start_coordinator(["--insecure"])
+    check("WITHOUT authentication" in log_text(c0), "--insecure: the log says it runs without authentication")
+    c0.stop()
+
+    # ---- the secure coordinator, over an old job store --------------------------------------
+    c = Cluster(build, os.path.join(scratch, "root"))
+    old_store(c.root)
+    c.keys = k("root")
+    c.start_coordinator(["--curve-key", os.path.join(keys, "coord.key_secret"), "--allow", allow,
+                         "--max-pending", "2"])
+    j1 = c.job(1)
+    check(j1.spec.name == "old" and j1.submitter == "", "a job of the old store loads (no submitter)")
+    alice, bob, rita = (Client(c.control, keys=k(n)) for n in ("alice", "bob", "rita"))
+
+    a1 = alice.call("submit", C.SubmitRequest(spec=spec(name="a1"))).submit.job_id
+    b1 = bob.call("submit", C.SubmitRequest(spec=spec(name="b1"))).submit.job_id
+    check(c.job(a1).submitter == "alice" and c.job(b1).submitter == "bob", "jobs record their submitter")
+
+    # roles
+    e = expect_error("PERMISSION_DENIED", bob.call, "cancel", C.CancelRequest(job_id=a1))
+    check(e is not None and "alice" in e.message, "a submitter cannot cancel another's job")
+    check(c.job(a1).state == C.JOB_PENDING, "the other's job is untouched")
+    check(alice.call("cancel", C.CancelRequest(job_id=a1)).cancel.state == C.JOB_CANCELLED,
+          "a submitter cancels her own job")
+    check(len(rita.call("list", C.ListJobsRequest()).jobs.jobs) == 3, "a reader lists jobs")
+    rita.call("workers", C.WorkersRequest())
+    rita.call("logs", C.LogsRequest(job_id=b1))
+    expect_error("PERMISSION_DENIED", rita.call, "submit", C.SubmitRequest(spec=spec()))
+    expect_error("PERMISSION_DENIED", rita.call, "cancel", C.CancelRequest(job_id=b1))
+    expect_error("PERMISSION_DENIED", bob.call, "drain", C.DrainRequest(worker="w1"))
+    wk = Client(c.control, keys=k("w1"))
+    e = expect_error("PERMISSION_DENIED", wk.call, "list", C.ListJobsRequest())
+    check(e is not None and "worker key" in e.message, "a worker key is refused on the control API")
+    wk.close()
+    # a user key on the worker socket
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.IDENTITY, b"fake-node")
+    curve_client(s, *k("alice"))
+    s.connect(c.workers_ep)
+    s.send(W.WorkerMessage(request_id=7, register=W.Register(host="x", slots=1)).SerializeToString())
+    got = s.poll(5000)
+    if got:
+        m = W.CoordinatorMessage()
+        m.ParseFromString(s.recv())
+        check(m.WhichOneof("body") == "error" and C.Code.Name(m.error.code) == "PERMISSION_DENIED",
+              "a user key on the worker socket gets PERMISSION_DENIED")
+    else:
+        check(False, "a user key on the worker socket gets an answer")
+    s.close(0)
+    check(c.worker_info("fake-node") is None, "no worker registered with a user key")
+
+    # max pending per submitter: bob has b1 pending
+    bob.call("submit", C.SubmitRequest(spec=spec(name="b2")))
+    e = expect_error("RESOURCE_EXHAUSTED", bob.call, "submit", C.SubmitRequest(spec=spec(name="b3")))
+    alice.call("submit", C.SubmitRequest(spec=spec(name="a2")))  # alice has her own quota
+    check(c.call("cancel", C.CancelRequest(job_id=b1)).cancel.state == C.JOB_CANCELLED, "an admin cancels anyone's job")
+    bob.call("submit", C.SubmitRequest(spec=spec(name="b3")))
+
+    # ---- refused in the handshake: nothing reaches foil code -----------------------------------
+    before, mark = njobs(c), len(log_text(c))
+    eve = Client(c.control, keys=k("eve"))
+    silent(eve, "submit", C.SubmitRequest(spec=spec(name="eve")), "an unknown key gets no answer")
+    check(wait_log(c, "refused a client", after=mark), "the coordinator logs the refused key")
+    plain = Client(c.control)
+    silent(plain, "submit", C.SubmitRequest(spec=spec(name="plain")), "a client without CURVE gets no answer")
+    wrong = Client(c.control, keys=(k("alice")[0], os.path.join(keys, "bob.key")))
+    silent(wrong, "submit", C.SubmitRequest(spec=spec(name="wrong")), "a wrong server key gets no answer")
+    check(njobs(c) == before and not [j for j in c.call("list", C.ListJobsRequest()).jobs.jobs
+                                      if j.spec.name in ("eve", "plain", "wrong")],
+          "no job of a refused client exists")
+    plain.close(), wrong.close()
+
+    # ---- garbage / truncated / wrong-key handshakes while a good client works ----------------------
+    host, port = c.control[len("tcp://"):].rsplit(":", 1)
+    stop, counts = threading.Event(), [0, 0, 0]
+    t = threading.Thread(target=storm, args=(host, int(port), stop, counts))
+    t.start()
+    ok = 0
+    try:
+        for i in range(40):
+            rita.call("get", C.GetJobRequest(job_id=b1), timeout_s=5)
+            ok += 1
+            if i % 10 == 0:  # and an unknown key now and then
+                x = Client(c.control, keys=k("eve"), timeout_s=0.3)
+                try:
+                    x.call("list", C.ListJobsRequest())
+                except TimeoutError:
+                    pass
+                x.close()
+    except (TimeoutError, ApiError) as e:
+        print("good client failed:", e)
+    stop.set()
+    t.join()
+    check(ok == 40 and min(counts) > 0,
+          "a good client keeps working through bad handshakes (%d/40 calls, storm %s)" % (ok, counts))
+    check(c.coord.poll() is None, "the coordinator is still running")
+
+    # ---- SIGHUP: add and remove keys -----------------------------------------------------------
+    shutil.copy(os.path.join(keys, "eve.key"), allow)
+    os.remove(os.path.join(allow, "alice.key"))
+    mark = len(log_text(c))
+    c.coord.send_signal(signal.SIGHUP)
+    check(wait_log(c, "allow-list", after=mark), "SIGHUP rereads the allow-list")
+    eve2 = Client(c.control, keys=k("eve"))
+    e2 = eve2.call("submit", C.SubmitRequest(spec=spec(name="eve2"))).submit.job_id
+    check(c.job(e2).submitter == "eve", "a key added to the allow-list connects after SIGHUP")
+    alice2 = Client(c.control, keys=k("alice"))
+    silent(alice2, "list", C.ListJobsRequest(), "a key removed from the allow-list is refused after SIGHUP")
+    eve.close(), eve2.close(), alice2.close()
+
+    # ---- the C CLI with keys ------------------------------------------------------------------
+    def foil(cmd, *args, key="alice"):
+        a = [cmd, "--coordinator", c.control, "--timeout", "2"]
+        if key:
+            a += ["--key", k(key)[0], "--server-key", k(key)[1]]
+        return c.foil(*(a + list(args)))
+    r = foil("jobs", key="rita")
+    check(r.returncode == 0 and "b3" in r.stdout, "foil jobs with a reader key (rc %d: %s)" % (r.returncode, r.stderr))
+    r = foil("submit", "--", "true", key="rita")
+    check(r.returncode == 5 and "may not submit" in r.stderr,
+          "foil submit with a reader key: exit 5 PERMISSION_DENIED (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+    r = foil("cancel", str(b1), key="eve")
+    check(r.returncode == 5, "foil cancel of another's job: exit 5 (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+    r = foil("jobs", key=None)
+    check(r.returncode == 12, "foil without keys against a CURVE coordinator: exit 12 UNAUTHENTICATED (rc %d: %s)"
+          % (r.returncode, r.stderr.strip()))
+    r = foil("jobs", key="alice")  # removed from the allow-list
+    check(r.returncode == 12 and "allow-list" in r.stderr,
+          "foil with a refused key says so (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+
+    # ---- a real foil-worker with a worker key runs a submitter's job ------------------------------
+    c.call("cancel", C.CancelRequest(job_id=e2))
+    for j in c.call("list", C.ListJobsRequest(states=[C.JOB_PENDING])).jobs.jobs:
+        c.call("cancel", C.CancelRequest(job_id=j.id))
+    c.start_worker("w1", extra_args=["--key", k("w1")[0], "--server-key", k("w1")[1]])
+    jid = bob.call("submit", C.SubmitRequest(spec=spec(("sh", "-c", "echo secure-hello"), "hello"))).submit.job_id
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED"}, timeout=60)
+    check(C.JobState.Name(j.state) == "JOB_COMPLETED" and "secure-hello" in c.log(jid),
+          "a worker with a worker key runs a job")
+
+    # a worker whose key is not allow-listed, and a worker key used under
+    # another worker's name, are refused and say so in their logs
+    gen(build, keys, "mallory", "worker")
+    for wname, key, what, says in (("w9", "mallory", "an unknown key", "refused this client's key"),
+                                   ("w8", "w1", "another worker's key", "may speak only as worker \"w1\"")):
+        c.start_worker(wname, wait=False, extra_args=["--key", k(key)[0], "--server-key", k(key)[1]])
+        wlog = os.path.join(c.root, "worker-%s.log" % wname)
+        deadline = time.time() + 20
+        while time.time() < deadline and not (os.path.exists(wlog) and says in open(wlog).read()):
+            time.sleep(0.1)
+        check(os.path.exists(wlog) and says in open(wlog).read(),
+              "a worker with %s logs that the coordinator refused it" % what)
+        check(c.worker_info(wname) is None, "the worker with %s is not registered" % what)
+    check(c.worker_info("w1").state != C.WORKER_DOWN, "the real w1 is still up")
+
+    alice.close(), bob.close(), rita.close()
+    codes = c.stop()
+    check(all(v == 0 for v in codes.values()), "clean exits %s" % codes)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+    print("cluster_auth: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
