@@ -795,7 +795,7 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
   int rc = FOIL_OK;
   char line[600];
   logf_(j, "INFO", "%-22s %5s %7s %7s %7s %9s %7s %9s %10s %7s %9s %8s", "method", "rows", "rep-2", "rep-3",
-        "rep-4", "diversity", "length", "coherence", "perplexity", "MAUVE", "tokens/s", "ms/token");
+        "rep-4", "diversity", "length", "coherence", "perplexity", "MAUVE", "tokens/s", "ms/step");
   for (int mi = 0; !rc && mi < s->n_methods; mi++) {
     const deval_method *m = &s->methods[mi];
     textscore_set set = {0};
