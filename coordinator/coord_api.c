@@ -169,10 +169,11 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   if ((rc = wire_check_len("spec.kind", s->kind, COORD_MAX_KIND, err))) return rc;
   /* foil-run's kinds carry their spec in spec_json; "command" carries argv;
    * "serve" a JSON object naming its "index" */
-  int foil_run = !strcmp(s->kind, "pretrain") || !strcmp(s->kind, "refresh"), command = !strcmp(s->kind, "command");
+  int foil_run = !strcmp(s->kind, "pretrain") || !strcmp(s->kind, "refresh") || !strcmp(s->kind, "decode-eval"),
+      command = !strcmp(s->kind, "command");
   int serve = !strcmp(s->kind, "serve");
   if (!foil_run && !command && !serve)
-    return foil_err_set(err, FOIL_EINVAL, "spec.kind \"%s\" is not a job kind this coordinator runs (pretrain, refresh, command, serve)",
+    return foil_err_set(err, FOIL_EINVAL, "spec.kind \"%s\" is not a job kind this coordinator runs (pretrain, refresh, decode-eval, command, serve)",
                         s->kind);
   if ((rc = wire_check_len("spec.spec_json", s->spec_json, COORD_MAX_SPEC, err))) return rc;
   if (serve) {

@@ -4,7 +4,9 @@
 # local cluster (one coordinator with its SQLite job store, one worker with
 # CPU slots: deploy/local-cluster.sh), submit a pretrain job of 2 MPI ranks
 # (symmetric InfoNCE) and watch it, then print its held-out retrieval
-# metrics beside BM25's on the same benchmark.
+# metrics beside BM25's on the same benchmark. Then the decoding part
+# (deploy/demo-lm.sh): the lm dataset and its BPE, a small decoder and an
+# amateur trained as two jobs, a decode-eval job after both, its table.
 #
 #   bash deploy/demo.sh                 # data root ./foil-data (or $FOIL_ROOT)
 #   FOIL_SKIP_APT=1 FOIL_SKIP_PIP=1 bash deploy/demo.sh   # packages already there
@@ -54,4 +56,5 @@ for m in ("foil", "bm25"):
           f"{e['recall@100']:7.4f}")
 print(f"foil / BM25 on MRR@10: {last['foil']['mrr@10'] / last['bm25']['mrr@10']:.2f}x")
 PY
+bash deploy/demo-lm.sh
 echo "the local cluster is still up: $F jobs, $F workers; stop it with: bash deploy/local-cluster.sh stop"

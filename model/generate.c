@@ -411,15 +411,17 @@ done:
 /* ---- beam search and contrastive decoding -------------------------------------*/
 
 /* Prompts repeated nb times: ids [P·nb, T], lens [P·nb]. ignore_prefix keeps
- * only each prompt's last token (at position 0). */
+ * only each prompt's last token (at position 0): ids [P·nb, 1], so the
+ * amateur's cache (1 + max_new_tokens positions) takes it whatever T is. */
 static int expand_prompts(const int32_t *ids, const int *lens, int P, int T, int nb,
                           int ignore_prefix, int32_t **eids, int **elens, foil_err *err) {
-  *eids = malloc((size_t)P * nb * T * sizeof **eids);
+  const int W = ignore_prefix ? 1 : T;
+  *eids = malloc((size_t)P * nb * W * sizeof **eids);
   *elens = malloc((size_t)P * nb * sizeof **elens);
   if (!*eids || !*elens) return foil_err_set(err, FOIL_ENOMEM, "beam: out of memory");
   for (int p = 0; p < P; p++)
     for (int b = 0; b < nb; b++) {
-      int32_t *dst = *eids + ((size_t)p * nb + b) * T;
+      int32_t *dst = *eids + ((size_t)p * nb + b) * W;
       if (ignore_prefix) {
         dst[0] = ids[(size_t)p * T + lens[p] - 1];
         (*elens)[p * nb + b] = 1;
@@ -481,7 +483,8 @@ static int beam_loop(decoder *d, decoder *ama, const int32_t *ids, const int *le
   if (ama) {
     if ((rc = expand_prompts(ids, lens, P, T, nb, cd->ignore_prefix, &aids, &alens, err))) goto done;
     if ((rc = decoder_cache_new(&ca, ama, R, amax, 1, err))) goto done;
-    if ((rc = decoder_prefill(ama, ca, aids, alens, T, alog, NULL, NULL, err))) goto done;
+    if ((rc = decoder_prefill(ama, ca, aids, alens, cd->ignore_prefix ? 1 : T, alog, NULL, NULL, err)))
+      goto done;
   }
   for (int step = 0; step < o->max_new_tokens; step++) {
     for (int p = 0; p < P; p++) {

@@ -3,6 +3,7 @@
  *
  *   mpirun -np N foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR] [--stop-after STEPS] [--quiet]
  *   mpirun -np N foil-run refresh  SPEC.json [--root DIR] [--job-dir DIR] [--quiet]
+ *   mpirun -np N foil-run decode-eval SPEC.json [--root DIR] [--job-dir DIR] [--quiet]
  *
  * Rank discovery comes from the launcher (mpirun, or srun inside a Slurm
  * allocation). The data root is --root, else $FOIL_ROOT, else ./foil-data.
@@ -23,6 +24,7 @@
 #include "common/err.h"
 #include "common/fileio.h"
 #include "worker/run/comm.h"
+#include "worker/run/deval.h"
 #include "worker/run/pretrain.h"
 #include "worker/run/refresh.h"
 
@@ -44,7 +46,9 @@ static int usage(void) {
   fprintf(stderr,
           "usage: foil-run pretrain SPEC.json [--root DIR] [--job-dir DIR] [--stop-after STEPS] [--quiet]\n"
           "       foil-run refresh SPEC.json [--root DIR] [--job-dir DIR] [--quiet]\n"
-          "  (under mpirun -np N or srun for N ranks; specs: worker/run/spec.h, worker/run/refresh.h)\n");
+          "       foil-run decode-eval SPEC.json [--root DIR] [--job-dir DIR] [--quiet]\n"
+          "  (under mpirun -np N or srun for N ranks; specs: worker/run/spec.h, worker/run/refresh.h,\n"
+          "   worker/run/deval.h)\n");
   return 2;
 }
 
@@ -56,7 +60,8 @@ int main(int argc, char **argv) {
     return foil_err_exit_code(err.code);
   }
   int pretrain = argc >= 3 && !strcmp(argv[1], "pretrain"), refresh = argc >= 3 && !strcmp(argv[1], "refresh");
-  if (!pretrain && !refresh) {
+  int deval = argc >= 3 && !strcmp(argv[1], "decode-eval");
+  if (!pretrain && !refresh && !deval) {
     if (comm_rank(c) == 0) usage();
     comm_destroy(&c);
     return 2;
@@ -85,6 +90,9 @@ int main(int argc, char **argv) {
   if (rc) {
   } else if (pretrain) {
     rc = pretrain_run(&a, c, &err);
+  } else if (deval) {
+    deval_args d = {.spec_path = a.spec_path, .root = a.root, .job_dir = a.job_dir, .quiet = a.quiet};
+    rc = deval_run(&d, c, &err);
   } else {
     r.spec_path = a.spec_path, r.root = a.root, r.job_dir = a.job_dir, r.quiet = a.quiet;
     rc = refresh_run(&r, c, &err);

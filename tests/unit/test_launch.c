@@ -76,6 +76,15 @@ static void test_pretrain(void) {
                             "/j/7/spec.json --root /r --job-dir /j/7 --quiet"),
          "%s", joined(v));
   launch_strv_free(&v);
+  /* decode-eval: the same again */
+  o.kind = "decode-eval";
+  CHECK(launch_is_foil_run("decode-eval"));
+  CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(v), "srun --ntasks=4 --nodelist=h1,h2 --kill-on-bad-exit=1 /bin/foil-run decode-eval "
+                            "/j/7/spec.json --root /r --job-dir /j/7 --quiet"),
+         "%s", joined(v));
+  launch_strv_free(&v);
+  o.kind = "refresh";
   o.slurm = 0;
   CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
   CHECKF(strstr(joined(v), "-x FOIL_RESTART_COUNT /bin/foil-run refresh /j/7/spec.json --root /r --job-dir /j/7 --quiet"),
@@ -109,8 +118,8 @@ static void test_command(void) {
   o.mpirun_args = NULL;
   /* refusals */
   foil_err err = {0};
-  launch_opts bad = {.kind = "decode-eval"};
-  CHECK(launch_argv(&bad, &v, &err) == FOIL_EINVAL && strstr(err.msg, "decode-eval"));
+  launch_opts bad = {.kind = "finetune"};
+  CHECK(launch_argv(&bad, &v, &err) == FOIL_EINVAL && strstr(err.msg, "finetune"));
   launch_opts empty = {.kind = "command"};
   CHECK(launch_argv(&empty, &v, &err) == FOIL_EINVAL && strstr(err.msg, "argv"));
 }

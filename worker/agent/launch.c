@@ -135,7 +135,7 @@ static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
 }
 
 int launch_is_foil_run(const char *kind) {
-  return kind && (!strcmp(kind, "pretrain") || !strcmp(kind, "refresh"));
+  return kind && (!strcmp(kind, "pretrain") || !strcmp(kind, "refresh") || !strcmp(kind, "decode-eval"));
 }
 
 int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
@@ -144,7 +144,7 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
   int foil_run = launch_is_foil_run(o->kind);
   int command = o->kind && !strcmp(o->kind, "command");
   if (!foil_run && !command)
-    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, command, serve)",
+    return foil_err_set(err, FOIL_EINVAL, "job kind '%s' cannot be run by this worker (pretrain, refresh, decode-eval, command, serve)",
                         o->kind ? o->kind : "");
   if (command && (!o->argc || !o->argv[0] || !o->argv[0][0]))
     return foil_err_set(err, FOIL_EINVAL, "a command job needs argv (the program and its arguments)");

@@ -3,7 +3,7 @@
  * --host list and its environment. Pure functions of their inputs (tested
  * in tests/unit/test_launch.c); nothing here forks.
  *
- * foil-run's kinds ("pretrain", "refresh"; KIND below):
+ * foil-run's kinds ("pretrain", "refresh", "decode-eval"; KIND below):
  *   mpirun -np R --host h1:r1,h2:r2 [mpirun-args] -x FOIL_PROGRESS
  *     -x FOIL_ATTEMPT_TOKEN -x FOIL_JOB_DIR -x FOIL_JOB_ID -x FOIL_ROOT
  *     -x FOIL_ATTEMPT -x FOIL_RESTART_COUNT
@@ -37,7 +37,7 @@
 #include "foil/v1/worker.pb-c.h"
 
 typedef struct {
-  const char *kind;                    /* "pretrain" | "refresh" | "command" | "serve" */
+  const char *kind;                    /* "pretrain" | "refresh" | "decode-eval" | "command" | "serve" */
   char *const *argv;                   /* command: program and arguments */
   size_t argc;
   Foil__V1__Placement *const *placement; /* head first; none means 1 rank here */
@@ -52,7 +52,7 @@ typedef struct {
   int slurm;                           /* 1: srun instead of mpirun */
 } launch_opts;
 
-/* 1 for the kinds foil-run runs from a spec file (pretrain, refresh). */
+/* 1 for the kinds foil-run runs from a spec file (pretrain, refresh, decode-eval). */
 int launch_is_foil_run(const char *kind);
 
 /* Ranks in all: the sum of the placement's ranks (1 when there is none). */

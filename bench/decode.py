@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""Decoding benchmark: every method against greedy search on the same model,
+in one run.
+
+    /usr/bin/python3 bench/decode.py [--build build] [--threads 1] [--new 64] [--quick]
+
+bench_decode (bench_decode.c) runs one method per fresh process on the demo
+decoder (4 layers, d 256, vocab 8000; cd's amateur: the demo amateur), 32-token
+prompts, `--new` tokens each without EOS, at batch 1 and 8. Prints per-step
+latency (ms), tokens/s, the ratio of per-step time to greedy's with the
+issue's target (contrastive search k=5 <= 1.3x, DoLa <= 1.15x, CAD and
+AdaCAD <= 1.2x; beam, sampling and contrastive decoding are listed without
+a target), and contrastive search's extra memory beside greedy's (peak
+resident memory the call added: it should be about greedy's, not k times).
+"""
+import argparse
+import json
+import os
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGETS = {"cs": 1.3, "dola": 1.15, "cad": 1.2, "adacad": 1.2}
+NAMES = {"greedy": "greedy", "sample": "sampling (top-p 0.95)", "beam": "beam search (4)",
+         "cs": "contrastive search (k=5)", "cd": "contrastive decoding", "cad": "CAD", "adacad": "AdaCAD",
+         "dola": "DoLa"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--quick", action="store_true", help="one timed call per method (noisier)")
+    a = ap.parse_args()
+    exe = os.path.join(a.build, "bench", "bench_decode")
+    reps = "1" if a.quick else "3"
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    print(f"threads {a.threads}, {a.new} new tokens per prompt, prompts of 32 tokens")
+    print(f"{'method':<26}{'batch':>6}{'ms/step':>9}{'tokens/s':>10}{'vs greedy':>11}{'target':>8}  {'':<4}"
+          f"{'mem MiB':>8}")
+    fails = 0
+    for batch in (1, 8):
+        res = {}
+        for m in NAMES:
+            out = subprocess.run([exe, m, str(batch), str(a.threads), str(a.new), reps], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            res[m] = json.loads(out.strip().splitlines()[-1])
+        g = res["greedy"]["per_step_ms"]
+        for m, r in res.items():
+            ratio = r["per_step_ms"] / g
+            t = TARGETS.get(m)
+            ok = "" if t is None else ("ok" if ratio <= t else "MISS")
+            fails += ok == "MISS"
+            print(f"{NAMES[m]:<26}{batch:>6}{r['per_step_ms']:>9.2f}{r['tokens_per_s']:>10.1f}{ratio:>10.2f}x"
+                  f"{(f'{t:.2f}x' if t else '-'):>8}  {ok:<4}{r['mem_kb'] / 1024:>8.2f}")
+        mg, mc = res["greedy"]["mem_kb"], res["cs"]["mem_kb"]
+        print(f"  batch {batch}: contrastive search adds {mc / 1024:.2f} MiB, greedy {mg / 1024:.2f} MiB "
+              f"({mc / max(mg, 1):.2f}x; k = 5 copies of the cache would be ~5x)")
+    print(f"{fails} target(s) missed")
+
+
+if __name__ == "__main__":
+    main()

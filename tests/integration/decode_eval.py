@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""The decode-eval job end to end (worker/run/deval.h).
+
+    decode_eval.py FOIL FOIL_RUN MPIEXEC WORKDIR [MPI FLAGS...]
+
+1. A tiny lm dataset written here with h5py (documents and prompts with
+   continuations), its BPE learnt by `foil tokenizer train --lm`, a tiny
+   decoder and a smaller amateur trained for a few steps by
+   `foil-run pretrain` (model.kind "decoder").
+2. `foil-run decode-eval` with greedy, beam, sampling (2 seeds),
+   contrastive search, contrastive decoding, CAD, AdaCAD and DoLa on 1 and
+   on 2 ranks: generations.jsonl is byte-identical.
+3. Every deterministic method's generation equals the PyTorch re-derivation
+   of tests/reference/generate_ref.py (its own full-recompute loops, float64)
+   run on the checkpoint's weights read with h5py, from the prompt ids that
+   `foil tokenizer encode` gives; ids back to text with `foil tokenizer decode`.
+   Prompts from a JSONL file with "context": CAD on context + prompt vs
+   prompt, re-derived the same way.
+4. metrics.json: each method's metrics (rep-n, diversity, length,
+   perplexity and MAUVE under the model as scorer) equal
+   `foil textmetrics --json --scorer` on that method's rows of
+   generations.jsonl.
+5. A bad spec is refused naming the key, and writes nothing.
+6. Through a local cluster: a submitted decode-eval job completes and
+   `foil status` shows its metrics.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "reference"))
+import generate_ref as ref  # noqa: E402
+
+foil, foil_run, mpiexec, work = sys.argv[1:5]
+mpi_flags = sys.argv[5:]
+shutil.rmtree(work, ignore_errors=True)
+root = os.path.join(work, "root")
+ds = os.path.join(root, "datasets", "tiny")
+os.makedirs(ds)
+failures = []
+T0 = time.time()
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+# ---- 1. data, tokenizer, two decoders ------------------------------------------------------
+rng = random.Random(11)
+NOUNS = "house garden river letter sister carriage morning evening window village".split()
+ADJS = "quiet little pleasant young old bright cold".split()
+VERBS = "saw visited left found admired remembered".split()
+NAMES = "Elinor Marianne Elizabeth Jane Emma Anne".split()
+
+
+def sentence():
+    return (f"{rng.choice(NAMES)} {rng.choice(VERBS)} the {rng.choice(ADJS)} {rng.choice(NOUNS)} "
+            f"near the {rng.choice(NOUNS)}.")
+
+
+def document():
+    return " ".join(sentence() for _ in range(rng.randint(4, 8)))
+
+
+splits = {"train": [document() for _ in range(60)], "valid": [document() for _ in range(6)],
+          "test": [document() for _ in range(7)]}
+prompts, conts = [], []
+for d in splits["test"]:
+    w = d.split(" ")
+    prompts.append(" ".join(w[:8]))
+    conts.append(" " + " ".join(w[8:20]))
+with h5py.File(os.path.join(ds, "lm.h5"), "w") as f:
+    f.attrs["foil_format"] = "foil.lm.v1"
+    for name, docs in splits.items():
+        g = f.create_group(name)
+        g.create_dataset("text", data=docs, dtype=h5py.string_dtype())
+        g.create_dataset("source", data=[f"test:{i}" for i in range(len(docs))], dtype=h5py.string_dtype())
+        g.attrs["count"] = len(docs)
+    g = f.create_group("prompts")
+    g.create_dataset("prompt", data=prompts, dtype=h5py.string_dtype())
+    g.create_dataset("continuation", data=conts, dtype=h5py.string_dtype())
+    g.attrs["count"] = len(prompts)
+bpe = os.path.join(work, "bpe")
+subprocess.run([foil, "tokenizer", "train", "--lm", os.path.join(ds, "lm.h5"), "--vocab-size", "300",
+                "--out", bpe], check=True, stdout=subprocess.DEVNULL)
+vocab_json = os.path.join(bpe, "vocab.json")
+EOT = json.load(open(vocab_json))["<|endoftext|>"]
+
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def pretrain(name, layers, d, steps):
+    spec = {"kind": "pretrain", "name": name, "seed": 3,
+            "model": {"kind": "decoder", "n_layers": layers, "d_model": d, "n_heads": 2, "d_ff": 2 * d,
+                      "max_len": 64, "dropout": 0.0, "tokenizer": vocab_json},
+            "data": {"dataset": "tiny"}, "loss": {"kind": "causal_lm"}, "batch_per_rank": 8, "steps": steps,
+            "optimizer": {"lr": 0.01, "warmup_steps": 3, "weight_decay": 0.01},
+            "checkpoint": {"every_steps": steps, "keep_last": 1}, "eval": {"every_steps": steps, "tokens": 512},
+            "log_every_steps": steps, "threads": 1}
+    path = os.path.join(work, name + ".json")
+    json.dump(spec, open(path, "w"))
+    subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "pretrain", path, "--root", root,
+                    "--job-dir", os.path.join(work, name), "--quiet"], check=True, env=env)
+    return os.path.join(work, name)
+
+
+expert_dir = pretrain("expert", 2, 32, 150)
+amateur_dir = pretrain("amateur", 1, 16, 40)
+print(f"trained expert and amateur in {time.time() - T0:.1f} s")
+
+METHODS = [
+    {"method": "greedy"},
+    {"name": "beam2", "method": "beam", "num_beams": 2},
+    {"name": "topk", "method": "sample", "top_k": 20},
+    {"name": "cs", "method": "contrastive_search", "top_k": 4, "alpha": 0.6},
+    {"name": "cd", "method": "contrastive_decoding", "num_beams": 2},
+    {"name": "cad", "method": "cad", "alpha": 0.5},
+    {"name": "adacad", "method": "adacad"},
+    {"name": "dola", "method": "dola"},
+]
+NEW = 10
+# perplexity and MAUVE with the model itself as the scorer (the default)
+USE_SCORER = True
+
+
+def deval_spec(name, **over):
+    spec = {"kind": "decode-eval", "name": name, "model": expert_dir, "amateur": amateur_dir,
+            "prompts": {"dataset": "tiny", "query_words": 5}, "methods": METHODS, "max_new_tokens": NEW,
+            "seeds": [1, 2], "batch": 3, "threads": 1,
+            "metrics": {"scorer": USE_SCORER}}
+    spec.update(over)
+    spec = {k: v for k, v in spec.items() if v is not None}
+    path = os.path.join(work, name + ".json")
+    json.dump(spec, open(path, "w"))
+    return path
+
+
+def err_line(r):
+    return " | ".join(x for x in r.stderr.splitlines() if x.startswith("foil-run"))[:400]
+
+
+def deval(spec, job, ranks):
+    return subprocess.run([mpiexec, *mpi_flags, "-np", str(ranks), foil_run, "decode-eval", spec, "--root", root,
+                           "--job-dir", os.path.join(work, job), "--quiet"], env=env, capture_output=True, text=True)
+
+
+# ---- 2. 1 rank and 2 ranks ----------------------------------------------------------------------
+spec = deval_spec("lm")
+t = time.time()
+r1 = deval(spec, "one", 1)
+check(r1.returncode == 0, "decode-eval on 1 rank " + err_line(r1))
+r2 = deval(spec, "two", 2)
+check(r2.returncode == 0, "decode-eval on 2 ranks " + err_line(r2))
+print(f"two decode-eval runs in {time.time() - t:.1f} s")
+g1 = open(os.path.join(work, "one", "generations.jsonl"), "rb").read()
+g2 = open(os.path.join(work, "two", "generations.jsonl"), "rb").read()
+check(g1 == g2, "generations.jsonl identical on 1 and 2 ranks")
+rows = [json.loads(line) for line in g1.decode().splitlines()]
+n = len(prompts)
+want_rows = n * (len(METHODS) + 1)  # sample runs twice (2 seeds)
+check(len(rows) == want_rows, f"{want_rows} generations ({len(rows)})")
+check([r["prompt_index"] for r in rows[:n]] == list(range(n)) and rows[0]["method"] == "greedy",
+      "rows in method, seed, prompt order")
+check(all(r["reference"] == conts[r["prompt_index"]] and r["prompt"] == prompts[r["prompt_index"]] for r in rows),
+      "each row carries its prompt and its continuation as the reference")
+s1 = [r["generation"] for r in rows if r["method"] == "topk" and r["seed"] == 1]
+s2 = [r["generation"] for r in rows if r["method"] == "topk" and r["seed"] == 2]
+check(len(s1) == n and s1 != s2 and all(r["seed"] is None for r in rows if r["method"] == "greedy"),
+      "sampling runs once per seed (different draws), greedy once with seed null")
+
+# ---- 3. each generation is what the method gives: PyTorch re-derivation --------------------------
+
+
+def load_model(job):
+    d = os.path.join(work, job, "ckpt")
+    path = os.path.join(d, sorted(os.listdir(d))[-1])
+    with h5py.File(path, "r") as f:
+        a = f["model"].attrs
+        c = {k: int(a[k]) for k in ("n_layers", "d_model", "n_heads", "d_ff", "max_len", "vocab")}
+        p = {name: f["model"][name][()] for name in ref.shapes(c)}
+    return ref.GPT2(c, p)
+
+
+def encode(texts):
+    path = os.path.join(work, "enc.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(texts) + "\n")
+    out = subprocess.run([foil, "tokenizer", "encode", "--vocab", vocab_json, "--no-special", "--file", path],
+                         check=True, capture_output=True, text=True).stdout
+    return [[EOT] + [int(x) for x in line.split()] for line in out.splitlines()]
+
+
+def decode(ids):
+    ids = [i for i in ids if i != EOT]
+    if not ids:
+        return ""
+    return subprocess.run([foil, "tokenizer", "decode", "--vocab", vocab_json, *map(str, ids)], check=True,
+                          capture_output=True, text=True).stdout.rstrip("\n")
+
+
+exp, ama = load_model("expert"), load_model("amateur")
+full = encode(prompts)
+query = encode([" ".join(p.split(" ")[-5:]) for p in prompts])
+derive = {
+    "greedy": lambda i: ref.greedy(exp, full[i], NEW, EOT),
+    "beam2": lambda i: ref.beam_search(exp, None, full[i], NEW, EOT, 2, 1.0, False, None),
+    "cs": lambda i: ref.contrastive_search(exp, full[i], NEW, EOT, 4, 0.6),
+    "cd": lambda i: ref.beam_search(exp, ama, full[i], NEW, EOT, 2, 1.0, False, (0.1, 1.0, 0.5, 2, True)),
+    "cad": lambda i: ref.cad(exp, full[i], query[i], NEW, EOT, 0.5, False, 0)[0],
+    "adacad": lambda i: ref.cad(exp, full[i], query[i], NEW, EOT, 0.5, True, 0)[0],
+    "dola": lambda i: ref.dola(exp, full[i], NEW, EOT, "high", 1.2),
+}
+for name, fn in derive.items():
+    got = [r["generation"] for r in rows if r["method"] == name]
+    want = [decode(fn(i)) for i in range(n)]
+    same = sum(g == w for g, w in zip(got, want))
+    check(same == n, f"{name}: {same}/{n} generations equal PyTorch's" +
+          ("" if same == n else f" (first diff: {next((g, w) for g, w in zip(got, want) if g != w)})"))
+check(len({r["generation"] for r in rows}) > 3, "the methods do not all say the same")
+
+# prompts from a JSONL file: "context" + " " + "prompt" is the whole prompt, "prompt" alone the query
+jl = os.path.join(work, "prompts.jsonl")
+jrows = [{"prompt": "Emma saw the", "context": prompts[0], "reference": "x"},
+         {"prompt": "Jane left the cold"}, {"prompt": "Anne found", "context": prompts[3]}]
+with open(jl, "w") as f:
+    f.write("\n".join(json.dumps(r) for r in jrows) + "\n\n")
+js = deval_spec("jl", prompts={"file": jl}, amateur=None, methods=[{"method": "cad"}], seeds=None,
+                metrics={"scorer": False})
+r = deval(js, "jl", 1)
+check(r.returncode == 0, "decode-eval on JSONL prompts " + err_line(r))
+jg = [json.loads(line) for line in open(os.path.join(work, "jl", "generations.jsonl"))]
+whole = [(x["context"] + " " if x.get("context") else "") + x["prompt"] for x in jrows]
+check([x["prompt"] for x in jg] == whole and [x["reference"] for x in jg] == ["x", None, None],
+      "JSONL: the row's prompt is context + prompt, its reference as given (else null)")
+jw, jq = encode(whole), encode([x["prompt"] for x in jrows])
+same = sum(x["generation"] == decode(ref.cad(exp, jw[i], jq[i], NEW, EOT, 0.5, False, 0)[0]) for i, x in enumerate(jg))
+check(same == len(jrows), f"JSONL: cad with the context: {same}/{len(jrows)} equal PyTorch's")
+
+# ---- 4. metrics.json = foil textmetrics on the method's rows -------------------------------------
+m = json.load(open(os.path.join(work, "one", "metrics.json")))
+check([x["name"] for x in m["methods"]] == [x.get("name", x["method"]) for x in METHODS], "a row per method")
+check(m["prompts"] == n and m["ranks"] == 1, "metrics.json: prompts and ranks")
+scorer_args = ["--scorer", m["model"]] if USE_SCORER else []
+for x in m["methods"]:
+    part = os.path.join(work, "part.jsonl")
+    with open(part, "w") as f:
+        for r in rows:
+            if r["method"] == x["name"]:
+                f.write(json.dumps(r) + "\n")
+    # one thread, as the job ran ("threads": 1): the scorer's sums then add in the same order
+    cli = subprocess.run([foil, "textmetrics", part, "--json", *scorer_args], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
+    if cli.returncode:
+        check(False, f"foil textmetrics on {x['name']}'s rows: {cli.stderr.strip()}")
+        continue
+    want = json.loads(cli.stdout)
+    diff = {k: (x.get(k), v) for k, v in want.items() if x.get(k) != v}
+    check(not diff, f"{x['name']}: metrics.json equals foil textmetrics ({len(want)} keys){diff or ''}")
+    check(x["tokens_per_s"] > 0 and x["per_token_ms"] > 0 and x["tokens"] > 0, f"{x['name']}: timed")
+log = open(os.path.join(work, "one", "log")).read()
+check("rep-2" in log and "tokens/s" in log and all(x["name"] in log for x in m["methods"]), "the log holds the table")
+lines = [json.loads(line) for line in open(os.path.join(work, "one", "metrics"))]
+check(len(lines) == len(METHODS), "one metrics line per method")
+
+# ---- 5. refusals ----------------------------------------------------------------------------------
+bad = deval_spec("bad", methods=[{"method": "greedy", "top_k": 3}])
+r = deval(bad, "bad", 1)
+check(r.returncode != 0 and "methods[0]" in r.stderr and "top_k" in r.stderr, "unknown method key refused: " + err_line(r))
+check(not os.path.exists(os.path.join(work, "bad", "generations.jsonl")), "nothing written")
+bad = deval_spec("bad2", max_new_tokens=63)
+r = deval(bad, "bad2", 1)
+check(r.returncode != 0 and "max_new_tokens" in r.stderr, "max_new_tokens beyond max_len refused: " + err_line(r))
+
+# ---- 6. through the cluster -------------------------------------------------------------------------
+try:
+    sys.path.insert(0, HERE)
+    from foilcluster import STATE, Cluster
+except ImportError as e:
+    Cluster = None
+    print("cluster part skipped: %s" % e)
+if Cluster:
+    cl = Cluster(os.path.dirname(os.path.abspath(foil)), os.path.join(work, "cluster-root"))
+    os.symlink(os.path.join(root, "datasets"), os.path.join(cl.root, "datasets"))
+    cspec = deval_spec("cl", methods=METHODS[:2], amateur=None, job={"ranks": 2})
+    cl.start_coordinator()
+    try:
+        cl.start_worker("n1", slots=2, extra_args=["--mpirun-args", " ".join(mpi_flags)])
+        r = cl.foil("submit", cspec)
+        check(r.returncode == 0, "foil submit of a decode-eval job: %s %s" % (r.stdout.strip(), r.stderr.strip()))
+        jid = int(r.stdout.strip())
+        j = cl.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED", "JOB_NODE_FAIL", "JOB_CANCELLED"}, 120)
+        check(STATE.Name(j.state) == "JOB_COMPLETED", "decode-eval job COMPLETED (%s: %s)\n%s"
+              % (STATE.Name(j.state), j.reason, cl.log(jid)[-1500:]))
+        jd = os.path.join(cl.root, "jobs", str(jid))
+        cg = open(os.path.join(jd, "generations.jsonl"), "rb").read()
+        check(cg.splitlines() == g1.splitlines()[:2 * n], "the cluster's generations equal the direct run's")
+        st = cl.foil("status", str(jid))
+        check(st.returncode == 0 and "greedy" in st.stdout and "rep_4" in st.stdout,
+              "foil status shows the metrics: " + st.stdout.strip()[-400:])
+    finally:
+        codes = cl.stop()
+    check(all(v == 0 for v in codes.values()), "daemons exit cleanly: %s" % codes)
+
+print(f"total {time.time() - T0:.1f} s")
+if failures:
+    sys.exit("%d check(s) failed" % len(failures))
+print("all checks passed")
