@@ -98,37 +98,77 @@ int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err
   return FOIL_OK;
 }
 
+/* One vocabulary entry for top-p: its logit, id and exp(logit - max). */
 typedef struct {
+  double e;
   float val;
   int id;
 } vid;
 
-/* Ascending by value, equal values by increasing id (a stable sort). */
-static int vid_asc(const void *a, const void *b) {
-  const vid *x = a, *y = b;
-  if (x->val < y->val) return -1;
-  if (x->val > y->val) return 1;
-  return (x->id > y->id) - (x->id < y->id);
+/* HF's order: ascending by value, equal values by increasing id (the order
+ * of torch.sort(stable=True)); a total order, as ids differ. */
+static int vid_less(const vid *x, const vid *y) {
+  return x->val < y->val || (x->val == y->val && x->id < y->id);
+}
+
+static void vid_swap(vid *a, int i, int j) {
+  vid t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+}
+
+/* How many entries of s[0..V) HF's top-p removes: the longest prefix of the
+ * sorted order whose cumulative probability is <= budget and that leaves
+ * the top min_keep. Never sorts: a quickselect on the cumulative mass
+ * moves the removed entries to s[0..count) (in no particular order), each
+ * round partitioning the undecided range around a pivot and keeping the
+ * side where the boundary lies. Expected O(V). */
+static int top_p_removed(vid *s, int V, double tot, double budget, int keep_from) {
+  int lo = 0, hi = V; /* undecided range; s[0..lo) removed, s[hi..V) kept */
+  double base = 0;    /* mass of s[0..lo) */
+  while (lo < hi) {
+    /* median of three as the pivot, moved to hi-1 */
+    int mid = lo + (hi - lo) / 2;
+    if (vid_less(&s[mid], &s[lo])) vid_swap(s, mid, lo);
+    if (vid_less(&s[hi - 1], &s[lo])) vid_swap(s, hi - 1, lo);
+    if (vid_less(&s[mid], &s[hi - 1])) vid_swap(s, mid, hi - 1);
+    const vid piv = s[hi - 1];
+    int i = lo;
+    double less = 0;
+    for (int j = lo; j < hi - 1; j++)
+      if (vid_less(&s[j], &piv)) {
+        less += s[j].e;
+        vid_swap(s, i++, j);
+      }
+    vid_swap(s, i, hi - 1); /* the pivot at its rank i */
+    double cum = base + less + piv.e;
+    if (i < keep_from && cum / tot <= budget) {
+      base = cum; /* the pivot and everything below it go */
+      lo = i + 1;
+    } else {
+      hi = i; /* the pivot stays, and so does everything above it */
+    }
+  }
+  return lo;
 }
 
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err) {
   if (p >= 1.0f) return FOIL_OK;
   vid *s = malloc((size_t)V * sizeof *s);
   if (!s) return foil_err_set(err, FOIL_ENOMEM, "top-p: out of memory for %d entries", V);
+  const int keep_from = V - (min_keep > 0 ? min_keep : 0);
   for (int n = 0; n < N; n++) {
     float *x = logits + (size_t)n * V;
-    for (int v = 0; v < V; v++) s[v] = (vid){x[v], v};
-    qsort(s, (size_t)V, sizeof *s, vid_asc);
-    float m = s[V - 1].val;
+    float m = row_max(x, V);
+    if (m == -INFINITY) continue; /* every entry filtered: nothing to rank */
     double tot = 0;
-    for (int v = 0; v < V; v++) tot += exp((double)s[v].val - m);
-    double cum = 0;
-    int keep_from = V - (min_keep > 0 ? min_keep : 0);
-    for (int i = 0; i < V; i++) {
-      cum += exp((double)s[i].val - m) / tot;
-      if (i >= keep_from || !(cum <= 1.0 - (double)p)) break;
-      x[s[i].id] = -INFINITY;
+    for (int v = 0; v < V; v++) {
+      double e = exp((double)x[v] - m);
+      s[v] = (vid){e, x[v], v};
+      tot += e;
     }
+    int r = top_p_removed(s, V, tot, 1.0 - (double)p, keep_from);
+    for (int i = 0; i < r; i++) x[s[i].id] = -INFINITY;
   }
   free(s);
   return FOIL_OK;

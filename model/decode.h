@@ -10,8 +10,7 @@
  * Arithmetic: float32 values in, sums and exponentials in double.
  * Ownership: callers own every buffer; nothing here allocates except
  * decode_top_p, decode_beam_new and the noted scratch users, which return
- * FOIL_ENOMEM on failure. Cost: O(V) per row unless noted (top-p and
- * relative-top sort: O(V log V)).
+ * FOIL_ENOMEM on failure. Cost: O(V) per row unless noted.
  *
  * The references these follow (each function says which, and which quirk
  * it follows or fixes):
@@ -55,7 +54,11 @@ int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err
 /* HF TopPLogitsWarper: sort ascending (stable: equal values by increasing
  * id, as torch.sort(stable=True)), remove the prefix whose cumulative
  * probability is <= 1 - p, never the last min_keep; removed -> -inf.
- * p >= 1: no-op. Scratch O(V) per call (FOIL_ENOMEM). */
+ * p >= 1: no-op. Scratch O(V) per call (FOIL_ENOMEM). Expected O(V) per
+ * row, one exp per entry: a quickselect on the cumulative mass finds the
+ * removed prefix without sorting (sums in double, in id order for the
+ * total and partition order for the prefix: equal to a sequential sorted
+ * cumsum up to rounding, as HF's own double cumsum). */
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err);
 /* HF RepetitionPenaltyLogitsProcessor on one row: for every distinct id in
  * ids[0..n) (prompt and generated so far), logit < 0 ? logit·penalty :

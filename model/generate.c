@@ -368,7 +368,12 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   gen_state s;
   if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
   decoder_cache *c = NULL;
-  float *layers = malloc((size_t)(L + 1) * P * V * sizeof *layers);
+  /* only the candidate premature layers and the final one are headed:
+   * which[0..nc) = lay, which[nc] = L; layers [nc+1, P, V] */
+  int which[65];
+  memcpy(which, lay, (size_t)nc * sizeof *which);
+  which[nc] = L;
+  float *layers = malloc((size_t)(nc + 1) * P * V * sizeof *layers);
   float *cand = malloc((size_t)nc * V * sizeof *cand);
   float *x = malloc((size_t)V * sizeof *x);
   int32_t *next = calloc((size_t)P, sizeof *next);
@@ -377,13 +382,14 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
     goto done;
   }
   if ((rc = decoder_cache_new(&c, d, P, maxlen, 1, err))) goto done;
-  if ((rc = decoder_prefill(d, c, ids, lens, T, NULL, NULL, layers, err))) goto done;
+  if ((rc = decoder_prefill(d, c, ids, lens, T, NULL, NULL, NULL, err))) goto done;
+  if ((rc = decoder_layer_logits(d, c, which, nc + 1, layers, err))) goto done;
   for (int step = 0; step < o->max_new_tokens; step++) {
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
-      const float *fin = layers + ((size_t)L * P + p) * V;
+      const float *fin = layers + ((size_t)nc * P + p) * V;
       for (int i = 0; i < nc; i++)
-        memcpy(cand + (size_t)i * V, layers + ((size_t)lay[i] * P + p) * V, (size_t)V * sizeof *cand);
+        memcpy(cand + (size_t)i * V, layers + ((size_t)i * P + p) * V, (size_t)V * sizeof *cand);
       int sel = nc == 1 ? 0 : decode_dola_select(cand, fin, nc, V, NULL);
       decode_dola_contrast(x, fin, cand + (size_t)sel * V, V, cfg->relative_top, 1);
       int tok = pick(o, &s, p, x, step, err);
@@ -395,7 +401,8 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
       emit(o, &s, p, tok, step, out, out_len);
     }
     if (!any_active(&s)) break;
-    if ((rc = decoder_step(d, c, next, 1, s.active, NULL, NULL, layers, err))) goto done;
+    if ((rc = decoder_step(d, c, next, 1, s.active, NULL, NULL, NULL, err))) goto done;
+    if ((rc = decoder_layer_logits(d, c, which, nc + 1, layers, err))) goto done;
     decoder_cache_commit(c, NULL, s.active);
   }
 done:
