@@ -39,6 +39,13 @@ void decode_log_softmax(float *out, const float *x, int V) {
   for (int v = 0; v < V; v++) out[v] = (float)((double)x[v] - ls);
 }
 
+void decode_probs_at(float *out, const float *x, int V, const int32_t *ids, int n) {
+  float m = row_max(x, V);
+  double s = 0;
+  for (int v = 0; v < V; v++) s += exp((double)x[v] - m);
+  for (int i = 0; i < n; i++) out[i] = (float)(exp((double)x[ids[i]] - m) / s);
+}
+
 void decode_softmax(float *out, const float *x, int V) {
   float m = row_max(x, V);
   double s = 0;
@@ -266,20 +273,28 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
 /* ---- combinations ----------------------------------------------------------------*/
 
 double decode_jsd(const float *a, const float *b, int V) {
-  float ma = row_max(a, V), mb = row_max(b, V);
+  float ma = -INFINITY, mb = -INFINITY;
+  for (int v = 0; v < V; v++) {
+    ma = a[v] > ma ? a[v] : ma;
+    mb = b[v] > mb ? b[v] : mb;
+  }
   double sa = 0, sb = 0;
   for (int v = 0; v < V; v++) {
     sa += exp((double)a[v] - ma);
     sb += exp((double)b[v] - mb);
   }
+  /* log p = a - lse(a) directly (no log of p): 2 exps and 1 log per entry */
+  const double lsa = log(sa) + ma, lsb = log(sb) + mb, lfloor = log(1e-9);
   double js = 0;
   for (int v = 0; v < V; v++) {
-    double p = exp((double)a[v] - ma) / sa, q = exp((double)b[v] - mb) / sb;
+    double lp = (double)a[v] - lsa, lq = (double)b[v] - lsb;
+    double p = exp(lp), q = exp(lq);
     double m = 0.5 * (p + q);
-    double lm = log(m > 1e-9 ? m : 1e-9);
+    double lm = m > 1e-9 ? log(m) : lfloor;
     double pc = p > 1e-9 ? p : 1e-9, qc = q > 1e-9 ? q : 1e-9;
+    double lpc = p > 1e-9 ? lp : lfloor, lqc = q > 1e-9 ? lq : lfloor;
     /* F.kl_div(m_log, p) = p·(log p - log m), with p clamped as get_jsd. */
-    js += 0.5 * (pc * (log(pc) - lm) + qc * (log(qc) - lm));
+    js += 0.5 * (pc * (lpc - lm) + qc * (lqc - lm));
   }
   return js;
 }
@@ -374,10 +389,27 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
 
 void decode_dola_contrast(float *out, const float *final, const float *base, int V,
                           float relative_top, int min_keep) {
-  decode_log_softmax(out, final, V);
-  float mx = row_max(out, V);
+  /* both normalizers in one pass over the two rows */
+  float mf = -INFINITY, fb_max = -INFINITY;
+  for (int v = 0; v < V; v++) {
+    mf = final[v] > mf ? final[v] : mf;
+    fb_max = base[v] > fb_max ? base[v] : fb_max;
+  }
+  if (mf == -INFINITY) {
+    for (int v = 0; v < V; v++) out[v] = -INFINITY;
+    return;
+  }
+  double sf = 0, sb = 0;
+  for (int v = 0; v < V; v++) {
+    sf += exp((double)final[v] - mf);
+    sb += exp((double)base[v] - fb_max);
+  }
+  const double lsf = log(sf) + mf, lsb = log(sb) + fb_max;
+  /* max of log_softmax(final): rounding is monotone, so it is the max's */
+  float mx = (float)((double)mf - lsf);
   double th = (double)mx + log((double)relative_top);
   if (min_keep > 1) {
+    for (int v = 0; v < V; v++) out[v] = (float)((double)final[v] - lsf);
     /* the min_keep-th largest of out */
     float prev = INFINITY, kth = -INFINITY;
     int cnt = 0;
@@ -395,16 +427,10 @@ void decode_dola_contrast(float *out, const float *final, const float *base, int
     }
     if (kth < th) th = kth;
   }
-  float fb_max = row_max(base, V);
-  double sb = 0;
-  for (int v = 0; v < V; v++) sb += exp((double)base[v] - fb_max);
-  double lsb = log(sb) + fb_max;
   float thf = (float)th; /* HF compares float32 against float32 */
   for (int v = 0; v < V; v++) {
-    if (out[v] < thf)
-      out[v] = -INFINITY;
-    else
-      out[v] = out[v] - (float)((double)base[v] - lsb);
+    float f = (float)((double)final[v] - lsf); /* log_softmax(final)[v] */
+    out[v] = f < thf ? -INFINITY : f - (float)((double)base[v] - lsb);
   }
 }
 

@@ -41,6 +41,10 @@ void decode_argmax_rows(int32_t *out, const float *logits, int N, int V);
 void decode_log_softmax(float *out, const float *x, int V);
 /* out = softmax(x) (out may equal x). */
 void decode_softmax(float *out, const float *x, int V);
+/* out[i] = softmax(x)[ids[i]] for n ids in [0,V), the same values as
+ * decode_softmax's at those ids; one exp per entry for the normalizer plus
+ * n (contrastive search's candidate probabilities without a [V] row). */
+void decode_probs_at(float *out, const float *x, int V, const int32_t *ids, int n);
 
 /* ---- logits processors (in place, N rows) ----------------------------------*/
 

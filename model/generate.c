@@ -225,16 +225,16 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)P * V * sizeof *logits);
-  float *clog = malloc((size_t)P * K * V * sizeof *clog);
+  float *clog = malloc((size_t)P * V * sizeof *clog); /* the winners' next logits */
   float *chid = malloc((size_t)P * K * C * sizeof *chid);
+  float *wh = malloc((size_t)P * C * sizeof *wh); /* the winners' states, active prompts */
   float *ctx = malloc((size_t)P * maxlen * C * sizeof *ctx);
   float *prompt_h = malloc((size_t)P * T * C * sizeof *prompt_h);
-  float *prob = malloc((size_t)V * sizeof *prob);
   int32_t *cand = calloc((size_t)P * K, sizeof *cand);
   int *choice = calloc((size_t)P, sizeof *choice);
   int *nctx = calloc((size_t)P, sizeof *nctx);
   float pk[64], *pkv = K <= 64 ? pk : malloc((size_t)K * sizeof *pkv);
-  if (!logits || !clog || !chid || !ctx || !prompt_h || !prob || !cand || !choice || !nctx || !pkv) {
+  if (!logits || !clog || !chid || !wh || !ctx || !prompt_h || !cand || !choice || !nctx || !pkv) {
     rc = foil_err_set(err, FOIL_ENOMEM, "contrastive search: out of memory");
     goto done;
   }
@@ -257,20 +257,27 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
                                   o->repetition_penalty, s.seen);
       decode_topk_ids(x, V, K, cand + (size_t)p * K, NULL);
     }
-    /* 2. one forward of k candidate rows per prompt on the shared cache */
-    if ((rc = decoder_step(d, c, cand, K, s.active, clog, chid, NULL, err))) goto done;
-    /* 3. selection, commit of the winner, its logits and state carried on */
+    /* 2. one forward of k candidate rows per prompt on the shared cache:
+     * states only; the selection needs no candidate logits */
+    if ((rc = decoder_step(d, c, cand, K, s.active, NULL, chid, NULL, err))) goto done;
+    /* 3. selection, commit of the winner, its state carried on */
+    int na = 0;
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
-      decode_softmax(prob, logits + (size_t)p * V, V);
-      for (int k = 0; k < K; k++) pkv[k] = prob[cand[(size_t)p * K + k]];
+      decode_probs_at(pkv, logits + (size_t)p * V, V, cand + (size_t)p * K, K);
       int w = decode_cs_select(pkv, chid + (size_t)p * K * C, ctx + (size_t)p * maxlen * C, NULL,
                                K, nctx[p], C, cfg->alpha, NULL);
       choice[p] = w;
       memcpy(ctx + ((size_t)p * maxlen + nctx[p]++) * C, chid + ((size_t)p * K + w) * C,
              (size_t)C * sizeof *ctx);
-      memcpy(logits + (size_t)p * V, clog + ((size_t)p * K + w) * V, (size_t)V * sizeof *logits);
+      memcpy(wh + (size_t)na++ * C, chid + ((size_t)p * K + w) * C, (size_t)C * sizeof *wh);
     }
+    /* 4. the LM head for the winners alone (k times fewer rows than the
+     * candidates' logits, which HF computes and drops) */
+    decoder_lm_head(d, clog, wh, na);
+    for (int p = 0, g = 0; p < P; p++)
+      if (s.active[p])
+        memcpy(logits + (size_t)p * V, clog + (size_t)g++ * V, (size_t)V * sizeof *logits);
     decoder_cache_commit(c, choice, s.active);
     for (int p = 0; p < P; p++)
       if (s.active[p]) emit(o, &s, p, cand[(size_t)p * K + choice[p]], step, out, out_len);
@@ -283,7 +290,7 @@ done:
   free(chid);
   free(ctx);
   free(prompt_h);
-  free(prob);
+  free(wh);
   free(cand);
   free(choice);
   free(nctx);
