@@ -237,34 +237,51 @@ void decode_topk_ids(const float *x, int V, int k, int32_t *ids, float *vals) {
 
 /* ---- contrastive search --------------------------------------------------------*/
 
+/* sum of a[i]·b[i] in double, in 8 independent lanes (a vector loop) */
+static double dot_d(const float *a, const float *b, int C) {
+  double acc[8] = {0}, s = 0;
+  int i = 0;
+  for (; i + 8 <= C; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += (double)a[i + u] * b[i + u];
+  for (int u = 0; u < 8; u++) s += acc[u];
+  for (; i < C; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
 static double norm_of(const float *h, int C) {
-  double s = 0;
-  for (int c = 0; c < C; c++) s += (double)h[c] * h[c];
-  s = sqrt(s);
+  double s = sqrt(dot_d(h, h, C));
   return s > 1e-12 ? s : 1e-12;
 }
 
 int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h,
                      const uint8_t *ctx_mask, int k, int S, int C, float alpha, float *scores) {
+  /* context rows outer: each context norm once, not once per candidate */
+  double nc[64], mx[64];
   int best = 0;
   double best_s = -INFINITY;
-  for (int c = 0; c < k; c++) {
-    const float *hc = cand_h + (size_t)c * C;
-    double nc = norm_of(hc, C), mx = -INFINITY;
+  for (int c0 = 0; c0 < k; c0 += 64) {
+    const int kc = k - c0 < 64 ? k - c0 : 64;
+    for (int c = 0; c < kc; c++) {
+      nc[c] = norm_of(cand_h + (size_t)(c0 + c) * C, C);
+      mx[c] = -INFINITY;
+    }
     for (int j = 0; j < S; j++) {
       if (ctx_mask && !ctx_mask[j]) continue;
       const float *hj = ctx_h + (size_t)j * C;
-      double dot = 0;
-      for (int i = 0; i < C; i++) dot += (double)hc[i] * hj[i];
-      double cs = dot / (nc * norm_of(hj, C));
-      if (cs > mx) mx = cs;
+      const double nj = norm_of(hj, C);
+      for (int c = 0; c < kc; c++) {
+        double cs = dot_d(cand_h + (size_t)(c0 + c) * C, hj, C) / (nc[c] * nj);
+        if (cs > mx[c]) mx[c] = cs;
+      }
     }
-    if (mx == -INFINITY) mx = 0;
-    double s = (1.0 - alpha) * probs[c] - alpha * mx;
-    if (scores) scores[c] = (float)s;
-    if (c == 0 || s > best_s) {
-      best_s = s;
-      best = c;
+    for (int c = 0; c < kc; c++) {
+      double m = mx[c] == -INFINITY ? 0 : mx[c];
+      double s = (1.0 - alpha) * probs[c0 + c] - alpha * m;
+      if (scores) scores[c0 + c] = (float)s;
+      if (c0 + c == 0 || s > best_s) {
+        best_s = s;
+        best = c0 + c;
+      }
     }
   }
   return best;
