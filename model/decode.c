@@ -159,6 +159,33 @@ static int top_p_removed(vid *s, int V, double tot, double budget, int keep_from
   return lo;
 }
 
+/* qsort order for the exact fallback: ascending value, then id */
+static int vid_asc(const void *a, const void *b) {
+  const vid *x = a, *y = b;
+  if (x->val < y->val) return -1;
+  if (x->val > y->val) return 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The plain algorithm (HF's, in double as foil's reference): full sort,
+ * sequential cumsum of exp/tot in sorted order. Returns the count removed;
+ * s[0..count) are the removed entries. */
+static int top_p_sorted(vid *s, int V, float m, double budget, int keep_from) {
+  qsort(s, (size_t)V, sizeof *s, vid_asc);
+  double tot = 0, cum = 0;
+  for (int v = 0; v < V; v++) tot += exp((double)s[v].val - m);
+  int i = 0;
+  for (; i < V; i++) {
+    cum += exp((double)s[i].val - m) / tot;
+    if (i >= keep_from || !(cum <= budget)) break;
+  }
+  return i;
+}
+
+/* Sums in another order differ from the sorted cumsum by < V·2^-52 of the
+ * total; a boundary closer than this to the budget is decided by the sort. */
+#define TOP_P_NEAR 1e-9
+
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err) {
   if (p >= 1.0f) return FOIL_OK;
   vid *s = malloc((size_t)V * sizeof *s);
@@ -174,7 +201,19 @@ int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *e
       s[v] = (vid){e, x[v], v};
       tot += e;
     }
-    int r = top_p_removed(s, V, tot, 1.0 - (double)p, keep_from);
+    const double budget = 1.0 - (double)p;
+    int r = top_p_removed(s, V, tot, budget, keep_from);
+    /* the mass removed, and with the next entry (the smallest kept) */
+    double below = 0, next = INFINITY;
+    int nx = -1;
+    for (int i = 0; i < r; i++) below += s[i].e;
+    for (int i = r; i < V; i++)
+      if (nx < 0 || vid_less(&s[i], &s[nx])) nx = i;
+    if (nx >= 0 && r < keep_from) next = (below + s[nx].e) / tot;
+    if ((r > 0 && budget - below / tot < TOP_P_NEAR) || next - budget < TOP_P_NEAR) {
+      for (int v = 0; v < V; v++) s[v] = (vid){0, x[v], v};
+      r = top_p_sorted(s, V, m, budget, keep_from);
+    }
     for (int i = 0; i < r; i++) x[s[i].id] = -INFINITY;
   }
   free(s);
@@ -209,6 +248,23 @@ int decode_sample(const float *logits, int V, float u) {
     if (cum > target) return v;
   }
   return last; /* rounding at u close to 1 */
+}
+
+int decode_sample_work(const float *logits, int V, float u, double *work) {
+  float m = row_max(logits, V);
+  double tot = 0;
+  for (int v = 0; v < V; v++) tot += work[v] = exp((double)logits[v] - m);
+  /* the same sums as decode_sample, from the kept exponentials */
+  double target = (double)u * tot, cum = 0;
+  int last = -1;
+  for (int v = 0; v < V; v++) {
+    double e = work[v];
+    if (e <= 0) continue;
+    cum += e;
+    last = v;
+    if (cum > target) return v;
+  }
+  return last;
 }
 
 void decode_sample_rows(int32_t *out, const float *logits, int N, int V, uint64_t seed,

@@ -60,9 +60,11 @@ int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err
  * probability is <= 1 - p, never the last min_keep; removed -> -inf.
  * p >= 1: no-op. Scratch O(V) per call (FOIL_ENOMEM). Expected O(V) per
  * row, one exp per entry: a quickselect on the cumulative mass finds the
- * removed prefix without sorting (sums in double, in id order for the
- * total and partition order for the prefix: equal to a sequential sorted
- * cumsum up to rounding, as HF's own double cumsum). */
+ * removed prefix without sorting (sums in double, in other orders than a
+ * sorted cumsum); when the boundary's cumulative probability is within
+ * 1e-9 of 1 - p, where that order could matter, the row is decided by the
+ * full sort and sequential cumsum (O(V log V)), so the result is always
+ * the sorted algorithm's. */
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err);
 /* HF RepetitionPenaltyLogitsProcessor on one row: for every distinct id in
  * ids[0..n) (prompt and generated so far), logit < 0 ? logit·penalty :
@@ -78,6 +80,9 @@ void decode_repetition_penalty(float *logits, int V, const int32_t *ids, int n, 
  * at step `step` as kernels.h rng_uniform(seed, stream = n0 + n, step):
  * the same (seed, row, step) gives the same token on any batch split. */
 int decode_sample(const float *logits, int V, float u);
+/* decode_sample with the caller's scratch work [V] doubles: the same token
+ * (the same sums), one exp per entry instead of two. */
+int decode_sample_work(const float *logits, int V, float u, double *work);
 void decode_sample_rows(int32_t *out, const float *logits, int N, int V, uint64_t seed,
                         uint64_t n0, uint64_t step);
 

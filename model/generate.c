@@ -60,6 +60,7 @@ typedef struct {
   int *hlen;     /* [P] */
   uint8_t *active;
   uint8_t *seen; /* [V] repetition-penalty scratch */
+  double *ework; /* [V] sampling scratch (decode_sample_work) */
 } gen_state;
 
 static void state_free(gen_state *s) {
@@ -67,6 +68,7 @@ static void state_free(gen_state *s) {
   free(s->hlen);
   free(s->active);
   free(s->seen);
+  free(s->ework);
 }
 
 /* Checks the common arguments; maxlen = longest prompt + max_new_tokens. */
@@ -116,7 +118,8 @@ static int state_init(gen_state *s, int P, int V, int maxlen, int max_new, const
   s->hlen = malloc((size_t)P * sizeof *s->hlen);
   s->active = malloc((size_t)P);
   s->seen = calloc((size_t)V, 1);
-  if (!s->hist || !s->hlen || !s->active || !s->seen) {
+  s->ework = malloc((size_t)V * sizeof *s->ework);
+  if (!s->hist || !s->hlen || !s->active || !s->seen || !s->ework) {
     state_free(s);
     return foil_err_set(err, FOIL_ENOMEM, "generate: out of memory");
   }
@@ -149,7 +152,8 @@ static int pick(const generate_opts *o, gen_state *s, int p, float *x, int step,
     int rc = decode_top_p(x, 1, V, o->top_p, 1, err);
     if (rc) return rc;
   }
-  return decode_sample(x, V, rng_uniform(o->seed, o->first_row + (uint64_t)p, (uint64_t)step));
+  return decode_sample_work(x, V, rng_uniform(o->seed, o->first_row + (uint64_t)p, (uint64_t)step),
+                            s->ework);
 }
 
 /* Records token tok for prompt p at step; deactivates it on EOS or at the
