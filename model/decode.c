@@ -345,23 +345,33 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
 
 /* ---- combinations ----------------------------------------------------------------*/
 
-double decode_jsd(const float *a, const float *b, int V) {
+/* decode_jsd; with work [2V] the exponentials of the first pass are kept
+ * (1 log per entry in the second), without it recomputed (2 exps + 1 log). */
+static double jsd(const float *a, const float *b, int V, double *work) {
   float ma = -INFINITY, mb = -INFINITY;
   for (int v = 0; v < V; v++) {
     ma = a[v] > ma ? a[v] : ma;
     mb = b[v] > mb ? b[v] : mb;
   }
   double sa = 0, sb = 0;
-  for (int v = 0; v < V; v++) {
-    sa += exp((double)a[v] - ma);
-    sb += exp((double)b[v] - mb);
+  if (work) {
+    for (int v = 0; v < V; v++) {
+      sa += work[v] = exp((double)a[v] - ma);
+      sb += work[V + v] = exp((double)b[v] - mb);
+    }
+  } else {
+    for (int v = 0; v < V; v++) {
+      sa += exp((double)a[v] - ma);
+      sb += exp((double)b[v] - mb);
+    }
   }
-  /* log p = a - lse(a) directly (no log of p): 2 exps and 1 log per entry */
+  /* log p = a - lse(a) directly, never log of p */
   const double lsa = log(sa) + ma, lsb = log(sb) + mb, lfloor = log(1e-9);
+  const double ia = 1.0 / sa, ib = 1.0 / sb;
   double js = 0;
   for (int v = 0; v < V; v++) {
     double lp = (double)a[v] - lsa, lq = (double)b[v] - lsb;
-    double p = exp(lp), q = exp(lq);
+    double p = work ? work[v] * ia : exp(lp), q = work ? work[V + v] * ib : exp(lq);
     double m = 0.5 * (p + q);
     double lm = m > 1e-9 ? log(m) : lfloor;
     double pc = p > 1e-9 ? p : 1e-9, qc = q > 1e-9 ? q : 1e-9;
@@ -370,6 +380,12 @@ double decode_jsd(const float *a, const float *b, int V) {
     js += 0.5 * (pc * (lpc - lm) + qc * (lqc - lm));
   }
   return js;
+}
+
+double decode_jsd(const float *a, const float *b, int V) { return jsd(a, b, V, NULL); }
+
+double decode_jsd_work(const float *a, const float *b, int V, double *work) {
+  return jsd(a, b, V, work);
 }
 
 void decode_combine(float *out, const float *z, const float *w, int n, int V) {

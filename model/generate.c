@@ -321,9 +321,10 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)R * V * sizeof *logits);
   float *z = malloc((size_t)V * sizeof *z);
+  double *jw = cfg->adaptive ? malloc((size_t)2 * V * sizeof *jw) : NULL; /* JSD scratch */
   int32_t *next = calloc((size_t)R, sizeof *next);
   uint8_t *ract = malloc((size_t)R);
-  if (!logits || !z || !next || !ract) {
+  if (!logits || !z || !next || !ract || (cfg->adaptive && !jw)) {
     rc = foil_err_set(err, FOIL_ENOMEM, "combine: out of memory");
     goto done;
   }
@@ -334,7 +335,10 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
       if (!s.active[p]) continue;
       const float *zp = logits + (size_t)p * N * V;
       if (cfg->adaptive) {
-        float a = decode_cad(z, zp, zp + V, V, 0, 1, cfg->alpha_floor);
+        /* decode_cad's adaptive α (JSD, floor), its JSD with kept exps */
+        float a = (float)decode_jsd_work(zp, zp + V, V, jw);
+        if (cfg->alpha_floor > 0 && a < cfg->alpha_floor) a = cfg->alpha_floor;
+        decode_cad(z, zp, zp + V, V, a, 0, 0);
         if (alphas) alphas[(size_t)p * o->max_new_tokens + step] = a;
       } else {
         decode_combine(z, zp, cfg->weights, N, V);
@@ -356,6 +360,7 @@ done:
   decoder_cache_destroy(&c);
   free(logits);
   free(z);
+  free(jw);
   free(next);
   free(ract);
   state_free(&s);

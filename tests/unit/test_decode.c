@@ -9,7 +9,8 @@
  *   - decode_probs_at equals decode_softmax at the ids;
  *   - decode_dola_contrast (one pass) equals log-softmaxes + relative-top
  *     written out, bit for bit;
- *   - decode_jsd equals the clamped two-pass formula (rel. 1e-12);
+ *   - decode_jsd and decode_jsd_work equal the clamped two-pass formula
+ *     (rel. 1e-12; the work form 1e-11·max(jsd, 1e-3));
  *   - decode_cs_select picks the candidate of the k-inner loop, scores
  *     within 1e-6.
  */
@@ -194,6 +195,7 @@ static void test_dola_contrast_matches(void) {
 static void test_jsd_matches(void) {
   enum { V = 3000 };
   float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+  double *work = malloc(sizeof(double) * 2 * V);
   for (int t = 0; t < 24; t++) {
     make_row(a, V, t % 3, 1.0 + t % 3);
     memcpy(b, a, sizeof(float) * V);
@@ -201,8 +203,13 @@ static void test_jsd_matches(void) {
       b[v] += (float)(nrand() * (t % 2 ? 0.01 : 3.0));
     double got = decode_jsd(a, b, V), want = oracle_jsd(a, b, V);
     CHECKF(fabs(got - want) <= 1e-12 * fmax(want, 1e-6), "trial %d: %.17g vs %.17g", t, got, want);
+    /* p = exp·(1/sum) instead of exp(log p): rounding at 1e-16 absolute,
+     * 1e5 times inside the torch test's 1e-6·max(jsd, 1e-3) */
+    got = decode_jsd_work(a, b, V, work);
+    CHECKF(fabs(got - want) <= 1e-11 * fmax(want, 1e-3), "trial %d work: %.17g vs %.17g", t, got,
+           want);
   }
-  free(a), free(b);
+  free(a), free(b), free(work);
 }
 
 static void test_cs_select_matches(void) {
