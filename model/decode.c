@@ -488,12 +488,10 @@ void decode_dola_contrast(float *out, const float *final, const float *base, int
     for (int v = 0; v < V; v++) out[v] = -INFINITY;
     return;
   }
-  double sf = 0, sb = 0;
-  for (int v = 0; v < V; v++) {
-    sf += exp((double)final[v] - mf);
-    sb += exp((double)base[v] - fb_max);
-  }
-  const double lsf = log(sf) + mf, lsb = log(sb) + fb_max;
+  /* float exponentials (kernels' exp_sum): log-sums off by < 3e-7, inside
+   * HF's float32 log_softmax rounding of these outputs' magnitude */
+  const double lsf = log(exp_sum(final, (size_t)V, mf)) + mf;
+  const double lsb = log(exp_sum(base, (size_t)V, fb_max)) + fb_max;
   /* max of log_softmax(final): rounding is monotone, so it is the max's */
   float mx = (float)((double)mf - lsf);
   double th = (double)mx + log((double)relative_top);

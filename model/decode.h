@@ -7,7 +7,8 @@
  * quirks below); V is the vocabulary size; "filtered" logits hold -INFINITY.
  * Ties: every arg-max/ordering picks the LOWEST token id among equal values
  * (PyTorch leaves the order of equal values unspecified; foil fixes it).
- * Arithmetic: float32 values in, sums and exponentials in double.
+ * Arithmetic: float32 values in, sums and exponentials in double (DoLa's
+ * contrast: its two log-sum-exps from float exponentials, see there).
  * Ownership: callers own every buffer; nothing here allocates except
  * decode_top_p, decode_beam_new and the noted scratch users, which return
  * FOIL_ENOMEM on failure. Cost: O(V) per row unless noted.
@@ -160,7 +161,10 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
  * b = log_softmax(base); thresh = min(max f + ln(relative_top), the
  * min_keep-th largest f); where f < thresh: out = -inf; elsewhere out =
  * f - b. (HF sets b there to -1e-3 and f to -inf, so the difference is
- * -inf too.) out may alias neither input. O(V) plus O(V·min_keep). */
+ * -inf too.) out may alias neither input. O(V) plus O(V·min_keep). The
+ * normalizers come from float exponentials summed in double (kernels.h
+ * exp_sum): log-sums off by < 3e-7, outputs within 2e-6 of the all-double
+ * computation (HF works in float32). */
 void decode_dola_contrast(float *out, const float *final, const float *base, int V,
                           float relative_top, int min_keep);
 

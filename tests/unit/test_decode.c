@@ -7,8 +7,9 @@
  *     stable sort + sequential cumsum removes, min_keep included;
  *   - decode_sample_work picks decode_sample's token;
  *   - decode_probs_at equals decode_softmax at the ids;
- *   - decode_dola_contrast (one pass) equals log-softmaxes + relative-top
- *     written out, bit for bit;
+ *   - decode_dola_contrast (one pass, float exponentials) equals
+ *     log-softmaxes + relative-top written out in double: the same mask,
+ *     values within 2e-6 (the torch test allows 1e-5);
  *   - decode_jsd and decode_jsd_work equal the clamped two-pass formula
  *     (rel. 1e-12; the work form 1e-11·max(jsd, 1e-3));
  *   - decode_cs_select picks the candidate of the k-inner loop, scores
@@ -187,7 +188,15 @@ static void test_dola_contrast_matches(void) {
     int mk = t % 2 ? 1 : 4;
     decode_dola_contrast(o1, f, b, V, t % 3 ? 0.1f : 0.5f, mk);
     oracle_dola_contrast(o2, f, b, V, t % 3 ? 0.1f : 0.5f, mk);
-    CHECKF(memcmp(o1, o2, sizeof(float) * V) == 0, "trial %d", t);
+    /* the log-sums from float exponentials (exp_sum): off by < 3e-7 */
+    int mask_diff = 0, kept = 0;
+    double md = 0;
+    for (int v = 0; v < V; v++) {
+      mask_diff += (o1[v] == -INFINITY) != (o2[v] == -INFINITY);
+      if (o1[v] != -INFINITY && o2[v] != -INFINITY) md = fmax(md, fabs((double)o1[v] - o2[v])), kept++;
+    }
+    CHECKF(mask_diff == 0 && kept > 0 && md <= 2e-6, "trial %d: %d mask entries differ, max diff %g",
+           t, mask_diff, md);
   }
   free(f), free(b), free(o1), free(o2);
 }

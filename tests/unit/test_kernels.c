@@ -368,6 +368,25 @@ static void test_matmul_small_rows(void) {
   }
 }
 
+/* exp_sum against libm in double: lanes and remainder, -inf entries */
+static void test_exp_sum(void) {
+  static const size_t ns[] = {1, 7, 8, 9, 100, 8003};
+  float *x = malloc(sizeof(float) * 8003);
+  prng_seed(9);
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+    size_t n = ns[k];
+    fill(x, n, -30, 5);
+    if (n > 8) x[3] = x[n - 1] = -INFINITY;
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    double ref = 0;
+    for (size_t i = 0; i < n; i++) ref += exp((double)x[i] - m);
+    double got = exp_sum(x, n, m);
+    CHECKF(fabs(got - ref) <= 3e-7 * ref, "n %zu: %.9g vs %.9g", n, got, ref);
+  }
+  free(x);
+}
+
 /* ---- GELU, residual, scale ------------------------------------------------------ */
 
 typedef struct { float *out, *inp, *r; size_t n; } EwCtx;
@@ -979,6 +998,7 @@ int main(void) {
   RUN(test_layernorm);
   RUN(test_matmul);
   RUN(test_matmul_small_rows);
+  RUN(test_exp_sum);
   RUN(test_gelu);
   RUN(test_residual_scale);
   RUN(test_dropout);
