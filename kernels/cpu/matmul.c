@@ -1,5 +1,6 @@
-/* matmul.c — the linear layer on OpenBLAS sgemm. Outside a parallel region
- * sgemm uses every kernel thread (see runtime.c). */
+/* matmul.c — the linear layer on OpenBLAS sgemm, and for up to MM_SMALL_N
+ * rows on a kernel of its own (below). Outside a parallel region sgemm
+ * uses every kernel thread (see runtime.c). */
 #include <cblas.h>
 #include <string.h>
 
