@@ -39,6 +39,13 @@ void decode_log_softmax(float *out, const float *x, int V) {
   for (int v = 0; v < V; v++) out[v] = (float)((double)x[v] - ls);
 }
 
+void decode_probs_at(float *out, const float *x, int V, const int32_t *ids, int n) {
+  float m = row_max(x, V);
+  double s = 0;
+  for (int v = 0; v < V; v++) s += exp((double)x[v] - m);
+  for (int i = 0; i < n; i++) out[i] = (float)(exp((double)x[ids[i]] - m) / s);
+}
+
 void decode_softmax(float *out, const float *x, int V) {
   float m = row_max(x, V);
   double s = 0;
@@ -98,12 +105,61 @@ int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err
   return FOIL_OK;
 }
 
+/* One vocabulary entry for top-p: its logit, id and exp(logit - max). */
 typedef struct {
+  double e;
   float val;
   int id;
 } vid;
 
-/* Ascending by value, equal values by increasing id (a stable sort). */
+/* HF's order: ascending by value, equal values by increasing id (the order
+ * of torch.sort(stable=True)); a total order, as ids differ. */
+static int vid_less(const vid *x, const vid *y) {
+  return x->val < y->val || (x->val == y->val && x->id < y->id);
+}
+
+static void vid_swap(vid *a, int i, int j) {
+  vid t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+}
+
+/* How many entries of s[0..V) HF's top-p removes: the longest prefix of the
+ * sorted order whose cumulative probability is <= budget and that leaves
+ * the top min_keep. Never sorts: a quickselect on the cumulative mass
+ * moves the removed entries to s[0..count) (in no particular order), each
+ * round partitioning the undecided range around a pivot and keeping the
+ * side where the boundary lies. Expected O(V). */
+static int top_p_removed(vid *s, int V, double tot, double budget, int keep_from) {
+  int lo = 0, hi = V; /* undecided range; s[0..lo) removed, s[hi..V) kept */
+  double base = 0;    /* mass of s[0..lo) */
+  while (lo < hi) {
+    /* median of three as the pivot, moved to hi-1 */
+    int mid = lo + (hi - lo) / 2;
+    if (vid_less(&s[mid], &s[lo])) vid_swap(s, mid, lo);
+    if (vid_less(&s[hi - 1], &s[lo])) vid_swap(s, hi - 1, lo);
+    if (vid_less(&s[mid], &s[hi - 1])) vid_swap(s, mid, hi - 1);
+    const vid piv = s[hi - 1];
+    int i = lo;
+    double less = 0;
+    for (int j = lo; j < hi - 1; j++)
+      if (vid_less(&s[j], &piv)) {
+        less += s[j].e;
+        vid_swap(s, i++, j);
+      }
+    vid_swap(s, i, hi - 1); /* the pivot at its rank i */
+    double cum = base + less + piv.e;
+    if (i < keep_from && cum / tot <= budget) {
+      base = cum; /* the pivot and everything below it go */
+      lo = i + 1;
+    } else {
+      hi = i; /* the pivot stays, and so does everything above it */
+    }
+  }
+  return lo;
+}
+
+/* qsort order for the exact fallback: ascending value, then id */
 static int vid_asc(const void *a, const void *b) {
   const vid *x = a, *y = b;
   if (x->val < y->val) return -1;
@@ -111,24 +167,54 @@ static int vid_asc(const void *a, const void *b) {
   return (x->id > y->id) - (x->id < y->id);
 }
 
+/* The plain algorithm (HF's, in double as foil's reference): full sort,
+ * sequential cumsum of exp/tot in sorted order. Returns the count removed;
+ * s[0..count) are the removed entries. */
+static int top_p_sorted(vid *s, int V, float m, double budget, int keep_from) {
+  qsort(s, (size_t)V, sizeof *s, vid_asc);
+  double tot = 0, cum = 0;
+  for (int v = 0; v < V; v++) tot += exp((double)s[v].val - m);
+  int i = 0;
+  for (; i < V; i++) {
+    cum += exp((double)s[i].val - m) / tot;
+    if (i >= keep_from || !(cum <= budget)) break;
+  }
+  return i;
+}
+
+/* Sums in another order differ from the sorted cumsum by < V·2^-52 of the
+ * total; a boundary closer than this to the budget is decided by the sort. */
+#define TOP_P_NEAR 1e-9
+
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err) {
   if (p >= 1.0f) return FOIL_OK;
   vid *s = malloc((size_t)V * sizeof *s);
   if (!s) return foil_err_set(err, FOIL_ENOMEM, "top-p: out of memory for %d entries", V);
+  const int keep_from = V - (min_keep > 0 ? min_keep : 0);
   for (int n = 0; n < N; n++) {
     float *x = logits + (size_t)n * V;
-    for (int v = 0; v < V; v++) s[v] = (vid){x[v], v};
-    qsort(s, (size_t)V, sizeof *s, vid_asc);
-    float m = s[V - 1].val;
+    float m = row_max(x, V);
+    if (m == -INFINITY) continue; /* every entry filtered: nothing to rank */
     double tot = 0;
-    for (int v = 0; v < V; v++) tot += exp((double)s[v].val - m);
-    double cum = 0;
-    int keep_from = V - (min_keep > 0 ? min_keep : 0);
-    for (int i = 0; i < V; i++) {
-      cum += exp((double)s[i].val - m) / tot;
-      if (i >= keep_from || !(cum <= 1.0 - (double)p)) break;
-      x[s[i].id] = -INFINITY;
+    for (int v = 0; v < V; v++) {
+      double e = exp((double)x[v] - m);
+      s[v] = (vid){e, x[v], v};
+      tot += e;
     }
+    const double budget = 1.0 - (double)p;
+    int r = top_p_removed(s, V, tot, budget, keep_from);
+    /* the mass removed, and with the next entry (the smallest kept) */
+    double below = 0, next = INFINITY;
+    int nx = -1;
+    for (int i = 0; i < r; i++) below += s[i].e;
+    for (int i = r; i < V; i++)
+      if (nx < 0 || vid_less(&s[i], &s[nx])) nx = i;
+    if (nx >= 0 && r < keep_from) next = (below + s[nx].e) / tot;
+    if ((r > 0 && budget - below / tot < TOP_P_NEAR) || next - budget < TOP_P_NEAR) {
+      for (int v = 0; v < V; v++) s[v] = (vid){0, x[v], v};
+      r = top_p_sorted(s, V, m, budget, keep_from);
+    }
+    for (int i = 0; i < r; i++) x[s[i].id] = -INFINITY;
   }
   free(s);
   return FOIL_OK;
@@ -164,6 +250,23 @@ int decode_sample(const float *logits, int V, float u) {
   return last; /* rounding at u close to 1 */
 }
 
+int decode_sample_work(const float *logits, int V, float u, double *work) {
+  float m = row_max(logits, V);
+  double tot = 0;
+  for (int v = 0; v < V; v++) tot += work[v] = exp((double)logits[v] - m);
+  /* the same sums as decode_sample, from the kept exponentials */
+  double target = (double)u * tot, cum = 0;
+  int last = -1;
+  for (int v = 0; v < V; v++) {
+    double e = work[v];
+    if (e <= 0) continue;
+    cum += e;
+    last = v;
+    if (cum > target) return v;
+  }
+  return last;
+}
+
 void decode_sample_rows(int32_t *out, const float *logits, int N, int V, uint64_t seed,
                         uint64_t n0, uint64_t step) {
   for (int n = 0; n < N; n++)
@@ -190,34 +293,51 @@ void decode_topk_ids(const float *x, int V, int k, int32_t *ids, float *vals) {
 
 /* ---- contrastive search --------------------------------------------------------*/
 
+/* sum of a[i]·b[i] in double, in 8 independent lanes (a vector loop) */
+static double dot_d(const float *a, const float *b, int C) {
+  double acc[8] = {0}, s = 0;
+  int i = 0;
+  for (; i + 8 <= C; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += (double)a[i + u] * b[i + u];
+  for (int u = 0; u < 8; u++) s += acc[u];
+  for (; i < C; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
 static double norm_of(const float *h, int C) {
-  double s = 0;
-  for (int c = 0; c < C; c++) s += (double)h[c] * h[c];
-  s = sqrt(s);
+  double s = sqrt(dot_d(h, h, C));
   return s > 1e-12 ? s : 1e-12;
 }
 
 int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h,
                      const uint8_t *ctx_mask, int k, int S, int C, float alpha, float *scores) {
+  /* context rows outer: each context norm once, not once per candidate */
+  double nc[64], mx[64];
   int best = 0;
   double best_s = -INFINITY;
-  for (int c = 0; c < k; c++) {
-    const float *hc = cand_h + (size_t)c * C;
-    double nc = norm_of(hc, C), mx = -INFINITY;
+  for (int c0 = 0; c0 < k; c0 += 64) {
+    const int kc = k - c0 < 64 ? k - c0 : 64;
+    for (int c = 0; c < kc; c++) {
+      nc[c] = norm_of(cand_h + (size_t)(c0 + c) * C, C);
+      mx[c] = -INFINITY;
+    }
     for (int j = 0; j < S; j++) {
       if (ctx_mask && !ctx_mask[j]) continue;
       const float *hj = ctx_h + (size_t)j * C;
-      double dot = 0;
-      for (int i = 0; i < C; i++) dot += (double)hc[i] * hj[i];
-      double cs = dot / (nc * norm_of(hj, C));
-      if (cs > mx) mx = cs;
+      const double nj = norm_of(hj, C);
+      for (int c = 0; c < kc; c++) {
+        double cs = dot_d(cand_h + (size_t)(c0 + c) * C, hj, C) / (nc[c] * nj);
+        if (cs > mx[c]) mx[c] = cs;
+      }
     }
-    if (mx == -INFINITY) mx = 0;
-    double s = (1.0 - alpha) * probs[c] - alpha * mx;
-    if (scores) scores[c] = (float)s;
-    if (c == 0 || s > best_s) {
-      best_s = s;
-      best = c;
+    for (int c = 0; c < kc; c++) {
+      double m = mx[c] == -INFINITY ? 0 : mx[c];
+      double s = (1.0 - alpha) * probs[c0 + c] - alpha * m;
+      if (scores) scores[c0 + c] = (float)s;
+      if (c0 + c == 0 || s > best_s) {
+        best_s = s;
+        best = c0 + c;
+      }
     }
   }
   return best;
@@ -225,23 +345,47 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
 
 /* ---- combinations ----------------------------------------------------------------*/
 
-double decode_jsd(const float *a, const float *b, int V) {
-  float ma = row_max(a, V), mb = row_max(b, V);
-  double sa = 0, sb = 0;
+/* decode_jsd; with work [2V] the exponentials of the first pass are kept
+ * (1 log per entry in the second), without it recomputed (2 exps + 1 log). */
+static double jsd(const float *a, const float *b, int V, double *work) {
+  float ma = -INFINITY, mb = -INFINITY;
   for (int v = 0; v < V; v++) {
-    sa += exp((double)a[v] - ma);
-    sb += exp((double)b[v] - mb);
+    ma = a[v] > ma ? a[v] : ma;
+    mb = b[v] > mb ? b[v] : mb;
   }
+  double sa = 0, sb = 0;
+  if (work) {
+    for (int v = 0; v < V; v++) {
+      sa += work[v] = exp((double)a[v] - ma);
+      sb += work[V + v] = exp((double)b[v] - mb);
+    }
+  } else {
+    for (int v = 0; v < V; v++) {
+      sa += exp((double)a[v] - ma);
+      sb += exp((double)b[v] - mb);
+    }
+  }
+  /* log p = a - lse(a) directly, never log of p */
+  const double lsa = log(sa) + ma, lsb = log(sb) + mb, lfloor = log(1e-9);
+  const double ia = 1.0 / sa, ib = 1.0 / sb;
   double js = 0;
   for (int v = 0; v < V; v++) {
-    double p = exp((double)a[v] - ma) / sa, q = exp((double)b[v] - mb) / sb;
+    double lp = (double)a[v] - lsa, lq = (double)b[v] - lsb;
+    double p = work ? work[v] * ia : exp(lp), q = work ? work[V + v] * ib : exp(lq);
     double m = 0.5 * (p + q);
-    double lm = log(m > 1e-9 ? m : 1e-9);
+    double lm = m > 1e-9 ? log(m) : lfloor;
     double pc = p > 1e-9 ? p : 1e-9, qc = q > 1e-9 ? q : 1e-9;
+    double lpc = p > 1e-9 ? lp : lfloor, lqc = q > 1e-9 ? lq : lfloor;
     /* F.kl_div(m_log, p) = p·(log p - log m), with p clamped as get_jsd. */
-    js += 0.5 * (pc * (log(pc) - lm) + qc * (log(qc) - lm));
+    js += 0.5 * (pc * (lpc - lm) + qc * (lqc - lm));
   }
   return js;
+}
+
+double decode_jsd(const float *a, const float *b, int V) { return jsd(a, b, V, NULL); }
+
+double decode_jsd_work(const float *a, const float *b, int V, double *work) {
+  return jsd(a, b, V, work);
 }
 
 void decode_combine(float *out, const float *z, const float *w, int n, int V) {
@@ -334,10 +478,25 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
 
 void decode_dola_contrast(float *out, const float *final, const float *base, int V,
                           float relative_top, int min_keep) {
-  decode_log_softmax(out, final, V);
-  float mx = row_max(out, V);
+  /* both normalizers in one pass over the two rows */
+  float mf = -INFINITY, fb_max = -INFINITY;
+  for (int v = 0; v < V; v++) {
+    mf = final[v] > mf ? final[v] : mf;
+    fb_max = base[v] > fb_max ? base[v] : fb_max;
+  }
+  if (mf == -INFINITY) {
+    for (int v = 0; v < V; v++) out[v] = -INFINITY;
+    return;
+  }
+  /* float exponentials (kernels' exp_sum): log-sums off by < 3e-7, inside
+   * HF's float32 log_softmax rounding of these outputs' magnitude */
+  const double lsf = log(exp_sum(final, (size_t)V, mf)) + mf;
+  const double lsb = log(exp_sum(base, (size_t)V, fb_max)) + fb_max;
+  /* max of log_softmax(final): rounding is monotone, so it is the max's */
+  float mx = (float)((double)mf - lsf);
   double th = (double)mx + log((double)relative_top);
   if (min_keep > 1) {
+    for (int v = 0; v < V; v++) out[v] = (float)((double)final[v] - lsf);
     /* the min_keep-th largest of out */
     float prev = INFINITY, kth = -INFINITY;
     int cnt = 0;
@@ -355,16 +514,10 @@ void decode_dola_contrast(float *out, const float *final, const float *base, int
     }
     if (kth < th) th = kth;
   }
-  float fb_max = row_max(base, V);
-  double sb = 0;
-  for (int v = 0; v < V; v++) sb += exp((double)base[v] - fb_max);
-  double lsb = log(sb) + fb_max;
   float thf = (float)th; /* HF compares float32 against float32 */
   for (int v = 0; v < V; v++) {
-    if (out[v] < thf)
-      out[v] = -INFINITY;
-    else
-      out[v] = out[v] - (float)((double)base[v] - lsb);
+    float f = (float)((double)final[v] - lsf); /* log_softmax(final)[v] */
+    out[v] = f < thf ? -INFINITY : f - (float)((double)base[v] - lsb);
   }
 }
 

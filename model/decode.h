@@ -7,11 +7,11 @@
  * quirks below); V is the vocabulary size; "filtered" logits hold -INFINITY.
  * Ties: every arg-max/ordering picks the LOWEST token id among equal values
  * (PyTorch leaves the order of equal values unspecified; foil fixes it).
- * Arithmetic: float32 values in, sums and exponentials in double.
+ * Arithmetic: float32 values in, sums and exponentials in double (DoLa's
+ * contrast: its two log-sum-exps from float exponentials, see there).
  * Ownership: callers own every buffer; nothing here allocates except
  * decode_top_p, decode_beam_new and the noted scratch users, which return
- * FOIL_ENOMEM on failure. Cost: O(V) per row unless noted (top-p and
- * relative-top sort: O(V log V)).
+ * FOIL_ENOMEM on failure. Cost: O(V) per row unless noted.
  *
  * The references these follow (each function says which, and which quirk
  * it follows or fixes):
@@ -42,6 +42,10 @@ void decode_argmax_rows(int32_t *out, const float *logits, int N, int V);
 void decode_log_softmax(float *out, const float *x, int V);
 /* out = softmax(x) (out may equal x). */
 void decode_softmax(float *out, const float *x, int V);
+/* out[i] = softmax(x)[ids[i]] for n ids in [0,V), the same values as
+ * decode_softmax's at those ids; one exp per entry for the normalizer plus
+ * n (contrastive search's candidate probabilities without a [V] row). */
+void decode_probs_at(float *out, const float *x, int V, const int32_t *ids, int n);
 
 /* ---- logits processors (in place, N rows) ----------------------------------*/
 
@@ -55,7 +59,13 @@ int decode_top_k(float *logits, int N, int V, int k, int min_keep, foil_err *err
 /* HF TopPLogitsWarper: sort ascending (stable: equal values by increasing
  * id, as torch.sort(stable=True)), remove the prefix whose cumulative
  * probability is <= 1 - p, never the last min_keep; removed -> -inf.
- * p >= 1: no-op. Scratch O(V) per call (FOIL_ENOMEM). */
+ * p >= 1: no-op. Scratch O(V) per call (FOIL_ENOMEM). Expected O(V) per
+ * row, one exp per entry: a quickselect on the cumulative mass finds the
+ * removed prefix without sorting (sums in double, in other orders than a
+ * sorted cumsum); when the boundary's cumulative probability is within
+ * 1e-9 of 1 - p, where that order could matter, the row is decided by the
+ * full sort and sequential cumsum (O(V log V)), so the result is always
+ * the sorted algorithm's. */
 int decode_top_p(float *logits, int N, int V, float p, int min_keep, foil_err *err);
 /* HF RepetitionPenaltyLogitsProcessor on one row: for every distinct id in
  * ids[0..n) (prompt and generated so far), logit < 0 ? logit·penalty :
@@ -71,6 +81,9 @@ void decode_repetition_penalty(float *logits, int V, const int32_t *ids, int n, 
  * at step `step` as kernels.h rng_uniform(seed, stream = n0 + n, step):
  * the same (seed, row, step) gives the same token on any batch split. */
 int decode_sample(const float *logits, int V, float u);
+/* decode_sample with the caller's scratch work [V] doubles: the same token
+ * (the same sums), one exp per entry instead of two. */
+int decode_sample_work(const float *logits, int V, float u, double *work);
 void decode_sample_rows(int32_t *out, const float *logits, int N, int V, uint64_t seed,
                         uint64_t n0, uint64_t step);
 
@@ -90,7 +103,8 @@ void decode_topk_ids(const float *x, int V, int k, int32_t *ids, float *vals);
  * the norms without an epsilon; foil uses max(||h||, 1e-12) so a zero
  * state gives cos = 0, not NaN. HF adds finfo.min to padded cosines; foil
  * skips them (the same max unless every position is padding, where foil's
- * penalty is 0). scores [k] (may be NULL) gets s. O(k·S·C). */
+ * penalty is 0). scores [k] (may be NULL) gets s. O(k·S·C) (each context
+ * norm computed once per call; dots in double over 8 lanes). */
 int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h,
                      const uint8_t *ctx_mask, int k, int S, int C, float alpha, float *scores);
 
@@ -101,6 +115,10 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
  * get_jsd clamps p, q, m at 1e-9 before the logs; foil does the same, so
  * values agree at machine precision with the reference. In [0, ln 2]. */
 double decode_jsd(const float *a, const float *b, int V);
+/* decode_jsd with the caller's scratch work [2V] doubles: one exp per
+ * entry of each row and one log, instead of two exps each and a log
+ * (equal to decode_jsd up to rounding: within 1e-11·max(jsd, 1e-3)). */
+double decode_jsd_work(const float *a, const float *b, int V, double *work);
 
 /* The generic step that CAD, AdaCAD and self-contrastive decoding are
  * instances of: out[v] = sum_i w[i] · z_i[v] over n variant rows z [n, V]
@@ -143,7 +161,10 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
  * b = log_softmax(base); thresh = min(max f + ln(relative_top), the
  * min_keep-th largest f); where f < thresh: out = -inf; elsewhere out =
  * f - b. (HF sets b there to -1e-3 and f to -inf, so the difference is
- * -inf too.) out may alias neither input. O(V) plus O(V·min_keep). */
+ * -inf too.) out may alias neither input. O(V) plus O(V·min_keep). The
+ * normalizers come from float exponentials summed in double (kernels.h
+ * exp_sum): log-sums off by < 3e-7, outputs within 2e-6 of the all-double
+ * computation (HF works in float32). */
 void decode_dola_contrast(float *out, const float *final, const float *base, int V,
                           float relative_top, int min_keep);
 

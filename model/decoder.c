@@ -64,7 +64,11 @@ struct decoder_cache {
   int last_R;
   /* step activations for up to rows·cands tokens */
   float *mem;
-  float *x, *ln, *mu, *rs, *qkv, *atty, *tmp, *fc1, *gelu, *att_scratch, *states;
+  float *x, *ln, *mu, *rs, *qkv, *atty, *tmp, *fc1, *gelu, *att_scratch;
+  float *states;  /* [L+1, states_na, C]: layer_state(j) of the last token of
+                   * the last prefill or one-candidate step, per active row */
+  float *gath;    /* [L+1, rows, C]: states gathered for decoder_layer_logits */
+  int states_na;  /* active rows the states hold (grp[0..states_na)); -1: none */
   int *grp; /* [rows]: active rows of a step, in order */
   float *lm; /* logits of a step's active rows before the scatter, allocated on
               * the first step with inactive rows that asks for logits */
@@ -522,7 +526,7 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
   size_t L = k->L, C = k->C, F = k->F, R = rows, n = R * cands;
   size_t kv = L * R * max_len * C, s = L * R * cands * C;
   size_t total = 2 * kv + 2 * s + n * C * 4 + n * 2 + n * 3 * C + n * F * 2 +
-                 n * k->NH * ((size_t)max_len + 1) + (L + 1) * R * C;
+                 n * k->NH * ((size_t)max_len + 1) + 2 * (L + 1) * R * C;
   k->mem = calloc(total, sizeof(float));
   k->len = calloc(R, sizeof(int));
   k->grp = calloc(R, sizeof(int));
@@ -539,8 +543,9 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
   TAKE(k->mu, n); TAKE(k->rs, n); TAKE(k->qkv, n * 3 * C);
   TAKE(k->fc1, n * F); TAKE(k->gelu, n * F);
   TAKE(k->att_scratch, n * k->NH * ((size_t)max_len + 1));
-  TAKE(k->states, (L + 1) * R * C);
+  TAKE(k->states, (L + 1) * R * C); TAKE(k->gath, (L + 1) * R * C);
 #undef TAKE
+  k->states_na = -1;
   *out = k;
   return FOIL_OK;
 }
@@ -562,6 +567,7 @@ const int *decoder_cache_lens(const decoder_cache *c) { return c->len; }
 void decoder_cache_reset(decoder_cache *c) {
   memset(c->len, 0, (size_t)c->rows * sizeof(int));
   memset(c->stepped, 0, (size_t)c->rows);
+  c->states_na = -1;
 }
 
 static int cache_matches(const decoder *d, const decoder_cache *c, foil_err *err) {
@@ -574,6 +580,26 @@ static int cache_matches(const decoder *d, const decoder_cache *c, foil_err *err
 /* Slot t of row r in layer l of a [L, rows, slots, C] buffer. */
 static float *slot(const decoder_cache *c, float *buf, int l, int r, int slots, int t) {
   return buf + (((size_t)l * c->rows + r) * slots + t) * c->C;
+}
+
+/* Grows the logits scratch c->lm to `need` floats. */
+static int ensure_lm(decoder_cache *c, size_t need, foil_err *err) {
+  if (need <= c->cap_lm) return FOIL_OK;
+  free(c->lm);
+  c->lm = malloc(need * sizeof(float));
+  c->cap_lm = c->lm ? need : 0;
+  if (!c->lm) return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu logits", need);
+  return FOIL_OK;
+}
+
+int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, int n, float *out,
+                         foil_err *err);
+
+/* The `layers` output of prefill and step: every layer 0..L. */
+static int head_all_layers(const decoder *d, decoder_cache *c, float *layers, foil_err *err) {
+  int all[1025];
+  for (int j = 0; j <= c->L; j++) all[j] = j;
+  return decoder_layer_logits(d, c, all, c->L + 1, layers, err);
 }
 
 typedef struct {
@@ -632,7 +658,7 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
       d->ids[i] = t < lens[r] ? ids[i] : 0; /* ignored positions: any valid id */
       d->mask[i] = t < lens[r];
     }
-  prefill_ctx ctx = {c, lens, T, layers ? c->states : NULL};
+  prefill_ctx ctx = {c, lens, T, c->states};
   body_forward(d, rows, T, 0, 0, 0, prefill_hook, &ctx);
   for (int r = 0; r < rows; r++) {
     c->len[r] = lens[r];
@@ -648,20 +674,23 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
           memset(h, 0, (size_t)C * sizeof(float));
       }
   /* the last token's final state, gathered into the states' slot L */
-  if (logits || layers) {
-    float *last = c->states + (size_t)L * rows * C;
-    for (int r = 0; r < rows; r++)
-      memcpy(last + (size_t)r * C, d->lnf + ((size_t)r * T + lens[r] - 1) * C,
-             (size_t)C * sizeof(float));
+  float *last = c->states + (size_t)L * rows * C;
+  for (int r = 0; r < rows; r++) {
+    memcpy(last + (size_t)r * C, d->lnf + ((size_t)r * T + lens[r] - 1) * C,
+           (size_t)C * sizeof(float));
+    c->grp[r] = r;
+  }
+  c->states_na = rows;
+  if (layers) {
+    rc = head_all_layers(d, c, layers, err);
+    if (rc) return rc;
+  }
+  if (logits) {
     if (layers)
-      decoder_lm_head(d, layers, c->states, (L + 1) * rows);
-    if (logits) {
-      if (layers)
-        memcpy(logits, layers + (size_t)L * rows * cf->vocab,
-               (size_t)rows * cf->vocab * sizeof(float));
-      else
-        decoder_lm_head(d, logits, last, rows);
-    }
+      memcpy(logits, layers + (size_t)L * rows * cf->vocab,
+             (size_t)rows * cf->vocab * sizeof(float));
+    else
+      decoder_lm_head(d, logits, last, rows);
   }
   return FOIL_OK;
 }
@@ -695,21 +724,13 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   }
   for (int r = 0; r < rows; r++) c->stepped[r] = 0;
   c->last_R = R;
+  c->states_na = -1;
   if (na == 0) return FOIL_OK;
   const int n = na * R;
   /* the LM head runs as one product over all active tokens (wte read once);
    * with inactive rows it writes c->lm first, scattered to the rows after */
-  if ((logits || layers) && na < rows) {
-    size_t need = (size_t)(layers ? (L + 1) * na : n) * V;
-    if (need > c->cap_lm) {
-      free(c->lm);
-      c->lm = malloc(need * sizeof(float));
-      c->cap_lm = c->lm ? need : 0;
-      if (!c->lm)
-        return foil_err_set(err, FOIL_ENOMEM, "out of memory for the logits of %d tokens",
-                            layers ? (L + 1) * na : n);
-    }
-  }
+  if (logits && na < rows && (rc = ensure_lm(c, (size_t)n * V, err))) return rc;
+  const int keep = R == 1; /* layer states for DoLa (one candidate per row) */
 
   const size_t nC = (size_t)n * C;
   float *W = d->params;
@@ -722,9 +743,7 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
       memcpy(x, wte + (size_t)ids[(size_t)r * R + i] * C, (size_t)C * sizeof(float));
       add_inplace(x, wpe + (size_t)c->len[r] * C, (size_t)C);
     }
-  if (layers)
-    for (int g = 0; g < na; g++)
-      memcpy(c->states + (size_t)g * C, c->x + (size_t)g * C, (size_t)C * sizeof(float));
+  if (keep) memcpy(c->states, c->x, (size_t)na * C * sizeof(float));
   for (int l = 0; l < L; l++) {
     layernorm_forward(c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN1_W, l), P(d, W, DEC_LN1_B, l), n,
                       C, cf->ln_eps);
@@ -747,12 +766,15 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
     gelu_forward(c->gelu, c->fc1, (size_t)n * F);
     matmul_forward(c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
     add_inplace(c->x, c->tmp, nC);
-    if (layers && l < L - 1)
+    if (keep && l < L - 1)
       memcpy(c->states + (size_t)(l + 1) * na * C, c->x, nC * sizeof(float));
   }
   layernorm_forward(c->ln, c->mu, c->rs, c->x, W + d->t[DEC_LNF_W].offset,
                     W + d->t[DEC_LNF_B].offset, n, C, cf->ln_eps);
-  if (layers) memcpy(c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
+  if (keep) {
+    memcpy(c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
+    c->states_na = na;
+  }
   /* outputs, scattered to the active rows */
   for (int g = 0; g < na; g++) {
     int r = c->grp[g];
@@ -770,17 +792,41 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
                (size_t)R * V * sizeof(float));
     }
   }
-  if (layers) {
-    /* [L+1, na, C] states -> [L+1, rows, V] logits (R == 1) */
+  if (layers) return head_all_layers(d, c, layers, err);
+  return FOIL_OK;
+}
+
+int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, int n, float *out,
+                         foil_err *err) {
+  int rc = cache_matches(d, c, err);
+  if (rc) return rc;
+  const int L = c->L, C = c->C, V = c->V, rows = c->rows, na = c->states_na;
+  if (n < 1) return foil_err_set(err, FOIL_EINVAL, "layer logits: %d layers asked, need >= 1", n);
+  for (int i = 0; i < n; i++)
+    if (which[i] < 0 || which[i] > L)
+      return foil_err_set(err, FOIL_EINVAL, "layer logits: layer %d is not in 0..%d", which[i], L);
+  if (na < 0)
+    return foil_err_set(err, FOIL_EPRECOND,
+                        "layer logits: no layer states (need a prefill or a one-candidate step "
+                        "since the last reset, reorder or multi-candidate step)");
+  if (na == 0) return FOIL_OK;
+  /* the asked layers' states side by side, then ONE product (wte read
+   * once) per L+1 of them (more only when `which` repeats layers) */
+  const size_t bytes = (size_t)na * C * sizeof(float);
+  for (int i0 = 0; i0 < n; i0 += L + 1) {
+    const int m = n - i0 < L + 1 ? n - i0 : L + 1;
+    for (int i = 0; i < m; i++)
+      memcpy(c->gath + (size_t)i * na * C, c->states + (size_t)which[i0 + i] * na * C, bytes);
     if (na == rows) {
-      decoder_lm_head(d, layers, c->states, (L + 1) * na);
-    } else {
-      decoder_lm_head(d, c->lm, c->states, (L + 1) * na);
-      for (int j = 0; j <= L; j++)
-        for (int g = 0; g < na; g++)
-          memcpy(layers + ((size_t)j * rows + c->grp[g]) * V, c->lm + ((size_t)j * na + g) * V,
-                 (size_t)V * sizeof(float));
+      decoder_lm_head(d, out + (size_t)i0 * rows * V, c->gath, m * na);
+      continue;
     }
+    if ((rc = ensure_lm(c, (size_t)m * na * V, err))) return rc;
+    decoder_lm_head(d, c->lm, c->gath, m * na);
+    for (int i = 0; i < m; i++)
+      for (int g = 0; g < na; g++)
+        memcpy(out + ((size_t)(i0 + i) * rows + c->grp[g]) * V, c->lm + ((size_t)i * na + g) * V,
+               (size_t)V * sizeof(float));
   }
   return FOIL_OK;
 }
@@ -810,6 +856,7 @@ int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
     changed += src[r] != r;
   }
   for (int r = 0; r < rows; r++) c->stepped[r] = 0; /* candidates no longer match their rows */
+  c->states_na = -1;
   if (!changed) return FOIL_OK;
   /* Snapshot every source a changed row reads (a permutation may overwrite
    * a source before it is read), then copy. */

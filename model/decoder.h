@@ -134,8 +134,9 @@ void decoder_lm_head(const decoder *d, float *logits, const float *hidden, int N
  * padding tricks, a step writes row r at its own len[r].
  * Memory: 2·L·rows·max_len·C floats, plus the step scratch for up to
  * `cands` candidate tokens per row (2·L·rows·cands·C floats, and the
- * activations of rows·cands tokens), plus, from the first step with
- * inactive rows that asks for logits, [rows·cands (or (L+1)·rows), V].
+ * activations of rows·cands tokens), 2·(L+1)·rows·C floats of layer
+ * states, plus, from the first step with inactive rows that asks for
+ * logits, [rows·cands (or (L+1)·rows), V].
  * max_len <= the model's max_len; FOIL_EINVAL otherwise. */
 typedef struct decoder_cache decoder_cache;
 
@@ -155,7 +156,8 @@ void decoder_cache_reset(decoder_cache *c);
  *                        (positions >= lens[r] hold zeros)
  *   layers [L+1, rows, V] for DoLa: every layer_state(j) of the last token
  *                        through the LM head (no final norm; j = L is the
- *                        normal logits)
+ *                        normal logits); decoder_layer_logits heads only
+ *                        the layers asked for (DoLa needs 2 of L+1)
  * Every row is (re)filled: len[r] = lens[r]. A prefill runs the decoder's
  * own forward buffers: it ends the validity of decoder_forward's outputs
  * (steps do not: they use the cache's scratch). T <= the cache's max_len.
@@ -172,11 +174,27 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
  * cache is unchanged until decoder_cache_commit. Writes (each may be NULL):
  *   logits [rows, R, V], hidden [rows, R, C] (last-layer states),
  *   layers [L+1, rows, R, V] (as prefill, for DoLa; needs R == 1).
+ * A step with R == 1 keeps every layer_state(j) of its active rows' tokens
+ * for decoder_layer_logits (a copy of (L+1)·rows·C floats).
  * R <= the cache's cands; len[r] < max_len (len 0 is allowed: the token
  * then attends to itself only). Cost ~ 2·params·rows·R flops
  * (weights read once for all rows·R tokens) + attention over the cache. */
 int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const uint8_t *active,
                  float *logits, float *hidden, float *layers, foil_err *err);
+
+/* DoLa's early exits for a subset of layers: out [n, rows, V] gets
+ * layer_state(which[i]) of each row's last token through the LM head (no
+ * final norm; which[i] = L: the normal logits), as decoder_prefill's and
+ * decoder_step's `layers` output restricted to those layers (which = 0..L
+ * gives exactly that output). "Last token": of the last decoder_prefill,
+ * or of the last decoder_step if it had one candidate per row; only that
+ * step's active rows are written (others untouched). Commits do not
+ * change the states; a step with R > 1, a reorder or a reset drops them:
+ * FOIL_EPRECOND. n >= 1 and which[i] in 0..L, else FOIL_EINVAL.
+ * Cost: one LM-head product over n·rows states per L+1 layers asked,
+ * 2·n·rows·C·V flops (the `layers` output costs (L+1)/n times more). */
+int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, int n, float *out,
+                         foil_err *err);
 
 /* Appends candidate choice[r] (0 <= choice < R of the last step) of each
  * active row to the cache and increments len[r]: L·rows·2·C floats copied,

@@ -60,6 +60,7 @@ typedef struct {
   int *hlen;     /* [P] */
   uint8_t *active;
   uint8_t *seen; /* [V] repetition-penalty scratch */
+  double *ework; /* [V] sampling scratch (decode_sample_work) */
 } gen_state;
 
 static void state_free(gen_state *s) {
@@ -67,6 +68,7 @@ static void state_free(gen_state *s) {
   free(s->hlen);
   free(s->active);
   free(s->seen);
+  free(s->ework);
 }
 
 /* Checks the common arguments; maxlen = longest prompt + max_new_tokens. */
@@ -116,7 +118,8 @@ static int state_init(gen_state *s, int P, int V, int maxlen, int max_new, const
   s->hlen = malloc((size_t)P * sizeof *s->hlen);
   s->active = malloc((size_t)P);
   s->seen = calloc((size_t)V, 1);
-  if (!s->hist || !s->hlen || !s->active || !s->seen) {
+  s->ework = malloc((size_t)V * sizeof *s->ework);
+  if (!s->hist || !s->hlen || !s->active || !s->seen || !s->ework) {
     state_free(s);
     return foil_err_set(err, FOIL_ENOMEM, "generate: out of memory");
   }
@@ -149,7 +152,8 @@ static int pick(const generate_opts *o, gen_state *s, int p, float *x, int step,
     int rc = decode_top_p(x, 1, V, o->top_p, 1, err);
     if (rc) return rc;
   }
-  return decode_sample(x, V, rng_uniform(o->seed, o->first_row + (uint64_t)p, (uint64_t)step));
+  return decode_sample_work(x, V, rng_uniform(o->seed, o->first_row + (uint64_t)p, (uint64_t)step),
+                            s->ework);
 }
 
 /* Records token tok for prompt p at step; deactivates it on EOS or at the
@@ -225,16 +229,16 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)P * V * sizeof *logits);
-  float *clog = malloc((size_t)P * K * V * sizeof *clog);
+  float *clog = malloc((size_t)P * V * sizeof *clog); /* the winners' next logits */
   float *chid = malloc((size_t)P * K * C * sizeof *chid);
+  float *wh = malloc((size_t)P * C * sizeof *wh); /* the winners' states, active prompts */
   float *ctx = malloc((size_t)P * maxlen * C * sizeof *ctx);
   float *prompt_h = malloc((size_t)P * T * C * sizeof *prompt_h);
-  float *prob = malloc((size_t)V * sizeof *prob);
   int32_t *cand = calloc((size_t)P * K, sizeof *cand);
   int *choice = calloc((size_t)P, sizeof *choice);
   int *nctx = calloc((size_t)P, sizeof *nctx);
   float pk[64], *pkv = K <= 64 ? pk : malloc((size_t)K * sizeof *pkv);
-  if (!logits || !clog || !chid || !ctx || !prompt_h || !prob || !cand || !choice || !nctx || !pkv) {
+  if (!logits || !clog || !chid || !wh || !ctx || !prompt_h || !cand || !choice || !nctx || !pkv) {
     rc = foil_err_set(err, FOIL_ENOMEM, "contrastive search: out of memory");
     goto done;
   }
@@ -257,20 +261,27 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
                                   o->repetition_penalty, s.seen);
       decode_topk_ids(x, V, K, cand + (size_t)p * K, NULL);
     }
-    /* 2. one forward of k candidate rows per prompt on the shared cache */
-    if ((rc = decoder_step(d, c, cand, K, s.active, clog, chid, NULL, err))) goto done;
-    /* 3. selection, commit of the winner, its logits and state carried on */
+    /* 2. one forward of k candidate rows per prompt on the shared cache:
+     * states only; the selection needs no candidate logits */
+    if ((rc = decoder_step(d, c, cand, K, s.active, NULL, chid, NULL, err))) goto done;
+    /* 3. selection, commit of the winner, its state carried on */
+    int na = 0;
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
-      decode_softmax(prob, logits + (size_t)p * V, V);
-      for (int k = 0; k < K; k++) pkv[k] = prob[cand[(size_t)p * K + k]];
+      decode_probs_at(pkv, logits + (size_t)p * V, V, cand + (size_t)p * K, K);
       int w = decode_cs_select(pkv, chid + (size_t)p * K * C, ctx + (size_t)p * maxlen * C, NULL,
                                K, nctx[p], C, cfg->alpha, NULL);
       choice[p] = w;
       memcpy(ctx + ((size_t)p * maxlen + nctx[p]++) * C, chid + ((size_t)p * K + w) * C,
              (size_t)C * sizeof *ctx);
-      memcpy(logits + (size_t)p * V, clog + ((size_t)p * K + w) * V, (size_t)V * sizeof *logits);
+      memcpy(wh + (size_t)na++ * C, chid + ((size_t)p * K + w) * C, (size_t)C * sizeof *wh);
     }
+    /* 4. the LM head for the winners alone (k times fewer rows than the
+     * candidates' logits, which HF computes and drops) */
+    decoder_lm_head(d, clog, wh, na);
+    for (int p = 0, g = 0; p < P; p++)
+      if (s.active[p])
+        memcpy(logits + (size_t)p * V, clog + (size_t)g++ * V, (size_t)V * sizeof *logits);
     decoder_cache_commit(c, choice, s.active);
     for (int p = 0; p < P; p++)
       if (s.active[p]) emit(o, &s, p, cand[(size_t)p * K + choice[p]], step, out, out_len);
@@ -283,7 +294,7 @@ done:
   free(chid);
   free(ctx);
   free(prompt_h);
-  free(prob);
+  free(wh);
   free(cand);
   free(choice);
   free(nctx);
@@ -310,9 +321,10 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)R * V * sizeof *logits);
   float *z = malloc((size_t)V * sizeof *z);
+  double *jw = cfg->adaptive ? malloc((size_t)2 * V * sizeof *jw) : NULL; /* JSD scratch */
   int32_t *next = calloc((size_t)R, sizeof *next);
   uint8_t *ract = malloc((size_t)R);
-  if (!logits || !z || !next || !ract) {
+  if (!logits || !z || !next || !ract || (cfg->adaptive && !jw)) {
     rc = foil_err_set(err, FOIL_ENOMEM, "combine: out of memory");
     goto done;
   }
@@ -323,7 +335,10 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
       if (!s.active[p]) continue;
       const float *zp = logits + (size_t)p * N * V;
       if (cfg->adaptive) {
-        float a = decode_cad(z, zp, zp + V, V, 0, 1, cfg->alpha_floor);
+        /* decode_cad's adaptive α (JSD, floor), its JSD with kept exps */
+        float a = (float)decode_jsd_work(zp, zp + V, V, jw);
+        if (cfg->alpha_floor > 0 && a < cfg->alpha_floor) a = cfg->alpha_floor;
+        decode_cad(z, zp, zp + V, V, a, 0, 0);
         if (alphas) alphas[(size_t)p * o->max_new_tokens + step] = a;
       } else {
         decode_combine(z, zp, cfg->weights, N, V);
@@ -345,6 +360,7 @@ done:
   decoder_cache_destroy(&c);
   free(logits);
   free(z);
+  free(jw);
   free(next);
   free(ract);
   state_free(&s);
@@ -368,7 +384,12 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   gen_state s;
   if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
   decoder_cache *c = NULL;
-  float *layers = malloc((size_t)(L + 1) * P * V * sizeof *layers);
+  /* only the candidate premature layers and the final one are headed:
+   * which[0..nc) = lay, which[nc] = L; layers [nc+1, P, V] */
+  int which[65];
+  memcpy(which, lay, (size_t)nc * sizeof *which);
+  which[nc] = L;
+  float *layers = malloc((size_t)(nc + 1) * P * V * sizeof *layers);
   float *cand = malloc((size_t)nc * V * sizeof *cand);
   float *x = malloc((size_t)V * sizeof *x);
   int32_t *next = calloc((size_t)P, sizeof *next);
@@ -377,13 +398,14 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
     goto done;
   }
   if ((rc = decoder_cache_new(&c, d, P, maxlen, 1, err))) goto done;
-  if ((rc = decoder_prefill(d, c, ids, lens, T, NULL, NULL, layers, err))) goto done;
+  if ((rc = decoder_prefill(d, c, ids, lens, T, NULL, NULL, NULL, err))) goto done;
+  if ((rc = decoder_layer_logits(d, c, which, nc + 1, layers, err))) goto done;
   for (int step = 0; step < o->max_new_tokens; step++) {
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
-      const float *fin = layers + ((size_t)L * P + p) * V;
+      const float *fin = layers + ((size_t)nc * P + p) * V;
       for (int i = 0; i < nc; i++)
-        memcpy(cand + (size_t)i * V, layers + ((size_t)lay[i] * P + p) * V, (size_t)V * sizeof *cand);
+        memcpy(cand + (size_t)i * V, layers + ((size_t)i * P + p) * V, (size_t)V * sizeof *cand);
       int sel = nc == 1 ? 0 : decode_dola_select(cand, fin, nc, V, NULL);
       decode_dola_contrast(x, fin, cand + (size_t)sel * V, V, cfg->relative_top, 1);
       int tok = pick(o, &s, p, x, step, err);
@@ -395,7 +417,8 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
       emit(o, &s, p, tok, step, out, out_len);
     }
     if (!any_active(&s)) break;
-    if ((rc = decoder_step(d, c, next, 1, s.active, NULL, NULL, layers, err))) goto done;
+    if ((rc = decoder_step(d, c, next, 1, s.active, NULL, NULL, NULL, err))) goto done;
+    if ((rc = decoder_layer_logits(d, c, which, nc + 1, layers, err))) goto done;
     decoder_cache_commit(c, NULL, s.active);
   }
 done:

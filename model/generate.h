@@ -18,8 +18,10 @@
  * context's last-layer states [P, T + max_new_tokens, C].
  *
  * Cost per generated token: one decoder_step over the active rows (R = k
- * rows for contrastive search; 2 models for contrastive decoding; N rows
- * per prompt for the variant combination) plus O(V) scoring per row.
+ * rows for contrastive search, which heads only the chosen candidate
+ * through the LM head; 2 models for contrastive decoding; N rows per
+ * prompt for the variant combination; DoLa heads its candidate premature
+ * layers and the final one, not all L+1) plus O(V) scoring per row.
  *
  * Ownership: the caller owns every buffer; the functions allocate their
  * caches and scratch and free them before returning. Errors: FOIL_EINVAL

@@ -169,8 +169,13 @@ void attention_cache_forward(float *out, float *scratch, const float *qkv,
       float mx = -INFINITY;
       for (int j = 0; j <= L; j++) {
         const float *k = j < L ? K + (size_t)j * C : kn;
-        float dot = 0.0f;
-        for (int e = 0; e < hs; e++) dot += q[e] * k[e];
+        /* 8 independent lanes: a vector loop, not a chain of hs adds */
+        float acc[8] = {0}, dot = 0.0f;
+        int e = 0;
+        for (; e + 8 <= hs; e += 8)
+          for (int u = 0; u < 8; u++) acc[u] += q[e + u] * k[e + u];
+        for (int u = 0; u < 8; u++) dot += acc[u];
+        for (; e < hs; e++) dot += q[e] * k[e];
         s[j] = dot * scale;
         mx = s[j] > mx ? s[j] : mx;
       }

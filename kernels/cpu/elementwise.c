@@ -10,6 +10,16 @@
 
 /* ---- exact GELU ------------------------------------------------------------ */
 
+double exp_sum(const float *x, size_t n, float m) {
+  double acc[8] = {0}, s = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += (double)vexp(x[i + u] - m);
+  for (int u = 0; u < 8; u++) s += acc[u];
+  for (; i < n; i++) s += (double)vexp(x[i] - m);
+  return s;
+}
+
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {

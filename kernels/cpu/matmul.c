@@ -1,12 +1,91 @@
-/* matmul.c — the linear layer on OpenBLAS sgemm. Outside a parallel region
- * sgemm uses every kernel thread (see runtime.c). */
+/* matmul.c — the linear layer on OpenBLAS sgemm, and for up to MM_SMALL_N
+ * rows on a kernel of its own (below). Outside a parallel region sgemm
+ * uses every kernel thread (see runtime.c). */
 #include <cblas.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 
+/* Few rows (decoding steps: one token per sequence): sgemm would copy all
+ * of W into packed panels on every call, as much memory traffic as the
+ * product itself at N = 8. This path streams W once instead: blocks of 4
+ * rows of W stay in L1 while every input row is dotted with them. Dots
+ * accumulate in MM_LANES independent lanes (vectorized by GCC; no
+ * -ffast-math needed), summed at the end in a fixed order: the bits do not
+ * depend on the thread count, nor on which other rows share the call. */
+enum { MM_SMALL_N = 12, MM_LANES = 16 }; /* sgemm is as fast from N = 16 on */
+
+static float lanes_sum(const float *acc) {
+  float s = 0.0f;
+  for (int u = 0; u < MM_LANES; u++) s += acc[u];
+  return s;
+}
+
+/* o0[0..4) += x0 · w0..w3 and o1[0..4) += x1 · w0..w3: 8 independent
+ * accumulators, enough to hide the FMA latency. */
+static void dot4x2(float *o0, float *o1, const float *x0, const float *x1, const float *w0,
+                   const float *w1, const float *w2, const float *w3, int C) {
+  float a[8][MM_LANES] = {{0}};
+  int c = 0;
+  for (; c + MM_LANES <= C; c += MM_LANES)
+    for (int u = 0; u < MM_LANES; u++) {
+      float p = x0[c + u], q = x1[c + u];
+      float v0 = w0[c + u], v1 = w1[c + u], v2 = w2[c + u], v3 = w3[c + u];
+      a[0][u] += v0 * p, a[1][u] += v1 * p, a[2][u] += v2 * p, a[3][u] += v3 * p;
+      a[4][u] += v0 * q, a[5][u] += v1 * q, a[6][u] += v2 * q, a[7][u] += v3 * q;
+    }
+  float s[8];
+  for (int r = 0; r < 8; r++) s[r] = lanes_sum(a[r]);
+  for (; c < C; c++) {
+    s[0] += w0[c] * x0[c], s[1] += w1[c] * x0[c], s[2] += w2[c] * x0[c], s[3] += w3[c] * x0[c];
+    s[4] += w0[c] * x1[c], s[5] += w1[c] * x1[c], s[6] += w2[c] * x1[c], s[7] += w3[c] * x1[c];
+  }
+  for (int r = 0; r < 4; r++) o0[r] += s[r], o1[r] += s[4 + r];
+}
+
+static float dot1(const float *x, const float *w, int C) {
+  float a[MM_LANES] = {0};
+  int c = 0;
+  for (; c + MM_LANES <= C; c += MM_LANES)
+    for (int u = 0; u < MM_LANES; u++) a[u] += w[c + u] * x[c + u];
+  float s = lanes_sum(a);
+  for (; c < C; c++) s += w[c] * x[c];
+  return s;
+}
+
+static void matmul_small(float *out, const float *inp, const float *W, const float *b, int N,
+                         int C, int OC) {
+  const int nblk = (OC + 3) / 4;
+#pragma omp parallel for schedule(static)
+  for (int blk = 0; blk < nblk; blk++) {
+    const int o0 = 4 * blk;
+    for (int n = 0; n < N; n++) {
+      float *o = out + (size_t)n * OC + o0;
+      const float *x = inp + (size_t)n * C;
+      if (o0 + 4 <= OC) {
+        /* rows n and n+1 together (row n twice when it is the last one;
+         * the second result is then dropped) */
+        const int n1 = n + 1 < N ? n + 1 : n;
+        float o1[4];
+        for (int r = 0; r < 4; r++) o[r] = o1[r] = b ? b[o0 + r] : 0.0f;
+        dot4x2(o, o1, x, inp + (size_t)n1 * C, W + (size_t)o0 * C, W + (size_t)(o0 + 1) * C,
+               W + (size_t)(o0 + 2) * C, W + (size_t)(o0 + 3) * C, C);
+        if (n1 != n) memcpy(out + (size_t)n1 * OC + o0, o1, sizeof o1);
+        n = n1;
+      } else {
+        for (int r = 0; o0 + r < OC; r++)
+          o[r] = (b ? b[o0 + r] : 0.0f) + dot1(x, W + (size_t)(o0 + r) * C, C);
+      }
+    }
+  }
+}
+
 void matmul_forward(float *out, const float *inp, const float *W,
                     const float *b, int N, int C, int OC) {
+  if (N <= MM_SMALL_N) {
+    matmul_small(out, inp, W, b, N, C, OC);
+    return;
+  }
   float beta = 0.0f;
   if (b) {
     /* Seed the output with the bias rows; sgemm adds the product (beta 1),

@@ -9,7 +9,9 @@
  *     != 0 and continuing equals the forward over the chosen sequences;
  *     inactive rows are left untouched;
  *   - beam reorder; DoLa's per-layer logits (j = 0 by hand, j = L the
- *     logits, prefill and step agree);
+ *     logits, prefill and step agree); decoder_layer_logits equals the
+ *     asked layers of that output (active rows only, states dropped by a
+ *     multi-candidate step or a reorder);
  *   - gradients of every tensor against central finite differences (float
  *     forward, objective summed in double), with and without dhidden, with
  *     and without dropout; loss and nll with and without the logits;
@@ -401,6 +403,78 @@ static void test_dola_layers(void) {
   decoder_destroy(&d);
 }
 
+/* decoder_layer_logits: a subset (any order, repeats) of the `layers`
+ * output, after a prefill, a step, a commit; only the step's active rows;
+ * none after a multi-candidate step or a reorder. */
+static void test_layer_logits(void) {
+  decoder *d = make(TL, TC, TNH, TF, TV, TML, 0.0f);
+  if (!d) return;
+  enum { ROWS = 3, TP = 6, NL = TL + 1 };
+  const int lens[ROWS] = {6, 3, 4};
+  int32_t prompt[ROWS * TP];
+  for (int i = 0; i < ROWS * TP; i++) prompt[i] = (int32_t)(urand() * TV);
+  decoder_cache *c = NULL;
+  foil_err err = {0};
+  int rc = decoder_cache_new(&c, d, ROWS, TML, 2, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (rc) return;
+  float lay[NL * ROWS * TV], sub[2 * NL * ROWS * TV];
+  const int which[] = {TL, 0, 1, TL, 1}, nw = 5;
+  /* before any prefill: no states */
+  CHECK(decoder_layer_logits(d, c, which, nw, sub, &err) == FOIL_EPRECOND && err.msg[0]);
+  rc = decoder_prefill(d, c, prompt, lens, TP, NULL, NULL, lay, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  rc = decoder_layer_logits(d, c, which, nw, sub, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  for (int i = 0; i < nw; i++)
+    CHECKF(rel(sub + (size_t)i * ROWS * TV, lay + (size_t)which[i] * ROWS * TV, ROWS * TV) <= 1e-6,
+           "prefill: entry %d (layer %d)", i, which[i]);
+  /* all L+1 and more: chunks of L+1 per product */
+  int many[2 * NL];
+  for (int i = 0; i < 2 * NL; i++) many[i] = (i * 3) % NL;
+  rc = decoder_layer_logits(d, c, many, 2 * NL, sub, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  for (int i = 0; i < 2 * NL; i++)
+    CHECKF(rel(sub + (size_t)i * ROWS * TV, lay + (size_t)many[i] * ROWS * TV, ROWS * TV) <= 1e-6,
+           "repeated layers: entry %d", i);
+  /* a step with row 1 inactive: rows 0 and 2 as the step's `layers`, row 1 untouched */
+  int32_t tok[ROWS] = {5, 6, 7};
+  uint8_t act[ROWS] = {1, 0, 1};
+  rc = decoder_step(d, c, tok, 1, act, NULL, NULL, lay, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  decoder_cache_commit(c, NULL, act); /* commits keep the states */
+  for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) sub[i] = -7.0f;
+  rc = decoder_layer_logits(d, c, which, nw, sub, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  for (int i = 0; i < nw; i++)
+    for (int r = 0; r < ROWS; r++) {
+      const float *got = sub + ((size_t)i * ROWS + r) * TV;
+      if (!act[r]) {
+        CHECK(got[0] == -7.0f && got[TV - 1] == -7.0f);
+        continue;
+      }
+      CHECKF(rel(got, lay + ((size_t)which[i] * ROWS + r) * TV, TV) <= 1e-6,
+             "step: entry %d row %d", i, r);
+    }
+  /* bad layers */
+  const int bad[2] = {0, TL + 1}, neg[1] = {-1};
+  CHECK(decoder_layer_logits(d, c, bad, 2, sub, &err) == FOIL_EINVAL && err.msg[0]);
+  CHECK(decoder_layer_logits(d, c, neg, 1, sub, &err) == FOIL_EINVAL && err.msg[0]);
+  CHECK(decoder_layer_logits(d, c, which, 0, sub, &err) == FOIL_EINVAL && err.msg[0]);
+  /* two candidates per row keep no states; neither does a reorder */
+  int32_t two[ROWS * 2] = {1, 2, 3, 4, 5, 6};
+  rc = decoder_step(d, c, two, 2, NULL, NULL, NULL, NULL, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  CHECK(decoder_layer_logits(d, c, which, nw, sub, &err) == FOIL_EPRECOND && err.msg[0]);
+  rc = decoder_prefill(d, c, prompt, lens, TP, NULL, NULL, NULL, &err);
+  CHECK(rc == 0 && decoder_layer_logits(d, c, which, 1, sub, &err) == 0);
+  const int src[ROWS] = {1, 0, 2};
+  CHECK(decoder_cache_reorder(c, src, &err) == 0);
+  CHECK(decoder_layer_logits(d, c, which, nw, sub, &err) == FOIL_EPRECOND && err.msg[0]);
+  decoder_cache_destroy(&c);
+  decoder_destroy(&d);
+}
+
 /* ---- gradients ------------------------------------------------------------------- */
 
 enum { GB = 2, GT = 5 };
@@ -668,6 +742,7 @@ int main(void) {
   RUN(test_candidates_commit_active);
   RUN(test_reorder);
   RUN(test_dola_layers);
+  RUN(test_layer_logits);
   RUN(test_grads_fd_loss);
   RUN(test_grads_fd_dhidden);
   RUN(test_grads_fd_dropout_dhidden);

@@ -327,6 +327,66 @@ static void test_matmul(void) {
   }
 }
 
+/* The few-rows path (N <= 12: no sgemm) and sgemm around it, against a
+ * double reference, with lane and 4-row-block remainders; a row's bits do
+ * not depend on the rows beside it nor on the thread count. */
+static void test_matmul_small_rows(void) {
+  static const int shapes[][3] = {{1, 37, 9}, {2, 16, 4}, {7, 64, 13}, {12, 50, 8},
+                                  {13, 40, 6}, {3, 300, 70}, {16, 33, 5}};
+  prng_seed(5);
+  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+    const int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
+    float *inp = malloc(sizeof(float) * N * C), *W = malloc(sizeof(float) * OC * C);
+    float *b = malloc(sizeof(float) * OC), *out = malloc(sizeof(float) * N * OC);
+    float *one = malloc(sizeof(float) * OC), *t2 = malloc(sizeof(float) * N * OC);
+    double *ref = malloc(sizeof(double) * N * OC);
+    fill(inp, N * C, -1, 1); fill(W, OC * C, -1, 1); fill(b, OC, -1, 1);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const float *bb = with_bias ? b : NULL;
+      matmul_forward(out, inp, W, bb, N, C, OC);
+      for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+          double s = bb ? bb[o] : 0.0;
+          for (int c = 0; c < C; c++) s += (double)inp[n * C + c] * W[o * C + c];
+          ref[n * OC + o] = s;
+        }
+      CHECKF(max_err(out, ref, N * OC) <= 2e-5 * sqrt((double)C), "N %d C %d OC %d bias %d: %.3g",
+             N, C, OC, with_bias, max_err(out, ref, N * OC));
+      if (N <= 12)
+        for (int n = 0; n < N; n++) {
+          matmul_forward(one, inp + (size_t)n * C, W, bb, 1, C, OC);
+          CHECKF(memcmp(one, out + (size_t)n * OC, sizeof(float) * OC) == 0,
+                 "N %d: row %d alone differs", N, n);
+        }
+      int orig = kernels_get_threads();
+      kernels_set_threads(orig == 2 ? 1 : 2);
+      matmul_forward(t2, inp, W, bb, N, C, OC);
+      kernels_set_threads(orig);
+      if (N <= 12) CHECKF(memcmp(t2, out, sizeof(float) * N * OC) == 0, "N %d: 2 threads differ", N);
+    }
+    free(inp), free(W), free(b), free(out), free(one), free(t2), free(ref);
+  }
+}
+
+/* exp_sum against libm in double: lanes and remainder, -inf entries */
+static void test_exp_sum(void) {
+  static const size_t ns[] = {1, 7, 8, 9, 100, 8003};
+  float *x = malloc(sizeof(float) * 8003);
+  prng_seed(9);
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+    size_t n = ns[k];
+    fill(x, n, -30, 5);
+    if (n > 8) x[3] = x[n - 1] = -INFINITY;
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    double ref = 0;
+    for (size_t i = 0; i < n; i++) ref += exp((double)x[i] - m);
+    double got = exp_sum(x, n, m);
+    CHECKF(fabs(got - ref) <= 3e-7 * ref, "n %zu: %.9g vs %.9g", n, got, ref);
+  }
+  free(x);
+}
+
 /* ---- GELU, residual, scale ------------------------------------------------------ */
 
 typedef struct { float *out, *inp, *r; size_t n; } EwCtx;
@@ -937,6 +997,8 @@ int main(void) {
   RUN(test_embed);
   RUN(test_layernorm);
   RUN(test_matmul);
+  RUN(test_matmul_small_rows);
+  RUN(test_exp_sum);
   RUN(test_gelu);
   RUN(test_residual_scale);
   RUN(test_dropout);
