@@ -1,17 +1,22 @@
 /* bench_encode.c — the engine's encode rate on a corpus: a checkpoint's
- * encoder and tokenizer, a benchmark's corpus, encode_texts in chunks of
- * BATCH rows (as foil-run refresh does), nothing else timed. bench/refresh.py
- * sets it beside a whole refresh job on the same corpus.
+ * encoder and tokenizer, a benchmark's corpus (or the lines of a text
+ * file), encode_texts in chunks of BATCH rows (as foil-run refresh does),
+ * nothing else timed. bench/refresh.py sets it beside a whole refresh job
+ * on the same corpus; bench/minilm.py beside sentence-transformers.
  *
- *   bench_encode CKPT BENCHMARK.h5 BATCH THREADS
+ *   bench_encode CKPT BENCHMARK.h5|TEXTS.txt BATCH THREADS [OUT.f32]
  *
+ * OUT.f32 (optional) receives the embeddings, [n, D] float32, so the
+ * caller can check both sides did the same work.
  * Prints {"rows": n, "seconds": s, "sentences_per_s": r}.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "common/fileio.h"
 #include "kernels/kernels.h"
 #include "storage/ckpt.h"
 #include "storage/dataset.h"
@@ -26,8 +31,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: bench_encode CKPT BENCHMARK.h5 BATCH THREADS\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: bench_encode CKPT BENCHMARK.h5|TEXTS.txt BATCH THREADS [OUT.f32]\n");
     return 2;
   }
   int batch = atoi(argv[3]);
@@ -37,7 +42,10 @@ int main(int argc, char **argv) {
   encoder *enc = NULL;
   tokenizer *tok = NULL;
   h5io *f = NULL;
-  dataset_bench b;
+  dataset_bench b = {0};
+  char *text = NULL, **lines = NULL;
+  size_t len = strlen(argv[2]), nlines = 0;
+  int txt = len > 4 && !strcmp(argv[2] + len - 4, ".txt");
   int rc = ckpt_read_config(argv[1], &cfg, &err);
   if (!rc) rc = encoder_new(&enc, &cfg, &err);
   ckpt_state st = {.enc = enc};
@@ -46,26 +54,50 @@ int main(int argc, char **argv) {
   if (!rc) rc = h5io_open(&f, argv[1], CKPT_FORMAT, &err);
   if (!rc) rc = tokenizer_h5_read(f, "tokenizer", &tok, &err);
   h5io_close(&f);
-  if (!rc) rc = dataset_bench_read(argv[2], &b, &err);
+  if (!rc && !txt) rc = dataset_bench_read(argv[2], &b, &err);
+  if (!rc && txt) { /* one text per line; the buffer is split in place */
+    size_t tn = 0;
+    rc = foil_read_file(argv[2], &text, &tn, &err);
+    for (size_t i = 0; !rc && i < tn; i++) nlines += text[i] == '\n';
+    if (!rc && !(lines = malloc(sizeof(char *) * (nlines + 1)))) rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
+    nlines = 0;
+    for (char *p = text, *e; !rc && p < text + tn && *p; p = e + 1) {
+      if (!(e = strchr(p, '\n'))) e = p + strlen(p);
+      int end = !*e;
+      *e = 0;
+      lines[nlines++] = p;
+      if (end) break;
+    }
+  }
   if (rc) {
     fprintf(stderr, "bench_encode: %s\n", err.msg);
     return 1;
   }
-  size_t n = b.n_corpus, D = (size_t)encoder_out_dim(enc);
+  char *const *texts = txt ? lines : b.corpus;
+  size_t n = txt ? nlines : b.n_corpus, D = (size_t)encoder_out_dim(enc);
   float *out = malloc(sizeof(float) * n * D);
   double t0 = now();
   for (size_t r0 = 0; !rc && r0 < n; r0 += (size_t)batch) {
     size_t m = n - r0 < (size_t)batch ? n - r0 : (size_t)batch;
-    rc = encode_texts(enc, tok, b.corpus + r0, m, cfg.max_len, batch, out + r0 * D, &err);
+    rc = encode_texts(enc, tok, texts + r0, m, cfg.max_len, batch, out + r0 * D, &err);
   }
   double s = now() - t0;
   if (rc) {
     fprintf(stderr, "bench_encode: %s\n", err.msg);
     return 1;
   }
+  if (argc == 6) {
+    FILE *o = fopen(argv[5], "wb");
+    if (!o || fwrite(out, sizeof(float), n * D, o) != n * D || fclose(o)) {
+      fprintf(stderr, "bench_encode: cannot write %s\n", argv[5]);
+      return 1;
+    }
+  }
   printf("{\"rows\": %zu, \"seconds\": %.4f, \"sentences_per_s\": %.1f}\n", n, s, n / s);
   free(out);
-  dataset_bench_free(&b);
+  if (!txt) dataset_bench_free(&b);
+  free(lines);
+  free(text);
   tokenizer_destroy(&tok);
   encoder_destroy(&enc);
   return 0;
