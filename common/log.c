@@ -17,7 +17,7 @@ double log_mono(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void log_line(FILE *f, const char *level, const char *component, const char *fmt, ...) {
+void log_vline(FILE *f, const char *level, const char *component, const char *fmt, va_list ap) {
   if (!f) f = stderr;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -26,10 +26,28 @@ void log_line(FILE *f, const char *level, const char *component, const char *fmt
   char stamp[40];
   strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   fprintf(f, "%s.%03ldZ %s %s %s\n", stamp, ts.tv_nsec / 1000000, level, component, msg);
   fflush(f);
+}
+
+void log_line(FILE *f, const char *level, const char *component, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_vline(f, level, component, fmt, ap);
+  va_end(ap);
+}
+
+void log_tee(FILE *file, int to_stderr, const char *level, const char *component, const char *fmt, ...) {
+  va_list ap;
+  if (file) {
+    va_start(ap, fmt);
+    log_vline(file, level, component, fmt, ap);
+    va_end(ap);
+  }
+  if (to_stderr) {
+    va_start(ap, fmt);
+    log_vline(stderr, level, component, fmt, ap);
+    va_end(ap);
+  }
 }

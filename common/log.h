@@ -10,8 +10,16 @@
 
 #include <stdio.h>
 
+#include <stdarg.h>
+
 void log_line(FILE *f, const char *level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+void log_vline(FILE *f, const char *level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+/* The same line to file (skipped when NULL) and, when to_stderr, to stderr:
+ * a job runtime's rank 0 keeps its log and shows it unless --quiet. */
+void log_tee(FILE *file, int to_stderr, const char *level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Seconds since the epoch (wall clock) and a monotonic clock, as doubles. */
 double log_now(void);

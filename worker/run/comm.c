@@ -301,3 +301,11 @@ loss_comm comm_loss_comm(comm *c) {
   loss_comm lc = {c, c->rank, c->size, lc_allgather, lc_reduce_scatter, lc_allreduce_mean};
   return lc;
 }
+
+int comm_all_ok(comm *c, int rc, const char *what, foil_err *err) {
+  double bad = rc != 0;
+  foil_err e2 = {0};
+  if (comm_allreduce_sum_f64(c, &bad, 1, &e2)) return rc ? rc : foil_err_set(err, e2.code, "%s", e2.msg);
+  if (bad > 0 && !rc) return foil_err_set(err, FOIL_EABORTED, "%s failed on another rank", what);
+  return rc;
+}

@@ -51,6 +51,10 @@ double comm_busy_seconds(const comm *c);
 int comm_allreduce_mean(comm *c, float *buf, size_t n, foil_err *err);
 /* sum over ranks, in place, doubles (metrics, counters) */
 int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err);
+/* Every rank learns whether any failed: rc is this rank's result; returns
+ * FOIL_OK only when all succeeded; a rank that did not fail itself gets
+ * FOIL_EABORTED "`what` failed on another rank". One all-reduce of a double. */
+int comm_all_ok(comm *c, int rc, const char *what, foil_err *err);
 /* recv[world·n] = every rank's send[n], in rank order. */
 int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err);
 /* recv[n] = sum over ranks of their send[rank·n .. rank·n + n). */

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,24 +336,11 @@ typedef struct {
   char job_dir[4096];
 } job;
 
-__attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
-  if (j->rank != 0) return;
-  char msg[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (j->log) log_line(j->log, level, "decode-eval", "%s", msg);
-  if (!j->a->quiet) log_line(stderr, level, "decode-eval", "%s", msg);
-}
-
-static int sync_ok(job *j, int rc, const char *what, foil_err *err) {
-  double bad = rc != 0;
-  foil_err e2 = {0};
-  if (comm_allreduce_sum_f64(j->c, &bad, 1, &e2)) return rc ? rc : foil_err_set(err, e2.code, "%s", e2.msg);
-  if (bad > 0 && !rc) return foil_err_set(err, FOIL_EABORTED, "%s failed on another rank", what);
-  return rc;
-}
+/* One log line on rank 0: the job's log and, unless quiet, stderr. */
+#define logf_(j, level, ...) \
+  do { \
+    if ((j)->rank == 0) log_tee((j)->log, !(j)->a->quiet, level, "decode-eval", __VA_ARGS__); \
+  } while (0)
 
 /* A checkpoint file, or a job directory's newest usable one (refresh's rule), as an absolute path. */
 static int resolve_ckpt(job *j, const char *key, const char *p, char out[PATH_MAX], foil_err *err) {
@@ -675,7 +661,7 @@ static int do_run(job *j, run_out *ro, foil_err *err) {
     }
     tm[0] += dt, tm[1] += longest;
   }
-  rc = sync_ok(j, rc, "generating", err);
+  rc = comm_all_ok(j->c, rc, "generating", err);
   if (!rc) rc = comm_allreduce_sum_f64(j->c, all, n * W + 3, err);
   if (!rc) ro->secs = tm[0], ro->steps = tm[1], ro->tokens = tm[2];
   if (!rc && j->rank == 0) {
@@ -876,7 +862,7 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
 int deval_run(const deval_args *a, comm *c, foil_err *err) {
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
   int rc = setup(&j, err);
-  rc = sync_ok(&j, rc, "loading the spec, checkpoints or prompts", err);
+  rc = comm_all_ok(j.c, rc, "loading the spec, checkpoints or prompts", err);
   const deval_spec *s = &j.s;
   int nr = 0;
   run_out *runs = NULL;
@@ -914,7 +900,7 @@ int deval_run(const deval_args *a, comm *c, foil_err *err) {
     if (!rc) rc = score_and_report(&j, runs, nr, err);
     if (!rc) logf_(&j, "INFO", "wrote %s/generations.jsonl and %s/metrics.json", j.job_dir, j.job_dir);
   }
-  rc = sync_ok(&j, rc, "writing the results", err);
+  rc = comm_all_ok(j.c, rc, "writing the results", err);
   if (rc) logf_(&j, "ERROR", "%s", err ? err->msg : "failed");
   for (int r = 0; r < nr; r++) run_free(&runs[r], j.n);
   free(runs);

@@ -4,7 +4,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,16 +49,11 @@ typedef struct {
   double data_s;      /* seconds taking the rows */
 } lmstats;
 
-__attribute__((format(printf, 3, 4))) static void logf_(lmjob *j, const char *level, const char *fmt, ...) {
-  if (j->rank != 0) return;
-  char msg[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (j->log) log_line(j->log, level, "pretrain", "%s", msg);
-  if (!j->a->quiet) log_line(stderr, level, "pretrain", "%s", msg);
-}
+/* One log line on rank 0: the job's log and, unless quiet, stderr. */
+#define logf_(j, level, ...) \
+  do { \
+    if ((j)->rank == 0) log_tee((j)->log, !(j)->a->quiet, level, "pretrain", __VA_ARGS__); \
+  } while (0)
 
 /* Sends progress with the sticky checkpoint fields (pretrain.c's rule). */
 static void send_progress(lmjob *j, int64_t step, const char *msg, const char *fields) {

@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,18 +72,11 @@ typedef struct {
   int64_t last_ckpt_step;
 } job;
 
-/* One log line: timestamp, level, component, message (rank 0 only), to
- * the job's log and, unless quiet, to stderr (common/log.h). */
-__attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
-  if (j->rank != 0) return;
-  char msg[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (j->log) log_line(j->log, level, "pretrain", "%s", msg);
-  if (!j->a->quiet) log_line(stderr, level, "pretrain", "%s", msg);
-}
+/* One log line on rank 0: the job's log and, unless quiet, stderr. */
+#define logf_(j, level, ...) \
+  do { \
+    if ((j)->rank == 0) log_tee((j)->log, !(j)->a->quiet, level, "pretrain", __VA_ARGS__); \
+  } while (0)
 
 static float current_temperature(const job *j) {
   if (!j->s.learnable_temperature) return j->s.temperature;

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,28 +152,11 @@ typedef struct {
   char job_dir[4096];
 } job;
 
-/* One log line: timestamp, level, component, message (rank 0 only), to
- * the job's log and, unless quiet, to stderr (common/log.h). */
-__attribute__((format(printf, 3, 4))) static void logf_(job *j, const char *level, const char *fmt, ...) {
-  if (j->rank != 0) return;
-  char msg[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (j->log) log_line(j->log, level, "refresh", "%s", msg);
-  if (!j->a->quiet) log_line(stderr, level, "refresh", "%s", msg);
-}
-
-/* Every rank learns whether any failed: FOIL_OK only when all succeeded;
- * a rank that did not fail itself gets `what` as its message. */
-static int sync_ok(job *j, int rc, const char *what, foil_err *err) {
-  double bad = rc != 0;
-  foil_err e2 = {0};
-  if (comm_allreduce_sum_f64(j->c, &bad, 1, &e2)) return rc ? rc : foil_err_set(err, e2.code, "%s", e2.msg);
-  if (bad > 0 && !rc) return foil_err_set(err, FOIL_EABORTED, "%s failed on another rank", what);
-  return rc;
-}
+/* One log line on rank 0: the job's log and, unless quiet, stderr. */
+#define logf_(j, level, ...) \
+  do { \
+    if ((j)->rank == 0) log_tee((j)->log, !(j)->a->quiet, level, "refresh", __VA_ARGS__); \
+  } while (0)
 
 /* The checkpoint file the spec names: a file, or a job directory's newest usable one. */
 static int resolve_checkpoint(job *j, foil_err *err) {
@@ -430,7 +412,7 @@ static int mine_bank(job *j, int version, foil_err *err) {
                      (int)n, &s->rule, rows, NULL, err);
   /* gather: every rank adds row + 1 into its own share of a zeroed [P, m] */
   for (size_t i = 0; !rc && i < n * (size_t)m; i++) all[lo * (size_t)m + i] = (double)(rows[i] + 1);
-  rc = sync_ok(j, rc, "mining", err);
+  rc = comm_all_ok(j->c, rc, "mining", err);
   if (!rc) rc = comm_allreduce_sum_f64(j->c, all, P * (size_t)m, err);
   if (!rc && j->rank == 0) {
     negbank b = {0};
@@ -478,7 +460,7 @@ static int mine_bank(job *j, int version, foil_err *err) {
     free(b.rows);
     free(b.texts); /* the texts are the corpus's */
   }
-  rc = sync_ok(j, rc, "writing the negatives bank", err);
+  rc = comm_all_ok(j->c, rc, "writing the negatives bank", err);
   free(blocks);
   index_version_destroy(&iv);
   free(q), free(pos), free(rows), free(all);
@@ -495,14 +477,14 @@ int refresh_spec_check(const char *json, foil_err *err) {
 int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
   int rc = setup(&j, err);
-  rc = sync_ok(&j, rc, "loading the spec, checkpoint or corpus", err);
+  rc = comm_all_ok(j.c, rc, "loading the spec, checkpoint or corpus", err);
   int version = 0, published = 0;
   if (!rc) {
     logf_(&j, "INFO", "index %s: %zu documents on %d rank(s), checkpoint %s (step %lld, model %s), %s, dim %d",
           j.s.name, j.n, j.world, j.ckpt, (long long)j.step, j.hash, j.s.dtype == VS_F32 ? "float32"
           : j.s.dtype == VS_F16 ? "float16" : "int8", encoder_out_dim(j.enc));
     if (j.rank == 0) rc = index_version_begin(a->root, j.s.name, &version, err);
-    rc = sync_ok(&j, rc, "starting a version", err);
+    rc = comm_all_ok(j.c, rc, "starting a version", err);
   }
   if (!rc) rc = comm_bcast(c, &version, sizeof version, 0, err);
   const size_t lo = (size_t)j.rank * j.n / (size_t)j.world, hi = (size_t)(j.rank + 1) * j.n / (size_t)j.world;
@@ -525,7 +507,7 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
     if (!rc) rc = index_shard_write(a->root, &m, ids, j.ids + lo, vec, (int64_t)(hi - lo), err);
     free(vec);
     free(ids);
-    rc = sync_ok(&j, rc, "encoding or writing a shard", err);
+    rc = comm_all_ok(j.c, rc, "encoding or writing a shard", err);
   }
   /* per-rank throughput, gathered to rank 0 for the metrics */
   if (!rc) {
@@ -570,7 +552,7 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
         progress_send(j.prog, (double)j.n, (double)j.n, msg, mj);
       }
     }
-    rc = sync_ok(&j, rc, "publishing", err);
+    rc = comm_all_ok(j.c, rc, "publishing", err);
     published = !rc;
   }
   if (!rc && j.s.mine) rc = mine_bank(&j, version, err);
