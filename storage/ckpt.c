@@ -1,8 +1,9 @@
 /* ckpt.c — training checkpoints in HDF5 (see ckpt.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "storage/ckpt.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/tokenizer_h5.h"
@@ -529,5 +531,30 @@ int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, foil_err *err
     if (unlink(p) != 0 && !rc) rc = foil_err_set(err, FOIL_EINTERNAL, "cannot remove %s", p);
   }
   free_entries(es, n);
+  return rc;
+}
+
+int ckpt_resolve(const char *key, const char *path, char out[PATH_MAX], char **skipped, foil_err *err) {
+  *skipped = NULL;
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return foil_err_set(err, FOIL_ENOTFOUND, "%s %s: %s (a checkpoint .h5 file or a job directory)", key, path,
+                        strerror(errno));
+  char *found = NULL;
+  const char *p = path;
+  if (S_ISDIR(st.st_mode)) {
+    char sub[PATH_MAX + 8];
+    snprintf(sub, sizeof sub, "%s/ckpt", path);
+    const char *dir = stat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? sub : path;
+    foil_err e2 = {0};
+    if (ckpt_latest(dir, &found, skipped, &e2)) {
+      free(found);
+      return foil_err_set(err, FOIL_ENOTFOUND, "%s %s: no usable checkpoint in %s (%.300s)", key, path, dir, e2.msg);
+    }
+    p = found;
+  }
+  int rc = FOIL_OK;
+  if (!realpath(p, out)) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s %s: %s", key, p, strerror(errno));
+  free(found);
   return rc;
 }

@@ -38,6 +38,7 @@
 #ifndef FOIL_STORAGE_CKPT_H
 #define FOIL_STORAGE_CKPT_H
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -118,6 +119,14 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err);
  * and reported through skipped (may be NULL) as "<file>: <reason>" lines.
  * Returns FOIL_ENOTFOUND when there is none. out is malloc'ed. */
 int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err);
+
+/* What a spec's checkpoint key names, as an absolute path in out: a
+ * checkpoint file, or a job directory (its ckpt/ subdirectory when it has
+ * one) whose newest usable checkpoint is taken (ckpt_latest; the damaged
+ * ones it skipped come back in *skipped, malloc'ed, NULL if none: the
+ * caller logs them and frees). key names the spec key in messages.
+ * FOIL_ENOTFOUND when the path or a usable checkpoint is missing. */
+int ckpt_resolve(const char *key, const char *path, char out[PATH_MAX], char **skipped, foil_err *err);
 
 /* Keeps the newest keep_last checkpoints plus every one whose step is a
  * multiple of keep_every (0: none); removes the others. */

@@ -23,6 +23,7 @@
 #include "storage/h5io.h"
 #include "storage/lmcorpus.h"
 #include "worker/run/jspec.h"
+#include "worker/run/jobdir.h"
 #include "worker/run/progress.h"
 #include "worker/run/textscore.h"
 
@@ -344,28 +345,10 @@ typedef struct {
 
 /* A checkpoint file, or a job directory's newest usable one (refresh's rule), as an absolute path. */
 static int resolve_ckpt(job *j, const char *key, const char *p, char out[PATH_MAX], foil_err *err) {
-  struct stat st;
-  if (stat(p, &st) != 0)
-    return foil_err_set(err, FOIL_ENOTFOUND, "%s %s: %s (a checkpoint .h5 file or a job directory)", key, p,
-                        strerror(errno));
-  char *found = NULL, *skipped = NULL;
-  if (S_ISDIR(st.st_mode)) {
-    char sub[PATH_MAX + 8];
-    snprintf(sub, sizeof sub, "%s/ckpt", p);
-    const char *dir = stat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? sub : p;
-    foil_err e2 = {0};
-    int rc = ckpt_latest(dir, &found, &skipped, &e2);
-    if (skipped) logf_(j, "WARN", "%s: unusable checkpoints skipped: %s", key, skipped);
-    free(skipped);
-    if (rc) {
-      free(found);
-      return foil_err_set(err, FOIL_ENOTFOUND, "%s %s: no usable checkpoint in %s (%.300s)", key, p, dir, e2.msg);
-    }
-    p = found;
-  }
-  int rc = FOIL_OK;
-  if (!realpath(p, out)) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s %s: %s", key, p, strerror(errno));
-  free(found);
+  char *skipped = NULL;
+  int rc = ckpt_resolve(key, p, out, &skipped, err);
+  if (skipped) logf_(j, "WARN", "%s: unusable checkpoints skipped: %s", key, skipped);
+  free(skipped);
   return rc;
 }
 
@@ -517,18 +500,7 @@ static int setup(job *j, foil_err *err) {
   kernels_set_threads(threads);
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/decode-eval-%s", a->root, s->name);
-  if (j->rank == 0) {
-    if (foil_mkdirs(j->job_dir, err))
-      return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/log", j->job_dir);
-    j->log = fopen(p, "a");
-    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
-    j->metrics = fopen(p, "a");
-    if (!j->log || !j->metrics)
-      return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
-    if ((rc = progress_open(&j->prog, err))) return rc;
-  }
+  if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
   if ((rc = resolve_ckpt(j, "model", s->model, j->model_path, err))) return rc;
   if (s->amateur && (rc = resolve_ckpt(j, "amateur", s->amateur, j->amateur_path, err))) return rc;
   if (s->encoder && (rc = resolve_ckpt(j, "metrics.encoder", s->encoder, j->encoder_path, err))) return rc;

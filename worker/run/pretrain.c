@@ -30,6 +30,7 @@
 #include "worker/run/encode.h"
 #include "worker/run/lmtrain.h"
 #include "worker/run/loader.h"
+#include "worker/run/jobdir.h"
 #include "worker/run/progress.h"
 #include "worker/run/spec.h"
 
@@ -658,18 +659,7 @@ static int job_setup(job *j, foil_err *err) {
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
   snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
-  if (j->rank == 0) {
-    if (foil_mkdirs(j->ckpt_dir, NULL))
-      return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
-    char p[4300];
-    snprintf(p, sizeof p, "%s/log", j->job_dir);
-    j->log = fopen(p, "a");
-    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
-    j->metrics = fopen(p, "a");
-    if (!j->log || !j->metrics)
-      return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
-    if ((rc = progress_open(&j->prog, err))) return rc;
-  }
+  if (j->rank == 0 && (rc = jobdir_open(j->job_dir, "ckpt", &j->log, &j->metrics, &j->prog, err))) return rc;
   comm_barrier(j->c, err);
   if (s->init_from) {
     if ((rc = init_from(j, err))) return rc;

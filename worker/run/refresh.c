@@ -27,6 +27,7 @@
 #include "worker/run/encode.h"
 #include "worker/run/jspec.h"
 #include "worker/run/mine.h"
+#include "worker/run/jobdir.h"
 #include "worker/run/progress.h"
 
 /* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
@@ -160,32 +161,13 @@ typedef struct {
 
 /* The checkpoint file the spec names: a file, or a job directory's newest usable one. */
 static int resolve_checkpoint(job *j, foil_err *err) {
-  const char *p = j->s.checkpoint;
-  struct stat st;
-  if (stat(p, &st) != 0)
-    return foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: %s (a checkpoint .h5 file or a job directory)", p,
-                        strerror(errno));
-  char *found = NULL, *skipped = NULL;
-  if (S_ISDIR(st.st_mode)) {
-    char sub[PATH_MAX + 8];
-    snprintf(sub, sizeof sub, "%s/ckpt", p);
-    const char *dir = stat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? sub : p;
-    foil_err e2 = {0};
-    int rc = ckpt_latest(dir, &found, &skipped, &e2);
-    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
-    free(skipped);
-    if (rc) {
-      free(found);
-      return foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: no usable checkpoint in %s (%.300s)", p, dir, e2.msg);
-    }
-    p = found;
-  }
-  int rc = FOIL_OK;
-  if (!realpath(p, j->ckpt)) rc = foil_err_set(err, FOIL_ENOTFOUND, "checkpoint %s: %s", p, strerror(errno));
-  else if (strlen(j->ckpt) >= sizeof ((index_meta *)0)->checkpoint)
+  char *skipped = NULL;
+  int rc = ckpt_resolve("checkpoint", j->s.checkpoint, j->ckpt, &skipped, err);
+  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+  free(skipped);
+  if (!rc && strlen(j->ckpt) >= sizeof ((index_meta *)0)->checkpoint)
     rc = foil_err_set(err, FOIL_EINVAL, "checkpoint path %.200s... is longer than an index shard records (1023 bytes)",
                       j->ckpt);
-  free(found);
   return rc;
 }
 
@@ -311,16 +293,7 @@ static int setup(job *j, foil_err *err) {
   kernels_set_threads(threads);
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/refresh-%s", a->root, j->s.name);
-  if (j->rank == 0) {
-    if (foil_mkdirs(j->job_dir, err)) return foil_err_set(err, FOIL_EPERM, "cannot create the job directory %s", j->job_dir);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/log", j->job_dir);
-    j->log = fopen(p, "a");
-    snprintf(p, sizeof p, "%s/metrics", j->job_dir);
-    j->metrics = fopen(p, "a");
-    if (!j->log || !j->metrics) return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", j->job_dir);
-    if ((rc = progress_open(&j->prog, err))) return rc;
-  }
+  if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
   if ((rc = resolve_checkpoint(j, err))) return rc;
   if ((rc = load_model(j, err))) return rc;
   if ((rc = load_corpus(j, err))) return rc;
