@@ -37,7 +37,7 @@ static void test_example_and_defaults(void) {
   CHECK(s.model.n_layers == 2 && s.model.d_model == 64 && s.steps == 100);
   CHECK(s.loss == LOSS_INFONCE && s.symmetric == 1 && fabsf(s.temperature - 0.05f) < 1e-7f);
   CHECK(!strcmp(s.dataset, "wordnet") && !strcmp(s.benchmark, "test"));
-  CHECK(s.checkpoint_every_steps == 50 && s.eval_every_steps == 100);
+  CHECK(s.checkpoint_every_steps == 50 && s.eval_every_steps == 100 && s.eval_at_start == 0);
   spec_free(&s);
 
   const char *min = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"steps\":10}";
@@ -230,6 +230,8 @@ static void test_decoder(void) {
        "\"steps\":10}", "decoder"},
       {"{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"eval\":{\"tokens\":5},"
        "\"steps\":10}", "eval.tokens"},
+      {"{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"eval\":{\"at_start\":1},"
+       "\"steps\":10}", "eval.at_start"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     rc = spec_parse(&s, bad[i].json, &err);

@@ -24,7 +24,8 @@ static int same(const spec *a, const spec *b) {
          a->schedule == b->schedule && a->checkpoint_every_steps == b->checkpoint_every_steps &&
          a->checkpoint_keep_last == b->checkpoint_keep_last &&
          a->checkpoint_keep_every_steps == b->checkpoint_keep_every_steps &&
-         a->eval_every_steps == b->eval_every_steps && a->log_every_steps == b->log_every_steps &&
+         a->eval_every_steps == b->eval_every_steps && a->eval_at_start == b->eval_at_start &&
+         a->log_every_steps == b->log_every_steps &&
          a->threads == b->threads && a->negatives_check_every == b->negatives_check_every &&
          !a->negatives_bank == !b->negatives_bank && (!a->negatives_bank || !strcmp(a->negatives_bank, b->negatives_bank)) &&
          !a->refresh_json == !b->refresh_json && (!a->refresh_json || !strcmp(a->refresh_json, b->refresh_json)) &&
@@ -41,7 +42,7 @@ static void test_roundtrip(void) {
       "\"momentum_schedule\":\"cosine\"},\"batch_per_rank\":24,\"micro_batch\":8,\"steps\":1000,"
       "\"optimizer\":{\"lr\":0.0003,\"weight_decay\":0.0,\"warmup_steps\":100,\"schedule\":\"linear\"},"
       "\"checkpoint\":{\"every_steps\":250,\"keep_last\":3,\"keep_every_steps\":500},"
-      "\"eval\":{\"every_steps\":500},\"log_every_steps\":5,\"threads\":2}";
+      "\"eval\":{\"every_steps\":500,\"at_start\":true},\"log_every_steps\":5,\"threads\":2}";
   /* the loop's keys travel too */
   const char *loop =
       "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"code\",\"negatives_bank\":\"neg\","

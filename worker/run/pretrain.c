@@ -266,35 +266,86 @@ static void log_eval(job *j, int64_t step, const char *who, const irmetrics_resu
         irmetrics_get(res, "recall@10"), irmetrics_get(res, "recall@100"), res->n_queries, ndocs, secs);
 }
 
+/* Encodes texts[0..n) across the ranks for evaluation: in rounds of up to
+ * world x EVAL_CHUNK texts, each split evenly into per = ceil(round / world)
+ * consecutive texts per rank (only the last ranks run short), encoded and
+ * all-gathered, so rank 0 gets every row in input order; sink (rank 0
+ * only) takes each round's rows. All ranks call it with the same n.
+ * Cost per round: one encode of per texts on each rank and a gather of
+ * world x per x D floats; memory: two buffers of that size at most. A
+ * row's bits depend on the world size (the chunk it is encoded in), not on
+ * the thread count. */
+enum { EVAL_CHUNK = 4096 };
+typedef int (*eval_sink)(void *ctx, const float *rows, size_t n, foil_err *err);
+
+static int encode_split(job *j, char *const *texts, size_t n, eval_sink sink, void *ctx, foil_err *err) {
+  const size_t D = (size_t)encoder_out_dim(j->enc), W = (size_t)j->world;
+  float *mine = calloc((size_t)EVAL_CHUNK * D, sizeof(float));
+  float *all = malloc(sizeof(float) * (size_t)EVAL_CHUNK * D * W);
+  int rc = !mine || !all ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
+  rc = comm_all_ok(j->c, rc, "evaluation", err);
+  for (size_t base = 0; !rc && base < n;) {
+    size_t round = n - base < EVAL_CHUNK * W ? n - base : EVAL_CHUNK * W;
+    size_t per = (round + W - 1) / W, lo = (size_t)j->rank * per;
+    size_t cnt = lo >= round ? 0 : (round - lo < per ? round - lo : per);
+    if (cnt) rc = encode_texts(j->enc, j->tok, texts + base + lo, cnt, j->s.seq_len, 256, mine, err);
+    if ((rc = comm_all_ok(j->c, rc, "evaluation encoding", err))) break;
+    if ((rc = comm_allgather(j->c, mine, per * D, all, err))) break;
+    if (j->rank == 0) rc = sink(ctx, all, round, err); /* rank r's rows start at r·per: contiguous */
+    if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) break;
+    base += round;
+  }
+  free(mine);
+  free(all);
+  return rc;
+}
+
+typedef struct {
+  float *q;
+  size_t at;
+  int D;
+} eval_rows;
+
+static int keep_rows(void *ctx, const float *rows, size_t n, foil_err *err) {
+  (void)err;
+  eval_rows *r = ctx;
+  memcpy(r->q + r->at * (size_t)r->D, rows, sizeof(float) * n * (size_t)r->D);
+  r->at += n;
+  return FOIL_OK;
+}
+
+static int add_rows(void *ctx, const float *rows, size_t n, foil_err *err) {
+  return irmetrics_add(ctx, rows, (int)n, err);
+}
+
+/* Retrieval metrics of the model now on the spec's benchmark (and BM25's,
+ * once per run), rank 0 writing them; every rank reads the benchmark and
+ * encodes its share (encode_split). */
 static int evaluate(job *j, int64_t step, foil_err *err) {
-  int rc = FOIL_OK;
-  if (j->rank == 0 && j->s.benchmark && j->s.benchmark[0]) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/datasets/%s/benchmarks/%s.h5", j->a->root, j->s.dataset,
-             j->s.benchmark);
-    dataset_bench b;
-    rc = dataset_bench_read(path, &b, err);
-    if (rc) {
-      char why[sizeof err->msg];
-      snprintf(why, sizeof why, "%s", err->msg);  /* not in place: source and target would overlap */
-      foil_err_set(err, rc, "evaluation: %.400s", why);
-      goto sync;
-    }
-    const int D = encoder_out_dim(j->enc);
-    float *q = malloc(sizeof(float) * b.n_queries * (size_t)D);
-    float *cchunk = malloc(sizeof(float) * 4096 * (size_t)D);
-    irmetrics *ir = NULL;
-    double t0 = log_mono();
-    rc = !q || !cchunk ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
-    if (!rc) rc = encode_texts(j->enc, j->tok, b.queries, b.n_queries, j->s.seq_len, 256, q, err);
-    if (!rc) rc = irmetrics_new(&ir, q, (int)b.n_queries, D, 0, err);
-    for (size_t c0 = 0; !rc && c0 < b.n_corpus; c0 += 4096) {
-      size_t n = b.n_corpus - c0 < 4096 ? b.n_corpus - c0 : 4096;
-      rc = encode_texts(j->enc, j->tok, b.corpus + c0, n, j->s.seq_len, 256, cchunk, err);
-      if (!rc) rc = irmetrics_add(ir, cchunk, (int)n, err);
-    }
+  if (!j->s.benchmark || !j->s.benchmark[0]) return FOIL_OK;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/datasets/%s/benchmarks/%s.h5", j->a->root, j->s.dataset, j->s.benchmark);
+  dataset_bench b;
+  int rc = dataset_bench_read(path, &b, err);
+  if (rc) {
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg); /* not in place: source and target would overlap */
+    foil_err_set(err, rc, "evaluation: %.400s", why);
+  }
+  if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) return rc;
+  const int D = encoder_out_dim(j->enc);
+  eval_rows qr = {.q = j->rank == 0 ? malloc(sizeof(float) * b.n_queries * (size_t)D) : NULL, .D = D};
+  irmetrics *ir = NULL;
+  double t0 = log_mono();
+  rc = j->rank == 0 && !qr.q ? foil_err_set(err, FOIL_ENOMEM, "out of memory for evaluation") : FOIL_OK;
+  if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) goto done;
+  if ((rc = encode_split(j, b.queries, b.n_queries, keep_rows, &qr, err))) goto done;
+  if (j->rank == 0) rc = irmetrics_new(&ir, qr.q, (int)b.n_queries, D, 0, err);
+  if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) goto done;
+  if ((rc = encode_split(j, b.corpus, b.n_corpus, add_rows, ir, err))) goto done;
+  if (j->rank == 0) {
     irmetrics_result res;
-    if (!rc) rc = irmetrics_compute(ir, b.qrels, b.qrels_score, b.n_qrels, &res, err);
+    rc = irmetrics_compute(ir, b.qrels, b.qrels_score, b.n_qrels, &res, err);
     if (!rc) {
       log_eval(j, step, "foil", &res, b.n_corpus, log_mono() - t0);
       write_eval(j, step, "foil", &res);
@@ -321,16 +372,12 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     if (!rc && j->bm25_done)
       logf_(j, "INFO", "MRR@10 foil %.4f vs BM25 %.4f: %.2fx", irmetrics_get(&res, "mrr@10"),
             j->bm25_mrr10, j->bm25_mrr10 > 0 ? irmetrics_get(&res, "mrr@10") / j->bm25_mrr10 : 0.0);
-    irmetrics_destroy(&ir);
-    free(q);
-    free(cchunk);
-    dataset_bench_free(&b);
   }
-sync:;
-  double bad = rc != 0;
-  int crc = comm_allreduce_sum_f64(j->c, &bad, 1, err);
-  if (crc) return crc;
-  if (bad && !rc) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on rank 0");
+  rc = comm_all_ok(j->c, rc, "evaluation", err);
+done:
+  irmetrics_destroy(&ir);
+  free(qr.q);
+  dataset_bench_free(&b);
   return rc;
 }
 
@@ -757,6 +804,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
             j.bank_version ? "v" : "none ", j.bank_version, j.resumed_bank == j.bank_version
             ? "it matches (exact resume)" : "it differs: the steps from here differ from an uninterrupted run's");
   }
+  if (!rc && j.s.eval_at_start && step == 0) rc = evaluate(&j, 0, err); /* the starting weights */
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;

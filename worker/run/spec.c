@@ -208,13 +208,14 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->checkpoint_keep_every_steps = (int64_t)jspec_number(&c, k, "keep_every_steps",
                                                    "checkpoint.keep_every_steps", 0, 0, 1e12, 1, 0);
   const cJSON *e = jspec_object(&c, root, "eval", "eval");
-  static const char *const ekeys[] = {"every_steps", NULL};
-  static const char *const ekeys_dec[] = {"every_steps", "tokens", NULL};
+  static const char *const ekeys[] = {"every_steps", "at_start", NULL};
+  static const char *const ekeys_dec[] = {"every_steps", "at_start", "tokens", NULL};
   if (dec) only_keys_dec(&c, e, "eval", ekeys_dec);
   else jspec_only_keys(&c, e, "eval", ekeys);
   s->eval_tokens = (int64_t)jspec_number(&c, e, "tokens", "eval.tokens", 65536, 0, 1e12, 1, 0);
   s->eval_every_steps = (int64_t)jspec_number(&c, e, "every_steps", "eval.every_steps", (double)s->steps,
                                         1, 1e12, 1, 0);
+  s->eval_at_start = jspec_boolean(&c, e, "at_start", "eval.at_start", 0);
   s->log_every_steps = (int64_t)jspec_number(&c, root, "log_every_steps", "log_every_steps", 10, 1, 1e12, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
   s->negatives_check_every = (int64_t)jspec_number(&c, d, "negatives_check_every", "data.negatives_check_every",

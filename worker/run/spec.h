@@ -79,6 +79,9 @@ typedef struct {
   int checkpoint_keep_last;       /* checkpoint.keep_last (default 2) */
   int64_t checkpoint_keep_every_steps; /* checkpoint.keep_every_steps (default 0 = none) */
   int64_t eval_every_steps; /* eval.every_steps (default: steps, i.e. at the end) */
+  int eval_at_start;        /* eval.at_start (default false): evaluate the starting weights (init_from's,
+                             * or the fresh ones) before step 1, as step 0, as transformers'
+                             * eval_on_start; not again on a resume past step 0 */
   int64_t log_every_steps;  /* default 10 */
   int threads;              /* per rank, 0 = all cores / ranks on the node */
   /* refresh: the loop's object, for the coordinator (foil-run only checks it):

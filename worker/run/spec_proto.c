@@ -84,6 +84,7 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   p.checkpoint = &k;
   SET(p, eval_every_steps, s->eval_every_steps);
   if (dec) SET(p, eval_tokens, s->eval_tokens);
+  SET(p, eval_at_start, s->eval_at_start);
   SET(p, log_every_steps, s->log_every_steps);
   SET(p, threads, s->threads);
   p.refresh_json = s->refresh_json;
@@ -164,10 +165,11 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     NUM(k, p->checkpoint, keep_last);
     NUM(k, p->checkpoint, keep_every_steps);
   }
-  if (p->has_eval_every_steps || p->has_eval_tokens) {
+  if (p->has_eval_every_steps || p->has_eval_tokens || p->has_eval_at_start) {
     cJSON *e = cJSON_AddObjectToObject(root, "eval");
     if (p->has_eval_every_steps) cJSON_AddNumberToObject(e, "every_steps", (double)p->eval_every_steps);
     if (p->has_eval_tokens) cJSON_AddNumberToObject(e, "tokens", (double)p->eval_tokens);
+    if (p->has_eval_at_start) cJSON_AddBoolToObject(e, "at_start", p->eval_at_start);
   }
   NUM(root, p, log_every_steps);
   NUM(root, p, threads);
