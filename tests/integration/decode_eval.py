@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The decode-eval job end to end (worker/run/deval.h).
 
-    decode_eval.py FOIL FOIL_RUN MPIEXEC WORKDIR [MPI FLAGS...]
+    decode_eval.py FOIL FOIL_RUN MPIEXEC WORKDIR MINILM_DIR [MPI FLAGS...]
 
 1. A tiny lm dataset written here with h5py (documents and prompts with
    continuations), its BPE learnt by `foil tokenizer train --lm`, a tiny
@@ -13,13 +13,14 @@
 3. Every deterministic method's generation equals the PyTorch re-derivation
    of tests/reference/generate_ref.py (its own full-recompute loops, float64)
    run on the checkpoint's weights read with h5py, from the prompt ids that
-   `foil tokenizer encode` gives; ids back to text with `foil tokenizer decode`.
+   `foil tokenizer encode` gives: the rows' token_ids equal its ids, and
+   their text `foil tokenizer decode` of them.
    Prompts from a JSONL file with "context": CAD on context + prompt vs
    prompt, re-derived the same way.
 4. metrics.json: each method's metrics (rep-n, diversity, length,
-   perplexity and MAUVE under the model as scorer) equal
-   `foil textmetrics --json --scorer` on that method's rows of
-   generations.jsonl.
+   coherence under the imported all-MiniLM-L6-v2, perplexity and MAUVE
+   under the model as scorer) equal `foil textmetrics --json --encoder
+   --scorer` on that method's rows of generations.jsonl.
 5. A bad spec is refused naming the key, and writes nothing.
 6. Through a local cluster: a submitted decode-eval job completes and
    `foil status` shows its metrics.
@@ -39,8 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "reference"))
 import generate_ref as ref  # noqa: E402
 
-foil, foil_run, mpiexec, work = sys.argv[1:5]
-mpi_flags = sys.argv[5:]
+foil, foil_run, mpiexec, work, minilm_dir = sys.argv[1:6]
+mpi_flags = sys.argv[6:]
 shutil.rmtree(work, ignore_errors=True)
 root = os.path.join(work, "root")
 ds = os.path.join(root, "datasets", "tiny")
@@ -114,6 +115,8 @@ def pretrain(name, layers, d, steps):
     return os.path.join(work, name)
 
 
+minilm = os.path.join(work, "minilm.h5")  # the coherence encoder
+subprocess.run([foil, "model", "import", minilm_dir, "--out", minilm], check=True, stdout=subprocess.DEVNULL)
 expert_dir = pretrain("expert", 2, 32, 150)
 amateur_dir = pretrain("amateur", 1, 16, 40)
 print(f"trained expert and amateur in {time.time() - T0:.1f} s")
@@ -137,7 +140,7 @@ def deval_spec(name, **over):
     spec = {"kind": "decode-eval", "name": name, "model": expert_dir, "amateur": amateur_dir,
             "prompts": {"dataset": "tiny", "query_words": 5}, "methods": METHODS, "max_new_tokens": NEW,
             "seeds": [1, 2], "batch": 3, "threads": 1,
-            "metrics": {"scorer": USE_SCORER}}
+            "metrics": {"scorer": USE_SCORER, "encoder": minilm}}
     spec.update(over)
     spec = {k: v for k, v in spec.items() if v is not None}
     path = os.path.join(work, name + ".json")
@@ -221,11 +224,13 @@ derive = {
     "dola": lambda i: ref.dola(exp, full[i], NEW, EOT, "high", 1.2),
 }
 for name, fn in derive.items():
-    got = [r["generation"] for r in rows if r["method"] == name]
-    want = [decode(fn(i)) for i in range(n)]
-    same = sum(g == w for g, w in zip(got, want))
-    check(same == n, f"{name}: {same}/{n} generations equal PyTorch's" +
-          ("" if same == n else f" (first diff: {next((g, w) for g, w in zip(got, want) if g != w)})"))
+    mine = [r for r in rows if r["method"] == name]
+    want_ids = [fn(i) for i in range(n)]
+    same = sum(r["token_ids"] == w for r, w in zip(mine, want_ids))
+    check(same == n, f"{name}: {same}/{n} generations' token ids equal PyTorch's" +
+          ("" if same == n else f" (first diff: {next((r['token_ids'], w) for r, w in zip(mine, want_ids) if r['token_ids'] != w)})"))
+    texts = sum(r["generation"] == decode(w) and r["tokens"] == len(w) for r, w in zip(mine, want_ids))
+    check(texts == n, f"{name}: {texts}/{n} texts are their ids decoded")
 check(len({r["generation"] for r in rows}) > 3, "the methods do not all say the same")
 
 # prompts from a JSONL file: "context" + " " + "prompt" is the whole prompt, "prompt" alone the query
@@ -250,7 +255,7 @@ check(same == len(jrows), f"JSONL: cad with the context: {same}/{len(jrows)} equ
 m = json.load(open(os.path.join(work, "one", "metrics.json")))
 check([x["name"] for x in m["methods"]] == [x.get("name", x["method"]) for x in METHODS], "a row per method")
 check(m["prompts"] == n and m["ranks"] == 1, "metrics.json: prompts and ranks")
-scorer_args = ["--scorer", m["model"]] if USE_SCORER else []
+scorer_args = (["--scorer", m["model"]] if USE_SCORER else []) + ["--encoder", minilm]
 for x in m["methods"]:
     part = os.path.join(work, "part.jsonl")
     with open(part, "w") as f:
@@ -264,6 +269,7 @@ for x in m["methods"]:
         check(False, f"foil textmetrics on {x['name']}'s rows: {cli.stderr.strip()}")
         continue
     want = json.loads(cli.stdout)
+    check("coherence" in want and -1 <= x.get("coherence", 9) <= 1, f"{x['name']}: coherence {x.get('coherence')}")
     diff = {k: (x.get(k), v) for k, v in want.items() if x.get(k) != v}
     check(not diff, f"{x['name']}: metrics.json equals foil textmetrics ({len(want)} keys){diff or ''}")
     check(x["tokens_per_s"] > 0 and x["per_token_ms"] > 0 and x["tokens"] > 0, f"{x['name']}: timed")

@@ -606,6 +606,7 @@ typedef struct {
   uint64_t seed;
   char **gen;      /* [n] decoded generations (rank 0) */
   int *ntok;       /* [n] generated tokens (EOT included) */
+  int32_t *ids;    /* [n, max_new_tokens]: row p's ntok[p] generated ids (rank 0) */
   double secs, steps, tokens; /* summed over ranks */
 } run_out;
 
@@ -639,12 +640,14 @@ static int do_run(job *j, run_out *ro, foil_err *err) {
   if (!rc && j->rank == 0) {
     ro->gen = calloc(n, sizeof(char *));
     ro->ntok = calloc(n, sizeof(int));
-    if (!ro->gen || !ro->ntok) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    ro->ids = malloc(sizeof(int32_t) * n * M);
+    if (!ro->gen || !ro->ntok || !ro->ids) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
     const int32_t eot = tokenizer_pad_id(j->tok);
     for (size_t p = 0; !rc && p < n; p++) {
       int L = (int)all[p * W];
       for (int t = 0; t < L; t++) out[t] = (int32_t)all[p * W + 1 + (size_t)t]; /* B >= 1 so out holds M */
       ro->ntok[p] = L;
+      memcpy(ro->ids + p * M, out, sizeof(int32_t) * (size_t)L);
       int keep = L;
       if (j->s.eos && keep > 0 && out[keep - 1] == eot) keep--;
       char *text = NULL;
@@ -664,8 +667,8 @@ static int do_run(job *j, run_out *ro, foil_err *err) {
 static void run_free(run_out *r, size_t n) {
   if (r->gen)
     for (size_t i = 0; i < n; i++) free(r->gen[i]);
-  free(r->gen), free(r->ntok);
-  r->gen = NULL, r->ntok = NULL;
+  free(r->gen), free(r->ntok), free(r->ids);
+  r->gen = NULL, r->ntok = NULL, r->ids = NULL;
 }
 
 /* Text of generations.jsonl. */
@@ -685,6 +688,9 @@ static int write_generations(job *j, run_out *runs, int nr, foil_err *err) {
       if (j->reference[p]) cJSON_AddStringToObject(o, "reference", j->reference[p]);
       else cJSON_AddNullToObject(o, "reference");
       cJSON_AddNumberToObject(o, "tokens", runs[r].ntok[p]);
+      cJSON *ids = cJSON_AddArrayToObject(o, "token_ids");
+      const int32_t *g = runs[r].ids + p * (size_t)j->s.max_new_tokens;
+      for (int t = 0; ids && t < runs[r].ntok[p]; t++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(g[t]));
       char *t = cJSON_PrintUnformatted(o);
       cJSON_Delete(o);
       if (!t) {

@@ -105,7 +105,9 @@
  *                      (null for deterministic methods), "prompt_index",
  *                      "prompt", "generation", "reference" (null when
  *                      none), "tokens" (generated, the end-of-text
- *                      included)}
+ *                      included), "token_ids" (those tokens' ids, as
+ *                      generated: the text is their decoding without a
+ *                      final end-of-text)}
  *   metrics.json       {"model", "step", "prompts", "max_new_tokens",
  *                      "ranks", "methods": [{"name", "method", "runs",
  *                      the textscore keys of `foil textmetrics --json`
