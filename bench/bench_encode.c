@@ -20,8 +20,6 @@
 #include "kernels/kernels.h"
 #include "storage/ckpt.h"
 #include "storage/dataset.h"
-#include "storage/h5io.h"
-#include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
 
 static double now(void) {
@@ -38,22 +36,13 @@ int main(int argc, char **argv) {
   int batch = atoi(argv[3]);
   kernels_set_threads(atoi(argv[4]));
   foil_err err = {0};
-  encoder_config cfg;
   encoder *enc = NULL;
   tokenizer *tok = NULL;
-  h5io *f = NULL;
   dataset_bench b = {0};
   char *text = NULL, **lines = NULL;
   size_t len = strlen(argv[2]), nlines = 0;
   int txt = len > 4 && !strcmp(argv[2] + len - 4, ".txt");
-  int rc = ckpt_read_config(argv[1], &cfg, &err);
-  if (!rc) rc = encoder_new(&enc, &cfg, &err);
-  ckpt_state st = {.enc = enc};
-  if (!rc) rc = ckpt_load(argv[1], &st, &err);
-  free((char *)st.spec_json);
-  if (!rc) rc = h5io_open(&f, argv[1], CKPT_FORMAT, &err);
-  if (!rc) rc = tokenizer_h5_read(f, "tokenizer", &tok, &err);
-  h5io_close(&f);
+  int rc = ckpt_open_encoder(argv[1], &enc, &tok, NULL, &err);
   if (!rc && !txt) rc = dataset_bench_read(argv[2], &b, &err);
   if (!rc && txt) { /* one text per line; the buffer is split in place */
     size_t tn = 0;
@@ -83,7 +72,7 @@ int main(int argc, char **argv) {
   size_t step = txt ? n : (size_t)batch;
   for (size_t r0 = 0; !rc && r0 < n; r0 += step) {
     size_t m = n - r0 < step ? n - r0 : step;
-    rc = encode_texts(enc, tok, texts + r0, m, cfg.max_len, batch, out + r0 * D, &err);
+    rc = encode_texts(enc, tok, texts + r0, m, encoder_cfg(enc)->max_len, batch, out + r0 * D, &err);
   }
   double s = now() - t0;
   if (rc) {

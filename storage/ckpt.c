@@ -430,6 +430,40 @@ int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t 
   return FOIL_OK;
 }
 
+int ckpt_open_encoder(const char *path, encoder **enc, tokenizer **tok, int64_t *step, foil_err *err) {
+  *enc = NULL, *tok = NULL;
+  encoder_config cfg;
+  encoder *e = NULL;
+  tokenizer *t = NULL;
+  ckpt_state st = {0};
+  h5io *f = NULL;
+  int rc = ckpt_read_config(path, &cfg, err);
+  if (!rc) rc = encoder_new(&e, &cfg, err);
+  if (!rc) {
+    st.enc = e;
+    rc = ckpt_load(path, &st, err);
+    free((char *)st.spec_json);
+  }
+  if (!rc) rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (!rc) {
+    if (!h5io_exists(f, "tokenizer"))
+      rc = foil_err_set(err, FOIL_EPRECOND, "encoder checkpoint %s holds no /tokenizer group", path);
+    else rc = tokenizer_h5_read(f, "tokenizer", &t, err);
+  }
+  h5io_close(&f);
+  if (!rc && tokenizer_vocab_size(t) != cfg.vocab)
+    rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d", path,
+                      tokenizer_vocab_size(t), cfg.vocab);
+  if (rc) {
+    encoder_destroy(&e);
+    tokenizer_destroy(&t);
+    return rc;
+  }
+  *enc = e, *tok = t;
+  if (step) *step = st.step;
+  return FOIL_OK;
+}
+
 /* ---- directory: latest and retention -------------------------------------------------------- */
 
 typedef struct {

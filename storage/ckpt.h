@@ -94,6 +94,14 @@ int ckpt_save(const char *path, const ckpt_state *s,
  * A decoder checkpoint is refused (FOIL_EINVAL, saying it is a decoder). */
 int ckpt_read_config(const char *path, encoder_config *cfg, foil_err *err);
 
+/* Opens an encoder checkpoint for inference (text metrics, serving by
+ * text, `foil model encode`): builds the encoder from its config, loads its
+ * parameters and reads the tokenizer stored with it (a checkpoint without
+ * one is FOIL_EPRECOND naming the file; one whose vocabulary is not the
+ * model's too). step may be NULL. On error nothing is returned. The caller
+ * destroys both. Cost: one read of the parameters. */
+int ckpt_open_encoder(const char *path, encoder **enc, tokenizer **tok, int64_t *step, foil_err *err);
+
 /* The kind of model a checkpoint holds: CKPT_ENCODER or CKPT_DECODER. */
 int ckpt_read_kind(const char *path, int *kind, foil_err *err);
 

@@ -362,18 +362,15 @@ fail:
 
 /* ---- checkpoint ------------------------------------------------------------------------ */
 
-static int write_extra(h5io *f, void *ctx, foil_err *err) {
-  const hf_model *m = ctx;
-  const encoder_config *c = encoder_cfg(m->enc);
-  int rc = tokenizer_h5_write(f, "tokenizer", m->tok, err);
-  if (rc) return rc;
-  uint64_t d = (uint64_t)c->d_model;
+int hf_write_group(h5io *f, const hf_model *m, int d_model, int max_len, foil_err *err) {
+  int rc;
+  uint64_t d = (uint64_t)d_model;
   if (m->token_type) {
     uint64_t dims[2] = {(uint64_t)m->type_vocab, d};
     if ((rc = h5io_write_f32(f, "hf/token_type_embeddings", m->token_type, 2, dims, err))) return rc;
   }
   if (m->wpe_orig) {
-    uint64_t dims[2] = {(uint64_t)c->max_len, d};
+    uint64_t dims[2] = {(uint64_t)max_len, d};
     if ((rc = h5io_write_f32(f, "hf/position_embeddings", m->wpe_orig, 2, dims, err))) return rc;
   }
   if (m->pooler_w) {
@@ -393,6 +390,13 @@ static int write_extra(h5io *f, void *ctx, foil_err *err) {
     return rc;
   if (m->config_json && (rc = h5io_attr_str(f, "hf", "config_json", m->config_json, err))) return rc;
   return FOIL_OK;
+}
+
+static int write_extra(h5io *f, void *ctx, foil_err *err) {
+  const hf_model *m = ctx;
+  const encoder_config *c = encoder_cfg(m->enc);
+  int rc = tokenizer_h5_write(f, "tokenizer", m->tok, err);
+  return rc ? rc : hf_write_group(f, m, c->d_model, c->max_len, err);
 }
 
 int hf_save_ckpt(const hf_model *m, const char *path, foil_err *err) {
@@ -416,61 +420,65 @@ static int read_opt_f32(h5io *f, const char *name, size_t want, float **out, foi
   return FOIL_OK;
 }
 
+int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, foil_err *err) {
+  h5io *f = NULL;
+  int rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (rc) return rc;
+  m->normalize = 1; /* foil trains on cosine similarities */
+  if (h5io_exists(f, "hf")) {
+    int64_t v;
+    size_t d = (size_t)d_model;
+    if ((rc = h5io_get_attr_i64(f, "hf", "normalize", &v, err))) goto done;
+    m->normalize = (int)v;
+    if ((rc = h5io_get_attr_i64(f, "hf", "max_seq_length", &v, err))) goto done;
+    m->max_seq_length = (int)v;
+    if ((rc = h5io_get_attr_i64(f, "hf", "has_position_ids", &v, err))) goto done;
+    m->has_position_ids = (int)v;
+    h5io_get_attr_str(f, "hf", "config_json", &m->config_json, NULL);
+    if ((rc = read_opt_f32(f, "hf/token_type_embeddings", 0, &m->token_type, err))) goto done;
+    if (m->token_type) {
+      int nd;
+      uint64_t dims[8];
+      if ((rc = h5io_shape(f, "hf/token_type_embeddings", &nd, dims, err))) goto done;
+      if (nd != 2 || dims[1] != d || dims[0] < 1) {
+        rc = foil_err_set(err, FOIL_EINVAL, "%s: hf/token_type_embeddings is not [n, %zu]", path, d);
+        goto done;
+      }
+      m->type_vocab = (int)dims[0];
+    }
+    if ((rc = read_opt_f32(f, "hf/position_embeddings", (size_t)max_len * d, &m->wpe_orig, err)) ||
+        (rc = read_opt_f32(f, "hf/pooler_w", d * d, &m->pooler_w, err)) ||
+        (rc = read_opt_f32(f, "hf/pooler_b", d, &m->pooler_b, err)))
+      goto done;
+    if (!m->pooler_w != !m->pooler_b)
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: hf/pooler_w and hf/pooler_b come together", path);
+  }
+done:
+  h5io_close(&f);
+  return rc;
+}
+
+int hf_encode_len(const char *path, int max_len) {
+  h5io *f = NULL;
+  int64_t v = 0;
+  if (h5io_open(&f, path, CKPT_FORMAT, NULL)) return max_len;
+  if (h5io_exists(f, "hf") && h5io_get_attr_i64(f, "hf", "max_seq_length", &v, NULL)) v = 0;
+  h5io_close(&f);
+  return v > 0 && v < max_len ? (int)v : max_len;
+}
+
 int hf_load_ckpt(const char *path, hf_model **out, foil_err *err) {
   *out = NULL;
   hf_model *m = calloc(1, sizeof *m);
   if (!m) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  encoder_config cfg;
-  h5io *f = NULL;
-  int rc;
-  if ((rc = ckpt_read_config(path, &cfg, err)) || (rc = encoder_new(&m->enc, &cfg, err))) goto fail;
-  ckpt_state s = {0};
-  s.enc = m->enc;
-  if ((rc = ckpt_load(path, &s, err))) goto fail;
-  free((char *)s.spec_json);
-  if ((rc = h5io_open(&f, path, CKPT_FORMAT, err))) goto fail;
-  if ((rc = tokenizer_h5_read(f, "tokenizer", &m->tok, err))) {
-    if (rc == FOIL_ENOTFOUND) foil_err_set(err, rc, "%s: the checkpoint has no tokenizer", path);
-    goto fail;
+  int rc = ckpt_open_encoder(path, &m->enc, &m->tok, NULL, err);
+  if (!rc) rc = hf_read_group(path, m, encoder_cfg(m->enc)->d_model, encoder_cfg(m->enc)->max_len, err);
+  if (rc) {
+    hf_model_destroy(&m);
+    return rc;
   }
-  m->normalize = 1; /* foil trains on cosine similarities */
-  if (h5io_exists(f, "hf")) {
-    int64_t v;
-    size_t d = (size_t)cfg.d_model;
-    if ((rc = h5io_get_attr_i64(f, "hf", "normalize", &v, err))) goto fail;
-    m->normalize = (int)v;
-    if ((rc = h5io_get_attr_i64(f, "hf", "max_seq_length", &v, err))) goto fail;
-    m->max_seq_length = (int)v;
-    if ((rc = h5io_get_attr_i64(f, "hf", "has_position_ids", &v, err))) goto fail;
-    m->has_position_ids = (int)v;
-    h5io_get_attr_str(f, "hf", "config_json", &m->config_json, NULL);
-    if ((rc = read_opt_f32(f, "hf/token_type_embeddings", 0, &m->token_type, err))) goto fail;
-    if (m->token_type) {
-      int nd;
-      uint64_t dims[8];
-      if ((rc = h5io_shape(f, "hf/token_type_embeddings", &nd, dims, err))) goto fail;
-      if (nd != 2 || dims[1] != d || dims[0] < 1) {
-        rc = foil_err_set(err, FOIL_EINVAL, "%s: hf/token_type_embeddings is not [n, %zu]", path, d);
-        goto fail;
-      }
-      m->type_vocab = (int)dims[0];
-    }
-    if ((rc = read_opt_f32(f, "hf/position_embeddings", (size_t)cfg.max_len * d, &m->wpe_orig, err)) ||
-        (rc = read_opt_f32(f, "hf/pooler_w", d * d, &m->pooler_w, err)) ||
-        (rc = read_opt_f32(f, "hf/pooler_b", d, &m->pooler_b, err)))
-      goto fail;
-    if (!m->pooler_w != !m->pooler_b) {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s: hf/pooler_w and hf/pooler_b come together", path);
-      goto fail;
-    }
-  }
-  h5io_close(&f);
   *out = m;
   return FOIL_OK;
-fail:
-  if (f) h5io_close(&f);
-  hf_model_destroy(&m);
-  return rc;
 }
 
 /* ---- export ----------------------------------------------------------------------------- */

@@ -46,6 +46,7 @@
 #include "common/err.h"
 #include "model/encoder.h"
 #include "model/tokenizer.h"
+#include "storage/h5io.h"
 
 typedef struct {
   encoder *enc;        /* weights with token_type[0] folded into wpe */
@@ -74,6 +75,23 @@ int hf_save_ckpt(const hf_model *m, const char *path, foil_err *err);
 
 /* Reads a foil checkpoint's encoder, tokenizer and (when present) /hf. */
 int hf_load_ckpt(const char *path, hf_model **out, foil_err *err);
+
+/* The /hf group alone, for a job that fine-tunes an imported model and
+ * carries it into its own checkpoints (so export restores the original
+ * config, token types, pooler and max_seq_length): hf_read_group fills m's
+ * kept fields from path's /hf (normalize 1 and nothing else when the file
+ * has none; m->enc and m->tok are not touched), hf_write_group writes them
+ * into an open checkpoint. d_model and max_len are the encoder's. */
+int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, foil_err *err);
+
+/* Tokens per text when encoding with the checkpoint at path: its /hf
+ * max_seq_length (where sentence-transformers truncates an imported model,
+ * 256 for all-MiniLM-L6-v2) when it has one below max_len, else max_len
+ * (the encoder's positions). Refresh, serving by text, `foil model encode`
+ * and coherence all truncate there, so their embeddings are
+ * sentence-transformers'. Cost: one open of the file's header. */
+int hf_encode_len(const char *path, int max_len);
+int hf_write_group(h5io *f, const hf_model *m, int d_model, int max_len, foil_err *err);
 
 /* Writes the sentence-transformers folder dir (created). */
 int hf_export(const hf_model *m, const char *dir, foil_err *err);

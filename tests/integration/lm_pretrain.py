@@ -14,7 +14,8 @@
 3. The loss goes down (MLE and validation perplexity); the checkpoint opens
    in h5py with readable names (model kind "decoder", its config, wte ...).
 4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout 0) give the
-   same losses and parameters up to float rounding.
+   same losses and parameters up to float rounding; with eval.at_start both
+   evaluate the starting weights as step 0, to the same validation loss.
 """
 import json
 import os
@@ -153,7 +154,7 @@ assert train[-1]["mle"] < 0.8 * train[0]["mle"], "the loss did not go down"
 assert len(evals) == 2 and evals[-1]["val_ppl"] < 0.7 * len(vocab), "validation perplexity did not drop"
 
 # ---- 4. 2 ranks x 4 rows = 1 rank x 8 rows ----------------------------------------------------------
-over = dict(steps=6, checkpoint={"every_steps": 6}, eval={"every_steps": 6}, log_every_steps=1)
+over = dict(steps=6, checkpoint={"every_steps": 6}, eval={"every_steps": 6, "at_start": True}, log_every_steps=1)
 two = write_spec("two", model={"dropout": 0.0}, **over)
 one = write_spec("one", model={"dropout": 0.0}, batch_per_rank=8, **over)
 subprocess.run(cmd(two, "two", 2), check=True, env=env)
@@ -168,4 +169,9 @@ po = h5py.File(os.path.join(work, "one", "ckpt", "step_6.h5"), "r")
 worst = max(float(np.max(np.abs(pt["model"][n][()] - po["model"][n][()]))) for n in pt["model"])
 assert worst < 1e-4, f"parameters differ by {worst}"
 print(f"2 ranks x 4 rows = 1 rank x 8 rows: losses rel {diff:.2e}, parameters max |diff| {worst:.2e}")
+et = [(r["step"], r["val_loss"]) for r in metrics("two") if r.get("eval") == "valid"]
+eo = [(r["step"], r["val_loss"]) for r in metrics("one") if r.get("eval") == "valid"]
+assert [x[0] for x in et] == [x[0] for x in eo] == [0, 6], f"eval.at_start: evaluations at {et} and {eo}"
+assert abs(et[0][1] - eo[0][1]) < 1e-5 * abs(eo[0][1]) and eo[1][1] < eo[0][1], f"step-0 evaluations {et} {eo}"
+print(f"eval.at_start: valid loss at step 0 {eo[0][1]:.4f} (2 ranks {et[0][1]:.4f}), at step 6 {eo[1][1]:.4f}")
 print("1 passed, 0 failed")

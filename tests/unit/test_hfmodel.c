@@ -124,10 +124,14 @@ static void test_roundtrip(void) {
   int folded = 1;
   for (int i = 0; i < P * D; i++) folded &= par[T[ENC_WPE].offset + i] == buf[i] + tt[i % D];
   CHECK(folded);
-  /* checkpoint and export */
+  /* checkpoint and export; the encoding length is max_seq_length when below the positions */
+  CHECK(hf_encode_len(ck, P) == P); /* no file yet: the positions */
+  m->max_seq_length = P - 1;
   CHECKF(hf_save_ckpt(m, ck, &err) == FOIL_OK, "%s", err.msg);
+  CHECK(hf_encode_len(ck, P) == P - 1 && hf_encode_len(ck, P - 3) == P - 3);
   hf_model_destroy(&m);
   CHECKF(hf_load_ckpt(ck, &m, &err) == FOIL_OK, "%s", err.msg);
+  if (m) CHECK(m->max_seq_length == P - 1);
   if (m) CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
   st_file *g = NULL;
   snprintf(sp, sizeof sp, "%s/model.safetensors", ex);

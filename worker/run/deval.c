@@ -24,6 +24,7 @@
 #include "storage/lmcorpus.h"
 #include "worker/run/jspec.h"
 #include "worker/run/jobdir.h"
+#include "worker/run/jsonl.h"
 #include "worker/run/progress.h"
 #include "worker/run/textscore.h"
 
@@ -392,6 +393,38 @@ static const char *lm_query(const char *p, int q) {
   return p;
 }
 
+typedef struct {
+  job *j;
+  size_t *cap, limit;
+} prompt_walk;
+
+/* A prompts file's row: "prompt" (non-empty), optional "context" (the
+ * whole prompt is context + " " + prompt, the query the prompt alone) and
+ * "reference". */
+static int add_jsonl_prompt(void *ctx, const cJSON *o, const char *path, int line, foil_err *err) {
+  prompt_walk *w = ctx;
+  const cJSON *pv = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
+              *cv = cJSON_GetObjectItemCaseSensitive(o, "context"),
+              *rv = cJSON_GetObjectItemCaseSensitive(o, "reference");
+  if (!cJSON_IsString(pv) || !pv->valuestring[0])
+    return foil_err_set(err, FOIL_EINVAL, "%s:%d: \"prompt\" must be a non-empty string", path, line);
+  if (cv && !cJSON_IsString(cv) && !cJSON_IsNull(cv))
+    return foil_err_set(err, FOIL_EINVAL, "%s:%d: \"context\" must be a string", path, line);
+  if (rv && !cJSON_IsString(rv) && !cJSON_IsNull(rv))
+    return foil_err_set(err, FOIL_EINVAL, "%s:%d: \"reference\" must be a string", path, line);
+  const char *c = cJSON_IsString(cv) && cv->valuestring[0] ? cv->valuestring : NULL;
+  char *whole = NULL;
+  if (c) {
+    size_t a = strlen(c), b = strlen(pv->valuestring);
+    if (!(whole = malloc(a + b + 2))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    memcpy(whole, c, a), whole[a] = ' ', memcpy(whole + a + 1, pv->valuestring, b + 1);
+  }
+  int rc = add_prompt(w->j, w->cap, whole ? whole : pv->valuestring, pv->valuestring,
+                      cJSON_IsString(rv) ? rv->valuestring : NULL, err);
+  free(whole);
+  return !rc && w->j->n >= w->limit ? JSONL_STOP : rc; /* prompts.n: the lines after are not read */
+}
+
 static int load_prompts(job *j, foil_err *err) {
   const deval_spec *s = &j->s;
   size_t cap = 0, limit = s->n_prompts > 0 ? (size_t)s->n_prompts : (size_t)-1;
@@ -417,45 +450,9 @@ static int load_prompts(job *j, foil_err *err) {
     h5io_free_strings(pr, np);
     h5io_free_strings(co, nc);
   } else {
-    char *data = NULL;
-    size_t len = 0;
-    if ((rc = foil_read_file(s->file, &data, &len, err))) return rc;
-    int line = 0;
-    for (char *p = data, *next; !rc && p < data + len && j->n < limit; p = next) {
-      line++;
-      char *nl = memchr(p, '\n', (size_t)(data + len - p));
-      next = nl ? nl + 1 : data + len;
-      if (nl) *nl = 0;
-      const char *q = p;
-      while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-      if (!*q) continue;
-      cJSON *o = cJSON_Parse(p);
-      const cJSON *pv = cJSON_GetObjectItemCaseSensitive(o, "prompt"),
-                  *cv = cJSON_GetObjectItemCaseSensitive(o, "context"),
-                  *rv = cJSON_GetObjectItemCaseSensitive(o, "reference");
-      if (!cJSON_IsObject(o)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: not a JSON object", s->file, line);
-      else if (!cJSON_IsString(pv) || !pv->valuestring[0])
-        rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"prompt\" must be a non-empty string", s->file, line);
-      else if (cv && !cJSON_IsString(cv) && !cJSON_IsNull(cv))
-        rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"context\" must be a string", s->file, line);
-      else if (rv && !cJSON_IsString(rv) && !cJSON_IsNull(rv))
-        rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"reference\" must be a string", s->file, line);
-      if (!rc) {
-        const char *ctx = cJSON_IsString(cv) && cv->valuestring[0] ? cv->valuestring : NULL;
-        char *whole = NULL;
-        if (ctx) {
-          size_t a = strlen(ctx), b = strlen(pv->valuestring);
-          whole = malloc(a + b + 2);
-          if (whole) memcpy(whole, ctx, a), whole[a] = ' ', memcpy(whole + a + 1, pv->valuestring, b + 1);
-        }
-        if (ctx && !whole) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-        else rc = add_prompt(j, &cap, whole ? whole : pv->valuestring, pv->valuestring,
-                             cJSON_IsString(rv) ? rv->valuestring : NULL, err);
-        free(whole);
-      }
-      cJSON_Delete(o);
-    }
-    free(data);
+    prompt_walk w = {j, &cap, limit};
+    rc = jsonl_each(s->file, "one {\"prompt\", \"context\", \"reference\"} object per line", add_jsonl_prompt,
+                    &w, err);
   }
   if (!rc && !j->n)
     rc = foil_err_set(err, FOIL_EINVAL, "prompts: %s holds no prompts", s->dataset ? s->dataset : s->file);

@@ -306,7 +306,10 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
           (long long)j.s.steps, (long long)step, margin, kernels_backend());
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, tokens_since = 0;
-  if (!rc && j.s.eval_at_start && step == 0) rc = evaluate(&j, 0, err); /* the starting weights */
+  if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */
+    rc = evaluate(&j, 0, err);
+    t_log = log_mono(), comm0 = comm_busy_seconds(c);
+  }
   while (!rc && step < j.s.steps) {
     lmstats st;
     int64_t epoch = 0;

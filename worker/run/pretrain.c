@@ -25,6 +25,7 @@
 #include "storage/ckpt.h"
 #include "storage/dataset.h"
 #include "storage/h5io.h"
+#include "storage/hfmodel.h"
 #include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
 #include "worker/run/encode.h"
@@ -53,6 +54,7 @@ typedef struct {
   float temp_state[4];
   FILE *log, *metrics;
   int64_t init_step;   /* init_from: the step of the checkpoint started from */
+  hf_model *hf;        /* init_from's /hf group (an imported model), carried into every checkpoint */
   progress *prog; /* rank 0: updates to the worker (no-op outside a cluster) */
   char job_dir[4096], ckpt_dir[4200];
   int bm25_done; /* the BM25 baseline is computed once per run */
@@ -104,6 +106,9 @@ static void progress_add_checkpoint(const job *j, char *buf, size_t n) {
 static int save_tok(h5io *f, void *ctx, foil_err *err) {
   job *j = ctx;
   int rc = tokenizer_h5_write(f, "tokenizer", j->tok, err);
+  /* an imported model's /hf: export then restores its config, token types,
+   * pooler and max_seq_length (position embeddings are unfolded there) */
+  if (!rc && j->hf) rc = hf_write_group(f, j->hf, j->s.model.d_model, j->s.model.max_len, err);
   /* the bank the steps so far trained with: a resume says whether it still matches */
   if (!rc && j->s.negatives_bank) rc = h5io_attr_str(f, "/", "negatives_bank", j->s.negatives_bank, err);
   if (!rc && j->s.negatives_bank) rc = h5io_attr_i64(f, "/", "negatives_bank_version", j->bank_version, err);
@@ -636,6 +641,7 @@ static void job_free(job *j) {
   encoder_destroy(&j->key_enc);
   encoder_destroy(&j->enc);
   tokenizer_destroy(&j->tok);
+  hf_model_destroy(&j->hf);
   free(j->emb);
   free(j->demb);
   free(j->unit);
@@ -685,6 +691,12 @@ static int init_from(job *j, foil_err *err) {
   rc = ckpt_load(s->init_from, &st, err);
   free((char *)st.spec_json);
   if (!rc) j->init_step = st.step;
+  h5io *f = NULL;
+  int imported = 0; /* an imported model's /hf group rides along */
+  if (!rc && !(rc = h5io_open(&f, s->init_from, CKPT_FORMAT, err))) imported = h5io_exists(f, "hf");
+  h5io_close(&f);
+  if (!rc && imported && !(j->hf = calloc(1, sizeof *j->hf))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  if (!rc && imported) rc = hf_read_group(s->init_from, j->hf, cfg.d_model, cfg.max_len, err);
   return rc;
 }
 
@@ -804,7 +816,10 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
             j.bank_version ? "v" : "none ", j.bank_version, j.resumed_bank == j.bank_version
             ? "it matches (exact resume)" : "it differs: the steps from here differ from an uninterrupted run's");
   }
-  if (!rc && j.s.eval_at_start && step == 0) rc = evaluate(&j, 0, err); /* the starting weights */
+  if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */
+    rc = evaluate(&j, 0, err);
+    t_log = log_mono(), comm0 = comm_busy_seconds(c);
+  }
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;

@@ -21,6 +21,7 @@
 #include "storage/ckpt.h"
 #include "storage/dataset.h"
 #include "storage/h5io.h"
+#include "storage/hfmodel.h"
 #include "storage/index.h"
 #include "storage/negbank.h"
 #include "storage/tokenizer_h5.h"
@@ -28,6 +29,7 @@
 #include "worker/run/jspec.h"
 #include "worker/run/mine.h"
 #include "worker/run/jobdir.h"
+#include "worker/run/jsonl.h"
 #include "worker/run/progress.h"
 
 /* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
@@ -147,6 +149,7 @@ typedef struct {
   char **ids, **texts;  /* the corpus */
   size_t n;
   char hash[65];
+  int enc_len;          /* tokens per text: hf_encode_len (an imported model's max_seq_length) */
   dataset_pairs pairs;  /* mine: the split whose pairs get negatives */
   FILE *log, *metrics;
   progress *prog;
@@ -205,51 +208,43 @@ static int load_model(job *j, foil_err *err) {
     rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d", j->ckpt,
                       tokenizer_vocab_size(j->tok), cfg.vocab);
   if (!rc) index_model_hash_encoder(j->enc, j->hash);
+  if (!rc) j->enc_len = hf_encode_len(j->ckpt, cfg.max_len);
   return rc;
 }
 
-/* JSON lines {"id": "...", "text": "..."} into j->ids / j->texts. */
-static int load_jsonl(job *j, const char *path, foil_err *err) {
-  char *data = NULL;
-  size_t len = 0, cap = 0;
-  int rc = foil_read_file(path, &data, &len, err);
-  if (rc) return rc;
-  int line = 0;
-  for (char *p = data, *next; !rc && p < data + len; p = next) {
-    line++;
-    char *nl = memchr(p, '\n', (size_t)(data + len - p));
-    next = nl ? nl + 1 : data + len;
-    if (nl) *nl = 0;
-    const char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-    if (!*q) continue; /* blank lines are allowed */
-    cJSON *o = cJSON_Parse(p);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *text = cJSON_GetObjectItemCaseSensitive(o, "text");
-    if (!cJSON_IsObject(o)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: not a JSON object", path, line);
-    else if (!cJSON_IsString(id) || !id->valuestring[0])
-      rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"id\" must be a non-empty string", path, line);
-    else if (!cJSON_IsString(text)) rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: \"text\" must be a string", path, line);
-    if (!rc && j->n == cap) {
-      cap = cap ? 2 * cap : 1024;
-      char **a = realloc(j->ids, sizeof(char *) * cap), **b = a ? realloc(j->texts, sizeof(char *) * cap) : NULL;
-      if (a) j->ids = a;
-      if (b) j->texts = b;
-      if (!a || !b) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-    }
-    if (!rc) {
-      j->ids[j->n] = strdup(id->valuestring);
-      j->texts[j->n] = strdup(text->valuestring);
-      if (!j->ids[j->n] || !j->texts[j->n]) {
-        free(j->ids[j->n]), free(j->texts[j->n]);
-        rc = foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
-      } else {
-        j->n++;
-      }
-    }
-    cJSON_Delete(o);
+typedef struct {
+  job *j;
+  size_t cap;
+} corpus_walk;
+
+/* A corpus line {"id": "...", "text": "..."} into j->ids / j->texts. */
+static int add_doc(void *ctx, const cJSON *o, const char *path, int line, foil_err *err) {
+  corpus_walk *w = ctx;
+  job *j = w->j;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *text = cJSON_GetObjectItemCaseSensitive(o, "text");
+  if (!cJSON_IsString(id) || !id->valuestring[0])
+    return foil_err_set(err, FOIL_EINVAL, "%s:%d: \"id\" must be a non-empty string", path, line);
+  if (!cJSON_IsString(text)) return foil_err_set(err, FOIL_EINVAL, "%s:%d: \"text\" must be a string", path, line);
+  if (j->n == w->cap) {
+    w->cap = w->cap ? 2 * w->cap : 1024;
+    char **a = realloc(j->ids, sizeof(char *) * w->cap), **b = a ? realloc(j->texts, sizeof(char *) * w->cap) : NULL;
+    if (a) j->ids = a;
+    if (b) j->texts = b;
+    if (!a || !b) return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
   }
-  free(data);
-  return rc;
+  j->ids[j->n] = strdup(id->valuestring);
+  j->texts[j->n] = strdup(text->valuestring);
+  if (!j->ids[j->n] || !j->texts[j->n]) {
+    free(j->ids[j->n]), free(j->texts[j->n]);
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory reading %s", path);
+  }
+  j->n++;
+  return FOIL_OK;
+}
+
+static int load_jsonl(job *j, const char *path, foil_err *err) {
+  corpus_walk w = {j, 0};
+  return jsonl_each(path, "one {\"id\", \"text\"} object per line", add_doc, &w, err);
 }
 
 static int load_corpus(job *j, foil_err *err) {
@@ -326,7 +321,7 @@ static void job_free(job *j) {
 /* Encodes this rank's rows [lo, hi) into out, sending progress on rank 0. */
 static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err) {
   const int D = encoder_out_dim(j->enc), B = j->s.batch;
-  const int max_len = encoder_cfg(j->enc)->max_len;
+  const int max_len = j->enc_len;
   double t_sent = log_mono();
   /* chunks end at multiples of B in corpus rows, so every row is encoded in
    * the same chunk (same padding, same shapes) whatever the world size:
@@ -356,7 +351,7 @@ static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err)
  * rank 0 gathers them and publishes the bank. */
 static int mine_bank(job *j, int version, foil_err *err) {
   const refresh_spec *s = &j->s;
-  const int m = s->rule.top, max_len = encoder_cfg(j->enc)->max_len;
+  const int m = s->rule.top, max_len = j->enc_len;
   const size_t P = j->pairs.n, lo = (size_t)j->rank * P / (size_t)j->world,
                hi = (size_t)(j->rank + 1) * P / (size_t)j->world, n = hi - lo;
   double t0 = log_mono();

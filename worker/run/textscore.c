@@ -12,9 +12,9 @@
 #include "model/encoder.h"
 #include "model/tokenizer.h"
 #include "storage/ckpt.h"
-#include "storage/h5io.h"
-#include "storage/tokenizer_h5.h"
+#include "storage/hfmodel.h"
 #include "worker/run/encode.h"
+#include "worker/run/jsonl.h"
 
 void textscore_set_free(textscore_set *s) {
   for (size_t i = 0; i < s->n; i++) {
@@ -56,47 +56,24 @@ int textscore_add(textscore_set *s, const char *prompt, const char *generation,
   return 0;
 }
 
+/* One row: "prompt" and "generation" strings, "reference" a string, null or absent. */
+static int add_row(void *ctx, const cJSON *o, const char *path, int line, foil_err *err) {
+  static const char *const keys[3] = {"prompt", "generation", "reference"};
+  const char *val[3] = {NULL, NULL, NULL};
+  for (int k = 0; k < 3; k++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
+    if (k == 2 && (!v || cJSON_IsNull(v))) break; /* reference is optional */
+    if (!cJSON_IsString(v))
+      return foil_err_set(err, FOIL_EINVAL, "%s:%d: key \"%s\" is %s", path, line, keys[k],
+                          v ? "not a string" : "missing");
+    val[k] = v->valuestring;
+  }
+  return textscore_add(ctx, val[0], val[1], val[2], err);
+}
+
 int textscore_read_jsonl(const char *path, textscore_set *s, foil_err *err) {
   memset(s, 0, sizeof *s);
-  char *data = NULL;
-  size_t len = 0;
-  int rc = foil_read_file(path, &data, &len, err);
-  if (rc) return rc;
-  int line = 0;
-  for (char *p = data, *next; !rc && p < data + len; p = next) {
-    line++;
-    char *nl = memchr(p, '\n', (size_t)(data + len - p));
-    next = nl ? nl + 1 : data + len;
-    if (nl) *nl = 0;
-    if (memchr(p, 0, (size_t)((nl ? nl : data + len) - p))) {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: a NUL byte inside the line", path, line);
-      break;
-    }
-    const char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-    if (!*q) continue; /* blank lines are allowed */
-    cJSON *o = cJSON_ParseWithOpts(p, NULL, 1);
-    if (!cJSON_IsObject(o)) {
-      rc = foil_err_set(err, FOIL_EINVAL,
-                        "%s:%d: not a JSON object (one {\"prompt\", \"generation\"} object per line)",
-                        path, line);
-    } else {
-      const char *keys[3] = {"prompt", "generation", "reference"};
-      const char *val[3] = {NULL, NULL, NULL};
-      for (int k = 0; k < 3 && !rc; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
-        if (k == 2 && (!v || cJSON_IsNull(v))) break; /* reference is optional */
-        if (!cJSON_IsString(v))
-          rc = foil_err_set(err, FOIL_EINVAL, "%s:%d: key \"%s\" is %s", path, line, keys[k],
-                            v ? "not a string" : "missing");
-        else
-          val[k] = v->valuestring;
-      }
-      if (!rc) rc = textscore_add(s, val[0], val[1], val[2], err);
-    }
-    cJSON_Delete(o);
-  }
-  free(data);
+  int rc = jsonl_each(path, "one {\"prompt\", \"generation\"} object per line", add_row, s, err);
   if (!rc && s->n == 0)
     rc = foil_err_set(err, FOIL_EINVAL, "%s: no rows (one JSON object per line with \"prompt\" and "
                       "\"generation\")", path);
@@ -123,40 +100,13 @@ int textscore_text(const textscore_set *s, textscore_result *r, foil_err *err) {
 }
 
 /* The encoder and tokenizer a checkpoint holds (its /tokenizer group). */
-static int load_encoder(const char *path, encoder **enc, tokenizer **tok, foil_err *err) {
-  encoder_config cfg;
-  h5io *f = NULL;
-  int rc = ckpt_read_config(path, &cfg, err);
-  if (!rc) rc = encoder_new(enc, &cfg, err);
-  if (!rc) {
-    ckpt_state st = {.enc = *enc};
-    rc = ckpt_load(path, &st, err);
-    free((char *)st.spec_json);
-  }
-  if (!rc) rc = h5io_open(&f, path, CKPT_FORMAT, err);
-  if (!rc) {
-    rc = tokenizer_h5_read(f, "tokenizer", tok, err);
-    if (rc == FOIL_ENOTFOUND)
-      rc = foil_err_set(err, FOIL_EPRECOND, "encoder checkpoint %s holds no /tokenizer group", path);
-  }
-  h5io_close(&f);
-  if (!rc && tokenizer_vocab_size(*tok) != cfg.vocab)
-    rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d",
-                      path, tokenizer_vocab_size(*tok), cfg.vocab);
-  if (rc) {
-    encoder_destroy(enc);
-    tokenizer_destroy(tok);
-  }
-  return rc;
-}
-
 int textscore_coherence(const textscore_set *s, const char *encoder_ckpt, int max_len, int batch,
                         double *out, foil_err *err) {
   encoder *enc = NULL;
   tokenizer *tok = NULL;
-  int rc = load_encoder(encoder_ckpt, &enc, &tok, err);
+  int rc = ckpt_open_encoder(encoder_ckpt, &enc, &tok, NULL, err);
   if (rc) return rc;
-  int ml = encoder_cfg(enc)->max_len;
+  int ml = hf_encode_len(encoder_ckpt, encoder_cfg(enc)->max_len); /* as sentence-transformers */
   if (max_len > 0 && max_len < ml) ml = max_len;
   int D = encoder_out_dim(enc);
   float *a = malloc(s->n * (size_t)D * sizeof *a), *b = malloc(s->n * (size_t)D * sizeof *b);

@@ -10,8 +10,7 @@
 
 #include "kernels/kernels.h"
 #include "storage/ckpt.h"
-#include "storage/h5io.h"
-#include "storage/tokenizer_h5.h"
+#include "storage/hfmodel.h"
 #include "worker/run/encode.h"
 
 static uint64_t mix(uint64_t x) {
@@ -70,18 +69,8 @@ static void text_load(sgen *g, const char *root) {
     return;
   }
   foil_err e = {0};
-  encoder_config cfg;
-  h5io *f = NULL;
-  int rc = ckpt_read_config(path, &cfg, &e);
-  if (!rc) rc = encoder_new(&g->enc, &cfg, &e);
-  if (!rc) {
-    ckpt_state st = {.enc = g->enc};
-    rc = ckpt_load(path, &st, &e);
-    free((char *)st.spec_json);
-  }
-  if (!rc) rc = h5io_open(&f, path, CKPT_FORMAT, &e);
-  if (!rc) rc = tokenizer_h5_read(f, "tokenizer", &g->tok, &e);
-  h5io_close(&f);
+  int rc = ckpt_open_encoder(path, &g->enc, &g->tok, NULL, &e);
+  if (!rc) g->enc_len = hf_encode_len(path, encoder_cfg(g->enc)->max_len);
   if (rc) {
     snprintf(g->no_text, sizeof g->no_text, "cannot load its checkpoint: %.440s", e.msg);
     goto fail;
@@ -176,7 +165,7 @@ int sgen_search(sgen *g, const float *q, int nq, int k, int64_t lo, int64_t hi, 
 
 int sgen_encode(sgen *g, char *const *texts, size_t n, float *out, foil_err *err) {
   if (!g->text_ok) return foil_err_set(err, FOIL_EPRECOND, "%s", g->no_text);
-  return encode_texts(g->enc, g->tok, texts, n, encoder_cfg(g->enc)->max_len, 32, out, err);
+  return encode_texts(g->enc, g->tok, texts, n, g->enc_len, 32, out, err);
 }
 
 /* Row r of block b as float32 (its rescoring copy when it has one). */

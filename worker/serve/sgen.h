@@ -49,6 +49,7 @@ typedef struct {
   int text_ok;
   char no_text[1400];
   encoder *enc;
+  int enc_len;              /* tokens per query text (hf_encode_len) */
   tokenizer *tok;
 } sgen;
 
