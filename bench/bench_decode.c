@@ -1,13 +1,17 @@
 /* bench_decode.c — foil's side of the decoding benchmark (bench/decode.py
  * runs one method per fresh process and prints each against greedy).
  *
- *   bench_decode METHOD BATCH THREADS [NEW_TOKENS] [REPEATS]
+ *   bench_decode METHOD BATCH THREADS [NEW_TOKENS] [REPEATS] [MODEL]
  *
  * METHOD: greedy | sample | beam | cs | cd | cad | adacad | dola.
- * Model: the demo decoder (examples/pretrain-lm-decoder.json: vocab 8000,
- * d 256, 4 heads, d_ff 1024, 4 layers, max_len 128) with seeded random
- * weights; cd's amateur is examples/pretrain-lm-amateur.json's (2 layers,
- * d 128, 2 heads, d_ff 512). BATCH prompts of 32 uniform random tokens,
+ * MODEL "demo" (default): the demo decoder (examples/pretrain-lm-decoder.json:
+ * vocab 8000, d 256, 4 heads, d_ff 1024, 4 layers, max_len 128; 13 MB of
+ * weights, which stay in this CPU's L3 cache) with seeded random weights;
+ * cd's amateur is examples/pretrain-lm-amateur.json's (2 layers, d 128, 2
+ * heads, d_ff 512). MODEL "gpt2": GPT-2 small's shape (vocab 50257, d 768,
+ * 12 heads, d_ff 3072, 12 layers, max_len 1024; 124 M parameters, 500 MB:
+ * every step streams them from memory), cd's amateur the demo decoder's
+ * shape on GPT-2's vocabulary. BATCH prompts of 32 uniform random tokens,
  * NEW_TOKENS (default 64) new tokens each, no EOS (every prompt runs the
  * full length), generate.h's defaults (cs: k 5, α 0.6; cad: α 0.5; dola:
  * "high", repetition penalty 1.2; sample: top-p 0.95; beam: 4 beams).
@@ -52,10 +56,10 @@ static long peak_kb(void) {
   return u.ru_maxrss;
 }
 
-static decoder *make(int L, int C, int H, int F, uint64_t seed) {
+static decoder *make(int V, int L, int C, int H, int F, int T, uint64_t seed) {
   decoder_config c;
   decoder_config_default(&c);
-  c.vocab = 8000, c.n_layers = L, c.d_model = C, c.n_heads = H, c.d_ff = F, c.max_len = 128, c.dropout = 0;
+  c.vocab = V, c.n_layers = L, c.d_model = C, c.n_heads = H, c.d_ff = F, c.max_len = T, c.dropout = 0;
   decoder *d = NULL;
   foil_err err = {0};
   if (decoder_new(&d, &c, &err)) {
@@ -118,19 +122,27 @@ static int run(const char *m, decoder *d, decoder *ama, const int32_t *ids, cons
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: bench_decode greedy|sample|beam|cs|cd|cad|adacad|dola BATCH THREADS [NEW] [REPEATS]\n");
+    fprintf(stderr, "usage: bench_decode greedy|sample|beam|cs|cd|cad|adacad|dola BATCH THREADS [NEW] [REPEATS] "
+            "[demo|gpt2]\n");
     return 2;
   }
   const char *m = argv[1];
   int B = atoi(argv[2]), threads = atoi(argv[3]), N = argc > 4 ? atoi(argv[4]) : 64, reps = argc > 5 ? atoi(argv[5]) : 3;
   const int T = 32;
   kernels_set_threads(threads);
-  decoder *d = make(4, 256, 4, 1024, 1), *ama = !strcmp(m, "cd") ? make(2, 128, 2, 512, 2) : NULL;
+  const int gpt2 = argc > 6 && !strcmp(argv[6], "gpt2"), V = gpt2 ? 50257 : 8000;
+  if (argc > 6 && !gpt2 && strcmp(argv[6], "demo")) {
+    fprintf(stderr, "bench_decode: model '%s' is neither demo nor gpt2\n", argv[6]);
+    return 2;
+  }
+  int cd = !strcmp(m, "cd");
+  decoder *d = gpt2 ? make(V, 12, 768, 12, 3072, 1024, 1) : make(V, 4, 256, 4, 1024, 128, 1);
+  decoder *ama = !cd ? NULL : gpt2 ? make(V, 4, 256, 4, 1024, 1024, 2) : make(V, 2, 128, 2, 512, 128, 2);
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T), *out = malloc(sizeof(int32_t) * (size_t)B * N);
   int *lens = malloc(sizeof(int) * (size_t)B), *out_len = malloc(sizeof(int) * (size_t)B);
   for (int p = 0; p < B; p++) {
     lens[p] = T;
-    for (int t = 0; t < T; t++) ids[p * T + t] = (int32_t)(rng_u32(7, (uint64_t)p, (uint64_t)t) % 8000u);
+    for (int t = 0; t < T; t++) ids[p * T + t] = (int32_t)(rng_u32(7, (uint64_t)p, (uint64_t)t) % (uint32_t)V);
   }
   long base = rss_kb();
   foil_err err = {0};
@@ -145,9 +157,9 @@ int main(int argc, char **argv) {
     if (r > 0 && dt < best) best = dt; /* r == 0 warms up */
   }
   long peak = peak_kb();
-  printf("{\"method\":\"%s\",\"batch\":%d,\"threads\":%d,\"new_tokens\":%d,\"per_step_ms\":%.4f,"
+  printf("{\"model\":\"%s\",\"method\":\"%s\",\"batch\":%d,\"threads\":%d,\"new_tokens\":%d,\"per_step_ms\":%.4f,"
          "\"tokens_per_s\":%.1f,\"mem_kb\":%ld}\n",
-         m, B, threads, N, 1000 * best / N, (double)B * N / best, peak - base);
+         gpt2 ? "gpt2" : "demo", m, B, threads, N, 1000 * best / N, (double)B * N / best, peak - base);
   decoder_destroy(&d);
   decoder_destroy(&ama);
   free(ids), free(out), free(lens), free(out_len);

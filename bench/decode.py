@@ -2,10 +2,13 @@
 """Decoding benchmark: every method against greedy search on the same model,
 in one run.
 
-    /usr/bin/python3 bench/decode.py [--build build] [--threads 1] [--new 64] [--quick]
+    /usr/bin/python3 bench/decode.py [--build build] [--threads 1] [--new 64] [--quick] [--model demo|gpt2]
 
 bench_decode (bench_decode.c) runs one method per fresh process on the demo
-decoder (4 layers, d 256, vocab 8000; cd's amateur: the demo amateur), 32-token
+decoder (4 layers, d 256, vocab 8000; cd's amateur: the demo amateur; its 13 MB
+of weights stay in this CPU's cache, so a step is compute-bound) or, with
+--model gpt2, on GPT-2 small's shape (12 layers, d 768, vocab 50257: 500 MB
+streamed from memory every step, as real models are), 32-token
 prompts, `--new` tokens each without EOS, at batch 1 and 8. Prints per-step
 latency (ms), tokens/s, the ratio of per-step time to greedy's with the
 issue's target (contrastive search k=5 <= 1.3x, DoLa <= 1.15x, CAD and
@@ -31,18 +34,19 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--quick", action="store_true", help="one timed call per method (noisier)")
+    ap.add_argument("--model", choices=["demo", "gpt2"], default="demo")
     a = ap.parse_args()
     exe = os.path.join(a.build, "bench", "bench_decode")
     reps = "1" if a.quick else "3"
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
-    print(f"threads {a.threads}, {a.new} new tokens per prompt, prompts of 32 tokens")
+    print(f"model {a.model}, threads {a.threads}, {a.new} new tokens per prompt, prompts of 32 tokens")
     print(f"{'method':<26}{'batch':>6}{'ms/step':>9}{'tokens/s':>10}{'vs greedy':>11}{'target':>8}  {'':<4}"
           f"{'mem MiB':>8}")
     fails = 0
     for batch in (1, 8):
         res = {}
         for m in NAMES:
-            out = subprocess.run([exe, m, str(batch), str(a.threads), str(a.new), reps], env=env, check=True,
+            out = subprocess.run([exe, m, str(batch), str(a.threads), str(a.new), reps, a.model], env=env, check=True,
                                  capture_output=True, text=True).stdout
             res[m] = json.loads(out.strip().splitlines()[-1])
         g = res["greedy"]["per_step_ms"]

@@ -43,6 +43,23 @@ static void dot4x2(float *o0, float *o1, const float *x0, const float *x1, const
   for (int r = 0; r < 4; r++) o0[r] += s[r], o1[r] += s[4 + r];
 }
 
+/* o0[0..4) += x0 · w0..w3: the odd last row, with the same arithmetic per
+ * row as dot4x2 (so a row's bits do not depend on its partner). */
+static void dot4x1(float *o0, const float *x0, const float *w0, const float *w1, const float *w2,
+                   const float *w3, int C) {
+  float a[4][MM_LANES] = {{0}};
+  int c = 0;
+  for (; c + MM_LANES <= C; c += MM_LANES)
+    for (int u = 0; u < MM_LANES; u++) {
+      float p = x0[c + u];
+      a[0][u] += w0[c + u] * p, a[1][u] += w1[c + u] * p, a[2][u] += w2[c + u] * p, a[3][u] += w3[c + u] * p;
+    }
+  float s[4];
+  for (int r = 0; r < 4; r++) s[r] = lanes_sum(a[r]);
+  for (; c < C; c++) s[0] += w0[c] * x0[c], s[1] += w1[c] * x0[c], s[2] += w2[c] * x0[c], s[3] += w3[c] * x0[c];
+  for (int r = 0; r < 4; r++) o0[r] += s[r];
+}
+
 static float dot1(const float *x, const float *w, int C) {
   float a[MM_LANES] = {0};
   int c = 0;
@@ -62,16 +79,15 @@ static void matmul_small(float *out, const float *inp, const float *W, const flo
     for (int n = 0; n < N; n++) {
       float *o = out + (size_t)n * OC + o0;
       const float *x = inp + (size_t)n * C;
-      if (o0 + 4 <= OC) {
-        /* rows n and n+1 together (row n twice when it is the last one;
-         * the second result is then dropped) */
-        const int n1 = n + 1 < N ? n + 1 : n;
-        float o1[4];
+      const float *w0 = W + (size_t)o0 * C;
+      if (o0 + 4 <= OC && n + 1 < N) { /* rows n and n+1 together */
+        float *o1 = o + OC;
         for (int r = 0; r < 4; r++) o[r] = o1[r] = b ? b[o0 + r] : 0.0f;
-        dot4x2(o, o1, x, inp + (size_t)n1 * C, W + (size_t)o0 * C, W + (size_t)(o0 + 1) * C,
-               W + (size_t)(o0 + 2) * C, W + (size_t)(o0 + 3) * C, C);
-        if (n1 != n) memcpy(out + (size_t)n1 * OC + o0, o1, sizeof o1);
-        n = n1;
+        dot4x2(o, o1, x, x + C, w0, w0 + C, w0 + 2 * C, w0 + 3 * C, C);
+        n++;
+      } else if (o0 + 4 <= OC) { /* the last row of an odd count */
+        for (int r = 0; r < 4; r++) o[r] = b ? b[o0 + r] : 0.0f;
+        dot4x1(o, x, w0, w0 + C, w0 + 2 * C, w0 + 3 * C, C);
       } else {
         for (int r = 0; o0 + r < OC; r++)
           o[r] = (b ? b[o0 + r] : 0.0f) + dot1(x, W + (size_t)(o0 + r) * C, C);
