@@ -337,7 +337,11 @@ static int evaluate(job *j, int64_t step, foil_err *err) {
     snprintf(why, sizeof why, "%s", err->msg); /* not in place: source and target would overlap */
     foil_err_set(err, rc, "evaluation: %.400s", why);
   }
-  if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) return rc;
+  const int have = rc == FOIL_OK; /* this rank's copy, to free if another rank failed */
+  if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) {
+    if (have) dataset_bench_free(&b);
+    return rc;
+  }
   const int D = encoder_out_dim(j->enc);
   eval_rows qr = {.q = j->rank == 0 ? malloc(sizeof(float) * b.n_queries * (size_t)D) : NULL, .D = D};
   irmetrics *ir = NULL;
