@@ -2,7 +2,7 @@
 """foil-serve end to end over ZeroMQ against the same search in process.
 
     /usr/bin/python3 bench/serve.py [--build build] [--n 200000] [--threads 1,2]
-        [--single 300] [--dir TMPDIR]
+        [--single 300] [--dir TMPDIR] [--pin]
 
 One index of N float32 rows × 256 (unit-norm Gaussian, as sentence
 embeddings are; the same rows bench/search.py uses), k = 10:
@@ -15,6 +15,11 @@ embeddings are; the same rows bench/search.py uses), k = 10:
   - the transport alone: the round trip of a status request;
   - the same queries from a C client (bench_serve_client, protobuf-c), so
     that the round trip holds no Python protobuf work.
+With --pin, foil-serve runs on CPUs 0..T-1 and both clients on CPU T
+(thread counts T with T + 1 > the CPUs are skipped): the search, the
+server's and the client's ZeroMQ threads then do not take turns on the
+same cores, so the comparison measures foil's path rather than the
+scheduler's.
 Prints median and p99 of each and the end-to-end overhead at p99 against
 the issue's target (p99 ≤ in-process p99 + 200 µs): against bench_search's
 separate run, and against the same run's in-process time (the server's
@@ -56,6 +61,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--single", type=int, default=300)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--pin", action="store_true", help="server on CPUs 0..T-1, clients on CPU T")
     a = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(dir=a.dir)
     n = a.n
@@ -69,15 +75,23 @@ def main():
           flush=True)
     print(f"{'threads':>7} {'in-process p50/p99 ms':>22} {'end-to-end p50/p99 ms':>22} "
           f"{'server p50 ms':>13} {'p99 overhead us':>15}  target <= 200 us   status RTT p50/p99 ms")
+    ncpu = os.cpu_count() or 1
     for t in [int(x) for x in a.threads.split(",")]:
+        if a.pin and t + 1 > ncpu:
+            print(f"{t:>7} skipped: --pin needs {t + 1} CPUs, this machine has {ncpu}", flush=True)
+            continue
         env = search_bench.tenv(t)
+        srv_pin = (lambda: os.sched_setaffinity(0, set(range(t)))) if a.pin else None
+        cli_pin = ["taskset", "-c", str(t)] if a.pin else []
+        if a.pin:
+            os.sched_setaffinity(0, {t})
         inproc = subprocess.run([os.path.join(a.build, "bench", "bench_search"), "run", tmp.name, str(n),
                                  str(D), str(t), "f32", "0", "0", str(a.single), str(K)], env=env,
-                                check=True, capture_output=True, text=True).stdout
+                                check=True, capture_output=True, text=True, preexec_fn=srv_pin).stdout
         ip = json.loads(inproc.strip().splitlines()[-1])
         srv = subprocess.Popen([os.path.join(a.build, "foil-serve"), "--index", "bench", "--root", root,
                                 "--bind", "tcp://127.0.0.1:*", "--threads", str(t), "--no-watch",
-                                "--log", os.path.join(tmp.name, f"serve{t}.log")], env=env)
+                                "--log", os.path.join(tmp.name, f"serve{t}.log")], env=env, preexec_fn=srv_pin)
         try:
             info = os.path.join(root, "indexes", "bench", "serve.json")
             deadline = time.time() + 120
@@ -121,7 +135,7 @@ def main():
                 st.append((time.perf_counter() - t0) * 1e3)
             sock.close(0)
             # the same single queries from a C client (protobuf-c): no Python in the round trip
-            cc = json.loads(subprocess.run([os.path.join(a.build, "bench", "bench_serve_client"), ep,
+            cc = json.loads(subprocess.run(cli_pin + [os.path.join(a.build, "bench", "bench_serve_client"), ep,
                                             os.path.join(tmp.name, "xq.f32"), str(D), str(a.single), str(K)],
                                            check=True, capture_output=True, text=True).stdout)
         finally:
