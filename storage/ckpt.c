@@ -391,6 +391,21 @@ done:
   return rc;
 }
 
+/* The tokenizer stored with a model of `vocab` tokens: FOIL_ENOTFOUND when
+ * the file has none, FOIL_EINVAL when its vocabulary is not the model's. */
+static int read_tokenizer(const char *path, int vocab, tokenizer **t, foil_err *err) {
+  h5io *f = NULL;
+  int rc = h5io_open(&f, path, CKPT_FORMAT, err);
+  if (rc) return rc;
+  if (!h5io_exists(f, "tokenizer")) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s holds no /tokenizer group", path);
+  else rc = tokenizer_h5_read(f, "tokenizer", t, err);
+  h5io_close(&f);
+  if (!rc && tokenizer_vocab_size(*t) != vocab)
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: its tokenizer has %d tokens, its model %d", path,
+                      tokenizer_vocab_size(*t), vocab);
+  return rc;
+}
+
 int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t *step, foil_err *err) {
   *dec = NULL;
   if (tok) *tok = NULL;
@@ -407,18 +422,7 @@ int ckpt_open_decoder(const char *path, decoder **dec, tokenizer **tok, int64_t 
     rc = ckpt_load(path, &st, err);
     free((char *)st.spec_json);
   }
-  if (!rc && tok) {
-    h5io *f = NULL;
-    rc = h5io_open(&f, path, CKPT_FORMAT, err);
-    if (!rc) {
-      if (!h5io_exists(f, "tokenizer")) rc = foil_err_set(err, FOIL_ENOTFOUND, "%s holds no tokenizer", path);
-      else rc = tokenizer_h5_read(f, "tokenizer", &t, err);
-      h5io_close(&f);
-    }
-    if (!rc && tokenizer_vocab_size(t) != cfg.vocab)
-      rc = foil_err_set(err, FOIL_EINVAL, "%s: its tokenizer has %d tokens, its decoder %d", path,
-                        tokenizer_vocab_size(t), cfg.vocab);
-  }
+  if (!rc && tok) rc = read_tokenizer(path, cfg.vocab, &t, err);
   if (rc) {
     decoder_destroy(&d);
     tokenizer_destroy(&t);
@@ -436,7 +440,6 @@ int ckpt_open_encoder(const char *path, encoder **enc, tokenizer **tok, int64_t 
   encoder *e = NULL;
   tokenizer *t = NULL;
   ckpt_state st = {0};
-  h5io *f = NULL;
   int rc = ckpt_read_config(path, &cfg, err);
   if (!rc) rc = encoder_new(&e, &cfg, err);
   if (!rc) {
@@ -444,16 +447,7 @@ int ckpt_open_encoder(const char *path, encoder **enc, tokenizer **tok, int64_t 
     rc = ckpt_load(path, &st, err);
     free((char *)st.spec_json);
   }
-  if (!rc) rc = h5io_open(&f, path, CKPT_FORMAT, err);
-  if (!rc) {
-    if (!h5io_exists(f, "tokenizer"))
-      rc = foil_err_set(err, FOIL_EPRECOND, "encoder checkpoint %s holds no /tokenizer group", path);
-    else rc = tokenizer_h5_read(f, "tokenizer", &t, err);
-  }
-  h5io_close(&f);
-  if (!rc && tokenizer_vocab_size(t) != cfg.vocab)
-    rc = foil_err_set(err, FOIL_EPRECOND, "%s: the tokenizer has %d tokens, the model's vocabulary %d", path,
-                      tokenizer_vocab_size(t), cfg.vocab);
+  if (!rc) rc = read_tokenizer(path, cfg.vocab, &t, err);
   if (rc) {
     encoder_destroy(&e);
     tokenizer_destroy(&t);

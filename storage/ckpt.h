@@ -97,8 +97,8 @@ int ckpt_read_config(const char *path, encoder_config *cfg, foil_err *err);
 /* Opens an encoder checkpoint for inference (text metrics, serving by
  * text, `foil model encode`): builds the encoder from its config, loads its
  * parameters and reads the tokenizer stored with it (a checkpoint without
- * one is FOIL_EPRECOND naming the file; one whose vocabulary is not the
- * model's too). step may be NULL. On error nothing is returned. The caller
+ * one is FOIL_ENOTFOUND naming the file; one whose vocabulary is not the
+ * model's FOIL_EINVAL). step may be NULL. On error nothing is returned. The caller
  * destroys both. Cost: one read of the parameters. */
 int ckpt_open_encoder(const char *path, encoder **enc, tokenizer **tok, int64_t *step, foil_err *err);
 
