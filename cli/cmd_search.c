@@ -145,6 +145,9 @@ static int call(const char *ep, const auth_client *keys, Foil__V1__ServeRequest 
   void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
   int zero = 0, rc;
   zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+  /* a DEALER with no peer (a refused CURVE handshake drops it) blocks in
+   * send: bound that wait by the same timeout as the reply's */
+  zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
   if (auth_client_socket(keys, sock, err)) {
     zmq_close(sock);
     zmq_ctx_term(ctx);
@@ -154,7 +157,10 @@ static int call(const char *ep, const auth_client *keys, Foil__V1__ServeRequest 
   clock_gettime(CLOCK_REALTIME, &ts);
   req->request_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
   if (zmq_connect(sock, ep)) rc = foil_err_set(err, FOIL_EINVAL, "bad server address %s: %s", ep, zmq_strerror(errno));
-  else rc = wire_send(sock, NULL, &req->base, 0, err);
+  else if (wire_send(sock, NULL, &req->base, 0, err))
+    rc = foil_err_set(err, FOIL_EUNAVAIL, "could not send to foil-serve at %s within %.1f s (is it running? %s)", ep,
+                      timeout_ms / 1e3, keys->on ? "is this key on its allow-list?" : "does it run CURVE? then give --key and --server-key");
+  else rc = FOIL_OK;
   while (!rc) {
     zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
     if (zmq_poll(&it, 1, timeout_ms) <= 0) {

@@ -101,7 +101,7 @@ def main():
                         "--key", k("rita")[0], "--server-key", srv_pub], capture_output=True, text=True)
     check(q.returncode == 0 and str(ids[7]) in q.stdout, "foil search with keys (rc %d: %s)" % (q.returncode, q.stderr))
     q = subprocess.run([foil, "search", "--server", s.ep, "--vector-file", vf, "-k", "1", "--timeout", "1.5"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)  # a hang fails here, not the whole suite
     check(q.returncode == 10 and "--key" in q.stderr, "foil search without keys gets no answer and a hint (rc %d: %s)"
           % (q.returncode, q.stderr.strip()))
 
