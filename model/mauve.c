@@ -129,6 +129,17 @@ static double frontier_integral(const double *p, const double *q, int k) {
   return total * 2;
 }
 
+/* counts[j] = how many of labels[0..n) are j; a label outside [0, k) is
+ * FOIL_EINVAL naming its side (P or Q) and row. */
+static int count_labels(const int *labels, int n, int k, int64_t *counts, char side, foil_err *err) {
+  for (int i = 0; i < n; i++) {
+    if (labels[i] < 0 || labels[i] >= k)
+      return foil_err_set(err, FOIL_EINVAL, "mauve: %c label %d of row %d not in [0, %d)", side, labels[i], i, k);
+    counts[labels[i]]++;
+  }
+  return FOIL_OK;
+}
+
 int mauve_from_labels(const int *p_labels, int np, const int *q_labels, int nq, int k,
                       const mauve_config *cfg, mauve_result *r, foil_err *err) {
   memset(r, 0, sizeof *r);
@@ -148,22 +159,8 @@ int mauve_from_labels(const int *p_labels, int np, const int *q_labels, int nq, 
     rc = foil_err_set(err, FOIL_ENOMEM, "mauve: out of memory for %d buckets", k);
     goto done;
   }
-  for (int i = 0; i < np; i++) {
-    if (p_labels[i] < 0 || p_labels[i] >= k) {
-      rc = foil_err_set(err, FOIL_EINVAL, "mauve: P label %d of row %d not in [0, %d)",
-                        p_labels[i], i, k);
-      goto done;
-    }
-    pc[p_labels[i]]++;
-  }
-  for (int i = 0; i < nq; i++) {
-    if (q_labels[i] < 0 || q_labels[i] >= k) {
-      rc = foil_err_set(err, FOIL_EINVAL, "mauve: Q label %d of row %d not in [0, %d)",
-                        q_labels[i], i, k);
-      goto done;
-    }
-    qc[q_labels[i]]++;
-  }
+  if ((rc = count_labels(p_labels, np, k, pc, 'P', err)) || (rc = count_labels(q_labels, nq, k, qc, 'Q', err)))
+    goto done;
   for (int j = 0; j < k; j++) {
     r->p_hist[j] = (double)pc[j] / (double)np;
     r->q_hist[j] = (double)qc[j] / (double)nq;

@@ -53,24 +53,31 @@ static int name_ok(const char *s) {
 
 static int samples(const deval_method *m) { return m->o.do_sample; }
 
+/* methods[i].KEY: the number (or boolean) at key of the method object o,
+ * its error path "methods[i].KEY" (p is "methods[i]"). */
+static double method_number(jspec *c, const cJSON *o, const char *p, const char *key, double def, double lo,
+                            double hi, int integer) {
+  char k[200];
+  snprintf(k, sizeof k, "%s.%s", p, key);
+  return jspec_number(c, o, key, k, def, lo, hi, integer, 0);
+}
+
+static int method_bool(jspec *c, const cJSON *o, const char *p, const char *key, int def) {
+  char k[200];
+  snprintf(k, sizeof k, "%s.%s", p, key);
+  return jspec_boolean(c, o, key, k, def);
+}
+
 /* The sampling/processor keys of greedy, sample, cad, adacad, dola, combine. */
 static void parse_processors(jspec *c, const cJSON *o, const char *p, deval_method *m, int def_sample, float def_rep,
                              int sampling_keys) {
-  char k[200];
-  snprintf(k, sizeof k, "%s.repetition_penalty", p);
-  m->o.repetition_penalty = (float)jspec_number(c, o, "repetition_penalty", k, def_rep, 1e-3, 100, 0, 0);
+  m->o.repetition_penalty = (float)method_number(c, o, p, "repetition_penalty", def_rep, 1e-3, 100, 0);
   m->o.do_sample = def_sample;
   if (!sampling_keys) return;
-  if (def_sample == 0) {
-    snprintf(k, sizeof k, "%s.do_sample", p);
-    m->o.do_sample = jspec_boolean(c, o, "do_sample", k, 0);
-  }
-  snprintf(k, sizeof k, "%s.temperature", p);
-  m->o.temperature = (float)jspec_number(c, o, "temperature", k, 1, 1e-4, 100, 0, 0);
-  snprintf(k, sizeof k, "%s.top_k", p);
-  m->o.top_k = (int)jspec_number(c, o, "top_k", k, 0, 0, 1 << 24, 1, 0);
-  snprintf(k, sizeof k, "%s.top_p", p);
-  m->o.top_p = (float)jspec_number(c, o, "top_p", k, 1, 1e-6, 1, 0, 0);
+  if (def_sample == 0) m->o.do_sample = method_bool(c, o, p, "do_sample", 0);
+  m->o.temperature = (float)method_number(c, o, p, "temperature", 1, 1e-4, 100, 0);
+  m->o.top_k = (int)method_number(c, o, p, "top_k", 0, 0, 1 << 24, 1);
+  m->o.top_p = (float)method_number(c, o, p, "top_p", 1, 1e-6, 1, 0);
 }
 
 static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
@@ -118,49 +125,35 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
   case DEVAL_SAMPLE: parse_processors(c, o, p, m, 1, 1, 1); break;
   case DEVAL_BEAM:
     generate_beam_default(&m->beam);
-    snprintf(k, sizeof k, "%s.num_beams", p);
-    m->beam.num_beams = (int)jspec_number(c, o, "num_beams", k, m->beam.num_beams, 1, 64, 1, 0);
-    snprintf(k, sizeof k, "%s.length_penalty", p);
-    m->beam.length_penalty = (float)jspec_number(c, o, "length_penalty", k, m->beam.length_penalty, -10, 10, 0, 0);
-    snprintf(k, sizeof k, "%s.early_stopping", p);
-    m->beam.early_stopping = jspec_boolean(c, o, "early_stopping", k, m->beam.early_stopping);
+    m->beam.num_beams = (int)method_number(c, o, p, "num_beams", m->beam.num_beams, 1, 64, 1);
+    m->beam.length_penalty = (float)method_number(c, o, p, "length_penalty", m->beam.length_penalty, -10, 10, 0);
+    m->beam.early_stopping = method_bool(c, o, p, "early_stopping", m->beam.early_stopping);
     parse_processors(c, o, p, m, 0, 1, 0);
     break;
   case DEVAL_CS:
     generate_cs_default(&m->cs);
-    snprintf(k, sizeof k, "%s.top_k", p);
-    m->cs.top_k = (int)jspec_number(c, o, "top_k", k, m->cs.top_k, 1, 64, 1, 0);
-    snprintf(k, sizeof k, "%s.alpha", p);
-    m->cs.alpha = (float)jspec_number(c, o, "alpha", k, m->cs.alpha, 0, 1, 0, 0);
+    m->cs.top_k = (int)method_number(c, o, p, "top_k", m->cs.top_k, 1, 64, 1);
+    m->cs.alpha = (float)method_number(c, o, p, "alpha", m->cs.alpha, 0, 1, 0);
     parse_processors(c, o, p, m, 0, 1, 0);
     break;
   case DEVAL_CD:
     generate_cd_default(&m->cd);
-    snprintf(k, sizeof k, "%s.alpha", p);
-    m->cd.alpha = (float)jspec_number(c, o, "alpha", k, m->cd.alpha, 0, 1, 0, 0);
-    snprintf(k, sizeof k, "%s.beta", p);
-    m->cd.beta = (float)jspec_number(c, o, "beta", k, m->cd.beta, 0, 100, 0, 0);
-    snprintf(k, sizeof k, "%s.tau_ama", p);
-    m->cd.tau_ama = (float)jspec_number(c, o, "tau_ama", k, m->cd.tau_ama, 1e-4, 100, 0, 0);
-    snprintf(k, sizeof k, "%s.num_beams", p);
-    m->cd.num_beams = (int)jspec_number(c, o, "num_beams", k, m->cd.num_beams, 1, 64, 1, 0);
-    snprintf(k, sizeof k, "%s.length_penalty", p);
-    m->cd.length_penalty = (float)jspec_number(c, o, "length_penalty", k, m->cd.length_penalty, -10, 10, 0, 0);
-    snprintf(k, sizeof k, "%s.early_stopping", p);
-    m->cd.early_stopping = jspec_boolean(c, o, "early_stopping", k, m->cd.early_stopping);
-    snprintf(k, sizeof k, "%s.ignore_prefix", p);
-    m->cd.ignore_prefix = jspec_boolean(c, o, "ignore_prefix", k, m->cd.ignore_prefix);
+    m->cd.alpha = (float)method_number(c, o, p, "alpha", m->cd.alpha, 0, 1, 0);
+    m->cd.beta = (float)method_number(c, o, p, "beta", m->cd.beta, 0, 100, 0);
+    m->cd.tau_ama = (float)method_number(c, o, p, "tau_ama", m->cd.tau_ama, 1e-4, 100, 0);
+    m->cd.num_beams = (int)method_number(c, o, p, "num_beams", m->cd.num_beams, 1, 64, 1);
+    m->cd.length_penalty = (float)method_number(c, o, p, "length_penalty", m->cd.length_penalty, -10, 10, 0);
+    m->cd.early_stopping = method_bool(c, o, p, "early_stopping", m->cd.early_stopping);
+    m->cd.ignore_prefix = method_bool(c, o, p, "ignore_prefix", m->cd.ignore_prefix);
     break;
   case DEVAL_CAD: {
-    snprintf(k, sizeof k, "%s.alpha", p);
-    float a = (float)jspec_number(c, o, "alpha", k, 0.5, 0, 100, 0, 0);
+    float a = (float)method_number(c, o, p, "alpha", 0.5, 0, 100, 0);
     generate_cad_weights(a, m->weights);
     parse_processors(c, o, p, m, 0, 1, 1);
     break;
   }
   case DEVAL_ADACAD:
-    snprintf(k, sizeof k, "%s.alpha_floor", p);
-    m->alpha_floor = (float)jspec_number(c, o, "alpha_floor", k, 0, 0, 1, 0, 0);
+    m->alpha_floor = (float)method_number(c, o, p, "alpha_floor", 0, 0, 1, 0);
     parse_processors(c, o, p, m, 0, 1, 1);
     break;
   case DEVAL_DOLA: {
@@ -184,8 +177,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
       static const char *const kinds[] = {"low", "high", NULL};
       m->dola.layers_kind = jspec_choice(c, o, "layers", k, DOLA_HIGH, kinds);
     }
-    snprintf(k, sizeof k, "%s.relative_top", p);
-    m->dola.relative_top = (float)jspec_number(c, o, "relative_top", k, m->dola.relative_top, 0, 1, 0, 0);
+    m->dola.relative_top = (float)method_number(c, o, p, "relative_top", m->dola.relative_top, 0, 1, 0);
     parse_processors(c, o, p, m, 0, 1.2f, 1);
     break;
   }
