@@ -39,6 +39,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "reference"))
 import generate_ref as ref  # noqa: E402
+from lmtiny import write_lm  # noqa: E402
 
 foil, foil_run, mpiexec, work, minilm_dir = sys.argv[1:6]
 mpi_flags = sys.argv[6:]
@@ -80,17 +81,7 @@ for d in splits["test"]:
     w = d.split(" ")
     prompts.append(" ".join(w[:8]))
     conts.append(" " + " ".join(w[8:20]))
-with h5py.File(os.path.join(ds, "lm.h5"), "w") as f:
-    f.attrs["foil_format"] = "foil.lm.v1"
-    for name, docs in splits.items():
-        g = f.create_group(name)
-        g.create_dataset("text", data=docs, dtype=h5py.string_dtype())
-        g.create_dataset("source", data=[f"test:{i}" for i in range(len(docs))], dtype=h5py.string_dtype())
-        g.attrs["count"] = len(docs)
-    g = f.create_group("prompts")
-    g.create_dataset("prompt", data=prompts, dtype=h5py.string_dtype())
-    g.create_dataset("continuation", data=conts, dtype=h5py.string_dtype())
-    g.attrs["count"] = len(prompts)
+write_lm(os.path.join(ds, "lm.h5"), splits, prompts, conts, source="test")
 bpe = os.path.join(work, "bpe")
 subprocess.run([foil, "tokenizer", "train", "--lm", os.path.join(ds, "lm.h5"), "--vocab-size", "300",
                 "--out", bpe], check=True, stdout=subprocess.DEVNULL)

@@ -28,6 +28,7 @@ import time
 
 import h5py
 import numpy as np
+from lmtiny import write_lm
 
 foil, foil_run, mpiexec, work = sys.argv[1:5]
 mpi_flags = sys.argv[5:]
@@ -55,13 +56,7 @@ def document():
 
 splits = {"train": [document() for _ in range(60)], "valid": [document() for _ in range(8)],
           "test": [document() for _ in range(2)]}
-with h5py.File(os.path.join(ds, "lm.h5"), "w") as f:
-    f.attrs["foil_format"] = "foil.lm.v1"
-    for name, docs in splits.items():
-        g = f.create_group(name)
-        g.create_dataset("text", data=docs, dtype=h5py.string_dtype())
-        g.create_dataset("source", data=[f"test:{i}" for i in range(len(docs))], dtype=h5py.string_dtype())
-        g.attrs["count"] = len(docs)
+write_lm(os.path.join(ds, "lm.h5"), splits, source="test")
 bpe = os.path.join(work, "bpe")
 subprocess.run([foil, "tokenizer", "train", "--lm", os.path.join(ds, "lm.h5"), "--vocab-size", "320",
                 "--out", bpe], check=True)

@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from decoder_ref import gpt2  # noqa: E402  (the plain-torch GPT-2 of reference.decoder)
+from lmtiny import write_lm  # noqa: E402
 
 foil, foil_data, foil_run, mpiexec, work, faiss_py = sys.argv[1:7]
 mpi_flags = sys.argv[7:]
@@ -54,14 +55,8 @@ def document():
     return " ".join(sentence() for _ in range(rng.randint(4, 8)))
 
 
-with h5py.File(os.path.join(ds, "lm.h5"), "w") as f:
-    f.attrs["foil_format"] = "foil.lm.v1"
-    for name, n in (("train", 80), ("valid", 6), ("test", 2)):
-        docs = [document() for _ in range(n)]
-        g = f.create_group(name)
-        g.create_dataset("text", data=docs, dtype=h5py.string_dtype())
-        g.create_dataset("source", data=[f"{name}:{i}" for i in range(n)], dtype=h5py.string_dtype())
-        g.attrs["count"] = n
+write_lm(os.path.join(ds, "lm.h5"),
+         {name: [document() for _ in range(n)] for name, n in (("train", 80), ("valid", 6), ("test", 2))})
 bpe = os.path.join(work, "bpe")
 subprocess.run([foil, "tokenizer", "train", "--lm", os.path.join(ds, "lm.h5"), "--vocab-size", "300",
                 "--out", bpe], check=True)
