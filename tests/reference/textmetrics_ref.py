@@ -31,21 +31,10 @@ import sys
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
-
-WORDNET = "/usr/share/wordnet/data.noun"
-
+from wordnet_glosses import noun_glosses, spread
 
 def glosses(n):
-    out = []
-    with open(WORDNET, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("  ") or "|" not in line:
-                continue
-            g = line.split("|", 1)[1].strip()
-            if len(g) > 20:
-                out.append(g)
-    step = max(1, len(out) // n)
-    return out[::step][:n]
+    return spread(noun_glosses(20), n)
 
 
 def rows():
