@@ -169,7 +169,7 @@ static int cmd_encode(int argc, char **argv) {
   size_t D = 0;
   if (!rc) {
     /* an imported model truncates where sentence-transformers did */
-    int ml = hf_encode_len(ckpt, encoder_cfg(m->enc)->max_len);
+    int ml = hf_model_encode_len(m);
     if (max_len && max_len < ml) ml = max_len;
     D = (size_t)encoder_out_dim(m->enc);
     emb = malloc(sizeof(float) * n * D);

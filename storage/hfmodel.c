@@ -420,12 +420,14 @@ static int read_opt_f32(h5io *f, const char *name, size_t want, float **out, foi
   return FOIL_OK;
 }
 
-int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, foil_err *err) {
+int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, int *found, foil_err *err) {
   h5io *f = NULL;
   int rc = h5io_open(&f, path, CKPT_FORMAT, err);
   if (rc) return rc;
   m->normalize = 1; /* foil trains on cosine similarities */
-  if (h5io_exists(f, "hf")) {
+  const int has = h5io_exists(f, "hf");
+  if (found) *found = has;
+  if (has) {
     int64_t v;
     size_t d = (size_t)d_model;
     if ((rc = h5io_get_attr_i64(f, "hf", "normalize", &v, err))) goto done;
@@ -458,21 +460,27 @@ done:
   return rc;
 }
 
+static int encode_len(int64_t max_seq_length, int max_len) {
+  return max_seq_length > 0 && max_seq_length < max_len ? (int)max_seq_length : max_len;
+}
+
 int hf_encode_len(const char *path, int max_len) {
   h5io *f = NULL;
   int64_t v = 0;
   if (h5io_open(&f, path, CKPT_FORMAT, NULL)) return max_len;
   if (h5io_exists(f, "hf") && h5io_get_attr_i64(f, "hf", "max_seq_length", &v, NULL)) v = 0;
   h5io_close(&f);
-  return v > 0 && v < max_len ? (int)v : max_len;
+  return encode_len(v, max_len);
 }
+
+int hf_model_encode_len(const hf_model *m) { return encode_len(m->max_seq_length, encoder_cfg(m->enc)->max_len); }
 
 int hf_load_ckpt(const char *path, hf_model **out, foil_err *err) {
   *out = NULL;
   hf_model *m = calloc(1, sizeof *m);
   if (!m) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int rc = ckpt_open_encoder(path, &m->enc, &m->tok, NULL, err);
-  if (!rc) rc = hf_read_group(path, m, encoder_cfg(m->enc)->d_model, encoder_cfg(m->enc)->max_len, err);
+  if (!rc) rc = hf_read_group(path, m, encoder_cfg(m->enc)->d_model, encoder_cfg(m->enc)->max_len, NULL, err);
   if (rc) {
     hf_model_destroy(&m);
     return rc;

@@ -695,12 +695,10 @@ static int init_from(job *j, foil_err *err) {
   rc = ckpt_load(s->init_from, &st, err);
   free((char *)st.spec_json);
   if (!rc) j->init_step = st.step;
-  h5io *f = NULL;
   int imported = 0; /* an imported model's /hf group rides along */
-  if (!rc && !(rc = h5io_open(&f, s->init_from, CKPT_FORMAT, err))) imported = h5io_exists(f, "hf");
-  h5io_close(&f);
-  if (!rc && imported && !(j->hf = calloc(1, sizeof *j->hf))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (!rc && imported) rc = hf_read_group(s->init_from, j->hf, cfg.d_model, cfg.max_len, err);
+  if (!rc && !(j->hf = calloc(1, sizeof *j->hf))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  if (!rc) rc = hf_read_group(s->init_from, j->hf, cfg.d_model, cfg.max_len, &imported, err);
+  if (!imported) hf_model_destroy(&j->hf);
   return rc;
 }
 
