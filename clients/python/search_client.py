@@ -114,6 +114,9 @@ class SearchClient:
             self.sock.close(0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        # a DEALER without a connected peer blocks in send (a CURVE handshake
+        # the server refused can leave it so): bound that by the timeout too
+        self.sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         if self.keys:
             mine, srv = read_cert(self.keys[0]), read_cert(self.keys[1])
             self.sock.curve_secretkey = mine["secret-key"]
@@ -126,7 +129,11 @@ class SearchClient:
         ServeReply, raising SearchError for an Error reply."""
         self.rid += 1
         req.request_id = self.rid
-        self.sock.send(req.SerializeToString())
+        try:
+            self.sock.send(req.SerializeToString())
+        except zmq.Again:
+            self._open()
+            raise TimeoutError("could not send to foil-serve at %s within %.1f s" % (self.endpoint, self.timeout_s))
         deadline = time.time() + self.timeout_s
         while True:
             left = deadline - time.time()
