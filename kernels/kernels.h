@@ -63,8 +63,9 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                         const float *rstd, int N, int C);
 
 /* ---- linear: out[N,OC] = inp[N,C] @ W[OC,C]^T + b[OC] (b may be NULL) ----
- * 2·N·C·OC flops through sgemm; N <= 12 (decoding steps) through a kernel
- * that reads W once without sgemm's packed copy of it. Writes out. */
+ * 2·N·C·OC flops through sgemm; N <= 64 (decoding steps) through a kernel
+ * that reads W once per 6 rows without sgemm's packed copy of it (a row's
+ * bits then do not depend on the other rows). Writes out. */
 void matmul_forward(float *out, const float *inp, const float *W,
                     const float *b, int N, int C, int OC);
 /* dinp[N,C] += dout @ W, dW += dout^T @ inp, db += colsum(dout).

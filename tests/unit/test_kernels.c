@@ -327,12 +327,14 @@ static void test_matmul(void) {
   }
 }
 
-/* The few-rows path (N <= 12: no sgemm) and sgemm around it, against a
- * double reference, with lane and 4-row-block remainders; a row's bits do
- * not depend on the rows beside it nor on the thread count. */
+/* The few-rows path (N <= 64: no sgemm; groups of up to 6 rows) and sgemm
+ * around it, against a double reference, with lane and 4-row-block
+ * remainders; a row's bits do not depend on the rows beside it nor on the
+ * thread count. */
 static void test_matmul_small_rows(void) {
   static const int shapes[][3] = {{1, 37, 9}, {2, 16, 4}, {7, 64, 13}, {12, 50, 8},
-                                  {13, 40, 6}, {3, 300, 70}, {16, 33, 5}};
+                                  {13, 40, 6}, {3, 300, 70}, {16, 33, 5}, {40, 96, 11},
+                                  {64, 20, 7}, {65, 40, 6}, {80, 33, 9}};
   prng_seed(5);
   for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
     const int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
@@ -352,7 +354,7 @@ static void test_matmul_small_rows(void) {
         }
       CHECKF(max_err(out, ref, N * OC) <= 2e-5 * sqrt((double)C), "N %d C %d OC %d bias %d: %.3g",
              N, C, OC, with_bias, max_err(out, ref, N * OC));
-      if (N <= 12)
+      if (N <= 64)
         for (int n = 0; n < N; n++) {
           matmul_forward(one, inp + (size_t)n * C, W, bb, 1, C, OC);
           CHECKF(memcmp(one, out + (size_t)n * OC, sizeof(float) * OC) == 0,
@@ -362,7 +364,7 @@ static void test_matmul_small_rows(void) {
       kernels_set_threads(orig == 2 ? 1 : 2);
       matmul_forward(t2, inp, W, bb, N, C, OC);
       kernels_set_threads(orig);
-      if (N <= 12) CHECKF(memcmp(t2, out, sizeof(float) * N * OC) == 0, "N %d: 2 threads differ", N);
+      if (N <= 64) CHECKF(memcmp(t2, out, sizeof(float) * N * OC) == 0, "N %d: 2 threads differ", N);
     }
     free(inp), free(W), free(b), free(out), free(one), free(t2), free(ref);
   }
