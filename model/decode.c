@@ -447,26 +447,17 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
 }
 
 int decode_dola_select(const float *cand, const float *final, int nc, int V, double *js) {
+  /* HF's JSD here has no clamp: softmax_mix_kl, vectorized in float (the
+   * argmax of JSDs that differ by more than ~2e-6; ties go first) */
+  const float ma = row_max(final, V);
+  const double lsa = log(exp_sum(final, (size_t)V, ma)) + ma;
   int best = 0;
   double bj = -INFINITY;
   for (int i = 0; i < nc; i++) {
-    /* HF's JSD here has no clamp; the probabilities of finite logits are
-     * > 0 unless they underflow, where both forms give 0·log(...) = 0. */
     const float *c = cand + (size_t)i * V;
-    float ma = row_max(final, V), mb = row_max(c, V);
-    double sa = 0, sb = 0;
-    for (int v = 0; v < V; v++) {
-      sa += exp((double)final[v] - ma);
-      sb += exp((double)c[v] - mb);
-    }
-    double lsa = log(sa) + ma, lsb = log(sb) + mb, j = 0;
-    for (int v = 0; v < V; v++) {
-      double lp = (double)final[v] - lsa, lq = (double)c[v] - lsb;
-      double p = exp(lp), q = exp(lq), m = 0.5 * (p + q);
-      if (m <= 0) continue;
-      double lm = log(m);
-      j += 0.5 * (m * (lm - lp) + m * (lm - lq));
-    }
+    const float mb = row_max(c, V);
+    const double lsb = log(exp_sum(c, (size_t)V, mb)) + mb;
+    double j = softmax_mix_kl(final, lsa, c, lsb, (size_t)V);
     if (js) js[i] = j;
     if (j > bj) {
       bj = j;

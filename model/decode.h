@@ -152,10 +152,12 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
  * (first on ties). HF averages the JSDs over the batch before the argmax
  * (one layer for the whole batch; the original DoLa runs batch 1); foil
  * picks per row, which equals both at batch 1. js [nc] (may be NULL) gets
- * the "JSDs" (natural log). Quirk followed: HF/DoLa compute
- * F.kl_div(log p, m) = KL(m||p), so their "JSD" is 0.5·(KL(m||p) +
- * KL(m||q)), not decode_jsd's 0.5·(KL(p||m) + KL(q||m)); and their
- * .mean(-1) divides by V (same argmax). */
+ * the "JSDs" (natural log; kernels' softmax_mix_kl in float: absolute
+ * error < 2e-6, so layers closer than that may swap; HF's float32 is no
+ * closer). Quirk followed: HF/DoLa compute F.kl_div(log p, m) = KL(m||p),
+ * so their "JSD" is 0.5·(KL(m||p) + KL(m||q)), not decode_jsd's
+ * 0.5·(KL(p||m) + KL(q||m)); and their .mean(-1) divides by V (same
+ * argmax). */
 int decode_dola_select(const float *cand, const float *final, int nc, int V, double *js);
 /* HF _relative_top_filter + contrast on one row: f = log_softmax(final),
  * b = log_softmax(base); thresh = min(max f + ln(relative_top), the

@@ -20,6 +20,26 @@ double exp_sum(const float *x, size_t n, float m) {
   return s;
 }
 
+double softmax_mix_kl(const float *a, double la, const float *b, double lb, size_t n) {
+  double acc[8] = {0}, s = 0; /* log-probabilities rounded once, from double */
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; u++) {
+      float lp = (float)(a[i + u] - la), lq = (float)(b[i + u] - lb);
+      lp = lp < -87.0f ? -87.0f : lp, lq = lq < -87.0f ? -87.0f : lq; /* as vexp */
+      float m = 0.5f * (vexp(lp) + vexp(lq));
+      acc[u] += (double)(m * (2.0f * vlog(m) - lp - lq));
+    }
+  for (int u = 0; u < 8; u++) s += acc[u];
+  for (; i < n; i++) {
+    float lp = (float)(a[i] - la), lq = (float)(b[i] - lb);
+    lp = lp < -87.0f ? -87.0f : lp, lq = lq < -87.0f ? -87.0f : lq;
+    float m = 0.5f * (vexp(lp) + vexp(lq));
+    s += (double)(m * (2.0f * vlog(m) - lp - lq));
+  }
+  return 0.5 * s;
+}
+
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
  *
  * Accuracy (checked against libm in double by tests/unit/test_kernels.c):
  *   vexp:  relative error < 3e-7 on [-87, 88]; 0 below, +inf-free above.
+ *   vlog:  absolute error < 2e-7·max(1, |log x|) for normal x > 0.
  *   verfc: relative error < 1.2e-7 for x >= 0 (Numerical Recipes' erfcc
  *          Chebyshev fit), so Φ(x) = 0.5·erfc(-x/√2) is accurate in both
  *          tails, which erf-based forms are not for x << 0.
@@ -29,6 +30,25 @@ static inline float vexp(float x) {
   float s;
   memcpy(&s, &bits, sizeof s);
   return p * s;
+}
+
+/* log x for a normal x > 0: x = 2^e·f with f in [√½, √2), s = (f-1)/(f+1),
+ * log f = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + s⁶/7 + s⁸/9) (|s| <= 0.172:
+ * the next term is < 2e-9), then e·ln2 in two parts. */
+static inline float vlog(float x) {
+  int32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  int32_t e = ((bits >> 23) & 0xff) - 127;
+  bits = (bits & 0x007fffff) | 0x3f800000; /* f in [1, 2) */
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  int big = f > 1.41421356f;
+  f = big ? 0.5f * f : f;
+  e += big;
+  float s = (f - 1.0f) / (f + 1.0f), z = s * s;
+  float p = 2.0f * s * (1.0f + z * (0.33333334f + z * (0.2f + z * (0.14285715f + z * 0.11111111f))));
+  float fe = (float)e;
+  return fe * 0.693145751953125f + (p + fe * 1.428606765330187e-06f);
 }
 
 /* erfc(z) for z >= 0: t = 1/(1+z/2), erfc ≈ t·exp(-z² + P(t)). */

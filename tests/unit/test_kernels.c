@@ -389,6 +389,44 @@ static void test_exp_sum(void) {
   free(x);
 }
 
+/* softmax_mix_kl against the same sum in double with libm: vocabulary
+ * sizes with lane remainders, logit spreads of 1 to 20, one row's mass on
+ * the other's tail, and -inf entries (both rows: no term). */
+static double mix_kl_ref(const float *a, const float *b, size_t n, double *la, double *lb) {
+  double ma = -INFINITY, mb = -INFINITY, sa = 0, sb = 0, j = 0;
+  for (size_t i = 0; i < n; i++) ma = fmax(ma, a[i]), mb = fmax(mb, b[i]);
+  for (size_t i = 0; i < n; i++) sa += exp(a[i] - ma), sb += exp(b[i] - mb);
+  *la = log(sa) + ma, *lb = log(sb) + mb;
+  for (size_t i = 0; i < n; i++) {
+    double lp = a[i] - *la, lq = b[i] - *lb, m = 0.5 * (exp(lp) + exp(lq));
+    if (m > 0) j += 0.5 * m * (2 * log(m) - lp - lq);
+  }
+  return j;
+}
+
+static void test_softmax_mix_kl(void) {
+  static const size_t ns[] = {1, 7, 9, 100, 8000, 50257};
+  static const float spread[] = {1, 5, 20};
+  float *a = malloc(sizeof(float) * 50257), *b = malloc(sizeof(float) * 50257);
+  prng_seed(17);
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+    for (int s = 0; s < 3; s++) {
+      size_t n = ns[k];
+      fill(a, n, -spread[s], spread[s]);
+      for (size_t i = 0; i < n; i++) b[i] = 0.7f * a[i] + (float)(2 * prng_u01() - 1) * spread[s] * 0.5f;
+      if (n > 9) a[n - 1] = b[n - 1] = -INFINITY, a[3] = 30; /* b has little mass at 3 */
+      double la, lb, ref = mix_kl_ref(a, b, n, &la, &lb);
+      double got = softmax_mix_kl(a, la, b, lb, n);
+      CHECKF(isfinite(got) && fabs(got - ref) <= 2e-6, "n %zu spread %g: %.9g vs %.9g", n,
+             (double)spread[s], got, ref);
+    }
+  fill(a, 100, -1, 1);
+  double la, lb;
+  mix_kl_ref(a, a, 100, &la, &lb);
+  CHECKF(fabs(softmax_mix_kl(a, la, a, lb, 100)) <= 1e-7, "same rows: %g", softmax_mix_kl(a, la, a, lb, 100));
+  free(a), free(b);
+}
+
 /* ---- GELU, residual, scale ------------------------------------------------------ */
 
 typedef struct { float *out, *inp, *r; size_t n; } EwCtx;
@@ -1001,6 +1039,7 @@ int main(void) {
   RUN(test_matmul);
   RUN(test_matmul_small_rows);
   RUN(test_exp_sum);
+  RUN(test_softmax_mix_kl);
   RUN(test_gelu);
   RUN(test_residual_scale);
   RUN(test_dropout);
