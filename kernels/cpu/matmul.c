@@ -2,7 +2,6 @@
  * rows on a kernel of its own (below). Outside a parallel region sgemm
  * uses every kernel thread (see runtime.c). */
 #include <cblas.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -55,23 +54,22 @@ static inline mm_vec mm_load(const float *p) {
 #endif
 
 /* The lanes of v summed by a fixed tree: lane i += lane i + MM_LANES/2,
- * then i + MM_LANES/4, ... (log2(MM_LANES) shuffles and adds). */
-typedef int32_t mm_mask __attribute__((vector_size(MM_VBYTES)));
+ * then i + MM_LANES/4, ... (log2(MM_LANES) shuffles and adds;
+ * __builtin_shufflevector: GCC >= 12 and clang). */
 static inline float mm_hsum(mm_vec v) {
 #if MM_LANES == 16
-  v += __builtin_shuffle(v, (mm_mask){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#elif MM_LANES == 8
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+#else
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
 #endif
-#if MM_LANES >= 8
-  v += __builtin_shuffle(v, (mm_mask){4, 5, 6, 7, 0, 1, 2, 3
-#if MM_LANES == 16
-                                      , 12, 13, 14, 15, 8, 9, 10, 11
-#endif
-                                     });
-#endif
-  mm_mask m2, m1;
-  for (int i = 0; i < MM_LANES; i++) m2[i] = i ^ 2, m1[i] = i ^ 1;
-  v += __builtin_shuffle(v, m2);
-  v += __builtin_shuffle(v, m1);
   return v[0];
 }
 
