@@ -47,16 +47,7 @@ int main(int argc, char **argv) {
   if (!rc && txt) { /* one text per line; the buffer is split in place */
     size_t tn = 0;
     rc = foil_read_file(argv[2], &text, &tn, &err);
-    for (size_t i = 0; !rc && i < tn; i++) nlines += text[i] == '\n';
-    if (!rc && !(lines = malloc(sizeof(char *) * (nlines + 1)))) rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
-    nlines = 0;
-    for (char *p = text, *e; !rc && p < text + tn && *p; p = e + 1) {
-      if (!(e = strchr(p, '\n'))) e = p + strlen(p);
-      int end = !*e;
-      *e = 0;
-      lines[nlines++] = p;
-      if (end) break;
-    }
+    if (!rc) rc = foil_split_lines(text, tn, &lines, &nlines, &err);
   }
   if (rc) {
     fprintf(stderr, "bench_encode: %s\n", err.msg);

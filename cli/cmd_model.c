@@ -91,23 +91,6 @@ static int cmd_export(int argc, char **argv) {
   return rc ? fail(&err) : FOIL_OK;
 }
 
-/* The texts of --file: one per line (the buffer split in place; a final
- * line without a newline counts, an empty file has no texts). */
-static int split_lines(char *text, size_t len, char ***lines, size_t *n, foil_err *err) {
-  size_t cap = 1;
-  for (size_t i = 0; i < len; i++) cap += text[i] == '\n';
-  *n = 0;
-  if (!(*lines = malloc(sizeof(char *) * cap))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  for (char *p = text; p < text + len;) {
-    char *e = memchr(p, '\n', (size_t)(text + len - p));
-    if (!e) e = text + len;
-    *e = 0;
-    (*lines)[(*n)++] = p;
-    p = e + 1;
-  }
-  return FOIL_OK;
-}
-
 /* NumPy's .npy v1.0 for a C-order float32 [n, d] matrix: magic, header
  * length, a dict padded with spaces to a multiple of 64 bytes, the data. */
 static int write_npy(const char *path, const float *x, size_t n, size_t d, foil_err *err) {
@@ -158,7 +141,7 @@ static int cmd_encode(int argc, char **argv) {
     rc = foil_err_set(&err, FOIL_EINVAL, "encode: give the texts as arguments or --file F, one of the two");
   if (!rc && file) {
     rc = foil_read_file(!strcmp(file, "-") ? "/dev/stdin" : file, &text, &len, &err);
-    if (!rc) rc = split_lines(text, len, &lines, &n, &err);
+    if (!rc) rc = foil_split_lines(text, len, &lines, &n, &err);
     if (!rc && !n) rc = foil_err_set(&err, FOIL_EINVAL, "encode: %s holds no lines", file);
   } else if (!rc) {
     lines = args, n = nargs, args = NULL;

@@ -48,6 +48,21 @@ int foil_read_file(const char *path, char **data, size_t *len, foil_err *err) {
   return FOIL_OK;
 }
 
+int foil_split_lines(char *text, size_t len, char ***lines, size_t *n, foil_err *err) {
+  size_t cap = 1;
+  for (size_t i = 0; i < len; i++) cap += text[i] == '\n';
+  *n = 0;
+  if (!(*lines = malloc(sizeof(char *) * cap))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  for (char *p = text; p < text + len;) {
+    char *e = memchr(p, '\n', (size_t)(text + len - p));
+    if (!e) e = text + len; /* foil_read_file's buffer has its NUL there */
+    *e = 0;
+    (*lines)[(*n)++] = p;
+    p = e + 1;
+  }
+  return FOIL_OK;
+}
+
 static int io_code(int e) { return e == EACCES || e == EPERM || e == EROFS ? FOIL_EPERM : FOIL_EINVAL; }
 
 int foil_write_file_atomic(const char *path, const void *data, size_t len, foil_err *err) {

@@ -16,6 +16,14 @@
 
 int foil_read_file(const char *path, char **data, size_t *len, foil_err *err);
 
+/* Splits text[0..len) into lines in place, as a file of one text per line
+ * is read: each '\n' becomes a NUL and *lines (malloc'ed; the caller frees
+ * the array, not the strings) points at each line's start, *n counting
+ * them. A final line without '\n' counts; nothing follows the last '\n'
+ * (an empty text has no lines). Empty lines and '\r' are kept. Errors:
+ * FOIL_ENOMEM. Cost: two passes over text. */
+int foil_split_lines(char *text, size_t len, char ***lines, size_t *n, foil_err *err);
+
 /* Publishes data as path: written to path.tmp.<pid>, fsynced, renamed over
  * path, and the directory fsynced, so a reader sees the old file or the
  * new one, never a part. Errors name the path (FOIL_EPERM, FOIL_EINVAL). */
