@@ -81,9 +81,10 @@ int hf_load_ckpt(const char *path, hf_model **out, foil_err *err);
  * config, token types, pooler and max_seq_length): hf_read_group fills m's
  * kept fields from path's /hf (normalize 1 and nothing else when the file
  * has none, *found (may be NULL) then 0; m->enc and m->tok are not
- * touched), hf_write_group writes them
- * into an open checkpoint. d_model and max_len are the encoder's. */
+ * touched), hf_write_group writes them into an open checkpoint. d_model
+ * and max_len are the encoder's. */
 int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, int *found, foil_err *err);
+int hf_write_group(h5io *f, const hf_model *m, int d_model, int max_len, foil_err *err);
 
 /* Tokens per text when encoding with the checkpoint at path: its /hf
  * max_seq_length (where sentence-transformers truncates an imported model,
@@ -94,7 +95,6 @@ int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, int *
 int hf_encode_len(const char *path, int max_len);
 /* The same for a model already loaded (hf_load_ckpt): no file read. */
 int hf_model_encode_len(const hf_model *m);
-int hf_write_group(h5io *f, const hf_model *m, int d_model, int max_len, foil_err *err);
 
 /* Writes the sentence-transformers folder dir (created). */
 int hf_export(const hf_model *m, const char *dir, foil_err *err);

@@ -99,7 +99,6 @@ int textscore_text(const textscore_set *s, textscore_result *r, foil_err *err) {
   return 0;
 }
 
-/* The encoder and tokenizer a checkpoint holds (its /tokenizer group). */
 int textscore_coherence(const textscore_set *s, const char *encoder_ckpt, int max_len, int batch,
                         double *out, foil_err *err) {
   encoder *enc = NULL;
