@@ -1,4 +1,10 @@
-/* encoder.c — the transformer encoder of encoder.h, built from kernels. */
+/* encoder.c — the transformer encoder of encoder.h, built from kernels.
+ *
+ * One source for both backends: every kernel call goes through KERN, which
+ * calls the kernels.h function on a CPU encoder and its cuda_ twin
+ * (kernels/cuda/kernels_cuda.h, same arguments) on a CUDA one, and every
+ * buffer operation through dalloc/dfree/dzero/dcopy. The forward and
+ * backward are therefore the same sequence of calls on either backend. */
 #include "model/encoder.h"
 
 #include <math.h>
@@ -6,6 +12,12 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#define KERN(e, fn, ...) ((e)->cuda ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
+#else
+#define KERN(e, fn, ...) fn(__VA_ARGS__)
+#endif
 
 /* Activations of one layer. In inference every layer uses set 0. */
 typedef struct {
@@ -19,6 +31,7 @@ typedef struct {
 
 struct encoder {
   encoder_config cfg;
+  int cuda; /* ENC_CUDA: every buffer below is device memory */
   encoder_tensor t[ENC_NTENSORS];
   size_t nparams;
   float *params, *grads;
@@ -40,7 +53,84 @@ struct encoder {
   /* the last forward */
   int B, T, train, have_fwd;
   uint64_t seed, call, row0;
+  /* a failure encoder_init could not return (CUDA upload), reported by the
+   * next forward */
+  foil_err pending;
 };
+
+/* ---- buffers on the encoder's backend ------------------------------------------ */
+
+/* Zeroed buffer of `bytes` on the backend, NULL when out of memory. */
+static void *dalloc(const encoder *e, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) {
+    void *p = NULL;
+    if (cuda_malloc(&p, bytes, NULL) || cuda_memset0(p, bytes, NULL)) {
+      cuda_free(p);
+      return NULL;
+    }
+    return p;
+  }
+#endif
+  (void)e;
+  return calloc(bytes ? bytes : 1, 1);
+}
+static void dfree(const encoder *e, void *p) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) {
+    cuda_free(p);
+    return;
+  }
+#endif
+  (void)e;
+  free(p);
+}
+/* Asynchronous on the CUDA stream; a failure shows at the cuda_check that
+ * ends each forward and backward. */
+static void dzero(const encoder *e, void *p, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) {
+    cuda_memset0(p, bytes, NULL);
+    return;
+  }
+#endif
+  memset(p, 0, bytes);
+}
+static void dcopy(const encoder *e, void *dst, const void *src, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) {
+    cuda_copy(dst, src, bytes, NULL);
+    return;
+  }
+#endif
+  memcpy(dst, src, bytes);
+}
+/* Host memory into the backend's buffer (synchronous). */
+static int dput(const encoder *e, void *dst, const void *src, size_t bytes, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) return cuda_upload(dst, src, bytes, err);
+#endif
+  (void)err;
+  memcpy(dst, src, bytes);
+  return FOIL_OK;
+}
+static int dget(const encoder *e, void *dst, const void *src, size_t bytes, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) return cuda_download(dst, src, bytes, err);
+#endif
+  (void)err;
+  memcpy(dst, src, bytes);
+  return FOIL_OK;
+}
+/* The backend's verdict on the calls since the last check. */
+static int dcheck(const encoder *e, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (e->cuda) return cuda_check(err);
+#endif
+  (void)e;
+  (void)err;
+  return FOIL_OK;
+}
 
 /* ---- config --------------------------------------------------------------- */
 
@@ -120,19 +210,34 @@ static void layout(encoder *e) {
 }
 
 int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err) {
+  return encoder_new_on(out, cfg, ENC_CPU, err);
+}
+
+int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_err *err) {
   *out = NULL;
   int rc = encoder_config_check(cfg, err);
   if (rc) return rc;
+  if (backend != ENC_CPU && backend != ENC_CUDA)
+    return foil_err_set(err, FOIL_EINVAL, "unknown encoder backend %d", backend);
+#ifdef FOIL_HAVE_CUDA
+  if (backend == ENC_CUDA && cuda_device() < 0)
+    return foil_err_set(err, FOIL_EPRECOND, "a CUDA encoder needs the CUDA backend initialized (cuda_init)");
+#else
+  if (backend == ENC_CUDA)
+    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
+#endif
   encoder *e = calloc(1, sizeof *e);
   if (!e) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the encoder");
   e->cfg = *cfg;
+  e->cuda = backend == ENC_CUDA;
   layout(e);
-  e->params = calloc(e->nparams, sizeof(float));
-  e->grads = calloc(e->nparams, sizeof(float));
+  e->params = dalloc(e, e->nparams * sizeof(float));
+  e->grads = dalloc(e, e->nparams * sizeof(float));
   if (!e->params || !e->grads) {
     size_t n = e->nparams;
+    int cuda = e->cuda;
     encoder_destroy(&e);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu parameters", n);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters", cuda ? "device" : "host", n);
   }
   *out = e;
   return FOIL_OK;
@@ -141,14 +246,26 @@ int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err) {
 void encoder_destroy(encoder **enc) {
   if (!enc || !*enc) return;
   encoder *e = *enc;
-  free(e->params);
-  free(e->grads);
-  free(e->act_mem);
+  dfree(e, e->params);
+  dfree(e, e->grads);
+  dfree(e, e->act_mem);
   free(e->la);
-  free(e->ids);
-  free(e->mask);
+  dfree(e, e->ids);
+  dfree(e, e->mask);
   free(e);
   *enc = NULL;
+}
+
+int encoder_backend(const encoder *e) { return e->cuda ? ENC_CUDA : ENC_CPU; }
+
+int encoder_set_params(encoder *e, const float *host, foil_err *err) {
+  return dput(e, e->params, host, e->nparams * sizeof(float), err);
+}
+int encoder_get_params(const encoder *e, float *host, foil_err *err) {
+  return dget(e, host, e->params, e->nparams * sizeof(float), err);
+}
+int encoder_get_grads(const encoder *e, float *host, foil_err *err) {
+  return dget(e, host, e->grads, e->nparams * sizeof(float), err);
 }
 
 const encoder_config *encoder_cfg(const encoder *e) { return &e->cfg; }
@@ -159,7 +276,7 @@ const encoder_tensor *encoder_tensors(const encoder *e) { return e->t; }
 int encoder_out_dim(const encoder *e) {
   return e->cfg.proj_dim > 0 ? e->cfg.proj_dim : e->cfg.d_model;
 }
-void encoder_zero_grads(encoder *e) { memset(e->grads, 0, e->nparams * sizeof(float)); }
+void encoder_zero_grads(encoder *e) { dzero(e, e->grads, e->nparams * sizeof(float)); }
 
 /* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
 static float *P(const encoder *e, float *buf, int id, int l) {
@@ -175,14 +292,31 @@ static float normal_at(uint64_t seed, uint64_t stream, uint64_t i, float std) {
   return std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
 }
 
-void encoder_init(encoder *e, uint64_t seed) {
+/* The initial values of every tensor into host memory P [nparams]. */
+static void init_into(const encoder *e, float *P, uint64_t seed) {
   for (int id = 0; id < ENC_NTENSORS; id++) {
     const encoder_tensor *t = &e->t[id];
-    float *p = e->params + t->offset;
+    float *p = P + t->offset;
     int is_ln_w = id == ENC_EMB_LN_W || id == ENC_LN1_W || id == ENC_LN2_W || id == ENC_LNF_W;
     for (size_t i = 0; i < t->size; i++)
       p[i] = t->decay ? normal_at(seed, (uint64_t)id, i, 0.02f) : (is_ln_w ? 1.0f : 0.0f);
   }
+}
+
+void encoder_init(encoder *e, uint64_t seed) {
+  if (!e->cuda) {
+    init_into(e, e->params, seed);
+    return;
+  }
+  /* drawn on the host (the same values), then uploaded */
+  float *host = malloc(e->nparams * sizeof(float));
+  if (!host) {
+    foil_err_set(&e->pending, FOIL_ENOMEM, "out of host memory to initialize %zu parameters", e->nparams);
+    return;
+  }
+  init_into(e, host, seed);
+  encoder_set_params(e, host, &e->pending);
+  free(host);
 }
 
 double encoder_forward_flops(const encoder_config *c, int B, int T) {
@@ -212,17 +346,23 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
                  + nB * d + nB * Pd       /* pooled, out */
                  + N * wide + natt        /* tmp, att_scratch */
                  + (train ? N * d * 3 + N * wide * 2 + nB * d + nB * Pd : 0);
-  free(e->act_mem);
+  dfree(e, e->act_mem);
   free(e->la);
-  free(e->ids);
-  free(e->mask);
-  e->act_mem = malloc(total * sizeof(float));
+  dfree(e, e->ids);
+  dfree(e, e->mask);
+  e->act_mem = dalloc(e, total * sizeof(float));
   e->la = calloc((size_t)sets, sizeof(layer_acts));
-  e->ids = malloc(N * sizeof(int32_t));
-  e->mask = malloc(N);
+  e->ids = dalloc(e, N * sizeof(int32_t));
+  e->mask = dalloc(e, N);
   if (!e->act_mem || !e->la || !e->ids || !e->mask) {
-    free(e->act_mem);
+    dfree(e, e->act_mem);
+    dfree(e, e->ids);
+    dfree(e, e->mask);
+    free(e->la);
     e->act_mem = NULL;
+    e->ids = NULL;
+    e->mask = NULL;
+    e->la = NULL;
     e->cap_tokens = e->cap_att = e->cap_B = 0;
     e->cap_sets = e->cap_grad = 0;
     return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
@@ -279,6 +419,10 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   const encoder_config *c = &e->cfg;
   *emb = NULL;
   e->have_fwd = 0;
+  if (e->pending.code) {
+    if (err) *err = e->pending;
+    return e->pending.code;
+  }
   if (B < 1 || T < 1)
     return foil_err_set(err, FOIL_EINVAL, "batch %d x length %d: both must be >= 1", B, T);
   if (T > c->max_len)
@@ -296,19 +440,20 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   /* dropout mask offsets of this slice within the whole batch */
   const uint64_t off_h = row0 * (uint64_t)T * d, off_a = row0 * (uint64_t)NH * T * T;
   float *W = e->params;
-  memcpy(e->ids, ids, (size_t)N * sizeof(int32_t));
-  memcpy(e->mask, mask, (size_t)N);
+  if ((rc = dput(e, e->ids, ids, (size_t)N * sizeof(int32_t), err)) ||
+      (rc = dput(e, e->mask, mask, (size_t)N, err)))
+    return rc;
 
-  embed_forward(e->emb_sum, ids, W + e->t[ENC_WTE].offset, W + e->t[ENC_WPE].offset, B, T, d);
+  KERN(e, embed_forward, e->emb_sum, e->ids, W + e->t[ENC_WTE].offset, W + e->t[ENC_WPE].offset, B, T, d);
   const float *src = e->emb_sum;
   if (!c->pre_ln) {
-    layernorm_forward(e->emb_ln, e->emb_mu, e->emb_rs, e->emb_sum, W + e->t[ENC_EMB_LN_W].offset,
+    KERN(e, layernorm_forward, e->emb_ln, e->emb_mu, e->emb_rs, e->emb_sum, W + e->t[ENC_EMB_LN_W].offset,
                       W + e->t[ENC_EMB_LN_B].offset, N, d, c->ln_eps);
     src = e->emb_ln;
   }
   const float *x = src; /* without dropout, layer 0 reads src directly */
   if (p > 0.0f) {
-    dropout_forward(e->resid0, src, Nd, p, seed, stream_of(call, 0), off_h);
+    KERN(e, dropout_forward, e->resid0, src, Nd, p, seed, stream_of(call, 0), off_h);
     x = e->resid0;
   }
 
@@ -317,52 +462,53 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
     layer_acts *a = &e->la[train ? l : 0];
     const float *ain = x;
     if (c->pre_ln) {
-      layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, x, P(e, W, ENC_LN1_W, l),
+      KERN(e, layernorm_forward, a->ln1, a->ln1_mu, a->ln1_rs, x, P(e, W, ENC_LN1_W, l),
                         P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
       ain = a->ln1;
     }
-    matmul_forward(a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
-    attention_forward(a->atty, a->att, e->att_scratch, a->qkv, mask, B, T, d, NH, 0, p, seed,
+    KERN(e, matmul_forward, a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
+    KERN(e, attention_forward, a->atty, a->att, e->att_scratch, a->qkv, e->mask, B, T, d, NH, 0, p, seed,
                       stream_of(call, 1 + 3 * l), off_a);
-    matmul_forward(e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
-    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
-    residual_forward(a->r1, x, e->tmp, Nd);
+    KERN(e, matmul_forward, e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
+    KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
+    KERN(e, residual_forward, a->r1, x, e->tmp, Nd);
     const float *h;
     if (c->pre_ln) {
-      layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(e, W, ENC_LN2_W, l),
+      KERN(e, layernorm_forward, a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(e, W, ENC_LN2_W, l),
                         P(e, W, ENC_LN2_B, l), N, d, c->ln_eps);
       h = a->ln2;
     } else {
-      layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, a->r1, P(e, W, ENC_LN1_W, l),
+      KERN(e, layernorm_forward, a->ln1, a->ln1_mu, a->ln1_rs, a->r1, P(e, W, ENC_LN1_W, l),
                         P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
       h = a->ln1;
     }
-    matmul_forward(a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
-    gelu_forward(a->gelu, a->fc1, (size_t)N * f);
-    matmul_forward(e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
-    dropout_forward(e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
+    KERN(e, matmul_forward, a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
+    KERN(e, gelu_forward, a->gelu, a->fc1, (size_t)N * f);
+    KERN(e, matmul_forward, e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
+    KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
     if (c->pre_ln) {
-      residual_forward(a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
+      KERN(e, residual_forward, a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
       x = a->r2;
     } else {
-      residual_forward(a->r2, h, e->tmp, Nd);
-      layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r2, P(e, W, ENC_LN2_W, l),
+      KERN(e, residual_forward, a->r2, h, e->tmp, Nd);
+      KERN(e, layernorm_forward, a->ln2, a->ln2_mu, a->ln2_rs, a->r2, P(e, W, ENC_LN2_W, l),
                         P(e, W, ENC_LN2_B, l), N, d, c->ln_eps);
       x = a->ln2;
     }
   }
   if (c->pre_ln) {
-    layernorm_forward(e->lnf, e->lnf_mu, e->lnf_rs, x, W + e->t[ENC_LNF_W].offset,
+    KERN(e, layernorm_forward, e->lnf, e->lnf_mu, e->lnf_rs, x, W + e->t[ENC_LNF_W].offset,
                       W + e->t[ENC_LNF_B].offset, N, d, c->ln_eps);
     x = e->lnf;
   }
-  pool_forward(e->pooled, x, mask, B, T, d, c->pooling);
+  KERN(e, pool_forward, e->pooled, x, e->mask, B, T, d, c->pooling);
   const float *res = e->pooled;
   if (c->proj_dim > 0) {
-    matmul_forward(e->out, e->pooled, W + e->t[ENC_PROJ_W].offset, W + e->t[ENC_PROJ_B].offset,
+    KERN(e, matmul_forward, e->out, e->pooled, W + e->t[ENC_PROJ_W].offset, W + e->t[ENC_PROJ_B].offset,
                    B, d, c->proj_dim);
     res = e->out;
   }
+  if ((rc = dcheck(e, err))) return rc;
   e->B = B;
   e->T = T;
   e->train = train;
@@ -390,22 +536,22 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   /* head: projection and pooling into g_res = d(final token states) */
   const float *dpool = demb;
   if (c->proj_dim > 0) {
-    memset(e->g_pool, 0, (size_t)B * d * sizeof(float));
-    matmul_backward(e->g_pool, G + e->t[ENC_PROJ_W].offset, G + e->t[ENC_PROJ_B].offset, demb,
+    dzero(e, e->g_pool, (size_t)B * d * sizeof(float));
+    KERN(e, matmul_backward, e->g_pool, G + e->t[ENC_PROJ_W].offset, G + e->t[ENC_PROJ_B].offset, demb,
                     e->pooled, W + e->t[ENC_PROJ_W].offset, B, d, c->proj_dim);
     dpool = e->g_pool;
   }
   float *gres = e->g_res, *ga = e->g_a, *gb = e->g_b;
-  memset(gres, 0, Nd * sizeof(float));
+  dzero(e, gres, Nd * sizeof(float));
   const float *xL = c->n_layers ? (c->pre_ln ? e->la[c->n_layers - 1].r2 : e->la[c->n_layers - 1].ln2)
                                 : e->x0;
   if (c->pre_ln) {
-    memset(ga, 0, Nd * sizeof(float));
-    pool_backward(ga, dpool, e->mask, B, T, d, c->pooling);
-    layernorm_backward(gres, G + e->t[ENC_LNF_W].offset, G + e->t[ENC_LNF_B].offset, ga, xL,
+    dzero(e, ga, Nd * sizeof(float));
+    KERN(e, pool_backward, ga, dpool, e->mask, B, T, d, c->pooling);
+    KERN(e, layernorm_backward, gres, G + e->t[ENC_LNF_W].offset, G + e->t[ENC_LNF_B].offset, ga, xL,
                        W + e->t[ENC_LNF_W].offset, e->lnf_mu, e->lnf_rs, N, d);
   } else {
-    pool_backward(gres, dpool, e->mask, B, T, d, c->pooling);
+    KERN(e, pool_backward, gres, dpool, e->mask, B, T, d, c->pooling);
   }
 
   /* layers, last to first; gres holds d(layer output) and becomes d(input) */
@@ -416,74 +562,74 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     /* d(r2): post-LN goes through LN2 first */
     float *dr2 = gres;
     if (!c->pre_ln) {
-      memset(ga, 0, Nd * sizeof(float));
-      layernorm_backward(ga, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), gres, a->r2,
+      dzero(e, ga, Nd * sizeof(float));
+      KERN(e, layernorm_backward, ga, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), gres, a->r2,
                          P(e, W, ENC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, d);
       dr2 = ga;
     }
     /* r2 = h + drop(y): dh = dr2 (+ FFN path), dy = drop'(dr2) */
     float *dh = gb;
-    memcpy(dh, dr2, Nd * sizeof(float));
-    memset(e->tmp, 0, Nd * sizeof(float));
-    dropout_backward(e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
-    memset(gw1, 0, Nf * sizeof(float));
-    matmul_backward(gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
+    dcopy(e, dh, dr2, Nd * sizeof(float));
+    dzero(e, e->tmp, Nd * sizeof(float));
+    KERN(e, dropout_backward, e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
+    dzero(e, gw1, Nf * sizeof(float));
+    KERN(e, matmul_backward, gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
                     P(e, W, ENC_FC2_W, l), N, f, d);
-    memset(gw2, 0, Nf * sizeof(float));
-    gelu_backward(gw2, a->fc1, a->gelu, gw1, Nf);
+    dzero(e, gw2, Nf * sizeof(float));
+    KERN(e, gelu_backward, gw2, a->fc1, a->gelu, gw1, Nf);
     const float *h = c->pre_ln ? a->ln2 : a->ln1;
     float *dr1;
     if (c->pre_ln) {
       /* h = LN2(r1): accumulate into d(r1) = d(r2) (the residual) */
-      memset(ga, 0, Nd * sizeof(float));
-      matmul_backward(ga, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+      dzero(e, ga, Nd * sizeof(float));
+      KERN(e, matmul_backward, ga, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
                       P(e, W, ENC_FC1_W, l), N, d, f);
-      layernorm_backward(dh, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), ga, a->r1,
+      KERN(e, layernorm_backward, dh, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), ga, a->r1,
                          P(e, W, ENC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, d);
       dr1 = dh; /* dh started as d(r2), the residual path into r1 */
     } else {
-      matmul_backward(dh, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+      KERN(e, matmul_backward, dh, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
                       P(e, W, ENC_FC1_W, l), N, d, f);
       /* h = LN1(r1) */
-      memset(ga, 0, Nd * sizeof(float));
-      layernorm_backward(ga, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), dh, a->r1,
+      dzero(e, ga, Nd * sizeof(float));
+      KERN(e, layernorm_backward, ga, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), dh, a->r1,
                          P(e, W, ENC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, d);
       dr1 = ga;
     }
     /* r1 = x + drop(o): dx = dr1 (+ attention path) */
     float *dx = gres;
-    if (dx != dr1) memcpy(dx, dr1, Nd * sizeof(float));
-    memset(e->tmp, 0, Nd * sizeof(float));
-    dropout_backward(e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
+    if (dx != dr1) dcopy(e, dx, dr1, Nd * sizeof(float));
+    dzero(e, e->tmp, Nd * sizeof(float));
+    KERN(e, dropout_backward, e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
     float *datty = dr1 == ga ? gb : ga; /* whichever of ga/gb is free now */
-    memset(datty, 0, Nd * sizeof(float));
-    matmul_backward(datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
+    dzero(e, datty, Nd * sizeof(float));
+    KERN(e, matmul_backward, datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
                     P(e, W, ENC_ATTO_W, l), N, d, d);
-    memset(gw1, 0, (size_t)N * 3 * d * sizeof(float));
-    attention_backward(gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
+    dzero(e, gw1, (size_t)N * 3 * d * sizeof(float));
+    KERN(e, attention_backward, gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
                        stream_of(call, 1 + 3 * l), off_a);
     if (c->pre_ln) {
-      memset(datty, 0, Nd * sizeof(float));
-      matmul_backward(datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
+      dzero(e, datty, Nd * sizeof(float));
+      KERN(e, matmul_backward, datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
                       P(e, W, ENC_QKV_W, l), N, d, 3 * d);
-      layernorm_backward(dx, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), datty, x,
+      KERN(e, layernorm_backward, dx, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), datty, x,
                          P(e, W, ENC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, d);
     } else {
-      matmul_backward(dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
+      KERN(e, matmul_backward, dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
                       P(e, W, ENC_QKV_W, l), N, d, 3 * d);
     }
   }
 
   /* embeddings: resid0 = drop(src), src = emb_sum or LN(emb_sum) */
-  memset(ga, 0, Nd * sizeof(float));
-  dropout_backward(ga, gres, Nd, p, seed, stream_of(call, 0), off_h);
+  dzero(e, ga, Nd * sizeof(float));
+  KERN(e, dropout_backward, ga, gres, Nd, p, seed, stream_of(call, 0), off_h);
   float *dsum = ga;
   if (!c->pre_ln) {
-    memset(gb, 0, Nd * sizeof(float));
-    layernorm_backward(gb, G + e->t[ENC_EMB_LN_W].offset, G + e->t[ENC_EMB_LN_B].offset, ga,
+    dzero(e, gb, Nd * sizeof(float));
+    KERN(e, layernorm_backward, gb, G + e->t[ENC_EMB_LN_W].offset, G + e->t[ENC_EMB_LN_B].offset, ga,
                        e->emb_sum, W + e->t[ENC_EMB_LN_W].offset, e->emb_mu, e->emb_rs, N, d);
     dsum = gb;
   }
-  embed_backward(G + e->t[ENC_WTE].offset, G + e->t[ENC_WPE].offset, dsum, e->ids, B, T, d);
-  return FOIL_OK;
+  KERN(e, embed_backward, G + e->t[ENC_WTE].offset, G + e->t[ENC_WPE].offset, dsum, e->ids, B, T, d);
+  return dcheck(e, err);
 }

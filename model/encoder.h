@@ -16,6 +16,19 @@
  * allocated on the first forward of a (B,T) shape and reused while shapes do
  * not grow, so a training step allocates nothing.
  *
+ * Backends: an encoder lives on the CPU (encoder_new) or, in a build with
+ * CUDA, on the GPU this process's CUDA backend drives (encoder_new_on with
+ * ENC_CUDA, after cuda_init of kernels/cuda/kernels_cuda.h). A CUDA
+ * encoder's parameters, gradients and activations are device memory:
+ * encoder_params/encoder_grads return DEVICE pointers, forward returns
+ * device embeddings and backward takes device gradients; ids and mask stay
+ * host arrays (copied over per call; a [B,T] upload). The same calls run
+ * in the same order on the cuda_ twins, so both backends agree to fp32
+ * rounding and draw the same dropout masks (tests/gpu/test_gpu_encoder.c).
+ * encoder_set_params / encoder_get_params move the parameters between a
+ * host buffer and either backend (checkpoints and model files are written
+ * from host copies).
+ *
  * Ownership: encoder_new returns an object the caller frees with
  * encoder_destroy(&enc). Pointers returned by forward stay valid until the
  * next forward.
@@ -69,9 +82,19 @@ void encoder_config_default(encoder_config *cfg);
 /* Checks sizes and ranges; on error fills err and returns FOIL_EINVAL. */
 int encoder_config_check(const encoder_config *cfg, foil_err *err);
 
-/* Allocates parameters and gradients (zeroed). */
+/* Allocates parameters and gradients (zeroed) on the CPU. */
 int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err);
+enum { ENC_CPU = 0, ENC_CUDA = 1 };
+/* The same on a backend. ENC_CUDA: FOIL_EUNAVAIL in a build without CUDA,
+ * FOIL_EPRECOND before cuda_init, FOIL_ENOMEM when the device is full. */
+int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_err *err);
 void encoder_destroy(encoder **enc);
+int encoder_backend(const encoder *enc);
+/* Copies all parameters from / to host memory [encoder_num_params]
+ * (a memcpy on the CPU, an upload/download on CUDA); get_grads likewise. */
+int encoder_set_params(encoder *enc, const float *host, foil_err *err);
+int encoder_get_params(const encoder *enc, float *host, foil_err *err);
+int encoder_get_grads(const encoder *enc, float *host, foil_err *err);
 
 const encoder_config *encoder_cfg(const encoder *enc);
 size_t encoder_num_params(const encoder *enc);
@@ -83,7 +106,9 @@ const encoder_tensor *encoder_tensors(const encoder *enc);
 int encoder_out_dim(const encoder *enc);
 
 /* Initializes parameters from seed as BERT does: N(0, 0.02) for matrices and
- * embeddings, zero biases, LayerNorm weight 1 / bias 0. Deterministic. */
+ * embeddings, zero biases, LayerNorm weight 1 / bias 0. Deterministic; the
+ * same values on both backends (a CUDA encoder's are drawn on the host and
+ * uploaded: a failure there is returned by the next forward). */
 void encoder_init(encoder *enc, uint64_t seed);
 
 /* Encodes B sequences of length T (ids [B,T], mask [B,T] as kernels.h).

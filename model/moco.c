@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#endif
 
 int moco_queue_new(moco_queue **out, int64_t K, int64_t D, foil_err *err) {
   *out = NULL;
@@ -53,5 +56,11 @@ const float *moco_queue_keys(const moco_queue *q, int *n) {
 }
 
 void moco_momentum_update(encoder *key, const encoder *query, float m) {
+#ifdef FOIL_HAVE_CUDA
+  if (encoder_backend(key) == ENC_CUDA) { /* both on the device (moco.h) */
+    cuda_ema_update(encoder_params(key), encoder_params((encoder *)query), encoder_num_params(key), m);
+    return;
+  }
+#endif
   ema_update(encoder_params(key), encoder_params((encoder *)query), encoder_num_params(key), m);
 }

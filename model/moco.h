@@ -34,7 +34,8 @@ void moco_queue_push(moco_queue *q, const float *keys, int64_t n);
  * wrapped they are rows [0, fill); after, all K rows. */
 const float *moco_queue_keys(const moco_queue *q, int *n);
 
-/* key = m·key + (1-m)·query over all parameters (same config). */
+/* key = m·key + (1-m)·query over all parameters (same config, same
+ * backend: on CUDA encoders the device's ema_update twin). */
 void moco_momentum_update(encoder *key, const encoder *query, float m);
 
 #endif

@@ -6,7 +6,9 @@
  *     another seed => different bits; and the bits do not depend on the
  *     thread count;
  *   - activations are allocated once per shape, not per step;
- *   - bad configs and inputs are refused with a message.
+ *   - bad configs and inputs are refused with a message;
+ *   - host copies of parameters and gradients; a CUDA encoder or optimizer
+ *     refused with its reason where no CUDA backend is up.
  */
 #include <math.h>
 #include <stdint.h>
@@ -209,6 +211,45 @@ static void test_alloc_once_and_errors(void) {
   loss_destroy(&ls);
 }
 
+/* Backends without a GPU: the CPU's host copies are plain copies; a CUDA
+ * encoder or optimizer is refused with a reason (no CUDA in this build, or
+ * the CUDA backend not initialized); an unknown backend is refused. The
+ * CUDA path itself is tests/gpu/test_gpu_encoder.c. */
+static void test_backends(void) {
+  encoder_config cfg;
+  small_config(&cfg, 0);
+  encoder *enc;
+  foil_err err = {0};
+  CHECK(encoder_new(&enc, &cfg, &err) == 0 && encoder_backend(enc) == ENC_CPU);
+  encoder_init(enc, 3);
+  size_t n = encoder_num_params(enc);
+  float *a = malloc(n * sizeof(float));
+  CHECK(encoder_get_params(enc, a, &err) == 0 && memcmp(a, encoder_params(enc), n * sizeof(float)) == 0);
+  for (size_t i = 0; i < n; i++) a[i] = (float)i * 1e-3f;
+  CHECK(encoder_set_params(enc, a, &err) == 0 && encoder_params(enc)[n - 1] == a[n - 1]);
+  encoder_grads(enc)[0] = 5.0f;
+  CHECK(encoder_get_grads(enc, a, &err) == 0 && a[0] == 5.0f);
+  encoder_zero_grads(enc);
+  CHECK(encoder_get_grads(enc, a, &err) == 0 && a[0] == 0.0f);
+  encoder_destroy(&enc);
+  free(a);
+
+  int rc = encoder_new_on(&enc, &cfg, ENC_CUDA, &err);
+  CHECKF((rc == FOIL_EUNAVAIL && strstr(err.msg, "without CUDA")) ||
+             (rc == FOIL_EPRECOND && strstr(err.msg, "cuda_init")),
+         "CUDA encoder without a backend: rc %d (%s)", rc, err.msg);
+  CHECK(enc == NULL);
+  CHECK(encoder_new_on(&enc, &cfg, 7, &err) == FOIL_EINVAL && strstr(err.msg, "backend") && !enc);
+  optim *o;
+  optim_config oc;
+  optim_config_default(&oc);
+  rc = optim_new_on(&o, 10, &oc, ENC_CUDA, &err);
+  CHECKF(rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND, "CUDA optimizer without a backend: rc %d", rc);
+  CHECK(o == NULL);
+  CHECK(optim_new_on(&o, 10, &oc, ENC_CPU, &err) == 0 && o->cuda == 0);
+  optim_destroy(&o);
+}
+
 /* GradCache: encoding a batch in slices with encoder_forward_rows (dropout
  * on), computing the loss on all embeddings, then re-encoding each slice and
  * back-propagating its part of d loss/d emb gives the one-shot batch's
@@ -273,5 +314,6 @@ int main(void) {
   RUN(test_fd_pre_ln);
   RUN(test_determinism);
   RUN(test_alloc_once_and_errors);
+  RUN(test_backends);
   TEST_EXIT();
 }
