@@ -1,5 +1,6 @@
 /* loss.c — InfoNCE over normalized embeddings, on one rank or many
- * (see loss.h). */
+ * (see loss.h). One source for both backends, as encoder.c: KERN picks the
+ * kernels.h function or its cuda_ twin, buffers live on the loss's backend. */
 #include "model/loss.h"
 
 #include <stdint.h>
@@ -7,30 +8,98 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "model/encoder.h" /* ENC_CPU, ENC_CUDA */
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#define KERN(l, fn, ...) ((l)->cuda ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
+#else
+#define KERN(l, fn, ...) fn(__VA_ARGS__)
+#endif
 
 struct loss {
+  int cuda;                    /* every buffer below is device memory */
   size_t cap_local, cap_global, cap_probs, cap_labels;
   float *unit, *norm, *dunit;  /* local rows: [rows, D], [rows], [rows, D] */
   float *all, *dall, *dsum;    /* gathered rows [W·rows, D], their grads, reduce-scatter out */
   float *qall, *kall, *dqall, *dkall; /* [W·B, D] queries, [W·(B+n_neg), D] keys, grads */
   float *probs;
   int32_t *labels;
+  int32_t *labels_host; /* the labels before their upload (CUDA) */
+  float *stats;         /* [2] loss and accuracy, for the all-reduce (CUDA) */
 };
 
-int loss_new(loss **out, foil_err *err) {
-  *out = calloc(1, sizeof(loss));
-  return *out ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of memory for the loss");
+int loss_new(loss **out, foil_err *err) { return loss_new_on(out, ENC_CPU, err); }
+
+int loss_new_on(loss **out, int backend, foil_err *err) {
+  *out = NULL;
+  if (backend != ENC_CPU && backend != ENC_CUDA)
+    return foil_err_set(err, FOIL_EINVAL, "unknown loss backend %d", backend);
+#ifdef FOIL_HAVE_CUDA
+  if (backend == ENC_CUDA && cuda_device() < 0)
+    return foil_err_set(err, FOIL_EPRECOND, "a CUDA loss needs the CUDA backend initialized (cuda_init)");
+#else
+  if (backend == ENC_CUDA)
+    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
+#endif
+  loss *l = calloc(1, sizeof(loss));
+  if (!l) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the loss");
+  l->cuda = backend == ENC_CUDA;
+  *out = l;
+  return FOIL_OK;
+}
+
+/* ---- buffers on the backend --------------------------------------------------- */
+
+static void *dalloc(const loss *l, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (l->cuda) {
+    void *p = NULL;
+    return cuda_malloc(&p, bytes, NULL) ? NULL : p;
+  }
+#endif
+  (void)l;
+  return malloc(bytes ? bytes : 1);
+}
+static void dfree(const loss *l, void *p) {
+#ifdef FOIL_HAVE_CUDA
+  if (l->cuda) {
+    cuda_free(p);
+    return;
+  }
+#endif
+  (void)l;
+  free(p);
+}
+static void dzero(const loss *l, void *p, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (l->cuda) {
+    cuda_memset0(p, bytes, NULL);
+    return;
+  }
+#endif
+  memset(p, 0, bytes);
+}
+static void dcopy(const loss *l, void *dst, const void *src, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (l->cuda) {
+    cuda_copy(dst, src, bytes, NULL);
+    return;
+  }
+#endif
+  memcpy(dst, src, bytes);
 }
 
 static void free_buffers(loss *l) {
   float **bufs[] = {&l->unit, &l->norm, &l->dunit, &l->all, &l->dall, &l->dsum,
-                    &l->qall, &l->kall, &l->dqall, &l->dkall, &l->probs};
+                    &l->qall, &l->kall, &l->dqall, &l->dkall, &l->probs, &l->stats};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-    free(*bufs[i]);
+    dfree(l, *bufs[i]);
     *bufs[i] = NULL;
   }
-  free(l->labels);
+  dfree(l, l->labels);
   l->labels = NULL;
+  free(l->labels_host);
+  l->labels_host = NULL;
   l->cap_local = l->cap_global = l->cap_probs = l->cap_labels = 0;
 }
 
@@ -53,22 +122,25 @@ static int reserve(loss *l, size_t local, size_t global, size_t nprobs, size_t n
   if (nprobs < l->cap_probs) nprobs = l->cap_probs;
   if (nlab < l->cap_labels) nlab = l->cap_labels;
   free_buffers(l);
-  l->unit = malloc(local * sizeof(float));
-  l->dunit = malloc(local * sizeof(float));
-  l->norm = malloc(local * sizeof(float)); /* >= rows */
-  l->all = malloc(global * sizeof(float));
-  l->dall = malloc(global * sizeof(float));
-  l->dsum = malloc(local * sizeof(float));
-  l->qall = malloc(global * sizeof(float));
-  l->kall = malloc(global * sizeof(float));
-  l->dqall = malloc(global * sizeof(float));
-  l->dkall = malloc(global * sizeof(float));
-  l->probs = malloc(nprobs * sizeof(float));
-  l->labels = malloc(nlab * sizeof(int32_t));
+  l->unit = dalloc(l, local * sizeof(float));
+  l->dunit = dalloc(l, local * sizeof(float));
+  l->norm = dalloc(l, local * sizeof(float)); /* >= rows */
+  l->all = dalloc(l, global * sizeof(float));
+  l->dall = dalloc(l, global * sizeof(float));
+  l->dsum = dalloc(l, local * sizeof(float));
+  l->qall = dalloc(l, global * sizeof(float));
+  l->kall = dalloc(l, global * sizeof(float));
+  l->dqall = dalloc(l, global * sizeof(float));
+  l->dkall = dalloc(l, global * sizeof(float));
+  l->probs = dalloc(l, nprobs * sizeof(float));
+  l->labels = dalloc(l, nlab * sizeof(int32_t));
+  l->labels_host = malloc(nlab * sizeof(int32_t));
+  l->stats = dalloc(l, 2 * sizeof(float));
   if (!l->unit || !l->dunit || !l->norm || !l->all || !l->dall || !l->dsum || !l->qall ||
-      !l->kall || !l->dqall || !l->dkall || !l->probs || !l->labels) {
+      !l->kall || !l->dqall || !l->dkall || !l->probs || !l->labels || !l->labels_host || !l->stats) {
     free_buffers(l);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a loss over %zu floats", global);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a loss over %zu floats",
+                        l->cuda ? "device" : "host", global);
   }
   l->cap_local = local;
   l->cap_global = global;
@@ -99,10 +171,10 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
   if (rc) return rc;
   const float scale = 1.0f / temperature, w = symmetric ? 0.5f : 1.0f;
 
-  l2norm_forward(l->unit, l->norm, emb, rows, D);
+  KERN(l, l2norm_forward, l->unit, l->norm, emb, rows, D);
   const float *q = l->unit, *p = l->unit + BD;
   float *dq = l->dunit, *dp = l->dunit + BD;
-  memset(l->dunit, 0, rowsD * sizeof(float));
+  dzero(l, l->dunit, rowsD * sizeof(float));
 
   /* Gathered matrices. One rank: views of the local rows (keys [p; neg]
    * are contiguous). Many: all-gather the local block [q; p; neg] and lay
@@ -113,32 +185,38 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
     if (rc) return rc;
     for (int s = 0; s < W; s++) {
       const float *blk = l->all + (size_t)s * rowsD;
-      memcpy(l->qall + (size_t)s * BD, blk, BD * sizeof(float));
-      memcpy(l->kall + (size_t)s * BD, blk + BD, BD * sizeof(float));
-      memcpy(l->kall + (size_t)nq_all * D + (size_t)s * n_neg * D, blk + 2 * BD,
-             (size_t)n_neg * D * sizeof(float));
+      dcopy(l, l->qall + (size_t)s * BD, blk, BD * sizeof(float));
+      dcopy(l, l->kall + (size_t)s * BD, blk + BD, BD * sizeof(float));
+      dcopy(l, l->kall + (size_t)nq_all * D + (size_t)s * n_neg * D, blk + 2 * BD,
+            (size_t)n_neg * D * sizeof(float));
     }
     qall = l->qall;
     kall = l->kall;
-    memset(l->dqall, 0, (size_t)nq_all * D * sizeof(float));
-    memset(l->dkall, 0, (size_t)nk_all * D * sizeof(float));
+    dzero(l, l->dqall, (size_t)nq_all * D * sizeof(float));
+    dzero(l, l->dkall, (size_t)nk_all * D * sizeof(float));
   }
   float *dqall = W > 1 ? l->dqall : dq, *dkall = W > 1 ? l->dkall : dp;
 
-  for (int i = 0; i < B; i++) l->labels[i] = rank * B + i;
+  for (int i = 0; i < B; i++) l->labels_host[i] = rank * B + i;
+  if (!l->cuda)
+    memcpy(l->labels, l->labels_host, (size_t)B * sizeof(int32_t));
+#ifdef FOIL_HAVE_CUDA
+  else if ((rc = cuda_upload(l->labels, l->labels_host, (size_t)B * sizeof(int32_t), err)))
+    return rc;
+#endif
   float dscale = 0.0f;
   int right = 0;
-  /* local queries -> all keys */
-  float lq = infonce_forward(l->probs, &right, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
+  /* local queries -> all keys (loss and `right` come back to the host) */
+  float lq = KERN(l, infonce_forward, l->probs, &right, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
                              scale, opts->decoupled);
-  infonce_backward(dq, dkall, &dscale, l->probs, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
+  KERN(l, infonce_backward, dq, dkall, &dscale, l->probs, q, B, kall, nk_all, opts->queue, nx, D, l->labels,
                    scale, w);
   float value = w * lq;
   if (symmetric) {
     /* local positives -> all queries (hard negatives are keys only) */
-    float lp = infonce_forward(l->probs, NULL, p, B, qall, nq_all, NULL, 0, D, l->labels, scale,
+    float lp = KERN(l, infonce_forward, l->probs, NULL, p, B, qall, nq_all, NULL, 0, D, l->labels, scale,
                                opts->decoupled);
-    infonce_backward(dp, dqall, &dscale, l->probs, p, B, qall, nq_all, NULL, 0, D, l->labels, scale, w);
+    KERN(l, infonce_backward, dp, dqall, &dscale, l->probs, p, B, qall, nq_all, NULL, 0, D, l->labels, scale, w);
     value += w * lp;
   }
 
@@ -147,20 +225,28 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
      * gathered block order, reduce-scatter (sum), add to the local rows */
     for (int s = 0; s < W; s++) {
       float *blk = l->dall + (size_t)s * rowsD;
-      memcpy(blk, l->dqall + (size_t)s * BD, BD * sizeof(float));
-      memcpy(blk + BD, l->dkall + (size_t)s * BD, BD * sizeof(float));
-      memcpy(blk + 2 * BD, l->dkall + (size_t)nq_all * D + (size_t)s * n_neg * D,
-             (size_t)n_neg * D * sizeof(float));
+      dcopy(l, blk, l->dqall + (size_t)s * BD, BD * sizeof(float));
+      dcopy(l, blk + BD, l->dkall + (size_t)s * BD, BD * sizeof(float));
+      dcopy(l, blk + 2 * BD, l->dkall + (size_t)nq_all * D + (size_t)s * n_neg * D,
+            (size_t)n_neg * D * sizeof(float));
     }
     rc = comm->reduce_scatter_sum(comm->ctx, l->dall, rowsD, l->dsum, err);
     if (rc) return rc;
-    add_inplace(l->dunit, l->dsum, rowsD);
+    KERN(l, add_inplace, l->dunit, l->dsum, rowsD);
   }
-  memset(demb, 0, rowsD * sizeof(float));
-  l2norm_backward(demb, l->dunit, l->unit, l->norm, rows, D);
+  dzero(l, demb, rowsD * sizeof(float));
+  KERN(l, l2norm_backward, demb, l->dunit, l->unit, l->norm, rows, D);
 
   float stats[2] = {value, (float)right / (float)B};
-  if (W > 1 && (rc = comm->allreduce_mean(comm->ctx, stats, 2, err))) return rc;
+  if (W > 1 && !l->cuda && (rc = comm->allreduce_mean(comm->ctx, stats, 2, err))) return rc;
+#ifdef FOIL_HAVE_CUDA
+  if (l->cuda) {
+    /* the collectives of a GPU rank take device buffers */
+    if ((rc = cuda_upload(l->stats, stats, sizeof stats, err))) return rc;
+    if (W > 1 && (rc = comm->allreduce_mean(comm->ctx, l->stats, 2, err))) return rc;
+    if ((rc = cuda_download(stats, l->stats, sizeof stats, err))) return rc;
+  }
+#endif
   res->value = stats[0];
   res->accuracy = stats[1];
   res->dscale = dscale;

@@ -10,15 +10,40 @@
 #endif
 
 int moco_queue_new(moco_queue **out, int64_t K, int64_t D, foil_err *err) {
+  return moco_queue_new_on(out, K, D, ENC_CPU, err);
+}
+
+int moco_queue_new_on(moco_queue **out, int64_t K, int64_t D, int backend, foil_err *err) {
   *out = NULL;
   if (K < 1 || D < 1)
     return foil_err_set(err, FOIL_EINVAL, "a MoCo queue needs K >= 1 and D >= 1 (got %lld, %lld)",
                         (long long)K, (long long)D);
+  if (backend != ENC_CPU && backend != ENC_CUDA)
+    return foil_err_set(err, FOIL_EINVAL, "unknown queue backend %d", backend);
+#ifdef FOIL_HAVE_CUDA
+  if (backend == ENC_CUDA && cuda_device() < 0)
+    return foil_err_set(err, FOIL_EPRECOND, "a CUDA queue needs the CUDA backend initialized (cuda_init)");
+#else
+  if (backend == ENC_CUDA)
+    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
+#endif
   moco_queue *q = calloc(1, sizeof *q);
-  if (q) q->keys = calloc((size_t)(K * D), sizeof(float));
+  size_t bytes = (size_t)(K * D) * sizeof(float);
+  if (q) {
+    q->cuda = backend == ENC_CUDA;
+#ifdef FOIL_HAVE_CUDA
+    if (q->cuda) {
+      void *p = NULL;
+      if (!cuda_malloc(&p, bytes, NULL) && !cuda_memset0(p, bytes, NULL)) q->keys = p;
+      else cuda_free(p);
+    } else
+#endif
+      q->keys = calloc(1, bytes);
+  }
   if (!q || !q->keys) {
     free(q);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a queue of %lld keys", (long long)K);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a queue of %lld keys",
+                        backend == ENC_CUDA ? "device" : "host", (long long)K);
   }
   q->K = K;
   q->D = D;
@@ -28,7 +53,11 @@ int moco_queue_new(moco_queue **out, int64_t K, int64_t D, foil_err *err) {
 
 void moco_queue_destroy(moco_queue **qp) {
   if (!qp || !*qp) return;
-  free((*qp)->keys);
+#ifdef FOIL_HAVE_CUDA
+  if ((*qp)->cuda) cuda_free((*qp)->keys);
+  else
+#endif
+    free((*qp)->keys);
   free(*qp);
   *qp = NULL;
 }
@@ -42,7 +71,13 @@ void moco_queue_push(moco_queue *q, const float *keys, int64_t n) {
   }
   while (n > 0) {
     int64_t take = q->K - q->ptr < n ? q->K - q->ptr : n;
-    memcpy(q->keys + q->ptr * q->D, keys, (size_t)(take * q->D) * sizeof(float));
+    float *dst = q->keys + q->ptr * q->D;
+    size_t bytes = (size_t)(take * q->D) * sizeof(float);
+#ifdef FOIL_HAVE_CUDA
+    if (q->cuda) cuda_copy(dst, keys, bytes, NULL); /* on the stream, in order */
+    else
+#endif
+      memcpy(dst, keys, bytes);
     q->ptr = (q->ptr + take) % q->K;
     keys += take * q->D;
     n -= take;

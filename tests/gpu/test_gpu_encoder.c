@@ -9,7 +9,10 @@
  *   - a batch encoded in two slices (forward_rows, GradCache) equals the
  *     one-shot batch;
  *   - three training steps (InfoNCE over L2-normalized embeddings, AdamW
- *     with clipping) and a MoCo momentum update land on the same parameters.
+ *     with clipping) and a MoCo momentum update land on the same parameters;
+ *   - the loss object (model/loss.h: symmetric or not, DCL, hard negatives,
+ *     a MoCo queue) gives the same loss, accuracy, d/dscale and gradient,
+ *     and a queue on the device holds the same keys after a wrap.
  *
  * Tolerances, per tensor: embeddings atol 1e-4 rtol 1e-3 (fp32 throughout;
  * cuBLAS sums the GEMMs in another order than OpenBLAS, ~1e-6 relative per
@@ -18,8 +21,11 @@
  * AdamW: every element within 3 steps × lr × 1.01 + 1e-6 (Adam moves an
  * element by about lr per step whatever its gradient's size, so a gradient
  * that is rounding noise on both sides may move it either way), and all
- * but 0.1% within atol 1e-6 rtol 1e-4. Losses rtol 1e-4. */
+ * but 0.1% within atol 1e-6 rtol 1e-4. Losses rtol 1e-4. The loss object:
+ * value and dscale rtol 1e-5 / 1e-4, gradient atol 1e-5·max + rtol 1e-4;
+ * queue keys exact (copies). */
 #include "model/encoder.h"
+#include "model/loss.h"
 #include "model/moco.h"
 #include "model/optim.h"
 #include "tests/gpu/gpu_test.h"
@@ -236,6 +242,65 @@ static void test_training(void) {
   encoder_destroy(&kg);
 }
 
+static void test_loss_and_queue(void) {
+  foil_err err = {0};
+  enum { LB = 4, NNEG = 3, LD = 16, K = 5, ROWS = 2 * LB + NNEG };
+  /* queues: 3 unit keys, then 4 more (wraps K = 5) */
+  moco_queue *qc, *qg;
+  if (moco_queue_new(&qc, K, LD, &err) || moco_queue_new_on(&qg, K, LD, ENC_CUDA, &err)) gpu_die("queue", &err);
+  for (int round = 0; round < 2; round++) {
+    int n = round ? 4 : 3;
+    float *raw = randv((size_t)n * LD, 1), *keys = malloc(sizeof(float) * n * LD), norms[4];
+    l2norm_forward(keys, norms, raw, n, LD);
+    free(raw);
+    float *dk = dev_from(keys, sizeof(float) * n * LD);
+    moco_queue_push(qc, keys, n);
+    moco_queue_push(qg, dk, n);
+    cuda_free(dk);
+    free(keys);
+  }
+  CHECK(qg->ptr == qc->ptr && qg->fill == qc->fill && qg->cuda == 1);
+  float *hk = host_from(qg->keys, sizeof(float) * K * LD);
+  close_enough("queue keys on the device after a wrap", hk, qc->keys, (size_t)K * LD, 0, 0);
+  free(hk);
+
+  loss *lc, *lg;
+  if (loss_new(&lc, &err) || loss_new_on(&lg, ENC_CUDA, &err)) gpu_die("loss_new", &err);
+  float *emb = randv((size_t)ROWS * LD, 1), *demb = malloc(sizeof(float) * ROWS * LD);
+  float *demb_g = malloc(sizeof(float) * ROWS * LD);
+  float *demb_d = dev_from(NULL, sizeof(float) * ROWS * LD), *emb_d = dev_from(emb, sizeof(float) * ROWS * LD);
+  for (int variant = 0; variant < 3; variant++) {
+    int nq = 0;
+    loss_opts oc = {.temperature = 0.05f, .symmetric = variant == 0, .decoupled = variant == 1};
+    loss_opts og = oc;
+    if (variant == 2) { /* the queue as extra negatives */
+      oc.queue = moco_queue_keys(qc, &nq), oc.queue_n = nq;
+      og.queue = moco_queue_keys(qg, &nq), og.queue_n = nq;
+    }
+    loss_result rc_, rg;
+    if (loss_infonce(lc, &rc_, demb, emb, LB, NNEG, LD, &oc, NULL, &err)) gpu_die("cpu loss", &err);
+    if (loss_infonce(lg, &rg, demb_d, emb_d, LB, NNEG, LD, &og, NULL, &err)) gpu_die("gpu loss", &err);
+    dev_to(demb_g, demb_d, sizeof(float) * ROWS * LD);
+    CHECKF(fabsf(rg.value - rc_.value) <= 1e-5f * fabsf(rc_.value), "loss variant %d: gpu %.8g cpu %.8g",
+           variant, rg.value, rc_.value);
+    CHECKF(rg.accuracy == rc_.accuracy, "accuracy variant %d: gpu %g cpu %g", variant, rg.accuracy, rc_.accuracy);
+    CHECKF(fabsf(rg.dscale - rc_.dscale) <= 1e-4f * fabsf(rc_.dscale) + 1e-7f, "dscale variant %d: gpu %.8g cpu %.8g",
+           variant, rg.dscale, rc_.dscale);
+    float mx = 0;
+    for (int i = 0; i < ROWS * LD; i++) mx = fmaxf(mx, fabsf(demb[i]));
+    close_enough("loss gradient", demb_g, demb, (size_t)ROWS * LD, 1e-5f * mx, 1e-4f);
+  }
+  free(emb);
+  free(demb);
+  free(demb_g);
+  cuda_free(demb_d);
+  cuda_free(emb_d);
+  loss_destroy(&lc);
+  loss_destroy(&lg);
+  moco_queue_destroy(&qc);
+  moco_queue_destroy(&qg);
+}
+
 static void test_forward_post_ln(void) { test_forward_backward(0); }
 static void test_forward_pre_ln(void) { test_forward_backward(1); }
 
@@ -244,6 +309,7 @@ int main(void) {
   RUN(test_forward_post_ln);
   RUN(test_forward_pre_ln);
   RUN(test_training);
+  RUN(test_loss_and_queue);
   cuda_shutdown();
   TEST_EXIT();
 }

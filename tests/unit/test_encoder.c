@@ -7,8 +7,8 @@
  *     thread count;
  *   - activations are allocated once per shape, not per step;
  *   - bad configs and inputs are refused with a message;
- *   - host copies of parameters and gradients; a CUDA encoder or optimizer
- *     refused with its reason where no CUDA backend is up.
+ *   - host copies of parameters and gradients; a CUDA encoder, optimizer,
+ *     loss or queue refused with its reason where no CUDA backend is up.
  */
 #include <math.h>
 #include <stdint.h>
@@ -18,6 +18,7 @@
 #include "kernels/kernels.h"
 #include "model/encoder.h"
 #include "model/loss.h"
+#include "model/moco.h"
 #include "model/optim.h"
 #include "tests/test.h"
 
@@ -248,6 +249,15 @@ static void test_backends(void) {
   CHECK(o == NULL);
   CHECK(optim_new_on(&o, 10, &oc, ENC_CPU, &err) == 0 && o->cuda == 0);
   optim_destroy(&o);
+  loss *ls;
+  rc = loss_new_on(&ls, ENC_CUDA, &err);
+  CHECKF((rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND) && !ls, "CUDA loss without a backend: rc %d", rc);
+  CHECK(loss_new_on(&ls, 9, &err) == FOIL_EINVAL && !ls);
+  moco_queue *q;
+  rc = moco_queue_new_on(&q, 4, 8, ENC_CUDA, &err);
+  CHECKF((rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND) && !q, "CUDA queue without a backend: rc %d", rc);
+  CHECK(moco_queue_new_on(&q, 4, 8, ENC_CPU, &err) == 0 && q->cuda == 0);
+  moco_queue_destroy(&q);
 }
 
 /* GradCache: encoding a batch in slices with encoder_forward_rows (dropout
