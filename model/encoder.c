@@ -267,6 +267,9 @@ int encoder_get_params(const encoder *e, float *host, foil_err *err) {
 int encoder_get_grads(const encoder *e, float *host, foil_err *err) {
   return dget(e, host, e->grads, e->nparams * sizeof(float), err);
 }
+int encoder_copy_out(const encoder *e, float *host, const float *src, size_t n, foil_err *err) {
+  return dget(e, host, src, n * sizeof(float), err);
+}
 
 const encoder_config *encoder_cfg(const encoder *e) { return &e->cfg; }
 size_t encoder_num_params(const encoder *e) { return e->nparams; }

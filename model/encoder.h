@@ -95,6 +95,9 @@ int encoder_backend(const encoder *enc);
 int encoder_set_params(encoder *enc, const float *host, foil_err *err);
 int encoder_get_params(const encoder *enc, float *host, foil_err *err);
 int encoder_get_grads(const encoder *enc, float *host, foil_err *err);
+/* n floats of the encoder's memory (forward's embeddings, say) into host
+ * memory: a memcpy on the CPU, a download (synchronizing) on CUDA. */
+int encoder_copy_out(const encoder *enc, float *host, const float *src, size_t n, foil_err *err);
 
 const encoder_config *encoder_cfg(const encoder *enc);
 size_t encoder_num_params(const encoder *enc);

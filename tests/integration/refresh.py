@@ -18,7 +18,9 @@ through the cluster.
 3. A refresh SIGKILLed (the whole mpirun process group) once its first
    shard file exists: CURRENT still names the previous version, which
    opens and checks; the next refresh publishes and removes the partial
-   version. Bad input (an unknown dataset) publishes nothing.
+   version. Bad input (an unknown dataset) publishes nothing; device
+   "gpu" is refused; device "cuda" encodes on a GPU where one is visible
+   (rows within 1e-4 of the CPU's) and elsewhere fails with its reason.
 4. The same refresh submitted to a coordinator with one worker (2 ranks):
    COMPLETED, progress rows/total reached the coordinator, a new version.
 """
@@ -232,6 +234,38 @@ r = subprocess.run(refresh_cmd(bad), env=env, capture_output=True, text=True)
 check(r.returncode == 3 and "nope" in r.stderr, "an unknown dataset is refused with exit 3: %s" %
       r.stderr.strip().splitlines()[0] if r.stderr.strip() else "")
 check(current() == "v5\n" and versions() == [3, 5], "and nothing was published or started")
+
+# device: an unknown one is refused by the spec; "cuda" encodes on a GPU
+# where one is visible (rows within fp32 rounding of the CPU's), and
+# elsewhere fails with the reason, publishing nothing
+
+
+def device_spec(device):
+    with open(spec()) as f:
+        s = json.load(f)
+    s["device"] = device
+    path = os.path.join(work, "refresh-device-%s.json" % device)
+    with open(path, "w") as f:
+        json.dump(s, f)
+    return path
+
+
+r = subprocess.run(refresh_cmd(device_spec("gpu"), ranks=1), env=env, capture_output=True, text=True)
+check(r.returncode != 0 and "device" in r.stderr and "cuda" in r.stderr,
+      "device \"gpu\" is refused, naming the choices: %s" % r.stderr.strip()[-200:])
+gpu = subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0 if shutil.which("nvidia-smi") else False
+r = subprocess.run(refresh_cmd(device_spec("cuda"), ranks=1), env=env, capture_output=True, text=True)
+if gpu:
+    check(r.returncode == 0 and current() == "v6\n", "device \"cuda\" publishes v6 on this GPU machine: %s" %
+          r.stderr.strip()[-300:])
+    if r.returncode == 0:
+        v6 = load_version(idx, 6)["vec"]
+        check(np.allclose(v6, f32, atol=1e-4, rtol=0), "its rows agree with the CPU's (max diff %.2g)" %
+              float(np.abs(v6 - f32).max()))
+else:
+    check(r.returncode != 0 and "cuda" in r.stderr.lower() and ("CUDA" in r.stderr or "device" in r.stderr),
+          "device \"cuda\" without a GPU fails with the reason: %s" % r.stderr.strip()[-300:])
+    check(current() == "v5\n" and versions() == [3, 5], "and publishes nothing")
 
 # 4. through the cluster
 try:

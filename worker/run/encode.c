@@ -28,9 +28,13 @@ int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t 
   int32_t *all = NULL, *ids = malloc(sizeof(int32_t) * (size_t)batch * max_len);
   uint8_t *mask = malloc((size_t)batch * max_len);
   float *norms = malloc(sizeof(float) * (size_t)batch), *tmp = malloc(sizeof(float) * (size_t)batch * D);
+  /* a CUDA encoder's embeddings come to the host before normalization */
+  const int on_gpu = encoder_backend(enc) == ENC_CUDA;
+  float *raw = on_gpu ? malloc(sizeof(float) * (size_t)batch * D) : NULL;
   size_t used = 0, cap = 0;
   int rc = FOIL_OK;
-  if (!rows || !ids || !mask || !norms || !tmp) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  if (!rows || !ids || !mask || !norms || !tmp || (on_gpu && !raw))
+    rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
   /* tokenize everything once into a ragged buffer */
   for (size_t i = 0; !rc && i < n; i++) {
     if (cap - used < (size_t)max_len) {
@@ -65,6 +69,7 @@ int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t 
     }
     const float *emb;
     rc = encoder_forward(enc, &emb, ids, mask, b, T, 0, 0, 0, err);
+    if (!rc && on_gpu && !(rc = encoder_copy_out(enc, raw, emb, (size_t)b * D, err))) emb = raw;
     if (rc) break;
     l2norm_forward(tmp, norms, emb, b, D);
     for (int i = 0; i < b; i++) memcpy(out + rows[c0 + i].idx * (size_t)D, tmp + (size_t)i * D, sizeof(float) * D);
@@ -75,5 +80,6 @@ int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t 
   free(mask);
   free(norms);
   free(tmp);
+  free(raw);
   return rc;
 }

@@ -31,6 +31,9 @@
 #include "worker/run/jobdir.h"
 #include "worker/run/jsonl.h"
 #include "worker/run/progress.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#endif
 
 /* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
 static int reword(foil_err *err, int rc, const char *fmt, const char *arg) {
@@ -48,6 +51,7 @@ typedef struct {
   char *file;                /* corpus.file, or NULL */
   vs_dtype dtype;
   int batch, keep_versions, threads;
+  int device; /* ENC_CPU or ENC_CUDA */
   /* mine: hard negatives for a dataset's split from the new version */
   int mine;
   char *mine_dataset, *mine_split, *mine_bank;
@@ -76,7 +80,7 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   }
   jspec c = {err, 0};
   static const char *const top[] = {"kind", "name", "checkpoint", "corpus", "dtype", "normalize", "batch",
-                                    "keep_versions", "threads", "mine", "job", NULL};
+                                    "keep_versions", "threads", "device", "mine", "job", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "refresh", 0);
   if (kind && strcmp(kind, "refresh")) jspec_fail(&c, "kind must be \"refresh\" for this job (got \"%s\")", kind);
@@ -104,6 +108,8 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   s->batch = (int)jspec_number(&c, root, "batch", "batch", 128, 1, 65536, 1, 0);
   s->keep_versions = (int)jspec_number(&c, root, "keep_versions", "keep_versions", 3, 1, 1000000, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  static const char *const devices[] = {"cpu", "cuda", NULL}; /* ENC_CPU, ENC_CUDA */
+  s->device = jspec_choice(&c, root, "device", "device", ENC_CPU, devices);
   const cJSON *mo = jspec_object(&c, root, "mine", "mine");
   if (mo) {
     static const char *const mkeys[] = {"dataset", "split", "top", "skip_top", "margin", "bank", NULL};
@@ -140,6 +146,7 @@ typedef struct {
   const refresh_args *a;
   comm *c;
   int rank, world;
+  int on_gpu; /* the CUDA backend is up (device "cuda") */
   refresh_spec s;
   char *spec_json;
   char ckpt[PATH_MAX];  /* absolute */
@@ -210,6 +217,34 @@ static int load_model(job *j, foil_err *err) {
   if (!rc) index_model_hash_encoder(j->enc, j->hash);
   if (!rc) j->enc_len = hf_encode_len(j->ckpt, cfg.max_len);
   return rc;
+}
+
+/* device "cuda": the encoder moves to this rank's GPU (node-local rank %
+ * visible devices: one per rank where the worker set CUDA_VISIBLE_DEVICES).
+ * The checkpoint was read into a CPU encoder, whose parameters the model
+ * hash was computed from; they are uploaded and the CPU copy freed. */
+static int to_device(job *j, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  int rc = cuda_init(comm_local_rank(j->c), err);
+  char who[24];
+  snprintf(who, sizeof who, "%d", j->rank);
+  if (rc) return reword(err, rc, "device \"cuda\" (rank %s): ", who);
+  j->on_gpu = 1;
+  encoder *g = NULL;
+  if (!(rc = encoder_new_on(&g, encoder_cfg(j->enc), ENC_CUDA, err)) &&
+      !(rc = encoder_set_params(g, encoder_params(j->enc), err))) {
+    encoder_destroy(&j->enc);
+    j->enc = g;
+    logf_(j, "INFO", "rank 0 encodes on %s", cuda_backend());
+    return FOIL_OK;
+  }
+  encoder_destroy(&g);
+  return rc;
+#else
+  (void)j;
+  return foil_err_set(err, FOIL_EUNAVAIL, "device \"cuda\": this foil-run was built without CUDA (FOIL_CUDA=OFF "
+                      "or no nvcc at build time)");
+#endif
 }
 
 typedef struct {
@@ -291,6 +326,7 @@ static int setup(job *j, foil_err *err) {
   if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
   if ((rc = resolve_checkpoint(j, err))) return rc;
   if ((rc = load_model(j, err))) return rc;
+  if (j->s.device == ENC_CUDA && (rc = to_device(j, err))) return rc;
   if ((rc = load_corpus(j, err))) return rc;
   if (j->s.mine) { /* bad mining input is refused before anything is written */
     char path[4400];
@@ -307,6 +343,9 @@ static int setup(job *j, foil_err *err) {
 
 static void job_free(job *j) {
   encoder_destroy(&j->enc);
+#ifdef FOIL_HAVE_CUDA
+  if (j->on_gpu) cuda_shutdown();
+#endif
   tokenizer_destroy(&j->tok);
   if (j->ids) h5io_free_strings(j->ids, j->n);
   if (j->texts) h5io_free_strings(j->texts, j->n);

@@ -32,6 +32,12 @@
  *   keep_versions   complete versions kept after publishing (default 3)
  *   threads         BLAS/OpenMP threads per rank (default 0: the node's
  *                   cores shared among its ranks)
+ *   device          "cpu" (default) | "cuda": each rank encodes on a GPU,
+ *                   its node-local rank % the devices it sees (submit with
+ *                   job.gpus_per_rank 1: the worker sets
+ *                   CUDA_VISIBLE_DEVICES); refused where foil-run was
+ *                   built without CUDA or the rank sees no device. The
+ *                   vectors agree with a CPU refresh's to fp32 rounding.
  *   mine            optional: after publishing, mine hard negatives from the
  *                   new version for the pairs of a dataset's split and
  *                   publish them as a bank (storage/negbank.h):
