@@ -27,6 +27,9 @@
 #include "worker/run/deval.h"
 #include "worker/run/pretrain.h"
 #include "worker/run/refresh.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#endif
 
 /* The second check of common/confine.h, where the files are opened. */
 static int check_confined(const char *kind, const char *spec_path, const char *root, foil_err *err) {
@@ -99,5 +102,8 @@ int main(int argc, char **argv) {
   }
   if (rc) fprintf(stderr, "foil-run (rank %d): %s\n", comm_rank(c), err.msg);
   comm_destroy(&c);
+#ifdef FOIL_HAVE_CUDA
+  cuda_shutdown(); /* GPU ranks' backend, after NCCL's communicator (a no-op on CPU ranks) */
+#endif
   return foil_err_exit_code(rc);
 }

@@ -46,8 +46,13 @@ static void test_example_and_defaults(void) {
     return;
   }
   CHECK(s.seed == 1 && s.batch_per_rank == 32 && s.model.d_ff == 1024 && s.schedule == SCHED_COSINE);
-  CHECK(s.checkpoint_every_steps == 10 && s.checkpoint_keep_last == 2);
+  CHECK(s.checkpoint_every_steps == 10 && s.checkpoint_keep_last == 2 && s.device == 0);
   spec_free(&s);
+  const char *on_gpu = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"steps\":10,"
+                       "\"device\":\"cuda\"}";
+  rc = spec_parse(&s, on_gpu, &err);
+  CHECKF(rc == 0 && s.device == 1, "device cuda: %s", err.msg);
+  if (!rc) spec_free(&s);
 
   /* "job" is the scheduler's (cli/jobspec.h): accepted, ignored */
   const char *with_job = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},"
@@ -81,6 +86,11 @@ static void test_refusals(void) {
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":4,\"batch_per_rank\":6,"
        "\"micro_batch\":4}",
        "micro_batch must divide"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"device\":\"gpu\"}",
+       "device has an unknown value (one of cpu cuda)"},
+      {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,"
+       "\"loss\":{\"kind\":\"causal_lm\"},\"device\":\"cuda\"}",
+       "trains on CPU ranks"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     spec s;

@@ -34,6 +34,9 @@
 #include "worker/run/jobdir.h"
 #include "worker/run/progress.h"
 #include "worker/run/spec.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#endif
 
 /* ---- the job's state ---------------------------------------------------------------- */
 
@@ -49,7 +52,17 @@ typedef struct {
   loss *ls;
   moco_queue *queue;
   loader *ld;
-  float *emb, *demb, *unit, *norms, *gathered;
+  float *emb, *demb, *unit, *norms, *gathered; /* device memory on GPU ranks */
+  /* GPU ranks (spec device "cuda"): enc, key_enc, opt, ls, queue and the
+   * buffers above live on this rank's GPU; the host copies below carry
+   * them to and from checkpoints (and init), and bring rows back for the
+   * health statistics and evaluation's all-gather. */
+  int gpu;
+  encoder *host_enc, *host_key;
+  optim *host_opt;
+  float *host_queue, *host_unit;
+  float *dev_scalar;                /* [1] */
+  float *dev_eval_mine, *dev_eval_all;
   /* learnable temperature: log(1/T), its AdamW moments, step (scalars[4]) */
   float temp_state[4];
   FILE *log, *metrics;
@@ -80,6 +93,84 @@ typedef struct {
   do { \
     if ((j)->rank == 0) log_tee((j)->log, !(j)->a->quiet, level, "pretrain", __VA_ARGS__); \
   } while (0)
+
+/* ---- buffers of GPU ranks --------------------------------------------------------------- */
+
+/* n floats on the job's device (zeroed), or host memory on CPU ranks */
+static float *job_alloc(const job *j, size_t n) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) {
+    void *p = NULL;
+    if (cuda_malloc(&p, n * sizeof(float), NULL) || cuda_memset0(p, n * sizeof(float), NULL)) {
+      cuda_free(p);
+      return NULL;
+    }
+    return p;
+  }
+#endif
+  (void)j;
+  return calloc(n ? n : 1, sizeof(float));
+}
+static void job_release(const job *j, float *p) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) {
+    cuda_free(p);
+    return;
+  }
+#endif
+  (void)j;
+  free(p);
+}
+/* rows between the job's buffers (on the CUDA stream on GPU ranks: in
+ * order with the kernels, a failure reported by the next encoder call) */
+static void job_copy(const job *j, float *dst, const float *src, size_t n) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) {
+    cuda_copy(dst, src, n * sizeof(float), NULL);
+    return;
+  }
+#endif
+  (void)j;
+  memcpy(dst, src, n * sizeof(float));
+}
+/* n floats between host memory and the job's buffers */
+static int job_put(const job *j, float *dst, const float *host, size_t n, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) return cuda_upload(dst, host, n * sizeof(float), err);
+#endif
+  (void)j, (void)err;
+  memcpy(dst, host, n * sizeof(float));
+  return FOIL_OK;
+}
+static int job_get(const job *j, float *host, const float *src, size_t n, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) return cuda_download(host, src, n * sizeof(float), err);
+#endif
+  (void)j, (void)err;
+  memcpy(host, src, n * sizeof(float));
+  return FOIL_OK;
+}
+
+/* GPU ranks: the training state to its host copies (before a checkpoint)
+ * and back (after a resume). */
+static int state_to_host(job *j, foil_err *err) {
+  int rc = encoder_get_params(j->enc, encoder_params(j->host_enc), err);
+  if (!rc) rc = job_get(j, j->host_opt->m, j->opt->m, j->opt->n, err);
+  if (!rc) rc = job_get(j, j->host_opt->v, j->opt->v, j->opt->n, err);
+  j->host_opt->t = j->opt->t;
+  if (!rc && j->key_enc) rc = encoder_get_params(j->key_enc, encoder_params(j->host_key), err);
+  if (!rc && j->queue) rc = job_get(j, j->host_queue, j->queue->keys, (size_t)(j->queue->K * j->queue->D), err);
+  return rc;
+}
+static int state_to_device(job *j, foil_err *err) {
+  int rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err);
+  if (!rc) rc = job_put(j, j->opt->m, j->host_opt->m, j->opt->n, err);
+  if (!rc) rc = job_put(j, j->opt->v, j->host_opt->v, j->opt->n, err);
+  j->opt->t = j->host_opt->t;
+  if (!rc && j->key_enc) rc = encoder_set_params(j->key_enc, encoder_params(j->host_key), err);
+  if (!rc && j->queue) rc = job_put(j, j->queue->keys, j->host_queue, (size_t)(j->queue->K * j->queue->D), err);
+  return rc;
+}
 
 static float current_temperature(const job *j) {
   if (!j->s.learnable_temperature) return j->s.temperature;
@@ -117,15 +208,18 @@ static int save_tok(h5io *f, void *ctx, foil_err *err) {
 
 static int save_checkpoint(job *j, int64_t step, foil_err *err) {
   int rc = FOIL_OK;
-  if (j->rank == 0) {
+  if (j->rank == 0 && j->gpu) rc = state_to_host(j, err);
+  if (j->rank == 0 && !rc) {
     loader_cursor cur;
     loader_get_cursor(j->ld, &cur);
     int64_t cv[4] = {(int64_t)cur.seed, (int64_t)cur.fingerprint, cur.epoch, cur.step};
-    ckpt_state st = {.step = step, .spec_json = j->spec_json, .enc = j->enc, .opt = j->opt,
-                     .key_enc = j->key_enc, .seed = j->s.seed, .call = (uint64_t)step,
+    /* a GPU rank writes its host copies: the same file as a CPU rank's */
+    ckpt_state st = {.step = step, .spec_json = j->spec_json, .enc = j->gpu ? j->host_enc : j->enc,
+                     .opt = j->gpu ? j->host_opt : j->opt, .key_enc = j->gpu ? j->host_key : j->key_enc,
+                     .seed = j->s.seed, .call = (uint64_t)step,
                      .cursor = cv, .ncursor = 4, .scalars = j->temp_state, .nscalars = 4};
     if (j->queue) {
-      st.queue = j->queue->keys;
+      st.queue = j->gpu ? j->host_queue : j->queue->keys;
       st.queue_k = j->queue->K, st.queue_d = j->queue->D;
       st.queue_ptr = j->queue->ptr, st.queue_fill = j->queue->fill;
     }
@@ -163,10 +257,13 @@ static int try_resume(job *j, int64_t *start, foil_err *err) {
   if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
   free(skipped);
   int64_t cv[4];
-  ckpt_state st = {.enc = j->enc, .opt = j->opt, .key_enc = j->key_enc, .cursor = cv, .ncursor = 4,
+  ckpt_state st = {.enc = j->gpu ? j->host_enc : j->enc, .opt = j->gpu ? j->host_opt : j->opt,
+                   .key_enc = j->gpu ? j->host_key : j->key_enc, .cursor = cv, .ncursor = 4,
                    .scalars = j->temp_state, .nscalars = 4};
-  if (j->queue) st.queue = j->queue->keys, st.queue_k = j->queue->K, st.queue_d = j->queue->D;
+  if (j->queue)
+    st.queue = j->gpu ? j->host_queue : j->queue->keys, st.queue_k = j->queue->K, st.queue_d = j->queue->D;
   int rc = ckpt_load(path, &st, err);
+  if (!rc && j->gpu) rc = state_to_device(j, err);
   if (!rc) {
     free((char *)st.spec_json);
     if (st.seed != j->s.seed) {
@@ -295,7 +392,11 @@ static int encode_split(job *j, char *const *texts, size_t n, eval_sink sink, vo
     size_t cnt = lo >= round ? 0 : (round - lo < per ? round - lo : per);
     if (cnt) rc = encode_texts(j->enc, j->tok, texts + base + lo, cnt, j->s.seq_len, 256, mine, err);
     if ((rc = comm_all_ok(j->c, rc, "evaluation encoding", err))) break;
-    if ((rc = comm_allgather(j->c, mine, per * D, all, err))) break;
+    if (!j->gpu) rc = comm_allgather(j->c, mine, per * D, all, err);
+    else if (!(rc = job_put(j, j->dev_eval_mine, mine, per * D, err)) && /* NCCL gathers device rows */
+             !(rc = comm_allgather(j->c, j->dev_eval_mine, per * D, j->dev_eval_all, err)))
+      rc = job_get(j, all, j->dev_eval_all, per * D * W, err);
+    if (rc) break;
     if (j->rank == 0) rc = sink(ctx, all, round, err); /* rank r's rows start at r·per: contiguous */
     if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) break;
     base += round;
@@ -539,7 +640,7 @@ static int encode_chunks(job *j, const int32_t *ids, const uint8_t *mask, int ro
     int rc = encoder_forward_rows(j->enc, &emb, ids + (size_t)r0 * T, mask + (size_t)r0 * T, n, T, 1,
                                   j->s.seed, (uint64_t)step, (uint64_t)r0, err);
     if (rc) return rc;
-    memcpy(out + (size_t)r0 * D, emb, sizeof(float) * (size_t)n * D);
+    job_copy(j, out + (size_t)r0 * D, emb, (size_t)n * D);
   }
   return FOIL_OK;
 }
@@ -591,7 +692,7 @@ static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *
     const float *emb;
     rc = encoder_forward(j->key_enc, &emb, bt->ids + (size_t)B * T, bt->mask + (size_t)B * T,
                          B + nneg, T, 0, 0, 0, err);
-    if (!rc) memcpy(j->emb + (size_t)B * D, emb, sizeof(float) * (size_t)(B + nneg) * D);
+    if (!rc) job_copy(j, j->emb + (size_t)B * D, emb, (size_t)(B + nneg) * D);
   }
   if (!rc) rc = loss_infonce(j->ls, &st->lr, j->demb, j->emb, B, nneg, D, &lo, &lc, err);
   /* backward through the query encoder: at once, or slice by slice after
@@ -614,16 +715,29 @@ static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *
     /* d loss / d log(scale) = dscale · scale, averaged over ranks; its own
      * AdamW (no decay); log(scale) clamped to ln 100 as CLIP does */
     float scale = expf(j->temp_state[0]), g = st->lr.dscale * scale;
-    if ((rc = comm_allreduce_mean(j->c, &g, 1, err))) return rc;
+    if (!j->gpu) rc = comm_allreduce_mean(j->c, &g, 1, err);
+    else if (!(rc = job_put(j, j->dev_scalar, &g, 1, err)) && /* NCCL: a device scalar */
+             !(rc = comm_allreduce_mean(j->c, j->dev_scalar, 1, err)))
+      rc = job_get(j, &g, j->dev_scalar, 1, err);
+    if (rc) return rc;
     j->temp_state[3] += 1.0f;
     adamw_update(&j->temp_state[0], &g, &j->temp_state[1], &j->temp_state[2], 1,
                  spec_lr_at(s, step), s->beta1, s->beta2, s->eps, 0.0f, (int)j->temp_state[3]);
     if (j->temp_state[0] > logf(100.0f)) j->temp_state[0] = logf(100.0f);
   }
   /* health: per-dimension spread of the (local) unit queries and keys */
-  l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
-  st->q_std = (float)mean_dim_std(j->unit, B, D);
-  st->k_std = (float)mean_dim_std(j->unit + (size_t)B * D, B, D);
+  const float *u = j->unit;
+  if (!j->gpu) {
+    l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
+  } else {
+#ifdef FOIL_HAVE_CUDA
+    cuda_l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
+#endif
+    if ((rc = job_get(j, j->host_unit, j->unit, 2 * (size_t)B * D, err))) return rc;
+    u = j->host_unit;
+  }
+  st->q_std = (float)mean_dim_std(u, B, D);
+  st->k_std = (float)mean_dim_std(u + (size_t)B * D, B, D);
   if (j->queue) {
     moco_momentum_update(j->key_enc, j->enc, spec_momentum_at(s, step));
     /* enqueue this step's keys of all ranks, in rank order: identical
@@ -646,11 +760,19 @@ static void job_free(job *j) {
   encoder_destroy(&j->enc);
   tokenizer_destroy(&j->tok);
   hf_model_destroy(&j->hf);
-  free(j->emb);
-  free(j->demb);
-  free(j->unit);
-  free(j->norms);
-  free(j->gathered);
+  job_release(j, j->emb);
+  job_release(j, j->demb);
+  job_release(j, j->unit);
+  job_release(j, j->norms);
+  job_release(j, j->gathered);
+  job_release(j, j->dev_scalar);
+  job_release(j, j->dev_eval_mine);
+  job_release(j, j->dev_eval_all);
+  encoder_destroy(&j->host_enc);
+  encoder_destroy(&j->host_key);
+  optim_destroy(&j->host_opt);
+  free(j->host_queue);
+  free(j->host_unit);
   free(j->spec_json);
   free(j->bank_texts);
   free(j->bank_blob);
@@ -731,14 +853,39 @@ static int job_setup(job *j, foil_err *err) {
     if ((rc = encoder_new(&j->enc, &s->model, err))) return rc;
     encoder_init(j->enc, s->seed);
   }
+  /* GPU ranks: NCCL over this rank's GPU, then the encoder (built and
+   * initialized on the host above, as on CPU ranks: the same starting
+   * weights) moves there; the host one stays as the checkpoints' copy */
+  const int dev = s->device ? ENC_CUDA : ENC_CPU;
+  if (s->device) {
+    if ((rc = comm_use_gpu(j->c, err))) {
+      char why[sizeof err->msg];
+      snprintf(why, sizeof why, "%s", err->msg);
+      return foil_err_set(err, rc, "device \"cuda\": %.400s", why);
+    }
+    j->gpu = 1;
+    j->host_enc = j->enc, j->enc = NULL;
+    if ((rc = encoder_new_on(&j->enc, &s->model, ENC_CUDA, err)) ||
+        (rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err)))
+      return rc;
+  }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
-  if ((rc = optim_new(&j->opt, encoder_num_params(j->enc), &oc, err))) return rc;
-  if ((rc = loss_new(&j->ls, err))) return rc;
+  const size_t np = encoder_num_params(j->enc);
+  if ((rc = optim_new_on(&j->opt, np, &oc, dev, err))) return rc;
+  if (j->gpu && (rc = optim_new(&j->host_opt, np, &oc, err))) return rc;
+  if ((rc = loss_new_on(&j->ls, dev, err))) return rc;
   const int D = encoder_out_dim(j->enc), B = s->batch_per_rank;
   if (s->loss == LOSS_MOCO) {
-    if ((rc = encoder_new(&j->key_enc, &s->model, err))) return rc;
-    memcpy(encoder_params(j->key_enc), encoder_params(j->enc), encoder_num_params(j->enc) * sizeof(float));
-    if ((rc = moco_queue_new(&j->queue, s->queue_size, D, err))) return rc;
+    /* the key encoder starts as a copy of the query encoder */
+    const float *p0 = encoder_params(j->gpu ? j->host_enc : j->enc);
+    if ((rc = encoder_new_on(&j->key_enc, &s->model, dev, err)) || (rc = encoder_set_params(j->key_enc, p0, err)))
+      return rc;
+    if (j->gpu && ((rc = encoder_new(&j->host_key, &s->model, err)) ||
+                   (rc = encoder_set_params(j->host_key, p0, err))))
+      return rc;
+    if ((rc = moco_queue_new_on(&j->queue, s->queue_size, D, dev, err))) return rc;
+    if (j->gpu && !(j->host_queue = calloc((size_t)(s->queue_size * D), sizeof(float))))
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory for the queue's host copy");
   }
   j->temp_state[0] = logf(1.0f / s->temperature);
   char pairs[4200];
@@ -769,14 +916,32 @@ static int job_setup(job *j, foil_err *err) {
     if (j->rank == 0) j->split_fp = negbank_fingerprint(loader_pairs(j->ld));
   }
   size_t rows = 2 * (size_t)B + (size_t)B * s->hard_negatives;
-  j->emb = malloc(sizeof(float) * rows * D);
-  j->demb = malloc(sizeof(float) * rows * D);
-  j->unit = malloc(sizeof(float) * rows * D);
-  j->norms = malloc(sizeof(float) * rows);
-  j->gathered = malloc(sizeof(float) * (size_t)j->world * B * D);
+  j->emb = job_alloc(j, rows * D);
+  j->demb = job_alloc(j, rows * D);
+  j->unit = job_alloc(j, rows * D);
+  j->norms = job_alloc(j, rows);
+  j->gathered = job_alloc(j, (size_t)j->world * B * D);
   if (!j->emb || !j->demb || !j->unit || !j->norms || !j->gathered)
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a batch of %zu rows", rows);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a batch of %zu rows", j->gpu ? "device" : "host",
+                        rows);
+  if (j->gpu) {
+    j->host_unit = malloc(sizeof(float) * 2 * (size_t)B * D);
+    j->dev_scalar = job_alloc(j, 1);
+    j->dev_eval_mine = job_alloc(j, (size_t)EVAL_CHUNK * D);
+    j->dev_eval_all = job_alloc(j, (size_t)EVAL_CHUNK * D * (size_t)j->world);
+    if (!j->host_unit || !j->dev_scalar || !j->dev_eval_mine || !j->dev_eval_all)
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory for a GPU rank's buffers");
+  }
   return FOIL_OK;
+}
+
+/* "cuda (device 0 of 1: ...)" on GPU ranks, the CPU kernels' line else */
+static const char *device_desc(const job *j) {
+#ifdef FOIL_HAVE_CUDA
+  if (j->gpu) return cuda_backend();
+#endif
+  (void)j;
+  return kernels_backend();
 }
 
 /* model.kind of the spec: a decoder's job is lmtrain.c's. A spec that does
@@ -807,7 +972,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   if (!rc)
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
-          encoder_num_params(j.enc), kernels_backend());
+          encoder_num_params(j.enc), device_desc(&j));
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
   if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */

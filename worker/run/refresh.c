@@ -146,7 +146,6 @@ typedef struct {
   const refresh_args *a;
   comm *c;
   int rank, world;
-  int on_gpu; /* the CUDA backend is up (device "cuda") */
   refresh_spec s;
   char *spec_json;
   char ckpt[PATH_MAX];  /* absolute */
@@ -229,7 +228,6 @@ static int to_device(job *j, foil_err *err) {
   char who[24];
   snprintf(who, sizeof who, "%d", j->rank);
   if (rc) return reword(err, rc, "device \"cuda\" (rank %s): ", who);
-  j->on_gpu = 1;
   encoder *g = NULL;
   if (!(rc = encoder_new_on(&g, encoder_cfg(j->enc), ENC_CUDA, err)) &&
       !(rc = encoder_set_params(g, encoder_params(j->enc), err))) {
@@ -343,9 +341,7 @@ static int setup(job *j, foil_err *err) {
 
 static void job_free(job *j) {
   encoder_destroy(&j->enc);
-#ifdef FOIL_HAVE_CUDA
-  if (j->on_gpu) cuda_shutdown();
-#endif
+
   tokenizer_destroy(&j->tok);
   if (j->ids) h5io_free_strings(j->ids, j->n);
   if (j->texts) h5io_free_strings(j->texts, j->n);

@@ -102,7 +102,7 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   static const char *const top[] = {"kind", "name", "seed", "model", "data", "loss",
                                     "batch_per_rank", "micro_batch", "steps", "optimizer",
                                     "checkpoint", "eval", "log_every_steps", "threads",
-                                    "refresh", "job", "init_from", NULL};
+                                    "device", "refresh", "job", "init_from", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "pretrain", 0);
   if (kind && strcmp(kind, "pretrain")) jspec_fail(&c, "kind must be \"pretrain\" for this job");
@@ -218,6 +218,10 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->eval_at_start = jspec_boolean(&c, e, "at_start", "eval.at_start", 0);
   s->log_every_steps = (int64_t)jspec_number(&c, root, "log_every_steps", "log_every_steps", 10, 1, 1e12, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  static const char *const devices[] = {"cpu", "cuda", NULL}; /* ENC_CPU, ENC_CUDA */
+  s->device = jspec_choice(&c, root, "device", "device", 0, devices);
+  if (!c.rc && s->device && dec)
+    jspec_fail(&c, "device \"cuda\" trains encoders for now: a decoder (model.kind \"decoder\") trains on CPU ranks");
   s->negatives_check_every = (int64_t)jspec_number(&c, d, "negatives_check_every", "data.negatives_check_every",
                                                    (double)s->log_every_steps, 1, 1e12, 1, 0);
   if (!c.rc && s->negatives_bank) {

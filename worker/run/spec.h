@@ -84,6 +84,10 @@ typedef struct {
                              * eval_on_start; not again on a resume past step 0 */
   int64_t log_every_steps;  /* default 10 */
   int threads;              /* per rank, 0 = all cores / ranks on the node */
+  int device;               /* device: "cpu" (0, default) | "cuda" (1): each rank trains on a GPU,
+                             * its node-local rank % the devices it sees (job.gpus_per_rank 1),
+                             * collectives over NCCL; encoders only. Checkpoints are the same
+                             * files either way (a run resumes on the other device). */
   /* refresh: the loop's object, for the coordinator (foil-run only checks it):
    *   every_steps  N (required): after the checkpoint of every step that is a
    *                multiple of N the coordinator submits a refresh job; a

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""`foil-run pretrain` with "device": "cuda" (GPU ranks), on whatever machine
+runs it.
+
+    pretrain_device.py FOIL FOIL_RUN MPIEXEC WORKDIR VOCAB [MPI FLAGS...]
+
+Everywhere: "device": "gpu" is refused naming the choices, and a decoder
+with "device": "cuda" is refused (encoders only, for now).
+
+Where no GPU is visible (nvidia-smi -L fails), or foil was built without
+CUDA: a "cuda" run fails at once with the reason, naming the device, and
+writes no checkpoint.
+
+Where one is (a GPU machine with the whole tree built), on the real
+WordNet pairs, MoCo with a learnable temperature and an evaluation (the
+queue, the momentum encoder, the scalar all-reduce and evaluation's
+all-gather all on the device):
+  - the GPU run's logged losses follow the CPU run's (rtol 2e-3 over 20
+    steps: fp32 on both, sums in other orders);
+  - a GPU run stopped after its first checkpoint and resumed ends with the
+    same bits as the uninterrupted GPU run (parameters, moments, queue);
+  - that checkpoint resumes on the CPU (the same file format either way).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+foil, foil_run, mpiexec, work, vocab = sys.argv[1:6]
+mpi_flags = sys.argv[6:]
+root = os.path.join(work, "root")
+os.makedirs(work, exist_ok=True)
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+failures = []
+
+
+def reason(r):
+    """foil-run's own error line in a run's stderr (mpirun adds its own text)"""
+    lines = [x for x in r.stderr.splitlines() if x.startswith("foil-run")]
+    return lines[0] if lines else r.stderr.strip()[-200:]
+
+
+def check(cond, what):
+    print(("ok     " if cond else "FAILED ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+subprocess.run([foil, "data", "prepare", "wordnet", "--root", root], check=True, stdout=subprocess.DEVNULL)
+STEPS, EVERY = 20, 10
+
+
+def spec(name, device, **over):
+    s = {"kind": "pretrain", "name": name, "seed": 11, "device": device,
+         "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 16, "dropout": 0.1,
+                   "tokenizer": vocab},
+         "data": {"dataset": "wordnet", "benchmark": ""},
+         "loss": {"kind": "moco", "temperature": 0.07, "learnable_temperature": True, "queue_size": 64,
+                  "momentum": 0.99},
+         "batch_per_rank": 16, "steps": STEPS, "optimizer": {"lr": 0.001, "warmup_steps": 2},
+         "checkpoint": {"every_steps": EVERY, "keep_last": 5}, "log_every_steps": 2, "threads": 1}
+    s.update(over)
+    path = os.path.join(work, name + ".json")
+    with open(path, "w") as f:
+        json.dump(s, f)
+    return path
+
+
+def run(name, device, extra=(), **over):
+    job = os.path.join(work, name)
+    return subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "pretrain", spec(name, device, **over),
+                           "--root", root, "--job-dir", job, "--quiet", *extra], env=env, capture_output=True,
+                          text=True)
+
+
+def losses(name):
+    with open(os.path.join(work, name, "metrics.jsonl")) as f:
+        return [json.loads(line)["loss"] for line in f if '"loss"' in line]
+
+
+def state(path):
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) and
+                     (k.startswith("model") or k.startswith("optim") or k.startswith("momentum") or
+                      k.startswith("queue") or k == "scalars") else None)
+        return out
+
+
+for name in ("gpu-refused", "a-cpu", "b-gpu", "c-gpu", "d-cpu"):
+    shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+
+r = run("gpu-refused", "gpu")
+check(r.returncode != 0 and "device" in r.stderr and "cuda" in r.stderr,
+      "device \"gpu\" is refused, naming the choices: %s" % reason(r))
+r = run("gpu-refused", "cuda", model={"kind": "decoder", "n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64,
+                                      "max_len": 16, "tokenizer": vocab}, loss={"kind": "causal_lm"},
+            data={"dataset": "lm"})
+check(r.returncode != 0 and "decoder" in r.stderr and "CPU ranks" in r.stderr,
+      "a decoder with device \"cuda\" is refused: %s" % reason(r))
+
+gpu = shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"],
+                                                                 capture_output=True).returncode == 0
+r = run("b-gpu", "cuda")
+if not gpu or "without CUDA" in r.stderr:
+    check(r.returncode != 0 and "device \"cuda\"" in r.stderr,
+          "no GPU here: device \"cuda\" fails with the reason: %s" % reason(r))
+    ck = os.path.join(work, "b-gpu", "ckpt")
+    check(not os.path.isdir(ck) or not os.listdir(ck), "and writes no checkpoint")
+else:
+    check(r.returncode == 0, "the GPU run finishes: %s" % reason(r))
+    r = run("a-cpu", "cpu")
+    check(r.returncode == 0, "the CPU run finishes: %s" % reason(r))
+    la, lb = losses("a-cpu"), losses("b-gpu")
+    check(len(la) == len(lb) == STEPS // 2 and np.allclose(lb, la, rtol=2e-3, atol=0),
+          "GPU losses follow the CPU's (max rel diff %.2g)" %
+          (max(abs(x - y) / abs(y) for x, y in zip(lb, la)) if la and len(la) == len(lb) else float("nan")))
+    r = run("c-gpu", "cuda", extra=("--stop-after", str(EVERY)))
+    r2 = run("c-gpu", "cuda")
+    check(r.returncode == 0 and r2.returncode == 0 and "resumed" in open(os.path.join(work, "c-gpu", "log")).read(),
+          "a GPU run stopped at step %d resumes" % EVERY)
+    sb, sc = state(os.path.join(work, "b-gpu", "ckpt", "step_%d.h5" % STEPS)), \
+        state(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % STEPS))
+    same = sb.keys() == sc.keys() and all(np.array_equal(sb[k], sc[k]) for k in sb)
+    check(same and len(sb) > 0, "and ends with the uninterrupted GPU run's bits (%d datasets)" % len(sb))
+    os.makedirs(os.path.join(work, "d-cpu", "ckpt"))
+    shutil.copy(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % EVERY), os.path.join(work, "d-cpu", "ckpt"))
+    r = run("d-cpu", "cpu")
+    check(r.returncode == 0 and "resumed" in open(os.path.join(work, "d-cpu", "log")).read(),
+          "the GPU checkpoint of step %d resumes on the CPU: %s" % (EVERY, reason(r)))
+
+print("%d failure(s)" % len(failures))
+sys.exit(1 if failures else 0)
