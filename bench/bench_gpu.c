@@ -8,6 +8,12 @@
  *       accumulate, fp32 master weights, attention, GELU, layernorm,
  *       dropout 0.1), mean pooling, L2 norm, symmetric InfoNCE over the
  *       batch, AdamW on fp32 masters writing bf16 working weights.
+ *   bench_gpu model small|minilm|bert [STEPS]
+ *       the same configs through foil's own training path on a GPU rank:
+ *       model/encoder.h's encoder on ENC_CUDA (fp32 GEMMs without TF32,
+ *       dropout 0.1, mean pooling), the InfoNCE loss object (symmetric,
+ *       in-batch negatives) and AdamW with clipping — what `foil-run
+ *       pretrain` with "device": "cuda" runs per step, minus the comm.
  *   bench_gpu search N D NQ K [REPS]   exact top-k QPS over N×D fp32 rows, and
  *       the fraction of the HBM bound (one read of the rows per batch)
  *   bench_gpu decode [ROWS] [LEN] [STEPS]  decoder steps/s and tokens/s of a
@@ -29,6 +35,9 @@
 
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/kernels.h"
+#include "model/encoder.h"
+#include "model/loss.h"
+#include "model/optim.h"
 
 static double now(void) {
   struct timespec ts;
@@ -266,6 +275,61 @@ static void bench_train(const enc_cfg *c, int steps, double peak) {
   free(mask_h);
 }
 
+/* ---- foil's encoder training step on the GPU ----------------------------------------- */
+
+static void die_err(const char *what, const foil_err *err) {
+  fprintf(stderr, "bench_gpu: %s: %s\n", what, err->msg);
+  exit(1);
+}
+
+static void bench_model(const enc_cfg *c, int steps, double peak) {
+  encoder_config cfg;
+  encoder_config_default(&cfg);
+  cfg.n_layers = c->L, cfg.d_model = c->C, cfg.n_heads = c->NH, cfg.d_ff = c->F;
+  cfg.vocab = c->V, cfg.max_len = c->T, cfg.ln_eps = 1e-12f;
+  foil_err err = {0};
+  encoder *e = NULL;
+  optim *o = NULL;
+  loss *l = NULL;
+  if (encoder_new_on(&e, &cfg, ENC_CUDA, &err)) die_err("encoder", &err);
+  encoder_init(e, 1);
+  optim_config oc;
+  optim_config_default(&oc);
+  oc.max_grad_norm = 1.0f;
+  if (optim_new_on(&o, encoder_num_params(e), &oc, ENC_CUDA, &err)) die_err("optimizer", &err);
+  if (loss_new_on(&l, ENC_CUDA, &err)) die_err("loss", &err);
+  const int B = c->B, T = c->T, P = B / 2, D = c->C;
+  int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T);
+  uint8_t *mask = malloc((size_t)B * T);
+  for (size_t i = 0; i < (size_t)B * T; i++) ids[i] = (int32_t)(rng_u32(5, 1, i) % (uint32_t)c->V), mask[i] = 1;
+  float *demb = dalloc((size_t)B * D * 4);
+  const loss_opts lo = {.temperature = 0.05f, .symmetric = 1};
+  loss_result res = {0};
+  double t_total = 0.0;
+  for (int step = 0; step < steps + 2; step++) { /* 2 warm-up steps */
+    sync_or_die();
+    double t0 = now();
+    const float *emb;
+    encoder_zero_grads(e);
+    if (encoder_forward(e, &emb, ids, mask, B, T, 1, 7, (uint64_t)step, &err)) die_err("forward", &err);
+    if (loss_infonce(l, &res, demb, emb, P, 0, D, &lo, NULL, &err)) die_err("loss", &err);
+    if (encoder_backward(e, demb, &err)) die_err("backward", &err);
+    optim_step(o, e, 1e-4f);
+    sync_or_die();
+    if (step >= 2) t_total += now() - t0;
+  }
+  double dt = t_total / steps, tok = (double)B * T / dt, flops = 3.0 * encoder_forward_flops(&cfg, B, T);
+  printf("{\"bench\":\"model_train\",\"config\":\"%s\",\"precision\":\"fp32\",\"layers\":%d,\"d\":%d,"
+         "\"seq\":%d,\"batch\":%d,\"step_ms\":%.3f,\"tokens_per_s\":%.0f,\"model_tflops\":%.1f,\"mfu\":%.4f,"
+         "\"loss\":%.4f}\n", c->name, c->L, c->C, T, B, dt * 1e3, tok, flops / dt / 1e12, flops / dt / peak,
+         res.value);
+  loss_destroy(&l);
+  optim_destroy(&o);
+  encoder_destroy(&e);
+  free(ids);
+  free(mask);
+}
+
 /* ---- search -------------------------------------------------------------------------- */
 
 static void bench_search(long n, int d, int nq, int K, int reps, double hbm) {
@@ -356,7 +420,8 @@ static void bench_decode(int rows, int len, int steps) {
 int main(int argc, char **argv) {
   foil_err err = {0};
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_gpu gemm | train small|minilm|bert [STEPS] | search N D NQ K [REPS] | decode [ROWS] [LEN] [STEPS]\n");
+    fprintf(stderr, "usage: bench_gpu gemm | train|model small|minilm|bert [STEPS] | search N D NQ K [REPS] | "
+                    "decode [ROWS] [LEN] [STEPS]\n");
     return 2;
   }
   if (cuda_device_count(&err) <= 0) {
@@ -371,7 +436,7 @@ int main(int argc, char **argv) {
   double peak = env_or("FOIL_PEAK_TFLOPS", 990) * 1e12, hbm = env_or("FOIL_HBM_GBS", 4800);
   if (!strcmp(argv[1], "gemm")) {
     bench_gemm(peak);
-  } else if (!strcmp(argv[1], "train") && argc >= 3) {
+  } else if ((!strcmp(argv[1], "train") || !strcmp(argv[1], "model")) && argc >= 3) {
     int steps = argc > 3 ? atoi(argv[3]) : 10;
     const enc_cfg *c = NULL;
     for (size_t i = 0; i < sizeof CFGS / sizeof CFGS[0]; i++)
@@ -380,7 +445,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_gpu: unknown config '%s' (small, minilm, bert)\n", argv[2]);
       return 2;
     }
-    bench_train(c, steps, peak);
+    if (!strcmp(argv[1], "train")) bench_train(c, steps, peak);
+    else bench_model(c, steps, peak);
   } else if (!strcmp(argv[1], "search") && argc >= 6) {
     bench_search(atol(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 3, hbm);
   } else if (!strcmp(argv[1], "decode")) {
