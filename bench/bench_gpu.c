@@ -8,12 +8,13 @@
  *       accumulate, fp32 master weights, attention, GELU, layernorm,
  *       dropout 0.1), mean pooling, L2 norm, symmetric InfoNCE over the
  *       batch, AdamW on fp32 masters writing bf16 working weights.
- *   bench_gpu model small|minilm|bert [STEPS]
+ *   bench_gpu model small|minilm|bert [STEPS] [fp32|bf16]
  *       the same configs through foil's own training path on a GPU rank:
- *       model/encoder.h's encoder on ENC_CUDA (fp32 GEMMs without TF32,
- *       dropout 0.1, mean pooling), the InfoNCE loss object (symmetric,
- *       in-batch negatives) and AdamW with clipping — what `foil-run
- *       pretrain` with "device": "cuda" runs per step, minus the comm.
+ *       model/encoder.h's encoder on ENC_CUDA (fp32 GEMMs without TF32, or
+ *       ENC_BF16's tensor-core GEMMs; dropout 0.1, mean pooling), the
+ *       InfoNCE loss object (symmetric, in-batch negatives) and AdamW with
+ *       clipping — what `foil-run pretrain` with "device": "cuda" (and
+ *       "precision") runs per step, minus the comm.
  *   bench_gpu search N D NQ K [REPS]   exact top-k QPS over N×D fp32 rows, and
  *       the fraction of the HBM bound (one read of the rows per batch)
  *   bench_gpu decode [ROWS] [LEN] [STEPS]  decoder steps/s and tokens/s of a
@@ -282,7 +283,7 @@ static void die_err(const char *what, const foil_err *err) {
   exit(1);
 }
 
-static void bench_model(const enc_cfg *c, int steps, double peak) {
+static void bench_model(const enc_cfg *c, int steps, int bf16, double peak) {
   encoder_config cfg;
   encoder_config_default(&cfg);
   cfg.n_layers = c->L, cfg.d_model = c->C, cfg.n_heads = c->NH, cfg.d_ff = c->F;
@@ -293,6 +294,7 @@ static void bench_model(const enc_cfg *c, int steps, double peak) {
   loss *l = NULL;
   if (encoder_new_on(&e, &cfg, ENC_CUDA, &err)) die_err("encoder", &err);
   encoder_init(e, 1);
+  if (bf16 && encoder_set_precision(e, ENC_BF16, &err)) die_err("precision", &err);
   optim_config oc;
   optim_config_default(&oc);
   oc.max_grad_norm = 1.0f;
@@ -319,9 +321,9 @@ static void bench_model(const enc_cfg *c, int steps, double peak) {
     if (step >= 2) t_total += now() - t0;
   }
   double dt = t_total / steps, tok = (double)B * T / dt, flops = 3.0 * encoder_forward_flops(&cfg, B, T);
-  printf("{\"bench\":\"model_train\",\"config\":\"%s\",\"precision\":\"fp32\",\"layers\":%d,\"d\":%d,"
+  printf("{\"bench\":\"model_train\",\"config\":\"%s\",\"precision\":\"%s\",\"layers\":%d,\"d\":%d,"
          "\"seq\":%d,\"batch\":%d,\"step_ms\":%.3f,\"tokens_per_s\":%.0f,\"model_tflops\":%.1f,\"mfu\":%.4f,"
-         "\"loss\":%.4f}\n", c->name, c->L, c->C, T, B, dt * 1e3, tok, flops / dt / 1e12, flops / dt / peak,
+         "\"loss\":%.4f}\n", c->name, bf16 ? "bf16" : "fp32", c->L, c->C, T, B, dt * 1e3, tok, flops / dt / 1e12, flops / dt / peak,
          res.value);
   loss_destroy(&l);
   optim_destroy(&o);
@@ -420,7 +422,8 @@ static void bench_decode(int rows, int len, int steps) {
 int main(int argc, char **argv) {
   foil_err err = {0};
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_gpu gemm | train|model small|minilm|bert [STEPS] | search N D NQ K [REPS] | "
+    fprintf(stderr, "usage: bench_gpu gemm | train small|minilm|bert [STEPS] | model small|minilm|bert [STEPS] "
+                    "[fp32|bf16] | search N D NQ K [REPS] | "
                     "decode [ROWS] [LEN] [STEPS]\n");
     return 2;
   }
@@ -446,7 +449,7 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (!strcmp(argv[1], "train")) bench_train(c, steps, peak);
-    else bench_model(c, steps, peak);
+    else bench_model(c, steps, argc > 4 && !strcmp(argv[4], "bf16"), peak);
   } else if (!strcmp(argv[1], "search") && argc >= 6) {
     bench_search(atol(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 3, hbm);
   } else if (!strcmp(argv[1], "decode")) {

@@ -60,6 +60,7 @@ bench 90 train minilm 20
 bench 120 train bert 10
 bench 60 model small 20
 bench 120 model bert 5
+bench 120 model bert 5 bf16
 bench 120 search 10000000 256 1 10
 bench 120 search 10000000 256 16 10
 bench 120 search 10000000 256 128 10

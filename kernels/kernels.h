@@ -73,6 +73,25 @@ void matmul_forward(float *out, const float *inp, const float *W,
 void matmul_backward(float *dinp, float *dW, float *db, const float *dout,
                      const float *inp, const float *W, int N, int C, int OC);
 
+/* ---- bf16 operands, fp32 accumulate (kernels/cpu/bf16.c) --------------------
+ * bf16 = the upper 16 bits of an fp32, rounded to nearest even (NaN stays
+ * NaN). The CPU twins of the CUDA backend's mixed-precision GEMMs: the same
+ * bf16 products, fp32 sums in another order; plain threaded loops (a
+ * reference and small models, not faster than fp32). */
+void f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+/* out = inp @ W^T + b from bf16 inp [N,C] and W [OC,C]; writes out. */
+void matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *W, const float *b, int N,
+                         int C, int OC);
+/* dinp += dout @ W, dW += dout^T @ inp from bf16 dout, inp, W; db +=
+ * colsum(dout_f32) (db NULL or dout_f32 NULL: skipped; dinp, dW NULL:
+ * skipped). */
+void matmul_backward_bf16(float *dinp, float *dW, float *db, const uint16_t *dout, const float *dout_f32,
+                          const uint16_t *inp, const uint16_t *W, int N, int C, int OC);
+/* pre = inp @ W^T + b (bf16 operands), out = GELU(pre). */
+void matmul_gelu_forward_bf16(float *out, float *pre, const uint16_t *inp, const uint16_t *W, const float *b,
+                              int N, int C, int OC);
+
 /* ---- exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) ---------------------------- */
 void gelu_forward(float *out, const float *inp, size_t n);
 

@@ -49,6 +49,12 @@ struct encoder {
   float *g_res, *g_a, *g_b, *g_w1, *g_w2, *g_pool, *g_out;
   int32_t *ids;
   uint8_t *mask;
+  /* ENC_BF16: the GEMMs' bf16 working copy of the weight matrices [nparams]
+   * (refreshed from params by every forward) and scratch for a GEMM's
+   * input and output gradient in bf16 (cap_tokens·max(3d, d_ff) each, or
+   * the projection head's B·proj_dim if larger) */
+  int bf16;
+  uint16_t *wb, *xb, *gb16;
 
   /* the last forward */
   int B, T, train, have_fwd;
@@ -252,9 +258,32 @@ void encoder_destroy(encoder **enc) {
   free(e->la);
   dfree(e, e->ids);
   dfree(e, e->mask);
+  dfree(e, e->wb);
+  dfree(e, e->xb);
+  dfree(e, e->gb16);
   free(e);
   *enc = NULL;
 }
+
+int encoder_set_precision(encoder *e, int precision, foil_err *err) {
+  if (precision != ENC_FP32 && precision != ENC_BF16)
+    return foil_err_set(err, FOIL_EINVAL, "unknown encoder precision %d", precision);
+  if (precision == ENC_BF16 && !e->wb && !(e->wb = dalloc(e, e->nparams * sizeof(uint16_t))))
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a bf16 copy of %zu parameters", e->nparams);
+  if (precision == ENC_FP32) {
+    dfree(e, e->wb);
+    e->wb = NULL;
+  }
+  /* the GEMM scratch is sized with the activations: reallocate them */
+  dfree(e, e->xb);
+  dfree(e, e->gb16);
+  e->xb = e->gb16 = NULL;
+  e->cap_tokens = 0;
+  e->bf16 = precision == ENC_BF16;
+  return FOIL_OK;
+}
+
+int encoder_precision(const encoder *e) { return e->bf16 ? ENC_BF16 : ENC_FP32; }
 
 int encoder_backend(const encoder *e) { return e->cuda ? ENC_CUDA : ENC_CPU; }
 
@@ -286,6 +315,47 @@ static float *P(const encoder *e, float *buf, int id, int l) {
   const encoder_tensor *t = &e->t[id];
   int stacked = id >= ENC_LN1_W && id <= ENC_FC2_B; /* shape [L, ...] */
   return buf + t->offset + (stacked ? t->size / (size_t)t->shape[0] : 0) * (size_t)l;
+}
+
+/* ---- the linear layer in the encoder's precision -------------------------------- */
+
+/* W's bf16 working copy: the same offset in wb as W has in params */
+static const uint16_t *WB(const encoder *e, const float *W) { return e->wb + (W - e->params); }
+
+/* out = inp @ W^T + b (W, b in params). bf16: inp rounded into xb times
+ * W's working copy, fp32 accumulate (the tensor cores on CUDA). */
+static void linear_fwd(encoder *e, float *out, const float *inp, const float *W, const float *b, int N, int C,
+                       int OC) {
+  if (!e->bf16) {
+    KERN(e, matmul_forward, out, inp, W, b, N, C, OC);
+    return;
+  }
+  KERN(e, f32_to_bf16, e->xb, inp, (size_t)N * C);
+  KERN(e, matmul_forward_bf16, out, e->xb, WB(e, W), b, N, C, OC);
+}
+
+/* dinp += dout @ W, dW += dout^T @ inp, db += colsum(dout). bf16: dout and
+ * inp rounded (the forward's rounding of inp again: the same bits), W's
+ * working copy; the bias gradient from the fp32 dout. */
+static void linear_bwd(encoder *e, float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                       const float *W, int N, int C, int OC) {
+  if (!e->bf16) {
+    KERN(e, matmul_backward, dinp, dW, db, dout, inp, W, N, C, OC);
+    return;
+  }
+  KERN(e, f32_to_bf16, e->xb, inp, (size_t)N * C);
+  KERN(e, f32_to_bf16, e->gb16, dout, (size_t)N * OC);
+  KERN(e, matmul_backward_bf16, dinp, dW, db, e->gb16, dout, e->xb, WB(e, W), N, C, OC);
+}
+
+/* bf16: the working copy of the weight matrices from the fp32 masters
+ * (one pass over them; biases, LayerNorms and embeddings stay fp32). */
+static void refresh_working_copy(encoder *e) {
+  static const int mats[] = {ENC_QKV_W, ENC_ATTO_W, ENC_FC1_W, ENC_FC2_W, ENC_PROJ_W};
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+    const encoder_tensor *t = &e->t[mats[i]];
+    if (t->size) KERN(e, f32_to_bf16, e->wb + t->offset, e->params + t->offset, t->size);
+  }
 }
 
 /* Normal(0, std) from Philox via Box-Muller: element i of tensor id. */
@@ -335,7 +405,7 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
   size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
   int sets = train ? c->n_layers : 1;
   if (e->act_mem && N <= e->cap_tokens && natt <= e->cap_att &&
-      (size_t)B <= e->cap_B && sets <= e->cap_sets && (!train || e->cap_grad))
+      (size_t)B <= e->cap_B && sets <= e->cap_sets && (!train || e->cap_grad) && (!e->bf16 || e->xb))
     return FOIL_OK;
   /* Does not fit: reallocate for exactly this shape and mode (a training
    * run that evaluates now and then pays one reallocation per switch). */
@@ -393,6 +463,20 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
     TAKE(e->g_pool, nB * d); TAKE(e->g_out, nB * Pd);
   }
 #undef TAKE
+  if (e->bf16) {
+    dfree(e, e->xb);
+    dfree(e, e->gb16);
+    size_t nscr = N * wide > nB * Pd ? N * wide : nB * Pd; /* the projection head's dout too */
+    e->xb = dalloc(e, nscr * sizeof(uint16_t));
+    e->gb16 = dalloc(e, nscr * sizeof(uint16_t));
+    if (!e->xb || !e->gb16) {
+      dfree(e, e->xb);
+      dfree(e, e->gb16);
+      e->xb = e->gb16 = NULL;
+      e->cap_tokens = 0;
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory for bf16 scratch of %zu tokens", N);
+    }
+  }
   e->cap_tokens = N;
   e->cap_att = natt;
   e->cap_B = nB;
@@ -440,6 +524,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   const int N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
   const size_t Nd = (size_t)N * d;
   const float p = train ? c->dropout : 0.0f;
+  if (e->bf16) refresh_working_copy(e);
   /* dropout mask offsets of this slice within the whole batch */
   const uint64_t off_h = row0 * (uint64_t)T * d, off_a = row0 * (uint64_t)NH * T * T;
   float *W = e->params;
@@ -469,10 +554,10 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
                         P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
       ain = a->ln1;
     }
-    KERN(e, matmul_forward, a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
+    linear_fwd(e, a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
     KERN(e, attention_forward, a->atty, a->att, e->att_scratch, a->qkv, e->mask, B, T, d, NH, 0, p, seed,
                       stream_of(call, 1 + 3 * l), off_a);
-    KERN(e, matmul_forward, e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
+    linear_fwd(e, e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
     KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
     KERN(e, residual_forward, a->r1, x, e->tmp, Nd);
     const float *h;
@@ -485,9 +570,15 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
                         P(e, W, ENC_LN1_B, l), N, d, c->ln_eps);
       h = a->ln1;
     }
-    KERN(e, matmul_forward, a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
-    KERN(e, gelu_forward, a->gelu, a->fc1, (size_t)N * f);
-    KERN(e, matmul_forward, e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
+    if (e->bf16) { /* GELU fused after the GEMM */
+      KERN(e, f32_to_bf16, e->xb, h, (size_t)N * d);
+      KERN(e, matmul_gelu_forward_bf16, a->gelu, a->fc1, e->xb, WB(e, P(e, W, ENC_FC1_W, l)),
+           P(e, W, ENC_FC1_B, l), N, d, f);
+    } else {
+      linear_fwd(e, a->fc1, h, P(e, W, ENC_FC1_W, l), P(e, W, ENC_FC1_B, l), N, d, f);
+      KERN(e, gelu_forward, a->gelu, a->fc1, (size_t)N * f);
+    }
+    linear_fwd(e, e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
     KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
     if (c->pre_ln) {
       KERN(e, residual_forward, a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
@@ -507,7 +598,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   KERN(e, pool_forward, e->pooled, x, e->mask, B, T, d, c->pooling);
   const float *res = e->pooled;
   if (c->proj_dim > 0) {
-    KERN(e, matmul_forward, e->out, e->pooled, W + e->t[ENC_PROJ_W].offset, W + e->t[ENC_PROJ_B].offset,
+    linear_fwd(e, e->out, e->pooled, W + e->t[ENC_PROJ_W].offset, W + e->t[ENC_PROJ_B].offset,
                    B, d, c->proj_dim);
     res = e->out;
   }
@@ -540,7 +631,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   const float *dpool = demb;
   if (c->proj_dim > 0) {
     dzero(e, e->g_pool, (size_t)B * d * sizeof(float));
-    KERN(e, matmul_backward, e->g_pool, G + e->t[ENC_PROJ_W].offset, G + e->t[ENC_PROJ_B].offset, demb,
+    linear_bwd(e, e->g_pool, G + e->t[ENC_PROJ_W].offset, G + e->t[ENC_PROJ_B].offset, demb,
                     e->pooled, W + e->t[ENC_PROJ_W].offset, B, d, c->proj_dim);
     dpool = e->g_pool;
   }
@@ -576,7 +667,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     dzero(e, e->tmp, Nd * sizeof(float));
     KERN(e, dropout_backward, e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
     dzero(e, gw1, Nf * sizeof(float));
-    KERN(e, matmul_backward, gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
+    linear_bwd(e, gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
                     P(e, W, ENC_FC2_W, l), N, f, d);
     dzero(e, gw2, Nf * sizeof(float));
     KERN(e, gelu_backward, gw2, a->fc1, a->gelu, gw1, Nf);
@@ -585,13 +676,13 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     if (c->pre_ln) {
       /* h = LN2(r1): accumulate into d(r1) = d(r2) (the residual) */
       dzero(e, ga, Nd * sizeof(float));
-      KERN(e, matmul_backward, ga, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+      linear_bwd(e, ga, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
                       P(e, W, ENC_FC1_W, l), N, d, f);
       KERN(e, layernorm_backward, dh, P(e, G, ENC_LN2_W, l), P(e, G, ENC_LN2_B, l), ga, a->r1,
                          P(e, W, ENC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, d);
       dr1 = dh; /* dh started as d(r2), the residual path into r1 */
     } else {
-      KERN(e, matmul_backward, dh, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
+      linear_bwd(e, dh, P(e, G, ENC_FC1_W, l), P(e, G, ENC_FC1_B, l), gw2, h,
                       P(e, W, ENC_FC1_W, l), N, d, f);
       /* h = LN1(r1) */
       dzero(e, ga, Nd * sizeof(float));
@@ -606,19 +697,19 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     KERN(e, dropout_backward, e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
     float *datty = dr1 == ga ? gb : ga; /* whichever of ga/gb is free now */
     dzero(e, datty, Nd * sizeof(float));
-    KERN(e, matmul_backward, datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
+    linear_bwd(e, datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
                     P(e, W, ENC_ATTO_W, l), N, d, d);
     dzero(e, gw1, (size_t)N * 3 * d * sizeof(float));
     KERN(e, attention_backward, gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
                        stream_of(call, 1 + 3 * l), off_a);
     if (c->pre_ln) {
       dzero(e, datty, Nd * sizeof(float));
-      KERN(e, matmul_backward, datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
+      linear_bwd(e, datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
                       P(e, W, ENC_QKV_W, l), N, d, 3 * d);
       KERN(e, layernorm_backward, dx, P(e, G, ENC_LN1_W, l), P(e, G, ENC_LN1_B, l), datty, x,
                          P(e, W, ENC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, d);
     } else {
-      KERN(e, matmul_backward, dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
+      linear_bwd(e, dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
                       P(e, W, ENC_QKV_W, l), N, d, 3 * d);
     }
   }

@@ -138,6 +138,20 @@ int encoder_forward_rows(encoder *enc, const float **emb, const int32_t *ids,
 int encoder_backward(encoder *enc, const float *demb, foil_err *err);
 void encoder_zero_grads(encoder *enc);
 
+/* Precision of the GEMMs. ENC_FP32 (default): fp32 operands. ENC_BF16
+ * (mixed precision): every linear layer multiplies bf16-rounded inputs by
+ * a bf16 working copy of its weight matrix with fp32 accumulation (tensor
+ * cores on CUDA; kernels/cpu/bf16.c's reference loops on the CPU, no
+ * faster than fp32 there); parameters, gradients, optimizer state,
+ * LayerNorm, softmax and the loss stay fp32 (the working copy is
+ * refreshed from the fp32 masters by every forward, so an optimizer step
+ * needs no hook). Agrees with fp32 to bf16's 2^-8 relative per operand.
+ * Allocates the copy (2 bytes per parameter); activations are reallocated
+ * at the next forward. */
+enum { ENC_FP32 = 0, ENC_BF16 = 1 };
+int encoder_set_precision(encoder *enc, int precision, foil_err *err);
+int encoder_precision(const encoder *enc);
+
 /* Model FLOPs of one forward over B×T tokens (matmuls and attention, the
  * usual 2·m·n·k count); a training step is 3× this. */
 double encoder_forward_flops(const encoder_config *cfg, int B, int T);

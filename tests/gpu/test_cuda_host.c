@@ -1,7 +1,8 @@
 /* test_cuda_host.c — the CUDA backend's bit-level helpers, run on the host
  * (no GPU needed, so this is a `unit` test): the device code's Philox4x32-10
  * words and dropout decisions must be the CPU's (kernels/cpu/philox.h) bit
- * for bit, and its bf16 rounding must be round-to-nearest-even. The same
+ * for bit, and its bf16 rounding must be round-to-nearest-even, the CPU
+ * twin's (kernels/cpu/bf16.c) bit for bit. The same
  * inline functions are what the kernels run on the device. */
 #include "tests/gpu/gpu_test.h"
 
@@ -52,6 +53,17 @@ static void test_bf16(void) {
     same &= cuda_host_bf16(f) == bf16_of(f);
   }
   CHECK(same);
+  /* the CPU twin of cuda_f32_to_bf16 (kernels/cpu/bf16.c) rounds the same */
+  const size_t n = 50000;
+  float *x = randv(n, 3e4f);
+  uint16_t *h = malloc(sizeof(uint16_t) * n);
+  x[0] = NAN, x[1] = INFINITY, x[2] = -0.0f, x[3] = 1.00390625f, x[4] = 3.4e38f;
+  f32_to_bf16(h, x, n);
+  same = 1;
+  for (size_t i = 0; i < n; i++) same &= h[i] == cuda_host_bf16(x[i]);
+  CHECKF(same, "f32_to_bf16 (CPU) rounds as the device");
+  free(x);
+  free(h);
 }
 
 int main(void) {

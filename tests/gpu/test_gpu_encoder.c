@@ -4,7 +4,9 @@
  *
  *   - forward (training, dropout 0.1, padded rows; and inference) and the
  *     backward's gradients of every tensor, post-LN with a projection head
- *     and mean pooling, pre-LN with first-token pooling;
+ *     and mean pooling, pre-LN with first-token pooling; in fp32 and in
+ *     mixed precision (ENC_BF16: the tensor cores against the CPU's bf16
+ *     reference, tests/reference's post_bf16 case proving that one);
  *   - a GPU forward+backward run twice gives the same bits;
  *   - a batch encoded in two slices (forward_rows, GradCache) equals the
  *     one-shot batch;
@@ -14,7 +16,8 @@
  *     a MoCo queue) gives the same loss, accuracy, d/dscale and gradient,
  *     and a queue on the device holds the same keys after a wrap.
  *
- * Tolerances, per tensor: embeddings atol 1e-4 rtol 1e-3 (fp32 throughout;
+ * Tolerances, per tensor (bf16: 10x looser, see test_forward_backward):
+ * embeddings atol 1e-4 rtol 1e-3 (fp32 throughout;
  * cuBLAS sums the GEMMs in another order than OpenBLAS, ~1e-6 relative per
  * layer); gradients atol 1e-3·max|g| of the tensor, rtol 1e-3 (a wrong
  * argument to any kernel moves whole rows by O(max|g|)). Parameters after
@@ -73,8 +76,8 @@ static void pair_new(encoder **cpu, encoder **gpu, const encoder_config *c, uint
   free(a);
 }
 
-/* each tensor's gradient within atol 1e-3·max|g| + rtol 1e-3 */
-static void grads_close(const char *what, encoder *cpu, encoder *gpu) {
+/* each tensor's gradient within atol tol·max|g| + rtol tol */
+static void grads_close(const char *what, encoder *cpu, encoder *gpu, float tol) {
   foil_err err = {0};
   size_t n = encoder_num_params(cpu);
   float *g = malloc(n * sizeof(float));
@@ -87,21 +90,27 @@ static void grads_close(const char *what, encoder *cpu, encoder *gpu) {
     for (size_t j = 0; j < t[i].size; j++) mx = fmaxf(mx, fabsf(gc[t[i].offset + j]));
     char name[96];
     snprintf(name, sizeof name, "%s: grad %s", what, t[i].name);
-    close_enough(name, g + t[i].offset, gc + t[i].offset, t[i].size, 1e-3f * mx + 1e-12f, 1e-3f);
+    close_enough(name, g + t[i].offset, gc + t[i].offset, t[i].size, tol * mx + 1e-12f, tol);
   }
   free(g);
 }
 
-static void test_forward_backward(int pre_ln) {
+static void test_forward_backward(int pre_ln, int bf16) {
   foil_err err = {0};
   encoder_config c = small_cfg(pre_ln);
   encoder *cpu, *gpu;
   pair_new(&cpu, &gpu, &c, 5 + pre_ln);
+  if (bf16 && (encoder_set_precision(cpu, ENC_BF16, &err) || encoder_set_precision(gpu, ENC_BF16, &err)))
+    gpu_die("encoder_set_precision", &err);
+  /* bf16: both sides round their own fp32 activations and gradients, which
+   * differ in the last bits (summation order), so an element now and then
+   * rounds one bf16 step (2^-8) apart: 10x looser */
+  const float tol_e = bf16 ? 1e-3f : 1e-4f, rtol_e = bf16 ? 1e-2f : 1e-3f, tol_g = bf16 ? 1e-2f : 1e-3f;
   int32_t ids[B * T];
   uint8_t mask[B * T];
   make_batch(ids, mask, c.vocab);
   const int D = encoder_out_dim(cpu);
-  const char *what = pre_ln ? "pre-LN" : "post-LN";
+  const char *what = bf16 ? (pre_ln ? "pre-LN bf16" : "post-LN bf16") : (pre_ln ? "pre-LN" : "post-LN");
 
   for (int train = 0; train <= 1; train++) {
     const float *ec, *eg;
@@ -110,7 +119,7 @@ static void test_forward_backward(int pre_ln) {
     float *h = host_from(eg, sizeof(float) * B * D);
     char name[64];
     snprintf(name, sizeof name, "%s: embeddings (train %d)", what, train);
-    close_enough(name, h, ec, (size_t)B * D, 1e-4f, 1e-3f);
+    close_enough(name, h, ec, (size_t)B * D, tol_e, rtol_e);
     free(h);
   }
 
@@ -121,7 +130,7 @@ static void test_forward_backward(int pre_ln) {
   encoder_zero_grads(gpu);
   if (encoder_backward(cpu, demb, &err)) gpu_die("cpu backward", &err);
   if (encoder_backward(gpu, ddemb, &err)) gpu_die("gpu backward", &err);
-  grads_close(what, cpu, gpu);
+  grads_close(what, cpu, gpu, tol_g);
 
   /* the same again on the GPU: the same bits */
   size_t n = encoder_num_params(cpu);
@@ -301,13 +310,18 @@ static void test_loss_and_queue(void) {
   moco_queue_destroy(&qg);
 }
 
-static void test_forward_post_ln(void) { test_forward_backward(0); }
-static void test_forward_pre_ln(void) { test_forward_backward(1); }
+static void test_forward_post_ln(void) { test_forward_backward(0, 0); }
+static void test_forward_pre_ln(void) { test_forward_backward(1, 0); }
+static void test_forward_bf16(void) {
+  test_forward_backward(0, 1);
+  test_forward_backward(1, 1);
+}
 
 int main(void) {
   gpu_require();
   RUN(test_forward_post_ln);
   RUN(test_forward_pre_ln);
+  RUN(test_forward_bf16);
   RUN(test_training);
   RUN(test_loss_and_queue);
   cuda_shutdown();

@@ -19,7 +19,9 @@ all-gather all on the device):
     steps: fp32 on both, sums in other orders);
   - a GPU run stopped after its first checkpoint and resumed ends with the
     same bits as the uninterrupted GPU run (parameters, moments, queue);
-  - that checkpoint resumes on the CPU (the same file format either way).
+  - that checkpoint resumes on the CPU (the same file format either way);
+  - "precision": "bf16" (mixed precision) trains, its losses within 5% of
+    the fp32 run's; "bf16" without "cuda" is refused (unit.spec).
 """
 import json
 import os
@@ -91,7 +93,7 @@ def state(path):
         return out
 
 
-for name in ("gpu-refused", "a-cpu", "b-gpu", "c-gpu", "d-cpu"):
+for name in ("gpu-refused", "a-cpu", "b-gpu", "c-gpu", "d-cpu", "e-bf16"):
     shutil.rmtree(os.path.join(work, name), ignore_errors=True)
 
 r = run("gpu-refused", "gpu")
@@ -127,6 +129,11 @@ else:
         state(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % STEPS))
     same = sb.keys() == sc.keys() and all(np.array_equal(sb[k], sc[k]) for k in sb)
     check(same and len(sb) > 0, "and ends with the uninterrupted GPU run's bits (%d datasets)" % len(sb))
+    r = run("e-bf16", "cuda", precision="bf16")
+    le = losses("e-bf16") if r.returncode == 0 else []
+    check(r.returncode == 0 and len(le) == STEPS // 2 and all(np.isfinite(le)) and
+          np.allclose(le, lb, rtol=5e-2, atol=0),
+          "precision bf16 trains on the GPU, its losses within 5%% of fp32's: %s" % reason(r))
     os.makedirs(os.path.join(work, "d-cpu", "ckpt"))
     shutil.copy(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % EVERY), os.path.join(work, "d-cpu", "ckpt"))
     r = run("d-cpu", "cpu")

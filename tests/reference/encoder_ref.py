@@ -47,6 +47,12 @@ CASES = {
     "pre_queue": dict(n_layers=1, d_model=16, n_heads=2, d_ff=32, vocab=40, max_len=8,
                       proj_dim=8, pre_ln=1, pooling=0, ln_eps=1e-5, T=8, B=4, n_neg=0,
                       temperature=0.07, symmetric=0, max_grad_norm=0.0, queue=11),
+    # mixed precision (encoder_set_precision ENC_BF16): every linear layer
+    # multiplies bf16-rounded operands, its backward rounds the output
+    # gradient too (BfLinear below); post-LN with a projection head.
+    "post_bf16": dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, vocab=97, max_len=16,
+                      proj_dim=16, pre_ln=0, pooling=0, ln_eps=1e-12, T=12, B=4, n_neg=3,
+                      temperature=0.05, symmetric=1, max_grad_norm=1.0, bf16=1),
 }
 STEPS, LR, WD, B1, B2, EPS = 10, 2e-4, 0.01, 0.9, 0.999, 1e-8
 
@@ -83,10 +89,39 @@ def init_params(c, rng):
     return out
 
 
+def bf(t):
+    """float64 -> fp32 (foil's activations are fp32) -> bf16, nearest even, -> float64"""
+    return t.float().bfloat16().double()
+
+
+class BfLinear(torch.autograd.Function):
+    """x @ W^T + b on bf16-rounded x and W, fp32-exact products summed in
+    float64; the backward rounds the output gradient to bf16 for dx and dW,
+    the bias gradient sums it unrounded (kernels/cpu/bf16.c's contract)."""
+
+    @staticmethod
+    def forward(ctx, x, W, b):
+        xb, Wb = bf(x), bf(W)
+        ctx.save_for_backward(xb, Wb)
+        return xb @ Wb.T + b
+
+    @staticmethod
+    def backward(ctx, g):
+        xb, Wb = ctx.saved_tensors
+        gb = bf(g)
+        g2, x2 = gb.reshape(-1, gb.shape[-1]), xb.reshape(-1, xb.shape[-1])
+        return gb @ Wb, g2.T @ x2, g.reshape(-1, g.shape[-1]).sum(0)
+
+
 def encode(P, c, ids, mask):
     R, T = ids.shape
     d, NH = c["d_model"], c["n_heads"]
     hs = d // NH
+    if c.get("bf16"):
+        lin = BfLinear.apply
+    else:
+        def lin(x, W, b):
+            return x @ W.T + b
     ln = lambda x, w, b: F.layer_norm(x, (d,), w, b, c["ln_eps"])
     x = P["wte"][ids] + P["wpe"][:T]
     if not c["pre_ln"]:
@@ -94,17 +129,17 @@ def encode(P, c, ids, mask):
     keymask = mask.bool()[:, None, None, :]
     for l in range(c["n_layers"]):
         h = ln(x, P["ln1_w"][l], P["ln1_b"][l]) if c["pre_ln"] else x
-        qkv = h @ P["qkv_w"][l].T + P["qkv_b"][l]
+        qkv = lin(h, P["qkv_w"][l], P["qkv_b"][l])
         q, k, v = (t.reshape(R, T, NH, hs).transpose(1, 2) for t in qkv.split(d, dim=-1))
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
         a = torch.softmax(s.masked_fill(~keymask, float("-inf")), dim=-1)
         y = (a @ v).transpose(1, 2).reshape(R, T, d)
-        r1 = x + y @ P["atto_w"][l].T + P["atto_b"][l]
+        r1 = x + lin(y, P["atto_w"][l], P["atto_b"][l])
         if c["pre_ln"]:
             h2 = ln(r1, P["ln2_w"][l], P["ln2_b"][l])
         else:
             h2 = ln(r1, P["ln1_w"][l], P["ln1_b"][l])
-        ff = F.gelu(h2 @ P["fc1_w"][l].T + P["fc1_b"][l]) @ P["fc2_w"][l].T + P["fc2_b"][l]
+        ff = lin(F.gelu(lin(h2, P["fc1_w"][l], P["fc1_b"][l])), P["fc2_w"][l], P["fc2_b"][l])
         x = r1 + ff if c["pre_ln"] else ln(h2 + ff, P["ln2_w"][l], P["ln2_b"][l])
     if c["pre_ln"]:
         x = ln(x, P["lnf_w"], P["lnf_b"])
@@ -114,7 +149,7 @@ def encode(P, c, ids, mask):
     else:
         pooled = x[:, 0]
     if c["proj_dim"]:
-        pooled = pooled @ P["proj_w"].T + P["proj_b"]
+        pooled = lin(pooled, P["proj_w"], P["proj_b"])
     return pooled
 
 
@@ -163,6 +198,7 @@ def run_case(name, c, grp, seed):
     for k in ("ln_eps", "temperature", "max_grad_norm"):
         grp.attrs[k] = np.float64(c[k])
     grp.attrs["dcl"] = np.int32(c.get("dcl", 0))
+    grp.attrs["bf16"] = np.int32(c.get("bf16", 0))
     queue = None
     if c.get("queue"):
         qk = rng.standard_normal((c["queue"], c["proj_dim"] or c["d_model"]))

@@ -7,8 +7,18 @@
  *   - every parameter gradient:      rel. error <= 1e-4
  *   - the losses of 10 AdamW steps:  rel. error <= 1e-4 each
  *   - d loss / d(1/temperature):     rel. error <= 1e-4 (a learnable temperature)
- * Cases also cover DCL (positive out of the denominator) and a MoCo-style
- * queue of extra negative keys.
+ * Cases also cover DCL (positive out of the denominator), a MoCo-style
+ * queue of extra negative keys, and mixed precision (bf16 operands in every
+ * linear layer, ENC_BF16), where the reference rounds the same operands
+ * and the bounds are looser: 1e-4 forward, 2e-3 gradients, 1e-2 for the
+ * AdamW steps' losses. Each operand rounds to bf16 from foil's fp32 value
+ * and from torch's float64 value in the reference, which now and then land
+ * on either side of a rounding boundary (one bf16 step, 2^-8 relative, in
+ * that element): rare for activations (measured 4e-8 on the embeddings),
+ * more frequent for output gradients, whose fp32 values carry more
+ * relative error (cancellations in LayerNorm's backward; measured 7e-4),
+ * and AdamW's normalized steps carry those into the weights (5e-3 after
+ * 10 steps).
  * where rel. error of a tensor is ||foil - ref||_2 / ||ref||_2 (Frobenius
  * norm over the whole tensor) and of a scalar |foil - ref| / |ref|.
  * Usage: test_encoder_ref FILE.h5
@@ -93,12 +103,16 @@ static void run_case(hid_t file, const char *name) {
   int symmetric = (int)attr_d(g, "symmetric"), steps = (int)attr_d(g, "steps");
   float temp = (float)attr_d(g, "temperature");
   int dcl = (int)attr_d(g, "dcl");
+  const int bf16 = attr_d(g, "bf16") == 1.0;
+  /* bf16: see the header; its AdamW steps get 1e-2 */
+  const double tol_fwd = bf16 ? 1e-4 : 1e-5, tol_grad = bf16 ? 2e-3 : 1e-4, tol_steps = bf16 ? 1e-2 : 1e-4;
 
   foil_err err = {0};
   encoder *enc = NULL;
   loss *ls = NULL;
   optim *opt = NULL;
   int rc = encoder_new(&enc, &cfg, &err);
+  if (!rc && bf16) rc = encoder_set_precision(enc, ENC_BF16, &err);
   CHECKF(rc == 0, "%s: %s", name, err.msg);
   rc = rc ? rc : loss_new(&ls, &err);
   if (rc) goto done;
@@ -149,15 +163,15 @@ static void run_case(hid_t file, const char *name) {
   CHECKF(rc == 0, "%s", err.msg);
   if (rc) goto free_all;
   double e_emb = rel_err_f(emb, ref_emb, (size_t)R * D);
-  CHECKF(e_emb <= 1e-5, "%s: embeddings rel err %.3g > 1e-5", name, e_emb);
+  CHECKF(e_emb <= tol_fwd, "%s: embeddings rel err %.3g > %g", name, e_emb, tol_fwd);
   const loss_opts lo = {.temperature = temp, .symmetric = symmetric, .decoupled = dcl,
                         .queue = queue, .queue_n = queue ? (int)qd[0] : 0};
   rc = loss_infonce(ls, &lr, demb, emb, B, n_neg, D, &lo, NULL, &err);
   CHECKF(rc == 0, "%s", err.msg);
   double e_loss = fabs(lr.value - *ref_loss) / fabs(*ref_loss);
-  CHECKF(e_loss <= 1e-5, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, lr.value, *ref_loss, e_loss);
+  CHECKF(e_loss <= tol_fwd, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, lr.value, *ref_loss, e_loss);
   double e_ds = fabs(lr.dscale - *ref_dscale) / fabs(*ref_dscale);
-  CHECKF(e_ds <= 1e-4, "%s: dloss/dscale %.8g vs torch %.8g (rel %.3g)", name, lr.dscale,
+  CHECKF(e_ds <= tol_grad, "%s: dloss/dscale %.8g vs torch %.8g (rel %.3g)", name, lr.dscale,
          *ref_dscale, e_ds);
   rc = encoder_backward(enc, demb, &err);
   CHECKF(rc == 0, "%s", err.msg);
@@ -172,7 +186,7 @@ static void run_case(hid_t file, const char *name) {
     CHECKF(gr && n == t[i].size, "%s: %s missing", name, path);
     if (!gr) continue;
     double e = rel_err_f(encoder_grads(enc) + t[i].offset, gr, n);
-    CHECKF(e <= 1e-4, "%s: gradient of %s rel err %.3g > 1e-4", name, t[i].name, e);
+    CHECKF(e <= tol_grad, "%s: gradient of %s rel err %.3g > %g", name, t[i].name, e, tol_grad);
     if (e > worst) worst = e, worst_name = t[i].name;
     free(gr);
   }
@@ -197,7 +211,7 @@ static void run_case(hid_t file, const char *name) {
     CHECKF(rc == 0, "%s", err.msg);
     optim_step(opt, enc, lrate);
     double e = fabs(lr.value - ref_steps[s]) / fabs(ref_steps[s]);
-    CHECKF(e <= 1e-4, "%s: step %d loss %.8f vs torch %.8f (rel %.3g)", name, s, lr.value,
+    CHECKF(e <= tol_steps, "%s: step %d loss %.8f vs torch %.8f (rel %.3g)", name, s, lr.value,
            ref_steps[s], e);
     if (e > worst_step) worst_step = e;
   }

@@ -7,8 +7,10 @@
  *     thread count;
  *   - activations are allocated once per shape, not per step;
  *   - bad configs and inputs are refused with a message;
- *   - host copies of parameters and gradients; a CUDA encoder, optimizer,
- *     loss or queue refused with its reason where no CUDA backend is up.
+ *   - host copies of parameters and gradients; bf16 precision on and off
+ *     (PyTorch proves its numbers: reference.encoder's post_bf16); a CUDA
+ *     encoder, optimizer, loss or queue refused with its reason where no
+ *     CUDA backend is up.
  */
 #include <math.h>
 #include <stdint.h>
@@ -232,6 +234,31 @@ static void test_backends(void) {
   CHECK(encoder_get_grads(enc, a, &err) == 0 && a[0] == 5.0f);
   encoder_zero_grads(enc);
   CHECK(encoder_get_grads(enc, a, &err) == 0 && a[0] == 0.0f);
+  /* precision: bf16 changes the embeddings a little, fp32 again restores
+   * them bit for bit; an unknown precision is refused */
+  int32_t ids[R * T];
+  uint8_t mask[R * T];
+  batch(ids, mask, 9);
+  const int D = encoder_out_dim(enc);
+  float e32[R * 8], e16[R * 8];
+  const float *e;
+  CHECK(encoder_precision(enc) == ENC_FP32);
+  CHECK(encoder_forward(enc, &e, ids, mask, R, T, 1, 4, 2, &err) == 0);
+  memcpy(e32, e, sizeof(float) * R * D);
+  CHECK(encoder_set_precision(enc, ENC_BF16, &err) == 0 && encoder_precision(enc) == ENC_BF16);
+  CHECK(encoder_forward(enc, &e, ids, mask, R, T, 1, 4, 2, &err) == 0);
+  memcpy(e16, e, sizeof(float) * R * D);
+  float dmax = 0, emax = 0;
+  for (int i = 0; i < R * D; i++) dmax = fmaxf(dmax, fabsf(e16[i] - e32[i])), emax = fmaxf(emax, fabsf(e32[i]));
+  CHECKF(dmax > 0 && dmax < 0.05f * emax, "bf16 embeddings differ from fp32 by %g (max |e| %g)", dmax, emax);
+  float demb[R * 8];
+  for (int i = 0; i < R * D; i++) demb[i] = 0.01f * (float)(i % 7 - 3);
+  encoder_zero_grads(enc);
+  CHECK(encoder_backward(enc, demb, &err) == 0);
+  CHECK(encoder_set_precision(enc, ENC_FP32, &err) == 0);
+  CHECK(encoder_forward(enc, &e, ids, mask, R, T, 1, 4, 2, &err) == 0);
+  CHECK(memcmp(e, e32, sizeof(float) * R * D) == 0);
+  CHECK(encoder_set_precision(enc, 3, &err) == FOIL_EINVAL && strstr(err.msg, "precision"));
   encoder_destroy(&enc);
   free(a);
 

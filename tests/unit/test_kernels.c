@@ -13,6 +13,7 @@
  *  - the Philox RNG is a pure function of (seed, stream, offset), fill agrees
  *    with single draws, and its mean is sane;
  *  - reductions give the same bits on 1 and 2 threads;
+ *  - bf16 rounding (nearest even) and the bf16-operand linear layer;
  *  - edge cases (fully padded sequences, logits of 1e4) stay finite.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -331,6 +332,75 @@ static void test_matmul(void) {
  * around it, against a double reference, with lane and 4-row-block
  * remainders; a row's bits do not depend on the rows beside it nor on the
  * thread count. */
+/* The bf16-operand linear layer (kernels/cpu/bf16.c): rounding to nearest
+ * even, widening exact; forward, backward and the GELU-fused forward equal
+ * double-precision sums of the widened operands (fp32 accumulation: 1e-5
+ * relative to the sum of |terms|), and the backward accumulates. */
+static void test_matmul_bf16(void) {
+  enum { N = 5, C = 37, OC = 9 };
+  const float special[] = {1.0f, 1.00390625f, 1.01171875f, -2.0f, INFINITY, 3.4e38f, -0.0f};
+  const uint16_t bits[] = {0x3f80, 0x3f80, 0x3f82, 0xc000, 0x7f80, 0x7f80, 0x8000};
+  uint16_t h[7];
+  f32_to_bf16(h, special, 7);
+  for (int i = 0; i < 7; i++) CHECKF(h[i] == bits[i], "bf16(%g) = %#x, want %#x", special[i], h[i], bits[i]);
+  float nan = NAN, back;
+  f32_to_bf16(h, &nan, 1);
+  CHECK((h[0] & 0x7fc0) == 0x7fc0);
+  f32_to_bf16(h, &special[2], 1);
+  bf16_to_f32(&back, h, 1);
+  CHECK(back == 1.015625f); /* 0x3f82 */
+
+  float x[N * C], w[OC * C], b[OC], g[N * OC], xr[N * C], wr[OC * C], gr[N * OC];
+  uint16_t xh[N * C], wh[OC * C], gh[N * OC];
+  prng_seed(17);
+  fill(x, N * C, -2, 2); fill(w, OC * C, -1, 1); fill(b, OC, -1, 1); fill(g, N * OC, -1, 1);
+  f32_to_bf16(xh, x, N * C); f32_to_bf16(wh, w, OC * C); f32_to_bf16(gh, g, N * OC);
+  bf16_to_f32(xr, xh, N * C); bf16_to_f32(wr, wh, OC * C); bf16_to_f32(gr, gh, N * OC);
+  float out[N * OC], pre[N * OC], gel[N * OC], ref_gelu[N * OC];
+  double ref[N * OC], mag[N * OC];
+  matmul_forward_bf16(out, xh, wh, b, N, C, OC);
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < OC; o++) {
+      double s = b[o], m = fabs(b[o]);
+      for (int c = 0; c < C; c++) s += (double)xr[n * C + c] * wr[o * C + c], m += fabs((double)xr[n * C + c] * wr[o * C + c]);
+      ref[n * OC + o] = s, mag[n * OC + o] = m;
+    }
+  int ok = 1;
+  for (int i = 0; i < N * OC; i++) ok &= fabs(out[i] - ref[i]) <= 1e-5 * mag[i];
+  CHECKF(ok, "matmul_forward_bf16 = the widened operands' product");
+  matmul_gelu_forward_bf16(gel, pre, xh, wh, b, N, C, OC);
+  gelu_forward(ref_gelu, out, N * OC);
+  CHECK(memcmp(pre, out, sizeof pre) == 0 && memcmp(gel, ref_gelu, sizeof gel) == 0);
+
+  float dx[N * C], dw[OC * C], db[OC];
+  for (int pass = 1; pass <= 2; pass++) { /* the second pass checks += */
+    if (pass == 1) memset(dx, 0, sizeof dx), memset(dw, 0, sizeof dw), memset(db, 0, sizeof db);
+    matmul_backward_bf16(dx, dw, db, gh, g, xh, wh, N, C, OC);
+    ok = 1;
+    for (int n = 0; n < N; n++)
+      for (int c = 0; c < C; c++) {
+        double s = 0, m = 0;
+        for (int o = 0; o < OC; o++) s += (double)gr[n * OC + o] * wr[o * C + c], m += fabs((double)gr[n * OC + o] * wr[o * C + c]);
+        ok &= fabs(dx[n * C + c] - pass * s) <= 2e-5 * pass * m;
+      }
+    for (int o = 0; o < OC; o++)
+      for (int c = 0; c < C; c++) {
+        double s = 0, m = 0;
+        for (int n = 0; n < N; n++) s += (double)gr[n * OC + o] * xr[n * C + c], m += fabs((double)gr[n * OC + o] * xr[n * C + c]);
+        ok &= fabs(dw[o * C + c] - pass * s) <= 2e-5 * pass * m;
+      }
+    for (int o = 0; o < OC; o++) {
+      double s = 0, m = 0;
+      for (int n = 0; n < N; n++) s += g[n * OC + o], m += fabs(g[n * OC + o]);
+      ok &= fabs(db[o] - pass * s) <= 2e-5 * pass * m;
+    }
+    CHECKF(ok, "matmul_backward_bf16 pass %d: dinp, dW (bf16 dout), db (fp32 dout)", pass);
+  }
+  float keep = dx[0];
+  matmul_backward_bf16(NULL, NULL, NULL, gh, g, xh, wh, N, C, OC); /* all skipped */
+  CHECK(dx[0] == keep);
+}
+
 static void test_matmul_small_rows(void) {
   static const int shapes[][3] = {{1, 37, 9}, {2, 16, 4}, {7, 64, 13}, {12, 50, 8},
                                   {13, 40, 6}, {3, 300, 70}, {16, 33, 5}, {40, 96, 11},
@@ -1052,6 +1122,7 @@ int main(void) {
   RUN(test_crossentropy);
   RUN(test_infonce);
   RUN(test_infonce_queue_dcl);
+  RUN(test_matmul_bf16);
   RUN(test_sumsq);
   RUN(test_adamw);
   RUN(test_thread_determinism);

@@ -49,9 +49,9 @@ static void test_example_and_defaults(void) {
   CHECK(s.checkpoint_every_steps == 10 && s.checkpoint_keep_last == 2 && s.device == 0);
   spec_free(&s);
   const char *on_gpu = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},\"steps\":10,"
-                       "\"device\":\"cuda\"}";
+                       "\"device\":\"cuda\",\"precision\":\"bf16\"}";
   rc = spec_parse(&s, on_gpu, &err);
-  CHECKF(rc == 0 && s.device == 1, "device cuda: %s", err.msg);
+  CHECKF(rc == 0 && s.device == 1 && s.precision == 1, "device cuda, bf16: %s", err.msg);
   if (!rc) spec_free(&s);
 
   /* "job" is the scheduler's (cli/jobspec.h): accepted, ignored */
@@ -91,6 +91,10 @@ static void test_refusals(void) {
       {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,"
        "\"loss\":{\"kind\":\"causal_lm\"},\"device\":\"cuda\"}",
        "trains on CPU ranks"},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"bf16\"}",
+       "precision \"bf16\" needs device \"cuda\""},
+      {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"fp16\"}",
+       "precision has an unknown value (one of fp32 bf16)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     spec s;

@@ -868,6 +868,7 @@ static int job_setup(job *j, foil_err *err) {
     if ((rc = encoder_new_on(&j->enc, &s->model, ENC_CUDA, err)) ||
         (rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err)))
       return rc;
+    if (s->precision && (rc = encoder_set_precision(j->enc, ENC_BF16, err))) return rc;
   }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   const size_t np = encoder_num_params(j->enc);
@@ -880,6 +881,7 @@ static int job_setup(job *j, foil_err *err) {
     const float *p0 = encoder_params(j->gpu ? j->host_enc : j->enc);
     if ((rc = encoder_new_on(&j->key_enc, &s->model, dev, err)) || (rc = encoder_set_params(j->key_enc, p0, err)))
       return rc;
+    if (s->precision && (rc = encoder_set_precision(j->key_enc, ENC_BF16, err))) return rc;
     if (j->gpu && ((rc = encoder_new(&j->host_key, &s->model, err)) ||
                    (rc = encoder_set_params(j->host_key, p0, err))))
       return rc;
@@ -970,9 +972,9 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
           j.s.init_from, (long long)j.init_step, j.s.model.n_layers, j.s.model.d_model, j.s.model.max_len,
           j.s.seq_len);
   if (!rc)
-    logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s",
+    logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s%s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
-          encoder_num_params(j.enc), device_desc(&j));
+          encoder_num_params(j.enc), device_desc(&j), j.s.precision ? ", bf16 GEMMs" : "");
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
   if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */

@@ -102,7 +102,7 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   static const char *const top[] = {"kind", "name", "seed", "model", "data", "loss",
                                     "batch_per_rank", "micro_batch", "steps", "optimizer",
                                     "checkpoint", "eval", "log_every_steps", "threads",
-                                    "device", "refresh", "job", "init_from", NULL};
+                                    "device", "precision", "refresh", "job", "init_from", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "pretrain", 0);
   if (kind && strcmp(kind, "pretrain")) jspec_fail(&c, "kind must be \"pretrain\" for this job");
@@ -222,6 +222,11 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->device = jspec_choice(&c, root, "device", "device", 0, devices);
   if (!c.rc && s->device && dec)
     jspec_fail(&c, "device \"cuda\" trains encoders for now: a decoder (model.kind \"decoder\") trains on CPU ranks");
+  static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ENC_FP32, ENC_BF16 */
+  s->precision = jspec_choice(&c, root, "precision", "precision", 0, precisions);
+  if (!c.rc && s->precision && !s->device)
+    jspec_fail(&c, "precision \"bf16\" needs device \"cuda\" (the tensor cores; on CPU ranks bf16 is a slow "
+               "reference path)");
   s->negatives_check_every = (int64_t)jspec_number(&c, d, "negatives_check_every", "data.negatives_check_every",
                                                    (double)s->log_every_steps, 1, 1e12, 1, 0);
   if (!c.rc && s->negatives_bank) {
