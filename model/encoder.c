@@ -55,6 +55,9 @@ struct encoder {
    * the projection head's B·proj_dim if larger) */
   int bf16;
   uint16_t *wb, *xb, *gb16;
+  /* encoder_on_grads_ready's callback */
+  encoder_grads_ready ready;
+  void *ready_ctx;
 
   /* the last forward */
   int B, T, train, have_fwd;
@@ -284,6 +287,12 @@ int encoder_set_precision(encoder *e, int precision, foil_err *err) {
 }
 
 int encoder_precision(const encoder *e) { return e->bf16 ? ENC_BF16 : ENC_FP32; }
+
+void encoder_on_grads_ready(encoder *e, encoder_grads_ready fn, void *ctx) {
+  e->ready = fn;
+  e->ready_ctx = ctx;
+}
+
 
 int encoder_backend(const encoder *e) { return e->cuda ? ENC_CUDA : ENC_CPU; }
 
@@ -616,6 +625,20 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
 
 /* ---- backward ------------------------------------------------------------------- */
 
+/* The callback for tensors ids[0..n) (layer l's slice of the stacked ones,
+ * l ignored for the others), skipping absent tensors. */
+static int announce(encoder *e, const int *ids, int n, int l, foil_err *err) {
+  for (int i = 0; e->ready && i < n; i++) {
+    const encoder_tensor *t = &e->t[ids[i]];
+    if (!t->size) continue;
+    int stacked = ids[i] >= ENC_LN1_W && ids[i] <= ENC_FC2_B;
+    size_t len = stacked ? t->size / (size_t)t->shape[0] : t->size;
+    int rc = e->ready(e->ready_ctx, P(e, e->grads, ids[i], l), len, err);
+    if (rc) return rc;
+  }
+  return FOIL_OK;
+}
+
 int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   const encoder_config *c = &e->cfg;
   if (!e->have_fwd || !e->train)
@@ -647,6 +670,9 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   } else {
     KERN(e, pool_backward, gres, dpool, e->mask, B, T, d, c->pooling);
   }
+  static const int head[] = {ENC_PROJ_W, ENC_PROJ_B, ENC_LNF_W, ENC_LNF_B};
+  int rc = announce(e, head, 4, 0, err);
+  if (rc) return rc;
 
   /* layers, last to first; gres holds d(layer output) and becomes d(input) */
   for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -712,6 +738,9 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
       linear_bwd(e, dx, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, x,
                       P(e, W, ENC_QKV_W, l), N, d, 3 * d);
     }
+    static const int layer[] = {ENC_LN1_W, ENC_LN1_B, ENC_QKV_W, ENC_QKV_B, ENC_ATTO_W, ENC_ATTO_B,
+                                ENC_LN2_W, ENC_LN2_B, ENC_FC1_W, ENC_FC1_B, ENC_FC2_W, ENC_FC2_B};
+    if ((rc = announce(e, layer, 12, l, err))) return rc;
   }
 
   /* embeddings: resid0 = drop(src), src = emb_sum or LN(emb_sum) */
@@ -725,5 +754,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     dsum = gb;
   }
   KERN(e, embed_backward, G + e->t[ENC_WTE].offset, G + e->t[ENC_WPE].offset, dsum, e->ids, B, T, d);
+  static const int emb[] = {ENC_WTE, ENC_WPE, ENC_EMB_LN_W, ENC_EMB_LN_B};
+  if ((rc = announce(e, emb, 4, 0, err))) return rc;
   return dcheck(e, err);
 }

@@ -138,6 +138,19 @@ int encoder_forward_rows(encoder *enc, const float **emb, const int32_t *ids,
 int encoder_backward(encoder *enc, const float *demb, foil_err *err);
 void encoder_zero_grads(encoder *enc);
 
+/* Gradients ready early, for an all-reduce overlapped with the rest of the
+ * backward (GPU ranks' gradient buckets): while encoder_backward runs, fn
+ * gets each run of gradients as soon as no later part of that backward
+ * writes it — the projection head and final LayerNorm first, then every
+ * layer's slices of the stacked tensors (last layer first), then the
+ * embeddings and their LayerNorm; every parameter exactly once per
+ * backward (g points into encoder_grads; on CUDA after the kernels that
+ * write it were queued). A nonzero return stops the backward with it. fn
+ * NULL: none. With GradCache only the last slice's backward makes the
+ * gradients final: set fn for that one. */
+typedef int (*encoder_grads_ready)(void *ctx, float *g, size_t n, foil_err *err);
+void encoder_on_grads_ready(encoder *enc, encoder_grads_ready fn, void *ctx);
+
 /* Precision of the GEMMs. ENC_FP32 (default): fp32 operands. ENC_BF16
  * (mixed precision): every linear layer multiplies bf16-rounded inputs by
  * a bf16 working copy of its weight matrix with fp32 accumulation (tensor

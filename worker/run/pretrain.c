@@ -645,6 +645,12 @@ static int encode_chunks(job *j, const int32_t *ids, const uint8_t *mask, int ro
   return FOIL_OK;
 }
 
+/* encoder_on_grads_ready's callback on GPU ranks: one NCCL bucket */
+static int bucket_ready(void *ctx, float *g, size_t n, foil_err *err) {
+  job *j = ctx;
+  return comm_bucket_allreduce_mean(j->c, g, n, err);
+}
+
 static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *st, foil_err *err) {
   const spec *s = &j->s;
   const int B = bt->B, D = encoder_out_dim(j->enc), T = bt->T;
@@ -696,19 +702,29 @@ static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *
   }
   if (!rc) rc = loss_infonce(j->ls, &st->lr, j->demb, j->emb, B, nneg, D, &lo, &lc, err);
   /* backward through the query encoder: at once, or slice by slice after
-   * encoding each slice again (the same dropout masks) */
-  if (!rc && chunk >= qrows) rc = encoder_backward(j->enc, j->demb, err);
+   * encoding each slice again (the same dropout masks). GPU ranks (more
+   * than one) all-reduce each run of gradients in an NCCL bucket as soon
+   * as the last backward has made it final, while the rest of that
+   * backward runs; CPU ranks all-reduce everything once afterwards. */
+  const int overlap = j->gpu && j->world > 1;
+  if (!rc && chunk >= qrows) {
+    if (overlap) encoder_on_grads_ready(j->enc, bucket_ready, j);
+    rc = encoder_backward(j->enc, j->demb, err);
+  }
   for (int r0 = 0; !rc && chunk < qrows && r0 < qrows; r0 += chunk) {
     int n = qrows - r0 < chunk ? qrows - r0 : chunk;
     const float *emb;
     rc = encoder_forward_rows(j->enc, &emb, qids + (size_t)r0 * T, qmask + (size_t)r0 * T, n, T, 1,
                               s->seed, (uint64_t)step, (uint64_t)r0, err);
+    if (overlap && r0 + n >= qrows) encoder_on_grads_ready(j->enc, bucket_ready, j);
     if (!rc) rc = encoder_backward(j->enc, j->demb + (size_t)r0 * D, err);
   }
+  encoder_on_grads_ready(j->enc, NULL, NULL);
   free(ids2);
   free(m2);
+  if (!rc && overlap) rc = comm_bucket_finish(j->c, err); /* the optimizer waits for the buckets */
   if (rc) return rc;
-  if ((rc = comm_allreduce_mean(j->c, encoder_grads(j->enc), encoder_num_params(j->enc), err)))
+  if (!overlap && (rc = comm_allreduce_mean(j->c, encoder_grads(j->enc), encoder_num_params(j->enc), err)))
     return rc;
   st->grad_norm = optim_step(j->opt, j->enc, spec_lr_at(s, step));
   if (s->learnable_temperature) {
