@@ -53,6 +53,16 @@ static void test_example_and_defaults(void) {
   rc = spec_parse(&s, on_gpu, &err);
   CHECKF(rc == 0 && s.device == 1 && s.precision == 1, "device cuda, bf16: %s", err.msg);
   if (!rc) spec_free(&s);
+  /* the GPU example parses as GPU ranks in bf16 */
+  snprintf(path, sizeof path, "%s/examples/pretrain-wordnet-gpu.json", FOIL_SOURCE_DIR);
+  if ((json = slurp(path))) {
+    rc = spec_parse(&s, json, &err);
+    CHECKF(rc == 0 && s.device == 1 && s.precision == 1 && s.model.d_model == 384, "%s: %s", path, err.msg);
+    if (!rc) spec_free(&s);
+    free(json);
+  } else {
+    CHECKF(0, "cannot read %s", path);
+  }
 
   /* "job" is the scheduler's (cli/jobspec.h): accepted, ignored */
   const char *with_job = "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"d\"},"
