@@ -10,7 +10,7 @@
  *       batch, AdamW on fp32 masters writing bf16 working weights.
  *   bench_gpu model small|minilm|bert [STEPS] [fp32|bf16]
  *       the same configs through foil's own training path on a GPU rank:
- *       model/encoder.h's encoder on ENC_CUDA (fp32 GEMMs without TF32, or
+ *       model/encoder.h's encoder on DEVMEM_CUDA (fp32 GEMMs without TF32, or
  *       ENC_BF16's tensor-core GEMMs; dropout 0.1, mean pooling), the
  *       InfoNCE loss object (symmetric, in-batch negatives) and AdamW with
  *       clipping — what `foil-run pretrain` with "device": "cuda" (and
@@ -292,14 +292,14 @@ static void bench_model(const enc_cfg *c, int steps, int bf16, double peak) {
   encoder *e = NULL;
   optim *o = NULL;
   loss *l = NULL;
-  if (encoder_new_on(&e, &cfg, ENC_CUDA, &err)) die_err("encoder", &err);
+  if (encoder_new_on(&e, &cfg, DEVMEM_CUDA, &err)) die_err("encoder", &err);
   encoder_init(e, 1);
   if (bf16 && encoder_set_precision(e, ENC_BF16, &err)) die_err("precision", &err);
   optim_config oc;
   optim_config_default(&oc);
   oc.max_grad_norm = 1.0f;
-  if (optim_new_on(&o, encoder_num_params(e), &oc, ENC_CUDA, &err)) die_err("optimizer", &err);
-  if (loss_new_on(&l, ENC_CUDA, &err)) die_err("loss", &err);
+  if (optim_new_on(&o, encoder_num_params(e), &oc, DEVMEM_CUDA, &err)) die_err("optimizer", &err);
+  if (loss_new_on(&l, DEVMEM_CUDA, &err)) die_err("loss", &err);
   const int B = c->B, T = c->T, P = B / 2, D = c->C;
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T);
   uint8_t *mask = malloc((size_t)B * T);

@@ -3,7 +3,7 @@
  * One source for both backends: every kernel call goes through KERN, which
  * calls the kernels.h function on a CPU encoder and its cuda_ twin
  * (kernels/cuda/kernels_cuda.h, same arguments) on a CUDA one, and every
- * buffer operation through dalloc/dfree/dzero/dcopy. The forward and
+ * buffer through devmem.h on the encoder's backend. The forward and
  * backward are therefore the same sequence of calls on either backend. */
 #include "model/encoder.h"
 
@@ -12,12 +12,8 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#ifdef FOIL_HAVE_CUDA
-#include "kernels/cuda/kernels_cuda.h"
-#define KERN(e, fn, ...) ((e)->cuda ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
-#else
-#define KERN(e, fn, ...) fn(__VA_ARGS__)
-#endif
+
+#define KERN(e, fn, ...) DEVMEM_KERN((e)->backend, fn, __VA_ARGS__)
 
 /* Activations of one layer. In inference every layer uses set 0. */
 typedef struct {
@@ -31,7 +27,7 @@ typedef struct {
 
 struct encoder {
   encoder_config cfg;
-  int cuda; /* ENC_CUDA: every buffer below is device memory */
+  int backend; /* DEVMEM_CUDA: every buffer below is device memory */
   encoder_tensor t[ENC_NTENSORS];
   size_t nparams;
   float *params, *grads;
@@ -69,76 +65,11 @@ struct encoder {
 
 /* ---- buffers on the encoder's backend ------------------------------------------ */
 
-/* Zeroed buffer of `bytes` on the backend, NULL when out of memory. */
-static void *dalloc(const encoder *e, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) {
-    void *p = NULL;
-    if (cuda_malloc(&p, bytes, NULL) || cuda_memset0(p, bytes, NULL)) {
-      cuda_free(p);
-      return NULL;
-    }
-    return p;
-  }
-#endif
-  (void)e;
-  return calloc(bytes ? bytes : 1, 1);
-}
-static void dfree(const encoder *e, void *p) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) {
-    cuda_free(p);
-    return;
-  }
-#endif
-  (void)e;
-  free(p);
-}
-/* Asynchronous on the CUDA stream; a failure shows at the cuda_check that
- * ends each forward and backward. */
-static void dzero(const encoder *e, void *p, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) {
-    cuda_memset0(p, bytes, NULL);
-    return;
-  }
-#endif
-  memset(p, 0, bytes);
-}
+static void *dalloc(const encoder *e, size_t bytes) { return devmem_alloc(e->backend, bytes); }
+static void dfree(const encoder *e, void *p) { devmem_free(e->backend, p); }
+static void dzero(const encoder *e, void *p, size_t bytes) { devmem_zero(e->backend, p, bytes); }
 static void dcopy(const encoder *e, void *dst, const void *src, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) {
-    cuda_copy(dst, src, bytes, NULL);
-    return;
-  }
-#endif
-  memcpy(dst, src, bytes);
-}
-/* Host memory into the backend's buffer (synchronous). */
-static int dput(const encoder *e, void *dst, const void *src, size_t bytes, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) return cuda_upload(dst, src, bytes, err);
-#endif
-  (void)err;
-  memcpy(dst, src, bytes);
-  return FOIL_OK;
-}
-static int dget(const encoder *e, void *dst, const void *src, size_t bytes, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) return cuda_download(dst, src, bytes, err);
-#endif
-  (void)err;
-  memcpy(dst, src, bytes);
-  return FOIL_OK;
-}
-/* The backend's verdict on the calls since the last check. */
-static int dcheck(const encoder *e, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  if (e->cuda) return cuda_check(err);
-#endif
-  (void)e;
-  (void)err;
-  return FOIL_OK;
+  devmem_copy(e->backend, dst, src, bytes);
 }
 
 /* ---- config --------------------------------------------------------------- */
@@ -219,34 +150,26 @@ static void layout(encoder *e) {
 }
 
 int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err) {
-  return encoder_new_on(out, cfg, ENC_CPU, err);
+  return encoder_new_on(out, cfg, DEVMEM_CPU, err);
 }
 
 int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_err *err) {
   *out = NULL;
   int rc = encoder_config_check(cfg, err);
   if (rc) return rc;
-  if (backend != ENC_CPU && backend != ENC_CUDA)
-    return foil_err_set(err, FOIL_EINVAL, "unknown encoder backend %d", backend);
-#ifdef FOIL_HAVE_CUDA
-  if (backend == ENC_CUDA && cuda_device() < 0)
-    return foil_err_set(err, FOIL_EPRECOND, "a CUDA encoder needs the CUDA backend initialized (cuda_init)");
-#else
-  if (backend == ENC_CUDA)
-    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
-#endif
+  if ((rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA encoder" : "an encoder", err))) return rc;
   encoder *e = calloc(1, sizeof *e);
   if (!e) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the encoder");
   e->cfg = *cfg;
-  e->cuda = backend == ENC_CUDA;
+  e->backend = backend;
   layout(e);
   e->params = dalloc(e, e->nparams * sizeof(float));
   e->grads = dalloc(e, e->nparams * sizeof(float));
   if (!e->params || !e->grads) {
     size_t n = e->nparams;
-    int cuda = e->cuda;
     encoder_destroy(&e);
-    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters", cuda ? "device" : "host", n);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters",
+                        backend == DEVMEM_CUDA ? "device" : "host", n);
   }
   *out = e;
   return FOIL_OK;
@@ -294,19 +217,19 @@ void encoder_on_grads_ready(encoder *e, encoder_grads_ready fn, void *ctx) {
 }
 
 
-int encoder_backend(const encoder *e) { return e->cuda ? ENC_CUDA : ENC_CPU; }
+int encoder_backend(const encoder *e) { return e->backend; }
 
 int encoder_set_params(encoder *e, const float *host, foil_err *err) {
-  return dput(e, e->params, host, e->nparams * sizeof(float), err);
+  return devmem_put(e->backend, e->params, host, e->nparams * sizeof(float), err);
 }
 int encoder_get_params(const encoder *e, float *host, foil_err *err) {
-  return dget(e, host, e->params, e->nparams * sizeof(float), err);
+  return devmem_get(e->backend, host, e->params, e->nparams * sizeof(float), err);
 }
 int encoder_get_grads(const encoder *e, float *host, foil_err *err) {
-  return dget(e, host, e->grads, e->nparams * sizeof(float), err);
+  return devmem_get(e->backend, host, e->grads, e->nparams * sizeof(float), err);
 }
 int encoder_copy_out(const encoder *e, float *host, const float *src, size_t n, foil_err *err) {
-  return dget(e, host, src, n * sizeof(float), err);
+  return devmem_get(e->backend, host, src, n * sizeof(float), err);
 }
 
 const encoder_config *encoder_cfg(const encoder *e) { return &e->cfg; }
@@ -386,7 +309,7 @@ static void init_into(const encoder *e, float *P, uint64_t seed) {
 }
 
 void encoder_init(encoder *e, uint64_t seed) {
-  if (!e->cuda) {
+  if (e->backend == DEVMEM_CPU) {
     init_into(e, e->params, seed);
     return;
   }
@@ -537,8 +460,8 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   /* dropout mask offsets of this slice within the whole batch */
   const uint64_t off_h = row0 * (uint64_t)T * d, off_a = row0 * (uint64_t)NH * T * T;
   float *W = e->params;
-  if ((rc = dput(e, e->ids, ids, (size_t)N * sizeof(int32_t), err)) ||
-      (rc = dput(e, e->mask, mask, (size_t)N, err)))
+  if ((rc = devmem_put(e->backend, e->ids, ids, (size_t)N * sizeof(int32_t), err)) ||
+      (rc = devmem_put(e->backend, e->mask, mask, (size_t)N, err)))
     return rc;
 
   KERN(e, embed_forward, e->emb_sum, e->ids, W + e->t[ENC_WTE].offset, W + e->t[ENC_WPE].offset, B, T, d);
@@ -611,7 +534,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
                    B, d, c->proj_dim);
     res = e->out;
   }
-  if ((rc = dcheck(e, err))) return rc;
+  if ((rc = devmem_check(e->backend, err))) return rc;
   e->B = B;
   e->T = T;
   e->train = train;
@@ -756,5 +679,5 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   KERN(e, embed_backward, G + e->t[ENC_WTE].offset, G + e->t[ENC_WPE].offset, dsum, e->ids, B, T, d);
   static const int emb[] = {ENC_WTE, ENC_WPE, ENC_EMB_LN_W, ENC_EMB_LN_B};
   if ((rc = announce(e, emb, 4, 0, err))) return rc;
-  return dcheck(e, err);
+  return devmem_check(e->backend, err);
 }

@@ -18,7 +18,7 @@
  *
  * Backends: an encoder lives on the CPU (encoder_new) or, in a build with
  * CUDA, on the GPU this process's CUDA backend drives (encoder_new_on with
- * ENC_CUDA, after cuda_init of kernels/cuda/kernels_cuda.h). A CUDA
+ * DEVMEM_CUDA, after cuda_init of kernels/cuda/kernels_cuda.h). A CUDA
  * encoder's parameters, gradients and activations are device memory:
  * encoder_params/encoder_grads return DEVICE pointers, forward returns
  * device embeddings and backward takes device gradients; ids and mask stay
@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/devmem.h" /* backends: DEVMEM_CPU, DEVMEM_CUDA */
 
 typedef struct {
   int n_layers;      /* L */
@@ -84,8 +85,7 @@ int encoder_config_check(const encoder_config *cfg, foil_err *err);
 
 /* Allocates parameters and gradients (zeroed) on the CPU. */
 int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err);
-enum { ENC_CPU = 0, ENC_CUDA = 1 };
-/* The same on a backend. ENC_CUDA: FOIL_EUNAVAIL in a build without CUDA,
+/* The same on a backend. DEVMEM_CUDA: FOIL_EUNAVAIL in a build without CUDA,
  * FOIL_EPRECOND before cuda_init, FOIL_ENOMEM when the device is full. */
 int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_err *err);
 void encoder_destroy(encoder **enc);

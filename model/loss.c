@@ -8,16 +8,12 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "model/encoder.h" /* ENC_CPU, ENC_CUDA */
-#ifdef FOIL_HAVE_CUDA
-#include "kernels/cuda/kernels_cuda.h"
-#define KERN(l, fn, ...) ((l)->cuda ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
-#else
-#define KERN(l, fn, ...) fn(__VA_ARGS__)
-#endif
+#include "model/devmem.h"
+
+#define KERN(l, fn, ...) DEVMEM_KERN((l)->backend, fn, __VA_ARGS__)
 
 struct loss {
-  int cuda;                    /* every buffer below is device memory */
+  int backend;                 /* DEVMEM_CUDA: every buffer below is device memory */
   size_t cap_local, cap_global, cap_probs, cap_labels;
   float *unit, *norm, *dunit;  /* local rows: [rows, D], [rows], [rows, D] */
   float *all, *dall, *dsum;    /* gathered rows [W·rows, D], their grads, reduce-scatter out */
@@ -28,66 +24,23 @@ struct loss {
   float *stats;         /* [2] loss and accuracy, for the all-reduce (CUDA) */
 };
 
-int loss_new(loss **out, foil_err *err) { return loss_new_on(out, ENC_CPU, err); }
+int loss_new(loss **out, foil_err *err) { return loss_new_on(out, DEVMEM_CPU, err); }
 
 int loss_new_on(loss **out, int backend, foil_err *err) {
   *out = NULL;
-  if (backend != ENC_CPU && backend != ENC_CUDA)
-    return foil_err_set(err, FOIL_EINVAL, "unknown loss backend %d", backend);
-#ifdef FOIL_HAVE_CUDA
-  if (backend == ENC_CUDA && cuda_device() < 0)
-    return foil_err_set(err, FOIL_EPRECOND, "a CUDA loss needs the CUDA backend initialized (cuda_init)");
-#else
-  if (backend == ENC_CUDA)
-    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
-#endif
+  int rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA loss" : "a loss", err);
+  if (rc) return rc;
   loss *l = calloc(1, sizeof(loss));
   if (!l) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the loss");
-  l->cuda = backend == ENC_CUDA;
+  l->backend = backend;
   *out = l;
   return FOIL_OK;
 }
 
-/* ---- buffers on the backend --------------------------------------------------- */
-
-static void *dalloc(const loss *l, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (l->cuda) {
-    void *p = NULL;
-    return cuda_malloc(&p, bytes, NULL) ? NULL : p;
-  }
-#endif
-  (void)l;
-  return malloc(bytes ? bytes : 1);
-}
-static void dfree(const loss *l, void *p) {
-#ifdef FOIL_HAVE_CUDA
-  if (l->cuda) {
-    cuda_free(p);
-    return;
-  }
-#endif
-  (void)l;
-  free(p);
-}
-static void dzero(const loss *l, void *p, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (l->cuda) {
-    cuda_memset0(p, bytes, NULL);
-    return;
-  }
-#endif
-  memset(p, 0, bytes);
-}
-static void dcopy(const loss *l, void *dst, const void *src, size_t bytes) {
-#ifdef FOIL_HAVE_CUDA
-  if (l->cuda) {
-    cuda_copy(dst, src, bytes, NULL);
-    return;
-  }
-#endif
-  memcpy(dst, src, bytes);
-}
+static void *dalloc(const loss *l, size_t bytes) { return devmem_alloc(l->backend, bytes); }
+static void dfree(const loss *l, void *p) { devmem_free(l->backend, p); }
+static void dzero(const loss *l, void *p, size_t bytes) { devmem_zero(l->backend, p, bytes); }
+static void dcopy(const loss *l, void *dst, const void *src, size_t bytes) { devmem_copy(l->backend, dst, src, bytes); }
 
 static void free_buffers(loss *l) {
   float **bufs[] = {&l->unit, &l->norm, &l->dunit, &l->all, &l->dall, &l->dsum,
@@ -140,7 +93,7 @@ static int reserve(loss *l, size_t local, size_t global, size_t nprobs, size_t n
       !l->kall || !l->dqall || !l->dkall || !l->probs || !l->labels || !l->labels_host || !l->stats) {
     free_buffers(l);
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a loss over %zu floats",
-                        l->cuda ? "device" : "host", global);
+                        l->backend == DEVMEM_CUDA ? "device" : "host", global);
   }
   l->cap_local = local;
   l->cap_global = global;
@@ -198,12 +151,7 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
   float *dqall = W > 1 ? l->dqall : dq, *dkall = W > 1 ? l->dkall : dp;
 
   for (int i = 0; i < B; i++) l->labels_host[i] = rank * B + i;
-  if (!l->cuda)
-    memcpy(l->labels, l->labels_host, (size_t)B * sizeof(int32_t));
-#ifdef FOIL_HAVE_CUDA
-  else if ((rc = cuda_upload(l->labels, l->labels_host, (size_t)B * sizeof(int32_t), err)))
-    return rc;
-#endif
+  if ((rc = devmem_put(l->backend, l->labels, l->labels_host, (size_t)B * sizeof(int32_t), err))) return rc;
   float dscale = 0.0f;
   int right = 0;
   /* local queries -> all keys (loss and `right` come back to the host) */
@@ -238,15 +186,12 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
   KERN(l, l2norm_backward, demb, l->dunit, l->unit, l->norm, rows, D);
 
   float stats[2] = {value, (float)right / (float)B};
-  if (W > 1 && !l->cuda && (rc = comm->allreduce_mean(comm->ctx, stats, 2, err))) return rc;
-#ifdef FOIL_HAVE_CUDA
-  if (l->cuda) {
-    /* the collectives of a GPU rank take device buffers */
-    if ((rc = cuda_upload(l->stats, stats, sizeof stats, err))) return rc;
-    if (W > 1 && (rc = comm->allreduce_mean(comm->ctx, l->stats, 2, err))) return rc;
-    if ((rc = cuda_download(stats, l->stats, sizeof stats, err))) return rc;
+  if (W > 1) { /* on the backend's memory: a GPU rank's collectives take device buffers */
+    if ((rc = devmem_put(l->backend, l->stats, stats, sizeof stats, err)) ||
+        (rc = comm->allreduce_mean(comm->ctx, l->stats, 2, err)) ||
+        (rc = devmem_get(l->backend, stats, l->stats, sizeof stats, err)))
+      return rc;
   }
-#endif
   res->value = stats[0];
   res->accuracy = stats[1];
   res->dscale = dscale;

@@ -24,7 +24,7 @@
  * A loss object owns scratch buffers sized to the largest batch seen; it
  * allocates only when a batch grows. Free with loss_destroy(&l).
  *
- * Backends (encoder.h): loss_new_on(.., ENC_CUDA, ..) keeps its buffers on
+ * Backends (encoder.h): loss_new_on(.., DEVMEM_CUDA, ..) keeps its buffers on
  * the GPU and runs the cuda_ twins; then emb, demb and opts->queue are
  * DEVICE memory and the loss_comm callbacks get device buffers (NCCL, as
  * worker/run/comm.h does on GPU ranks). The result stays on the host.
@@ -52,7 +52,7 @@ typedef struct {
 } loss_comm;
 
 int loss_new(loss **out, foil_err *err);
-/* backend ENC_CPU or ENC_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
+/* backend DEVMEM_CPU or DEVMEM_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
 int loss_new_on(loss **out, int backend, foil_err *err);
 void loss_destroy(loss **l);
 

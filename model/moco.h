@@ -10,7 +10,7 @@
  * larger than K keeps its last K keys. Rows beyond `fill` are not yet keys;
  * moco_queue_keys hands the loss only the filled rows.
  * Ownership: moco_queue_new allocates K·D floats; moco_queue_destroy(&q).
- * On a CUDA backend (moco_queue_new_on with ENC_CUDA, encoder.h) the keys
+ * On a CUDA backend (moco_queue_new_on with DEVMEM_CUDA, encoder.h) the keys
  * live on the device: push takes device rows, moco_queue_keys returns a
  * device pointer, and the queue never crosses to the host.
  */
@@ -27,11 +27,11 @@ typedef struct {
   int64_t K, D;
   int64_t ptr;  /* next row to write */
   int64_t fill; /* rows holding keys, <= K */
-  int cuda;     /* keys are device memory */
+  int backend;  /* DEVMEM_CUDA: keys are device memory */
 } moco_queue;
 
 int moco_queue_new(moco_queue **out, int64_t K, int64_t D, foil_err *err);
-/* backend ENC_CPU or ENC_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
+/* backend DEVMEM_CPU or DEVMEM_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
 int moco_queue_new_on(moco_queue **out, int64_t K, int64_t D, int backend, foil_err *err);
 void moco_queue_destroy(moco_queue **q);
 /* Appends n keys [n, D] (ring order). O(n·D). */

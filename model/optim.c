@@ -5,12 +5,9 @@
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
-#ifdef FOIL_HAVE_CUDA
-#include "kernels/cuda/kernels_cuda.h"
-#define KERN(o, fn, ...) ((o)->cuda ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
-#else
-#define KERN(o, fn, ...) fn(__VA_ARGS__)
-#endif
+#include "model/devmem.h"
+
+#define KERN(o, fn, ...) DEVMEM_KERN((o)->backend, fn, __VA_ARGS__)
 
 void optim_config_default(optim_config *c) {
   c->lr = 1e-3f;
@@ -22,56 +19,23 @@ void optim_config_default(optim_config *c) {
 }
 
 int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err) {
-  return optim_new_on(out, n, cfg, ENC_CPU, err);
-}
-
-/* n zeroed floats on the backend, NULL when out of memory */
-static float *state_alloc(int cuda, size_t n) {
-#ifdef FOIL_HAVE_CUDA
-  if (cuda) {
-    void *p = NULL;
-    if (cuda_malloc(&p, n * sizeof(float), NULL) || cuda_memset0(p, n * sizeof(float), NULL)) {
-      cuda_free(p);
-      return NULL;
-    }
-    return p;
-  }
-#endif
-  (void)cuda;
-  return calloc(n ? n : 1, sizeof(float));
-}
-static void state_free(int cuda, float *p) {
-#ifdef FOIL_HAVE_CUDA
-  if (cuda) {
-    cuda_free(p);
-    return;
-  }
-#endif
-  (void)cuda;
-  free(p);
+  return optim_new_on(out, n, cfg, DEVMEM_CPU, err);
 }
 
 int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, foil_err *err) {
   *out = NULL;
-#ifdef FOIL_HAVE_CUDA
-  if (backend == ENC_CUDA && cuda_device() < 0)
-    return foil_err_set(err, FOIL_EPRECOND, "a CUDA optimizer needs the CUDA backend initialized (cuda_init)");
-#else
-  if (backend == ENC_CUDA)
-    return foil_err_set(err, FOIL_EUNAVAIL, "this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)");
-#endif
-  if (backend != ENC_CPU && backend != ENC_CUDA)
-    return foil_err_set(err, FOIL_EINVAL, "unknown optimizer backend %d", backend);
+  int rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA optimizer" : "an optimizer", err);
+  if (rc) return rc;
   optim *o = calloc(1, sizeof *o);
   if (o) {
-    o->cuda = backend == ENC_CUDA;
-    o->m = state_alloc(o->cuda, n);
-    o->v = state_alloc(o->cuda, n);
+    o->backend = backend;
+    o->m = devmem_alloc(backend, n * sizeof(float));
+    o->v = devmem_alloc(backend, n * sizeof(float));
   }
   if (!o || !o->m || !o->v) {
     optim_destroy(&o);
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for optimizer state of %zu floats",
-                        backend == ENC_CUDA ? "device" : "host", 2 * n);
+                        backend == DEVMEM_CUDA ? "device" : "host", 2 * n);
   }
   o->n = n;
   o->cfg = *cfg;
@@ -81,8 +45,8 @@ int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, fo
 
 void optim_destroy(optim **op) {
   if (!op || !*op) return;
-  state_free((*op)->cuda, (*op)->m);
-  state_free((*op)->cuda, (*op)->v);
+  devmem_free((*op)->backend, (*op)->m);
+  devmem_free((*op)->backend, (*op)->v);
   free(*op);
   *op = NULL;
 }

@@ -7,7 +7,7 @@
  * parameters' layout and are part of a checkpoint.
  * Ownership: optim_new allocates 2×n floats; free with optim_destroy(&o).
  *
- * Backends: optim_new_on(.., ENC_CUDA, ..) keeps m and v in device memory
+ * Backends: optim_new_on(.., DEVMEM_CUDA, ..) keeps m and v in device memory
  * (encoder.h's backends) and steps DEVICE parameter and gradient buffers
  * with the cuda_ twins of sumsq, scale_inplace and adamw_update; the
  * norm it returns is on the host (one synchronization per step).
@@ -30,15 +30,15 @@ typedef struct {
 
 typedef struct {
   size_t n;
-  float *m, *v; /* device memory when cuda */
-  int cuda;
+  float *m, *v; /* on the backend (device memory on DEVMEM_CUDA) */
+  int backend;
   int t; /* steps taken */
   optim_config cfg;
 } optim;
 
 void optim_config_default(optim_config *cfg);
 int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err);
-/* backend: ENC_CPU or ENC_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
+/* backend: DEVMEM_CPU or DEVMEM_CUDA (FOIL_EUNAVAIL without CUDA; cuda_init first) */
 int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, foil_err *err);
 void optim_destroy(optim **o);
 

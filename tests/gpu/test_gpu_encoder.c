@@ -1,5 +1,5 @@
 /* test_gpu_encoder.c — the encoder, the optimizer and the MoCo update on a
- * CUDA backend (model/encoder.h ENC_CUDA) against the same objects on the
+ * CUDA backend (model/encoder.h DEVMEM_CUDA) against the same objects on the
  * CPU, from the same parameters and inputs.
  *
  *   - forward (training, dropout 0.1, padded rows; and inference) and the
@@ -65,8 +65,8 @@ static encoder_config small_cfg(int pre_ln) {
 static void pair_new(encoder **cpu, encoder **gpu, const encoder_config *c, uint64_t seed) {
   foil_err err = {0};
   if (encoder_new(cpu, c, &err)) gpu_die("encoder_new", &err);
-  if (encoder_new_on(gpu, c, ENC_CUDA, &err)) gpu_die("encoder_new_on(CUDA)", &err);
-  CHECK(encoder_backend(*gpu) == ENC_CUDA && encoder_backend(*cpu) == ENC_CPU);
+  if (encoder_new_on(gpu, c, DEVMEM_CUDA, &err)) gpu_die("encoder_new_on(CUDA)", &err);
+  CHECK(encoder_backend(*gpu) == DEVMEM_CUDA && encoder_backend(*cpu) == DEVMEM_CPU);
   encoder_init(*cpu, seed);
   encoder_init(*gpu, seed); /* the same draws, uploaded */
   size_t n = encoder_num_params(*cpu);
@@ -204,7 +204,7 @@ static void test_training(void) {
   oc.max_grad_norm = 1.0f;
   optim *oc_cpu, *oc_gpu;
   size_t n = encoder_num_params(cpu);
-  if (optim_new(&oc_cpu, n, &oc, &err) || optim_new_on(&oc_gpu, n, &oc, ENC_CUDA, &err)) gpu_die("optim_new", &err);
+  if (optim_new(&oc_cpu, n, &oc, &err) || optim_new_on(&oc_gpu, n, &oc, DEVMEM_CUDA, &err)) gpu_die("optim_new", &err);
   int32_t ids[B * T], labels[B / 2];
   uint8_t mask[B * T];
   make_batch(ids, mask, c.vocab);
@@ -225,7 +225,7 @@ static void test_training(void) {
   for (size_t i = 0; i < n; i++) loose += fabsf(p[i] - pc[i]) > 1e-6f + 1e-4f * fabsf(pc[i]);
   close_enough("params after 3 AdamW steps (Adam's per-step bound)", p, pc, n, 3 * 1e-3f * 1.01f + 1e-6f, 0);
   CHECKF(loose <= n / 1000, "params after 3 steps: %zu of %zu beyond atol 1e-6 rtol 1e-4", loose, n);
-  CHECK(oc_gpu->t == 3 && oc_gpu->cuda == 1);
+  CHECK(oc_gpu->t == 3 && oc_gpu->backend == DEVMEM_CUDA);
 
   /* MoCo: key = 0.99·key + 0.01·query on both */
   moco_momentum_update(kc, cpu, 0.99f);
@@ -256,7 +256,7 @@ static void test_loss_and_queue(void) {
   enum { LB = 4, NNEG = 3, LD = 16, K = 5, ROWS = 2 * LB + NNEG };
   /* queues: 3 unit keys, then 4 more (wraps K = 5) */
   moco_queue *qc, *qg;
-  if (moco_queue_new(&qc, K, LD, &err) || moco_queue_new_on(&qg, K, LD, ENC_CUDA, &err)) gpu_die("queue", &err);
+  if (moco_queue_new(&qc, K, LD, &err) || moco_queue_new_on(&qg, K, LD, DEVMEM_CUDA, &err)) gpu_die("queue", &err);
   for (int round = 0; round < 2; round++) {
     int n = round ? 4 : 3;
     float *raw = randv((size_t)n * LD, 1), *keys = malloc(sizeof(float) * n * LD), norms[4];
@@ -268,13 +268,13 @@ static void test_loss_and_queue(void) {
     cuda_free(dk);
     free(keys);
   }
-  CHECK(qg->ptr == qc->ptr && qg->fill == qc->fill && qg->cuda == 1);
+  CHECK(qg->ptr == qc->ptr && qg->fill == qc->fill && qg->backend == DEVMEM_CUDA);
   float *hk = host_from(qg->keys, sizeof(float) * K * LD);
   close_enough("queue keys on the device after a wrap", hk, qc->keys, (size_t)K * LD, 0, 0);
   free(hk);
 
   loss *lc, *lg;
-  if (loss_new(&lc, &err) || loss_new_on(&lg, ENC_CUDA, &err)) gpu_die("loss_new", &err);
+  if (loss_new(&lc, &err) || loss_new_on(&lg, DEVMEM_CUDA, &err)) gpu_die("loss_new", &err);
   float *emb = randv((size_t)ROWS * LD, 1), *demb = malloc(sizeof(float) * ROWS * LD);
   float *demb_g = malloc(sizeof(float) * ROWS * LD);
   float *demb_d = dev_from(NULL, sizeof(float) * ROWS * LD), *emb_d = dev_from(emb, sizeof(float) * ROWS * LD);

@@ -224,7 +224,7 @@ static void test_backends(void) {
   small_config(&cfg, 0);
   encoder *enc;
   foil_err err = {0};
-  CHECK(encoder_new(&enc, &cfg, &err) == 0 && encoder_backend(enc) == ENC_CPU);
+  CHECK(encoder_new(&enc, &cfg, &err) == 0 && encoder_backend(enc) == DEVMEM_CPU);
   encoder_init(enc, 3);
   size_t n = encoder_num_params(enc);
   float *a = malloc(n * sizeof(float));
@@ -263,7 +263,7 @@ static void test_backends(void) {
   encoder_destroy(&enc);
   free(a);
 
-  int rc = encoder_new_on(&enc, &cfg, ENC_CUDA, &err);
+  int rc = encoder_new_on(&enc, &cfg, DEVMEM_CUDA, &err);
   CHECKF((rc == FOIL_EUNAVAIL && strstr(err.msg, "without CUDA")) ||
              (rc == FOIL_EPRECOND && strstr(err.msg, "cuda_init")),
          "CUDA encoder without a backend: rc %d (%s)", rc, err.msg);
@@ -272,19 +272,19 @@ static void test_backends(void) {
   optim *o;
   optim_config oc;
   optim_config_default(&oc);
-  rc = optim_new_on(&o, 10, &oc, ENC_CUDA, &err);
+  rc = optim_new_on(&o, 10, &oc, DEVMEM_CUDA, &err);
   CHECKF(rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND, "CUDA optimizer without a backend: rc %d", rc);
   CHECK(o == NULL);
-  CHECK(optim_new_on(&o, 10, &oc, ENC_CPU, &err) == 0 && o->cuda == 0);
+  CHECK(optim_new_on(&o, 10, &oc, DEVMEM_CPU, &err) == 0 && o->backend == DEVMEM_CPU);
   optim_destroy(&o);
   loss *ls;
-  rc = loss_new_on(&ls, ENC_CUDA, &err);
+  rc = loss_new_on(&ls, DEVMEM_CUDA, &err);
   CHECKF((rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND) && !ls, "CUDA loss without a backend: rc %d", rc);
   CHECK(loss_new_on(&ls, 9, &err) == FOIL_EINVAL && !ls);
   moco_queue *q;
-  rc = moco_queue_new_on(&q, 4, 8, ENC_CUDA, &err);
+  rc = moco_queue_new_on(&q, 4, 8, DEVMEM_CUDA, &err);
   CHECKF((rc == FOIL_EUNAVAIL || rc == FOIL_EPRECOND) && !q, "CUDA queue without a backend: rc %d", rc);
-  CHECK(moco_queue_new_on(&q, 4, 8, ENC_CPU, &err) == 0 && q->cuda == 0);
+  CHECK(moco_queue_new_on(&q, 4, 8, DEVMEM_CPU, &err) == 0 && q->backend == DEVMEM_CPU);
   moco_queue_destroy(&q);
 }
 

@@ -29,7 +29,7 @@ int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t 
   uint8_t *mask = malloc((size_t)batch * max_len);
   float *norms = malloc(sizeof(float) * (size_t)batch), *tmp = malloc(sizeof(float) * (size_t)batch * D);
   /* a CUDA encoder's embeddings come to the host before normalization */
-  const int on_gpu = encoder_backend(enc) == ENC_CUDA;
+  const int on_gpu = encoder_backend(enc) == DEVMEM_CUDA;
   float *raw = on_gpu ? malloc(sizeof(float) * (size_t)batch * D) : NULL;
   size_t used = 0, cap = 0;
   int rc = FOIL_OK;

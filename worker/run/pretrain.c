@@ -96,59 +96,18 @@ typedef struct {
 
 /* ---- buffers of GPU ranks --------------------------------------------------------------- */
 
-/* n floats on the job's device (zeroed), or host memory on CPU ranks */
-static float *job_alloc(const job *j, size_t n) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) {
-    void *p = NULL;
-    if (cuda_malloc(&p, n * sizeof(float), NULL) || cuda_memset0(p, n * sizeof(float), NULL)) {
-      cuda_free(p);
-      return NULL;
-    }
-    return p;
-  }
-#endif
-  (void)j;
-  return calloc(n ? n : 1, sizeof(float));
-}
-static void job_release(const job *j, float *p) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) {
-    cuda_free(p);
-    return;
-  }
-#endif
-  (void)j;
-  free(p);
-}
-/* rows between the job's buffers (on the CUDA stream on GPU ranks: in
- * order with the kernels, a failure reported by the next encoder call) */
+/* the job's buffers: device memory on GPU ranks (model/devmem.h) */
+static int backend_of(const job *j) { return j->gpu ? DEVMEM_CUDA : DEVMEM_CPU; }
+static float *job_alloc(const job *j, size_t n) { return devmem_alloc(backend_of(j), n * sizeof(float)); }
+static void job_release(const job *j, float *p) { devmem_free(backend_of(j), p); }
 static void job_copy(const job *j, float *dst, const float *src, size_t n) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) {
-    cuda_copy(dst, src, n * sizeof(float), NULL);
-    return;
-  }
-#endif
-  (void)j;
-  memcpy(dst, src, n * sizeof(float));
+  devmem_copy(backend_of(j), dst, src, n * sizeof(float));
 }
-/* n floats between host memory and the job's buffers */
 static int job_put(const job *j, float *dst, const float *host, size_t n, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) return cuda_upload(dst, host, n * sizeof(float), err);
-#endif
-  (void)j, (void)err;
-  memcpy(dst, host, n * sizeof(float));
-  return FOIL_OK;
+  return devmem_put(backend_of(j), dst, host, n * sizeof(float), err);
 }
 static int job_get(const job *j, float *host, const float *src, size_t n, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) return cuda_download(host, src, n * sizeof(float), err);
-#endif
-  (void)j, (void)err;
-  memcpy(host, src, n * sizeof(float));
-  return FOIL_OK;
+  return devmem_get(backend_of(j), host, src, n * sizeof(float), err);
 }
 
 /* GPU ranks: the training state to its host copies (before a checkpoint)
@@ -743,12 +702,8 @@ static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *
   }
   /* health: per-dimension spread of the (local) unit queries and keys */
   const float *u = j->unit;
-  if (!j->gpu) {
-    l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
-  } else {
-#ifdef FOIL_HAVE_CUDA
-    cuda_l2norm_forward(j->unit, j->norms, j->emb, 2 * B, D);
-#endif
+  DEVMEM_KERN(backend_of(j), l2norm_forward, j->unit, j->norms, j->emb, 2 * B, D);
+  if (j->gpu) { /* the statistics are computed on the host */
     if ((rc = job_get(j, j->host_unit, j->unit, 2 * (size_t)B * D, err))) return rc;
     u = j->host_unit;
   }
@@ -872,7 +827,7 @@ static int job_setup(job *j, foil_err *err) {
   /* GPU ranks: NCCL over this rank's GPU, then the encoder (built and
    * initialized on the host above, as on CPU ranks: the same starting
    * weights) moves there; the host one stays as the checkpoints' copy */
-  const int dev = s->device ? ENC_CUDA : ENC_CPU;
+  const int dev = s->device ? DEVMEM_CUDA : DEVMEM_CPU; /* backend_of(j) once j->gpu is set */
   if (s->device) {
     if ((rc = comm_use_gpu(j->c, err))) {
       char why[sizeof err->msg];
@@ -881,7 +836,7 @@ static int job_setup(job *j, foil_err *err) {
     }
     j->gpu = 1;
     j->host_enc = j->enc, j->enc = NULL;
-    if ((rc = encoder_new_on(&j->enc, &s->model, ENC_CUDA, err)) ||
+    if ((rc = encoder_new_on(&j->enc, &s->model, DEVMEM_CUDA, err)) ||
         (rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err)))
       return rc;
     if (s->precision && (rc = encoder_set_precision(j->enc, ENC_BF16, err))) return rc;

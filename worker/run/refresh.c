@@ -51,7 +51,7 @@ typedef struct {
   char *file;                /* corpus.file, or NULL */
   vs_dtype dtype;
   int batch, keep_versions, threads;
-  int device; /* ENC_CPU or ENC_CUDA */
+  int device; /* DEVMEM_CPU or DEVMEM_CUDA */
   /* mine: hard negatives for a dataset's split from the new version */
   int mine;
   char *mine_dataset, *mine_split, *mine_bank;
@@ -108,8 +108,8 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   s->batch = (int)jspec_number(&c, root, "batch", "batch", 128, 1, 65536, 1, 0);
   s->keep_versions = (int)jspec_number(&c, root, "keep_versions", "keep_versions", 3, 1, 1000000, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
-  static const char *const devices[] = {"cpu", "cuda", NULL}; /* ENC_CPU, ENC_CUDA */
-  s->device = jspec_choice(&c, root, "device", "device", ENC_CPU, devices);
+  static const char *const devices[] = {"cpu", "cuda", NULL}; /* DEVMEM_CPU, DEVMEM_CUDA */
+  s->device = jspec_choice(&c, root, "device", "device", DEVMEM_CPU, devices);
   const cJSON *mo = jspec_object(&c, root, "mine", "mine");
   if (mo) {
     static const char *const mkeys[] = {"dataset", "split", "top", "skip_top", "margin", "bank", NULL};
@@ -229,7 +229,7 @@ static int to_device(job *j, foil_err *err) {
   snprintf(who, sizeof who, "%d", j->rank);
   if (rc) return reword(err, rc, "device \"cuda\" (rank %s): ", who);
   encoder *g = NULL;
-  if (!(rc = encoder_new_on(&g, encoder_cfg(j->enc), ENC_CUDA, err)) &&
+  if (!(rc = encoder_new_on(&g, encoder_cfg(j->enc), DEVMEM_CUDA, err)) &&
       !(rc = encoder_set_params(g, encoder_params(j->enc), err))) {
     encoder_destroy(&j->enc);
     j->enc = g;
@@ -324,7 +324,7 @@ static int setup(job *j, foil_err *err) {
   if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
   if ((rc = resolve_checkpoint(j, err))) return rc;
   if ((rc = load_model(j, err))) return rc;
-  if (j->s.device == ENC_CUDA && (rc = to_device(j, err))) return rc;
+  if (j->s.device == DEVMEM_CUDA && (rc = to_device(j, err))) return rc;
   if ((rc = load_corpus(j, err))) return rc;
   if (j->s.mine) { /* bad mining input is refused before anything is written */
     char path[4400];

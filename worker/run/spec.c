@@ -218,7 +218,7 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->eval_at_start = jspec_boolean(&c, e, "at_start", "eval.at_start", 0);
   s->log_every_steps = (int64_t)jspec_number(&c, root, "log_every_steps", "log_every_steps", 10, 1, 1e12, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
-  static const char *const devices[] = {"cpu", "cuda", NULL}; /* ENC_CPU, ENC_CUDA */
+  static const char *const devices[] = {"cpu", "cuda", NULL}; /* DEVMEM_CPU, DEVMEM_CUDA */
   s->device = jspec_choice(&c, root, "device", "device", 0, devices);
   if (!c.rc && s->device && dec)
     jspec_fail(&c, "device \"cuda\" trains encoders for now: a decoder (model.kind \"decoder\") trains on CPU ranks");

@@ -1,0 +1,92 @@
+/* devmem.c — buffers on a backend (see devmem.h). */
+#include "model/devmem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int devmem_ready(int backend, const char *what, foil_err *err) {
+  if (backend != DEVMEM_CPU && backend != DEVMEM_CUDA)
+    return foil_err_set(err, FOIL_EINVAL, "%s: unknown backend %d", what, backend);
+  if (backend == DEVMEM_CPU) return FOIL_OK;
+#ifdef FOIL_HAVE_CUDA
+  if (cuda_device() < 0)
+    return foil_err_set(err, FOIL_EPRECOND, "%s needs the CUDA backend initialized (cuda_init)", what);
+  return FOIL_OK;
+#else
+  return foil_err_set(err, FOIL_EUNAVAIL, "%s: this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)", what);
+#endif
+}
+
+void *devmem_alloc(int backend, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) {
+    void *p = NULL;
+    if (cuda_malloc(&p, bytes, NULL) || cuda_memset0(p, bytes ? bytes : 1, NULL)) {
+      cuda_free(p);
+      return NULL;
+    }
+    return p;
+  }
+#endif
+  (void)backend;
+  return calloc(bytes ? bytes : 1, 1);
+}
+
+void devmem_free(int backend, void *p) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) {
+    cuda_free(p);
+    return;
+  }
+#endif
+  (void)backend;
+  free(p);
+}
+
+void devmem_zero(int backend, void *p, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) {
+    cuda_memset0(p, bytes, NULL);
+    return;
+  }
+#endif
+  (void)backend;
+  memset(p, 0, bytes);
+}
+
+void devmem_copy(int backend, void *dst, const void *src, size_t bytes) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) {
+    cuda_copy(dst, src, bytes, NULL);
+    return;
+  }
+#endif
+  (void)backend;
+  memcpy(dst, src, bytes);
+}
+
+int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) return cuda_upload(dst, host, bytes, err);
+#endif
+  (void)backend, (void)err;
+  memcpy(dst, host, bytes);
+  return FOIL_OK;
+}
+
+int devmem_get(int backend, void *host, const void *src, size_t bytes, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) return cuda_download(host, src, bytes, err);
+#endif
+  (void)backend, (void)err;
+  memcpy(host, src, bytes);
+  return FOIL_OK;
+}
+
+int devmem_check(int backend, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) return cuda_check(err);
+#endif
+  (void)backend, (void)err;
+  return FOIL_OK;
+}

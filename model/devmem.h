@@ -1,0 +1,53 @@
+/* devmem.h — buffers on a backend, for the model objects that run on the
+ * CPU or on this process's CUDA backend (encoder, optim, loss, moco) and
+ * the jobs that feed them.
+ *
+ * A backend is DEVMEM_CPU (host memory, plain libc calls) or DEVMEM_CUDA
+ * (device memory of kernels/cuda/kernels_cuda.h's backend, which the
+ * caller has brought up with cuda_init or comm_use_gpu). Every function
+ * takes the backend and does one or the other; in a build without CUDA the
+ * CUDA side is absent and devmem_ready refuses it, so callers check once at
+ * creation and never reach it.
+ *
+ * DEVMEM_KERN(backend, fn, args...) calls kernels.h's fn on the CPU and its
+ * cuda_fn twin (same arguments) on CUDA: the model's objects are one source
+ * for both backends, the same calls in the same order.
+ *
+ * On CUDA, zero and copy are queued on the backend's stream (in order with
+ * the kernels; a failure shows at the next devmem_check or synchronizing
+ * call), put and get are synchronous. Costs are the byte counts. */
+#ifndef FOIL_MODEL_DEVMEM_H
+#define FOIL_MODEL_DEVMEM_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "kernels/kernels.h"
+#ifdef FOIL_HAVE_CUDA
+#include "kernels/cuda/kernels_cuda.h"
+#define DEVMEM_KERN(backend, fn, ...) ((backend) == DEVMEM_CUDA ? cuda_##fn(__VA_ARGS__) : fn(__VA_ARGS__))
+#else
+#define DEVMEM_KERN(backend, fn, ...) ((void)(backend), fn(__VA_ARGS__))
+#endif
+
+enum { DEVMEM_CPU = 0, DEVMEM_CUDA = 1 };
+
+/* FOIL_OK when buffers can live on backend now; else FOIL_EINVAL (unknown
+ * backend), FOIL_EUNAVAIL (built without CUDA) or FOIL_EPRECOND (CUDA not
+ * initialized), the message naming `what` ("a CUDA encoder"). */
+int devmem_ready(int backend, const char *what, foil_err *err);
+
+/* bytes zeroed on the backend (at least 1), NULL when out of memory */
+void *devmem_alloc(int backend, size_t bytes);
+void devmem_free(int backend, void *p); /* NULL is fine */
+void devmem_zero(int backend, void *p, size_t bytes);
+/* within the backend's memory (src and dst do not overlap) */
+void devmem_copy(int backend, void *dst, const void *src, size_t bytes);
+/* host memory into the backend's buffer, and back */
+int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err);
+int devmem_get(int backend, void *host, const void *src, size_t bytes, foil_err *err);
+/* the backend's verdict on the work queued since the last check (CUDA:
+ * launch and cuBLAS errors, without waiting); FOIL_OK on the CPU */
+int devmem_check(int backend, foil_err *err);
+
+#endif
