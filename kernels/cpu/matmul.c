@@ -15,9 +15,10 @@
  * input row, so the extra rows of a group cost FMAs on registers, not
  * another pass over W (with every accumulator in a register: 24 + 4 W + 1
  * input vector of AVX-512's 32). While it works on a block it prefetches
- * the next one, so the memory stream does not stall behind the FMAs. Each
- * accumulator's lanes are summed by a fixed tree: a row's bits do not
- * depend on the thread count, nor on which other rows share the call. */
+ * the next one, so the memory stream does not stall behind the FMAs. A
+ * block's 4 accumulators of a row are summed together by a fixed tree
+ * (mm_hsum4): a row's bits do not depend on the thread count, nor on which
+ * other rows share the call. */
 #if defined(__AVX512F__)
 #define MM_VBYTES 64
 #define MM_GROUP 6
@@ -73,6 +74,42 @@ static inline float mm_hsum(mm_vec v) {
   return v[0];
 }
 
+/* The lanes of a0..a3 summed into one 4-vector [Σa0, Σa1, Σa2, Σa3]: the
+ * four accumulators of a block are folded together, halving the width at
+ * each step (MM_LANES -> 4 lanes per accumulator, then pairs within
+ * them), 2·log2(MM_LANES) + 1 shuffles and adds for all four where four
+ * mm_hsum cost 8·log2(MM_LANES). A fixed tree, as mm_hsum. */
+typedef float mm_vec4 __attribute__((vector_size(16)));
+static inline mm_vec4 mm_hsum4(mm_vec a0, mm_vec a1, mm_vec a2, mm_vec a3) {
+#if MM_LANES == 16
+  /* 16 -> 8 lanes each: [a0 | a1], [a2 | a3] */
+  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+             __builtin_shufflevector(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+             __builtin_shufflevector(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  /* 8 -> 4 lanes each: [a0 | a1 | a2 | a3] */
+  mm_vec w = __builtin_shufflevector(u, v, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+             __builtin_shufflevector(u, v, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  /* 4 -> 1 within each quarter */
+  w += __builtin_shufflevector(w, w, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  w += __builtin_shufflevector(w, w, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  return __builtin_shufflevector(w, w, 0, 4, 8, 12);
+#elif MM_LANES == 8
+  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 8, 9, 10, 11) +
+             __builtin_shufflevector(a0, a1, 4, 5, 6, 7, 12, 13, 14, 15);
+  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 8, 9, 10, 11) +
+             __builtin_shufflevector(a2, a3, 4, 5, 6, 7, 12, 13, 14, 15);
+  mm_vec w = __builtin_shufflevector(u, v, 0, 1, 4, 5, 8, 9, 12, 13) +
+             __builtin_shufflevector(u, v, 2, 3, 6, 7, 10, 11, 14, 15);
+  w += __builtin_shufflevector(w, w, 1, 0, 3, 2, 5, 4, 7, 6);
+  return __builtin_shufflevector(w, w, 0, 2, 4, 6);
+#else
+  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 4, 5) + __builtin_shufflevector(a0, a1, 2, 3, 6, 7);
+  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 4, 5) + __builtin_shufflevector(a2, a3, 2, 3, 6, 7);
+  return __builtin_shufflevector(u, v, 0, 2, 4, 6) + __builtin_shufflevector(u, v, 1, 3, 5, 7);
+#endif
+}
+
 /* o[r·OC + j] += x_r · w_j for R input rows x (stride C) and the 4 rows w_j
  * of a block (stride C); pf: the next block to prefetch, or NULL. R is a
  * constant at each call site, so a[][] lives in registers. */
@@ -99,12 +136,17 @@ static inline __attribute__((always_inline)) void mm_rows(float *o, int OC, cons
       a[r][0] += w0 * xv, a[r][1] += w1 * xv, a[r][2] += w2 * xv, a[r][3] += w3 * xv;
     }
   }
-  for (int r = 0; r < R; r++)
-    for (int j = 0; j < 4; j++) {
-      float s = mm_hsum(a[r][j]);
-      for (int t = c; t < C; t++) s += w[(size_t)j * C + t] * x[(size_t)r * C + t];
-      o[(size_t)r * OC + j] += s;
-    }
+  /* unrolled: the accumulators stay in registers (a loop over r would
+   * index a[][] and spill all of them to the stack) */
+#pragma GCC unroll 6
+  for (int r = 0; r < R; r++) {
+    mm_vec4 s = mm_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]);
+    if (c < C) /* C not a multiple of MM_LANES: the last columns one by one */
+      for (int j = 0; j < 4; j++)
+        for (int u = c; u < C; u++) s[j] += w[(size_t)j * C + u] * x[(size_t)r * C + u];
+    float *orow = o + (size_t)r * OC;
+    orow[0] += s[0], orow[1] += s[1], orow[2] += s[2], orow[3] += s[3];
+  }
 }
 
 static void mm_group(float *o, int OC, const float *x, const float *w, int C, const float *pf,
