@@ -86,6 +86,7 @@ void cuda_free(void *p) {
 }
 int cuda_upload(void *dst, const void *src, size_t bytes, foil_err *err) {
   (void)err;
+  if (!bytes) return FOIL_OK;
   DEV(dst);
   HOST(src);
   memcpy(dst, src, bytes);
@@ -93,6 +94,7 @@ int cuda_upload(void *dst, const void *src, size_t bytes, foil_err *err) {
 }
 int cuda_download(void *dst, const void *src, size_t bytes, foil_err *err) {
   (void)err;
+  if (!bytes) return FOIL_OK;
   HOST(dst);
   DEV(src);
   memcpy(dst, src, bytes);
@@ -100,12 +102,14 @@ int cuda_download(void *dst, const void *src, size_t bytes, foil_err *err) {
 }
 int cuda_memset0(void *dst, size_t bytes, foil_err *err) {
   (void)err;
+  if (!bytes) return FOIL_OK;
   DEV(dst);
   memset(dst, 0, bytes);
   return FOIL_OK;
 }
 int cuda_copy(void *dst, const void *src, size_t bytes, foil_err *err) {
   (void)err;
+  if (!bytes) return FOIL_OK; /* a zero-length copy may point one past a block (as cudaMemcpy allows) */
   DEV(dst);
   DEV(src);
   memmove(dst, src, bytes);

@@ -21,8 +21,16 @@ all-gather all on the device):
   - a GPU run stopped after its first checkpoint and resumed ends with the
     same bits as the uninterrupted GPU run (parameters, moments, queue);
   - that checkpoint resumes on the CPU (the same file format either way);
+  - `foil-run refresh` with "device": "cuda" encodes a small corpus from
+    the GPU run's checkpoint into the CPU refresh's rows (within 1e-4);
   - "precision": "bf16" (mixed precision) trains, its losses within 5% of
     the fp32 run's; "bf16" without "cuda" is refused (unit.spec).
+
+With FOIL_DEVICE_SHIM=1 (integration.pretrain_device_shim), FOIL_RUN is
+foil-run-shim (tests/gpu/cuda_shim.c standing in for CUDA, MPI for NCCL)
+and the GPU half runs here, on 2 ranks: the host side of GPU ranks —
+buckets during the backward, device all-gathers, host copies for
+checkpoints, resume — checked on every CI run, the kernels excepted.
 """
 import json
 import os
@@ -39,6 +47,8 @@ root = os.path.join(work, "root")
 os.makedirs(work, exist_ok=True)
 env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 failures = []
+shim = os.environ.get("FOIL_DEVICE_SHIM") == "1"
+RANKS = 2 if shim else 1  # 2: the cross-rank paths of GPU ranks too
 
 
 def reason(r):
@@ -75,7 +85,7 @@ def spec(name, device, **over):
 
 def run(name, device, extra=(), **over):
     job = os.path.join(work, name)
-    return subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "pretrain", spec(name, device, **over),
+    return subprocess.run([mpiexec, *mpi_flags, "-np", str(RANKS), foil_run, "pretrain", spec(name, device, **over),
                            "--root", root, "--job-dir", job, "--quiet", *extra], env=env, capture_output=True,
                           text=True)
 
@@ -112,8 +122,8 @@ r = run("gpu-refused", "cuda", model={"kind": "decoder", "n_layers": 1, "d_model
 check(r.returncode != 0 and "decoder" in r.stderr and "CPU ranks" in r.stderr,
       "a decoder with device \"cuda\" is refused: %s" % reason(r))
 
-gpu = shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"],
-                                                                 capture_output=True).returncode == 0
+gpu = shim or shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"],
+                                                                         capture_output=True).returncode == 0
 # runs a and b also evaluate at the end (WordNet's dev benchmark): on GPU
 # ranks that is evaluation's all-gather through device buffers
 EVAL = dict(data={"dataset": "wordnet", "benchmark": "dev"}, eval={"every_steps": STEPS})
@@ -147,6 +157,34 @@ else:
     check(r.returncode == 0 and len(le) == STEPS // 2 and all(np.isfinite(le)) and
           np.allclose(le, lb, rtol=5e-2, atol=0),
           "precision bf16 trains on the GPU, its losses within 5%% of fp32's: %s" % reason(r))
+    # refresh with the GPU run's checkpoint, on "cuda" and on the CPU: the same rows
+    docs = os.path.join(work, "docs.jsonl")
+    with open(docs, "w") as f:
+        for i, w in enumerate(["cat", "dog", "a small boat", "the river bank", "a bank account", "green tea",
+                               "black coffee", "to run quickly", "a running stream", "an old book"] * 5):
+            f.write(json.dumps({"id": "d%d" % i, "text": w}) + "\n")
+    rows = {}
+    for dev in ("cuda", "cpu"):
+        name = "ix-" + dev
+        shutil.rmtree(os.path.join(root, "indexes", name), ignore_errors=True)
+        rs = os.path.join(work, "refresh-%s.json" % dev)
+        with open(rs, "w") as f:
+            json.dump({"kind": "refresh", "name": name, "checkpoint": os.path.join(work, "b-gpu"),
+                       "corpus": {"file": docs}, "batch": 16, "threads": 1, "device": dev}, f)
+        r = subprocess.run([mpiexec, *mpi_flags, "-np", str(RANKS), foil_run, "refresh", rs, "--root", root,
+                            "--job-dir", os.path.join(work, "job-" + name), "--quiet"], env=env,
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "refresh on %s: %s" % (dev, reason(r)))
+        vd = os.path.join(root, "indexes", name, "v1")
+        if r.returncode == 0:
+            parts = []
+            for k in range(RANKS):
+                with h5py.File(os.path.join(vd, "shard_%d.h5" % k), "r") as h:
+                    parts.append(h["vectors"][()])
+            rows[dev] = np.concatenate(parts)
+    if len(rows) == 2:
+        check(rows["cuda"].shape == (50, 32) and np.allclose(rows["cuda"], rows["cpu"], atol=1e-4, rtol=0),
+              "refresh on cuda gives the CPU's rows (max diff %.2g)" % float(np.abs(rows["cuda"] - rows["cpu"]).max()))
     os.makedirs(os.path.join(work, "d-cpu", "ckpt"))
     shutil.copy(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % EVERY), os.path.join(work, "d-cpu", "ckpt"))
     r = run("d-cpu", "cpu")
