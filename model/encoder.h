@@ -88,6 +88,9 @@ int encoder_new(encoder **out, const encoder_config *cfg, foil_err *err);
 /* The same on a backend. DEVMEM_CUDA: FOIL_EUNAVAIL in a build without CUDA,
  * FOIL_EPRECOND before cuda_init, FOIL_ENOMEM when the device is full. */
 int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_err *err);
+/* A new encoder on backend with src's config and parameters (fp32
+ * precision, zero gradients, no activations), from either backend. */
+int encoder_clone_on(encoder **out, const encoder *src, int backend, foil_err *err);
 void encoder_destroy(encoder **enc);
 int encoder_backend(const encoder *enc);
 /* Copies all parameters from / to host memory [encoder_num_params]

@@ -231,6 +231,10 @@ static void test_backends(void) {
   CHECK(encoder_get_params(enc, a, &err) == 0 && memcmp(a, encoder_params(enc), n * sizeof(float)) == 0);
   for (size_t i = 0; i < n; i++) a[i] = (float)i * 1e-3f;
   CHECK(encoder_set_params(enc, a, &err) == 0 && encoder_params(enc)[n - 1] == a[n - 1]);
+  encoder *twin = NULL; /* a clone: the same parameters in its own buffers */
+  CHECK(encoder_clone_on(&twin, enc, DEVMEM_CPU, &err) == 0 && encoder_params(twin) != encoder_params(enc));
+  CHECK(twin && memcmp(encoder_params(twin), encoder_params(enc), n * sizeof(float)) == 0);
+  encoder_destroy(&twin);
   encoder_grads(enc)[0] = 5.0f;
   CHECK(encoder_get_grads(enc, a, &err) == 0 && a[0] == 5.0f);
   encoder_zero_grads(enc);

@@ -836,9 +836,7 @@ static int job_setup(job *j, foil_err *err) {
     }
     j->gpu = 1;
     j->host_enc = j->enc, j->enc = NULL;
-    if ((rc = encoder_new_on(&j->enc, &s->model, DEVMEM_CUDA, err)) ||
-        (rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err)))
-      return rc;
+    if ((rc = encoder_clone_on(&j->enc, j->host_enc, DEVMEM_CUDA, err))) return rc;
     if (s->precision && (rc = encoder_set_precision(j->enc, ENC_BF16, err))) return rc;
   }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
@@ -849,13 +847,10 @@ static int job_setup(job *j, foil_err *err) {
   const int D = encoder_out_dim(j->enc), B = s->batch_per_rank;
   if (s->loss == LOSS_MOCO) {
     /* the key encoder starts as a copy of the query encoder */
-    const float *p0 = encoder_params(j->gpu ? j->host_enc : j->enc);
-    if ((rc = encoder_new_on(&j->key_enc, &s->model, dev, err)) || (rc = encoder_set_params(j->key_enc, p0, err)))
-      return rc;
+    const encoder *q0 = j->gpu ? j->host_enc : j->enc;
+    if ((rc = encoder_clone_on(&j->key_enc, q0, dev, err))) return rc;
     if (s->precision && (rc = encoder_set_precision(j->key_enc, ENC_BF16, err))) return rc;
-    if (j->gpu && ((rc = encoder_new(&j->host_key, &s->model, err)) ||
-                   (rc = encoder_set_params(j->host_key, p0, err))))
-      return rc;
+    if (j->gpu && (rc = encoder_clone_on(&j->host_key, q0, DEVMEM_CPU, err))) return rc;
     if ((rc = moco_queue_new_on(&j->queue, s->queue_size, D, dev, err))) return rc;
     if (j->gpu && !(j->host_queue = calloc((size_t)(s->queue_size * D), sizeof(float))))
       return foil_err_set(err, FOIL_ENOMEM, "out of memory for the queue's host copy");

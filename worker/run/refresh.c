@@ -229,15 +229,11 @@ static int to_device(job *j, foil_err *err) {
   snprintf(who, sizeof who, "%d", j->rank);
   if (rc) return reword(err, rc, "device \"cuda\" (rank %s): ", who);
   encoder *g = NULL;
-  if (!(rc = encoder_new_on(&g, encoder_cfg(j->enc), DEVMEM_CUDA, err)) &&
-      !(rc = encoder_set_params(g, encoder_params(j->enc), err))) {
-    encoder_destroy(&j->enc);
-    j->enc = g;
-    logf_(j, "INFO", "rank 0 encodes on %s", cuda_backend());
-    return FOIL_OK;
-  }
-  encoder_destroy(&g);
-  return rc;
+  if ((rc = encoder_clone_on(&g, j->enc, DEVMEM_CUDA, err))) return rc;
+  encoder_destroy(&j->enc);
+  j->enc = g;
+  logf_(j, "INFO", "rank 0 encodes on %s", cuda_backend());
+  return FOIL_OK;
 #else
   (void)j;
   return foil_err_set(err, FOIL_EUNAVAIL, "device \"cuda\": this foil-run was built without CUDA (FOIL_CUDA=OFF "
