@@ -131,6 +131,19 @@ static int state_to_device(job *j, foil_err *err) {
   return rc;
 }
 
+/* The objects a checkpoint is written from and read into: the live ones
+ * on CPU ranks, their host copies on GPU ranks (state_to_host before a
+ * save, state_to_device after a load), so both write the same file. */
+static void ckpt_objects(job *j, ckpt_state *st) {
+  st->enc = j->gpu ? j->host_enc : j->enc;
+  st->opt = j->gpu ? j->host_opt : j->opt;
+  st->key_enc = j->gpu ? j->host_key : j->key_enc;
+  if (j->queue) {
+    st->queue = j->gpu ? j->host_queue : j->queue->keys;
+    st->queue_k = j->queue->K, st->queue_d = j->queue->D;
+  }
+}
+
 static float current_temperature(const job *j) {
   if (!j->s.learnable_temperature) return j->s.temperature;
   return 1.0f / expf(j->temp_state[0]);
@@ -172,16 +185,10 @@ static int save_checkpoint(job *j, int64_t step, foil_err *err) {
     loader_cursor cur;
     loader_get_cursor(j->ld, &cur);
     int64_t cv[4] = {(int64_t)cur.seed, (int64_t)cur.fingerprint, cur.epoch, cur.step};
-    /* a GPU rank writes its host copies: the same file as a CPU rank's */
-    ckpt_state st = {.step = step, .spec_json = j->spec_json, .enc = j->gpu ? j->host_enc : j->enc,
-                     .opt = j->gpu ? j->host_opt : j->opt, .key_enc = j->gpu ? j->host_key : j->key_enc,
-                     .seed = j->s.seed, .call = (uint64_t)step,
+    ckpt_state st = {.step = step, .spec_json = j->spec_json, .seed = j->s.seed, .call = (uint64_t)step,
                      .cursor = cv, .ncursor = 4, .scalars = j->temp_state, .nscalars = 4};
-    if (j->queue) {
-      st.queue = j->gpu ? j->host_queue : j->queue->keys;
-      st.queue_k = j->queue->K, st.queue_d = j->queue->D;
-      st.queue_ptr = j->queue->ptr, st.queue_fill = j->queue->fill;
-    }
+    ckpt_objects(j, &st);
+    if (j->queue) st.queue_ptr = j->queue->ptr, st.queue_fill = j->queue->fill;
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
     /* the fence: a replaced attempt must not write over its successor */
@@ -216,11 +223,8 @@ static int try_resume(job *j, int64_t *start, foil_err *err) {
   if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
   free(skipped);
   int64_t cv[4];
-  ckpt_state st = {.enc = j->gpu ? j->host_enc : j->enc, .opt = j->gpu ? j->host_opt : j->opt,
-                   .key_enc = j->gpu ? j->host_key : j->key_enc, .cursor = cv, .ncursor = 4,
-                   .scalars = j->temp_state, .nscalars = 4};
-  if (j->queue)
-    st.queue = j->gpu ? j->host_queue : j->queue->keys, st.queue_k = j->queue->K, st.queue_d = j->queue->D;
+  ckpt_state st = {.cursor = cv, .ncursor = 4, .scalars = j->temp_state, .nscalars = 4};
+  ckpt_objects(j, &st);
   int rc = ckpt_load(path, &st, err);
   if (!rc && j->gpu) rc = state_to_device(j, err);
   if (!rc) {
