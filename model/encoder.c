@@ -211,11 +211,11 @@ int encoder_set_precision(encoder *e, int precision, foil_err *err) {
     dfree(e, e->wb);
     e->wb = NULL;
   }
-  /* the GEMM scratch is sized with the activations: reallocate them */
+  /* the GEMM scratch comes with the activations: without it the next
+   * forward reallocates them (ensure_acts) */
   dfree(e, e->xb);
   dfree(e, e->gb16);
   e->xb = e->gb16 = NULL;
-  e->cap_tokens = 0;
   e->bf16 = precision == ENC_BF16;
   return FOIL_OK;
 }
@@ -226,7 +226,6 @@ void encoder_on_grads_ready(encoder *e, encoder_grads_ready fn, void *ctx) {
   e->ready = fn;
   e->ready_ctx = ctx;
 }
-
 
 int encoder_backend(const encoder *e) { return e->backend; }
 
@@ -253,11 +252,20 @@ int encoder_out_dim(const encoder *e) {
 }
 void encoder_zero_grads(encoder *e) { dzero(e, e->grads, e->nparams * sizeof(float)); }
 
-/* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
-static float *P(const encoder *e, float *buf, int id, int l) {
+/* Tensors of shape [L, ...], one slice per layer. */
+static int stacked(int id) { return id >= ENC_LN1_W && id <= ENC_FC2_B; }
+
+/* Floats of one layer's slice of a stacked tensor; the whole tensor for
+ * the others. */
+static size_t slice_size(const encoder *e, int id) {
   const encoder_tensor *t = &e->t[id];
-  int stacked = id >= ENC_LN1_W && id <= ENC_FC2_B; /* shape [L, ...] */
-  return buf + t->offset + (stacked ? t->size / (size_t)t->shape[0] : 0) * (size_t)l;
+  return stacked(id) ? t->size / (size_t)t->shape[0] : t->size;
+}
+
+/* Pointer to layer l's slice of a stacked tensor in buf (params or grads);
+ * l is ignored for the others. */
+static float *P(const encoder *e, float *buf, int id, int l) {
+  return buf + e->t[id].offset + (stacked(id) ? slice_size(e, id) * (size_t)l : 0);
 }
 
 /* ---- the linear layer in the encoder's precision -------------------------------- */
@@ -563,11 +571,8 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
  * l ignored for the others), skipping absent tensors. */
 static int announce(encoder *e, const int *ids, int n, int l, foil_err *err) {
   for (int i = 0; e->ready && i < n; i++) {
-    const encoder_tensor *t = &e->t[ids[i]];
-    if (!t->size) continue;
-    int stacked = ids[i] >= ENC_LN1_W && ids[i] <= ENC_FC2_B;
-    size_t len = stacked ? t->size / (size_t)t->shape[0] : t->size;
-    int rc = e->ready(e->ready_ctx, P(e, e->grads, ids[i], l), len, err);
+    if (!e->t[ids[i]].size) continue;
+    int rc = e->ready(e->ready_ctx, P(e, e->grads, ids[i], l), slice_size(e, ids[i]), err);
     if (rc) return rc;
   }
   return FOIL_OK;
