@@ -4,18 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-int devmem_ready(int backend, const char *what, foil_err *err) {
+int devmem_ready(int backend, const char *object, foil_err *err) {
   if (backend != DEVMEM_CPU && backend != DEVMEM_CUDA)
-    return foil_err_set(err, FOIL_EINVAL, "%s: unknown backend %d", what, backend);
+    return foil_err_set(err, FOIL_EINVAL, "%s: unknown backend %d", object, backend);
   if (backend == DEVMEM_CPU) return FOIL_OK;
 #ifdef FOIL_HAVE_CUDA
   if (cuda_device() < 0)
-    return foil_err_set(err, FOIL_EPRECOND, "%s needs the CUDA backend initialized (cuda_init)", what);
+    return foil_err_set(err, FOIL_EPRECOND, "a CUDA %s needs the CUDA backend initialized (cuda_init)", object);
   return FOIL_OK;
 #else
-  return foil_err_set(err, FOIL_EUNAVAIL, "%s: this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)", what);
+  return foil_err_set(err, FOIL_EUNAVAIL, "a CUDA %s: this foil was built without CUDA (FOIL_CUDA=OFF or no nvcc)",
+                      object);
 #endif
 }
+
+const char *devmem_where(int backend) { return backend == DEVMEM_CUDA ? "device" : "host"; }
 
 void *devmem_alloc(int backend, size_t bytes) {
 #ifdef FOIL_HAVE_CUDA

@@ -34,8 +34,11 @@ enum { DEVMEM_CPU = 0, DEVMEM_CUDA = 1 };
 
 /* FOIL_OK when buffers can live on backend now; else FOIL_EINVAL (unknown
  * backend), FOIL_EUNAVAIL (built without CUDA) or FOIL_EPRECOND (CUDA not
- * initialized), the message naming `what` ("a CUDA encoder"). */
-int devmem_ready(int backend, const char *what, foil_err *err);
+ * initialized), the message naming the object ("encoder": "a CUDA encoder
+ * needs ..."). */
+int devmem_ready(int backend, const char *object, foil_err *err);
+/* "device" or "host": where backend's buffers are, for messages */
+const char *devmem_where(int backend);
 
 /* bytes zeroed on the backend (at least 1), NULL when out of memory */
 void *devmem_alloc(int backend, size_t bytes);

@@ -157,7 +157,7 @@ int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_e
   *out = NULL;
   int rc = encoder_config_check(cfg, err);
   if (rc) return rc;
-  if ((rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA encoder" : "an encoder", err))) return rc;
+  if ((rc = devmem_ready(backend, "encoder", err))) return rc;
   encoder *e = calloc(1, sizeof *e);
   if (!e) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the encoder");
   e->cfg = *cfg;
@@ -168,8 +168,7 @@ int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_e
   if (!e->params || !e->grads) {
     size_t n = e->nparams;
     encoder_destroy(&e);
-    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters",
-                        backend == DEVMEM_CUDA ? "device" : "host", n);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters", devmem_where(backend), n);
   }
   *out = e;
   return FOIL_OK;

@@ -28,7 +28,7 @@ int loss_new(loss **out, foil_err *err) { return loss_new_on(out, DEVMEM_CPU, er
 
 int loss_new_on(loss **out, int backend, foil_err *err) {
   *out = NULL;
-  int rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA loss" : "a loss", err);
+  int rc = devmem_ready(backend, "loss", err);
   if (rc) return rc;
   loss *l = calloc(1, sizeof(loss));
   if (!l) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the loss");
@@ -92,8 +92,8 @@ static int reserve(loss *l, size_t local, size_t global, size_t nprobs, size_t n
   if (!l->unit || !l->dunit || !l->norm || !l->all || !l->dall || !l->dsum || !l->qall ||
       !l->kall || !l->dqall || !l->dkall || !l->probs || !l->labels || !l->labels_host || !l->stats) {
     free_buffers(l);
-    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a loss over %zu floats",
-                        l->backend == DEVMEM_CUDA ? "device" : "host", global);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a loss over %zu floats", devmem_where(l->backend),
+                        global);
   }
   l->cap_local = local;
   l->cap_global = global;

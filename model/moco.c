@@ -16,7 +16,7 @@ int moco_queue_new_on(moco_queue **out, int64_t K, int64_t D, int backend, foil_
   if (K < 1 || D < 1)
     return foil_err_set(err, FOIL_EINVAL, "a MoCo queue needs K >= 1 and D >= 1 (got %lld, %lld)",
                         (long long)K, (long long)D);
-  int rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA queue" : "a queue", err);
+  int rc = devmem_ready(backend, "queue", err);
   if (rc) return rc;
   moco_queue *q = calloc(1, sizeof *q);
   if (q) {
@@ -26,7 +26,7 @@ int moco_queue_new_on(moco_queue **out, int64_t K, int64_t D, int backend, foil_
   if (!q || !q->keys) {
     free(q);
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a queue of %lld keys",
-                        backend == DEVMEM_CUDA ? "device" : "host", (long long)K);
+                        devmem_where(backend), (long long)K);
   }
   q->K = K;
   q->D = D;

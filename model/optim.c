@@ -24,7 +24,7 @@ int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err) {
 
 int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, foil_err *err) {
   *out = NULL;
-  int rc = devmem_ready(backend, backend == DEVMEM_CUDA ? "a CUDA optimizer" : "an optimizer", err);
+  int rc = devmem_ready(backend, "optimizer", err);
   if (rc) return rc;
   optim *o = calloc(1, sizeof *o);
   if (o) {
@@ -35,7 +35,7 @@ int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, fo
   if (!o || !o->m || !o->v) {
     optim_destroy(&o);
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for optimizer state of %zu floats",
-                        backend == DEVMEM_CUDA ? "device" : "host", 2 * n);
+                        devmem_where(backend), 2 * n);
   }
   o->n = n;
   o->cfg = *cfg;

@@ -894,7 +894,7 @@ static int job_setup(job *j, foil_err *err) {
   j->norms = job_alloc(j, rows);
   j->gathered = job_alloc(j, (size_t)j->world * B * D);
   if (!j->emb || !j->demb || !j->unit || !j->norms || !j->gathered)
-    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a batch of %zu rows", j->gpu ? "device" : "host",
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a batch of %zu rows", devmem_where(backend_of(j)),
                         rows);
   if (j->gpu) {
     j->host_unit = malloc(sizeof(float) * 2 * (size_t)B * D);
