@@ -354,7 +354,7 @@ static void bench_search(long n, int d, int nq, int K, int reps, double hbm) {
     sync_or_die();
     double t0 = now();
     cuda_topk_init(ts, ti, nq, K);
-    cuda_scan_topk(ts, ti, nq, K, q, d, x, (int)n, 0, 1, 0, scr);
+    cuda_scan_topk(ts, ti, nq, K, q, d, x, (int)n, NULL, 0, 1, 0, scr);
     sync_or_die();
     double dt = now() - t0;
     if (r > 0 && dt < best) best = dt;

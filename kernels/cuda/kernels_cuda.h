@@ -173,7 +173,8 @@ void cuda_matmul_gelu_forward_bf16(float *out, float *pre, const uint16_t *inp, 
 void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m, float *v,
                             size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 /* Exact top-k search of fp32 rows for foil-serve: scores q [nq,d] against
- * x [n,d] (ids id0.., filter as topk_offer's, none when id_lo > id_hi) and
+ * x [n,d] (row i's id: ids[i], device, when ids is not NULL, else id0 + i;
+ * ids >= 0; filter as topk_offer's, none when id_lo > id_hi) and
  * merges them into the lists [nq,K] (device, from cuda_topk_init). Tiles
  * of CUDA_SCAN_ROWS rows are scored through cuBLAS, sorted in chunks in
  * shared memory and merged (search.cu); the result depends only on the set
@@ -184,8 +185,8 @@ void cuda_adamw_update_bf16(float *p, uint16_t *p_bf16, const float *g, float *m
 enum { CUDA_SCAN_ROWS = 1 << 18, CUDA_TOPK_MAX = 256 };
 size_t cuda_scan_topk_scratch(int nq);
 void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d,
-                    const float *x, int n, int64_t id0, int64_t id_lo, int64_t id_hi,
-                    float *scratch);
+                    const float *x, int n, const int64_t *ids, int64_t id0, int64_t id_lo,
+                    int64_t id_hi, float *scratch);
 
 #ifdef __cplusplus
 }

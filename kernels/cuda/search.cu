@@ -36,7 +36,7 @@ extern "C" void cuda_topk_init(float *top_score, int64_t *top_id, int nq, int K)
 /* Block (chunk, query): candidates cand_s/cand_i [nq][NCHUNK][K]. */
 __global__ void k_topk_chunk(float *cand_s, long long *cand_i, const float *top_score,
                              const int64_t *top_id, int K, const float *scores, int nc,
-                             int64_t id0, int64_t id_lo, int64_t id_hi) {
+                             const int64_t *ids, int64_t id0, int64_t id_lo, int64_t id_hi) {
   __shared__ float ss[CHUNK];
   __shared__ long long si[CHUNK];
   const int chunk = blockIdx.x, qi = blockIdx.y;
@@ -49,7 +49,7 @@ __global__ void k_topk_chunk(float *cand_s, long long *cand_i, const float *top_
     best_t c = {-INFINITY, -1};
     if (j < nc) {
       c.s = S[j];
-      c.i = id0 + j;
+      c.i = ids ? (long long)ids[j] : id0 + j;
       if (c.s != c.s || (filter && (c.i < id_lo || c.i > id_hi)) || (bar.i >= 0 && !better(c, bar)))
         c = best_t{-INFINITY, -1};
     }
@@ -131,8 +131,8 @@ extern "C" size_t cuda_scan_topk_scratch(int nq) {
 }
 
 extern "C" void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q,
-                               int d, const float *x, int n, int64_t id0, int64_t id_lo,
-                               int64_t id_hi, float *scratch) {
+                               int d, const float *x, int n, const int64_t *ids, int64_t id0,
+                               int64_t id_lo, int64_t id_hi, float *scratch) {
   if (nq <= 0 || n <= 0) return;
   /* queries are the grid's y dimension */
   if (nq > 65535 || K <= 0 || K > CUDA_TOPK_MAX)
@@ -147,7 +147,8 @@ extern "C" void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K,
     blas_note(cublasSgemm(g_cuda.blas, CUBLAS_OP_T, CUBLAS_OP_N, nc, nq, d, &one,
                           x + (size_t)r0 * d, d, q, d, &zero, scores, nc));
     k_topk_chunk<<<dim3(nchunk, nq), CHUNK_THREADS, 0, g_cuda.stream>>>(
-        cand_s, cand_i, top_score, top_id, K, scores, nc, id0 + r0, id_lo, id_hi);
+        cand_s, cand_i, top_score, top_id, K, scores, nc, ids ? ids + r0 : NULL, id0 + r0, id_lo,
+        id_hi);
     k_topk_merge<<<nq, 256, 0, g_cuda.stream>>>(top_score, top_id, K, cand_s, cand_i, nchunk * K);
   }
 }
