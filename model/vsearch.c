@@ -55,9 +55,8 @@ static size_t mul4(size_t a, size_t b, size_t c, size_t e) {
   return r * e;
 }
 
-static int check_args(const vs_block *blocks, int nblocks, const float *q, int nq, int k,
-                      int rescore, const float *out_scores, const int64_t *out_ids,
-                      foil_err *err) {
+int vs_check_args(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int rescore,
+                  const float *out_scores, const int64_t *out_ids, foil_err *err) {
   if (k < 1) return foil_err_set(err, FOIL_EINVAL, "vs_search: k must be >= 1, got %d", k);
   if (nq < 0) return foil_err_set(err, FOIL_EINVAL, "vs_search: nq must be >= 0, got %d", nq);
   if (nblocks < 0 || (nblocks > 0 && !blocks))
@@ -96,7 +95,7 @@ static int cand_count(const vs_block *b, int k, int rescore) {
 
 int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int64_t id_lo,
               int64_t id_hi, int rescore, float *out_scores, int64_t *out_ids, foil_err *err) {
-  int rc = check_args(blocks, nblocks, q, nq, k, rescore, out_scores, out_ids, err);
+  int rc = vs_check_args(blocks, nblocks, q, nq, k, rescore, out_scores, out_ids, err);
   if (rc) return rc;
   if (nq == 0) return FOIL_OK;
   if (rescore == 0) rescore = 4;

@@ -48,10 +48,19 @@ typedef struct {
 int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int64_t id_lo,
               int64_t id_hi, int rescore, float *out_scores, int64_t *out_ids, foil_err *err);
 
+/* vs_search's checks of its arguments alone (what it answers FOIL_EINVAL
+ * for), for other searches over the same blocks (vsearch_dev.h). */
+int vs_check_args(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int rescore,
+                  const float *out_scores, const int64_t *out_ids, foil_err *err);
+
 /* Conversions used to write shards: float32 → IEEE half (round to nearest
  * even), and → int8 with a per-row scale (max |x| / 127, symmetric). */
 void vs_to_f16(uint16_t *dst, const float *src, int64_t n);
 void vs_from_f16(float *dst, const uint16_t *src, int64_t n);
 void vs_to_i8(int8_t *dst, float *scales, const float *src, int64_t rows, int d);
+/* Rows [r0, r0+m) of block b as float32: its `exact` copy when it has one,
+ * else the stored rows widened (float16 exactly, int8 times its row's
+ * scale). out: m×d. */
+void vs_rows_f32(const vs_block *b, int64_t r0, int64_t m, float *out);
 
 #endif

@@ -1,6 +1,7 @@
 /* vsearch_convert.c — the storage conversions of vsearch.h: float32 ↔ IEEE
- * half and float32 → int8 with a per-row scale. Kept apart from the search
- * itself: index shards are written with these and read back by the scan.
+ * half and float32 → int8 with a per-row scale, and a block's rows back as
+ * float32. Kept apart from the search itself: index shards are written
+ * with these and read back by the scan.
  */
 #include "model/vsearch.h"
 
@@ -72,5 +73,20 @@ void vs_to_i8(int8_t *dst, float *scales, const float *src, int64_t rows, int d)
       float v = scale > 0.0f ? nearbyintf(x[j] / scale) : 0.0f;
       q[j] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
     }
+  }
+}
+
+void vs_rows_f32(const vs_block *b, int64_t r0, int64_t m, float *out) {
+  size_t d = (size_t)b->d, n = (size_t)m * d, at = (size_t)r0 * d;
+  if (b->exact) {
+    memcpy(out, b->exact + at, n * sizeof *out);
+  } else if (b->dtype == VS_F32) {
+    memcpy(out, (const float *)b->data + at, n * sizeof *out);
+  } else if (b->dtype == VS_F16) {
+    vs_from_f16(out, (const uint16_t *)b->data + at, (int64_t)n);
+  } else {
+    const int8_t *x = (const int8_t *)b->data + at;
+    for (int64_t r = 0; r < m; r++)
+      for (size_t j = 0; j < d; j++) out[(size_t)r * d + j] = b->scales[r0 + r] * (float)x[(size_t)r * d + j];
   }
 }

@@ -25,6 +25,7 @@ typedef struct {
 static block *g_blocks;
 static size_t g_nblocks, g_cap;
 static int g_up;
+static const char *g_bad; /* a launcher's bad argument, reported by the next check (as bad_arg) */
 
 static int is_dev(const void *p) {
   const char *c = p;
@@ -39,6 +40,8 @@ static void need(int ok, const char *fn, const char *what) {
 }
 /* a device tensor argument (NULL allowed where the twin allows it) */
 #define DEV(p) need(!(p) || is_dev(p), __func__, #p " is not device memory")
+/* a device range of bytes (> 0): its first and last byte */
+#define DEVN(p, bytes) need(is_dev(p) && is_dev((const char *)(p) + (bytes)-1), __func__, #p " is not device memory of that size")
 #define HOST(p) need(!(p) || !is_dev(p), __func__, #p " is device memory, the host's was expected")
 
 int cuda_device_count(foil_err *err) {
@@ -55,7 +58,10 @@ int cuda_device(void) { return g_up ? 0 : -1; }
 const char *cuda_backend(void) { return "cuda shim (host memory standing in for a device; tests only)"; }
 void *cuda_stream(void) { return NULL; }
 int cuda_check(foil_err *err) {
-  return g_up ? FOIL_OK : foil_err_set(err, FOIL_EPRECOND, "the CUDA backend is not initialized (cuda_init)");
+  if (!g_up) return foil_err_set(err, FOIL_EPRECOND, "the CUDA backend is not initialized (cuda_init)");
+  const char *bad = g_bad;
+  g_bad = NULL;
+  return bad ? foil_err_set(err, FOIL_EINVAL, "%s", bad) : FOIL_OK;
 }
 int cuda_sync(foil_err *err) { return cuda_check(err); }
 
@@ -246,4 +252,35 @@ void cuda_matmul_gelu_forward_bf16(float *out, float *pre, const uint16_t *inp, 
                                    int N, int C, int OC) {
   DEV(out), DEV(pre), DEV(inp), DEV(W), DEV(b);
   matmul_gelu_forward_bf16(out, pre, inp, W, b, N, C, OC);
+}
+
+/* search: the scores of each tile on the host, then topk_offer per query */
+void cuda_topk_init(float *top_score, int64_t *top_id, int nq, int K) {
+  if (nq <= 0) return;
+  DEV(top_score), DEV(top_id);
+  topk_init(top_score, top_id, nq, K);
+}
+size_t cuda_scan_topk_scratch(int nq) { return (size_t)nq * CUDA_SCAN_ROWS; }
+void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d, const float *x, int n,
+                    const int64_t *ids, int64_t id0, int64_t id_lo, int64_t id_hi, float *scratch) {
+  if (nq <= 0 || n <= 0) return;
+  if (nq > 65535 || K <= 0 || K > CUDA_TOPK_MAX) {
+    g_bad = "cuda_scan_topk: needs nq <= 65535 and 1 <= K <= CUDA_TOPK_MAX";
+    return;
+  }
+  DEVN(top_score, (size_t)nq * K * sizeof(float)), DEVN(top_id, (size_t)nq * K * sizeof(int64_t));
+  DEVN(q, (size_t)nq * d * sizeof(float)), DEVN(x, (size_t)n * d * sizeof(float));
+  DEVN(scratch, cuda_scan_topk_scratch(nq) * sizeof(float));
+  if (ids) DEVN(ids, (size_t)n * sizeof(int64_t));
+  int64_t *own = malloc(sizeof(int64_t) * (size_t)(n < CUDA_SCAN_ROWS ? n : CUDA_SCAN_ROWS));
+  need(own != NULL, __func__, "out of host memory");
+  for (int r0 = 0; r0 < n; r0 += CUDA_SCAN_ROWS) {
+    int nc = n - r0 < CUDA_SCAN_ROWS ? n - r0 : CUDA_SCAN_ROWS;
+    matmul_forward(scratch, q, x + (size_t)r0 * d, NULL, nq, d, nc);
+    for (int j = 0; j < nc; j++) own[j] = ids ? ids[r0 + j] : id0 + r0 + j;
+    for (int i = 0; i < nq; i++)
+      topk_offer(top_score + (size_t)i * K, top_id + (size_t)i * K, K, scratch + (size_t)i * nc, nc, own, id_lo,
+                 id_hi, -1);
+  }
+  free(own);
 }
