@@ -11,6 +11,13 @@ reply proves which version answered it.
 usage: serve_swap.py BUILD_DIR SCRATCH_DIR [FOIL_RUN MPIEXEC VOCAB [MPI FLAGS...]]
 (with foil-run: also text queries over a real refreshed index, through a
 cluster whose refresh job makes the coordinator SIGHUP the serve job)
+
+FOIL_SERVE_DEVICE=cuda runs every server with --device cuda (the rows
+searched on the GPU, model/vsearch_dev.h) and FOIL_SERVE_EXE names the
+foil-serve to run (integration.serve_swap_shim: foil-serve-shim, whose
+"GPU" is tests/gpu/cuda_shim.c). Without them, the "device" step checks
+that foil-serve --device cuda refuses with CUDA's reason where no GPU is
+visible, or answers exactly from the GPU where one is.
 """
 import json
 import os
@@ -48,6 +55,8 @@ C, S = _generate()
 failures = []
 DIM, ROWS, SHARDS = 16, 1500, 2   # rows per version, split over the shards
 VBASE = 1000000
+DEVICE = os.environ.get("FOIL_SERVE_DEVICE")  # servers search there (--device)
+EXE = os.environ.get("FOIL_SERVE_EXE")        # another foil-serve binary
 
 
 def check(cond, what):
@@ -241,11 +250,13 @@ def error_of(r):
 class Serve:
     """One foil-serve (or router) process."""
 
-    def __init__(self, build, root, args, name, index="ix"):
+    def __init__(self, build, root, args, name, index="ix", device=DEVICE):
         self.log = os.path.join(root, name + ".log")
         self.info = os.path.join(root, "indexes", index, "serve.json") if index else None
         old = os.path.getmtime(self.info) if self.info and os.path.exists(self.info) else None
-        self.p = subprocess.Popen([os.path.join(build, "foil-serve")] + args + ["--log", self.log])
+        if device and "--route" not in args:
+            args = args + ["--device", device]
+        self.p = subprocess.Popen([EXE or os.path.join(build, "foil-serve")] + args + ["--log", self.log])
         self.ep = None
         deadline = time.time() + 60
         while time.time() < deadline and self.ep is None:
@@ -656,6 +667,33 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
     check(all(v == 0 for v in codes.values()), "daemons exit cleanly: %s" % codes)
 
 
+def device(build, root, srv, cl, data):
+    """Where the rows are searched. With FOIL_SERVE_DEVICE the server says
+    it searches on the GPU; without, a foil-serve --device cuda beside the
+    CPU one either refuses (no GPU visible, or no CUDA in this build) with
+    the reason, or (a GPU) answers exactly as the CPU does."""
+    if DEVICE:
+        log = open(srv.log).read()
+        check("searching on the GPU" in log, "foil-serve --device %s searches on the GPU: %s" % (DEVICE, log[-400:]))
+        return
+    # all shards named: a server that leaves serve.json to the running one
+    args = ["--index", "ix", "--root", root, "--bind", "tcp://127.0.0.1:*", "--no-watch", "--shards", "0,1"]
+    try:
+        gpu = Serve(build, root, args, "serve-cuda", index=None, device="cuda")
+    except RuntimeError:
+        log = open(os.path.join(root, "serve-cuda.log")).read()
+        check("CUDA" in log, "without a GPU, --device cuda refuses with CUDA's reason: %s" % log[-300:])
+        print("device: no GPU here; --device cuda refused:", log.strip().splitlines()[-1][:200], flush=True)
+        return
+    gcl = Client(gpu.ep)
+    try:
+        check("searching on the GPU" in open(gpu.log).read(), "foil-serve --device cuda says it searches on the GPU")
+        exact_results(gcl, data)
+    finally:
+        gcl.close()
+        gpu.stop("foil-serve --device cuda")
+
+
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     root = os.path.join(os.path.abspath(scratch), "root")
@@ -668,6 +706,7 @@ def main():
     steps = [("exact results", lambda: exact_results(cl, datas[1])),
              ("batching", lambda: batching(cl, datas[1])),
              ("garbage", lambda: garbage(cl, srv.ep)),
+             ("device", lambda: device(build, root, srv, cl, datas[1])),
              ("swaps under load", lambda: swaps_under_load(root, srv, cl, datas)),
              ("corrupt version", lambda: corrupt(root, srv, cl, datas)),
              ("router", lambda: router(build, root, cl, datas)),

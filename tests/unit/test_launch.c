@@ -133,10 +133,11 @@ static void test_serve(void) {
   CHECKF(!strcmp(joined(v), "/bin/foil-serve --index wiki --root /r --bind tcp://*:7431 --shards 0,2"), "%s",
          joined(v));
   launch_strv_free(&v);
-  o.spec_json = "{\"index\": \"wiki\", \"shards\": \"1\", \"version\": 3, \"watch\": false}",
+  o.spec_json = "{\"index\": \"wiki\", \"shards\": \"1\", \"version\": 3, \"watch\": false, \"device\": \"cuda\"}",
   o.foil_run = "foil-run";
   CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
-  CHECKF(!strcmp(joined(v), "foil-serve --index wiki --root /r --shards 1 --no-watch --version 3"), "%s", joined(v));
+  CHECKF(!strcmp(joined(v), "foil-serve --index wiki --root /r --shards 1 --no-watch --version 3 --device cuda"), "%s",
+         joined(v));
   launch_strv_free(&v);
   foil_err err = {0};
   o.spec_json = "{\"name\": \"wiki\"}";

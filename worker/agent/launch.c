@@ -130,6 +130,8 @@ static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
     snprintf(buf, sizeof buf, "%d", (int)v->valuedouble);
     sv_push(&s, "--version"), sv_push(&s, buf);
   }
+  v = cJSON_GetObjectItemCaseSensitive(js, "device");  /* foil-serve refuses what it does not know */
+  if (cJSON_IsString(v)) sv_push(&s, "--device"), sv_push(&s, v->valuestring);
   cJSON_Delete(js);
   return sv_finish(&s, out, err);
 }

@@ -84,7 +84,7 @@ static int load_version(server *s, int v, foil_err *err) {
   slog(s, "INFO", "loading %s v%d beside v%d", s->index, v, s->live ? s->live->version : 0);
   double t0 = log_mono();
   sgen *g = NULL;
-  int rc = sgen_load(s->root, s->index, v, s->shards, s->o.nshards, s->o.text, &g, err);
+  int rc = sgen_load(s->root, s->index, v, s->shards, s->o.nshards, s->o.text, s->o.device, &g, err);
   if (!rc) rc = sgen_check(g, s->o.check_samples, err);
   pthread_mutex_lock(&s->mu);
   s->loading = 0;
@@ -514,7 +514,7 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
   if (!rc && !v) rc = index_current(s->root, s->index, &v, err);
   if (!rc) {
     double t0 = log_mono();
-    rc = sgen_load(s->root, s->index, v, s->shards, o->nshards, o->text, &s->live, err);
+    rc = sgen_load(s->root, s->index, v, s->shards, o->nshards, o->text, o->device, &s->live, err);
     if (!rc) rc = sgen_check(s->live, s->o.check_samples, err);
     if (!rc) {
       const sgen *g = s->live;
@@ -522,6 +522,9 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
       slog(s, "INFO", "%s v%d loaded and checked in %.2f s: %lld rows in %d shard(s), dim %d, %s, text %s%s%s",
            s->index, g->version, log_mono() - t0, (long long)g->count, g->nshards, g->dim, dtype_name(g->dtype),
            g->text_ok ? "yes" : "no", g->text_ok ? "" : ": ", g->text_ok ? "" : g->no_text);
+      if (g->dev)
+        slog(s, "INFO", "searching on the GPU: %.1f MiB of device memory (rows as float32)",
+             (double)vs_dev_bytes(g->dev) / (1 << 20));
     }
   }
   if (!rc) {

@@ -56,6 +56,7 @@ typedef struct {
   const char *curve_key;  /* CURVE (common/auth.h): this server's NAME.key_secret */
   const char *allow;      /* and the allow-list directory; both NULL: no CURVE */
   int insecure;           /* without CURVE, bind non-loopback endpoints anyway */
+  int device;             /* DEVMEM_CPU, or DEVMEM_CUDA: search on the GPU (up already; sgen.h) */
 } server_opts;
 
 typedef struct server server;

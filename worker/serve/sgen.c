@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
+#include "model/devmem.h"
 #include "storage/ckpt.h"
 #include "storage/hfmodel.h"
 #include "worker/run/encode.h"
@@ -97,7 +98,7 @@ fail:
 }
 
 int sgen_load(const char *root, const char *name, int version, const int *which, int n_which, int want_text,
-              sgen **out, foil_err *err) {
+              int device, sgen **out, foil_err *err) {
   *out = NULL;
   sgen *g = calloc(1, sizeof *g);
   if (!g) return foil_err_set(err, FOIL_ENOMEM, "no memory");
@@ -133,6 +134,7 @@ int sgen_load(const char *root, const char *name, int version, const int *which,
     g->count += sh->n;
   }
   rc = keys_build(g, err);
+  if (!rc && device == DEVMEM_CUDA) rc = vs_dev_new(g->blocks, g->nshards, &g->dev, err);
   if (rc) {
     sgen_destroy(&g);
     return rc;
@@ -146,6 +148,7 @@ int sgen_load(const char *root, const char *name, int version, const int *which,
 void sgen_destroy(sgen **gp) {
   sgen *g = *gp;
   if (!g) return;
+  vs_dev_destroy(&g->dev);  /* before the rows it borrows */
   index_version_destroy(&g->iv);
   free(g->shards), free(g->blocks), free(g->key_ids), free(g->key_vals);
   encoder_destroy(&g->enc);
@@ -160,27 +163,13 @@ int sgen_search(sgen *g, const float *q, int nq, int k, int64_t lo, int64_t hi, 
     for (size_t i = 0; i < (size_t)nq * (size_t)k; i++) scores[i] = -INFINITY, ids[i] = -1;
     return FOIL_OK;
   }
+  if (g->dev) return vs_dev_search(g->dev, q, nq, k, lo, hi, scores, ids, err);
   return vs_search(g->blocks, g->nshards, q, nq, k, lo, hi, 0, scores, ids, err);
 }
 
 int sgen_encode(sgen *g, char *const *texts, size_t n, float *out, foil_err *err) {
   if (!g->text_ok) return foil_err_set(err, FOIL_EPRECOND, "%s", g->no_text);
   return encode_texts(g->enc, g->tok, texts, n, g->enc_len, 32, out, err);
-}
-
-/* Row r of block b as float32 (its rescoring copy when it has one). */
-static void row_f32(const vs_block *b, int64_t r, float *out) {
-  size_t d = (size_t)b->d;
-  if (b->exact) {
-    memcpy(out, b->exact + (size_t)r * d, d * sizeof *out);
-  } else if (b->dtype == VS_F32) {
-    memcpy(out, (const float *)b->data + (size_t)r * d, d * sizeof *out);
-  } else if (b->dtype == VS_F16) {
-    vs_from_f16(out, (const uint16_t *)b->data + (size_t)r * d, (int64_t)d);
-  } else {
-    const int8_t *x = (const int8_t *)b->data + (size_t)r * d;
-    for (size_t j = 0; j < d; j++) out[j] = b->scales[r] * (float)x[j];
-  }
 }
 
 int sgen_check(sgen *g, int samples, foil_err *err) {
@@ -200,7 +189,7 @@ int sgen_check(sgen *g, int samples, foil_err *err) {
   for (int i = 0; i < samples; i++) {
     int64_t at = (int64_t)((double)i * (double)g->count / samples), b = 0;
     while (at >= g->blocks[b].n) at -= g->blocks[b++].n;
-    row_f32(&g->blocks[b], at, q + (size_t)i * d);
+    vs_rows_f32(&g->blocks[b], at, 1, q + (size_t)i * d);
     want[i] = g->blocks[b].ids[at];
   }
   if (g->normalized) {

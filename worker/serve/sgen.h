@@ -14,7 +14,8 @@
  * Cost: load reads every shard whole (one pass, plus one CRC pass) and the
  * checkpoint's parameters; memory: the shards' rows (plus their rescoring
  * copies), a key table of 2 slots per row when the shards have keys, and
- * the encoder.
+ * the encoder; on a GPU (device DEVMEM_CUDA) also the rows as float32 in
+ * device memory (vsearch_dev.h), searched there.
  */
 #ifndef FOIL_WORKER_SERVE_SGEN_H
 #define FOIL_WORKER_SERVE_SGEN_H
@@ -26,6 +27,7 @@
 #include "model/encoder.h"
 #include "model/tokenizer.h"
 #include "model/vsearch.h"
+#include "model/vsearch_dev.h"
 #include "storage/index.h"
 
 typedef struct {
@@ -41,6 +43,7 @@ typedef struct {
   char model_hash[65];
   index_version *iv;
   vs_block *blocks;         /* one per shard */
+  vs_dev *dev;              /* the rows on the GPU, searched there; NULL: on the CPU */
   /* keys by id: open addressing, NULL table when the shards have none */
   int64_t *key_ids;
   const char **key_vals;
@@ -56,9 +59,11 @@ typedef struct {
 /* Loads version `version` of index `name` (the shards in which[n_which],
  * NULL: all). want_text: also load the checkpoint for text queries (a
  * failure there is not an error: the generation answers vectors only and
- * says why in no_text). */
+ * says why in no_text). device: DEVMEM_CPU, or DEVMEM_CUDA to copy the
+ * rows to the GPU (brought up by the caller) and search there; the text
+ * encoder stays on the CPU (a few query texts per batch). */
 int sgen_load(const char *root, const char *name, int version, const int *which, int n_which,
-              int want_text, sgen **out, foil_err *err);
+              int want_text, int device, sgen **out, foil_err *err);
 void sgen_destroy(sgen **g);
 
 /* Tests a loaded generation: a sample of up to `samples` of its own rows,
@@ -68,7 +73,7 @@ void sgen_destroy(sgen **g);
  * failed. Cost: one batched search over every row. */
 int sgen_check(sgen *g, int samples, foil_err *err);
 
-/* Top-k (vsearch.h) over the generation's rows. */
+/* Top-k (vsearch.h; vsearch_dev.h on the GPU) over the generation's rows. */
 int sgen_search(sgen *g, const float *q, int nq, int k, int64_t lo, int64_t hi, float *scores,
                 int64_t *ids, foil_err *err);
 

@@ -3,6 +3,7 @@
  *
  *   foil-serve --index NAME [--root DIR] [--version K] [--shards 0,2] [--bind EP]
  *              [--threads N] [--batch-max N] [--no-watch] [--no-text] [--log FILE]
+ *              [--device cpu|cuda]
  *   foil-serve --route EP1,EP2,... [--bind EP] [--index NAME --root DIR] [--log FILE]
  *   either with [--curve-key KEY_SECRET --allow-keys DIR] [--insecure]; a router
  *   also [--key KEY_SECRET --server-key KEY] for its backends
@@ -22,6 +23,7 @@
 #include "common/err.h"
 #include "common/fileio.h"
 #include "kernels/kernels.h"
+#include "model/devmem.h"
 #include "storage/index.h"
 #include "worker/serve/router.h"
 #include "worker/serve/server.h"
@@ -37,10 +39,24 @@ static void on_hup(int s) {
   auth_request_reload();
 }
 
+/* --device cuda: the first visible GPU (a serve job's worker sets
+ * CUDA_VISIBLE_DEVICES to the GPUs it was given). */
+static int gpu_up(FILE *log, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  int rc = cuda_init(0, err);
+  if (!rc) fprintf(log ? log : stderr, "foil-serve: searching on %s\n", cuda_backend());
+  return rc;
+#else
+  (void)log;
+  return devmem_ready(DEVMEM_CUDA, "search index", err);
+#endif
+}
+
 static int usage(FILE *f) {
   fprintf(f,
           "usage: foil-serve --index NAME [--root DIR] [--version K] [--shards 0,2] [--bind EP]\n"
           "                  [--threads N] [--batch-max N] [--no-watch] [--no-text] [--log FILE]\n"
+          "                  [--device cpu|cuda]\n"
           "       foil-serve --route EP1,EP2,... [--bind EP] [--index NAME] [--root DIR] [--log FILE]\n"
           "\n"
           "Answers top-k searches (proto/foil/v1/search.proto) over the live version of an index\n"
@@ -56,6 +72,8 @@ static int usage(FILE *f) {
           "  --batch-max N    queries searched together at most (default 256)\n"
           "  --no-watch       do not poll CURRENT (SIGHUP and reload requests still load it)\n"
           "  --no-text        do not load the index's checkpoint (vector queries only)\n"
+          "  --device D       where the rows are searched: cpu (default), or cuda: copied to the\n"
+          "                   first visible GPU as float32 and searched there (CUDA_VISIBLE_DEVICES)\n"
           "  --route EPS      router mode: fan each request out to these foil-serve endpoints\n"
           "                   (each holding some shards), merge their top-k, never mix versions\n"
           "  --log FILE       append the log here (default stderr)\n"
@@ -146,6 +164,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--version")) rc = int_arg(a, v, 1, INT_MAX, &o.version);
     else if (!strcmp(a, "--threads")) rc = int_arg(a, v, 1, 4096, &threads);
     else if (!strcmp(a, "--batch-max")) rc = int_arg(a, v, 1, 1 << 20, &o.batch_max);
+    else if (!strcmp(a, "--device")) {
+      if (!strcmp(v, "cpu") || !strcmp(v, "cuda")) {
+        o.device = strcmp(v, "cpu") ? DEVMEM_CUDA : DEVMEM_CPU;
+      } else {
+        fprintf(stderr, "foil-serve: --device is cpu or cuda, not '%s'\n", v);
+        return 2;
+      }
+    }
     else if (!strcmp(a, "--shards")) {
       rc = shard_list(v, shards, &o.nshards, 4096);
       o.shards = shards;
@@ -155,6 +181,10 @@ int main(int argc, char **argv) {
     }
     if (rc) return rc;
     i++;
+  }
+  if (route && o.device != DEVMEM_CPU) {
+    fprintf(stderr, "foil-serve: --device is for a server of an index; a router (--route) searches nothing\n");
+    return 2;
   }
   if (!route && !o.index) {
     fprintf(stderr, "foil-serve: --index NAME is required (or --route EP1,EP2 for a router)\n");
@@ -199,9 +229,13 @@ int main(int argc, char **argv) {
     router_destroy(&r);
   } else {
     server *s = NULL;
-    rc = server_new(&s, &o, &err);
+    rc = o.device == DEVMEM_CUDA ? gpu_up(log, &err) : FOIL_OK;
+    if (!rc) rc = server_new(&s, &o, &err);
     if (!rc) rc = server_run(s, &stop_flag, &hup_flag, &err);
     server_destroy(&s);
+#ifdef FOIL_HAVE_CUDA
+    if (o.device == DEVMEM_CUDA) cuda_shutdown();
+#endif
   }
   if (rc) fprintf(log ? log : stderr, "foil-serve: %s\n", err.msg);
   if (log) fclose(log);
