@@ -66,7 +66,7 @@ static decoder *make(int V, int L, int C, int H, int F, int T, uint64_t seed) {
     fprintf(stderr, "bench_decode: %s\n", err.msg);
     exit(1);
   }
-  decoder_init(d, seed);
+  decoder_init(d, seed, NULL);  /* a CPU decoder: cannot fail */
   return d;
 }
 

@@ -10,6 +10,15 @@
  * Generation: a decoder_cache owns the keys/values [L, rows, max_len, C],
  * the candidates' keys/values of the last step [L, rows, cands, C] and the
  * step's activations for rows·cands tokens, so a step allocates nothing.
+ *
+ * Backends (devmem.h): parameters, activations and the cache live on the
+ * decoder's backend and every kernel call goes through K (DEVMEM_KERN), so
+ * the CPU and CUDA run the same calls in the same order; copies between
+ * backend buffers are devmem_copy/copy2d, outputs reach the caller's host
+ * memory through devmem_get (on the CPU plain copies, or the buffers
+ * themselves). Host-side state (lengths, active rows, targets) stays on the
+ * host; what a kernel reads of it is put on the backend first (ids, mask,
+ * labels, lens, rows). Training (backward) runs on the CPU only.
  */
 #include "model/decoder.h"
 
@@ -18,6 +27,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "model/devmem.h"
 
 enum { LM_ROWS = 64 }; /* rows of logits computed at a time for loss and nll */
 
@@ -33,9 +43,10 @@ typedef struct {
 
 struct decoder {
   decoder_config cfg;
+  int backend;     /* DEVMEM_CPU or DEVMEM_CUDA: where every float buffer lives */
   encoder_tensor t[DEC_NTENSORS];
   size_t nparams;
-  float *params, *grads;
+  float *params, *grads; /* grads: CPU only (NULL on CUDA: inference there) */
 
   float *act_mem;
   size_t cap_tokens, cap_att;
@@ -48,18 +59,27 @@ struct decoder {
   float *nll, *logits; /* [N], [N,V] (logits allocated only when asked for) */
   size_t cap_logits;
   float *g_res, *g_a, *g_b, *g_w1, *g_w2;
-  int32_t *ids, *targets, *lab;
+  int32_t *ids, *lab; /* backend: the kernels read them */
   uint8_t *mask;
+  int32_t *targets, *h_lab, *h_ids; /* host */
+  uint8_t *h_mask;
+  /* host mirrors of outputs on CUDA (forward's nll/hidden/logits), and
+   * decoder_lm_head's device scratch */
+  float *h_nll, *h_lnf, *h_logits, *lmh_in, *lmh_out;
+  size_t cap_h_nll, cap_h_lnf, cap_h_logits, cap_lmh_in, cap_lmh_out;
 
   int B, T, train, have_fwd, n_targets;
   uint64_t seed, call;
 };
 
 struct decoder_cache {
+  int backend; /* the decoder's: every float buffer below lives there */
   int L, C, F, V, rows, max_len, cands, NH;
   float *k, *v;   /* [L, rows, max_len, C] */
   float *sk, *sv; /* [L, rows, cands, C]: the last step's candidates */
-  int *len;       /* [rows] */
+  int *len;       /* [rows] (host) */
+  int *dlen, *dgrp; /* len and grp on the backend, for the attention kernel
+                     * (on the CPU: len and grp themselves) */
   uint8_t *stepped; /* [rows]: row has candidates from the last step */
   int last_R;
   /* step activations for up to rows·cands tokens */
@@ -69,11 +89,44 @@ struct decoder_cache {
                    * the last prefill or one-candidate step, per active row */
   float *gath;    /* [L+1, rows, C]: states gathered for decoder_layer_logits */
   int states_na;  /* active rows the states hold (grp[0..states_na)); -1: none */
-  int *grp; /* [rows]: active rows of a step, in order */
+  int *grp; /* [rows]: active rows of a step, in order (host) */
   float *lm; /* logits of a step's active rows before the scatter, allocated on
-              * the first step with inactive rows that asks for logits */
+              * the first step with inactive rows (on CUDA: any step) that asks
+              * for logits */
   size_t cap_lm;
 };
+
+#define K(fn, ...) DEVMEM_KERN(d->backend, fn, __VA_ARGS__)
+
+/* Grows the host buffer *p to n floats (contents lost). */
+static int host_buf(float **p, size_t *cap, size_t n, foil_err *err) {
+  if (n <= *cap) return FOIL_OK;
+  free(*p);
+  *p = malloc((n ? n : 1) * sizeof(float));
+  *cap = *p ? n : 0;
+  return *p ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu floats of outputs", n);
+}
+
+/* *out = n floats of the backend buffer src, readable on the host: src
+ * itself on the CPU; on CUDA downloaded into *mirror (grown to *cap). */
+static int host_view(int backend, float **mirror, size_t *cap, float *src, size_t n, float **out,
+                     foil_err *err) {
+  *out = src;
+  if (backend == DEVMEM_CPU) return FOIL_OK;
+  int rc = host_buf(mirror, cap, n, err);
+  if (!rc) rc = devmem_get(backend, *mirror, src, n * sizeof(float), err);
+  *out = rc ? NULL : *mirror;
+  return rc;
+}
+
+/* Grows the backend buffer *p to n floats (contents lost). */
+static int grow(int backend, float **p, size_t *cap, size_t n, foil_err *err) {
+  if (n <= *cap) return FOIL_OK;
+  devmem_free(backend, *p);
+  *p = devmem_alloc(backend, n * sizeof(float));
+  *cap = *p ? n : 0;
+  return *p ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu floats", devmem_where(backend), n);
+}
 
 /* ---- config --------------------------------------------------------------- */
 
@@ -132,48 +185,79 @@ static void layout(decoder *d) {
   d->nparams = off;
 }
 
-int decoder_new(decoder **out, const decoder_config *cfg, foil_err *err) {
+int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_err *err) {
   *out = NULL;
   decoder_config c = *cfg;
   int rc = decoder_config_check(&c, err);
+  if (!rc) rc = devmem_ready(backend, "decoder", err);
   if (rc) return rc;
   decoder *d = calloc(1, sizeof *d);
   if (!d) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the decoder");
   d->cfg = c;
+  d->backend = backend;
   layout(d);
-  d->params = calloc(d->nparams, sizeof(float));
-  d->grads = calloc(d->nparams, sizeof(float));
-  if (!d->params || !d->grads) {
+  d->params = devmem_alloc(backend, d->nparams * sizeof(float));
+  d->grads = backend == DEVMEM_CPU ? calloc(d->nparams, sizeof(float)) : NULL;
+  if (!d->params || (backend == DEVMEM_CPU && !d->grads)) {
     size_t n = d->nparams;
     decoder_destroy(&d);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu parameters", n);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu parameters", devmem_where(backend), n);
   }
   *out = d;
   return FOIL_OK;
 }
 
+int decoder_new(decoder **out, const decoder_config *cfg, foil_err *err) {
+  return decoder_new_on(out, cfg, DEVMEM_CPU, err);
+}
+
+int decoder_clone_on(const decoder *src, int backend, decoder **out, foil_err *err) {
+  int rc = decoder_new_on(out, &src->cfg, backend, err);
+  if (rc) return rc;
+  float *host = src->backend == DEVMEM_CPU ? src->params : malloc(src->nparams * sizeof(float));
+  if (!host) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for a host copy of the parameters");
+  if (!rc && host != src->params) rc = decoder_get_params(src, host, err);
+  if (!rc) rc = decoder_set_params(*out, host, err);
+  if (host != src->params) free(host);
+  if (rc) decoder_destroy(out);
+  return rc;
+}
+
+int decoder_set_params(decoder *d, const float *host, foil_err *err) {
+  return devmem_put(d->backend, d->params, host, d->nparams * sizeof(float), err);
+}
+int decoder_get_params(const decoder *d, float *host, foil_err *err) {
+  return devmem_get(d->backend, host, d->params, d->nparams * sizeof(float), err);
+}
+
 void decoder_destroy(decoder **dp) {
   if (!dp || !*dp) return;
   decoder *d = *dp;
-  free(d->params);
+  int be = d->backend;
+  devmem_free(be, d->params);
   free(d->grads);
-  free(d->act_mem);
+  devmem_free(be, d->act_mem);
   free(d->la);
-  free(d->logits);
-  free(d->ids);
-  free(d->targets);
-  free(d->lab);
-  free(d->mask);
+  devmem_free(be, d->logits);
+  devmem_free(be, d->ids);
+  devmem_free(be, d->lab);
+  devmem_free(be, d->mask);
+  free(d->targets), free(d->h_lab), free(d->h_ids), free(d->h_mask);
+  free(d->h_nll), free(d->h_lnf), free(d->h_logits);
+  devmem_free(be, d->lmh_in), devmem_free(be, d->lmh_out);
   free(d);
   *dp = NULL;
 }
 
 const decoder_config *decoder_cfg(const decoder *d) { return &d->cfg; }
+int decoder_backend(const decoder *d) { return d->backend; }
 size_t decoder_num_params(const decoder *d) { return d->nparams; }
 float *decoder_params(decoder *d) { return d->params; }
 float *decoder_grads(decoder *d) { return d->grads; }
 const encoder_tensor *decoder_tensors(const decoder *d) { return d->t; }
-void decoder_zero_grads(decoder *d) { memset(d->grads, 0, d->nparams * sizeof(float)); }
+void decoder_zero_grads(decoder *d) {
+  if (d->grads) memset(d->grads, 0, d->nparams * sizeof(float));
+}
 
 /* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
 static float *P(const decoder *d, const float *buf, int id, int l) {
@@ -189,16 +273,22 @@ static float normal_at(uint64_t seed, uint64_t stream, uint64_t i, float std) {
   return std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
 }
 
-void decoder_init(decoder *d, uint64_t seed) {
+int decoder_init(decoder *d, uint64_t seed, foil_err *err) {
   float resid_std = 0.02f / sqrtf(2.0f * (float)d->cfg.n_layers);
+  float buf[4096]; /* values are made on the host, put on the backend a piece at a time */
   for (int id = 0; id < DEC_NTENSORS; id++) {
     const encoder_tensor *t = &d->t[id];
-    float *p = d->params + t->offset;
     int is_ln_w = id == DEC_LN1_W || id == DEC_LN2_W || id == DEC_LNF_W;
     float std = id == DEC_ATTO_W || id == DEC_FC2_W ? resid_std : 0.02f;
-    for (size_t i = 0; i < t->size; i++)
-      p[i] = t->decay ? normal_at(seed, (uint64_t)id, i, std) : (is_ln_w ? 1.0f : 0.0f);
+    for (size_t i0 = 0; i0 < t->size; i0 += 4096) {
+      size_t n = t->size - i0 < 4096 ? t->size - i0 : 4096;
+      for (size_t i = 0; i < n; i++)
+        buf[i] = t->decay ? normal_at(seed, (uint64_t)id, i0 + i, std) : (is_ln_w ? 1.0f : 0.0f);
+      int rc = devmem_put(d->backend, d->params + t->offset + i0, buf, n * sizeof(float), err);
+      if (rc) return rc;
+    }
   }
+  return FOIL_OK;
 }
 
 double decoder_forward_flops(const decoder_config *c, int B, int T) {
@@ -208,9 +298,23 @@ double decoder_forward_flops(const decoder_config *c, int B, int T) {
   return N * per_tok * c->n_layers + N * 2.0 * C * c->vocab;
 }
 
-void decoder_lm_head(const decoder *d, float *logits, const float *hidden, int N) {
-  matmul_forward(logits, hidden, d->params + d->t[DEC_WTE].offset, NULL, N, d->cfg.d_model,
-                 d->cfg.vocab);
+/* logits [N,V] = hidden [N,C] · wte^T on backend buffers. */
+static void lm_head(const decoder *d, float *logits, const float *hidden, int N) {
+  K(matmul_forward, logits, hidden, d->params + d->t[DEC_WTE].offset, NULL, N, d->cfg.d_model, d->cfg.vocab);
+}
+
+int decoder_lm_head(decoder *d, float *logits, const float *hidden, int N, foil_err *err) {
+  if (d->backend == DEVMEM_CPU) {
+    lm_head(d, logits, hidden, N);
+    return FOIL_OK;
+  }
+  size_t nc = (size_t)N * d->cfg.d_model, nv = (size_t)N * d->cfg.vocab;
+  int rc = grow(d->backend, &d->lmh_in, &d->cap_lmh_in, nc, err);
+  if (!rc) rc = grow(d->backend, &d->lmh_out, &d->cap_lmh_out, nv, err);
+  if (!rc) rc = devmem_put(d->backend, d->lmh_in, hidden, nc * sizeof(float), err);
+  if (rc) return rc;
+  lm_head(d, d->lmh_out, d->lmh_in, N);
+  return devmem_get(d->backend, logits, d->lmh_out, nv * sizeof(float), err);
 }
 
 /* ---- activations ------------------------------------------------------------- */
@@ -227,24 +331,29 @@ static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
   size_t per_set = N * C * 5 + N * 4 + N * 3 * C + natt + N * F * 2;
   size_t total = N * C * 2 + (size_t)sets * per_set + N * C + N * 2 + N * wide + natt + 2 * lm +
                  N + (train ? N * C * 3 + N * wide * 2 : 0);
-  free(d->act_mem);
+  const int be = d->backend;
+  devmem_free(be, d->act_mem);
   free(d->la);
-  free(d->ids);
-  free(d->targets);
-  free(d->lab);
-  free(d->mask);
-  d->act_mem = malloc(total * sizeof(float));
+  devmem_free(be, d->ids);
+  devmem_free(be, d->lab);
+  devmem_free(be, d->mask);
+  free(d->targets), free(d->h_lab), free(d->h_ids), free(d->h_mask);
+  d->act_mem = devmem_alloc(be, total * sizeof(float));
   d->la = calloc((size_t)sets, sizeof(layer_acts));
-  d->ids = malloc(N * sizeof(int32_t));
+  d->ids = devmem_alloc(be, N * sizeof(int32_t));
+  d->lab = devmem_alloc(be, (size_t)LM_ROWS * sizeof(int32_t));
+  d->mask = devmem_alloc(be, N);
   d->targets = malloc(N * sizeof(int32_t));
-  d->lab = malloc((size_t)LM_ROWS * sizeof(int32_t));
-  d->mask = malloc(N);
-  if (!d->act_mem || !d->la || !d->ids || !d->targets || !d->lab || !d->mask) {
-    free(d->act_mem);
+  d->h_lab = malloc((size_t)LM_ROWS * sizeof(int32_t));
+  d->h_ids = malloc(N * sizeof(int32_t));
+  d->h_mask = malloc(N);
+  if (!d->act_mem || !d->la || !d->ids || !d->targets || !d->lab || !d->mask || !d->h_lab || !d->h_ids ||
+      !d->h_mask) {
+    devmem_free(be, d->act_mem);
     d->act_mem = NULL;
     d->cap_tokens = d->cap_att = 0;
     d->cap_sets = d->cap_grad = 0;
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for activations of %zu tokens", devmem_where(be), N);
   }
   float *m = d->act_mem;
 #define TAKE(ptr, n) (ptr = m, m += (n))
@@ -292,35 +401,35 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
   const size_t NC = (size_t)N * C;
   const float p = train ? c->dropout : 0.0f;
   float *W = d->params;
-  embed_forward(d->emb, d->ids, W + d->t[DEC_WTE].offset, W + d->t[DEC_WPE].offset, B, T, C);
+  K(embed_forward, d->emb, d->ids, W + d->t[DEC_WTE].offset, W + d->t[DEC_WPE].offset, B, T, C);
   const float *x = d->emb;
   if (p > 0.0f) {
-    dropout_forward(d->resid0, d->emb, NC, p, seed, stream_of(call, 0), 0);
+    K(dropout_forward, d->resid0, d->emb, NC, p, seed, stream_of(call, 0), 0);
     x = d->resid0;
   }
   d->x0 = x;
   if (hook) hook(ctx, -1, NULL, x);
   for (int l = 0; l < c->n_layers; l++) {
     layer_acts *a = &d->la[train ? l : 0];
-    layernorm_forward(a->ln1, a->ln1_mu, a->ln1_rs, x, P(d, W, DEC_LN1_W, l),
+    K(layernorm_forward, a->ln1, a->ln1_mu, a->ln1_rs, x, P(d, W, DEC_LN1_W, l),
                       P(d, W, DEC_LN1_B, l), N, C, c->ln_eps);
-    matmul_forward(a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
-    attention_forward(a->atty, a->att, d->att_scratch, a->qkv, d->mask, B, T, C, NH, 1, p, seed,
+    K(matmul_forward, a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
+    K(attention_forward, a->atty, a->att, d->att_scratch, a->qkv, d->mask, B, T, C, NH, 1, p, seed,
                       stream_of(call, 1 + 3 * l), 0);
-    matmul_forward(d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
-    dropout_forward(d->tmp, d->tmp, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
-    residual_forward(a->r1, x, d->tmp, NC);
-    layernorm_forward(a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(d, W, DEC_LN2_W, l),
+    K(matmul_forward, d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
+    K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    K(residual_forward, a->r1, x, d->tmp, NC);
+    K(layernorm_forward, a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(d, W, DEC_LN2_W, l),
                       P(d, W, DEC_LN2_B, l), N, C, c->ln_eps);
-    matmul_forward(a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
-    gelu_forward(a->gelu, a->fc1, (size_t)N * F);
-    matmul_forward(d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
-    dropout_forward(d->tmp, d->tmp, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
-    residual_forward(a->r2, a->r1, d->tmp, NC);
+    K(matmul_forward, a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
+    K(gelu_forward, a->gelu, a->fc1, (size_t)N * F);
+    K(matmul_forward, d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
+    K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    K(residual_forward, a->r2, a->r1, d->tmp, NC);
     x = a->r2;
     if (hook) hook(ctx, l, a->qkv, x);
   }
-  layernorm_forward(d->lnf, d->lnf_mu, d->lnf_rs, x, W + d->t[DEC_LNF_W].offset,
+  K(layernorm_forward, d->lnf, d->lnf_mu, d->lnf_rs, x, W + d->t[DEC_LNF_W].offset,
                     W + d->t[DEC_LNF_B].offset, N, C, c->ln_eps);
 }
 
@@ -356,20 +465,19 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
         return foil_err_set(err, FOIL_EINVAL,
                             "target %d at position %zu is outside the vocabulary [0,%d) (-1 ignores)",
                             targets[i], i, c->vocab);
+  if (train && d->backend != DEVMEM_CPU)
+    return foil_err_set(err, FOIL_EPRECOND, "a decoder trains on the CPU only (this one is on the %s)",
+                        devmem_where(d->backend));
   rc = ensure_acts(d, B, T, train, err);
   if (rc) return rc;
-  if (logits && d->cap_logits < N * V) {
-    free(d->logits);
-    d->logits = malloc(N * V * sizeof(float));
-    d->cap_logits = d->logits ? N * V : 0;
-    if (!d->logits)
-      return foil_err_set(err, FOIL_ENOMEM, "out of memory for [%d,%d,%zu] logits", B, T, V);
-  }
-  memcpy(d->ids, ids, N * sizeof(int32_t));
+  if (logits && (rc = grow(d->backend, &d->logits, &d->cap_logits, N * V, err))) return rc;
   if (mask)
-    memcpy(d->mask, mask, N);
+    memcpy(d->h_mask, mask, N);
   else
-    memset(d->mask, 1, N);
+    memset(d->h_mask, 1, N);
+  if ((rc = devmem_put(d->backend, d->ids, ids, N * sizeof(int32_t), err)) ||
+      (rc = devmem_put(d->backend, d->mask, d->h_mask, N, err)))
+    return rc;
   int nt = 0;
   for (size_t i = 0; i < N; i++) {
     d->targets[i] = targets ? targets[i] : -1;
@@ -385,24 +493,37 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
     for (size_t r0 = 0; r0 < N; r0 += LM_ROWS) {
       int n = (int)(N - r0 < LM_ROWS ? N - r0 : LM_ROWS);
       float *lg = logits ? d->logits + r0 * V : d->lm_a;
-      decoder_lm_head(d, lg, d->lnf + r0 * C, n);
+      lm_head(d, lg, d->lnf + r0 * C, n);
       if (!want_ce) continue;
-      for (int i = 0; i < n; i++) d->lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
-      crossentropy_forward(d->nll + r0, d->lm_b, lg, d->lab, n, (int)V);
-      for (int i = 0; i < n; i++) {
-        if (d->targets[r0 + i] < 0)
-          d->nll[r0 + i] = 0.0f;
-        else
-          total += d->nll[r0 + i]; /* in row order: the same bits on any thread count */
-      }
+      for (int i = 0; i < n; i++) d->h_lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
+      if ((rc = devmem_put(d->backend, d->lab, d->h_lab, (size_t)n * sizeof(int32_t), err))) return rc;
+      K(crossentropy_forward, d->nll + r0, d->lm_b, lg, d->lab, n, (int)V);
     }
   }
-  if (!want_ce) memset(d->nll, 0, N * sizeof(float));
+  float *hn = NULL; /* the nll on the host, ignored positions zeroed */
+  if (want_ce) {
+    if ((rc = host_view(d->backend, &d->h_nll, &d->cap_h_nll, d->nll, N, &hn, err))) return rc;
+    for (size_t i = 0; i < N; i++) {
+      if (d->targets[i] < 0)
+        hn[i] = 0.0f;
+      else
+        total += hn[i]; /* in row order: the same bits on any thread count */
+    }
+  } else {
+    if (d->backend == DEVMEM_CPU) hn = d->nll;
+    else if ((rc = host_buf(&d->h_nll, &d->cap_h_nll, N, err))) return rc;
+    else hn = d->h_nll;
+    memset(hn, 0, N * sizeof(float));
+  }
   d->n_targets = nt;
   if (loss) *loss = nt > 0 ? (float)(total / nt) : 0.0f;
-  if (hidden) *hidden = d->lnf;
-  if (logits) *logits = d->logits;
-  if (nll) *nll = d->nll;
+  float *h = NULL, *lg = NULL;
+  if (hidden && (rc = host_view(d->backend, &d->h_lnf, &d->cap_h_lnf, d->lnf, N * C, &h, err))) return rc;
+  if (logits && (rc = host_view(d->backend, &d->h_logits, &d->cap_h_logits, d->logits, N * V, &lg, err)))
+    return rc;
+  if (hidden) *hidden = h;
+  if (logits) *logits = lg;
+  if (nll) *nll = hn;
   d->B = B;
   d->T = T;
   d->train = train;
@@ -416,6 +537,9 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
 
 int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err) {
   const decoder_config *c = &d->cfg;
+  if (d->backend != DEVMEM_CPU)
+    return foil_err_set(err, FOIL_EPRECOND, "a decoder trains on the CPU only (this one is on the %s)",
+                        devmem_where(d->backend));
   if (!d->have_fwd || !d->train)
     return foil_err_set(err, FOIL_EPRECOND,
                         "decoder_backward needs a training forward first (train != 0; set dropout "
@@ -444,7 +568,7 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
       }
       if (!any) continue;
       const float *h = d->lnf + (size_t)r0 * C;
-      decoder_lm_head(d, d->lm_a, h, n); /* recomputed: no [N,V] kept */
+      lm_head(d, d->lm_a, h, n); /* recomputed: no [N,V] kept */
       crossentropy_forward(d->tmp, d->lm_b, d->lm_a, d->lab, n, V);
       memset(d->lm_a, 0, (size_t)n * V * sizeof(float));
       crossentropy_backward(d->lm_a, d->lm_b, d->lab, n, V, scale);
@@ -515,6 +639,7 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
   if (cands < 1) return foil_err_set(err, FOIL_EINVAL, "cache cands must be >= 1, got %d", cands);
   decoder_cache *k = calloc(1, sizeof *k);
   if (!k) return foil_err_set(err, FOIL_ENOMEM, "out of memory for a cache");
+  k->backend = d->backend;
   k->L = c->n_layers;
   k->C = c->d_model;
   k->F = c->d_ff;
@@ -527,14 +652,20 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
   size_t kv = L * R * max_len * C, s = L * R * cands * C;
   size_t total = 2 * kv + 2 * s + n * C * 4 + n * 2 + n * 3 * C + n * F * 2 +
                  n * k->NH * ((size_t)max_len + 1) + 2 * (L + 1) * R * C;
-  k->mem = calloc(total, sizeof(float));
+  k->mem = devmem_alloc(k->backend, total * sizeof(float));
   k->len = calloc(R, sizeof(int));
   k->grp = calloc(R, sizeof(int));
   k->stepped = calloc(R, 1);
-  if (!k->mem || !k->len || !k->grp || !k->stepped) {
+  if (k->backend == DEVMEM_CPU) {
+    k->dlen = k->len, k->dgrp = k->grp;
+  } else {
+    k->dlen = devmem_alloc(k->backend, R * sizeof(int));
+    k->dgrp = devmem_alloc(k->backend, R * sizeof(int));
+  }
+  if (!k->mem || !k->len || !k->grp || !k->stepped || !k->dlen || !k->dgrp) {
     decoder_cache_destroy(&k);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for a cache of %d rows x %d positions",
-                        rows, max_len);
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a cache of %d rows x %d positions",
+                        devmem_where(d->backend), rows, max_len);
   }
   float *m = k->mem;
 #define TAKE(ptr, cnt) (ptr = m, m += (cnt))
@@ -553,11 +684,13 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
 void decoder_cache_destroy(decoder_cache **cp) {
   if (!cp || !*cp) return;
   decoder_cache *c = *cp;
-  free(c->mem);
+  devmem_free(c->backend, c->mem);
+  if (c->dlen != c->len) devmem_free(c->backend, c->dlen);
+  if (c->dgrp != c->grp) devmem_free(c->backend, c->dgrp);
   free(c->len);
   free(c->grp);
   free(c->stepped);
-  free(c->lm);
+  devmem_free(c->backend, c->lm);
   free(c);
   *cp = NULL;
 }
@@ -572,8 +705,8 @@ void decoder_cache_reset(decoder_cache *c) {
 
 static int cache_matches(const decoder *d, const decoder_cache *c, foil_err *err) {
   if (c->L != d->cfg.n_layers || c->C != d->cfg.d_model || c->F != d->cfg.d_ff ||
-      c->V != d->cfg.vocab || c->NH != d->cfg.n_heads)
-    return foil_err_set(err, FOIL_EINVAL, "the cache was made for a decoder of another config");
+      c->V != d->cfg.vocab || c->NH != d->cfg.n_heads || c->backend != d->backend)
+    return foil_err_set(err, FOIL_EINVAL, "the cache was made for a decoder of another config or backend");
   return FOIL_OK;
 }
 
@@ -584,12 +717,7 @@ static float *slot(const decoder_cache *c, float *buf, int l, int r, int slots, 
 
 /* Grows the logits scratch c->lm to `need` floats. */
 static int ensure_lm(decoder_cache *c, size_t need, foil_err *err) {
-  if (need <= c->cap_lm) return FOIL_OK;
-  free(c->lm);
-  c->lm = malloc(need * sizeof(float));
-  c->cap_lm = c->lm ? need : 0;
-  if (!c->lm) return foil_err_set(err, FOIL_ENOMEM, "out of memory for %zu logits", need);
-  return FOIL_OK;
+  return grow(c->backend, &c->lm, &c->cap_lm, need, err);
 }
 
 int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, int n, float *out,
@@ -610,22 +738,23 @@ typedef struct {
 } prefill_ctx;
 
 /* After layer l (l = -1: the embeddings): store the keys/values of every
- * real position, and the last token's residual stream for DoLa. */
+ * real position (one strided copy per row: position t's key is at
+ * qkv[t·3C + C]), and the last token's residual stream for DoLa. */
 static void prefill_hook(void *vctx, int l, const float *qkv, const float *x_after) {
   prefill_ctx *p = vctx;
   decoder_cache *c = p->c;
-  const int C = c->C, T = p->T;
+  const int C = c->C, T = p->T, be = c->backend;
+  const size_t row = (size_t)C * sizeof(float);
   if (qkv)
-    for (int r = 0; r < c->rows; r++)
-      for (int t = 0; t < p->lens[r]; t++) {
-        const float *src = qkv + ((size_t)r * T + t) * 3 * C;
-        memcpy(slot(c, c->k, l, r, c->max_len, t), src + C, (size_t)C * sizeof(float));
-        memcpy(slot(c, c->v, l, r, c->max_len, t), src + 2 * C, (size_t)C * sizeof(float));
-      }
+    for (int r = 0; r < c->rows; r++) {
+      const float *src = qkv + (size_t)r * T * 3 * C;
+      devmem_copy2d(be, slot(c, c->k, l, r, c->max_len, 0), row, src + C, 3 * row, row, (size_t)p->lens[r]);
+      devmem_copy2d(be, slot(c, c->v, l, r, c->max_len, 0), row, src + 2 * C, 3 * row, row, (size_t)p->lens[r]);
+    }
   if (p->states)
     for (int r = 0; r < c->rows; r++)
-      memcpy(p->states + ((size_t)(l + 1) * c->rows + r) * C,
-             x_after + ((size_t)r * T + p->lens[r] - 1) * C, (size_t)C * sizeof(float));
+      devmem_copy(be, p->states + ((size_t)(l + 1) * c->rows + r) * C,
+                  x_after + ((size_t)r * T + p->lens[r] - 1) * C, row);
 }
 
 int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int *lens, int T,
@@ -637,7 +766,7 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
   if (T < 1 || T > c->max_len)
     return foil_err_set(err, FOIL_EINVAL, "prompt length %d must be in 1..%d (the cache's max_len)",
                         T, c->max_len);
-  const int rows = c->rows, C = cf->d_model, L = cf->n_layers;
+  const int rows = c->rows, C = cf->d_model, L = cf->n_layers, be = d->backend;
   for (int r = 0; r < rows; r++) {
     if (lens[r] < 1 || lens[r] > T)
       return foil_err_set(err, FOIL_EINVAL, "prompt %d has length %d, must be in 1..%d", r, lens[r],
@@ -652,32 +781,33 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
   }
   rc = ensure_acts(d, rows, T, 0, err);
   if (rc) return rc;
+  const size_t N = (size_t)rows * T;
   for (int r = 0; r < rows; r++)
     for (int t = 0; t < T; t++) {
       size_t i = (size_t)r * T + t;
-      d->ids[i] = t < lens[r] ? ids[i] : 0; /* ignored positions: any valid id */
-      d->mask[i] = t < lens[r];
+      d->h_ids[i] = t < lens[r] ? ids[i] : 0; /* ignored positions: any valid id */
+      d->h_mask[i] = t < lens[r];
     }
+  if ((rc = devmem_put(be, d->ids, d->h_ids, N * sizeof(int32_t), err)) ||
+      (rc = devmem_put(be, d->mask, d->h_mask, N, err)))
+    return rc;
   prefill_ctx ctx = {c, lens, T, c->states};
   body_forward(d, rows, T, 0, 0, 0, prefill_hook, &ctx);
   for (int r = 0; r < rows; r++) {
     c->len[r] = lens[r];
     c->stepped[r] = 0;
   }
+  const size_t row = (size_t)C * sizeof(float);
   if (hidden)
-    for (int r = 0; r < rows; r++)
-      for (int t = 0; t < T; t++) {
-        float *h = hidden + ((size_t)r * T + t) * C;
-        if (t < lens[r])
-          memcpy(h, d->lnf + ((size_t)r * T + t) * C, (size_t)C * sizeof(float));
-        else
-          memset(h, 0, (size_t)C * sizeof(float));
-      }
+    for (int r = 0; r < rows; r++) {
+      float *h = hidden + (size_t)r * T * C;
+      if ((rc = devmem_get(be, h, d->lnf + (size_t)r * T * C, (size_t)lens[r] * row, err))) return rc;
+      memset(h + (size_t)lens[r] * C, 0, (size_t)(T - lens[r]) * row);
+    }
   /* the last token's final state, gathered into the states' slot L */
   float *last = c->states + (size_t)L * rows * C;
   for (int r = 0; r < rows; r++) {
-    memcpy(last + (size_t)r * C, d->lnf + ((size_t)r * T + lens[r] - 1) * C,
-           (size_t)C * sizeof(float));
+    devmem_copy(be, last + (size_t)r * C, d->lnf + ((size_t)r * T + lens[r] - 1) * C, row);
     c->grp[r] = r;
   }
   c->states_na = rows;
@@ -686,13 +816,18 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
     if (rc) return rc;
   }
   if (logits) {
-    if (layers)
-      memcpy(logits, layers + (size_t)L * rows * cf->vocab,
-             (size_t)rows * cf->vocab * sizeof(float));
-    else
-      decoder_lm_head(d, logits, last, rows);
+    const size_t bytes = (size_t)rows * cf->vocab * sizeof(float);
+    if (layers) {
+      memcpy(logits, layers + (size_t)L * rows * cf->vocab, bytes);
+    } else if (be == DEVMEM_CPU) {
+      lm_head(d, logits, last, rows);
+    } else {
+      if ((rc = ensure_lm(c, (size_t)rows * cf->vocab, err))) return rc;
+      lm_head(d, c->lm, last, rows);
+      if ((rc = devmem_get(be, logits, c->lm, bytes, err))) return rc;
+    }
   }
-  return FOIL_OK;
+  return devmem_check(be, err);
 }
 
 int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const uint8_t *active,
@@ -706,6 +841,7 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   if (layers && R != 1)
     return foil_err_set(err, FOIL_EINVAL, "per-layer logits need one candidate per row, got %d", R);
   const int rows = c->rows, C = cf->d_model, F = cf->d_ff, L = cf->n_layers, V = cf->vocab;
+  const int be = d->backend;
   int na = 0;
   for (int r = 0; r < rows; r++) {
     if (active && !active[r]) continue;
@@ -728,11 +864,17 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   if (na == 0) return FOIL_OK;
   const int n = na * R;
   /* the LM head runs as one product over all active tokens (wte read once);
-   * with inactive rows it writes c->lm first, scattered to the rows after */
-  if (logits && na < rows && (rc = ensure_lm(c, (size_t)n * V, err))) return rc;
+   * with inactive rows (or on a device) it writes c->lm first, scattered to
+   * the rows' logits after */
+  const int direct = na == rows && be == DEVMEM_CPU;
+  if (logits && !direct && (rc = ensure_lm(c, (size_t)n * V, err))) return rc;
+  /* the attention kernel reads the rows' lengths and the active rows there */
+  if (be != DEVMEM_CPU && ((rc = devmem_put(be, c->dlen, c->len, (size_t)rows * sizeof(int), err)) ||
+                           (rc = devmem_put(be, c->dgrp, c->grp, (size_t)na * sizeof(int), err))))
+    return rc;
   const int keep = R == 1; /* layer states for DoLa (one candidate per row) */
 
-  const size_t nC = (size_t)n * C;
+  const size_t nC = (size_t)n * C, row = (size_t)C * sizeof(float);
   float *W = d->params;
   const float *wte = W + d->t[DEC_WTE].offset, *wpe = W + d->t[DEC_WPE].offset;
   /* embeddings of the n new tokens (group g's token i is token g·R+i) */
@@ -740,67 +882,67 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
     for (int i = 0; i < R; i++) {
       int r = c->grp[g];
       float *x = c->x + ((size_t)g * R + i) * C;
-      memcpy(x, wte + (size_t)ids[(size_t)r * R + i] * C, (size_t)C * sizeof(float));
-      add_inplace(x, wpe + (size_t)c->len[r] * C, (size_t)C);
+      devmem_copy(be, x, wte + (size_t)ids[(size_t)r * R + i] * C, row);
+      K(add_inplace, x, wpe + (size_t)c->len[r] * C, (size_t)C);
     }
-  if (keep) memcpy(c->states, c->x, (size_t)na * C * sizeof(float));
+  if (keep) devmem_copy(be, c->states, c->x, (size_t)na * row);
   for (int l = 0; l < L; l++) {
-    layernorm_forward(c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN1_W, l), P(d, W, DEC_LN1_B, l), n,
-                      C, cf->ln_eps);
-    matmul_forward(c->qkv, c->ln, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), n, C, 3 * C);
+    K(layernorm_forward, c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN1_W, l), P(d, W, DEC_LN1_B, l), n, C,
+      cf->ln_eps);
+    K(matmul_forward, c->qkv, c->ln, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), n, C, 3 * C);
     /* the candidates' keys/values wait in the step scratch for commit */
-    for (int g = 0; g < na; g++)
-      for (int i = 0; i < R; i++) {
-        const float *q = c->qkv + ((size_t)g * R + i) * 3 * C;
-        memcpy(slot(c, c->sk, l, c->grp[g], c->cands, i), q + C, (size_t)C * sizeof(float));
-        memcpy(slot(c, c->sv, l, c->grp[g], c->cands, i), q + 2 * C, (size_t)C * sizeof(float));
-      }
-    attention_cache_forward(c->atty, c->att_scratch, c->qkv, slot(c, c->k, l, 0, c->max_len, 0),
-                            slot(c, c->v, l, 0, c->max_len, 0), c->len, c->grp, na, R, c->max_len,
-                            C, cf->n_heads);
-    matmul_forward(c->tmp, c->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), n, C, C);
-    add_inplace(c->x, c->tmp, nC);
-    layernorm_forward(c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN2_W, l), P(d, W, DEC_LN2_B, l), n,
-                      C, cf->ln_eps);
-    matmul_forward(c->fc1, c->ln, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), n, C, F);
-    gelu_forward(c->gelu, c->fc1, (size_t)n * F);
-    matmul_forward(c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
-    add_inplace(c->x, c->tmp, nC);
-    if (keep && l < L - 1)
-      memcpy(c->states + (size_t)(l + 1) * na * C, c->x, nC * sizeof(float));
+    for (int g = 0; g < na; g++) {
+      const float *q = c->qkv + (size_t)g * R * 3 * C;
+      devmem_copy2d(be, slot(c, c->sk, l, c->grp[g], c->cands, 0), row, q + C, 3 * row, row, (size_t)R);
+      devmem_copy2d(be, slot(c, c->sv, l, c->grp[g], c->cands, 0), row, q + 2 * C, 3 * row, row, (size_t)R);
+    }
+    K(attention_cache_forward, c->atty, c->att_scratch, c->qkv, slot(c, c->k, l, 0, c->max_len, 0),
+      slot(c, c->v, l, 0, c->max_len, 0), c->dlen, c->dgrp, na, R, c->max_len, C, cf->n_heads);
+    K(matmul_forward, c->tmp, c->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), n, C, C);
+    K(add_inplace, c->x, c->tmp, nC);
+    K(layernorm_forward, c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN2_W, l), P(d, W, DEC_LN2_B, l), n, C,
+      cf->ln_eps);
+    K(matmul_forward, c->fc1, c->ln, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), n, C, F);
+    K(gelu_forward, c->gelu, c->fc1, (size_t)n * F);
+    K(matmul_forward, c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
+    K(add_inplace, c->x, c->tmp, nC);
+    if (keep && l < L - 1) devmem_copy(be, c->states + (size_t)(l + 1) * na * C, c->x, nC * sizeof(float));
   }
-  layernorm_forward(c->ln, c->mu, c->rs, c->x, W + d->t[DEC_LNF_W].offset,
-                    W + d->t[DEC_LNF_B].offset, n, C, cf->ln_eps);
+  K(layernorm_forward, c->ln, c->mu, c->rs, c->x, W + d->t[DEC_LNF_W].offset, W + d->t[DEC_LNF_B].offset, n, C,
+    cf->ln_eps);
   if (keep) {
-    memcpy(c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
+    devmem_copy(be, c->states + (size_t)L * na * C, c->ln, nC * sizeof(float));
     c->states_na = na;
   }
   /* outputs, scattered to the active rows */
   for (int g = 0; g < na; g++) {
     int r = c->grp[g];
     c->stepped[r] = 1;
-    if (hidden)
-      memcpy(hidden + (size_t)r * R * C, c->ln + (size_t)g * R * C, (size_t)R * C * sizeof(float));
+    if (hidden && (rc = devmem_get(be, hidden + (size_t)r * R * C, c->ln + (size_t)g * R * C, (size_t)R * row, err)))
+      return rc;
   }
   if (logits) {
-    if (na == rows) {
-      decoder_lm_head(d, logits, c->ln, n);
+    if (direct) {
+      lm_head(d, logits, c->ln, n);
     } else {
-      decoder_lm_head(d, c->lm, c->ln, n);
-      for (int g = 0; g < na; g++)
-        memcpy(logits + (size_t)c->grp[g] * R * V, c->lm + (size_t)g * R * V,
-               (size_t)R * V * sizeof(float));
+      lm_head(d, c->lm, c->ln, n);
+      const size_t bytes = (size_t)R * V * sizeof(float);
+      if (na == rows)
+        rc = devmem_get(be, logits, c->lm, (size_t)rows * bytes, err);
+      for (int g = 0; !rc && na < rows && g < na; g++)
+        rc = devmem_get(be, logits + (size_t)c->grp[g] * R * V, c->lm + (size_t)g * R * V, bytes, err);
+      if (rc) return rc;
     }
   }
   if (layers) return head_all_layers(d, c, layers, err);
-  return FOIL_OK;
+  return devmem_check(be, err);
 }
 
 int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, int n, float *out,
                          foil_err *err) {
   int rc = cache_matches(d, c, err);
   if (rc) return rc;
-  const int L = c->L, C = c->C, V = c->V, rows = c->rows, na = c->states_na;
+  const int L = c->L, C = c->C, V = c->V, rows = c->rows, na = c->states_na, be = c->backend;
   if (n < 1) return foil_err_set(err, FOIL_EINVAL, "layer logits: %d layers asked, need >= 1", n);
   for (int i = 0; i < n; i++)
     if (which[i] < 0 || which[i] > L)
@@ -812,23 +954,28 @@ int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, i
   if (na == 0) return FOIL_OK;
   /* the asked layers' states side by side, then ONE product (wte read
    * once) per L+1 of them (more only when `which` repeats layers) */
-  const size_t bytes = (size_t)na * C * sizeof(float);
+  const size_t bytes = (size_t)na * C * sizeof(float), vb = (size_t)V * sizeof(float);
   for (int i0 = 0; i0 < n; i0 += L + 1) {
     const int m = n - i0 < L + 1 ? n - i0 : L + 1;
     for (int i = 0; i < m; i++)
-      memcpy(c->gath + (size_t)i * na * C, c->states + (size_t)which[i0 + i] * na * C, bytes);
-    if (na == rows) {
-      decoder_lm_head(d, out + (size_t)i0 * rows * V, c->gath, m * na);
+      devmem_copy(be, c->gath + (size_t)i * na * C, c->states + (size_t)which[i0 + i] * na * C, bytes);
+    if (na == rows && be == DEVMEM_CPU) {
+      lm_head(d, out + (size_t)i0 * rows * V, c->gath, m * na);
       continue;
     }
     if ((rc = ensure_lm(c, (size_t)m * na * V, err))) return rc;
-    decoder_lm_head(d, c->lm, c->gath, m * na);
+    lm_head(d, c->lm, c->gath, m * na);
+    if (na == rows) {
+      if ((rc = devmem_get(be, out + (size_t)i0 * rows * V, c->lm, (size_t)m * na * vb, err))) return rc;
+      continue;
+    }
     for (int i = 0; i < m; i++)
       for (int g = 0; g < na; g++)
-        memcpy(out + ((size_t)(i0 + i) * rows + c->grp[g]) * V, c->lm + ((size_t)i * na + g) * V,
-               (size_t)V * sizeof(float));
+        if ((rc = devmem_get(be, out + ((size_t)(i0 + i) * rows + c->grp[g]) * V, c->lm + ((size_t)i * na + g) * V,
+                             vb, err)))
+          return rc;
   }
-  return FOIL_OK;
+  return devmem_check(be, err);
 }
 
 void decoder_cache_commit(decoder_cache *c, const int *choice, const uint8_t *active) {
@@ -838,8 +985,8 @@ void decoder_cache_commit(decoder_cache *c, const int *choice, const uint8_t *ac
     int ch = choice ? choice[r] : 0;
     if (ch < 0 || ch >= c->last_R) continue;
     for (int l = 0; l < c->L; l++) {
-      memcpy(slot(c, c->k, l, r, c->max_len, c->len[r]), slot(c, c->sk, l, r, c->cands, ch), bytes);
-      memcpy(slot(c, c->v, l, r, c->max_len, c->len[r]), slot(c, c->sv, l, r, c->cands, ch), bytes);
+      devmem_copy(c->backend, slot(c, c->k, l, r, c->max_len, c->len[r]), slot(c, c->sk, l, r, c->cands, ch), bytes);
+      devmem_copy(c->backend, slot(c, c->v, l, r, c->max_len, c->len[r]), slot(c, c->sv, l, r, c->cands, ch), bytes);
     }
     c->len[r]++;
     c->stepped[r] = 0;
@@ -847,7 +994,7 @@ void decoder_cache_commit(decoder_cache *c, const int *choice, const uint8_t *ac
 }
 
 int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
-  const int rows = c->rows;
+  const int rows = c->rows, be = c->backend;
   int changed = 0;
   for (int r = 0; r < rows; r++) {
     if (src[r] < 0 || src[r] >= rows)
@@ -871,11 +1018,11 @@ int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
   for (int r = 0; r < rows; r++)
     if (src[r] != r && slot_of[src[r]] < 0) slot_of[src[r]] = ns++;
   size_t per = (size_t)c->L * c->max_len * c->C; /* one row, all layers, of k or v */
-  float *snap = malloc((size_t)ns * 2 * per * sizeof(float));
+  float *snap = devmem_alloc(be, (size_t)ns * 2 * per * sizeof(float));
   if (!snap) {
     free(slot_of);
     free(lens);
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory to reorder the cache");
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory to reorder the cache", devmem_where(be));
   }
   const size_t bytes_row = (size_t)c->C * sizeof(float);
   for (int s = 0; s < rows; s++) {
@@ -883,8 +1030,8 @@ int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
     float *dst = snap + (size_t)slot_of[s] * 2 * per;
     size_t n = (size_t)c->len[s] * bytes_row;
     for (int l = 0; l < c->L; l++) {
-      memcpy(dst + (size_t)l * c->max_len * c->C, slot(c, c->k, l, s, c->max_len, 0), n);
-      memcpy(dst + per + (size_t)l * c->max_len * c->C, slot(c, c->v, l, s, c->max_len, 0), n);
+      devmem_copy(be, dst + (size_t)l * c->max_len * c->C, slot(c, c->k, l, s, c->max_len, 0), n);
+      devmem_copy(be, dst + per + (size_t)l * c->max_len * c->C, slot(c, c->v, l, s, c->max_len, 0), n);
     }
   }
   memcpy(lens, c->len, (size_t)rows * sizeof(int));
@@ -893,13 +1040,14 @@ int decoder_cache_reorder(decoder_cache *c, const int *src, foil_err *err) {
     const float *from = snap + (size_t)slot_of[src[r]] * 2 * per;
     size_t n = (size_t)lens[src[r]] * bytes_row;
     for (int l = 0; l < c->L; l++) {
-      memcpy(slot(c, c->k, l, r, c->max_len, 0), from + (size_t)l * c->max_len * c->C, n);
-      memcpy(slot(c, c->v, l, r, c->max_len, 0), from + per + (size_t)l * c->max_len * c->C, n);
+      devmem_copy(be, slot(c, c->k, l, r, c->max_len, 0), from + (size_t)l * c->max_len * c->C, n);
+      devmem_copy(be, slot(c, c->v, l, r, c->max_len, 0), from + per + (size_t)l * c->max_len * c->C, n);
     }
     c->len[r] = lens[src[r]];
   }
-  free(snap);
+
+  devmem_free(be, snap);
   free(slot_of);
   free(lens);
-  return FOIL_OK;
+  return devmem_check(be, err);
 }

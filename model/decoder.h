@@ -24,6 +24,17 @@
  * output_hidden_states. DoLa's early exits put layer_state(j) through the
  * LM head WITHOUT the final norm (decoder_lm_head).
  *
+ * Backends (devmem.h): decoder_new_on(.., DEVMEM_CUDA, ..) keeps the
+ * parameters, activations and caches in the device memory of the process's
+ * CUDA backend and runs the kernels' cuda_ twins, in the same calls and
+ * order as on the CPU (decoder.c: one source). Every pointer argument and
+ * output of this API stays HOST memory on either backend (outputs are
+ * downloaded; forward's are host mirrors), except decoder_params/grads,
+ * which are the backend's buffers. A CUDA decoder does inference only —
+ * forward without train, the cache API, the LM head — and has no
+ * gradients: training asks for the CPU (FOIL_EPRECOND). Its parameters come
+ * from a CPU decoder (decoder_clone_on) or decoder_set_params.
+ *
  * Ownership: decoder_new returns an object freed with decoder_destroy(&d);
  * pointers returned by forward stay valid until the next forward. A
  * decoder_cache belongs to one decoder (same config) and is freed with
@@ -79,9 +90,17 @@ void decoder_config_default(decoder_config *cfg);
 int decoder_config_check(decoder_config *cfg, foil_err *err);
 
 int decoder_new(decoder **out, const decoder_config *cfg, foil_err *err);
+/* On a backend (DEVMEM_CPU: decoder_new); devmem_ready's errors for CUDA. */
+int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_err *err);
+/* A new decoder on backend with src's config and parameters. */
+int decoder_clone_on(const decoder *src, int backend, decoder **out, foil_err *err);
+/* All parameters from / to host memory (decoder_num_params floats). */
+int decoder_set_params(decoder *d, const float *host, foil_err *err);
+int decoder_get_params(const decoder *d, float *host, foil_err *err);
 void decoder_destroy(decoder **d);
 
 const decoder_config *decoder_cfg(const decoder *d);
+int decoder_backend(const decoder *d);
 size_t decoder_num_params(const decoder *d);
 float *decoder_params(decoder *d);
 float *decoder_grads(decoder *d);
@@ -90,8 +109,9 @@ void decoder_zero_grads(decoder *d);
 
 /* GPT-2's initialization from seed: N(0, 0.02) for matrices and embeddings,
  * the two residual projections (atto_w, fc2_w) N(0, 0.02/sqrt(2L)), zero
- * biases, LayerNorm 1/0. Deterministic. */
-void decoder_init(decoder *d, uint64_t seed);
+ * biases, LayerNorm 1/0. Deterministic; the same values on either backend.
+ * Fails only on CUDA (an upload). */
+int decoder_init(decoder *d, uint64_t seed, foil_err *err);
 
 /* ---- training / scoring forward over whole sequences ----------------------
  * ids, targets, mask [B,T]. targets[b,t] is the token to predict at
@@ -124,8 +144,9 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
 /* Model FLOPs of one forward over B×T tokens (matmuls, attention, LM head). */
 double decoder_forward_flops(const decoder_config *cfg, int B, int T);
 
-/* logits [N,V] = hidden [N,C] · wte^T (the LM head alone, no norm). */
-void decoder_lm_head(const decoder *d, float *logits, const float *hidden, int N);
+/* logits [N,V] = hidden [N,C] · wte^T (the LM head alone, no norm), host
+ * buffers (on CUDA: copied up, multiplied, copied back). */
+int decoder_lm_head(decoder *d, float *logits, const float *hidden, int N, foil_err *err);
 
 /* ---- generation with a KV cache --------------------------------------------
  * A cache holds, per layer, keys and values of `rows` sequences up to

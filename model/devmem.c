@@ -68,6 +68,18 @@ void devmem_copy(int backend, void *dst, const void *src, size_t bytes) {
   memcpy(dst, src, bytes);
 }
 
+void devmem_copy2d(int backend, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                   size_t height) {
+#ifdef FOIL_HAVE_CUDA
+  if (backend == DEVMEM_CUDA) {
+    cuda_copy2d(dst, dpitch, src, spitch, width, height, NULL);
+    return;
+  }
+#endif
+  (void)backend;
+  for (size_t i = 0; i < height; i++) memcpy((char *)dst + i * dpitch, (const char *)src + i * spitch, width);
+}
+
 int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err) {
 #ifdef FOIL_HAVE_CUDA
   if (backend == DEVMEM_CUDA) return cuda_upload(dst, host, bytes, err);

@@ -46,6 +46,10 @@ void devmem_free(int backend, void *p); /* NULL is fine */
 void devmem_zero(int backend, void *p, size_t bytes);
 /* within the backend's memory (src and dst do not overlap) */
 void devmem_copy(int backend, void *dst, const void *src, size_t bytes);
+/* height rows of width bytes: row i from src + i·spitch to dst + i·dpitch
+ * (within the backend's memory; one call on CUDA, not height) */
+void devmem_copy2d(int backend, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                   size_t height);
 /* host memory into the backend's buffer, and back */
 int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err);
 int devmem_get(int backend, void *host, const void *src, size_t bytes, foil_err *err);

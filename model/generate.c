@@ -278,7 +278,7 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
     }
     /* 4. the LM head for the winners alone (k times fewer rows than the
      * candidates' logits, which HF computes and drops) */
-    decoder_lm_head(d, clog, wh, na);
+    if ((rc = decoder_lm_head(d, clog, wh, na, err))) goto done;
     for (int p = 0, g = 0; p < P; p++)
       if (s.active[p])
         memcpy(logits + (size_t)p * V, clog + (size_t)g++ * V, (size_t)V * sizeof *logits);

@@ -72,6 +72,10 @@ int cuda_download(void *dst_host, const void *src_dev, size_t bytes, foil_err *e
 int cuda_memset0(void *dst_dev, size_t bytes, foil_err *err);
 /* Device to device, on the stream (asynchronous). */
 int cuda_copy(void *dst_dev, const void *src_dev, size_t bytes, foil_err *err);
+/* height rows of width bytes, row i from src + i·spitch to dst + i·dpitch
+ * (device to device, on the stream; cudaMemcpy2DAsync). */
+int cuda_copy2d(void *dst_dev, size_t dpitch, const void *src_dev, size_t spitch, size_t width,
+                size_t height, foil_err *err);
 
 /* The device code's Philox word, dropout decision and bf16 rounding, run
  * on the host (no device needed): tests check them against kernels.h. */

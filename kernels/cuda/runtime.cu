@@ -147,6 +147,14 @@ extern "C" int cuda_copy(void *dst, const void *src, size_t bytes, foil_err *err
   return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "device copy", err);
 }
 
+extern "C" int cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                           size_t height, foil_err *err) {
+  if (!width || !height) return FOIL_OK;
+  cudaError_t e = cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice,
+                                    g_cuda.stream);
+  return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "device 2D copy", err);
+}
+
 /* The device code's Philox, dropout and bf16 helpers run on the host, for
  * unit.cuda_host (checks them against the CPU kernels without a GPU). */
 extern "C" uint32_t cuda_host_philox_word(uint64_t seed, uint64_t stream, uint64_t w) {

@@ -122,6 +122,16 @@ int cuda_copy(void *dst, const void *src, size_t bytes, foil_err *err) {
   return FOIL_OK;
 }
 
+int cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                foil_err *err) {
+  (void)err;
+  if (!width || !height) return FOIL_OK;
+  DEVN(dst, (height - 1) * dpitch + width);
+  DEVN(src, (height - 1) * spitch + width);
+  for (size_t i = 0; i < height; i++) memmove((char *)dst + i * dpitch, (const char *)src + i * spitch, width);
+  return FOIL_OK;
+}
+
 void cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
   DEV(dst), DEV(src);
   f32_to_bf16(dst, src, n);
@@ -283,4 +293,17 @@ void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const floa
                  id_hi, -1);
   }
   free(own);
+}
+
+/* the decoder's inference path */
+void cuda_attention_cache_forward(float *out, float *scratch, const float *qkv, const float *kcache,
+                                  const float *vcache, const int *len, const int *rows_idx, int n, int R,
+                                  int max_len, int C, int NH) {
+  DEV(out), DEV(scratch), DEV(qkv), DEV(kcache), DEV(vcache), DEV(len), DEV(rows_idx);
+  attention_cache_forward(out, scratch, qkv, kcache, vcache, len, rows_idx, n, R, max_len, C, NH);
+}
+void cuda_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int N,
+                               int V) {
+  DEV(losses), DEV(probs), DEV(logits), DEV(labels);
+  crossentropy_forward(losses, probs, logits, labels, N, V);
 }

@@ -339,7 +339,7 @@ static void test_decoder_object(void) {
   for (int i = 0; i < DEC_NTENSORS; i++)
     CHECKF(!strcmp(views[i].name, decoder_tensors(a)[i].name) && views[i].offset == decoder_tensors(a)[i].offset &&
            views[i].size == decoder_tensors(a)[i].size, "tensor %d (%s)", i, views[i].name);
-  decoder_init(a, 4);
+  CHECK(decoder_init(a, 4, NULL) == FOIL_OK);
   optim_config oc;
   optim_config_default(&oc);
   optim *oa = NULL, *ob = NULL;

@@ -373,7 +373,7 @@ static void test_dola_layers(void) {
     int last = lens[r] - 1, id = prompt[r * TP + last];
     for (int k = 0; k < TC; k++)
       e0[k] = W[t[DEC_WTE].offset + (size_t)id * TC + k] + W[t[DEC_WPE].offset + (size_t)last * TC + k];
-    decoder_lm_head(d, l0, e0, 1);
+    CHECK(decoder_lm_head(d, l0, e0, 1, NULL) == FOIL_OK);
     CHECKF(rel(lay + r * TV, l0, TV) <= 1e-6, "layer 0 logits of row %d", r);
   }
   /* prefill one shorter, then step the last prompt token: same per-layer logits */
@@ -652,8 +652,8 @@ static void test_determinism(void) {
   /* init is a pure function of the seed */
   decoder *d1 = make(2, 8, 2, 0, 11, 6, 0.1f), *d2 = make(2, 8, 2, 0, 11, 6, 0.1f);
   CHECK(decoder_cfg(d1)->d_ff == 32);
-  decoder_init(d1, 7);
-  decoder_init(d2, 7);
+  CHECK(decoder_init(d1, 7, NULL) == FOIL_OK);
+  CHECK(decoder_init(d2, 7, NULL) == FOIL_OK);
   CHECK(memcmp(decoder_params(d1), decoder_params(d2), decoder_num_params(d1) * sizeof(float)) == 0);
   const encoder_tensor *t = decoder_tensors(d1);
   CHECK(decoder_params(d1)[t[DEC_LN1_W].offset] == 1.0f && decoder_params(d1)[t[DEC_QKV_B].offset] == 0.0f);

@@ -97,7 +97,7 @@ static void test_lm(void) {
   decoder *d = NULL;
   CHECKF(decoder_new(&d, &c, &err) == 0, "%s", err.msg);
   if (!d) return;
-  decoder_init(d, 11);
+  CHECK(decoder_init(d, 11, NULL) == FOIL_OK);
 
   double sum = 0;
   int64_t cnt = 0;

@@ -260,7 +260,7 @@ static int job_setup(lmjob *j, foil_err *err) {
   s->dmodel.vocab = tokenizer_vocab_size(j->tok);
   if ((rc = decoder_config_check(&s->dmodel, err))) return rc;
   if ((rc = decoder_new(&j->dec, &s->dmodel, err))) return rc;
-  decoder_init(j->dec, s->seed);
+  if ((rc = decoder_init(j->dec, s->seed, err))) return rc;
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   if ((rc = optim_new(&j->opt, decoder_num_params(j->dec), &oc, err))) return rc;
   if (s->simctg_margin > 0 && (rc = simctg_new(&j->sc, err))) return rc;
