@@ -21,7 +21,12 @@
    coherence under the imported all-MiniLM-L6-v2, perplexity and MAUVE
    under the model as scorer) equal `foil textmetrics --json --encoder
    --scorer` on that method's rows of generations.jsonl.
-5. A bad spec is refused naming the key, and writes nothing.
+5. A bad spec is refused naming the key, and writes nothing. "device":
+   "cuda" without a GPU (or CUDA) is refused with the reason, nothing
+   written; with $FOIL_RUN_DEVICE (foil-run-shim: the decoders' CUDA paths
+   against tests/gpu/cuda_shim.c) it runs on 2 ranks and generations.jsonl
+   and metrics.json equal the CPU run's byte for byte; on a real GPU,
+   generations.jsonl of the deterministic methods must equal the CPU's too.
 6. Through a local cluster: a submitted decode-eval job completes and
    `foil status` shows its metrics.
 """
@@ -277,6 +282,34 @@ check(not os.path.exists(os.path.join(work, "bad", "generations.jsonl")), "nothi
 bad = deval_spec("bad2", max_new_tokens=63)
 r = deval(bad, "bad2", 1)
 check(r.returncode != 0 and "max_new_tokens" in r.stderr, "max_new_tokens beyond max_len refused: " + err_line(r))
+
+# device "cuda": refused here without a GPU; through the shim (and on a GPU) the CPU run's results
+spec_gpu = deval_spec("lm-gpu", device="cuda")
+r = deval(spec_gpu, "gpu", 1)
+gpu_rows = os.path.join(work, "gpu", "generations.jsonl")
+if r.returncode != 0:
+    check("CUDA" in r.stderr and "device" in r.stderr, "device cuda without a GPU: refused with the reason: "
+          + err_line(r))
+    check(not os.path.exists(gpu_rows), "nothing written")
+else:
+    print("device cuda ran here: a GPU is visible")
+    det = {m.get("name", m["method"]) for m in METHODS if m["method"] != "sample"}
+    cpu = [x for x in rows if x["method"] in det]
+    got = [json.loads(x) for x in open(gpu_rows)]
+    check([x["token_ids"] for x in got if x["method"] in det] == [x["token_ids"] for x in cpu],
+          "on the GPU: every deterministic method generates the CPU's tokens")
+if os.environ.get("FOIL_RUN_DEVICE"):
+    r = subprocess.run([mpiexec, *mpi_flags, "-np", "2", os.environ["FOIL_RUN_DEVICE"], "decode-eval", spec_gpu,
+                        "--root", root, "--job-dir", os.path.join(work, "shim"), "--quiet"], env=env,
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "decode-eval with device cuda on the shim, 2 ranks " + err_line(r))
+    g = open(os.path.join(work, "shim", "generations.jsonl"), "rb").read()
+    check(g == g1, "device cuda (shim): generations.jsonl identical to the CPU run's")
+    def quality(job):  # each method's metrics without its timings
+        ms = json.load(open(os.path.join(work, job, "metrics.json")))["methods"]
+        return [{k: v for k, v in m.items() if not k.startswith(("tokens_per_s", "per_token"))} for m in ms]
+    check(quality("shim") == quality("one") and len(quality("one")) == len(METHODS),
+          "device cuda (shim): the same metrics")
 
 # ---- 6. through the cluster -------------------------------------------------------------------------
 try:

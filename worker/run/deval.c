@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "model/decode.h"
 #include "model/decoder.h"
+#include "model/devmem.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
 #include "storage/ckpt.h"
@@ -206,7 +207,7 @@ int deval_spec_parse(deval_spec *s, const char *json, foil_err *err) {
   }
   jspec c = {err, 0};
   static const char *const top[] = {"kind", "name", "model", "amateur", "prompts", "methods", "max_new_tokens",
-                                    "eos", "seeds", "batch", "threads", "metrics", "job", NULL};
+                                    "eos", "seeds", "batch", "threads", "device", "metrics", "job", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "decode-eval", 0);
   if (kind && strcmp(kind, "decode-eval"))
@@ -272,6 +273,8 @@ int deval_spec_parse(deval_spec *s, const char *json, foil_err *err) {
   }
   s->batch = (int)jspec_number(&c, root, "batch", "batch", 8, 1, 4096, 1, 0);
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
+  static const char *const devices[] = {"cpu", "cuda", NULL}; /* DEVMEM_CPU, DEVMEM_CUDA */
+  s->device = jspec_choice(&c, root, "device", "device", DEVMEM_CPU, devices);
 
   s->scorer_model = 1;
   const cJSON *mo = jspec_object(&c, root, "metrics", "metrics");
@@ -470,6 +473,34 @@ static int tokenize(job *j, const char *text, int cap, int32_t **out, int *len, 
   return FOIL_OK;
 }
 
+/* device "cuda": the model (and amateur) move to this rank's GPU after
+ * loading on the host, as refresh moves its encoder. */
+static int to_device(job *j, foil_err *err) {
+#ifdef FOIL_HAVE_CUDA
+  int rc = cuda_init(comm_local_rank(j->c), err);
+  if (rc) {
+    char was[sizeof err->msg];
+    snprintf(was, sizeof was, "%s", err->msg);
+    return foil_err_set(err, rc, "device \"cuda\" (rank %d): %.700s", j->rank, was);
+  }
+  decoder *g = NULL;
+  if ((rc = decoder_clone_on(j->dec, DEVMEM_CUDA, &g, err))) return rc;
+  decoder_destroy(&j->dec);
+  j->dec = g;
+  if (j->ama) {
+    if ((rc = decoder_clone_on(j->ama, DEVMEM_CUDA, &g, err))) return rc;
+    decoder_destroy(&j->ama);
+    j->ama = g;
+  }
+  logf_(j, "INFO", "rank 0 generates on %s", cuda_backend());
+  return FOIL_OK;
+#else
+  (void)j;
+  return foil_err_set(err, FOIL_EUNAVAIL, "device \"cuda\": this foil-run was built without CUDA (FOIL_CUDA=OFF "
+                      "or no nvcc at build time)");
+#endif
+}
+
 static int setup(job *j, foil_err *err) {
   const deval_args *a = j->a;
   int rc;
@@ -505,6 +536,7 @@ static int setup(job *j, foil_err *err) {
                           decoder_cfg(j->dec)->vocab);
     if (decoder_cfg(j->ama)->max_len < max_len) max_len = decoder_cfg(j->ama)->max_len;
   }
+  if (s->device == DEVMEM_CUDA && (rc = to_device(j, err))) return rc;
   int cap = max_len - s->max_new_tokens;
   if (cap < 2)
     return foil_err_set(err, FOIL_EINVAL, "max_new_tokens %d leaves no room for a prompt in the model's max_len %d",

@@ -68,6 +68,12 @@
  *   batch           prompts per generate call (default 8, 1..4096)
  *   threads         BLAS/OpenMP threads per rank (default 0: the node's
  *                   cores shared among its ranks)
+ *   device          "cpu" (default) or "cuda": each rank generates on a
+ *                   GPU (node-local rank % the devices it sees; submit with
+ *                   job.gpus_per_rank 1), the model and amateur moved there
+ *                   after loading (decoder.h's CUDA backend: the same
+ *                   calls as on the CPU); the metrics' models stay on the
+ *                   CPU of rank 0
  *   metrics         optional object:
  *                     encoder  an encoder checkpoint (file or job
  *                              directory) for coherence (default: none)
@@ -172,6 +178,7 @@ typedef struct {
   uint64_t seeds[DEVAL_MAX_SEEDS];
   int n_seeds;
   int max_new_tokens, eos, batch, threads;
+  int device; /* DEVMEM_CPU or DEVMEM_CUDA */
   char *encoder; /* metrics.encoder or NULL */
   char *scorer;  /* metrics.scorer path, or NULL */
   int scorer_model; /* 1: the model itself */
