@@ -100,14 +100,20 @@ static void test_defaults(void) {
 }
 
 static void test_example(void) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/examples/decode-eval-lm.json", FOIL_SOURCE_DIR);
-  char *json = slurp(path);
-  CHECKF(json != NULL, "cannot read %s", path);
-  if (!json) return;
-  foil_err err = {0};
-  CHECKF(deval_spec_check(json, &err) == 0, "%s: %s", path, err.msg);
-  free(json);
+  const char *names[] = {"decode-eval-lm.json", "decode-eval-lm-gpu.json"};
+  for (int i = 0; i < 2; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/%s", FOIL_SOURCE_DIR, names[i]);
+    char *json = slurp(path);
+    CHECKF(json != NULL, "cannot read %s", path);
+    if (!json) return;
+    foil_err err = {0};
+    deval_spec s;
+    CHECKF(deval_spec_parse(&s, json, &err) == 0, "%s: %s", path, err.msg);
+    CHECK(s.device == i); /* DEVMEM_CPU, DEVMEM_CUDA */
+    deval_spec_free(&s);
+    free(json);
+  }
 }
 
 /* Each bad spec is refused with FOIL_EINVAL and a message holding `key`. */
@@ -120,6 +126,7 @@ static void refused(const char *json, const char *key) {
 static void test_refusals(void) {
   const char *g = ",\"methods\":[{\"method\":\"greedy\"}]";
   refused("[1]", "JSON object");
+  refused("{\"device\":\"tpu\"," BASE ",\"methods\":[{\"method\":\"greedy\"}]}", "device");
   refused("{\"kind\":\"refresh\"," BASE "}", "kind");
   refused("{\"name\":\"a/b\"," BASE "}", "name");
   refused("{\"prompts\":{\"dataset\":\"lm\"},\"methods\":[{\"method\":\"greedy\"}]}", "model");
