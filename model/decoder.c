@@ -18,7 +18,7 @@
  * memory through devmem_get (on the CPU plain copies, or the buffers
  * themselves). Host-side state (lengths, active rows, targets) stays on the
  * host; what a kernel reads of it is put on the backend first (ids, mask,
- * labels, lens, rows). Training (backward) runs on the CPU only.
+ * labels, lens, rows).
  */
 #include "model/decoder.h"
 
@@ -46,7 +46,7 @@ struct decoder {
   int backend;     /* DEVMEM_CPU or DEVMEM_CUDA: where every float buffer lives */
   encoder_tensor t[DEC_NTENSORS];
   size_t nparams;
-  float *params, *grads; /* grads: CPU only (NULL on CUDA: inference there) */
+  float *params, *grads; /* grads: NULL on CUDA until the first training forward */
 
   float *act_mem;
   size_t cap_tokens, cap_att;
@@ -197,6 +197,8 @@ int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_e
   d->backend = backend;
   layout(d);
   d->params = devmem_alloc(backend, d->nparams * sizeof(float));
+  /* gradients: on the CPU at once; on CUDA at the first training forward
+   * (a decoder that only generates never holds them) */
   d->grads = backend == DEVMEM_CPU ? calloc(d->nparams, sizeof(float)) : NULL;
   if (!d->params || (backend == DEVMEM_CPU && !d->grads)) {
     size_t n = d->nparams;
@@ -235,7 +237,7 @@ void decoder_destroy(decoder **dp) {
   decoder *d = *dp;
   int be = d->backend;
   devmem_free(be, d->params);
-  free(d->grads);
+  devmem_free(be, d->grads);
   devmem_free(be, d->act_mem);
   free(d->la);
   devmem_free(be, d->logits);
@@ -256,7 +258,7 @@ float *decoder_params(decoder *d) { return d->params; }
 float *decoder_grads(decoder *d) { return d->grads; }
 const encoder_tensor *decoder_tensors(const decoder *d) { return d->t; }
 void decoder_zero_grads(decoder *d) {
-  if (d->grads) memset(d->grads, 0, d->nparams * sizeof(float));
+  if (d->grads) devmem_zero(d->backend, d->grads, d->nparams * sizeof(float));
 }
 
 /* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
@@ -465,9 +467,9 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
         return foil_err_set(err, FOIL_EINVAL,
                             "target %d at position %zu is outside the vocabulary [0,%d) (-1 ignores)",
                             targets[i], i, c->vocab);
-  if (train && d->backend != DEVMEM_CPU)
-    return foil_err_set(err, FOIL_EPRECOND, "a decoder trains on the CPU only (this one is on the %s)",
-                        devmem_where(d->backend));
+  if (train && !d->grads && !(d->grads = devmem_alloc(d->backend, d->nparams * sizeof(float))))
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu gradients", devmem_where(d->backend),
+                        d->nparams);
   rc = ensure_acts(d, B, T, train, err);
   if (rc) return rc;
   if (logits && (rc = grow(d->backend, &d->logits, &d->cap_logits, N * V, err))) return rc;
@@ -537,51 +539,51 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
 
 int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err) {
   const decoder_config *c = &d->cfg;
-  if (d->backend != DEVMEM_CPU)
-    return foil_err_set(err, FOIL_EPRECOND, "a decoder trains on the CPU only (this one is on the %s)",
-                        devmem_where(d->backend));
   if (!d->have_fwd || !d->train)
     return foil_err_set(err, FOIL_EPRECOND,
                         "decoder_backward needs a training forward first (train != 0; set dropout "
                         "0 for a deterministic gradient)");
   const int B = d->B, T = d->T, N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
-  const int V = c->vocab;
-  const size_t NC = (size_t)N * C, NF = (size_t)N * F;
+  const int V = c->vocab, be = d->backend;
+  const size_t NC = (size_t)N * C, NF = (size_t)N * F, fb = sizeof(float);
   const float p = c->dropout;
   const uint64_t seed = d->seed, call = d->call;
   float *W = d->params, *G = d->grads;
   float *wte = W + d->t[DEC_WTE].offset, *dwte = G + d->t[DEC_WTE].offset;
   float *gres = d->g_res, *ga = d->g_a, *gb = d->g_b;
+  int rc;
 
   /* d(hidden) = dhidden + LM head's share of the loss, into ga */
-  if (dhidden)
-    memcpy(ga, dhidden, NC * sizeof(float));
-  else
-    memset(ga, 0, NC * sizeof(float));
+  if (dhidden) {
+    if ((rc = devmem_put(be, ga, dhidden, NC * fb, err))) return rc;
+  } else {
+    devmem_zero(be, ga, NC * fb);
+  }
   if (d->n_targets > 0 && loss_weight != 0.0f) {
     float scale = loss_weight / (float)d->n_targets;
     for (int r0 = 0; r0 < N; r0 += LM_ROWS) {
       int n = N - r0 < LM_ROWS ? N - r0 : LM_ROWS, any = 0;
       for (int i = 0; i < n; i++) {
-        d->lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
+        d->h_lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
         any |= d->targets[r0 + i] >= 0;
       }
       if (!any) continue;
+      if ((rc = devmem_put(be, d->lab, d->h_lab, (size_t)n * sizeof(int32_t), err))) return rc;
       const float *h = d->lnf + (size_t)r0 * C;
       lm_head(d, d->lm_a, h, n); /* recomputed: no [N,V] kept */
-      crossentropy_forward(d->tmp, d->lm_b, d->lm_a, d->lab, n, V);
-      memset(d->lm_a, 0, (size_t)n * V * sizeof(float));
-      crossentropy_backward(d->lm_a, d->lm_b, d->lab, n, V, scale);
+      K(crossentropy_forward, d->tmp, d->lm_b, d->lm_a, d->lab, n, V);
+      devmem_zero(be, d->lm_a, (size_t)n * V * fb);
+      K(crossentropy_backward, d->lm_a, d->lm_b, d->lab, n, V, scale);
       for (int i = 0; i < n; i++)
-        if (d->targets[r0 + i] < 0) memset(d->lm_a + (size_t)i * V, 0, (size_t)V * sizeof(float));
-      matmul_backward(ga + (size_t)r0 * C, dwte, NULL, d->lm_a, h, wte, n, C, V);
+        if (d->targets[r0 + i] < 0) devmem_zero(be, d->lm_a + (size_t)i * V, (size_t)V * fb);
+      K(matmul_backward, ga + (size_t)r0 * C, dwte, NULL, d->lm_a, h, wte, n, C, V);
     }
   }
   /* final norm */
   const float *xL = d->la[c->n_layers - 1].r2;
-  memset(gres, 0, NC * sizeof(float));
-  layernorm_backward(gres, G + d->t[DEC_LNF_W].offset, G + d->t[DEC_LNF_B].offset, ga, xL,
-                     W + d->t[DEC_LNF_W].offset, d->lnf_mu, d->lnf_rs, N, C);
+  devmem_zero(be, gres, NC * fb);
+  K(layernorm_backward, gres, G + d->t[DEC_LNF_W].offset, G + d->t[DEC_LNF_B].offset, ga, xL,
+    W + d->t[DEC_LNF_W].offset, d->lnf_mu, d->lnf_rs, N, C);
 
   /* layers, last to first; gres holds d(layer output) and becomes d(input) */
   for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -590,40 +592,40 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     float *gw1 = d->g_w1, *gw2 = d->g_w2;
     /* r2 = r1 + drop(fc2(gelu(fc1(LN2(r1))))) */
     float *dh = gb;
-    memcpy(dh, gres, NC * sizeof(float));
-    memset(d->tmp, 0, NC * sizeof(float));
-    dropout_backward(d->tmp, gres, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
-    memset(gw1, 0, NF * sizeof(float));
-    matmul_backward(gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu,
-                    P(d, W, DEC_FC2_W, l), N, F, C);
-    memset(gw2, 0, NF * sizeof(float));
-    gelu_backward(gw2, a->fc1, a->gelu, gw1, NF);
-    memset(ga, 0, NC * sizeof(float));
-    matmul_backward(ga, P(d, G, DEC_FC1_W, l), P(d, G, DEC_FC1_B, l), gw2, a->ln2,
-                    P(d, W, DEC_FC1_W, l), N, C, F);
-    layernorm_backward(dh, P(d, G, DEC_LN2_W, l), P(d, G, DEC_LN2_B, l), ga, a->r1,
-                       P(d, W, DEC_LN2_W, l), a->ln2_mu, a->ln2_rs, N, C);
+    devmem_copy(be, dh, gres, NC * fb);
+    devmem_zero(be, d->tmp, NC * fb);
+    K(dropout_backward, d->tmp, gres, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    devmem_zero(be, gw1, NF * fb);
+    K(matmul_backward, gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), N,
+      F, C);
+    devmem_zero(be, gw2, NF * fb);
+    K(gelu_backward, gw2, a->fc1, a->gelu, gw1, NF);
+    devmem_zero(be, ga, NC * fb);
+    K(matmul_backward, ga, P(d, G, DEC_FC1_W, l), P(d, G, DEC_FC1_B, l), gw2, a->ln2, P(d, W, DEC_FC1_W, l), N, C,
+      F);
+    K(layernorm_backward, dh, P(d, G, DEC_LN2_W, l), P(d, G, DEC_LN2_B, l), ga, a->r1, P(d, W, DEC_LN2_W, l),
+      a->ln2_mu, a->ln2_rs, N, C);
     /* dh = d(r1); r1 = x + drop(atto(attn(qkv(LN1(x))))) */
-    memcpy(gres, dh, NC * sizeof(float));
-    memset(d->tmp, 0, NC * sizeof(float));
-    dropout_backward(d->tmp, dh, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
-    memset(ga, 0, NC * sizeof(float));
-    matmul_backward(ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty,
-                    P(d, W, DEC_ATTO_W, l), N, C, C);
-    memset(gw1, 0, (size_t)N * 3 * C * sizeof(float));
-    attention_backward(gw1, d->att_scratch, ga, a->qkv, a->att, B, T, C, NH, p, seed,
-                       stream_of(call, 1 + 3 * l), 0);
-    memset(gb, 0, NC * sizeof(float));
-    matmul_backward(gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1,
-                    P(d, W, DEC_QKV_W, l), N, C, 3 * C);
-    layernorm_backward(gres, P(d, G, DEC_LN1_W, l), P(d, G, DEC_LN1_B, l), gb, x,
-                       P(d, W, DEC_LN1_W, l), a->ln1_mu, a->ln1_rs, N, C);
+    devmem_copy(be, gres, dh, NC * fb);
+    devmem_zero(be, d->tmp, NC * fb);
+    K(dropout_backward, d->tmp, dh, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    devmem_zero(be, ga, NC * fb);
+    K(matmul_backward, ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty, P(d, W, DEC_ATTO_W, l),
+      N, C, C);
+    devmem_zero(be, gw1, (size_t)N * 3 * C * fb);
+    K(attention_backward, gw1, d->att_scratch, ga, a->qkv, a->att, B, T, C, NH, p, seed, stream_of(call, 1 + 3 * l),
+      0);
+    devmem_zero(be, gb, NC * fb);
+    K(matmul_backward, gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1, P(d, W, DEC_QKV_W, l), N, C,
+      3 * C);
+    K(layernorm_backward, gres, P(d, G, DEC_LN1_W, l), P(d, G, DEC_LN1_B, l), gb, x, P(d, W, DEC_LN1_W, l),
+      a->ln1_mu, a->ln1_rs, N, C);
   }
   /* embeddings: x0 = drop(wte[ids] + wpe[t]) */
-  memset(ga, 0, NC * sizeof(float));
-  dropout_backward(ga, gres, NC, p, seed, stream_of(call, 0), 0);
-  embed_backward(dwte, G + d->t[DEC_WPE].offset, ga, d->ids, B, T, C);
-  return FOIL_OK;
+  devmem_zero(be, ga, NC * fb);
+  K(dropout_backward, ga, gres, NC, p, seed, stream_of(call, 0), 0);
+  K(embed_backward, dwte, G + d->t[DEC_WPE].offset, ga, d->ids, B, T, C);
+  return devmem_check(be, err);
 }
 
 /* ---- KV cache ------------------------------------------------------------------- */

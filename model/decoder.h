@@ -29,11 +29,12 @@
  * CUDA backend and runs the kernels' cuda_ twins, in the same calls and
  * order as on the CPU (decoder.c: one source). Every pointer argument and
  * output of this API stays HOST memory on either backend (outputs are
- * downloaded; forward's are host mirrors), except decoder_params/grads,
- * which are the backend's buffers. A CUDA decoder does inference only —
- * forward without train, the cache API, the LM head — and has no
- * gradients: training asks for the CPU (FOIL_EPRECOND). Its parameters come
- * from a CPU decoder (decoder_clone_on) or decoder_set_params.
+ * downloaded, inputs such as dhidden uploaded; forward's outputs are host
+ * mirrors), except decoder_params/grads, which are the backend's buffers.
+ * A CUDA decoder allocates its gradients at its first training forward
+ * (decoder_grads is NULL before: one that only generates never holds
+ * them). Its parameters come from a CPU decoder (decoder_clone_on),
+ * decoder_set_params or decoder_init.
  *
  * Ownership: decoder_new returns an object freed with decoder_destroy(&d);
  * pointers returned by forward stay valid until the next forward. A

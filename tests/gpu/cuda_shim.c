@@ -295,12 +295,17 @@ void cuda_scan_topk(float *top_score, int64_t *top_id, int nq, int K, const floa
   free(own);
 }
 
-/* the decoder's inference path */
+/* the decoder's cross-entropy and cached attention */
 void cuda_attention_cache_forward(float *out, float *scratch, const float *qkv, const float *kcache,
                                   const float *vcache, const int *len, const int *rows_idx, int n, int R,
                                   int max_len, int C, int NH) {
   DEV(out), DEV(scratch), DEV(qkv), DEV(kcache), DEV(vcache), DEV(len), DEV(rows_idx);
   attention_cache_forward(out, scratch, qkv, kcache, vcache, len, rows_idx, n, R, max_len, C, NH);
+}
+void cuda_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int N, int V,
+                                float scale) {
+  DEV(dlogits), DEV(probs), DEV(labels);
+  crossentropy_backward(dlogits, probs, labels, N, V, scale);
 }
 void cuda_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int N,
                                int V) {

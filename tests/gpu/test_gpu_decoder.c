@@ -9,8 +9,11 @@
  * decoder_layer_logits) and with three (contrastive search's shape) and
  * with an inactive row; commits and a beam reorder, then another step;
  * decoder_lm_head on host buffers; whole generations (greedy, contrastive
- * search, DoLa, beam search) must give the same tokens; training is refused
- * on the device. Tolerances: elementwise |gpu - cpu| <= 2e-5 + 2e-4·|cpu|
+ * search, DoLa, beam search) must give the same tokens; training: with
+ * dropout (the same Philox masks) the loss, every gradient (with an extra
+ * dhidden, SimCTG's), and the parameters after three AdamW steps (within
+ * Adam's per-step bound, as gpu.encoder; gradients per tensor within
+ * 2e-4 of the tensor's largest). Tolerances: elementwise |gpu - cpu| <= 2e-5 + 2e-4·|cpu|
  * for logits, states and nll (fp32 GEMMs in another summation order, two
  * layers deep); the loss 1e-5 relative. The tokens of a generation must be
  * identical: on this random model the winning margins are far larger than
@@ -24,6 +27,7 @@
 #include "model/decoder.h"
 #include "model/devmem.h"
 #include "model/generate.h"
+#include "model/optim.h"
 #include "tests/gpu/gpu_test.h"
 
 enum { L = 2, C = 32, NH = 4, V = 97, ML = 40, ROWS = 3, TP = 7 };
@@ -86,10 +90,71 @@ static void test_forward(void) {
   /* no targets: the nll are zeros and the loss 0 */
   CHECK(decoder_forward(gpu_dec, ids, NULL, mask, B, T, 0, 0, 0, &lg, NULL, NULL, &ng, &e) == FOIL_OK);
   CHECK(lg == 0 && ng[0] == 0 && ng[B * T - 1] == 0);
-  /* training and the backward are the CPU's */
-  CHECK(decoder_forward(gpu_dec, ids, tg, mask, B, T, 1, 0, 0, &lg, NULL, NULL, NULL, &e) == FOIL_EPRECOND);
-  CHECK(strstr(e.msg, "CPU") != NULL);
+  /* a backward needs a training forward */
   CHECK(decoder_backward(gpu_dec, 1.0f, NULL, &e) == FOIL_EPRECOND);
+}
+
+/* Per tensor: |gpu - cpu| <= tol·max|cpu| + tol·|cpu| (as gpu.encoder). */
+static void grads_close(const char *what, decoder *c, decoder *g, float tol) {
+  size_t n = decoder_num_params(c);
+  float *gg = host_from(decoder_grads(g), n * sizeof(float));
+  const float *gc = decoder_grads(c);
+  const encoder_tensor *t = decoder_tensors(c);
+  for (int i = 0; i < DEC_NTENSORS; i++) {
+    float mx = 0;
+    for (size_t j = 0; j < t[i].size; j++) mx = fmaxf(mx, fabsf(gc[t[i].offset + j]));
+    char name[96];
+    snprintf(name, sizeof name, "%s: grad %s", what, t[i].name);
+    close_enough(name, gg + t[i].offset, gc + t[i].offset, t[i].size, tol * mx + 1e-12f, tol);
+  }
+  free(gg);
+}
+
+/* Training on the device: dropout (the CPU's Philox masks), the loss, every
+ * gradient with SimCTG's extra dhidden, three AdamW steps. */
+static void test_train(void) {
+  foil_err e = {0};
+  decoder_config cf = *decoder_cfg(cpu_dec);
+  cf.dropout = 0.1f;
+  decoder *c = NULL, *g = NULL;
+  if (decoder_new(&c, &cf, &e) || decoder_set_params(c, decoder_params(cpu_dec), &e) ||
+      decoder_clone_on(c, DEVMEM_CUDA, &g, &e))
+    gpu_die("training pair", &e);
+  CHECK(decoder_grads(g) == NULL); /* until the first training forward */
+  optim_config oc;
+  optim_config_default(&oc);
+  oc.max_grad_norm = 1.0f;
+  optim *oc_cpu = NULL, *oc_gpu = NULL;
+  size_t n = decoder_num_params(c);
+  if (optim_new(&oc_cpu, n, &oc, &e) || optim_new_on(&oc_gpu, n, &oc, DEVMEM_CUDA, &e)) gpu_die("optim_new", &e);
+  const int B = 2, T = 8;
+  int32_t ids[B * T], tg[B * T];
+  for (int i = 0; i < B * T; i++) ids[i] = tok(), tg[i] = i % T == T - 1 ? -1 : tok();
+  float dh[B * T * C];
+  for (int i = 0; i < B * T * C; i++) dh[i] = 0.01f * frand();
+  for (int step = 0; step < 3; step++) {
+    float lc = 0, lg = 0;
+    decoder_zero_grads(c);
+    decoder_zero_grads(g);
+    CHECK(decoder_forward(c, ids, tg, NULL, B, T, 1, 77, (uint64_t)step, &lc, NULL, NULL, NULL, &e) == FOIL_OK);
+    CHECK(decoder_forward(g, ids, tg, NULL, B, T, 1, 77, (uint64_t)step, &lg, NULL, NULL, NULL, &e) == FOIL_OK);
+    CHECKF(fabsf(lg - lc) <= 1e-5f * fabsf(lc) + ATOL, "step %d: training loss gpu %.9g cpu %.9g", step, lg, lc);
+    CHECK(decoder_backward(c, 1.0f, dh, &e) == FOIL_OK);
+    int rc = decoder_backward(g, 1.0f, dh, &e);
+    CHECKF(rc == FOIL_OK, "backward on the device: %s", e.msg);
+    if (step == 0) grads_close("with dropout and dhidden", c, g, RTOL);
+    optim_step_tensors(oc_cpu, decoder_params(c), decoder_grads(c), decoder_tensors(c), DEC_NTENSORS, 1e-3f);
+    optim_step_tensors(oc_gpu, decoder_params(g), decoder_grads(g), decoder_tensors(g), DEC_NTENSORS, 1e-3f);
+  }
+  float *p = malloc(n * sizeof *p);
+  if (decoder_get_params(g, p, &e)) gpu_die("decoder_get_params", &e);
+  /* AdamW moves a parameter by at most lr per step: 3 steps' bound */
+  close_enough("params after 3 AdamW steps", p, decoder_params(c), n, RTOL ? 3 * 1e-3f * 1.01f + 1e-6f : 0, 0);
+  free(p);
+  optim_destroy(&oc_cpu);
+  optim_destroy(&oc_gpu);
+  decoder_destroy(&c);
+  decoder_destroy(&g);
 }
 
 typedef struct {
@@ -240,6 +305,7 @@ int main(void) {
   make();
   RUN(test_init);
   RUN(test_forward);
+  RUN(test_train);
   RUN(test_cache);
   RUN(test_generate);
   decoder_destroy(&cpu_dec);
