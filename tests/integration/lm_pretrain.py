@@ -16,6 +16,13 @@
 4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout 0) give the
    same losses and parameters up to float rounding; with eval.at_start both
    evaluate the starting weights as step 0, to the same validation loss.
+5. GPU ranks ("device": "cuda"): without a GPU (or CUDA) refused with the
+   reason, no checkpoint written; on a GPU, run A's spec on the device
+   follows A's losses (rtol 2e-3). With $FOIL_RUN_DEVICE (foil-run-shim:
+   the decoder's and the job's CUDA paths against tests/gpu/cuda_shim.c,
+   MPI carrying the "device" buffers where NCCL would): run A's spec on 2
+   GPU ranks ends with A's bits, and so does one SIGKILLed after its first
+   checkpoint and resumed (host copies to and from the checkpoint).
 """
 import json
 import os
@@ -169,4 +176,48 @@ eo = [(r["step"], r["val_loss"]) for r in metrics("one") if r.get("eval") == "va
 assert [x[0] for x in et] == [x[0] for x in eo] == [0, 6], f"eval.at_start: evaluations at {et} and {eo}"
 assert abs(et[0][1] - eo[0][1]) < 1e-5 * abs(eo[0][1]) and eo[1][1] < eo[0][1], f"step-0 evaluations {et} {eo}"
 print(f"eval.at_start: valid loss at step 0 {eo[0][1]:.4f} (2 ranks {et[0][1]:.4f}), at step 6 {eo[1][1]:.4f}")
+
+# ---- 5. GPU ranks ----------------------------------------------------------------------------------
+def final_differs(job):
+    c = h5py.File(os.path.join(work, job, "ckpt", "step_60.h5"), "r")
+    return [n for n in names if n in c and not np.array_equal(a[n][()], c[n][()])] + [n for n in names if n not in c]
+
+
+cuda = write_spec("lm-cuda", device="cuda")
+r = subprocess.run(cmd(cuda, "cuda"), env=env, capture_output=True, text=True)
+if r.returncode != 0:
+    why = " | ".join(x for x in r.stderr.splitlines() if x.startswith("foil-run"))[:300]
+    assert "device \"cuda\"" in r.stderr and "CUDA" in r.stderr, f"device cuda refused without its reason: {why}"
+    ck = os.path.join(work, "cuda", "ckpt")
+    assert not os.path.isdir(ck) or not os.listdir(ck), "a refused device run wrote a checkpoint"
+    print("device cuda without a GPU: refused:", why)
+else:
+    lc = [x["loss"] for x in metrics("cuda") if "mle" in x]
+    la = [x["loss"] for x in metrics("a") if "mle" in x]
+    worst = max(abs(x - y) / abs(y) for x, y in zip(lc, la))
+    assert len(lc) == len(la) and worst < 2e-3, f"GPU losses {lc} vs CPU {la}"
+    print(f"device cuda on a GPU: losses within {worst:.1e} of the CPU run's")
+shim = os.environ.get("FOIL_RUN_DEVICE")
+if shim:
+    def cmd_shim(job):
+        return [mpiexec, *mpi_flags, "-np", "2", shim, "pretrain", cuda, "--root", root, "--job-dir",
+                os.path.join(work, job), "--quiet"]
+    subprocess.run(cmd_shim("shim"), check=True, env=env)
+    bad = final_differs("shim")
+    assert not bad, f"device cuda (shim) differs from the CPU run in: {bad[:10]}"
+    first = os.path.join(work, "shim-b", "ckpt", "step_15.h5")
+    p = subprocess.Popen(cmd_shim("shim-b"), env=env, start_new_session=True)
+    while not os.path.exists(first):
+        if p.poll() is not None:
+            sys.exit("the shim run ended before its first checkpoint")
+        time.sleep(0.005)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    if "step_60.h5" in os.listdir(os.path.join(work, "shim-b", "ckpt")):
+        sys.exit("the shim run finished before the kill: the test proves nothing")
+    subprocess.run(cmd_shim("shim-b"), check=True, env=env)
+    assert "resumed from" in open(os.path.join(work, "shim-b", "log")).read(), "the shim run did not resume"
+    bad = final_differs("shim-b")
+    assert not bad, f"device cuda (shim), killed and resumed, differs from the CPU run in: {bad[:10]}"
+    print(f"device cuda (shim, 2 ranks): the CPU run's bits, uninterrupted and resumed ({len(names)} datasets)")
 print("1 passed, 0 failed")

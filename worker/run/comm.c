@@ -112,6 +112,14 @@ int comm_local_size(const comm *c) { return c->local_size; }
 
 int comm_is_gpu(const comm *c) { return c->gpu; }
 
+const char *comm_device(const comm *c) {
+#if defined(FOIL_HAVE_NCCL) || defined(FOIL_CUDA_SHIM)
+  if (c->gpu) return cuda_backend();
+#endif
+  (void)c;
+  return kernels_backend();
+}
+
 #ifdef FOIL_HAVE_NCCL
 static int nccl_fail(ncclResult_t r, const char *what, foil_err *err) {
   return foil_err_set(err, r == ncclSystemError || r == ncclRemoteError ? FOIL_EUNAVAIL : FOIL_EINTERNAL,

@@ -69,6 +69,9 @@ int comm_barrier(comm *c, foil_err *err);
 int comm_use_gpu(comm *c, foil_err *err);
 /* 1 after comm_use_gpu succeeded. */
 int comm_is_gpu(const comm *c);
+/* The rank's compute device, for logs: the CUDA backend's line ("cuda
+ * (device 0 of 1: ...)") after comm_use_gpu, the CPU kernels' else. */
+const char *comm_device(const comm *c);
 
 /* Gradient buckets overlapped with the backward pass. On GPU ranks,
  * comm_bucket_allreduce_mean queues an NCCL mean all-reduce of buf (device)

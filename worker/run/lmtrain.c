@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "kernels/kernels.h"
 #include "model/decoder.h"
+#include "model/devmem.h"
 #include "model/optim.h"
 #include "model/simctg.h"
 #include "model/tokenizer.h"
@@ -33,6 +34,11 @@ typedef struct {
   tokenizer *tok;
   decoder *dec;
   optim *opt;
+  /* GPU ranks (spec device "cuda"): dec and opt live on this rank's GPU;
+   * the host copies carry them to and from checkpoints */
+  int gpu;
+  decoder *host_dec;
+  optim *host_opt;
   simctg *sc;            /* NULL when loss.simctg_margin is 0 */
   lmdata *train, *valid;
   int32_t *ids, *tgt;    /* [B,T] */
@@ -85,6 +91,28 @@ static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
 
+/* GPU ranks: the decoder and the optimizer's moments to their host copies
+ * (before a checkpoint) and back (after a resume). */
+static int state_to_host(lmjob *j, foil_err *err) {
+  int rc = decoder_get_params(j->dec, decoder_params(j->host_dec), err);
+  if (!rc) rc = devmem_get(DEVMEM_CUDA, j->host_opt->m, j->opt->m, j->opt->n * sizeof(float), err);
+  if (!rc) rc = devmem_get(DEVMEM_CUDA, j->host_opt->v, j->opt->v, j->opt->n * sizeof(float), err);
+  j->host_opt->t = j->opt->t;
+  return rc;
+}
+static int state_to_device(lmjob *j, foil_err *err) {
+  int rc = decoder_set_params(j->dec, decoder_params(j->host_dec), err);
+  if (!rc) rc = devmem_put(DEVMEM_CUDA, j->opt->m, j->host_opt->m, j->opt->n * sizeof(float), err);
+  if (!rc) rc = devmem_put(DEVMEM_CUDA, j->opt->v, j->host_opt->v, j->opt->n * sizeof(float), err);
+  j->opt->t = j->host_opt->t;
+  return rc;
+}
+
+/* What a checkpoint is written from and read into: the live objects on
+ * CPU ranks, their host copies on GPU ranks (the same file either way). */
+static ckpt_decoder ckpt_dec(lmjob *j) { return ckpt_decoder_of(j->gpu ? j->host_dec : j->dec); }
+static optim *ckpt_opt(lmjob *j) { return j->gpu ? j->host_opt : j->opt; }
+
 static int save_tok(h5io *f, void *ctx, foil_err *err) {
   return tokenizer_h5_write(f, "tokenizer", ((lmjob *)ctx)->tok, err);
 }
@@ -93,12 +121,13 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
   int rc = FOIL_OK;
   if (j->rank == 0) {
     int64_t cur[3] = {(int64_t)j->s.seed, (int64_t)lmdata_fingerprint(j->train), step};
-    ckpt_decoder cd = ckpt_decoder_of(j->dec);
-    ckpt_state st = {.step = step, .spec_json = j->spec_json, .dec = &cd, .opt = j->opt, .seed = j->s.seed,
+    ckpt_decoder cd = ckpt_dec(j);
+    ckpt_state st = {.step = step, .spec_json = j->spec_json, .dec = &cd, .opt = ckpt_opt(j), .seed = j->s.seed,
                      .call = (uint64_t)step, .cursor = cur, .ncursor = 3};
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
-    rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
+    rc = j->gpu ? state_to_host(j, err) : FOIL_OK;
+    if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
     if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
     if (!rc) {
@@ -124,9 +153,10 @@ static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
   free(skipped);
   if (!found) return FOIL_OK;
   int64_t cur[3];
-  ckpt_decoder cd = ckpt_decoder_of(j->dec);
-  ckpt_state st = {.dec = &cd, .opt = j->opt, .cursor = cur, .ncursor = 3};
+  ckpt_decoder cd = ckpt_dec(j);
+  ckpt_state st = {.dec = &cd, .opt = ckpt_opt(j), .cursor = cur, .ncursor = 3};
   int rc = ckpt_load(path, &st, err);
+  if (!rc && j->gpu) rc = state_to_device(j, err);
   if (!rc) {
     free((char *)st.spec_json);
     if (st.seed != j->s.seed || (uint64_t)cur[0] != j->s.seed)
@@ -223,6 +253,8 @@ static void job_free(lmjob *j) {
   simctg_destroy(&j->sc);
   optim_destroy(&j->opt);
   decoder_destroy(&j->dec);
+  optim_destroy(&j->host_opt);
+  decoder_destroy(&j->host_dec);
   tokenizer_destroy(&j->tok);
   free(j->ids);
   free(j->tgt);
@@ -261,8 +293,23 @@ static int job_setup(lmjob *j, foil_err *err) {
   if ((rc = decoder_config_check(&s->dmodel, err))) return rc;
   if ((rc = decoder_new(&j->dec, &s->dmodel, err))) return rc;
   if ((rc = decoder_init(j->dec, s->seed, err))) return rc;
+  /* GPU ranks: NCCL over this rank's GPU, then the decoder (initialized on
+   * the host as on CPU ranks: the same starting weights) moves there; the
+   * host one stays as the checkpoints' copy */
+  if (s->device) {
+    if ((rc = comm_use_gpu(j->c, err))) {
+      char why[sizeof err->msg];
+      snprintf(why, sizeof why, "%s", err->msg);
+      return foil_err_set(err, rc, "device \"cuda\": %.400s", why);
+    }
+    j->gpu = 1;
+    j->host_dec = j->dec, j->dec = NULL;
+    if ((rc = decoder_clone_on(j->host_dec, DEVMEM_CUDA, &j->dec, err))) return rc;
+  }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
-  if ((rc = optim_new(&j->opt, decoder_num_params(j->dec), &oc, err))) return rc;
+  const size_t np = decoder_num_params(j->dec);
+  if ((rc = optim_new_on(&j->opt, np, &oc, j->gpu ? DEVMEM_CUDA : DEVMEM_CPU, err))) return rc;
+  if (j->gpu && (rc = optim_new(&j->host_opt, np, &oc, err))) return rc;
   if (s->simctg_margin > 0 && (rc = simctg_new(&j->sc, err))) return rc;
   char lm[4200];
   snprintf(lm, sizeof lm, "%s/datasets/%s/lm.h5", a->root, s->dataset);
@@ -303,7 +350,7 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     logf_(&j, "INFO", "job %s: decoder %d layers d %d, %zu parameters; %d rank(s) x %d rows of %d tokens, "
           "%lld steps from step %lld; loss causal_lm%s; %s", j.s.name, j.s.dmodel.n_layers,
           j.s.dmodel.d_model, decoder_num_params(j.dec), j.world, j.s.batch_per_rank, j.s.seq_len,
-          (long long)j.s.steps, (long long)step, margin, kernels_backend());
+          (long long)j.s.steps, (long long)step, margin, comm_device(j.c));
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, tokens_since = 0;
   if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */

@@ -907,15 +907,6 @@ static int job_setup(job *j, foil_err *err) {
   return FOIL_OK;
 }
 
-/* "cuda (device 0 of 1: ...)" on GPU ranks, the CPU kernels' line else */
-static const char *device_desc(const job *j) {
-#ifdef FOIL_HAVE_CUDA
-  if (j->gpu) return cuda_backend();
-#endif
-  (void)j;
-  return kernels_backend();
-}
-
 /* model.kind of the spec: a decoder's job is lmtrain.c's. A spec that does
  * not parse is left to job_setup, which reports it. */
 static int is_decoder_job(const pretrain_args *a) {
@@ -944,7 +935,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   if (!rc)
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s%s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
-          encoder_num_params(j.enc), device_desc(&j), j.s.precision ? ", bf16 GEMMs" : "");
+          encoder_num_params(j.enc), comm_device(j.c), j.s.precision ? ", bf16 GEMMs" : "");
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, pairs_since = 0;
   if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */

@@ -86,11 +86,12 @@ typedef struct {
   int threads;              /* per rank, 0 = all cores / ranks on the node */
   int device;               /* device: "cpu" (0, default) | "cuda" (1): each rank trains on a GPU,
                              * its node-local rank % the devices it sees (job.gpus_per_rank 1),
-                             * collectives over NCCL; encoders only. Checkpoints are the same
-                             * files either way (a run resumes on the other device). */
+                             * collectives over NCCL; encoders and decoders. Checkpoints are the
+                             * same files either way (a run resumes on the other device). */
   int precision;            /* precision: "fp32" (0, default) | "bf16" (1, with device "cuda"): mixed
                              * precision, bf16 GEMM operands on the tensor cores, fp32 master weights,
-                             * gradients, optimizer and loss (model/encoder.h ENC_BF16) */
+                             * gradients, optimizer and loss (model/encoder.h ENC_BF16); encoders
+                             * only for now */
   /* refresh: the loop's object, for the coordinator (foil-run only checks it):
    *   every_steps  N (required): after the checkpoint of every step that is a
    *                multiple of N the coordinator submits a refresh job; a
