@@ -1,6 +1,7 @@
 /* devmem.c — buffers on a backend (see devmem.h). */
 #include "model/devmem.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@ int devmem_ready(int backend, const char *object, foil_err *err) {
                       object);
 #endif
 }
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+void devmem_lock(void) { pthread_mutex_lock(&g_lock); }
+void devmem_unlock(void) { pthread_mutex_unlock(&g_lock); }
 
 const char *devmem_where(int backend) { return backend == DEVMEM_CUDA ? "device" : "host"; }
 

@@ -53,6 +53,13 @@ void devmem_copy2d(int backend, void *dst, size_t dpitch, const void *src, size_
 /* host memory into the backend's buffer, and back */
 int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err);
 int devmem_get(int backend, void *host, const void *src, size_t bytes, foil_err *err);
+/* The CUDA backend is driven by one host thread at a time. Code whose
+ * device work may run on several threads of a process (foil-serve: the
+ * loader builds a version while the query loop searches and encodes the
+ * live one) holds this one process-wide lock around each piece of it.
+ * Not recursive. */
+void devmem_lock(void);
+void devmem_unlock(void);
 /* the backend's verdict on the work queued since the last check (CUDA:
  * launch and cuBLAS errors, without waiting); FOIL_OK on the CPU */
 int devmem_check(int backend, foil_err *err);

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model/vsearch_dev.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,13 +24,11 @@ struct vs_dev {
   size_t bytes, buf_bytes;  /* rows and ids; the search buffers */
 };
 
-/* The backend is driven by one thread at a time (vsearch_dev.h). */
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int put_locked(void *dst, const void *src, size_t bytes, foil_err *err) {
-  pthread_mutex_lock(&g_lock);
+  devmem_lock();
   int rc = devmem_put(DEVMEM_CUDA, dst, src, bytes, err);
-  pthread_mutex_unlock(&g_lock);
+  devmem_unlock();
   return rc;
 }
 
@@ -62,9 +59,9 @@ static int upload(vs_dev *x, int b, void *stage, foil_err *err) {
 
 /* A device buffer, counted; NULL (and FOIL_ENOMEM in err) when full. */
 static void *dev_alloc(vs_dev *x, size_t bytes, foil_err *err) {
-  pthread_mutex_lock(&g_lock);
+  devmem_lock();
   void *p = devmem_alloc(DEVMEM_CUDA, bytes);
-  pthread_mutex_unlock(&g_lock);
+  devmem_unlock();
   if (!p) foil_err_set(err, FOIL_ENOMEM, "vs_dev: the GPU has no room for %zu more bytes (%zu held)", bytes, x->bytes);
   else x->bytes += bytes;
   return p;
@@ -115,13 +112,13 @@ static void free_search_buffers(vs_dev *x) {
 void vs_dev_destroy(vs_dev **xp) {
   vs_dev *x = *xp;
   if (!x) return;
-  pthread_mutex_lock(&g_lock);
+  devmem_lock();
   for (int b = 0; b < x->nblocks; b++) {
     if (x->x) devmem_free(DEVMEM_CUDA, x->x[b]);
     if (x->ids) devmem_free(DEVMEM_CUDA, x->ids[b]);
   }
   free_search_buffers(x);
-  pthread_mutex_unlock(&g_lock);
+  devmem_unlock();
   free(x->x), free(x->ids), free(x->blocks);
   free(x);
   *xp = NULL;
@@ -174,13 +171,13 @@ int vs_dev_search(vs_dev *x, const float *q, int nq, int k, int64_t id_lo, int64
   if (rc) return rc;
 #ifdef FOIL_HAVE_CUDA
   if (k <= CUDA_TOPK_MAX && x->nblocks > 0) {
-    pthread_mutex_lock(&g_lock);
+    devmem_lock();
     for (int q0 = 0; !rc && q0 < nq; q0 += QCHUNK) {
       int m = nq - q0 < QCHUNK ? nq - q0 : QCHUNK;
       rc = search_chunk(x, q + (size_t)q0 * (size_t)x->d, m, k, id_lo, id_hi, out_scores + (size_t)q0 * k,
                         out_ids + (size_t)q0 * k, err);
     }
-    pthread_mutex_unlock(&g_lock);
+    devmem_unlock();
     return rc;
   }
 #endif

@@ -14,12 +14,11 @@
  * k above CUDA_TOPK_MAX (256) is answered by vs_search on the host blocks.
  * Ids must be >= 0 (-1 marks an empty slot).
  *
- * Threads: every call holds one process-wide lock around its device work
- * (the CUDA backend is driven by one thread at a time), so a loader thread
- * may build and check a new index while another thread searches the live
- * one; an upload takes the lock per 16 MB piece, so a search waits for at
- * most one piece. Nothing else in the process may use the backend at the
- * same time.
+ * Threads: every call holds devmem_lock around its device work (the CUDA
+ * backend is driven by one thread at a time), so a loader thread may build
+ * and check a new index while another thread searches the live one; an
+ * upload takes the lock per 16 MB piece, so a search waits for at most one
+ * piece. Other device work of the process must hold the same lock.
  *
  * Ownership: vs_dev_new copies the rows and ids; it keeps the blocks array
  * and BORROWS the host data it points at (for the host fallback), which

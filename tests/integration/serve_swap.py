@@ -15,7 +15,9 @@ cluster whose refresh job makes the coordinator SIGHUP the serve job)
 FOIL_SERVE_DEVICE=cuda runs every server with --device cuda (the rows
 searched on the GPU, model/vsearch_dev.h) and FOIL_SERVE_EXE names the
 foil-serve to run (integration.serve_swap_shim: foil-serve-shim, whose
-"GPU" is tests/gpu/cuda_shim.c). Without them, the "device" step checks
+"GPU" is tests/gpu/cuda_shim.c). FOIL_SERVE_SHIM (that binary) also has
+the text-query step run a --device cuda server of the real index beside
+the CPU one: the same hits, the text encoded on the stand-in GPU. Without them, the "device" step checks
 that foil-serve --device cuda refuses with CUDA's reason where no GPU is
 visible, or answers exactly from the GPU where one is.
 """
@@ -250,13 +252,13 @@ def error_of(r):
 class Serve:
     """One foil-serve (or router) process."""
 
-    def __init__(self, build, root, args, name, index="ix", device=DEVICE):
+    def __init__(self, build, root, args, name, index="ix", device=DEVICE, exe=None):
         self.log = os.path.join(root, name + ".log")
         self.info = os.path.join(root, "indexes", index, "serve.json") if index else None
         old = os.path.getmtime(self.info) if self.info and os.path.exists(self.info) else None
         if device and "--route" not in args:
             args = args + ["--device", device]
-        self.p = subprocess.Popen([EXE or os.path.join(build, "foil-serve")] + args + ["--log", self.log])
+        self.p = subprocess.Popen([exe or EXE or os.path.join(build, "foil-serve")] + args + ["--log", self.log])
         self.ep = None
         deadline = time.time() + 60
         while time.time() < deadline and self.ep is None:
@@ -622,6 +624,21 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
             check(top > 0.999 and (j in list(res.ids)[:3]) and abs(res.scores[list(res.ids).index(j)] - top) < 1e-4,
                   "the text of document %d finds it first (ids %s, scores %s)" % (j, list(res.ids), list(res.scores)))
             check(res.keys[list(res.ids).index(j)] == corpus_ids[j], "its key is the corpus id")
+        if os.environ.get("FOIL_SERVE_SHIM"):  # the same text queries encoded and searched on the stand-in GPU
+            g = Serve(build, root, ["--index", "code", "--root", root, "--shards", "0", "--bind", "tcp://127.0.0.1:*",
+                                    "--no-watch"], "serve-code-gpu", index=None, device="cuda",
+                      exe=os.environ["FOIL_SERVE_SHIM"])
+            cg = Client(g.ep)
+            rg = cg.call(search_req(texts=[corpus[j] for j in docs], k=5))
+            ok = rg.WhichOneof("body") == "search" and rep.WhichOneof("body") == "search"
+            # float32 sums in another order than the CPU's rescoring: ids equal, scores to 1e-5
+            check(ok and [list(x.ids) for x in rg.search.results] == [list(x.ids) for x in rep.search.results]
+                  and all(np.allclose(x.scores, y.scores, rtol=0, atol=1e-5)
+                          for x, y in zip(rg.search.results, rep.search.results)),
+                  "--device cuda (stand-in): text queries encoded and searched there give the CPU's hits")
+            check("text encoded there too" in open(g.log).read(), "its log says text is encoded on the GPU")
+            cg.close()
+            g.stop("foil-serve --device cuda (text)")
         p = cl.foil("search", corpus[5], "-k", "3", "--index", "code")
         check(p.returncode == 0 and corpus_ids[5] in p.stdout, "foil search TEXT prints the document's key (%s)"
               % (p.stderr or p.stdout))

@@ -523,8 +523,8 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
            s->index, g->version, log_mono() - t0, (long long)g->count, g->nshards, g->dim, dtype_name(g->dtype),
            g->text_ok ? "yes" : "no", g->text_ok ? "" : ": ", g->text_ok ? "" : g->no_text);
       if (g->dev)
-        slog(s, "INFO", "searching on the GPU: %.1f MiB of device memory (rows as float32)",
-             (double)vs_dev_bytes(g->dev) / (1 << 20));
+        slog(s, "INFO", "searching on the GPU: %.1f MiB of device memory (rows as float32)%s",
+             (double)vs_dev_bytes(g->dev) / (1 << 20), g->text_ok ? "; text encoded there too" : "");
     }
   }
   if (!rc) {

@@ -14,6 +14,17 @@
 #include "storage/hfmodel.h"
 #include "worker/run/encode.h"
 
+/* Frees an encoder, under devmem_lock when it is on the GPU (another
+ * thread may be using the backend). */
+static void encoder_lock_destroy(encoder **e) {
+  if (*e && encoder_backend(*e) != DEVMEM_CPU) {
+    devmem_lock();
+    encoder_destroy(e);
+    devmem_unlock();
+  }
+  encoder_destroy(e);
+}
+
 static uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -55,8 +66,9 @@ const char *sgen_key(const sgen *g, int64_t id) {
   return NULL;
 }
 
-/* The encoder and tokenizer of the shards' checkpoint, if they match. */
-static void text_load(sgen *g, const char *root) {
+/* The encoder and tokenizer of the shards' checkpoint, if they match; on
+ * the GPU when the rows are (the model hash is taken on the host first). */
+static void text_load(sgen *g, const char *root, int device) {
   char path[2100];
   const char *ck = g->checkpoint;
   if (!ck[0]) {
@@ -89,6 +101,18 @@ static void text_load(sgen *g, const char *root) {
     snprintf(g->no_text, sizeof g->no_text, "checkpoint %.300s encodes to dimension %d, the index has %d", ck,
              encoder_out_dim(g->enc), g->dim);
     goto fail;
+  }
+  if (device == DEVMEM_CUDA) {
+    encoder *gpu = NULL;
+    devmem_lock();
+    rc = encoder_clone_on(&gpu, g->enc, DEVMEM_CUDA, &e);
+    devmem_unlock();
+    if (rc) {
+      snprintf(g->no_text, sizeof g->no_text, "cannot move its encoder to the GPU: %.400s", e.msg);
+      goto fail;
+    }
+    encoder_destroy(&g->enc);
+    g->enc = gpu;
   }
   g->text_ok = 1;
   return;
@@ -139,7 +163,7 @@ int sgen_load(const char *root, const char *name, int version, const int *which,
     sgen_destroy(&g);
     return rc;
   }
-  if (want_text) text_load(g, root);
+  if (want_text) text_load(g, root, device);
   else snprintf(g->no_text, sizeof g->no_text, "text queries are off");
   *out = g;
   return FOIL_OK;
@@ -151,7 +175,7 @@ void sgen_destroy(sgen **gp) {
   vs_dev_destroy(&g->dev);  /* before the rows it borrows */
   index_version_destroy(&g->iv);
   free(g->shards), free(g->blocks), free(g->key_ids), free(g->key_vals);
-  encoder_destroy(&g->enc);
+  encoder_lock_destroy(&g->enc);
   tokenizer_destroy(&g->tok);
   free(g);
   *gp = NULL;
@@ -169,7 +193,11 @@ int sgen_search(sgen *g, const float *q, int nq, int k, int64_t lo, int64_t hi, 
 
 int sgen_encode(sgen *g, char *const *texts, size_t n, float *out, foil_err *err) {
   if (!g->text_ok) return foil_err_set(err, FOIL_EPRECOND, "%s", g->no_text);
-  return encode_texts(g->enc, g->tok, texts, n, g->enc_len, 32, out, err);
+  const int dev = encoder_backend(g->enc) != DEVMEM_CPU;
+  if (dev) devmem_lock();
+  int rc = encode_texts(g->enc, g->tok, texts, n, g->enc_len, 32, out, err);
+  if (dev) devmem_unlock();
+  return rc;
 }
 
 int sgen_check(sgen *g, int samples, foil_err *err) {
@@ -225,7 +253,7 @@ int sgen_check(sgen *g, int samples, foil_err *err) {
       /* not fatal for vectors: text is off for this version */
       snprintf(g->no_text, sizeof g->no_text, "encoding a test text failed: %.400s", err ? err->msg : "");
       g->text_ok = 0;
-      encoder_destroy(&g->enc);
+      encoder_lock_destroy(&g->enc);
       tokenizer_destroy(&g->tok);
       rc = FOIL_OK;
     }

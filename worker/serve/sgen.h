@@ -15,7 +15,7 @@
  * checkpoint's parameters; memory: the shards' rows (plus their rescoring
  * copies), a key table of 2 slots per row when the shards have keys, and
  * the encoder; on a GPU (device DEVMEM_CUDA) also the rows as float32 in
- * device memory (vsearch_dev.h), searched there.
+ * device memory (vsearch_dev.h), and the encoder there instead of here.
  */
 #ifndef FOIL_WORKER_SERVE_SGEN_H
 #define FOIL_WORKER_SERVE_SGEN_H
@@ -60,8 +60,9 @@ typedef struct {
  * NULL: all). want_text: also load the checkpoint for text queries (a
  * failure there is not an error: the generation answers vectors only and
  * says why in no_text). device: DEVMEM_CPU, or DEVMEM_CUDA to copy the
- * rows to the GPU (brought up by the caller) and search there; the text
- * encoder stays on the CPU (a few query texts per batch). */
+ * rows and the text encoder to the GPU (brought up by the caller) and
+ * search and encode there; device work holds devmem_lock, so the loader
+ * thread and the query loop may share the GPU. */
 int sgen_load(const char *root, const char *name, int version, const int *which, int n_which,
               int want_text, int device, sgen **out, foil_err *err);
 void sgen_destroy(sgen **g);
