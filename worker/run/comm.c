@@ -12,9 +12,8 @@
 #ifdef FOIL_HAVE_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
-
-#include "kernels/cuda/kernels_cuda.h"
-#elif defined(FOIL_CUDA_SHIM)
+#endif
+#ifdef FOIL_HAVE_CUDA
 #include "kernels/cuda/kernels_cuda.h"
 #endif
 
@@ -24,6 +23,7 @@ struct comm {
   int we_initialized;
   double busy; /* seconds spent inside collectives */
   int gpu;     /* data collectives on NCCL, device buffers */
+  int dev;     /* this rank's GPU is up for compute (comm_job_gpu) */
 #ifdef FOIL_HAVE_NCCL
   ncclComm_t nccl;
   cudaStream_t side;       /* gradient buckets: NCCL beside the compute stream */
@@ -113,11 +113,36 @@ int comm_local_size(const comm *c) { return c->local_size; }
 int comm_is_gpu(const comm *c) { return c->gpu; }
 
 const char *comm_device(const comm *c) {
-#if defined(FOIL_HAVE_NCCL) || defined(FOIL_CUDA_SHIM)
-  if (c->gpu) return cuda_backend();
+#ifdef FOIL_HAVE_CUDA
+  if (c->gpu || c->dev) return cuda_backend();
 #endif
   (void)c;
   return kernels_backend();
+}
+
+int comm_job_gpu(comm *c, int collectives, foil_err *err) {
+  foil_err e = {0};
+  int rc;
+  if (collectives) {
+    rc = comm_use_gpu(c, &e);
+  } else {
+#ifdef FOIL_HAVE_CUDA
+    rc = cuda_init(c->local_rank, &e);
+    if (rc) {
+      char why[sizeof e.msg];
+      snprintf(why, sizeof why, "%s", e.msg);
+      foil_err_set(&e, rc, "rank %d: %.400s", c->rank, why);
+    }
+#else
+    rc = foil_err_set(&e, FOIL_EUNAVAIL, "this foil-run was built without CUDA (FOIL_CUDA=OFF or no nvcc at build "
+                      "time)");
+#endif
+  }
+  if (!rc) {
+    c->dev = 1;
+    return FOIL_OK;
+  }
+  return foil_err_set(err, rc, "device \"cuda\": %.450s", e.msg);
 }
 
 #ifdef FOIL_HAVE_NCCL

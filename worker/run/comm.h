@@ -69,8 +69,15 @@ int comm_barrier(comm *c, foil_err *err);
 int comm_use_gpu(comm *c, foil_err *err);
 /* 1 after comm_use_gpu succeeded. */
 int comm_is_gpu(const comm *c);
+/* A job's "device": "cuda": with `collectives` comm_use_gpu (training:
+ * NCCL too), else only this rank's GPU brought up for compute (node-local
+ * rank % the visible devices; refresh, decode-eval). The error names the
+ * spec's choice: `device "cuda": rank 1: <why>`; FOIL_EUNAVAIL in a build
+ * without CUDA. */
+int comm_job_gpu(comm *c, int collectives, foil_err *err);
 /* The rank's compute device, for logs: the CUDA backend's line ("cuda
- * (device 0 of 1: ...)") after comm_use_gpu, the CPU kernels' else. */
+ * (device 0 of 1: ...)") after comm_job_gpu or comm_use_gpu, the CPU
+ * kernels' else. */
 const char *comm_device(const comm *c);
 
 /* Gradient buckets overlapped with the backward pass. On GPU ranks,

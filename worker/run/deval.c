@@ -476,13 +476,8 @@ static int tokenize(job *j, const char *text, int cap, int32_t **out, int *len, 
 /* device "cuda": the model (and amateur) move to this rank's GPU after
  * loading on the host, as refresh moves its encoder. */
 static int to_device(job *j, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  int rc = cuda_init(comm_local_rank(j->c), err);
-  if (rc) {
-    char was[sizeof err->msg];
-    snprintf(was, sizeof was, "%s", err->msg);
-    return foil_err_set(err, rc, "device \"cuda\" (rank %d): %.700s", j->rank, was);
-  }
+  int rc = comm_job_gpu(j->c, 0, err);
+  if (rc) return rc;
   decoder *g = NULL;
   if ((rc = decoder_clone_on(j->dec, DEVMEM_CUDA, &g, err))) return rc;
   decoder_destroy(&j->dec);
@@ -492,13 +487,8 @@ static int to_device(job *j, foil_err *err) {
     decoder_destroy(&j->ama);
     j->ama = g;
   }
-  logf_(j, "INFO", "rank 0 generates on %s", cuda_backend());
+  logf_(j, "INFO", "rank 0 generates on %s", comm_device(j->c));
   return FOIL_OK;
-#else
-  (void)j;
-  return foil_err_set(err, FOIL_EUNAVAIL, "device \"cuda\": this foil-run was built without CUDA (FOIL_CUDA=OFF "
-                      "or no nvcc at build time)");
-#endif
 }
 
 static int setup(job *j, foil_err *err) {

@@ -297,11 +297,7 @@ static int job_setup(lmjob *j, foil_err *err) {
    * the host as on CPU ranks: the same starting weights) moves there; the
    * host one stays as the checkpoints' copy */
   if (s->device) {
-    if ((rc = comm_use_gpu(j->c, err))) {
-      char why[sizeof err->msg];
-      snprintf(why, sizeof why, "%s", err->msg);
-      return foil_err_set(err, rc, "device \"cuda\": %.400s", why);
-    }
+    if ((rc = comm_job_gpu(j->c, 1, err))) return rc;
     j->gpu = 1;
     j->host_dec = j->dec, j->dec = NULL;
     if ((rc = decoder_clone_on(j->host_dec, DEVMEM_CUDA, &j->dec, err))) return rc;

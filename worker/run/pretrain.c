@@ -34,9 +34,6 @@
 #include "worker/run/jobdir.h"
 #include "worker/run/progress.h"
 #include "worker/run/spec.h"
-#ifdef FOIL_HAVE_CUDA
-#include "kernels/cuda/kernels_cuda.h"
-#endif
 
 /* ---- the job's state ---------------------------------------------------------------- */
 
@@ -833,11 +830,7 @@ static int job_setup(job *j, foil_err *err) {
    * weights) moves there; the host one stays as the checkpoints' copy */
   const int dev = s->device ? DEVMEM_CUDA : DEVMEM_CPU; /* backend_of(j) once j->gpu is set */
   if (s->device) {
-    if ((rc = comm_use_gpu(j->c, err))) {
-      char why[sizeof err->msg];
-      snprintf(why, sizeof why, "%s", err->msg);
-      return foil_err_set(err, rc, "device \"cuda\": %.400s", why);
-    }
+    if ((rc = comm_job_gpu(j->c, 1, err))) return rc;
     j->gpu = 1;
     j->host_enc = j->enc, j->enc = NULL;
     if ((rc = encoder_clone_on(&j->enc, j->host_enc, DEVMEM_CUDA, err))) return rc;

@@ -31,9 +31,6 @@
 #include "worker/run/jobdir.h"
 #include "worker/run/jsonl.h"
 #include "worker/run/progress.h"
-#ifdef FOIL_HAVE_CUDA
-#include "kernels/cuda/kernels_cuda.h"
-#endif
 
 /* Prefixes err's message (copied first: foil_err_set must not read what it writes). */
 static int reword(foil_err *err, int rc, const char *fmt, const char *arg) {
@@ -223,22 +220,14 @@ static int load_model(job *j, foil_err *err) {
  * The checkpoint was read into a CPU encoder, whose parameters the model
  * hash was computed from; they are uploaded and the CPU copy freed. */
 static int to_device(job *j, foil_err *err) {
-#ifdef FOIL_HAVE_CUDA
-  int rc = cuda_init(comm_local_rank(j->c), err);
-  char who[24];
-  snprintf(who, sizeof who, "%d", j->rank);
-  if (rc) return reword(err, rc, "device \"cuda\" (rank %s): ", who);
+  int rc = comm_job_gpu(j->c, 0, err);
+  if (rc) return rc;
   encoder *g = NULL;
   if ((rc = encoder_clone_on(&g, j->enc, DEVMEM_CUDA, err))) return rc;
   encoder_destroy(&j->enc);
   j->enc = g;
-  logf_(j, "INFO", "rank 0 encodes on %s", cuda_backend());
+  logf_(j, "INFO", "rank 0 encodes on %s", comm_device(j->c));
   return FOIL_OK;
-#else
-  (void)j;
-  return foil_err_set(err, FOIL_EUNAVAIL, "device \"cuda\": this foil-run was built without CUDA (FOIL_CUDA=OFF "
-                      "or no nvcc at build time)");
-#endif
 }
 
 typedef struct {
