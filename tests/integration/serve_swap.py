@@ -646,10 +646,10 @@ def text_queries(build, scratch, foil_run, mpiexec, vocab, mpi_flags):
             cg = Client(g.ep)
             rg = cg.call(search_req(texts=[corpus[j] for j in docs], k=5))
             ok = rg.WhichOneof("body") == "search" and rep.WhichOneof("body") == "search"
-            # float32 sums in another order than the CPU's rescoring: ids equal, scores to 1e-5
-            check(ok and [list(x.ids) for x in rg.search.results] == [list(x.ids) for x in rep.search.results]
-                  and all(np.allclose(x.scores, y.scores, rtol=0, atol=1e-5)
-                          for x, y in zip(rg.search.results, rep.search.results)),
+            # float32 sums in another order than the CPU's rescoring: scores rank by rank to 1e-5 (near-ties
+            # may swap), and the same first hit (the text's own document, checked above on the CPU)
+            check(ok and all(np.allclose(x.scores, y.scores, rtol=0, atol=1e-5) and x.ids[0] == y.ids[0]
+                             for x, y in zip(rg.search.results, rep.search.results)),
                   "--device cuda (stand-in): text queries encoded and searched there give the CPU's hits")
             check("text encoded there too" in open(g.log).read(), "its log says text is encoded on the GPU")
             cg.close()
