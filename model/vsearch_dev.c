@@ -24,7 +24,6 @@ struct vs_dev {
   size_t bytes, buf_bytes;  /* rows and ids; the search buffers */
 };
 
-
 static int put_locked(void *dst, const void *src, size_t bytes, foil_err *err) {
   devmem_lock();
   int rc = devmem_put(DEVMEM_CUDA, dst, src, bytes, err);

@@ -17,12 +17,10 @@
 /* Frees an encoder, under devmem_lock when it is on the GPU (another
  * thread may be using the backend). */
 static void encoder_lock_destroy(encoder **e) {
-  if (*e && encoder_backend(*e) != DEVMEM_CPU) {
-    devmem_lock();
-    encoder_destroy(e);
-    devmem_unlock();
-  }
+  const int dev = *e && encoder_backend(*e) != DEVMEM_CPU;
+  if (dev) devmem_lock();
   encoder_destroy(e);
+  if (dev) devmem_unlock();
 }
 
 static uint64_t mix(uint64_t x) {
