@@ -70,6 +70,9 @@ struct decoder {
 
   int B, T, train, have_fwd, n_targets;
   uint64_t seed, call;
+  /* decoder_on_grads_ready's callback */
+  encoder_grads_ready ready;
+  void *ready_ctx;
 };
 
 struct decoder_cache {
@@ -261,11 +264,31 @@ void decoder_zero_grads(decoder *d) {
   if (d->grads) devmem_zero(d->backend, d->grads, d->nparams * sizeof(float));
 }
 
-/* Pointer to layer l's slice of a stacked tensor in buf (params or grads). */
-static float *P(const decoder *d, const float *buf, int id, int l) {
+/* Tensors stacked over layers (shape [L, ...]) and one layer's slice. */
+static int stacked(int id) { return id >= DEC_LN1_W && id <= DEC_FC2_B; }
+static size_t slice_size(const decoder *d, int id) {
   const encoder_tensor *t = &d->t[id];
-  int stacked = id >= DEC_LN1_W && id <= DEC_FC2_B; /* shape [L, ...] */
-  return (float *)buf + t->offset + (stacked ? t->size / (size_t)t->shape[0] : 0) * (size_t)l;
+  return stacked(id) ? t->size / (size_t)t->shape[0] : t->size;
+}
+
+/* Pointer to layer l's slice of a stacked tensor in buf (params or grads);
+ * l is ignored for the others. */
+static float *P(const decoder *d, const float *buf, int id, int l) {
+  return (float *)buf + d->t[id].offset + (stacked(id) ? slice_size(d, id) * (size_t)l : 0);
+}
+
+void decoder_on_grads_ready(decoder *d, encoder_grads_ready fn, void *ctx) {
+  d->ready = fn;
+  d->ready_ctx = ctx;
+}
+
+/* The callback for tensors ids[0..n) (layer l's slice of the stacked ones). */
+static int announce(decoder *d, const int *ids, int n, int l, foil_err *err) {
+  for (int i = 0; d->ready && i < n; i++) {
+    int rc = d->ready(d->ready_ctx, P(d, d->grads, ids[i], l), slice_size(d, ids[i]), err);
+    if (rc) return rc;
+  }
+  return FOIL_OK;
 }
 
 /* Normal(0, std) from Philox via Box-Muller: element i of tensor id. */
@@ -584,6 +607,8 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
   devmem_zero(be, gres, NC * fb);
   K(layernorm_backward, gres, G + d->t[DEC_LNF_W].offset, G + d->t[DEC_LNF_B].offset, ga, xL,
     W + d->t[DEC_LNF_W].offset, d->lnf_mu, d->lnf_rs, N, C);
+  static const int lnf[] = {DEC_LNF_W, DEC_LNF_B};
+  if ((rc = announce(d, lnf, 2, 0, err))) return rc;
 
   /* layers, last to first; gres holds d(layer output) and becomes d(input) */
   for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -620,11 +645,16 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
       3 * C);
     K(layernorm_backward, gres, P(d, G, DEC_LN1_W, l), P(d, G, DEC_LN1_B, l), gb, x, P(d, W, DEC_LN1_W, l),
       a->ln1_mu, a->ln1_rs, N, C);
+    static const int layer[] = {DEC_LN1_W, DEC_LN1_B, DEC_QKV_W,  DEC_QKV_B,  DEC_ATTO_W, DEC_ATTO_B,
+                                DEC_LN2_W, DEC_LN2_B, DEC_FC1_W,  DEC_FC1_B,  DEC_FC2_W,  DEC_FC2_B};
+    if ((rc = announce(d, layer, 12, l, err))) return rc;
   }
   /* embeddings: x0 = drop(wte[ids] + wpe[t]) */
   devmem_zero(be, ga, NC * fb);
   K(dropout_backward, ga, gres, NC, p, seed, stream_of(call, 0), 0);
   K(embed_backward, dwte, G + d->t[DEC_WPE].offset, ga, d->ids, B, T, C);
+  static const int emb[] = {DEC_WTE, DEC_WPE}; /* wte: the LM head's share came first */
+  if ((rc = announce(d, emb, 2, 0, err))) return rc;
   return devmem_check(be, err);
 }
 

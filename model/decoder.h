@@ -142,6 +142,16 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets,
  * by chunk (2·B·T·C·V more flops) instead of being kept. Cost ~ 2x forward. */
 int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err);
 
+/* Gradients ready early, for an all-reduce overlapped with the rest of the
+ * backward (GPU ranks' gradient buckets), as encoder_on_grads_ready: while
+ * decoder_backward runs, fn gets each run of gradients as soon as no later
+ * part of that backward writes it — the final LayerNorm's, then every
+ * layer's slices of the stacked tensors (last layer first), then wte (the
+ * tied LM head's share is written first, the embedding's last) and wpe;
+ * every parameter exactly once per backward. A nonzero return stops the
+ * backward with it. fn NULL: none. */
+void decoder_on_grads_ready(decoder *d, encoder_grads_ready fn, void *ctx);
+
 /* Model FLOPs of one forward over B×T tokens (matmuls, attention, LM head). */
 double decoder_forward_flops(const decoder_config *cfg, int B, int T);
 

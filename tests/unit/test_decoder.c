@@ -639,6 +639,62 @@ static float *train_grads(int threads, float *loss_out, size_t *n) {
   return g;
 }
 
+/* decoder_on_grads_ready: every parameter's gradient announced exactly
+ * once per backward and already final (a snapshot in the callback equals
+ * the gradient after the backward, bit for bit); an error from the
+ * callback stops the backward with it. */
+typedef struct {
+  const float *base;
+  size_t off[64], n[64];
+  float *snap[64];
+  int calls, fail_at;
+} ready_log;
+
+static int log_ready(void *ctx, float *g, size_t n, foil_err *err) {
+  ready_log *r = ctx;
+  if (r->calls == r->fail_at) return foil_err_set(err, FOIL_EABORTED, "stop at call %d", r->calls);
+  if (r->calls < 64) {
+    r->off[r->calls] = (size_t)(g - r->base), r->n[r->calls] = n;
+    r->snap[r->calls] = malloc(n * sizeof(float));
+    memcpy(r->snap[r->calls], g, n * sizeof(float));
+  }
+  r->calls++;
+  return FOIL_OK;
+}
+
+static void test_grads_ready(void) {
+  decoder *d = make(2, 8, 2, 12, 11, 6, 0.1f);
+  if (!d) return;
+  for (int i = 0; i < GB * GT; i++) g_ids[i] = i % 11, g_tg[i] = i % GT == GT - 1 ? -1 : (i * 3) % 11;
+  for (int i = 0; i < GB * GT * 8; i++) g_dh[i] = 0.01f * (float)(i % 7 - 3);
+  foil_err err = {0};
+  ready_log log = {.base = decoder_grads(d), .fail_at = -1};
+  decoder_on_grads_ready(d, log_ready, &log);
+  decoder_zero_grads(d);
+  objective(d, 1.0f, 1);
+  CHECK(decoder_backward(d, 1.0f, g_dh, &err) == 0);
+  const size_t np = decoder_num_params(d);
+  unsigned char *seen = calloc(np, 1);
+  int once = 1, final = 1;
+  for (int c = 0; c < log.calls && c < 64; c++) {
+    for (size_t k = 0; k < log.n[c]; k++) once &= seen[log.off[c] + k]++ == 0;
+    final &= memcmp(log.snap[c], decoder_grads(d) + log.off[c], log.n[c] * sizeof(float)) == 0;
+    free(log.snap[c]);
+  }
+  for (size_t k = 0; k < np; k++) once &= seen[k] == 1;
+  CHECKF(once, "every gradient announced exactly once (%d calls)", log.calls);
+  CHECKF(final, "announced gradients were already final");
+  CHECK(log.calls == 12 * 2 + 4); /* 12 per layer, lnf w/b, wte, wpe */
+  free(seen);
+  ready_log stop = {.base = decoder_grads(d), .fail_at = 3};
+  decoder_on_grads_ready(d, log_ready, &stop);
+  objective(d, 1.0f, 1);
+  CHECK(decoder_backward(d, 1.0f, g_dh, &err) == FOIL_EABORTED && strstr(err.msg, "stop at call 3"));
+  for (int c = 0; c < 3; c++) free(stop.snap[c]);
+  decoder_on_grads_ready(d, NULL, NULL);
+  decoder_destroy(&d);
+}
+
 static void test_determinism(void) {
   size_t n;
   float la, lb, lc;
@@ -747,6 +803,7 @@ int main(void) {
   RUN(test_grads_fd_dhidden);
   RUN(test_grads_fd_dropout_dhidden);
   RUN(test_backward_linear);
+  RUN(test_grads_ready);
   RUN(test_loss_nll_logits);
   RUN(test_determinism);
   RUN(test_bad_inputs);

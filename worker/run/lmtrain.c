@@ -218,6 +218,11 @@ static int evaluate(lmjob *j, int64_t step, foil_err *err) {
 
 /* ---- one step ------------------------------------------------------------------------------------- */
 
+/* decoder_on_grads_ready's callback on GPU ranks: one NCCL bucket */
+static int bucket_ready(void *ctx, float *g, size_t n, foil_err *err) {
+  return comm_bucket_allreduce_mean(((lmjob *)ctx)->c, g, n, err);
+}
+
 static int train_step(lmjob *j, int64_t step, lmstats *st, int64_t *epoch, foil_err *err) {
   const spec *s = &j->s;
   const int B = s->batch_per_rank, T = s->seq_len, C = s->dmodel.d_model;
@@ -233,9 +238,17 @@ static int train_step(lmjob *j, int64_t step, lmstats *st, int64_t *epoch, foil_
   /* every row is full: this rank's pairs B·T(T−1) are 1/W of the global
    * batch's, as its tokens are, so local means average to global ones */
   if (!rc && j->sc) rc = simctg_loss(j->sc, hidden, NULL, B, T, C, s->simctg_margin, 0, &cl, j->dhidden, err);
+  /* GPU ranks (more than one) all-reduce each run of gradients in an NCCL
+   * bucket as soon as the backward has made it final, while the rest of
+   * the backward runs; CPU ranks all-reduce everything once afterwards */
+  const int overlap = j->gpu && j->world > 1;
+  if (overlap) decoder_on_grads_ready(j->dec, bucket_ready, j);
   if (!rc) rc = decoder_backward(j->dec, 1.0f, j->sc ? j->dhidden : NULL, err);
+  decoder_on_grads_ready(j->dec, NULL, NULL);
+  if (!rc && overlap) rc = comm_bucket_finish(j->c, err); /* the optimizer waits for the buckets */
   if (rc) return rc;
-  if ((rc = comm_allreduce_mean(j->c, decoder_grads(j->dec), decoder_num_params(j->dec), err))) return rc;
+  if (!overlap && (rc = comm_allreduce_mean(j->c, decoder_grads(j->dec), decoder_num_params(j->dec), err)))
+    return rc;
   st->grad_norm = optim_step_tensors(j->opt, decoder_params(j->dec), decoder_grads(j->dec), decoder_tensors(j->dec),
                                      DEC_NTENSORS, spec_lr_at(s, step));
   double v[2] = {mle, cl};
