@@ -2,6 +2,7 @@
 #include "worker/run/comm.h"
 
 #include "kernels/kernels.h"
+#include "model/devmem.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -24,6 +25,8 @@ struct comm {
   double busy; /* seconds spent inside collectives */
   int gpu;     /* data collectives on NCCL, device buffers */
   int dev;     /* this rank's GPU is up for compute (comm_job_gpu) */
+  float *stage;       /* GPU ranks: device staging for the _host collectives */
+  size_t stage_cap;
 #ifdef FOIL_HAVE_NCCL
   ncclComm_t nccl;
   cudaStream_t side;       /* gradient buckets: NCCL beside the compute stream */
@@ -93,6 +96,7 @@ void comm_destroy(comm **cp) {
     cudaStreamDestroy(c->side);
   }
 #endif
+  devmem_free(DEVMEM_CUDA, c->stage);
   MPI_Comm_free(&c->local);
   MPI_Comm_free(&c->world);
   if (c->we_initialized) {
@@ -118,6 +122,37 @@ const char *comm_device(const comm *c) {
 #endif
   (void)c;
   return kernels_backend();
+}
+
+/* The staging buffer, at least n floats (device memory). */
+static float *stage(comm *c, size_t n, foil_err *err) {
+  if (n <= c->stage_cap) return c->stage;
+  devmem_free(DEVMEM_CUDA, c->stage);
+  c->stage = devmem_alloc(DEVMEM_CUDA, n * sizeof(float));
+  c->stage_cap = c->stage ? n : 0;
+  if (!c->stage) foil_err_set(err, FOIL_ENOMEM, "out of device memory to stage %zu floats", n);
+  return c->stage;
+}
+
+int comm_allreduce_mean_host(comm *c, float *buf, size_t n, foil_err *err) {
+  if (!c->gpu) return comm_allreduce_mean(c, buf, n, err);
+  float *d = stage(c, n, err);
+  if (!d) return FOIL_ENOMEM;
+  int rc = devmem_put(DEVMEM_CUDA, d, buf, n * sizeof(float), err);
+  if (!rc) rc = comm_allreduce_mean(c, d, n, err);
+  if (!rc) rc = devmem_get(DEVMEM_CUDA, buf, d, n * sizeof(float), err);
+  return rc;
+}
+
+int comm_allgather_host(comm *c, const float *send, size_t n, float *recv, foil_err *err) {
+  if (!c->gpu) return comm_allgather(c, send, n, recv, err);
+  const size_t all = n * (size_t)c->size;
+  float *d = stage(c, n + all, err);
+  if (!d) return FOIL_ENOMEM;
+  int rc = devmem_put(DEVMEM_CUDA, d, send, n * sizeof(float), err);
+  if (!rc) rc = comm_allgather(c, d, n, d + n, err);
+  if (!rc) rc = devmem_get(DEVMEM_CUDA, recv, d + n, all * sizeof(float), err);
+  return rc;
 }
 
 int comm_job_gpu(comm *c, int collectives, foil_err *err) {

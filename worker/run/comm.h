@@ -57,6 +57,12 @@ int comm_allreduce_sum_f64(comm *c, double *buf, size_t n, foil_err *err);
 int comm_all_ok(comm *c, int rc, const char *what, foil_err *err);
 /* recv[world·n] = every rank's send[n], in rank order. */
 int comm_allgather(comm *c, const float *send, size_t n, float *recv, foil_err *err);
+/* The same two on HOST buffers whatever the ranks: on GPU ranks (NCCL
+ * takes device memory) staged through a device buffer of the comm's,
+ * grown as needed, else passed to the above. For the few host values a
+ * GPU rank reduces (a scalar's gradient, evaluation's rows). */
+int comm_allreduce_mean_host(comm *c, float *buf, size_t n, foil_err *err);
+int comm_allgather_host(comm *c, const float *send, size_t n, float *recv, foil_err *err);
 /* recv[n] = sum over ranks of their send[rank·n .. rank·n + n). */
 int comm_reduce_scatter_sum(comm *c, const float *send, size_t n, float *recv, foil_err *err);
 /* bytes from root to everyone */

@@ -58,8 +58,6 @@ typedef struct {
   encoder *host_enc, *host_key;
   optim *host_opt;
   float *host_queue, *host_unit;
-  float *dev_scalar;                /* [1] */
-  float *dev_eval_mine, *dev_eval_all;
   /* learnable temperature: log(1/T), its AdamW moments, step (scalars[4]) */
   float temp_state[4];
   FILE *log, *metrics;
@@ -352,11 +350,7 @@ static int encode_split(job *j, char *const *texts, size_t n, eval_sink sink, vo
     size_t cnt = lo >= round ? 0 : (round - lo < per ? round - lo : per);
     if (cnt) rc = encode_texts(j->enc, j->tok, texts + base + lo, cnt, j->s.seq_len, 256, mine, err);
     if ((rc = comm_all_ok(j->c, rc, "evaluation encoding", err))) break;
-    if (!j->gpu) rc = comm_allgather(j->c, mine, per * D, all, err);
-    else if (!(rc = job_put(j, j->dev_eval_mine, mine, per * D, err)) && /* NCCL gathers device rows */
-             !(rc = comm_allgather(j->c, j->dev_eval_mine, per * D, j->dev_eval_all, err)))
-      rc = job_get(j, all, j->dev_eval_all, per * D * W, err);
-    if (rc) break;
+    if ((rc = comm_allgather_host(j->c, mine, per * D, all, err))) break;
     if (j->rank == 0) rc = sink(ctx, all, round, err); /* rank r's rows start at r·per: contiguous */
     if ((rc = comm_all_ok(j->c, rc, "evaluation", err))) break;
     base += round;
@@ -691,11 +685,7 @@ static int train_step(job *j, int64_t step, const loader_batch *bt, step_stats *
     /* d loss / d log(scale) = dscale · scale, averaged over ranks; its own
      * AdamW (no decay); log(scale) clamped to ln 100 as CLIP does */
     float scale = expf(j->temp_state[0]), g = st->lr.dscale * scale;
-    if (!j->gpu) rc = comm_allreduce_mean(j->c, &g, 1, err);
-    else if (!(rc = job_put(j, j->dev_scalar, &g, 1, err)) && /* NCCL: a device scalar */
-             !(rc = comm_allreduce_mean(j->c, j->dev_scalar, 1, err)))
-      rc = job_get(j, &g, j->dev_scalar, 1, err);
-    if (rc) return rc;
+    if ((rc = comm_allreduce_mean_host(j->c, &g, 1, err))) return rc;
     j->temp_state[3] += 1.0f;
     adamw_update(&j->temp_state[0], &g, &j->temp_state[1], &j->temp_state[2], 1,
                  spec_lr_at(s, step), s->beta1, s->beta2, s->eps, 0.0f, (int)j->temp_state[3]);
@@ -737,9 +727,6 @@ static void job_free(job *j) {
   job_release(j, j->unit);
   job_release(j, j->norms);
   job_release(j, j->gathered);
-  job_release(j, j->dev_scalar);
-  job_release(j, j->dev_eval_mine);
-  job_release(j, j->dev_eval_all);
   encoder_destroy(&j->host_enc);
   encoder_destroy(&j->host_key);
   optim_destroy(&j->host_opt);
@@ -891,11 +878,7 @@ static int job_setup(job *j, foil_err *err) {
                         rows);
   if (j->gpu) {
     j->host_unit = malloc(sizeof(float) * 2 * (size_t)B * D);
-    j->dev_scalar = job_alloc(j, 1);
-    j->dev_eval_mine = job_alloc(j, (size_t)EVAL_CHUNK * D);
-    j->dev_eval_all = job_alloc(j, (size_t)EVAL_CHUNK * D * (size_t)j->world);
-    if (!j->host_unit || !j->dev_scalar || !j->dev_eval_mine || !j->dev_eval_all)
-      return foil_err_set(err, FOIL_ENOMEM, "out of memory for a GPU rank's buffers");
+    if (!j->host_unit) return foil_err_set(err, FOIL_ENOMEM, "out of memory for a GPU rank's buffers");
   }
   return FOIL_OK;
 }
