@@ -18,7 +18,18 @@
  *   bench_gpu search N D NQ K [REPS]   exact top-k QPS over N×D fp32 rows, and
  *       the fraction of the HBM bound (one read of the rows per batch)
  *   bench_gpu decode [ROWS] [LEN] [STEPS]  decoder steps/s and tokens/s of a
- *       GPT-2-small-size decoder (12 layers, d 768) with a KV cache
+ *       GPT-2-small-size decoder (12 layers, d 768) with a KV cache, from
+ *       the cuda_ kernels alone
+ *   bench_gpu lm demo|gpt2 [STEPS] [BATCH] [SEQ]
+ *       foil's decoder (model/decoder.h on DEVMEM_CUDA) trained as `foil-run
+ *       pretrain` with a decoder spec and "device": "cuda" does per step
+ *       (causal LM, dropout 0.1, AdamW with clipping, minus the comm):
+ *       tokens/s and MFU (fp32 GEMMs, so far below the bf16 peak)
+ *   bench_gpu generate demo|gpt2 greedy|cs|dola [BATCH] [NEW]
+ *       generate.h's method on a CUDA decoder, as decode-eval's "device":
+ *       "cuda" runs it: 32-token prompts, per-step ms and tokens/s
+ *   bench_gpu serve N D NQ K [REPS]   foil-serve's search on the GPU
+ *       (model/vsearch_dev.h: queries up, top-k down) over N×D float32 rows
  *
  * Model FLOPs count the GEMMs and attention products (forward 2·params·
  * tokens + 4·T·C·L per token; training 3× forward), as in the usual MFU
@@ -37,8 +48,11 @@
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/kernels.h"
 #include "model/encoder.h"
+#include "model/decoder.h"
+#include "model/generate.h"
 #include "model/loss.h"
 #include "model/optim.h"
+#include "model/vsearch_dev.h"
 
 static double now(void) {
   struct timespec ts;
@@ -365,6 +379,122 @@ static void bench_search(long n, int d, int nq, int K, int reps, double hbm) {
          n, d, nq, K, best * 1e3, nq / best, bytes / best / 1e9, bound * 1e3, bound / best);
 }
 
+/* ---- foil-serve's search path ------------------------------------------------------------- */
+
+static void bench_serve(long n, int d, int nq, int K, int reps, double hbm) {
+  foil_err err = {0};
+  float *x = malloc((size_t)n * d * sizeof(float)), *q = malloc((size_t)nq * d * sizeof(float));
+  int64_t *ids = malloc((size_t)n * sizeof(int64_t)), *oi = malloc((size_t)nq * K * sizeof(int64_t));
+  float *os = malloc((size_t)nq * K * sizeof(float));
+  if (!x || !q || !ids || !oi || !os) {
+    fprintf(stderr, "bench_gpu: out of host memory for %ld rows\n", n);
+    exit(1);
+  }
+  for (size_t i = 0; i < (size_t)n * d; i++) x[i] = rng_uniform(80, 1, i) * 2.0f - 1.0f;
+  for (size_t i = 0; i < (size_t)nq * d; i++) q[i] = rng_uniform(81, 1, i) * 2.0f - 1.0f;
+  for (long i = 0; i < n; i++) ids[i] = i;
+  vs_block b = {.dtype = VS_F32, .n = n, .d = d, .data = x, .ids = ids};
+  vs_dev *dv = NULL;
+  double t0 = now();
+  if (vs_dev_new(&b, 1, &dv, &err)) die_err("vs_dev_new", &err);
+  double up = now() - t0, best = 1e30;
+  for (int r = 0; r < reps + 1; r++) {
+    t0 = now();
+    if (vs_dev_search(dv, q, nq, K, 1, 0, os, oi, &err)) die_err("vs_dev_search", &err);
+    double dt = now() - t0;
+    if (r > 0 && dt < best) best = dt;
+  }
+  double bytes = (double)n * d * 4, bound = bytes / (hbm * 1e9) * ((nq + 255) / 256);
+  printf("{\"bench\":\"serve_search\",\"rows\":%ld,\"dim\":%d,\"queries\":%d,\"k\":%d,\"upload_s\":%.2f,"
+         "\"batch_ms\":%.3f,\"qps\":%.0f,\"bound_ms\":%.3f,\"of_bound\":%.3f}\n",
+         n, d, nq, K, up, best * 1e3, nq / best, bound * 1e3, bound / best);
+  vs_dev_destroy(&dv);
+  free(x), free(q), free(ids), free(oi), free(os);
+}
+
+/* ---- foil's decoder: training step and generation ---------------------------------------- */
+
+/* "demo": examples/pretrain-lm-decoder.json's shape; "gpt2": GPT-2 small's */
+static decoder *lm_new(const char *name, float dropout) {
+  decoder_config c;
+  decoder_config_default(&c);
+  if (!strcmp(name, "gpt2")) c.n_layers = 12, c.d_model = 768, c.n_heads = 12, c.vocab = 50257, c.max_len = 1024;
+  else c.n_layers = 4, c.d_model = 256, c.n_heads = 4, c.vocab = 8000, c.max_len = 128;
+  c.dropout = dropout;
+  foil_err err = {0};
+  decoder *h = NULL, *d = NULL;
+  if (decoder_new(&h, &c, &err) || decoder_init(h, 1, &err) || decoder_clone_on(h, DEVMEM_CUDA, &d, &err))
+    die_err("decoder", &err);
+  decoder_destroy(&h);
+  return d;
+}
+
+static void bench_lm(const char *name, int steps, int B, int T, double peak) {
+  decoder *d = lm_new(name, 0.1f);
+  const decoder_config *c = decoder_cfg(d);
+  if (T > c->max_len) T = c->max_len;
+  foil_err err = {0};
+  optim_config oc;
+  optim_config_default(&oc);
+  oc.max_grad_norm = 1.0f;
+  optim *o = NULL;
+  if (optim_new_on(&o, decoder_num_params(d), &oc, DEVMEM_CUDA, &err)) die_err("optimizer", &err);
+  int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T), *tg = malloc(sizeof(int32_t) * (size_t)B * T);
+  for (size_t i = 0; i < (size_t)B * T; i++) ids[i] = (int32_t)(rng_u32(6, 1, i) % (uint32_t)c->vocab);
+  for (size_t i = 0; i < (size_t)B * T; i++) tg[i] = (i + 1) % (size_t)T ? ids[i + 1] : -1;
+  double t_total = 0.0;
+  float loss = 0;
+  for (int step = 0; step < steps + 2; step++) { /* 2 warm-up steps */
+    sync_or_die();
+    double t0 = now();
+    decoder_zero_grads(d);
+    if (decoder_forward(d, ids, tg, NULL, B, T, 1, 7, (uint64_t)step, &loss, NULL, NULL, NULL, &err))
+      die_err("forward", &err);
+    if (decoder_backward(d, 1.0f, NULL, &err)) die_err("backward", &err);
+    optim_step_tensors(o, decoder_params(d), decoder_grads(d), decoder_tensors(d), DEC_NTENSORS, 1e-4f);
+    sync_or_die();
+    if (step >= 2) t_total += now() - t0;
+  }
+  double dt = t_total / steps, flops = 3.0 * decoder_forward_flops(c, B, T);
+  printf("{\"bench\":\"lm_train\",\"config\":\"%s\",\"layers\":%d,\"d\":%d,\"seq\":%d,\"batch\":%d,"
+         "\"step_ms\":%.3f,\"tokens_per_s\":%.0f,\"model_tflops\":%.1f,\"mfu\":%.4f,\"loss\":%.4f}\n", name,
+         c->n_layers, c->d_model, T, B, dt * 1e3, (double)B * T / dt, flops / dt / 1e12, flops / dt / peak, loss);
+  optim_destroy(&o);
+  decoder_destroy(&d);
+  free(ids), free(tg);
+}
+
+static void bench_generate(const char *name, const char *method, int B, int N) {
+  decoder *d = lm_new(name, 0.0f);
+  const int T = 32, V = decoder_cfg(d)->vocab;
+  int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T), *out = malloc(sizeof(int32_t) * (size_t)B * N);
+  int *lens = malloc(sizeof(int) * (size_t)B), *out_len = malloc(sizeof(int) * (size_t)B);
+  for (size_t i = 0; i < (size_t)B * T; i++) ids[i] = (int32_t)(rng_u32(8, 1, i) % (uint32_t)V);
+  for (int b = 0; b < B; b++) lens[b] = T;
+  generate_opts o;
+  generate_opts_default(&o);
+  o.max_new_tokens = N;
+  generate_cs_cfg cs;
+  generate_cs_default(&cs);
+  generate_dola_cfg dola;
+  generate_dola_default(&dola);
+  foil_err err = {0};
+  double best = 1e30;
+  for (int r = 0; r < 3; r++) { /* one warm-up, then the best of two */
+    double t0 = now();
+    int rc = !strcmp(method, "cs") ? generate_cs(d, ids, lens, B, T, &cs, &o, out, out_len, &err)
+             : !strcmp(method, "dola") ? generate_dola(d, ids, lens, B, T, &dola, &o, out, out_len, &err)
+                                       : generate_plain(d, ids, lens, B, T, &o, out, out_len, &err);
+    if (rc) die_err(method, &err);
+    double dt = now() - t0;
+    if (r > 0 && dt < best) best = dt;
+  }
+  printf("{\"bench\":\"generate\",\"config\":\"%s\",\"method\":\"%s\",\"batch\":%d,\"new_tokens\":%d,"
+         "\"per_step_ms\":%.3f,\"tokens_per_s\":%.0f}\n", name, method, B, N, best / N * 1e3, (double)B * N / best);
+  decoder_destroy(&d);
+  free(ids), free(out), free(lens), free(out_len);
+}
+
 /* ---- decode ------------------------------------------------------------------------------- */
 
 static void bench_decode(int rows, int len, int steps) {
@@ -423,8 +553,9 @@ int main(int argc, char **argv) {
   foil_err err = {0};
   if (argc < 2) {
     fprintf(stderr, "usage: bench_gpu gemm | train small|minilm|bert [STEPS] | model small|minilm|bert [STEPS] "
-                    "[fp32|bf16] | search N D NQ K [REPS] | "
-                    "decode [ROWS] [LEN] [STEPS]\n");
+                    "[fp32|bf16] | search N D NQ K [REPS] | serve N D NQ K [REPS] | "
+                    "decode [ROWS] [LEN] [STEPS] | lm demo|gpt2 [STEPS] [BATCH] [SEQ] | "
+                    "generate demo|gpt2 greedy|cs|dola [BATCH] [NEW]\n");
     return 2;
   }
   if (cuda_device_count(&err) <= 0) {
@@ -452,6 +583,13 @@ int main(int argc, char **argv) {
     else bench_model(c, steps, argc > 4 && !strcmp(argv[4], "bf16"), peak);
   } else if (!strcmp(argv[1], "search") && argc >= 6) {
     bench_search(atol(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 3, hbm);
+  } else if (!strcmp(argv[1], "serve") && argc >= 6) {
+    bench_serve(atol(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 3, hbm);
+  } else if (!strcmp(argv[1], "lm") && argc >= 3) {
+    bench_lm(argv[2], argc > 3 ? atoi(argv[3]) : 10, argc > 4 ? atoi(argv[4]) : 8, argc > 5 ? atoi(argv[5]) : 1024,
+             peak);
+  } else if (!strcmp(argv[1], "generate") && argc >= 4) {
+    bench_generate(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 8, argc > 5 ? atoi(argv[5]) : 64);
   } else if (!strcmp(argv[1], "decode")) {
     bench_decode(argc > 2 ? atoi(argv[2]) : 32, argc > 3 ? atoi(argv[3]) : 512, argc > 4 ? atoi(argv[4]) : 20);
   } else {
