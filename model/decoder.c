@@ -73,6 +73,12 @@ struct decoder {
   /* decoder_on_grads_ready's callback */
   encoder_grads_ready ready;
   void *ready_ctx;
+  /* ENC_BF16: the GEMMs' bf16 working copy of the weight matrices (same
+   * offsets as params), and the forward/backward's bf16 scratch for a GEMM's
+   * input (xb) and output gradient (gb), grown with the activations */
+  int bf16;
+  uint16_t *wb, *xb, *gb;
+  size_t cap_xb, cap_gb;
 };
 
 struct decoder_cache {
@@ -97,6 +103,8 @@ struct decoder_cache {
               * the first step with inactive rows (on CUDA: any step) that asks
               * for logits */
   size_t cap_lm;
+  uint16_t *xb; /* ENC_BF16: a step's GEMM inputs in bf16 (grown on demand) */
+  size_t cap_xb;
 };
 
 #define K(fn, ...) DEVMEM_KERN(d->backend, fn, __VA_ARGS__)
@@ -120,6 +128,15 @@ static int host_view(int backend, float **mirror, size_t *cap, float *src, size_
   if (!rc) rc = devmem_get(backend, *mirror, src, n * sizeof(float), err);
   *out = rc ? NULL : *mirror;
   return rc;
+}
+
+/* Grows the backend buffer *p to n bf16 values (contents lost). */
+static int grow16(int backend, uint16_t **p, size_t *cap, size_t n, foil_err *err) {
+  if (n <= *cap) return FOIL_OK;
+  devmem_free(backend, *p);
+  *p = devmem_alloc(backend, n * sizeof(uint16_t));
+  *cap = *p ? n : 0;
+  return *p ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu bf16 values", devmem_where(backend), n);
 }
 
 /* Grows the backend buffer *p to n floats (contents lost). */
@@ -250,6 +267,7 @@ void decoder_destroy(decoder **dp) {
   free(d->targets), free(d->h_lab), free(d->h_ids), free(d->h_mask);
   free(d->h_nll), free(d->h_lnf), free(d->h_logits);
   devmem_free(be, d->lmh_in), devmem_free(be, d->lmh_out);
+  devmem_free(be, d->wb), devmem_free(be, d->xb), devmem_free(be, d->gb);
   free(d);
   *dp = NULL;
 }
@@ -323,31 +341,108 @@ double decoder_forward_flops(const decoder_config *c, int B, int T) {
   return N * per_tok * c->n_layers + N * 2.0 * C * c->vocab;
 }
 
-/* logits [N,V] = hidden [N,C] · wte^T on backend buffers. */
-static void lm_head(const decoder *d, float *logits, const float *hidden, int N) {
-  K(matmul_forward, logits, hidden, d->params + d->t[DEC_WTE].offset, NULL, N, d->cfg.d_model, d->cfg.vocab);
+/* ---- the GEMMs, fp32 or bf16 --------------------------------------------------------
+ * W points into params; its bf16 working copy sits at the same offset in wb.
+ * xb: bf16 scratch of N·C (the input), gb: of N·OC (the output gradient). */
+static const uint16_t *WB(const decoder *d, const float *W) { return d->wb + (W - d->params); }
+
+/* out = inp @ W^T + b */
+static void linear(const decoder *d, uint16_t *xb, float *out, const float *inp, const float *W, const float *b,
+                   int N, int C, int OC) {
+  if (!d->bf16) {
+    K(matmul_forward, out, inp, W, b, N, C, OC);
+    return;
+  }
+  K(f32_to_bf16, xb, inp, (size_t)N * C);
+  K(matmul_forward_bf16, out, xb, WB(d, W), b, N, C, OC);
 }
 
+/* pre = inp @ W^T + b, out = GELU(pre) (fused after the bf16 GEMM) */
+static void linear_gelu(const decoder *d, uint16_t *xb, float *out, float *pre, const float *inp, const float *W,
+                        const float *b, int N, int C, int OC) {
+  if (!d->bf16) {
+    K(matmul_forward, pre, inp, W, b, N, C, OC);
+    K(gelu_forward, out, pre, (size_t)N * OC);
+    return;
+  }
+  K(f32_to_bf16, xb, inp, (size_t)N * C);
+  K(matmul_gelu_forward_bf16, out, pre, xb, WB(d, W), b, N, C, OC);
+}
+
+/* dinp += dout @ W, dW += dout^T @ inp, db += colsum(dout); bf16: dout
+ * and inp rounded (the bias gradient sums dout unrounded) */
+static void linear_backward(const decoder *d, float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                            const float *W, int N, int C, int OC) {
+  if (!d->bf16) {
+    K(matmul_backward, dinp, dW, db, dout, inp, W, N, C, OC);
+    return;
+  }
+  K(f32_to_bf16, d->xb, inp, (size_t)N * C);
+  K(f32_to_bf16, d->gb, dout, (size_t)N * OC);
+  K(matmul_backward_bf16, dinp, dW, db, d->gb, dout, d->xb, WB(d, W), N, C, OC);
+}
+
+/* logits [N,V] = hidden [N,C] · wte^T on backend buffers. */
+static void lm_head(const decoder *d, uint16_t *xb, float *logits, const float *hidden, int N) {
+  linear(d, xb, logits, hidden, d->params + d->t[DEC_WTE].offset, NULL, N, d->cfg.d_model, d->cfg.vocab);
+}
+
+/* ENC_BF16: the working copy from the fp32 masters (each forward and
+ * prefill: the optimizer, set_params or init may have moved them). */
+static void refresh_working_copy(decoder *d) {
+  static const int mats[] = {DEC_WTE, DEC_QKV_W, DEC_ATTO_W, DEC_FC1_W, DEC_FC2_W};
+  for (int i = 0; i < 5; i++) {
+    const encoder_tensor *t = &d->t[mats[i]];
+    K(f32_to_bf16, d->wb + t->offset, d->params + t->offset, t->size);
+  }
+}
+
+int decoder_set_precision(decoder *d, int precision, foil_err *err) {
+  if (precision != ENC_FP32 && precision != ENC_BF16)
+    return foil_err_set(err, FOIL_EINVAL, "decoder precision %d: ENC_FP32 or ENC_BF16", precision);
+  if (precision == ENC_BF16 && !d->wb && !(d->wb = devmem_alloc(d->backend, d->nparams * sizeof(uint16_t))))
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a bf16 copy of %zu parameters",
+                        devmem_where(d->backend), d->nparams);
+  d->bf16 = precision == ENC_BF16; /* the next forward sizes its bf16 scratch (ensure_acts) */
+  return FOIL_OK;
+}
+int decoder_precision(const decoder *d) { return d->bf16 ? ENC_BF16 : ENC_FP32; }
+
 int decoder_lm_head(decoder *d, float *logits, const float *hidden, int N, foil_err *err) {
+  size_t nc = (size_t)N * d->cfg.d_model, nv = (size_t)N * d->cfg.vocab;
+  int rc = d->bf16 ? grow16(d->backend, &d->xb, &d->cap_xb, nc, err) : FOIL_OK;
+  if (rc) return rc;
   if (d->backend == DEVMEM_CPU) {
-    lm_head(d, logits, hidden, N);
+    lm_head(d, d->xb, logits, hidden, N);
     return FOIL_OK;
   }
-  size_t nc = (size_t)N * d->cfg.d_model, nv = (size_t)N * d->cfg.vocab;
-  int rc = grow(d->backend, &d->lmh_in, &d->cap_lmh_in, nc, err);
+  rc = grow(d->backend, &d->lmh_in, &d->cap_lmh_in, nc, err);
   if (!rc) rc = grow(d->backend, &d->lmh_out, &d->cap_lmh_out, nv, err);
   if (!rc) rc = devmem_put(d->backend, d->lmh_in, hidden, nc * sizeof(float), err);
   if (rc) return rc;
-  lm_head(d, d->lmh_out, d->lmh_in, N);
+  lm_head(d, d->xb, d->lmh_out, d->lmh_in, N);
   return devmem_get(d->backend, logits, d->lmh_out, nv * sizeof(float), err);
 }
 
 /* ---- activations ------------------------------------------------------------- */
 
+/* ENC_BF16's scratch for N tokens: a GEMM's input (N·max(C,F)) and output
+ * gradient (N·max(3C,F), or a chunk of the LM head's logits, LM_ROWS·V). */
+static int ensure_b16(decoder *d, size_t N, foil_err *err) {
+  if (!d->bf16) return FOIL_OK;
+  const size_t C = d->cfg.d_model, F = d->cfg.d_ff, V = d->cfg.vocab;
+  size_t nx = N * (C > F ? C : F), ng = N * (3 * C > F ? 3 * C : F);
+  if (ng < (size_t)LM_ROWS * V) ng = (size_t)LM_ROWS * V;
+  int rc = grow16(d->backend, &d->xb, &d->cap_xb, nx, err);
+  return rc ? rc : grow16(d->backend, &d->gb, &d->cap_gb, ng, err);
+}
+
 static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
   const decoder_config *c = &d->cfg;
   size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
   int sets = train ? c->n_layers : 1;
+  int rc = ensure_b16(d, N, err);
+  if (rc) return rc;
   if (d->act_mem && N <= d->cap_tokens && natt <= d->cap_att && sets <= d->cap_sets &&
       (!train || d->cap_grad))
     return FOIL_OK;
@@ -438,17 +533,16 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
     layer_acts *a = &d->la[train ? l : 0];
     K(layernorm_forward, a->ln1, a->ln1_mu, a->ln1_rs, x, P(d, W, DEC_LN1_W, l),
                       P(d, W, DEC_LN1_B, l), N, C, c->ln_eps);
-    K(matmul_forward, a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
+    linear(d, d->xb, a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
     K(attention_forward, a->atty, a->att, d->att_scratch, a->qkv, d->mask, B, T, C, NH, 1, p, seed,
                       stream_of(call, 1 + 3 * l), 0);
-    K(matmul_forward, d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
+    linear(d, d->xb, d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
     K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
     K(residual_forward, a->r1, x, d->tmp, NC);
     K(layernorm_forward, a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(d, W, DEC_LN2_W, l),
                       P(d, W, DEC_LN2_B, l), N, C, c->ln_eps);
-    K(matmul_forward, a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
-    K(gelu_forward, a->gelu, a->fc1, (size_t)N * F);
-    K(matmul_forward, d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
+    linear_gelu(d, d->xb, a->gelu, a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
+    linear(d, d->xb, d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
     K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
     K(residual_forward, a->r2, a->r1, d->tmp, NC);
     x = a->r2;
@@ -508,6 +602,7 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
     d->targets[i] = targets ? targets[i] : -1;
     nt += d->targets[i] >= 0;
   }
+  if (d->bf16) refresh_working_copy(d);
   body_forward(d, B, T, train, seed, call, NULL, NULL);
 
   /* LM head chunk by chunk (the same sgemm shapes whether or not the
@@ -518,7 +613,7 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
     for (size_t r0 = 0; r0 < N; r0 += LM_ROWS) {
       int n = (int)(N - r0 < LM_ROWS ? N - r0 : LM_ROWS);
       float *lg = logits ? d->logits + r0 * V : d->lm_a;
-      lm_head(d, lg, d->lnf + r0 * C, n);
+      lm_head(d, d->xb, lg, d->lnf + r0 * C, n);
       if (!want_ce) continue;
       for (int i = 0; i < n; i++) d->h_lab[i] = d->targets[r0 + i] >= 0 ? d->targets[r0 + i] : 0;
       if ((rc = devmem_put(d->backend, d->lab, d->h_lab, (size_t)n * sizeof(int32_t), err))) return rc;
@@ -593,13 +688,13 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
       if (!any) continue;
       if ((rc = devmem_put(be, d->lab, d->h_lab, (size_t)n * sizeof(int32_t), err))) return rc;
       const float *h = d->lnf + (size_t)r0 * C;
-      lm_head(d, d->lm_a, h, n); /* recomputed: no [N,V] kept */
+      lm_head(d, d->xb, d->lm_a, h, n); /* recomputed: no [N,V] kept */
       K(crossentropy_forward, d->tmp, d->lm_b, d->lm_a, d->lab, n, V);
       devmem_zero(be, d->lm_a, (size_t)n * V * fb);
       K(crossentropy_backward, d->lm_a, d->lm_b, d->lab, n, V, scale);
       for (int i = 0; i < n; i++)
         if (d->targets[r0 + i] < 0) devmem_zero(be, d->lm_a + (size_t)i * V, (size_t)V * fb);
-      K(matmul_backward, ga + (size_t)r0 * C, dwte, NULL, d->lm_a, h, wte, n, C, V);
+      linear_backward(d, ga + (size_t)r0 * C, dwte, NULL, d->lm_a, h, wte, n, C, V);
     }
   }
   /* final norm */
@@ -621,13 +716,13 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     devmem_zero(be, d->tmp, NC * fb);
     K(dropout_backward, d->tmp, gres, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
     devmem_zero(be, gw1, NF * fb);
-    K(matmul_backward, gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), N,
-      F, C);
+    linear_backward(d, gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), N,
+                    F, C);
     devmem_zero(be, gw2, NF * fb);
     K(gelu_backward, gw2, a->fc1, a->gelu, gw1, NF);
     devmem_zero(be, ga, NC * fb);
-    K(matmul_backward, ga, P(d, G, DEC_FC1_W, l), P(d, G, DEC_FC1_B, l), gw2, a->ln2, P(d, W, DEC_FC1_W, l), N, C,
-      F);
+    linear_backward(d, ga, P(d, G, DEC_FC1_W, l), P(d, G, DEC_FC1_B, l), gw2, a->ln2, P(d, W, DEC_FC1_W, l), N, C,
+                    F);
     K(layernorm_backward, dh, P(d, G, DEC_LN2_W, l), P(d, G, DEC_LN2_B, l), ga, a->r1, P(d, W, DEC_LN2_W, l),
       a->ln2_mu, a->ln2_rs, N, C);
     /* dh = d(r1); r1 = x + drop(atto(attn(qkv(LN1(x))))) */
@@ -635,14 +730,14 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     devmem_zero(be, d->tmp, NC * fb);
     K(dropout_backward, d->tmp, dh, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
     devmem_zero(be, ga, NC * fb);
-    K(matmul_backward, ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty, P(d, W, DEC_ATTO_W, l),
-      N, C, C);
+    linear_backward(d, ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty, P(d, W, DEC_ATTO_W, l),
+                    N, C, C);
     devmem_zero(be, gw1, (size_t)N * 3 * C * fb);
     K(attention_backward, gw1, d->att_scratch, ga, a->qkv, a->att, B, T, C, NH, p, seed, stream_of(call, 1 + 3 * l),
       0);
     devmem_zero(be, gb, NC * fb);
-    K(matmul_backward, gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1, P(d, W, DEC_QKV_W, l), N, C,
-      3 * C);
+    linear_backward(d, gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1, P(d, W, DEC_QKV_W, l), N, C,
+                    3 * C);
     K(layernorm_backward, gres, P(d, G, DEC_LN1_W, l), P(d, G, DEC_LN1_B, l), gb, x, P(d, W, DEC_LN1_W, l),
       a->ln1_mu, a->ln1_rs, N, C);
     static const int layer[] = {DEC_LN1_W, DEC_LN1_B, DEC_QKV_W,  DEC_QKV_B,  DEC_ATTO_W, DEC_ATTO_B,
@@ -723,6 +818,7 @@ void decoder_cache_destroy(decoder_cache **cp) {
   free(c->grp);
   free(c->stepped);
   devmem_free(c->backend, c->lm);
+  devmem_free(c->backend, c->xb);
   free(c);
   *cp = NULL;
 }
@@ -823,6 +919,8 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
   if ((rc = devmem_put(be, d->ids, d->h_ids, N * sizeof(int32_t), err)) ||
       (rc = devmem_put(be, d->mask, d->h_mask, N, err)))
     return rc;
+  if (d->bf16 && (rc = grow16(be, &c->xb, &c->cap_xb, (size_t)rows * C, err))) return rc;
+  if (d->bf16) refresh_working_copy(d);
   prefill_ctx ctx = {c, lens, T, c->states};
   body_forward(d, rows, T, 0, 0, 0, prefill_hook, &ctx);
   for (int r = 0; r < rows; r++) {
@@ -852,10 +950,10 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
     if (layers) {
       memcpy(logits, layers + (size_t)L * rows * cf->vocab, bytes);
     } else if (be == DEVMEM_CPU) {
-      lm_head(d, logits, last, rows);
+      lm_head(d, c->xb, logits, last, rows);
     } else {
       if ((rc = ensure_lm(c, (size_t)rows * cf->vocab, err))) return rc;
-      lm_head(d, c->lm, last, rows);
+      lm_head(d, c->xb, c->lm, last, rows);
       if ((rc = devmem_get(be, logits, c->lm, bytes, err))) return rc;
     }
   }
@@ -900,6 +998,7 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
    * the rows' logits after */
   const int direct = na == rows && be == DEVMEM_CPU;
   if (logits && !direct && (rc = ensure_lm(c, (size_t)n * V, err))) return rc;
+  if (d->bf16 && (rc = grow16(be, &c->xb, &c->cap_xb, (size_t)n * (C > F ? C : F), err))) return rc;
   /* the attention kernel reads the rows' lengths and the active rows there */
   if (be != DEVMEM_CPU && ((rc = devmem_put(be, c->dlen, c->len, (size_t)rows * sizeof(int), err)) ||
                            (rc = devmem_put(be, c->dgrp, c->grp, (size_t)na * sizeof(int), err))))
@@ -921,7 +1020,7 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   for (int l = 0; l < L; l++) {
     K(layernorm_forward, c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN1_W, l), P(d, W, DEC_LN1_B, l), n, C,
       cf->ln_eps);
-    K(matmul_forward, c->qkv, c->ln, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), n, C, 3 * C);
+    linear(d, c->xb, c->qkv, c->ln, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), n, C, 3 * C);
     /* the candidates' keys/values wait in the step scratch for commit */
     for (int g = 0; g < na; g++) {
       const float *q = c->qkv + (size_t)g * R * 3 * C;
@@ -930,13 +1029,12 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
     }
     K(attention_cache_forward, c->atty, c->att_scratch, c->qkv, slot(c, c->k, l, 0, c->max_len, 0),
       slot(c, c->v, l, 0, c->max_len, 0), c->dlen, c->dgrp, na, R, c->max_len, C, cf->n_heads);
-    K(matmul_forward, c->tmp, c->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), n, C, C);
+    linear(d, c->xb, c->tmp, c->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), n, C, C);
     K(add_inplace, c->x, c->tmp, nC);
     K(layernorm_forward, c->ln, c->mu, c->rs, c->x, P(d, W, DEC_LN2_W, l), P(d, W, DEC_LN2_B, l), n, C,
       cf->ln_eps);
-    K(matmul_forward, c->fc1, c->ln, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), n, C, F);
-    K(gelu_forward, c->gelu, c->fc1, (size_t)n * F);
-    K(matmul_forward, c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
+    linear_gelu(d, c->xb, c->gelu, c->fc1, c->ln, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), n, C, F);
+    linear(d, c->xb, c->tmp, c->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), n, F, C);
     K(add_inplace, c->x, c->tmp, nC);
     if (keep && l < L - 1) devmem_copy(be, c->states + (size_t)(l + 1) * na * C, c->x, nC * sizeof(float));
   }
@@ -955,9 +1053,9 @@ int decoder_step(decoder *d, decoder_cache *c, const int32_t *ids, int R, const 
   }
   if (logits) {
     if (direct) {
-      lm_head(d, logits, c->ln, n);
+      lm_head(d, c->xb, logits, c->ln, n);
     } else {
-      lm_head(d, c->lm, c->ln, n);
+      lm_head(d, c->xb, c->lm, c->ln, n);
       const size_t bytes = (size_t)R * V * sizeof(float);
       if (na == rows)
         rc = devmem_get(be, logits, c->lm, (size_t)rows * bytes, err);
@@ -984,6 +1082,7 @@ int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, i
                         "layer logits: no layer states (need a prefill or a one-candidate step "
                         "since the last reset, reorder or multi-candidate step)");
   if (na == 0) return FOIL_OK;
+  if (d->bf16 && (rc = grow16(be, &c->xb, &c->cap_xb, (size_t)(L + 1) * na * C, err))) return rc;
   /* the asked layers' states side by side, then ONE product (wte read
    * once) per L+1 of them (more only when `which` repeats layers) */
   const size_t bytes = (size_t)na * C * sizeof(float), vb = (size_t)V * sizeof(float);
@@ -992,11 +1091,11 @@ int decoder_layer_logits(const decoder *d, decoder_cache *c, const int *which, i
     for (int i = 0; i < m; i++)
       devmem_copy(be, c->gath + (size_t)i * na * C, c->states + (size_t)which[i0 + i] * na * C, bytes);
     if (na == rows && be == DEVMEM_CPU) {
-      lm_head(d, out + (size_t)i0 * rows * V, c->gath, m * na);
+      lm_head(d, c->xb, out + (size_t)i0 * rows * V, c->gath, m * na);
       continue;
     }
     if ((rc = ensure_lm(c, (size_t)m * na * V, err))) return rc;
-    lm_head(d, c->lm, c->gath, m * na);
+    lm_head(d, c->xb, c->lm, c->gath, m * na);
     if (na == rows) {
       if ((rc = devmem_get(be, out + (size_t)i0 * rows * V, c->lm, (size_t)m * na * vb, err))) return rc;
       continue;

@@ -142,6 +142,18 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets,
  * by chunk (2·B·T·C·V more flops) instead of being kept. Cost ~ 2x forward. */
 int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_err *err);
 
+/* Precision of the GEMMs, as encoder_set_precision: ENC_FP32 (default), or
+ * ENC_BF16 — every linear layer and the tied LM head multiply bf16-rounded
+ * inputs by a bf16 working copy of their weights with fp32 accumulation
+ * (GELU fused after FC1); the backward rounds the GEMMs' output gradients
+ * to bf16 for the input and weight gradients; embeddings, LayerNorm,
+ * attention, the loss, gradients and AdamW stay fp32. The working copy
+ * follows the fp32 masters at every forward and prefill (steps and
+ * decoder_lm_head use the last one's). FOIL_EINVAL for another value,
+ * FOIL_ENOMEM. */
+int decoder_set_precision(decoder *d, int precision, foil_err *err);
+int decoder_precision(const decoder *d);
+
 /* Gradients ready early, for an all-reduce overlapped with the rest of the
  * backward (GPU ranks' gradient buckets), as encoder_on_grads_ready: while
  * decoder_backward runs, fn gets each run of gradients as soon as no later

@@ -157,6 +157,52 @@ static void test_train(void) {
   decoder_destroy(&g);
 }
 
+/* Mixed precision on both backends (the CPU's bf16 path is the reference
+ * loops of kernels/cpu/bf16.c, the device's the tensor cores on the same
+ * rounded operands): the scoring forward, a training step's gradients and
+ * a prefill + step through the cache. Tolerances on a GPU: those above
+ * for the forward (the operands are the same bf16 values; sums differ in
+ * order), gradients 2e-3 of each tensor's largest (an output gradient may
+ * round to a neighbouring bf16 value on the two sides). */
+static void test_bf16(void) {
+  foil_err e = {0};
+  decoder *c = NULL, *g = NULL;
+  if (decoder_clone_on(cpu_dec, DEVMEM_CPU, &c, &e) || decoder_clone_on(cpu_dec, DEVMEM_CUDA, &g, &e) ||
+      decoder_set_precision(c, ENC_BF16, &e) || decoder_set_precision(g, ENC_BF16, &e))
+    gpu_die("bf16 pair", &e);
+  CHECK(decoder_precision(g) == ENC_BF16 && decoder_set_precision(g, 7, &e) == FOIL_EINVAL);
+  const int B = 2, T = 7;
+  int32_t ids[B * T], tg[B * T];
+  for (int i = 0; i < B * T; i++) ids[i] = tok(), tg[i] = i % T == T - 1 ? -1 : tok();
+  float lc = 0, lg = 0;
+  const float *gc_log, *gg_log;
+  CHECK(decoder_forward(c, ids, tg, NULL, B, T, 0, 0, 0, &lc, NULL, &gc_log, NULL, &e) == FOIL_OK);
+  CHECK(decoder_forward(g, ids, tg, NULL, B, T, 0, 0, 0, &lg, NULL, &gg_log, NULL, &e) == FOIL_OK);
+  close_enough("bf16 forward logits", gg_log, gc_log, (size_t)B * T * V, ATOL, RTOL);
+  CHECKF(fabsf(lg - lc) <= 1e-5f * fabsf(lc) + ATOL, "bf16 loss gpu %.9g cpu %.9g", lg, lc);
+  decoder_zero_grads(c);
+  CHECK(decoder_forward(c, ids, tg, NULL, B, T, 1, 3, 1, &lc, NULL, NULL, NULL, &e) == FOIL_OK);
+  CHECK(decoder_forward(g, ids, tg, NULL, B, T, 1, 3, 1, &lg, NULL, NULL, NULL, &e) == FOIL_OK);
+  CHECK(decoder_backward(c, 1.0f, NULL, &e) == FOIL_OK && decoder_backward(g, 1.0f, NULL, &e) == FOIL_OK);
+  grads_close("bf16", c, g, RTOL ? 2e-3f : 0);
+  /* the cache path in bf16 */
+  decoder_cache *cc = NULL, *cg = NULL;
+  CHECK(decoder_cache_new(&cc, c, 1, ML, 1, &e) == FOIL_OK && decoder_cache_new(&cg, g, 1, ML, 1, &e) == FOIL_OK);
+  int lens[1] = {T};
+  float a[V], b[V];
+  CHECK(decoder_prefill(c, cc, ids, lens, T, a, NULL, NULL, &e) == FOIL_OK);
+  CHECK(decoder_prefill(g, cg, ids, lens, T, b, NULL, NULL, &e) == FOIL_OK);
+  close_enough("bf16 prefill logits", b, a, V, ATOL, RTOL);
+  int32_t next[1] = {tok()};
+  CHECK(decoder_step(c, cc, next, 1, NULL, a, NULL, NULL, &e) == FOIL_OK);
+  CHECK(decoder_step(g, cg, next, 1, NULL, b, NULL, NULL, &e) == FOIL_OK);
+  close_enough("bf16 step logits", b, a, V, ATOL, RTOL);
+  decoder_cache_destroy(&cc);
+  decoder_cache_destroy(&cg);
+  decoder_destroy(&c);
+  decoder_destroy(&g);
+}
+
 typedef struct {
   float *logits, *hidden, *layers;
 } outs;
@@ -306,6 +352,7 @@ int main(void) {
   RUN(test_init);
   RUN(test_forward);
   RUN(test_train);
+  RUN(test_bf16);
   RUN(test_cache);
   RUN(test_generate);
   decoder_destroy(&cpu_dec);

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from encoder_ref import BfLinear  # noqa: E402  (the bf16 linear layer, shared with the encoder's reference)
+
 CASES = {
     # padded batch, rows of different lengths
     "l2_d32_h4": dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, vocab=67, max_len=16, T=12, B=3),
@@ -38,6 +40,11 @@ CASES = {
     # one layer, every row full length
     "l1_d16_h4_full": dict(n_layers=1, d_model=16, n_heads=4, d_ff=48, vocab=50, max_len=8, T=8,
                            B=2, full=1),
+    # mixed precision (decoder_set_precision ENC_BF16): every linear layer
+    # and the tied LM head multiply bf16-rounded operands (encoder_ref's
+    # BfLinear: the backward rounds the output gradient too)
+    "l2_d32_h4_bf16": dict(n_layers=2, d_model=32, n_heads=4, d_ff=64, vocab=67, max_len=16, T=12, B=3,
+                           bf16=1),
 }
 LN_EPS = 1e-5
 
@@ -68,22 +75,27 @@ def gpt2(P, c, ids, mask):
     B, T = ids.shape
     C, NH = c["d_model"], c["n_heads"]
     hs = C // NH
+    if c.get("bf16"):
+        lin = BfLinear.apply
+    else:
+        def lin(x, W, b):
+            return x @ W.T + b
     ln = lambda x, w, b: F.layer_norm(x, (C,), w, b, LN_EPS)
     x = P["wte"][ids] + P["wpe"][:T]
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     visible = causal[None, None] & mask.bool()[:, None, None, :]
     for l in range(c["n_layers"]):
         h = ln(x, P["ln1_w"][l], P["ln1_b"][l])
-        qkv = h @ P["qkv_w"][l].T + P["qkv_b"][l]
+        qkv = lin(h, P["qkv_w"][l], P["qkv_b"][l])
         q, k, v = (t.reshape(B, T, NH, hs).transpose(1, 2) for t in qkv.split(C, dim=-1))
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
         a = torch.softmax(s.masked_fill(~visible, float("-inf")), dim=-1)
         y = (a @ v).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ P["atto_w"][l].T + P["atto_b"][l]
+        x = x + lin(y, P["atto_w"][l], P["atto_b"][l])
         h2 = ln(x, P["ln2_w"][l], P["ln2_b"][l])
-        x = x + F.gelu(h2 @ P["fc1_w"][l].T + P["fc1_b"][l]) @ P["fc2_w"][l].T + P["fc2_b"][l]
+        x = x + lin(F.gelu(lin(h2, P["fc1_w"][l], P["fc1_b"][l])), P["fc2_w"][l], P["fc2_b"][l])
     hidden = ln(x, P["lnf_w"], P["lnf_b"])
-    return hidden, hidden @ P["wte"].T
+    return hidden, lin(hidden, P["wte"], torch.zeros(c["vocab"], dtype=hidden.dtype))
 
 
 def run_case(name, c, grp, seed):
@@ -102,6 +114,7 @@ def run_case(name, c, grp, seed):
     for k in ("n_layers", "d_model", "n_heads", "d_ff", "vocab", "max_len"):
         grp.attrs[k] = np.int32(c[k])
     grp.attrs["ln_eps"] = np.float64(LN_EPS)
+    grp.attrs["bf16"] = np.int32(c.get("bf16", 0))
     grp["ids"], grp["mask"], grp["targets"], grp["dhidden"] = ids, mask, targets, dhidden
     for n, a in p32.items():
         grp[f"params/{n}"] = a

@@ -12,6 +12,12 @@
  *     inactive once a row is done: every next-token logits vector against
  *     torch's full forward at that position, rel. error <= 1e-5 (the whole
  *     set of compared vectors);
+ *   - a case with "bf16" (decoder_set_precision ENC_BF16 against torch
+ *     rounding the same operands): forward, nll, loss and cache 1e-4,
+ *     gradients 2e-3 — foil's fp32 activation and torch's float64 one may
+ *     round to neighbouring bf16 values (one bf16 step, 2^-8 relative),
+ *     and the gradients pass through two such roundings per layer
+ *     (encoder_ref's post_bf16 reasoning; observed values are printed);
  * rel. error of a tensor = ||foil - ref||_2 / ||ref||_2 over the tensor
  * (padded positions included: their logits and states are defined too,
  * since padded queries see the real keys before them), of a scalar
@@ -143,10 +149,13 @@ static void run_case(hid_t file, const char *name) {
   cfg.vocab = (int)attr_d(g, "vocab");
   cfg.max_len = (int)attr_d(g, "max_len");
   cfg.ln_eps = (float)attr_d(g, "ln_eps");
+  const int bf16 = attr_d(g, "bf16") == 1.0;
+  const double tol_fwd = bf16 ? 1e-4 : 1e-5, tol_grad = bf16 ? 2e-3 : 1e-4;
   cfg.dropout = 0.0f; /* the reference has no dropout */
   foil_err err = {0};
   decoder *d = NULL;
   int rc = decoder_new(&d, &cfg, &err);
+  if (!rc && bf16) rc = decoder_set_precision(d, ENC_BF16, &err);
   CHECKF(rc == 0, "%s: %s", name, err.msg);
   if (rc) {
     H5Gclose(g);
@@ -190,10 +199,10 @@ static void run_case(hid_t file, const char *name) {
   if (rc) goto free_data;
   double e_lg = rel_err_f(logits, ref_logits, N * V), e_h = rel_err_f(hidden, ref_hidden, N * C);
   double e_nll = rel_err_f(nll, ref_nll, N), e_loss = fabs(loss - *ref_loss) / fabs(*ref_loss);
-  CHECKF(e_lg <= 1e-5, "%s: logits rel err %.3g > 1e-5", name, e_lg);
-  CHECKF(e_h <= 1e-5, "%s: hidden rel err %.3g > 1e-5", name, e_h);
-  CHECKF(e_nll <= 1e-5, "%s: nll rel err %.3g > 1e-5", name, e_nll);
-  CHECKF(e_loss <= 1e-5, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, loss, *ref_loss, e_loss);
+  CHECKF(e_lg <= tol_fwd, "%s: logits rel err %.3g > %g", name, e_lg, tol_fwd);
+  CHECKF(e_h <= tol_fwd, "%s: hidden rel err %.3g > %g", name, e_h, tol_fwd);
+  CHECKF(e_nll <= tol_fwd, "%s: nll rel err %.3g > %g", name, e_nll, tol_fwd);
+  CHECKF(e_loss <= tol_fwd, "%s: loss %.8f vs torch %.8f (rel %.3g)", name, loss, *ref_loss, e_loss);
   rc = decoder_backward(d, 1.0f, dhidden, &err);
   CHECKF(rc == 0, "%s: %s", name, err.msg);
   double worst = 0;
@@ -206,12 +215,12 @@ static void run_case(hid_t file, const char *name) {
     CHECKF(gr && n == t[i].size, "%s: %s missing", name, path);
     if (!gr) continue;
     double e = rel_err_f(decoder_grads(d) + t[i].offset, gr, n);
-    CHECKF(e <= 1e-4, "%s: gradient of %s rel err %.3g > 1e-4", name, t[i].name, e);
+    CHECKF(e <= tol_grad, "%s: gradient of %s rel err %.3g > %g", name, t[i].name, e, tol_grad);
     if (e > worst) worst = e, worst_name = t[i].name;
     free(gr);
   }
   double e_cache = cache_path(d, ids, mask, ref_logits, B, T, V);
-  CHECKF(e_cache >= 0 && e_cache <= 1e-5, "%s: KV-cache logits rel err %.3g > 1e-5", name, e_cache);
+  CHECKF(e_cache >= 0 && e_cache <= tol_fwd, "%s: KV-cache logits rel err %.3g > %g", name, e_cache, tol_fwd);
   printf("  %-16s logits %.2e  hidden %.2e  nll %.2e  loss %.2e  grad %.2e (%s)  cache %.2e\n",
          name, e_lg, e_h, e_nll, e_loss, worst, worst_name, e_cache);
 free_data:

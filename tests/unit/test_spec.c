@@ -99,8 +99,8 @@ static void test_refusals(void) {
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"device\":\"gpu\"}",
        "device has an unknown value (one of cpu cuda)"},
       {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,"
-       "\"loss\":{\"kind\":\"causal_lm\"},\"device\":\"cuda\",\"precision\":\"bf16\"}",
-       "a decoder (model.kind \"decoder\") trains in fp32"},
+       "\"loss\":{\"kind\":\"causal_lm\"},\"precision\":\"bf16\"}",
+       "precision \"bf16\" needs device \"cuda\""},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"bf16\"}",
        "precision \"bf16\" needs device \"cuda\""},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"fp16\"}",

@@ -314,6 +314,7 @@ static int job_setup(lmjob *j, foil_err *err) {
     j->gpu = 1;
     j->host_dec = j->dec, j->dec = NULL;
     if ((rc = decoder_clone_on(j->host_dec, DEVMEM_CUDA, &j->dec, err))) return rc;
+    if (s->precision && (rc = decoder_set_precision(j->dec, ENC_BF16, err))) return rc;
   }
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   const size_t np = decoder_num_params(j->dec);
@@ -357,9 +358,9 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
     logf_(&j, "INFO", "job %s: decoder %d layers d %d, %zu parameters; %d rank(s) x %d rows of %d tokens, "
-          "%lld steps from step %lld; loss causal_lm%s; %s", j.s.name, j.s.dmodel.n_layers,
+          "%lld steps from step %lld; loss causal_lm%s; %s%s", j.s.name, j.s.dmodel.n_layers,
           j.s.dmodel.d_model, decoder_num_params(j.dec), j.world, j.s.batch_per_rank, j.s.seq_len,
-          (long long)j.s.steps, (long long)step, margin, comm_device(j.c));
+          (long long)j.s.steps, (long long)step, margin, comm_device(j.c), j.s.precision ? ", bf16 GEMMs" : "");
   double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
   int64_t ran = 0, tokens_since = 0;
   if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */

@@ -222,8 +222,6 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   s->device = jspec_choice(&c, root, "device", "device", 0, devices);
   static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ENC_FP32, ENC_BF16 */
   s->precision = jspec_choice(&c, root, "precision", "precision", 0, precisions);
-  if (!c.rc && s->precision && dec)
-    jspec_fail(&c, "precision \"bf16\" is for encoders for now: a decoder (model.kind \"decoder\") trains in fp32");
   if (!c.rc && s->precision && !s->device)
     jspec_fail(&c, "precision \"bf16\" needs device \"cuda\" (the tensor cores; on CPU ranks bf16 is a slow "
                "reference path)");

@@ -90,8 +90,8 @@ typedef struct {
                              * same files either way (a run resumes on the other device). */
   int precision;            /* precision: "fp32" (0, default) | "bf16" (1, with device "cuda"): mixed
                              * precision, bf16 GEMM operands on the tensor cores, fp32 master weights,
-                             * gradients, optimizer and loss (model/encoder.h ENC_BF16); encoders
-                             * only for now */
+                             * gradients, optimizer and loss (ENC_BF16 of model/encoder.h and
+                             * model/decoder.h) */
   /* refresh: the loop's object, for the coordinator (foil-run only checks it):
    *   every_steps  N (required): after the checkpoint of every step that is a
    *                multiple of N the coordinator submits a refresh job; a
