@@ -20,11 +20,11 @@
  *   bench_gpu decode [ROWS] [LEN] [STEPS]  decoder steps/s and tokens/s of a
  *       GPT-2-small-size decoder (12 layers, d 768) with a KV cache, from
  *       the cuda_ kernels alone
- *   bench_gpu lm demo|gpt2 [STEPS] [BATCH] [SEQ]
+ *   bench_gpu lm demo|gpt2 [STEPS] [BATCH] [SEQ] [fp32|bf16]
  *       foil's decoder (model/decoder.h on DEVMEM_CUDA) trained as `foil-run
  *       pretrain` with a decoder spec and "device": "cuda" does per step
  *       (causal LM, dropout 0.1, AdamW with clipping, minus the comm):
- *       tokens/s and MFU (fp32 GEMMs, so far below the bf16 peak)
+ *       tokens/s and MFU (fp32 GEMMs without TF32, or ENC_BF16's)
  *   bench_gpu generate demo|gpt2 greedy|cs|dola [BATCH] [NEW]
  *       generate.h's method on a CUDA decoder, as decode-eval's "device":
  *       "cuda" runs it: 32-token prompts, per-step ms and tokens/s
@@ -429,11 +429,12 @@ static decoder *lm_new(const char *name, float dropout) {
   return d;
 }
 
-static void bench_lm(const char *name, int steps, int B, int T, double peak) {
+static void bench_lm(const char *name, int steps, int B, int T, int bf16, double peak) {
   decoder *d = lm_new(name, 0.1f);
   const decoder_config *c = decoder_cfg(d);
   if (T > c->max_len) T = c->max_len;
   foil_err err = {0};
+  if (bf16 && decoder_set_precision(d, ENC_BF16, &err)) die_err("precision", &err);
   optim_config oc;
   optim_config_default(&oc);
   oc.max_grad_norm = 1.0f;
@@ -456,9 +457,10 @@ static void bench_lm(const char *name, int steps, int B, int T, double peak) {
     if (step >= 2) t_total += now() - t0;
   }
   double dt = t_total / steps, flops = 3.0 * decoder_forward_flops(c, B, T);
-  printf("{\"bench\":\"lm_train\",\"config\":\"%s\",\"layers\":%d,\"d\":%d,\"seq\":%d,\"batch\":%d,"
-         "\"step_ms\":%.3f,\"tokens_per_s\":%.0f,\"model_tflops\":%.1f,\"mfu\":%.4f,\"loss\":%.4f}\n", name,
-         c->n_layers, c->d_model, T, B, dt * 1e3, (double)B * T / dt, flops / dt / 1e12, flops / dt / peak, loss);
+  printf("{\"bench\":\"lm_train\",\"config\":\"%s\",\"precision\":\"%s\",\"layers\":%d,\"d\":%d,\"seq\":%d,"
+         "\"batch\":%d,\"step_ms\":%.3f,\"tokens_per_s\":%.0f,\"model_tflops\":%.1f,\"mfu\":%.4f,\"loss\":%.4f}\n",
+         name, bf16 ? "bf16" : "fp32", c->n_layers, c->d_model, T, B, dt * 1e3, (double)B * T / dt, flops / dt / 1e12,
+         flops / dt / peak, loss);
   optim_destroy(&o);
   decoder_destroy(&d);
   free(ids), free(tg);
@@ -554,7 +556,7 @@ int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench_gpu gemm | train small|minilm|bert [STEPS] | model small|minilm|bert [STEPS] "
                     "[fp32|bf16] | search N D NQ K [REPS] | serve N D NQ K [REPS] | "
-                    "decode [ROWS] [LEN] [STEPS] | lm demo|gpt2 [STEPS] [BATCH] [SEQ] | "
+                    "decode [ROWS] [LEN] [STEPS] | lm demo|gpt2 [STEPS] [BATCH] [SEQ] [fp32|bf16] | "
                     "generate demo|gpt2 greedy|cs|dola [BATCH] [NEW]\n");
     return 2;
   }
@@ -587,7 +589,7 @@ int main(int argc, char **argv) {
     bench_serve(atol(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 3, hbm);
   } else if (!strcmp(argv[1], "lm") && argc >= 3) {
     bench_lm(argv[2], argc > 3 ? atoi(argv[3]) : 10, argc > 4 ? atoi(argv[4]) : 8, argc > 5 ? atoi(argv[5]) : 1024,
-             peak);
+             argc > 6 && !strcmp(argv[6], "bf16"), peak);
   } else if (!strcmp(argv[1], "generate") && argc >= 4) {
     bench_generate(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 8, argc > 5 ? atoi(argv[5]) : 64);
   } else if (!strcmp(argv[1], "decode")) {

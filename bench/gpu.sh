@@ -68,6 +68,7 @@ bench 90 decode 32 512 20
 bench 90 decode 1 512 20
 bench 120 serve 2000000 256 256 10
 bench 120 lm gpt2 10 8 1024
+bench 120 lm gpt2 10 8 1024 bf16
 bench 90 generate gpt2 greedy 8 64
 bench 90 generate gpt2 cs 8 64
 bench 90 generate gpt2 dola 8 64
