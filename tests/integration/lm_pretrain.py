@@ -106,27 +106,31 @@ def metrics(job):
     return [json.loads(line) for line in open(os.path.join(work, job, "metrics"))]
 
 
+def killed_and_resumed(argv, job):
+    """Runs argv (a job writing to work/job), SIGKILLs it right after its
+    first checkpoint, runs it again, and checks that it resumed."""
+    first = os.path.join(work, job, "ckpt", "step_15.h5")
+    p = subprocess.Popen(argv, env=env, start_new_session=True)
+    while not os.path.exists(first):
+        if p.poll() is not None:
+            sys.exit(f"run {job} ended before its first checkpoint")
+        time.sleep(0.005)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    done = sorted(os.listdir(os.path.join(work, job, "ckpt")))
+    print(f"killed run {job}; its checkpoints:", done)
+    if "step_60.h5" in done:
+        sys.exit(f"run {job} finished before the kill: the test proves nothing")
+    subprocess.run(argv, check=True, env=env)
+    assert "resumed from" in open(os.path.join(work, job, "log")).read(), f"run {job} did not resume"
+
+
 # ---- 2. exact resume -----------------------------------------------------------------------------
 spec = write_spec("lm")
 t0 = time.time()
 subprocess.run(cmd(spec, "a"), check=True, env=env)
 print(f"uninterrupted run: {time.time() - t0:.1f} s")
-
-first = os.path.join(work, "b", "ckpt", "step_15.h5")
-p = subprocess.Popen(cmd(spec, "b"), env=env, start_new_session=True)
-while not os.path.exists(first):
-    if p.poll() is not None:
-        sys.exit("run B ended before its first checkpoint")
-    time.sleep(0.005)
-os.killpg(p.pid, signal.SIGKILL)
-p.wait()
-done = sorted(os.listdir(os.path.join(work, "b", "ckpt")))
-print("killed run B; its checkpoints:", done)
-if "step_60.h5" in done:
-    sys.exit("run B finished before the kill: the test proves nothing")
-subprocess.run(cmd(spec, "b"), check=True, env=env)
-log = open(os.path.join(work, "b", "log")).read()
-assert "resumed from" in log, "run B did not resume"
+killed_and_resumed(cmd(spec, "b"), "b")
 
 a = h5py.File(os.path.join(work, "a", "ckpt", "step_60.h5"), "r")
 b = h5py.File(os.path.join(work, "b", "ckpt", "step_60.h5"), "r")
@@ -206,18 +210,7 @@ if shim:
     subprocess.run(cmd_shim("shim"), check=True, env=env)
     bad = final_differs("shim")
     assert not bad, f"device cuda (shim) differs from the CPU run in: {bad[:10]}"
-    first = os.path.join(work, "shim-b", "ckpt", "step_15.h5")
-    p = subprocess.Popen(cmd_shim("shim-b"), env=env, start_new_session=True)
-    while not os.path.exists(first):
-        if p.poll() is not None:
-            sys.exit("the shim run ended before its first checkpoint")
-        time.sleep(0.005)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
-    if "step_60.h5" in os.listdir(os.path.join(work, "shim-b", "ckpt")):
-        sys.exit("the shim run finished before the kill: the test proves nothing")
-    subprocess.run(cmd_shim("shim-b"), check=True, env=env)
-    assert "resumed from" in open(os.path.join(work, "shim-b", "log")).read(), "the shim run did not resume"
+    killed_and_resumed(cmd_shim("shim-b"), "shim-b")
     bad = final_differs("shim-b")
     assert not bad, f"device cuda (shim), killed and resumed, differs from the CPU run in: {bad[:10]}"
     print(f"device cuda (shim, 2 ranks): the CPU run's bits, uninterrupted and resumed ({len(names)} datasets)")

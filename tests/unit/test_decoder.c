@@ -27,6 +27,7 @@
 #include "kernels/kernels.h"
 #include "model/decoder.h"
 #include "tests/test.h"
+#include "tests/unit/ready_log.h"
 
 static uint64_t rs = 88172645463325252ull;
 static double urand(void) { /* xorshift64, [0,1) */
@@ -640,28 +641,8 @@ static float *train_grads(int threads, float *loss_out, size_t *n) {
 }
 
 /* decoder_on_grads_ready: every parameter's gradient announced exactly
- * once per backward and already final (a snapshot in the callback equals
- * the gradient after the backward, bit for bit); an error from the
+ * once per backward and already final (ready_log.h); an error from the
  * callback stops the backward with it. */
-typedef struct {
-  const float *base;
-  size_t off[64], n[64];
-  float *snap[64];
-  int calls, fail_at;
-} ready_log;
-
-static int log_ready(void *ctx, float *g, size_t n, foil_err *err) {
-  ready_log *r = ctx;
-  if (r->calls == r->fail_at) return foil_err_set(err, FOIL_EABORTED, "stop at call %d", r->calls);
-  if (r->calls < 64) {
-    r->off[r->calls] = (size_t)(g - r->base), r->n[r->calls] = n;
-    r->snap[r->calls] = malloc(n * sizeof(float));
-    memcpy(r->snap[r->calls], g, n * sizeof(float));
-  }
-  r->calls++;
-  return FOIL_OK;
-}
-
 static void test_grads_ready(void) {
   decoder *d = make(2, 8, 2, 12, 11, 6, 0.1f);
   if (!d) return;
@@ -673,19 +654,11 @@ static void test_grads_ready(void) {
   decoder_zero_grads(d);
   objective(d, 1.0f, 1);
   CHECK(decoder_backward(d, 1.0f, g_dh, &err) == 0);
-  const size_t np = decoder_num_params(d);
-  unsigned char *seen = calloc(np, 1);
-  int once = 1, final = 1;
-  for (int c = 0; c < log.calls && c < 64; c++) {
-    for (size_t k = 0; k < log.n[c]; k++) once &= seen[log.off[c] + k]++ == 0;
-    final &= memcmp(log.snap[c], decoder_grads(d) + log.off[c], log.n[c] * sizeof(float)) == 0;
-    free(log.snap[c]);
-  }
-  for (size_t k = 0; k < np; k++) once &= seen[k] == 1;
+  int once, final;
+  ready_log_check(&log, decoder_grads(d), decoder_num_params(d), &once, &final);
   CHECKF(once, "every gradient announced exactly once (%d calls)", log.calls);
   CHECKF(final, "announced gradients were already final");
   CHECK(log.calls == 12 * 2 + 4); /* 12 per layer, lnf w/b, wte, wpe */
-  free(seen);
   ready_log stop = {.base = decoder_grads(d), .fail_at = 3};
   decoder_on_grads_ready(d, log_ready, &stop);
   objective(d, 1.0f, 1);

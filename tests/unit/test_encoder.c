@@ -24,6 +24,7 @@
 #include "model/moco.h"
 #include "model/optim.h"
 #include "tests/test.h"
+#include "tests/unit/ready_log.h"
 
 enum { B = 3, NNEG = 2, R = 2 * B + NNEG, T = 7 };
 
@@ -293,28 +294,8 @@ static void test_backends(void) {
 }
 
 /* encoder_on_grads_ready: every parameter's gradient announced exactly
- * once per backward, and already final when announced (a snapshot taken in
- * the callback equals the gradient after the backward, bit for bit), for
+ * once per backward, and already final when announced (ready_log.h), for
  * post-LN with a head and pre-LN; an error from the callback stops it. */
-typedef struct {
-  const float *base;
-  size_t off[256], n[256];
-  float *snap[256];
-  int calls, fail_at;
-} ready_log;
-
-static int log_ready(void *ctx, float *g, size_t n, foil_err *err) {
-  ready_log *r = ctx;
-  if (r->calls == r->fail_at) return foil_err_set(err, FOIL_EABORTED, "stop at call %d", r->calls);
-  if (r->calls < 256) {
-    r->off[r->calls] = (size_t)(g - r->base), r->n[r->calls] = n;
-    r->snap[r->calls] = malloc(n * sizeof(float));
-    memcpy(r->snap[r->calls], g, n * sizeof(float));
-  }
-  r->calls++;
-  return FOIL_OK;
-}
-
 static void test_grads_ready(void) {
   for (int pre_ln = 0; pre_ln < 2; pre_ln++) {
     encoder_config cfg;
@@ -334,20 +315,12 @@ static void test_grads_ready(void) {
     encoder_zero_grads(enc);
     CHECK(encoder_forward(enc, &e, ids, mask, R, T, 1, 2, 1, &err) == 0);
     CHECK(encoder_backward(enc, demb, &err) == 0);
-    const size_t np = encoder_num_params(enc);
-    unsigned char *seen = calloc(np, 1);
-    int once = 1, final = 1;
-    for (int c = 0; c < log.calls && c < 256; c++) {
-      for (size_t k = 0; k < log.n[c]; k++) once &= seen[log.off[c] + k]++ == 0;
-      final &= memcmp(log.snap[c], encoder_grads(enc) + log.off[c], log.n[c] * sizeof(float)) == 0;
-      free(log.snap[c]);
-    }
-    for (size_t k = 0; k < np; k++) once &= seen[k] == 1;
+    int once, final;
+    ready_log_check(&log, encoder_grads(enc), encoder_num_params(enc), &once, &final);
     CHECKF(once, "pre_ln %d: every gradient announced exactly once (%d calls)", pre_ln, log.calls);
     CHECKF(final, "pre_ln %d: announced gradients were already final", pre_ln);
     /* 12 per layer + 6: post-LN proj w,b and wte, wpe, emb_ln w,b; pre-LN proj w,b, lnf w,b and wte, wpe */
     CHECK(log.calls == 12 * cfg.n_layers + 6);
-    free(seen);
     /* a failing callback stops the backward with its error */
     ready_log stop = {.base = encoder_grads(enc), .fail_at = 3};
     encoder_on_grads_ready(enc, log_ready, &stop);
