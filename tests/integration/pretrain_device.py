@@ -23,7 +23,9 @@ all-gather all on the device):
     same bits as the uninterrupted GPU run (parameters, moments, queue);
   - that checkpoint resumes on the CPU (the same file format either way);
   - `foil-run refresh` with "device": "cuda" encodes a small corpus from
-    the GPU run's checkpoint into the CPU refresh's rows (within 1e-4);
+    the GPU run's checkpoint into the CPU refresh's rows (within 1e-4),
+    and with "precision": "bf16" into rows within bf16 rounding of them
+    (every cosine > 0.999, not the same bits);
   - "precision": "bf16" (mixed precision) trains, its losses within 5% of
     the fp32 run's; "bf16" without "cuda" is refused (unit.spec).
 
@@ -165,13 +167,14 @@ else:
                                "black coffee", "to run quickly", "a running stream", "an old book"] * 5):
             f.write(json.dumps({"id": "d%d" % i, "text": w}) + "\n")
     rows = {}
-    for dev in ("cuda", "cpu"):
+    for dev in ("cuda", "cpu", "cuda-bf16"):
         name = "ix-" + dev
         shutil.rmtree(os.path.join(root, "indexes", name), ignore_errors=True)
         rs = os.path.join(work, "refresh-%s.json" % dev)
         with open(rs, "w") as f:
             json.dump({"kind": "refresh", "name": name, "checkpoint": os.path.join(work, "b-gpu"),
-                       "corpus": {"file": docs}, "batch": 16, "threads": 1, "device": dev}, f)
+                       "corpus": {"file": docs}, "batch": 16, "threads": 1, "device": dev.split("-")[0],
+                       "precision": "bf16" if dev.endswith("bf16") else "fp32"}, f)
         r = subprocess.run([mpiexec, *mpi_flags, "-np", str(RANKS), foil_run, "refresh", rs, "--root", root,
                             "--job-dir", os.path.join(work, "job-" + name), "--quiet"], env=env,
                            capture_output=True, text=True)
@@ -183,9 +186,12 @@ else:
                 with h5py.File(os.path.join(vd, "shard_%d.h5" % k), "r") as h:
                     parts.append(h["vectors"][()])
             rows[dev] = np.concatenate(parts)
-    if len(rows) == 2:
+    if len(rows) == 3:
         check(rows["cuda"].shape == (50, 32) and np.allclose(rows["cuda"], rows["cpu"], atol=1e-4, rtol=0),
               "refresh on cuda gives the CPU's rows (max diff %.2g)" % float(np.abs(rows["cuda"] - rows["cpu"]).max()))
+        cos = (rows["cuda-bf16"] * rows["cpu"]).sum(1)  # unit rows
+        check(cos.min() > 0.999 and not np.array_equal(rows["cuda-bf16"], rows["cpu"]),
+              "refresh in bf16: the fp32 rows to bf16 rounding (min cosine %.6f)" % cos.min())
     os.makedirs(os.path.join(work, "d-cpu", "ckpt"))
     shutil.copy(os.path.join(work, "c-gpu", "ckpt", "step_%d.h5" % EVERY), os.path.join(work, "d-cpu", "ckpt"))
     r = run("d-cpu", "cpu")

@@ -246,11 +246,12 @@ check(current() == "v5\n" and versions() == [3, 5], "and nothing was published o
 # elsewhere fails with the reason, publishing nothing
 
 
-def device_spec(device):
+def device_spec(device, **over):
     with open(spec()) as f:
         s = json.load(f)
     s["device"] = device
-    path = os.path.join(work, "refresh-device-%s.json" % device)
+    s.update(over)
+    path = os.path.join(work, "refresh-device-%s%s.json" % (device, "".join("-" + str(v) for v in over.values())))
     with open(path, "w") as f:
         json.dump(s, f)
     return path
@@ -259,6 +260,9 @@ def device_spec(device):
 r = subprocess.run(refresh_cmd(device_spec("gpu"), ranks=1), env=env, capture_output=True, text=True)
 check(r.returncode != 0 and "device" in r.stderr and "cuda" in r.stderr,
       "device \"gpu\" is refused, naming the choices: %s" % reason(r))
+r = subprocess.run(refresh_cmd(device_spec("cpu", precision="bf16"), ranks=1), env=env, capture_output=True, text=True)
+check(r.returncode != 0 and "bf16" in r.stderr and "cuda" in r.stderr,
+      "precision \"bf16\" on CPU ranks is refused: %s" % reason(r))
 gpu = subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0 if shutil.which("nvidia-smi") else False
 r = subprocess.run(refresh_cmd(device_spec("cuda"), ranks=1), env=env, capture_output=True, text=True)
 if gpu:

@@ -48,7 +48,8 @@ typedef struct {
   char *file;                /* corpus.file, or NULL */
   vs_dtype dtype;
   int batch, keep_versions, threads;
-  int device; /* DEVMEM_CPU or DEVMEM_CUDA */
+  int device;    /* DEVMEM_CPU or DEVMEM_CUDA */
+  int precision; /* ENC_FP32 or ENC_BF16 */
   /* mine: hard negatives for a dataset's split from the new version */
   int mine;
   char *mine_dataset, *mine_split, *mine_bank;
@@ -77,7 +78,7 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   }
   jspec c = {err, 0};
   static const char *const top[] = {"kind", "name", "checkpoint", "corpus", "dtype", "normalize", "batch",
-                                    "keep_versions", "threads", "device", "mine", "job", NULL};
+                                    "keep_versions", "threads", "device", "precision", "mine", "job", NULL};
   jspec_only_keys(&c, root, "", top);
   char *kind = jspec_string(&c, root, "kind", "kind", "refresh", 0);
   if (kind && strcmp(kind, "refresh")) jspec_fail(&c, "kind must be \"refresh\" for this job (got \"%s\")", kind);
@@ -107,6 +108,11 @@ static int spec_parse_(refresh_spec *s, const char *json, foil_err *err) {
   s->threads = (int)jspec_number(&c, root, "threads", "threads", 0, 0, 4096, 1, 0);
   static const char *const devices[] = {"cpu", "cuda", NULL}; /* DEVMEM_CPU, DEVMEM_CUDA */
   s->device = jspec_choice(&c, root, "device", "device", DEVMEM_CPU, devices);
+  static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ENC_FP32, ENC_BF16 */
+  s->precision = jspec_choice(&c, root, "precision", "precision", ENC_FP32, precisions);
+  if (!c.rc && s->precision == ENC_BF16 && s->device != DEVMEM_CUDA)
+    jspec_fail(&c, "precision \"bf16\" needs device \"cuda\" (the tensor cores; on CPU ranks bf16 is a slow "
+               "reference path)");
   const cJSON *mo = jspec_object(&c, root, "mine", "mine");
   if (mo) {
     static const char *const mkeys[] = {"dataset", "split", "top", "skip_top", "margin", "bank", NULL};
@@ -226,7 +232,8 @@ static int to_device(job *j, foil_err *err) {
   if ((rc = encoder_clone_on(&g, j->enc, DEVMEM_CUDA, err))) return rc;
   encoder_destroy(&j->enc);
   j->enc = g;
-  logf_(j, "INFO", "rank 0 encodes on %s", comm_device(j->c));
+  if (j->s.precision == ENC_BF16 && (rc = encoder_set_precision(j->enc, ENC_BF16, err))) return rc;
+  logf_(j, "INFO", "rank 0 encodes on %s%s", comm_device(j->c), j->s.precision == ENC_BF16 ? ", bf16 GEMMs" : "");
   return FOIL_OK;
 }
 

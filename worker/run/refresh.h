@@ -38,6 +38,10 @@
  *                   CUDA_VISIBLE_DEVICES); refused where foil-run was
  *                   built without CUDA or the rank sees no device. The
  *                   vectors agree with a CPU refresh's to fp32 rounding.
+ *   precision       "fp32" (default) | "bf16" (with device "cuda"): the
+ *                   encoder's GEMMs on bf16 operands (ENC_BF16, the
+ *                   tensor cores); the vectors then agree with an fp32
+ *                   refresh's to bf16 rounding (cosines ~0.9999)
  *   mine            optional: after publishing, mine hard negatives from the
  *                   new version for the pairs of a dataset's split and
  *                   publish them as a bank (storage/negbank.h):
