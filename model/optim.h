@@ -42,6 +42,11 @@ int optim_new(optim **out, size_t n, const optim_config *cfg, foil_err *err);
 int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, foil_err *err);
 void optim_destroy(optim **o);
 
+/* dst's moments and step count := src's (same n), across backends: a GPU
+ * rank's host copy before a checkpoint, and back after a resume. FOIL_EINVAL
+ * when the sizes differ. Cost: 2·n floats copied. */
+int optim_copy_state(optim *dst, const optim *src, foil_err *err);
+
 /* One step at learning rate lr over the encoder's parameters and gradients:
  * clip (if configured), then AdamW per tensor. Returns the gradient norm
  * before clipping. Cost: 3 passes over the parameters. */

@@ -15,6 +15,7 @@
 
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/kernels.h"
+#include "model/encoder.h" /* encoder_tensor: the views of both models' flat buffers */
 #include "tests/test.h"
 
 #define GPU_SKIP_CODE 77
@@ -101,6 +102,20 @@ static inline int close_enough(const char *what, const float *gpu, const float *
     return 0;
   }
   return 1;
+}
+
+/* Every gradient tensor (views t[0..nt) of flat host buffers), each within
+ * tol of its largest CPU value plus tol relative. */
+static inline void grads_tensors_close(const char *what, const float *gpu, const float *cpu,
+                                       const encoder_tensor *t, int nt, float tol) {
+  for (int i = 0; i < nt; i++) {
+    if (!t[i].size) continue;
+    float mx = 0;
+    for (size_t j = 0; j < t[i].size; j++) mx = fmaxf(mx, fabsf(cpu[t[i].offset + j]));
+    char name[96];
+    snprintf(name, sizeof name, "%s: grad %s", what, t[i].name);
+    close_enough(name, gpu + t[i].offset, cpu + t[i].offset, t[i].size, tol * mx + 1e-12f, tol);
+  }
 }
 
 /* bf16 rounding on the host (nearest even), as the device's conversion. */

@@ -94,19 +94,10 @@ static void test_forward(void) {
   CHECK(decoder_backward(gpu_dec, 1.0f, NULL, &e) == FOIL_EPRECOND);
 }
 
-/* Per tensor: |gpu - cpu| <= tol·max|cpu| + tol·|cpu| (as gpu.encoder). */
+/* Every gradient tensor (gpu_test.h's grads_tensors_close), the device's fetched first. */
 static void grads_close(const char *what, decoder *c, decoder *g, float tol) {
-  size_t n = decoder_num_params(c);
-  float *gg = host_from(decoder_grads(g), n * sizeof(float));
-  const float *gc = decoder_grads(c);
-  const encoder_tensor *t = decoder_tensors(c);
-  for (int i = 0; i < DEC_NTENSORS; i++) {
-    float mx = 0;
-    for (size_t j = 0; j < t[i].size; j++) mx = fmaxf(mx, fabsf(gc[t[i].offset + j]));
-    char name[96];
-    snprintf(name, sizeof name, "%s: grad %s", what, t[i].name);
-    close_enough(name, gg + t[i].offset, gc + t[i].offset, t[i].size, tol * mx + 1e-12f, tol);
-  }
+  float *gg = host_from(decoder_grads(g), decoder_num_params(c) * sizeof(float));
+  grads_tensors_close(what, gg, decoder_grads(c), decoder_tensors(c), DEC_NTENSORS, tol);
   free(gg);
 }
 

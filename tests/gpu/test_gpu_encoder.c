@@ -82,16 +82,7 @@ static void grads_close(const char *what, encoder *cpu, encoder *gpu, float tol)
   size_t n = encoder_num_params(cpu);
   float *g = malloc(n * sizeof(float));
   if (encoder_get_grads(gpu, g, &err)) gpu_die("encoder_get_grads", &err);
-  const float *gc = encoder_grads(cpu);
-  const encoder_tensor *t = encoder_tensors(cpu);
-  for (int i = 0; i < ENC_NTENSORS; i++) {
-    if (!t[i].size) continue;
-    float mx = 0;
-    for (size_t j = 0; j < t[i].size; j++) mx = fmaxf(mx, fabsf(gc[t[i].offset + j]));
-    char name[96];
-    snprintf(name, sizeof name, "%s: grad %s", what, t[i].name);
-    close_enough(name, g + t[i].offset, gc + t[i].offset, t[i].size, tol * mx + 1e-12f, tol);
-  }
+  grads_tensors_close(what, g, encoder_grads(cpu), encoder_tensors(cpu), ENC_NTENSORS, tol);
   free(g);
 }
 

@@ -95,17 +95,11 @@ static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
  * (before a checkpoint) and back (after a resume). */
 static int state_to_host(lmjob *j, foil_err *err) {
   int rc = decoder_get_params(j->dec, decoder_params(j->host_dec), err);
-  if (!rc) rc = devmem_get(DEVMEM_CUDA, j->host_opt->m, j->opt->m, j->opt->n * sizeof(float), err);
-  if (!rc) rc = devmem_get(DEVMEM_CUDA, j->host_opt->v, j->opt->v, j->opt->n * sizeof(float), err);
-  j->host_opt->t = j->opt->t;
-  return rc;
+  return rc ? rc : optim_copy_state(j->host_opt, j->opt, err);
 }
 static int state_to_device(lmjob *j, foil_err *err) {
   int rc = decoder_set_params(j->dec, decoder_params(j->host_dec), err);
-  if (!rc) rc = devmem_put(DEVMEM_CUDA, j->opt->m, j->host_opt->m, j->opt->n * sizeof(float), err);
-  if (!rc) rc = devmem_put(DEVMEM_CUDA, j->opt->v, j->host_opt->v, j->opt->n * sizeof(float), err);
-  j->opt->t = j->host_opt->t;
-  return rc;
+  return rc ? rc : optim_copy_state(j->opt, j->host_opt, err);
 }
 
 /* What a checkpoint is written from and read into: the live objects on

@@ -109,18 +109,14 @@ static int job_get(const job *j, float *host, const float *src, size_t n, foil_e
  * and back (after a resume). */
 static int state_to_host(job *j, foil_err *err) {
   int rc = encoder_get_params(j->enc, encoder_params(j->host_enc), err);
-  if (!rc) rc = job_get(j, j->host_opt->m, j->opt->m, j->opt->n, err);
-  if (!rc) rc = job_get(j, j->host_opt->v, j->opt->v, j->opt->n, err);
-  j->host_opt->t = j->opt->t;
+  if (!rc) rc = optim_copy_state(j->host_opt, j->opt, err);
   if (!rc && j->key_enc) rc = encoder_get_params(j->key_enc, encoder_params(j->host_key), err);
   if (!rc && j->queue) rc = job_get(j, j->host_queue, j->queue->keys, (size_t)(j->queue->K * j->queue->D), err);
   return rc;
 }
 static int state_to_device(job *j, foil_err *err) {
   int rc = encoder_set_params(j->enc, encoder_params(j->host_enc), err);
-  if (!rc) rc = job_put(j, j->opt->m, j->host_opt->m, j->opt->n, err);
-  if (!rc) rc = job_put(j, j->opt->v, j->host_opt->v, j->opt->n, err);
-  j->opt->t = j->host_opt->t;
+  if (!rc) rc = optim_copy_state(j->opt, j->host_opt, err);
   if (!rc && j->key_enc) rc = encoder_set_params(j->key_enc, encoder_params(j->host_key), err);
   if (!rc && j->queue) rc = job_put(j, j->queue->keys, j->host_queue, (size_t)(j->queue->K * j->queue->D), err);
   return rc;
