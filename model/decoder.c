@@ -236,11 +236,7 @@ int decoder_new(decoder **out, const decoder_config *cfg, foil_err *err) {
 int decoder_clone_on(const decoder *src, int backend, decoder **out, foil_err *err) {
   int rc = decoder_new_on(out, &src->cfg, backend, err);
   if (rc) return rc;
-  float *host = src->backend == DEVMEM_CPU ? src->params : malloc(src->nparams * sizeof(float));
-  if (!host) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for a host copy of the parameters");
-  if (!rc && host != src->params) rc = decoder_get_params(src, host, err);
-  if (!rc) rc = decoder_set_params(*out, host, err);
-  if (host != src->params) free(host);
+  rc = devmem_transfer(backend, (*out)->params, src->backend, src->params, src->nparams * sizeof(float), err);
   if (rc) decoder_destroy(out);
   return rc;
 }

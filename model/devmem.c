@@ -110,3 +110,12 @@ int devmem_check(int backend, foil_err *err) {
   (void)backend, (void)err;
   return FOIL_OK;
 }
+
+int devmem_transfer(int dst_backend, void *dst, int src_backend, const void *src, size_t bytes, foil_err *err) {
+  if (src_backend == dst_backend) {
+    devmem_copy(dst_backend, dst, src, bytes);
+    return FOIL_OK;
+  }
+  return src_backend == DEVMEM_CPU ? devmem_put(dst_backend, dst, src, bytes, err)
+                                   : devmem_get(src_backend, dst, src, bytes, err);
+}

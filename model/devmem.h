@@ -50,6 +50,9 @@ void devmem_copy(int backend, void *dst, const void *src, size_t bytes);
  * (within the backend's memory; one call on CUDA, not height) */
 void devmem_copy2d(int backend, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                    size_t height);
+/* bytes from a buffer on src_backend to one on dst_backend: a copy within
+ * one backend, else put or get (synchronous) */
+int devmem_transfer(int dst_backend, void *dst, int src_backend, const void *src, size_t bytes, foil_err *err);
 /* host memory into the backend's buffer, and back */
 int devmem_put(int backend, void *dst, const void *host, size_t bytes, foil_err *err);
 int devmem_get(int backend, void *host, const void *src, size_t bytes, foil_err *err);

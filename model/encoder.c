@@ -177,10 +177,7 @@ int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_e
 int encoder_clone_on(encoder **out, const encoder *src, int backend, foil_err *err) {
   int rc = encoder_new_on(out, &src->cfg, backend, err);
   if (rc) return rc;
-  const size_t bytes = src->nparams * sizeof(float);
-  if (src->backend == backend) devmem_copy(backend, (*out)->params, src->params, bytes);
-  else if (src->backend == DEVMEM_CPU) rc = devmem_put(backend, (*out)->params, src->params, bytes, err);
-  else rc = devmem_get(src->backend, (*out)->params, src->params, bytes, err);
+  rc = devmem_transfer(backend, (*out)->params, src->backend, src->params, src->nparams * sizeof(float), err);
   if (rc) encoder_destroy(out);
   return rc;
 }

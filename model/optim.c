@@ -56,22 +56,12 @@ float optim_step(optim *o, encoder *enc, float lr) {
                             lr);
 }
 
-/* n floats from src's backend buffer s to dst's d */
-static int copy_moments(const optim *dst, float *d, const optim *src, const float *s, foil_err *err) {
-  const size_t bytes = src->n * sizeof(float);
-  if (src->backend == dst->backend) {
-    devmem_copy(dst->backend, d, s, bytes);
-    return FOIL_OK;
-  }
-  return dst->backend == DEVMEM_CPU ? devmem_get(src->backend, d, s, bytes, err)
-                                    : devmem_put(dst->backend, d, s, bytes, err);
-}
-
 int optim_copy_state(optim *dst, const optim *src, foil_err *err) {
   if (dst->n != src->n)
     return foil_err_set(err, FOIL_EINVAL, "optimizer state of %zu floats into one of %zu", src->n, dst->n);
-  int rc = copy_moments(dst, dst->m, src, src->m, err);
-  if (!rc) rc = copy_moments(dst, dst->v, src, src->v, err);
+  const size_t bytes = src->n * sizeof(float);
+  int rc = devmem_transfer(dst->backend, dst->m, src->backend, src->m, bytes, err);
+  if (!rc) rc = devmem_transfer(dst->backend, dst->v, src->backend, src->v, bytes, err);
   if (!rc) dst->t = src->t;
   return rc;
 }
