@@ -110,20 +110,26 @@ static inline mm_vec4 mm_hsum4(mm_vec a0, mm_vec a1, mm_vec a2, mm_vec a3) {
 #endif
 }
 
-/* o[r·OC + j] += x_r · w_j for R input rows x (stride C) and the 4 rows w_j
- * of a block (stride C); pf: the next block to prefetch, or NULL. R is a
- * constant at each call site, so a[][] lives in registers. */
-static inline __attribute__((always_inline)) void mm_rows(float *o, int OC, const float *x,
-                                                          const float *w, int C,
-                                                          const float *pf, const int R) {
+/* o[4·r + j] += x_r · w_j over columns [c0, c1) for R input rows x (stride
+ * C) and the 4 rows w_j of a block (stride C); o is the block's output, 4
+ * floats per row. Between two column chunks a group's accumulators wait in
+ * acc (R·4 vectors, L1-resident; first: start from zero, last: sum them
+ * into o), so every lane sees its FMAs in the same order as in one pass:
+ * chunking changes no bit. pf: npf cache lines to prefetch, spread evenly
+ * over this call's steps (or NULL). R is a constant at each call site, so
+ * a[][] lives in registers. */
+static inline __attribute__((always_inline)) void mm_rows(float *o, const float *x,
+                                                          const float *w, int C, int c0, int c1,
+                                                          mm_vec *acc, int first, int last,
+                                                          const char *pf, int npf, const int R) {
   mm_vec a[6][4]; /* 6: the largest MM_GROUP */
   for (int r = 0; r < R; r++)
-    for (int j = 0; j < 4; j++) a[r][j] = (mm_vec){0};
-  int c = 0;
-  for (; c + MM_LANES <= C; c += MM_LANES) {
+    for (int j = 0; j < 4; j++) a[r][j] = first ? (mm_vec){0} : acc[4 * r + j];
+  const int nsteps = (c1 - c0) / MM_LANES;
+  int c = c0, due = 0; /* due: prefetches owed, in units of 1/nsteps line */
+  for (; c + MM_LANES <= c1; c += MM_LANES) {
     if (pf)
-      for (int l = 0; l < MM_LANES / 4; l++)
-        __builtin_prefetch((const char *)(pf + 4 * c) + 64 * l, 0, 3);
+      for (due += npf; due >= nsteps; due -= nsteps, pf += 64) __builtin_prefetch(pf, 0, 3);
     mm_vec w0 = mm_load(w + c), w1 = mm_load(w + C + c);
     mm_vec w2 = mm_load(w + 2 * C + c), w3 = mm_load(w + 3 * C + c);
     MM_IN_REG(w0);
@@ -136,6 +142,11 @@ static inline __attribute__((always_inline)) void mm_rows(float *o, int OC, cons
       a[r][0] += w0 * xv, a[r][1] += w1 * xv, a[r][2] += w2 * xv, a[r][3] += w3 * xv;
     }
   }
+  if (!last) {
+    for (int r = 0; r < R; r++)
+      for (int j = 0; j < 4; j++) acc[4 * r + j] = a[r][j];
+    return;
+  }
   /* unrolled: the accumulators stay in registers (a loop over r would
    * index a[][] and spill all of them to the stack) */
 #pragma GCC unroll 6
@@ -144,21 +155,21 @@ static inline __attribute__((always_inline)) void mm_rows(float *o, int OC, cons
     if (c < C) /* C not a multiple of MM_LANES: the last columns one by one */
       for (int j = 0; j < 4; j++)
         for (int u = c; u < C; u++) s[j] += w[(size_t)j * C + u] * x[(size_t)r * C + u];
-    float *orow = o + (size_t)r * OC;
+    float *orow = o + 4 * r;
     orow[0] += s[0], orow[1] += s[1], orow[2] += s[2], orow[3] += s[3];
   }
 }
 
-static void mm_group(float *o, int OC, const float *x, const float *w, int C, const float *pf,
-                     int R) {
+static void mm_group(float *o, const float *x, const float *w, int C, int c0, int c1,
+                     mm_vec *acc, int first, int last, const char *pf, int npf, int R) {
   switch (R) {
-  case 1: mm_rows(o, OC, x, w, C, pf, 1); break;
-  case 2: mm_rows(o, OC, x, w, C, pf, 2); break;
+  case 1: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 1); break;
+  case 2: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 2); break;
 #if MM_GROUP > 2
-  case 3: mm_rows(o, OC, x, w, C, pf, 3); break;
-  case 4: mm_rows(o, OC, x, w, C, pf, 4); break;
-  case 5: mm_rows(o, OC, x, w, C, pf, 5); break;
-  case 6: mm_rows(o, OC, x, w, C, pf, 6); break;
+  case 3: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 3); break;
+  case 4: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 4); break;
+  case 5: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 5); break;
+  case 6: mm_rows(o, x, w, C, c0, c1, acc, first, last, pf, npf, 6); break;
 #endif
   default: break; /* R <= MM_GROUP by construction */
   }
@@ -174,20 +185,45 @@ static float mm_dot1(const float *x, const float *w, int C) {
   return s;
 }
 
+/* A block of 4 rows of W meets every input row before the next block: the
+ * rows in groups of near-equal size (at most MM_GROUP), the columns in
+ * chunks of about MM_KC, so that a chunk of the block (4·MM_KC floats,
+ * 12 KB) and of a group's rows (18 KB) share L1 (48 KB) while the other
+ * groups pass: at C = 3072 (GPT-2's second MLP layer) the whole block,
+ * 48 KB, would be read from L2 once per group. The next block's prefetches
+ * are spread over all of a block's calls, so the memory stream keeps going
+ * while the FMAs run instead of coming in one burst. A block's outputs
+ * gather in ob and are written once. Cost: N·C·OC multiply-adds, one read
+ * of W, the input rows read once per block (from L2 beyond a few rows). */
+enum { MM_KC = 768 };
 static void matmul_small(float *out, const float *inp, const float *W, const float *b, int N,
                          int C, int OC) {
   const int nblk = OC / 4, ngroups = (N + MM_GROUP - 1) / MM_GROUP;
-#pragma omp parallel for schedule(static)
-  for (int blk = 0; blk < nblk; blk++) {
-    const int o0 = 4 * blk;
-    const float *pf = blk + 1 < nblk ? W + (size_t)(o0 + 4) * C : NULL;
-    for (int n = 0; n < N; n++)
-      for (int j = 0; j < 4; j++) out[(size_t)n * OC + o0 + j] = b ? b[o0 + j] : 0.0f;
-    for (int g = 0, n0 = 0; g < ngroups; g++) { /* groups of near-equal size */
-      const int R = (N - n0) / (ngroups - g);
-      mm_group(out + (size_t)n0 * OC + o0, OC, inp + (size_t)n0 * C, W + (size_t)o0 * C, C,
-               g == 0 ? pf : NULL, R);
-      n0 += R;
+  const int nvec = C / MM_LANES, nch = nvec * MM_LANES > MM_KC ? (nvec * MM_LANES + MM_KC - 1) / MM_KC : 1;
+  const int npf = (int)(4 * (size_t)C * sizeof(float) / 64), calls = nch * ngroups;
+#pragma omp parallel
+  {
+    mm_vec acc[(MM_SMALL_N + MM_GROUP - 1) / MM_GROUP][6 * 4];
+    float ob[4 * MM_SMALL_N];
+#pragma omp for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+      const int o0 = 4 * blk;
+      const char *next = blk + 1 < nblk ? (const char *)(W + (size_t)(o0 + 4) * C) : NULL;
+      for (int n = 0; n < N; n++)
+        for (int j = 0; j < 4; j++) ob[4 * n + j] = b ? b[o0 + j] : 0.0f;
+      for (int k = 0; k < nch; k++) {
+        const int c0 = k * nvec / nch * MM_LANES;
+        const int c1 = k + 1 == nch ? C : (k + 1) * nvec / nch * MM_LANES;
+        for (int g = 0, n0 = 0; g < ngroups; g++) {
+          const int R = (N - n0) / (ngroups - g), q = k * ngroups + g;
+          const int l0 = q * npf / calls, l1 = (q + 1) * npf / calls;
+          mm_group(ob + 4 * n0, inp + (size_t)n0 * C, W + (size_t)o0 * C, C, c0, c1, acc[g],
+                   k == 0, k + 1 == nch, next ? next + 64 * l0 : NULL, l1 - l0, R);
+          n0 += R;
+        }
+      }
+      for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * OC + o0, ob + 4 * n, 4 * sizeof(float));
     }
   }
   for (int o = 4 * nblk; o < OC; o++)

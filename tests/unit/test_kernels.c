@@ -404,7 +404,9 @@ static void test_matmul_bf16(void) {
 static void test_matmul_small_rows(void) {
   static const int shapes[][3] = {{1, 37, 9}, {2, 16, 4}, {7, 64, 13}, {12, 50, 8},
                                   {13, 40, 6}, {3, 300, 70}, {16, 33, 5}, {40, 96, 11},
-                                  {64, 20, 7}, {65, 40, 6}, {80, 33, 9}};
+                                  {64, 20, 7}, {65, 40, 6}, {80, 33, 9},
+                                  /* column chunks (C past 768), a tail of 4 */
+                                  {9, 1700, 13}, {40, 3100, 6}};
   prng_seed(5);
   for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
     const int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
