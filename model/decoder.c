@@ -433,46 +433,14 @@ static int ensure_b16(decoder *d, size_t N, foil_err *err) {
   return rc ? rc : grow16(d->backend, &d->gb, &d->cap_gb, ng, err);
 }
 
-static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
-  const decoder_config *c = &d->cfg;
-  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
-  int sets = train ? c->n_layers : 1;
-  int rc = ensure_b16(d, N, err);
-  if (rc) return rc;
-  if (d->act_mem && N <= d->cap_tokens && natt <= d->cap_att && sets <= d->cap_sets &&
-      (!train || d->cap_grad))
-    return FOIL_OK;
-  size_t C = c->d_model, F = c->d_ff, V = c->vocab, lm = (size_t)LM_ROWS * V;
-  size_t wide = 3 * C > F ? 3 * C : F;
-  size_t per_set = N * C * 5 + N * 4 + N * 3 * C + natt + N * F * 2;
-  size_t total = N * C * 2 + (size_t)sets * per_set + N * C + N * 2 + N * wide + natt + 2 * lm +
-                 N + (train ? N * C * 3 + N * wide * 2 : 0);
-  const int be = d->backend;
-  devmem_free(be, d->act_mem);
-  free(d->la);
-  devmem_free(be, d->ids);
-  devmem_free(be, d->lab);
-  devmem_free(be, d->mask);
-  free(d->targets), free(d->h_lab), free(d->h_ids), free(d->h_mask);
-  d->act_mem = devmem_alloc(be, total * sizeof(float));
-  d->la = calloc((size_t)sets, sizeof(layer_acts));
-  d->ids = devmem_alloc(be, N * sizeof(int32_t));
-  d->lab = devmem_alloc(be, (size_t)LM_ROWS * sizeof(int32_t));
-  d->mask = devmem_alloc(be, N);
-  d->targets = malloc(N * sizeof(int32_t));
-  d->h_lab = malloc((size_t)LM_ROWS * sizeof(int32_t));
-  d->h_ids = malloc(N * sizeof(int32_t));
-  d->h_mask = malloc(N);
-  if (!d->act_mem || !d->la || !d->ids || !d->targets || !d->lab || !d->mask || !d->h_lab || !d->h_ids ||
-      !d->h_mask) {
-    devmem_free(be, d->act_mem);
-    d->act_mem = NULL;
-    d->cap_tokens = d->cap_att = 0;
-    d->cap_sets = d->cap_grad = 0;
-    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for activations of %zu tokens", devmem_where(be), N);
-  }
-  float *m = d->act_mem;
-#define TAKE(ptr, n) (ptr = m, m += (n))
+/* Hands out the activation buffers from base (d->la has sets entries), or
+ * with base NULL only counts the floats they take: one list sizes and
+ * carves (devmem_carve). */
+static size_t carve_acts(decoder *d, float *base, size_t N, size_t natt, int sets, int train) {
+  const size_t C = d->cfg.d_model, F = d->cfg.d_ff, lm = (size_t)LM_ROWS * d->cfg.vocab;
+  const size_t wide = 3 * C > F ? 3 * C : F;
+  devmem_carve cv = {base, 0};
+#define TAKE(ptr, n) (ptr = devmem_take(&cv, (n)))
   TAKE(d->emb, N * C); TAKE(d->resid0, N * C);
   for (int s = 0; s < sets; s++) {
     layer_acts *a = &d->la[s];
@@ -492,6 +460,44 @@ static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
     TAKE(d->g_w1, N * wide); TAKE(d->g_w2, N * wide);
   }
 #undef TAKE
+  return cv.used;
+}
+
+static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
+  const decoder_config *c = &d->cfg;
+  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
+  int sets = train ? c->n_layers : 1;
+  int rc = ensure_b16(d, N, err);
+  if (rc) return rc;
+  if (d->act_mem && N <= d->cap_tokens && natt <= d->cap_att && sets <= d->cap_sets &&
+      (!train || d->cap_grad))
+    return FOIL_OK;
+  const int be = d->backend;
+  devmem_free(be, d->act_mem);
+  free(d->la);
+  devmem_free(be, d->ids);
+  devmem_free(be, d->lab);
+  devmem_free(be, d->mask);
+  free(d->targets), free(d->h_lab), free(d->h_ids), free(d->h_mask);
+  d->act_mem = NULL;
+  d->la = calloc((size_t)sets, sizeof(layer_acts));
+  if (d->la) d->act_mem = devmem_alloc(be, carve_acts(d, NULL, N, natt, sets, train) * sizeof(float));
+  d->ids = devmem_alloc(be, N * sizeof(int32_t));
+  d->lab = devmem_alloc(be, (size_t)LM_ROWS * sizeof(int32_t));
+  d->mask = devmem_alloc(be, N);
+  d->targets = malloc(N * sizeof(int32_t));
+  d->h_lab = malloc((size_t)LM_ROWS * sizeof(int32_t));
+  d->h_ids = malloc(N * sizeof(int32_t));
+  d->h_mask = malloc(N);
+  if (!d->act_mem || !d->la || !d->ids || !d->targets || !d->lab || !d->mask || !d->h_lab || !d->h_ids ||
+      !d->h_mask) {
+    devmem_free(be, d->act_mem);
+    d->act_mem = NULL;
+    d->cap_tokens = d->cap_att = 0;
+    d->cap_sets = d->cap_grad = 0;
+    return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for activations of %zu tokens", devmem_where(be), N);
+  }
+  carve_acts(d, d->act_mem, N, natt, sets, train);
   d->cap_tokens = N;
   d->cap_att = natt;
   d->cap_sets = sets;
@@ -751,6 +757,22 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
 
 /* ---- KV cache ------------------------------------------------------------------- */
 
+/* The cache's buffers from base, or (base NULL) the floats they take. */
+static size_t carve_cache(decoder_cache *k, float *base) {
+  const size_t L = k->L, C = k->C, F = k->F, R = k->rows, n = R * k->cands;
+  const size_t kv = L * R * k->max_len * C, s = L * R * k->cands * C;
+  devmem_carve cv = {base, 0};
+#define TAKE(ptr, cnt) (ptr = devmem_take(&cv, (cnt)))
+  TAKE(k->k, kv); TAKE(k->v, kv); TAKE(k->sk, s); TAKE(k->sv, s);
+  TAKE(k->x, n * C); TAKE(k->ln, n * C); TAKE(k->atty, n * C); TAKE(k->tmp, n * C);
+  TAKE(k->mu, n); TAKE(k->rs, n); TAKE(k->qkv, n * 3 * C);
+  TAKE(k->fc1, n * F); TAKE(k->gelu, n * F);
+  TAKE(k->att_scratch, n * k->NH * ((size_t)k->max_len + 1));
+  TAKE(k->states, (L + 1) * R * C); TAKE(k->gath, (L + 1) * R * C);
+#undef TAKE
+  return cv.used;
+}
+
 int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_len, int cands,
                       foil_err *err) {
   *out = NULL;
@@ -771,11 +793,8 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
   k->rows = rows;
   k->max_len = max_len;
   k->cands = cands;
-  size_t L = k->L, C = k->C, F = k->F, R = rows, n = R * cands;
-  size_t kv = L * R * max_len * C, s = L * R * cands * C;
-  size_t total = 2 * kv + 2 * s + n * C * 4 + n * 2 + n * 3 * C + n * F * 2 +
-                 n * k->NH * ((size_t)max_len + 1) + 2 * (L + 1) * R * C;
-  k->mem = devmem_alloc(k->backend, total * sizeof(float));
+  const size_t R = (size_t)rows;
+  k->mem = devmem_alloc(k->backend, carve_cache(k, NULL) * sizeof(float));
   k->len = calloc(R, sizeof(int));
   k->grp = calloc(R, sizeof(int));
   k->stepped = calloc(R, 1);
@@ -790,15 +809,7 @@ int decoder_cache_new(decoder_cache **out, const decoder *d, int rows, int max_l
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a cache of %d rows x %d positions",
                         devmem_where(d->backend), rows, max_len);
   }
-  float *m = k->mem;
-#define TAKE(ptr, cnt) (ptr = m, m += (cnt))
-  TAKE(k->k, kv); TAKE(k->v, kv); TAKE(k->sk, s); TAKE(k->sv, s);
-  TAKE(k->x, n * C); TAKE(k->ln, n * C); TAKE(k->atty, n * C); TAKE(k->tmp, n * C);
-  TAKE(k->mu, n); TAKE(k->rs, n); TAKE(k->qkv, n * 3 * C);
-  TAKE(k->fc1, n * F); TAKE(k->gelu, n * F);
-  TAKE(k->att_scratch, n * k->NH * ((size_t)max_len + 1));
-  TAKE(k->states, (L + 1) * R * C); TAKE(k->gath, (L + 1) * R * C);
-#undef TAKE
+  carve_cache(k, k->mem);
   k->states_na = -1;
   *out = k;
   return FOIL_OK;

@@ -347,48 +347,16 @@ double encoder_forward_flops(const encoder_config *c, int B, int T) {
 
 /* ---- activations ------------------------------------------------------------- */
 
-static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
+/* Hands out the activation buffers from base (e->la has sets entries), or
+ * with base NULL only counts the floats they take: one list sizes and
+ * carves (devmem_carve). */
+static size_t carve_acts(encoder *e, float *base, int B, int T, int sets, int train) {
   const encoder_config *c = &e->cfg;
-  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
-  int sets = train ? c->n_layers : 1;
-  if (e->act_mem && N <= e->cap_tokens && natt <= e->cap_att &&
-      (size_t)B <= e->cap_B && sets <= e->cap_sets && (!train || e->cap_grad) && (!e->bf16 || e->xb))
-    return FOIL_OK;
-  /* Does not fit: reallocate for exactly this shape and mode (a training
-   * run that evaluates now and then pays one reallocation per switch). */
-  size_t nB = (size_t)B;
-  size_t d = c->d_model, f = c->d_ff, Pd = c->proj_dim > 0 ? (size_t)c->proj_dim : d;
-  size_t wide = 3 * d > f ? 3 * d : f;
-  size_t per_set = N * d * 5 + N * 4 + N * 3 * d + natt + N * f * 2;
-  size_t total = N * d * 3 + N * 2        /* emb_sum, emb_ln, resid0, stats */
-                 + (size_t)sets * per_set /* layers */
-                 + N * d + N * 2          /* lnf */
-                 + nB * d + nB * Pd       /* pooled, out */
-                 + N * wide + natt        /* tmp, att_scratch */
-                 + (train ? N * d * 3 + N * wide * 2 + nB * d + nB * Pd : 0);
-  dfree(e, e->act_mem);
-  free(e->la);
-  dfree(e, e->ids);
-  dfree(e, e->mask);
-  e->act_mem = dalloc(e, total * sizeof(float));
-  e->la = calloc((size_t)sets, sizeof(layer_acts));
-  e->ids = dalloc(e, N * sizeof(int32_t));
-  e->mask = dalloc(e, N);
-  if (!e->act_mem || !e->la || !e->ids || !e->mask) {
-    dfree(e, e->act_mem);
-    dfree(e, e->ids);
-    dfree(e, e->mask);
-    free(e->la);
-    e->act_mem = NULL;
-    e->ids = NULL;
-    e->mask = NULL;
-    e->la = NULL;
-    e->cap_tokens = e->cap_att = e->cap_B = 0;
-    e->cap_sets = e->cap_grad = 0;
-    return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
-  }
-  float *m = e->act_mem;
-#define TAKE(ptr, n) (ptr = m, m += (n))
+  const size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T, nB = (size_t)B;
+  const size_t d = c->d_model, f = c->d_ff, Pd = c->proj_dim > 0 ? (size_t)c->proj_dim : d;
+  const size_t wide = 3 * d > f ? 3 * d : f;
+  devmem_carve cv = {base, 0};
+#define TAKE(ptr, n) (ptr = devmem_take(&cv, (n)))
   TAKE(e->emb_sum, N * d); TAKE(e->emb_ln, N * d); TAKE(e->resid0, N * d);
   TAKE(e->emb_mu, N); TAKE(e->emb_rs, N);
   for (int s = 0; s < sets; s++) {
@@ -410,7 +378,44 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
     TAKE(e->g_pool, nB * d); TAKE(e->g_out, nB * Pd);
   }
 #undef TAKE
+  return cv.used;
+}
+
+static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
+  const encoder_config *c = &e->cfg;
+  size_t N = (size_t)B * T, natt = (size_t)B * c->n_heads * T * T;
+  int sets = train ? c->n_layers : 1;
+  if (e->act_mem && N <= e->cap_tokens && natt <= e->cap_att &&
+      (size_t)B <= e->cap_B && sets <= e->cap_sets && (!train || e->cap_grad) && (!e->bf16 || e->xb))
+    return FOIL_OK;
+  /* Does not fit: reallocate for exactly this shape and mode (a training
+   * run that evaluates now and then pays one reallocation per switch). */
+  dfree(e, e->act_mem);
+  free(e->la);
+  dfree(e, e->ids);
+  dfree(e, e->mask);
+  e->act_mem = NULL;
+  e->la = calloc((size_t)sets, sizeof(layer_acts));
+  if (e->la) e->act_mem = dalloc(e, carve_acts(e, NULL, B, T, sets, train) * sizeof(float));
+  e->ids = dalloc(e, N * sizeof(int32_t));
+  e->mask = dalloc(e, N);
+  if (!e->act_mem || !e->la || !e->ids || !e->mask) {
+    dfree(e, e->act_mem);
+    dfree(e, e->ids);
+    dfree(e, e->mask);
+    free(e->la);
+    e->act_mem = NULL;
+    e->ids = NULL;
+    e->mask = NULL;
+    e->la = NULL;
+    e->cap_tokens = e->cap_att = e->cap_B = 0;
+    e->cap_sets = e->cap_grad = 0;
+    return foil_err_set(err, FOIL_ENOMEM, "out of memory for activations of %zu tokens", N);
+  }
+  carve_acts(e, e->act_mem, B, T, sets, train);
   if (e->bf16) {
+    const size_t d = c->d_model, f = c->d_ff, Pd = c->proj_dim > 0 ? (size_t)c->proj_dim : d;
+    const size_t wide = 3 * d > f ? 3 * d : f, nB = (size_t)B;
     dfree(e, e->xb);
     dfree(e, e->gb16);
     size_t nscr = N * wide > nB * Pd ? N * wide : nB * Pd; /* the projection head's dout too */
@@ -426,7 +431,7 @@ static int ensure_acts(encoder *e, int B, int T, int train, foil_err *err) {
   }
   e->cap_tokens = N;
   e->cap_att = natt;
-  e->cap_B = nB;
+  e->cap_B = (size_t)B;
   e->cap_sets = sets;
   e->cap_grad = train;
   return FOIL_OK;

@@ -26,6 +26,7 @@
 
 #include "kernels/kernels.h"
 #include "model/decoder.h"
+#include "model/devmem.h"
 #include "tests/test.h"
 #include "tests/unit/ready_log.h"
 
@@ -701,6 +702,40 @@ static void test_determinism(void) {
 
 /* ---- bad inputs ---------------------------------------------------------------------- */
 
+/* Host buffers on 64-byte boundaries (the few-row linear layer's vector
+ * loads), zeroed; a carve's pieces too, its sizing pass counting what the
+ * handing-out pass takes. */
+static void test_host_buffers_aligned(void) {
+  static const size_t sizes[] = {1, 3, 100, 4097, 1 << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    unsigned char *p = devmem_alloc(DEVMEM_CPU, sizes[k]);
+    CHECKF(p && (uintptr_t)p % 64 == 0, "devmem_alloc(%zu) on a 64-byte boundary", sizes[k]);
+    int zero = 1;
+    for (size_t i = 0; p && i < sizes[k]; i++) zero &= p[i] == 0;
+    CHECKF(zero, "devmem_alloc(%zu) zeroed", sizes[k]);
+    devmem_free(DEVMEM_CPU, p);
+  }
+  devmem_carve sizing = {NULL, 0};
+  const size_t n[] = {3, 16, 17, 1};
+  for (int i = 0; i < 4; i++) CHECK(devmem_take(&sizing, n[i]) == NULL);
+  CHECK(sizing.used == 16 + 16 + 32 + 16);
+  float *base = devmem_alloc(DEVMEM_CPU, sizing.used * sizeof(float));
+  devmem_carve cv = {base, 0};
+  float *pieces[4];
+  for (int i = 0; i < 4; i++) pieces[i] = devmem_take(&cv, n[i]);
+  CHECK(pieces[0] == base && pieces[1] == base + 16 && pieces[2] == base + 32 && pieces[3] == base + 64);
+  CHECK(cv.used == sizing.used);
+  devmem_free(DEVMEM_CPU, base);
+  decoder_config c;
+  decoder_config_default(&c);
+  c.vocab = 50, c.n_layers = 1, c.d_model = 8, c.n_heads = 2, c.d_ff = 16, c.max_len = 8;
+  decoder *d = NULL;
+  foil_err err = {0};
+  CHECK(decoder_new(&d, &c, &err) == FOIL_OK);
+  CHECK(d && (uintptr_t)decoder_params(d) % 64 == 0);
+  decoder_destroy(&d);
+}
+
 static void test_bad_inputs(void) {
   decoder *d = make(TL, TC, TNH, TF, TV, 8, 0.0f);
   if (!d) return;
@@ -779,6 +814,7 @@ int main(void) {
   RUN(test_grads_ready);
   RUN(test_loss_nll_logits);
   RUN(test_determinism);
+  RUN(test_host_buffers_aligned);
   RUN(test_bad_inputs);
   TEST_EXIT();
 }
