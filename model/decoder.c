@@ -219,7 +219,7 @@ int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_e
   d->params = devmem_alloc(backend, d->nparams * sizeof(float));
   /* gradients: on the CPU at once; on CUDA at the first training forward
    * (a decoder that only generates never holds them) */
-  d->grads = backend == DEVMEM_CPU ? calloc(d->nparams, sizeof(float)) : NULL;
+  d->grads = backend == DEVMEM_CPU ? devmem_alloc(backend, d->nparams * sizeof(float)) : NULL;
   if (!d->params || (backend == DEVMEM_CPU && !d->grads)) {
     size_t n = d->nparams;
     decoder_destroy(&d);

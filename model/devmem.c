@@ -2,6 +2,7 @@
 #include "model/devmem.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,10 +38,14 @@ void *devmem_alloc(int backend, size_t bytes) {
   }
 #endif
   (void)backend;
-  size_t n = (bytes + 63) & ~(size_t)63;
-  void *p = aligned_alloc(64, n ? n : 64);
-  if (p) memset(p, 0, n ? n : 64);
-  return p;
+  /* calloc'ed with 64 bytes to spare (calloc leaves a large buffer's pages
+   * untouched until used), moved up by 1..64 bytes to the next boundary;
+   * the byte before it keeps the shift for devmem_free */
+  unsigned char *raw = calloc(bytes + 64, 1);
+  if (!raw) return NULL;
+  const size_t shift = 64 - (uintptr_t)raw % 64;
+  raw[shift - 1] = (unsigned char)shift;
+  return raw + shift;
 }
 
 void devmem_free(int backend, void *p) {
@@ -51,7 +56,9 @@ void devmem_free(int backend, void *p) {
   }
 #endif
   (void)backend;
-  free(p);
+  if (!p) return;
+  unsigned char *q = p;
+  free(q - q[-1]);
 }
 
 void devmem_zero(int backend, void *p, size_t bytes) {

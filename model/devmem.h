@@ -44,8 +44,7 @@ const char *devmem_where(int backend);
  * Host buffers start on a 64-byte boundary like the device's (a cache
  * line: a CPU kernel's vector loads of an aligned row never straddle two
  * lines; with rows 16 bytes off, the few-row linear layer took up to 1.3x
- * as long on this project's CPUs), and are zeroed by memset: all their
- * pages are touched at once. */
+ * as long on this project's CPUs): free them with devmem_free only. */
 void *devmem_alloc(int backend, size_t bytes);
 
 /* Buffers carved from one allocation, each on a 64-byte boundary (its
