@@ -2,6 +2,7 @@
 #include "model/decode.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +21,7 @@ void decode_argmax_rows(int32_t *out, const float *logits, int N, int V) {
   for (int n = 0; n < N; n++) out[n] = decode_argmax(logits + (size_t)n * V, V);
 }
 
-static float row_max(const float *x, int V) {
-  float m = -INFINITY;
-  for (int v = 0; v < V; v++)
-    if (x[v] > m) m = x[v];
-  return m;
-}
+static float row_max(const float *x, int V) { return max_of(x, (size_t)V); }
 
 void decode_log_softmax(float *out, const float *x, int V) {
   float m = row_max(x, V);
@@ -446,7 +442,8 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
   return n;
 }
 
-int decode_dola_select(const float *cand, const float *final, int nc, int V, double *js) {
+int decode_dola_select(const float *cand, size_t stride, const float *final, int nc, int V,
+                       double *js) {
   /* HF's JSD here has no clamp: softmax_mix_kl, vectorized in float (the
    * argmax of JSDs that differ by more than ~2e-6; ties go first) */
   const float ma = row_max(final, V);
@@ -454,7 +451,7 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
   int best = 0;
   double bj = -INFINITY;
   for (int i = 0; i < nc; i++) {
-    const float *c = cand + (size_t)i * V;
+    const float *c = cand + (size_t)i * stride;
     const float mb = row_max(c, V);
     const double lsb = log(exp_sum(c, (size_t)V, mb)) + mb;
     double j = softmax_mix_kl(final, lsa, c, lsb, (size_t)V);
@@ -469,12 +466,7 @@ int decode_dola_select(const float *cand, const float *final, int nc, int V, dou
 
 void decode_dola_contrast(float *out, const float *final, const float *base, int V,
                           float relative_top, int min_keep) {
-  /* both normalizers in one pass over the two rows */
-  float mf = -INFINITY, fb_max = -INFINITY;
-  for (int v = 0; v < V; v++) {
-    mf = final[v] > mf ? final[v] : mf;
-    fb_max = base[v] > fb_max ? base[v] : fb_max;
-  }
+  const float mf = row_max(final, V), fb_max = row_max(base, V);
   if (mf == -INFINITY) {
     for (int v = 0; v < V; v++) out[v] = -INFINITY;
     return;
@@ -508,7 +500,13 @@ void decode_dola_contrast(float *out, const float *final, const float *base, int
   float thf = (float)th; /* HF compares float32 against float32 */
   for (int v = 0; v < V; v++) {
     float f = (float)((double)final[v] - lsf); /* log_softmax(final)[v] */
-    out[v] = f < thf ? -INFINITY : f - (float)((double)base[v] - lsb);
+    float g = f - (float)((double)base[v] - lsb);
+    /* out = f < thf ? -inf : g as a bit select, which GCC vectorizes (a
+     * conditional it would not, for the conversions' possible traps) */
+    uint32_t gb, drop = -(uint32_t)(f < thf);
+    memcpy(&gb, &g, sizeof gb);
+    gb = (gb & ~drop) | (0xff800000u & drop); /* -inf's bits */
+    memcpy(out + v, &gb, sizeof gb);
   }
 }
 

@@ -147,8 +147,9 @@ enum { DOLA_LOW = 0, DOLA_HIGH = 1, DOLA_LIST = 2 };
  * FOIL_EINVAL (message) when the set is empty or exceeds cap. */
 int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, int cap,
                        foil_err *err);
-/* The premature layer of largest JSD from the final layer: cand [nc, V]
- * (layer logits of one row), final [V]. Returns the index into cand
+/* The premature layer of largest JSD from the final layer: cand holds nc
+ * rows of V logits (one row's layer logits), row i at cand + i·stride
+ * (stride >= V), final [V]. Returns the index into cand
  * (first on ties). HF averages the JSDs over the batch before the argmax
  * (one layer for the whole batch; the original DoLa runs batch 1); foil
  * picks per row, which equals both at batch 1. js [nc] (may be NULL) gets
@@ -158,7 +159,8 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
  * so their "JSD" is 0.5·(KL(m||p) + KL(m||q)), not decode_jsd's
  * 0.5·(KL(p||m) + KL(q||m)); and their .mean(-1) divides by V (same
  * argmax). */
-int decode_dola_select(const float *cand, const float *final, int nc, int V, double *js);
+int decode_dola_select(const float *cand, size_t stride, const float *final, int nc, int V,
+                       double *js);
 /* HF _relative_top_filter + contrast on one row: f = log_softmax(final),
  * b = log_softmax(base); thresh = min(max f + ln(relative_top), the
  * min_keep-th largest f); where f < thresh: out = -inf; elsewhere out =

@@ -390,10 +390,9 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   memcpy(which, lay, (size_t)nc * sizeof *which);
   which[nc] = L;
   float *layers = malloc((size_t)(nc + 1) * P * V * sizeof *layers);
-  float *cand = malloc((size_t)nc * V * sizeof *cand);
-  float *x = malloc((size_t)V * sizeof *x);
+  float *x = malloc((size_t)P * V * sizeof *x);
   int32_t *next = calloc((size_t)P, sizeof *next);
-  if (!layers || !cand || !x || !next) {
+  if (!layers || !x || !next) {
     rc = foil_err_set(err, FOIL_ENOMEM, "dola: out of memory");
     goto done;
   }
@@ -401,14 +400,20 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   if ((rc = decoder_prefill(d, c, ids, lens, T, NULL, NULL, NULL, err))) goto done;
   if ((rc = decoder_layer_logits(d, c, which, nc + 1, layers, err))) goto done;
   for (int step = 0; step < o->max_new_tokens; step++) {
+    /* the rows' contrasts in parallel (each a pure function of its row's
+     * logits: the bits do not depend on the threads), then the picks in
+     * order; layer i of row p at layers + (i·P + p)·V */
+#pragma omp parallel for schedule(static)
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
-      const float *fin = layers + ((size_t)nc * P + p) * V;
-      for (int i = 0; i < nc; i++)
-        memcpy(cand + (size_t)i * V, layers + ((size_t)i * P + p) * V, (size_t)V * sizeof *cand);
-      int sel = nc == 1 ? 0 : decode_dola_select(cand, fin, nc, V, NULL);
-      decode_dola_contrast(x, fin, cand + (size_t)sel * V, V, cfg->relative_top, 1);
-      int tok = pick(o, &s, p, x, step, err);
+      const float *fin = layers + ((size_t)nc * P + p) * V, *cand = layers + (size_t)p * V;
+      const size_t stride = (size_t)P * V;
+      int sel = nc == 1 ? 0 : decode_dola_select(cand, stride, fin, nc, V, NULL);
+      decode_dola_contrast(x + (size_t)p * V, fin, cand + (size_t)sel * stride, V, cfg->relative_top, 1);
+    }
+    for (int p = 0; p < P; p++) {
+      if (!s.active[p]) continue;
+      int tok = pick(o, &s, p, x + (size_t)p * V, step, err);
       if (tok < 0) {
         rc = tok;
         goto done;
@@ -424,7 +429,6 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
 done:
   decoder_cache_destroy(&c);
   free(layers);
-  free(cand);
   free(x);
   free(next);
   state_free(&s);

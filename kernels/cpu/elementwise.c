@@ -10,6 +10,17 @@
 
 /* ---- exact GELU ------------------------------------------------------------ */
 
+float max_of(const float *x, size_t n) {
+  float m[16], r = -INFINITY;
+  for (int u = 0; u < 16; u++) m[u] = -INFINITY;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) /* 16 lanes: one vmaxps per step, no chain through one register */
+    for (int u = 0; u < 16; u++) m[u] = x[i + u] > m[u] ? x[i + u] : m[u];
+  for (; i < n; i++) r = x[i] > r ? x[i] : r;
+  for (int u = 0; u < 16; u++) r = m[u] > r ? m[u] : r;
+  return r;
+}
+
 /* exp_sum and softmax_mix_kl: float terms computed a block at a time (a
  * plain loop GCC vectorizes), then summed in double over 8 lanes, term i
  * into lane i mod 8 in order. Summing as each term was made kept GCC from

@@ -258,7 +258,7 @@ static void test_dola(void) {
     float *ref = rdf(g, "contrast", NULL), *pen = rdf(g, "penalized", NULL);
     int32_t *ids = rdi(g, "ids", &n);
     int ncand = (int)(nc / V);
-    int sel = decode_dola_select(cands, fin, ncand, V, NULL);
+    int sel = decode_dola_select(cands, (size_t)V, fin, ncand, V, NULL);
     CHECKF(sel == (int)attr(g, "sel"), "%s: layer %d, reference %d", g, sel, (int)attr(g, "sel"));
     float o[64];
     decode_dola_contrast(o, fin, cands + (size_t)sel * V, V, 0.1f, 1);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "model/decode.h"
 #include "model/decoder.h"
 #include "model/generate.h"
@@ -214,6 +215,20 @@ static void test_methods_vs_reference(void) {
           md = fmax(md, fabs(alphas[(size_t)p * N + s] - ra[(size_t)p * N + s]));
       CHECKF(md < 1e-5, "%s: per-step alpha differs by %g", mname[m], md);
       free(ra);
+    }
+    /* one thread gives the tokens two gave (DoLa's rows run in parallel) */
+    {
+      int32_t *t1 = malloc((size_t)P * N * 4);
+      int t1_len[8];
+      memset(t1, 0xff, (size_t)P * N * 4);
+      int orig = kernels_get_threads();
+      kernels_set_threads(orig == 1 ? 2 : 1);
+      rc = run(m, 0, P, t1, t1_len, NULL, &err);
+      kernels_set_threads(orig);
+      CHECKF(rc == 0 && memcmp(t1_len, out_len, (size_t)P * sizeof(int)) == 0 &&
+                 memcmp(t1, out, (size_t)P * N * 4) == 0,
+             "%s: %d threads differ from %d", mname[m], orig == 1 ? 2 : 1, orig);
+      free(t1);
     }
     /* each prompt alone equals its row of the batch */
     for (int p = 0; p < P; p++) {

@@ -442,6 +442,27 @@ static void test_matmul_small_rows(void) {
   }
 }
 
+/* max_of against one compare chain: lane remainders, -inf rows, NaNs skipped */
+static void test_max_of(void) {
+  static const size_t ns[] = {0, 1, 15, 16, 17, 100, 50257};
+  float *x = malloc(sizeof(float) * 50257);
+  prng_seed(8);
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+    size_t n = ns[k];
+    for (int pass = 0; pass < 3; pass++) {
+      fill(x, n, -30, 5);
+      if (pass == 1)
+        for (size_t i = 0; i < n; i++) x[i] = -INFINITY;
+      if (pass == 2 && n > 3) x[n / 2] = NAN, x[n - 1] = 7.5f;
+      float ref = -INFINITY;
+      for (size_t i = 0; i < n; i++)
+        if (x[i] > ref) ref = x[i];
+      CHECKF(max_of(x, n) == ref, "n %zu pass %d: %g vs %g", n, pass, max_of(x, n), ref);
+    }
+  }
+  free(x);
+}
+
 /* exp_sum against libm in double: lanes and remainder, -inf entries */
 static void test_exp_sum(void) {
   static const size_t ns[] = {1, 7, 8, 9, 100, 8003};
@@ -1110,6 +1131,7 @@ int main(void) {
   RUN(test_layernorm);
   RUN(test_matmul);
   RUN(test_matmul_small_rows);
+  RUN(test_max_of);
   RUN(test_exp_sum);
   RUN(test_softmax_mix_kl);
   RUN(test_gelu);
