@@ -63,9 +63,10 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                         const float *rstd, int N, int C);
 
 /* ---- linear: out[N,OC] = inp[N,C] @ W[OC,C]^T + b[OC] (b may be NULL) ----
- * 2·N·C·OC flops through sgemm; N <= 64 (decoding steps) through a kernel
- * that reads W once per 6 rows without sgemm's packed copy of it (a row's
- * bits then do not depend on the other rows). Writes out. */
+ * 2·N·C·OC flops through foil's kernel, 64 rows at a time: W read once per
+ * chunk without sgemm's packed copy of it (a row's bits do not depend on
+ * the other rows, nor on the thread count). Writes out. The backward's two
+ * products are sgemm's. */
 void matmul_forward(float *out, const float *inp, const float *W,
                     const float *b, int N, int C, int OC);
 /* dinp[N,C] += dout @ W, dW += dout^T @ inp, db += colsum(dout).

@@ -210,7 +210,10 @@ static void run_case(hid_t file, const char *name) {
     rc = rc ? rc : encoder_backward(enc, demb, &err);
     CHECKF(rc == 0, "%s", err.msg);
     optim_step(opt, enc, lrate);
-    double e = fabs(lr.value - ref_steps[s]) / fabs(ref_steps[s]);
+    /* relative to the larger of this step's loss and the first's: DCL's
+     * loss crosses zero on the way down (post_dcl_sym: -0.0044 at step 3),
+     * where an error relative to the value itself means nothing */
+    double e = fabs(lr.value - ref_steps[s]) / fmax(fabs(ref_steps[s]), fabs(ref_steps[0]));
     CHECKF(e <= tol_steps, "%s: step %d loss %.8f vs torch %.8f (rel %.3g)", name, s, lr.value,
            ref_steps[s], e);
     if (e > worst_step) worst_step = e;
