@@ -41,7 +41,7 @@ void *devmem_alloc(int backend, size_t bytes) {
   /* calloc'ed with 64 bytes to spare (calloc leaves a large buffer's pages
    * untouched until used), moved up by 1..64 bytes to the next boundary;
    * the byte before it keeps the shift for devmem_free */
-  unsigned char *raw = calloc(bytes + 64, 1);
+  unsigned char *raw = bytes <= SIZE_MAX - 64 ? calloc(bytes + 64, 1) : NULL;
   if (!raw) return NULL;
   const size_t shift = 64 - (uintptr_t)raw % 64;
   raw[shift - 1] = (unsigned char)shift;

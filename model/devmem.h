@@ -46,6 +46,7 @@ const char *devmem_where(int backend);
  * lines; with rows 16 bytes off, the few-row linear layer took up to 1.3x
  * as long on this project's CPUs): free them with devmem_free only. */
 void *devmem_alloc(int backend, size_t bytes);
+void devmem_free(int backend, void *p); /* NULL is fine */
 
 /* Buffers carved from one allocation, each on a 64-byte boundary (its
  * size rounded up to 16 floats). One list of takes both sizes the
@@ -60,7 +61,7 @@ static inline float *devmem_take(devmem_carve *c, size_t n) {
   c->used += (n + 15) & ~(size_t)15;
   return p;
 }
-void devmem_free(int backend, void *p); /* NULL is fine */
+
 void devmem_zero(int backend, void *p, size_t bytes);
 /* within the backend's memory (src and dst do not overlap) */
 void devmem_copy(int backend, void *dst, const void *src, size_t bytes);
