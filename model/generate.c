@@ -320,30 +320,39 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
   if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, N, err))) return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)R * V * sizeof *logits);
-  float *z = malloc((size_t)V * sizeof *z);
-  double *jw = cfg->adaptive ? malloc((size_t)2 * V * sizeof *jw) : NULL; /* JSD scratch */
+  float *z = malloc((size_t)P * V * sizeof *z), *av = malloc((size_t)P * sizeof *av);
+  /* JSD scratch, one per prompt (the prompts run in parallel) */
+  double *jw = cfg->adaptive ? malloc((size_t)P * 2 * V * sizeof *jw) : NULL;
   int32_t *next = calloc((size_t)R, sizeof *next);
   uint8_t *ract = malloc((size_t)R);
-  if (!logits || !z || !next || !ract || (cfg->adaptive && !jw)) {
+  if (!logits || !z || !av || !next || !ract || (cfg->adaptive && !jw)) {
     rc = foil_err_set(err, FOIL_ENOMEM, "combine: out of memory");
     goto done;
   }
   if ((rc = decoder_cache_new(&c, d, R, maxlen, 1, err))) goto done;
   if ((rc = decoder_prefill(d, c, ids, lens, T, logits, NULL, NULL, err))) goto done;
   for (int step = 0; step < o->max_new_tokens; step++) {
+    /* the prompts' combined logits in parallel (each a pure function of its
+     * rows: the bits do not depend on the threads), then the picks in order */
+#pragma omp parallel for schedule(static)
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
       const float *zp = logits + (size_t)p * N * V;
+      float *zo = z + (size_t)p * V;
       if (cfg->adaptive) {
         /* decode_cad's adaptive α (JSD, floor), its JSD with kept exps */
-        float a = (float)decode_jsd_work(zp, zp + V, V, jw);
+        float a = (float)decode_jsd_work(zp, zp + V, V, jw + (size_t)p * 2 * V);
         if (cfg->alpha_floor > 0 && a < cfg->alpha_floor) a = cfg->alpha_floor;
-        decode_cad(z, zp, zp + V, V, a, 0, 0);
-        if (alphas) alphas[(size_t)p * o->max_new_tokens + step] = a;
+        decode_cad(zo, zp, zp + V, V, a, 0, 0);
+        av[p] = a;
       } else {
-        decode_combine(z, zp, cfg->weights, N, V);
+        decode_combine(zo, zp, cfg->weights, N, V);
       }
-      int tok = pick(o, &s, p, z, step, err);
+    }
+    for (int p = 0; p < P; p++) {
+      if (!s.active[p]) continue;
+      if (cfg->adaptive && alphas) alphas[(size_t)p * o->max_new_tokens + step] = av[p];
+      int tok = pick(o, &s, p, z + (size_t)p * V, step, err);
       if (tok < 0) {
         rc = tok;
         goto done;
@@ -360,6 +369,7 @@ done:
   decoder_cache_destroy(&c);
   free(logits);
   free(z);
+  free(av);
   free(jw);
   free(next);
   free(ract);
