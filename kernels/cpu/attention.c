@@ -230,8 +230,7 @@ void attention_cache_forward(float *out, float *scratch, const float *qkv,
       const float *q = qkv + ((size_t)g * R + i) * C3 + h * hs;
       const float *kn = q + C, *vn = q + 2 * C;
       att_scores(s, q, K, kn, L, C, hs, scale);
-      float mx = -INFINITY;
-      for (int j = 0; j <= L; j++) mx = s[j] > mx ? s[j] : mx;
+      const float mx = max_of(s, (size_t)L + 1);
       for (int j = 0; j <= L; j++) s[j] = vexp(s[j] - mx);
       float sum = 0.0f;
       for (int j = 0; j <= L; j++) sum += s[j];
