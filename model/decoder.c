@@ -216,10 +216,10 @@ int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_e
   d->cfg = c;
   d->backend = backend;
   layout(d);
-  d->params = devmem_alloc(backend, d->nparams * sizeof(float));
+  d->params = devmem_alloc_whole(backend, d->nparams * sizeof(float));
   /* gradients: on the CPU at once; on CUDA at the first training forward
    * (a decoder that only generates never holds them) */
-  d->grads = backend == DEVMEM_CPU ? devmem_alloc(backend, d->nparams * sizeof(float)) : NULL;
+  d->grads = backend == DEVMEM_CPU ? devmem_alloc_whole(backend, d->nparams * sizeof(float)) : NULL;
   if (!d->params || (backend == DEVMEM_CPU && !d->grads)) {
     size_t n = d->nparams;
     decoder_destroy(&d);
@@ -396,7 +396,7 @@ static void refresh_working_copy(decoder *d) {
 int decoder_set_precision(decoder *d, int precision, foil_err *err) {
   if (precision != ENC_FP32 && precision != ENC_BF16)
     return foil_err_set(err, FOIL_EINVAL, "decoder precision %d: ENC_FP32 or ENC_BF16", precision);
-  if (precision == ENC_BF16 && !d->wb && !(d->wb = devmem_alloc(d->backend, d->nparams * sizeof(uint16_t))))
+  if (precision == ENC_BF16 && !d->wb && !(d->wb = devmem_alloc_whole(d->backend, d->nparams * sizeof(uint16_t))))
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for a bf16 copy of %zu parameters",
                         devmem_where(d->backend), d->nparams);
   d->bf16 = precision == ENC_BF16; /* the next forward sizes its bf16 scratch (ensure_acts) */
@@ -586,7 +586,7 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
         return foil_err_set(err, FOIL_EINVAL,
                             "target %d at position %zu is outside the vocabulary [0,%d) (-1 ignores)",
                             targets[i], i, c->vocab);
-  if (train && !d->grads && !(d->grads = devmem_alloc(d->backend, d->nparams * sizeof(float))))
+  if (train && !d->grads && !(d->grads = devmem_alloc_whole(d->backend, d->nparams * sizeof(float))))
     return foil_err_set(err, FOIL_ENOMEM, "out of %s memory for %zu gradients", devmem_where(d->backend),
                         d->nparams);
   rc = ensure_acts(d, B, T, train, err);

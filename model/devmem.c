@@ -1,10 +1,12 @@
 /* devmem.c — buffers on a backend (see devmem.h). */
+#define _DEFAULT_SOURCE /* madvise */
 #include "model/devmem.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int devmem_ready(int backend, const char *object, foil_err *err) {
   if (backend != DEVMEM_CPU && backend != DEVMEM_CUDA)
@@ -46,6 +48,18 @@ void *devmem_alloc(int backend, size_t bytes) {
   const size_t shift = 64 - (uintptr_t)raw % 64;
   raw[shift - 1] = (unsigned char)shift;
   return raw + shift;
+}
+
+void *devmem_alloc_whole(int backend, size_t bytes) {
+  unsigned char *p = devmem_alloc(backend, bytes);
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  if (p && backend == DEVMEM_CPU) {
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (a < b) (void)madvise((void *)a, b - a, MADV_HUGEPAGE); /* advice: a refusal changes nothing */
+  }
+#endif
+  return p;
 }
 
 void devmem_free(int backend, void *p) {

@@ -163,8 +163,8 @@ int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_e
   e->cfg = *cfg;
   e->backend = backend;
   layout(e);
-  e->params = dalloc(e, e->nparams * sizeof(float));
-  e->grads = dalloc(e, e->nparams * sizeof(float));
+  e->params = devmem_alloc_whole(e->backend, e->nparams * sizeof(float));
+  e->grads = devmem_alloc_whole(e->backend, e->nparams * sizeof(float));
   if (!e->params || !e->grads) {
     size_t n = e->nparams;
     encoder_destroy(&e);
@@ -201,7 +201,7 @@ void encoder_destroy(encoder **enc) {
 int encoder_set_precision(encoder *e, int precision, foil_err *err) {
   if (precision != ENC_FP32 && precision != ENC_BF16)
     return foil_err_set(err, FOIL_EINVAL, "unknown encoder precision %d", precision);
-  if (precision == ENC_BF16 && !e->wb && !(e->wb = dalloc(e, e->nparams * sizeof(uint16_t))))
+  if (precision == ENC_BF16 && !e->wb && !(e->wb = devmem_alloc_whole(e->backend, e->nparams * sizeof(uint16_t))))
     return foil_err_set(err, FOIL_ENOMEM, "out of memory for a bf16 copy of %zu parameters", e->nparams);
   if (precision == ENC_FP32) {
     dfree(e, e->wb);

@@ -29,8 +29,8 @@ int optim_new_on(optim **out, size_t n, const optim_config *cfg, int backend, fo
   optim *o = calloc(1, sizeof *o);
   if (o) {
     o->backend = backend;
-    o->m = devmem_alloc(backend, n * sizeof(float));
-    o->v = devmem_alloc(backend, n * sizeof(float));
+    o->m = devmem_alloc_whole(backend, n * sizeof(float));
+    o->v = devmem_alloc_whole(backend, n * sizeof(float));
   }
   if (!o || !o->m || !o->v) {
     optim_destroy(&o);

@@ -736,6 +736,67 @@ static void test_host_buffers_aligned(void) {
   decoder_destroy(&d);
 }
 
+/* The VmFlags of the mapping holding p in /proc/self/smaps ("" if none). */
+static void vm_flags(const void *p, char *out, size_t cap) {
+  out[0] = 0;
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return;
+  char line[512];
+  int inside = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (inside && !strncmp(line, "VmFlags:", 8)) {
+      size_t n = strlen(line + 8);
+      if (n >= cap) n = cap - 1;
+      memcpy(out, line + 8, n);
+      out[n] = 0;
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* devmem_alloc_whole: devmem_alloc's zeroed, aligned buffer, and where the
+ * kernel has transparent huge pages, its whole 2 MB stretches advised for
+ * them ("hg" in the mapping's VmFlags); a decoder's weights and an
+ * optimizer's moments are allocated so. A buffer under 2 MB, with no whole
+ * 2 MB stretch, is left alone. */
+static void test_whole_buffers(void) {
+  const size_t big = (size_t)8 << 20;
+  unsigned char *p = devmem_alloc_whole(DEVMEM_CPU, big), *q = devmem_alloc_whole(DEVMEM_CPU, 1000);
+  CHECK(p && (uintptr_t)p % 64 == 0 && q && (uintptr_t)q % 64 == 0);
+  int zero = 1;
+  for (size_t i = 0; p && i < big; i += 4093) zero &= p[i] == 0;
+  CHECK(zero);
+  FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  char flags[256];
+  vm_flags(p + big / 2, flags, sizeof flags);
+  if (!thp || !flags[0]) {
+    printf("  (%s: the advice is not checked)\n",
+           !thp ? "no transparent huge pages in this kernel" : "no VmFlags in /proc/self/smaps");
+  } else {
+    CHECKF(strstr(flags, " hg"), "the middle of an 8 MB whole buffer advised for huge pages (VmFlags:%s)", flags);
+    vm_flags(q, flags, sizeof flags);
+    CHECKF(!strstr(flags, " hg"), "a 1000-byte whole buffer left alone (VmFlags:%s)", flags);
+    decoder_config c;
+    decoder_config_default(&c);
+    c.vocab = 4096, c.n_layers = 1, c.d_model = 256, c.n_heads = 2, c.d_ff = 512, c.max_len = 8;
+    decoder *d = NULL;
+    foil_err err = {0};
+    CHECK(decoder_new(&d, &c, &err) == FOIL_OK); /* 5 MB of weights */
+    if (d) {
+      vm_flags(decoder_params(d) + decoder_num_params(d) / 2, flags, sizeof flags);
+      CHECKF(strstr(flags, " hg"), "a decoder's weights advised for huge pages (VmFlags:%s)", flags);
+    }
+    decoder_destroy(&d);
+  }
+  if (thp) fclose(thp);
+  devmem_free(DEVMEM_CPU, p);
+  devmem_free(DEVMEM_CPU, q);
+}
+
 static void test_bad_inputs(void) {
   decoder *d = make(TL, TC, TNH, TF, TV, 8, 0.0f);
   if (!d) return;
@@ -815,6 +876,7 @@ int main(void) {
   RUN(test_loss_nll_logits);
   RUN(test_determinism);
   RUN(test_host_buffers_aligned);
+  RUN(test_whole_buffers);
   RUN(test_bad_inputs);
   TEST_EXIT();
 }
