@@ -27,7 +27,8 @@
  *       tokens/s and MFU (fp32 GEMMs without TF32, or ENC_BF16's)
  *   bench_gpu generate demo|gpt2 greedy|cs|dola [BATCH] [NEW]
  *       generate.h's method on a CUDA decoder, as decode-eval's "device":
- *       "cuda" runs it: 32-token prompts, per-step ms and tokens/s
+ *       "cuda" runs it: 32-token prompts, time to the first token, time
+ *       per token after it (a decoding step of the batch) and tokens/s
  *   bench_gpu serve N D NQ K [REPS]   foil-serve's search on the GPU
  *       (model/vsearch_dev.h: queries up, top-k down) over N×D float32 rows
  *
@@ -481,18 +482,24 @@ static void bench_generate(const char *name, const char *method, int B, int N) {
   generate_dola_cfg dola;
   generate_dola_default(&dola);
   foil_err err = {0};
-  double best = 1e30;
-  for (int r = 0; r < 3; r++) { /* one warm-up, then the best of two */
-    double t0 = now();
-    int rc = !strcmp(method, "cs") ? generate_cs(d, ids, lens, B, T, &cs, &o, out, out_len, &err)
-             : !strcmp(method, "dola") ? generate_dola(d, ids, lens, B, T, &dola, &o, out, out_len, &err)
-                                       : generate_plain(d, ids, lens, B, T, &o, out, out_len, &err);
-    if (rc) die_err(method, &err);
-    double dt = now() - t0;
-    if (r > 0 && dt < best) best = dt;
-  }
+  /* calls of N tokens and of 1 alternate: one warm-up of each, then the
+   * best of two; TTFT = the 1-token call, TPOT = the difference over the
+   * other N - 1 tokens (as bench_decode.c on the CPU) */
+  double best[2] = {1e30, 1e30};
+  for (int r = 0; r < 3; r++)
+    for (int k = 0; k < 2; k++) {
+      o.max_new_tokens = k ? 1 : N;
+      double t0 = now();
+      int rc = !strcmp(method, "cs") ? generate_cs(d, ids, lens, B, T, &cs, &o, out, out_len, &err)
+               : !strcmp(method, "dola") ? generate_dola(d, ids, lens, B, T, &dola, &o, out, out_len, &err)
+                                         : generate_plain(d, ids, lens, B, T, &o, out, out_len, &err);
+      if (rc) die_err(method, &err);
+      double dt = now() - t0;
+      if (r > 0 && dt < best[k]) best[k] = dt;
+    }
   printf("{\"bench\":\"generate\",\"config\":\"%s\",\"method\":\"%s\",\"batch\":%d,\"new_tokens\":%d,"
-         "\"per_step_ms\":%.3f,\"tokens_per_s\":%.0f}\n", name, method, B, N, best / N * 1e3, (double)B * N / best);
+         "\"ttft_ms\":%.3f,\"tpot_ms\":%.3f,\"tokens_per_s\":%.0f}\n", name, method, B, N, best[1] * 1e3,
+         N > 1 ? (best[0] - best[1]) / (N - 1) * 1e3 : 0.0, (double)B * N / best[0]);
   decoder_destroy(&d);
   free(ids), free(out), free(lens), free(out_len);
 }
