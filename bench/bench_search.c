@@ -20,6 +20,7 @@
 
 #include "kernels/kernels.h"
 #include "model/vsearch.h"
+#include "readbw.h"
 
 static double now(void) {
   struct timespec ts;
@@ -46,26 +47,10 @@ static int bench_bw(void) {
   if (!buf) return 1;
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
-  double best = 1e30, total = 0;
-  for (int pass = 0; pass < 5; pass++) {
-    double t0 = now();
-    float sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum)
-    for (size_t b = 0; b < n / 4096; b++) {
-      float acc[16] = {0};
-      const float *p = buf + b * 4096;
-      for (int i = 0; i < 4096; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] += p[i + l];
-      float s = 0;
-      for (int l = 0; l < 16; l++) s += acc[l];
-      sum += s;
-    }
-    double t = now() - t0;
-    total += sum;
-    if (t < best) best = t;
-  }
-  printf("{\"mode\":\"bw\",\"threads\":%d,\"gbps\":%.3f,\"check\":%.0f}\n", kernels_get_threads(),
-         n * sizeof(float) / best / 1e9, total / 5);
+  double check;
+  const double gbps = readbw_gbps(buf, n, &check);
+  printf("{\"mode\":\"bw\",\"threads\":%d,\"gbps\":%.3f,\"check\":%.0f}\n", kernels_get_threads(), gbps,
+         check / 5);
   free(buf);
   return 0;
 }
