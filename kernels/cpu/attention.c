@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/cpu/lanes.h"
 #include "kernels/cpu/philox.h"
 #include "kernels/cpu/vmath.h"
 #include "kernels/kernels.h"
@@ -155,34 +156,6 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
  * exponentials are made in one loop and summed in order after it; each
  * output element sums p_j·v_j over j in order in a register, 64 elements
  * at a time in 4 chains (one chain per 16 had each FMA wait on the last). */
-typedef float att_v8 __attribute__((vector_size(32)));
-typedef float att_v16 __attribute__((vector_size(64)));
-
-static inline att_v8 att_load8(const float *p) {
-  att_v8 v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-/* The 8 lanes of a summed by a fixed tree: ((l0+l4) + (l2+l6)) + ((l1+l5)
- * + (l3+l7)); att_lanes4 sums four accumulators by the same tree at once. */
-static inline float att_lanes(att_v8 a) {
-  a += __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3);
-  a += __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5);
-  return a[0] + a[1];
-}
-
-typedef float att_v4 __attribute__((vector_size(16)));
-static inline att_v4 att_lanes4(att_v8 a0, att_v8 a1, att_v8 a2, att_v8 a3) {
-  att_v8 u = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 8, 9, 10, 11) +
-             __builtin_shufflevector(a0, a1, 4, 5, 6, 7, 12, 13, 14, 15);
-  att_v8 v = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 8, 9, 10, 11) +
-             __builtin_shufflevector(a2, a3, 4, 5, 6, 7, 12, 13, 14, 15);
-  att_v8 w = __builtin_shufflevector(u, v, 0, 1, 4, 5, 8, 9, 12, 13) +
-             __builtin_shufflevector(u, v, 2, 3, 6, 7, 10, 11, 14, 15);
-  return __builtin_shufflevector(w, w, 0, 2, 4, 6) + __builtin_shufflevector(w, w, 1, 3, 5, 7);
-}
-
 /* s[j] = scale·q·k_j for the keys k_j (stride C; slot L is kn) */
 static void att_scores(float *s, const float *q, const float *K, const float *kn, int L, int C,
                        int hs, float scale) {
@@ -190,13 +163,13 @@ static void att_scores(float *s, const float *q, const float *K, const float *kn
   int j = 0;
   for (; j + 4 <= L; j += 4) {
     const float *k0 = K + (size_t)j * C, *k1 = k0 + C, *k2 = k1 + C, *k3 = k2 + C;
-    att_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    lanes_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     for (int e = 0; e < h8; e += 8) {
-      att_v8 qv = att_load8(q + e);
-      a0 += qv * att_load8(k0 + e), a1 += qv * att_load8(k1 + e);
-      a2 += qv * att_load8(k2 + e), a3 += qv * att_load8(k3 + e);
+      lanes_v8 qv = lanes_load8(q + e);
+      a0 += qv * lanes_load8(k0 + e), a1 += qv * lanes_load8(k1 + e);
+      a2 += qv * lanes_load8(k2 + e), a3 += qv * lanes_load8(k3 + e);
     }
-    att_v4 d = att_lanes4(a0, a1, a2, a3);
+    lanes_v4 d = lanes_sum4x8(a0, a1, a2, a3);
     const float *ks[4] = {k0, k1, k2, k3};
     for (int t = 0; t < 4; t++) {
       for (int e = h8; e < hs; e++) d[t] += q[e] * ks[t][e];
@@ -205,9 +178,9 @@ static void att_scores(float *s, const float *q, const float *K, const float *kn
   }
   for (; j <= L; j++) {
     const float *k = j < L ? K + (size_t)j * C : kn;
-    att_v8 a = {0};
-    for (int e = 0; e < h8; e += 8) a += att_load8(q + e) * att_load8(k + e);
-    float d = att_lanes(a);
+    lanes_v8 a = {0};
+    for (int e = 0; e < h8; e += 8) a += lanes_load8(q + e) * lanes_load8(k + e);
+    float d = lanes_sum8(a);
     for (int e = h8; e < hs; e++) d += q[e] * k[e];
     s[j] = d * scale;
   }
@@ -238,12 +211,12 @@ void attention_cache_forward(float *out, float *scratch, const float *qkv,
       float *o = out + ((size_t)g * R + i) * C + h * hs;
       for (int e0 = 0; e0 < h16; e0 += 64) { /* up to 4 independent sums per key */
         const int nb = h16 - e0 >= 64 ? 4 : (h16 - e0) / 16;
-        att_v16 acc[4] = {{0}, {0}, {0}, {0}};
+        lanes_v16 acc[4] = {{0}, {0}, {0}, {0}};
         for (int j = 0; j <= L; j++) {
           const float *v = (j < L ? V + (size_t)j * C : vn) + e0;
           const float p = s[j] * inv;
           for (int b = 0; b < nb; b++) {
-            att_v16 vv;
+            lanes_v16 vv;
             memcpy(&vv, v + 16 * b, sizeof vv);
             acc[b] += p * vv;
           }

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "kernels/cpu/lanes.h"
 #include "kernels/kernels.h"
 
 /* Few rows (decoding steps: one token per sequence; contrastive search's
@@ -58,61 +59,20 @@ static inline mm_vec mm_load(const float *p) {
 #define MM_IN_REG(v) ((void)0)
 #endif
 
-/* The lanes of v summed by a fixed tree: lane i += lane i + MM_LANES/2,
- * then i + MM_LANES/4, ... (log2(MM_LANES) shuffles and adds;
- * __builtin_shufflevector: GCC >= 12 and clang). */
-static inline float mm_hsum(mm_vec v) {
+/* A vector's lanes summed by lanes.h's fixed tree, one (mm_hsum) or four
+ * at once into [Σa0, Σa1, Σa2, Σa3] (mm_hsum4): a block's four
+ * accumulators of a row, 2·log2(MM_LANES) + 1 shuffles and adds for all
+ * four. */
 #if MM_LANES == 16
-  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#define mm_hsum lanes_sum16
+#define mm_hsum4 lanes_sum4x16
 #elif MM_LANES == 8
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
-  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+#define mm_hsum lanes_sum8
+#define mm_hsum4 lanes_sum4x8
 #else
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
-  v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
+#define mm_hsum lanes_sum4
+#define mm_hsum4 lanes_sum4x4
 #endif
-  return v[0];
-}
-
-/* The lanes of a0..a3 summed into one 4-vector [Σa0, Σa1, Σa2, Σa3]: the
- * four accumulators of a block are folded together, halving the width at
- * each step (MM_LANES -> 4 lanes per accumulator, then pairs within
- * them), 2·log2(MM_LANES) + 1 shuffles and adds for all four where four
- * mm_hsum cost 8·log2(MM_LANES). A fixed tree, as mm_hsum. */
-typedef float mm_vec4 __attribute__((vector_size(16)));
-static inline mm_vec4 mm_hsum4(mm_vec a0, mm_vec a1, mm_vec a2, mm_vec a3) {
-#if MM_LANES == 16
-  /* 16 -> 8 lanes each: [a0 | a1], [a2 | a3] */
-  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-             __builtin_shufflevector(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-             __builtin_shufflevector(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-  /* 8 -> 4 lanes each: [a0 | a1 | a2 | a3] */
-  mm_vec w = __builtin_shufflevector(u, v, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
-             __builtin_shufflevector(u, v, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  /* 4 -> 1 within each quarter */
-  w += __builtin_shufflevector(w, w, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-  w += __builtin_shufflevector(w, w, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-  return __builtin_shufflevector(w, w, 0, 4, 8, 12);
-#elif MM_LANES == 8
-  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 8, 9, 10, 11) +
-             __builtin_shufflevector(a0, a1, 4, 5, 6, 7, 12, 13, 14, 15);
-  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 8, 9, 10, 11) +
-             __builtin_shufflevector(a2, a3, 4, 5, 6, 7, 12, 13, 14, 15);
-  mm_vec w = __builtin_shufflevector(u, v, 0, 1, 4, 5, 8, 9, 12, 13) +
-             __builtin_shufflevector(u, v, 2, 3, 6, 7, 10, 11, 14, 15);
-  w += __builtin_shufflevector(w, w, 1, 0, 3, 2, 5, 4, 7, 6);
-  return __builtin_shufflevector(w, w, 0, 2, 4, 6);
-#else
-  mm_vec u = __builtin_shufflevector(a0, a1, 0, 1, 4, 5) + __builtin_shufflevector(a0, a1, 2, 3, 6, 7);
-  mm_vec v = __builtin_shufflevector(a2, a3, 0, 1, 4, 5) + __builtin_shufflevector(a2, a3, 2, 3, 6, 7);
-  return __builtin_shufflevector(u, v, 0, 2, 4, 6) + __builtin_shufflevector(u, v, 1, 3, 5, 7);
-#endif
-}
 
 /* o[4·r + j] += x_r · w_j over columns [c0, c1) for R input rows x (stride
  * C) and the 4 rows w_j of a block (stride C); o is the block's output, 4
@@ -155,7 +115,7 @@ static inline __attribute__((always_inline)) void mm_rows(float *o, const float 
    * index a[][] and spill all of them to the stack) */
 #pragma GCC unroll 6
   for (int r = 0; r < R; r++) {
-    mm_vec4 s = mm_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]);
+    lanes_v4 s = mm_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]);
     if (c < C) /* C not a multiple of MM_LANES: the last columns one by one */
       for (int j = 0; j < 4; j++)
         for (int u = c; u < C; u++) s[j] += w[(size_t)j * C + u] * x[(size_t)r * C + u];
