@@ -157,9 +157,12 @@ static int machine(void) {
 #if defined(__AVX512F__)
   typedef float vec __attribute__((vector_size(64)));
   enum { CH = 24 }; /* of 32 registers */
-#else
+#elif defined(__AVX__)
   typedef float vec __attribute__((vector_size(32)));
   enum { CH = 12 }; /* of 16 */
+#else
+  typedef float vec __attribute__((vector_size(16))); /* SSE: one register */
+  enum { CH = 12 };
 #endif
   enum { LANES = sizeof(vec) / sizeof(float) };
   const long iters = 20000000;
