@@ -19,7 +19,8 @@ endif()
 find_path(NCCL_INCLUDE_DIR nccl.h
           HINTS ${_nccl_hints} ${CUDAToolkit_INCLUDE_DIRS}
           PATH_SUFFIXES include)
-find_library(NCCL_LIBRARY nccl
+# libnccl.so.2: pip wheels (nvidia-nccl-cu*) ship no unversioned libnccl.so
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
              HINTS ${_nccl_hints} ${CUDAToolkit_LIBRARY_DIR}
              PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
 

@@ -46,7 +46,13 @@ if(NOT FOIL_CUDA STREQUAL "OFF")
       set(FOIL_HAVE_NCCL ON)
     endif()
   endif()
-  if(FOIL_CUDA STREQUAL "ON" AND NOT (FOIL_HAVE_CUDA AND FOIL_HAVE_NCCL))
+  # The GPU-only tree (kernels, gpu tests, bench_gpu) has no ranks: no NCCL.
+  if(FOIL_GPU_ONLY)
+    set(_foil_need_nccl OFF)
+  else()
+    set(_foil_need_nccl ON)
+  endif()
+  if(FOIL_CUDA STREQUAL "ON" AND NOT (FOIL_HAVE_CUDA AND (FOIL_HAVE_NCCL OR NOT _foil_need_nccl)))
     message(FATAL_ERROR "FOIL_CUDA=ON but the CUDA backend cannot be built: "
             "nvcc='${CMAKE_CUDA_COMPILER}' toolkit=${CUDAToolkit_FOUND} "
             "NCCL=${NCCL_FOUND}. Set CUDAToolkit_ROOT / NCCL_ROOT, or FOIL_CUDA=AUTO|OFF.")

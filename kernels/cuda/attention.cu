@@ -76,13 +76,16 @@ __global__ void k_att_fwd(float *out, float *att, const float *qkv, const uint8_
   }
 }
 
-/* Dynamic shared memory above the default 48 KB must be opted into per
- * kernel; false when the device cannot give that much. */
+/* Shared memory above the default 48 KB (the kernel's static arrays plus
+ * `bytes` of dynamic) must be opted into per kernel; false when the device
+ * cannot give that much. */
 static bool smem_fits(const void *kernel, size_t bytes) {
-  if (bytes <= 48 * 1024) return true;
+  cudaFuncAttributes fa;
+  size_t stat = cudaFuncGetAttributes(&fa, kernel) == cudaSuccess ? fa.sharedSizeBytes : 0;
+  if (bytes + stat <= 48 * 1024) return true;
   int dev = g_cuda.device < 0 ? 0 : g_cuda.device, max_optin = 0;
   cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-  if (bytes > (size_t)max_optin) return false;
+  if (bytes + stat > (size_t)max_optin) return false;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) ==
          cudaSuccess;
 }

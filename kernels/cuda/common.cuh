@@ -65,7 +65,8 @@ __device__ inline T block_sum(T v, T *shm) {
   __syncthreads();
   if (lane == 0) shm[warp] = v;
   __syncthreads();
-  v = lane < nw ? shm[lane] : (T)0;
+  /* warp 0 only: the others would read shm[0] while thread 0 writes it */
+  v = warp == 0 && lane < nw ? shm[lane] : (T)0;
   if (warp == 0)
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   if (threadIdx.x == 0) shm[0] = v;
@@ -81,7 +82,7 @@ __device__ inline float block_max(float v, float *shm) {
   __syncthreads();
   if (lane == 0) shm[warp] = v;
   __syncthreads();
-  v = lane < nw ? shm[lane] : -INFINITY;
+  v = warp == 0 && lane < nw ? shm[lane] : -INFINITY;
   if (warp == 0)
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   if (threadIdx.x == 0) shm[0] = v;
