@@ -10,7 +10,11 @@
 #      its shadow (it needs protect_shadow_gap=0 and still reports the
 #      driver's allocations as leaks), the gpu tests would only skip, and
 #      CI is spared a second nvcc build;
-#   3. deploy/fuzz.sh: every libFuzzer target (tests/fuzz) for 30 s
+#   3. a portable build (./build-portable, FOIL_NATIVE=OFF: baseline
+#      x86-64, SSE2 vectors): the kernels' and models' unit tests, since
+#      the other builds are -march=native and would not see a path that
+#      only breaks without AVX (~30 s);
+#   4. deploy/fuzz.sh: every libFuzzer target (tests/fuzz) for 30 s
 #      (FOIL_FUZZ_SECONDS), built with clang into ./build-fuzz.
 # Needs what deploy/setup.sh installs. Exit status: 0 only if all passed.
 set -euo pipefail
@@ -30,5 +34,10 @@ echo "== ASan+UBSan build: the same tests"
 # Leak checking stays on; ASan needs to come first among preloaded runtimes.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOIL_SANITIZE=ON -DFOIL_CUDA=OFF
+echo "== portable build (FOIL_NATIVE=OFF): kernel and model unit tests"
+portable="kernels decoder encoder decode vsearch"
+cmake -S . -B build-portable -DCMAKE_BUILD_TYPE=Release -DFOIL_CUDA=OFF -DFOIL_NATIVE=OFF >/dev/null
+cmake --build build-portable -j "$jobs" --target $(printf 'test_%s ' $portable) >/dev/null
+ctest --test-dir build-portable --output-on-failure -R "^unit\.($(echo $portable | tr ' ' '|'))\$"
 echo "== libFuzzer targets (clang, ASan+UBSan): ${FOIL_FUZZ_SECONDS:-30} s each"
 bash deploy/fuzz.sh
