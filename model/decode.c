@@ -341,13 +341,22 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
 
 /* ---- combinations ----------------------------------------------------------------*/
 
+/* A probability whose float32 rounding is 0: p <= 2^-150, log p <= -150·ln 2. */
+#define LOG_F32_ZERO (-103.97207708399179)
+
 /* decode_jsd; with work [2V] the exponentials of the first pass are kept
- * (1 log per entry in the second), without it recomputed (2 exps + 1 log). */
+ * (1 log per entry in the second), without it recomputed (2 exps + 1 log).
+ * get_jsd's clamps are data-dependent: p (q) is clamped at 1e-9 only when
+ * some entry of p (q) is 0 in float32, known from the row's minimum before
+ * the second pass; m only when some p + q is 0, known only after it, so
+ * the second pass sums both forms of the m terms and keeps one. */
 static double jsd(const float *a, const float *b, int V, double *work) {
-  float ma = -INFINITY, mb = -INFINITY;
+  float ma = -INFINITY, mb = -INFINITY, na = INFINITY, nb = INFINITY;
   for (int v = 0; v < V; v++) {
     ma = a[v] > ma ? a[v] : ma;
     mb = b[v] > mb ? b[v] : mb;
+    na = a[v] < na ? a[v] : na;
+    nb = b[v] < nb ? b[v] : nb;
   }
   double sa = 0, sb = 0;
   if (work) {
@@ -364,18 +373,31 @@ static double jsd(const float *a, const float *b, int V, double *work) {
   /* log p = a - lse(a) directly, never log of p */
   const double lsa = log(sa) + ma, lsb = log(sb) + mb, lfloor = log(1e-9);
   const double ia = 1.0 / sa, ib = 1.0 / sb;
-  double js = 0;
+  const int clamp_p = (double)na - lsa <= LOG_F32_ZERO, clamp_q = (double)nb - lsb <= LOG_F32_ZERO;
+  double js = 0, jsm = 0; /* m exact; m clamped */
+  int clamp_m = 0;
   for (int v = 0; v < V; v++) {
     double lp = (double)a[v] - lsa, lq = (double)b[v] - lsb;
     double p = work ? work[v] * ia : exp(lp), q = work ? work[V + v] * ib : exp(lq);
-    double m = 0.5 * (p + q);
-    double lm = m > 1e-9 ? log(m) : lfloor;
-    double pc = p > 1e-9 ? p : 1e-9, qc = q > 1e-9 ? q : 1e-9;
-    double lpc = p > 1e-9 ? lp : lfloor, lqc = q > 1e-9 ? lq : lfloor;
-    /* F.kl_div(m_log, p) = p·(log p - log m), with p clamped as get_jsd. */
-    js += 0.5 * (pc * (lpc - lm) + qc * (lqc - lm));
+    double m = 0.5 * (p + q), lm;
+    if (m > 1e-300) {
+      lm = log(m);
+    } else { /* from the log-probabilities, where p and q (nearly) underflow in double */
+      double hi = lp > lq ? lp : lq, lo = lp > lq ? lq : lp;
+      lm = hi == -INFINITY ? -INFINITY : hi + log1p(exp(lo - hi)) - 0.69314718055994531;
+    }
+    double lmc = lm > lfloor ? lm : lfloor;
+    clamp_m |= lp <= LOG_F32_ZERO && lq <= LOG_F32_ZERO;
+    double pc = p, qc = q, lpc = lp, lqc = lq;
+    if (clamp_p && p < 1e-9) pc = 1e-9, lpc = lfloor;
+    if (clamp_q && q < 1e-9) qc = 1e-9, lqc = lfloor;
+    /* F.kl_div(m_log, p) = p·(log p - log m), 0 where p = 0 (xlogy) */
+    double tp = pc > 0 ? pc * (lpc - lm) : 0, tq = qc > 0 ? qc * (lqc - lm) : 0;
+    double tpm = pc > 0 ? pc * (lpc - lmc) : 0, tqm = qc > 0 ? qc * (lqc - lmc) : 0;
+    js += 0.5 * (tp + tq);
+    jsm += 0.5 * (tpm + tqm);
   }
-  return js;
+  return clamp_m ? jsm : js;
 }
 
 double decode_jsd(const float *a, const float *b, int V) { return jsd(a, b, V, NULL); }
@@ -444,8 +466,9 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
 
 int decode_dola_select(const float *cand, size_t stride, const float *final, int nc, int V,
                        double *js) {
-  /* HF's JSD here has no clamp: softmax_mix_kl, vectorized in float (the
-   * argmax of JSDs that differ by more than ~2e-6; ties go first) */
+  /* HF's JSD here has no clamp: softmax_mix_kl, vectorized in float, with
+   * exact (unfloored) log-probabilities (the argmax of JSDs that differ by
+   * more than kernels.h's error bound; ties go first) */
   const float ma = row_max(final, V);
   const double lsa = log(exp_sum(final, (size_t)V, ma)) + ma;
   int best = 0;
@@ -693,15 +716,19 @@ int decode_beam_process(decode_beam *b, const decode_cand *cand, int ncand, int 
     next[i] = filled > 0 ? next[0] : 0;
   }
   /* is_done with the best candidate score of this step (HF passes
-   * next_scores.max(), the first of the sorted candidates). */
+   * next_scores.max(), the first of the sorted candidates). The bound is
+   * rounded to float as hyp_add rounds a score (HF: both float32 tensors),
+   * so when this step's best candidate is the EOS that became the worst
+   * hypothesis, the two are equal and the search is done, as in HF (a
+   * double bound made that depend on the rounding's direction). */
   float best = ncand > 0 ? cand[0].score : -INFINITY;
   if (b->nh >= nb) {
     if (b->early)
       b->done = 1;
     else {
       double cur_len = (double)(b->prompt_len + b->cur);
-      double cs = (double)best / pow(cur_len, (double)b->lp);
-      if ((double)b->worst >= cs) b->done = 1;
+      float cs = (float)((double)best / pow(cur_len > 0 ? cur_len : 1, (double)b->lp));
+      if (b->worst >= cs) b->done = 1;
     }
   }
   /* new histories */

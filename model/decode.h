@@ -111,9 +111,18 @@ int decode_cs_select(const float *probs, const float *cand_h, const float *ctx_h
 /* ---- combinations of several next-token distributions ------------------------*/
 
 /* Jensen-Shannon divergence (natural log) of softmax(a) and softmax(b):
- * 0.5·KL(p||m) + 0.5·KL(q||m), m = (p+q)/2, sums in double. AdaCAD's
- * get_jsd clamps p, q, m at 1e-9 before the logs; foil does the same, so
- * values agree at machine precision with the reference. In [0, ln 2]. */
+ * 0.5·KL(p||m) + 0.5·KL(q||m), m = (p+q)/2, in double from the exact
+ * log-probabilities a - lse(a). AdaCAD's get_jsd clamps conditionally, and
+ * so does foil: p (q) is raised to 1e-9 where below it only when some entry
+ * of p (q) is 0 in float32 (p <= 2^-150: a -inf logit, or one ~104 below
+ * the row's log-sum-exp); log m is floored at log 1e-9 only when some p + q
+ * is 0 in float32; otherwise every tiny probability counts exactly (a
+ * peaked 50k-vocabulary row has tens of thousands below 1e-9, all > 0).
+ * Agrees with get_jsd evaluated in float64 to ~1e-12 relative; the
+ * reference's own float32 softmax differs from that by its rounding, and
+ * where an entry of p is within float32 rounding of 0 the two may take
+ * different branches. In [0, ln 2] unclamped (the clamps add mass, and
+ * can move it slightly outside). */
 double decode_jsd(const float *a, const float *b, int V);
 /* decode_jsd with the caller's scratch work [2V] doubles: one exp per
  * entry of each row and one log, instead of two exps each and a log
@@ -153,9 +162,12 @@ int decode_dola_layers(int L, int kind, const int *list, int nlist, int *out, in
  * (first on ties). HF averages the JSDs over the batch before the argmax
  * (one layer for the whole batch; the original DoLa runs batch 1); foil
  * picks per row, which equals both at batch 1. js [nc] (may be NULL) gets
- * the "JSDs" (natural log; kernels' softmax_mix_kl in float: absolute
- * error < 2e-6, so layers closer than that may swap; HF's float32 is no
- * closer). Quirk followed: HF/DoLa compute F.kl_div(log p, m) = KL(m||p),
+ * the "JSDs" (natural log; kernels' softmax_mix_kl in float with exact,
+ * unfloored log-probabilities, as HF's log_softmax: early exits without
+ * the final norm reach log p far below -87, and those terms count in
+ * full; absolute error < 2e-6 + 4e-7·sum m·(|log p| + |log q|), so
+ * layers closer than that may swap; HF's float32 is no closer). Quirk
+ * followed: HF/DoLa compute F.kl_div(log p, m) = KL(m||p),
  * so their "JSD" is 0.5·(KL(m||p) + KL(m||q)), not decode_jsd's
  * 0.5·(KL(p||m) + KL(q||m)); and their .mean(-1) divides by V (same
  * argmax). */

@@ -96,8 +96,24 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
  * (plausibility), beta 1.0 (st_coef), tau_ama 0.5 (student_temperature),
  * num_beams 5, length_penalty 1, ignore_prefix 1 (the amateur sees only the
  * last prompt token, at position 0, as the repo's ignore_prefix
- * prepare_inputs). Uses opts' max_new_tokens and eos_id only (the CD
- * repo runs without logits processors). */
+ * prepare_inputs). Uses opts' max_new_tokens and eos_id only, and applies
+ * no logits processor besides the plausibility mask. The CD repo's runs
+ * (text-generation/run_generation.py on its modified HF generation_utils)
+ * have two more, which foil does NOT follow (nor does the re-derivation
+ * in tests/reference/generate_ref.py):
+ *   - min_length = max_length: HF's MinLengthLogitsProcessor sets the EOS
+ *     score to -inf in place on the step's log-probabilities, the tensor
+ *     its candidate ranking also reads, so the reference never emits EOS
+ *     and always generates max_new_tokens tokens. foil stops a beam at
+ *     eos_id as its other methods do; eos_id -1 runs to max_new_tokens but
+ *     can still pick the end-of-text id as an ordinary token.
+ *   - its beam branch sets top_k = None, so _get_logits_warper falls back
+ *     to the model config's top_k, 50 for the GPT-2 configs: a
+ *     TopKLogitsWarper(50, min_tokens_to_keep 2) runs before the
+ *     plausibility warper (EntrPLogitsWarper), whose log_softmax then
+ *     renormalizes the expert's scores over those 50: the expert score is
+ *     log p - log(top-50 mass), a per-beam shift that adds up in the beam
+ *     scores. foil masks and scores the full-vocabulary log_softmax. */
 typedef struct {
   float alpha, beta, tau_ama;
   int num_beams;

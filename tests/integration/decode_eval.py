@@ -16,7 +16,11 @@
    `foil tokenizer encode` gives: the rows' token_ids equal its ids, and
    their text `foil tokenizer decode` of them.
    Prompts from a JSONL file with "context": CAD on context + prompt vs
-   prompt, re-derived the same way.
+   prompt, re-derived the same way. An amateur of max_len 16: greedy's
+   prompts stay whole, contrastive decoding with ignore_prefix too, without
+   it its prompts keep the amateur's last 16 - max_new_tokens tokens; an
+   amateur too short, or a spec value the generator refuses, fails before
+   any method runs.
 4. metrics.json: each method's metrics (rep-n, diversity, length,
    coherence under the imported all-MiniLM-L6-v2, perplexity and MAUVE
    under the model as scorer) equal `foil textmetrics --json --encoder
@@ -96,10 +100,10 @@ EOT = json.load(open(vocab_json))["<|endoftext|>"]
 env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
 
-def pretrain(name, layers, d, steps):
+def pretrain(name, layers, d, steps, max_len=64):
     spec = {"kind": "pretrain", "name": name, "seed": 3,
             "model": {"kind": "decoder", "n_layers": layers, "d_model": d, "n_heads": 2, "d_ff": 2 * d,
-                      "max_len": 64, "dropout": 0.0, "tokenizer": vocab_json},
+                      "max_len": max_len, "dropout": 0.0, "tokenizer": vocab_json},
             "data": {"dataset": "tiny"}, "loss": {"kind": "causal_lm"}, "batch_per_rank": 8, "steps": steps,
             "optimizer": {"lr": 0.01, "warmup_steps": 3, "weight_decay": 0.01},
             "checkpoint": {"every_steps": steps, "keep_last": 1}, "eval": {"every_steps": steps, "tokens": 512},
@@ -115,6 +119,7 @@ minilm = os.path.join(work, "minilm.h5")  # the coherence encoder
 subprocess.run([foil, "model", "import", minilm_dir, "--out", minilm], check=True, stdout=subprocess.DEVNULL)
 expert_dir = pretrain("expert", 2, 32, 150)
 amateur_dir = pretrain("amateur", 1, 16, 40)
+short_dir = pretrain("amateur16", 1, 16, 40, max_len=16)  # shorter than the prompts + NEW
 print(f"trained expert and amateur in {time.time() - T0:.1f} s")
 
 METHODS = [
@@ -246,6 +251,43 @@ check([x["prompt"] for x in jg] == whole and [x["reference"] for x in jg] == ["x
 jw, jq = encode(whole), encode([x["prompt"] for x in jrows])
 same = sum(x["generation"] == decode(ref.cad(exp, jw[i], jq[i], NEW, EOT, 0.5, False, 0)[0]) for i, x in enumerate(jg))
 check(same == len(jrows), f"JSONL: cad with the context: {same}/{len(jrows)} equal PyTorch's")
+
+# an amateur of max_len 16 < prompt + NEW: it bounds contrastive decoding alone. With ignore_prefix
+# it needs 1 + NEW positions (the prompts stay whole); without, that method's prompts (for both
+# models) keep their last 16 - NEW tokens; greedy's prompts are the whole prompts still.
+ama16 = load_model("amateur16")
+SHORT = 16 - NEW
+check(max(len(x) for x in full) > SHORT, f"some prompts are longer than {SHORT} tokens")
+ss = deval_spec("short", amateur=short_dir, seeds=None, metrics={"scorer": False},
+                methods=[{"method": "greedy"}, {"name": "cd", "method": "contrastive_decoding", "num_beams": 2},
+                         {"name": "cd_whole", "method": "contrastive_decoding", "num_beams": 2,
+                          "ignore_prefix": False}])
+r = deval(ss, "short", 1)
+check(r.returncode == 0, "decode-eval with an amateur of max_len 16 " + err_line(r))
+if r.returncode == 0:
+    sg = [json.loads(line) for line in open(os.path.join(work, "short", "generations.jsonl"))]
+    check([x["token_ids"] for x in sg if x["method"] == "greedy"] ==
+          [x["token_ids"] for x in rows if x["method"] == "greedy"],
+          "the amateur's max_len does not cut greedy's prompts (the same generations as without it)")
+    want = [ref.beam_search(exp, ama16, full[i], NEW, EOT, 2, 1.0, False, (0.1, 1.0, 0.5, 2, True)) for i in range(n)]
+    same = sum(x["token_ids"] == w for x, w in zip([x for x in sg if x["method"] == "cd"], want))
+    check(same == n, f"cd (ignore_prefix) with the short amateur on whole prompts: {same}/{n} equal PyTorch's")
+    want = [ref.beam_search(exp, ama16, full[i][-SHORT:], NEW, EOT, 2, 1.0, False, (0.1, 1.0, 0.5, 2, False))
+            for i in range(n)]
+    same = sum(x["token_ids"] == w for x, w in zip([x for x in sg if x["method"] == "cd_whole"], want))
+    check(same == n, f"cd without ignore_prefix: prompts cut to the amateur's {SHORT} tokens: {same}/{n} equal "
+          "PyTorch's")
+    slog = open(os.path.join(work, "short", "log")).read()
+    check("contrastive_decoding without ignore_prefix" in slog, "the log says which prompts were cut for it")
+bad = deval_spec("bad3", amateur=short_dir, seeds=None, max_new_tokens=16,
+                 methods=[{"method": "greedy"}, {"method": "contrastive_decoding"}])
+r = deval(bad, "bad3", 1)
+check(r.returncode != 0 and "methods[1]" in r.stderr and not os.path.exists(os.path.join(work, "bad3", "generations.jsonl")),
+      "an amateur too short for 1 + max_new_tokens is refused before any method runs: " + err_line(r))
+bad = deval_spec("bad4", amateur=None, seeds=None, methods=[{"method": "greedy"}, {"method": "dola", "relative_top": 0}])
+r = deval(bad, "bad4", 1)
+check(r.returncode != 0 and "methods[1].relative_top" in r.stderr, "dola relative_top 0 refused at parse time: "
+      + err_line(r))
 
 # ---- 4. metrics.json = foil textmetrics on the method's rows -------------------------------------
 m = json.load(open(os.path.join(work, "one", "metrics.json")))

@@ -6,8 +6,10 @@ for test_decode_ref.c:
   - Hugging Face's Temperature / TopK / TopP / RepetitionPenalty logits
     processors, argmax, inverse-CDF sampling with given uniforms;
   - SimCTG's ranking_fast with HF's padding mask (contrastive search);
-  - AdaCAD's get_jsd and the CAD combination; the weighted N-variant sum;
-  - HF's DoLa: candidate layer sets, _dola_select_contrast per row;
+  - AdaCAD's get_jsd (its conditional clamps; also peaked 50257-entry
+    rows) and the CAD combination; the weighted N-variant sum;
+  - HF's DoLa: candidate layer sets, _dola_select_contrast per row, the
+    layers' JSDs, also on large-magnitude early-exit logits;
   - HF's BeamSearchScorer (the version the ContrastiveDecoding repo
     carries) driven by fixed per-step log-probabilities, plain and with
     the contrastive-decoding candidate rule (expert vs amateur).
@@ -78,9 +80,29 @@ def ranking(ctx_h, cand_h, probs, mask, alpha):
 
 
 # ---- AdaCAD's JSD (get_jsd, natural log, batchmean over one row) ---------------
+# get_jsd (HanNight/AdaCAD group_decode_fileio_adacad.py) clamps only when a
+# tensor has a zero: m = log(clamp_min(0.5(p+q), 1e-9)) if (p+q == 0).any(),
+# p = p.clamp_min(1e-9) if (p <= 0).any(), q likewise. It runs on the
+# model's float32 logits; here the math is float64 and the zero tests are
+# float32's (p rounded to float32 == 0), as foil's decode_jsd.
 def adacad_jsd(a, b):
     p = F.softmax(torch.tensor(a, dtype=torch.float64)[None], -1)
     q = F.softmax(torch.tensor(b, dtype=torch.float64)[None], -1)
+    if ((p.float() + q.float()) == 0).any():
+        m = (0.5 * (p + q)).clamp_min(1e-9).log()
+    else:
+        m = (0.5 * (p + q)).log()
+    if torch.any(p.float() <= 0):
+        p = p.clamp_min(1e-9)
+    if torch.any(q.float() <= 0):
+        q = q.clamp_min(1e-9)
+    return float(0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean")))
+
+
+def get_jsd_f32(a, b):
+    """get_jsd verbatim, on float32 logits (what the reference computes)."""
+    p = F.softmax(torch.tensor(a)[None], dim=-1)
+    q = F.softmax(torch.tensor(b)[None], dim=-1)
     if ((p + q) == 0).any():
         m = (0.5 * (p + q)).clamp_min(1e-9).log()
     else:
@@ -89,7 +111,8 @@ def adacad_jsd(a, b):
         p = p.clamp_min(1e-9)
     if torch.any(q <= 0):
         q = q.clamp_min(1e-9)
-    return float(0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean")))
+    return float(0.5 * (F.kl_div(m, p, reduction="batchmean", log_target=False)
+                        + F.kl_div(m, q, reduction="batchmean", log_target=False)))
 
 
 # ---- DoLa (HF _dola_decoding's rules) -------------------------------------------
@@ -113,6 +136,34 @@ def relative_top(scores, base, rel=0.1, min_keep=1):
     bn[sn < th] = -1e-3
     sn[sn < th] = NEG
     return sn, bn
+
+
+def dola_js64(cands, final):
+    """HF's per-layer "JSD" 0.5·(KL(m||p) + KL(m||q)) summed over the
+    vocabulary (HF's .mean(-1) divides by V: same argmax), in float64 with
+    the exact log_softmax; and w = sum m·(|log p| + |log q|), the scale of
+    kernels.h's error bound for softmax_mix_kl."""
+    fin = torch.tensor(final, dtype=torch.float64)
+    lf = F.log_softmax(fin, -1)
+    js, ws = [], []
+    for c in cands:
+        lc = F.log_softmax(torch.tensor(c, dtype=torch.float64), -1)
+        m = 0.5 * (lf.exp() + lc.exp())
+        t = torch.where(m > 0, m * (2 * m.log() - lf - lc), torch.zeros_like(m))
+        js.append(float(0.5 * t.sum()))
+        ws.append(float(torch.where(m > 0, m * (lf.abs() + lc.abs()), torch.zeros_like(m)).sum()))
+    return np.array(js), np.array(ws)
+
+
+def dola_select_floor87(cands, final):
+    """The argmax foil took before, with log-probabilities floored at -87."""
+    lf = F.log_softmax(torch.tensor(final, dtype=torch.float64), -1).clamp_min(-87)
+    js = []
+    for c in cands:
+        lc = F.log_softmax(torch.tensor(c, dtype=torch.float64), -1).clamp_min(-87)
+        m = 0.5 * (lf.exp() + lc.exp())
+        js.append(float((m * (2 * m.log() - lf - lc)).sum()))
+    return int(np.argmax(js))
 
 
 def dola_select(cands, final):
@@ -288,6 +339,22 @@ def main(path):
             g.attrs["floor"], g.attrs["alpha_ada"] = fl, al
             g["ada"] = ((1 + al) * a.astype(np.float64) - al * b).astype(np.float32)
             g["cad"] = ((1 + 0.5) * a.astype(np.float64) - 0.5 * b).astype(np.float32)
+        # AdaCAD's JSD on peaked 50257-entry rows (the review's case): ~50k
+        # probabilities below 1e-9 and none 0, so get_jsd clamps nothing;
+        # then -inf logits (zeros: the clamps apply)
+        for n in range(3):
+            a = (rng.standard_normal(50257) * 3.0).astype(np.float32)
+            b = (rng.standard_normal(50257) * 2.0).astype(np.float32)
+            a[int(rng.integers(50257))] += 25.0
+            if n == 1:
+                a[7] = b[7] = NEG
+            if n == 2:
+                a[rng.integers(0, 50257, 40)] = NEG
+            js = adacad_jsd(a, b)
+            g = f.create_group(f"jsd_big{n}")
+            g["zc"], g["zn"] = a, b
+            g.attrs["jsd"], g.attrs["jsd_f32"] = js, get_jsd_f32(a, b)
+            g.attrs["tiny"] = int((F.softmax(torch.tensor(a, dtype=torch.float64), -1) < 1e-9).sum())
         z = logits(3, V)
         w = np.array([1.5, -0.25, -0.25], dtype=np.float32)
         g = f.create_group("combine")
@@ -312,6 +379,30 @@ def main(path):
             g.attrs["sel"] = sel
             g["contrast"] = contrast
             g["penalized"] = hf_rep(contrast, ids, 1.2)
+            g["js"], g["w"] = dola_js64(cands, final)
+        # large-magnitude early exits (no final norm: log-probabilities far
+        # below -87). dola2: the review's case, HF picks layer A (0) where
+        # a floor at -87 picked B; dola3/4: V = 1000, layers with logit
+        # scales up to 800 (log-probabilities down to ~-5000)
+        big = [(np.array([5, 0, 0, 0], np.float32),
+                np.array([[0, 1000, 990, 990], [0, 100, 0, 0]], np.float32))]
+        for n in range(2):
+            final = logits(1, 1000, 3.0)[0]
+            cands = np.stack([logits(1, 1000, s)[0] for s in ([1, 50, 200, 400, 800] if n == 0 else [400, 30, 800, 5])])
+            big.append((final, cands))
+        for n, (final, cands) in enumerate(big):
+            sel, contrast = dola_select(cands, final)
+            js, w = dola_js64(cands, final)
+            assert sel == int(np.argmax(js)), "float32 and float64 HF pick different layers"
+            if n == 0:
+                assert dola_select_floor87(cands, final) != sel, "the review's case no longer separates"
+            g = f.create_group(f"dola{n + 2}")
+            g["final"], g["cands"] = final, cands
+            g["ids"] = rng.integers(0, len(final), 3).astype(np.int32)
+            g.attrs["sel"] = sel
+            g["contrast"] = contrast
+            g["penalized"] = hf_rep(contrast, g["ids"][()], 1.2)
+            g["js"], g["w"] = js, w
 
         # beam search (plain and contrastive decoding)
         for n, (nb, eos, lp, early, T, cd) in enumerate(

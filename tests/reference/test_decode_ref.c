@@ -1,9 +1,11 @@
 /* test_decode_ref.c — model/decode.h's scoring rules against decode_ref.py
  * (PyTorch re-implementations of Hugging Face's logits processors and beam
  * scorer, SimCTG's ranking, AdaCAD's JSD, HF's DoLa, and the contrastive
- * decoding repo's beam candidates) on fixed random logits and states.
- * Masks and chosen ids must be identical; values within 1e-5 relative
- * (float32 kernels against float64 references).
+ * decoding repo's beam candidates) on fixed random logits and states,
+ * and on large-magnitude ones (DoLa's early exits, AdaCAD's peaked 50k
+ * rows). Masks and chosen ids must be identical; values within 1e-5
+ * relative (float32 kernels against float64 references), JSDs as their
+ * documented bounds.
  * Usage: test_decode_ref FILE.h5
  */
 #include <hdf5.h>
@@ -221,6 +223,22 @@ static void test_cad(void) {
     free(ada);
     free(cad);
   }
+  /* peaked 50257-entry rows: get_jsd clamps nothing (jsd_big0) or, with
+   * zeros, everything it clamps (1, 2); against the float64 mirror, and
+   * the reference's own float32 evaluation within its rounding */
+  for (int c = 0; c < 3; c++) {
+    snprintf(g, sizeof g, "jsd_big%d", c);
+    size_t nv;
+    float *zc = rdf(g, "zc", &nv), *zn = rdf(g, "zn", NULL);
+    double *work = malloc(2 * nv * sizeof(double));
+    double js = decode_jsd(zc, zn, (int)nv), jw = decode_jsd_work(zc, zn, (int)nv, work);
+    double want = attr(g, "jsd"), w32 = attr(g, "jsd_f32");
+    CHECKF(fabs(js - want) <= 1e-9 * want && fabs(jw - want) <= 1e-9 * want, "%s jsd %.12g (work %.12g) vs %.12g", g,
+           js, jw, want);
+    CHECKF(fabs(js - w32) <= 1e-5, "%s jsd %.9g vs float32 get_jsd %.9g", g, js, w32);
+    CHECKF(attr(g, "tiny") > 40000, "%s: %g probabilities below 1e-9", g, attr(g, "tiny"));
+    free(zc), free(zn), free(work);
+  }
   float *z = rdf("combine", "z", NULL), *w = rdf("combine", "w", NULL), *y = rdf("combine", "y", NULL);
   decode_combine(out, z, w, 3, V);
   CHECK(same_masked(out, y, V, 1e-5));
@@ -250,27 +268,43 @@ static void test_dola(void) {
   CHECK(decode_dola_layers(6, DOLA_LIST, list, 4, out, 4, NULL) == 3 && out[2] == 5);
   list[0] = -1;
   CHECK(decode_dola_layers(6, DOLA_LIST, list, 4, out, 4, NULL) == FOIL_EINVAL);
+  /* dola0/1: V = 50, random; dola2: the review's case (V = 4: HF picks
+   * layer A, a floor at -87 picked B); dola3/4: V = 1000, early-exit logits
+   * of scale up to 800. The layer must be HF's, the JSDs within kernels.h's
+   * bound of the float64 ones (2e-6 + 4e-7·w, plus the log-sums' 3e-7
+   * error, here inside the 2e-6). */
   char g[16];
-  for (int c = 0; c < 2; c++) {
+  for (int c = 0; c < 5; c++) {
     snprintf(g, sizeof g, "dola%d", c);
-    size_t nc;
-    float *fin = rdf(g, "final", NULL), *cands = rdf(g, "cands", &nc);
+    size_t nc, nv, nj;
+    float *fin = rdf(g, "final", &nv), *cands = rdf(g, "cands", &nc);
     float *ref = rdf(g, "contrast", NULL), *pen = rdf(g, "penalized", NULL);
+    double *jref = rd(g, "js", H5T_NATIVE_DOUBLE, sizeof(double), &nj);
+    double *wref = rd(g, "w", H5T_NATIVE_DOUBLE, sizeof(double), NULL);
     int32_t *ids = rdi(g, "ids", &n);
-    int ncand = (int)(nc / V);
-    int sel = decode_dola_select(cands, (size_t)V, fin, ncand, V, NULL);
+    const int Vd = (int)nv, ncand = (int)(nc / nv);
+    double *js = malloc(sizeof(double) * (size_t)ncand);
+    int sel = decode_dola_select(cands, (size_t)Vd, fin, ncand, Vd, js);
     CHECKF(sel == (int)attr(g, "sel"), "%s: layer %d, reference %d", g, sel, (int)attr(g, "sel"));
-    float o[64];
-    decode_dola_contrast(o, fin, cands + (size_t)sel * V, V, 0.1f, 1);
-    CHECKF(same_masked(o, ref, V, 1e-5), "%s contrast differs", g);
-    uint8_t seen[64] = {0};
-    decode_repetition_penalty(o, V, ids, (int)n, 1.2f, seen);
-    CHECKF(same_masked(o, pen, V, 1e-5), "%s penalized differs", g);
+    CHECK(nj == (size_t)ncand);
+    for (int i = 0; i < ncand && i < (int)nj; i++)
+      CHECKF(fabs(js[i] - jref[i]) <= 2e-6 + 4e-7 * wref[i], "%s layer %d: JSD %.9g vs %.9g", g, i, js[i], jref[i]);
+    float *o = malloc(sizeof(float) * (size_t)Vd);
+    uint8_t *seen = calloc((size_t)Vd, 1);
+    decode_dola_contrast(o, fin, cands + (size_t)sel * Vd, Vd, 0.1f, 1);
+    CHECKF(same_masked(o, ref, (size_t)Vd, 1e-5), "%s contrast differs", g);
+    decode_repetition_penalty(o, Vd, ids, (int)n, 1.2f, seen);
+    CHECKF(same_masked(o, pen, (size_t)Vd, 1e-5), "%s penalized differs", g);
     free(fin);
     free(cands);
     free(ref);
     free(pen);
+    free(jref);
+    free(wref);
     free(ids);
+    free(js);
+    free(o);
+    free(seen);
   }
 }
 

@@ -10,8 +10,12 @@
  *   - decode_dola_contrast (one pass, float exponentials) equals
  *     log-softmaxes + relative-top written out in double: the same mask,
  *     values within 2e-6 (the torch test allows 1e-5);
- *   - decode_jsd and decode_jsd_work equal the clamped two-pass formula
- *     (rel. 1e-12; the work form 1e-11·max(jsd, 1e-3));
+ *   - decode_jsd and decode_jsd_work equal AdaCAD's get_jsd written out
+ *     (clamps only when a probability is 0 in float32; rel. 1e-12; the
+ *     work form 1e-11·max(jsd, 1e-3)), also on a peaked 50k-vocabulary
+ *     row where clamping every p < 1e-9 was off by ~1e-4;
+ *   - decode_dola_select picks HF's layer where log-probabilities fall far
+ *     below -87 (the review's case);
  *   - decode_cs_select picks the candidate of the k-inner loop, scores
  *     within 1e-6.
  */
@@ -108,15 +112,27 @@ static void oracle_dola_contrast(float *out, const float *f, const float *b, int
     out[v] = out[v] < thf ? -INFINITY : out[v] - (float)((double)b[v] - lb);
 }
 
-static double oracle_jsd(const float *a, const float *b, int V) {
+/* AdaCAD's get_jsd written out: p, q = softmax in double; m's log floored
+ * at log 1e-9 only if some p + q is 0 in float32, p (q) raised to 1e-9
+ * only if some p (q) is 0 in float32; p·(log p - log m), 0 where p = 0.
+ * always_clamp: the clamps unconditional (what foil did before). */
+static double oracle_jsd_clamp(const float *a, const float *b, int V, int always_clamp) {
   double la = lse(a, V), lb = lse(b, V), js = 0;
+  int zp = always_clamp, zq = always_clamp, zm = always_clamp;
+  for (int v = 0; v < V; v++) {
+    float pf = (float)exp((double)a[v] - la), qf = (float)exp((double)b[v] - lb);
+    zp |= pf == 0, zq |= qf == 0, zm |= pf + qf == 0;
+  }
   for (int v = 0; v < V; v++) {
     double p = exp((double)a[v] - la), q = exp((double)b[v] - lb), m = 0.5 * (p + q);
-    double lm = log(m > 1e-9 ? m : 1e-9), pc = p > 1e-9 ? p : 1e-9, qc = q > 1e-9 ? q : 1e-9;
-    js += 0.5 * (pc * (log(pc) - lm) + qc * (log(qc) - lm));
+    double lm = log(zm && m < 1e-9 ? 1e-9 : m);
+    if (zp && p < 1e-9) p = 1e-9;
+    if (zq && q < 1e-9) q = 1e-9;
+    js += 0.5 * ((p > 0 ? p * (log(p) - lm) : 0) + (q > 0 ? q * (log(q) - lm) : 0));
   }
   return js;
 }
+static double oracle_jsd(const float *a, const float *b, int V) { return oracle_jsd_clamp(a, b, V, 0); }
 
 /* ---- tests ---------------------------------------------------------------------*/
 
@@ -221,6 +237,48 @@ static void test_jsd_matches(void) {
   free(a), free(b), free(work);
 }
 
+/* The review's AdaCAD case: V = 50257, context logits N(0,3) with +25 on
+ * one token, no-context logits N(0,2): ~50k probabilities below 1e-9, none
+ * 0, so get_jsd clamps nothing (0.69307; clamping them all gave 0.69289).
+ * Then -inf logits: at the same entry of both rows (every clamp applies),
+ * and in one row only (p's clamp alone). */
+static void test_jsd_peaked(void) {
+  enum { V = 50257 };
+  float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+  double *work = malloc(sizeof(double) * 2 * V);
+  for (int t = 0; t < 4; t++) {
+    for (int v = 0; v < V; v++) a[v] = (float)(nrand() * 3.0), b[v] = (float)(nrand() * 2.0);
+    a[17] += 25.0f;
+    if (t == 2) a[5] = b[5] = -INFINITY; /* p, q and p + q have a 0: all three clamp */
+    if (t == 3) a[5] = -INFINITY;        /* p alone */
+    double want = oracle_jsd(a, b, V), old = oracle_jsd_clamp(a, b, V, 1);
+    double got = decode_jsd(a, b, V), gotw = decode_jsd_work(a, b, V, work);
+    CHECKF(fabs(got - want) <= 1e-12 * want && fabs(gotw - want) <= 1e-11 * want, "trial %d: %.15g %.15g vs %.15g",
+           t, got, gotw, want);
+    if (t < 2) /* the unconditional clamp was off by ~1e-4 */
+      CHECKF(fabs(old - want) > 1e-5, "trial %d: clamped %.9g vs %.9g", t, old, want);
+    else if (t == 2) /* every clamp applies: the unconditional formula */
+      CHECKF(fabs(old - want) <= 1e-12 * want, "trial %d: clamped %.9g vs %.9g", t, old, want);
+  }
+  free(a), free(b), free(work);
+}
+
+/* DoLa's layer choice with HF's exact log_softmax: the review's case,
+ * final [5,0,0,0], layer A [0,1000,990,990], layer B [0,100,0,0]. HF's
+ * JSDs: A 245.6317, B 25.3869, so A; with log-probabilities floored at -87
+ * they were 21.90 and 22.16, and B won. */
+static void test_dola_select_exact(void) {
+  const float fin[4] = {5, 0, 0, 0};
+  const float cand[2][4] = {{0, 1000, 990, 990}, {0, 100, 0, 0}};
+  double js[2];
+  int sel = decode_dola_select(&cand[0][0], 4, fin, 2, 4, js);
+  CHECKF(sel == 0 && fabs(js[0] - 245.6317) < 1e-3 && fabs(js[1] - 25.3869) < 1e-3, "layer %d, JSDs %.6f %.6f",
+         sel, js[0], js[1]);
+  /* and in the other order: the index of A */
+  const float rev[2][4] = {{0, 100, 0, 0}, {0, 1000, 990, 990}};
+  CHECK(decode_dola_select(&rev[0][0], 4, fin, 2, 4, NULL) == 1);
+}
+
 static void test_cs_select_matches(void) {
   enum { K = 5, S = 40, C = 70 };
   float cand[K * C], ctx[S * C], probs[K], sc[K];
@@ -265,6 +323,8 @@ int main(void) {
   RUN(test_sample_work_and_probs);
   RUN(test_dola_contrast_matches);
   RUN(test_jsd_matches);
+  RUN(test_jsd_peaked);
+  RUN(test_dola_select_exact);
   RUN(test_cs_select_matches);
   TEST_EXIT();
 }

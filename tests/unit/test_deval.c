@@ -1,6 +1,9 @@
 /* test_deval.c — the decode-eval spec (worker/run/deval.h): every key's
- * default (generate.h's for the methods), the example parses, and bad
- * specs are refused naming the key. */
+ * default (generate.h's for the methods), the example parses, bad specs
+ * are refused naming the key, every spec that parses runs in its generator
+ * (boundary values on tiny models), and the checks against the models:
+ * the prompt caps (the amateur's max_len cuts only contrastive decoding
+ * without ignore_prefix) and the model-dependent parameters. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -155,6 +158,11 @@ static void test_refusals(void) {
           "methods[0].tau_ama");
   refused("{" BASE ",\"methods\":[{\"method\":\"contrastive_decoding\"}]}", "amateur");
   refused("{" BASE ",\"amateur\":\"a\"" ",\"methods\":[{\"method\":\"greedy\"}]}", "amateur");
+  refused("{" BASE ",\"amateur\":\"a\",\"methods\":[{\"method\":\"contrastive_decoding\",\"alpha\":0}]}",
+          "methods[0].alpha");
+  refused("{" BASE ",\"methods\":[{\"method\":\"dola\",\"relative_top\":0}]}", "methods[0].relative_top");
+  refused("{" BASE ",\"methods\":[{\"method\":\"greedy\"},{\"method\":\"dola\",\"relative_top\":0}]}",
+          "methods[1].relative_top");
   refused("{" BASE ",\"methods\":[{\"method\":\"cad\",\"alpha\":-1}]}", "methods[0].alpha");
   refused("{" BASE ",\"methods\":[{\"method\":\"adacad\",\"alpha_floor\":2}]}", "methods[0].alpha_floor");
   refused("{" BASE ",\"methods\":[{\"method\":\"dola\",\"layers\":\"middle\"}]}", "methods[0].layers");
@@ -188,9 +196,154 @@ static void test_refusals(void) {
   refused(buf, "steps");
 }
 
+/* Every spec the parser accepts runs in its generator: the boundary values
+ * of each method's keys, parsed, checked against tiny models
+ * (deval_check_models) and generated for 2 tokens as deval's gen_batch
+ * calls generate_* (a refusal there after earlier methods' work is what
+ * the parse-time ranges prevent). */
+static int gen(decoder *d, decoder *ama, const deval_method *m, foil_err *err) {
+  const int32_t ids[2 * 6] = {1, 2, 3, 4, 5, 6, 2, 3, 0, 0, 0, 0};
+  const int lens1[1] = {6}, lens2[2] = {6, 2};
+  int32_t out[2];
+  int out_len[1];
+  generate_opts o = m->o;
+  o.max_new_tokens = 2, o.eos_id = 0, o.seed = 1, o.first_row = 0;
+  switch (m->method) {
+  case DEVAL_GREEDY:
+  case DEVAL_SAMPLE: return generate_plain(d, ids, lens1, 1, 6, &o, out, out_len, err);
+  case DEVAL_BEAM: return generate_beam(d, ids, lens1, 1, 6, &m->beam, &o, out, out_len, err);
+  case DEVAL_CS: return generate_cs(d, ids, lens1, 1, 6, &m->cs, &o, out, out_len, err);
+  case DEVAL_CD: return generate_cd(d, ama, ids, lens1, 1, 6, &m->cd, &o, out, out_len, err);
+  case DEVAL_DOLA: return generate_dola(d, ids, lens1, 1, 6, &m->dola, &o, out, out_len, err);
+  default: {
+    generate_combine_cfg cc = {.n_variants = 2, .weights = m->weights, .adaptive = m->method == DEVAL_ADACAD,
+                               .alpha_floor = m->alpha_floor};
+    return generate_combine(d, ids, lens2, 1, 6, &cc, &o, out, out_len, NULL, err);
+  }
+  }
+}
+
+static void test_parsed_specs_generate(void) {
+  decoder_config mc, ac;
+  decoder_config_default(&mc);
+  mc.n_layers = 4, mc.d_model = 8, mc.n_heads = 2, mc.vocab = 16, mc.max_len = 16, mc.dropout = 0;
+  ac = mc;
+  ac.n_layers = 1, ac.max_len = 10;
+  decoder *d = NULL, *a = NULL;
+  foil_err err = {0};
+  CHECK(decoder_config_check(&mc, &err) == 0 && decoder_config_check(&ac, &err) == 0);
+  CHECKF(decoder_new(&d, &mc, &err) == 0 && decoder_init(d, 1, &err) == 0, "%s", err.msg);
+  CHECKF(decoder_new(&a, &ac, &err) == 0 && decoder_init(a, 2, &err) == 0, "%s", err.msg);
+  if (!d || !a) return;
+  static const char *const methods[] = {
+      "{\"method\":\"greedy\",\"repetition_penalty\":0.001}",
+      "{\"method\":\"greedy\",\"repetition_penalty\":100}",
+      "{\"method\":\"sample\",\"temperature\":0.0001,\"top_k\":16777216,\"top_p\":0.000001}",
+      "{\"method\":\"sample\",\"temperature\":100,\"top_k\":1,\"top_p\":1}",
+      "{\"method\":\"beam\",\"num_beams\":1,\"length_penalty\":-10,\"early_stopping\":true}",
+      "{\"method\":\"beam\",\"num_beams\":64,\"length_penalty\":10,\"repetition_penalty\":100}",
+      "{\"method\":\"contrastive_search\",\"top_k\":1,\"alpha\":0}",
+      "{\"method\":\"contrastive_search\",\"top_k\":16,\"alpha\":1,\"repetition_penalty\":0.001}",
+      "{\"method\":\"contrastive_decoding\",\"alpha\":0.000001,\"beta\":0,\"tau_ama\":0.0001,\"num_beams\":1}",
+      "{\"method\":\"contrastive_decoding\",\"alpha\":1,\"beta\":100,\"tau_ama\":100,\"num_beams\":64,"
+      "\"length_penalty\":-10,\"early_stopping\":true,\"ignore_prefix\":false}",
+      "{\"method\":\"cad\",\"alpha\":0,\"do_sample\":true,\"temperature\":0.0001}",
+      "{\"method\":\"cad\",\"alpha\":100,\"top_k\":1,\"top_p\":0.000001}",
+      "{\"method\":\"adacad\",\"alpha_floor\":1,\"do_sample\":true}",
+      "{\"method\":\"dola\",\"relative_top\":0.000001,\"layers\":\"low\"}",
+      "{\"method\":\"dola\",\"relative_top\":1,\"layers\":[0,2,4095],\"do_sample\":true,\"top_p\":0.5}",
+      "{\"method\":\"combine\",\"weights\":[-100,1e6],\"repetition_penalty\":100}",
+  };
+  for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+    char json[1024];
+    snprintf(json, sizeof json, "{" BASE "%s,\"methods\":[%s]}", strstr(methods[i], "contrastive_decoding") ?
+             ",\"amateur\":\"a\"" : "", methods[i]);
+    deval_spec s;
+    int rc = deval_spec_parse(&s, json, &err);
+    CHECKF(rc == 0, "%s: %s", methods[i], err.msg);
+    if (rc) continue;
+    s.max_new_tokens = 2;
+    int cap, cd_cap;
+    rc = deval_check_models(&s, &mc, s.amateur ? &ac : NULL, 0, &cap, &cd_cap, &err);
+    const int whole = s.methods[0].method == DEVAL_CD && !s.methods[0].cd.ignore_prefix; /* amateur max_len 10 - 2 */
+    CHECKF(rc == 0 && cap == 14 && cd_cap == (whole ? 8 : 14), "%s: check %d cap %d/%d %s", methods[i], rc, cap,
+           cd_cap, err.msg);
+    rc = gen(d, a, &s.methods[0], &err);
+    CHECKF(rc == 0, "%s: the generator refuses what the spec accepted: %s", methods[i], err.msg);
+    deval_spec_free(&s);
+  }
+  decoder_destroy(&d);
+  decoder_destroy(&a);
+}
+
+/* The prompt caps (review A2): the model's max_len cuts every method's
+ * prompts; the amateur's only contrastive decoding's, and only without
+ * ignore_prefix (with it the amateur needs 1 + max_new_tokens positions).
+ * And the checks that need the models, each naming its key. */
+static void models_case(const char *methods, const decoder_config *mc, const decoder_config *ac, int eos, int want_rc,
+                        const char *key, int want_cap, int want_cd) {
+  char json[1024];
+  snprintf(json, sizeof json, "{" BASE "%s,\"max_new_tokens\":64,\"methods\":[%s]}", ac ? ",\"amateur\":\"a\"" : "",
+           methods);
+  deval_spec s;
+  foil_err err = {0};
+  int rc = deval_spec_parse(&s, json, &err);
+  CHECKF(rc == 0, "%s: %s", json, err.msg);
+  if (rc) return;
+  int cap = -1, cd = -1;
+  rc = deval_check_models(&s, mc, ac, eos, &cap, &cd, &err);
+  if (want_rc)
+    CHECKF(rc == want_rc && strstr(err.msg, key), "%s -> rc %d \"%s\" (wanted the key %s)", methods, rc, err.msg, key);
+  else
+    CHECKF(rc == 0 && cap == want_cap && cd == want_cd, "%s -> rc %d cap %d cd_cap %d (wanted %d %d) %s", methods, rc,
+           cap, cd, want_cap, want_cd, err.msg);
+  deval_spec_free(&s);
+}
+
+static void test_check_models(void) {
+  decoder_config mc = {.n_layers = 12, .d_model = 64, .n_heads = 4, .vocab = 50, .max_len = 1024};
+  decoder_config ac = mc;
+  ac.n_layers = 2, ac.max_len = 128;
+  const char *g = "{\"method\":\"greedy\"},{\"method\":\"beam\"}";
+  /* the review's case: expert 1024, amateur 128, 64 new tokens: greedy and
+   * beam keep 960 prompt tokens (they were cut to 64); CD with ignore_prefix too */
+  char m[512];
+  snprintf(m, sizeof m, "%s,{\"method\":\"contrastive_decoding\"}", g);
+  models_case(m, &mc, &ac, 3, 0, NULL, 960, 960);
+  models_case(g, &mc, NULL, 3, 0, NULL, 960, 960);
+  /* without ignore_prefix: that method's prompts fit the amateur (64), the others' not */
+  snprintf(m, sizeof m, "%s,{\"method\":\"contrastive_decoding\",\"ignore_prefix\":false}", g);
+  models_case(m, &mc, &ac, 3, 0, NULL, 960, 64);
+  /* an amateur shorter than the model's prompts never shortens them: max_len 65 holds 1 + 64 */
+  decoder_config a65 = ac;
+  a65.max_len = 65;
+  models_case("{\"method\":\"contrastive_decoding\"}", &mc, &a65, 3, 0, NULL, 960, 960);
+  models_case("{\"method\":\"contrastive_decoding\",\"ignore_prefix\":false}", &mc, &a65, 3, FOIL_EINVAL,
+              "methods[0]", 0, 0);
+  a65.max_len = 64;
+  models_case("{\"method\":\"greedy\"},{\"method\":\"contrastive_decoding\"}", &mc, &a65, 3, FOIL_EINVAL,
+              "methods[1]", 0, 0);
+  /* the model's own limits */
+  decoder_config small = mc;
+  small.max_len = 65;
+  models_case(g, &small, NULL, 3, FOIL_EINVAL, "max_new_tokens", 0, 0);
+  models_case(g, &mc, NULL, 50, FOIL_EINVAL, "eos", 0, 0);
+  models_case(g, &mc, NULL, -1, 0, NULL, 960, 960);
+  models_case("{\"method\":\"contrastive_search\",\"top_k\":51}", &mc, NULL, 3, FOIL_EINVAL, "methods[0].top_k", 0, 0);
+  models_case("{\"method\":\"contrastive_search\",\"top_k\":50}", &mc, NULL, 3, 0, NULL, 960, 960);
+  models_case("{\"method\":\"dola\",\"layers\":[12,40]}", &mc, NULL, 3, FOIL_EINVAL, "methods[0].layers", 0, 0);
+  models_case("{\"method\":\"dola\",\"layers\":[11,40]}", &mc, NULL, 3, 0, NULL, 960, 960);
+  models_case("{\"method\":\"dola\",\"layers\":\"low\"}", &mc, NULL, 3, 0, NULL, 960, 960);
+  decoder_config l3 = mc; /* HF's "low" of 3 layers: range(2, 1, 2), empty */
+  l3.n_layers = 3;
+  models_case("{\"method\":\"dola\",\"layers\":\"low\"}", &l3, NULL, 3, FOIL_EINVAL, "methods[0].layers", 0, 0);
+}
+
 int main(void) {
   RUN(test_defaults);
   RUN(test_example);
   RUN(test_refusals);
+  RUN(test_parsed_specs_generate);
+  RUN(test_check_models);
   TEST_EXIT();
 }

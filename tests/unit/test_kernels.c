@@ -484,39 +484,61 @@ static void test_exp_sum(void) {
 
 /* softmax_mix_kl against the same sum in double with libm: vocabulary
  * sizes with lane remainders, logit spreads of 1 to 20, one row's mass on
- * the other's tail, and -inf entries (both rows: no term). */
-static double mix_kl_ref(const float *a, const float *b, size_t n, double *la, double *lb) {
+ * the other's tail, and -inf entries (both rows: no term); then spreads of
+ * 200 and 2000 (early exits without the final norm: log-probabilities
+ * down to -4000, where a floor at -87 used to cap the terms) within the
+ * documented bound 2e-6 + 4e-7·sum m·(|log p| + |log q|) (*w gets the
+ * sum); and the review's DoLa case, where the floor picked the wrong layer. */
+static double mix_kl_ref(const float *a, const float *b, size_t n, double *la, double *lb, double *w) {
   double ma = -INFINITY, mb = -INFINITY, sa = 0, sb = 0, j = 0;
   for (size_t i = 0; i < n; i++) ma = fmax(ma, a[i]), mb = fmax(mb, b[i]);
   for (size_t i = 0; i < n; i++) sa += exp(a[i] - ma), sb += exp(b[i] - mb);
   *la = log(sa) + ma, *lb = log(sb) + mb;
+  if (w) *w = 0;
   for (size_t i = 0; i < n; i++) {
     double lp = a[i] - *la, lq = b[i] - *lb, m = 0.5 * (exp(lp) + exp(lq));
     if (m > 0) j += 0.5 * m * (2 * log(m) - lp - lq);
+    if (m > 0 && w) *w += m * (fabs(lp) + fabs(lq));
   }
   return j;
 }
 
 static void test_softmax_mix_kl(void) {
   static const size_t ns[] = {1, 7, 9, 100, 8000, 50257};
-  static const float spread[] = {1, 5, 20};
+  static const float spread[] = {1, 5, 20, 200, 2000};
   float *a = malloc(sizeof(float) * 50257), *b = malloc(sizeof(float) * 50257);
   prng_seed(17);
   for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 5; s++) {
       size_t n = ns[k];
       fill(a, n, -spread[s], spread[s]);
       for (size_t i = 0; i < n; i++) b[i] = 0.7f * a[i] + (float)(2 * prng_u01() - 1) * spread[s] * 0.5f;
-      if (n > 9) a[n - 1] = b[n - 1] = -INFINITY, a[3] = 30; /* b has little mass at 3 */
-      double la, lb, ref = mix_kl_ref(a, b, n, &la, &lb);
+      if (n > 9) a[n - 1] = b[n - 1] = -INFINITY, a[3] = 30 + spread[s]; /* b has little mass at 3 */
+      if (s >= 3) /* a's mass where b's log-probability is about -spread */
+        for (size_t i = 0; i < n; i += 2) b[i] = -1.5f * spread[s];
+      double la, lb, w, ref = mix_kl_ref(a, b, n, &la, &lb, &w);
       double got = softmax_mix_kl(a, la, b, lb, n);
-      CHECKF(isfinite(got) && fabs(got - ref) <= 2e-6, "n %zu spread %g: %.9g vs %.9g", n,
-             (double)spread[s], got, ref);
+      CHECKF(isfinite(got) && fabs(got - ref) <= 2e-6 + 4e-7 * w, "n %zu spread %g: %.9g vs %.9g (bound %.3g)",
+             n, (double)spread[s], got, ref, 2e-6 + 4e-7 * w);
     }
   fill(a, 100, -1, 1);
   double la, lb;
-  mix_kl_ref(a, a, 100, &la, &lb);
+  mix_kl_ref(a, a, 100, &la, &lb, NULL);
   CHECKF(fabs(softmax_mix_kl(a, la, a, lb, 100)) <= 1e-7, "same rows: %g", softmax_mix_kl(a, la, a, lb, 100));
+  /* the review's case: final [5,0,0,0], layer A [0,1000,990,990], layer B
+   * [0,100,0,0]; HF's JSD (exact log_softmax): A 245.63, B 25.39, so DoLa
+   * takes A (a floor at -87 gave 21.90 vs 22.16: B) */
+  const float fin[4] = {5, 0, 0, 0}, la_[4] = {0, 1000, 990, 990}, lb_[4] = {0, 100, 0, 0};
+  double lf, l1, l2, w;
+  double ra = mix_kl_ref(fin, la_, 4, &lf, &l1, &w), rb = mix_kl_ref(fin, lb_, 4, &lf, &l2, NULL);
+  double ja = softmax_mix_kl(fin, lf, la_, l1, 4), jb = softmax_mix_kl(fin, lf, lb_, l2, 4);
+  CHECKF(fabs(ra - 245.6317) < 1e-3 && fabs(rb - 25.3869) < 1e-3, "reference %.6f %.6f", ra, rb);
+  CHECKF(fabs(ja - ra) <= 2e-6 + 4e-7 * w && fabs(jb - rb) <= 1e-5 && ja > jb, "A %.9g vs %.9g, B %.9g vs %.9g",
+         ja, ra, jb, rb);
+  /* -inf against a finite log-probability: +inf (HF's kl_div too) */
+  const float ninf[4] = {-INFINITY, 0, 0, 0};
+  mix_kl_ref(fin, ninf, 4, &lf, &l1, NULL);
+  CHECK(softmax_mix_kl(fin, lf, ninf, l1, 4) == INFINITY);
   free(a), free(b);
 }
 

@@ -63,6 +63,14 @@ static double method_number(jspec *c, const cJSON *o, const char *p, const char 
   return jspec_number(c, o, key, k, def, lo, hi, integer, 0);
 }
 
+/* method_number in (0, hi]: the generators refuse 0 (a spec is checked
+ * before any method runs, so a late refusal loses no finished work). */
+static double method_positive(jspec *c, const cJSON *o, const char *p, const char *key, double def, double hi) {
+  double v = method_number(c, o, p, key, def, 0, hi, 0);
+  if (!c->rc && !(v > 0)) jspec_fail(c, "%s.%s must be in (0, %g] (got %g)", p, key, hi, v);
+  return v;
+}
+
 static int method_bool(jspec *c, const cJSON *o, const char *p, const char *key, int def) {
   char k[200];
   snprintf(k, sizeof k, "%s.%s", p, key);
@@ -81,6 +89,9 @@ static void parse_processors(jspec *c, const cJSON *o, const char *p, deval_meth
   m->o.top_p = (float)method_number(c, o, p, "top_p", 1, 1e-6, 1, 0);
 }
 
+/* Every key's range is what its generator accepts (generate.h), so a spec
+ * that parses never fails in generate_* on its options; what depends on the
+ * models is deval_check_models', at setup, also before any method runs. */
 static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
   char p[64], k[200];
   snprintf(p, sizeof p, "methods[%d]", i);
@@ -139,7 +150,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
     break;
   case DEVAL_CD:
     generate_cd_default(&m->cd);
-    m->cd.alpha = (float)method_number(c, o, p, "alpha", m->cd.alpha, 0, 1, 0);
+    m->cd.alpha = (float)method_positive(c, o, p, "alpha", m->cd.alpha, 1); /* generate_cd: 0 < alpha <= 1 */
     m->cd.beta = (float)method_number(c, o, p, "beta", m->cd.beta, 0, 100, 0);
     m->cd.tau_ama = (float)method_number(c, o, p, "tau_ama", m->cd.tau_ama, 1e-4, 100, 0);
     m->cd.num_beams = (int)method_number(c, o, p, "num_beams", m->cd.num_beams, 1, 64, 1);
@@ -178,7 +189,7 @@ static void parse_method(jspec *c, const cJSON *o, int i, deval_method *m) {
       static const char *const kinds[] = {"low", "high", NULL};
       m->dola.layers_kind = jspec_choice(c, o, "layers", k, DOLA_HIGH, kinds);
     }
-    m->dola.relative_top = (float)method_number(c, o, p, "relative_top", m->dola.relative_top, 0, 1, 0);
+    m->dola.relative_top = (float)method_positive(c, o, p, "relative_top", m->dola.relative_top, 1);
     parse_processors(c, o, p, m, 0, 1.2f, 1);
     break;
   }
@@ -306,6 +317,48 @@ int deval_spec_check(const char *json, foil_err *err) {
   return rc;
 }
 
+int deval_check_models(const deval_spec *s, const decoder_config *model, const decoder_config *amateur, int eos_id,
+                       int *cap, int *cd_cap, foil_err *err) {
+  const int M = s->max_new_tokens;
+  *cap = *cd_cap = model->max_len - M;
+  if (*cap < 2)
+    return foil_err_set(err, FOIL_EINVAL, "max_new_tokens %d leaves no room for a prompt in the model's max_len %d",
+                        M, model->max_len);
+  if (eos_id >= model->vocab)
+    return foil_err_set(err, FOIL_EINVAL, "eos: the end-of-text id %d is outside the model's vocabulary of %d", eos_id,
+                        model->vocab);
+  for (int i = 0; i < s->n_methods; i++) {
+    const deval_method *m = &s->methods[i];
+    if (m->method == DEVAL_CS && m->cs.top_k > model->vocab)
+      return foil_err_set(err, FOIL_EINVAL, "methods[%d].top_k %d exceeds the model's vocabulary of %d", i, m->cs.top_k,
+                          model->vocab);
+    if (m->method == DEVAL_DOLA) {
+      int lay[DEVAL_MAX_DOLA];
+      foil_err e = {0};
+      if (decode_dola_layers(model->n_layers, m->dola.layers_kind, m->dola.layers, m->dola.n_layers, lay,
+                             DEVAL_MAX_DOLA, &e) < 0)
+        return foil_err_set(err, FOIL_EINVAL, "methods[%d].layers for a model of %d layers: %.300s", i,
+                            model->n_layers, e.msg);
+    }
+    if (m->method != DEVAL_CD) continue;
+    if (!amateur) return foil_err_set(err, FOIL_EINVAL, "methods[%d]: contrastive_decoding needs an amateur", i);
+    if (m->cd.ignore_prefix) {
+      /* the amateur sees the last prompt token only, at position 0 */
+      if (1 + M > amateur->max_len)
+        return foil_err_set(err, FOIL_EINVAL, "methods[%d] (contrastive_decoding): the amateur's max_len %d is below "
+                            "1 + max_new_tokens = %d", i, amateur->max_len, 1 + M);
+    } else {
+      /* the amateur sees the whole prompt: this method's prompts are cut to fit it */
+      int ac = amateur->max_len - M;
+      if (ac < 2)
+        return foil_err_set(err, FOIL_EINVAL, "methods[%d] (contrastive_decoding, ignore_prefix false): max_new_tokens "
+                            "%d leaves no room for a prompt in the amateur's max_len %d", i, M, amateur->max_len);
+      if (ac < *cd_cap) *cd_cap = ac;
+    }
+  }
+  return FOIL_OK;
+}
+
 /* ---- the job ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -328,6 +381,8 @@ typedef struct {
   prompt_toks *pt;
   int T;                    /* longest tokenized variant */
   size_t cut;               /* prompts whose tokens were cut */
+  int cd_cap;               /* prompt tokens of contrastive_decoding without ignore_prefix */
+  size_t cd_cut;            /* prompts cut further for it (0 when no such method) */
   FILE *log, *metrics;
   progress *prog;
   char job_dir[4096];
@@ -517,20 +572,19 @@ static int setup(job *j, foil_err *err) {
   if (s->scorer && (rc = resolve_ckpt(j, "metrics.scorer", s->scorer, j->scorer_path, err))) return rc;
   if (s->scorer_model) snprintf(j->scorer_path, sizeof j->scorer_path, "%s", j->model_path);
   if ((rc = ckpt_open_decoder(j->model_path, &j->dec, &j->tok, &j->step, err))) return rc;
-  int max_len = decoder_cfg(j->dec)->max_len;
   if (s->amateur) {
     if ((rc = ckpt_open_decoder(j->amateur_path, &j->ama, NULL, NULL, err))) return rc;
     if (decoder_cfg(j->ama)->vocab != decoder_cfg(j->dec)->vocab)
       return foil_err_set(err, FOIL_EINVAL, "amateur %s has a vocabulary of %d, the model %d: contrastive decoding "
                           "needs the same tokenizer", j->amateur_path, decoder_cfg(j->ama)->vocab,
                           decoder_cfg(j->dec)->vocab);
-    if (decoder_cfg(j->ama)->max_len < max_len) max_len = decoder_cfg(j->ama)->max_len;
   }
+  /* every method against the models and the prompt caps, before any runs */
+  int cap;
+  if ((rc = deval_check_models(s, decoder_cfg(j->dec), j->ama ? decoder_cfg(j->ama) : NULL,
+                               s->eos ? (int)tokenizer_pad_id(j->tok) : -1, &cap, &j->cd_cap, err)))
+    return rc;
   if (s->device == DEVMEM_CUDA && (rc = to_device(j, err))) return rc;
-  int cap = max_len - s->max_new_tokens;
-  if (cap < 2)
-    return foil_err_set(err, FOIL_EINVAL, "max_new_tokens %d leaves no room for a prompt in the model's max_len %d",
-                        s->max_new_tokens, max_len);
   if ((rc = load_prompts(j, err))) return rc;
   if (!(j->pt = calloc(j->n, sizeof *j->pt))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < j->n; i++) {
@@ -543,6 +597,7 @@ static int setup(job *j, foil_err *err) {
       return foil_err_set(err, rc, "prompt %zu: %.600s", i, was);
     }
     j->cut += c0 || c1;
+    j->cd_cut += j->cd_cap < cap && j->pt[i].len[0] > j->cd_cap;
     for (int v = 0; v < 2; v++)
       if (j->pt[i].len[v] > j->T) j->T = j->pt[i].len[v];
   }
@@ -571,10 +626,15 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
   const int P = (int)(hi - lo), M = j->s.max_new_tokens;
   const int two = m->method == DEVAL_CAD || m->method == DEVAL_ADACAD || m->method == DEVAL_COMBINE;
   const int rows = two ? 2 * P : P;
+  /* contrastive decoding without ignore_prefix: its amateur sees the whole
+   * prompt, so both models get the last cd_cap tokens (deval_check_models) */
+  const int keep = m->method == DEVAL_CD && !m->cd.ignore_prefix ? j->cd_cap : INT_MAX;
   int T = 1; /* the batch's longest row: generate sizes its caches by the rows' lengths */
   for (size_t p = lo; p < hi; p++)
-    for (int v = 0; v < (two ? 2 : 1); v++)
-      if (j->pt[p].len[v] > T) T = j->pt[p].len[v];
+    for (int v = 0; v < (two ? 2 : 1); v++) {
+      int len = j->pt[p].len[v] < keep ? j->pt[p].len[v] : keep;
+      if (len > T) T = len;
+    }
   int32_t *ids = calloc((size_t)rows * (size_t)T, sizeof(int32_t));
   int *lens = malloc(sizeof(int) * (size_t)rows);
   if (!ids || !lens) {
@@ -584,9 +644,9 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
   for (int p = 0; p < P; p++)
     for (int v = 0; v < (two ? 2 : 1); v++) {
       const prompt_toks *pt = &j->pt[lo + (size_t)p];
-      int r = two ? 2 * p + v : p;
-      memcpy(ids + (size_t)r * (size_t)T, pt->ids[v], sizeof(int32_t) * (size_t)pt->len[v]);
-      lens[r] = pt->len[v];
+      int r = two ? 2 * p + v : p, len = pt->len[v] < keep ? pt->len[v] : keep;
+      memcpy(ids + (size_t)r * (size_t)T, pt->ids[v] + (pt->len[v] - len), sizeof(int32_t) * (size_t)len);
+      lens[r] = len;
     }
   generate_opts o = m->o;
   o.max_new_tokens = M;
@@ -868,6 +928,10 @@ int deval_run(const deval_args *a, comm *c, foil_err *err) {
           "%d method(s), %d run(s), max_new_tokens %d, batch %d, %d rank(s)", s->name, j.model_path,
           (long long)j.step, dc->n_layers, dc->d_model, s->amateur ? ", amateur " : "", s->amateur ? j.amateur_path : "",
           j.n, j.cut, s->n_methods, nr, s->max_new_tokens, s->batch, j.world);
+    if (j.cd_cut)
+      logf_(&j, "INFO", "contrastive_decoding without ignore_prefix: %zu prompt(s) keep their last %d tokens (the "
+            "amateur's max_len %d - max_new_tokens); the other methods see them whole", j.cd_cut, j.cd_cap,
+            decoder_cfg(j.ama)->max_len);
   }
   for (int r = 0; !rc && r < nr; r++) {
     rc = do_run(&j, &runs[r], err);

@@ -57,7 +57,13 @@
  *   max_new_tokens  tokens generated per prompt at most (default 64,
  *                   1..4096); prompt + max_new_tokens must fit the model's
  *                   max_len: longer prompts keep their last tokens (the
- *                   log counts them)
+ *                   log counts them). The amateur's max_len bounds
+ *                   contrastive_decoding alone: with ignore_prefix it
+ *                   needs 1 + max_new_tokens positions; without, that
+ *                   method's prompts (for both models: the amateur sees
+ *                   the whole prompt, as the expert) keep their last
+ *                   amateur max_len - max_new_tokens tokens (logged); the
+ *                   other methods never see the amateur's limit
  *   eos             true (default): a generation stops after the
  *                   end-of-text token (the tokenizer's pad id, which the
  *                   training data puts between documents); it is not part
@@ -201,7 +207,24 @@ typedef struct {
 int deval_run(const deval_args *a, comm *c, foil_err *err);
 
 /* Checks a decode-eval spec (JSON text) as deval_run would, without
- * reading any file: FOIL_EINVAL naming the key. */
+ * reading any file: FOIL_EINVAL naming the key. Every method parameter is
+ * checked against the range its generator accepts (e.g. contrastive
+ * decoding's alpha and DoLa's relative_top in (0, 1]); what needs the
+ * models is deval_check_models'. */
 int deval_spec_check(const char *json, foil_err *err);
+
+/* The checks of a parsed spec that need the models, made by deval_run
+ * after loading them and before any method runs (no method can fail on
+ * its options after others' work): each contrastive_search top_k <= the
+ * vocabulary, each DoLa layer list keeps a layer below n_layers, eos_id
+ * (-1: none) inside the vocabulary, and contrastive_decoding's amateur
+ * (NULL: none loaded) long enough. The prompt caps: *cap = model max_len -
+ * max_new_tokens tokens for every method (>= 2, else FOIL_EINVAL naming
+ * max_new_tokens); *cd_cap <= *cap for contrastive_decoding without
+ * ignore_prefix (min with amateur max_len - max_new_tokens, >= 2); with
+ * ignore_prefix the amateur needs only 1 + max_new_tokens positions.
+ * FOIL_EINVAL naming the method and key. O(methods). */
+int deval_check_models(const deval_spec *s, const decoder_config *model, const decoder_config *amateur, int eos_id,
+                       int *cap, int *cd_cap, foil_err *err);
 
 #endif
