@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
   for (size_t k = 0; k < np; k++) {
     uint32_t ranks = 1u << rnd(7);
     p[k] = (sched_pending){ranks, rnd(10) == 0 && ranks <= 8 ? 1 : 0, rnd(5) == 0 && ranks >= 4 ? 2 : 0,
-                           rnd(5) ? 60.0 * (1 + rnd(600)) : INFINITY, rnd(20) != 0};
+                           rnd(5) ? 60.0 * (1 + rnd(600)) : INFINITY, rnd(20) != 0, 0};
   }
   sched *s = NULL;
   if (sched_new(&s, NULL)) return 1;

@@ -163,6 +163,9 @@ static const spec_key REFRESH_KEYS[] = {
     {"name", 0}, {"corpus.dataset", 0}, {"corpus.benchmark", 0}, {"mine.dataset", 0}, {"mine.bank", 0},
     {"checkpoint", 1}, {"corpus.file", 1}, {NULL, 0}};
 static const spec_key SERVE_KEYS[] = {{"index", 0}, {NULL, 0}};
+static const spec_key DEVAL_KEYS[] = {
+    {"name", 0}, {"prompts.dataset", 0}, {"model", 1}, {"amateur", 1}, {"prompts.file", 1},
+    {"metrics.encoder", 1}, {"metrics.scorer", 1}, {NULL, 0}};
 
 /* obj[a][b]... for the dotted key; NULL when any part is absent. */
 static const cJSON *lookup(const cJSON *obj, const char *dotted) {
@@ -185,6 +188,7 @@ int confine_spec(const confine *c, const char *kind, const char *spec_json, cons
   const spec_key *keys = !strcmp(kind, "pretrain") ? PRETRAIN_KEYS
                          : !strcmp(kind, "refresh") ? REFRESH_KEYS
                          : !strcmp(kind, "serve")   ? SERVE_KEYS
+                         : !strcmp(kind, "decode-eval") ? DEVAL_KEYS
                                                     : NULL;
   if (!keys || !spec_json) return FOIL_OK;
   cJSON *j = cJSON_Parse(spec_json);

@@ -7,12 +7,14 @@
  *    negatives banks, benchmarks, job names: 1 to 128 characters of
  *    [A-Za-z0-9._-], not "." or "..". So no name has a '/' and none walks up.
  *  - Files given as paths (model.tokenizer, init_from, a refresh's
- *    checkpoint and corpus.file, the job's workdir) must resolve — symbolic
- *    links followed, as realpath(3) does — inside the data root or inside a
- *    directory the coordinator's operator allowed (foil-coordinator
- *    --allow-dir DIR, repeatable). A path whose last parts do not exist yet
- *    resolves through its deepest existing directory, the rest taken
- *    lexically. Relative paths are taken from the job's working directory.
+ *    checkpoint and corpus.file, a decode-eval's model, amateur,
+ *    prompts.file, metrics.encoder and metrics.scorer, the job's workdir)
+ *    must resolve — symbolic links followed, as realpath(3) does — inside
+ *    the data root or inside a directory the coordinator's operator
+ *    allowed (foil-coordinator --allow-dir DIR, repeatable). A path whose
+ *    last parts do not exist yet resolves through its deepest existing
+ *    directory, the rest taken lexically. Relative paths are taken from the
+ *    job's working directory.
  * Names that break the rule are FOIL_EINVAL (INVALID_ARGUMENT); paths that
  * resolve outside are FOIL_EPERM (PERMISSION_DENIED). Messages name the
  * spec key and the path.
@@ -63,8 +65,8 @@ int confine_path(const confine *c, const char *key, const char *path, const char
                  foil_err *err);
 
 /* Checks every name and path key a job spec of this kind holds (pretrain,
- * refresh, serve; other kinds have none) — keys absent or of another type
- * are left to the spec's own parser. workdir: the job's working directory
+ * refresh, serve, decode-eval; other kinds have none) — keys absent or of
+ * another type are left to the spec's own parser. workdir: the job's working directory
  * (absolute), relative paths are taken from it. */
 int confine_spec(const confine *c, const char *kind, const char *spec_json, const char *workdir,
                  foil_err *err);

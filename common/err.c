@@ -2,14 +2,16 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 int foil_err_set(foil_err *err, int code, const char *fmt, ...) {
   if (err) {
     va_list ap;
     va_start(ap, fmt);
     err->code = code;
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof err->msg) foil_utf8_cut(err->msg);  /* cut: at a character boundary */
   }
   return code;
 }
@@ -48,4 +50,64 @@ int foil_err_exit_code(int code) {
     case FOIL_EUNAUTH: return 12;
     default: return 1;
   }
+}
+
+/* ---- UTF-8 ----------------------------------------------------------------- */
+
+/* Bytes of the well-formed UTF-8 sequence at s (1 to 4), 0 if none starts
+ * there (a NUL ends the string: it is never a continuation byte). */
+static size_t seq_len(const unsigned char *s) {
+  unsigned c = s[0];
+  int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+  if (n < 0) return 0;
+  unsigned cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+  for (int i = 1; i <= n; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  static const unsigned min[4] = {0, 0x80, 0x800, 0x10000};
+  if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return (size_t)n + 1;
+}
+
+size_t foil_utf8_cut(char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t len = strlen(s), k = 0;
+  while (k < 3 && k < len && (u[len - 1 - k] & 0xc0) == 0x80) k++;  /* continuation bytes at the end */
+  if (k == len) return len;
+  size_t lead = len - 1 - k;
+  unsigned c = u[lead];
+  size_t want = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (want > k + 1) {  /* a sequence whose last bytes were cut off */
+    s[lead] = 0;
+    return lead;
+  }
+  return len;
+}
+
+size_t foil_utf8_copy(char *dst, size_t n, const char *src) {
+  if (!n) return 0;
+  size_t len = src ? strlen(src) : 0;
+  if (len < n) {
+    memcpy(dst, src ? src : "", len + 1);
+    return len;
+  }
+  memcpy(dst, src, n - 1);
+  dst[n - 1] = 0;
+  return foil_utf8_cut(dst);
+}
+
+size_t foil_utf8_scrub(char *s) {
+  size_t bad = 0;
+  unsigned char *u = (unsigned char *)s;
+  while (*u) {
+    size_t n = seq_len(u);
+    if (n) {
+      u += n;
+    } else {
+      *u++ = '?';
+      bad++;
+    }
+  }
+  return bad;
 }

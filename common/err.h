@@ -11,6 +11,8 @@
 #ifndef FOIL_COMMON_ERR_H
 #define FOIL_COMMON_ERR_H
 
+#include <stddef.h>
+
 enum {
   FOIL_OK = 0,
   FOIL_EINVAL = -3,             /* INVALID_ARGUMENT */
@@ -43,5 +45,19 @@ const char *foil_err_name(int code);
  * 8 ABORTED, 9 DEADLINE_EXCEEDED, 10 UNAVAILABLE, 11 INTERNAL,
  * 12 UNAUTHENTICATED, 1 anything else. */
 int foil_err_exit_code(int code);
+
+/* UTF-8 text that was cut to fit a buffer: protobuf strings must be valid
+ * UTF-8, so text carried in a message is cut at a character boundary.
+ * foil_utf8_cut shortens s (NUL-terminated, in place) so it does not end
+ * inside a multi-byte sequence; returns the new length. Cost: one strlen,
+ * then the last 4 bytes. foil_utf8_copy is snprintf(dst, n, "%s", src) cut that way
+ * (n >= 1); returns the bytes copied. foil_err_set and the coordinator's
+ * and worker's copies of reasons and messages use these. */
+size_t foil_utf8_cut(char *s);
+size_t foil_utf8_copy(char *dst, size_t n, const char *src);
+/* Replaces every byte that is not part of well-formed UTF-8 (no
+ * overlongs, surrogates or code points over U+10FFFF) with '?', in place;
+ * returns how many were replaced. O(length). */
+size_t foil_utf8_scrub(char *s);
 
 #endif

@@ -52,24 +52,32 @@ int coord_worker_find(coord *c, const char *name) {
   return -1;
 }
 
-static void place_string(coord *c, const cattempt *a, char *out, size_t n) {
+/* "w:r,w:r" into out (n bytes, COORD_PLACE_TEXT holds any); -1 when it
+ * does not fit (out then holds a cut string that must not be stored). */
+static int place_string(coord *c, const cattempt *a, char *out, size_t n) {
   size_t len = 0;
   out[0] = 0;
-  for (int i = 0; i < a->nplace && len < n; i++)
-    len += (size_t)snprintf(out + len, n - len, "%s%s:%u", i ? "," : "",
-                            c->workers[a->place[i].worker].name, a->place[i].ranks);
+  for (int i = 0; i < a->nplace; i++) {
+    int w = snprintf(out + len, n - len, "%s%s:%u", i ? "," : "", c->workers[a->place[i].worker].name,
+                     a->place[i].ranks);
+    if (w < 0 || (size_t)w >= n - len) return -1;
+    len += (size_t)w;
+  }
+  return 0;
 }
 
-/* Parses "w:r,w:r" (workers unknown so far are added as DOWN). */
+/* Parses "w:r,w:r" (workers unknown so far are added as DOWN); -1 for text
+ * that is not a placement (too long, more than COORD_MAX_PLACE workers, an
+ * entry without ':'). */
 static int place_parse(coord *c, const char *s, cattempt *a) {
   a->nplace = 0;
-  char buf[4096];
+  char buf[COORD_PLACE_TEXT];
+  if (strlen(s) >= sizeof buf) return -1;
   snprintf(buf, sizeof buf, "%s", s);
   char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok && a->nplace < COORD_MAX_PLACE;
-       tok = strtok_r(NULL, ",", &save)) {
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     char *colon = strrchr(tok, ':');
-    if (!colon) return -1;
+    if (!colon || a->nplace == COORD_MAX_PLACE) return -1;
     *colon = 0;
     int w = coord_worker_find(c, tok);
     if (w < 0) {
@@ -102,8 +110,10 @@ static store_job job_row(const cjob *j) {
 }
 
 static int write_attempt(coord *c, cjob *j, cattempt *a, foil_err *err) {
-  char place[4096];
-  place_string(c, a, place, sizeof place);
+  char place[COORD_PLACE_TEXT];
+  if (place_string(c, a, place, sizeof place))
+    return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its placement does not fit %zu bytes",
+                        (unsigned long long)j->id, sizeof place);
   store_attempt r = {.job_id = j->id, .n = a->n, .token = a->token, .placement = place,
                      .start_time = a->start_time, .end_time = a->end_time, .state = a->state,
                      .exit_code = a->exit_code, .signal = a->signal,
@@ -153,17 +163,34 @@ int coord_persist_worker(coord *c, cworker *w, const char *fmt, ...) {
   return rc;
 }
 
-void coord_active_add(coord *c, uint64_t id) {
-  if (c->nactive == c->active_cap) {
-    size_t cap = c->active_cap ? 2 * c->active_cap : 256;
-    uint64_t *a = realloc(c->active, cap * sizeof *a);
-    if (!a) return;  /* the next pass rebuilds from jobs[] */
-    c->active = a, c->active_cap = cap;
-  }
-  c->active[c->nactive++] = id;
+/* Room in active for one more id. */
+static int active_reserve(coord *c) {
+  if (c->nactive < c->active_cap) return FOIL_OK;
+  size_t cap = c->active_cap ? 2 * c->active_cap : 256;
+  uint64_t *a = cap > SIZE_MAX / sizeof *a ? NULL : realloc(c->active, cap * sizeof *a);
+  if (!a) return FOIL_ENOMEM;
+  c->active = a, c->active_cap = cap;
+  return FOIL_OK;
 }
 
-static void job_free(cjob *j) {
+void coord_job_save(const cjob *j, coord_job_snap *s) {
+  s->state = j->state, s->stop_state = j->stop_state, s->exit_code = j->exit_code;
+  memcpy(s->reason, j->reason, sizeof s->reason);
+  s->end_time = j->end_time;
+  s->restart_count = j->restart_count, s->failures = j->failures;
+  s->has_att = j->natt > 0;
+  if (s->has_att) s->att = j->att[j->natt - 1];
+}
+
+void coord_job_restore(cjob *j, const coord_job_snap *s) {
+  j->state = s->state, j->stop_state = s->stop_state, j->exit_code = s->exit_code;
+  memcpy(j->reason, s->reason, sizeof j->reason);
+  j->end_time = s->end_time;
+  j->restart_count = s->restart_count, j->failures = s->failures;
+  if (s->has_att && j->natt) j->att[j->natt - 1] = s->att;
+}
+
+void coord_job_free(cjob *j) {
   if (!j) return;
   if (j->spec) foil__v1__job_spec__free_unpacked(j->spec, NULL);
   free(j->packed), free(j->att), free(j->p_msg), free(j->p_metrics);
@@ -181,14 +208,14 @@ static void job_index(cjob *j) {
   cJSON_Delete(js);
 }
 
-/* Takes a job row (from the store or a fresh submission) into memory. */
-int coord_add_job(coord *c, const store_job *row, foil_err *err) {
+int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err) {
+  *out = NULL;
   cjob *j = calloc(1, sizeof *j);
   if (!j) return foil_err_set(err, FOIL_ENOMEM, "no memory");
   j->spec = foil__v1__job_spec__unpack(NULL, row->spec_len, row->spec);
   j->packed = malloc(row->spec_len ? row->spec_len : 1);
   if (!j->spec || !j->packed) {
-    job_free(j);
+    coord_job_free(j);
     return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its stored spec does not parse",
                         (unsigned long long)row->id);
   }
@@ -211,17 +238,33 @@ int coord_add_job(coord *c, const store_job *row, foil_err *err) {
     while (cap <= row->id) cap *= 2;
     cjob **nj = realloc(c->jobs, cap * sizeof *nj);
     if (!nj) {
-      job_free(j);
+      coord_job_free(j);
       return foil_err_set(err, FOIL_ENOMEM, "no memory");
     }
     memset(nj + c->jobs_cap, 0, (cap - c->jobs_cap) * sizeof *nj);
     c->jobs = nj, c->jobs_cap = cap;
   }
-  job_free(c->jobs[row->id]);
-  c->jobs[row->id] = j;
-  if (row->id > c->max_id) c->max_id = row->id;
-  if (!coord_final(j->state)) coord_active_add(c, j->id);
+  if (!coord_final(j->state) && active_reserve(c)) {
+    coord_job_free(j);
+    return foil_err_set(err, FOIL_ENOMEM, "no memory for job %llu", (unsigned long long)row->id);
+  }
+  *out = j;
   return FOIL_OK;
+}
+
+void coord_job_take(coord *c, cjob *j) {
+  coord_job_free(c->jobs[j->id]);
+  c->jobs[j->id] = j;
+  if (j->id > c->max_id) c->max_id = j->id;
+  if (!coord_final(j->state)) c->active[c->nactive++] = j->id;  /* coord_job_make made the room */
+}
+
+/* Takes a job row (from the store) into memory. */
+int coord_add_job(coord *c, const store_job *row, foil_err *err) {
+  cjob *j = NULL;
+  int rc = coord_job_make(c, row, &j, err);
+  if (!rc) coord_job_take(c, j);
+  return rc;
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -230,6 +273,11 @@ static int load_worker(void *ctx, const store_worker *r) {
   coord *c = ctx;
   cattempt tmp;
   char spec[512];
+  if (!r->name || !confine_name_ok(r->name)) {  /* registered before names were checked */
+    coord_log(c, "WARN", "job store: worker \"%.200s\" skipped: a worker name is 1 to %d letters, digits, "
+              "'.', '_', '-'", r->name ? r->name : "", COORD_MAX_NAME);
+    return FOIL_OK;
+  }
   snprintf(spec, sizeof spec, "%s:0", r->name);
   if (place_parse(c, spec, &tmp)) return FOIL_ENOMEM;
   cworker *w = &c->workers[tmp.place[0].worker];
@@ -310,13 +358,13 @@ void coord_signal(coord *c, cjob *j, int signo) {
   if (a) send_signal(c, j, a, signo, 0, 0);
 }
 
-void coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
+int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
   cattempt *a = coord_current(j);
-  if (!a || coord_final(j->state)) return;
+  if (!a || coord_final(j->state)) return FOIL_OK;
   double now = log_now();
   a->state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL;
   a->end_time = now;
-  snprintf(a->reason, sizeof a->reason, "%s", why);
+  foil_utf8_copy(a->reason, sizeof a->reason, why);
   /* the survivors of the gang: stop the head's processes, free the rest */
   if (a->nplace && strcmp(c->workers[a->place[0].worker].name, worker)) send_signal(c, j, a, 15, 1, 0);
   coord_release_members(c, j, a);
@@ -334,9 +382,11 @@ void coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
     snprintf(j->reason, sizeof j->reason, "%s (failure %u, max_failures %d)", why, j->failures,
              j->max_failures);
   }
-  coord_persist_job(c, j, worker, "attempt %u (token %llu) NODE_FAIL: %s; job %s", a->n,
-                    (unsigned long long)a->token, why, coord_state_name(j->state));
+  foil_utf8_cut(j->reason);
+  int rc = coord_persist_job(c, j, worker, "attempt %u (token %llu) NODE_FAIL: %s; job %s", a->n,
+                             (unsigned long long)a->token, why, coord_state_name(j->state));
   c->dirty = 1;
+  return rc;
 }
 
 void coord_worker_lost(coord *c, cworker *w, const char *why) {
@@ -426,7 +476,21 @@ static void send_assign(coord *c, cjob *j, cattempt *a) {
   }
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define WIDE_REASON "Resources: the gang needs more than " STR(COORD_MAX_PLACE) " workers, the most one job " \
+                    "may span (fewer ranks, or fewer GPUs per rank, fit on fewer workers)"
+
 static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
+  /* all ranks or none: a placement the attempt cannot hold is not started
+   * (sched_fit keeps gangs within COORD_MAX_PLACE workers; this is the backstop) */
+  size_t nodes = 0;
+  for (size_t i = 0; i < c->nworkers; i++) nodes += ranks_on[i] != 0;
+  if (!nodes || nodes > COORD_MAX_PLACE) {
+    snprintf(j->reason, sizeof j->reason, "%s", WIDE_REASON);
+    coord_log(c, "ERROR", "job %llu: not started: placed on %zu workers", (unsigned long long)j->id, nodes);
+    return;
+  }
   cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
   if (!na) return;
   j->att = na;
@@ -442,11 +506,12 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   for (size_t i = 0; i < c->nworkers; i++)
     if (ranks_on[i] && (head < 0 || ranks_on[i] > ranks_on[head])) head = (int)i;
   a->place[a->nplace++] = (cplace){head, ranks_on[head]};
-  for (size_t i = 0; i < c->nworkers && a->nplace < COORD_MAX_PLACE; i++)
+  for (size_t i = 0; i < c->nworkers; i++)
     if (ranks_on[i] && (int)i != head) a->place[a->nplace++] = (cplace){(int)i, ranks_on[i]};
   foil_err err = {0};
   if (write_fence(c, j, a->token, &err)) {
     snprintf(j->reason, sizeof j->reason, "cannot write the job directory: %.180s", err.msg);
+    foil_utf8_cut(j->reason);
     coord_log(c, "ERROR", "job %llu: %s", (unsigned long long)j->id, j->reason);
     return;
   }
@@ -455,8 +520,8 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   j->start_time = a->start_time;
   j->reason[0] = 0;
   j->est_start = 0;
-  char place[4096];
-  place_string(c, a, place, sizeof place);
+  char place[COORD_PLACE_TEXT];
+  place_string(c, a, place, sizeof place);  /* too long: write_attempt refuses the commit */
   if (coord_persist_job(c, j, c->workers[head].name, "RUNNING: attempt %u (token %llu) on %s", a->n,
                         (unsigned long long)a->token, place)) {
     j->natt--;  /* not durable: do not start it */
@@ -533,7 +598,8 @@ void coord_schedule(coord *c) {
     cjob *j = pend[i];
     const Foil__V1__Resources *r = j->spec->resources;
     req[i] = (sched_pending){r && r->ranks ? r->ranks : 1, r ? r->gpus_per_rank : 0, r ? r->nodes : 0,
-                             j->spec->time_limit_s ? (double)j->spec->time_limit_s : INFINITY, j->deps_met};
+                             j->spec->time_limit_s ? (double)j->spec->time_limit_s : INFINITY, j->deps_met,
+                             COORD_MAX_PLACE};
   }
   foil_err err = {0};
   if (sched_pass(c->sc, now, nodes, nw, run, nr, req, np, c->o.sched_depth, res, &err)) {
@@ -542,7 +608,8 @@ void coord_schedule(coord *c) {
     static const char *const why[] = {
         [SCHED_PRIORITY] = "Priority", [SCHED_RESOURCES] = "Resources",
         [SCHED_DEPENDENCY] = "Dependency",
-        [SCHED_NEVER] = "Resources: asks for more than the usable workers have"};
+        [SCHED_NEVER] = "Resources: asks for more than the usable workers have",
+        [SCHED_TOO_WIDE] = WIDE_REASON};
     for (size_t i = 0; i < np; i++) {
       cjob *j = pend[i];
       if (res[i].verdict == SCHED_START) {
@@ -695,7 +762,7 @@ void coord_destroy(coord **cp) {
   if (c->wrk) zmq_close(c->wrk);
   auth_destroy(&c->auth);
   if (c->zctx) zmq_ctx_term(c->zctx);
-  for (uint64_t id = 1; id <= c->max_id; id++) job_free(c->jobs[id]);
+  for (uint64_t id = 1; id <= c->max_id; id++) coord_job_free(c->jobs[id]);
   free(c->jobs), free(c->active), free(c->workers);
   sched_destroy(&c->sc);
   store_close(&c->st);

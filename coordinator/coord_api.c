@@ -3,6 +3,7 @@
  * nothing. Replies are built in an arena freed after sending. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ __attribute__((format(printf, 5, 6))) static void reply_error(coord *c, wire_msg
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  foil_utf8_scrub(msg);  /* cut (here or in a "%.200s") inside a character: proto3 strings are UTF-8 */
   Foil__V1__Error e = FOIL__V1__ERROR__INIT;
   e.code = client_err_to_code(code), e.message = msg;
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
@@ -277,17 +279,21 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   snprintf(text, sizeof text, "submitted: %s \"%s\", %u rank(s)%s%s", spec.kind, spec.name, res.ranks,
            submitter && *submitter ? ", by " : "", submitter ? submitter : "");
   if (!rc) rc = store_event(c->st, row.submit_time, row.id, NULL, text, err);
+  /* room in memory before the commit: a job once durable is never left out of it */
+  cjob *nj = NULL;
+  int mem = 0;
+  if (!rc && (rc = coord_job_make(c, &row, &nj, err))) mem = 1;
   if (!rc) rc = store_commit(c->st, err);  /* durable before the reply */
   if (rc) {
     store_rollback(c->st);
+    coord_job_free(nj);
     free(packed);
     char was[sizeof err->msg];
     snprintf(was, sizeof was, "%s", err->msg);
-    return foil_err_set(err, FOIL_EINTERNAL, "the job was not recorded: %.900s", was);
+    return foil_err_set(err, mem ? rc : FOIL_EINTERNAL, "the job was not recorded: %.900s", was);
   }
-  rc = coord_add_job(c, &row, err);
+  coord_job_take(c, nj);
   free(packed);
-  if (rc) return rc;
   coord_log(c, "INFO", "job %llu: %s", (unsigned long long)row.id, text);
   c->dirty = 1;
   *job_id = row.id;
@@ -385,18 +391,26 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
     coord_signal(c, j, x->signal);
     coord_log(c, "INFO", "job %llu: signal %d sent", (unsigned long long)j->id, x->signal);
   } else if (!running) {
+    coord_job_snap before;
+    coord_job_save(j, &before);
     j->state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
     j->end_time = log_now();
     snprintf(j->reason, sizeof j->reason, "cancelled before it ran");
-    if (coord_persist_job(c, j, NULL, "CANCELLED before it ran"))
+    if (coord_persist_job(c, j, NULL, "CANCELLED before it ran")) {
+      coord_job_restore(j, &before);  /* memory as the store has it: a retry does it again */
       return reply_error(c, m, rid, FOIL_EINTERNAL, "the cancel was not recorded; try again");
+    }
   } else {
     if (j->state == FOIL__V1__JOB_STATE__JOB_RUNNING) {
+      coord_job_snap before;
+      coord_job_save(j, &before);
       j->state = FOIL__V1__JOB_STATE__JOB_COMPLETING;
       j->stop_state = FOIL__V1__JOB_STATE__JOB_CANCELLED;
       snprintf(j->reason, sizeof j->reason, "cancel requested");
-      if (coord_persist_job(c, j, NULL, "COMPLETING: cancel requested"))
+      if (coord_persist_job(c, j, NULL, "COMPLETING: cancel requested")) {
+        coord_job_restore(j, &before);
         return reply_error(c, m, rid, FOIL_EINTERNAL, "the cancel was not recorded; try again");
+      }
     }
     coord_send_stop(c, j);
   }
@@ -408,19 +422,56 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
   send_reply(c, m, &r);
 }
 
+/* Opens <root>/jobs/<id>/log for reading. The job writes in jobs/<id> (and
+ * may replace it): no symbolic link is followed below the data root, and
+ * only a regular file is read, so a job cannot make the coordinator read
+ * another file of its host. *fd -1 (FOIL_OK) when there is no log yet. */
+static int open_log(coord *c, uint64_t id, int *fd, foil_err *err) {
+  *fd = -1;
+  char dir[32];
+  snprintf(dir, sizeof dir, "%llu", (unsigned long long)id);
+  const char *parts[] = {"jobs", dir, "log"};
+  int at = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (at < 0) return foil_err_set(err, FOIL_EINTERNAL, "the data root %s: %s", c->root, strerror(errno));
+  for (int i = 0; i < 3; i++) {
+    int next = openat(at, parts[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (i < 2 ? O_DIRECTORY : O_NONBLOCK));
+    int e = errno;
+    close(at);
+    if (next < 0 && e == ENOENT) return FOIL_OK;  /* not written yet */
+    if (next < 0 && (e == ELOOP || e == ENOTDIR))
+      return foil_err_set(err, FOIL_EPRECOND, "job %llu: its log is not read: jobs/%llu/log or a directory above "
+                          "it is a symbolic link", (unsigned long long)id, (unsigned long long)id);
+    if (next < 0)
+      return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its log cannot be read: %s", (unsigned long long)id,
+                          strerror(e));
+    at = next;
+  }
+  struct stat st;
+  if (fstat(at, &st) || !S_ISREG(st.st_mode)) {
+    close(at);
+    return foil_err_set(err, FOIL_EPRECOND, "job %llu: its log is not read: jobs/%llu/log is not a regular file",
+                        (unsigned long long)id, (unsigned long long)id);
+  }
+  *fd = at;
+  return FOIL_OK;
+}
+
 static void do_logs(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   const Foil__V1__LogsRequest *l = q->logs;
   cjob *j = coord_job(c, l->job_id);
   if (!j) return reply_error(c, m, q->request_id, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)l->job_id);
   size_t max = l->max_bytes ? l->max_bytes : 64 << 10;
   if (max > 256 << 10) max = 256 << 10;
-  char path[1300];
-  snprintf(path, sizeof path, "%s/jobs/%llu/log", c->root, (unsigned long long)j->id);
+  foil_err err = {0};
+  int fd = -1, rc = open_log(c, j->id, &fd, &err);
+  if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
   uint8_t *buf = malloc(max);
-  if (!buf) return reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory");
+  if (!buf) {
+    if (fd >= 0) close(fd);
+    return reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory");
+  }
   size_t got = 0;
   off_t size = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     struct stat st;
     if (!fstat(fd, &st)) size = st.st_size;
@@ -460,9 +511,12 @@ static void do_drain(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   int wi = coord_worker_find(c, q->drain->worker);
   if (wi < 0) return reply_error(c, m, q->request_id, FOIL_ENOTFOUND, "there is no worker \"%s\"", q->drain->worker);
   cworker *w = &c->workers[wi];
+  int was = w->drain;
   w->drain = !q->drain->undo;
-  if (coord_persist_worker(c, w, "%s", w->drain ? "drain: takes no new jobs" : "drain undone: takes jobs"))
+  if (coord_persist_worker(c, w, "%s", w->drain ? "drain: takes no new jobs" : "drain undone: takes jobs")) {
+    w->drain = was;  /* memory as the store has it */
     return reply_error(c, m, q->request_id, FOIL_EINTERNAL, "the drain was not recorded; try again");
+  }
   c->dirty = 1;
   arena ar = {0};
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;

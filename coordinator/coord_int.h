@@ -29,7 +29,9 @@
 #define COORD_MAX_ARGV 256
 #define COORD_MAX_ARG 4096
 #define COORD_MAX_DEPS 64
-#define COORD_MAX_PLACE 64                /* workers in one gang */
+#define COORD_MAX_PLACE 64                /* workers in one gang (a wider one is never started) */
+/* a placement as text, "w:r,w:r": every name, ':', a uint32 and ',' */
+#define COORD_PLACE_TEXT (COORD_MAX_PLACE * (COORD_MAX_NAME + 12) + 1)
 #define COORD_DEFAULT_MAX_FAILURES 3
 #define COORD_RESTART_GRACE_S 5.0         /* extra time for workers after a restart */
 
@@ -126,8 +128,23 @@ int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 int coord_persist_worker(coord *c, cworker *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Ends an attempt whose worker was lost: NODE_FAIL, then requeue or fail. */
-void coord_node_fail(coord *c, cjob *j, const char *worker, const char *why);
+/* Ends an attempt whose worker was lost: NODE_FAIL, then requeue or fail.
+ * Returns coord_persist_job's result (memory is changed either way: a
+ * caller that tells the worker undoes it with coord_job_restore). */
+int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why);
+/* What a transition of j changes (its state and reason, times, counts and
+ * its current attempt): taken before, put back when the change was not
+ * committed, so memory never runs ahead of the store. */
+typedef struct {
+  int state, stop_state, exit_code;
+  char reason[256];
+  double end_time;
+  uint32_t restart_count, failures;
+  int has_att;
+  cattempt att;
+} coord_job_snap;
+void coord_job_save(const cjob *j, coord_job_snap *s);
+void coord_job_restore(cjob *j, const coord_job_snap *s);
 void coord_worker_lost(coord *c, cworker *w, const char *why);
 /* Sends a stop (SIGTERM, grace, SIGKILL) for j's current attempt. */
 void coord_send_stop(coord *c, cjob *j);
@@ -135,10 +152,18 @@ void coord_send_stop(coord *c, cjob *j);
 void coord_signal(coord *c, cjob *j, int signo);
 /* Tells the gang members (not the head) of attempt a to free its slots. */
 void coord_release_members(coord *c, cjob *j, cattempt *a);
-void coord_active_add(coord *c, uint64_t id);
 /* One scheduling pass (coord_run calls it when dirty and every second;
  * tests/fuzz calls it after each input). */
 void coord_schedule(coord *c);
+/* A job taken into memory in two steps, so that a submission is committed
+ * only once memory can hold it: coord_job_make builds the job of a row
+ * (its spec unpacked) and makes room for it (jobs[row->id], a place in
+ * active) — FOIL_ENOMEM or FOIL_EINTERNAL, nothing in c changed but
+ * capacity; coord_job_take then cannot fail (c owns j). coord_add_job does
+ * both (the store's load). */
+int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err);
+void coord_job_take(coord *c, cjob *j);
+void coord_job_free(cjob *j);
 int coord_add_job(coord *c, const store_job *row, foil_err *err);
 __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
 
@@ -158,8 +183,10 @@ void coord_loop_progress(coord *c, cjob *j);
 
 /* --- coord_wp.c ------------------------------------------------------ */
 void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e);
-/* Applies a Finished report (from `finished` or a register); returns a
- * foil error code: FOIL_EABORTED for a stale attempt. */
+/* Applies a Finished report (from `finished` or a register) of worker w;
+ * returns a foil error code: FOIL_EABORTED for a stale attempt, FOIL_EPERM
+ * when w is not the attempt's head, FOIL_EUNAVAIL when the end was not
+ * committed (nothing changed: the worker sends it again). */
 int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f);
 
 #endif

@@ -26,11 +26,17 @@ __attribute__((format(printf, 5, 6))) static void answer_error(coord *c, wire_ms
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  foil_utf8_scrub(msg);  /* cut (here or in a "%.200s") inside a character: proto3 strings are UTF-8 */
   Foil__V1__Error e = FOIL__V1__ERROR__INIT;
   e.code = client_err_to_code(code), e.message = msg;
   Foil__V1__CoordinatorMessage r = FOIL__V1__COORDINATOR_MESSAGE__INIT;
   r.request_id = rid, r.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, r.error = &e;
   answer(c, m, &r);
+}
+
+static void not_head(coord *c, wire_msg *m, uint64_t rid, const cworker *w, uint64_t job_id, uint64_t token) {
+  answer_error(c, m, rid, FOIL_EPERM, "job %llu attempt token %llu is not headed by worker \"%s\": only its head "
+               "reports on it", (unsigned long long)job_id, (unsigned long long)token, w->name);
 }
 
 static void answer_ack(coord *c, wire_msg *m, uint64_t rid) {
@@ -47,6 +53,12 @@ static cattempt *current_for(coord *c, uint64_t job_id, uint64_t token, cjob **j
   cattempt *a = j ? coord_current(j) : NULL;
   if (!a || a->token != token || !coord_running(j)) return NULL;
   return a;
+}
+
+/* 1 when w heads attempt a: only the head launches it, so only the head
+ * reports on it (started, progress, finished). */
+static int heads(coord *c, const cattempt *a, const cworker *w) {
+  return a->nplace && a->place[0].worker == (int)(w - c->workers);
 }
 
 /* A refresh published a new version of its index: every serve job of that
@@ -67,12 +79,19 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   cjob *j = coord_job(c, f->job_id);
   cattempt *a = j ? coord_current(j) : NULL;
   if (!a || a->token != f->token) return FOIL_EABORTED;  /* replaced: stale report */
+  if (!heads(c, a, w)) return FOIL_EPERM;
+  /* already final: this end (a resend) or another was committed before */
   if (!coord_running(j)) return a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED : FOIL_OK;
+  coord_job_snap before;
+  coord_job_save(j, &before);
   int st = f->state;
   if (st == FOIL__V1__JOB_STATE__JOB_NODE_FAIL) {  /* its worker is shutting down */
     char why[300];
-    snprintf(why, sizeof why, "%s", f->message && f->message[0] ? f->message : "the worker stopped it");
-    coord_node_fail(c, j, w->name, why);
+    foil_utf8_copy(why, sizeof why, f->message && f->message[0] ? f->message : "the worker stopped it");
+    if (coord_node_fail(c, j, w->name, why)) {
+      coord_job_restore(j, &before);  /* not committed: the worker sends it again */
+      return FOIL_EUNAVAIL;
+    }
     return FOIL_OK;
   }
   if (st != FOIL__V1__JOB_STATE__JOB_COMPLETED && st != FOIL__V1__JOB_STATE__JOB_FAILED &&
@@ -84,15 +103,18 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   a->state = st;
   a->end_time = f->end_time > 0 ? f->end_time : now;
   a->exit_code = f->exit_code, a->signal = f->signal;
-  snprintf(a->reason, sizeof a->reason, "%s", f->message ? f->message : "");
+  foil_utf8_copy(a->reason, sizeof a->reason, f->message);
   j->state = st;
   j->end_time = a->end_time;
   j->exit_code = f->exit_code;
-  snprintf(j->reason, sizeof j->reason, "%s", a->reason);
+  foil_utf8_copy(j->reason, sizeof j->reason, a->reason);
+  if (coord_persist_job(c, j, w->name, "%s: attempt %u (token %llu) exit %d%s%s%s", coord_state_name(st), a->n,
+                        (unsigned long long)a->token, f->exit_code, f->signal ? " (signal)" : "",
+                        a->reason[0] ? ": " : "", a->reason)) {
+    coord_job_restore(j, &before);  /* not committed: no ack, the worker sends it again */
+    return FOIL_EUNAVAIL;
+  }
   coord_release_members(c, j, a);
-  coord_persist_job(c, j, w->name, "%s: attempt %u (token %llu) exit %d%s%s%s", coord_state_name(st), a->n,
-                    (unsigned long long)a->token, f->exit_code, f->signal ? " (signal)" : "",
-                    a->reason[0] ? ": " : "", a->reason);
   if (st == FOIL__V1__JOB_STATE__JOB_COMPLETED && !strcmp(j->spec->kind, "refresh") && j->index[0])
     tell_servers(c, j);
   c->dirty = 1;
@@ -145,6 +167,11 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
   if (!r->name[0] || strcmp(r->name, peer))
     return answer_error(c, m, rid, FOIL_EINVAL, "register: name \"%s\" must be the socket's routing id (\"%s\")",
                         r->name, peer);
+  /* names go into placements ("w:r,w:r") and the store: plain names only */
+  if (!confine_name_ok(r->name))
+    return answer_error(c, m, rid, FOIL_EINVAL, "register: worker name \"%s\" must be 1 to %d of letters, digits, "
+                        "'.', '_' and '-' (not \".\" or \"..\"); start foil-worker with another --name",
+                        r->name, COORD_MAX_NAME);
   if (!r->slots || r->slots > 4096 || r->gpus > 64)
     return answer_error(c, m, rid, FOIL_EINVAL, "register: %u slots and %u GPUs are out of range (1..4096, 0..64)",
                         r->slots, r->gpus);
@@ -168,7 +195,13 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
   w->last_seen_mono = log_mono();
   coord_persist_worker(c, w, "registered: host %s, %u slots, %u GPUs, %zu attempt(s) running", w->host,
                        w->slots, w->gpus, r->n_running);
-  for (size_t i = 0; i < r->n_finished; i++) coord_wp_finished(c, w, r->finished[i]);
+  size_t unrecorded = 0;
+  for (size_t i = 0; i < r->n_finished; i++) unrecorded += coord_wp_finished(c, w, r->finished[i]) == FOIL_EUNAVAIL;
+  if (unrecorded) {  /* not acknowledged: the worker registers again with them */
+    c->dirty = 1;
+    return answer_error(c, m, rid, FOIL_EUNAVAIL, "register: %zu job end(s) it reports could not be recorded; "
+                        "register again", unrecorded);
+  }
   check_missing(c, w, r->running, r->n_running, 0, "the worker came back without it");
   size_t nkill = 0;
   Foil__V1__AttemptRef **kill = stale_refs(c, r->running, r->n_running, &nkill);
@@ -223,6 +256,15 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
                                        "not as \"%s\"", who, who, peer);
     goto done;
   }
+  /* a worker's text cut inside a character (an older worker) is kept, its
+   * bad bytes replaced: refusing the report would lose how the job ended */
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_FINISHED && q->finished && q->finished->message)
+    foil_utf8_scrub(q->finished->message);
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_STARTED && q->started && q->started->resume_from)
+    foil_utf8_scrub(q->started->resume_from);
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER && q->register_)
+    for (size_t i = 0; i < q->register_->n_finished; i++)
+      if (q->register_->finished[i]->message) foil_utf8_scrub(q->register_->finished[i]->message);
   foil_err ue = {0};
   if (wire_check_msg(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);
@@ -250,7 +292,11 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
                      (unsigned long long)s->job_id, (unsigned long long)s->token);
         break;
       }
-      snprintf(a->resume_from, sizeof a->resume_from, "%s", s->resume_from);
+      if (!heads(c, a, w)) {
+        not_head(c, m, rid, w, s->job_id, s->token);
+        break;
+      }
+      foil_utf8_copy(a->resume_from, sizeof a->resume_from, s->resume_from);
       if (s->resume_from[0]) coord_persist_job(c, j, w->name, "attempt %u resumes from %s", a->n, s->resume_from);
       answer_ack(c, m, rid);
       break;
@@ -261,6 +307,10 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
       if (!a) {
         answer_error(c, m, rid, FOIL_EABORTED, "job %llu attempt token %llu is not current: stop it",
                      (unsigned long long)p->job_id, (unsigned long long)p->token);
+        break;
+      }
+      if (!heads(c, a, w)) {
+        not_head(c, m, rid, w, p->job_id, p->token);
         break;
       }
       const Foil__V1__Progress *g = p->progress;
@@ -280,9 +330,14 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
       break;
     }
     case FOIL__V1__WORKER_MESSAGE__BODY_FINISHED: {
-      int r = coord_wp_finished(c, w, q->finished);
-      if (r) answer_error(c, m, rid, r, "job %llu attempt token %llu was replaced: report dropped",
-                          (unsigned long long)q->finished->job_id, (unsigned long long)q->finished->token);
+      const Foil__V1__Finished *f = q->finished;
+      int r = coord_wp_finished(c, w, f);
+      if (r == FOIL_EPERM) not_head(c, m, rid, w, f->job_id, f->token);
+      else if (r == FOIL_EUNAVAIL)
+        answer_error(c, m, rid, r, "job %llu attempt token %llu: its end could not be recorded; send it again",
+                     (unsigned long long)f->job_id, (unsigned long long)f->token);
+      else if (r) answer_error(c, m, rid, r, "job %llu attempt token %llu was replaced: report dropped",
+                               (unsigned long long)f->job_id, (unsigned long long)f->token);
       else answer_ack(c, m, rid);
       break;
     }

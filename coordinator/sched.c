@@ -72,17 +72,22 @@ int sched_fit(const uint32_t *slots, const uint32_t *gpus, const int *usable, si
     }
     g_caps = caps;
     qsort(idx, m, sizeof *idx, by_cap_desc);
+    /* largest first: the fewest workers; more than max_nodes does not fit */
     uint32_t left = ranks;
-    for (size_t k = 0; k < m && left; k++) {
+    for (size_t k = 0; k < m && left && (!job->max_nodes || k < job->max_nodes); k++) {
       uint32_t take = caps[idx[k]] < left ? caps[idx[k]] : left;
       ranks_on[idx[k]] = take;
       left -= take;
+    }
+    if (left) {
+      memset(ranks_on, 0, n * sizeof *ranks_on);
+      return 0;
     }
     return 1;
   }
   /* exactly `nodes` workers, shares as even as possible (larger first) */
   uint32_t want = job->nodes;
-  if (want > ranks || want > m) return 0;
+  if (want > ranks || want > m || (job->max_nodes && want > job->max_nodes)) return 0;
   g_caps = caps;
   qsort(idx, m, sizeof *idx, by_cap_desc);
   uint32_t base = ranks / want, extra = ranks % want;
@@ -266,7 +271,11 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
       continue;
     }
     if (!sched_fit(s->tot_slots, s->tot_gpus, s->usable, n, j, ro, s->scratch)) {
-      o->verdict = SCHED_NEVER;
+      sched_pending any = *j;  /* would it fit over any number of workers? */
+      any.max_nodes = 0;
+      o->verdict = j->max_nodes && sched_fit(s->tot_slots, s->tot_gpus, s->usable, n, &any, ro, s->scratch)
+                       ? SCHED_TOO_WIDE
+                       : SCHED_NEVER;
       continue;
     }
     int fits_now = sched_fit(s->slots, s->gpus, s->usable, n, j, ro, s->scratch);

@@ -20,7 +20,8 @@
  * gpus_per_rank GPUs; `nodes` 0 puts them on as few workers as fit (one
  * worker: the one with the least room that fits, to keep large holes
  * large), N splits them as evenly as possible over exactly N workers. All
- * ranks or none.
+ * ranks or none, and never on more than `max_nodes` workers (a gang that
+ * would need more does not fit).
  *
  * Cost: O(S·N) per segment tried, S = profile segments (≤ running + 2·depth),
  * N = workers; memory O(S·N).
@@ -49,6 +50,7 @@ typedef struct {
   uint32_t ranks, gpus_per_rank, nodes;
   double duration;                 /* time limit in seconds; INFINITY: none */
   int eligible;                    /* dependencies satisfied */
+  uint32_t max_nodes;              /* the most workers one gang may span; 0: no limit */
 } sched_pending;
 
 enum {
@@ -57,6 +59,7 @@ enum {
   SCHED_RESOURCES,      /* waits for running jobs to end */
   SCHED_DEPENDENCY,     /* its dependencies have not ended yet */
   SCHED_NEVER,          /* asks for more than the usable workers have */
+  SCHED_TOO_WIDE,       /* the usable workers have enough only over more than max_nodes of them */
 };
 
 typedef struct {

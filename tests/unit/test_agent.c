@@ -4,7 +4,8 @@
  * COMPLETED (its output in the job log), Finished resent until acked,
  * cancel with a grace, time limit with the warn signal, a launch failure,
  * a kill list, progress from rank 0, register again on
- * FAILED_PRECONDITION, and shutdown on SIGTERM. */
+ * FAILED_PRECONDITION, and shutdown on SIGTERM. A launch error cut to
+ * fit is still UTF-8; names that are not plain names are refused. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -291,6 +292,22 @@ static void test_launch_failure(void) {
     CHECKF(strstr(f->finished->message, "cannot run /nonexistent/prog") != NULL, "%s", f->finished->message);
     foil__v1__worker_message__free_unpacked(f, NULL);
   }
+  /* a launch error over foil_err's 512 bytes, with non-ASCII text where it is
+   * cut: still UTF-8, so the coordinator takes the report */
+  static char prog[700];
+  snprintf(prog, sizeof prog, "/nonexistent/");
+  for (int i = 0; i < 200; i++) strcat(prog, "\xe6\x97\xa5");  /* U+65E5, 3 bytes */
+  char *wide[] = {prog, NULL};
+  assign(45, 145, wide, 1, 0, 0, 0, 0);
+  f = expect_finished(45, 5);
+  if (f) {
+    foil_err e = {0};
+    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED);
+    CHECKF(!strncmp(f->finished->message, "cannot run /nonexistent/", 24) && strlen(f->finished->message) < 512,
+           "%s", f->finished->message);
+    CHECKF(wire_check_msg(&f->base, &e) == FOIL_OK, "%s", e.msg);
+    foil__v1__worker_message__free_unpacked(f, NULL);
+  }
   /* more GPUs than the worker has */
   char *ok[] = {"true", NULL};
   assign(44, 144, ok, 1, 0, 0, 0, 3);
@@ -298,6 +315,22 @@ static void test_launch_failure(void) {
   if (f) {
     CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_FAILED && strstr(f->finished->message, "GPU"));
     foil__v1__worker_message__free_unpacked(f, NULL);
+  }
+}
+
+/* Worker names go into the coordinator's placements ("w:r,w:r"): only
+ * plain names are taken. */
+static void test_bad_names(void) {
+  char big[200];
+  memset(big, 'a', sizeof big - 1), big[sizeof big - 1] = 0;
+  const char *bad[] = {"gpu,1", "a:b", "", ".", "..", "a/b", "n\xc3\xa9", big};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    agent_config cfg = {.coordinator = endpoint, .root = tmp, .name = bad[i], .host = "localhost", .slots = 1};
+    agent *a = NULL;
+    foil_err err = {0};
+    CHECKF(agent_new(&a, &cfg, &err) == FOIL_EINVAL && a == NULL && strstr(err.msg, "worker name"), "%s: %s",
+           bad[i], err.msg);
+    agent_destroy(&a);
   }
 }
 
@@ -393,6 +426,7 @@ int main(int argc, char **argv) {
   int linger = 0;
   zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
   CHECK(zmq_bind(router, endpoint) == 0);
+  RUN(test_bad_names);
   RUN(test_register);
   RUN(test_completed_and_resend);
   RUN(test_cancel);

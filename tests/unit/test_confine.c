@@ -127,6 +127,23 @@ static void test_specs(void) {
   CHECK(confine_spec(&c, "refresh", "{\"mine\": {\"bank\": \"../b\"}}", root, &err) == FOIL_EINVAL);
   CHECK(confine_spec(&c, "serve", "{\"index\": \"..\"}", root, &err) == FOIL_EINVAL);
   CHECK(confine_spec(&c, "command", "{\"anything\": \"../..\"}", root, &err) == 0);
+  /* decode-eval: its checkpoints and files are paths, its name and dataset names */
+  CHECKF(confine_spec(&c, "decode-eval",
+                      "{\"name\": \"lm\", \"model\": \"jobs/1\", \"prompts\": {\"dataset\": \"lm\"}, "
+                      "\"metrics\": {\"scorer\": true}}", root, &err) == 0, "%s", err.msg);
+  CHECK(confine_spec(&c, "decode-eval", "{\"model\": \"/etc/passwd\"}", root, &err) == FOIL_EPERM &&
+        strstr(err.msg, "spec model"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"model\": \"jobs/1\", \"amateur\": \"leak.txt\"}", root, &err) ==
+            FOIL_EPERM && strstr(err.msg, "amateur"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"prompts\": {\"file\": \"escape/secret.txt\"}}", root, &err) == FOIL_EPERM &&
+        strstr(err.msg, "prompts.file"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"metrics\": {\"encoder\": \"../../x.h5\"}}", root, &err) == FOIL_EPERM &&
+        strstr(err.msg, "metrics.encoder"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"metrics\": {\"scorer\": \"/etc/shadow\"}}", root, &err) == FOIL_EPERM &&
+        strstr(err.msg, "metrics.scorer"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"prompts\": {\"dataset\": \"../d\"}}", root, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "prompts.dataset"));
+  CHECK(confine_spec(&c, "decode-eval", "{\"name\": \"a/b\"}", root, &err) == FOIL_EINVAL);
   /* not JSON, or keys of another type: left to the spec's own parser */
   CHECK(confine_spec(&c, "pretrain", "not json", root, &err) == 0);
   CHECK(confine_spec(&c, "pretrain", "{\"data\": {\"dataset\": 7}, \"model\": 3}", root, &err) == 0);

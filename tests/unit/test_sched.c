@@ -8,7 +8,8 @@
  *    running job's end (its estimate is that end), a shorter job runs ahead
  *    of it, jobs that would delay it wait with reason Priority and get the
  *    start time after it;
- *  - dependencies and impossible requests are reported, not placed;
+ *  - dependencies and impossible requests are reported, not placed; a
+ *    gang that would span more than max_nodes workers does not fit;
  *  - on random clusters no pass ever places more than is free, and every
  *    placement holds exactly the ranks asked for.
  */
@@ -103,6 +104,46 @@ static void test_backfill(void) {
   CHECK(s == NULL);
 }
 
+/* A gang never spans more than max_nodes workers: one that would need more
+ * does not fit (it is not cut to the first max_nodes). */
+static void test_too_wide(void) {
+  enum { N = 100 };
+  uint32_t slots[N], gpus[N], ro[N], scratch[2 * N];
+  int usable[N];
+  sched_node nodes[N];
+  for (int i = 0; i < N; i++) {
+    slots[i] = 8, gpus[i] = 8, usable[i] = 1;
+    nodes[i] = (sched_node){.slots = 8, .gpus = 8, .slots_free = 8, .gpus_free = 8, .usable = 1};
+  }
+  /* one rank of 8 GPUs per worker: 100 ranks need 100 workers */
+  sched_pending j = {.ranks = 100, .gpus_per_rank = 8, .duration = INFINITY, .eligible = 1, .max_nodes = 64};
+  CHECK(!sched_fit(slots, gpus, usable, N, &j, ro, scratch));
+  uint32_t sum = 0;
+  for (int i = 0; i < N; i++) sum += ro[i];
+  CHECK(sum == 0);
+  j.ranks = 64;  /* exactly the limit */
+  CHECK(sched_fit(slots, gpus, usable, N, &j, ro, scratch));
+  j.ranks = 100, j.gpus_per_rank = 1;  /* 8 per worker: 13 workers */
+  CHECK(sched_fit(slots, gpus, usable, N, &j, ro, scratch));
+  j.gpus_per_rank = 8, j.max_nodes = 0;  /* no limit: all 100 */
+  CHECK(sched_fit(slots, gpus, usable, N, &j, ro, scratch));
+  j.nodes = 65, j.max_nodes = 64;
+  CHECK(!sched_fit(slots, gpus, usable, N, &j, ro, scratch));
+  /* the pass: too wide is its own verdict, and nothing starts */
+  sched *s = NULL;
+  CHECK(!sched_new(&s, NULL));
+  sched_pending p[2] = {{.ranks = 100, .gpus_per_rank = 8, .duration = INFINITY, .eligible = 1, .max_nodes = 64},
+                        {.ranks = 1000, .duration = INFINITY, .eligible = 1, .max_nodes = 64}};
+  sched_result r[2];
+  CHECK(!sched_pass(s, 0, nodes, N, NULL, 0, p, 2, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_TOO_WIDE && r[0].ranks_on == NULL);
+  CHECK(r[1].verdict == SCHED_NEVER);  /* 1000 ranks: more than the 800 slots */
+  p[0].max_nodes = 0;
+  CHECK(!sched_pass(s, 0, nodes, N, NULL, 0, p, 1, 0, r, NULL));
+  CHECK(r[0].verdict == SCHED_START);
+  sched_destroy(&s);
+}
+
 static uint64_t st = 12345;
 static uint32_t rnd(uint32_t n) {
   st = st * 6364136223846793005ull + 1442695040888963407ull;
@@ -134,7 +175,7 @@ static void test_random(void) {
     sched_pending p[NP];
     for (int k = 0; k < NP; k++)
       p[k] = (sched_pending){1 + rnd(12), rnd(4) == 0, rnd(3) == 0 ? 1 + rnd(3) : 0,
-                             rnd(4) ? 5.0 + rnd(200) : INFINITY, rnd(8) != 0};
+                             rnd(4) ? 5.0 + rnd(200) : INFINITY, rnd(8) != 0, 0};
     sched_result r[NP];
     CHECK(!sched_pass(s, 0, nodes, NN, run, (size_t)nr, p, NP, 10, r, NULL));
     uint32_t take[NN] = {0}, gtake[NN] = {0};
@@ -159,6 +200,7 @@ static void test_random(void) {
 int main(void) {
   RUN(test_fit);
   RUN(test_backfill);
+  RUN(test_too_wide);
   RUN(test_random);
   TEST_EXIT();
 }

@@ -1,10 +1,25 @@
 /* test_serve.c — foil-serve's pure parts: request limits (sreq), the
- * router's merge and version rule (smerge), batching (sbatch). */
+ * router's merge and version rule (smerge), batching (sbatch); and a
+ * server (server.h) on a tiny index swapping between two versions under a
+ * stream of reloads, so that the loader starts a load while the query loop
+ * swaps: the loader must not read the live generation the loop is freeing
+ * (a race that ThreadSanitizer reports, and ASan when the free lands
+ * between the loader's two reads). */
+#define _DEFAULT_SOURCE
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zmq.h>
 
+#include "common/fileio.h"
+#include "storage/index.h"
 #include "tests/test.h"
 #include "worker/serve/sbatch.h"
+#include "worker/serve/server.h"
 #include "worker/serve/smerge.h"
 #include "worker/serve/sreq.h"
 
@@ -129,9 +144,115 @@ static void test_batch(void) {
   sbatch_free(&plan);
 }
 
+/* ---- reloads ------------------------------------------------------------------------ */
+
+static server *srv;
+static volatile sig_atomic_t srv_stop;
+static int srv_rc;
+static foil_err srv_err;
+
+static void *serve_main(void *arg) {
+  (void)arg;
+  srv_rc = server_run(srv, &srv_stop, NULL, &srv_err);
+  return NULL;
+}
+
+/* Publishes one version of index "sw": 8 rows of dim 4, one shard. */
+static int publish(const char *root, float shift) {
+  enum { N = 8, D = 4 };
+  float x[N * D];
+  for (int i = 0; i < N * D; i++) x[i] = (i % (D + 1)) == 0 ? 1.0f : shift;
+  for (int i = 0; i < N; i++) {
+    float q = 0;
+    for (int d = 0; d < D; d++) q += x[i * D + d] * x[i * D + d];
+    for (int d = 0; d < D; d++) x[i * D + d] /= sqrtf(q);
+  }
+  int64_t ids[N];
+  char *keys[N], kb[N][8];
+  for (int i = 0; i < N; i++) ids[i] = i, snprintf(kb[i], sizeof kb[i], "k%d", i), keys[i] = kb[i];
+  foil_err err = {0};
+  int v = 0;
+  index_meta m = {.shard = 0, .n_shards = 1, .dim = D, .dtype = VS_F32, .normalized = 1, .step = 1};
+  snprintf(m.name, sizeof m.name, "sw");
+  snprintf(m.checkpoint, sizeof m.checkpoint, "/nonexistent/step_1.h5");
+  snprintf(m.model_hash, sizeof m.model_hash, "0badcafe");
+  int rc = index_version_begin(root, "sw", &v, &err);
+  m.version = v;
+  if (!rc) rc = index_shard_write(root, &m, ids, keys, x, N, &err);
+  if (!rc) rc = index_publish(root, "sw", v, 1, 2, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  return rc ? 0 : v;
+}
+
+static void send_reload(void *cli, uint64_t rid, int v) {
+  Foil__V1__ReloadRequest rl = FOIL__V1__RELOAD_REQUEST__INIT;
+  rl.version = (uint32_t)v;
+  Foil__V1__ServeRequest q = FOIL__V1__SERVE_REQUEST__INIT;
+  q.request_id = rid, q.body_case = FOIL__V1__SERVE_REQUEST__BODY_RELOAD, q.reload = &rl;
+  uint8_t buf[64];
+  size_t n = foil__v1__serve_request__pack(&q, buf);
+  CHECK(zmq_send(cli, buf, n, 0) == (int)n);
+}
+
+static void test_reload_swaps(void) {
+  const char *tmp = getenv("FOIL_TEST_TMP");
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/serve-swap-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  foil_err err = {0};
+  if (tmp && *tmp) foil_mkdirs(tmp, &err);
+  if (!mkdtemp(dir)) return;
+  int v1 = publish(dir, 0.25f), v2 = publish(dir, 0.5f);
+  CHECK(v1 > 0 && v2 > v1);
+  char ep[700];
+  snprintf(ep, sizeof ep, "ipc://%s/serve.sock", dir);
+  server_opts o = {.root = dir, .index = "sw", .bind = ep, .check_samples = 2, .log = fopen("/dev/null", "a")};
+  srv = NULL;
+  CHECKF(server_new(&srv, &o, &err) == 0, "%s", err.msg);
+  if (!srv) return;
+  pthread_t th;
+  srv_stop = 0;
+  CHECK(pthread_create(&th, NULL, serve_main, NULL) == 0);
+  void *ctx = zmq_ctx_new(), *cli = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0, ms = 10000;
+  zmq_setsockopt(cli, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(cli, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  CHECK(zmq_connect(cli, server_endpoint(srv)) == 0);
+  /* bursts of reloads to alternate versions: the next load starts while
+   * the loop swaps in the one before */
+  int answered = 0, statuses = 0;
+  for (int round = 0; round < 30; round++) {
+    for (int k = 0; k < 4; k++) send_reload(cli, (uint64_t)(round * 4 + k + 1), k % 2 ? v2 : v1);
+    for (int k = 0; k < 4; k++) {
+      zmq_msg_t f;
+      zmq_msg_init(&f);
+      if (zmq_msg_recv(&f, cli, 0) >= 0) {
+        answered++;
+        Foil__V1__ServeReply *r = foil__v1__serve_reply__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+        if (r && r->body_case == FOIL__V1__SERVE_REPLY__BODY_STATUS &&
+            (r->status->version == (uint32_t)v1 || r->status->version == (uint32_t)v2))
+          statuses++;
+        if (r) foil__v1__serve_reply__free_unpacked(r, NULL);
+      }
+      zmq_msg_close(&f);
+    }
+  }
+  CHECKF(answered == 120 && statuses == 120, "%d answered, %d statuses", answered, statuses);
+  zmq_close(cli);
+  zmq_ctx_term(ctx);
+  srv_stop = 1;
+  pthread_join(th, NULL);
+  CHECKF(srv_rc == 0, "%s", srv_err.msg);
+  server_destroy(&srv);
+  fclose(o.log);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
 int main(void) {
   RUN(test_limits);
   RUN(test_merge);
   RUN(test_batch);
+  RUN(test_reload_swaps);
   TEST_EXIT();
 }

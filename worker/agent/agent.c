@@ -19,6 +19,7 @@
 #endif
 
 #include "common/auth.h"
+#include "common/confine.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -249,7 +250,7 @@ static void report_finished(agent *a, uint64_t job_id, uint64_t token, Foil__V1_
 static void begin_stop(agent *a, attempt *t, Foil__V1__JobState state, unsigned grace_s, const char *why) {
   if (!t->stopping) {
     t->stop_state = state;
-    snprintf(t->stop_msg, sizeof t->stop_msg, "%s", why);
+    foil_utf8_copy(t->stop_msg, sizeof t->stop_msg, why);  /* reported: cut at a character */
   }
   t->stopping = 1;
   if (t->g) pgroup_stop(t->g, grace_s ? grace_s : a->cfg.grace_s, log_mono());
@@ -288,7 +289,7 @@ static void finish_attempt(agent *a, attempt *t) {
   char msg[512];
   if (t->stopping) {
     st = t->stop_state;
-    snprintf(msg, sizeof msg, "%s", t->stop_msg);
+    foil_utf8_copy(msg, sizeof msg, t->stop_msg);
   } else if (!sig && code == 0) {
     st = FOIL__V1__JOB_STATE__JOB_COMPLETED;
     snprintf(msg, sizeof msg, "exit code 0");
@@ -751,6 +752,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
         }
         char why[256];
         snprintf(why, sizeof why, "worker %s shut down", a->cfg.name);
+        foil_utf8_cut(why);
         job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job", t->n, why);
         /* reported as a lost node: the coordinator requeues it (max_failures) */
         begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, t->grace_s, why);
@@ -793,8 +795,10 @@ const char *agent_progress_endpoint(const agent *a) { return a->progress_ep; }
 
 int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   *out = NULL;
-  if (!cfg->name || !*cfg->name || strlen(cfg->name) > 255)
-    return foil_err_set(err, FOIL_EINVAL, "a worker name of 1 to 255 bytes is required");
+  /* the coordinator takes only plain names (they go into placements "w:r,w:r") */
+  if (!cfg->name || !confine_name_ok(cfg->name))
+    return foil_err_set(err, FOIL_EINVAL, "worker name \"%.200s\" must be 1 to %d of letters, digits, '.', '_' "
+                        "and '-' (not \".\" or \"..\"): --name NAME", cfg->name ? cfg->name : "", CONFINE_MAX_NAME);
   if (!cfg->host || !*cfg->host) return foil_err_set(err, FOIL_EINVAL, "a host name is required");
   if (!cfg->coordinator || (strncmp(cfg->coordinator, "tcp://", 6) && strncmp(cfg->coordinator, "ipc://", 6)))
     return foil_err_set(err, FOIL_EINVAL, "coordinator address %s must start with tcp:// or ipc://",

@@ -59,7 +59,7 @@
 typedef struct {
   const char *coordinator; /* the coordinator's worker endpoint */
   const char *root;        /* data root (made absolute by agent_new) */
-  const char *name;        /* routing id and worker name */
+  const char *name;        /* routing id and worker name: a plain name (common/confine.h) */
   const char *host;        /* what mpirun --host names for this node */
   unsigned slots, gpus;
   const char *foil_run;    /* foil-run path */

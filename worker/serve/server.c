@@ -57,6 +57,7 @@ struct server {
   int done_rc;
   char done_msg[512];
   int loading, have_version, failed_version;
+  int live_version;              /* s->live's version, for the loader (which never reads s->live) */
 };
 
 __attribute__((format(printf, 3, 4))) static void slog(server *s, const char *level, const char *fmt, ...) {
@@ -80,8 +81,9 @@ static int watching(const server *s) { return s->o.watch && !s->o.version; }
 static int load_version(server *s, int v, foil_err *err) {
   pthread_mutex_lock(&s->mu);
   s->loading = v;
+  int live = s->live_version;
   pthread_mutex_unlock(&s->mu);
-  slog(s, "INFO", "loading %s v%d beside v%d", s->index, v, s->live ? s->live->version : 0);
+  slog(s, "INFO", "loading %s v%d beside v%d", s->index, v, live);
   double t0 = log_mono();
   sgen *g = NULL;
   int rc = sgen_load(s->root, s->index, v, s->shards, s->o.nshards, s->o.text, s->o.device, &g, err);
@@ -96,11 +98,11 @@ static int load_version(server *s, int v, foil_err *err) {
     g = NULL;
     s->have_version = v;
   }
+  live = s->live_version;
   pthread_mutex_unlock(&s->mu);
   if (rc) {
     sgen_destroy(&g);
-    slog(s, "ERROR", "%s v%d refused, v%d keeps serving: %s", s->index, v, s->live ? s->live->version : 0,
-         err->msg);
+    slog(s, "ERROR", "%s v%d refused, v%d keeps serving: %s", s->index, v, live, err->msg);
   } else {
     slog(s, "INFO", "%s v%d loaded and checked in %.2f s", s->index, v, log_mono() - t0);
   }
@@ -219,6 +221,7 @@ static void take_ready(server *s) {
   pthread_mutex_lock(&s->mu);
   sgen *g = s->ready;
   s->ready = NULL;
+  if (g) s->live_version = g->version;  /* s->live becomes g below: the loader reads only this */
   uint64_t done = s->done_seq;
   int rc = s->done_rc;
   char msg[512];
@@ -518,7 +521,7 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
     if (!rc) rc = sgen_check(s->live, s->o.check_samples, err);
     if (!rc) {
       const sgen *g = s->live;
-      s->have_version = g->version;
+      s->have_version = s->live_version = g->version;
       slog(s, "INFO", "%s v%d loaded and checked in %.2f s: %lld rows in %d shard(s), dim %d, %s, text %s%s%s",
            s->index, g->version, log_mono() - t0, (long long)g->count, g->nshards, g->dim, dtype_name(g->dtype),
            g->text_ok ? "yes" : "no", g->text_ok ? "" : ": ", g->text_ok ? "" : g->no_text);

@@ -8,7 +8,9 @@
  * mailbox and an inproc socket that wakes the loop. The loop swaps between
  * batches: every batch, so every reply, is answered by one version, which
  * the reply names; the old version is freed after the swap. No lock is
- * held while loading; the loop takes the mailbox lock only to look.
+ * held while loading; the loop takes the mailbox lock only to look. The
+ * loader never touches the live generation (the mailbox tells it the live
+ * version).
  *
  * Reloads: every watch_ms the loader reads CURRENT (unless watching is off
  * or a version is pinned) and loads a newer one; server_run's *hup flag

@@ -1,0 +1,631 @@
+/* test_coord.c — the coordinator's state transitions, driven as its loop
+ * drives them: a real coord (coord_new) on a fresh data root, inproc
+ * endpoints, frames handed to coord_api_handle / coord_wp_handle, replies
+ * read back on DEALER sockets (one per worker, "cli" for the control API).
+ * A store that refuses a write is made with a SQLite trigger that aborts
+ * it (from a second connection to coordinator.db).
+ *
+ * What it proves:
+ *  - a gang that needs more than 64 workers is not started (never with
+ *    fewer ranks than asked); a 64-worker placement of long names is stored
+ *    whole and loads again;
+ *  - only plain worker names register, and a stored row of another name
+ *    does not keep the coordinator from starting;
+ *  - a finished report (alone or in a register) that was not committed is
+ *    not acknowledged and changes nothing, so the worker's resend lands;
+ *  - cancel and drain that were not committed leave memory as it was;
+ *  - only an attempt's head reports on it;
+ *  - reasons cut to fit and replies stay UTF-8; a report cut inside a
+ *    character by an older worker is taken, its bad bytes replaced;
+ *  - `foil logs` reads only a regular file below the data root, never
+ *    through a symbolic link;
+ *  - decode-eval paths are confined at submit;
+ *  - a submission memory cannot take is refused before it is committed.
+ */
+#define _DEFAULT_SOURCE
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/client.h"
+#include "common/fileio.h"
+#include "coordinator/coord_int.h"
+#include "tests/test.h"
+
+static char base[512], root[600];
+static coord *C;
+static FILE *coord_log_file;
+static void *socks[80];
+static int nsocks, ninst;
+static void *cli;
+
+/* ---- a coordinator and its peers ---------------------------------------------- */
+
+/* Waits until the ROUTER `router` routes to the DEALER s (its handshake is
+ * done in the I/O thread): s says hello, the router receives it. */
+static void joined(void *router, void *s) {
+  zmq_send(s, "", 0, 0);
+  int ms = 2000;
+  zmq_setsockopt(router, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  zmq_msg_t f;
+  zmq_msg_init(&f);
+  int more = 1, got = 0;
+  while (more && zmq_msg_recv(&f, router, 0) >= 0) {
+    got++;
+    more = zmq_msg_more(&f);
+  }
+  zmq_msg_close(&f);
+  CHECK(got == 2);
+}
+
+/* Opens the coordinator of root (0), as after a restart; C NULL when it
+ * does not start. */
+static int start(void) {
+  char ctl[64], wrk[64];
+  snprintf(ctl, sizeof ctl, "inproc://tc-ctl-%d", ninst);
+  snprintf(wrk, sizeof wrk, "inproc://tc-wrk-%d", ninst++);
+  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file};
+  foil_err err = {0};
+  C = NULL;
+  CHECKF(coord_new(&C, &o, &err) == 0, "the data root does not load: %s", err.msg);
+  nsocks = 0;
+  if (!C) return -1;
+  cli = zmq_socket(C->zctx, ZMQ_DEALER);
+  zmq_setsockopt(cli, ZMQ_ROUTING_ID, "cli", 3);
+  zmq_connect(cli, C->ctl_ep);
+  socks[nsocks++] = cli;
+  joined(C->ctl, cli);
+  return 0;
+}
+
+static void stop(void) {
+  int zero = 0;
+  for (int i = 0; i < nsocks; i++) {
+    zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(socks[i]);
+  }
+  nsocks = 0;
+  coord_destroy(&C);
+}
+
+/* A fresh data root for one test. */
+static int fresh(const char *name) {
+  snprintf(root, sizeof root, "%s/%s", base, name);
+  foil_err err = {0};
+  foil_mkdirs(root, &err);
+  return start();
+}
+
+/* A worker's socket, connected as `name`. */
+static void *peer(const char *name) {
+  void *s = zmq_socket(C->zctx, ZMQ_DEALER);
+  zmq_setsockopt(s, ZMQ_ROUTING_ID, name, strlen(name));
+  int ms = 1000;
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  zmq_connect(s, C->wrk_ep);
+  socks[nsocks++] = s;
+  joined(C->wrk, s);
+  return s;
+}
+
+/* Hands msg to a handler as received from `from` (api: the control API). */
+static void feed(int api, const char *from, const ProtobufCMessage *msg) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  wire_msg m;
+  memset(&m, 0, sizeof m);
+  zmq_msg_init_size(&m.route[0], strlen(from));
+  memcpy(zmq_msg_data(&m.route[0]), from, strlen(from));
+  m.nroute = 1;
+  zmq_msg_init_size(&m.body, len);
+  protobuf_c_message_pack(msg, zmq_msg_data(&m.body));
+  m.has_body = 1;
+  foil_err e = {0};
+  if (api) coord_api_handle(C, &m, 0, &e);
+  else coord_wp_handle(C, &m, 0, &e);
+  wire_msg_close(&m);
+}
+
+/* The answer to request rid on a worker's socket (assigns, signals and
+ * releases in between are skipped); NULL when none came. */
+static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) {
+  for (;;) {
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    if (zmq_msg_recv(&f, s, 0) < 0) {
+      zmq_msg_close(&f);
+      return NULL;
+    }
+    Foil__V1__CoordinatorMessage *r = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+    zmq_msg_close(&f);
+    if (r && r->request_id == rid &&
+        (r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK ||
+         r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR ||
+         r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED ||
+         r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT))
+      return r;
+    if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
+  }
+}
+
+static uint64_t next_rid = 100;
+
+/* Sends a worker message from `name` (its socket s) and returns the answer. */
+static Foil__V1__CoordinatorMessage *wp(void *s, const char *name, Foil__V1__WorkerMessage *q) {
+  q->request_id = ++next_rid;
+  feed(0, name, &q->base);
+  return answer(s, q->request_id);
+}
+
+/* 0 for an Ack (or Registered), else the answer's error code (foil's), -1 none. */
+static int wp_code(Foil__V1__CoordinatorMessage *r) {
+  int code = !r ? -1
+             : r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR ? client_code_to_err(r->error->code)
+                                                                        : 0;
+  if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
+  return code;
+}
+
+static Foil__V1__CoordinatorMessage *reg(void *s, const char *name, uint32_t slots, Foil__V1__Finished **fin,
+                                         size_t nfin) {
+  Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
+  r.name = (char *)name, r.host = "localhost", r.slots = slots, r.version = "test";
+  r.finished = fin, r.n_finished = nfin;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, q.register_ = &r;
+  return wp(s, name, &q);
+}
+
+static int finished(void *s, const char *name, uint64_t job, uint64_t token, int state, const char *msg) {
+  Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
+  f.job_id = job, f.token = token, f.state = state, f.message = (char *)msg;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, q.finished = &f;
+  return wp_code(wp(s, name, &q));
+}
+
+/* A control API request; returns the reply (the caller frees it). */
+static Foil__V1__Reply *api(Foil__V1__Request *q) {
+  q->request_id = ++next_rid;
+  feed(1, "cli", &q->base);
+  int ms = 1000;
+  zmq_setsockopt(cli, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  zmq_msg_t f;
+  zmq_msg_init(&f);
+  Foil__V1__Reply *r = NULL;
+  if (zmq_msg_recv(&f, cli, 0) >= 0) r = foil__v1__reply__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+  zmq_msg_close(&f);
+  CHECK(r && r->request_id == q->request_id);
+  return r;
+}
+
+static int api_code(Foil__V1__Reply *r) {
+  int code = !r ? -1 : r->body_case == FOIL__V1__REPLY__BODY_ERROR ? client_code_to_err(r->error->code) : 0;
+  if (r) foil__v1__reply__free_unpacked(r, NULL);
+  return code;
+}
+
+static int cancel(uint64_t job) {
+  Foil__V1__CancelRequest x = FOIL__V1__CANCEL_REQUEST__INIT;
+  x.job_id = job;
+  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
+  q.body_case = FOIL__V1__REQUEST__BODY_CANCEL, q.cancel = &x;
+  return api_code(api(&q));
+}
+
+static int drain(const char *worker) {
+  Foil__V1__DrainRequest x = FOIL__V1__DRAIN_REQUEST__INIT;
+  x.worker = (char *)worker;
+  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
+  q.body_case = FOIL__V1__REQUEST__BODY_DRAIN, q.drain = &x;
+  return api_code(api(&q));
+}
+
+/* Submits a command job of `ranks` ranks (nodes 0); its id. */
+static uint64_t submit_ranks(uint32_t ranks, const char *sid, int *rc_out) {
+  char *argv[] = {"true"};
+  Foil__V1__Resources r = FOIL__V1__RESOURCES__INIT;
+  r.ranks = ranks;
+  Foil__V1__JobSpec s = FOIL__V1__JOB_SPEC__INIT;
+  s.kind = "command", s.spec_json = "{}", s.argv = argv, s.n_argv = 1, s.resources = &r;
+  uint64_t id = 0;
+  int existing = 0;
+  foil_err err = {0};
+  int rc = coord_submit(C, &s, sid ? sid : "", "", &id, &existing, &err);
+  if (rc_out) *rc_out = rc;
+  else CHECKF(rc == 0, "%s", err.msg);
+  return id;
+}
+
+/* Runs SQL on coordinator.db from a second connection (triggers that make
+ * the coordinator's writes fail). */
+static void sql(const char *text) {
+  char p[700];
+  snprintf(p, sizeof p, "%s/coordinator.db", root);
+  sqlite3 *db = NULL;
+  CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+  char *msg = NULL;
+  CHECKF(sqlite3_exec(db, text, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", text, msg ? msg : "");
+  sqlite3_free(msg);
+  sqlite3_close(db);
+}
+#define FAIL_JOB_UPDATES "CREATE TRIGGER fail_jobs BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END"
+#define FAIL_WORKER_WRITES \
+  "CREATE TRIGGER fail_workers BEFORE INSERT ON workers BEGIN SELECT RAISE(ABORT, 'injected'); END"
+
+static int utf8_ok(const char *s) {
+  char *d = strdup(s);
+  size_t bad = foil_utf8_scrub(d);
+  free(d);
+  return bad == 0;
+}
+
+/* A 1-rank job, started by a scheduling pass on the registered worker(s):
+ * its id and its attempt's token. */
+static uint64_t running_job(uint64_t *token) {
+  uint64_t id = submit_ranks(1, NULL, NULL);
+  coord_schedule(C);
+  cjob *j = coord_job(C, id);
+  CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->natt == 1);
+  *token = j && j->natt ? j->att[0].token : 0;
+  return id;
+}
+
+/* ---- 1. gangs of more than COORD_MAX_PLACE workers; S3 placements ------------- */
+
+static void test_wide_gang(void) {
+  if (fresh("wide")) return;
+  char name[16];
+  for (int i = 0; i <= COORD_MAX_PLACE; i++) {  /* 65 workers of 1 slot */
+    snprintf(name, sizeof name, "w%02d", i);
+    CHECK(wp_code(reg(peer(name), name, 1, NULL, 0)) == 0);
+  }
+  uint64_t id = submit_ranks(COORD_MAX_PLACE + 1, NULL, NULL);
+  coord_schedule(C);
+  cjob *j = coord_job(C, id);
+  /* never started on 64 of them with 64 ranks */
+  CHECKF(j && j->natt == 0 && j->state == FOIL__V1__JOB_STATE__JOB_PENDING, "natt %zu state %d", j ? j->natt : 0,
+         j ? j->state : -1);
+  CHECKF(j && strstr(j->reason, "more than 64 workers"), "%s", j ? j->reason : "");
+  stop();
+}
+
+static void test_long_placement(void) {
+  if (fresh("place")) return;
+  char names[COORD_MAX_PLACE][COORD_MAX_NAME + 1];
+  for (int i = 0; i < COORD_MAX_PLACE; i++) {  /* 64 workers with names of 128 bytes */
+    memset(names[i], 'a' + i % 26, COORD_MAX_NAME);
+    snprintf(names[i], sizeof names[i], "%02d", i);
+    names[i][2] = 'x';
+    names[i][COORD_MAX_NAME] = 0;
+    CHECK(wp_code(reg(peer(names[i]), names[i], 1, NULL, 0)) == 0);
+  }
+  uint64_t id = submit_ranks(COORD_MAX_PLACE, NULL, NULL);
+  coord_schedule(C);
+  cjob *j = coord_job(C, id);
+  CHECK(j && j->natt == 1 && j->att[0].nplace == COORD_MAX_PLACE);
+  uint64_t token = j && j->natt ? j->att[0].token : 0;
+  stop();
+  /* what was stored loads again, every worker of the placement with its ranks */
+  if (start()) return;
+  j = coord_job(C, id);
+  CHECK(j && j->natt == 1 && j->att[0].token == token);
+  if (j && j->natt) {
+    cattempt *a = &j->att[0];
+    CHECKF(a->nplace == COORD_MAX_PLACE, "%d", a->nplace);
+    uint32_t ranks = 0;
+    for (int p = 0; p < a->nplace; p++) ranks += a->place[p].ranks;
+    CHECK(ranks == COORD_MAX_PLACE);
+    CHECK(a->nplace && !strcmp(C->workers[a->place[a->nplace - 1].worker].name, names[COORD_MAX_PLACE - 1]) &&
+          strlen(C->workers[a->place[a->nplace - 1].worker].name) == COORD_MAX_NAME);
+  }
+  stop();
+}
+
+/* ---- 2. worker names ------------------------------------------------------------- */
+
+static void test_worker_names(void) {
+  if (fresh("names")) return;
+  const char *bad[] = {"gpu,1", "a:b", ".."};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    Foil__V1__CoordinatorMessage *r = reg(peer(bad[i]), bad[i], 1, NULL, 0);
+    CHECKF(r && r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+               r->error->code == FOIL__V1__CODE__INVALID_ARGUMENT && strstr(r->error->message, "worker name"),
+           "%s", bad[i]);
+    if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
+    CHECK(coord_worker_find(C, bad[i]) < 0);
+  }
+  CHECK(wp_code(reg(peer("gpu-1.a_b"), "gpu-1.a_b", 1, NULL, 0)) == 0);
+  stop();
+  /* a row stored before names were checked is skipped, not fatal */
+  sql("INSERT INTO workers(name, host, slots, gpus, drain, down, registered_time, last_heartbeat) "
+      "VALUES('old,name', 'h', 1, 0, 0, 0, 0, 0)");
+  if (start()) return;
+  CHECK(coord_worker_find(C, "gpu-1.a_b") >= 0 && coord_worker_find(C, "old,name") < 0);
+  stop();
+}
+
+/* ---- 3. finished acknowledged only once committed ------------------------------------ */
+
+static void test_finished_durable(void) {
+  if (fresh("finished")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 4, NULL, 0)) == 0);
+  uint64_t token = 0, id = running_job(&token);
+  sql(FAIL_JOB_UPDATES);
+  CHECK(finished(w, "w1", id, token, FOIL__V1__JOB_STATE__JOB_COMPLETED, "exit code 0") == FOIL_EUNAVAIL);
+  cjob *j = coord_job(C, id);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->att[0].state == FOIL__V1__JOB_STATE__JOB_RUNNING);
+  /* NODE_FAIL (the worker shuts down) likewise: nothing counted */
+  CHECK(finished(w, "w1", id, token, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, "worker w1 shut down") == FOIL_EUNAVAIL);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0 && j->restart_count == 0);
+  /* in a register: the register is not acknowledged, so it comes again */
+  Foil__V1__Finished f = FOIL__V1__FINISHED__INIT, *fp = &f;
+  f.job_id = id, f.token = token, f.state = FOIL__V1__JOB_STATE__JOB_COMPLETED, f.message = "exit code 0";
+  Foil__V1__CoordinatorMessage *r = reg(w, "w1", 4, &fp, 1);
+  CHECK(r && r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+        r->error->code == FOIL__V1__CODE__UNAVAILABLE);
+  if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING);
+  /* the store works again: the resend is taken and acknowledged */
+  sql("DROP TRIGGER fail_jobs");
+  CHECK(wp_code(reg(w, "w1", 4, &fp, 1)) == 0);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_COMPLETED);
+  CHECK(finished(w, "w1", id, token, FOIL__V1__JOB_STATE__JOB_COMPLETED, "exit code 0") == 0);
+  stop();
+  if (start()) return;  /* and the store says so */
+  j = coord_job(C, id);
+  CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_COMPLETED);
+  stop();
+}
+
+/* ---- 4. cancel and drain ------------------------------------------------------------- */
+
+static void test_cancel_drain_durable(void) {
+  if (fresh("cancel")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  uint64_t token = 0, run = running_job(&token);
+  uint64_t pend = submit_ranks(1, NULL, NULL);  /* waits: the slot is taken */
+  coord_schedule(C);
+  cjob *jr = coord_job(C, run), *jp = coord_job(C, pend);
+  CHECK(jp->state == FOIL__V1__JOB_STATE__JOB_PENDING);
+  char reason[256];
+  snprintf(reason, sizeof reason, "%s", jp->reason);
+  sql(FAIL_JOB_UPDATES);
+  CHECK(cancel(pend) == FOIL_EINTERNAL);
+  CHECK(jp->state == FOIL__V1__JOB_STATE__JOB_PENDING && jp->end_time == 0 && !strcmp(jp->reason, reason));
+  CHECK(cancel(run) == FOIL_EINTERNAL);
+  CHECK(jr->state == FOIL__V1__JOB_STATE__JOB_RUNNING && jr->stop_state == 0 && jr->reason[0] == 0);
+  sql("DROP TRIGGER fail_jobs");
+  CHECK(cancel(pend) == 0 && jp->state == FOIL__V1__JOB_STATE__JOB_CANCELLED);  /* the retry does it */
+  CHECK(cancel(run) == 0 && jr->state == FOIL__V1__JOB_STATE__JOB_COMPLETING);
+  sql(FAIL_WORKER_WRITES);
+  CHECK(drain("w1") == FOIL_EINTERNAL);
+  CHECK(C->workers[coord_worker_find(C, "w1")].drain == 0);
+  sql("DROP TRIGGER fail_workers");
+  CHECK(drain("w1") == 0 && C->workers[coord_worker_find(C, "w1")].drain == 1);
+  stop();
+}
+
+/* ---- 5. only the head reports ---------------------------------------------------------- */
+
+static void test_head_only(void) {
+  if (fresh("head")) return;
+  void *w1 = peer("w1"), *w2 = peer("w2");
+  CHECK(wp_code(reg(w1, "w1", 1, NULL, 0)) == 0);
+  uint64_t token = 0, id = running_job(&token);  /* on w1, the only worker so far */
+  CHECK(wp_code(reg(w2, "w2", 1, NULL, 0)) == 0);
+  cjob *j = coord_job(C, id);
+  CHECK(finished(w2, "w2", id, token, FOIL__V1__JOB_STATE__JOB_COMPLETED, "") == FOIL_EPERM);
+  CHECK(finished(w2, "w2", id, token, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, "") == FOIL_EPERM);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0);
+  Foil__V1__Progress g = FOIL__V1__PROGRESS__INIT;
+  g.value = 5, g.total = 10, g.message = "fake";
+  Foil__V1__ProgressReport p = FOIL__V1__PROGRESS_REPORT__INIT;
+  p.job_id = id, p.token = token, p.progress = &g;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS, q.progress = &p;
+  CHECK(wp_code(wp(w2, "w2", &q)) == FOIL_EPERM);
+  CHECK(j->p_time == 0);
+  Foil__V1__Started s = FOIL__V1__STARTED__INIT;
+  s.job_id = id, s.token = token, s.resume_from = "/x";
+  Foil__V1__WorkerMessage q2 = FOIL__V1__WORKER_MESSAGE__INIT;
+  q2.body_case = FOIL__V1__WORKER_MESSAGE__BODY_STARTED, q2.started = &s;
+  CHECK(wp_code(wp(w2, "w2", &q2)) == FOIL_EPERM);
+  CHECK(j->att[0].resume_from[0] == 0);
+  /* its head may */
+  CHECK(wp_code(wp(w1, "w1", &q)) == 0 && j->p_value == 5);
+  CHECK(finished(w1, "w1", id, token, FOIL__V1__JOB_STATE__JOB_COMPLETED, "exit code 0") == 0);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_COMPLETED);
+  stop();
+}
+
+/* ---- 6. UTF-8 ----------------------------------------------------------------------------- */
+
+static void test_utf8_helpers(void) {
+  char s[16];
+  strcpy(s, "ab\xe6\x97");  /* a 3-byte character cut after 2 */
+  CHECK(foil_utf8_cut(s) == 2 && !strcmp(s, "ab"));
+  strcpy(s, "ab\xe6\x97\xa5");
+  CHECK(foil_utf8_cut(s) == 5);
+  strcpy(s, "\xc3");
+  CHECK(foil_utf8_cut(s) == 0 && !s[0]);
+  strcpy(s, "a\xf0\x9f\x98");
+  CHECK(foil_utf8_cut(s) == 1);
+  strcpy(s, "a\xf0\x9f\x98\x80");
+  CHECK(foil_utf8_cut(s) == 5);
+  CHECK(foil_utf8_copy(s, 5, "ab\xc3\xa9\xc3\xa9") == 4 && !strcmp(s, "ab\xc3\xa9"));
+  CHECK(foil_utf8_copy(s, 4, "ab\xc3\xa9\xc3\xa9") == 2 && !strcmp(s, "ab"));
+  CHECK(foil_utf8_copy(s, sizeof s, "short") == 5 && !strcmp(s, "short"));
+  strcpy(s, "a\xff" "b\xc3(");
+  CHECK(foil_utf8_scrub(s) == 2 && !strcmp(s, "a?b?("));
+  strcpy(s, "\xed\xa0\x80z");  /* a surrogate */
+  CHECK(foil_utf8_scrub(s) == 3 && !strcmp(s, "???z"));
+  /* foil_err_set cuts at a character boundary */
+  char big[700];
+  size_t n = 0;
+  big[n++] = 'x', big[n++] = 'y';  /* 511 = 2 + 3 * 169 + 2: the cut falls inside a character */
+  while (n + 3 < sizeof big) big[n++] = '\xe6', big[n++] = '\x97', big[n++] = '\xa5';
+  big[n] = 0;
+  foil_err e = {0};
+  foil_err_set(&e, FOIL_EINVAL, "%s", big);
+  CHECKF(utf8_ok(e.msg) && strlen(e.msg) >= sizeof e.msg - 4, "%zu", strlen(e.msg));
+}
+
+static void test_utf8_reasons(void) {
+  if (fresh("utf8")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  /* valid UTF-8 of 300 bytes, a 2-byte character across the 255 bytes a reason keeps */
+  char msg[301];
+  memset(msg, 'a', 300), msg[300] = 0;
+  for (int i = 254; i + 1 < 300; i += 2) msg[i] = '\xc3', msg[i + 1] = '\xa9';
+  CHECK(utf8_ok(msg));
+  uint64_t token = 0, id = running_job(&token);
+  CHECK(finished(w, "w1", id, token, FOIL__V1__JOB_STATE__JOB_FAILED, msg) == 0);
+  cjob *j = coord_job(C, id);
+  CHECKF(utf8_ok(j->reason) && utf8_ok(j->att[0].reason), "%s", j->reason);
+  /* the reply that carries it decodes, as a strict client reads it */
+  Foil__V1__GetJobRequest g = FOIL__V1__GET_JOB_REQUEST__INIT;
+  g.job_id = id;
+  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
+  q.body_case = FOIL__V1__REQUEST__BODY_GET, q.get = &g;
+  Foil__V1__Reply *r = api(&q);
+  foil_err e = {0};
+  CHECKF(r && r->body_case == FOIL__V1__REPLY__BODY_JOB && wire_check_msg(&r->base, &e) == 0, "%s", e.msg);
+  if (r) foil__v1__reply__free_unpacked(r, NULL);
+  /* a NODE_FAIL report's text becomes the requeue reason */
+  token = 0;
+  uint64_t id2 = running_job(&token);
+  CHECK(finished(w, "w1", id2, token, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, msg) == 0);
+  j = coord_job(C, id2);
+  CHECKF(j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && utf8_ok(j->reason) && utf8_ok(j->att[0].reason), "%s",
+         j->reason);
+  /* an older worker's report cut inside a character: taken, not refused */
+  coord_schedule(C);
+  cattempt *a = coord_current(j);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && a);
+  char cut[16] = "exit \xe6\x97";
+  CHECK(finished(w, "w1", id2, a ? a->token : 0, FOIL__V1__JOB_STATE__JOB_FAILED, cut) == 0);
+  CHECKF(j->state == FOIL__V1__JOB_STATE__JOB_FAILED && utf8_ok(j->reason) && !strncmp(j->reason, "exit ", 5),
+         "%s", j->reason);
+  stop();
+}
+
+/* ---- 7. foil logs ---------------------------------------------------------------------------- */
+
+static int logs(uint64_t job, char *out, size_t n) {
+  Foil__V1__LogsRequest l = FOIL__V1__LOGS_REQUEST__INIT;
+  l.job_id = job;
+  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
+  q.body_case = FOIL__V1__REQUEST__BODY_LOGS, q.logs = &l;
+  Foil__V1__Reply *r = api(&q);
+  out[0] = 0;
+  if (r && r->body_case == FOIL__V1__REPLY__BODY_LOGS)
+    snprintf(out, n, "%.*s", (int)r->logs->data.len, (const char *)r->logs->data.data);
+  return api_code(r);
+}
+
+static void test_logs_nofollow(void) {
+  if (fresh("logs")) return;
+  uint64_t id = submit_ranks(1, NULL, NULL);  /* no worker: it waits */
+  char p[900], t[900], got[256];
+  snprintf(t, sizeof t, "%s/secret.key", base);
+  foil_err err = {0};
+  CHECK(foil_write_file_atomic(t, "TOPSECRET\n", 10, &err) == 0);
+  CHECK(logs(id, got, sizeof got) == 0 && !got[0]);  /* no log yet */
+  snprintf(p, sizeof p, "%s/jobs/%llu", root, (unsigned long long)id);
+  foil_mkdirs(p, &err);
+  snprintf(p, sizeof p, "%s/jobs/%llu/log", root, (unsigned long long)id);
+  CHECK(symlink(t, p) == 0);  /* what a job can do in its directory */
+  CHECK(logs(id, got, sizeof got) == FOIL_EPRECOND && !strstr(got, "TOPSECRET"));
+  unlink(p);
+  CHECK(foil_write_file_atomic(p, "hello\n", 6, &err) == 0);
+  CHECK(logs(id, got, sizeof got) == 0 && !strcmp(got, "hello\n"));
+  /* jobs/<id> itself replaced by a link to a directory with a "log" */
+  char other[700], d[900];
+  snprintf(other, sizeof other, "%s/elsewhere", base);
+  foil_mkdirs(other, &err);
+  snprintf(d, sizeof d, "%s/log", other);
+  CHECK(foil_write_file_atomic(d, "TOPSECRET\n", 10, &err) == 0);
+  unlink(p);
+  snprintf(p, sizeof p, "%s/jobs/%llu", root, (unsigned long long)id);
+  CHECK(rmdir(p) == 0 && symlink(other, p) == 0);
+  CHECK(logs(id, got, sizeof got) == FOIL_EPRECOND && !strstr(got, "TOPSECRET"));
+  stop();
+}
+
+/* ---- 8. decode-eval paths at submit --------------------------------------------------------- */
+
+static void test_deval_confined(void) {
+  if (fresh("deval")) return;
+  Foil__V1__JobSpec s = FOIL__V1__JOB_SPEC__INIT;
+  s.kind = "decode-eval";
+  s.spec_json =
+      "{\"model\": \"/etc/passwd\", \"prompts\": {\"dataset\": \"lm\"}, \"methods\": [{\"method\": \"greedy\"}]}";
+  uint64_t id = 0;
+  int existing = 0;
+  foil_err err = {0};
+  CHECK(coord_submit(C, &s, "", "", &id, &existing, &err) == FOIL_EPERM && strstr(err.msg, "spec model"));
+  s.spec_json = "{\"model\": \"jobs/1\", \"prompts\": {\"file\": \"../../../p.jsonl\"}}";
+  CHECK(coord_submit(C, &s, "", "", &id, &existing, &err) == FOIL_EPERM && strstr(err.msg, "prompts.file"));
+  s.spec_json = "{\"model\": \"jobs/1\", \"prompts\": {\"dataset\": \"lm\"}, \"methods\": [{\"method\": \"greedy\"}]}";
+  CHECKF(coord_submit(C, &s, "", "", &id, &existing, &err) == 0, "%s", err.msg);
+  stop();
+}
+
+/* ---- 10. a submission memory cannot take ---------------------------------------------------- */
+
+static void test_submit_no_memory(void) {
+  if (fresh("oom")) return;
+  /* active full, and no realloc can grow it */
+  size_t n = C->nactive, cap = C->active_cap;
+  C->nactive = C->active_cap = SIZE_MAX / sizeof *C->active;
+  int rc = 0;
+  uint64_t id = submit_ranks(1, "oom-1", &rc);
+  C->nactive = n, C->active_cap = cap;
+  CHECKF(rc == FOIL_ENOMEM && id == 0, "rc %d id %llu", rc, (unsigned long long)id);
+  uint64_t found = 1;
+  CHECK(store_find_submission(C->st, "oom-1", &found, NULL) == 0 && found == 0);  /* not committed */
+  /* memory again: the same submission is a new job, and scheduled */
+  id = submit_ranks(1, "oom-1", &rc);
+  CHECK(rc == 0 && id > 0);
+  int in_active = 0;
+  for (size_t k = 0; k < C->nactive; k++) in_active |= C->active[k] == id;
+  CHECK(in_active);
+  stop();
+}
+
+int main(void) {
+  const char *tmp = getenv("FOIL_TEST_TMP");
+  /* tmpfs when there is one: the store fsyncs every commit */
+  snprintf(base, sizeof base, "%s/foil-test-coord-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                           : tmp && *tmp                 ? tmp
+                                                                                         : "/tmp");
+  if (!mkdtemp(base)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  coord_log_file = getenv("FOIL_TEST_COORD_LOG") ? fopen(getenv("FOIL_TEST_COORD_LOG"), "w") : fopen("/dev/null", "w");
+  RUN(test_wide_gang);
+  RUN(test_long_placement);
+  RUN(test_worker_names);
+  RUN(test_finished_durable);
+  RUN(test_cancel_drain_durable);
+  RUN(test_head_only);
+  RUN(test_utf8_helpers);
+  RUN(test_utf8_reasons);
+  RUN(test_logs_nofollow);
+  RUN(test_deval_confined);
+  RUN(test_submit_no_memory);
+  fclose(coord_log_file);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+  if (system(cmd)) return 1;
+  TEST_EXIT();
+}
