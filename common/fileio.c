@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int foil_read_file(const char *path, char **data, size_t *len, foil_err *err) {
@@ -69,12 +72,66 @@ int foil_write_file_atomic(const char *path, const void *data, size_t len, foil_
   return foil_write_file_atomic_mode(path, data, len, 0644, err);
 }
 
+/* 64 bits for a temporary name: the kernel's random bytes; if those are
+ * unavailable, the clock, pid and a per-process counter mixed (splitmix64),
+ * still unique within this process. */
+static uint64_t tmp_bits(void) {
+  static uint64_t counter;
+  uint64_t n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED), r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r ^ n;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t z = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32 ^ n;
+  z += 0x9e3779b97f4a7c15u;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+int foil_tmp_name(const char *path, char *out, size_t n, foil_err *err) {
+  char host[64] = "";
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) snprintf(host, sizeof host, "nohost");
+  host[sizeof host - 1] = 0;
+  for (char *h = host; *h; h++) /* keep the name one plain path component */
+    if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '.' ||
+          *h == '_' || *h == '-'))
+      *h = '_';
+  int w = snprintf(out, n, "%s.tmp-%s-%ld-%016llx", path, host, (long)getpid(), (unsigned long long)tmp_bits());
+  if (w < 0 || (size_t)w >= n) return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
+  return FOIL_OK;
+}
+
+int foil_fsync_dir(const char *dir, foil_err *err) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return foil_err_set(err, FOIL_EINTERNAL, "cannot open directory %s to make it durable: %s", dir,
+                        strerror(errno));
+  int e = fsync(fd) ? errno : 0;
+  close(fd);
+  if (e && e != EINVAL) /* EINVAL: this filesystem cannot sync a directory at all */
+    return foil_err_set(err, FOIL_EINTERNAL, "fsync of directory %s failed, its new entries may not be durable: %s",
+                        dir, strerror(e));
+  return FOIL_OK;
+}
+
+int foil_fsync_parent(const char *path, foil_err *err) {
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
+  return foil_fsync_dir(dirname(dir), err);
+}
+
 int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, unsigned mode, foil_err *err) {
   char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
-  unlink(tmp);  /* a leftover of a crashed writer may have a wider mode */
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+  int fd = -1;
+  /* a name no other writer (another host, process or thread) uses: O_EXCL
+   * never meets an existing file but by a 2^-64 chance, and then retries */
+  for (int tries = 0; fd < 0 && tries < 4; tries++) {
+    int rc = foil_tmp_name(path, tmp, sizeof tmp, err);
+    if (rc) return rc;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) return foil_err_set(err, io_code(errno), "cannot write %s: %s", tmp, strerror(errno));
   const char *p = data;
   size_t left = len;
@@ -92,14 +149,8 @@ int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, 
     unlink(tmp);
     return foil_err_set(err, io_code(e), "cannot write %s: %s", path, strerror(e));
   }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return FOIL_OK;
+  /* the rename is durable only once the directory is: until then the caller must not report it written */
+  return foil_fsync_parent(path, err);
 }
 
 int foil_mkdirs(const char *path, foil_err *err) {
@@ -110,8 +161,12 @@ int foil_mkdirs(const char *path, foil_err *err) {
     int end = *p == 0;
     if (*p == '/' || end) {
       *p = 0;
-      if (mkdir(buf, 0755) && errno != EEXIST)
+      if (mkdir(buf, 0755) == 0) {
+        int rc = foil_fsync_parent(buf, err); /* the new entry survives a crash */
+        if (rc) return rc;
+      } else if (errno != EEXIST) {
         return foil_err_set(err, io_code(errno), "cannot create %s: %s", buf, strerror(errno));
+      }
       if (end) break;
       *p = '/';
     }

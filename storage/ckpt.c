@@ -349,6 +349,11 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
     TRY(read_tensors(f, "optim/m", views, nt, s->opt->m, err));
     TRY(read_tensors(f, "optim/v", views, nt, s->opt->v, err));
     TRY(h5io_get_attr_i64(f, "optim", "t", &v, err));
+    if (v < 0 || v > INT_MAX) {
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: optim step count t = %lld is out of range [0, %d] (damaged or edited "
+                        "file)", path, (long long)v, INT_MAX);
+      goto done;
+    }
     s->opt->t = (int)v;
   }
   if (s->key_enc)
@@ -364,8 +369,19 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err) {
       goto done;
     }
     TRY(h5io_read_f32_into(f, "queue/keys", s->queue, (size_t)(s->queue_k * s->queue_d), err));
-    TRY(h5io_get_attr_i64(f, "queue", "ptr", &s->queue_ptr, err));
-    TRY(h5io_get_attr_i64(f, "queue", "fill", &s->queue_fill, err));
+    int64_t ptr, fill;
+    TRY(h5io_get_attr_i64(f, "queue", "ptr", &ptr, err));
+    TRY(h5io_get_attr_i64(f, "queue", "fill", &fill, err));
+    /* the ring's invariant (model/moco.c): the write position is inside
+     * the queue, and equals the fill until the queue is full; anything else
+     * would make the next push loop forever or copy out of bounds */
+    if (ptr < 0 || ptr >= s->queue_k || fill < 0 || fill > s->queue_k || (fill < s->queue_k && ptr != fill)) {
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: queue ptr %lld, fill %lld do not fit a queue of %lld keys (0 <= ptr "
+                        "< K, 0 <= fill <= K, ptr == fill until full; damaged or edited file)", path, (long long)ptr,
+                        (long long)fill, (long long)s->queue_k);
+      goto done;
+    }
+    s->queue_ptr = ptr, s->queue_fill = fill;
   }
   if (s->cursor) {
     int64_t *cur = NULL;
@@ -547,16 +563,24 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {
   return *out ? FOIL_OK : foil_err_set(err, FOIL_ENOTFOUND, "no usable checkpoint in %s", dir);
 }
 
-int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, foil_err *err) {
+int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, int64_t newest, foil_err *err) {
   entry *es;
   size_t n;
   int rc = list_steps(dir, &es, &n, err);
   if (rc) return rc;
-  for (size_t i = (size_t)(keep_last > 0 ? keep_last : 0); i < n; i++) {
+  /* es is newest first: skip the files above the step just saved (not
+   * counted, not removed), then keep the newest keep_last (newest itself
+   * first among them, and always) */
+  size_t first = 0;
+  while (first < n && es[first].step > newest) first++;
+  size_t keep = keep_last > 0 ? (size_t)keep_last : 1;
+  for (size_t i = first; i < n; i++) {
+    if (i - first < keep || es[i].step == newest) continue;
     if (keep_every > 0 && es[i].step % keep_every == 0) continue;
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, es[i].name);
-    if (unlink(p) != 0 && !rc) rc = foil_err_set(err, FOIL_EINTERNAL, "cannot remove %s", p);
+    if (unlink(p) != 0 && errno != ENOENT && !rc) /* ENOENT: already gone (another attempt's prune) */
+      rc = foil_err_set(err, FOIL_EINTERNAL, "cannot remove %s: %s", p, strerror(errno));
   }
   free_entries(es, n);
   return rc;

@@ -27,7 +27,10 @@
  * Loading checks what it reads: a missing, truncated or foreign file, a
  * checkpoint of the other kind (a decoder into an encoder or back), or a
  * model whose config or tensor shapes differ from the one it is loaded
- * into, is refused with a message that names the file and what differs.
+ * into, is refused with a message that names the file and what differs;
+ * so is a MoCo queue position outside its ring (0 <= ptr < K,
+ * 0 <= fill <= K, ptr == fill until full) or an optimizer step count t
+ * outside [0, INT_MAX] (a hand-edited or foreign writer's file).
  *
  * A decoder is given to ckpt as its views (ckpt_decoder: config, tensor
  * views, parameter buffer), so storage/ needs only decoder.h's types;
@@ -136,8 +139,15 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err);
  * FOIL_ENOTFOUND when the path or a usable checkpoint is missing. */
 int ckpt_resolve(const char *key, const char *path, char out[PATH_MAX], char **skipped, foil_err *err);
 
-/* Keeps the newest keep_last checkpoints plus every one whose step is a
- * multiple of keep_every (0: none); removes the others. */
-int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, foil_err *err);
+/* Retention after saving step `newest` in dir: keeps the keep_last (at
+ * least 1) newest checkpoints with steps <= newest, step `newest` itself
+ * always, and every one whose step is a multiple of keep_every (0: none);
+ * removes the others. Files with a higher step than newest (left by an
+ * earlier attempt, typically the damaged ones ckpt_latest skipped before
+ * this run restarted from an older step) are neither counted nor removed:
+ * they must not push the checkpoint just written out. A file already gone
+ * is not an error; another unlink failure is FOIL_EINTERNAL naming it (the
+ * others are still tried). Cost: one directory scan. */
+int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, int64_t newest, foil_err *err);
 
 #endif

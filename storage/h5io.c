@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "common/fileio.h"
 
 struct h5io {
   hid_t fid;
@@ -37,23 +38,24 @@ static char *dupstr(const char *s) {
   return d;
 }
 
-/* mkdir -p of the directory holding path */
+/* mkdir -p of the directory holding path; the parent of each directory
+ * created is fsynced (a file published into a new directory must not
+ * vanish with the directory's entry in a crash) */
 static int make_parents(const char *path, foil_err *err) {
   char *buf = dupstr(path);
   if (!buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  for (char *p = buf + 1; *p; p++) {
+  int rc = FOIL_OK;
+  for (char *p = buf + 1; *p && !rc; p++) {
     if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-      int e = errno;
-      free(buf);
-      return foil_err_set(err, FOIL_EPERM, "cannot create directory for %s: %s", path,
-                          strerror(e));
-    }
+    if (mkdir(buf, 0755) == 0)
+      rc = foil_fsync_parent(buf, err);
+    else if (errno != EEXIST)
+      rc = foil_err_set(err, FOIL_EPERM, "cannot create directory for %s: %s", path, strerror(errno));
     *p = '/';
   }
   free(buf);
-  return FOIL_OK;
+  return rc;
 }
 
 static void h5io_free(h5io *f) {
@@ -230,7 +232,7 @@ int h5io_create(h5io **out, const char *path, const char *format, foil_err *err)
   int rc = make_parents(path, err);
   if (rc) return rc;
   h5io *f = calloc(1, sizeof *f);
-  size_t n = strlen(path) + 32;
+  size_t n = strlen(path) + 128; /* foil_tmp_name's suffix: host (63), pid, 16 hex digits */
   if (f) {
     f->path = dupstr(path);
     f->tmp = malloc(n);
@@ -239,11 +241,23 @@ int h5io_create(h5io **out, const char *path, const char *format, foil_err *err)
     h5io_free(f);
     return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   }
-  snprintf(f->tmp, n, "%s.tmp-%ld", path, (long)getpid());
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   if (fcpl >= 0 && H5Pset_userblock(fcpl, H5IO_HEADER_BYTES) < 0) H5Pclose(fcpl), fcpl = -1;
-  f->fid = fcpl < 0 ? -1 : H5Fcreate(f->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  f->fid = -1;
+  /* a name of this writer's own (host, pid, 64 random bits), created
+   * exclusively: never another writer's temporary (a retry only on a name
+   * that exists, a 2^-64 chance) */
+  struct stat st;
+  for (int tries = 0; fcpl >= 0 && f->fid < 0 && tries < 4; tries++) {
+    if ((rc = foil_tmp_name(path, f->tmp, n, err))) break;
+    f->fid = H5Fcreate(f->tmp, H5F_ACC_EXCL, fcpl, H5P_DEFAULT);
+    if (f->fid < 0 && stat(f->tmp, &st) != 0) break;
+  }
   if (fcpl >= 0) H5Pclose(fcpl);
+  if (rc) {
+    h5io_free(f);
+    return rc;
+  }
   if (f->fid < 0) {
     rc = foil_err_set(err, FOIL_EPERM, "cannot create %s", f->tmp);
     h5io_free(f);
@@ -259,14 +273,6 @@ int h5io_create(h5io **out, const char *path, const char *format, foil_err *err)
   return FOIL_OK;
 }
 
-static int fsync_path(const char *path, int dir) {
-  int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc;
-}
-
 int h5io_publish(h5io **fp, foil_err *err) {
   h5io *f = *fp;
   int rc = FOIL_OK;
@@ -275,13 +281,11 @@ int h5io_publish(h5io **fp, foil_err *err) {
   if (!rc) rc = h5io_sign(f->tmp, err); /* writes the integrity header, fsyncs */
   if (!rc && rename(f->tmp, f->path) != 0)
     rc = foil_err_set(err, FOIL_EINTERNAL, "rename %s -> %s: %s", f->tmp, f->path, strerror(errno));
-  if (!rc) {
-    char *d = dupstr(f->path);
-    if (d) fsync_path(dirname(d), 1); /* best effort: the rename is durable */
-    free(d);
-  } else {
-    unlink(f->tmp);
-  }
+  /* the rename is durable only once the directory is: a failed fsync of it
+   * is this publish's error (the file is in place but may not survive a
+   * crash, so the caller must not announce it) */
+  if (!rc) rc = foil_fsync_parent(f->path, err);
+  else unlink(f->tmp);
   h5io_free(f);
   *fp = NULL;
   return rc;
@@ -399,9 +403,14 @@ int h5io_open(h5io **out, const char *path, const char *format, foil_err *err) {
   f->lcpl = -1;
   if (format) {
     char *have = NULL;
-    if (h5io_get_attr_str(f, "/", "foil_format", &have, NULL) != FOIL_OK || strcmp(have, format)) {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s is not a %s file (foil_format is %s)", path,
-                            format, have ? have : "missing");
+    foil_err why = {0};
+    int got = h5io_get_attr_str(f, "/", "foil_format", &have, &why);
+    if (got != FOIL_OK || strcmp(have, format)) {
+      if (got != FOIL_OK && got != FOIL_ENOTFOUND) /* there, but not one string */
+        rc = foil_err_set(err, FOIL_EINVAL, "%s is not a %s file (%.300s)", path, format, why.msg);
+      else
+        rc = foil_err_set(err, FOIL_EINVAL, "%s is not a %s file (foil_format is %s)", path,
+                          format, have ? have : "missing");
       free(have);
       h5io_close(&f);
       return rc;
@@ -451,7 +460,11 @@ int h5io_shape(h5io *f, const char *name, int *ndim, uint64_t dims[8], foil_err 
   int nd = H5Sget_simple_extent_ndims(sp);
   hsize_t d[8] = {0};
   int rc = FOIL_OK;
-  if (nd < 0 || nd > 8) {
+  /* a null dataspace (h5py.Empty) has rank 0 like a scalar but no element:
+   * read as one, the buffer would keep whatever malloc left there */
+  if (H5Sget_simple_extent_type(sp) == H5S_NULL) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: dataset %s is empty (a null dataspace, no values)", f->path, name);
+  } else if (nd < 0 || nd > 8) {
     rc = foil_err_set(err, FOIL_EINVAL, "%s: dataset %s has an unsupported rank", f->path, name);
   } else {
     H5Sget_simple_extent_dims(sp, d, NULL);
@@ -612,6 +625,19 @@ void h5io_free_strings(char **strs, size_t n) {
   free(strs);
 }
 
+/* H5Aread transfers the attribute's whole dataspace: every read here is of
+ * one value, so an attribute that is not exactly one (an array, h5py's
+ * Empty) is refused before it could overrun the caller's buffer. */
+static int attr_single(h5io *f, hid_t a, const char *obj, const char *key, foil_err *err) {
+  hid_t sp = H5Aget_space(a);
+  hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+  if (sp >= 0) H5Sclose(sp);
+  if (np != 1)
+    return foil_err_set(err, FOIL_EINVAL, "%s: attribute %s of %s is not a single value (it holds %lld)", f->path,
+                        key, obj, (long long)np);
+  return FOIL_OK;
+}
+
 static int read_attr(h5io *f, const char *obj, const char *key, hid_t type, void *val,
                      foil_err *err) {
   hid_t o = H5Oopen(f->fid, obj, H5P_DEFAULT);
@@ -621,7 +647,9 @@ static int read_attr(h5io *f, const char *obj, const char *key, hid_t type, void
     rc = foil_err_set(err, FOIL_ENOTFOUND, "%s: %s has no attribute %s", f->path, obj, key);
   } else {
     hid_t a = H5Aopen(o, key, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, type, val) < 0)
+    if (a < 0)
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: attribute %s of %s cannot be opened", f->path, key, obj);
+    else if (!(rc = attr_single(f, a, obj, key, err)) && H5Aread(a, type, val) < 0)
       rc = foil_err_set(err, FOIL_EINVAL, "%s: attribute %s of %s has the wrong type", f->path, key, obj);
     if (a >= 0) H5Aclose(a);
   }
@@ -638,11 +666,15 @@ int h5io_get_attr_str(h5io *f, const char *obj, const char *key, char **val, foi
     rc = foil_err_set(err, FOIL_ENOTFOUND, "%s: %s has no attribute %s", f->path, obj, key);
   } else {
     hid_t a = H5Aopen(o, key, H5P_DEFAULT);
-    hid_t at = H5Aget_type(a);
-    if (H5Tget_class(at) != H5T_STRING) {
+    hid_t at = a < 0 ? -1 : H5Aget_type(a);
+    H5T_cset_t cset = at < 0 ? H5T_CSET_ERROR : H5Tget_cset(at);
+    if (at < 0 || H5Tget_class(at) != H5T_STRING || cset < 0) {
       rc = foil_err_set(err, FOIL_EINVAL, "%s: attribute %s is not a string", f->path, key);
+    } else if ((rc = attr_single(f, a, obj, key, err))) {
+      /* refused: an array of strings */
     } else if (H5Tis_variable_str(at) > 0) {
       hid_t t = utf8_vlen_type();
+      H5Tset_cset(t, cset); /* HDF5 does not convert between ASCII and UTF-8 */
       char *s = NULL;
       if (H5Aread(a, t, &s) < 0 || !s) {
         rc = foil_err_set(err, FOIL_EINVAL, "%s: cannot read attribute %s", f->path, key);
@@ -654,10 +686,14 @@ int h5io_get_attr_str(h5io *f, const char *obj, const char *key, char **val, foi
       }
       H5Tclose(t);
     } else { /* fixed-length string (as h5py writes numpy bytes) */
+      /* read as NULLTERM one byte longer than stored: HDF5's conversion
+       * from a NULLPAD/SPACEPAD string of the same size would drop its last
+       * character to make room for the NUL */
       size_t sz = H5Tget_size(at);
-      char *s = calloc(sz + 1, 1);
+      char *s = calloc(sz + 2, 1);
       hid_t t = H5Tcopy(H5T_C_S1);
-      H5Tset_size(t, sz);
+      H5Tset_size(t, sz + 1);
+      H5Tset_cset(t, cset);
       if (!s || H5Aread(a, t, s) < 0) {
         free(s);
         rc = foil_err_set(err, FOIL_EINVAL, "%s: cannot read attribute %s", f->path, key);
@@ -666,8 +702,8 @@ int h5io_get_attr_str(h5io *f, const char *obj, const char *key, char **val, foi
       }
       H5Tclose(t);
     }
-    H5Tclose(at);
-    H5Aclose(a);
+    if (at >= 0) H5Tclose(at);
+    if (a >= 0) H5Aclose(a);
   }
   H5Oclose(o);
   if (!rc && !*val) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");

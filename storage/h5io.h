@@ -1,6 +1,8 @@
 /* h5io.h — the small set of HDF5 operations every foil file uses.
  *
- * Writing is atomic: h5io_create opens "<path>.tmp-<pid>", the caller writes
+ * Writing is atomic: h5io_create creates a temporary file of its own next to
+ * <path> ("<path>.tmp-<host>-<pid>-<random>", common/fileio.h foil_tmp_name,
+ * so writers on other hosts or processes never share it), the caller writes
  * datasets and attributes, and h5io_publish closes, signs (below), fsyncs,
  * renames it to <path> and fsyncs the directory. h5io_abandon removes the temporary file.
  * A reader never sees a half-written file under its final name.
@@ -62,11 +64,14 @@ typedef struct h5io h5io;
 
 /* ---- writing ---------------------------------------------------------------- */
 
-/* Creates <path>.tmp-<pid> (parent directories are created). format, when
- * not NULL, is written as the root attribute "foil_format". */
+/* Creates the temporary file for path (parent directories are created, and
+ * their parents fsynced). format, when not NULL, is written as the root
+ * attribute "foil_format". */
 int h5io_create(h5io **out, const char *path, const char *format, foil_err *err);
 /* Closes, signs (integrity header), fsyncs and renames the temporary file
- * to its final path. */
+ * to its final path, then fsyncs the directory. An error from that last
+ * fsync (FOIL_EINTERNAL naming the directory) leaves the file in place but
+ * not durable: the caller must not announce it. */
 int h5io_publish(h5io **f, foil_err *err);
 /* Closes and deletes the temporary file (on any error path). */
 void h5io_abandon(h5io **f);
@@ -110,7 +115,9 @@ const char *h5io_path(const h5io *f);
 
 /* 1 if the dataset or group exists. */
 int h5io_exists(h5io *f, const char *name);
-/* Shape of a dataset: *ndim and up to 8 dims. */
+/* Shape of a dataset: *ndim and up to 8 dims. A dataset with a null
+ * dataspace (h5py.Empty: no values, not even one) is refused with
+ * FOIL_EINVAL here and by every read below. */
 int h5io_shape(h5io *f, const char *name, int *ndim, uint64_t dims[8], foil_err *err);
 /* Whole dataset converted to the type named; *n gets the element count. */
 int h5io_read_f32(h5io *f, const char *name, float **out, size_t *n, foil_err *err);
@@ -124,7 +131,11 @@ int h5io_read_f32_into(h5io *f, const char *name, float *out, size_t n, foil_err
  * h5io_free_strings. */
 int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_err *err);
 void h5io_free_strings(char **strs, size_t n);
-/* Attributes. A string attribute comes back malloc'ed. */
+/* Attributes. Each holds exactly one value (scalar, or shape (1,)): an
+ * array or an empty attribute is refused with FOIL_EINVAL ("not a single
+ * value"). A string attribute comes back malloc'ed, whole: variable-length
+ * or fixed-length of any padding (NULLTERM, NULLPAD as numpy bytes,
+ * SPACEPAD: trailing spaces dropped), ASCII or UTF-8. */
 int h5io_get_attr_str(h5io *f, const char *obj, const char *key, char **val, foil_err *err);
 int h5io_get_attr_i64(h5io *f, const char *obj, const char *key, int64_t *val, foil_err *err);
 int h5io_get_attr_f64(h5io *f, const char *obj, const char *key, double *val, foil_err *err);

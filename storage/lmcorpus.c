@@ -749,14 +749,15 @@ int lmcorpus_build(const char *root, uint64_t seed, const lmcorpus_opts *o, lmco
   if (!rc) rc = choose_prompts(&D, seed, want, &P, &np, W, err);
   /* write both files under temporary names, then publish */
   size_t rl = strlen(root) + strlen(name) + 64;
-  char *h5path = malloc(rl), *lic = malloc(rl), *lictmp = malloc(rl + 32);
+  char *h5path = malloc(rl), *lic = malloc(rl), *lictmp = malloc(rl + 160); /* + foil_tmp_name's suffix */
   if ((!h5path || !lic || !lictmp) && !rc) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  if (lictmp) lictmp[0] = 0; /* named below; an earlier failure unlinks nothing */
   h5io *f = NULL;
   if (!rc) {
     snprintf(h5path, rl, "%s/datasets/%s/lm.h5", root, name);
     snprintf(lic, rl, "%s/datasets/%s/LICENSE", root, name);
-    snprintf(lictmp, rl + 32, "%s.tmp-%ld", lic, (long)getpid());
-    rc = write_h5(h5path, seed, o, &D, P, np, W, &f, err);
+    rc = foil_tmp_name(lic, lictmp, rl + 160, err); /* unique across hosts and processes */
+    if (!rc) rc = write_h5(h5path, seed, o, &D, P, np, W, &f, err);
   }
   if (!rc) rc = write_license(lictmp, o, err);
   if (!rc) {
@@ -766,7 +767,7 @@ int lmcorpus_build(const char *root, uint64_t seed, const lmcorpus_opts *o, lmco
   }
   if (rc) {
     h5io_abandon(&f);
-    if (lictmp) unlink(lictmp);
+    if (lictmp && lictmp[0]) unlink(lictmp);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   st.prompts = np;

@@ -16,6 +16,9 @@
 4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout 0) give the
    same losses and parameters up to float rounding; with eval.at_start both
    evaluate the starting weights as step 0, to the same validation loss.
+4b. Retention: beside a damaged higher-step file and one that cannot be
+   removed, every checkpoint written is kept until the next (keep_last 1)
+   and the failed removal is logged as a warning; training goes on.
 5. GPU ranks ("device": "cuda"): without a GPU (or CUDA) refused with the
    reason, no checkpoint written; on a GPU, run A's spec on the device
    follows A's losses (rtol 2e-3). With $FOIL_RUN_DEVICE (foil-run-shim:
@@ -181,6 +184,26 @@ eo = [(r["step"], r["val_loss"]) for r in metrics("one") if r.get("eval") == "va
 assert [x[0] for x in et] == [x[0] for x in eo] == [0, 6], f"eval.at_start: evaluations at {et} and {eo}"
 assert abs(et[0][1] - eo[0][1]) < 1e-5 * abs(eo[0][1]) and eo[1][1] < eo[0][1], f"step-0 evaluations {et} {eo}"
 print(f"eval.at_start: valid loss at step 0 {eo[0][1]:.4f} (2 ranks {et[0][1]:.4f}), at step 6 {eo[1][1]:.4f}")
+
+# ---- 4b. retention ----------------------------------------------------------------------------------
+# 1 rank, 4 steps, a checkpoint every 2, keep_last 1, in a job directory
+# holding a damaged step_999.h5 (refused at resume: a fresh start) and a
+# step_1.h5 that cannot be removed (a directory): each checkpoint written
+# stays until the next replaces it (the damaged higher step neither counts
+# nor goes), and the failed removal is a warning, not the end of training.
+rjob = os.path.join(work, "retain")
+os.makedirs(os.path.join(rjob, "ckpt", "step_1.h5"))
+open(os.path.join(rjob, "ckpt", "step_1.h5", "x"), "w").close()
+with open(os.path.join(rjob, "ckpt", "step_999.h5"), "wb") as f:
+    f.write(b"\x89HDF\r\n\x1a\n" + bytes(100))
+retain = write_spec("retain", steps=4, checkpoint={"every_steps": 2, "keep_last": 1}, eval={"every_steps": 4})
+r = subprocess.run(cmd(retain, "retain", 1), env=env)
+rlog = open(os.path.join(rjob, "log")).read()
+assert r.returncode == 0, "a failed checkpoint removal stopped training:\n" + rlog[-2000:]
+left = sorted(os.listdir(os.path.join(rjob, "ckpt")))
+assert left == ["step_1.h5", "step_4.h5", "step_999.h5"], f"checkpoints left: {left}"
+assert "WARN" in rlog and "checkpoint retention" in rlog and "step_1.h5" in rlog, rlog[-2000:]
+print("retention: a damaged newer file and a failed removal keep the new checkpoint and training going")
 
 # ---- 5. GPU ranks ----------------------------------------------------------------------------------
 def final_differs(job):

@@ -11,6 +11,9 @@ checkpoints and resumed ends with the same bits as an uninterrupted run.
    it resumes from the newest usable checkpoint and finishes.
 4. Compare the final checkpoints with h5py: parameters, optimizer moments,
    MoCo momentum encoder and queue, loader cursor must be bit-identical.
+5. Retention (1 rank, keep_last 1): beside a damaged higher-step file and
+   one that cannot be removed, every checkpoint written is kept until the
+   next and the failed removal is logged as a warning; training goes on.
 Runs MoCo with a learnable temperature so that every piece of state (queue,
 momentum encoder, temperature and its moments) is exercised.
 """
@@ -91,4 +94,28 @@ if bad:
 log = open(os.path.join(work, "b", "log")).read()
 assert "resumed from" in log, "run B did not resume"
 print(f"resumed run matches bit for bit ({len(names)} datasets compared)")
+
+# Retention. Run C (1 rank, 4 steps, a checkpoint every 2, keep_last 1)
+# starts in a job directory holding a damaged step_999.h5 (refused at
+# resume: a fresh start) and a step_1.h5 that cannot be removed (a
+# directory): each checkpoint written stays until the next one replaces it
+# (the damaged higher step neither counts nor goes), and the failed removal
+# is a warning in the log, not the end of training.
+cjob = os.path.join(work, "c")
+shutil.rmtree(cjob, ignore_errors=True)
+os.makedirs(os.path.join(cjob, "ckpt", "step_1.h5"))
+open(os.path.join(cjob, "ckpt", "step_1.h5", "x"), "w").close()
+with open(os.path.join(cjob, "ckpt", "step_999.h5"), "wb") as f:
+    f.write(b"\x89HDF\r\n\x1a\n" + bytes(100))
+short_path = os.path.join(work, "spec-retain.json")
+with open(short_path, "w") as f:
+    json.dump(dict(spec, steps=4, checkpoint={"every_steps": 2, "keep_last": 1}), f)
+r = subprocess.run([mpiexec, *mpi_flags, "-np", "1", foil_run, "pretrain", short_path, "--root", root,
+                    "--job-dir", cjob, "--quiet"], env=env)
+log = open(os.path.join(cjob, "log")).read()
+assert r.returncode == 0, "a failed checkpoint removal stopped training:\n" + log[-2000:]
+left = sorted(os.listdir(os.path.join(cjob, "ckpt")))
+assert left == ["step_1.h5", "step_4.h5", "step_999.h5"], f"checkpoints left: {left}"
+assert "WARN" in log and "checkpoint retention" in log and "step_1.h5" in log, log[-2000:]
+print("retention: a damaged newer file and a failed removal keep the new checkpoint and training going")
 print("1 passed, 0 failed")

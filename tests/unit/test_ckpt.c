@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <hdf5.h>
+#include <limits.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,13 +162,17 @@ static void test_refusals_latest_prune(void) {
   CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "checksum mismatch"));
   snprintf(path, sizeof path, "%s/step_750.h5", cdir);
   CHECK(ckpt_load(path, &r, &err) == FOIL_EINVAL && strstr(err.msg, "no integrity header"));
-  /* retention: keep the last 2 and every 300th */
-  CHECK(ckpt_prune(cdir, 2, 300, &err) == 0);
+  /* retention after saving step 600: keep the last 2 and every 300th; the
+   * damaged step 700 and the foreign 750 above it are neither counted (they
+   * would push 500 out) nor removed */
+  CHECK(ckpt_prune(cdir, 2, 300, 600, &err) == 0);
   struct stat st;
-  const int kept[] = {300, 600, 700}, gone[] = {100, 200, 400};
-  for (int i = 0; i < 3; i++) {
+  const int kept[] = {300, 500, 600, 700, 750}, gone[] = {100, 200, 400};
+  for (int i = 0; i < 5; i++) {
     snprintf(path, sizeof path, "%s/step_%d.h5", cdir, kept[i]);
     CHECKF(stat(path, &st) == 0, "step %d should be kept", kept[i]);
+  }
+  for (int i = 0; i < 3; i++) {
     snprintf(path, sizeof path, "%s/step_%d.h5", cdir, gone[i]);
     CHECKF(stat(path, &st) != 0, "step %d should be pruned", gone[i]);
   }
@@ -175,6 +181,112 @@ static void test_refusals_latest_prune(void) {
   mkdir(path, 0755);
   CHECK(ckpt_latest(path, &latest, NULL, &err) == FOIL_ENOTFOUND && latest == NULL);
   trainer_free(&a);
+}
+
+/* keep_last 1 and a damaged newest file (a restart from step 0 after it
+ * was refused): each checkpoint written is kept until the next replaces it
+ * (the damaged one neither counts nor goes); a file that cannot be removed
+ * is an error naming it, the others are still removed; one already gone is
+ * not an error. */
+static void test_prune_keeps_newest(void) {
+  trainer a;
+  trainer_new(&a);
+  foil_err err = {0};
+  char cdir[600], path[700];
+  struct stat st;
+  snprintf(cdir, sizeof cdir, "%s/ck-prune", dir);
+  snprintf(path, sizeof path, "%s/step_800.h5", cdir);
+  ckpt_state s8 = {.step = 800, .enc = a.enc};
+  CHECK(ckpt_save(path, &s8, NULL, NULL, &err) == 0);
+  CHECK(stat(path, &st) == 0 && truncate(path, st.st_size - 100) == 0);
+  char *latest = NULL;
+  CHECK(ckpt_latest(cdir, &latest, NULL, &err) == FOIL_ENOTFOUND); /* the run restarts at 0 */
+  for (int step = 100; step <= 300; step += 100) {
+    snprintf(path, sizeof path, "%s/step_%d.h5", cdir, step);
+    ckpt_state s = {.step = step, .enc = a.enc};
+    CHECK(ckpt_save(path, &s, NULL, NULL, &err) == 0);
+    CHECKF(ckpt_prune(cdir, 1, 0, step, &err) == 0, "%s", err.msg);
+    CHECKF(stat(path, &st) == 0, "step %d was pruned right after it was written", step);
+    snprintf(path, sizeof path, "%s/step_%d.h5", cdir, step - 100);
+    CHECKF(step == 100 || stat(path, &st) != 0, "step %d was kept", step - 100);
+    CHECK(ckpt_latest(cdir, &latest, NULL, &err) == 0 && latest && strstr(latest, "step_") &&
+          atoi(strstr(latest, "step_") + 5) == step);
+    free(latest);
+    latest = NULL;
+  }
+  snprintf(path, sizeof path, "%s/step_800.h5", cdir);
+  CHECK(stat(path, &st) == 0);
+  /* an entry unlink refuses (a directory with that name) */
+  snprintf(path, sizeof path, "%s/step_50.h5", cdir);
+  CHECK(mkdir(path, 0755) == 0);
+  snprintf(path, sizeof path, "%s/step_50.h5/x", cdir);
+  FILE *fp = fopen(path, "w");
+  if (fp) fclose(fp);
+  snprintf(path, sizeof path, "%s/step_400.h5", cdir);
+  ckpt_state s4 = {.step = 400, .enc = a.enc};
+  CHECK(ckpt_save(path, &s4, NULL, NULL, &err) == 0);
+  CHECKF(ckpt_prune(cdir, 1, 0, 400, &err) == FOIL_EINTERNAL && strstr(err.msg, "step_50.h5"), "%s", err.msg);
+  snprintf(path, sizeof path, "%s/step_300.h5", cdir);
+  CHECK(stat(path, &st) != 0); /* removed all the same */
+  snprintf(path, sizeof path, "%s/step_400.h5", cdir);
+  CHECK(stat(path, &st) == 0);
+  trainer_free(&a);
+}
+
+/* The MoCo queue's ptr and fill and the optimizer's step count are checked
+ * on load: out of range they would make the next push loop forever (ptr ==
+ * K), copy out of bounds (ptr > K or < 0) or hand the loss rows that do not
+ * exist (fill > K). */
+static void test_load_checks_ranges(void) {
+  trainer a, b;
+  trainer_new(&a);
+  trainer_new(&b);
+  foil_err err = {0};
+  float queue[6 * 8] = {0}, q2[6 * 8];
+  char path[700];
+  snprintf(path, sizeof path, "%s/ck-ranges/q.h5", dir);
+  static const struct { int64_t ptr, fill; int ok; } cases[] = {
+      {4, 6, 1}, {0, 6, 1}, {5, 6, 1}, {0, 0, 1}, {3, 3, 1}, {6, 6, 0}, {7, 6, 0},
+      {-1, 6, 0}, {0, 7, 0}, {0, -1, 0}, {2, 3, 0}, {INT64_MAX, 6, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    ckpt_state s = {.step = 1, .enc = a.enc, .queue = queue, .queue_k = 6, .queue_d = 8,
+                    .queue_ptr = cases[i].ptr, .queue_fill = cases[i].fill};
+    CHECK(ckpt_save(path, &s, NULL, NULL, &err) == 0);
+    ckpt_state r = {.enc = b.enc, .queue = q2, .queue_k = 6, .queue_d = 8, .queue_ptr = -7, .queue_fill = -7};
+    int rc = ckpt_load(path, &r, &err);
+    free((char *)r.spec_json);
+    if (cases[i].ok)
+      CHECKF(rc == 0 && r.queue_ptr == cases[i].ptr && r.queue_fill == cases[i].fill, "ptr %lld fill %lld: %s",
+             (long long)cases[i].ptr, (long long)cases[i].fill, err.msg);
+    else
+      CHECKF(rc == FOIL_EINVAL && strstr(err.msg, "queue ptr") && r.queue_ptr == -7 && r.queue_fill == -7,
+             "ptr %lld fill %lld: rc %d, %s", (long long)cases[i].ptr, (long long)cases[i].fill, rc, err.msg);
+  }
+  static const int64_t ts[] = {-1, (int64_t)INT_MAX + 1};
+  for (size_t i = 0; i < 2; i++) {
+    int keep = a.opt->t;
+    ckpt_state s = {.step = 1, .enc = a.enc, .opt = a.opt};
+    CHECK(ckpt_save(path, &s, NULL, NULL, &err) == 0);
+    /* t as another writer could have put it: edit, and sign as foil would */
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), sp = H5Screate(H5S_SCALAR);
+    CHECK(f >= 0 && H5Adelete_by_name(f, "optim", "t", H5P_DEFAULT) >= 0);
+    hid_t at = f < 0 ? -1 : H5Acreate_by_name(f, "optim", "t", H5T_NATIVE_INT64, sp, H5P_DEFAULT, H5P_DEFAULT,
+                                              H5P_DEFAULT);
+    CHECK(at >= 0 && H5Awrite(at, H5T_NATIVE_INT64, &ts[i]) >= 0);
+    if (at >= 0) H5Aclose(at);
+    H5Sclose(sp);
+    if (f >= 0) H5Fclose(f);
+    CHECKF(h5io_sign(path, &err) == 0, "%s", err.msg);
+    b.opt->t = 5;
+    ckpt_state r = {.enc = b.enc, .opt = b.opt};
+    int rc = ckpt_load(path, &r, &err);
+    free((char *)r.spec_json);
+    CHECKF(rc == FOIL_EINVAL && strstr(err.msg, "optim") && b.opt->t == 5, "t = %lld: rc %d, %s", (long long)ts[i],
+           rc, err.msg);
+    a.opt->t = keep;
+  }
+  trainer_free(&a);
+  trainer_free(&b);
 }
 
 /* The views of a decoder as decoder.h lays them out (names, shapes, buffer
@@ -401,6 +513,8 @@ int main(void) {
   kernels_set_threads(2);
   RUN(test_resume_is_exact);
   RUN(test_refusals_latest_prune);
+  RUN(test_prune_keeps_newest);
+  RUN(test_load_checks_ranges);
   RUN(test_decoder_checkpoint);
   RUN(test_decoder_object);
   TEST_EXIT();

@@ -1,12 +1,36 @@
-/* test_fileio.c — common/fileio.h's foil_split_lines: lines split in
+/* test_fileio.c — common/fileio.h: foil_split_lines (lines split in
  * place, a final line without a newline counts, nothing follows the last
- * newline, empty lines and '\r' are kept, an empty text has no lines. */
-#define _POSIX_C_SOURCE 200809L
+ * newline, empty lines and '\r' are kept, an empty text has no lines);
+ * foil_write_file_atomic's temporary names and directory fsync; foil_mkdirs. */
+#define _GNU_SOURCE /* syscall */
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "tests/test.h"
+
+/* fsync, interposed for this program (fileio calls this one): a
+ * directory's fsync fails with dir_fsync_errno when it is set, as an I/O
+ * error on the directory would; dir_fsyncs counts directory fsyncs. */
+static int dir_fsync_errno, dir_fsyncs;
+int fsync(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    dir_fsyncs++;
+    if (dir_fsync_errno) {
+      errno = dir_fsync_errno;
+      return -1;
+    }
+  }
+  return (int)syscall(SYS_fsync, fd);
+}
+
+static char dir[512];
 
 /* splits text and checks the lines against want[0..nwant) */
 static void expect(const char *text, const char *const *want, size_t nwant) {
@@ -33,7 +57,96 @@ static void test_split_lines(void) {
   expect("\n", one, 1);
 }
 
+static int count_prefix(const char *d, const char *prefix) {
+  DIR *dp = opendir(d);
+  int k = 0;
+  struct dirent *e;
+  while (dp && (e = readdir(dp))) k += !strncmp(e->d_name, prefix, strlen(prefix));
+  if (dp) closedir(dp);
+  return k;
+}
+
+static int read_is(const char *p, const char *want) {
+  char *data = NULL;
+  size_t n = 0;
+  int ok = foil_read_file(p, &data, &n, NULL) == 0 && n == strlen(want) && !memcmp(data, want, n);
+  free(data);
+  return ok;
+}
+
+/* Temporary names are unique per host, process and call: a file carrying
+ * the name this pid's writer used before (another host's writer with the
+ * same pid) is neither removed nor renamed over the target. */
+static void test_tmp_names(void) {
+  foil_err err = {0};
+  char a[700], b[700], p[600], other[700];
+  snprintf(p, sizeof p, "%s/CURRENT", dir);
+  CHECK(foil_tmp_name(p, a, sizeof a, &err) == 0 && foil_tmp_name(p, b, sizeof b, &err) == 0);
+  CHECKF(strcmp(a, b) != 0, "two temporary names are the same: %s", a);
+  char pid[32];
+  snprintf(pid, sizeof pid, "-%ld-", (long)getpid());
+  CHECKF(!strncmp(a, p, strlen(p)) && !strncmp(a + strlen(p), ".tmp-", 5) && strstr(a, pid) &&
+             !strchr(a + strlen(dir) + 1, '/'), "%s", a);
+  CHECK(foil_tmp_name(p, a, strlen(p) + 8, &err) == FOIL_EINVAL);
+  snprintf(other, sizeof other, "%s.tmp.%ld", p, (long)getpid());
+  FILE *fp = fopen(other, "w");
+  CHECK(fp && fputs("v9\n", fp) >= 0);
+  if (fp) fclose(fp);
+  CHECKF(foil_write_file_atomic(p, "v7\n", 3, &err) == 0, "%s", err.msg);
+  CHECK(read_is(p, "v7\n"));
+  CHECKF(read_is(other, "v9\n"), "another writer's temporary %s was removed or changed", other);
+  CHECK(count_prefix(dir, "CURRENT.tmp-") == 0);
+  /* a secret's mode holds for the new name too */
+  snprintf(p, sizeof p, "%s/secret", dir);
+  CHECKF(foil_write_file_atomic_mode(p, "k", 1, 0600, &err) == 0, "%s", err.msg);
+  struct stat st;
+  CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+}
+
+/* The directory fsync after the rename: its failure is an error naming
+ * the directory (the new file is in place but not durable), EINVAL (no
+ * directory fsync on this filesystem) is not; foil_mkdirs fsyncs the parent
+ * of each directory it creates, and reports its failure. */
+static void test_dir_fsync(void) {
+  foil_err err = {0};
+  char p[600], d[600];
+  snprintf(p, sizeof p, "%s/CURRENT", dir);
+  dir_fsyncs = 0;
+  CHECKF(foil_write_file_atomic(p, "v1\n", 3, &err) == 0 && dir_fsyncs == 1, "%s", err.msg);
+  dir_fsync_errno = EIO;
+  int rc = foil_write_file_atomic(p, "v2\n", 3, &err);
+  dir_fsync_errno = 0;
+  CHECKF(rc == FOIL_EINTERNAL && strstr(err.msg, dir) && strstr(err.msg, "directory") &&
+             strstr(err.msg, strerror(EIO)), "rc %d: %s", rc, err.msg);
+  CHECK(read_is(p, "v2\n") && count_prefix(dir, "CURRENT.tmp-") == 0);
+  dir_fsync_errno = EINVAL;
+  rc = foil_write_file_atomic(p, "v3\n", 3, &err);
+  dir_fsync_errno = 0;
+  CHECKF(rc == 0 && read_is(p, "v3\n"), "rc %d: %s", rc, err.msg);
+  /* mkdir -p: one parent fsync per directory created, none for existing ones */
+  snprintf(d, sizeof d, "%s/a/b/c", dir);
+  dir_fsyncs = 0;
+  CHECKF(foil_mkdirs(d, &err) == 0 && dir_fsyncs == 3, "%d fsyncs: %s", dir_fsyncs, err.msg);
+  dir_fsyncs = 0;
+  CHECK(foil_mkdirs(d, &err) == 0 && dir_fsyncs == 0);
+  snprintf(d, sizeof d, "%s/a/new", dir);
+  dir_fsync_errno = EIO;
+  rc = foil_mkdirs(d, &err);
+  dir_fsync_errno = 0;
+  CHECKF(rc == FOIL_EINTERNAL && strstr(err.msg, "/a") && strstr(err.msg, "directory"), "rc %d: %s", rc, err.msg);
+  CHECK(foil_fsync_dir("/nonexistent-foil-dir", &err) == FOIL_EINTERNAL && strstr(err.msg, "/nonexistent-foil-dir"));
+}
+
 int main(void) {
+  const char *t = getenv("FOIL_TEST_TMP");
+  snprintf(dir, sizeof dir, "%s/fileio-%ld", t ? t : "/tmp", (long)getpid());
+  foil_err err = {0};
+  if (foil_mkdirs(dir, &err)) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
   RUN(test_split_lines);
+  RUN(test_tmp_names);
+  RUN(test_dir_fsync);
   TEST_EXIT();
 }

@@ -1,16 +1,33 @@
 /* test_h5io.c — atomic HDF5 publish and checked reading. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syscall */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "storage/h5io.h"
 #include "tests/test.h"
 
 static char dir[512];
+
+/* fsync, interposed for this program (h5io and fileio call this one): a
+ * directory's fsync fails with dir_fsync_errno when it is set, the way an
+ * I/O error on the directory would; everything else is the real call. */
+static int dir_fsync_errno;
+int fsync(int fd) {
+  struct stat st;
+  if (dir_fsync_errno && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    errno = dir_fsync_errno;
+    return -1;
+  }
+  return (int)syscall(SYS_fsync, fd);
+}
 
 static const char *path_in(const char *name) {
   static char buf[4][600];
@@ -285,6 +302,249 @@ static void test_verified_then_changed(void) {
   CHECK(h5io_open(&f, dir, NULL, &err) == FOIL_EINVAL && strstr(err.msg, "not a regular file"));
 }
 
+/* ---- files as other tools write them (HDF5's C API here; h5py makes the same) ---------- */
+
+/* An attribute of `type` on loc: scalar (n == 0) or 1-D of n values. */
+static void raw_attr(hid_t loc, const char *key, hid_t type, hsize_t n, const void *val) {
+  hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(loc, key, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+  CHECKF(a >= 0 && H5Awrite(a, type, val) >= 0, "writing attribute %s", key);
+  H5Aclose(a);
+  H5Sclose(sp);
+}
+
+/* A fixed-length string type: numpy bytes ("S13") is NULLPAD ASCII. */
+static hid_t fixed_str(size_t size, H5T_str_t pad, H5T_cset_t cset) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, size);
+  H5Tset_strpad(t, pad);
+  H5Tset_cset(t, cset);
+  return t;
+}
+
+static hid_t vlen_str(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+/* Attributes holding more than one value (h5py: f.attrs["foil_format"] =
+ * ["foil.pairs.v1", "x"], np.array([b"...", b"x"]), [1, 2, 3]) or none
+ * (h5py.Empty) are refused: HDF5 reads a whole attribute, so reading one
+ * into a single value would write past it. Shape (1,) is one value. */
+static void test_attr_not_single(void) {
+  foil_err err = {0};
+  const char *p = path_in("attr-arrays.h5"), *q = path_in("attr-array-format.h5");
+  hid_t vs = vlen_str(), fs = fixed_str(13, H5T_STR_NULLPAD, H5T_CSET_ASCII);
+  const char *two[2] = {"foil.pairs.v1", "x"}, *one[1] = {"ok"};
+  char bytes2[26] = "foil.pairs.v1x"; /* two S13 values */
+  int64_t i3[3] = {1, 2, 3}, i1[1] = {42};
+  double d3[3] = {0.5, 1, 2};
+  hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(f >= 0);
+  raw_attr(f, "vlen2", vs, 2, two);
+  raw_attr(f, "bytes2", fs, 2, bytes2);
+  raw_attr(f, "step", H5T_NATIVE_INT64, 3, i3);
+  raw_attr(f, "scale", H5T_NATIVE_DOUBLE, 3, d3);
+  raw_attr(f, "one", H5T_NATIVE_INT64, 1, i1);
+  raw_attr(f, "onestr", vs, 1, one);
+  hid_t nsp = H5Screate(H5S_NULL);
+  H5Aclose(H5Acreate2(f, "empty", H5T_NATIVE_INT64, nsp, H5P_DEFAULT, H5P_DEFAULT));
+  H5Aclose(H5Acreate2(f, "emptystr", vs, nsp, H5P_DEFAULT, H5P_DEFAULT));
+  H5Sclose(nsp);
+  H5Fclose(f);
+  f = H5Fcreate(q, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  raw_attr(f, "foil_format", vs, 2, two);
+  H5Fclose(f);
+  h5io *h = NULL;
+  CHECKF(h5io_open(&h, q, "foil.pairs.v1", &err) == FOIL_EINVAL && !h && strstr(err.msg, "not a single value"),
+         "%s", err.msg);
+  h5io_close(&h);
+  f = H5Fcreate(q, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  raw_attr(f, "foil_format", fs, 2, bytes2);
+  H5Fclose(f);
+  CHECKF(h5io_open(&h, q, "foil.pairs.v1", &err) == FOIL_EINVAL && !h && strstr(err.msg, "not a single value"),
+         "%s", err.msg);
+  h5io_close(&h);
+  CHECKF(h5io_open(&h, p, NULL, &err) == 0, "%s", err.msg);
+  if (!h) return;
+  int64_t iv[4] = {0}; /* room for what an unchecked read would write */
+  double dv[4] = {0};
+  char *sv = NULL;
+  CHECKF(h5io_get_attr_i64(h, "/", "step", iv, &err) == FOIL_EINVAL && strstr(err.msg, "not a single value") &&
+             strstr(err.msg, "step"), "%s", err.msg);
+  CHECKF(h5io_get_attr_f64(h, "/", "scale", dv, &err) == FOIL_EINVAL && strstr(err.msg, "not a single value"),
+         "%s", err.msg);
+  CHECKF(h5io_get_attr_str(h, "/", "vlen2", &sv, &err) == FOIL_EINVAL && !sv && strstr(err.msg, "not a single"),
+         "%s", err.msg);
+  CHECKF(h5io_get_attr_str(h, "/", "bytes2", &sv, &err) == FOIL_EINVAL && !sv && strstr(err.msg, "not a single"),
+         "%s", err.msg);
+  CHECKF(h5io_get_attr_i64(h, "/", "empty", iv, &err) == FOIL_EINVAL, "%s", err.msg);
+  CHECKF(h5io_get_attr_str(h, "/", "emptystr", &sv, &err) == FOIL_EINVAL && !sv, "%s", err.msg);
+  CHECKF(h5io_get_attr_i64(h, "/", "one", iv, &err) == 0 && iv[0] == 42, "%s", err.msg);
+  CHECKF(h5io_get_attr_str(h, "/", "onestr", &sv, &err) == 0 && sv && !strcmp(sv, "ok"), "%s", err.msg);
+  free(sv);
+  h5io_close(&h);
+  H5Tclose(vs);
+  H5Tclose(fs);
+}
+
+/* Fixed-length string attributes come back whole whatever their padding:
+ * numpy bytes (NULLPAD) filling their size, SPACEPAD, UTF-8 (h5py's
+ * string_dtype("utf-8", n)), and NULLTERM as before. */
+static void test_fixed_string_attrs(void) {
+  foil_err err = {0};
+  const char *p = path_in("fixed-strings.h5");
+  hid_t np = fixed_str(13, H5T_STR_NULLPAD, H5T_CSET_ASCII), sp = fixed_str(6, H5T_STR_SPACEPAD, H5T_CSET_ASCII),
+        sp2 = fixed_str(6, H5T_STR_SPACEPAD, H5T_CSET_ASCII), u8 = fixed_str(5, H5T_STR_NULLPAD, H5T_CSET_UTF8),
+        pad = fixed_str(8, H5T_STR_NULLPAD, H5T_CSET_ASCII), nt = fixed_str(7, H5T_STR_NULLTERM, H5T_CSET_ASCII);
+  hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(f >= 0);
+  raw_attr(f, "foil_format", np, 0, "foil.pairs.v1");
+  raw_attr(f, "spaces", sp, 0, "abcdef");
+  raw_attr(f, "spaces2", sp2, 0, "ab    ");
+  raw_attr(f, "utf8", u8, 0, "caf\xc3\xa9");
+  raw_attr(f, "padded", pad, 0, "ab\0\0\0\0\0\0");
+  raw_attr(f, "nullterm", nt, 0, "encoder");
+  H5Fclose(f);
+  h5io *h = NULL;
+  CHECKF(h5io_open(&h, p, "foil.pairs.v1", &err) == 0, "a numpy-bytes foil_format: %s", err.msg);
+  if (!h) CHECKF(h5io_open(&h, p, NULL, &err) == 0, "%s", err.msg);
+  static const char *const want[][2] = {{"foil_format", "foil.pairs.v1"}, {"spaces", "abcdef"}, {"spaces2", "ab"},
+                                        {"utf8", "caf\xc3\xa9"}, {"padded", "ab"}, {"nullterm", "encoder"}};
+  for (size_t i = 0; h && i < sizeof want / sizeof *want; i++) {
+    char *v = NULL;
+    int rc = h5io_get_attr_str(h, "/", want[i][0], &v, &err);
+    CHECKF(rc == 0 && v && !strcmp(v, want[i][1]), "%s: rc %d, \"%s\", want \"%s\" (%s)", want[i][0], rc,
+           v ? v : "(null)", want[i][1], rc ? err.msg : "");
+    free(v);
+  }
+  h5io_close(&h);
+  H5Tclose(np), H5Tclose(sp), H5Tclose(sp2), H5Tclose(u8), H5Tclose(pad), H5Tclose(nt);
+}
+
+/* A dataset with a null dataspace (h5py.Empty("<i8")) has no values: it is
+ * refused, not read as one uninitialized element. */
+static void test_null_dataspace(void) {
+  foil_err err = {0};
+  const char *p = path_in("null-dataspace.h5");
+  hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t nsp = H5Screate(H5S_NULL), lcpl = H5Pcreate(H5P_LINK_CREATE), vs = vlen_str();
+  H5Pset_create_intermediate_group(lcpl, 1);
+  H5Dclose(H5Dcreate2(f, "train/group", H5T_STD_I64LE, nsp, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  H5Dclose(H5Dcreate2(f, "train/query", vs, nsp, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  H5Tclose(vs);
+  H5Pclose(lcpl);
+  H5Sclose(nsp);
+  H5Fclose(f);
+  h5io *h = NULL;
+  CHECKF(h5io_open(&h, p, NULL, &err) == 0, "%s", err.msg);
+  if (!h) return;
+  int64_t *v = NULL;
+  size_t n = 99;
+  int rc = h5io_read_i64(h, "train/group", &v, &n, &err);
+  CHECKF(rc == FOIL_EINVAL && !v && strstr(err.msg, "empty") && strstr(err.msg, "train/group"),
+         "rc %d, n %zu: %s", rc, n, err.msg);
+  free(v);
+  int nd;
+  uint64_t dims[8];
+  CHECK(h5io_shape(h, "train/group", &nd, dims, &err) == FOIL_EINVAL && strstr(err.msg, "null dataspace"));
+  float one;
+  CHECK(h5io_read_f32_into(h, "train/group", &one, 1, &err) == FOIL_EINVAL);
+  char **strs = NULL;
+  CHECK(h5io_read_strings(h, "train/query", &strs, &n, &err) == FOIL_EINVAL && !strs);
+  h5io_close(&h);
+}
+
+static int count_entries(const char *d, const char *prefix) {
+  DIR *dp = opendir(d);
+  int k = 0;
+  struct dirent *e;
+  while (dp && (e = readdir(dp))) k += !strncmp(e->d_name, prefix, strlen(prefix));
+  if (dp) closedir(dp);
+  return k;
+}
+
+/* A failed fsync of the directory after the rename is the publish's error,
+ * naming the directory (the file is renamed but not durable); creating a
+ * new directory for a file fsyncs its parent, and a failure there is an
+ * error too. A filesystem that cannot sync directories (EINVAL) is not. */
+static void test_dir_fsync_error(void) {
+  foil_err err = {0};
+  h5io *f = NULL;
+  const char *sub = path_in("fsync"), *p = path_in("fsync/published.h5");
+  float z[4] = {1, 2, 3, 4};
+  uint64_t d[1] = {4};
+  CHECKF(h5io_create(&f, p, "foil.test.v1", &err) == 0, "%s", err.msg);
+  CHECK(f && h5io_write_f32(f, "z", z, 1, d, &err) == 0);
+  dir_fsync_errno = EIO;
+  int rc = f ? h5io_publish(&f, &err) : -1;
+  dir_fsync_errno = 0;
+  CHECKF(rc == FOIL_EINTERNAL && strstr(err.msg, sub) && strstr(err.msg, "directory") &&
+             strstr(err.msg, strerror(EIO)), "publish with a failing directory fsync: rc %d, %s", rc, err.msg);
+  CHECK(f == NULL && exists(p) && count_entries(sub, "published.h5.tmp-") == 0);
+  /* EINVAL: the filesystem has no directory fsync; nothing to report */
+  CHECKF(h5io_create(&f, p, "foil.test.v1", &err) == 0, "%s", err.msg);
+  dir_fsync_errno = EINVAL;
+  rc = f ? h5io_publish(&f, &err) : -1;
+  dir_fsync_errno = 0;
+  CHECKF(rc == 0, "EINVAL from a directory fsync: rc %d, %s", rc, err.msg);
+  /* a new directory: its parent's fsync failing is an error naming it */
+  const char *nd = path_in("fsync/new/deeper/x.h5");
+  dir_fsync_errno = EIO;
+  rc = h5io_create(&f, nd, NULL, &err);
+  dir_fsync_errno = 0;
+  CHECKF(rc == FOIL_EINTERNAL && !f && strstr(err.msg, sub) && strstr(err.msg, "directory"),
+         "mkdir with a failing parent fsync: rc %d, %s", rc, err.msg);
+  h5io_abandon(&f);
+}
+
+/* Temporary names are each writer's own (host, pid, random bits), created
+ * exclusively: a file that happens to carry another writer's name (here:
+ * the name every writer of this pid used before) is never truncated,
+ * renamed or removed, and two writers of one path in one process each get
+ * their own temporary and both publish. */
+static void test_tmp_names(void) {
+  foil_err err = {0};
+  char sh[600], p[700], other[800];
+  snprintf(sh, sizeof sh, "%s", path_in("shared"));
+  snprintf(p, sizeof p, "%s/target.h5", sh);
+  snprintf(other, sizeof other, "%s.tmp-%ld", p, (long)getpid());
+  mkdir(sh, 0755);
+  FILE *fp = fopen(other, "w");
+  CHECK(fp && fputs("another writer's bytes", fp) >= 0);
+  if (fp) fclose(fp);
+  h5io *a = NULL, *b = NULL;
+  CHECKF(h5io_create(&a, p, "foil.test.v1", &err) == 0, "first writer: %s", err.msg);
+  CHECKF(h5io_create(&b, p, "foil.test.v1", &err) == 0, "second writer of the same path: %s", err.msg);
+  CHECK(count_entries(sh, "target.h5.tmp-") == 3);
+  char host[64] = "";
+  gethostname(host, sizeof host - 1);
+  int plain = host[0] != 0; /* then the name carries it as it is */
+  for (const char *c = host; *c; c++)
+    plain &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+             *c == '.' || *c == '_';
+  char mine[200];
+  snprintf(mine, sizeof mine, "target.h5.tmp-%s-%ld-", host, (long)getpid());
+  if (plain) CHECKF(count_entries(sh, mine) == 2, "no temporary named %s*", mine);
+  CHECK(a && h5io_attr_i64(a, "/", "writer", 1, &err) == 0);
+  CHECK(b && h5io_attr_i64(b, "/", "writer", 2, &err) == 0);
+  CHECKF(a && h5io_publish(&a, &err) == 0, "%s", err.msg);
+  CHECKF(b && h5io_publish(&b, &err) == 0, "%s", err.msg);
+  h5io *r = NULL;
+  int64_t w = 0;
+  CHECKF(h5io_open(&r, p, "foil.test.v1", &err) == 0 && h5io_get_attr_i64(r, "/", "writer", &w, &err) == 0 && w == 2,
+         "%s", err.msg);
+  h5io_close(&r);
+  char buf[64] = "";
+  fp = fopen(other, "r");
+  CHECKF(fp && fgets(buf, sizeof buf, fp) && !strcmp(buf, "another writer's bytes"),
+         "%s was truncated, replaced or removed", other);
+  if (fp) fclose(fp);
+  CHECK(count_entries(sh, "target.h5.tmp-") == 1); /* only the other writer's */
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/h5io-%ld", t ? t : "/tmp", (long)getpid());
@@ -293,5 +553,10 @@ int main(void) {
   RUN(test_integrity);
   RUN(test_no_header);
   RUN(test_verified_then_changed);
+  RUN(test_attr_not_single);
+  RUN(test_fixed_string_attrs);
+  RUN(test_null_dataspace);
+  RUN(test_dir_fsync_error);
+  RUN(test_tmp_names);
   TEST_EXIT();
 }

@@ -123,7 +123,11 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
     rc = j->gpu ? state_to_host(j, err) : FOIL_OK;
     if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
-    if (!rc) rc = ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, err);
+    if (!rc) { /* the checkpoint is durable: a failed prune leaves old files behind, it does not undo the save */
+      foil_err perr = {0};
+      if (ckpt_prune(j->ckpt_dir, j->s.checkpoint_keep_last, j->s.checkpoint_keep_every_steps, step, &perr))
+        logf_(j, "WARN", "checkpoint retention after step %lld: %s (training goes on)", (long long)step, perr.msg);
+    }
     if (!rc) {
       logf_(j, "INFO", "checkpoint %s", path);
       if (!realpath(path, j->last_ckpt)) snprintf(j->last_ckpt, sizeof j->last_ckpt, "%.4000s", path);
