@@ -217,27 +217,7 @@ int prep_read_file(const char *path, char **buf, size_t *n, foil_err *err) {
   return foil_read_file(path, buf, n, err);
 }
 
-int prep_mkdirs(const char *dir, foil_err *err) {
-  size_t n = strlen(dir);
-  char *b = malloc(n + 2);
-  if (!b) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  memcpy(b, dir, n);
-  b[n] = '/';
-  b[n + 1] = '\0';
-  for (char *p = b + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(b, 0755) != 0 && errno != EEXIST) {
-      int e = errno;
-      foil_err_set(err, FOIL_EPERM, "cannot create directory %s: %s", b, strerror(e));
-      free(b);
-      return FOIL_EPERM;
-    }
-    *p = '/';
-  }
-  free(b);
-  return FOIL_OK;
-}
+int prep_mkdirs(const char *dir, foil_err *err) { return foil_mkdirs(dir, err); }
 
 char *prep_asprintf(const char *fmt, ...) {
   va_list ap;
@@ -254,47 +234,15 @@ char *prep_asprintf(const char *fmt, ...) {
 }
 
 int prep_write_file(const char *path, const char *data, size_t n, foil_err *err) {
-  char *dir = strdup(path);
-  if (!dir) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  char *slash = strrchr(dir, '/');
-  int rc = FOIL_OK;
-  if (slash && slash != dir) {
-    *slash = '\0';
-    rc = prep_mkdirs(dir, err);
+  const char *slash = strrchr(path, '/');
+  if (slash && slash != path) {
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    int rc = foil_mkdirs(dir, err);
+    free(dir);
+    if (rc) return rc;
   }
-  char *tmp = rc ? NULL : prep_asprintf("%s.tmp-%ld", path, (long)getpid());
-  if (!rc && !tmp) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (!rc) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-      rc = foil_err_set(err, FOIL_EPERM, "cannot create %s: %s", tmp, strerror(errno));
-    } else {
-      size_t off = 0;
-      while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-      }
-      if (off < n || fsync(fd) != 0)
-        rc = foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(errno));
-      if (close(fd) != 0 && !rc)
-        rc = foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", tmp, strerror(errno));
-      if (!rc && rename(tmp, path) != 0)
-        rc = foil_err_set(err, FOIL_EPERM, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-      if (rc) unlink(tmp);
-    }
-  }
-  if (!rc && slash && slash != dir) {
-    int dfd = open(dir, O_RDONLY);
-    if (dfd >= 0) {
-      fsync(dfd);
-      close(dfd);
-    }
-  }
-  free(tmp);
-  free(dir);
-  return rc;
+  return foil_write_file_atomic(path, data, n, err);
 }
 
 /* ---- provenance ------------------------------------------------------------------------------ */

@@ -155,6 +155,7 @@ int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, 
 
 int foil_mkdirs(const char *path, foil_err *err) {
   char buf[4096];
+  if (!*path) return foil_err_set(err, FOIL_EINVAL, "empty directory path");
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
     return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
   for (char *p = buf + 1;; p++) {
