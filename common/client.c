@@ -124,6 +124,9 @@ int client_call(client *c, Foil__V1__Request *req, Foil__V1__Reply **reply, foil
     Foil__V1__Reply *r = NULL;
     if (!rc) r = foil__v1__reply__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
     wire_msg_close(&m);
+    if (rc == FOIL_ENOMEM || rc == FOIL_EINVAL) /* it answered, with what we cannot take */
+      return foil_err_set(err, rc, "the coordinator's reply (%s) was refused: %s",
+                          rc == FOIL_ENOMEM ? "too large" : "misframed", e2.msg);
     if (rc) continue;
     if (!r) return foil_err_set(err, FOIL_EINTERNAL, "the coordinator's reply does not parse");
     if (r->request_id != req->request_id) {  /* a stale reply */

@@ -42,6 +42,7 @@ static char *dupstr(const char *s) {
  * created is fsynced (a file published into a new directory must not
  * vanish with the directory's entry in a crash) */
 static int make_parents(const char *path, foil_err *err) {
+  if (!*path) return foil_err_set(err, FOIL_EINVAL, "empty file name");
   char *buf = dupstr(path);
   if (!buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int rc = FOIL_OK;

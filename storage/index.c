@@ -4,7 +4,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +161,7 @@ static int read_meta(h5io *f, index_meta *m, int shard, foil_err *err) {
   if (!rc && !(rc = get_i64(f, "version", &v, err))) m->version = (int)v;
   if (!rc && !(rc = get_i64(f, "n_shards", &v, err))) m->n_shards = (int)v;
   if (!rc && shard && !(rc = get_i64(f, "shard", &v, err))) m->shard = (int)v;
-  if (!rc && !(rc = get_i64(f, "dim", &v, err))) m->dim = (int)v;
+  if (!rc && !(rc = get_i64(f, "dim", &v, err))) m->dim = v < 1 || v > INT_MAX ? 0 : (int)v; /* 0: refused below */
   if (!rc) rc = get_i64(f, "count", &m->count, err);
   if (!rc) rc = get_str(f, "dtype", dt, sizeof dt, err);
   if (!rc && !(rc = get_i64(f, "normalized", &v, err))) m->normalized = v != 0;
@@ -374,6 +376,16 @@ int index_shard_read(const char *path, index_shard **out, foil_err *err) {
     return rc;
   }
   s->n = s->meta.count;
+  /* HDF5 lets a file declare huge extents with no storage: the byte count
+   * must not wrap (count 2^32 x dim 2^30 x 4 bytes would be malloc(1)) */
+  if (s->n < 0 || s->meta.dim < 0 ||
+      (s->meta.dim > 0 && (uint64_t)s->n > SIZE_MAX / 8 / (uint64_t)s->meta.dim)) {
+    foil_err_set(err, FOIL_EINVAL, "%s: %lld x %d vectors do not fit in memory", path,
+                 (long long)s->meta.count, s->meta.dim);
+    h5io_close(&f);
+    free(s);
+    return FOIL_EINVAL;
+  }
   const size_t nd = (size_t)s->n * (size_t)s->meta.dim;
   size_t got = 0;
   rc = h5io_read_i64(f, "ids", &s->ids, &got, err);
