@@ -381,10 +381,16 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
   int running = coord_running(j);
   if (x->signal < 0 || x->signal > 64)
     return reply_error(c, m, rid, FOIL_EINVAL, "signal %d is not a signal number", x->signal);
-  if (coord_final(j->state))
+  /* cancelling twice is the same as once (a retry whose first reply was
+   * lost must not read as a failure); a job that ended otherwise stays an
+   * error, as does a signal to any ended job */
+  int again = !x->signal && j->state == FOIL__V1__JOB_STATE__JOB_CANCELLED;
+  if (coord_final(j->state) && !again)
     return reply_error(c, m, rid, FOIL_EPRECOND, "job %llu already ended %s", (unsigned long long)j->id,
                        coord_state_name(j->state));
-  if (x->signal) {
+  if (again) {
+    /* nothing to do: answered below with its state */
+  } else if (x->signal) {
     if (!running)
       return reply_error(c, m, rid, FOIL_EPRECOND, "job %llu is %s: no process to signal",
                          (unsigned long long)j->id, coord_state_name(j->state));

@@ -403,6 +403,7 @@ static void test_cancel_drain_durable(void) {
   CHECK(jr->state == FOIL__V1__JOB_STATE__JOB_RUNNING && jr->stop_state == 0 && jr->reason[0] == 0);
   sql("DROP TRIGGER fail_jobs");
   CHECK(cancel(pend) == 0 && jp->state == FOIL__V1__JOB_STATE__JOB_CANCELLED);  /* the retry does it */
+  CHECK(cancel(pend) == 0 && jp->state == FOIL__V1__JOB_STATE__JOB_CANCELLED);  /* and again: the same */
   CHECK(cancel(run) == 0 && jr->state == FOIL__V1__JOB_STATE__JOB_COMPLETING);
   sql(FAIL_WORKER_WRITES);
   CHECK(drain("w1") == FOIL_EINTERNAL);
