@@ -179,36 +179,11 @@ void prep_map_free(prep_map *m) {
 
 /* ---- UTF-8 ------------------------------------------------------------------------------- */
 int prep_utf8_valid(const char *s, size_t n, size_t *bad) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = u[i];
-    if (c < 0x80) {
-      i++;
-      continue;
+  for (size_t i = 0, k; i < n; i += k)
+    if (!(k = foil_utf8_seq(s + i, n - i))) {
+      if (bad) *bad = i;
+      return 0;
     }
-    size_t k;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2;
-      if (c == 0xE0) lo = 0xA0;      /* overlong */
-      if (c == 0xED) hi = 0x9F;      /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3;
-      if (c == 0xF0) lo = 0x90;      /* overlong */
-      if (c == 0xF4) hi = 0x8F;      /* > U+10FFFF */
-    } else goto fail;
-    if (i + k >= n) goto fail; /* truncated sequence */
-    if (u[i + 1] < lo || u[i + 1] > hi) goto fail;
-    for (size_t j = 2; j <= k; j++)
-      if (u[i + j] < 0x80 || u[i + j] > 0xBF) goto fail;
-    i += k + 1;
-    continue;
-  fail:
-    if (bad) *bad = i;
-    return 0;
-  }
   return 1;
 }
 

@@ -54,20 +54,20 @@ int foil_err_exit_code(int code) {
 
 /* ---- UTF-8 ----------------------------------------------------------------- */
 
-/* Bytes of the well-formed UTF-8 sequence at s (1 to 4), 0 if none starts
- * there (a NUL ends the string: it is never a continuation byte). */
-static size_t seq_len(const unsigned char *s) {
-  unsigned c = s[0];
-  int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-  if (n < 0) return 0;
-  unsigned cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-  for (int i = 1; i <= n; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
+size_t foil_utf8_seq(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  if (!n) return 0;
+  unsigned c = u[0];
+  int k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+  if (k < 0 || (size_t)k >= n) return 0;
+  unsigned cp = k == 0 ? c : k == 1 ? c & 0x1f : k == 2 ? c & 0x0f : c & 0x07;
+  for (int i = 1; i <= k; i++) {
+    if ((u[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (u[i] & 0x3f);
   }
   static const unsigned min[4] = {0, 0x80, 0x800, 0x10000};
-  if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return (size_t)n + 1;
+  if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return (size_t)k + 1;
 }
 
 size_t foil_utf8_cut(char *s) {
@@ -98,14 +98,13 @@ size_t foil_utf8_copy(char *dst, size_t n, const char *src) {
 }
 
 size_t foil_utf8_scrub(char *s) {
-  size_t bad = 0;
-  unsigned char *u = (unsigned char *)s;
-  while (*u) {
-    size_t n = seq_len(u);
+  size_t bad = 0, len = strlen(s), i = 0;
+  while (i < len) {
+    size_t n = foil_utf8_seq(s + i, len - i);
     if (n) {
-      u += n;
+      i += n;
     } else {
-      *u++ = '?';
+      s[i++] = '?';
       bad++;
     }
   }

@@ -55,6 +55,12 @@ int foil_err_exit_code(int code);
  * and worker's copies of reasons and messages use these. */
 size_t foil_utf8_cut(char *s);
 size_t foil_utf8_copy(char *dst, size_t n, const char *src);
+/* Bytes (1 to 4) of the well-formed UTF-8 sequence at s, of which n bytes
+ * are readable; 0 when none starts there (a bad lead or continuation byte,
+ * an overlong form, a surrogate, a code point over U+10FFFF, or a sequence
+ * cut by the end). A NUL is a one-byte sequence. The one decoder of the
+ * tree: foil_utf8_scrub, wire_check_msg and foil data's text checks use it. */
+size_t foil_utf8_seq(const char *s, size_t n);
 /* Replaces every byte that is not part of well-formed UTF-8 (no
  * overlongs, surrogates or code points over U+10FFFF) with '?', in place;
  * returns how many were replaced. O(length). */

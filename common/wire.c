@@ -102,19 +102,9 @@ int wire_check_len(const char *field, const char *s, size_t max, foil_err *err) 
 
 /* 1 if s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF) */
 static int utf8_ok(const unsigned char *s) {
-  while (*s) {
-    unsigned c = *s;
-    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (n < 0) return 0;
-    unsigned cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-    for (int i = 1; i <= n; i++) {
-      if ((s[i] & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    static const unsigned min[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    s += n + 1;
-  }
+  const char *p = (const char *)s;
+  for (size_t len = strlen(p), i = 0, n; i < len; i += n)
+    if (!(n = foil_utf8_seq(p + i, len - i))) return 0;
   return 1;
 }
 

@@ -467,6 +467,17 @@ static void test_utf8_helpers(void) {
   CHECK(foil_utf8_scrub(s) == 2 && !strcmp(s, "a?b?("));
   strcpy(s, "\xed\xa0\x80z");  /* a surrogate */
   CHECK(foil_utf8_scrub(s) == 3 && !strcmp(s, "???z"));
+  /* the decoder every check uses: sequence lengths, 0 for each kind of bad */
+  static const struct { const char *s; size_t n, want; } seq[] = {
+      {"a", 1, 1},         {"\xc3\xa9", 2, 2},         {"\xe2\x82\xac", 3, 3},    {"\xf0\x9f\x98\x80", 4, 4},
+      {"\xe2\x82\xac", 2, 0}, /* cut by the end */      {"\x80", 1, 0},      /* a lone continuation */
+      {"\xc0\x80", 2, 0},      /* overlong NUL */        {"\xe0\x80\x80", 3, 0}, /* overlong */
+      {"\xed\xa0\x80", 3, 0}, /* surrogate */           {"\xf4\x90\x80\x80", 4, 0}, /* > U+10FFFF */
+      {"\xf8\x88\x80\x80", 4, 0}, /* 5-byte lead */     {"\xc3(", 2, 0},     /* bad continuation */
+      {"", 0, 0},
+  };
+  for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+    CHECKF(foil_utf8_seq(seq[i].s, seq[i].n) == seq[i].want, "case %zu", i);
   /* foil_err_set cuts at a character boundary */
   char big[700];
   size_t n = 0;
