@@ -209,15 +209,8 @@ char *prep_asprintf(const char *fmt, ...) {
 }
 
 int prep_write_file(const char *path, const char *data, size_t n, foil_err *err) {
-  const char *slash = strrchr(path, '/');
-  if (slash && slash != path) {
-    char *dir = strndup(path, (size_t)(slash - path));
-    if (!dir) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-    int rc = foil_mkdirs(dir, err);
-    free(dir);
-    if (rc) return rc;
-  }
-  return foil_write_file_atomic(path, data, n, err);
+  int rc = foil_mkdirs_parent(path, err);
+  return rc ? rc : foil_write_file_atomic(path, data, n, err);
 }
 
 /* ---- provenance ------------------------------------------------------------------------------ */

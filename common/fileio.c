@@ -174,3 +174,14 @@ int foil_mkdirs(const char *path, foil_err *err) {
   }
   return FOIL_OK;
 }
+
+int foil_mkdirs_parent(const char *path, foil_err *err) {
+  if (!*path) return foil_err_set(err, FOIL_EINVAL, "empty file name");
+  const char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return FOIL_OK;
+  char dir[4096];
+  if ((size_t)(slash - path) >= sizeof dir) return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
+  memcpy(dir, path, (size_t)(slash - path));
+  dir[slash - path] = 0;
+  return foil_mkdirs(dir, err);
+}

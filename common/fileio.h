@@ -39,6 +39,9 @@ int foil_write_file_atomic_mode(const char *path, const void *data, size_t len, 
  * of each directory it creates is fsynced (foil_fsync_dir), so a file later
  * published inside does not vanish with its directory entry in a crash. */
 int foil_mkdirs(const char *path, foil_err *err);
+/* foil_mkdirs of the directory holding path, before a file is published
+ * there (nothing to do when path's only '/' is a leading one, or none). */
+int foil_mkdirs_parent(const char *path, foil_err *err);
 
 /* A temporary name next to path, for writing it before a rename:
  * "<path>.tmp-<host>-<pid>-<16 hex digits>" (host reduced to [A-Za-z0-9._-],

@@ -38,25 +38,15 @@ static char *dupstr(const char *s) {
   return d;
 }
 
-/* mkdir -p of the directory holding path; the parent of each directory
- * created is fsynced (a file published into a new directory must not
- * vanish with the directory's entry in a crash) */
+/* mkdir -p of the directory holding path (foil_mkdirs_parent: the parent
+ * of each directory created is fsynced), errors as h5io's */
 static int make_parents(const char *path, foil_err *err) {
   if (!*path) return foil_err_set(err, FOIL_EINVAL, "empty file name");
-  char *buf = dupstr(path);
-  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  int rc = FOIL_OK;
-  for (char *p = buf + 1; *p && !rc; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) == 0)
-      rc = foil_fsync_parent(buf, err);
-    else if (errno != EEXIST)
-      rc = foil_err_set(err, FOIL_EPERM, "cannot create directory for %s: %s", path, strerror(errno));
-    *p = '/';
-  }
-  free(buf);
-  return rc;
+  foil_err e = {0};
+  int rc = foil_mkdirs_parent(path, &e);
+  if (!rc) return FOIL_OK;
+  if (rc == FOIL_EINTERNAL) return foil_err_set(err, rc, "%s", e.msg); /* created, not durable */
+  return foil_err_set(err, FOIL_EPERM, "cannot create directory for %s: %s", path, e.msg);
 }
 
 static void h5io_free(h5io *f) {
