@@ -23,6 +23,7 @@ as the foil CLI reads them. Files are written by `foil keys gen`.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,11 @@ def _generate():
     subprocess.check_call(["protoc", "--python_out=" + out, "-I", PROTO,
                            "foil/v1/control.proto", "foil/v1/search.proto"])
     sys.path.insert(0, out)
-    from foil.v1 import control_pb2, search_pb2  # noqa: E402
+    try:
+        from foil.v1 import control_pb2, search_pb2  # noqa: E402
+    finally:  # the modules are loaded whole: the generated files are not needed again
+        sys.path.remove(out)
+        shutil.rmtree(out, ignore_errors=True)
     return control_pb2, search_pb2
 
 

@@ -36,7 +36,11 @@ def _generate():
     subprocess.check_call(["protoc", "--python_out=" + out, "-I", src,
                            "foil/v1/control.proto", "foil/v1/worker.proto"])
     sys.path.insert(0, out)
-    from foil.v1 import control_pb2, worker_pb2  # noqa: E402
+    try:
+        from foil.v1 import control_pb2, worker_pb2  # noqa: E402
+    finally:  # the modules are loaded whole: the generated files are not needed again
+        sys.path.remove(out)
+        shutil.rmtree(out, ignore_errors=True)
     return control_pb2, worker_pb2
 
 
