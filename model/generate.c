@@ -58,6 +58,7 @@ typedef struct {
   int P, V, maxlen, max_new;
   int32_t *hist; /* [P, maxlen] */
   int *hlen;     /* [P] */
+  int *h0;       /* [P] the penalty's history starts at hist[p, h0[p]] (penalty_skip) */
   uint8_t *active;
   uint8_t *seen; /* [V] repetition-penalty scratch */
   double *ework; /* [V] sampling scratch (decode_sample_work) */
@@ -66,6 +67,7 @@ typedef struct {
 static void state_free(gen_state *s) {
   free(s->hist);
   free(s->hlen);
+  free(s->h0);
   free(s->active);
   free(s->seen);
   free(s->ework);
@@ -86,6 +88,10 @@ static int check_args(const decoder *d, const int32_t *ids, const int *lens, int
     return foil_err_set(err, FOIL_EINVAL, "generate: temperature must be > 0");
   if (!(o->top_p > 0) || !(o->repetition_penalty > 0))
     return foil_err_set(err, FOIL_EINVAL, "generate: top_p and repetition_penalty must be > 0");
+  for (int p = 0; o->penalty_skip && p < P; p++)
+    if (o->penalty_skip[p] < 0)
+      return foil_err_set(err, FOIL_EINVAL, "generate: penalty_skip of prompt %d is %d (need >= 0)", p,
+                          o->penalty_skip[p]);
   int longest = 0;
   for (int r = 0; r < P * rows_per_prompt; r++) {
     if (lens[r] < 1 || lens[r] > T)
@@ -105,10 +111,10 @@ static int check_args(const decoder *d, const int32_t *ids, const int *lens, int
   return FOIL_OK;
 }
 
-/* rows: prompts (or prompt rows) whose history is kept; src_rows: the row of
- * ids each history starts from. */
+/* P prompts; prompt p's history starts from row p·stride of ids, its
+ * penalty history after min(skip[p], length) ids (skip NULL: 0). */
 static int state_init(gen_state *s, int P, int V, int maxlen, int max_new, const int32_t *ids,
-                      const int *lens, int T, int stride, foil_err *err) {
+                      const int *lens, int T, int stride, const int *skip, foil_err *err) {
   memset(s, 0, sizeof *s);
   s->P = P;
   s->V = V;
@@ -116,10 +122,11 @@ static int state_init(gen_state *s, int P, int V, int maxlen, int max_new, const
   s->max_new = max_new;
   s->hist = malloc((size_t)P * maxlen * sizeof *s->hist);
   s->hlen = malloc((size_t)P * sizeof *s->hlen);
+  s->h0 = malloc((size_t)P * sizeof *s->h0);
   s->active = malloc((size_t)P);
   s->seen = calloc((size_t)V, 1);
   s->ework = malloc((size_t)V * sizeof *s->ework);
-  if (!s->hist || !s->hlen || !s->active || !s->seen || !s->ework) {
+  if (!s->hist || !s->hlen || !s->h0 || !s->active || !s->seen || !s->ework) {
     state_free(s);
     return foil_err_set(err, FOIL_ENOMEM, "generate: out of memory");
   }
@@ -127,18 +134,25 @@ static int state_init(gen_state *s, int P, int V, int maxlen, int max_new, const
     int r = p * stride;
     memcpy(s->hist + (size_t)p * maxlen, ids + (size_t)r * T, (size_t)lens[r] * sizeof *ids);
     s->hlen[p] = lens[r];
+    s->h0[p] = skip ? (skip[p] < lens[r] ? skip[p] : lens[r]) : 0;
     s->active[p] = 1;
   }
   return FOIL_OK;
+}
+
+/* The repetition penalty on prompt p's scores x [V] over its history past
+ * the skipped prefix (hist[p, h0[p] .. hlen[p])). O(history). */
+static void penalize(const generate_opts *o, gen_state *s, int p, float *x) {
+  if (o->repetition_penalty != 1.0f)
+    decode_repetition_penalty(x, s->V, s->hist + (size_t)p * s->maxlen + s->h0[p], s->hlen[p] - s->h0[p],
+                              o->repetition_penalty, s->seen);
 }
 
 /* Repetition penalty over the history, then (sampling) temperature, top-k,
  * top-p and a draw, else the argmax. x is modified. */
 static int pick(const generate_opts *o, gen_state *s, int p, float *x, int step, foil_err *err) {
   int V = s->V;
-  if (o->repetition_penalty != 1.0f)
-    decode_repetition_penalty(x, V, s->hist + (size_t)p * s->maxlen, s->hlen[p],
-                              o->repetition_penalty, s->seen);
+  penalize(o, s, p, x);
   if (!o->do_sample) {
     int t = decode_argmax(x, V);
     return t >= 0 ? t : foil_err_set(err, FOIL_EINTERNAL, "generate: every score of prompt %d is NaN", p);
@@ -180,7 +194,8 @@ int generate_plain(decoder *d, const int32_t *ids, const int *lens, int P, int T
   if (rc) return rc;
   int V = decoder_cfg(d)->vocab;
   gen_state s;
-  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
+  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, o->penalty_skip, err)))
+    return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)P * V * sizeof *logits);
   int32_t *next = calloc((size_t)P, sizeof *next);
@@ -226,7 +241,8 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   if (!(cfg->alpha >= 0 && cfg->alpha <= 1))
     return foil_err_set(err, FOIL_EINVAL, "contrastive search: alpha must be in [0, 1]");
   gen_state s;
-  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
+  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, o->penalty_skip, err)))
+    return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)P * V * sizeof *logits);
   float *clog = malloc((size_t)P * V * sizeof *clog); /* the winners' next logits */
@@ -256,9 +272,7 @@ int generate_cs(decoder *d, const int32_t *ids, const int *lens, int P, int T,
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
       float *x = logits + (size_t)p * V;
-      if (o->repetition_penalty != 1.0f)
-        decode_repetition_penalty(x, V, s.hist + (size_t)p * maxlen, s.hlen[p],
-                                  o->repetition_penalty, s.seen);
+      penalize(o, &s, p, x);
       decode_topk_ids(x, V, K, cand + (size_t)p * K, NULL);
     }
     /* 2. one forward of k candidate rows per prompt on the shared cache:
@@ -317,7 +331,8 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
   int V = decoder_cfg(d)->vocab, R = P * N;
   /* histories: the first variant's prompt (repetition penalty) */
   gen_state s;
-  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, N, err))) return rc;
+  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, N, o->penalty_skip, err)))
+    return rc;
   decoder_cache *c = NULL;
   float *logits = malloc((size_t)R * V * sizeof *logits);
   float *z = malloc((size_t)P * V * sizeof *z), *av = malloc((size_t)P * sizeof *av);
@@ -392,7 +407,8 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
   int nc = decode_dola_layers(L, cfg->layers_kind, cfg->layers, cfg->n_layers, lay, 64, err);
   if (nc < 0) return nc;
   gen_state s;
-  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, err))) return rc;
+  if ((rc = state_init(&s, P, V, maxlen, o->max_new_tokens, ids, lens, T, 1, o->penalty_skip, err)))
+    return rc;
   decoder_cache *c = NULL;
   /* only the candidate premature layers and the final one are headed:
    * which[0..nc) = lay, which[nc] = L; layers [nc+1, P, V] */
@@ -536,11 +552,12 @@ static int beam_loop(decoder *d, decoder *ama, const int32_t *ids, const int *le
           float *lb = logp + (size_t)b * V;
           decode_log_softmax(lb, z + (size_t)b * V, V);
           if (o->repetition_penalty != 1.0f) { /* HF: on the log-probs, over prompt + beam */
-            int ng;
+            int ng, k = o->penalty_skip ? o->penalty_skip[p] : 0; /* the prompt from k on */
+            if (k > lens[p]) k = lens[p];
             const int32_t *g = decode_beam_tokens(bs[p], b, &ng);
-            memcpy(hist, ids + (size_t)p * T, (size_t)lens[p] * sizeof *hist);
-            memcpy(hist + lens[p], g, (size_t)ng * sizeof *hist);
-            decode_repetition_penalty(lb, V, hist, lens[p] + ng, o->repetition_penalty, seen);
+            memcpy(hist, ids + (size_t)p * T + k, (size_t)(lens[p] - k) * sizeof *hist);
+            memcpy(hist + lens[p] - k, g, (size_t)ng * sizeof *hist);
+            decode_repetition_penalty(lb, V, hist, lens[p] - k + ng, o->repetition_penalty, seen);
           }
         }
         decode_beam_topk(bs[p], logp, V, cand);

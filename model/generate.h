@@ -40,8 +40,20 @@
  * step become a token (greedy unless do_sample). Defaults
  * (generate_opts_default): max_new_tokens 256, eos_id -1 (none), greedy,
  * temperature 1, top_k 0 (off), top_p 1 (off), repetition_penalty 1 (off),
- * seed 0, first_row 0. Processors run in Hugging Face's order: repetition
- * penalty, then (when sampling) temperature, top-k, top-p. */
+ * penalty_skip NULL, seed 0, first_row 0. Processors run in Hugging Face's
+ * order: repetition penalty, then (when sampling) temperature, top-k,
+ * top-p.
+ *
+ * The repetition penalty's history is prompt p's ids (variant 0's for
+ * generate_combine, the beam's prompt for generate_beam) from index
+ * penalty_skip[p] on, then the tokens generated so far. penalty_skip
+ * ([P], borrowed for the call; NULL: 0 for every prompt, exactly HF's
+ * RepetitionPenaltyLogitsProcessor over input_ids) leaves out a synthetic
+ * prefix the caller put before the text, e.g. decode-eval's leading
+ * end-of-text token, which is also the run's EOS: penalised, it would
+ * lower the EOS score from step 0. Values above a prompt's length count as
+ * its length; a negative one is FOIL_EINVAL. The prefix is still part of
+ * the model's input. Contrastive decoding applies no penalty. */
 typedef struct {
   int max_new_tokens;
   int32_t eos_id;
@@ -50,6 +62,7 @@ typedef struct {
   int top_k;
   float top_p;
   float repetition_penalty;
+  const int *penalty_skip; /* [P] or NULL: leading prompt ids the penalty ignores */
   uint64_t seed;      /* sampling: token of prompt p at step t uses */
   uint64_t first_row; /* rng_uniform(seed, first_row + p, t) */
 } generate_opts;
@@ -63,9 +76,9 @@ int generate_plain(decoder *d, const int32_t *ids, const int *lens, int P, int T
 /* Beam search (HF BeamSearchScorer as decode.h describes: length penalty
  * over prompt + generated tokens). num_beams 4, length_penalty 1.0,
  * early_stopping 0 by default. Uses opts' max_new_tokens, eos_id and
- * repetition_penalty (on each beam's log-probabilities over its prompt +
- * generated tokens, as HF's processors in beam search); sampling options
- * are ignored. */
+ * repetition_penalty (on each beam's log-probabilities over its prompt,
+ * from penalty_skip on, + generated tokens, as HF's processors in beam
+ * search); sampling options are ignored. */
 typedef struct {
   int num_beams;
   float length_penalty;
@@ -136,7 +149,8 @@ int generate_cd(decoder *expert, decoder *amateur, const int32_t *ids, const int
  * opts' processors and greedy/sampling pick the token (AdaCAD's own code
  * samples from the top-p 0.2 nucleus of the combined logits: set do_sample,
  * top_p 0.2 to match it; CAD's paper uses greedy) (the repetition
- * penalty sees variant 0's prompt + the generated tokens). alphas [P,
+ * penalty sees variant 0's prompt, from penalty_skip[p] on, + the
+ * generated tokens). alphas [P,
  * max_new_tokens] (may be NULL) gets AdaCAD's α of every step. */
 typedef struct {
   int n_variants;

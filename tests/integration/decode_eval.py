@@ -24,7 +24,10 @@
 4. metrics.json: each method's metrics (rep-n, diversity, length,
    coherence under the imported all-MiniLM-L6-v2, perplexity and MAUVE
    under the model as scorer) equal `foil textmetrics --json --encoder
-   --scorer` on that method's rows of generations.jsonl.
+   --scorer` on that method's rows of generations.jsonl; for the sampling
+   method (2 seeds) MAUVE is `foil textmetrics` on each seed's rows
+   (mauve_per_seed), and mauve, mauve_star, frontier_integral their mean
+   over the seeds, mauve_std their standard deviation.
 5. A bad spec is refused naming the key, and writes nothing. "device":
    "cuda" without a GPU (or CUDA) is refused with the reason, nothing
    written; with $FOIL_RUN_DEVICE (foil-run-shim: the decoders' CUDA paths
@@ -222,7 +225,8 @@ derive = {
     "cd": lambda i: ref.beam_search(exp, ama, full[i], NEW, EOT, 2, 1.0, False, (0.1, 1.0, 0.5, 2, True)),
     "cad": lambda i: ref.cad(exp, full[i], query[i], NEW, EOT, 0.5, False, 0)[0],
     "adacad": lambda i: ref.cad(exp, full[i], query[i], NEW, EOT, 0.5, True, 0)[0],
-    "dola": lambda i: ref.dola(exp, full[i], NEW, EOT, "high", 1.2),
+    # the penalty's history leaves out the leading EOT (generate_opts.penalty_skip 1, review B2)
+    "dola": lambda i: ref.dola(exp, full[i], NEW, EOT, "high", 1.2, 1),
 }
 for name, fn in derive.items():
     mine = [r for r in rows if r["method"] == name]
@@ -294,20 +298,51 @@ m = json.load(open(os.path.join(work, "one", "metrics.json")))
 check([x["name"] for x in m["methods"]] == [x.get("name", x["method"]) for x in METHODS], "a row per method")
 check(m["prompts"] == n and m["ranks"] == 1, "metrics.json: prompts and ranks")
 scorer_args = (["--scorer", m["model"]] if USE_SCORER else []) + ["--encoder", minilm]
-for x in m["methods"]:
+
+
+def textmetrics(name, keep):
+    """`foil textmetrics --json` on the rows of method `name` that keep(row) accepts."""
     part = os.path.join(work, "part.jsonl")
     with open(part, "w") as f:
         for r in rows:
-            if r["method"] == x["name"]:
+            if r["method"] == name and keep(r):
                 f.write(json.dumps(r) + "\n")
     # one thread, as the job ran ("threads": 1): the scorer's sums then add in the same order
     cli = subprocess.run([foil, "textmetrics", part, "--json", *scorer_args], capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
-    if cli.returncode:
-        check(False, f"foil textmetrics on {x['name']}'s rows: {cli.stderr.strip()}")
+    check(cli.returncode == 0, f"foil textmetrics on {name}'s rows: {cli.stderr.strip()}")
+    return json.loads(cli.stdout) if cli.returncode == 0 else None
+
+
+MAUVE_KEYS = ("mauve", "mauve_star", "frontier_integral", "mauve_buckets")
+for x in m["methods"]:
+    want = textmetrics(x["name"], lambda r: True)
+    if want is None:
         continue
-    want = json.loads(cli.stdout)
     check("coherence" in want and -1 <= x.get("coherence", 9) <= 1, f"{x['name']}: coherence {x.get('coherence')}")
+    seeds = sorted({r["seed"] for r in rows if r["method"] == x["name"] and r["seed"] is not None})
+    if seeds:
+        # MAUVE per seed, each seed's rows against the n references once, then the mean (review B3):
+        # the pooled MAUVE of all seeds' rows would count each reference once per seed
+        per = [textmetrics(x["name"], lambda r, s=s: r["seed"] == s) for s in seeds]
+        if None in per:
+            continue
+        got = [e["seed"] for e in x.get("mauve_per_seed", [])]
+        check(got == seeds, f"{x['name']}: mauve_per_seed lists the seeds {seeds} ({got})")
+        for e, w in zip(x.get("mauve_per_seed", []), per):
+            check(abs(e["mauve"] - w["mauve"]) <= 1e-9, f"{x['name']} seed {e['seed']}: MAUVE {e['mauve']} = "
+                  f"foil textmetrics on that seed's rows {w['mauve']}")
+        for k in ("mauve", "mauve_star", "frontier_integral"):
+            mean = sum(w[k] for w in per) / len(per)
+            check(abs(x.get(k, -9) - mean) <= 1e-9, f"{x['name']}: {k} {x.get(k)} is the mean over seeds {mean} "
+                  f"(pooled: {want[k]})")
+        sd = float(np.std([w["mauve"] for w in per], ddof=1))
+        check(abs(x.get("mauve_std", -9) - sd) <= 1e-9, f"{x['name']}: mauve_std {x.get('mauve_std')} ({sd})")
+        check(x.get("mauve_buckets") == per[0]["mauve_buckets"], f"{x['name']}: one seed's MAUVE buckets "
+              f"{x.get('mauve_buckets')} ({per[0]['mauve_buckets']}; pooled {want['mauve_buckets']})")
+        want = {k: v for k, v in want.items() if k not in MAUVE_KEYS}
+    else:
+        check("mauve_per_seed" not in x and "mauve_std" not in x, f"{x['name']}: deterministic, no per-seed MAUVE")
     diff = {k: (x.get(k), v) for k, v in want.items() if x.get(k) != v}
     check(not diff, f"{x['name']}: metrics.json equals foil textmetrics ({len(want)} keys){diff or ''}")
     check(x["tokens_per_s"] > 0 and x["per_token_ms"] > 0 and x["tokens"] > 0, f"{x['name']}: timed")

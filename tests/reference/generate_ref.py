@@ -17,6 +17,8 @@ at a time, so it shares nothing with foil's batched, cached driver:
   dola       HF _dola_decoding: candidate layers, early exit through the LM
              head without the final norm, JSD layer choice, relative top 0.1,
              repetition penalty 1.2, greedy
+  *_skip     beam_rep and dola with the penalty's history past each
+             prompt's first 9/3/6 ids (prompts 0 and 2 whole; generate_opts.penalty_skip)
 Writes weights, prompts and expected outputs to HDF5 for
 test_generate_ref.c. Usage: generate_ref.py OUT.h5
 """
@@ -127,8 +129,9 @@ def contrastive_search(m, prompt, n, eos, k, alpha):
     return out
 
 
-def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd, pen=1.0):
-    """The scorer of decode_ref.beam_run driven by real models."""
+def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd, pen=1.0, skip=0):
+    """The scorer of decode_ref.beam_run driven by real models. The penalty's history leaves out the
+    prompt's first `skip` ids (generate_opts.penalty_skip; 0 is HF's processor over input_ids)."""
     V = m.c["vocab"]
     hyps = Hyps(nb, lp, early)
     beams = [list(prompt) for _ in range(nb)]
@@ -139,7 +142,7 @@ def beam_search(m, ama, prompt, n, eos, nb, lp, early, cd, pen=1.0):
         e = torch.stack([F.log_softmax(m.run(b)[1][-1], -1) for b in beams])
         if pen != 1.0:  # HF's RepetitionPenaltyLogitsProcessor on the log-probs
             for i, b in enumerate(beams):
-                for tok in set(b):
+                for tok in set(b[skip:]):
                     e[i, tok] = e[i, tok] * pen if e[i, tok] < 0 else e[i, tok] / pen
         if cd is None:
             tot = (e + bs[:, None]).view(-1)
@@ -202,7 +205,7 @@ def cad(m, pc, pn, n, eos, alpha, adaptive, floor):
     return out, alphas
 
 
-def dola(m, prompt, n, eos, kind, pen):
+def dola(m, prompt, n, eos, kind, pen, skip=0):
     L = m.c["n_layers"]
     layers = dola_layers(L, kind)
     seq, out = list(prompt), []
@@ -224,7 +227,7 @@ def dola(m, prompt, n, eos, kind, pen):
         b[f < th] = -1e-3
         f[f < th] = NEG
         x = (f - b)[0]
-        for tok in set(seq):
+        for tok in set(seq[skip:]):  # skip: generate_opts.penalty_skip
             x[tok] = x[tok] * pen if x[tok] < 0 else x[tok] / pen
         t = argmax(x)
         out.append(t)
@@ -301,6 +304,11 @@ def main(path):
             f[f"{name}/alpha"] = al
         write_out(f, "dola_high", [dola(me, pr, N, EOS, "high", 1.2) for pr in prompts], N)
         write_out(f, "dola_list", [dola(me, pr, N, EOS, [0, 1, 2, 3], 1.2) for pr in prompts], N)
+        # the penalty's history without each prompt's first SKIP[p] ids (generate_opts.penalty_skip)
+        SKIP = [9, 3, 6]
+        write_out(f, "beam_rep_skip", [beam_search(me, None, pr, N, -1, 2, 0.8, False, None, 2.0, SKIP[p])
+                                       for p, pr in enumerate(prompts)], N)
+        write_out(f, "dola_skip", [dola(me, pr, N, EOS, "high", 1.2, SKIP[p]) for p, pr in enumerate(prompts)], N)
     os.replace(path + ".tmp", path)
     with h5py.File(path) as f:
         for k in f:

@@ -3,7 +3,8 @@
  * at a time, recomputing the whole sequence each step) on the same small
  * random GPT-2s, and the driver's own invariants:
  *   - greedy, contrastive search (k 5/α 0.6, k 4/α 0.4), beam search (and
- *     with a repetition penalty), contrastive decoding (expert + amateur,
+ *     with a repetition penalty, and with its history past each prompt's
+ *     first ids: penalty_skip; DoLa too), contrastive decoding (expert + amateur,
  *     beam 3; and with the amateur seeing the whole prompt), CAD, AdaCAD
  *     (and its per-step α), AdaCAD with a floor, DoLa ("high" and a list)
  *     give the reference's tokens exactly;
@@ -119,9 +120,11 @@ static int same_as_ref(const char *name, const int32_t *out, const int *out_len,
 static decoder *ex, *am;
 
 enum { M_GREEDY, M_CS, M_CS4, M_BEAM, M_BEAM_REP, M_CD, M_CD_FULL, M_CAD, M_ADACAD, M_ADAFLOOR, M_DOLA_HIGH, M_DOLA_LIST,
-       M_COUNT };
+       M_BEAM_REP_SKIP, M_DOLA_SKIP, M_COUNT };
 static const char *mname[M_COUNT] = {"greedy", "cs", "cs4", "beam", "beam_rep", "cd", "cd_full", "cad", "adacad",
-                                     "adacad_floor", "dola_high", "dola_list"};
+                                     "adacad_floor", "dola_high", "dola_list", "beam_rep_skip", "dola_skip"};
+/* generate_ref.py's SKIP: the penalty history of prompt p starts at its id SKIP[p] */
+static const int SKIP[3] = {9, 3, 6}; /* prompts 0 and 2 whole (lens 9, 4, 6) */
 
 /* Runs method m on prompts [p0, p0+np) of the case; out [np, N]. */
 static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas, foil_err *err) {
@@ -131,6 +134,7 @@ static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas,
   o.eos_id = EOS;
   const int32_t *pid = ids + (size_t)p0 * T;
   const int *pl = lens + p0;
+  if (m == M_BEAM_REP_SKIP || m == M_DOLA_SKIP) o.penalty_skip = SKIP + p0;
   switch (m) {
     case M_GREEDY:
       return generate_plain(ex, pid, pl, np, T, &o, out, out_len, err);
@@ -145,11 +149,12 @@ static int run(int m, int p0, int np, int32_t *out, int *out_len, float *alphas,
       return generate_cs(ex, pid, pl, np, T, &c, &o, out, out_len, err);
     }
     case M_BEAM:
-    case M_BEAM_REP: {
+    case M_BEAM_REP:
+    case M_BEAM_REP_SKIP: {
       generate_beam_cfg c;
       generate_beam_default(&c);
       c.num_beams = 3;
-      if (m == M_BEAM_REP) {
+      if (m != M_BEAM) {
         c.num_beams = 2;
         c.length_penalty = 0.8f;
         o.repetition_penalty = 2.0f;

@@ -11,7 +11,8 @@
  *  - MAUVE of reference features against generation features runs;
  *  - textscore_run with the decoder saved as a checkpoint (with its
  *    tokenizer) gives exp(Σ nll / tokens) of the in-memory run and the same
- *    MAUVE. The decoder itself is proven against PyTorch by
+ *    MAUVE; with run_rows, MAUVE per run (each against its own references)
+ *    and the mean, each run's the value of its rows alone. The decoder itself is proven against PyTorch by
  *    reference.decoder. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -178,6 +179,41 @@ static void test_lm(void) {
          res.perplexity, exp(sum / (double)cnt));
   CHECKF(res.has_mauve && res.mauve_n_p == 3 && res.mauve_n_q == N && res.mauve == mres.mauve,
          "%.17g vs %.17g", res.mauve, mres.mauve);
+
+  /* run_rows (decode-eval's seeds, review B3): two runs of N rows over the
+   * same prompts and references, MAUVE per run against its own 3
+   * references, then the mean; each run's value is textscore_run on that
+   * run's rows alone. Pooled (run_rows 0), P would hold each reference twice. */
+  textscore_set two = {0}, second = {0};
+  for (int g = 0; g < 2; g++)
+    for (int r = 0; r < N; r++) {
+      const char *gen = gens[g ? (r + 2) % N : r], *ref = r % 2 ? NULL : docs[r / 2];
+      CHECK(textscore_add(&two, prompts[r], gen, ref, &err) == 0);
+      if (g) CHECK(textscore_add(&second, prompts[r], gen, ref, &err) == 0);
+    }
+  textscore_result r2, rb, pooled;
+  CHECKF(textscore_run(&second, &o, &rb, &err) == 0, "%s", err.msg);
+  CHECKF(textscore_run(&two, &o, &pooled, &err) == 0, "%s", err.msg);
+  CHECK(pooled.mauve_runs == 1 && pooled.mauve_n_p == 6 && pooled.mauve_n_q == 2 * N && pooled.mauve_std == 0);
+  o.run_rows = N;
+  CHECKF(textscore_run(&two, &o, &r2, &err) == 0, "%s", err.msg);
+  const double mean = 0.5 * (res.mauve + rb.mauve);
+  CHECKF(r2.has_mauve && r2.mauve_runs == 2 && r2.mauve_n_p == 3 && r2.mauve_n_q == N &&
+             fabs(r2.mauve_run[0] - res.mauve) <= 1e-9 && fabs(r2.mauve_run[1] - rb.mauve) <= 1e-9 &&
+             fabs(r2.mauve - mean) <= 1e-9,
+         "per run %.9g %.9g (alone %.9g %.9g), mean %.9g (want %.9g), pooled %.9g", r2.mauve_run[0],
+         r2.mauve_run[1], res.mauve, rb.mauve, r2.mauve, mean, pooled.mauve);
+  CHECKF(fabs(r2.mauve_star - 0.5 * (res.mauve_star + rb.mauve_star)) <= 1e-9 &&
+             fabs(r2.frontier_integral - 0.5 * (res.frontier_integral + rb.frontier_integral)) <= 1e-9,
+         "mauve_star %.9g, frontier %.9g", r2.mauve_star, r2.frontier_integral);
+  CHECKF(fabs(r2.mauve_std - fabs(res.mauve - rb.mauve) / sqrt(2.0)) <= 1e-9, "std %.9g", r2.mauve_std);
+  CHECK(r2.has_perplexity && r2.perplexity == pooled.perplexity && r2.rep[0] == pooled.rep[0]); /* all rows */
+  o.run_rows = 3; /* 10 rows are not runs of 3 */
+  CHECK(textscore_run(&two, &o, &r2, &err) == FOIL_EINVAL && strstr(err.msg, "run_rows"));
+  o.run_rows = 0;
+  textscore_set_free(&two);
+  textscore_set_free(&second);
+
   /* an encoder-free scorer path that is not a decoder checkpoint: refused */
   o.scorer_ckpt = "/nonexistent/scorer.h5";
   CHECK(textscore_run(&set, &o, &res, &err) != 0);

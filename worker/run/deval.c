@@ -364,6 +364,7 @@ int deval_check_models(const deval_spec *s, const decoder_config *model, const d
 typedef struct {
   int32_t *ids[2]; /* variant 0 (whole prompt), variant 1 (query only): [EOT] tok(text), cut to cap */
   int len[2];
+  int eot[2];      /* 1: ids[v][0] is the synthetic EOT (the variant was not cut) */
 } prompt_toks;
 
 typedef struct {
@@ -596,6 +597,7 @@ static int setup(job *j, foil_err *err) {
       snprintf(was, sizeof was, "%s", err->msg);
       return foil_err_set(err, rc, "prompt %zu: %.600s", i, was);
     }
+    j->pt[i].eot[0] = !c0, j->pt[i].eot[1] = !c1;
     j->cut += c0 || c1;
     j->cd_cut += j->cd_cap < cap && j->pt[i].len[0] > j->cd_cap;
     for (int v = 0; v < 2; v++)
@@ -636,9 +638,9 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
       if (len > T) T = len;
     }
   int32_t *ids = calloc((size_t)rows * (size_t)T, sizeof(int32_t));
-  int *lens = malloc(sizeof(int) * (size_t)rows);
-  if (!ids || !lens) {
-    free(ids), free(lens);
+  int *lens = malloc(sizeof(int) * (size_t)rows), *skip = malloc(sizeof(int) * (size_t)P);
+  if (!ids || !lens || !skip) {
+    free(ids), free(lens), free(skip);
     return foil_err_set(err, FOIL_ENOMEM, "out of memory for a batch");
   }
   for (int p = 0; p < P; p++)
@@ -647,8 +649,12 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
       int r = two ? 2 * p + v : p, len = pt->len[v] < keep ? pt->len[v] : keep;
       memcpy(ids + (size_t)r * (size_t)T, pt->ids[v] + (pt->len[v] - len), sizeof(int32_t) * (size_t)len);
       lens[r] = len;
+      /* the repetition penalty's history (variant 0's) leaves out the
+       * synthetic leading EOT, the run's EOS (review B2); a cut prompt has none */
+      if (v == 0) skip[p] = pt->eot[0] && len == pt->len[0];
     }
   generate_opts o = m->o;
+  o.penalty_skip = skip;
   o.max_new_tokens = M;
   o.eos_id = j->s.eos ? tokenizer_pad_id(j->tok) : -1;
   o.seed = seed;
@@ -667,7 +673,7 @@ static int gen_batch(job *j, const deval_method *m, uint64_t seed, size_t lo, si
     rc = generate_combine(j->dec, ids, lens, P, T, &cc, &o, out, out_len, NULL, err);
   }
   }
-  free(ids), free(lens);
+  free(ids), free(lens), free(skip);
   return rc;
 }
 
@@ -806,6 +812,8 @@ static void add_textscore(cJSON *o, const textscore_result *r) {
   }
 }
 
+_Static_assert(DEVAL_MAX_SEEDS <= TEXTSCORE_MAX_RUNS, "MAUVE is scored per seed: one textscore run each");
+
 /* Scores every method on rank 0, writes metrics.json, the table, the metrics lines and progress. */
 static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
   const deval_spec *s = &j->s;
@@ -814,6 +822,7 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
   to.encoder_ckpt = s->encoder ? j->encoder_path : NULL;
   to.scorer_ckpt = j->scorer_path[0] ? j->scorer_path : NULL;
   to.max_len = s->metrics_max_len;
+  to.run_rows = j->n; /* MAUVE per run (seed), each against the n references once; then the mean */
   cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray(), *prog = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "model", j->model_path);
   cJSON_AddNumberToObject(root, "step", (double)j->step);
@@ -858,6 +867,17 @@ static int score_and_report(job *j, run_out *runs, int nr, foil_err *err) {
     cJSON_AddStringToObject(o, "method", METHOD_NAMES[m->method]);
     cJSON_AddNumberToObject(o, "runs", nruns);
     add_textscore(o, &tr);
+    if (tr.has_mauve && m->o.do_sample) { /* the runs in seed order */
+      cJSON *ps = cJSON_AddArrayToObject(o, "mauve_per_seed");
+      for (int r = 0, g = 0; ps && r < nr && g < tr.mauve_runs; r++) {
+        if (runs[r].method != mi) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "seed", (double)runs[r].seed);
+        cJSON_AddNumberToObject(e, "mauve", tr.mauve_run[g++]);
+        cJSON_AddItemToArray(ps, e);
+      }
+      if (tr.mauve_runs > 1) cJSON_AddNumberToObject(o, "mauve_std", tr.mauve_std);
+    }
     cJSON_AddNumberToObject(o, "tokens", tokens);
     cJSON_AddNumberToObject(o, "tokens_per_s", tps);
     cJSON_AddNumberToObject(o, "per_token_ms", ms);

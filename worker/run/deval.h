@@ -93,7 +93,11 @@
  *
  * Prompts as the model sees them: [EOT] tok(text), EOT the end-of-text
  * token a training document starts after (textscore_nll scores with the
- * same prefix). The context rule (cad, adacad, combine: two variants of a
+ * same prefix). That EOT is not in the repetition penalty's history
+ * (generate_opts.penalty_skip 1, every method that applies a penalty,
+ * beam included): it is also the run's EOS, which a penalty over the
+ * whole input, as HF's processor, would lower from the first step; a
+ * prompt cut to fit keeps its last tokens and has no EOT to leave out. The context rule (cad, adacad, combine: two variants of a
  * prompt): variant 0 is the whole prompt (context + query); variant 1 is
  * the query alone. A JSONL prompt with "context" is context + " " +
  * prompt (variant 0) and prompt (variant 1); without one both variants
@@ -124,9 +128,16 @@
  *                      "ranks", "methods": [{"name", "method", "runs",
  *                      the textscore keys of `foil textmetrics --json`
  *                      (rows, rep_2, rep_3, rep_4, diversity, mean_length,
- *                      coherence, perplexity, perplexity_tokens, mauve,
- *                      mauve_star, frontier_integral, mauve_buckets: the
- *                      metrics of the method's rows of generations.jsonl),
+ *                      coherence, perplexity, perplexity_tokens: the
+ *                      metrics of the method's rows of generations.jsonl,
+ *                      all seeds together; mauve, mauve_star,
+ *                      frontier_integral: computed per run (each seed's n
+ *                      generations against the n references, as `foil
+ *                      textmetrics` on that seed's rows), then the mean
+ *                      over the seeds; mauve_buckets: one run's),
+ *                      for a method that samples "mauve_per_seed"
+ *                      [{"seed", "mauve"}] and, with 2 seeds or more,
+ *                      "mauve_std" (their sample standard deviation),
  *                      "tokens", "tokens_per_s", "per_token_ms",
  *                      "tokens_per_s_vs_greedy" (when a greedy method is
  *                      listed)}]}

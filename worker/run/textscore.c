@@ -4,6 +4,7 @@
 #include "worker/run/textscore.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,8 +133,74 @@ int textscore_mauve(const float *p, int np, const float *q, int nq, int d,
   r->mauve_buckets = m.num_buckets;
   r->mauve_n_p = np;
   r->mauve_n_q = nq;
+  r->mauve_runs = 1;
+  r->mauve_run[0] = m.mauve;
+  r->mauve_std = 0;
   mauve_result_clear(&m);
   return 0;
+}
+
+/* Rows a.. and b.. (k each) have the same references, row by row (the same
+ * text, or both none). */
+static int same_refs(const textscore_set *s, size_t a, size_t b, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    const char *x = s->reference[a + i], *y = s->reference[b + i];
+    if (!x != !y || (x && strcmp(x, y))) return 0;
+  }
+  return 1;
+}
+
+/* MAUVE of each run of k rows against its own references (o->run_rows;
+ * k = n: one run), then the means over runs into r. qf [n, C] the
+ * generations' features; the references' are computed per run, a run
+ * whose references are the first run's reusing them. */
+static int mauve_runs(decoder *dec, const tokenizer *tok, const textscore_set *s, const textscore_opts *o,
+                      const float *qf, size_t k, textscore_result *r, foil_err *err) {
+  const int C = decoder_cfg(dec)->d_model;
+  const size_t nr = s->n / k;
+  char **refs = malloc(k * sizeof *refs);
+  float *pf = malloc(k * (size_t)C * sizeof *pf), *pf0 = malloc(k * (size_t)C * sizeof *pf0);
+  int rc = refs && pf && pf0 ? 0 : foil_err_set(err, FOIL_ENOMEM, "MAUVE: out of memory for features");
+  size_t np0 = 0;
+  double sum[3] = {0, 0, 0};
+  for (size_t g = 0; !rc && g < nr; g++) {
+    const size_t lo = g * k;
+    size_t np = 0;
+    for (size_t i = 0; i < k; i++)
+      if (s->reference[lo + i]) refs[np++] = s->reference[lo + i];
+    if (!np) {
+      rc = foil_err_set(err, FOIL_EINVAL, "MAUVE: run %zu (rows %zu..%zu) has no reference", g, lo, lo + k - 1);
+      break;
+    }
+    const float *p = pf0;
+    if (g == 0) {
+      rc = textscore_features(dec, tok, refs, np, o->max_len, o->batch, pf0, err);
+      np0 = np;
+    } else if (np != np0 || !same_refs(s, 0, lo, k)) {
+      rc = textscore_features(dec, tok, refs, np, o->max_len, o->batch, pf, err);
+      p = pf;
+    }
+    textscore_result one;
+    if (!rc) rc = textscore_mauve(p, (int)np, qf + lo * (size_t)C, (int)k, C, &o->mauve, &one, err);
+    if (rc) break;
+    if (g == 0) r->mauve_buckets = one.mauve_buckets, r->mauve_n_p = one.mauve_n_p, r->mauve_n_q = one.mauve_n_q;
+    r->mauve_run[g] = one.mauve;
+    sum[0] += one.mauve, sum[1] += one.mauve_star, sum[2] += one.frontier_integral;
+  }
+  if (!rc) {
+    r->has_mauve = 1;
+    r->mauve_runs = (int)nr;
+    r->mauve = sum[0] / (double)nr;
+    r->mauve_star = sum[1] / (double)nr;
+    r->frontier_integral = sum[2] / (double)nr;
+    double ss = 0;
+    for (size_t g = 0; g < nr; g++) ss += (r->mauve_run[g] - r->mauve) * (r->mauve_run[g] - r->mauve);
+    r->mauve_std = nr > 1 ? sqrt(ss / (double)(nr - 1)) : 0;
+  }
+  free(refs);
+  free(pf);
+  free(pf0);
+  return rc;
 }
 
 /* Perplexity, and MAUVE of the references against the generations when
@@ -154,17 +221,10 @@ static int score_lm(const textscore_set *s, const textscore_opts *o, textscore_r
   }
   if (!rc && s->n_ref > 0) {
     const int C = decoder_cfg(dec)->d_model;
-    char **refs = malloc(s->n_ref * sizeof *refs);
-    float *pf = malloc(s->n_ref * (size_t)C * sizeof *pf), *qf = malloc(s->n * (size_t)C * sizeof *qf);
-    if (!refs || !pf || !qf) rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE: out of memory for features");
-    size_t k = 0;
-    for (size_t i = 0; !rc && i < s->n; i++)
-      if (s->reference[i]) refs[k++] = s->reference[i];
-    if (!rc) rc = textscore_features(dec, tok, refs, k, o->max_len, o->batch, pf, err);
+    float *qf = malloc(s->n * (size_t)C * sizeof *qf);
+    if (!qf) rc = foil_err_set(err, FOIL_ENOMEM, "MAUVE: out of memory for features");
     if (!rc) rc = textscore_features(dec, tok, s->generation, s->n, o->max_len, o->batch, qf, err);
-    if (!rc) rc = textscore_mauve(pf, (int)k, qf, (int)s->n, C, &o->mauve, r, err);
-    free(refs);
-    free(pf);
+    if (!rc) rc = mauve_runs(dec, tok, s, o, qf, o->run_rows ? o->run_rows : s->n, r, err);
     free(qf);
   }
   decoder_destroy(&dec);
@@ -175,6 +235,9 @@ static int score_lm(const textscore_set *s, const textscore_opts *o, textscore_r
 int textscore_run(const textscore_set *s, const textscore_opts *o, textscore_result *r,
                   foil_err *err) {
   memset(r, 0, sizeof *r);
+  if (o->run_rows && (s->n % o->run_rows || s->n / o->run_rows > TEXTSCORE_MAX_RUNS))
+    return foil_err_set(err, FOIL_EINVAL, "textscore: %zu rows are not 1 to %d runs of run_rows %zu", s->n,
+                        TEXTSCORE_MAX_RUNS, o->run_rows);
   int rc = textscore_text(s, r, err);
   if (!rc && o->encoder_ckpt) {
     rc = textscore_coherence(s, o->encoder_ckpt, o->max_len, o->batch, &r->coherence, err);

@@ -16,13 +16,20 @@
  *     features; textscore_run opens scorer_ckpt (storage/ckpt.h
  *     ckpt_open_decoder) and reports perplexity over every row, and MAUVE
  *     with P = the rows' references (rows without one are left out of P),
- *     Q = all generations, when at least one row has a reference.
+ *     Q = all generations, when at least one row has a reference;
+ *     with run_rows (several runs of one method, e.g. sampling seeds, over
+ *     the same prompts) MAUVE per run, P = that run's references, and the
+ *     mean over runs, as the MAUVE paper and the contrastive-search papers
+ *     report it (pooling would count each reference once per run and size
+ *     the buckets by all runs' rows).
  *
  * Ownership: a textscore_set owns its strings (textscore_set_free). Models
  * are loaded per call and freed before return. Cost: one encoder forward
  * per prompt and per generation (coherence); one decoder forward per row
- * (perplexity) and per reference and generation (MAUVE's features), plus
- * MAUVE's clustering (model/mauve.h); the rest is linear in the text.
+ * (perplexity) and per reference and generation (MAUVE's features; with
+ * run_rows a run whose references are the first run's reuses its
+ * features), plus MAUVE's clustering (model/mauve.h), once per run; the
+ * rest is linear in the text.
  */
 #ifndef FOIL_WORKER_RUN_TEXTSCORE_H
 #define FOIL_WORKER_RUN_TEXTSCORE_H
@@ -52,12 +59,20 @@ int textscore_add(textscore_set *s, const char *prompt, const char *generation,
                   const char *reference, foil_err *err);
 void textscore_set_free(textscore_set *s);
 
+#define TEXTSCORE_MAX_RUNS 64 /* runs of run_rows rows MAUVE scores apart */
+
 typedef struct {
   const char *encoder_ckpt; /* NULL: no coherence */
   const char *scorer_ckpt;  /* a decoder checkpoint; NULL: no perplexity / MAUVE */
   int max_len;              /* tokens per text for the models; 0: the model's max_len */
   int batch;                /* texts per forward; 0: 32 */
   mauve_config mauve;       /* mauve_config_default unless changed */
+  /* 0 (default): one MAUVE over all rows. k > 0: the rows are runs of k
+   * consecutive rows (n a multiple of k, at most TEXTSCORE_MAX_RUNS runs,
+   * else FOIL_EINVAL), each with references when any row has one (else
+   * FOIL_EINVAL); MAUVE per run, P = its rows' references, Q = its
+   * generations. Only MAUVE is per run: the other metrics are over all rows. */
+  size_t run_rows;
 } textscore_opts;
 
 void textscore_opts_default(textscore_opts *o);
@@ -72,8 +87,13 @@ typedef struct {
   double perplexity;
   int64_t ppl_tokens;
   int has_mauve;
+  /* with run_rows: the means over the runs; buckets, n_p and n_q the first
+   * run's (the same for runs of the same size and references) */
   double mauve, mauve_star, frontier_integral;
   int mauve_buckets, mauve_n_p, mauve_n_q;
+  int mauve_runs;                          /* 1 without run_rows */
+  double mauve_run[TEXTSCORE_MAX_RUNS];    /* each run's MAUVE, in row order */
+  double mauve_std;                        /* sample std (n - 1) of mauve_run; 0 for one run */
 } textscore_result;
 
 /* Every metric the options ask for. */
