@@ -5,10 +5,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -284,10 +286,7 @@ static int load_worker(void *ctx, const store_worker *r) {
   snprintf(w->host, sizeof w->host, "%s", r->host);
   w->slots = r->slots, w->gpus = r->gpus, w->drain = r->drain, w->down = r->down;
   w->registered_time = r->registered_time, w->last_heartbeat = r->last_heartbeat;
-  w->session = 0;
-  /* a restarted coordinator gives every worker a liveness window plus
-   * COORD_RESTART_GRACE_S to reconnect before it is DOWN */
-  w->last_seen_mono = log_mono() + COORD_RESTART_GRACE_S;
+  w->session = 0;  /* its restart grace is given at the end of coord_new, once everything is loaded */
   return FOIL_OK;
 }
 
@@ -309,7 +308,18 @@ static int load_attempt(void *ctx, const store_attempt *r) {
   cattempt *a = &j->att[j->natt++];
   memset(a, 0, sizeof *a);
   a->n = r->n, a->token = r->token;
-  if (place_parse(c, r->placement, a)) return FOIL_EINVAL;
+  const char *pl = r->placement ? r->placement : "";
+  int bad = place_parse(c, pl, a) != 0;
+  for (int i = 0; !bad && i < a->nplace; i++) bad = !confine_name_ok(c->workers[a->place[i].worker].name);
+  if (bad) {
+    /* stored before worker names were checked (e.g. "a,b"): such a worker can
+     * never register again. The row is kept without workers, not fatal; a
+     * running attempt is requeued once the store is loaded (coord_new). */
+    coord_log(c, "WARN", "job store: job %llu attempt %u: its placement \"%.200s\" does not load (a worker name is "
+              "1 to %d letters, digits, '.', '_', '-'): kept without workers", (unsigned long long)r->job_id, r->n,
+              pl, COORD_MAX_NAME);
+    a->nplace = 0;
+  }
   a->start_time = r->start_time, a->end_time = r->end_time, a->state = r->state;
   a->exit_code = r->exit_code, a->signal = r->signal;
   snprintf(a->resume_from, sizeof a->resume_from, "%s", r->resume_from);
@@ -437,14 +447,63 @@ static int deps_state(coord *c, cjob *j, char *why, size_t n) {
   return ok;
 }
 
+int coord_job_dir_open(coord *c, uint64_t id, int create, int *dfd, foil_err *err) {
+  *dfd = -1;
+  char name[32];
+  snprintf(name, sizeof name, "%llu", (unsigned long long)id);
+  const char *parts[] = {"jobs", name};
+  int at = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (at < 0) return foil_err_set(err, FOIL_EINTERNAL, "the data root %s: %s", c->root, strerror(errno));
+  for (int i = 0; i < 2; i++) {
+    int next = openat(at, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && create) {
+      int made = mkdirat(at, parts[i], 0755) == 0;
+      if (made) fsync(at);  /* its entry durable before files go in */
+      if (made || errno == EEXIST) next = openat(at, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    int e = errno;
+    close(at);
+    if (next < 0 && e == ENOENT) return FOIL_OK;  /* not made yet (create: raced away) */
+    if (next < 0 && (e == ELOOP || e == ENOTDIR))
+      return foil_err_set(err, FOIL_EPRECOND, "job %llu: jobs/%llu or jobs is a symbolic link or not a directory: "
+                          "not followed", (unsigned long long)id, (unsigned long long)id);
+    if (next < 0)
+      return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its directory jobs/%llu: %s", (unsigned long long)id,
+                          (unsigned long long)id, strerror(e));
+    at = next;
+  }
+  *dfd = at;
+  return FOIL_OK;
+}
+
+/* Writes jobs/<id>/attempt = token (the fence foil-run checks), through
+ * coord_job_dir_open: a job that replaced its directory (or jobs) by a
+ * symbolic link cannot steer where the coordinator writes. Atomic: a
+ * temporary in the directory (O_EXCL, O_NOFOLLOW), fsync, renameat, fsync
+ * of the directory. */
 static int write_fence(coord *c, cjob *j, uint64_t token, foil_err *err) {
-  char dir[1200], path[1300], text[32];
-  snprintf(dir, sizeof dir, "%s/jobs/%llu", c->root, (unsigned long long)j->id);
-  int rc = foil_mkdirs(dir, err);
-  if (rc) return rc;
-  snprintf(path, sizeof path, "%s/attempt", dir);
+  char text[32], tmp[256];
+  int dfd = -1, rc = coord_job_dir_open(c, j->id, 1, &dfd, err);
+  if (!rc && dfd < 0) rc = foil_err_set(err, FOIL_EINTERNAL, "job %llu: jobs/%llu vanished while it was made",
+                                        (unsigned long long)j->id, (unsigned long long)j->id);
+  if (!rc) rc = foil_tmp_name("attempt", tmp, sizeof tmp, err);
+  if (rc) {
+    if (dfd >= 0) close(dfd);
+    return rc;
+  }
   int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)token);
-  return foil_write_file_atomic(path, text, (size_t)len, err);
+  int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int ok = fd >= 0 && write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+  int e = errno;
+  if (fd >= 0 && close(fd) && ok) ok = 0, e = errno;
+  if (ok && renameat(dfd, tmp, dfd, "attempt")) ok = 0, e = errno;
+  if (!ok && fd >= 0) unlinkat(dfd, tmp, 0);
+  if (ok) fsync(dfd);
+  close(dfd);
+  if (!ok)
+    return foil_err_set(err, FOIL_EINTERNAL, "job %llu: cannot write jobs/%llu/attempt: %s", (unsigned long long)j->id,
+                        (unsigned long long)j->id, strerror(e));
+  return FOIL_OK;
 }
 
 static void send_assign(coord *c, cjob *j, cattempt *a) {
@@ -540,12 +599,21 @@ void coord_schedule(coord *c) {
     if (j && !coord_final(j->state)) c->active[k++] = c->active[i];
   }
   c->nactive = k;
-  size_t nw = c->nworkers;
+  /* buffers: O(active) for the jobs, O(running × workers) for the running
+   * jobs' ranks per worker (a long queue of pending jobs costs no more) */
+  size_t nw = c->nworkers, nrun = 0;
+  for (size_t i = 0; i < c->nactive; i++) nrun += coord_running(coord_job(c, c->active[i]));
   sched_node *nodes = calloc(nw ? nw : 1, sizeof *nodes);
   cjob **pend = malloc((c->nactive ? c->nactive : 1) * sizeof *pend);
-  sched_running *run = malloc((c->nactive ? c->nactive : 1) * sizeof *run);
-  uint32_t *run_ranks = calloc((c->nactive ? c->nactive : 1) * (nw ? nw : 1), sizeof *run_ranks);
-  if (!nodes || !pend || !run || !run_ranks) goto done;
+  sched_running *run = malloc((nrun ? nrun : 1) * sizeof *run);
+  uint32_t *run_ranks = nrun && nw > SIZE_MAX / sizeof(uint32_t) / nrun
+                            ? NULL
+                            : calloc((nrun ? nrun : 1) * (nw ? nw : 1), sizeof *run_ranks);
+  if (!nodes || !pend || !run || !run_ranks) {
+    coord_log(c, "ERROR", "scheduling pass skipped: no memory for %zu active jobs (%zu running) on %zu workers",
+              c->nactive, nrun, nw);
+    goto done;
+  }
   for (size_t i = 0; i < nw; i++) {
     cworker *w = &c->workers[i];
     w->slots_used = w->gpus_used = 0;
@@ -591,6 +659,7 @@ void coord_schedule(coord *c) {
   sched_pending *req = malloc((np ? np : 1) * sizeof *req);
   sched_result *res = malloc((np ? np : 1) * sizeof *res);
   if (!req || !res) {
+    coord_log(c, "ERROR", "scheduling pass skipped: no memory for %zu pending jobs", np);
     free(req), free(res);
     goto done;
   }
@@ -670,6 +739,18 @@ static int bind_ep(coord *c, void *sock, const char *ep, char *out, size_t n, fo
   return FOIL_OK;
 }
 
+/* Running jobs whose current attempt's placement did not load
+ * (load_attempt): no worker can report on it, so it is lost — NODE_FAIL,
+ * requeued or failed by max_failures as for a lost worker. O(active). */
+static void lost_placements(coord *c) {
+  for (size_t k = 0; k < c->nactive; k++) {
+    cjob *j = coord_job(c, c->active[k]);
+    cattempt *a = j ? coord_current(j) : NULL;
+    if (!a || !coord_running(j) || a->nplace) continue;
+    coord_node_fail(c, j, "", "its placement in the job store does not load (a worker name that is not a plain name)");
+  }
+}
+
 int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   *out = NULL;
   coord *c = calloc(1, sizeof *c);
@@ -697,6 +778,7 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     store_loader l = {load_job, load_attempt, load_worker, c};
     rc = store_load(c->st, &l, err);
   }
+  if (!rc) lost_placements(c);
   if (!rc) {
     c->zctx = zmq_ctx_new();
     auth_opts ao = {.key = o->curve_key, .allow = o->allow, .insecure = o->insecure, .log = c->log,
@@ -750,6 +832,12 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   else
     coord_log(c, "WARN", "running WITHOUT authentication (no --curve-key/--allow-keys): every client is admin%s",
               o->insecure ? "; --insecure: non-loopback endpoints allowed" : "; listening on loopback only");
+  /* a restarted coordinator gives every worker a liveness window plus
+   * COORD_RESTART_GRACE_S to reconnect before it is DOWN, counted from now:
+   * loading the jobs and attempts, binding and writing coordinator.json
+   * (a large store, a slow shared filesystem) must not eat it. O(workers). */
+  double loaded = log_mono();
+  for (size_t i = 0; i < c->nworkers; i++) c->workers[i].last_seen_mono = loaded + COORD_RESTART_GRACE_S;
   c->dirty = 1;
   *out = c;
   return FOIL_OK;

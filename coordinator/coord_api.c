@@ -434,24 +434,21 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
  * another file of its host. *fd -1 (FOIL_OK) when there is no log yet. */
 static int open_log(coord *c, uint64_t id, int *fd, foil_err *err) {
   *fd = -1;
-  char dir[32];
-  snprintf(dir, sizeof dir, "%llu", (unsigned long long)id);
-  const char *parts[] = {"jobs", dir, "log"};
-  int at = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (at < 0) return foil_err_set(err, FOIL_EINTERNAL, "the data root %s: %s", c->root, strerror(errno));
-  for (int i = 0; i < 3; i++) {
-    int next = openat(at, parts[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (i < 2 ? O_DIRECTORY : O_NONBLOCK));
-    int e = errno;
-    close(at);
-    if (next < 0 && e == ENOENT) return FOIL_OK;  /* not written yet */
-    if (next < 0 && (e == ELOOP || e == ENOTDIR))
-      return foil_err_set(err, FOIL_EPRECOND, "job %llu: its log is not read: jobs/%llu/log or a directory above "
-                          "it is a symbolic link", (unsigned long long)id, (unsigned long long)id);
-    if (next < 0)
-      return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its log cannot be read: %s", (unsigned long long)id,
-                          strerror(e));
-    at = next;
-  }
+  int dfd = -1, rc = coord_job_dir_open(c, id, 0, &dfd, err);
+  if (rc == FOIL_EPRECOND)
+    return foil_err_set(err, rc, "job %llu: its log is not read: jobs/%llu/log or a directory above it is a "
+                        "symbolic link", (unsigned long long)id, (unsigned long long)id);
+  if (rc || dfd < 0) return rc;  /* no directory: no log yet */
+  int at = openat(dfd, "log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  int e = errno;
+  close(dfd);
+  if (at < 0 && e == ENOENT) return FOIL_OK;  /* not written yet */
+  if (at < 0 && (e == ELOOP || e == ENOTDIR))
+    return foil_err_set(err, FOIL_EPRECOND, "job %llu: its log is not read: jobs/%llu/log or a directory above "
+                        "it is a symbolic link", (unsigned long long)id, (unsigned long long)id);
+  if (at < 0)
+    return foil_err_set(err, FOIL_EINTERNAL, "job %llu: its log cannot be read: %s", (unsigned long long)id,
+                        strerror(e));
   struct stat st;
   if (fstat(at, &st) || !S_ISREG(st.st_mode)) {
     close(at);

@@ -164,6 +164,14 @@ void coord_schedule(coord *c);
 int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err);
 void coord_job_take(coord *c, cjob *j);
 void coord_job_free(cjob *j);
+/* Opens the directory <root>/jobs/<id> (O_DIRECTORY) without following a
+ * symbolic link below the data root: the job writes in jobs/<id> and may
+ * replace it (or jobs) by a link, which must not steer what the coordinator
+ * reads (foil logs) or writes (the attempt fence). create: makes jobs and
+ * jobs/<id> when missing (fsyncing their parents). *dfd is the caller's to
+ * close; -1 with FOIL_OK when it does not exist (and !create). Errors:
+ * FOIL_EPRECOND (a link or not a directory), FOIL_EINTERNAL. Cost: 3 opens. */
+int coord_job_dir_open(coord *c, uint64_t id, int create, int *dfd, foil_err *err);
 int coord_add_job(coord *c, const store_job *row, foil_err *err);
 __attribute__((format(printf, 3, 4))) void coord_log(coord *c, const char *level, const char *fmt, ...);
 

@@ -139,6 +139,12 @@ static int listed(Foil__V1__AttemptRef **refs, size_t n, uint64_t job_id, uint64
   return 0;
 }
 
+/* How old an attempt must be before a worker that does not list it is
+ * taken to have lost it: an Assign may still be in flight (or queued behind
+ * a Register or Heartbeat the worker sent before it arrived) for about a
+ * liveness window; twice that, as the heartbeat path has always used. */
+static double missing_min_age(const coord *c) { return 2 * c->hb_s * c->o.liveness; }
+
 /* Attempts this worker heads that it does not report: gone without a word
  * (older than min_age seconds, so an assign in flight is not taken for one). */
 static void check_missing(coord *c, cworker *w, Foil__V1__AttemptRef **refs, size_t n, double min_age,
@@ -202,7 +208,10 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
     return answer_error(c, m, rid, FOIL_EUNAVAIL, "register: %zu job end(s) it reports could not be recorded; "
                         "register again", unrecorded);
   }
-  check_missing(c, w, r->running, r->n_running, 0, "the worker came back without it");
+  /* not min_age 0: a second Register sent before this worker saw an Assign
+   * made after the first one must not NODE_FAIL that attempt (the heartbeat
+   * path catches an attempt really gone once it is older) */
+  check_missing(c, w, r->running, r->n_running, missing_min_age(c), "the worker came back without it");
   size_t nkill = 0;
   Foil__V1__AttemptRef **kill = stale_refs(c, r->running, r->n_running, &nkill);
   Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
@@ -217,7 +226,7 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
 
 static void do_heartbeat(coord *c, wire_msg *m, uint64_t rid, cworker *w, const Foil__V1__Heartbeat *h) {
   w->last_heartbeat = log_now();
-  check_missing(c, w, h->running, h->n_running, 2 * c->hb_s * c->o.liveness, "the worker no longer runs it");
+  check_missing(c, w, h->running, h->n_running, missing_min_age(c), "the worker no longer runs it");
   size_t nkill = 0;
   Foil__V1__AttemptRef **kill = stale_refs(c, h->running, h->n_running, &nkill);
   Foil__V1__HeartbeatAck ack = FOIL__V1__HEARTBEAT_ACK__INIT;
@@ -296,8 +305,16 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
         not_head(c, m, rid, w, s->job_id, s->token);
         break;
       }
+      char before[sizeof a->resume_from];
+      memcpy(before, a->resume_from, sizeof before);
       foil_utf8_copy(a->resume_from, sizeof a->resume_from, s->resume_from);
-      if (s->resume_from[0]) coord_persist_job(c, j, w->name, "attempt %u resumes from %s", a->n, s->resume_from);
+      if (s->resume_from[0] &&
+          coord_persist_job(c, j, w->name, "attempt %u resumes from %s", a->n, a->resume_from)) {
+        memcpy(a->resume_from, before, sizeof before);  /* not committed: no ack, the worker sends it again */
+        answer_error(c, m, rid, FOIL_EUNAVAIL, "job %llu attempt token %llu: its start could not be recorded; "
+                     "send it again", (unsigned long long)s->job_id, (unsigned long long)s->token);
+        break;
+      }
       answer_ack(c, m, rid);
       break;
     }

@@ -2,6 +2,7 @@
 #include "coordinator/sched.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,14 +251,10 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
       if (b[i] > s->tot_gpus[i]) b[i] = s->tot_gpus[i];
     }
   }
-  /* room for every start's placement, so pointers stay put during the pass */
-  size_t cap_alloc = s->capalloc;
-  size_t need = (n_pending ? n_pending : 1) * (n ? n : 1);
-  if (need > cap_alloc) {
-    if (grow((void **)&s->alloc, &s->capalloc, need, sizeof *s->alloc))
-      return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
-  }
-  size_t reserved = 0;
+  /* placements: one row of n per job started (plus the row being tried),
+   * grown as jobs start — O(starts × n), not O(pending × n). The rows may
+   * move while they grow: out[].ranks_on is set once the pass is done. */
+  size_t reserved = 0, m = n ? n : 1;
   for (size_t p = 0; p < n_pending; p++) {
     const sched_pending *j = &pending[p];
     sched_result *o = &out[p];
@@ -265,11 +262,15 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
     o->ranks_on = NULL;
     uint32_t ranks = j->ranks ? j->ranks : 1;
     double dur = j->duration > 0 ? j->duration : INFINITY;
-    uint32_t *ro = s->alloc + s->nalloc * n;
     if (!j->eligible) {
       o->verdict = SCHED_DEPENDENCY;
       continue;
     }
+    if ((s->nalloc + 1) > SIZE_MAX / m / sizeof *s->alloc ||
+        grow((void **)&s->alloc, &s->capalloc, (s->nalloc + 1) * m, sizeof *s->alloc))
+      return foil_err_set(err, FOIL_ENOMEM, "no memory for the placements of %zu jobs on %zu workers",
+                          s->nalloc + 1, n);
+    uint32_t *ro = s->alloc + s->nalloc * n;
     if (!sched_fit(s->tot_slots, s->tot_gpus, s->usable, n, j, ro, s->scratch)) {
       sched_pending any = *j;  /* would it fit over any number of workers? */
       any.max_nodes = 0;
@@ -296,7 +297,6 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
     if (found == 0) {
       o->verdict = SCHED_START;
       o->est_start = now;
-      o->ranks_on = ro;
       s->nalloc++;
     } else {
       o->verdict = fits_now ? SCHED_PRIORITY : SCHED_RESOURCES;
@@ -304,5 +304,15 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
       reserved++;
     }
   }
+  /* the k-th start holds row k (alloc no longer moves) */
+  size_t k = 0;
+  for (size_t p = 0; p < n_pending; p++)
+    if (out[p].verdict == SCHED_START) out[p].ranks_on = s->alloc + (k++) * n;
   return FOIL_OK;
+}
+
+size_t sched_bytes(const sched *s) {
+  size_t n = s->n ? s->n : 1;
+  return sizeof *s + s->capseg * (sizeof *s->t + 2 * n * sizeof(uint32_t)) +
+         n * (6 * sizeof(uint32_t) + sizeof(int)) + s->capalloc * sizeof *s->alloc;
 }

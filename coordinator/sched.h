@@ -24,7 +24,8 @@
  * would need more does not fit).
  *
  * Cost: O(S·N) per segment tried, S = profile segments (≤ running + 2·depth),
- * N = workers; memory O(S·N).
+ * N = workers; memory O(S·N + starts·N), kept between passes (not
+ * O(pending·N): a queue of many pending jobs costs only its own arrays).
  */
 #ifndef FOIL_COORDINATOR_SCHED_H
 #define FOIL_COORDINATOR_SCHED_H
@@ -78,6 +79,10 @@ void sched_destroy(sched **s);
 int sched_pass(sched *s, double now, const sched_node *nodes, size_t n_nodes,
                const sched_running *running, size_t n_running, const sched_pending *pending,
                size_t n_pending, size_t depth, sched_result *out, foil_err *err);
+
+/* Bytes s keeps between passes (its buffers' capacities), for tests and
+ * benchmarks. O(1). */
+size_t sched_bytes(const sched *s);
 
 /* Places a gang on free capacity (slots[], gpus[] per node): ranks per node
  * into ranks_on; 1 if it fits, else 0. Exposed for tests. */

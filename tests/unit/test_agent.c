@@ -5,7 +5,9 @@
  * cancel with a grace, time limit with the warn signal, a launch failure,
  * a kill list, progress from rank 0, register again on
  * FAILED_PRECONDITION, and shutdown on SIGTERM. A launch error cut to
- * fit is still UTF-8; names that are not plain names are refused. */
+ * fit is still UTF-8; names that are not plain names are refused. A
+ * Register refused UNAVAILABLE is retried with backoff; one refused
+ * INVALID_ARGUMENT stops the agent with that error. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -409,6 +411,51 @@ static void test_shutdown(void) {
   CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+static void refuse(uint64_t request_id, int code, const char *msg) {
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = code, e.message = (char *)msg;
+  reply(request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, &e);
+}
+
+/* A new agent whose Register is refused: UNAVAILABLE is retried, further
+ * apart each time; INVALID_ARGUMENT stops it, agent_run returning the error
+ * (its process exits 1 here; foil-worker's main exits with the code). */
+static void test_register_refused(void) {
+  child = start_agent();
+  Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  double t[3] = {log_mono(), 0, 0};
+  refuse(m->request_id, FOIL__V1__CODE__UNAVAILABLE, "register: 1 job end(s) could not be recorded");
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  for (int i = 1; i < 3; i++) {
+    m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 10);
+    CHECK(m != NULL);
+    if (!m) return;
+    t[i] = log_mono();
+    if (i < 2) refuse(m->request_id, FOIL__V1__CODE__UNAVAILABLE, "still not recorded");
+    else refuse(m->request_id, FOIL__V1__CODE__INVALID_ARGUMENT, "register: worker name \"w1\" is not allowed here");
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  /* 1 s between Registers at first: 2 s, then 4 s after refusals */
+  CHECKF(t[1] - t[0] > 1.7 && t[2] - t[1] > 3.5, "%.2f s, then %.2f s", t[1] - t[0], t[2] - t[1]);
+  int st = -1;
+  double t0 = log_mono();
+  pid_t r = 0;
+  while ((r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5) usleep(20000);
+  CHECKF(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 1, "the agent %s", r == child ? "exited 0" : "still runs");
+  if (r != child) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  char p[1200], *log = NULL;
+  snprintf(p, sizeof p, "%s/worker.log", tmp);
+  if (foil_read_file(p, &log, NULL, NULL)) log = strdup("");
+  CHECKF(log && strstr(log, "refuses to register worker w1: INVALID_ARGUMENT: register: worker name"), "%s", log);
+  CHECKF(log && strstr(log, "registering again in 4 s"), "%s", log);
+  free(log);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--progress-child")) return progress_child();
   ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
@@ -436,6 +483,7 @@ int main(int argc, char **argv) {
   RUN(test_progress_forwarded);
   RUN(test_register_again);
   RUN(test_shutdown);
+  RUN(test_register_refused);
   if (kill(child, 0) == 0) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);

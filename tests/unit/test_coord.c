@@ -10,17 +10,23 @@
  *    fewer ranks than asked); a 64-worker placement of long names is stored
  *    whole and loads again;
  *  - only plain worker names register, and a stored row of another name
- *    does not keep the coordinator from starting;
- *  - a finished report (alone or in a register) that was not committed is
- *    not acknowledged and changes nothing, so the worker's resend lands;
+ *    (a worker, or a placement naming one) does not keep the coordinator
+ *    from starting: the row is skipped, a running attempt on it requeued;
+ *  - a finished report (alone or in a register), or a started one naming
+ *    the checkpoint it resumes from, that was not committed is not
+ *    acknowledged and changes nothing, so the worker's resend lands;
  *  - cancel and drain that were not committed leave memory as it was;
  *  - only an attempt's head reports on it;
  *  - reasons cut to fit and replies stay UTF-8; a report cut inside a
  *    character by an older worker is taken, its bad bytes replaced;
  *  - `foil logs` reads only a regular file below the data root, never
- *    through a symbolic link;
+ *    through a symbolic link, and the attempt fence is never written
+ *    through one;
  *  - decode-eval paths are confined at submit;
- *  - a submission memory cannot take is refused before it is committed.
+ *  - a submission memory cannot take is refused before it is committed;
+ *  - a second Register racing a pass does not NODE_FAIL the attempt just
+ *    assigned (one older than the heartbeat's window it leaves out does);
+ *  - after a restart the workers' grace counts from the end of the load.
  */
 #define _DEFAULT_SOURCE
 #include <sqlite3.h>
@@ -34,6 +40,7 @@
 
 #include "common/client.h"
 #include "common/fileio.h"
+#include "common/log.h"
 #include "coordinator/coord_int.h"
 #include "tests/test.h"
 
@@ -339,13 +346,28 @@ static void test_worker_names(void) {
     if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
     CHECK(coord_worker_find(C, bad[i]) < 0);
   }
-  CHECK(wp_code(reg(peer("gpu-1.a_b"), "gpu-1.a_b", 1, NULL, 0)) == 0);
+  void *w = peer("gpu-1.a_b");
+  CHECK(wp_code(reg(w, "gpu-1.a_b", 2, NULL, 0)) == 0);
+  uint64_t t1 = 0, t2 = 0, done = running_job(&t1), run = running_job(&t2);
+  CHECK(finished(w, "gpu-1.a_b", done, t1, FOIL__V1__JOB_STATE__JOB_COMPLETED, "exit code 0") == 0);
   stop();
   /* a row stored before names were checked is skipped, not fatal */
   sql("INSERT INTO workers(name, host, slots, gpus, drain, down, registered_time, last_heartbeat) "
       "VALUES('old,name', 'h', 1, 0, 0, 0, 0, 0)");
+  /* and so is a placement naming such a worker: an ended attempt keeps its
+   * row, a running one is lost (requeued) */
+  sql("UPDATE attempts SET placement = 'old,name:1'");
   if (start()) return;
   CHECK(coord_worker_find(C, "gpu-1.a_b") >= 0 && coord_worker_find(C, "old,name") < 0);
+  cjob *jd = coord_job(C, done), *jr = coord_job(C, run);
+  CHECK(jd && jd->state == FOIL__V1__JOB_STATE__JOB_COMPLETED && jd->natt == 1 && jd->att[0].nplace == 0);
+  CHECKF(jr && jr->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && jr->failures == 1 && jr->natt == 1 &&
+             jr->att[0].state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && strstr(jr->reason, "placement"),
+         "state %s, reason %s", jr ? coord_state_name(jr->state) : "?", jr ? jr->reason : "");
+  stop();
+  if (start()) return;  /* what was recorded then loads too */
+  jr = coord_job(C, run);
+  CHECK(jr && jr->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && jr->failures == 1);
   stop();
 }
 
@@ -380,6 +402,35 @@ static void test_finished_durable(void) {
   if (start()) return;  /* and the store says so */
   j = coord_job(C, id);
   CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_COMPLETED);
+  stop();
+}
+
+/* A Started whose resume-from was not committed is not acknowledged and
+ * changes nothing: the worker sends it again. */
+static int started(void *s, const char *name, uint64_t job, uint64_t token, const char *resume_from) {
+  Foil__V1__Started st = FOIL__V1__STARTED__INIT;
+  st.job_id = job, st.token = token, st.resume_from = (char *)resume_from, st.pid = 1;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_STARTED, q.started = &st;
+  return wp_code(wp(s, name, &q));
+}
+
+static void test_started_durable(void) {
+  if (fresh("started")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  uint64_t token = 0, id = running_job(&token);
+  cjob *j = coord_job(C, id);
+  sql(FAIL_JOB_UPDATES);
+  CHECK(started(w, "w1", id, token, "jobs/1/ckpt/step_5.h5") == FOIL_EUNAVAIL);
+  CHECKF(j && j->att[0].resume_from[0] == 0, "%s", j ? j->att[0].resume_from : "");
+  sql("DROP TRIGGER fail_jobs");
+  CHECK(started(w, "w1", id, token, "jobs/1/ckpt/step_5.h5") == 0);
+  CHECK(j && !strcmp(j->att[0].resume_from, "jobs/1/ckpt/step_5.h5"));
+  stop();
+  if (start()) return;  /* and the store says so */
+  j = coord_job(C, id);
+  CHECK(j && j->natt == 1 && !strcmp(j->att[0].resume_from, "jobs/1/ckpt/step_5.h5"));
   stop();
 }
 
@@ -572,6 +623,41 @@ static void test_logs_nofollow(void) {
   stop();
 }
 
+/* The attempt fence is written into jobs/<id> without following a link
+ * the job put there: a job cannot steer where the coordinator writes. */
+static void test_fence_nofollow(void) {
+  if (fresh("fence")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  uint64_t id = submit_ranks(1, NULL, NULL);
+  char p[900], other[700], f[900];
+  snprintf(other, sizeof other, "%s/fence-elsewhere", base);
+  foil_err err = {0};
+  foil_mkdirs(other, &err);
+  snprintf(p, sizeof p, "%s/jobs", root);
+  foil_mkdirs(p, &err);
+  snprintf(p, sizeof p, "%s/jobs/%llu", root, (unsigned long long)id);
+  CHECK(symlink(other, p) == 0);  /* what a job (an earlier attempt) can do */
+  coord_schedule(C);
+  cjob *j = coord_job(C, id);
+  snprintf(f, sizeof f, "%s/attempt", other);
+  CHECKF(access(f, F_OK) != 0, "the fence was written through the link into %s", other);
+  CHECKF(j && j->state == FOIL__V1__JOB_STATE__JOB_PENDING && j->natt == 0 && strstr(j->reason, "symbolic link"),
+         "state %s, reason %s", j ? coord_state_name(j->state) : "?", j ? j->reason : "");
+  /* the link gone: the directory is made and the fence written in it */
+  CHECK(unlink(p) == 0);
+  coord_schedule(C);
+  CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->natt == 1);
+  char *text = NULL, want[32];
+  snprintf(f, sizeof f, "%s/jobs/%llu/attempt", root, (unsigned long long)id);
+  snprintf(want, sizeof want, "%llu\n", j && j->natt ? (unsigned long long)j->att[0].token : 0ULL);
+  CHECK(foil_read_file(f, &text, NULL, &err) == 0 && text && !strcmp(text, want));
+  free(text);
+  struct stat st;
+  CHECK(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  stop();
+}
+
 /* ---- 8. decode-eval paths at submit --------------------------------------------------------- */
 
 static void test_deval_confined(void) {
@@ -588,6 +674,62 @@ static void test_deval_confined(void) {
   CHECK(coord_submit(C, &s, "", "", &id, &existing, &err) == FOIL_EPERM && strstr(err.msg, "prompts.file"));
   s.spec_json = "{\"model\": \"jobs/1\", \"prompts\": {\"dataset\": \"lm\"}, \"methods\": [{\"method\": \"greedy\"}]}";
   CHECKF(coord_submit(C, &s, "", "", &id, &existing, &err) == 0, "%s", err.msg);
+  stop();
+}
+
+/* ---- S1. a second Register racing a scheduling pass ---------------------------------------- */
+
+static void test_reregister_race(void) {
+  if (fresh("rereg")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  uint64_t token = 0, id = running_job(&token);  /* assigned a moment ago */
+  /* the worker's second Register, sent before the Assign reached it, does
+   * not list the attempt: it is in flight, not lost */
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  cjob *j = coord_job(C, id);
+  CHECKF(j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0 && j->natt == 1 &&
+             j->att[0].state == FOIL__V1__JOB_STATE__JOB_RUNNING,
+         "state %s, %u failures, reason %s", j ? coord_state_name(j->state) : "?", j ? j->failures : 0,
+         j ? j->reason : "");
+  /* an attempt older than the heartbeat's window that a Register leaves out is gone */
+  if (j && j->natt) j->att[0].assign_mono -= 2 * C->hb_s * C->o.liveness + 1;
+  CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
+  CHECKF(j && j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && j->failures == 1 &&
+             strstr(j->reason, "came back without it"),
+         "state %s, reason %s", j ? coord_state_name(j->state) : "?", j ? j->reason : "");
+  stop();
+}
+
+/* ---- S2. the restart grace counts from the end of the load ---------------------------------- */
+
+static void test_restart_grace(void) {
+  if (fresh("grace")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 4, NULL, 0)) == 0);
+  uint64_t token = 0;
+  for (int i = 0; i < 3; i++) running_job(&token);
+  stop();
+  double before = log_mono();
+  if (start()) return;
+  double after = log_mono();
+  int wi = coord_worker_find(C, "w1");
+  CHECK(wi >= 0);
+  if (wi < 0) return stop();
+  const cworker *x = &C->workers[wi];
+  CHECK(!x->session && !x->down);
+  /* the window starts once the store is loaded, not when the worker's row
+   * was read (before the jobs and attempts: a slow load would eat it and
+   * every worker would be DOWN on the first tick) */
+  double from = x->last_seen_mono - COORD_RESTART_GRACE_S;
+  for (uint64_t id = 1; id <= C->max_id; id++) {
+    cjob *j = coord_job(C, id);
+    cattempt *a = j ? coord_current(j) : NULL;
+    CHECK(a != NULL);
+    if (a) CHECKF(from >= a->assign_mono, "the grace of w1 counts from %.9f, before attempt %u of job %llu "
+                  "was loaded (%.9f)", from, a->n, (unsigned long long)id, a->assign_mono);
+  }
+  CHECK(from >= before && from <= after);
   stop();
 }
 
@@ -628,13 +770,17 @@ int main(void) {
   RUN(test_long_placement);
   RUN(test_worker_names);
   RUN(test_finished_durable);
+  RUN(test_started_durable);
   RUN(test_cancel_drain_durable);
   RUN(test_head_only);
   RUN(test_utf8_helpers);
   RUN(test_utf8_reasons);
   RUN(test_logs_nofollow);
+  RUN(test_fence_nofollow);
   RUN(test_deval_confined);
   RUN(test_submit_no_memory);
+  RUN(test_reregister_race);
+  RUN(test_restart_grace);
   fclose(coord_log_file);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

@@ -11,10 +11,13 @@
  *  - dependencies and impossible requests are reported, not placed; a
  *    gang that would span more than max_nodes workers does not fit;
  *  - on random clusters no pass ever places more than is free, and every
- *    placement holds exactly the ranks asked for.
+ *    placement holds exactly the ranks asked for;
+ *  - a pass over a long queue on many workers keeps room for the jobs it
+ *    starts only, not for every pending job.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/sched.h"
@@ -197,10 +200,50 @@ static void test_random(void) {
   sched_destroy(&s);
 }
 
+/* A long queue on a wide cluster: 200,000 jobs waiting for dependencies
+ * and 2,000 1-rank jobs on 1,024 one-slot workers. 1,024 start, each on its
+ * own worker; the pass keeps room for those placements only (O(starts ×
+ * workers)), not one row per pending job (which would be ~830 MB here). */
+static void test_long_queue(void) {
+  enum { NN = 1024, NE = 2000, NW = 200000 };
+  sched *s = NULL;
+  CHECK(!sched_new(&s, NULL));
+  sched_node *nodes = calloc(NN, sizeof *nodes);
+  sched_pending *p = calloc(NE + NW, sizeof *p);
+  sched_result *r = calloc(NE + NW, sizeof *r);
+  uint8_t *taken = calloc(NN, 1);
+  CHECK(nodes && p && r && taken);
+  if (!nodes || !p || !r || !taken) goto out;
+  for (int i = 0; i < NN; i++) nodes[i] = (sched_node){.slots = 1, .slots_free = 1, .usable = 1};
+  for (int k = 0; k < NE + NW; k++) p[k] = (sched_pending){.ranks = 1, .duration = INFINITY, .eligible = k < NE};
+  foil_err e = {0};
+  CHECKF(sched_pass(s, 0, nodes, NN, NULL, 0, p, NE + NW, 0, r, &e) == 0, "%s", e.msg);
+  int starts = 0, waits = 0, deps = 0;
+  for (int k = 0; k < NE + NW; k++) {
+    if (r[k].verdict == SCHED_DEPENDENCY) deps++;
+    if (r[k].verdict == SCHED_RESOURCES) waits++;
+    if (r[k].verdict != SCHED_START) continue;
+    starts++;
+    int on = -1, n = 0;
+    for (int i = 0; i < NN; i++)
+      if (r[k].ranks_on[i]) on = i, n++;
+    CHECK(n == 1 && on >= 0 && !taken[on] && r[k].ranks_on[on] == 1);
+    if (on >= 0) taken[on] = 1;
+  }
+  CHECKF(starts == NN && waits == NE - NN && deps == NW, "%d starts, %d wait, %d on dependencies", starts, waits,
+         deps);
+  size_t bytes = sched_bytes(s), bound = 2 * (size_t)(NN + 1) * NN * sizeof(uint32_t) + (1u << 20);
+  CHECKF(bytes <= bound, "the scheduler keeps %zu bytes, more than %zu", bytes, bound);
+out:
+  free(nodes), free(p), free(r), free(taken);
+  sched_destroy(&s);
+}
+
 int main(void) {
   RUN(test_fit);
   RUN(test_backfill);
   RUN(test_too_wide);
   RUN(test_random);
+  RUN(test_long_queue);
   TEST_EXIT();
 }

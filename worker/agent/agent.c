@@ -19,6 +19,7 @@
 #endif
 
 #include "common/auth.h"
+#include "common/client.h"
 #include "common/confine.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -61,6 +62,9 @@ typedef struct attempt {
 
 enum { REQ_REGISTER = 1, REQ_HEARTBEAT, REQ_STARTED, REQ_PROGRESS, REQ_FINISHED };
 
+#define REGISTER_MS 1000u       /* Register, while unregistered, every second */
+#define REGISTER_MAX_MS 30000u  /* backing off to this after refusals that may pass */
+
 struct agent {
   agent_config cfg;
   char root[PATH_MAX];
@@ -74,6 +78,10 @@ struct agent {
   int registered, lost, ever_replied;
   const char *refused_why;   /* the last handshake failure logged, and when */
   double refused_logged;
+  unsigned register_ms;      /* the wait before the next Register while unregistered:
+                              * 1 s, doubled (to REGISTER_MAX_MS) by each transient refusal */
+  int fatal;                 /* a Register refused for good: its foil code (agent_run stops) */
+  char fatal_msg[512];
   unsigned hb_ms, liveness;
   double next_beat, last_reply, last_register; /* monotonic */
   uint64_t gpus_used;
@@ -529,6 +537,42 @@ static void handle_kill_list(agent *a, Foil__V1__AttemptRef **refs, size_t n) {
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
+/* 1 for a refusal of a Register that no resend can change: the name, the
+ * key or the resources this worker was started with (INVALID_ARGUMENT,
+ * PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND, ALREADY_EXISTS); the
+ * others (UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL, ...) may pass. */
+static int refusal_is_final(int code) {
+  return code == FOIL__V1__CODE__INVALID_ARGUMENT || code == FOIL__V1__CODE__PERMISSION_DENIED ||
+         code == FOIL__V1__CODE__UNAUTHENTICATED || code == FOIL__V1__CODE__NOT_FOUND ||
+         code == FOIL__V1__CODE__ALREADY_EXISTS;
+}
+
+/* The coordinator refused a Register (code: the wire's). A final refusal
+ * stops the agent (agent_run returns it); any other is retried, waiting
+ * twice as long each time, up to REGISTER_MAX_MS — or, while jobs run here,
+ * half the coordinator's liveness window (each Register it answers keeps
+ * this worker from being declared DOWN, which would requeue those jobs). */
+static void register_refused(agent *a, int code, const char *msg, double now) {
+  int err = client_code_to_err(code);
+  if (refusal_is_final(code)) {
+    snprintf(a->fatal_msg, sizeof a->fatal_msg, "the coordinator at %.200s refuses to register worker %s: %s: %.200s",
+             a->cfg.coordinator, a->cfg.name, foil_err_name(err), msg);
+    foil_utf8_cut(a->fatal_msg);
+    LOG(a, "ERROR", "%s; stopping", a->fatal_msg);
+    a->fatal = err ? err : FOIL_EINTERNAL;
+    return;
+  }
+  unsigned most = REGISTER_MAX_MS;
+  if (a->attempts) {
+    unsigned half = (unsigned)((uint64_t)a->hb_ms * a->liveness / 2);
+    most = half < REGISTER_MS ? REGISTER_MS : half < most ? half : most;
+  }
+  a->register_ms = a->register_ms >= most / 2 ? most : 2 * a->register_ms;
+  LOG(a, "WARN", "the coordinator refused to register worker %s: %s: %s; registering again in %.0f s", a->cfg.name,
+      foil_err_name(err), msg, a->register_ms / 1e3);
+  if (!a->registered) a->next_beat = now + a->register_ms / 1e3;
+}
+
 static void on_coordinator(agent *a, int shutting_down) {
   for (;;) {
     wire_msg w;
@@ -568,11 +612,13 @@ static void on_coordinator(agent *a, int shutting_down) {
           }
         } else if (code == FOIL__V1__CODE__ABORTED && token) {
           abort_attempt(a, job_id, token, msg);
+        } else if (kind == REQ_REGISTER) {
+          register_refused(a, code, msg, now);
         } else {
           LOG(a, "WARN", "the coordinator refused request %llu: %s: %s", (unsigned long long)m->request_id,
               foil_err_name(-code), msg);
           /* resending what it refuses cannot help, except when unavailable */
-          if (code != FOIL__V1__CODE__UNAVAILABLE && kind != REQ_REGISTER) outbox_ack(a->ob, m->request_id);
+          if (code != FOIL__V1__CODE__UNAVAILABLE) outbox_ack(a->ob, m->request_id);
         }
         break;
       }
@@ -587,6 +633,7 @@ static void on_coordinator(agent *a, int shutting_down) {
           LOG(a, "INFO", "registered with the coordinator at %s as %s (%u slots, %u GPUs; heartbeat %u ms)",
               a->cfg.coordinator, a->cfg.name, a->cfg.slots, a->cfg.gpus, a->hb_ms);
         a->registered = 1;
+        a->register_ms = REGISTER_MS;
         outbox_ack_register(a->ob, m->request_id);
         if (r) handle_kill_list(a, r->kill, r->n_kill);
         a->next_beat = now; /* heartbeat and resend the outbox now */
@@ -709,7 +756,7 @@ static void tick_attempts(agent *a) {
 }
 
 static void beat(agent *a, double now) {
-  unsigned interval = a->registered ? a->hb_ms : 1000;
+  unsigned interval = a->registered ? a->hb_ms : a->register_ms;
   const char *why = auth_handshake_failed(a->mon, &a->keys);
   if (why && (why != a->refused_why || now - a->refused_logged > 60)) {  /* once a minute at most */
     LOG(a, "ERROR", "cannot talk to the coordinator at %s: %s", a->cfg.coordinator, why);
@@ -731,7 +778,6 @@ static void beat(agent *a, double now) {
 }
 
 int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
-  (void)err;
   LOG(a, "INFO", "%s starting: %s at %s, %u slots, %u GPUs, coordinator %s, root %s, progress %s", AGENT_VERSION,
       a->cfg.name, a->cfg.host, a->cfg.slots, a->cfg.gpus, a->cfg.coordinator, a->root, a->progress_ep);
   a->last_reply = log_mono();
@@ -740,7 +786,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
   double flush_until = 0, hard_until = 0;
   for (;;) {
     double now = log_mono();
-    if (*stop && !shutting) {
+    if ((*stop || a->fatal) && !shutting) {
       shutting = 1;
       unsigned max_grace = a->cfg.grace_s;
       LOG(a, "INFO", "shutting down: stopping %zu job(s)", count_attempts(a));
@@ -762,14 +808,15 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
     }
     if (shutting) {
       if (!a->attempts && !flush_until) flush_until = now + 3;
-      if (!a->attempts && (!outbox_len(a->ob) || now >= flush_until)) break;
+      /* refused for good: nobody takes the reports, do not wait to flush them */
+      if (!a->attempts && (a->fatal || !outbox_len(a->ob) || now >= flush_until)) break;
       if (now >= hard_until) {
         LOG(a, "WARN", "shutting down with %zu job(s) not yet gone and %zu report(s) not acknowledged",
             count_attempts(a), outbox_len(a->ob));
         break;
       }
     }
-    if (now >= a->next_beat) beat(a, now);
+    if (now >= a->next_beat && !a->fatal) beat(a, now);
     zmq_pollitem_t items[2] = {{.socket = a->dealer, .events = ZMQ_POLLIN},
                                {.socket = a->pull, .events = ZMQ_POLLIN}};
     long wait = (long)((a->next_beat - now) * 1e3);
@@ -786,6 +833,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
     forward_progress(a, log_mono());
   }
   LOG(a, "INFO", "stopped");
+  if (a->fatal) return foil_err_set(err, a->fatal, "%s", a->fatal_msg);
   return FOIL_OK;
 }
 
@@ -810,6 +858,7 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   a->cfg = *cfg;
   a->log = cfg->log ? cfg->log : stderr;
   a->hb_ms = 1000;
+  a->register_ms = REGISTER_MS;
   a->liveness = 3;
   int rc = FOIL_OK;
   const char *root = cfg->root && *cfg->root ? cfg->root : "./foil-data";

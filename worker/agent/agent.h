@@ -13,6 +13,12 @@
  *   attempts still running and the `finished` not yet acknowledged. While
  *   the coordinator is lost, jobs keep running and their time limits still
  *   hold (the worker enforces Assign.deadline itself).
+ *   A Register refused for good (INVALID_ARGUMENT, PERMISSION_DENIED,
+ *   UNAUTHENTICATED, NOT_FOUND, ALREADY_EXISTS: the name, key or resources
+ *   it was started with) stops the agent as on shutdown, and agent_run
+ *   returns that error; any other refusal (UNAVAILABLE, ...) is retried,
+ *   1 s, 2 s, 4 s ... up to 30 s apart (while jobs run here, at most half
+ *   the coordinator's liveness window, so it is not declared DOWN).
  * - Heartbeat every heartbeat_ms (1000 ms until Registered says otherwise).
  * - Started after a launch (with the checkpoint a pretrain resumes from);
  *   Finished when the process group is gone. Both stay in an outbox
@@ -78,7 +84,10 @@ typedef struct agent agent;
 int agent_new(agent **out, const agent_config *cfg, foil_err *err);
 void agent_destroy(agent **a);
 
-/* The loop; see above. *stop: set (by a signal handler) to shut down. */
+/* The loop; see above. *stop: set (by a signal handler) to shut down.
+ * FOIL_OK after a shutdown; the coordinator's code (e.g. FOIL_EINVAL,
+ * FOIL_EPERM) and its message when it refused to register this worker for
+ * good (the caller, main, exits with it). */
 int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err);
 
 /* The endpoint jobs send progress to ($FOIL_PROGRESS). */

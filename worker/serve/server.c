@@ -53,9 +53,11 @@ struct server {
   uint64_t req_seq, req_ticket;  /* tickets issued; the one asked now */
   int req_pending, req_version;
   sgen *ready;                   /* loaded and checked, not yet live */
-  uint64_t done_seq;             /* explicit loads finished, up to this ticket */
-  int done_rc;
+  uint64_t done_seq;             /* the explicit load finished last: its ticket, */
+  int done_rc;                   /* its result */
   char done_msg[512];
+  int done_unread;               /* the loop has not read it yet: the loader waits
+                                  * before the next load, so it is never overwritten */
   int loading, have_version, failed_version;
   int live_version;              /* s->live's version, for the loader (which never reads s->live) */
 };
@@ -114,6 +116,10 @@ static void *loader_main(void *arg) {
   server *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->stop_loader) {
+    if (s->done_unread) {  /* the last answer is not read: it must not be replaced */
+      pthread_cond_wait(&s->cv, &s->mu);
+      continue;
+    }
     if (!s->req_pending) {
       if (watching(s)) {
         struct timespec ts;
@@ -143,7 +149,7 @@ static void *loader_main(void *arg) {
       }
       if (explicit) {
         pthread_mutex_lock(&s->mu);
-        s->done_seq = ticket, s->done_rc = rc;
+        s->done_seq = ticket, s->done_rc = rc, s->done_unread = 1;
         snprintf(s->done_msg, sizeof s->done_msg, "%s", e.msg);
         pthread_mutex_unlock(&s->mu);
         wake(s);
@@ -155,13 +161,28 @@ static void *loader_main(void *arg) {
   return NULL;
 }
 
-/* Asks the loader for version v (0: CURRENT); returns its ticket. */
-static uint64_t ask_reload(server *s, int v) {
+/* Asks the loader for version v (0: CURRENT); returns its ticket. The
+ * mailbox holds one request: one the loader has not taken yet is replaced,
+ * and *superseded (may be NULL) gets its ticket and *superseded_v its
+ * version, for the loop to answer (ABORTED); 0 when none was replaced. A
+ * request for the version already waiting shares its ticket (one load
+ * answers both). */
+static uint64_t ask_reload(server *s, int v, uint64_t *superseded, int *superseded_v) {
+  uint64_t old = 0;
+  int old_v = 0;
   pthread_mutex_lock(&s->mu);
-  uint64_t t = ++s->req_seq;
-  s->req_ticket = t, s->req_version = v, s->req_pending = 1;
+  uint64_t t;
+  if (s->req_pending && s->req_version == v) {
+    t = s->req_ticket;
+  } else {
+    if (s->req_pending) old = s->req_ticket, old_v = s->req_version;
+    t = ++s->req_seq;
+    s->req_ticket = t, s->req_version = v, s->req_pending = 1;
+  }
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
+  if (superseded) *superseded = old;
+  if (superseded_v) *superseded_v = old_v;
   return t;
 }
 
@@ -222,10 +243,15 @@ static void take_ready(server *s) {
   sgen *g = s->ready;
   s->ready = NULL;
   if (g) s->live_version = g->version;  /* s->live becomes g below: the loader reads only this */
-  uint64_t done = s->done_seq;
-  int rc = s->done_rc;
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s", s->done_msg);
+  uint64_t done = 0;  /* no explicit load ended since the last look: nobody to answer */
+  int rc = 0;
+  char msg[512] = "";
+  if (s->done_unread) {
+    done = s->done_seq, rc = s->done_rc;
+    snprintf(msg, sizeof msg, "%s", s->done_msg);
+    s->done_unread = 0;
+    pthread_cond_signal(&s->cv);  /* the loader may take the next request */
+  }
   pthread_mutex_unlock(&s->mu);
   if (g) {
     sgen *old = s->live;
@@ -245,6 +271,29 @@ static void take_ready(server *s) {
     }
     if (rc) reply_error(s, p, rc, "reload of %s: %s; v%d keeps serving", s->index, msg, s->live->version);
     else reply_status(s, p);
+    pending_free(p);
+  }
+  s->nwaits = k;
+}
+
+/* Answers the reload requests of ticket `old` (version old_v, 0: CURRENT),
+ * replaced in the mailbox by a request for new_v before their load began:
+ * ABORTED, so they are never answered with another load's result; asking
+ * again is safe. O(waits). */
+static void supersede(server *s, uint64_t old, int old_v, int new_v) {
+  if (!old) return;
+  char was[32], now[32];
+  snprintf(was, sizeof was, old_v ? "v%d" : "CURRENT", old_v);
+  snprintf(now, sizeof now, new_v ? "v%d" : "CURRENT", new_v);
+  size_t k = 0;
+  for (size_t i = 0; i < s->nwaits; i++) {
+    pending *p = s->waits[i];
+    if (p->ticket != old) {
+      s->waits[k++] = p;
+      continue;
+    }
+    reply_error(s, p, FOIL_EABORTED, "reload of %s %s superseded by a later reload of %s %s before it began; "
+                "v%d serves (ask again to load %s)", s->index, was, s->index, now, s->live->version, was);
     pending_free(p);
   }
   s->nwaits = k;
@@ -446,8 +495,11 @@ static int collect(server *s) {
           break;
         }
         slog(s, "INFO", "reload asked: %s%d", v ? "v" : "CURRENT, or v", v ? v : s->live->version);
-        p->ticket = ask_reload(s, v);
+        uint64_t old = 0;
+        int old_v = 0;
+        p->ticket = ask_reload(s, v, &old, &old_v);
         s->waits[s->nwaits++] = p;
+        supersede(s, old, old_v, v);
         p = NULL;
         break;
       }
@@ -466,7 +518,10 @@ int server_run(server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *hu
     if (hup && *hup) {
       *hup = 0;
       slog(s, "INFO", "SIGHUP: reloading CURRENT");
-      ask_reload(s, 0);
+      uint64_t old = 0;
+      int old_v = 0;
+      ask_reload(s, 0, &old, &old_v);
+      supersede(s, old, old_v, 0);
     }
     zmq_pollitem_t it[2] = {{.socket = s->sock, .events = ZMQ_POLLIN}, {.socket = s->wake_rx, .events = ZMQ_POLLIN}};
     int n = s->carry ? 1 : zmq_poll(it, 2, 200);

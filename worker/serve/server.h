@@ -16,7 +16,11 @@
  * or a version is pinned) and loads a newer one; server_run's *hup flag
  * (SIGHUP) and a ReloadRequest ask it to load CURRENT (or the version
  * named) now. A ReloadRequest is answered when its load ends: the status
- * after the swap, or the error that kept the old version serving. A version
+ * after the swap, or the error that kept the old version serving. The
+ * loader takes one request at a time: one still waiting when another (or a
+ * SIGHUP) asks for a different version is answered ABORTED "superseded by
+ * a later reload" (one asking for the same version shares its load), so no
+ * request is answered with another's result. A version
  * that fails to load or check is logged and not retried by the watch until
  * CURRENT names another.
  *
