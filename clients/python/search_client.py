@@ -21,6 +21,7 @@ $FOIL_SERVER_KEY (or $FOIL_KEYS: client.key_secret and server.key there),
 as the foil CLI reads them. Files are written by `foil keys gen`.
 """
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -41,11 +42,9 @@ def _generate():
     subprocess.check_call(["protoc", "--python_out=" + out, "-I", PROTO,
                            "foil/v1/control.proto", "foil/v1/search.proto"])
     sys.path.insert(0, out)
-    try:
-        from foil.v1 import control_pb2, search_pb2  # noqa: E402
-    finally:  # the modules are loaded whole: the generated files are not needed again
-        sys.path.remove(out)
-        shutil.rmtree(out, ignore_errors=True)
+    # the generated folder lives as long as this process
+    atexit.register(shutil.rmtree, out, True)
+    from foil.v1 import control_pb2, search_pb2  # noqa: E402
     return control_pb2, search_pb2
 
 

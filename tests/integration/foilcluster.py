@@ -13,6 +13,7 @@ and kept across restarts, so workers reconnect to a restarted coordinator.
     job = c.wait_state(jid, {"JOB_COMPLETED"}, timeout=30)
     c.stop()
 """
+import atexit
 import json
 import os
 import shutil
@@ -36,11 +37,10 @@ def _generate():
     subprocess.check_call(["protoc", "--python_out=" + out, "-I", src,
                            "foil/v1/control.proto", "foil/v1/worker.proto"])
     sys.path.insert(0, out)
-    try:
-        from foil.v1 import control_pb2, worker_pb2  # noqa: E402
-    finally:  # the modules are loaded whole: the generated files are not needed again
-        sys.path.remove(out)
-        shutil.rmtree(out, ignore_errors=True)
+    # the folder lives as long as this process: jobs and scripts it starts may
+    # import the same classes from it (pb.worker.__file__)
+    atexit.register(shutil.rmtree, out, True)
+    from foil.v1 import control_pb2, worker_pb2  # noqa: E402
     return control_pb2, worker_pb2
 
 
