@@ -2,13 +2,16 @@
 #define _POSIX_C_SOURCE 200809L
 #include "common/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -88,14 +91,20 @@ static uint64_t tmp_bits(void) {
   return z ^ (z >> 31);
 }
 
-int foil_tmp_name(const char *path, char *out, size_t n, foil_err *err) {
-  char host[64] = "";
-  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) snprintf(host, sizeof host, "nohost");
-  host[sizeof host - 1] = 0;
+/* This host's name as temporary names carry it: [A-Za-z0-9._-], at most 63 bytes. */
+static void tmp_host(char host[64]) {
+  memset(host, 0, 64);
+  if (gethostname(host, 63) != 0 || !host[0]) snprintf(host, 64, "nohost");
+  host[63] = 0;
   for (char *h = host; *h; h++) /* keep the name one plain path component */
     if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '.' ||
           *h == '_' || *h == '-'))
       *h = '_';
+}
+
+int foil_tmp_name(const char *path, char *out, size_t n, foil_err *err) {
+  char host[64];
+  tmp_host(host);
   int w = snprintf(out, n, "%s.tmp-%s-%ld-%016llx", path, host, (long)getpid(), (unsigned long long)tmp_bits());
   if (w < 0 || (size_t)w >= n) return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
   return FOIL_OK;
@@ -184,4 +193,95 @@ int foil_mkdirs_parent(const char *path, foil_err *err) {
   memcpy(dir, path, (size_t)(slash - path));
   dir[slash - path] = 0;
   return foil_mkdirs(dir, err);
+}
+
+/* ---- killed writers' leftovers ----------------------------------------------------- */
+
+void foil_host(char out[64]) { tmp_host(out); }
+
+int foil_writer_may_live(const char *host, long pid, double age_s) {
+  if (age_s >= FOIL_STALE_S) return 0;
+  if (!host || pid <= 0) return 1;
+  char me[64];
+  tmp_host(me);
+  if (strcmp(host, me)) return 1; /* another host's pid says nothing here */
+  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Parses the suffix foil_tmp_name appends, "<host>-<pid>-<16 hex>", the
+ * part of name after its last ".tmp-" that parses; 1 and host/pid when it
+ * does. */
+static int tmp_suffix(const char *name, char host[64], long *pid) {
+  size_t n = strlen(name);
+  if (n < 17 + 2) return 0;
+  const char *hex = name + n - 16;
+  for (const char *p = hex; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+  if (hex[-1] != '-') return 0;
+  const char *pe = hex - 1, *pb = pe; /* the pid: digits before "-<hex>" */
+  while (pb > name && pb[-1] >= '0' && pb[-1] <= '9') pb--;
+  if (pb == pe || pb == name || pb[-1] != '-' || pe - pb > 18) return 0;
+  char num[20];
+  memcpy(num, pb, (size_t)(pe - pb));
+  num[pe - pb] = 0;
+  *pid = strtol(num, NULL, 10);
+  const char *he = pb - 1, *hb = NULL; /* host: after the last ".tmp-" before he */
+  for (const char *p = name; p + 5 <= he; p++)
+    if (!memcmp(p, ".tmp-", 5)) hb = p + 5;
+  if (!hb || he <= hb || he - hb > 63) return 0;
+  memcpy(host, hb, (size_t)(he - hb));
+  host[he - hb] = 0;
+  return 1;
+}
+
+int foil_tmp_sweep(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  size_t pl = strlen(prefix);
+  int removed = 0;
+  time_t now = time(NULL);
+  struct dirent *e;
+  char p[4608], host[64];
+  while ((e = readdir(d))) {
+    long pid = 0;
+    if (strncmp(e->d_name, prefix, pl) || !tmp_suffix(e->d_name, host, &pid))
+      continue;
+    struct stat st;
+    if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p || lstat(p, &st) || !S_ISREG(st.st_mode))
+      continue;
+    if (!foil_writer_may_live(host, pid, difftime(now, st.st_mtime)) && unlink(p) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
+int foil_tmp_sweep_path(const char *path) {
+  char dir[4096], prefix[512];
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t dl = slash ? (size_t)(slash - path) : 0;
+  if (dl >= sizeof dir || snprintf(prefix, sizeof prefix, "%s.tmp-", base) >= (int)sizeof prefix) return 0;
+  if (slash == path) dl = 1; /* "/x": the root directory */
+  memcpy(dir, slash ? path : ".", slash ? dl : 1);
+  dir[slash ? dl : 1] = 0;
+  return foil_tmp_sweep(dir, prefix);
+}
+
+int foil_lock(const char *path, int *fd, foil_err *err) {
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (*fd < 0) return foil_err_set(err, io_code(errno), "cannot open lock file %s: %s", path, strerror(errno));
+  int r;
+  while ((r = flock(*fd, LOCK_EX)) != 0 && errno == EINTR) {
+  }
+  if (r == 0) return FOIL_OK;
+  int e = errno;
+  close(*fd);
+  *fd = -1;
+  if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return FOIL_OK; /* no locks here: nothing held */
+  return foil_err_set(err, FOIL_EPERM, "cannot lock %s: %s", path, strerror(e));
+}
+
+void foil_unlock(int *fd) {
+  if (*fd >= 0) close(*fd); /* closing the only descriptor releases the flock */
+  *fd = -1;
 }

@@ -59,4 +59,46 @@ int foil_fsync_dir(const char *dir, foil_err *err);
 /* foil_fsync_dir of the directory holding path. */
 int foil_fsync_parent(const char *path, foil_err *err);
 
+/* ---- killed writers' leftovers ----------------------------------------------------- */
+
+/* Past this age (mtime), a temporary or a writer's marker counts as
+ * abandoned whatever its host: no foil writer keeps one file unmodified
+ * that long. */
+#define FOIL_STALE_S (24 * 3600)
+
+/* 1 when the writer (host, pid) of a file last modified age_s seconds ago
+ * may still be writing it, 0 when it is surely gone: a writer of this host
+ * (host as foil_tmp_name writes it) whose pid no longer exists, or any
+ * writer once age_s >= FOIL_STALE_S. host NULL or pid <= 0 (not known):
+ * only the age decides. Cost: gethostname and one kill(pid, 0). */
+int foil_writer_may_live(const char *host, long pid, double age_s);
+/* This host's name as foil_tmp_name and foil_writer_may_live write and
+ * compare it: [A-Za-z0-9._-], at most 63 bytes, NUL-terminated. */
+void foil_host(char out[64]);
+
+/* Removes the temporaries of killed writers in directory dir whose names
+ * start with prefix: "<prefix>*.tmp-<host>-<pid>-<16 hex>" as
+ * foil_tmp_name makes them (e.g. prefix "step_" for every checkpoint of a
+ * job, "CURRENT" for one file), when foil_writer_may_live says their
+ * writer is gone. A live writer's temporary is never removed: one of this
+ * host while its pid exists, one of another host for FOIL_STALE_S.
+ * Best effort, no error: returns how many were removed (a missing or
+ * unreadable dir: 0). Cost: one readdir of dir, a stat per matching name. */
+int foil_tmp_sweep(const char *dir, const char *prefix);
+/* foil_tmp_sweep of the temporaries of the one file path ("<path>.tmp-…"). */
+int foil_tmp_sweep_path(const char *path);
+
+/* An exclusive lock on the file path (created 0644 if missing, opened
+ * O_CLOEXEC), waiting until it is held: flock(2), advisory, released by
+ * foil_unlock or when the process dies. Across hosts it excludes only on
+ * filesystems whose flock is cluster-wide (local filesystems, NFSv4,
+ * Lustre mounted with -o flock, GPFS, CephFS); elsewhere (e.g. NFS mounted
+ * with local_lock=flock) it serializes the processes of one host. A
+ * filesystem without locks at all (ENOLCK, EOPNOTSUPP) is not an error:
+ * *fd is then -1 and nothing is held. Errors: FOIL_EPERM naming path.
+ * Ownership: *fd is the caller's until foil_unlock. */
+int foil_lock(const char *path, int *fd, foil_err *err);
+/* Releases a foil_lock (closes *fd, sets it -1); -1 is a no-op. */
+void foil_unlock(int *fd);
+
 #endif

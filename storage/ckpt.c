@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "storage/tokenizer_h5.h"
 
 /* ---- config as attributes ------------------------------------------------------- */
@@ -131,6 +132,7 @@ int ckpt_save(const char *path, const ckpt_state *s,
     return foil_err_set(err, FOIL_EINVAL, "%s: a checkpoint holds exactly one model (an encoder or a decoder)", path);
   if (s->dec && (s->key_enc || s->queue))
     return foil_err_set(err, FOIL_EINVAL, "%s: a decoder checkpoint has no momentum encoder or queue", path);
+  foil_tmp_sweep_path(path); /* a killed save's leftover of this step: one readdir */
   h5io *f;
   int rc = h5io_create(&f, path, CKPT_FORMAT, err);
   if (rc) return rc;
@@ -564,6 +566,7 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {
 }
 
 int ckpt_prune(const char *dir, int keep_last, int64_t keep_every, int64_t newest, foil_err *err) {
+  foil_tmp_sweep(dir, "step_"); /* killed saves' leftovers of any step (list_steps skips them) */
   entry *es;
   size_t n;
   int rc = list_steps(dir, &es, &n, err);

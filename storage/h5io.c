@@ -234,17 +234,25 @@ int h5io_create(h5io **out, const char *path, const char *format, foil_err *err)
   }
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   if (fcpl >= 0 && H5Pset_userblock(fcpl, H5IO_HEADER_BYTES) < 0) H5Pclose(fcpl), fcpl = -1;
+  /* H5F_CLOSE_SEMI: H5Fclose fails while an object of the file is still
+   * open, instead of (the default, WEAK) leaving the file open and writing
+   * its metadata later, after h5io_publish signed it. Every writer closes
+   * its datasets, attributes and groups before it returns, so this turns a
+   * future leak into a publish error, not a CRC mismatch at every open. */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI) < 0) H5Pclose(fapl), fapl = -1;
   f->fid = -1;
   /* a name of this writer's own (host, pid, 64 random bits), created
    * exclusively: never another writer's temporary (a retry only on a name
    * that exists, a 2^-64 chance) */
   struct stat st;
-  for (int tries = 0; fcpl >= 0 && f->fid < 0 && tries < 4; tries++) {
+  for (int tries = 0; fcpl >= 0 && fapl >= 0 && f->fid < 0 && tries < 4; tries++) {
     if ((rc = foil_tmp_name(path, f->tmp, n, err))) break;
-    f->fid = H5Fcreate(f->tmp, H5F_ACC_EXCL, fcpl, H5P_DEFAULT);
+    f->fid = H5Fcreate(f->tmp, H5F_ACC_EXCL, fcpl, fapl);
     if (f->fid < 0 && stat(f->tmp, &st) != 0) break;
   }
   if (fcpl >= 0) H5Pclose(fcpl);
+  if (fapl >= 0) H5Pclose(fapl);
   if (rc) {
     h5io_free(f);
     return rc;

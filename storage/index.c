@@ -4,12 +4,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,22 +269,88 @@ static int list_versions(const char *dir, int **out, int *n, foil_err *err) {
   return rc;
 }
 
-int index_version_begin(const char *root, const char *name, int *version, foil_err *err) {
-  char dir[PATH_CAP], v[PATH_CAP + 32];
+/* The index's lock (indexes/<name>/.lock): version numbers, manifest +
+ * CURRENT + prune are decided under it. Held for milliseconds (a listing,
+ * a mkdir) or for one publish (manifest write, CURRENT, prune). */
+static int lock_index(const char *idir, int *fd, foil_err *err) {
+  char p[PATH_CAP + 16];
+  snprintf(p, sizeof p, "%s/.lock", idir);
+  return foil_lock(p, fd, err);
+}
+
+#define WRITING ".writing" /* the writer's marker in v<k>/ until its publish */
+
+int index_version_begin_held(const char *root, const char *name, int *version, int *hold, foil_err *err) {
+  char dir[PATH_CAP], v[PATH_CAP + 32], mk[PATH_CAP + 48];
+  if (hold) *hold = -1;
   int rc = index_dir(root, name, dir, sizeof dir, err);
   if (rc) return rc;
   if ((rc = foil_mkdirs(dir, err))) return rc;
-  int *ks = NULL, n = 0;
-  if ((rc = list_versions(dir, &ks, &n, err))) return rc;
+  int lk = -1, *ks = NULL, n = 0;
+  if ((rc = lock_index(dir, &lk, err))) return rc;
+  rc = list_versions(dir, &ks, &n, err);
   int k = n ? ks[n - 1] + 1 : 1;
   free(ks);
-  for (;; k++) { /* another refresh may have taken k meanwhile */
+  for (; !rc; k++) { /* a writer without the lock (an older foil) may have taken k */
     snprintf(v, sizeof v, "%s/v%d", dir, k);
     if (mkdir(v, 0755) == 0) break;
-    if (errno != EEXIST) return foil_err_set(err, FOIL_EPERM, "cannot create %s: %s", v, strerror(errno));
+    if (errno != EEXIST) rc = foil_err_set(err, FOIL_EPERM, "cannot create %s: %s", v, strerror(errno));
   }
+  int fd = -1;
+  if (!rc) {
+    char host[64], line[96];
+    foil_host(host);
+    int len = snprintf(line, sizeof line, "%s %ld\n", host, (long)getpid());
+    snprintf(mk, sizeof mk, "%s/" WRITING, v);
+    fd = open(mk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, line, (size_t)len) != len) {
+      rc = foil_err_set(err, FOIL_EPERM, "cannot write %s: %s", mk, strerror(errno));
+      if (fd >= 0) close(fd), unlink(mk);
+      rmdir(v);
+      fd = -1;
+    }
+  }
+  if (!rc) rc = foil_fsync_dir(dir, err); /* v<k>'s entry survives a crash */
+  foil_unlock(&lk);
+  if (rc) {
+    if (fd >= 0) close(fd);
+    return rc;
+  }
+  /* the marker's flock says "alive" to any prune, however long this writer takes */
+  if (hold && flock(fd, LOCK_EX | LOCK_NB) == 0) *hold = fd;
+  else close(fd);
   *version = k;
   return FOIL_OK;
+}
+
+int index_version_begin(const char *root, const char *name, int *version, foil_err *err) {
+  return index_version_begin_held(root, name, version, NULL, err);
+}
+
+void index_version_release(int *hold) { foil_unlock(hold); }
+
+/* 1 when the writer of the incomplete version directory vd may still be
+ * writing it: its marker's flock is held, or foil_writer_may_live says so
+ * of the host and pid the marker names (age: the marker's mtime). No
+ * marker: a writer that never made one (a foil before markers), gone. */
+static int writer_live(const char *vd) {
+  char mk[PATH_CAP + 48], buf[128], host[64];
+  snprintf(mk, sizeof mk, "%s/" WRITING, vd);
+  int fd = open(mk, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT; /* unreadable: do not guess */
+  int live = 0;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) live = errno == EWOULDBLOCK || errno == EINTR;
+  if (!live) {
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    buf[r > 0 ? r : 0] = 0;
+    long pid = 0;
+    struct stat st;
+    double age = fstat(fd, &st) == 0 ? difftime(time(NULL), st.st_mtime) : 0;
+    live = sscanf(buf, "%63s %ld", host, &pid) == 2 ? foil_writer_may_live(host, pid, age)
+                                                     : foil_writer_may_live(NULL, 0, age);
+  }
+  close(fd); /* releases the probe's lock, if it took one */
+  return live;
 }
 
 int index_shard_write(const char *root, const index_meta *m, const int64_t *ids, char *const *keys,
@@ -423,7 +491,31 @@ static void remove_version(const char *dir) {
   rmdir(dir);
 }
 
+/* The manifest attributes of version k (no shard is read). */
+static int manifest_meta(const char *idir, int k, index_meta *m, foil_err *err) {
+  char path[PATH_CAP + 64];
+  snprintf(path, sizeof path, "%s/v%d/manifest.h5", idir, k);
+  h5io *f = NULL;
+  int rc = h5io_open(&f, path, MANIFEST_FORMAT, err);
+  if (!rc) rc = read_meta(f, m, 0, err);
+  h5io_close(&f);
+  return rc;
+}
+
+/* 1 when checkpoint paths a and b are in the same directory (one run's). */
+static int same_run(const char *a, const char *b) {
+  const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+  size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+  return la == lb && !strncmp(a, b, la);
+}
+
 int index_publish(const char *root, const char *name, int version, int n_shards, int keep, foil_err *err) {
+  return index_publish_ex(root, name, version, n_shards, keep, NULL, err);
+}
+
+int index_publish_ex(const char *root, const char *name, int version, int n_shards, int keep, index_pub *out,
+                     foil_err *err) {
+  index_pub pub = {.live = version, .switched = 1};
   char idir[PATH_CAP], dir[PATH_CAP + 32], path[PATH_CAP + 64];
   int rc = index_dir(root, name, idir, sizeof idir, err);
   if (rc) return rc;
@@ -431,6 +523,9 @@ int index_publish(const char *root, const char *name, int version, int n_shards,
     return foil_err_set(err, FOIL_EINVAL, "index_publish: version %d, %d shards, keep %d: each must be at least 1",
                         version, n_shards, keep);
   snprintf(dir, sizeof dir, "%s/v%d", idir, version);
+  /* leftovers of killed writers of CURRENT and of this manifest: one readdir each */
+  foil_tmp_sweep(idir, "CURRENT");
+  foil_tmp_sweep(dir, "manifest.h5");
   char **files = calloc((size_t)n_shards, sizeof(char *));
   int64_t *counts = calloc((size_t)n_shards, sizeof(int64_t)), *crcs = calloc((size_t)n_shards, sizeof(int64_t));
   if (!files || !counts || !crcs) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
@@ -468,6 +563,8 @@ int index_publish(const char *root, const char *name, int version, int n_shards,
     if (!(files[r] = strdup(fname))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
     counts[r] = m.count, crcs[r] = c, total += m.count;
   }
+  int lk = -1;
+  if (!rc) rc = lock_index(idir, &lk, err); /* manifest, CURRENT and prune: one publisher at a time */
   if (!rc) {
     h5io *f = NULL;
     index_meta mm = first;
@@ -483,7 +580,19 @@ int index_publish(const char *root, const char *name, int version, int n_shards,
     if (!rc) rc = h5io_publish(&f, err);
     if (rc) h5io_abandon(&f);
   }
-  if (!rc) {
+  if (!rc) { /* complete now: the marker has done its work */
+    snprintf(path, sizeof path, "%s/" WRITING, dir);
+    unlink(path);
+    pub.step = pub.live_step = first.step;
+  }
+  /* never backwards within one run: a live version from a later checkpoint stays live */
+  int live = 0;
+  index_meta lm;
+  foil_err e2 = {0};
+  if (!rc && index_current(root, name, &live, &e2) == FOIL_OK && live != version &&
+      manifest_meta(idir, live, &lm, &e2) == FOIL_OK && lm.step > first.step && same_run(lm.checkpoint, first.checkpoint))
+    pub.switched = 0, pub.live = live, pub.live_step = lm.step;
+  if (!rc && pub.switched) {
     char cur[PATH_CAP + 16], text[32];
     snprintf(cur, sizeof cur, "%s/CURRENT", idir);
     int len = snprintf(text, sizeof text, "v%d\n", version);
@@ -493,11 +602,19 @@ int index_publish(const char *root, const char *name, int version, int n_shards,
   free(files);
   free(counts);
   free(crcs);
-  if (rc) return rc;
-  /* pruning: the newest `keep` complete versions stay (the live one among
-   * them); incomplete ones older than the newest complete one go */
+  if (rc) {
+    foil_unlock(&lk);
+    return rc;
+  }
+  /* pruning: the newest `keep` complete versions stay, the live one and
+   * this one always; incomplete ones older than the newest complete one go
+   * once their writer is gone */
   int *ks = NULL, n = 0;
-  if (list_versions(idir, &ks, &n, NULL)) return FOIL_OK; /* published; pruning waits for the next time */
+  if (list_versions(idir, &ks, &n, NULL)) { /* published; pruning waits for the next time */
+    foil_unlock(&lk);
+    if (out) *out = pub;
+    return FOIL_OK;
+  }
   int newest = version, rank = 0;
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/v%d/manifest.h5", idir, ks[i]);
@@ -505,13 +622,14 @@ int index_publish(const char *root, const char *name, int version, int n_shards,
   }
   for (int i = n - 1; i >= 0; i--) {
     snprintf(path, sizeof path, "%s/v%d/manifest.h5", idir, ks[i]);
-    int drop = access(path, F_OK) == 0 ? rank++ >= keep && ks[i] != version : ks[i] < newest;
-    if (drop) {
-      snprintf(dir, sizeof dir, "%s/v%d", idir, ks[i]);
-      remove_version(dir);
-    }
+    snprintf(dir, sizeof dir, "%s/v%d", idir, ks[i]);
+    int drop = access(path, F_OK) == 0 ? rank++ >= keep && ks[i] != version && ks[i] != pub.live
+                                       : ks[i] < newest && !writer_live(dir);
+    if (drop) remove_version(dir);
   }
   free(ks);
+  foil_unlock(&lk);
+  if (out) *out = pub;
   return FOIL_OK;
 }
 

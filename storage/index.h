@@ -75,8 +75,20 @@ int index_model_hash_encoder(encoder *enc, char out[65]);
 int index_dir(const char *root, const char *name, char *out, size_t n, foil_err *err);
 
 /* Picks the next version number (one more than any v<k> there, complete or
- * not) and creates its directory. */
+ * not) and creates its directory with a writer's marker v<k>/.writing
+ * ("<host> <pid>\n", foil_tmp_name's host), all under the index's lock
+ * (indexes/<name>/.lock, foil_lock: cluster-wide only where the
+ * filesystem's flock is), so concurrent refreshes never share a number
+ * and a prune never sees the directory without its marker. */
 int index_version_begin(const char *root, const char *name, int *version, foil_err *err);
+/* The same, and *hold gets a descriptor holding a flock on the marker for
+ * as long as the caller keeps it (-1 where the filesystem has no locks):
+ * prunes on any host with cluster-wide flock then know the writer lives,
+ * however long it writes. The caller releases it (index_version_release)
+ * after index_publish(_ex) or when it gives up; a killed writer's lock
+ * goes with it. */
+int index_version_begin_held(const char *root, const char *name, int *version, int *hold, foil_err *err);
+void index_version_release(int *hold);
 
 /* Writes shard m->shard of m->version from float32 vectors (n×m->dim),
  * converting to m->dtype (vsearch.h); keys may be NULL; published
@@ -86,9 +98,32 @@ int index_shard_write(const char *root, const index_meta *m, const int64_t *ids,
 
 /* Makes version `version` live: checks that its n_shards shards are there
  * and agree (dim, dtype, model_hash, version), writes the manifest with
- * their CRC-32s, replaces CURRENT, then keeps only the newest `keep`
- * complete versions (incomplete ones older than the newest complete one
- * are removed too). */
+ * their CRC-32s, removes its .writing marker, replaces CURRENT, then
+ * keeps only the newest `keep` complete versions (the live one and this
+ * one always among those kept) and removes the incomplete ones older than
+ * the newest complete one whose writer is gone (no flock on its marker
+ * and foil_writer_may_live says so: of this host with its pid gone, or
+ * untouched for FOIL_STALE_S); a live writer's version is never removed.
+ * Manifest, CURRENT and prune run under the index's lock, so concurrent
+ * publishers are serialized and CURRENT never names a removed version.
+ *
+ * Never backwards: when the live version's checkpoint is in the same
+ * directory as this one's (one training run: jobs/<id>/ckpt/) and has a
+ * higher step, CURRENT stays where it is; this version is still complete
+ * (manifest written, kept until a later prune) and the call succeeds
+ * without switching: index_publish_ex tells it (out->switched 0, both
+ * steps); the caller reports it. Checkpoints of different runs are not
+ * ordered by step: the later publish wins. Temporaries of killed writers
+ * of CURRENT and of the manifest are swept first (foil_tmp_sweep). */
+typedef struct {
+  int live;          /* the version CURRENT names after the call */
+  int switched;      /* 1: CURRENT names `version` */
+  int64_t step;      /* this version's checkpoint step */
+  int64_t live_step; /* the live version's (= step when switched) */
+} index_pub;
+int index_publish_ex(const char *root, const char *name, int version, int n_shards, int keep, index_pub *out,
+                     foil_err *err);
+/* index_publish_ex without the report. */
 int index_publish(const char *root, const char *name, int version, int n_shards, int keep, foil_err *err);
 
 /* The live version (from CURRENT); FOIL_ENOTFOUND if none is published. */

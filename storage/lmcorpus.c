@@ -764,6 +764,8 @@ int lmcorpus_build(const char *root, uint64_t seed, const lmcorpus_opts *o, lmco
     rc = h5io_publish(&f, err);
     if (!rc && rename(lictmp, lic) != 0)
       rc = foil_err_set(err, FOIL_EPERM, "rename %s -> %s: %s", lictmp, lic, strerror(errno));
+    /* h5io_publish synced the directory before this rename: once more, or LICENSE may not survive a crash */
+    if (!rc) rc = foil_fsync_parent(lic, err);
   }
   if (rc) {
     h5io_abandon(&f);

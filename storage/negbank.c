@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fileio.h"
 #include "storage/h5io.h"
 
 int negbank_name_ok(const char *s) {
@@ -57,6 +58,7 @@ int negbank_write(const char *path, const negbank *b, foil_err *err) {
     return foil_err_set(err, FOIL_EINVAL, "negbank_write %s: %lld pairs of %d negatives: need m >= 1 and the "
                         "rows and texts", path, (long long)m->n_pairs, m->m);
   size_t total = (size_t)m->n_pairs * (size_t)m->m;
+  foil_tmp_sweep_path(path); /* a killed writer's leftover of this bank: one readdir */
   h5io *f = NULL;
   int rc = h5io_create(&f, path, NEGBANK_FORMAT, err);
   if (rc) return rc;

@@ -17,12 +17,18 @@ through the cluster.
    dequantize close to /exact, which equals the float32 rows.
 3. A refresh SIGKILLed (the whole mpirun process group) once its first
    shard file exists: CURRENT still names the previous version, which
-   opens and checks; the next refresh publishes and removes the partial
-   version. Bad input (an unknown dataset) publishes nothing; device
+   opens and checks; once its ranks are gone, the next refresh publishes
+   and removes the partial version. Bad input (an unknown dataset) publishes nothing; device
    "gpu" is refused; device "cuda" encodes on a GPU where one is visible
    (rows within 1e-4 of the CPU's) and elsewhere fails with its reason.
 4. The same refresh submitted to a coordinator with one worker (2 ranks):
    COMPLETED, progress rows/total reached the coordinator, a new version.
+5. A refresh of an older checkpoint (step 20) of the same run publishing
+   after step 30's: CURRENT stays, its version is complete, the log names
+   both steps.
+6. Rank 0 resolves the checkpoint and broadcasts it: a relative checkpoint
+   path that only rank 0's working directory resolves still works, both
+   shards name the same file.
 """
 import json
 import os
@@ -66,6 +72,7 @@ train = {
     "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 32, "tokenizer": vocab},
     "data": {"dataset": "code", "benchmark": ""},
     "batch_per_rank": 16, "steps": 30, "optimizer": {"lr": 0.001}, "log_every_steps": 10, "threads": 1,
+    "checkpoint": {"every_steps": 10, "keep_last": 3},  # step_20.h5 stays: an older checkpoint of this run
 }
 train_dir = os.path.join(work, "train")
 with open(os.path.join(work, "train.json"), "w") as f:
@@ -224,8 +231,19 @@ deadline = time.time() + 120
 while not os.path.exists(first) and p.poll() is None and time.time() < deadline:
     time.sleep(0.005)
 check(os.path.exists(first), "the killed refresh wrote its first shard")
+with open(os.path.join(idx, "v4", ".writing")) as f:  # "<host> <pid>": rank 0, the writer
+    writer = int(f.read().split()[1])
 os.killpg(p.pid, signal.SIGKILL)
 p.wait()
+# the ranks outlive mpirun by a few seconds (orphans until they notice):
+# until then v4's writer is alive and no prune may remove v4
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        os.kill(writer, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.05)
 check(current() == "v3\n", "after the kill CURRENT still names v3 (%r)" % current())
 check(not os.path.exists(os.path.join(idx, "v4", "manifest.h5")), "v4 was never published")
 v3 = load_version(idx, 3)
@@ -276,6 +294,49 @@ else:
     check(r.returncode != 0 and "cuda" in r.stderr.lower() and ("CUDA" in r.stderr or "device" in r.stderr),
           "device \"cuda\" without a GPU fails with the reason: %s" % reason(r))
     check(current() == "v5\n" and versions() == [3, 5], "and publishes nothing")
+
+# 5. concurrent refreshes (S1): a refresh of an older checkpoint of the same
+# run that publishes after a newer one's keeps CURRENT where it is (its
+# version is complete, the job succeeds and its log says why)
+live_before, n_before = current(), max(versions())
+with open(spec()) as f:
+    s_old = json.load(f)
+s_old["checkpoint"] = os.path.join(train_dir, "ckpt", "step_20.h5")
+old_path = os.path.join(work, "refresh-older-step.json")
+with open(old_path, "w") as f:
+    json.dump(s_old, f)
+r = subprocess.run(refresh_cmd(old_path), env=env, capture_output=True, text=True)
+vk = max(versions())
+check(r.returncode == 0 and vk == n_before + 1 and current() == live_before,
+      "an older step's refresh does not move CURRENT back (%r, v%d): %s" % (current(), vk, reason(r)))
+check(os.path.exists(os.path.join(idx, "v%d" % vk, "manifest.h5")), "its version v%d is complete all the same" % vk)
+jlog = open(os.path.join(work, "job-refresh", "log")).read()
+check("not made live" in jlog and "step 20" in jlog and "step 30" in jlog,
+      "the job's log names both steps: %s" % [x for x in jlog.splitlines() if "not made live" in x][-1:])
+
+# 6. one checkpoint for all ranks (S3): rank 0 resolves it and broadcasts the
+# path; here only rank 0's working directory has the relative path the spec
+# names, so a rank resolving it itself would fail
+wd = [os.path.join(work, "wd-%d" % i) for i in range(2)]
+for d in wd:
+    os.makedirs(d, exist_ok=True)
+os.symlink(os.path.abspath(train_dir), os.path.join(wd[0], "the-run"))
+with open(spec()) as f:
+    s_rel = json.load(f)
+s_rel["checkpoint"] = "the-run"
+rel_path = os.path.join(work, "refresh-relative.json")
+with open(rel_path, "w") as f:
+    json.dump(s_rel, f)
+one = [foil_run, "refresh", rel_path, "--root", root, "--job-dir", os.path.join(work, "job-refresh"), "--quiet"]
+r = subprocess.run([mpiexec, *mpi_flags, "-np", "1", "-wdir", wd[0], *one, ":", "-np", "1", "-wdir", wd[1], *one],
+                   env=env, capture_output=True, text=True)
+vk = max(versions())
+check(r.returncode == 0 and current() == "v%d\n" % vk, "every rank loads rank 0's checkpoint (%r): %s"
+      % (current(), reason(r)))
+if r.returncode == 0:
+    shards = [h5py.File(os.path.join(idx, "v%d" % vk, "shard_%d.h5" % i), "r") for i in range(2)]
+    check(all(sh.attrs["checkpoint"] == os.path.realpath(ckpt) for sh in shards),
+          "both shards record the one checkpoint %s" % os.path.realpath(ckpt))
 
 # 4. through the cluster
 try:

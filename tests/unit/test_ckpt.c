@@ -1,5 +1,5 @@
 /* test_ckpt.c — checkpoints: round trip, exact resume, refusals, latest
- * and retention. */
+ * and retention (a killed save's temporaries swept). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +8,10 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "kernels/kernels.h"
 #include "model/encoder.h"
 #include "model/loss.h"
@@ -222,10 +224,32 @@ static void test_prune_keeps_newest(void) {
   snprintf(path, sizeof path, "%s/step_50.h5/x", cdir);
   FILE *fp = fopen(path, "w");
   if (fp) fclose(fp);
+  /* killed saves' temporaries (S5): this host's with its pid gone are
+   * swept by the next save of that step and by prune (any step); a live
+   * process's stays */
+  char host[64], t400[900], t900[900], tlive[900];
+  foil_host(host);
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  int wst;
+  waitpid(c, &wst, 0);
+  snprintf(t400, sizeof t400, "%s/step_400.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)c);
+  snprintf(t900, sizeof t900, "%s/step_900.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)c);
+  snprintf(tlive, sizeof tlive, "%s/step_900.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)getpid());
+  const char *tmps[3] = {t400, t900, tlive};
+  for (int i = 0; i < 3; i++) {
+    FILE *tf = fopen(tmps[i], "w");
+    CHECK(tf && fputs("half a checkpoint", tf) >= 0);
+    if (tf) fclose(tf);
+  }
   snprintf(path, sizeof path, "%s/step_400.h5", cdir);
   ckpt_state s4 = {.step = 400, .enc = a.enc};
   CHECK(ckpt_save(path, &s4, NULL, NULL, &err) == 0);
+  CHECKF(stat(t400, &st) != 0, "ckpt_save left a killed save's %s", t400);
   CHECKF(ckpt_prune(cdir, 1, 0, 400, &err) == FOIL_EINTERNAL && strstr(err.msg, "step_50.h5"), "%s", err.msg);
+  CHECKF(stat(t900, &st) != 0, "ckpt_prune left a killed save's %s", t900);
+  CHECK(stat(tlive, &st) == 0);
+  unlink(tlive);
   snprintf(path, sizeof path, "%s/step_300.h5", cdir);
   CHECK(stat(path, &st) != 0); /* removed all the same */
   snprintf(path, sizeof path, "%s/step_400.h5", cdir);

@@ -1,7 +1,9 @@
 /* test_fileio.c — common/fileio.h: foil_split_lines (lines split in
  * place, a final line without a newline counts, nothing follows the last
  * newline, empty lines and '\r' are kept, an empty text has no lines);
- * foil_write_file_atomic's temporary names and directory fsync; foil_mkdirs. */
+ * foil_write_file_atomic's temporary names and directory fsync; foil_mkdirs;
+ * foil_tmp_sweep (killed writers' temporaries go, live writers' stay) and
+ * foil_lock (a second holder waits). */
 #define _GNU_SOURCE /* syscall */
 #include <dirent.h>
 #include <errno.h>
@@ -9,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -137,6 +142,90 @@ static void test_dir_fsync(void) {
   CHECK(foil_fsync_dir("/nonexistent-foil-dir", &err) == FOIL_EINTERNAL && strstr(err.msg, "/nonexistent-foil-dir"));
 }
 
+/* Creates dir/name (empty), its mtime age_s seconds ago. */
+static void touch_aged(const char *name, double age_s) {
+  char p[1200];
+  snprintf(p, sizeof p, "%.500s/%.600s", dir, name);
+  FILE *f = fopen(p, "w");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  struct timeval tv[2];
+  gettimeofday(&tv[0], NULL);
+  tv[0].tv_sec -= (time_t)age_s;
+  tv[1] = tv[0];
+  CHECK(utimes(p, tv) == 0);
+}
+
+static int exists(const char *name) {
+  char p[1200];
+  snprintf(p, sizeof p, "%.500s/%.600s", dir, name);
+  return access(p, F_OK) == 0;
+}
+
+/* A pid that surely no longer runs: a child that has exited and been reaped. */
+static long dead_pid(void) {
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  int st;
+  waitpid(c, &st, 0);
+  return (long)c;
+}
+
+/* The sweep removes the temporaries of writers that are gone (this host,
+ * pid gone; any host after FOIL_STALE_S) and nothing else: a live pid's,
+ * another host's young one, other prefixes, names that are no temporary. */
+static void test_tmp_sweep(void) {
+  char host[64], n[9][400];
+  foil_host(host);
+  long dead = dead_pid(), me = (long)getpid();
+  const char *hex = "0123456789abcdef";
+  snprintf(n[0], sizeof n[0], "step_5.h5.tmp-%s-%ld-%s", host, dead, hex);      /* gone: removed */
+  snprintf(n[1], sizeof n[1], "step_6.h5.tmp-%s-%ld-%s", host, me, hex);        /* live: kept */
+  snprintf(n[2], sizeof n[2], "step_7.h5.tmp-other-node-%ld-%s", dead, hex);    /* young, elsewhere: kept */
+  snprintf(n[3], sizeof n[3], "step_8.h5.tmp-other-node-%ld-%s", me, hex);      /* 25 h old: removed */
+  snprintf(n[4], sizeof n[4], "neg.h5.tmp-%s-%ld-%s", host, dead, hex);         /* another prefix: kept */
+  snprintf(n[5], sizeof n[5], "step_9.h5");                                     /* no temporary: kept */
+  snprintf(n[6], sizeof n[6], "step_9.h5.tmp-%s-%ld-nothex", host, dead);       /* not foil's: kept */
+  snprintf(n[7], sizeof n[7], "step_4.h5.tmp-%s-%ld-%s", host, me, hex);        /* live but 25 h old: removed */
+  snprintf(n[8], sizeof n[8], "step_3.h5.tmp-%s-x%ld-%s", host, dead, hex);     /* no pid: kept while young */
+  for (int i = 0; i < 9; i++) touch_aged(n[i], i == 3 || i == 7 ? 25 * 3600 : 0);
+  CHECK(foil_writer_may_live(host, me, 0) && !foil_writer_may_live(host, dead, 0));
+  CHECK(foil_writer_may_live("other-node", dead, 3600) && !foil_writer_may_live("other-node", me, FOIL_STALE_S));
+  int removed = foil_tmp_sweep(dir, "step_");
+  CHECKF(removed == 3, "removed %d", removed);
+  const int want[9] = {0, 1, 1, 0, 1, 1, 1, 0, 1};
+  for (int i = 0; i < 9; i++) CHECKF(exists(n[i]) == want[i], "%s %s", n[i], want[i] ? "was removed" : "is still there");
+  /* one file's temporaries: foil_tmp_sweep_path */
+  touch_aged(n[0], 0);
+  snprintf(n[2], sizeof n[2], "%s/step_5.h5", dir);
+  CHECK(foil_tmp_sweep_path(n[2]) == 1 && !exists(n[0]) && exists(n[1]));
+  CHECK(foil_tmp_sweep("/nonexistent-foil-dir", "x") == 0);
+}
+
+/* foil_lock excludes: a child asking for a lock this process holds waits
+ * until it is released. */
+static void test_lock(void) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/.lock", dir);
+  foil_err err = {0};
+  int fd = -1;
+  CHECKF(foil_lock(p, &fd, &err) == 0 && fd >= 0, "%s", err.msg);
+  pid_t c = fork();
+  if (c == 0) {
+    close(fd); /* the inherited descriptor shares this process's lock */
+    int fd2 = -1;
+    foil_err e2 = {0};
+    _exit(foil_lock(p, &fd2, &e2) == 0 && fd2 >= 0 ? 0 : 1);
+  }
+  struct timespec ts = {0, 200 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  int st = 0;
+  CHECKF(waitpid(c, &st, WNOHANG) == 0, "the second locker did not wait");
+  foil_unlock(&fd);
+  CHECK(fd == -1);
+  CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/fileio-%ld", t ? t : "/tmp", (long)getpid());
@@ -148,5 +237,7 @@ int main(void) {
   RUN(test_split_lines);
   RUN(test_tmp_names);
   RUN(test_dir_fsync);
+  RUN(test_tmp_sweep);
+  RUN(test_lock);
   TEST_EXIT();
 }

@@ -545,6 +545,32 @@ static void test_tmp_names(void) {
   CHECK(count_entries(sh, "target.h5.tmp-") == 1); /* only the other writer's */
 }
 
+/* H5F_CLOSE_SEMI on written files: an object left open when the file is
+ * published makes the publish fail (closing fails), instead of HDF5
+ * keeping the file open and writing its metadata after the signature
+ * (a file every later open refuses); nothing appears under the path. */
+static void test_leak_fails_publish(void) {
+  foil_err err = {0};
+  char p[700];
+  snprintf(p, sizeof p, "%s", path_in("leak.h5"));
+  h5io *f = NULL;
+  CHECKF(h5io_create(&f, p, "foil.test.v1", &err) == 0, "%s", err.msg);
+  hid_t g = f ? H5Gcreate2((hid_t)h5io_fid(f), "left_open", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  CHECK(g >= 0);
+  int rc = f ? h5io_publish(&f, &err) : -1;
+  CHECKF(rc == FOIL_EINTERNAL && strstr(err.msg, "closing"), "rc %d: %s", rc, err.msg);
+  CHECK(access(p, F_OK) != 0);
+  if (g >= 0) H5Gclose(g);
+  /* the same file without the leak publishes and opens */
+  CHECKF(h5io_create(&f, p, "foil.test.v1", &err) == 0, "%s", err.msg);
+  g = f ? H5Gcreate2((hid_t)h5io_fid(f), "closed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (g >= 0) H5Gclose(g);
+  CHECKF(f && h5io_publish(&f, &err) == 0, "%s", err.msg);
+  h5io *r = NULL;
+  CHECKF(h5io_open(&r, p, "foil.test.v1", &err) == 0, "%s", err.msg);
+  h5io_close(&r);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/h5io-%ld", t ? t : "/tmp", (long)getpid());
@@ -558,5 +584,6 @@ int main(void) {
   RUN(test_null_dataspace);
   RUN(test_dir_fsync_error);
   RUN(test_tmp_names);
+  RUN(test_leak_fails_publish);
   TEST_EXIT();
 }

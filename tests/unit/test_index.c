@@ -1,11 +1,16 @@
 /* test_index.c — embedding index versions: shard round trip per dtype,
- * keys, publish → CURRENT, pruning, and the refusals of checked reads. */
+ * keys, publish → CURRENT, pruning, and the refusals of checked reads;
+ * concurrent refreshes: the index lock, a live writer's version never
+ * pruned, CURRENT never moved to an older step of the same run. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -150,14 +155,20 @@ static void test_publish_and_prune(void) {
     snprintf(p, sizeof p, "%s/indexes/pr/v%d", root, k);
     CHECKF((access(p, F_OK) == 0) == (k >= 4), "v%d kept: %d", k, access(p, F_OK) == 0);
   }
-  /* an incomplete version (a killed refresh) stays while it is the newest... */
+  /* an incomplete version (a killed refresh: a child that wrote one shard
+   * and died holding its marker) stays while it is the newest... */
   int vi = 0;
-  CHECK(index_version_begin(root, "pr", &vi, &err) == 0 && vi == 6);
-  index_meta m = meta("pr", 6, 0, 2, VS_F32);
-  int64_t ids[1] = {0};
-  float *x = unit_rows(1, D, 9);
-  CHECK(index_shard_write(root, &m, ids, NULL, x, 1, &err) == 0);
-  free(x);
+  pid_t c = fork();
+  if (c == 0) {
+    int hold = -1;
+    if (index_version_begin_held(root, "pr", &vi, &hold, &err) || vi != 6) _exit(1);
+    index_meta m = meta("pr", 6, 0, 2, VS_F32);
+    int64_t ids[1] = {0};
+    float *x = unit_rows(1, D, 9);
+    _exit(index_shard_write(root, &m, ids, NULL, x, 1, &err) == 0 ? 0 : 1);
+  }
+  int st = 0;
+  CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   int cur = 0;
   CHECK(index_current(root, "pr", &cur, &err) == 0 && cur == 5);
   /* publishing it while a shard is missing is refused and changes nothing */
@@ -180,6 +191,175 @@ static void test_publish_and_prune(void) {
   CHECK(index_current(root, "nothing-here", &cur, &err) == FOIL_ENOTFOUND && strstr(err.msg, "no published"));
   CHECK(index_dir(root, "../etc", p, sizeof p, &err) == FOIL_EINVAL);
   CHECK(index_version_begin(root, "a/b", &vi, &err) == FOIL_EINVAL);
+}
+
+/* Writes and publishes a 1-shard version from checkpoint ckpt at step. */
+static int make_step(const char *name, const char *ckpt, int64_t step, int keep, int *version, index_pub *pub,
+                     foil_err *err) {
+  int rc = index_version_begin(root, name, version, err);
+  float *x = unit_rows(4, D, (uint32_t)step);
+  int64_t ids[4] = {0, 1, 2, 3};
+  index_meta m = meta(name, *version, 0, 1, VS_F32);
+  m.step = step;
+  snprintf(m.checkpoint, sizeof m.checkpoint, "%s", ckpt);
+  if (!rc) rc = index_shard_write(root, &m, ids, NULL, x, 4, err);
+  free(x);
+  if (!rc) rc = index_publish_ex(root, name, *version, 1, keep, pub, err);
+  return rc;
+}
+
+static int vexists(const char *name, int k) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/indexes/%s/v%d", root, name, k);
+  return access(p, F_OK) == 0;
+}
+
+/* S1: a refresh of an older checkpoint that publishes after a newer one's
+ * does not move CURRENT back (its version is complete and kept, the call
+ * says so); keep 1 never leaves CURRENT on a removed version; a later
+ * checkpoint then goes live and the older versions go; another run's
+ * checkpoints are not ordered by step. */
+static void test_never_backwards(void) {
+  foil_err err = {0};
+  index_pub pub = {0};
+  int v = 0, cur = 0;
+  CHECKF(make_step("nb", "/jobs/7/ckpt/step_200.h5", 200, 1, &v, &pub, &err) == 0 && v == 1, "%s", err.msg);
+  CHECK(pub.switched && pub.live == 1 && pub.step == 200);
+  CHECKF(make_step("nb", "/jobs/7/ckpt/step_100.h5", 100, 1, &v, &pub, &err) == 0 && v == 2, "%s", err.msg);
+  CHECKF(!pub.switched && pub.live == 1 && pub.step == 100 && pub.live_step == 200, "switched %d live %d steps %lld %lld",
+         pub.switched, pub.live, (long long)pub.step, (long long)pub.live_step);
+  CHECK(index_current(root, "nb", &cur, &err) == 0 && cur == 1);
+  index_version *iv = NULL;
+  CHECKF(index_version_open(root, "nb", cur, NULL, 0, &iv, &err) == 0, "CURRENT names a removed version: %s", err.msg);
+  index_version_destroy(&iv);
+  CHECKF(index_version_open(root, "nb", 2, NULL, 0, &iv, &err) == 0, "the older step's version is complete: %s",
+         err.msg);
+  index_version_destroy(&iv);
+  /* a later step goes live, keep 1 removes both others */
+  CHECKF(make_step("nb", "/jobs/7/ckpt/step_300.h5", 300, 1, &v, &pub, &err) == 0 && v == 3, "%s", err.msg);
+  CHECK(pub.switched && pub.live == 3 && index_current(root, "nb", &cur, &err) == 0 && cur == 3);
+  CHECK(!vexists("nb", 1) && !vexists("nb", 2) && vexists("nb", 3));
+  /* another run (another directory): its step 10 is not "older" */
+  CHECKF(make_step("nb", "/jobs/8/ckpt/step_10.h5", 10, 1, &v, &pub, &err) == 0 && v == 4, "%s", err.msg);
+  CHECK(pub.switched && index_current(root, "nb", &cur, &err) == 0 && cur == 4 && !vexists("nb", 3));
+}
+
+/* S1: a version being written (its writer holds the marker's lock, or is
+ * this host's live process) is never pruned by another publish; it
+ * publishes when done. Another host's marker counts as live until
+ * FOIL_STALE_S; after that the version goes. */
+static void test_live_writer(void) {
+  foil_err err = {0};
+  index_pub pub = {0};
+  int v = 0, a = 0, hold = -1;
+  CHECKF(make_step("lw", "/r/ckpt/step_1.h5", 1, 1, &v, &pub, &err) == 0 && v == 1, "%s", err.msg);
+  /* A: a slow refresh, still writing v2 (one of two shards) */
+  CHECKF(index_version_begin_held(root, "lw", &a, &hold, &err) == 0 && a == 2 && hold >= 0, "%s", err.msg);
+  index_meta m = meta("lw", a, 0, 2, VS_F32);
+  m.step = 5;
+  snprintf(m.checkpoint, sizeof m.checkpoint, "/r/ckpt/step_5.h5");
+  int64_t ids[2] = {0, 1};
+  float *x = unit_rows(2, D, 3);
+  CHECK(index_shard_write(root, &m, ids, NULL, x, 1, &err) == 0);
+  /* B starts later and publishes first (v3): v2 must survive */
+  CHECKF(make_step("lw", "/r/ckpt/step_6.h5", 6, 1, &v, &pub, &err) == 0 && v == 3, "%s", err.msg);
+  CHECK(vexists("lw", 2));
+  /* the same with only the pid to tell (no lock held) */
+  index_version_release(&hold);
+  CHECK(hold == -1);
+  CHECKF(make_step("lw", "/r/ckpt/step_7.h5", 7, 1, &v, &pub, &err) == 0 && v == 4, "%s", err.msg);
+  CHECKF(vexists("lw", 2), "a live writer's v2 was pruned");
+  /* A finishes: publishes (not live: step 5 < 7), nothing lost */
+  m.shard = 1;
+  CHECK(index_shard_write(root, &m, ids + 1, NULL, x + D, 1, &err) == 0);
+  free(x);
+  CHECKF(index_publish_ex(root, "lw", a, 2, 1, &pub, &err) == 0, "%s", err.msg);
+  CHECK(!pub.switched && pub.live == 4);
+  int cur = 0;
+  CHECK(index_current(root, "lw", &cur, &err) == 0 && cur == 4);
+  /* another host's writer: young, kept; untouched for FOIL_STALE_S, swept */
+  int b = 0;
+  CHECK(index_version_begin(root, "lw", &b, &err) == 0 && b == 5);
+  char mk[1024];
+  snprintf(mk, sizeof mk, "%s/indexes/lw/v%d/.writing", root, b);
+  FILE *f = fopen(mk, "w");
+  CHECK(f && fputs("some-other-node 1\n", f) >= 0);
+  if (f) fclose(f);
+  CHECKF(make_step("lw", "/r/ckpt/step_8.h5", 8, 1, &v, &pub, &err) == 0 && v == 6, "%s", err.msg);
+  CHECK(vexists("lw", b));
+  struct timeval tv[2];
+  gettimeofday(&tv[0], NULL);
+  tv[0].tv_sec -= FOIL_STALE_S + 60;
+  tv[1] = tv[0];
+  CHECK(utimes(mk, tv) == 0);
+  CHECKF(make_step("lw", "/r/ckpt/step_9.h5", 9, 1, &v, &pub, &err) == 0 && v == 7, "%s", err.msg);
+  CHECK(!vexists("lw", b) && vexists("lw", 7));
+}
+
+/* S1: version numbers and publishing happen under indexes/<name>/.lock: a
+ * child starting a version while this process holds the lock waits. */
+static void test_index_lock(void) {
+  foil_err err = {0};
+  char idir[1024], lp[1100];
+  CHECK(index_dir(root, "lk", idir, sizeof idir, &err) == 0 && foil_mkdirs(idir, &err) == 0);
+  snprintf(lp, sizeof lp, "%s/.lock", idir);
+  int fd = -1;
+  CHECK(foil_lock(lp, &fd, &err) == 0 && fd >= 0);
+  pid_t c = fork();
+  if (c == 0) {
+    close(fd);
+    int v = 0;
+    _exit(index_version_begin(root, "lk", &v, &err) == 0 && v == 1 ? 0 : 1);
+  }
+  struct timespec ts = {0, 300 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  int st = 0;
+  CHECKF(waitpid(c, &st, WNOHANG) == 0, "index_version_begin did not wait for the index lock");
+  foil_unlock(&fd);
+  CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  /* publishing (manifest, CURRENT, prune) waits too */
+  index_meta m = meta("lk", 1, 0, 1, VS_F32);
+  int64_t ids[1] = {0};
+  float *x = unit_rows(1, D, 4);
+  CHECK(index_shard_write(root, &m, ids, NULL, x, 1, &err) == 0);
+  free(x);
+  CHECK(foil_lock(lp, &fd, &err) == 0 && fd >= 0);
+  if ((c = fork()) == 0) {
+    close(fd);
+    _exit(index_publish(root, "lk", 1, 1, 2, &err) == 0 ? 0 : 1);
+  }
+  nanosleep(&ts, NULL);
+  int cur = 0;
+  CHECKF(waitpid(c, &st, WNOHANG) == 0 && index_current(root, "lk", &cur, &err) == FOIL_ENOTFOUND,
+         "index_publish did not wait for the index lock");
+  foil_unlock(&fd);
+  CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(index_current(root, "lk", &cur, &err) == 0 && cur == 1);
+}
+
+/* S5: a killed writer's temporary of CURRENT is swept by the next publish;
+ * a live one's is not. */
+static void test_publish_sweeps(void) {
+  foil_err err = {0};
+  index_pub pub = {0};
+  int v = 0;
+  CHECKF(make_step("sw5", "/r/ckpt/step_1.h5", 1, 2, &v, &pub, &err) == 0, "%s", err.msg);
+  char host[64], dead[1200], live[1200];
+  foil_host(host);
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  int st;
+  waitpid(c, &st, 0);
+  snprintf(dead, sizeof dead, "%s/indexes/sw5/CURRENT.tmp-%s-%ld-00000000deadbeef", root, host, (long)c);
+  snprintf(live, sizeof live, "%s/indexes/sw5/CURRENT.tmp-%s-%ld-00000000deadbeef", root, host, (long)getpid());
+  FILE *f = fopen(dead, "w");
+  if (f) fclose(f);
+  f = fopen(live, "w");
+  if (f) fclose(f);
+  CHECKF(make_step("sw5", "/r/ckpt/step_2.h5", 2, 2, &v, &pub, &err) == 0, "%s", err.msg);
+  CHECKF(access(dead, F_OK) != 0, "a killed writer's %s is still there", dead);
+  CHECK(access(live, F_OK) == 0);
+  unlink(live);
 }
 
 /* Overwrites len bytes at offset of a file (offset < 0: truncate to -offset). */
@@ -310,6 +490,10 @@ int main(void) {
   RUN(test_half_conversion);
   RUN(test_roundtrip);
   RUN(test_publish_and_prune);
+  RUN(test_never_backwards);
+  RUN(test_live_writer);
+  RUN(test_index_lock);
+  RUN(test_publish_sweeps);
   RUN(test_refusals);
   RUN(test_empty_shard_and_hash);
   TEST_EXIT();

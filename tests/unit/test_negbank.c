@@ -1,14 +1,17 @@
 /* test_negbank.c — negatives banks: round trip, the header alone, and the
  * refusals of checked reads (truncated, foreign, inconsistent) and of
- * negbank_check (other data, too few negatives). */
+ * negbank_check (other data, too few negatives); a killed writer's
+ * temporary swept by the next write. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "storage/h5io.h"
 #include "storage/negbank.h"
 #include "tests/test.h"
@@ -53,10 +56,21 @@ static void test_roundtrip(void) {
   CHECK(r.rows == NULL && r.texts == NULL);
   negbank_meta m;
   CHECKF(negbank_read_meta(path, &m, &err) == 0 && m.version == 3 && m.n_pairs == 3, "%s", err.msg);
-  /* no margin: NaN */
+  /* no margin: NaN; and a killed writer's temporary of the bank is swept (S5) */
+  char host[64], tmp[900];
+  foil_host(host);
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  int wst;
+  waitpid(c, &wst, 0);
+  snprintf(tmp, sizeof tmp, "%s.tmp-%s-%ld-0123456789abcdef", path, host, (long)c);
+  FILE *tf = fopen(tmp, "w");
+  if (tf) fclose(tf);
   b.meta.margin = NAN;
   b.meta.version = 4;
   CHECKF(negbank_write(path, &b, &err) == 0, "%s", err.msg);
+  struct stat st;
+  CHECKF(stat(tmp, &st) != 0, "negbank_write left a killed writer's %s", tmp);
   CHECK(negbank_read_meta(path, &m, &err) == 0 && isnan(m.margin) && m.version == 4);
 }
 

@@ -314,7 +314,25 @@ static int setup(job *j, foil_err *err) {
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/refresh-%s", a->root, j->s.name);
   if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
-  if ((rc = resolve_checkpoint(j, err))) return rc;
+  return FOIL_OK;
+}
+
+/* Every rank: rank 0 resolves the checkpoint (a job directory's newest
+ * usable file can change while a trainer writes and prunes) and
+ * broadcasts the absolute path; every rank loads that one file. rc is
+ * this rank's result so far; one all-reduce and a PATH_MAX broadcast. */
+static int share_checkpoint(job *j, int rc, foil_err *err) {
+  if (!rc && j->rank == 0) rc = resolve_checkpoint(j, err);
+  rc = comm_all_ok(j->c, rc, "loading the spec or resolving the checkpoint", err);
+  if (!rc) rc = comm_bcast(j->c, j->ckpt, sizeof j->ckpt, 0, err);
+  j->ckpt[sizeof j->ckpt - 1] = 0;
+  return rc;
+}
+
+/* Every rank: the checkpoint (j->ckpt), the device, the corpus, mining's pairs. */
+static int load_inputs(job *j, foil_err *err) {
+  const refresh_args *a = j->a;
+  int rc;
   if ((rc = load_model(j, err))) return rc;
   if (j->s.device == DEVMEM_CUDA && (rc = to_device(j, err))) return rc;
   if ((rc = load_corpus(j, err))) return rc;
@@ -471,14 +489,16 @@ int refresh_spec_check(const char *json, foil_err *err) {
 
 int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
-  int rc = setup(&j, err);
+  int rc = share_checkpoint(&j, setup(&j, err), err);
+  if (!rc) rc = load_inputs(&j, err);
   rc = comm_all_ok(j.c, rc, "loading the spec, checkpoint or corpus", err);
-  int version = 0, published = 0;
+  int version = 0, published = 0, hold = -1; /* hold: rank 0's flock on v<k>/.writing */
+  index_pub pub = {0};
   if (!rc) {
     logf_(&j, "INFO", "index %s: %zu documents on %d rank(s), checkpoint %s (step %lld, model %s), %s, dim %d",
           j.s.name, j.n, j.world, j.ckpt, (long long)j.step, j.hash, j.s.dtype == VS_F32 ? "float32"
           : j.s.dtype == VS_F16 ? "float16" : "int8", encoder_out_dim(j.enc));
-    if (j.rank == 0) rc = index_version_begin(a->root, j.s.name, &version, err);
+    if (j.rank == 0) rc = index_version_begin_held(a->root, j.s.name, &version, &hold, err);
     rc = comm_all_ok(j.c, rc, "starting a version", err);
   }
   if (!rc) rc = comm_bcast(c, &version, sizeof version, 0, err);
@@ -531,8 +551,20 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
       /* the fence: a replaced attempt must not publish over its successor */
       rc = progress_fenced(j.job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
       double t0 = log_mono();
-      if (!rc) rc = index_publish(a->root, j.s.name, version, j.world, j.s.keep_versions, err);
-      if (!rc) {
+      if (!rc) rc = index_publish_ex(a->root, j.s.name, version, j.world, j.s.keep_versions, &pub, err);
+      if (!rc && !pub.switched) {
+        /* a refresh of a later checkpoint of the same run published first */
+        logf_(&j, "WARN", "%s v%d is complete but not made live: its checkpoint step %lld is lower than the live "
+              "v%d's step %lld (a refresh of a later checkpoint published first); CURRENT stays on v%d, no negatives "
+              "bank is mined", j.s.name, version, (long long)pub.step, pub.live, (long long)pub.live_step, pub.live);
+        fprintf(j.metrics, "{\"index\":\"%s\",\"version\":%d,\"published\":false,\"live\":%d,\"step\":%lld,"
+                "\"live_step\":%lld}\n", j.s.name, version, pub.live, (long long)pub.step, (long long)pub.live_step);
+        fflush(j.metrics);
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s v%d not made live: step %lld < live v%d's step %lld", j.s.name, version,
+                 (long long)pub.step, pub.live, (long long)pub.live_step);
+        progress_send(j.prog, (double)j.n, (double)j.n, msg, NULL);
+      } else if (!rc) {
         double rate = slowest > 0 ? (double)j.n / slowest : 0.0;
         logf_(&j, "INFO", "published %s v%d: %zu rows in %d shard(s), %.1f sentences/s, publish %.2f s",
               j.s.name, version, j.n, j.world, rate, log_mono() - t0);
@@ -547,12 +579,17 @@ int refresh_run(const refresh_args *a, comm *c, foil_err *err) {
         progress_send(j.prog, (double)j.n, (double)j.n, msg, mj);
       }
     }
+    index_version_release(&hold); /* published (or given up): v<k> is no longer being written */
     rc = comm_all_ok(j.c, rc, "publishing", err);
-    published = !rc;
+    int live = pub.switched; /* every rank learns whether v<k> went live: mining is collective */
+    if (!rc) rc = comm_bcast(c, &live, sizeof live, 0, err);
+    published = !rc && live;
   }
-  if (!rc && j.s.mine) rc = mine_bank(&j, version, err);
+  index_version_release(&hold);
+  /* a bank is mined only from the version made live: one mined from an older checkpoint's would replace a newer bank */
+  if (!rc && j.s.mine && published) rc = mine_bank(&j, version, err);
   if (rc) logf_(&j, "ERROR", "%s (%s)", err ? err->msg : "failed", published ? "the version was published; no new "
-                "negatives bank" : "nothing published");
+                "negatives bank" : "nothing made live");
   job_free(&j);
   return rc;
 }
