@@ -571,6 +571,41 @@ int h5io_read_f32_into(h5io *f, const char *name, float *out, size_t n, foil_err
                : FOIL_OK;
 }
 
+/* HDF5 allocates every variable-length string of a read with its own
+ * malloc (a million strings: a million mallocs, and as many frees when
+ * reclaimed). The read below hands it this bump allocator instead: chunks
+ * of at least ARENA_CHUNK bytes, nothing freed until arena_clear. */
+#define ARENA_CHUNK ((size_t)1 << 20)
+typedef struct arena_chunk {
+  struct arena_chunk *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char mem[];
+} arena_chunk;
+
+static void *arena_alloc(size_t size, void *info) {
+  arena_chunk **head = info, *c = *head;
+  size = (size + 15) & ~(size_t)15;
+  if (!c || c->cap - c->used < size) {
+    size_t cap = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+    if (!(c = malloc(sizeof *c + cap))) return NULL;
+    c->next = *head, c->used = 0, c->cap = cap;
+    *head = c;
+  }
+  void *p = c->mem + c->used;
+  c->used += size;
+  return p;
+}
+
+static void arena_free(void *mem, void *info) { (void)mem, (void)info; }
+
+static void arena_clear(arena_chunk **head) {
+  while (*head) {
+    arena_chunk *c = *head;
+    *head = c->next;
+    free(c);
+  }
+}
+
 int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_err *err) {
   *strs = NULL;
   *n = 0;
@@ -592,35 +627,45 @@ int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_e
     H5Dclose(ds);
     return foil_err_set(err, FOIL_EINVAL, "%s: %s has an impossible length (damaged file)", f->path, name);
   }
-  char **raw = calloc(cnt + 1, sizeof(char *));
-  char **res = calloc(cnt + 1, sizeof(char *));
-  hid_t t = utf8_vlen_type();
-  herr_t r = raw && res ? H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
-  rc = r < 0 ? foil_err_set(err, FOIL_EINVAL, "%s: cannot read strings %s", f->path, name) : FOIL_OK;
-  for (size_t i = 0; !rc && i < cnt; i++)
-    if (!(res[i] = dupstr(raw[i] ? raw[i] : ""))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (raw) {  /* a read that failed part way (a damaged file) may have
-               * allocated some strings already: raw starts all NULL, and
-               * reclaiming frees whatever HDF5 put there */
-    hid_t sp = H5Dget_space(ds);
-    H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
-    H5Sclose(sp);
+  /* HDF5 reads into raw, its strings in the arena (a read that fails part
+   * way leaves them there too: clearing the arena reclaims them); then one
+   * block [cnt + 1 pointers | the strings] is the result */
+  arena_chunk *arena = NULL;
+  char **raw = calloc(cnt + 1, sizeof(char *)), **res = NULL;
+  hid_t t = utf8_vlen_type(), dxpl = H5Pcreate(H5P_DATASET_XFER);
+  herr_t r = raw && dxpl >= 0 ? H5Pset_vlen_mem_manager(dxpl, arena_alloc, &arena, arena_free, NULL) : -1;
+  if (r >= 0) r = H5Dread(ds, t, H5S_ALL, H5S_ALL, dxpl, raw);
+  rc = r < 0 ? foil_err_set(err, raw ? FOIL_EINVAL : FOIL_ENOMEM, "%s: cannot read strings %s", f->path, name)
+             : FOIL_OK;
+  size_t bytes = (cnt + 1) * sizeof(char *);
+  for (size_t i = 0; !rc && i < cnt; i++) {
+    size_t len = raw[i] ? strlen(raw[i]) : 0;
+    if (len >= SIZE_MAX / 2 - bytes) rc = foil_err_set(err, FOIL_EINVAL, "%s: %s is too large", f->path, name);
+    bytes += len + 1;
   }
+  if (!rc && !(res = malloc(bytes))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %s", name);
+  char *at = res ? (char *)(res + cnt + 1) : NULL;
+  for (size_t i = 0; !rc && i < cnt; i++) {
+    size_t len = raw[i] ? strlen(raw[i]) : 0;
+    if (len) memcpy(at, raw[i], len);
+    at[len] = 0;
+    res[i] = at;
+    at += len + 1;
+  }
+  if (res) res[cnt] = NULL;
+  arena_clear(&arena);
+  if (dxpl >= 0) H5Pclose(dxpl);
   H5Tclose(t);
   H5Dclose(ds);
   free(raw);
-  if (rc) {
-    h5io_free_strings(res, cnt);
-    return rc;
-  }
+  if (rc) return rc;
   *strs = res;
   *n = cnt;
   return FOIL_OK;
 }
 
 void h5io_free_strings(char **strs, size_t n) {
-  if (!strs) return;
-  for (size_t i = 0; i < n; i++) free(strs[i]);
+  (void)n; /* one block (h5io_read_strings) */
   free(strs);
 }
 

@@ -127,8 +127,11 @@ int h5io_read_i64(h5io *f, const char *name, int64_t **out, size_t *n, foil_err 
 int h5io_read_u8(h5io *f, const char *name, uint8_t **out, size_t *n, foil_err *err);
 /* Reads into a caller buffer of exactly the dataset's element count. */
 int h5io_read_f32_into(h5io *f, const char *name, float *out, size_t n, foil_err *err);
-/* A string dataset: *strs is an array of n malloc'ed strings; free with
- * h5io_free_strings. */
+/* A string dataset: *strs is n strings and a NULL, in one malloc'ed block
+ * (the pointers, then the text): free it whole with h5io_free_strings, never
+ * a string alone; a string may be changed in place up to its length. Cost:
+ * one pass of HDF5's read (its strings go to a bump allocator, not one
+ * malloc each) and one copy; memory: the text twice while reading. */
 int h5io_read_strings(h5io *f, const char *name, char ***strs, size_t *n, foil_err *err);
 void h5io_free_strings(char **strs, size_t n);
 /* Attributes. Each holds exactly one value (scalar, or shape (1,)): an

@@ -82,6 +82,10 @@ static void test_roundtrip(void) {
   char **rs;
   CHECK(h5io_read_strings(f, "train/query", &rs, &n, &err) == 0 && n == 3);
   if (n == 3) CHECK(!strcmp(rs[0], "hello") && !strcmp(rs[1], "") && !strcmp(rs[2], s[2]));
+  /* one block: the pointers, a NULL, then the strings back to back (a
+   * dataset of a million strings is one malloc, not a million) */
+  if (n == 3)
+    CHECK(rs[3] == NULL && rs[0] == (char *)(rs + 4) && rs[1] == rs[0] + 6 && rs[2] == rs[1] + 1);
   h5io_free_strings(rs, n);
   CHECK(h5io_read_strings(f, "empty", &rs, &n, &err) == 0 && n == 0);
   h5io_free_strings(rs, n);

@@ -155,7 +155,8 @@ typedef struct {
   int64_t step;
   encoder *enc;
   tokenizer *tok;
-  char **ids, **texts;  /* the corpus */
+  char **ids, **texts;  /* the corpus: one h5io_read_strings block each, or (jsonl) a string per malloc */
+  int jsonl;             /* 1: ids and texts are the JSONL reader's, freed string by string */
   size_t n;
   char hash[65];
   int enc_len;          /* tokens per text: hf_encode_len (an imported model's max_seq_length) */
@@ -277,6 +278,7 @@ static int load_corpus(job *j, foil_err *err) {
   char path[4400];
   if (j->s.file) {
     snprintf(path, sizeof path, "%s", j->s.file);
+    j->jsonl = 1;
     rc = load_jsonl(j, path, err);
   } else {
     snprintf(path, sizeof path, "%s/datasets/%s/benchmarks/%s.h5", j->a->root, j->s.dataset, j->s.benchmark);
@@ -353,8 +355,9 @@ static void job_free(job *j) {
   encoder_destroy(&j->enc);
 
   tokenizer_destroy(&j->tok);
-  if (j->ids) h5io_free_strings(j->ids, j->n);
-  if (j->texts) h5io_free_strings(j->texts, j->n);
+  for (size_t i = 0; j->jsonl && i < j->n; i++) free(j->ids[i]), free(j->texts[i]);
+  if (j->jsonl) free(j->ids), free(j->texts);
+  else h5io_free_strings(j->ids, j->n), h5io_free_strings(j->texts, j->n);
   free(j->spec_json);
   dataset_pairs_free(&j->pairs);
   spec_free_(&j->s);
