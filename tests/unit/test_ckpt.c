@@ -20,6 +20,7 @@
 #include "storage/h5io.h"
 #include "storage/tokenizer_h5.h"
 #include "tests/test.h"
+#include "tests/unit/dead_pid.h"
 
 static char dir[512];
 enum { B = 2, R = 2 * B, T = 5 };
@@ -229,10 +230,7 @@ static void test_prune_keeps_newest(void) {
    * process's stays */
   char host[64], t400[900], t900[900], tlive[900];
   foil_host(host);
-  pid_t c = fork();
-  if (c == 0) _exit(0);
-  int wst;
-  waitpid(c, &wst, 0);
+  long c = test_dead_pid();
   snprintf(t400, sizeof t400, "%s/step_400.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)c);
   snprintf(t900, sizeof t900, "%s/step_900.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)c);
   snprintf(tlive, sizeof tlive, "%s/step_900.h5.tmp-%s-%ld-0123456789abcdef", cdir, host, (long)getpid());

@@ -18,22 +18,9 @@
 
 #include "common/fileio.h"
 #include "tests/test.h"
+#include "tests/unit/dead_pid.h"
 
-/* fsync, interposed for this program (fileio calls this one): a
- * directory's fsync fails with dir_fsync_errno when it is set, as an I/O
- * error on the directory would; dir_fsyncs counts directory fsyncs. */
-static int dir_fsync_errno, dir_fsyncs;
-int fsync(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    dir_fsyncs++;
-    if (dir_fsync_errno) {
-      errno = dir_fsync_errno;
-      return -1;
-    }
-  }
-  return (int)syscall(SYS_fsync, fd);
-}
+#include "tests/unit/fsync_fault.h"
 
 static char dir[512];
 
@@ -162,14 +149,6 @@ static int exists(const char *name) {
   return access(p, F_OK) == 0;
 }
 
-/* A pid that surely no longer runs: a child that has exited and been reaped. */
-static long dead_pid(void) {
-  pid_t c = fork();
-  if (c == 0) _exit(0);
-  int st;
-  waitpid(c, &st, 0);
-  return (long)c;
-}
 
 /* The sweep removes the temporaries of writers that are gone (this host,
  * pid gone; any host after FOIL_STALE_S) and nothing else: a live pid's,
@@ -177,7 +156,7 @@ static long dead_pid(void) {
 static void test_tmp_sweep(void) {
   char host[64], n[9][400];
   foil_host(host);
-  long dead = dead_pid(), me = (long)getpid();
+  long dead = test_dead_pid(), me = (long)getpid();
   const char *hex = "0123456789abcdef";
   snprintf(n[0], sizeof n[0], "step_5.h5.tmp-%s-%ld-%s", host, dead, hex);      /* gone: removed */
   snprintf(n[1], sizeof n[1], "step_6.h5.tmp-%s-%ld-%s", host, me, hex);        /* live: kept */

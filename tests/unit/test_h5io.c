@@ -16,18 +16,7 @@
 
 static char dir[512];
 
-/* fsync, interposed for this program (h5io and fileio call this one): a
- * directory's fsync fails with dir_fsync_errno when it is set, the way an
- * I/O error on the directory would; everything else is the real call. */
-static int dir_fsync_errno;
-int fsync(int fd) {
-  struct stat st;
-  if (dir_fsync_errno && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    errno = dir_fsync_errno;
-    return -1;
-  }
-  return (int)syscall(SYS_fsync, fd);
-}
+#include "tests/unit/fsync_fault.h"
 
 static const char *path_in(const char *name) {
   static char buf[4][600];

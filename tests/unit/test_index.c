@@ -18,6 +18,7 @@
 #include "storage/h5io.h"
 #include "storage/index.h"
 #include "tests/test.h"
+#include "tests/unit/dead_pid.h"
 
 static char root[512];
 enum { D = 12 };
@@ -346,10 +347,7 @@ static void test_publish_sweeps(void) {
   CHECKF(make_step("sw5", "/r/ckpt/step_1.h5", 1, 2, &v, &pub, &err) == 0, "%s", err.msg);
   char host[64], dead[1200], live[1200];
   foil_host(host);
-  pid_t c = fork();
-  if (c == 0) _exit(0);
-  int st;
-  waitpid(c, &st, 0);
+  long c = test_dead_pid();
   snprintf(dead, sizeof dead, "%s/indexes/sw5/CURRENT.tmp-%s-%ld-00000000deadbeef", root, host, (long)c);
   snprintf(live, sizeof live, "%s/indexes/sw5/CURRENT.tmp-%s-%ld-00000000deadbeef", root, host, (long)getpid());
   FILE *f = fopen(dead, "w");

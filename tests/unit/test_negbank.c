@@ -15,6 +15,7 @@
 #include "storage/h5io.h"
 #include "storage/negbank.h"
 #include "tests/test.h"
+#include "tests/unit/dead_pid.h"
 
 static char root[512];
 
@@ -59,10 +60,7 @@ static void test_roundtrip(void) {
   /* no margin: NaN; and a killed writer's temporary of the bank is swept (S5) */
   char host[64], tmp[900];
   foil_host(host);
-  pid_t c = fork();
-  if (c == 0) _exit(0);
-  int wst;
-  waitpid(c, &wst, 0);
+  long c = test_dead_pid();
   snprintf(tmp, sizeof tmp, "%s.tmp-%s-%ld-0123456789abcdef", path, host, (long)c);
   FILE *tf = fopen(tmp, "w");
   if (tf) fclose(tf);
