@@ -109,8 +109,24 @@ extern "C" int cuda_sync(foil_err *err) {
   return blas_check(err);
 }
 
+/* The CUDA runtime's current device belongs to each host thread, the
+ * backend's state (g_cuda: device, stream) to the process: a thread other
+ * than cuda_init's (foil-serve's loader uploading a version) would
+ * allocate on device 0 and copy on another device's stream. Called by the
+ * entry points other threads use; once per thread, then a compare. */
+static int this_thread_device(foil_err *err) {
+  static thread_local int dev = -1;
+  if (dev == g_cuda.device || g_cuda.device < 0) return FOIL_OK; /* before cuda_init: as the runtime has it */
+  cudaError_t e = cudaSetDevice(g_cuda.device);
+  if (e != cudaSuccess) return cuda_fail(e, "cudaSetDevice", err);
+  dev = g_cuda.device;
+  return FOIL_OK;
+}
+
 extern "C" int cuda_malloc(void **p, size_t bytes, foil_err *err) {
   *p = nullptr;
+  int rc = this_thread_device(err);
+  if (rc) return rc;
   cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
   if (e != cudaSuccess) {
     *p = nullptr;
@@ -126,12 +142,16 @@ extern "C" void cuda_free(void *p) {
 }
 
 extern "C" int cuda_upload(void *dst, const void *src, size_t bytes, foil_err *err) {
+  int rc = this_thread_device(err);
+  if (rc) return rc;
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(g_cuda.stream);
   return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "upload", err);
 }
 
 extern "C" int cuda_download(void *dst, const void *src, size_t bytes, foil_err *err) {
+  int rc = this_thread_device(err);
+  if (rc) return rc;
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cuda.stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(g_cuda.stream);
   return e == cudaSuccess ? FOIL_OK : cuda_fail(e, "download", err);
