@@ -434,13 +434,13 @@ static int walk(const char *base, const char *rel, prep_strv *out, foil_err *err
     else if (S_ISDIR(st.st_mode)) {
       if (!skip_dir(e->d_name)) {
         rc = prep_strv_push(&names, r, err); /* marked below by a trailing '/' */
-        if (!rc) {
+        if (!rc) { /* names owns r now: replaced by its marked copy */
           char *m = prep_asprintf("%s/", r);
           free(r);
           names.v[names.n - 1] = m;
           if (!m) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+          r = NULL;
         }
-        r = NULL;
       }
     } else if (S_ISREG(st.st_mode)) {
       size_t l = strlen(e->d_name);
@@ -456,8 +456,12 @@ static int walk(const char *base, const char *rel, prep_strv *out, foil_err *err
   free(dir);
   if (!rc && names.n) qsort(names.v, names.n, sizeof *names.v, cmp_str);
   for (size_t i = 0; i < names.n; i++) {
+    if (rc || !names.v[i]) { /* after an error only freed (an entry NULL where its copy failed) */
+      free(names.v[i]);
+      continue;
+    }
     size_t l = strlen(names.v[i]);
-    if (!rc && names.v[i][l - 1] == '/') {
+    if (names.v[i][l - 1] == '/') {
       names.v[i][l - 1] = '\0';
       rc = walk(base, names.v[i], out, err);
       free(names.v[i]);

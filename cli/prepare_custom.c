@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,10 +279,16 @@ int custom_read_records(const char *path, const char *what, custom_records *out,
       char num[64];
       if (!v) rc = foil_err_set(err, FOIL_EINVAL, "%s:%ld: missing \"_id\" (or \"id\")", path, r.lineno);
       else if (cJSON_IsString(v)) rc = take_text(&r, key, v->valuestring, strlen(v->valuestring), &id, err);
-      else if (cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble) {
+      else if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 9007199254740992.0 /* 2^53 */ &&
+               v->valuedouble == (double)(long long)v->valuedouble) {
+        /* cJSON keeps numbers as doubles: an integer id is exact up to 2^53
+         * only (beyond, distinct ids would collapse into one) */
         snprintf(num, sizeof num, "%lld", (long long)v->valuedouble);
         rc = take_text(&r, key, num, strlen(num), &id, err);
-      } else rc = foil_err_set(err, FOIL_EINVAL, "%s:%ld: \"%s\" is not a string or integer", path, r.lineno, key);
+      } else if (cJSON_IsNumber(v) && !(fabs(v->valuedouble) < 9007199254740992.0))
+        rc = foil_err_set(err, FOIL_EINVAL, "%s:%ld: \"%s\" is a number from 2^53 on, which JSON readers cannot "
+                          "keep exact: write it as a string", path, r.lineno, key);
+      else rc = foil_err_set(err, FOIL_EINVAL, "%s:%ld: \"%s\" is not a string or integer", path, r.lineno, key);
       if (!rc) rc = json_text(&r, j, "text", 1, &text, err);
       if (!rc) rc = json_text(&r, j, "title", 0, &title, err);
       cJSON_Delete(j);

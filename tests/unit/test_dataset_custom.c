@@ -108,6 +108,16 @@ static void test_records(void) {
   CHECK(custom_read_records(n, "corpus", &r, &err) == FOIL_EINVAL && strstr(err.msg, "noid.jsonl:1: missing \"_id\""));
   const char *e = put("e.jsonl", "", 0);
   CHECK(custom_read_records(e, "query", &r, &err) == FOIL_EINVAL && strstr(err.msg, "e.jsonl: empty"));
+  /* numeric ids are exact below 2^53 only: 2^53 + 1 and 2^53 would both read as ...992 */
+  const char *big = put("big.jsonl", "{\"_id\": 9007199254740991, \"text\": \"ok\"}\n"
+                                     "{\"_id\": 9007199254740993, \"text\": \"too big\"}\n", 0);
+  CHECK(custom_read_records(big, "corpus", &r, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "big.jsonl:2: \"_id\" is a number from 2^53 on"));
+  const char *huge = put("huge.jsonl", "{\"id\": 1e300, \"text\": \"x\"}\n", 0);
+  CHECK(custom_read_records(huge, "corpus", &r, &err) == FOIL_EINVAL && strstr(err.msg, "huge.jsonl:1:"));
+  const char *ok = put("ok.jsonl", "{\"_id\": -9007199254740991, \"text\": \"x\"}\n", 0);
+  CHECKF(custom_read_records(ok, "corpus", &r, &err) == 0 && !strcmp(r.id[0], "-9007199254740991"), "%s", err.msg);
+  custom_records_free(&r);
 }
 
 static int exists_in(const char *root, const char *rel) {
