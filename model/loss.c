@@ -119,6 +119,9 @@ int loss_infonce(loss *l, loss_result *res, float *demb, const float *emb,
   const int nq_all = W * B, nk_all = W * (B + n_neg);
   if (opts->decoupled && nk_all + nx < 2)
     return foil_err_set(err, FOIL_EINVAL, "DCL needs at least one negative key");
+  if (opts->decoupled && symmetric && nq_all < 2) /* key -> query: the other queries are the negatives */
+    return foil_err_set(err, FOIL_EINVAL, "symmetric DCL needs at least two pairs in the global batch "
+                        "(the other queries are each key's negatives)");
   int rc = reserve(l, rowsD, (size_t)W * rowsD,
                    (size_t)B * (nk_all + nx > nq_all ? nk_all + nx : nq_all), (size_t)B, err);
   if (rc) return rc;

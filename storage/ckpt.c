@@ -503,14 +503,21 @@ static int list_steps(const char *dir, entry **out, size_t *n, foil_err *err) {
     char want[64];
     snprintf(want, sizeof want, "step_%lld.h5", step);
     if (strcmp(want, e->d_name)) continue; /* temporaries and other names */
+    char *name = NULL;
     if (*n == cap) {
-      cap = cap ? 2 * cap : 16;
-      entry *g = realloc(*out, cap * sizeof(entry));
-      if (!g) break;
-      *out = g;
+      entry *g = realloc(*out, (cap ? 2 * cap : 16) * sizeof(entry));
+      if (g) *out = g, cap = cap ? 2 * cap : 16;
+    }
+    if (*n == cap || !(name = strdup(e->d_name))) { /* a shortened list would mislead prune and resume */
+      closedir(d);
+      for (size_t i = 0; i < *n; i++) free((*out)[i].name);
+      free(*out);
+      *out = NULL;
+      *n = 0;
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory listing the checkpoints of %s", dir);
     }
     (*out)[*n].step = step;
-    (*out)[(*n)++].name = strdup(e->d_name);
+    (*out)[(*n)++].name = name;
   }
   closedir(d);
   if (*n > 1) qsort(*out, *n, sizeof(entry), cmp_desc);
@@ -533,6 +540,10 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {
   for (size_t i = 0; i < n && !*out; i++) {
     size_t len = strlen(dir) + strlen(es[i].name) + 2;
     char *p = malloc(len);
+    if (!p) {
+      rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+      break;
+    }
     snprintf(p, len, "%s/%s", dir, es[i].name);
     h5io *f;
     foil_err why = {0};
@@ -562,6 +573,7 @@ int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {
     free(p);
   }
   free_entries(es, n);
+  if (rc) return rc;
   return *out ? FOIL_OK : foil_err_set(err, FOIL_ENOTFOUND, "no usable checkpoint in %s", dir);
 }
 

@@ -101,6 +101,9 @@ int main(int argc, char **argv) {
     rc = refresh_run(&r, c, &err);
   }
   if (rc) fprintf(stderr, "foil-run (rank %d): %s\n", comm_rank(c), err.msg);
+  /* a rank that failed alone would leave the others in a collective for
+   * good (and MPI_Finalize waits for them): the whole job ends, failed */
+  if (rc && comm_world(c) > 1) comm_abort(c, foil_err_exit_code(rc));
   comm_destroy(&c);
 #ifdef FOIL_HAVE_CUDA
   cuda_shutdown(); /* GPU ranks' backend, after NCCL's communicator (a no-op on CPU ranks) */

@@ -5,7 +5,8 @@ on the real WordNet pairs, and GradCache (micro-batches) reproduces the
 one-shot batch. Each run must finish, log finite losses, lower
 its loss (mean of the last 10 logged steps below that of steps 11-20, when
 MoCo's queue is already full and the task no longer grows harder), and a
-learnable temperature must move.
+learnable temperature must move. A rank that fails alone (rank 0 cannot
+make the job directory) ends the whole job instead of hanging it.
 
     pretrain_losses.py FOIL FOIL_RUN MPIEXEC WORKDIR VOCAB [MPI FLAGS...]
 """
@@ -13,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -83,5 +85,24 @@ ok = worst <= 1e-4
 print(f"gradcache: parameters after 10 steps, micro-batches of 8 vs one shot: rel {worst:.2e}"
       f"  {'ok' if ok else 'FAILED'}")
 failed += not ok
-print(f"{len(losses) + 1 - failed} passed, {failed} failed")
+# A rank that fails alone ends the whole job: here rank 0 cannot make the
+# job directory (its parent is a file) while rank 1 goes on to its first
+# collective; without an abort rank 1 waits there, rank 0's MPI_Finalize
+# waits for rank 1, and the job hangs until its time limit.
+blocker = os.path.join(work, "a-file")
+open(blocker, "w").close()
+p = subprocess.Popen([mpiexec, *mpi_flags, "-np", "2", foil_run, "pretrain", path, "--root", root,
+                      "--job-dir", os.path.join(blocker, "job"), "--quiet"], env=env, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+try:
+    _, errout = p.communicate(timeout=120)
+    ok = p.returncode != 0 and "a-file" in errout
+    why = "exit %d" % p.returncode
+except subprocess.TimeoutExpired:
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate()
+    ok, why = False, "still running after 120 s"
+print(f"one rank failing alone ends the job ({why})  {'ok' if ok else 'FAILED'}")
+failed += not ok
+print(f"{len(losses) + 2 - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -213,6 +213,11 @@ static void test_alloc_once_and_errors(void) {
   const loss_opts zero_t = {.temperature = 0.0f};
   CHECK(loss_infonce(ls, &res, demb, demb, B, 0, 8, &zero_t, NULL, &err) == FOIL_EINVAL);
   CHECK(strstr(err.msg, "temperature") != NULL);
+  /* symmetric DCL over one pair: the key -> query direction has no
+   * negative (its denominator would be empty: NaN), refused by name */
+  const loss_opts dcl1 = {.temperature = 0.05f, .symmetric = 1, .decoupled = 1};
+  CHECK(loss_infonce(ls, &res, demb, demb, 1, 1, 8, &dcl1, NULL, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "symmetric DCL needs at least two pairs"));
   loss_destroy(&ls);
 }
 

@@ -108,6 +108,13 @@ void comm_destroy(comm **cp) {
   *cp = NULL;
 }
 
+void comm_abort(comm *c, int code) {
+  fflush(stdout);
+  fflush(stderr);
+  MPI_Abort(c->world, code ? code : 1);
+  abort(); /* MPI_Abort does not return */
+}
+
 int comm_rank(const comm *c) { return c->rank; }
 double comm_busy_seconds(const comm *c) { return c->busy; }
 int comm_world(const comm *c) { return c->size; }

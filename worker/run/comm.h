@@ -38,6 +38,12 @@ typedef struct comm comm;
 
 int comm_init(comm **out, int *argc, char ***argv, foil_err *err);
 void comm_destroy(comm **c);
+/* Ends every rank of the job with exit status code (MPI_Abort on the
+ * world) and does not return. For foil-run's main only, when this rank
+ * failed: a rank that fails alone leaves the others waiting in their next
+ * collective, and its own MPI_Finalize would wait for them, so without it
+ * the job hangs until its time limit instead of failing. */
+void comm_abort(comm *c, int code);
 
 int comm_rank(const comm *c);
 int comm_world(const comm *c);
