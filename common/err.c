@@ -70,6 +70,31 @@ size_t foil_utf8_seq(const char *s, size_t n) {
   return (size_t)k + 1;
 }
 
+size_t foil_utf8_bad(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  unsigned c = u[0];
+  /* the range allowed for the second byte after each lead (Unicode table
+   * 3-7); the later ones are plain continuation bytes */
+  unsigned lo = 0x80, hi = 0xbf;
+  size_t want;
+  if (c >= 0xc2 && c <= 0xdf) {
+    want = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    want = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    want = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 1; /* a continuation byte, C0, C1 or F5..FF */
+  }
+  size_t k = 1;
+  while (k < want && k < n && u[k] >= (k == 1 ? lo : 0x80) && u[k] <= (k == 1 ? hi : 0xbf)) k++;
+  return k;
+}
+
 size_t foil_utf8_cut(char *s) {
   const unsigned char *u = (const unsigned char *)s;
   size_t len = strlen(s), k = 0;

@@ -61,6 +61,13 @@ size_t foil_utf8_copy(char *dst, size_t n, const char *src);
  * cut by the end). A NUL is a one-byte sequence. The one decoder of the
  * tree: foil_utf8_scrub, wire_check_msg and foil data's text checks use it. */
 size_t foil_utf8_seq(const char *s, size_t n);
+/* Where foil_utf8_seq(s, n) is 0 (n >= 1): bytes (1 to 3) of the maximal
+ * subpart of the ill-formed sequence at s, i.e. the lead byte and the
+ * continuation bytes after it that a well-formed sequence could still have
+ * (Unicode's "substitution of maximal subparts", as Rust's
+ * String::from_utf8_lossy and Python's errors="replace" do). Replacing each
+ * such subpart by one U+FFFD gives their output. O(1). */
+size_t foil_utf8_bad(const char *s, size_t n);
 /* Replaces every byte that is not part of well-formed UTF-8 (no
  * overlongs, surrogates or code points over U+10FFFF) with '?', in place;
  * returns how many were replaced. O(length). */

@@ -14,7 +14,8 @@ struct bpe {
   int32_t byte_id[256]; /* id of each byte's single-character token, -1 if none */
   char **bytes;         /* raw bytes of each token (decode) */
   uint32_t *nbytes;
-  int32_t pad;
+  int32_t pad;          /* id of "<|endoftext|>", -1 if none */
+  size_t nbytes_sp;     /* its length in the text (13) */
 };
 
 /* Pure functions (no shared tables, so no initialization race): the
@@ -135,7 +136,10 @@ int bpe_new(bpe **out, const char *const *vocab, int n, const int32_t (*merges)[
                         (int)old, i);
       goto done;
     }
-    if (!strcmp(vocab[i], "<|endoftext|>")) b->pad = i;
+    if (!strcmp(vocab[i], "<|endoftext|>")) {
+      b->pad = i;
+      b->nbytes_sp = len;
+    }
     /* raw bytes: each character of the token through the byte alphabet */
     b->bytes[i] = malloc(len + 1);
     if (!b->bytes[i]) {
@@ -188,8 +192,9 @@ int bpe_new(bpe **out, const char *const *vocab, int n, const int32_t (*merges)[
                         r + 1, vocab[a], vocab[c]);
       goto done;
     }
-    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)c, old;
-    if (tok_u64map_get(&b->merges, key, &old)) continue; /* a repeated merge keeps its first rank */
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)c;
+    /* a repeated merge takes its last rank, as HF's merge map (later
+     * entries overwrite) */
     if (tok_u64map_put(&b->merges, key, ((uint64_t)(uint32_t)r << 32) | (uint32_t)m) < 0) {
       rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for merges");
       goto done;
@@ -226,9 +231,57 @@ static inline uint32_t rank_of(const bpe *b, int32_t a, int32_t c, int32_t *merg
   return (uint32_t)(v >> 32);
 }
 
-/* Merges one piece's symbols in place; returns the new count. sym, rank,
- * into: scratch of m entries. */
-static int merge_piece(const bpe *b, int32_t *sym, uint32_t *rank, int32_t *into, int m) {
+/* A candidate merge: key = rank << 32 | position of its left symbol (the
+ * heap pops the lowest rank first, leftmost among equal ranks), with the two
+ * ids it joins and the id they make. */
+typedef struct {
+  uint64_t key;
+  int32_t left, right, merged;
+} bpe_cand;
+
+static void heap_push(bpe_cand *h, int *nh, bpe_cand v) {
+  int i = (*nh)++;
+  while (i > 0 && h[(i - 1) / 2].key > v.key) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = v;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, int *nh) {
+  bpe_cand top = h[0], v = h[--*nh];
+  int i = 0, n = *nh;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && h[c + 1].key < h[c].key) c++;
+    if (h[c].key >= v.key) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (n) h[i] = v;
+  return top;
+}
+
+/* Pushes the merge of the live symbol at p with its successor, if any. */
+static void push_pair(const bpe *b, const int32_t *sym, const int32_t *next, int p, bpe_cand *h,
+                      int *nh) {
+  if (next[p] < 0) return;
+  bpe_cand c = {0, sym[p], sym[next[p]], -1};
+  uint32_t r = rank_of(b, c.left, c.right, &c.merged);
+  if (r == NO_RANK) return;
+  c.key = ((uint64_t)r << 32) | (uint32_t)p;
+  heap_push(h, nh, c);
+}
+
+/* merge_piece for a short piece (m <= SHORT): rescans the pair ranks after
+ * each merge, O(m^2) but with no heap to keep; the usual word is a few
+ * bytes, where this is the faster. Same result as the heap. */
+enum { SHORT = 32 };
+
+static int merge_short(const bpe *b, int32_t *sym, int m) {
+  uint32_t rank[SHORT];
+  int32_t into[SHORT];
   for (int i = 0; i + 1 < m; i++) rank[i] = rank_of(b, sym[i], sym[i + 1], &into[i]);
   while (m > 1) {
     uint32_t best = NO_RANK;
@@ -240,9 +293,10 @@ static int merge_piece(const bpe *b, int32_t *sym, uint32_t *rank, int32_t *into
       }
     if (at < 0) break;
     sym[at] = into[at];
-    memmove(sym + at + 1, sym + at + 2, (size_t)(m - at - 2) * sizeof *sym);
-    memmove(rank + at + 1, rank + at + 2, (size_t)(m - at - 2 > 0 ? m - at - 2 : 0) * sizeof *rank);
-    memmove(into + at + 1, into + at + 2, (size_t)(m - at - 2 > 0 ? m - at - 2 : 0) * sizeof *into);
+    int tail = m - at - 2; /* pairs after the merged one */
+    memmove(sym + at + 1, sym + at + 2, (size_t)tail * sizeof *sym);
+    memmove(rank + at + 1, rank + at + 2, (size_t)(tail > 0 ? tail : 0) * sizeof *rank);
+    memmove(into + at + 1, into + at + 2, (size_t)(tail > 0 ? tail : 0) * sizeof *into);
     m--;
     if (at > 0) rank[at - 1] = rank_of(b, sym[at - 1], sym[at], &into[at - 1]);
     if (at + 1 < m) rank[at] = rank_of(b, sym[at], sym[at + 1], &into[at]);
@@ -250,55 +304,131 @@ static int merge_piece(const bpe *b, int32_t *sym, uint32_t *rank, int32_t *into
   return m;
 }
 
-int bpe_encode(const bpe *b, const char *text, size_t len, int32_t *ids, int max, int *n,
-               foil_err *err) {
-  const uint8_t *u = (const uint8_t *)text;
-  enum { STACK = 256 };
-  int32_t sym_s[STACK], into_s[STACK];
-  uint32_t rank_s[STACK];
-  int32_t *sym = sym_s, *into = into_s;
-  uint32_t *rank = rank_s;
-  size_t cap = STACK;
-  int count = 0;
-  if (max < 0) max = 0;
-  size_t i = 0;
-  while (i < len) {
-    size_t e = bpe_pretok_next(u, len, i);
+/* Merges one piece's m symbols (sym[0..m)), lowest rank first and leftmost
+ * among equal ranks, as Hugging Face's Word::merge_all: the symbols form a
+ * linked list (next/prev, a merged-away symbol is -1), candidate pairs sit
+ * in a heap, and a candidate whose pair has since changed is skipped when
+ * popped (a merge only makes longer tokens, so the pair at p is unchanged
+ * exactly when both ids are). Compacts the result into sym[0..k) and
+ * returns k. Pieces of up to SHORT symbols go to merge_short instead. Scratch: next, prev of m entries, heap of 3m (m - 1 pairs at
+ * first, at most 2 new per merge). Cost O(m log m). */
+static int merge_piece(const bpe *b, int32_t *sym, int32_t *next, int32_t *prev, bpe_cand *heap,
+                       int m) {
+  if (m <= SHORT) return merge_short(b, sym, m);
+  int nh = 0;
+  for (int i = 0; i < m; i++) {
+    next[i] = i + 1 < m ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  for (int i = 0; i + 1 < m; i++) push_pair(b, sym, next, i, heap, &nh);
+  while (nh) {
+    bpe_cand top = heap_pop(heap, &nh);
+    int p = (int)(uint32_t)top.key;
+    int q = next[p];
+    if (sym[p] != top.left || q < 0 || sym[q] != top.right) continue; /* stale */
+    sym[p] = top.merged;
+    sym[q] = -1;
+    next[p] = next[q];
+    if (next[q] >= 0) prev[next[q]] = p;
+    if (prev[p] >= 0) push_pair(b, sym, next, prev[p], heap, &nh);
+    push_pair(b, sym, next, p, heap, &nh);
+  }
+  int k = 0;
+  for (int p = m ? 0 : -1; p >= 0; p = next[p]) sym[k++] = sym[p];
+  return k;
+}
+
+/* Encodes text[i, e) (no special tokens in it) piece by piece; appends to
+ * ids/count. Scratch as merge_piece's, grown to the longest piece. */
+typedef struct {
+  int32_t *sym, *next, *prev;
+  bpe_cand *heap;
+  size_t cap;
+  int owned; /* the arrays are malloc'ed (else the caller's stack) */
+} bpe_scratch;
+
+static int encode_span(const bpe *b, const uint8_t *u, size_t i, size_t end, bpe_scratch *sc,
+                       int32_t *ids, int max, int *count, foil_err *err) {
+  while (i < end) {
+    size_t e = bpe_pretok_next(u, end, i);
     size_t m = e - i;
-    if (m > cap) {
-      if (sym != sym_s) {
-        free(sym);
-        free(into);
-        free(rank);
+    if (m > sc->cap) {
+      if (sc->owned) {
+        free(sc->sym);
+        free(sc->next);
+        free(sc->prev);
+        free(sc->heap);
       }
-      cap = m;
-      sym = malloc(cap * sizeof *sym);
-      into = malloc(cap * sizeof *into);
-      rank = malloc(cap * sizeof *rank);
-      if (!sym || !into || !rank) {
-        free(sym);
-        free(into);
-        free(rank);
+      sc->owned = 1;
+      sc->cap = 0;
+      sc->sym = malloc(m * sizeof *sc->sym);
+      sc->next = malloc(m * sizeof *sc->next);
+      sc->prev = malloc(m * sizeof *sc->prev);
+      sc->heap = m <= SIZE_MAX / (3 * sizeof *sc->heap) ? malloc(3 * m * sizeof *sc->heap) : NULL;
+      if (!sc->sym || !sc->next || !sc->prev || !sc->heap || m > INT32_MAX)
         return foil_err_set(err, FOIL_ENOMEM, "out of memory for a %zu-byte word", m);
-      }
+      sc->cap = m;
     }
     int k = 0;
     for (size_t p = i; p < e; p++) {
       int32_t id = b->byte_id[u[p]];
-      if (id >= 0) sym[k++] = id; /* a byte with no token is dropped, as HF without unk */
+      if (id >= 0) sc->sym[k++] = id; /* a byte with no token is dropped, as HF without unk */
     }
-    k = merge_piece(b, sym, rank, into, k);
+    k = merge_piece(b, sc->sym, sc->next, sc->prev, sc->heap, k);
     for (int q = 0; q < k; q++) {
-      if (count < max) ids[count] = sym[q];
-      count++;
+      if (*count < max) ids[*count] = sc->sym[q];
+      (*count)++;
     }
     i = e;
   }
-  if (sym != sym_s) {
-    free(sym);
-    free(into);
-    free(rank);
+  return FOIL_OK;
+}
+
+/* The next occurrence of the end-of-text token in u[i, len): its offset, or
+ * len. Cost O(len - i). */
+static size_t find_special(const bpe *b, const uint8_t *u, size_t i, size_t len) {
+  if (b->pad < 0) return len;
+  const char *sp = b->vocab[b->pad];
+  size_t k = b->nbytes_sp;
+  while (i + k <= len) {
+    const uint8_t *c = memchr(u + i, (uint8_t)sp[0], len - k + 1 - i);
+    if (!c) break;
+    i = (size_t)(c - u);
+    if (!memcmp(u + i, sp, k)) return i;
+    i++;
   }
+  return len;
+}
+
+int bpe_encode(const bpe *b, const char *text, size_t len, int32_t *ids, int max, int *n,
+               foil_err *err) {
+  const uint8_t *u = (const uint8_t *)text;
+  enum { STACK = 256 };
+  int32_t sym_s[STACK], next_s[STACK], prev_s[STACK];
+  bpe_cand heap_s[3 * STACK];
+  bpe_scratch sc = {sym_s, next_s, prev_s, heap_s, STACK, 0};
+  int count = 0, rc = FOIL_OK;
+  if (max < 0) max = 0;
+  size_t i = 0;
+  while (i < len && !rc) {
+    /* The end-of-text token is split out of the raw text first, as HF's
+     * added special tokens are; the text around it is encoded alone. */
+    size_t s = find_special(b, u, i, len);
+    rc = encode_span(b, u, i, s, &sc, ids, max, &count, err);
+    if (s < len && !rc) {
+      if (count < max) ids[count] = b->pad;
+      count++;
+      s += b->nbytes_sp;
+    }
+    i = s;
+  }
+  if (sc.owned) {
+    free(sc.sym);
+    free(sc.next);
+    free(sc.prev);
+    free(sc.heap);
+  }
+  if (rc) return rc;
   *n = count;
   return FOIL_OK;
 }
@@ -323,17 +453,18 @@ int bpe_decode(const bpe *b, const int32_t *ids, int n, char **text, foil_err *e
     memcpy(raw + at, b->bytes[ids[i]], b->nbytes[ids[i]]);
     at += b->nbytes[ids[i]];
   }
+  /* One U+FFFD per maximal invalid subpart, as HF's ByteLevel decoder
+   * (Rust's String::from_utf8_lossy). */
   size_t o = 0, p = 0;
   while (p < at) {
-    int32_t cp;
-    int k = tok_utf8_next((const uint8_t *)raw, at, p, &cp);
+    size_t k = foil_utf8_seq(raw + p, at - p);
     if (k) {
-      memcpy(s + o, raw + p, (size_t)k);
-      o += (size_t)k;
-      p += (size_t)k;
+      memcpy(s + o, raw + p, k);
+      o += k;
+      p += k;
     } else {
       o += (size_t)tok_utf8_put(0xFFFD, s + o);
-      p++;
+      p += foil_utf8_bad(raw + p, at - p);
     }
   }
   s[o] = 0;

@@ -3,6 +3,27 @@
 
 #include <utf8proc.h>
 
+#include "model/tok_unicode_hf.h"
+
+/* Hugging Face's BERT answers (TOK_HF_* flags, | 0x80 so that 0 means "not
+ * listed") for a code point where they differ from utf8proc's categories;
+ * 0 elsewhere. Binary search over tok_hf_classes: O(log 117). */
+static int hf_classes(int32_t cp) {
+  int lo = 0, hi = (int)(sizeof tok_hf_classes / sizeof *tok_hf_classes) - 1;
+  if (cp < tok_hf_classes[0].lo || cp > tok_hf_classes[hi].hi) return 0;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    if (cp < tok_hf_classes[mid].lo) {
+      hi = mid - 1;
+    } else if (cp > tok_hf_classes[mid].hi) {
+      lo = mid + 1;
+    } else {
+      return tok_hf_classes[mid].flags | 0x80;
+    }
+  }
+  return 0;
+}
+
 int tok_utf8_next(const uint8_t *s, size_t len, size_t i, int32_t *cp) {
   uint8_t c = s[i];
   if (c < 0x80) {
@@ -85,6 +106,8 @@ int tok_is_bert_punct(int32_t cp) {
   if (cp < 0x80)
     return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
            (cp >= 123 && cp <= 126);
+  int hf = hf_classes(cp);
+  if (hf) return (hf & TOK_HF_PUNCT) != 0;
   utf8proc_category_t c = utf8proc_category(cp);
   return c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_PO;
 }
@@ -94,6 +117,8 @@ int tok_is_bert_drop(int32_t cp) {
   if (cp < 0x20 || cp == 0x7F) return 1;
   if (cp < 0x80) return 0;
   if (cp == 0xFFFD) return 1;
+  int hf = hf_classes(cp);
+  if (hf) return (hf & TOK_HF_DROP) != 0;
   utf8proc_category_t c = utf8proc_category(cp);
   return c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CS ||
          c == UTF8PROC_CATEGORY_CO;
@@ -133,7 +158,8 @@ int tok_strip_lower(int32_t cp, int32_t *out, int cap) {
   }
   int n = 0;
   for (utf8proc_ssize_t i = 0; i < k; i++) {
-    if (utf8proc_category(buf[i]) == UTF8PROC_CATEGORY_MN) continue;
+    int hf = hf_classes(buf[i]);
+    if (hf ? (hf & TOK_HF_MARK) != 0 : utf8proc_category(buf[i]) == UTF8PROC_CATEGORY_MN) continue;
     int32_t lc = buf[i];
     if (lc == 0x130) { /* the one unconditional multi-character lower case */
       if (n < cap) out[n++] = 'i';

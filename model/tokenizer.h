@@ -11,7 +11,10 @@
  * A tokenizer is immutable after loading, so one object can serve many
  * threads. Ownership: the loader returns an object freed with
  * tokenizer_destroy(&t). Cost of encoding is linear in the text length
- * (times the longest word for WordPiece's greedy match).
+ * (times the longest word for WordPiece's greedy match; times the log of
+ * the longest pre-token for BPE's merges). BPE splits "<|endoftext|>" out of
+ * the text as its own id, as HF's added special tokens (no
+ * split_special_tokens); WordPiece does the same for its five specials.
  */
 #ifndef FOIL_MODEL_TOKENIZER_H
 #define FOIL_MODEL_TOKENIZER_H

@@ -7,7 +7,9 @@
  *       BPE loaded from DIR/hf_bpe (trained by HF) must give DIR/hf_bpe.ids;
  *       BPE loaded from DIR/foil_bpe (trained by foil) must give
  *         DIR/foil_bpe.ids (HF's ids with foil's merges);
- *       BPE decode must give the line back (byte-level BPE is lossless).
+ *       BPE decode must give the line back (byte-level BPE is lossless),
+ *         and HF's decode for every id sequence of DIR/hf_bpe.dec (invalid
+ *         UTF-8: one U+FFFD per maximal subpart).
  *     Also: every tokenizer survives serialize/deserialize and export/load
  *     with identical ids.
  *   test_tokenizer_ref train CORPUS OUT_DIR VOCAB_SIZE MIN_FREQ
@@ -201,6 +203,47 @@ static int compare(const char *name, const tokenizer *t, int add_special, const 
   return bad;
 }
 
+/* Every "ids<TAB>hex" line of path: t must decode the ids to exactly the
+ * bytes in hex. */
+static void check_decodes(const char *name, const tokenizer *t, const char *path) {
+  size_t len;
+  char *text = slurp(path, &len);
+  if (!text) {
+    fprintf(stderr, "%s: cannot read\n", path);
+    test_failures++;
+    return;
+  }
+  int n;
+  char **ls = lines_of(text, len, &n);
+  int32_t ids[64];
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    char *tab = strchr(ls[i], '\t');
+    if (!tab) {
+      bad++;
+      continue;
+    }
+    *tab = 0;
+    int k = parse_ids(ls[i], ids, 64);
+    char *got = NULL, hex[1024];
+    foil_err err = {0};
+    size_t h = 0;
+    if (k <= 64 && !tokenizer_decode(t, ids, k, &got, &err))
+      for (size_t j = 0; got[j] && h + 3 < sizeof hex; j++)
+        h += (size_t)snprintf(hex + h, sizeof hex - h, "%02x", (unsigned char)got[j]);
+    hex[h] = 0;
+    if (!got || strcmp(hex, tab + 1)) {
+      if (bad < 5) fprintf(stderr, "%s: decode of '%s': foil %s, HF %s\n", name, ls[i], hex, tab + 1);
+      bad++;
+    }
+    free(got);
+  }
+  printf("%-10s %d decodes of id sequences: %d differ\n", name, n, bad);
+  CHECKF(n > 0 && bad == 0, "%s: %d of %d decodes differ from Hugging Face", name, bad, n);
+  free(ls);
+  free(text);
+}
+
 /* serialize -> deserialize and export -> from the exported parts give the
  * same ids on every line. */
 static void check_copies(const char *name, const tokenizer *t, int add_special) {
@@ -253,6 +296,7 @@ int main(int argc, char **argv) {
   CHECKF(tokenizer_load(&t, path2(dir, "hf_bpe/vocab.json"), &err) == 0, "%s", err.msg);
   if (t) {
     compare("bpe(HF)", t, 0, path2(dir, "hf_bpe.ids"), NULL, 1);
+    check_decodes("bpe(HF)", t, path2(dir, "hf_bpe.dec"));
     check_copies("bpe(HF)", t, 0);
     tokenizer_destroy(&t);
   }

@@ -7,13 +7,20 @@ standard library, the common licenses; every line there with non-ASCII
 characters: accents, CJK, emoji), plus a handful of edge cases, and writes
 into OUT_DIR:
 
-  lines.txt            the texts, one per line (UTF-8, '\\n'-separated)
+  lines.txt            the texts, one per line (UTF-8, '\\n'-separated); the
+                       last ones are "a<c>b" for every code point of
+                       model/tok_unicode_hf.h (HF's older character classes)
   wp.vocab             the path of the vocab.txt used
   wp.ids / wp.dec      WordPiece (all-MiniLM-L6-v2's tokenizer.json, no
                        padding/truncation): ids per line, and HF's decode
   corpus.txt           the BPE training text
   hf_bpe/              vocab.json + merges.txt trained by HF's BpeTrainer
-  hf_bpe.ids           ids HF gives with its own merges
+  hf_bpe.ids           ids HF gives with its own merges (<|endoftext|> as
+                       HF's added special token, split out of the text)
+  hf_bpe.dec           BPE decodes: "ids<TAB>hex of HF's decoded UTF-8" for
+                       random byte-token sequences (invalid UTF-8 becomes
+                       one U+FFFD per maximal subpart) and for prefixes of
+                       the non-ASCII lines' ids (cut inside a character)
   foil_bpe/            vocab.json + merges.txt trained by foil (FOIL_TRAIN)
   foil_bpe.ids         ids HF gives with foil's merges
   bpe.cfg              vocab size and min frequency used
@@ -99,9 +106,25 @@ def collect():
         "1234567890 3.14159 1,000,000 \u0661\u0662\u0663", "$%^&*()_+-=[]{}|;':\",./<>?`~",
         "\u00bfQu\u00e9? \u00a1S\u00ed! \u2014 \u201cquoted\u201d \u2018single\u2019 \u2026",
         "word  \x0b\x0c end", "nul\x01ctl\x7fdel",
+        # the end-of-text token inside text: split out first by BPE
+        "ab<|endoftext|>cd", "<|endoftext|>", "x <|endoftext|> y<|endoftext|><|endoftext|>z",
+        "<|endoftext|", "<<|endoftext|>> <|endoftext|>'s", " <|endoftext|>  \t<|endoftext|>",
     ]
     # no line may hold a line break of its own
     return [ln.replace("\n", " ") for ln in out]
+
+
+def hf_class_lines():
+    """"a<c>b" for every code point model/tok_unicode_hf.h lists (where HF's
+    BERT character classes differ from utf8proc's)."""
+    import re
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model",
+                        "tok_unicode_hf.h")
+    with open(path, encoding="utf-8") as f:
+        ranges = re.findall(r"\{0x([0-9A-F]+), 0x([0-9A-F]+), \d+\}", f.read())
+    if not ranges:
+        sys.exit(f"tokenizer_ref.py: no ranges in {path}")
+    return ["a" + chr(cp) + "b" for lo, hi in ranges for cp in range(int(lo, 16), int(hi, 16) + 1)]
 
 
 def write_ids(path, encs):
@@ -110,12 +133,47 @@ def write_ids(path, encs):
             f.write(" ".join(map(str, ids)) + "\n")
 
 
+def byte_to_char():
+    """GPT-2's byte-level alphabet: byte -> its one-character token."""
+    keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    m, k = {}, 0
+    for b in range(256):
+        if b in keep:
+            m[b] = chr(b)
+        else:
+            m[b] = chr(256 + k)
+            k += 1
+    return m
+
+
+def write_decodes(path, tok, lines, encs):
+    """HF's decode of random byte-token sequences (mostly invalid UTF-8) and
+    of id prefixes of the non-ASCII lines."""
+    import random
+    b2c = byte_to_char()
+    byte_id = [tok.token_to_id(b2c[b]) for b in range(256)]
+    rng = random.Random(1)
+    pool = ([0x61] * 6 + list(range(0x80, 0xC0)) + list(range(0xC0, 0x100))
+            + [0xE0, 0xED, 0xF0, 0xF4, 0xE1, 0xF1, 0xC2] * 12)
+    seqs = []
+    for _ in range(3000):
+        seqs.append([byte_id[rng.choice(pool)] for _ in range(rng.randint(1, 8))])
+    for ln, ids in zip(lines, encs):
+        if any(ord(c) > 127 for c in ln) and len(seqs) < 9000:
+            seqs += [ids[:k] for k in range(1, min(len(ids), 24) + 1)]
+    with open(path, "w", encoding="ascii") as f:
+        for ids in seqs:
+            f.write(" ".join(map(str, ids)) + "\t" + tok.decode(ids).encode("utf-8").hex() + "\n")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     out, foil_train = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
     lines = collect()
+    n_text = len(lines)  # the BPE corpus takes these; not the code point probes after them
+    lines += hf_class_lines()
     n_non_ascii = sum(any(ord(c) > 127 for c in ln) for ln in lines)
     with open(os.path.join(out, "lines.txt"), "w", encoding="utf-8", newline="") as f:
         f.write("\n".join(lines) + "\n")
@@ -142,7 +200,9 @@ def main():
             size += len(t)
             if size > 3_000_000:
                 break
-        f.write("\n".join(lines) + "\n")
+        # (not the lines holding the end-of-text token: training sees it as
+        # plain text, which only adds noise to the merges)
+        f.write("\n".join(ln for ln in lines[:n_text] if "<|endoftext|>" not in ln) + "\n")
     with open(os.path.join(out, "bpe.cfg"), "w") as f:
         f.write(f"{BPE_VOCAB} {BPE_MIN_FREQ}\n")
 
@@ -153,7 +213,10 @@ def main():
                       show_progress=False, special_tokens=["<|endoftext|>"])
     trainer_tok.save_model(hf_dir)
     hf = ByteLevelBPETokenizer(os.path.join(hf_dir, "vocab.json"), os.path.join(hf_dir, "merges.txt"))
-    write_ids(os.path.join(out, "hf_bpe.ids"), [hf.encode(ln).ids for ln in lines])
+    hf.add_special_tokens(["<|endoftext|>"])
+    hf_encs = [hf.encode(ln).ids for ln in lines]
+    write_ids(os.path.join(out, "hf_bpe.ids"), hf_encs)
+    write_decodes(os.path.join(out, "hf_bpe.dec"), hf, lines, hf_encs)
 
     # foil trains on the same corpus; HF loads foil's files
     foil_dir = os.path.join(out, "foil_bpe")
@@ -161,6 +224,7 @@ def main():
                    check=True)
     fb = ByteLevelBPETokenizer(os.path.join(foil_dir, "vocab.json"),
                                os.path.join(foil_dir, "merges.txt"))
+    fb.add_special_tokens(["<|endoftext|>"])
     write_ids(os.path.join(out, "foil_bpe.ids"), [fb.encode(ln).ids for ln in lines])
 
     hm = read_lines(os.path.join(hf_dir, "merges.txt"))

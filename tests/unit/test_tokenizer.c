@@ -104,6 +104,19 @@ static void test_wordpiece(void) {
   CHECK(t == NULL);
 }
 
+/* Characters whose class changed after Unicode 8 follow HF's older
+ * tables (tok_unicode_hf.h), not utf8proc's; tests/reference checks all. */
+static void test_wordpiece_hf_classes(void) {
+  tokenizer *t = wp_tok();
+  if (!t) return;
+  CHECK_ENC(t, "a\xe0\xa2\x98" "b", 1, "2 1 3");     /* U+0898: Mn since 14, kept */
+  CHECK_ENC(t, "a\xe2\xb9\x9d" "b", 1, "2 1 3");     /* U+2E5D: Pd since 14, no split */
+  CHECK_ENC(t, "a\xe0\xa2\x90" "b", 1, "2 1 3");     /* U+0890: Cf since 14, kept */
+  CHECK_ENC(t, "a\xe1\x9c\xb4" "b", 1, "2 16 18 3"); /* U+1734: Mn in 8 (Mc now), stripped */
+  CHECK_ENC(t, "a\xe1\x99\xad" "b", 1, "2 16 1 1 3"); /* U+166D: Po in 8 (So now), split */
+  tokenizer_destroy(&t);
+}
+
 static void test_truncation(void) {
   tokenizer *t = wp_tok();
   if (!t) return;
@@ -397,6 +410,173 @@ static void test_malformed(void) {
   CHECK(tokenizer_from_strings(&t, TOKENIZER_WORDPIECE, v, 0, NULL, 0, &err) == FOIL_EINVAL && !t);
 }
 
+/* ---- byte-level BPE against Hugging Face's rules ------------------------- */
+
+/* A BPE over the 256 byte tokens (id b = byte b), then "<|endoftext|>"
+ * (id 256), then the merged tokens of merges[0..nm) ("left right" over
+ * a/b text) in order of first appearance. Returns NULL on failure. */
+static tokenizer *byte_bpe(const char *const *merges, int nm) {
+  char *vocab[256 + 1 + 64];
+  char bytes[256][4];
+  int nv = 0;
+  for (int b = 0; b < 256; b++) {
+    int32_t cp = bpe_byte_to_cp((uint8_t)b);
+    char *o = bytes[b];
+    if (cp < 0x80) {
+      o[0] = (char)cp;
+      o[1] = 0;
+    } else {
+      o[0] = (char)(0xC0 | (cp >> 6));
+      o[1] = (char)(0x80 | (cp & 0x3F));
+      o[2] = 0;
+    }
+    vocab[nv++] = o;
+  }
+  vocab[nv++] = "<|endoftext|>";
+  char merged[64][32];
+  for (int i = 0; i < nm && nv < (int)(sizeof vocab / sizeof *vocab); i++) {
+    const char *sp = strchr(merges[i], ' ');
+    snprintf(merged[i], sizeof merged[i], "%.*s%s", (int)(sp - merges[i]), merges[i], sp + 1);
+    int dup = 0;
+    for (int j = 257; j < nv; j++) dup |= !strcmp(vocab[j], merged[i]);
+    if (!dup) vocab[nv++] = merged[i];
+  }
+  tokenizer *t = NULL;
+  foil_err err = {0};
+  CHECKF(tokenizer_from_strings(&t, TOKENIZER_BPE, (const char *const *)vocab, nv, merges, nm,
+                                &err) == 0,
+         "%s", err.msg);
+  return t;
+}
+
+/* Decoding bytes that are not UTF-8: one U+FFFD per maximal subpart, as
+ * Rust's String::from_utf8_lossy (HF's ByteLevel decoder). Expected values
+ * from Python's bytes.decode("utf-8", "replace"), which follows the same rule. */
+static void test_bpe_decode_invalid(void) {
+  tokenizer *t = byte_bpe(NULL, 0);
+  if (!t) return;
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"x\xf0\x9f\x98", "x\xef\xbf\xbd"}, /* a 4-byte character cut after 3 */
+      {"x\xf0\x9f", "x\xef\xbf\xbd"},
+      {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+      {"\xe0\x80", "\xef\xbf\xbd\xef\xbf\xbd"}, /* E0 needs A0..BF next */
+      {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+      {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xf4\x8f\x80", "\xef\xbf\xbd"},
+      {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xe1\x80" "A\x80\xbf", "\xef\xbf\xbd" "A\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xf1\x80\x80\xe1", "\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    int32_t ids[16];
+    int n = 0;
+    for (const char *p = cases[c].in; *p; p++) ids[n++] = (uint8_t)*p;
+    char *s = NULL;
+    foil_err err = {0};
+    CHECKF(tokenizer_decode(t, ids, n, &s, &err) == 0 && s && !strcmp(s, cases[c].want),
+           "case %zu: decoded to '%s'", c, s ? s : err.msg);
+    free(s);
+  }
+  tokenizer_destroy(&t);
+}
+
+/* A merge listed twice takes its last rank (HF's merge map overwrites). */
+static void test_bpe_duplicate_merge(void) {
+  const char *v[] = {"a", "b", "c", "ab", "bc"}, *m[] = {"a b", "b c", "a b"};
+  tokenizer *t = NULL;
+  foil_err err = {0};
+  CHECKF(tokenizer_from_strings(&t, TOKENIZER_BPE, v, 5, m, 3, &err) == 0, "%s", err.msg);
+  if (t) CHECK_ENC(t, "abc", 0, "0 4"); /* HF: ['a', 'bc'] */
+  tokenizer_destroy(&t);
+}
+
+/* The end-of-text token is split out of the raw text before
+ * pre-tokenization, as HF's added special tokens are. */
+static void test_bpe_special_in_text(void) {
+  const char *m[] = {"a b", "c d"};
+  tokenizer *t = byte_bpe(m, 2);
+  if (!t) return;
+  CHECK_ENC(t, "ab<|endoftext|>cd", 0, "257 256 258");
+  CHECK_ENC(t, "<|endoftext|><|endoftext|>", 0, "256 256");
+  CHECK_ENC(t, "<|endoftext|", 0, "60 124 101 110 100 111 102 116 101 120 116 124");
+  CHECK_ENC(t, " <|endoftext|> a", 0, "32 256 32 97");
+  /* truncation counts it like any id */
+  int32_t ids[2];
+  int n = 0;
+  foil_err err = {0};
+  CHECK(tokenizer_encode(t, "ab<|endoftext|>cd", 17, 0, ids, 2, &n, &err) == 0 && n == 3 &&
+        ids[0] == 257 && ids[1] == 256);
+  tokenizer_destroy(&t);
+}
+
+/* Merging long words (a heap over linked symbols) gives what the naive
+ * rule gives: repeatedly merge the lowest-ranked adjacent pair, leftmost
+ * among equals. The naive rule here works on strings, looking merges up
+ * by linear scan, last rank winning. */
+static int naive_bpe(const char *const *merges, int nm, const char *w, char (*sym)[32]) {
+  int k = 0;
+  for (; w[k]; k++) {
+    sym[k][0] = w[k];
+    sym[k][1] = 0;
+  }
+  for (;;) {
+    int best = -1, at = -1;
+    for (int i = 0; i + 1 < k; i++) {
+      char pair[80];
+      snprintf(pair, sizeof pair, "%s %s", sym[i], sym[i + 1]);
+      int r = -1;
+      for (int j = 0; j < nm; j++)
+        if (!strcmp(merges[j], pair)) r = j;
+      if (r >= 0 && (best < 0 || r < best)) best = r, at = i;
+    }
+    if (at < 0) return k;
+    size_t la = strlen(sym[at]), lb = strlen(sym[at + 1]);
+    if (la + lb >= sizeof *sym) return -1;
+    memmove(sym[at] + la, sym[at + 1], lb + 1);
+    memmove(sym + at + 1, sym + at + 2, (size_t)(k - at - 2) * sizeof *sym);
+    k--;
+  }
+}
+
+static void test_bpe_long_word(void) {
+  const char *m[] = {"a a", "b a", "aa a", "a b", "ab a", "aa aa", "b b", "ba b", "aaa aa",
+                     "aa b", "bb a", "a a", "ab ab", "aab a", "aaaa aaaa", "bb bb"};
+  int nm = (int)(sizeof m / sizeof *m);
+  tokenizer *t = byte_bpe(m, nm);
+  if (!t) return;
+  enum { LEN = 1500 };
+  char *w = malloc(LEN + 1);
+  char(*sym)[32] = malloc(LEN * sizeof *sym);
+  int32_t *ids = malloc(LEN * sizeof *ids);
+  uint32_t x = 12345;
+  /* trials 0-5: long words (the heap); 6 and up: 1 to 40 letters (short
+   * words take a simpler loop below 33 symbols) */
+  for (int trial = 0; trial < 6 + 80 && w && sym && ids; trial++) {
+    /* runs of one letter, random text, and the alternating worst cases */
+    for (int i = 0; i < LEN; i++) {
+      x = x * 1103515245u + 12345u;
+      w[i] = trial == 0 ? 'a' : trial == 1 ? (i % 2 ? 'b' : 'a') : trial == 2 ? (i % 3 ? 'a' : 'b')
+             : (x >> 16) % (trial % 4 + 2) ? 'a' : 'b';
+    }
+    int len = trial == 5 ? 301 : trial > 5 ? (trial - 6) % 40 + 1 : LEN;
+    w[len] = 0;
+    int k = naive_bpe(m, nm, w, sym);
+    int n = 0;
+    foil_err err = {0};
+    CHECKF(tokenizer_encode(t, w, (size_t)len, 0, ids, LEN, &n, &err) == 0, "%s", err.msg);
+    int same = n == k;
+    for (int i = 0; same && i < n; i++) same = !strcmp(tokenizer_token(t, ids[i]), sym[i]);
+    CHECKF(same, "trial %d: %d ids, naive %d symbols", trial, n, k);
+  }
+  free(w);
+  free(sym);
+  free(ids);
+  tokenizer_destroy(&t);
+}
+
 int main(void) {
   const char *tmp = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/tokenizer-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
@@ -404,6 +584,7 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
   if (system(cmd) != 0) return 1;
   RUN(test_wordpiece);
+  RUN(test_wordpiece_hf_classes);
   RUN(test_truncation);
   RUN(test_invalid_utf8);
   RUN(test_decode);
@@ -413,6 +594,10 @@ int main(void) {
   RUN(test_serialize);
   RUN(test_h5);
   RUN(test_malformed);
+  RUN(test_bpe_decode_invalid);
+  RUN(test_bpe_duplicate_merge);
+  RUN(test_bpe_special_in_text);
+  RUN(test_bpe_long_word);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   (void)!system(cmd);
   TEST_EXIT();
