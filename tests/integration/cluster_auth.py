@@ -309,6 +309,15 @@ def main():
         check(os.path.exists(wlog) and says in open(wlog).read(),
               "a worker with %s logs that the coordinator refused it" % what)
         check(c.worker_info(wname) is None, "the worker with %s is not registered" % what)
+    # refused for good (PERMISSION_DENIED: another worker's key), w8 stops by
+    # itself with that code; w9's handshake gets no answer at all (the allow
+    # list may be reread), so it keeps trying until stopped
+    p8, deadline = c.workers["w8"], time.time() + 30
+    while p8.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    check(p8.returncode == 5, "the worker with another worker's key exits 5 (PERMISSION_DENIED) by itself: %s"
+          % p8.returncode)
+    del c.workers["w8"]
     check(c.worker_info("w1").state != C.WORKER_DOWN, "the real w1 is still up")
 
     alice.close(), bob.close(), rita.close()

@@ -40,6 +40,7 @@ import time
 import h5py
 import numpy as np
 from lmtiny import write_lm
+from mpikill import kill_ranks
 
 foil, foil_run, mpiexec, work = sys.argv[1:5]
 mpi_flags = sys.argv[5:]
@@ -120,6 +121,7 @@ def killed_and_resumed(argv, job):
         time.sleep(0.005)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
+    kill_ranks(os.path.join(work, job))  # its ranks too: they are not in mpirun's process group
     done = sorted(os.listdir(os.path.join(work, job, "ckpt")))
     print(f"killed run {job}; its checkpoints:", done)
     if "step_60.h5" in done:

@@ -27,6 +27,7 @@ import time
 
 import h5py
 import numpy as np
+from mpikill import kill_ranks
 
 foil, foil_run, mpiexec, work, vocab = sys.argv[1:6]
 mpi_flags = sys.argv[6:]
@@ -75,6 +76,7 @@ while not os.path.exists(first):
     time.sleep(0.01)
 os.killpg(p.pid, signal.SIGKILL)  # right after the first checkpoint: mid-way to the next
 p.wait()
+kill_ranks(os.path.join(work, "b"))  # its ranks too: they are not in mpirun's process group
 done = sorted(os.listdir(os.path.join(work, "b", "ckpt")))
 print("killed run B; its checkpoints:", done)
 if f"step_{STEPS}.h5" in done:

@@ -141,22 +141,35 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
 }
 
 /* Resumes from the newest usable checkpoint of the job; *start gets its
- * step (0: a fresh start). Every rank reads the same file. */
+ * step (0: a fresh start). Rank 0 picks the file and every rank reads that
+ * one (a rank listing the directory itself could see another step, e.g. a
+ * checkpoint a killed run's last rank renamed in meanwhile, and the ranks
+ * would then run different step counts and wait for each other forever).
+ * One broadcast of PATH_MAX bytes. */
 static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
   *start = 0;
-  char *path = NULL, *skipped = NULL;
-  foil_err e2 = {0};
-  int found = ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) == FOIL_OK;
-  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
-  free(skipped);
-  if (!found) return FOIL_OK;
+  char *path = NULL, *skipped = NULL, chosen[PATH_MAX] = "";
+  if (j->rank == 0) {
+    foil_err e2 = {0};
+    if (ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) == FOIL_OK && strlen(path) < sizeof chosen)
+      memcpy(chosen, path, strlen(path) + 1);
+    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+    free(skipped);
+    free(path);
+    path = NULL;
+  }
+  int rc = comm_bcast(j->c, chosen, sizeof chosen, 0, err);
+  if (rc) return rc;
+  if (!chosen[0]) return FOIL_OK;
+  if (!(path = strdup(chosen))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int64_t cur[3];
   ckpt_decoder cd = ckpt_dec(j);
   ckpt_state st = {.dec = &cd, .opt = ckpt_opt(j), .cursor = cur, .ncursor = 3};
-  int rc = ckpt_load(path, &st, err);
+  rc = ckpt_load(path, &st, err);
   if (!rc && j->gpu) rc = state_to_device(j, err);
+  free((char *)st.spec_json);
+  st.spec_json = NULL;
   if (!rc) {
-    free((char *)st.spec_json);
     if (st.seed != j->s.seed || (uint64_t)cur[0] != j->s.seed)
       rc = foil_err_set(err, FOIL_EPRECOND, "%s was written with seed %llu, the spec says %llu", path,
                         (unsigned long long)st.seed, (unsigned long long)j->s.seed);
