@@ -91,8 +91,7 @@ static uint64_t tmp_bits(void) {
   return z ^ (z >> 31);
 }
 
-/* This host's name as temporary names carry it: [A-Za-z0-9._-], at most 63 bytes. */
-static void tmp_host(char host[64]) {
+void foil_host(char host[64]) {
   memset(host, 0, 64);
   if (gethostname(host, 63) != 0 || !host[0]) snprintf(host, 64, "nohost");
   host[63] = 0;
@@ -104,7 +103,7 @@ static void tmp_host(char host[64]) {
 
 int foil_tmp_name(const char *path, char *out, size_t n, foil_err *err) {
   char host[64];
-  tmp_host(host);
+  foil_host(host);
   int w = snprintf(out, n, "%s.tmp-%s-%ld-%016llx", path, host, (long)getpid(), (unsigned long long)tmp_bits());
   if (w < 0 || (size_t)w >= n) return foil_err_set(err, FOIL_EINVAL, "path too long: %s", path);
   return FOIL_OK;
@@ -197,13 +196,11 @@ int foil_mkdirs_parent(const char *path, foil_err *err) {
 
 /* ---- killed writers' leftovers ----------------------------------------------------- */
 
-void foil_host(char out[64]) { tmp_host(out); }
-
 int foil_writer_may_live(const char *host, long pid, double age_s) {
   if (age_s >= FOIL_STALE_S) return 0;
   if (!host || pid <= 0) return 1;
   char me[64];
-  tmp_host(me);
+  foil_host(me);
   if (strcmp(host, me)) return 1; /* another host's pid says nothing here */
   return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }

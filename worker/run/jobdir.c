@@ -1,7 +1,11 @@
 /* jobdir.c — a job's directory, log, metrics and progress (see jobdir.h). */
 #include "worker/run/jobdir.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "common/fileio.h"
+#include "storage/ckpt.h"
 
 int jobdir_open(const char *dir, const char *sub, FILE **log, FILE **metrics, progress **prog, foil_err *err) {
   char p[4300];
@@ -14,4 +18,25 @@ int jobdir_open(const char *dir, const char *sub, FILE **log, FILE **metrics, pr
   *metrics = fopen(p, "a");
   if (!*log || !*metrics) return foil_err_set(err, FOIL_EPERM, "cannot write the log and metrics in %s", dir);
   return progress_open(prog, err);
+}
+
+int jobdir_resume_pick(comm *c, const char *ckpt_dir, char out[PATH_MAX], char **skipped, foil_err *err) {
+  out[0] = 0;
+  *skipped = NULL;
+  if (comm_rank(c) == 0) {
+    char *path = NULL;
+    foil_err e2 = {0};
+    if (ckpt_latest(ckpt_dir, &path, skipped, &e2) == FOIL_OK) {
+      size_t len = strlen(path);
+      if (len < PATH_MAX) {
+        memcpy(out, path, len + 1);
+      } else { /* cannot be opened by that name: passed over like an unusable file */
+        size_t had = *skipped ? strlen(*skipped) : 0;
+        char *g = realloc(*skipped, had + 240);
+        if (g) snprintf(g + had, 240, "%.200s...: path too long to resume from\n", path), *skipped = g;
+      }
+    }
+    free(path);
+  }
+  return comm_bcast(c, out, PATH_MAX, 0, err);
 }

@@ -140,27 +140,15 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
   return agree(j, rc, "writing a checkpoint", err);
 }
 
-/* Resumes from the newest usable checkpoint of the job; *start gets its
- * step (0: a fresh start). Rank 0 picks the file and every rank reads that
- * one (a rank listing the directory itself could see another step, e.g. a
- * checkpoint a killed run's last rank renamed in meanwhile, and the ranks
- * would then run different step counts and wait for each other forever).
- * One broadcast of PATH_MAX bytes. */
+/* Resumes from the newest usable checkpoint of the job, the same file on
+ * every rank (jobdir_resume_pick); *start gets its step (0: a fresh start). */
 static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
   *start = 0;
-  char *path = NULL, *skipped = NULL, chosen[PATH_MAX] = "";
-  if (j->rank == 0) {
-    foil_err e2 = {0};
-    if (ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) == FOIL_OK && strlen(path) < sizeof chosen)
-      memcpy(chosen, path, strlen(path) + 1);
-    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
-    free(skipped);
-    free(path);
-    path = NULL;
-  }
-  int rc = comm_bcast(j->c, chosen, sizeof chosen, 0, err);
-  if (rc) return rc;
-  if (!chosen[0]) return FOIL_OK;
+  char *path = NULL, *skipped = NULL, chosen[PATH_MAX];
+  int rc = jobdir_resume_pick(j->c, j->ckpt_dir, chosen, &skipped, err);
+  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+  free(skipped);
+  if (rc || !chosen[0]) return rc; /* !chosen[0]: a fresh start */
   if (!(path = strdup(chosen))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int64_t cur[3];
   ckpt_decoder cd = ckpt_dec(j);

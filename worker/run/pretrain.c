@@ -204,29 +204,15 @@ static int save_checkpoint(job *j, int64_t step, foil_err *err) {
   return rc;
 }
 
-/* Resumes from the newest usable checkpoint; *start gets its step (0 when
- * there is none). Rank 0 picks the file and every rank reads that one: on
- * a shared filesystem another node's view of the directory may lag (a
- * checkpoint it does not see yet, one pruned since), and ranks resuming
- * from different steps would train different models or wait for each
- * other forever. One broadcast of PATH_MAX bytes. */
+/* Resumes from the newest usable checkpoint, the same file on every rank
+ * (jobdir_resume_pick); *start gets its step (0 when there is none). */
 static int try_resume(job *j, int64_t *start, foil_err *err) {
   *start = 0;
-  char *path = NULL, *skipped = NULL, chosen[PATH_MAX] = "";
-  if (j->rank == 0) {
-    foil_err e2 = {0};
-    if (ckpt_latest(j->ckpt_dir, &path, &skipped, &e2) == FOIL_OK) {
-      if (strlen(path) < sizeof chosen) memcpy(chosen, path, strlen(path) + 1);
-      else logf_(j, "WARN", "checkpoint path too long to resume from: %.200s...", path);
-    }
-    if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
-    free(skipped);
-    free(path);
-    path = NULL;
-  }
-  int rc = comm_bcast(j->c, chosen, sizeof chosen, 0, err);
-  if (rc) return rc;
-  if (!chosen[0]) return FOIL_OK; /* fresh start */
+  char *path = NULL, *skipped = NULL, chosen[PATH_MAX];
+  int rc = jobdir_resume_pick(j->c, j->ckpt_dir, chosen, &skipped, err);
+  if (skipped) logf_(j, "WARN", "unusable checkpoints skipped: %s", skipped);
+  free(skipped);
+  if (rc || !chosen[0]) return rc; /* !chosen[0]: a fresh start */
   if (!(path = strdup(chosen))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int64_t cv[4];
   ckpt_state st = {.cursor = cv, .ncursor = 4, .scalars = j->temp_state, .nscalars = 4};
