@@ -1,4 +1,5 @@
 /* jobdir.c — a job's directory, log, metrics and progress (see jobdir.h). */
+#define _POSIX_C_SOURCE 200809L /* PATH_MAX (limits.h) */
 #include "worker/run/jobdir.h"
 
 #include <stdlib.h>
