@@ -68,8 +68,12 @@ struct decoder {
   float *h_nll, *h_lnf, *h_logits, *lmh_in, *lmh_out;
   size_t cap_h_nll, cap_h_lnf, cap_h_logits, cap_lmh_in, cap_lmh_out;
 
-  int B, T, train, have_fwd, n_targets;
+  /* where this rank's rows sit in the global batch (decoder_set_rows) */
+  rowmap rows;
+  /* the last forward; run[] are its rows' runs in the global batch */
+  int B, T, train, have_fwd, n_targets, nrun;
   uint64_t seed, call;
+  rowmap_run run[ROWMAP_MAX_BLOCKS];
   /* decoder_on_grads_ready's callback */
   encoder_grads_ready ready;
   void *ready_ctx;
@@ -215,6 +219,7 @@ int decoder_new_on(decoder **out, const decoder_config *cfg, int backend, foil_e
   if (!d) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the decoder");
   d->cfg = c;
   d->backend = backend;
+  d->rows = (rowmap){.rank = 0, .world = 1};
   layout(d);
   d->params = devmem_alloc_whole(backend, d->nparams * sizeof(float));
   /* gradients: on the CPU at once; on CUDA at the first training forward
@@ -511,6 +516,37 @@ static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
  * 1+3l (attention probabilities), 2+3l (attention output), 3+3l (FFN). */
 static uint64_t stream_of(uint64_t call, int site) { return (call << 20) ^ (uint64_t)site; }
 
+/* Dropout of the forward's [B,T,C] activations run by run (d->run), each
+ * run with the mask elements of its rows' place in the global batch, as
+ * encoder.c (per_row = T·C elements). */
+static void drop_fwd(decoder *d, float *out, const float *inp, size_t per_row, float p, uint64_t seed,
+                     uint64_t stream) {
+  for (int i = 0; i < d->nrun; i++) {
+    const rowmap_run *r = &d->run[i];
+    const size_t o = (size_t)r->at * per_row;
+    K(dropout_forward, out + o, inp + o, (size_t)r->n * per_row, p, seed, stream, r->g * per_row);
+  }
+}
+
+static void drop_bwd(decoder *d, float *dinp, const float *dout, size_t per_row, float p, uint64_t seed,
+                     uint64_t stream) {
+  for (int i = 0; i < d->nrun; i++) {
+    const rowmap_run *r = &d->run[i];
+    const size_t o = (size_t)r->at * per_row;
+    K(dropout_backward, dinp + o, dout + o, (size_t)r->n * per_row, p, seed, stream, r->g * per_row);
+  }
+}
+
+int decoder_set_rows(decoder *d, const rowmap *m, foil_err *err) {
+  rowmap id = {.rank = 0, .world = 1};
+  if (!m) m = &id;
+  int rc = rowmap_check(m, err);
+  if (rc) return rc;
+  d->rows = *m;
+  d->have_fwd = 0; /* a backward replays the masks of the map it ran with */
+  return FOIL_OK;
+}
+
 /* Per-layer hook of the shared forward (prefill fills the cache from it). */
 typedef void (*layer_hook)(void *ctx, int l, const float *qkv, const float *x_after);
 
@@ -521,12 +557,13 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
   const decoder_config *c = &d->cfg;
   const int N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
   const size_t NC = (size_t)N * C;
+  const size_t TC = (size_t)T * C, Ta = (size_t)NH * T * T;
   const float p = train ? c->dropout : 0.0f;
   float *W = d->params;
   K(embed_forward, d->emb, d->ids, W + d->t[DEC_WTE].offset, W + d->t[DEC_WPE].offset, B, T, C);
   const float *x = d->emb;
   if (p > 0.0f) {
-    K(dropout_forward, d->resid0, d->emb, NC, p, seed, stream_of(call, 0), 0);
+    drop_fwd(d, d->resid0, d->emb, TC, p, seed, stream_of(call, 0));
     x = d->resid0;
   }
   d->x0 = x;
@@ -536,16 +573,19 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
     K(layernorm_forward, a->ln1, a->ln1_mu, a->ln1_rs, x, P(d, W, DEC_LN1_W, l),
                       P(d, W, DEC_LN1_B, l), N, C, c->ln_eps);
     linear(d, d->xb, a->qkv, a->ln1, P(d, W, DEC_QKV_W, l), P(d, W, DEC_QKV_B, l), N, C, 3 * C);
-    K(attention_forward, a->atty, a->att, d->att_scratch, a->qkv, d->mask, B, T, C, NH, 1, p, seed,
-                      stream_of(call, 1 + 3 * l), 0);
+    for (int i = 0; i < d->nrun; i++) { /* the probabilities' masks by run, as drop_fwd */
+      const rowmap_run *r = &d->run[i];
+      K(attention_forward, a->atty + r->at * TC, a->att + r->at * Ta, d->att_scratch, a->qkv + r->at * 3 * TC,
+        d->mask + (size_t)r->at * T, r->n, T, C, NH, 1, p, seed, stream_of(call, 1 + 3 * l), r->g * Ta);
+    }
     linear(d, d->xb, d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
-    K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    drop_fwd(d, d->tmp, d->tmp, TC, p, seed, stream_of(call, 2 + 3 * l));
     K(residual_forward, a->r1, x, d->tmp, NC);
     K(layernorm_forward, a->ln2, a->ln2_mu, a->ln2_rs, a->r1, P(d, W, DEC_LN2_W, l),
                       P(d, W, DEC_LN2_B, l), N, C, c->ln_eps);
     linear_gelu(d, d->xb, a->gelu, a->fc1, a->ln2, P(d, W, DEC_FC1_W, l), P(d, W, DEC_FC1_B, l), N, C, F);
     linear(d, d->xb, d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), P(d, W, DEC_FC2_B, l), N, F, C);
-    K(dropout_forward, d->tmp, d->tmp, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    drop_fwd(d, d->tmp, d->tmp, TC, p, seed, stream_of(call, 3 + 3 * l));
     K(residual_forward, a->r2, a->r1, d->tmp, NC);
     x = a->r2;
     if (hook) hook(ctx, l, a->qkv, x);
@@ -605,6 +645,9 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets, cons
     nt += d->targets[i] >= 0;
   }
   if (d->bf16) refresh_working_copy(d);
+  if (!train) d->run[0] = (rowmap_run){.at = 0, .n = B, .g = 0}, d->nrun = 1; /* no masks drawn */
+  else if ((d->nrun = rowmap_runs(&d->rows, 0, B, d->run)) < 0)
+    return foil_err_set(err, FOIL_EINVAL, "%d rows run past the decoder's row map (decoder_set_rows)", B);
   body_forward(d, B, T, train, seed, call, NULL, NULL);
 
   /* LM head chunk by chunk (the same sgemm shapes whether or not the
@@ -665,7 +708,8 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
                         "0 for a deterministic gradient)");
   const int B = d->B, T = d->T, N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
   const int V = c->vocab, be = d->backend;
-  const size_t NC = (size_t)N * C, NF = (size_t)N * F, fb = sizeof(float);
+  const size_t NC = (size_t)N * C, NF = (size_t)N * F, fb = sizeof(float), TC = (size_t)T * C,
+               Ta = (size_t)NH * T * T;
   const float p = c->dropout;
   const uint64_t seed = d->seed, call = d->call;
   float *W = d->params, *G = d->grads;
@@ -716,7 +760,7 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     float *dh = gb;
     devmem_copy(be, dh, gres, NC * fb);
     devmem_zero(be, d->tmp, NC * fb);
-    K(dropout_backward, d->tmp, gres, NC, p, seed, stream_of(call, 3 + 3 * l), 0);
+    drop_bwd(d, d->tmp, gres, TC, p, seed, stream_of(call, 3 + 3 * l));
     devmem_zero(be, gw1, NF * fb);
     linear_backward(d, gw1, P(d, G, DEC_FC2_W, l), P(d, G, DEC_FC2_B, l), d->tmp, a->gelu, P(d, W, DEC_FC2_W, l), N,
                     F, C);
@@ -730,13 +774,16 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     /* dh = d(r1); r1 = x + drop(atto(attn(qkv(LN1(x))))) */
     devmem_copy(be, gres, dh, NC * fb);
     devmem_zero(be, d->tmp, NC * fb);
-    K(dropout_backward, d->tmp, dh, NC, p, seed, stream_of(call, 2 + 3 * l), 0);
+    drop_bwd(d, d->tmp, dh, TC, p, seed, stream_of(call, 2 + 3 * l));
     devmem_zero(be, ga, NC * fb);
     linear_backward(d, ga, P(d, G, DEC_ATTO_W, l), P(d, G, DEC_ATTO_B, l), d->tmp, a->atty, P(d, W, DEC_ATTO_W, l),
                     N, C, C);
     devmem_zero(be, gw1, (size_t)N * 3 * C * fb);
-    K(attention_backward, gw1, d->att_scratch, ga, a->qkv, a->att, B, T, C, NH, p, seed, stream_of(call, 1 + 3 * l),
-      0);
+    for (int i = 0; i < d->nrun; i++) {
+      const rowmap_run *r = &d->run[i];
+      K(attention_backward, gw1 + r->at * 3 * TC, d->att_scratch, ga + r->at * TC, a->qkv + r->at * 3 * TC,
+        a->att + r->at * Ta, r->n, T, C, NH, p, seed, stream_of(call, 1 + 3 * l), r->g * Ta);
+    }
     devmem_zero(be, gb, NC * fb);
     linear_backward(d, gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1, P(d, W, DEC_QKV_W, l), N, C,
                     3 * C);
@@ -748,7 +795,7 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
   }
   /* embeddings: x0 = drop(wte[ids] + wpe[t]) */
   devmem_zero(be, ga, NC * fb);
-  K(dropout_backward, ga, gres, NC, p, seed, stream_of(call, 0), 0);
+  drop_bwd(d, ga, gres, TC, p, seed, stream_of(call, 0));
   K(embed_backward, dwte, G + d->t[DEC_WPE].offset, ga, d->ids, B, T, C);
   static const int emb[] = {DEC_WTE, DEC_WPE}; /* wte: the LM head's share came first */
   if ((rc = announce(d, emb, 2, 0, err))) return rc;
@@ -929,6 +976,7 @@ int decoder_prefill(decoder *d, decoder_cache *c, const int32_t *ids, const int 
   if (d->bf16 && (rc = grow16(be, &c->xb, &c->cap_xb, (size_t)rows * C, err))) return rc;
   if (d->bf16) refresh_working_copy(d);
   prefill_ctx ctx = {c, lens, T, c->states};
+  d->run[0] = (rowmap_run){.at = 0, .n = rows, .g = 0}, d->nrun = 1;
   body_forward(d, rows, T, 0, 0, 0, prefill_hook, &ctx);
   for (int r = 0; r < rows; r++) {
     c->len[r] = lens[r];

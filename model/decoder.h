@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/rowmap.h"
 #include "model/encoder.h"
 
 typedef struct {
@@ -133,6 +134,15 @@ int decoder_forward(decoder *d, const int32_t *ids, const int32_t *targets,
                     const uint8_t *mask, int B, int T, int train, uint64_t seed,
                     uint64_t call, float *loss, const float **hidden,
                     const float **logits, const float **nll, foil_err *err);
+
+/* Where this rank's B rows sit in the global batch (model/rowmap.h; one
+ * block of B rows per rank), for the masks of the training forwards that
+ * follow: each row draws the dropout masks of its global row, so W ranks
+ * x B rows train exactly as 1 rank x W·B rows and no two ranks share
+ * masks. A training forward of more rows than the map holds: FOIL_EINVAL.
+ * NULL, and a new decoder: the identity map of one process. FOIL_EINVAL
+ * on a bad map. */
+int decoder_set_rows(decoder *d, const rowmap *m, foil_err *err);
 
 /* Backward of (loss_weight · *loss + <dhidden, hidden>) for the last forward:
  * dhidden [B,T,C] (may be NULL) is an extra gradient w.r.t. the last-layer

@@ -55,9 +55,12 @@ struct encoder {
   encoder_grads_ready ready;
   void *ready_ctx;
 
-  /* the last forward */
-  int B, T, train, have_fwd;
-  uint64_t seed, call, row0;
+  /* where this rank's rows sit in the global batch (encoder_set_rows) */
+  rowmap rows;
+  /* the last forward; run[] are its rows' runs in the global batch */
+  int B, T, train, have_fwd, nrun;
+  uint64_t seed, call;
+  rowmap_run run[ROWMAP_MAX_BLOCKS];
   /* a failure encoder_init could not return (CUDA upload), reported by the
    * next forward */
   foil_err pending;
@@ -162,6 +165,7 @@ int encoder_new_on(encoder **out, const encoder_config *cfg, int backend, foil_e
   if (!e) return foil_err_set(err, FOIL_ENOMEM, "out of memory for the encoder");
   e->cfg = *cfg;
   e->backend = backend;
+  e->rows = (rowmap){.rank = 0, .world = 1};
   layout(e);
   e->params = devmem_alloc_whole(e->backend, e->nparams * sizeof(float));
   e->grads = devmem_alloc_whole(e->backend, e->nparams * sizeof(float));
@@ -446,6 +450,35 @@ static uint64_t stream_of(uint64_t call, int site) {
   return (call << 20) ^ (uint64_t)site;
 }
 
+/* Dropout of the last forward's [B,T,d] activations, run by run: each run
+ * of rows draws the mask elements of its rows' place in the global batch
+ * (per_row = T·d elements per row). One kernel call per run (<= 4). */
+static void drop_fwd(encoder *e, float *out, const float *inp, size_t per_row, float p, uint64_t stream) {
+  for (int i = 0; i < e->nrun; i++) {
+    const rowmap_run *r = &e->run[i];
+    const size_t o = (size_t)r->at * per_row;
+    KERN(e, dropout_forward, out + o, inp + o, (size_t)r->n * per_row, p, e->seed, stream, r->g * per_row);
+  }
+}
+
+static void drop_bwd(encoder *e, float *dinp, const float *dout, size_t per_row, float p, uint64_t stream) {
+  for (int i = 0; i < e->nrun; i++) {
+    const rowmap_run *r = &e->run[i];
+    const size_t o = (size_t)r->at * per_row;
+    KERN(e, dropout_backward, dinp + o, dout + o, (size_t)r->n * per_row, p, e->seed, stream, r->g * per_row);
+  }
+}
+
+int encoder_set_rows(encoder *e, const rowmap *m, foil_err *err) {
+  rowmap id = {.rank = 0, .world = 1};
+  if (!m) m = &id;
+  int rc = rowmap_check(m, err);
+  if (rc) return rc;
+  e->rows = *m;
+  e->have_fwd = 0; /* a backward replays the masks of the map it ran with */
+  return FOIL_OK;
+}
+
 int encoder_forward(encoder *e, const float **emb, const int32_t *ids,
                     const uint8_t *mask, int B, int T, int train,
                     uint64_t seed, uint64_t call, foil_err *err) {
@@ -470,15 +503,21 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
     if (ids[i] < 0 || ids[i] >= c->vocab)
       return foil_err_set(err, FOIL_EINVAL, "token id %d at position %zu is outside the vocabulary [0,%d)",
                           ids[i], i, c->vocab);
+  /* dropout's runs: an inference forward draws no masks, whatever its rows */
+  rowmap_run one = {.at = 0, .n = B, .g = 0};
+  int nrun = train ? rowmap_runs(&e->rows, row0, B, e->run) : (e->run[0] = one, 1);
+  if (nrun < 0)
+    return foil_err_set(err, FOIL_EINVAL, "rows %llu..%llu run past the encoder's row map (encoder_set_rows)",
+                        (unsigned long long)row0, (unsigned long long)row0 + (uint64_t)B - 1);
   int rc = ensure_acts(e, B, T, train, err);
   if (rc) return rc;
+  e->nrun = nrun;
+  e->seed = seed;
 
   const int N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
-  const size_t Nd = (size_t)N * d;
+  const size_t Nd = (size_t)N * d, Td = (size_t)T * d, Ta = (size_t)NH * T * T;
   const float p = train ? c->dropout : 0.0f;
   if (e->bf16) refresh_working_copy(e);
-  /* dropout mask offsets of this slice within the whole batch */
-  const uint64_t off_h = row0 * (uint64_t)T * d, off_a = row0 * (uint64_t)NH * T * T;
   float *W = e->params;
   if ((rc = devmem_put(e->backend, e->ids, ids, (size_t)N * sizeof(int32_t), err)) ||
       (rc = devmem_put(e->backend, e->mask, mask, (size_t)N, err)))
@@ -493,7 +532,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   }
   const float *x = src; /* without dropout, layer 0 reads src directly */
   if (p > 0.0f) {
-    KERN(e, dropout_forward, e->resid0, src, Nd, p, seed, stream_of(call, 0), off_h);
+    drop_fwd(e, e->resid0, src, Td, p, stream_of(call, 0));
     x = e->resid0;
   }
 
@@ -507,10 +546,14 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
       ain = a->ln1;
     }
     linear_fwd(e, a->qkv, ain, P(e, W, ENC_QKV_W, l), P(e, W, ENC_QKV_B, l), N, d, 3 * d);
-    KERN(e, attention_forward, a->atty, a->att, e->att_scratch, a->qkv, e->mask, B, T, d, NH, 0, p, seed,
-                      stream_of(call, 1 + 3 * l), off_a);
+    for (int i = 0; i < nrun; i++) { /* the probabilities' masks by run, as drop_fwd */
+      const rowmap_run *r = &e->run[i];
+      KERN(e, attention_forward, a->atty + r->at * Td, a->att + r->at * Ta, e->att_scratch,
+           a->qkv + r->at * 3 * Td, e->mask + (size_t)r->at * T, r->n, T, d, NH, 0, p, seed,
+           stream_of(call, 1 + 3 * l), r->g * Ta);
+    }
     linear_fwd(e, e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
-    KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
+    drop_fwd(e, e->tmp, e->tmp, Td, p, stream_of(call, 2 + 3 * l));
     KERN(e, residual_forward, a->r1, x, e->tmp, Nd);
     const float *h;
     if (c->pre_ln) {
@@ -531,7 +574,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
       KERN(e, gelu_forward, a->gelu, a->fc1, (size_t)N * f);
     }
     linear_fwd(e, e->tmp, a->gelu, P(e, W, ENC_FC2_W, l), P(e, W, ENC_FC2_B, l), N, f, d);
-    KERN(e, dropout_forward, e->tmp, e->tmp, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
+    drop_fwd(e, e->tmp, e->tmp, Td, p, stream_of(call, 3 + 3 * l));
     if (c->pre_ln) {
       KERN(e, residual_forward, a->r2, a->r1, e->tmp, Nd); /* the stream bypasses LN2 */
       x = a->r2;
@@ -558,9 +601,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
   e->B = B;
   e->T = T;
   e->train = train;
-  e->seed = seed;
   e->call = call;
-  e->row0 = row0;
   e->have_fwd = 1;
   *emb = res;
   return FOIL_OK;
@@ -587,7 +628,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   const size_t Nd = (size_t)N * d, Nf = (size_t)N * f;
   const float p = c->dropout;
   const uint64_t seed = e->seed, call = e->call;
-  const uint64_t off_h = e->row0 * (uint64_t)T * d, off_a = e->row0 * (uint64_t)NH * T * T;
+  const size_t Td = (size_t)T * d, Ta = (size_t)NH * T * T;
   float *W = e->params, *G = e->grads;
 
   /* head: projection and pooling into g_res = d(final token states) */
@@ -631,7 +672,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     float *dh = gb;
     dcopy(e, dh, dr2, Nd * sizeof(float));
     dzero(e, e->tmp, Nd * sizeof(float));
-    KERN(e, dropout_backward, e->tmp, dr2, Nd, p, seed, stream_of(call, 3 + 3 * l), off_h);
+    drop_bwd(e, e->tmp, dr2, Td, p, stream_of(call, 3 + 3 * l));
     dzero(e, gw1, Nf * sizeof(float));
     linear_bwd(e, gw1, P(e, G, ENC_FC2_W, l), P(e, G, ENC_FC2_B, l), e->tmp, a->gelu,
                     P(e, W, ENC_FC2_W, l), N, f, d);
@@ -660,14 +701,18 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
     float *dx = gres;
     if (dx != dr1) dcopy(e, dx, dr1, Nd * sizeof(float));
     dzero(e, e->tmp, Nd * sizeof(float));
-    KERN(e, dropout_backward, e->tmp, dr1, Nd, p, seed, stream_of(call, 2 + 3 * l), off_h);
+    drop_bwd(e, e->tmp, dr1, Td, p, stream_of(call, 2 + 3 * l));
     float *datty = dr1 == ga ? gb : ga; /* whichever of ga/gb is free now */
     dzero(e, datty, Nd * sizeof(float));
     linear_bwd(e, datty, P(e, G, ENC_ATTO_W, l), P(e, G, ENC_ATTO_B, l), e->tmp, a->atty,
                     P(e, W, ENC_ATTO_W, l), N, d, d);
     dzero(e, gw1, (size_t)N * 3 * d * sizeof(float));
-    KERN(e, attention_backward, gw1, e->att_scratch, datty, a->qkv, a->att, B, T, d, NH, p, seed,
-                       stream_of(call, 1 + 3 * l), off_a);
+    for (int i = 0; i < e->nrun; i++) {
+      const rowmap_run *r = &e->run[i];
+      KERN(e, attention_backward, gw1 + r->at * 3 * Td, e->att_scratch, datty + r->at * Td,
+           a->qkv + r->at * 3 * Td, a->att + r->at * Ta, r->n, T, d, NH, p, seed, stream_of(call, 1 + 3 * l),
+           r->g * Ta);
+    }
     if (c->pre_ln) {
       dzero(e, datty, Nd * sizeof(float));
       linear_bwd(e, datty, P(e, G, ENC_QKV_W, l), P(e, G, ENC_QKV_B, l), gw1, a->ln1,
@@ -685,7 +730,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
 
   /* embeddings: resid0 = drop(src), src = emb_sum or LN(emb_sum) */
   dzero(e, ga, Nd * sizeof(float));
-  KERN(e, dropout_backward, ga, gres, Nd, p, seed, stream_of(call, 0), off_h);
+  drop_bwd(e, ga, gres, Td, p, stream_of(call, 0));
   float *dsum = ga;
   if (!c->pre_ln) {
     dzero(e, gb, Nd * sizeof(float));

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/rowmap.h"
 #include "model/devmem.h" /* backends: DEVMEM_CPU, DEVMEM_CUDA */
 
 typedef struct {
@@ -127,13 +128,22 @@ int encoder_forward(encoder *enc, const float **emb, const int32_t *ids,
                     const uint8_t *mask, int B, int T, int train,
                     uint64_t seed, uint64_t call, foil_err *err);
 
-/* The same for B sequences that are rows row0 .. row0+B-1 of a larger
+/* The same for B sequences that are rows row0 .. row0+B-1 of this rank's
  * batch of length T: dropout draws the masks the whole batch would, so a
  * batch encoded slice by slice (GradCache) equals the one-shot batch.
- * encoder_forward is row0 = 0. */
+ * encoder_forward is row0 = 0. Rows past the end of the row map
+ * (encoder_set_rows): FOIL_EINVAL. */
 int encoder_forward_rows(encoder *enc, const float **emb, const int32_t *ids,
                          const uint8_t *mask, int B, int T, int train,
                          uint64_t seed, uint64_t call, uint64_t row0, foil_err *err);
+
+/* Where this rank's rows sit in the global batch (model/rowmap.h), for the
+ * dropout masks of the training forwards that follow: each row draws the
+ * masks of its global row, so W ranks x B rows train exactly as 1 rank x
+ * W·B rows, and no two ranks share masks. NULL, and a new encoder: the
+ * identity map of one process. For a fixed T only: a row's masks also
+ * depend on the padded length T of its batch. FOIL_EINVAL on a bad map. */
+int encoder_set_rows(encoder *enc, const rowmap *m, foil_err *err);
 
 /* Backward of the last forward: demb [B, out_dim] is d(loss)/d(embeddings).
  * Gradients are ACCUMULATED into encoder_grads (zero them with

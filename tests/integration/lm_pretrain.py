@@ -13,8 +13,9 @@
    moments, cursor, tokenizer).
 3. The loss goes down (MLE and validation perplexity); the checkpoint opens
    in h5py with readable names (model kind "decoder", its config, wte ...).
-4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout 0) give the
-   same losses and parameters up to float rounding; with eval.at_start both
+4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout on: each
+   row draws the masks of its place in the global batch) give the same
+   losses and parameters up to float rounding; with eval.at_start both
    evaluate the starting weights as step 0, to the same validation loss.
 4b. Retention: beside a damaged higher-step file and one that cannot be
    removed, every checkpoint written is kept until the next (keep_last 1)
@@ -167,8 +168,8 @@ assert len(evals) == 2 and evals[-1]["val_ppl"] < 0.7 * len(vocab), "validation 
 
 # ---- 4. 2 ranks x 4 rows = 1 rank x 8 rows ----------------------------------------------------------
 over = dict(steps=6, checkpoint={"every_steps": 6}, eval={"every_steps": 6, "at_start": True}, log_every_steps=1)
-two = write_spec("two", model={"dropout": 0.0}, **over)
-one = write_spec("one", model={"dropout": 0.0}, batch_per_rank=8, **over)
+two = write_spec("two", model={"dropout": 0.1}, **over)
+one = write_spec("one", model={"dropout": 0.1}, batch_per_rank=8, **over)
 subprocess.run(cmd(two, "two", 2), check=True, env=env)
 subprocess.run(cmd(one, "one", 1), check=True, env=env)
 lt = [r["loss"] for r in metrics("two") if "mle" in r]

@@ -2,7 +2,8 @@
 """Every loss of `foil-run pretrain` trains on 2 ranks: InfoNCE (symmetric,
 learnable temperature), DCL, unsupervised SimCSE and MoCo, 60 steps each
 on the real WordNet pairs, and GradCache (micro-batches) reproduces the
-one-shot batch. Each run must finish, log finite losses, lower
+one-shot batch; with dropout on, 2 ranks x 16 pairs give 1 rank x 32's
+parameters (InfoNCE and SimCSE). Each run must finish, log finite losses, lower
 its loss (mean of the last 10 logged steps below that of steps 11-20, when
 MoCo's queue is already full and the task no longer grows harder), and a
 learnable temperature must move. A rank that fails alone (rank 0 cannot
@@ -85,6 +86,35 @@ ok = worst <= 1e-4
 print(f"gradcache: parameters after 10 steps, micro-batches of 8 vs one shot: rel {worst:.2e}"
       f"  {'ok' if ok else 'FAILED'}")
 failed += not ok
+# Data parallel with dropout on: 2 ranks x 16 pairs train exactly as 1 rank x
+# 32 (every row draws the dropout masks of its place in the global batch,
+# model/rowmap.h; rows padded to max_len, as masks depend on the padded
+# length too), for InfoNCE and for SimCSE, whose only augmentation is
+# dropout; only float rounding of smaller GEMMs and reductions differs.
+# Before row maps, every rank repeated rank 0's masks.
+for loss in ({"kind": "infonce", "symmetric": True}, {"kind": "simcse", "temperature": 0.05}):
+    for ranks in (1, 2):
+        name = f"dp-{loss['kind']}-{ranks}"
+        job = os.path.join(work, name)
+        shutil.rmtree(job, ignore_errors=True)
+        spec = {"kind": "pretrain", "name": name, "seed": 7,
+                "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 24,
+                          "dropout": 0.1, "tokenizer": vocab},
+                "data": {"dataset": "wordnet", "benchmark": "", "padding": "max_len"}, "loss": loss,
+                "batch_per_rank": 32 // ranks, "steps": 8, "optimizer": {"lr": 0.003}, "threads": 1}
+        path = os.path.join(work, name + ".json")
+        with open(path, "w") as f:
+            json.dump(spec, f)
+        subprocess.run([mpiexec, *mpi_flags, "-np", str(ranks), foil_run, "pretrain", path, "--root", root,
+                        "--job-dir", job, "--quiet"], check=True, env=env)
+        with h5py.File(os.path.join(job, "ckpt", "step_8.h5"), "r") as f:
+            final[name] = {k: f["model"][k][()] for k in f["model"]}
+    one, two = final[f"dp-{loss['kind']}-1"], final[f"dp-{loss['kind']}-2"]
+    worst = max(np.linalg.norm(two[k] - one[k]) / max(np.linalg.norm(one[k]), 1e-12) for k in one)
+    ok = worst <= 1e-4
+    print(f"{loss['kind']}: 2 ranks x 16 = 1 rank x 32 with dropout, parameters after 8 steps rel {worst:.2e}"
+          f"  {'ok' if ok else 'FAILED'}")
+    failed += not ok
 # A rank that fails alone ends the whole job: here rank 0 cannot make the
 # job directory (its parent is a file) while rank 1 goes on to its first
 # collective; without an abort rank 1 waits there, rank 0's MPI_Finalize
@@ -104,5 +134,5 @@ except subprocess.TimeoutExpired:
     ok, why = False, "still running after 120 s"
 print(f"one rank failing alone ends the job ({why})  {'ok' if ok else 'FAILED'}")
 failed += not ok
-print(f"{len(losses) + 2 - failed} passed, {failed} failed")
+print(f"{len(losses) + 4 - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -16,6 +16,8 @@
  *     forward, objective summed in double), with and without dhidden, with
  *     and without dropout; loss and nll with and without the logits;
  *   - same bits twice and on 1 vs 2 threads (forward and backward);
+ *   - row maps: 2 ranks' halves of a batch, dropout on, give 1 rank's
+ *     states, nll and gradients;
  *   - bad inputs are refused with FOIL_EINVAL and a message.
  */
 #include <math.h>
@@ -700,6 +702,59 @@ static void test_determinism(void) {
   CHECK(decoder_forward_flops(&fc, 1, 2) == 992.0);
 }
 
+/* Data parallel with dropout on: 2 ranks x 2 rows, each with its row map
+ * (decoder_set_rows), draw the masks of 1 rank x 4 rows: the same states
+ * and nll (to float rounding of smaller GEMMs), and the gradients of
+ * <dhidden, hidden> sum to the one rank's. Without a map rank 1 would
+ * repeat rank 0's masks. A training forward past the map is refused; an
+ * inference one (prefill, scoring) is not. */
+static void test_ranks_rowmap(void) {
+  enum { W = 2, BR = 2, G = W * BR, T = 5, C = 8, V = 11 };
+  decoder *d = make(2, C, 2, 16, V, 6, 0.2f);
+  if (!d) return;
+  foil_err err = {0};
+  int32_t ids[G * T], tg[G * T];
+  float dh[G * T * C], h1[G * T * C], n1[G * T], h2[G * T * C], n2[G * T];
+  for (int i = 0; i < G * T; i++) ids[i] = (int32_t)(urand() * V), tg[i] = (int32_t)(urand() * V);
+  for (int i = 0; i < G * T * C; i++) dh[i] = srand_f(1.0f);
+  const size_t np = decoder_num_params(d);
+  float *g1 = malloc(np * sizeof(float));
+  const float *hid, *nll;
+  float loss;
+  decoder_zero_grads(d);
+  CHECK(decoder_forward(d, ids, tg, NULL, G, T, 1, 5, 3, &loss, &hid, NULL, &nll, &err) == 0);
+  memcpy(h1, hid, sizeof h1);
+  memcpy(n1, nll, sizeof n1);
+  CHECK(decoder_backward(d, 0.0f, dh, &err) == 0);
+  memcpy(g1, decoder_grads(d), np * sizeof(float));
+  decoder_zero_grads(d);
+  double flat = 0;
+  for (int r = 0; r < W; r++) {
+    const size_t o = (size_t)r * BR * T;
+    CHECK(decoder_forward(d, ids + o, tg + o, NULL, BR, T, 1, 5, 3, &loss, &hid, NULL, NULL, &err) == 0);
+    for (size_t i = 0; i < (size_t)BR * T * C; i++) flat = fmax(flat, fabs(hid[i] - h1[o * C + i]));
+    const rowmap m = {.rank = r, .world = W, .nblocks = 1, .size = {BR}};
+    CHECK(decoder_set_rows(d, &m, &err) == 0);
+    CHECK(decoder_forward(d, ids + o, tg + o, NULL, BR, T, 1, 5, 3, &loss, &hid, NULL, &nll, &err) == 0);
+    memcpy(h2 + o * C, hid, sizeof(float) * BR * T * C);
+    memcpy(n2 + o, nll, sizeof(float) * BR * T);
+    CHECK(decoder_backward(d, 0.0f, dh + o * C, &err) == 0);
+    CHECK(decoder_forward(d, ids, tg, NULL, G, T, 1, 5, 3, &loss, NULL, NULL, NULL, &err) == FOIL_EINVAL &&
+          strstr(err.msg, "row map"));
+    CHECK(decoder_forward(d, ids, tg, NULL, G, T, 0, 5, 3, &loss, NULL, NULL, NULL, &err) == 0);
+    CHECK(decoder_set_rows(d, NULL, &err) == 0);
+  }
+  CHECKF(rel(h2, h1, G * T * C) <= 1e-5, "2 ranks' states rel %.3g from 1 rank's", rel(h2, h1, G * T * C));
+  CHECKF(rel(n2, n1, G * T) <= 1e-5, "2 ranks' nll rel %.3g from 1 rank's", rel(n2, n1, G * T));
+  CHECKF(flat > 1e-2, "without a row map rank 1's states should differ (%.3g)", flat);
+  CHECKF(rel(decoder_grads(d), g1, np) <= 1e-5, "2 ranks' gradients rel %.3g from 1 rank's",
+         rel(decoder_grads(d), g1, np));
+  const rowmap bad = {.rank = 1, .world = 1};
+  CHECK(decoder_set_rows(d, &bad, &err) == FOIL_EINVAL);
+  free(g1);
+  decoder_destroy(&d);
+}
+
 /* ---- bad inputs ---------------------------------------------------------------------- */
 
 /* Host buffers on 64-byte boundaries (the few-row linear layer's vector
@@ -875,6 +930,7 @@ int main(void) {
   RUN(test_grads_ready);
   RUN(test_loss_nll_logits);
   RUN(test_determinism);
+  RUN(test_ranks_rowmap);
   RUN(test_host_buffers_aligned);
   RUN(test_whole_buffers);
   RUN(test_bad_inputs);

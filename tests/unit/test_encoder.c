@@ -8,6 +8,8 @@
  *   - activations are allocated once per shape, not per step;
  *   - bad configs and inputs are refused with a message;
  *   - gradients announced once each, already final (encoder_on_grads_ready);
+ *   - row maps (model/rowmap.h): 2 ranks' halves of a batch, dropout on,
+ *     give 1 rank's embeddings and gradients, also in GradCache slices;
  *   - host copies of parameters and gradients; bf16 precision on and off
  *     (PyTorch proves its numbers: reference.encoder's post_bf16); a CUDA
  *     encoder, optimizer, loss or queue refused with its reason where no
@@ -394,8 +396,117 @@ static void test_gradcache(void) {
   encoder_destroy(&enc);
 }
 
+/* rowmap_runs: a rank's rows cut at its blocks, each run placed in the
+ * global batch; bad maps refused. */
+static void test_rowmap(void) {
+  foil_err err;
+  rowmap_run run[ROWMAP_MAX_BLOCKS];
+  const rowmap m = {.rank = 1, .world = 2, .nblocks = 3, .size = {2, 2, 2}};
+  CHECK(rowmap_check(&m, &err) == 0);
+  /* rank 1's rows 1..4: query 1 (global 3), positives 0-1 (6, 7), negative 0 (10) */
+  CHECK(rowmap_runs(&m, 1, 4, run) == 3);
+  CHECK(run[0].at == 0 && run[0].n == 1 && run[0].g == 3);
+  CHECK(run[1].at == 1 && run[1].n == 2 && run[1].g == 6);
+  CHECK(run[2].at == 3 && run[2].n == 1 && run[2].g == 10);
+  CHECK(rowmap_runs(&m, 5, 2, run) == -1); /* past the last block */
+  const rowmap e = {.rank = 0, .world = 1, .nblocks = 2, .size = {0, 3}}; /* an empty block is skipped */
+  CHECK(rowmap_runs(&e, 0, 3, run) == 1 && run[0].g == 0 && run[0].n == 3);
+  const rowmap id = {.rank = 0, .world = 1};
+  CHECK(rowmap_runs(&id, 1000, 5, run) == 1 && run[0].g == 1000);
+  const rowmap bad[] = {{.rank = 0, .world = 0},
+                        {.rank = 2, .world = 2, .nblocks = 1, .size = {1}},
+                        {.rank = 0, .world = 2},
+                        {.rank = 0, .world = 1, .nblocks = ROWMAP_MAX_BLOCKS + 1},
+                        {.rank = 0, .world = 1, .nblocks = 1, .size = {-1}}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECKF(rowmap_check(&bad[i], &err) == FOIL_EINVAL, "bad map %zu accepted", i);
+}
+
+/* Data parallel with dropout on: 2 ranks of (2 queries, 2 positives, 2
+ * negatives), each with its row map, draw the masks of 1 rank holding the
+ * whole global batch: the same embeddings (to float rounding of smaller
+ * GEMMs), and their gradients sum to the one rank's. Without a map, rank
+ * 1 would repeat rank 0's masks. */
+static void test_ranks_rowmap(void) {
+  enum { W = 2, BR = 2, RR = 3 * BR, G = W * RR };
+  encoder_config cfg;
+  small_config(&cfg, 0);
+  encoder *enc;
+  foil_err err;
+  CHECK(encoder_new(&enc, &cfg, &err) == 0);
+  encoder_init(enc, 23);
+  const int D = encoder_out_dim(enc);
+  /* the global batch [4 queries, 4 positives, 4 negatives] */
+  int32_t ids[G * T];
+  uint8_t mask[G * T];
+  for (int r = 0; r < G; r++)
+    for (int t = 0; t < T; t++) {
+      ids[r * T + t] = (int32_t)(rng_u32(9, 2, (uint64_t)(r * T + t)) % 40);
+      mask[r * T + t] = t < 3 + r % 4;
+    }
+  float demb[G * 8], one[G * 8], got[G * 8];
+  for (int i = 0; i < G * D; i++) demb[i] = (float)((int)(rng_u32(9, 3, (uint64_t)i) % 200) - 100) / 100.0f;
+  size_t np = encoder_num_params(enc);
+  float *g1 = malloc(np * sizeof(float));
+  const float *emb;
+  encoder_zero_grads(enc);
+  CHECK(encoder_forward(enc, &emb, ids, mask, G, T, 1, 77, 4, &err) == 0);
+  memcpy(one, emb, sizeof(float) * G * D);
+  CHECK(encoder_backward(enc, demb, &err) == 0);
+  memcpy(g1, encoder_grads(enc), np * sizeof(float));
+  /* rank r's local row i of block b is global row b·W·BR + r·BR + i */
+  encoder_zero_grads(enc);
+  double de = 0, dflat = 0;
+  for (int r = 0; r < W; r++) {
+    int32_t lid[RR * T];
+    uint8_t lm[RR * T];
+    float ld[RR * 8];
+    int gi[RR];
+    for (int k = 0; k < RR; k++) {
+      gi[k] = (k / BR) * W * BR + r * BR + k % BR;
+      memcpy(lid + k * T, ids + gi[k] * T, sizeof(int32_t) * T);
+      memcpy(lm + k * T, mask + gi[k] * T, T);
+      memcpy(ld + k * D, demb + gi[k] * D, sizeof(float) * D);
+    }
+    /* without a map every rank draws rank 0's masks */
+    CHECK(encoder_set_rows(enc, NULL, &err) == 0);
+    CHECK(encoder_forward(enc, &emb, lid, lm, RR, T, 1, 77, 4, &err) == 0);
+    for (int k = 0; k < RR; k++)
+      for (int c = 0; c < D; c++) dflat = fmax(dflat, fabs(emb[k * D + c] - one[gi[k] * D + c]));
+    const rowmap m = {.rank = r, .world = W, .nblocks = 3, .size = {BR, BR, BR}};
+    CHECK(encoder_set_rows(enc, &m, &err) == 0);
+    /* in GradCache slices of 4 and 2 rows, across the block boundaries */
+    for (int r0 = 0; r0 < RR; r0 += 4) {
+      int n = RR - r0 < 4 ? RR - r0 : 4;
+      CHECK(encoder_forward_rows(enc, &emb, lid + r0 * T, lm + r0 * T, n, T, 1, 77, 4, (uint64_t)r0, &err) == 0);
+      for (int k = 0; k < n; k++) memcpy(got + gi[r0 + k] * D, emb + k * D, sizeof(float) * D);
+      CHECK(encoder_backward(enc, ld + r0 * D, &err) == 0);
+    }
+    /* rows past the map: refused in training, free in inference */
+    CHECK(encoder_forward_rows(enc, &emb, lid, lm, 2, T, 1, 77, 4, RR - 1, &err) == FOIL_EINVAL &&
+          strstr(err.msg, "row map"));
+    CHECK(encoder_forward_rows(enc, &emb, lid, lm, 2, T, 0, 77, 4, RR - 1, &err) == 0);
+  }
+  for (int i = 0; i < G * D; i++) de = fmax(de, fabs(got[i] - one[i]));
+  CHECKF(de <= 1e-5, "2 ranks' embeddings differ from 1 rank's by %.3g", de);
+  CHECKF(dflat > 1e-2, "without a row map the ranks' embeddings should differ (%.3g)", dflat);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < np; i++) {
+    double dd = encoder_grads(enc)[i] - g1[i];
+    num += dd * dd;
+    den += (double)g1[i] * g1[i];
+  }
+  CHECKF(sqrt(num / den) <= 1e-5, "2 ranks' gradients rel %.3g from 1 rank's", sqrt(num / den));
+  const rowmap bad = {.rank = 0, .world = 2};
+  CHECK(encoder_set_rows(enc, &bad, &err) == FOIL_EINVAL);
+  free(g1);
+  encoder_destroy(&enc);
+}
+
 int main(void) {
   kernels_set_threads(2);
+  RUN(test_rowmap);
+  RUN(test_ranks_rowmap);
   RUN(test_gradcache);
   RUN(test_fd_post_ln);
   RUN(test_fd_pre_ln);

@@ -147,6 +147,7 @@ static void test_loop_keys(void) {
   CHECKF(spec_parse(&s, buf, &err) == 0, "%s", err.msg);
   CHECK(s.negatives_bank && !strcmp(s.negatives_bank, "code-neg") && s.negatives_check_every == 10);
   CHECK(s.refresh_every_steps == 200 && s.refresh_json && strstr(s.refresh_json, "\"mine\""));
+  CHECK(s.pad_max_len == 0); /* data.padding: "longest" unless asked */
   spec_free(&s);
   const char *base = "{\"model\":{\"tokenizer\":\"v\"},\"steps\":40,\"checkpoint\":{\"every_steps\":10},";
   struct {
@@ -164,6 +165,7 @@ static void test_loop_keys(void) {
        "\"mine\":{\"dataset\":\"d\"}}}", "mine.top is required"},
       {"\"data\":{\"dataset\":\"d\"},\"refresh\":{\"every_steps\":20,\"index\":\"i\",\"corpus\":{\"file\":\"c\"},"
        "\"wat\":1}}", "refresh.wat"},
+      {"\"data\":{\"dataset\":\"d\",\"padding\":\"none\"}}", "data.padding"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char json[1024];

@@ -27,6 +27,7 @@ static int same(const spec *a, const spec *b) {
          a->eval_every_steps == b->eval_every_steps && a->eval_at_start == b->eval_at_start &&
          a->log_every_steps == b->log_every_steps &&
          a->threads == b->threads && a->negatives_check_every == b->negatives_check_every &&
+         a->pad_max_len == b->pad_max_len &&
          !a->negatives_bank == !b->negatives_bank && (!a->negatives_bank || !strcmp(a->negatives_bank, b->negatives_bank)) &&
          !a->refresh_json == !b->refresh_json && (!a->refresh_json || !strcmp(a->refresh_json, b->refresh_json)) &&
          a->refresh_every_steps == b->refresh_every_steps;
@@ -46,7 +47,7 @@ static void test_roundtrip(void) {
   /* the loop's keys travel too */
   const char *loop =
       "{\"model\":{\"tokenizer\":\"v.txt\"},\"data\":{\"dataset\":\"code\",\"negatives_bank\":\"neg\","
-      "\"negatives_check_every\":7},\"loss\":{\"hard_negatives\":2},\"steps\":100,\"checkpoint\":{\"every_steps\":10},"
+      "\"negatives_check_every\":7,\"padding\":\"max_len\"},\"loss\":{\"hard_negatives\":2},\"steps\":100,\"checkpoint\":{\"every_steps\":10},"
       "\"refresh\":{\"every_steps\":20,\"index\":\"code\",\"corpus\":{\"dataset\":\"code\"},\"mine\":"
       "{\"dataset\":\"code\",\"top\":2}}}";
   spec la, lb;
@@ -56,7 +57,7 @@ static void test_roundtrip(void) {
   CHECKF(spec_parse(&la, loop, &lerr) == 0, "%s", lerr.msg);
   CHECK(spec_proto_pack(&la, &lbuf, &llen, &lerr) == 0);
   CHECKF(spec_proto_unpack(&lb, lbuf, llen, &lerr) == 0, "%s", lerr.msg);
-  CHECK(same(&la, &lb) && lb.negatives_check_every == 7 && lb.refresh_every_steps == 20);
+  CHECK(same(&la, &lb) && lb.negatives_check_every == 7 && lb.refresh_every_steps == 20 && lb.pad_max_len == 1);
   spec_free(&la);
   spec_free(&lb);
   /* init_from travels, and the architecture it fixes does not */

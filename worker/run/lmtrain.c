@@ -320,6 +320,10 @@ static int job_setup(lmjob *j, foil_err *err) {
   if ((rc = optim_new_on(&j->opt, np, &oc, j->gpu ? DEVMEM_CUDA : DEVMEM_CPU, err))) return rc;
   if (j->gpu && (rc = optim_new(&j->host_opt, np, &oc, err))) return rc;
   if (s->simctg_margin > 0 && (rc = simctg_new(&j->sc, err))) return rc;
+  /* dropout masks by global row (model/rowmap.h): rank r's rows are rows
+   * r·B .. r·B+B-1 of the step's global batch (lmdata.h) */
+  rowmap rm = {.rank = j->rank, .world = j->world, .nblocks = 1, .size = {s->batch_per_rank}};
+  if ((rc = decoder_set_rows(j->dec, &rm, err))) return rc;
   char lm[4200];
   snprintf(lm, sizeof lm, "%s/datasets/%s/lm.h5", a->root, s->dataset);
   if (access(lm, R_OK) != 0)

@@ -827,6 +827,13 @@ static int job_setup(job *j, foil_err *err) {
   if (j->gpu && (rc = optim_new(&j->host_opt, np, &oc, err))) return rc;
   if ((rc = loss_new_on(&j->ls, dev, err))) return rc;
   const int D = encoder_out_dim(j->enc), B = s->batch_per_rank;
+  /* dropout masks by global row (model/rowmap.h), for the blocks of rows
+   * train_step encodes with gradient: the queries; SimCSE's second view;
+   * the positives and up to B·hard_negatives negatives */
+  rowmap rm = {.rank = j->rank, .world = j->world, .nblocks = 1, .size = {B}};
+  if (s->loss == LOSS_SIMCSE) rm.nblocks = 2, rm.size[1] = B;
+  else if (s->loss != LOSS_MOCO) rm.nblocks = 3, rm.size[1] = B, rm.size[2] = (int64_t)B * s->hard_negatives;
+  if ((rc = encoder_set_rows(j->enc, &rm, err))) return rc;
   if (s->loss == LOSS_MOCO) {
     /* the key encoder starts as a copy of the query encoder */
     const encoder *q0 = j->gpu ? j->host_enc : j->enc;
@@ -859,7 +866,7 @@ static int job_setup(job *j, foil_err *err) {
                       .world = j->world, .max_len = s->seq_len,
                       .neg_per_pair = s->loss == LOSS_SIMCSE || from_bank ? 0 : s->hard_negatives,
                       .bank_negatives = from_bank ? s->hard_negatives : 0,
-                      .pad_to_longest = 1, .seed = s->seed};
+                      .pad_to_longest = !s->pad_max_len, .seed = s->seed};
   if ((rc = loader_open(&j->ld, &lc, j->tok, err))) return rc;
   if (from_bank) {
     if ((rc = negbank_path(a->root, s->negatives_bank, j->bank_path, sizeof j->bank_path, err))) return rc;

@@ -151,13 +151,16 @@ int spec_parse(spec *s, const char *json, foil_err *err) {
   }
 
   const cJSON *d = jspec_object(&c, root, "data", "data");
-  static const char *const dkeys[] = {"dataset", "benchmark", "negatives_bank", "negatives_check_every", NULL};
+  static const char *const dkeys[] = {"dataset", "benchmark", "negatives_bank", "negatives_check_every",
+                                      "padding", NULL};
   static const char *const dkeys_dec[] = {"dataset", NULL};
   if (dec) only_keys_dec(&c, d, "data", dkeys_dec);
   else jspec_only_keys(&c, d, "data", dkeys);
   s->dataset = jspec_string(&c, d, "dataset", "data.dataset", NULL, 1);
   s->benchmark = jspec_string(&c, d, "benchmark", "data.benchmark", dec ? NULL : "test", 0);
   s->negatives_bank = jspec_string(&c, d, "negatives_bank", "data.negatives_bank", NULL, 0);
+  static const char *const pads[] = {"longest", "max_len", NULL};
+  s->pad_max_len = jspec_choice(&c, d, "padding", "data.padding", 0, pads);
 
   const cJSON *l = jspec_object(&c, root, "loss", "loss");
   static const char *const lkeys[] = {"kind", "temperature", "learnable_temperature", "symmetric",

@@ -61,6 +61,11 @@ typedef struct {
                              * train with in-batch negatives only. Needs loss.hard_negatives >= 1. */
   int64_t negatives_check_every; /* data.negatives_check_every: steps between looks for a newer bank
                                   * (default: log_every_steps) */
+  int pad_max_len;          /* data.padding: "longest" (0, default: a rank's rows are padded to its
+                             * batch's longest) or "max_len" (1: every row to max_len tokens —
+                             * fixed shapes; and, with dropout on, W ranks × B pairs then train
+                             * exactly as 1 rank × W·B, since a row's dropout masks depend on its
+                             * place in the global batch and on the padded length) */
   int loss;                 /* loss.kind: infonce|dcl|simcse|moco (encoder), causal_lm (decoder) */
   float temperature;        /* loss.temperature (default 0.05) */
   int learnable_temperature;/* loss.learnable_temperature (default false) */

@@ -10,6 +10,7 @@
 static const char *const LOSS_NAMES[] = {"infonce", "dcl", "simcse", "moco", "causal_lm"};
 static const char *const SCHED_NAMES[] = {"constant", "cosine", "linear"};
 static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
+static const char *const PAD_NAMES[] = {"longest", "max_len"};
 
 #define SET(msg, field, value) ((msg).has_##field = 1, (msg).field = (value))
 
@@ -49,6 +50,7 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
     d.benchmark = s->benchmark;
     d.negatives_bank = s->negatives_bank;
     SET(d, negatives_check_every, s->negatives_check_every);
+    d.padding = (char *)PAD_NAMES[s->pad_max_len];
     SET(l, temperature, s->temperature);
     SET(l, learnable_temperature, s->learnable_temperature);
     SET(l, symmetric, s->symmetric);
@@ -132,6 +134,7 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     STR(d, p->data, benchmark);
     STR(d, p->data, negatives_bank);
     NUM(d, p->data, negatives_check_every);
+    STR(d, p->data, padding);
   }
   if (p->loss) {
     cJSON *l = cJSON_AddObjectToObject(root, "loss");
