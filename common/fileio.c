@@ -202,7 +202,20 @@ int foil_writer_may_live(const char *host, long pid, double age_s) {
   char me[64];
   foil_host(me);
   if (strcmp(host, me)) return 1; /* another host's pid says nothing here */
-  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+  if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
+  /* A killed writer that nobody reaps (its parent mpirun killed too, in a
+   * container whose pid 1 reaps no orphans) stays a zombie: its pid
+   * exists, but it writes nothing and holds no lock. Linux's
+   * /proc/<pid>/stat says so: state Z (or X) after the ")" of the name. */
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1; /* no /proc: the pid's existence decides */
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *rp = strrchr(buf, ')');
+  return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
 /* Parses the suffix foil_tmp_name appends, "<host>-<pid>-<16 hex>", the

@@ -68,9 +68,10 @@ int foil_fsync_parent(const char *path, foil_err *err);
 
 /* 1 when the writer (host, pid) of a file last modified age_s seconds ago
  * may still be writing it, 0 when it is surely gone: a writer of this host
- * (host as foil_tmp_name writes it) whose pid no longer exists, or any
- * writer once age_s >= FOIL_STALE_S. host NULL or pid <= 0 (not known):
- * only the age decides. Cost: gethostname and one kill(pid, 0). */
+ * (host as foil_tmp_name writes it) whose pid no longer exists or is a
+ * zombie (killed, not yet reaped), or any writer once age_s >=
+ * FOIL_STALE_S. host NULL or pid <= 0 (not known): only the age decides.
+ * Cost: gethostname, one kill(pid, 0) and a read of /proc/<pid>/stat. */
 int foil_writer_may_live(const char *host, long pid, double age_s);
 /* This host's name as foil_tmp_name and foil_writer_may_live write and
  * compare it: [A-Za-z0-9._-], at most 63 bytes, NUL-terminated. */

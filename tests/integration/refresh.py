@@ -41,6 +41,7 @@ import zlib
 
 import h5py
 import numpy as np
+from mpikill import kill_ranks
 
 foil, foil_run, mpiexec, work, vocab = sys.argv[1:6]
 mpi_flags = sys.argv[6:]
@@ -233,17 +234,12 @@ while not os.path.exists(first) and p.poll() is None and time.time() < deadline:
 check(os.path.exists(first), "the killed refresh wrote its first shard")
 with open(os.path.join(idx, "v4", ".writing")) as f:  # "<host> <pid>": rank 0, the writer
     writer = int(f.read().split()[1])
+check(b"refresh" in open("/proc/%d/cmdline" % writer, "rb").read(), "v4/.writing names its live writer")
 os.killpg(p.pid, signal.SIGKILL)
 p.wait()
-# the ranks outlive mpirun by a few seconds (orphans until they notice):
-# until then v4's writer is alive and no prune may remove v4
-deadline = time.time() + 60
-while time.time() < deadline:
-    try:
-        os.kill(writer, 0)
-    except ProcessLookupError:
-        break
-    time.sleep(0.05)
+# the ranks are not in mpirun's process group: kill them too (mpikill.py),
+# or v4's writer would live on for a few seconds and keep v4 from a prune
+kill_ranks(os.path.join(work, "job-refresh"))
 check(current() == "v3\n", "after the kill CURRENT still names v3 (%r)" % current())
 check(not os.path.exists(os.path.join(idx, "v4", "manifest.h5")), "v4 was never published")
 v3 = load_version(idx, 3)

@@ -17,4 +17,19 @@ static inline long test_dead_pid(void) {
   return (long)c;
 }
 
+/* A child that has exited and is NOT reaped (a zombie: its pid still
+ * exists); reap it with test_reap. */
+static inline long test_zombie_pid(void) {
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  siginfo_t si;
+  waitid(P_PID, (id_t)c, &si, WEXITED | WNOWAIT); /* exited, left unreaped */
+  return (long)c;
+}
+
+static inline void test_reap(long pid) {
+  int st;
+  waitpid((pid_t)pid, &st, 0);
+}
+
 #endif

@@ -169,6 +169,9 @@ static void test_tmp_sweep(void) {
   snprintf(n[8], sizeof n[8], "step_3.h5.tmp-%s-x%ld-%s", host, dead, hex);     /* no pid: kept while young */
   for (int i = 0; i < 9; i++) touch_aged(n[i], i == 3 || i == 7 ? 25 * 3600 : 0);
   CHECK(foil_writer_may_live(host, me, 0) && !foil_writer_may_live(host, dead, 0));
+  long zombie = test_zombie_pid(); /* killed and unreaped: its pid exists, the writer is gone */
+  CHECKF(!foil_writer_may_live(host, zombie, 0), "a zombie writer (pid %ld) may live", zombie);
+  test_reap(zombie);
   CHECK(foil_writer_may_live("other-node", dead, 3600) && !foil_writer_may_live("other-node", me, FOIL_STALE_S));
   int removed = foil_tmp_sweep(dir, "step_");
   CHECKF(removed == 3, "removed %d", removed);
