@@ -450,6 +450,11 @@ void auth_watch(void *zctx, void *sock, void **mon) {
 }
 
 const char *auth_handshake_failed(void *mon, const auth_client *c) {
+  unsigned n[AUTH_HS_KINDS] = {0};
+  return auth_handshake_count(mon, c, n);
+}
+
+const char *auth_handshake_count(void *mon, const auth_client *c, unsigned n[AUTH_HS_KINDS]) {
   const char *why = NULL;
   while (mon) {
     zmq_msg_t ev;
@@ -461,6 +466,9 @@ const char *auth_handshake_failed(void *mon, const auth_client *c) {
     if (zmq_msg_size(&ev) >= 6) {  /* event (16 bits), value (32 bits); then the endpoint frame */
       uint16_t e;
       memcpy(&e, zmq_msg_data(&ev), 2);
+      n[e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH       ? AUTH_HS_REFUSED
+        : e == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? AUTH_HS_PROTOCOL
+                                                   : AUTH_HS_CLOSED]++;
       if (e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         why = "the server refused this client's key (is its NAME.key in the server's allow-list?)";
       else if (!why)

@@ -130,4 +130,25 @@ void auth_watch(void *zctx, void *sock, void **mon);
 const char *auth_handshake_failed(void *mon, const auth_client *c);
 void auth_unwatch(void *sock, void **mon);
 
+/* auth_handshake_failed, with the failures since the previous call also
+ * added to n[kind] by kind, for a caller that acts on them (foil-worker).
+ * What a client can tell, with libzmq 4.3 (tests/integration/cluster_auth.py):
+ *   AUTH_HS_REFUSED   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the server's ZAP
+ *                     handler refused this client's key (not in its
+ *                     allow-list);
+ *   AUTH_HS_PROTOCOL  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: the sides speak
+ *                     different mechanisms (a client without keys to a
+ *                     CURVE server), or the peer broke the protocol;
+ *   AUTH_HS_CLOSED    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: the server
+ *                     closed the connection during the handshake — what a
+ *                     wrong server key gives (the server cannot open the
+ *                     client's HELLO and hangs up without a word), and a
+ *                     CURVE client to a server without CURVE; also a server
+ *                     going away or timing out mid-handshake, which passes.
+ * After REFUSED or PROTOCOL libzmq never connects that socket again (it
+ * stays silent until closed and reopened, whatever the server's allow-list
+ * says later); after CLOSED it reconnects, every 100 ms. */
+enum { AUTH_HS_REFUSED, AUTH_HS_PROTOCOL, AUTH_HS_CLOSED, AUTH_HS_KINDS };
+const char *auth_handshake_count(void *mon, const auth_client *c, unsigned n[AUTH_HS_KINDS]);
+
 #endif

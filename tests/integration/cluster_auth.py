@@ -4,7 +4,8 @@ and a real foil-worker, all with keys written by `foil keys gen`.
 
 Proves: an unknown key, a plain (NULL) client and a wrong server key are
 refused in the handshake (the coordinator logs the refusal and no request
-of theirs is ever handled: no job appears); a known key of the wrong role
+of theirs is ever handled: no job appears), and a foil-worker refused so
+stops by itself, exit 12 (UNAUTHENTICATED), saying why; a known key of the wrong role
 gets PERMISSION_DENIED; a submitter cannot cancel another's job; a worker
 key is refused on the control API and a user key on the worker socket;
 SIGHUP rereads the allow-list (adds and removes a key); garbage, truncated
@@ -296,28 +297,38 @@ def main():
     check(C.JobState.Name(j.state) == "JOB_COMPLETED" and "secure-hello" in c.log(jid),
           "a worker with a worker key runs a job")
 
-    # a worker whose key is not allow-listed, and a worker key used under
-    # another worker's name, are refused and say so in their logs
+    # workers the coordinator refuses stop by themselves, with the code and a
+    # log line that says why: a key not allow-listed (the ZAP handler refuses
+    # it: UNAUTHENTICATED, naming the key and --allow-keys; libzmq would never
+    # connect that socket again), no keys at all against CURVE, a wrong server
+    # key (the coordinator hangs up on every handshake: taken as final after
+    # 10 s without an answer), and a worker key used under another worker's
+    # name (PERMISSION_DENIED from the coordinator)
     gen(build, keys, "mallory", "worker")
-    for wname, key, what, says in (("w9", "mallory", "an unknown key", "refused this client's key"),
-                                   ("w8", "w1", "another worker's key", "may speak only as worker \"w1\"")):
-        c.start_worker(wname, wait=False, extra_args=["--key", k(key)[0], "--server-key", k(key)[1]])
-        wlog = os.path.join(c.root, "worker-%s.log" % wname)
-        deadline = time.time() + 20
-        while time.time() < deadline and not (os.path.exists(wlog) and says in open(wlog).read()):
+    mallory_pub = [ln.split("=", 1)[1].strip().strip('"') for ln in open(os.path.join(keys, "mallory.key"))
+                   if ln.startswith("public-key")][0]
+    cases = (("w9", ["--key", k("mallory")[0], "--server-key", k("mallory")[1]], "an unknown key", 12,
+              ["refused this worker's key", mallory_pub, "--allow-keys"]),
+             ("w6", [], "no keys", 12, ["the server runs CURVE: give --key and --server-key"]),
+             ("w7", ["--key", k("mallory")[0], "--server-key", os.path.join(keys, "bob.key")], "a wrong server key",
+              12, ["is not the coordinator's public key"]),
+             ("w8", ["--key", k("w1")[0], "--server-key", k("w1")[1]], "another worker's key", 5,
+              ["may speak only as worker \"w1\""]))
+    for wname, args, what, code, says in cases:
+        c.start_worker(wname, wait=False, extra_args=args)
+    for wname, args, what, code, says in cases:
+        p, wlog, deadline = c.workers[wname], os.path.join(c.root, "worker-%s.log" % wname), time.time() + 40
+        while p.poll() is None and time.time() < deadline:
             time.sleep(0.1)
-        check(os.path.exists(wlog) and says in open(wlog).read(),
-              "a worker with %s logs that the coordinator refused it" % what)
+        text = open(wlog).read() if os.path.exists(wlog) else ""
+        check(all(x in text for x in says), "a worker with %s logs why the coordinator refused it (%s)"
+              % (what, [ln for ln in text.splitlines() if "ERROR" in ln][-1:]))
+        check(p.returncode == code, "the worker with %s exits %d by itself: %s" % (what, code, p.returncode))
         check(c.worker_info(wname) is None, "the worker with %s is not registered" % what)
-    # refused for good (PERMISSION_DENIED: another worker's key), w8 stops by
-    # itself with that code; w9's handshake gets no answer at all (the allow
-    # list may be reread), so it keeps trying until stopped
-    p8, deadline = c.workers["w8"], time.time() + 30
-    while p8.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    check(p8.returncode == 5, "the worker with another worker's key exits 5 (PERMISSION_DENIED) by itself: %s"
-          % p8.returncode)
-    del c.workers["w8"]
+        if p.returncode is None:
+            p.kill()
+            p.wait()
+        del c.workers[wname]
     check(c.worker_info("w1").state != C.WORKER_DOWN, "the real w1 is still up")
 
     alice.close(), bob.close(), rita.close()

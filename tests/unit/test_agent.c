@@ -7,7 +7,8 @@
  * FAILED_PRECONDITION, and shutdown on SIGTERM. A launch error cut to
  * fit is still UTF-8; names that are not plain names are refused. A
  * Register refused UNAVAILABLE is retried with backoff; one refused
- * INVALID_ARGUMENT stops the agent with that error. */
+ * INVALID_ARGUMENT stops the agent with that error. More job ends than a
+ * frame holds still register, the rest following one by one. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -24,11 +25,15 @@
 #include "foil/v1/worker.pb-c.h"
 #include "tests/test.h"
 #include "worker/agent/agent.h"
+#include "worker/agent/outbox.h"
 #include "worker/run/progress.h"
 
 static char tmp[1024], endpoint[1200], self_exe[1024];
 static void *ctx, *router;
 static volatile sig_atomic_t child_stop = 0;
+/* the agent's name; test_many_finished's is another, so that what an earlier agent
+ * sent late is not taken for its */
+static const char *name = "w1";
 static void on_term(int s) { (void)s; child_stop = 1; }
 
 /* The job that test_progress_forwarded runs: rank 0 sending progress. */
@@ -55,7 +60,7 @@ static pid_t start_agent(void) {
     snprintf(root, sizeof root, "%s/root", tmp);
     snprintf(logp, sizeof logp, "%s/worker.log", tmp);
     FILE *log = fopen(logp, "w");
-    agent_config cfg = {.coordinator = endpoint, .root = root, .name = "w1", .host = "localhost", .slots = 2,
+    agent_config cfg = {.coordinator = endpoint, .root = root, .name = name, .host = "localhost", .slots = 2,
                         .gpus = 2, .foil_run = "foil-run", .mpirun = "mpirun", .grace_s = 1, .log = log};
     agent *a = NULL;
     foil_err err = {0};
@@ -70,7 +75,7 @@ static pid_t start_agent(void) {
 }
 
 static void send_to_worker(Foil__V1__CoordinatorMessage *m) {
-  CHECK(wire_send(router, "w1", &m->base, 0, NULL) == FOIL_OK);
+  CHECK(wire_send(router, name, &m->base, 0, NULL) == FOIL_OK);
 }
 
 static void reply(uint64_t request_id, int body_case, void *body) {
@@ -113,7 +118,10 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
     }
     char peer[64];
     wire_msg_peer(&w, peer, sizeof peer);
-    CHECK(!strcmp(peer, "w1"));
+    if (strcmp(peer, name)) {  /* late, from an agent of an earlier test */
+      wire_msg_close(&w);
+      continue;
+    }
     Foil__V1__WorkerMessage *m = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
     wire_msg_close(&w);
     CHECK(m != NULL);
@@ -456,6 +464,131 @@ static void test_register_refused(void) {
   free(log);
 }
 
+/* An Assign whose launch fails at once with a long message: its job
+ * directory would be below a regular file. */
+static int assign_unmakeable(uint64_t job, const char *file) {
+  static char long_part[401];
+  memset(long_part, 'd', 400);
+  Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
+  res.ranks = 1;
+  char *argv[] = {"true"};
+  Foil__V1__JobSpec sp = FOIL__V1__JOB_SPEC__INIT;
+  sp.kind = "command", sp.argv = argv, sp.n_argv = 1, sp.resources = &res;
+  Foil__V1__Placement pl = FOIL__V1__PLACEMENT__INIT, *plp = &pl;
+  pl.worker = (char *)name, pl.host = "localhost", pl.ranks = 1;
+  char jd[1700];
+  snprintf(jd, sizeof jd, "%s/%s/%llu", file, long_part, (unsigned long long)job);
+  Foil__V1__Assign as = FOIL__V1__ASSIGN__INIT;
+  as.job_id = job, as.token = job + 100000, as.spec = &sp, as.placement = &plp, as.n_placement = 1, as.head = 1;
+  as.attempt = 1, as.job_dir = jd;
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN, m.assign = &as;
+  return wire_send(router, name, &m.base, 0, NULL);
+}
+
+/* A report as this test made it: FAILED, exit 127, the launch error. */
+static int many_report_ok(const Foil__V1__Finished *f, size_t n) {
+  return f->job_id >= 1 && f->job_id <= n && f->token == f->job_id + 100000 &&
+         f->state == FOIL__V1__JOB_STATE__JOB_FAILED && f->exit_code == 127 &&
+         !strncmp(f->message, "cannot create the job directory ", 32) && strlen(f->message) > 400 &&
+         strlen(f->message) <= OUTBOX_MAX_MESSAGE;
+}
+
+/* More job ends than one frame holds (20,000 launch failures of ~500-byte
+ * messages, made while the coordinator does not answer): the agent still
+ * registers, in a frame the coordinator takes (1 MiB, as here), the
+ * register carrying the oldest reports whole and listing each other as
+ * running by reference; every heartbeat lists each report not yet
+ * acknowledged, so no job is taken for lost; the others follow one by one
+ * and every job's report arrives. */
+static void test_many_finished(void) {
+  enum { N = 20000 };
+  char file[1200];
+  snprintf(file, sizeof file, "%s/not-a-directory", tmp);
+  CHECK(foil_write_file_atomic(file, "x", 1, NULL) == FOIL_OK);
+  name = "w2";
+  child = start_agent();
+  Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);  /* not answered */
+  CHECK(m != NULL);
+  if (!m) return;
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  int on = 1, off = 0;
+  zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &on, sizeof on);  /* sends wait for room, none is dropped */
+  int rc = FOIL_OK;
+  for (uint64_t j = 1; j <= N && !rc; j++) rc = assign_unmakeable(j, file);
+  CHECK(rc == FOIL_OK);
+  static unsigned char done[N + 1], listed[N + 1];
+  size_t ndone = 0, oversized = 0, heartbeats = 0, unlisted = 0, bad = 0, carried = 0, by_ref = 0;
+  int registered = 0;
+  double t0 = log_mono();
+  while (ndone < N && log_mono() - t0 < (registered ? 60 : 30)) {
+    zmq_pollitem_t it = {.socket = router, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 100) <= 0) continue;
+    wire_msg w;
+    rc = wire_recv(router, &w, 1, 1 << 20, 0, NULL);  /* the coordinator's limit (COORD_MAX_FRAME) */
+    char peer[64];
+    wire_msg_peer(&w, peer, sizeof peer);
+    m = rc || strcmp(peer, name) ? NULL
+                                 : foil__v1__worker_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+    wire_msg_close(&w);
+    oversized += rc == FOIL_ENOMEM;
+    if (!m) continue;
+    if (m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER && !registered) {
+      const Foil__V1__Register *r = m->register_;
+      if (r->n_finished + r->n_running == N) {  /* every launch has failed: check the lot, then take it */
+        memset(listed, 0, sizeof listed);
+        for (size_t i = 0; i < r->n_finished; i++) {
+          bad += !many_report_ok(r->finished[i], N) || listed[r->finished[i]->job_id]++;
+          if (r->finished[i]->job_id <= N && !done[r->finished[i]->job_id]) done[r->finished[i]->job_id] = 1, ndone++;
+        }
+        for (size_t i = 0; i < r->n_running; i++) {
+          const Foil__V1__AttemptRef *x = r->running[i];
+          bad += x->job_id < 1 || x->job_id > N || x->token != x->job_id + 100000 || listed[x->job_id]++;
+        }
+        carried = r->n_finished, by_ref = r->n_running;
+        Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
+        reg.heartbeat_ms = 100, reg.liveness = 5;
+        reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+        registered = 1;
+      }
+    } else if (m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT && registered) {
+      heartbeats++;
+      memset(listed, 0, sizeof listed);
+      const Foil__V1__Heartbeat *h = m->heartbeat;
+      for (size_t i = 0; i < h->n_running; i++)
+        if (h->running[i]->job_id >= 1 && h->running[i]->job_id <= N) listed[h->running[i]->job_id] = 1;
+      for (size_t j = 1; j <= N; j++) unlisted += !done[j] && !listed[j];
+      Foil__V1__HeartbeatAck h_ack = FOIL__V1__HEARTBEAT_ACK__INIT;
+      reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT, &h_ack);
+    } else if (m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_FINISHED && registered) {
+      const Foil__V1__Finished *f = m->finished;
+      bad += !many_report_ok(f, N);
+      if (f->job_id >= 1 && f->job_id <= N && !done[f->job_id]) done[f->job_id] = 1, ndone++;
+      ack(m->request_id);
+    }
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &off, sizeof off);
+  CHECKF(registered, "never registered with %d job ends (%zu registers over 1 MiB)", N, oversized);
+  CHECKF(ndone == N, "%zu of %d reports arrived in %.0f s", ndone, N, log_mono() - t0);
+  CHECKF(carried > 1000 && by_ref == N - carried, "%zu reports in the register, %zu by reference", carried, by_ref);
+  CHECKF(!bad && !oversized, "%zu bad, %zu registers over 1 MiB", bad, oversized);
+  CHECKF(heartbeats > 0 && !unlisted, "%zu heartbeats left out %zu reports not yet acknowledged", heartbeats,
+         unlisted);
+  kill(child, SIGTERM);
+  int st = -1;
+  pid_t r = 0;
+  for (t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 10;) {
+    Foil__V1__WorkerMessage *x = wait_for(-1, 0.1);  /* answering as a coordinator does */
+    if (x) foil__v1__worker_message__free_unpacked(x, NULL);
+  }
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (r != child) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--progress-child")) return progress_child();
   ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
@@ -484,6 +617,7 @@ int main(int argc, char **argv) {
   RUN(test_register_again);
   RUN(test_shutdown);
   RUN(test_register_refused);
+  RUN(test_many_finished);
   if (kill(child, 0) == 0) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);

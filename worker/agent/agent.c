@@ -78,9 +78,11 @@ struct agent {
   int registered, lost, ever_replied;
   const char *refused_why;   /* the last handshake failure logged, and when */
   double refused_logged;
+  unsigned hs_closed;        /* handshakes the coordinator hung up on, before it ever answered */
+  double hs_closed_since;    /* monotonic, the first of them */
   unsigned register_ms;      /* the wait before the next Register while unregistered:
                               * 1 s, doubled (to REGISTER_MAX_MS) by each transient refusal */
-  int fatal;                 /* a Register refused for good: its foil code (agent_run stops) */
+  int fatal;                 /* a Register or handshake refused for good: its foil code (agent_run stops) */
   char fatal_msg[512];
   unsigned hb_ms, liveness;
   double next_beat, last_reply, last_register; /* monotonic */
@@ -157,22 +159,34 @@ static void send_register(agent *a) {
   m.request_id = ++a->next_id;
   m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER;
   m.register_ = &r;
-  Foil__V1__Finished **fin = NULL;
-  size_t nfin = 0;
-  if (!outbox_finished_for_register(a->ob, m.request_id, &fin, &nfin, NULL)) r.finished = fin, r.n_finished = nfin;
+  /* the job ends not yet acknowledged: those that fit, the others by
+   * reference (each then follows on its own, as every outbox entry does) */
+  outbox_register_mem mem;
+  size_t left_out = 0;
+  foil_err err = {0};
+  if (outbox_register(a->ob, m.request_id, &r, OUTBOX_REGISTER_BYTES, &mem, &left_out, &err))
+    LOG(a, "ERROR", "registering without the job ends not yet acknowledged: %s", err.msg);
+  if (left_out)
+    LOG(a, "WARN", "registering with %zu job end(s) left out (too many to list): the coordinator will take those "
+        "jobs for lost", left_out);
   send_msg(a, &m, REQ_REGISTER, 0, 0);
   a->last_register = log_mono();
-  free(fin);
+  outbox_register_free(&mem);
   free(refs);
   free(ptrs);
 }
 
 static void send_heartbeat(agent *a) {
-  size_t cap = count_attempts(a) + 1;
+  /* attempts whose end is not yet acknowledged are still running to the coordinator (outbox.h) */
+  size_t cap = count_attempts(a) + outbox_len(a->ob) + 1;
   Foil__V1__AttemptRef *refs = calloc(cap, sizeof *refs);
   Foil__V1__AttemptRef **ptrs = calloc(cap, sizeof *ptrs);
   Foil__V1__Heartbeat h = FOIL__V1__HEARTBEAT__INIT;
-  if (refs && ptrs) h.n_running = running_refs(a, refs, ptrs, cap), h.running = ptrs;
+  if (refs && ptrs) {
+    h.n_running = running_refs(a, refs, ptrs, cap);
+    h.n_running += outbox_finished_refs(a->ob, refs + h.n_running, ptrs + h.n_running, cap - h.n_running);
+    h.running = ptrs;
+  }
   h.draining = 0;
   Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
   m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT;
@@ -537,6 +551,17 @@ static void handle_kill_list(agent *a, Foil__V1__AttemptRef **refs, size_t n) {
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
+/* Stops the agent (agent_run returns code) with msg, as a final refusal. */
+__attribute__((format(printf, 3, 4))) static void stop_fatal(agent *a, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(a->fatal_msg, sizeof a->fatal_msg, fmt, ap);
+  va_end(ap);
+  foil_utf8_cut(a->fatal_msg);
+  LOG(a, "ERROR", "%s; stopping", a->fatal_msg);
+  a->fatal = code;
+}
+
 /* 1 for a refusal of a Register that no resend can change: the name, the
  * key or the resources this worker was started with (INVALID_ARGUMENT,
  * PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND, ALREADY_EXISTS); the
@@ -554,14 +579,9 @@ static int refusal_is_final(int code) {
  * this worker from being declared DOWN, which would requeue those jobs). */
 static void register_refused(agent *a, int code, const char *msg, double now) {
   int err = client_code_to_err(code);
-  if (refusal_is_final(code)) {
-    snprintf(a->fatal_msg, sizeof a->fatal_msg, "the coordinator at %.200s refuses to register worker %s: %s: %.200s",
-             a->cfg.coordinator, a->cfg.name, foil_err_name(err), msg);
-    foil_utf8_cut(a->fatal_msg);
-    LOG(a, "ERROR", "%s; stopping", a->fatal_msg);
-    a->fatal = err ? err : FOIL_EINTERNAL;
-    return;
-  }
+  if (refusal_is_final(code))
+    return stop_fatal(a, err ? err : FOIL_EINTERNAL, "the coordinator at %.200s refuses to register worker %s: %s: "
+                      "%.200s", a->cfg.coordinator, a->cfg.name, foil_err_name(err), msg);
   unsigned most = REGISTER_MAX_MS;
   if (a->attempts) {
     unsigned half = (unsigned)((uint64_t)a->hb_ms * a->liveness / 2);
@@ -755,13 +775,53 @@ static void tick_attempts(agent *a) {
   }
 }
 
-static void beat(agent *a, double now) {
-  unsigned interval = a->registered ? a->hb_ms : a->register_ms;
-  const char *why = auth_handshake_failed(a->mon, &a->keys);
-  if (why && (why != a->refused_why || now - a->refused_logged > 60)) {  /* once a minute at most */
+#define HS_CLOSED_N 5     /* handshakes hung up on ... */
+#define HS_CLOSED_S 10.0  /* ... over this long, before any answer: a wrong key */
+
+/* The dealer's failed handshakes (common/auth.h auth_handshake_count).
+ * The coordinator's ZAP handler refusing this worker's key, or a
+ * mechanism mismatch (no keys here, CURVE there), is final as a Register
+ * refused PERMISSION_DENIED is: it stops the agent with UNAUTHENTICATED
+ * (foil-worker exits 12). Not retried, although the coordinator rereads
+ * its allow-list on SIGHUP: libzmq never connects this socket again after
+ * such a refusal, so staying up would only keep jobs running that the
+ * coordinator is about to requeue elsewhere. A key refused only because it
+ * was being added is the one transient case; the operator (or systemd's
+ * Restart=on-failure) starts the worker again once it is in. A coordinator
+ * that hangs up on every handshake (HS_CLOSED_N times over HS_CLOSED_S)
+ * before it ever answered, with keys here, is taken for a wrong
+ * --server-key, also final; after a first answer the same is only logged
+ * (a coordinator restarting or overloaded looks alike for a while). Other
+ * failures are logged once a minute at most. Cost: a non-blocking read of
+ * the monitor socket per loop turn. */
+static void check_handshake(agent *a, double now) {
+  unsigned n[AUTH_HS_KINDS] = {0};
+  const char *why = auth_handshake_count(a->mon, &a->keys, n);
+  if (!why || a->fatal) return;
+  if (n[AUTH_HS_REFUSED])
+    return stop_fatal(a, FOIL_EUNAUTH, "the coordinator at %.200s refused this worker's key in the CURVE handshake: "
+                      "its allow-list (the directory of foil-coordinator --allow-keys) has no NAME.key with "
+                      "public-key %s (worker %s); put this worker's NAME.key there, send the coordinator "
+                      "SIGHUP, then start this worker again", a->cfg.coordinator, a->keys.pub, a->cfg.name);
+  if (n[AUTH_HS_PROTOCOL])
+    return stop_fatal(a, FOIL_EUNAUTH, "cannot talk to the coordinator at %.200s: %s", a->cfg.coordinator, why);
+  if (n[AUTH_HS_CLOSED] && a->keys.on && !a->ever_replied) {
+    if (!a->hs_closed) a->hs_closed_since = now;
+    a->hs_closed += n[AUTH_HS_CLOSED];
+    if (a->hs_closed >= HS_CLOSED_N && now - a->hs_closed_since >= HS_CLOSED_S)
+      return stop_fatal(a, FOIL_EUNAUTH, "the coordinator at %.200s hung up on each of %u CURVE handshakes in %.0f s "
+                        "and never answered: the server key this worker was given (--server-key or "
+                        "$FOIL_SERVER_KEY) is not the coordinator's public key, or it runs without CURVE "
+                        "(--curve-key and --allow-keys)", a->cfg.coordinator, a->hs_closed, now - a->hs_closed_since);
+  }
+  if (why != a->refused_why || now - a->refused_logged > 60) {  /* once a minute at most */
     LOG(a, "ERROR", "cannot talk to the coordinator at %s: %s", a->cfg.coordinator, why);
     a->refused_why = why, a->refused_logged = now;
   }
+}
+
+static void beat(agent *a, double now) {
+  unsigned interval = a->registered ? a->hb_ms : a->register_ms;
   if (a->ever_replied && !a->lost && now - a->last_reply > (double)a->liveness * a->hb_ms / 1e3) {
     LOG(a, "WARN", "no reply from the coordinator at %s for %.1f s: keeping %zu job(s) running, trying again",
         a->cfg.coordinator, now - a->last_reply, count_attempts(a));
@@ -816,6 +876,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
         break;
       }
     }
+    check_handshake(a, now);
     if (now >= a->next_beat && !a->fatal) beat(a, now);
     zmq_pollitem_t items[2] = {{.socket = a->dealer, .events = ZMQ_POLLIN},
                                {.socket = a->pull, .events = ZMQ_POLLIN}};

@@ -10,7 +10,10 @@
  * - Register at start, again when the coordinator answers an Error
  *   FAILED_PRECONDITION, and again after it was lost (no reply for
  *   `liveness` heartbeat intervals) and answers again. Register lists the
- *   attempts still running and the `finished` not yet acknowledged. While
+ *   attempts still running and the `finished` not yet acknowledged, as
+ *   many as fit in the coordinator's 1 MiB frame; the others it lists as
+ *   running by reference, as every Heartbeat does until their Finished,
+ *   sent on their own, are acknowledged (outbox.h outbox_register). While
  *   the coordinator is lost, jobs keep running and their time limits still
  *   hold (the worker enforces Assign.deadline itself).
  *   A Register refused for good (INVALID_ARGUMENT, PERMISSION_DENIED,
@@ -19,6 +22,13 @@
  *   returns that error; any other refusal (UNAVAILABLE, ...) is retried,
  *   1 s, 2 s, 4 s ... up to 30 s apart (while jobs run here, at most half
  *   the coordinator's liveness window, so it is not declared DOWN).
+ *   A CURVE handshake the coordinator refuses stops the agent the same way,
+ *   with FOIL_EUNAUTH: its ZAP handler refusing this worker's key (the
+ *   message names the key and the coordinator's --allow-keys), this worker
+ *   without keys against a coordinator with CURVE, or, before the
+ *   coordinator ever answered, a hang-up on every handshake for 10 s (a
+ *   wrong --server-key, or a coordinator without CURVE); see
+ *   check_handshake in agent.c for why these are not retried.
  * - Heartbeat every heartbeat_ms (1000 ms until Registered says otherwise).
  * - Started after a launch (with the checkpoint a pretrain resumes from);
  *   Finished when the process group is gone. Both stay in an outbox
@@ -87,7 +97,8 @@ void agent_destroy(agent **a);
 /* The loop; see above. *stop: set (by a signal handler) to shut down.
  * FOIL_OK after a shutdown; the coordinator's code (e.g. FOIL_EINVAL,
  * FOIL_EPERM) and its message when it refused to register this worker for
- * good (the caller, main, exits with it). */
+ * good, FOIL_EUNAUTH when the CURVE handshake is refused (the caller,
+ * main, exits with it). */
 int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err);
 
 /* The endpoint jobs send progress to ($FOIL_PROGRESS). */
