@@ -795,6 +795,12 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     zmq_setsockopt(c->ctl, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->wrk, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* No send limit towards workers: one scheduling pass may send a worker
+     * an Assign per slot (up to 4,096) before it reads any, and ZeroMQ's
+     * default limit (1,000) made the one past it fail like an unreachable
+     * worker. The queue stays bounded by the worker's own traffic: Assigns
+     * by its free slots, replies by its requests. */
+    zmq_setsockopt(c->wrk, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     rc = auth_server_socket(c->auth, c->ctl, o->control, err);
     if (!rc) rc = auth_server_socket(c->auth, c->wrk, o->workers, err);

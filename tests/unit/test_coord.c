@@ -26,6 +26,8 @@
  *  - a submission memory cannot take is refused before it is committed;
  *  - a second Register racing a pass does not NODE_FAIL the attempt just
  *    assigned (one older than the heartbeat's window it leaves out does);
+ *  - a worker back with more job ends than a frame holds registers (its
+ *    Register built by the agent's outbox), and every job ends as reported;
  *  - after a restart the workers' grace counts from the end of the load.
  */
 #define _DEFAULT_SOURCE
@@ -43,6 +45,7 @@
 #include "common/log.h"
 #include "coordinator/coord_int.h"
 #include "tests/test.h"
+#include "worker/agent/outbox.h"
 
 static char base[512], root[600];
 static coord *C;
@@ -701,6 +704,145 @@ static void test_reregister_race(void) {
   stop();
 }
 
+/* ---- one pass that starts thousands of attempts on one worker ------------------------------ */
+
+/* A worker with 4,096 slots and 3,000 queued one-slot jobs: one scheduling
+ * pass sends 3,000 Assigns to it before it reads any. The worker socket's
+ * send queue had ZeroMQ's default limit of 1,000 messages: the Assign past
+ * it failed (EAGAIN), the worker was declared lost ("assign could not be
+ * delivered") and every job requeued. Now all start, and all arrive. */
+static void test_assign_flood(void) {
+  enum { N = 3000 };
+  if (fresh("flood")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", 4096, NULL, 0)) == 0);
+  static uint64_t ids[N];
+  for (int k = 0; k < N; k++) ids[k] = submit_ranks(1, NULL, NULL);
+  coord_schedule(C);
+  int running = 0;
+  for (int k = 0; k < N; k++) {
+    cjob *j = coord_job(C, ids[k]);
+    running += j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0;
+  }
+  CHECKF(running == N, "%d of %d jobs running after one pass", running, N);
+  int assigns = 0;
+  zmq_msg_t f;
+  zmq_msg_init(&f);
+  while (assigns < N && zmq_msg_recv(&f, w, 0) >= 0) { /* 1 s timeout (peer) */
+    Foil__V1__CoordinatorMessage *m = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+    assigns += m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN;
+    if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  }
+  zmq_msg_close(&f);
+  CHECKF(assigns == N, "the worker received %d of %d Assigns", assigns, N);
+  stop();
+}
+
+/* ---- a Register of more job ends than a frame holds ----------------------------------------- */
+
+/* A worker comes back with more job ends than one 1 MiB frame holds: 3,000
+ * attempts, each report with a ~500-byte message, its Register built by the
+ * agent's outbox as foil-worker builds it. The Register fits the frame; the
+ * jobs it carries end as reported; those it lists by reference stay
+ * RUNNING (not NODE_FAILed, though older than the window after which a
+ * Register that leaves an attempt out loses it), and so does a heartbeat
+ * that lists them; their Finished, sent one by one, end them: every job
+ * in the state it ended in, its message its reason, no failure counted. */
+static void test_register_many_finished(void) {
+  enum { N = 3000 };
+  if (fresh("manyfin")) return;
+  void *w = peer("w1");
+  CHECK(wp_code(reg(w, "w1", N, NULL, 0)) == 0);
+  static uint64_t ids[N];
+  for (int i = 0; i < N; i += 500) {  /* passes of 500 starts: the Assigns are read between them */
+    for (int k = i; k < i + 500 && k < N; k++) ids[k] = submit_ranks(1, NULL, NULL);
+    coord_schedule(C);
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    while (zmq_msg_recv(&f, w, ZMQ_DONTWAIT) >= 0) {}
+    zmq_msg_close(&f);
+  }
+  outbox *o = NULL;
+  CHECK(outbox_new(&o, NULL) == FOIL_OK);
+  static const int states[3] = {FOIL__V1__JOB_STATE__JOB_COMPLETED, FOIL__V1__JOB_STATE__JOB_FAILED,
+                                FOIL__V1__JOB_STATE__JOB_TIMEOUT};
+  size_t started = 0;
+  for (int i = 0; i < N; i++) {
+    cjob *j = coord_job(C, ids[i]);
+    if (!j || j->state != FOIL__V1__JOB_STATE__JOB_RUNNING || j->natt != 1) continue;
+    started++;
+    j->att[0].assign_mono -= 2 * C->hb_s * C->o.liveness + 1;  /* long assigned: a Register leaving it out loses it */
+    char msg[600];
+    int len = snprintf(msg, sizeof msg, "job %llu ended: ", (unsigned long long)ids[i]);
+    memset(msg + len, 'm', 500), msg[len + 500] = 0;
+    Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
+    f.job_id = ids[i], f.token = j->att[0].token, f.state = states[i % 3], f.exit_code = i % 3, f.message = msg;
+    f.end_time = log_now();
+    CHECK(outbox_add_finished(o, &f, 1000000 + i, NULL) == FOIL_OK);
+  }
+  CHECKF(started == N, "%zu of %d jobs started", started, N);
+  /* the Register, as the agent sends it */
+  Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
+  r.name = "w1", r.host = "localhost", r.slots = N, r.version = "test";
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.request_id = ++next_rid;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, q.register_ = &r;
+  outbox_register_mem mem;
+  size_t left = 0;
+  CHECK(outbox_register(o, q.request_id, &r, OUTBOX_REGISTER_BYTES, &mem, &left, NULL) == FOIL_OK && left == 0);
+  size_t packed = foil__v1__worker_message__get_packed_size(&q), carried = r.n_finished;
+  CHECKF(packed <= COORD_MAX_FRAME, "the register is %zu bytes, over the coordinator's %u", packed, COORD_MAX_FRAME);
+  CHECKF(carried > 0 && carried < N && carried + r.n_running == N, "%zu carried, %zu by reference", carried,
+         r.n_running);
+  feed(0, "w1", &q.base);
+  Foil__V1__CoordinatorMessage *a = answer(w, q.request_id);
+  CHECK(a && a->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED && a->registered->n_kill == 0);
+  if (a) foil__v1__coordinator_message__free_unpacked(a, NULL);
+  outbox_register_free(&mem);
+  CHECK(outbox_ack_register(o, q.request_id) == (int)carried);
+  size_t ended = 0, running = 0;
+  for (int i = 0; i < N; i++) {
+    cjob *j = coord_job(C, ids[i]);
+    ended += j && j->state == states[i % 3];
+    running += j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0;
+  }
+  CHECKF(ended == carried && running == N - carried, "after the register: %zu ended, %zu running (of %zu, %zu)", ended,
+         running, carried, N - carried);
+  /* a heartbeat lists those not yet acknowledged as running */
+  Foil__V1__AttemptRef *refs = calloc(N, sizeof *refs), **ptrs = calloc(N, sizeof *ptrs);
+  Foil__V1__Heartbeat h = FOIL__V1__HEARTBEAT__INIT;
+  h.running = ptrs, h.n_running = refs && ptrs ? outbox_finished_refs(o, refs, ptrs, N) : 0;
+  Foil__V1__WorkerMessage hq = FOIL__V1__WORKER_MESSAGE__INIT;
+  hq.body_case = FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, hq.heartbeat = &h;
+  a = wp(w, "w1", &hq);
+  CHECK(h.n_running == N - carried && a && a->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT &&
+        a->heartbeat->n_kill == 0);
+  if (a) foil__v1__coordinator_message__free_unpacked(a, NULL);
+  free(refs);
+  free(ptrs);
+  /* then each on its own */
+  size_t acked = 0;
+  while (outbox_len(o)) {
+    outbox_entry *e = outbox_at(o, 0);
+    Foil__V1__WorkerMessage fq = FOIL__V1__WORKER_MESSAGE__INIT;
+    fq.body_case = FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, fq.finished = &e->finished;
+    acked += wp_code(wp(w, "w1", &fq)) == 0;
+    outbox_ack(o, e->request_id);
+  }
+  CHECKF(acked == N - carried, "%zu of %zu acknowledged", acked, N - carried);
+  size_t right = 0;
+  for (int i = 0; i < N; i++) {
+    cjob *j = coord_job(C, ids[i]);
+    char want[256];
+    snprintf(want, sizeof want, "job %llu ended: mmm", (unsigned long long)ids[i]);
+    right += j && j->state == states[i % 3] && j->exit_code == i % 3 && j->failures == 0 && j->natt == 1 &&
+             !strncmp(j->reason, want, strlen(want)) && strlen(j->reason) == 255;
+  }
+  CHECKF(right == N, "%zu of %d jobs ended as reported", right, N);
+  outbox_destroy(&o);
+  stop();
+}
+
 /* ---- S2. the restart grace counts from the end of the load ---------------------------------- */
 
 static void test_restart_grace(void) {
@@ -780,6 +922,8 @@ int main(void) {
   RUN(test_deval_confined);
   RUN(test_submit_no_memory);
   RUN(test_reregister_race);
+  RUN(test_assign_flood);
+  RUN(test_register_many_finished);
   RUN(test_restart_grace);
   fclose(coord_log_file);
   char cmd[700];
