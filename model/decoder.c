@@ -516,25 +516,16 @@ static int ensure_acts(decoder *d, int B, int T, int train, foil_err *err) {
  * 1+3l (attention probabilities), 2+3l (attention output), 3+3l (FFN). */
 static uint64_t stream_of(uint64_t call, int site) { return (call << 20) ^ (uint64_t)site; }
 
-/* Dropout of the forward's [B,T,C] activations run by run (d->run), each
- * run with the mask elements of its rows' place in the global batch, as
- * encoder.c (per_row = T·C elements). */
+/* Dropout of the forward's [B,T,C] activations by run of rows in the
+ * global batch (rowmap_dropout; per_row = T·C). */
 static void drop_fwd(decoder *d, float *out, const float *inp, size_t per_row, float p, uint64_t seed,
                      uint64_t stream) {
-  for (int i = 0; i < d->nrun; i++) {
-    const rowmap_run *r = &d->run[i];
-    const size_t o = (size_t)r->at * per_row;
-    K(dropout_forward, out + o, inp + o, (size_t)r->n * per_row, p, seed, stream, r->g * per_row);
-  }
+  rowmap_dropout(d->backend, 0, out, inp, per_row, p, seed, stream, d->run, d->nrun);
 }
 
 static void drop_bwd(decoder *d, float *dinp, const float *dout, size_t per_row, float p, uint64_t seed,
                      uint64_t stream) {
-  for (int i = 0; i < d->nrun; i++) {
-    const rowmap_run *r = &d->run[i];
-    const size_t o = (size_t)r->at * per_row;
-    K(dropout_backward, dinp + o, dout + o, (size_t)r->n * per_row, p, seed, stream, r->g * per_row);
-  }
+  rowmap_dropout(d->backend, 1, dinp, dout, per_row, p, seed, stream, d->run, d->nrun);
 }
 
 int decoder_set_rows(decoder *d, const rowmap *m, foil_err *err) {

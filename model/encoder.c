@@ -450,23 +450,14 @@ static uint64_t stream_of(uint64_t call, int site) {
   return (call << 20) ^ (uint64_t)site;
 }
 
-/* Dropout of the last forward's [B,T,d] activations, run by run: each run
- * of rows draws the mask elements of its rows' place in the global batch
- * (per_row = T·d elements per row). One kernel call per run (<= 4). */
+/* Dropout of the last forward's [B,T,d] activations by run of rows in the
+ * global batch (rowmap_dropout; per_row = T·d). */
 static void drop_fwd(encoder *e, float *out, const float *inp, size_t per_row, float p, uint64_t stream) {
-  for (int i = 0; i < e->nrun; i++) {
-    const rowmap_run *r = &e->run[i];
-    const size_t o = (size_t)r->at * per_row;
-    KERN(e, dropout_forward, out + o, inp + o, (size_t)r->n * per_row, p, e->seed, stream, r->g * per_row);
-  }
+  rowmap_dropout(e->backend, 0, out, inp, per_row, p, e->seed, stream, e->run, e->nrun);
 }
 
 static void drop_bwd(encoder *e, float *dinp, const float *dout, size_t per_row, float p, uint64_t stream) {
-  for (int i = 0; i < e->nrun; i++) {
-    const rowmap_run *r = &e->run[i];
-    const size_t o = (size_t)r->at * per_row;
-    KERN(e, dropout_backward, dinp + o, dout + o, (size_t)r->n * per_row, p, e->seed, stream, r->g * per_row);
-  }
+  rowmap_dropout(e->backend, 1, dinp, dout, per_row, p, e->seed, stream, e->run, e->nrun);
 }
 
 int encoder_set_rows(encoder *e, const rowmap *m, foil_err *err) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/devmem.h"
 
 #define ROWMAP_MAX_BLOCKS 4
 
@@ -73,6 +74,20 @@ static inline int rowmap_runs(const rowmap *m, uint64_t row0, int n, rowmap_run 
     start += size;
   }
   return at == n ? k : -1;
+}
+
+/* Dropout (kernels.h) of a call's activations, per_row elements a row, on
+ * backend, run by run: each run draws the mask elements of its rows'
+ * places in the global batch. backward 0: out = drop(inp) (out may be
+ * inp); 1: out += drop'(inp). One kernel call per run. */
+static inline void rowmap_dropout(int backend, int backward, float *out, const float *inp, size_t per_row, float p,
+                                  uint64_t seed, uint64_t stream, const rowmap_run *run, int nrun) {
+  for (int i = 0; i < nrun; i++) {
+    const size_t o = (size_t)run[i].at * per_row, n = (size_t)run[i].n * per_row;
+    const uint64_t off = run[i].g * per_row;
+    if (backward) DEVMEM_KERN(backend, dropout_backward, out + o, inp + o, n, p, seed, stream, off);
+    else DEVMEM_KERN(backend, dropout_forward, out + o, inp + o, n, p, seed, stream, off);
+  }
 }
 
 #endif
