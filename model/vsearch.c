@@ -23,6 +23,12 @@
  * items through scan_dot (memory-bound). A batch: each item is widened once
  * and scored by sgemm per tile of queries inside the item's thread.
  *
+ * Memory: steps 2-3 keep per-thread lists for every query scored at once,
+ * so the queries are scored in groups whose lists fit in VS_LIST_BUDGET
+ * (vsearch_internal.h); steps 2-4 run once per group. The plain blocks'
+ * lists exist only when there are plain rows, the candidate lists only
+ * when a block is rescored.
+ *
  * Ids: rows whose id is negative are never returned (a negative id would
  * read as an empty slot); ids are expected distinct across blocks. */
 #include "model/vsearch.h"
@@ -34,6 +40,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "model/vsearch_internal.h"
 
 typedef struct {
   int block;
@@ -93,61 +100,33 @@ static int cand_count(const vs_block *b, int k, int rescore) {
   return kc > INT_MAX ? INT_MAX : (int)kc;
 }
 
-int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int64_t id_lo,
-              int64_t id_hi, int rescore, float *out_scores, int64_t *out_ids, foil_err *err) {
-  int rc = vs_check_args(blocks, nblocks, q, nq, k, rescore, out_scores, out_ids, err);
-  if (rc) return rc;
-  if (nq == 0) return FOIL_OK;
-  if (rescore == 0) rescore = 4;
-  topk_init(out_scores, out_ids, nq, k);
-  if (nblocks == 0) return FOIL_OK;
-  const int d = blocks[0].d;
+/* One call's fixed state: the item plan and the per-thread buffers, sized
+ * for groups of up to G queries. */
+typedef struct {
+  const vs_block *blocks;
+  int nblocks, d, k, rescore, T;
+  int64_t id_lo, id_hi;
+  const vs_item *items;
+  int64_t nitems;
+  size_t scr_n;          /* floats of scratch per thread */
+  float *ls, *cs, *ts, *scratch;
+  int64_t *li, *ci, *ti;
+} vs_plan;
 
-  /* Items of the plain blocks; the largest candidate list of the rescored. */
-  int64_t nitems = 0;
-  int kc_max = 0;
-  for (int b = 0; b < nblocks; b++) {
-    if (rescored(&blocks[b])) {
-      int kc = cand_count(&blocks[b], k, rescore);
-      if (kc > kc_max) kc_max = kc;
-    } else {
-      nitems += (blocks[b].n + SCAN_ROWS - 1) / SCAN_ROWS;
-    }
-  }
-
-  const int T = kernels_get_threads();
-  size_t list_b = mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(float) + sizeof(int64_t));
-  size_t cand_b = mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(float) + sizeof(int64_t));
-  size_t scr_b = mul4((size_t)T, scan_topk_scratch(d), 1, sizeof(float));
-  if ((!list_b && nq && k) || (!cand_b && kc_max) || (!scr_b && d) || (uint64_t)nitems > SIZE_MAX / sizeof(vs_item))
-    return foil_err_set(err, FOIL_ENOMEM, "vs_search: %d queries x k %d does not fit in memory",
-                        nq, k);
-  float *ls = malloc(mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(float)));
-  int64_t *li = malloc(mul4((size_t)T, (size_t)nq, (size_t)k, sizeof(int64_t)));
-  float *scratch = malloc(scr_b);
-  vs_item *items = malloc(sizeof(vs_item) * (size_t)(nitems ? nitems : 1));
-  float *cs = NULL, *ts = NULL;
-  int64_t *ci = NULL, *ti = NULL;
-  if (kc_max) {
-    cs = malloc(mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(float)));
-    ci = malloc(mul4((size_t)T, (size_t)nq, (size_t)kc_max, sizeof(int64_t)));
-    ts = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(float)));
-    ti = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(int64_t)));
-  }
-  if (!ls || !li || !scratch || !items || (kc_max && (!cs || !ci || !ts || !ti))) {
-    rc = foil_err_set(err, FOIL_ENOMEM, "vs_search: out of memory (%d queries, k %d, %d threads)",
-                      nq, k, T);
-    goto done;
-  }
-  const size_t scr_n = scan_topk_scratch(d);
+/* Steps 2-4 of the plan for nq queries q (nq <= the plan's group size); the
+ * result lists out_* [nq,k] are already initialized. */
+static void search_group(const vs_plan *p, const float *q, int nq, float *out_scores,
+                         int64_t *out_ids) {
+  const vs_block *blocks = p->blocks;
+  const int d = p->d, k = p->k, T = p->T;
+  const int64_t id_lo = p->id_lo, id_hi = p->id_hi, nitems = p->nitems;
+  const size_t scr_n = p->scr_n;
+  float *ls = p->ls, *cs = p->cs, *ts = p->ts, *scratch = p->scratch;
+  int64_t *li = p->li, *ci = p->ci, *ti = p->ti;
 
   /* Step 2: plain blocks. */
-  int64_t it = 0;
-  for (int b = 0; b < nblocks; b++)
-    if (!rescored(&blocks[b]))
-      for (int64_t r = 0; r < blocks[b].n; r += SCAN_ROWS) items[it++] = (vs_item){b, r};
-  for (int t = 0; t < T; t++) topk_init(ls + (size_t)t * nq * k, li + (size_t)t * nq * k, nq, k);
   if (nitems > 0) {
+    for (int t = 0; t < T; t++) topk_init(ls + (size_t)t * nq * k, li + (size_t)t * nq * k, nq, k);
 #pragma omp parallel num_threads(T)
     {
       int t = omp_get_thread_num();
@@ -155,8 +134,8 @@ int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k
       int64_t *my_i = li + (size_t)t * nq * k;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t w = 0; w < nitems; w++) {
-        const vs_block *x = &blocks[items[w].block];
-        int64_t r = items[w].row;
+        const vs_block *x = &blocks[p->items[w].block];
+        int64_t r = p->items[w].row;
         int n = x->n - r < SCAN_ROWS ? (int)(x->n - r) : SCAN_ROWS;
         scan_topk(my_s, my_i, nq, k, q, d, scan_dtype(x->dtype),
                   (const char *)x->data + (size_t)r * d * elem_size(x->dtype),
@@ -166,10 +145,10 @@ int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k
   }
 
   /* Step 3: rescored blocks, one at a time. */
-  for (int b = 0; b < nblocks; b++) {
+  for (int b = 0; b < p->nblocks; b++) {
     const vs_block *x = &blocks[b];
     if (!rescored(x) || x->n == 0) continue;
-    const int kc = cand_count(x, k, rescore);
+    const int kc = cand_count(x, k, p->rescore);
     const int64_t nit = (x->n + SCAN_ROWS - 1) / SCAN_ROWS;
     for (int t = 0; t < T; t++)
       topk_init(cs + (size_t)t * nq * kc, ci + (size_t)t * nq * kc, nq, kc);
@@ -218,15 +197,108 @@ int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k
                    li + off, 1, 0, -1);
       }
   }
+}
+
+int vs_search_budget(const vs_block *blocks, int nblocks, const float *q, int nq, int k,
+                     int64_t id_lo, int64_t id_hi, int rescore, float *out_scores,
+                     int64_t *out_ids, size_t budget, vs_search_stats *st, foil_err *err) {
+  if (st) memset(st, 0, sizeof *st);
+  int rc = vs_check_args(blocks, nblocks, q, nq, k, rescore, out_scores, out_ids, err);
+  if (rc) return rc;
+  if (nq == 0) return FOIL_OK;
+  if (rescore == 0) rescore = 4;
+  topk_init(out_scores, out_ids, nq, k);
+  if (nblocks == 0) return FOIL_OK;
+  const int d = blocks[0].d;
+
+  /* Items of the plain blocks; the largest candidate list of the rescored. */
+  int64_t nitems = 0;
+  int kc_max = 0;
+  for (int b = 0; b < nblocks; b++) {
+    if (rescored(&blocks[b])) {
+      int kc = cand_count(&blocks[b], k, rescore);
+      if (kc > kc_max) kc_max = kc;
+    } else {
+      nitems += (blocks[b].n + SCAN_ROWS - 1) / SCAN_ROWS;
+    }
+  }
+  /* List slots per query and thread: k for the plain blocks (when there
+   * are any rows in them), kc_max for the rescored. None: no rows at all. */
+  const size_t slots = (nitems > 0 ? (size_t)k : 0) + (size_t)kc_max;
+  if (slots == 0) return FOIL_OK;
+
+  /* Query groups: every thread holds its lists for one group at a time, so
+   * the lists of all threads take per_q bytes per query of the group.
+   * G = budget / per_q, at most nq; when that splits the queries and is
+   * above one sgemm tile, whole tiles. Each query's lists are independent
+   * of the others', so the grouping changes no result bit. G is at least
+   * SCAN_DIRECT_MAX + 1 (or nq when smaller): a group then takes the same
+   * scoring path (kernels.h scan_topk: direct or sgemm, chosen by the
+   * query count) as the whole call, so the bits do not even rest on the
+   * two paths agreeing. */
+  const int T = kernels_get_threads();
+  const size_t per_q = mul4((size_t)T, slots, 1, sizeof(float) + sizeof(int64_t));
+  const size_t scr_n = scan_topk_scratch(d), scr_b = mul4((size_t)T, scr_n, 1, sizeof(float));
+  if (!per_q || !scr_b || (uint64_t)nitems > SIZE_MAX / sizeof(vs_item))
+    return foil_err_set(err, FOIL_ENOMEM, "vs_search: k %d on %d threads does not fit in memory",
+                        k, T);
+  size_t g = budget / per_q;
+  if (g < SCAN_DIRECT_MAX + 1) g = SCAN_DIRECT_MAX + 1;
+  if (g >= (size_t)nq) g = (size_t)nq;
+  else if (g > SCAN_QTILE) g -= g % SCAN_QTILE;
+  const int G = (int)g;
+  if (!mul4((size_t)T, (size_t)G, slots, sizeof(float) + sizeof(int64_t)))
+    return foil_err_set(err, FOIL_ENOMEM, "vs_search: %d queries x k %d on %d threads does not fit in memory",
+                        G, k, T);
+
+  vs_plan p = {.blocks = blocks, .nblocks = nblocks, .d = d, .k = k, .rescore = rescore, .T = T,
+               .id_lo = id_lo, .id_hi = id_hi, .nitems = nitems, .scr_n = scr_n};
+  vs_item *items = malloc(sizeof(vs_item) * (size_t)(nitems ? nitems : 1));
+  p.scratch = malloc(scr_b);
+  int ok = items && p.scratch;
+  if (ok && nitems > 0) {
+    p.ls = malloc(mul4((size_t)T, (size_t)G, (size_t)k, sizeof(float)));
+    p.li = malloc(mul4((size_t)T, (size_t)G, (size_t)k, sizeof(int64_t)));
+    ok = p.ls && p.li;
+  }
+  if (ok && kc_max) {
+    p.cs = malloc(mul4((size_t)T, (size_t)G, (size_t)kc_max, sizeof(float)));
+    p.ci = malloc(mul4((size_t)T, (size_t)G, (size_t)kc_max, sizeof(int64_t)));
+    p.ts = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(float)));
+    p.ti = malloc(mul4((size_t)T, (size_t)kc_max, 1, sizeof(int64_t)));
+    ok = p.cs && p.ci && p.ts && p.ti;
+  }
+  if (!ok) {
+    rc = foil_err_set(err, FOIL_ENOMEM, "vs_search: out of memory (%d queries per group, k %d, %d threads)",
+                      G, k, T);
+    goto done;
+  }
+  int64_t it = 0;
+  for (int b = 0; b < nblocks; b++)
+    if (!rescored(&blocks[b]))
+      for (int64_t r = 0; r < blocks[b].n; r += SCAN_ROWS) items[it++] = (vs_item){b, r};
+  p.items = items;
+
+  int groups = 0;
+  for (int64_t g0 = 0; g0 < nq; g0 += G, groups++)
+    search_group(&p, q + (size_t)g0 * d, nq - g0 < G ? (int)(nq - g0) : G,
+                 out_scores + (size_t)g0 * k, out_ids + (size_t)g0 * k);
+  if (st) st->groups = groups, st->group_queries = G, st->list_bytes = (size_t)G * per_q;
   rc = FOIL_OK;
 done:
-  free(ls);
-  free(li);
-  free(scratch);
   free(items);
-  free(cs);
-  free(ci);
-  free(ts);
-  free(ti);
+  free(p.scratch);
+  free(p.ls);
+  free(p.li);
+  free(p.cs);
+  free(p.ci);
+  free(p.ts);
+  free(p.ti);
   return rc;
+}
+
+int vs_search(const vs_block *blocks, int nblocks, const float *q, int nq, int k, int64_t id_lo,
+              int64_t id_hi, int rescore, float *out_scores, int64_t *out_ids, foil_err *err) {
+  return vs_search_budget(blocks, nblocks, q, nq, k, id_lo, id_hi, rescore, out_scores, out_ids,
+                          VS_LIST_BUDGET, NULL, err);
 }

@@ -18,10 +18,23 @@
  *  - the result does not depend on the thread count or the block order.
  *
  * Cost: one pass over every block's rows (n·d multiply-adds per query, in
- * blocks so that each row is read from memory once per batch of queries),
- * plus a k-sized merge per block of rows. Threads: the kernels' OpenMP pool
- * (kernels_set_threads); a single query is split over rows, a batch over
- * queries and rows. Memory: per thread one score tile and its top-k lists.
+ * blocks so that each row is read from memory once per group of queries,
+ * see Memory), plus a k-sized merge per block of rows. Threads: the
+ * kernels' OpenMP pool (kernels_set_threads); the rows are split over the
+ * threads (single query or batch), each thread scoring every query of the
+ * group against its rows.
+ * Memory, allocated per call and freed before it returns:
+ *  - per thread a scan scratch of (SCAN_QTILE + d)·SCAN_ROWS floats
+ *    (0.5 MB + 2 KB·d);
+ *  - per thread top-k lists for the queries of a group: 12 bytes times k
+ *    (if any block is float32 or not rescored) plus the largest k·rescore
+ *    of the rescored blocks, per query. The queries are scored in groups
+ *    sized so that these lists, all threads together, stay within 256 MB
+ *    (a group holds at least 5 queries, or all of them: only when 5
+ *    queries' lists exceed 256 MB, k·threads·(1 + rescore) above ~4 M,
+ *    does a call take more); the blocks are read once per group. Grouping
+ *    changes no result bit;
+ *  - 16 bytes per SCAN_ROWS rows of the blocks that are not rescored.
  */
 #ifndef FOIL_MODEL_VSEARCH_H
 #define FOIL_MODEL_VSEARCH_H
@@ -54,7 +67,11 @@ int vs_check_args(const vs_block *blocks, int nblocks, const float *q, int nq, i
                   const float *out_scores, const int64_t *out_ids, foil_err *err);
 
 /* Conversions used to write shards: float32 → IEEE half (round to nearest
- * even), and → int8 with a per-row scale (max |x| / 127, symmetric). */
+ * even; NaN stays NaN, overflow gives ±inf), and → int8 with a per-row
+ * scale (max |x| / 127, symmetric). Non-finite input to vs_to_i8 (index
+ * shards refuse it before converting, index.h) is still well defined: the
+ * scale is taken over the row's finite elements, NaN stores 0, ±inf
+ * stores ±127 (0 in a row whose finite elements are all 0). */
 void vs_to_f16(uint16_t *dst, const float *src, int64_t n);
 void vs_from_f16(float *dst, const uint16_t *src, int64_t n);
 void vs_to_i8(int8_t *dst, float *scales, const float *src, int64_t rows, int d);

@@ -5,6 +5,7 @@
  */
 #include "model/vsearch.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -61,17 +62,24 @@ void vs_from_f16(float *dst, const uint16_t *src, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(src[i]);
 }
 
+/* The scale comes from the finite elements only, so it is always finite;
+ * NaN is stored as 0 and ±inf saturates to ±127 (0 when the row has no
+ * nonzero finite element, scale 0): no float→int conversion of a value
+ * outside int's range, which C leaves undefined. */
 void vs_to_i8(int8_t *dst, float *scales, const float *src, int64_t rows, int d) {
   for (int64_t r = 0; r < rows; r++) {
     const float *x = src + r * d;
     int8_t *q = dst + r * d;
     float amax = 0.0f;
-    for (int j = 0; j < d; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < d; j++) {
+      float a = fabsf(x[j]);
+      if (a <= FLT_MAX && a > amax) amax = a; /* false for NaN and inf */
+    }
     float scale = amax / 127.0f;
     scales[r] = scale;
     for (int j = 0; j < d; j++) {
-      float v = scale > 0.0f ? nearbyintf(x[j] / scale) : 0.0f;
-      q[j] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
+      float v = scale > 0.0f && !isnan(x[j]) ? nearbyintf(x[j] / scale) : 0.0f;
+      q[j] = (int8_t)(v >= 127.0f ? 127 : v <= -127.0f ? -127 : (int)v);
     }
   }
 }

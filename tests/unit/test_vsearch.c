@@ -16,7 +16,19 @@
  *  - several blocks of mixed dtypes, in any order, 1 or 2 threads: the same
  *    bits; a query in a batch (sgemm path) gets the bits it gets alone;
  *    duplicate rows score equal bits and come back lower id first;
- *  - bad arguments are refused with FOIL_EINVAL.
+ *  - bad arguments are refused with FOIL_EINVAL;
+ *  - vs_to_i8 on NaN and ±inf: finite scales from the finite elements,
+ *    NaN stored as 0, ±inf saturated (no undefined float→int conversion:
+ *    run it under -fsanitize=float-cast-overflow), finite search scores;
+ *  - queries scored in groups (a forced small list budget, so one call
+ *    runs several groups, down to the least, 5 queries): the same bits as
+ *    one group, at 1 and 2 threads, d 13 (not a multiple of any lane
+ *    width);
+ *    the lists stay within the budget and the plain blocks' lists exist
+ *    only when there are plain blocks;
+ *  - the peak memory of a mining-sized call (2^17 queries, k 16, rescore
+ *    8, 2 threads: 432 MiB of lists without groups) stays within
+ *    VS_LIST_BUDGET (Linux, not under a sanitizer).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -27,6 +39,7 @@
 
 #include "kernels/kernels.h"
 #include "model/vsearch.h"
+#include "model/vsearch_internal.h"
 #include "tests/test.h"
 
 static uint64_t prng_state;
@@ -522,6 +535,198 @@ static void test_errors(void) {
   CHECK(oi[0] == 9 && oi[1] == -1);
 }
 
+/* vs_to_i8 on rows with NaN and ±inf: the scale from the finite elements,
+ * NaN -> 0, ±inf -> ±127, a row without a nonzero finite element -> 0. */
+static void test_i8_nonfinite(void) {
+  const float inf = INFINITY, nan = NAN;
+  const float x[5 * 4] = {1, nan, -2, 0.5f,        /* scale 2/127: 63.5 -> 64 (even), 31.75 -> 32 */
+                          inf, 1, -inf, -0.5f,     /* scale 1/127: -63.5 -> -64 */
+                          nan, nan, inf, 0,        /* no finite nonzero: scale 0, zeros */
+                          -nan, 3, 0, -3,          /* scale 3/127 */
+                          0.25f, -1, 0.5f, 0.125f}; /* finite: as before */
+  const int8_t want[5 * 4] = {64, 0, -127, 32, 127, 127, -127, -64, 0, 0, 0, 0, 0, 127, 0, -127,
+                              32, -127, 64, 16};
+  const float want_scale[5] = {2.0f / 127.0f, 1.0f / 127.0f, 0.0f, 3.0f / 127.0f, 1.0f / 127.0f};
+  int8_t q8[5 * 4];
+  float sc[5];
+  memset(q8, 99, sizeof q8);
+  vs_to_i8(q8, sc, x, 5, 4);
+  for (int r = 0; r < 5; r++)
+    CHECKF(isfinite(sc[r]) && sc[r] == want_scale[r], "row %d: scale %g, want %g", r, sc[r], want_scale[r]);
+  for (int i = 0; i < 5 * 4; i++) CHECKF(q8[i] == want[i], "element %d: %d, want %d", i, q8[i], want[i]);
+  /* searched: every score finite */
+  int64_t ids[5] = {0, 1, 2, 3, 4};
+  vs_block b = {VS_I8, 5, 4, q8, sc, NULL, ids};
+  float qv[4] = {0.5f, -1, 0.25f, 2}, os[5];
+  int64_t oi[5];
+  foil_err err;
+  CHECK(vs_search(&b, 1, qv, 1, 5, 1, 0, 0, os, oi, &err) == 0);
+  for (int i = 0; i < 5; i++) CHECKF(isfinite(os[i]) && oi[i] >= 0, "rank %d: id %lld score %g", i, (long long)oi[i], os[i]);
+}
+
+/* Query groups: the same bits for any list budget. Blocks of every kind
+ * (float32; float16 and int8 rescored from exact; int8 not rescored), d 13,
+ * 600 queries, a filter. */
+static void test_groups(void) {
+  prng_seed(16);
+  const int d = 13, nq = 600, k = 7, rescore = 3, nb = 4;
+  const int64_t ns[4] = {1300, 900, 70, 530};
+  const vs_dtype dts[4] = {VS_F32, VS_F16, VS_I8, VS_I8};
+  tblock t[4];
+  for (int b = 0; b < nb; b++) {
+    float *x = malloc(sizeof(float) * ns[b] * d), *ex = malloc(sizeof(float) * ns[b] * d);
+    int64_t *ids = malloc(sizeof(int64_t) * ns[b]);
+    for (int64_t i = 0; i < ns[b] * d; i++) ex[i] = prng_unif(), x[i] = ex[i] + 0.02f * prng_unif();
+    shuffled_ids(ids, ns[b], b, nb);
+    tblock_make(&t[b], dts[b], x, ns[b], d, ids, 0, b == 1 || b == 2 ? ex : NULL);
+    free(x);
+    free(ex);
+    free(ids);
+  }
+  vs_block bl[4] = {t[0].b, t[1].b, t[2].b, t[3].b};
+  float *q = malloc(sizeof(float) * nq * d);
+  for (int i = 0; i < nq * d; i++) q[i] = prng_unif();
+  size_t m = (size_t)nq * k;
+  float *s0 = malloc(sizeof(float) * m), *s1 = malloc(sizeof(float) * m);
+  int64_t *i0 = malloc(sizeof(int64_t) * m), *i1 = malloc(sizeof(int64_t) * m);
+  /* list slots per query and thread: k (plain blocks) + the largest
+   * k·rescore of the rescored ones (block 2 has only 70 rows) */
+  const size_t slots = (size_t)k + (size_t)k * rescore, slot_b = sizeof(float) + sizeof(int64_t);
+  for (int T = 1; T <= 2; T++) {
+    kernels_set_threads(T);
+    const size_t per_q = (size_t)T * slots * slot_b;
+    foil_err err;
+    vs_search_stats st;
+    CHECK(vs_search(bl, nb, q, nq, k, 10, 2000, rescore, s0, i0, &err) == 0);
+    CHECK(vs_search_budget(bl, nb, q, nq, k, 10, 2000, rescore, s1, i1, VS_LIST_BUDGET, &st, &err) == 0);
+    CHECKF(st.groups == 1 && st.group_queries == nq && st.list_bytes == (size_t)nq * per_q,
+           "T %d: one group of %d: got %d groups of %d, %zu bytes", T, nq, st.groups,
+           st.group_queries, st.list_bytes);
+    CHECK(memcmp(s0, s1, sizeof(float) * m) == 0 && memcmp(i0, i1, sizeof(int64_t) * m) == 0);
+    /* budget -> queries per group: 1 byte and one query's lists -> the
+     * least, 5 (SCAN_DIRECT_MAX + 1: the sgemm path, as the whole call),
+     * 7.5 queries' -> 7, 300 -> one whole tile of 256 */
+    const size_t budgets[4] = {1, per_q, 7 * per_q + per_q / 2, 300 * per_q};
+    const int want_g[4] = {SCAN_DIRECT_MAX + 1, SCAN_DIRECT_MAX + 1, 7, 256};
+    for (int a = 0; a < 4; a++) {
+      memset(s1, 0, sizeof(float) * m);
+      memset(i1, 0, sizeof(int64_t) * m);
+      CHECK(vs_search_budget(bl, nb, q, nq, k, 10, 2000, rescore, s1, i1, budgets[a], &st, &err) == 0);
+      CHECKF(st.group_queries == want_g[a] && st.groups == (nq + want_g[a] - 1) / want_g[a],
+             "T %d budget %zu: %d groups of %d, want groups of %d", T, budgets[a], st.groups,
+             st.group_queries, want_g[a]);
+      CHECKF(st.list_bytes == (size_t)want_g[a] * per_q && (a < 2 || st.list_bytes <= budgets[a]),
+             "T %d budget %zu: %zu bytes of lists", T, budgets[a], st.list_bytes);
+      CHECKF(memcmp(s0, s1, sizeof(float) * m) == 0 && memcmp(i0, i1, sizeof(int64_t) * m) == 0,
+             "T %d budget %zu (%d groups): bits differ from one group", T, budgets[a], st.groups);
+    }
+    /* fewer queries than the least group: one group of all, on their
+     * own (direct) path */
+    float s3[3 * 7], s4[3 * 7];
+    int64_t i3[3 * 7], i4[3 * 7];
+    CHECK(vs_search(bl, nb, q, 3, k, 10, 2000, rescore, s3, i3, &err) == 0);
+    CHECK(vs_search_budget(bl, nb, q, 3, k, 10, 2000, rescore, s4, i4, 1, &st, &err) == 0);
+    CHECKF(st.groups == 1 && st.group_queries == 3, "T %d, 3 queries: %d groups of %d", T, st.groups,
+           st.group_queries);
+    CHECK(memcmp(s3, s4, sizeof s3) == 0 && memcmp(i3, i4, sizeof i3) == 0);
+    /* rescored blocks only: no lists for plain blocks */
+    CHECK(vs_search_budget(bl + 1, 2, q, nq, k, 1, 0, rescore, s1, i1, VS_LIST_BUDGET, &st, &err) == 0);
+    CHECKF(st.list_bytes == (size_t)nq * T * (size_t)k * rescore * slot_b,
+           "T %d, rescored blocks only: %zu bytes of lists", T, st.list_bytes);
+    /* plain blocks only: no candidate lists */
+    vs_block plain[2] = {bl[0], bl[3]};
+    CHECK(vs_search_budget(plain, 2, q, nq, k, 1, 0, rescore, s1, i1, VS_LIST_BUDGET, &st, &err) == 0);
+    CHECKF(st.list_bytes == (size_t)nq * T * (size_t)k * slot_b,
+           "T %d, plain blocks only: %zu bytes of lists", T, st.list_bytes);
+  }
+  kernels_set_threads(0);
+  for (int b = 0; b < nb; b++) tblock_free(&t[b]);
+  free(q);
+  free(s0);
+  free(s1);
+  free(i0);
+  free(i1);
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_NO_RSS 1 /* the sanitizer's allocator and shadow distort RSS */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define TEST_NO_RSS 1
+#endif
+#endif
+
+#ifndef TEST_NO_RSS
+/* A /proc/self/status field in kB, or -1. */
+static long status_kb(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl)) v = atol(line + kl);
+  fclose(f);
+  return v;
+}
+#endif
+
+/* Peak memory of one vs_search as mining sizes it: 2^17 queries, k 16, a
+ * float16 block rescored from exact with rescore 8, 2 threads. Without
+ * query groups its lists would take 2·2^17·(16 + 128)·12 B = 432 MiB; the
+ * peak RSS growth (VmHWM after the call, reset by clear_refs, minus VmRSS
+ * before it) must stay within VS_LIST_BUDGET plus 16 MiB of scratch and
+ * slack. The filter excludes every row: the lists are allocated and
+ * initialized all the same, and the call stays cheap. */
+static void test_peak_memory(void) {
+#ifdef TEST_NO_RSS
+  printf("  (skipped: RSS under a sanitizer)\n");
+#else
+  const int d = 8, nq = 1 << 17, k = 16, rescore = 8;
+  const int64_t n = 512; /* >= k·rescore: the candidate lists take 128 slots */
+  FILE *cr = fopen("/proc/self/clear_refs", "w");
+  if (!cr || status_kb("VmHWM:") < 0) {
+    if (cr) fclose(cr);
+    printf("  (skipped: no /proc/self/clear_refs)\n");
+    return;
+  }
+  prng_seed(17);
+  float *x = malloc(sizeof(float) * n * d), *q = malloc(sizeof(float) * (size_t)nq * d);
+  int64_t *ids = malloc(sizeof(int64_t) * n);
+  for (int64_t i = 0; i < n * d; i++) x[i] = prng_unif();
+  for (size_t i = 0; i < (size_t)nq * d; i++) q[i] = prng_unif();
+  for (int64_t i = 0; i < n; i++) ids[i] = i;
+  tblock t;
+  tblock_make(&t, VS_F16, x, n, d, ids, 0, x);
+  size_t m = (size_t)nq * k;
+  float *os = malloc(sizeof(float) * m);
+  int64_t *oi = malloc(sizeof(int64_t) * m);
+  memset(os, 0xff, sizeof(float) * m); /* resident before the measure */
+  memset(oi, 0xff, sizeof(int64_t) * m);
+  kernels_set_threads(2);
+  foil_err err;
+  /* warm: both threads' sgemm buffers and OpenMP pools */
+  for (int w = 0; w < 3; w++) CHECK(vs_search(&t.b, 1, q, 600, k, 1, 0, rescore, os, oi, &err) == 0);
+  fputs("5", cr); /* VmHWM := VmRSS */
+  fclose(cr);
+  long rss0 = status_kb("VmRSS:");
+  CHECK(vs_search(&t.b, 1, q, nq, k, 1000, 2000, rescore, os, oi, &err) == 0);
+  long grew_kb = status_kb("VmHWM:") - rss0;
+  long limit_kb = (long)(VS_LIST_BUDGET >> 10) + 16 * 1024;
+  CHECKF(grew_kb <= limit_kb, "vs_search's peak RSS grew by %.1f MiB, limit %.1f MiB",
+         grew_kb / 1024.0, limit_kb / 1024.0);
+  printf("  peak RSS growth %.1f MiB (lists without groups: %.1f MiB)\n", grew_kb / 1024.0,
+         2.0 * nq * (k + k * rescore) * 12 / 1048576.0);
+  kernels_set_threads(0);
+  tblock_free(&t);
+  free(x);
+  free(q);
+  free(ids);
+  free(os);
+  free(oi);
+#endif
+}
+
 int main(void) {
   RUN(test_exact_ties);
   RUN(test_random);
@@ -529,5 +734,8 @@ int main(void) {
   RUN(test_rescore);
   RUN(test_determinism);
   RUN(test_errors);
+  RUN(test_i8_nonfinite);
+  RUN(test_groups);
+  RUN(test_peak_memory);
   TEST_EXIT();
 }
