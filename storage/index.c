@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,6 +354,20 @@ static int writer_live(const char *vd) {
   return live;
 }
 
+/* The first row of x [n, dim] holding a NaN or an infinity (*col: where),
+ * or -1. One pass, no allocation. */
+static int64_t first_nonfinite(const float *x, int64_t n, int dim, int *col) {
+  for (int64_t i = 0; i < n; i++) {
+    const float *r = x + (size_t)i * (size_t)dim;
+    for (int j = 0; j < dim; j++)
+      if (!isfinite(r[j])) {
+        *col = j;
+        return i;
+      }
+  }
+  return -1;
+}
+
 int index_shard_write(const char *root, const index_meta *m, const int64_t *ids, char *const *keys,
                       const float *vectors, int64_t n, foil_err *err) {
   char dir[PATH_CAP], path[PATH_CAP + 64];
@@ -362,6 +377,17 @@ int index_shard_write(const char *root, const index_meta *m, const int64_t *ids,
       (unsigned)m->dtype > VS_I8)
     return foil_err_set(err, FOIL_EINVAL, "index shard: bad arguments (dim %d, rows %lld, shard %d of %d, version %d)",
                         m->dim, (long long)n, m->shard, m->n_shards, m->version);
+  /* a diverged checkpoint's NaN/inf rows would be indexed silently (never
+   * found, or found for any query): refused before anything is written */
+  int bad_col = 0;
+  int64_t bad = first_nonfinite(vectors, n, m->dim, &bad_col);
+  if (bad >= 0)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "checkpoint %.240s (step %lld) has diverged: the embedding of row %lld (id %lld, key "
+                        "%.64s) is not finite (%g at dimension %d); index %s v%d shard %d not written",
+                        m->checkpoint, (long long)m->step, (long long)bad, (long long)ids[bad],
+                        keys && keys[bad] ? keys[bad] : "-", (double)vectors[(size_t)bad * m->dim + bad_col],
+                        bad_col, m->name, m->version, m->shard);
   snprintf(path, sizeof path, "%s/shard_%d.h5", dir, m->shard);
   const size_t nd = (size_t)n * (size_t)m->dim;
   void *conv = NULL;

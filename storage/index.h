@@ -92,7 +92,9 @@ void index_version_release(int *hold);
 
 /* Writes shard m->shard of m->version from float32 vectors (n×m->dim),
  * converting to m->dtype (vsearch.h); keys may be NULL; published
- * atomically. */
+ * atomically. A vector holding a NaN or an infinity (a diverged
+ * checkpoint) is refused before anything is written: FOIL_EINVAL naming
+ * the checkpoint, the row, its id and key. */
 int index_shard_write(const char *root, const index_meta *m, const int64_t *ids, char *const *keys,
                       const float *vectors, int64_t n, foil_err *err);
 

@@ -1,7 +1,9 @@
 /* test_index.c — embedding index versions: shard round trip per dtype,
  * keys, publish → CURRENT, pruning, and the refusals of checked reads;
  * concurrent refreshes: the index lock, a live writer's version never
- * pruned, CURRENT never moved to an older step of the same run. */
+ * pruned, CURRENT never moved to an older step of the same run; a
+ * non-finite vector (a diverged checkpoint) refused before a shard is
+ * written. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -482,6 +484,38 @@ static void test_empty_shard_and_hash(void) {
   CHECKF(!strcmp(text, "layers=2 d_model=8 heads=2 d_ff=16 max_len=4 proj_dim=0 norm=post pooling=mean"), "%s", text);
 }
 
+/* NaN or ±inf in a vector: FOIL_EINVAL naming the checkpoint, the row, its
+ * id and key, for every dtype; no shard file appears, so the version
+ * cannot be published. */
+static void test_nonfinite_refused(void) {
+  const float bad_vals[3] = {NAN, INFINITY, -INFINITY};
+  for (int dt = 0; dt < 3; dt++) {
+    foil_err err = {0};
+    int v = 0;
+    char name[32];
+    snprintf(name, sizeof name, "diverged-%d", dt);
+    CHECKF(index_version_begin(root, name, &v, &err) == 0, "%s", err.msg);
+    float *x = unit_rows(5, D, 9);
+    x[3 * D + 7] = bad_vals[dt];
+    int64_t ids[5] = {10, 11, 12, 13, 14};
+    char *keys[5] = {"k0", "k1", "k2", "doc-three", "k4"};
+    index_meta m = meta(name, v, 0, 1, (vs_dtype)dt);
+    CHECK(index_shard_write(root, &m, ids, keys, x, 5, &err) == FOIL_EINVAL);
+    CHECKF(strstr(err.msg, "/ckpt/step_42.h5") && strstr(err.msg, "row 3") && strstr(err.msg, "id 13") &&
+               strstr(err.msg, "doc-three") && strstr(err.msg, "dimension 7"),
+           "%s", err.msg);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/indexes/%s/v%d/shard_0.h5", root, name, v);
+    CHECKF(access(p, F_OK) != 0, "%s was written", p);
+    CHECK(index_publish(root, name, v, 1, 3, &err) != 0);
+    /* without keys, and the row fixed: written */
+    CHECK(index_shard_write(root, &m, ids, NULL, x, 5, &err) == FOIL_EINVAL && strstr(err.msg, "key -"));
+    x[3 * D + 7] = 0.0f;
+    CHECKF(index_shard_write(root, &m, ids, keys, x, 5, &err) == 0, "%s", err.msg);
+    free(x);
+  }
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(root, sizeof root, "%s/index-%ld", t ? t : "/tmp", (long)getpid());
@@ -494,5 +528,6 @@ int main(void) {
   RUN(test_publish_sweeps);
   RUN(test_refusals);
   RUN(test_empty_shard_and_hash);
+  RUN(test_nonfinite_refused);
   TEST_EXIT();
 }
