@@ -27,12 +27,25 @@
 
 /* ---- runtime -------------------------------------------------------------- */
 
-/* Sets the number of threads every kernel (and OpenBLAS) uses; n <= 0 means
- * all cores. Returns the count in effect. */
+/* Sets the number of threads every kernel (and OpenBLAS) uses, for the
+ * whole process: on the calling thread at once and on any other thread
+ * (one started before or after the call) from its next kernel call on —
+ * each kernel applies the count to the thread that calls it, because
+ * OpenMP's own setting (omp_set_num_threads) belongs to one thread. n <= 0
+ * means all cores. Returns the count in effect. Never called: the OpenMP
+ * defaults (OMP_NUM_THREADS, else all cores) hold on each thread.
+ * kernels_get_threads: the count set, on any thread (never set: the
+ * calling thread's omp_get_max_threads). Code outside the kernels that
+ * opens its own parallel regions passes it as num_threads. */
 int kernels_set_threads(int n);
 int kernels_get_threads(void);
 /* Human-readable backend description (static string). */
 const char *kernels_backend(void);
+/* A line for programs to log as a warning at startup, or NULL: the
+ * OpenBLAS loaded at run time is not the OpenMP flavour foil is built for
+ * (kernels/cpu/runtime.c: two thread pools on the same cores). Static
+ * string. */
+const char *kernels_backend_warning(void);
 
 /* ---- counter-based RNG (Philox4x32-10) -------------------------------------
  * A random number is a pure function of (seed, stream, offset): the same
@@ -233,7 +246,19 @@ float infonce_forward(float *probs, int *correct, const float *q, int nq,
 /* Backward of weight·loss: dq += ..., dk += ... (either may be NULL; kx gets
  * none), and *dscale += d(weight·loss)/d(scale) when dscale is not NULL
  * (learnable temperature). probs is overwritten with the logits' gradient.
- * Cost 4·nq·(nk+nx)·D flops (+2·nq·(nk+nx)·D with dscale). */
+ * Cost 4·nq·(nk+nx)·D flops; dscale adds two passes over q and dq, or,
+ * with dq NULL, 2·nq·(nk+nx)·D flops.
+ * dscale with dq: taken from dq's own product, as (<q, dq after> −
+ * <q, dq before>)/scale, so it carries the rounding of dq's elements, an
+ * absolute error of about 2^-24·rms(dq before)·√(nq·D)·rms(q)/scale.
+ * Negligible when dq comes in zeroed or holding a gradient of this call's
+ * size (model/loss.c: zeroed, then the symmetric direction's key gradient
+ * of the same size; relative error 1e-8 to 1e-7); the whole of a small
+ * dscale when dq already holds a much larger gradient (nq = nk = 64,
+ * D 256, scale 20, dscale 2e-6: prior elements of about 100 give 98%
+ * error). So dq must come in zeroed or small, or be NULL (then dscale is
+ * computed directly). The CUDA backend computes it directly always, from
+ * a scratch product. */
 void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
                       const float *q, int nq, const float *k, int nk,
                       const float *kx, int nx, int D, const int32_t *labels,

@@ -349,7 +349,7 @@ int generate_combine(decoder *d, const int32_t *ids, const int *lens, int P, int
   for (int step = 0; step < o->max_new_tokens; step++) {
     /* the prompts' combined logits in parallel (each a pure function of its
      * rows: the bits do not depend on the threads), then the picks in order */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernels_get_threads()) schedule(static)
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
       const float *zp = logits + (size_t)p * N * V;
@@ -429,7 +429,7 @@ int generate_dola(decoder *d, const int32_t *ids, const int *lens, int P, int T,
     /* the rows' contrasts in parallel (each a pure function of its row's
      * logits: the bits do not depend on the threads), then the picks in
      * order; layer i of row p at layers + (i·P + p)·V */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernels_get_threads()) schedule(static)
     for (int p = 0; p < P; p++) {
       if (!s.active[p]) continue;
       const float *fin = layers + ((size_t)nc * P + p) * V, *cand = layers + (size_t)p * V;

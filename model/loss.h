@@ -72,9 +72,12 @@ typedef struct {
 } loss_result;
 
 /* Computes the InfoNCE loss of emb and WRITES demb (same layout) with
- * d(this rank's loss)/d(emb). comm NULL means one rank. Every rank must use
- * the same B and n_neg. The queue joins the keys of the queries -> keys
- * direction only. Cost: 2·B·(W·(B+n_neg)+queue_n)·D flops (+2·B·W·B·D if
+ * d(Σ over ranks r of rank r's loss)/d(this rank's emb): the other ranks'
+ * queries score these rows too, and their gradients come back in the
+ * reduce-scatter (one rank: d(loss)/d(emb)). Averaging the parameter
+ * gradients over ranks then gives the gradient of the mean loss (above).
+ * comm NULL means one rank. Every rank must use the same B and n_neg.
+ * The queue joins the keys of the queries -> keys direction only. Cost: 2·B·(W·(B+n_neg)+queue_n)·D flops (+2·B·W·B·D if
  * symmetric)
  * plus O(W·rows·D) memory and traffic. Errors: FOIL_EINVAL on a bad size,
  * FOIL_ENOMEM, or what a collective returned. */

@@ -23,6 +23,8 @@
 #include "common/confine.h"
 #include "common/err.h"
 #include "common/fileio.h"
+#include "common/log.h"
+#include "kernels/kernels.h"
 #include "worker/run/comm.h"
 #include "worker/run/deval.h"
 #include "worker/run/pretrain.h"
@@ -62,6 +64,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "foil-run: %s\n", err.msg);
     return foil_err_exit_code(err.code);
   }
+  /* the OpenBLAS this process loaded, once per node (into the job's log) */
+  const char *blas_warn = kernels_backend_warning();
+  if (blas_warn && comm_local_rank(c) == 0) log_line(NULL, "WARN", "foil-run", "%s", blas_warn);
   int pretrain = argc >= 3 && !strcmp(argv[1], "pretrain"), refresh = argc >= 3 && !strcmp(argv[1], "refresh");
   int deval = argc >= 3 && !strcmp(argv[1], "decode-eval");
   if (!pretrain && !refresh && !deval) {

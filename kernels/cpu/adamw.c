@@ -1,6 +1,7 @@
 /* adamw.c — global gradient norm and the AdamW update. */
 #include <math.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* Sum of squares in double over fixed 4096-element blocks, grouped into
@@ -8,6 +9,7 @@
  * grouping never depends on the thread count, so neither do the bits. */
 #define SUMSQ_PARTS 64
 double sumsq(const float *g, size_t n) {
+  kernels_sync_threads();
   double part[SUMSQ_PARTS] = {0};
   size_t per = (n + SUMSQ_PARTS - 1) / SUMSQ_PARTS;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -30,6 +32,7 @@ double sumsq(const float *g, size_t n) {
 /* Same operation order as torch.optim.AdamW's single-tensor path. */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
                   float lr, float b1, float b2, float eps, float wd, int t) {
+  kernels_sync_threads();
   /* Scalars in double, as torch computes them in Python. */
   double bc1 = 1.0 - pow((double)b1, t);
   float bc2_sqrt = (float)sqrt(1.0 - pow((double)b2, t));
@@ -48,6 +51,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 }
 
 void ema_update(float *dst, const float *src, size_t n, float m) {
+  kernels_sync_threads();
   const float one_m = 1.0f - m;
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (size_t i = 0; i < n; i++) dst[i] = m * dst[i] + one_m * src[i];

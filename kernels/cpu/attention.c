@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/lanes.h"
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vmath.h"
 #include "kernels/kernels.h"
 
@@ -73,6 +74,7 @@ void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                        const uint8_t *mask, int B, int T, int C, int NH,
                        int causal, float p_drop, uint64_t seed,
                        uint64_t stream, uint64_t offset) {
+  kernels_sync_threads();
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -104,6 +106,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout,
                         const float *qkv, const float *att, int B, int T,
                         int C, int NH, float p_drop, uint64_t seed,
                         uint64_t stream, uint64_t offset) {
+  kernels_sync_threads();
   const int hs = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -190,6 +193,7 @@ void attention_cache_forward(float *out, float *scratch, const float *qkv,
                              const float *kcache, const float *vcache,
                              const int *len, const int *rows_idx, int n, int R,
                              int max_len, int C, int NH) {
+  kernels_sync_threads();
   const int hs = C / NH, C3 = 3 * C, h16 = hs / 16 * 16;
   const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)

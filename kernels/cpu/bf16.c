@@ -7,6 +7,7 @@
  * reference for tests and small models, not faster than fp32 here. */
 #include <string.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* bf16 bits of f, rounded to nearest even; NaN stays a quiet NaN (as the
@@ -26,11 +27,13 @@ static inline float widen(uint16_t h) {
 }
 
 void f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
 }
 
 void bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) dst[i] = widen(src[i]);
 }
@@ -48,6 +51,7 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
 
 void matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *W, const float *b, int N,
                          int C, int OC) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     for (int o = 0; o < OC; o++)
@@ -56,6 +60,7 @@ void matmul_forward_bf16(float *out, const uint16_t *inp, const uint16_t *W, con
 
 void matmul_backward_bf16(float *dinp, float *dW, float *db, const uint16_t *dout, const float *dout_f32,
                           const uint16_t *inp, const uint16_t *W, int N, int C, int OC) {
+  kernels_sync_threads();
   if (dinp) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/vmath.h"
 #include "kernels/kernels.h"
 
@@ -90,6 +91,7 @@ double softmax_mix_kl(const float *a, double la, const float *b, double lb, size
 }
 
 void gelu_forward(float *out, const float *inp, size_t n) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
@@ -100,6 +102,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 /* GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(-x²/2)/√(2π). */
 void gelu_backward(float *dinp, const float *inp, const float *out, const float *dout,
                    size_t n) {
+  kernels_sync_threads();
   const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
@@ -113,16 +116,19 @@ void gelu_backward(float *dinp, const float *inp, const float *out, const float 
 /* ---- residual --------------------------------------------------------------- */
 
 void residual_forward(float *out, const float *a, const float *b, size_t n) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void add_inplace(float *out, const float *a, size_t n) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) out[i] += a[i];
 }
 
 void scale_inplace(float *x, size_t n, float s) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) x[i] *= s;
 }
@@ -133,6 +139,7 @@ void scale_inplace(float *x, size_t n, float s) {
 
 void dropout_forward(float *out, const float *inp, size_t n, float p,
                      uint64_t seed, uint64_t stream, uint64_t offset) {
+  kernels_sync_threads();
   if (p <= 0.0f) {
     if (out != inp) memcpy(out, inp, n * sizeof(float));
     return;
@@ -147,6 +154,7 @@ void dropout_forward(float *out, const float *inp, size_t n, float p,
 
 void dropout_backward(float *dinp, const float *dout, size_t n, float p,
                       uint64_t seed, uint64_t stream, uint64_t offset) {
+  kernels_sync_threads();
   if (p <= 0.0f) {
     add_inplace(dinp, dout, n);
     return;

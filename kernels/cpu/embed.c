@@ -1,8 +1,10 @@
 /* embed.c — token + learned position embedding. */
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 void embed_forward(float *out, const int32_t *ids, const float *wte,
                    const float *wpe, int B, int T, int C) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int bt = 0; bt < B * T; bt++) {
     const float *te = wte + (size_t)ids[bt] * C;
@@ -17,6 +19,7 @@ void embed_forward(float *out, const int32_t *ids, const float *wte,
 #define EMB_COLS 16
 void embed_backward(float *dwte, float *dwpe, const float *dout,
                     const int32_t *ids, int B, int T, int C) {
+  kernels_sync_threads();
   int nblk = (C + EMB_COLS - 1) / EMB_COLS;
 #pragma omp parallel for schedule(static)
   for (int blk = 0; blk < nblk; blk++) {

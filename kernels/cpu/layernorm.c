@@ -4,6 +4,7 @@
  * PyTorch to float rounding. */
 #include <math.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* Sums with 8 independent lanes added in a fixed order: vectorizes without
@@ -37,6 +38,7 @@ static inline double sumsq8d(const float *x, int n, double m) {
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *w, const float *b, int N, int C,
                        float eps) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C;
@@ -56,6 +58,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, const float *mean,
                         const float *rstd, int N, int C) {
+  kernels_sync_threads();
   if (dinp) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {

@@ -5,6 +5,7 @@
  * the small eigenvalues' share of the variance right. */
 #include <stdlib.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* Fortran LAPACK: column-major, arguments by reference. */
@@ -12,6 +13,7 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const 
              double *w, double *work, const int *lwork, int *iwork, const int *liwork, int *info);
 
 int symeig(double *a, double *w, int n) {
+  kernels_sync_threads();
   if (n <= 0) return 0;
   /* a is symmetric: its row-major and column-major readings agree; LAPACK
    * writes eigenvector j as column-major column j, i.e. the contiguous

@@ -2,11 +2,13 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* ---- L2 normalization (torch.nn.functional.normalize, eps 1e-12) --------- */
 
 void l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C;
@@ -21,6 +23,7 @@ void l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
 
 void l2norm_backward(float *dinp, const float *dout, const float *out,
                      const float *norm, int N, int C) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float *y = out + (size_t)n * C, *dy = dout + (size_t)n * C;
@@ -58,6 +61,7 @@ static double softmax_xent_row(float *p, const float *x, int V, int label, int d
 
 void crossentropy_forward(float *losses, float *probs, const float *logits,
                           const int32_t *labels, int N, int V) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     losses[n] = (float)softmax_xent_row(probs + (size_t)n * V,
@@ -66,6 +70,7 @@ void crossentropy_forward(float *losses, float *probs, const float *logits,
 
 void crossentropy_backward(float *dlogits, const float *probs,
                            const int32_t *labels, int N, int V, float scale) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float *p = probs + (size_t)n * V;
@@ -87,6 +92,7 @@ static double dot_rows(const float *a, const float *b, size_t n) {
 float infonce_forward(float *probs, int *correct, const float *q, int nq,
                       const float *k, int nk, const float *kx, int nx, int D,
                       const int32_t *labels, float scale, int decoupled) {
+  kernels_sync_threads();
   /* logits = scale·Q [K; Kx]^T into probs (two products side by side),
    * then softmax in place, row by row. */
   const int nt = nk + nx;
@@ -115,6 +121,7 @@ void infonce_backward(float *dq, float *dk, float *dscale, float *probs,
                       const float *q, int nq, const float *k, int nk,
                       const float *kx, int nx, int D, const int32_t *labels,
                       float scale, float weight) {
+  kernels_sync_threads();
   /* G = d(weight·loss)/d(logits) = weight·(P - onehot)/nq, in place (with
    * DCL the label's P is 0, which gives its -weight/nq all the same). */
   const int nt = nk + nx;

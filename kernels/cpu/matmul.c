@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/cpu/lanes.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 /* Few rows (decoding steps: one token per sequence; contrastive search's
@@ -163,6 +164,7 @@ static float mm_dot1(const float *x, const float *w, int C) {
 enum { MM_KC = 768 };
 void matmul_forward(float *out, const float *inp, const float *W, const float *b, int N, int C,
                     int OC) {
+  kernels_sync_threads();
   const int nblk = OC / 4;
   const int nvec = C / MM_LANES, nch = nvec * MM_LANES > MM_KC ? (nvec * MM_LANES + MM_KC - 1) / MM_KC : 1;
   const int npf = (int)(4 * (size_t)C * sizeof(float) / 64);
@@ -187,13 +189,16 @@ void matmul_forward(float *out, const float *inp, const float *W, const float *b
         for (int n = 0; n < M; n++)
           for (int j = 0; j < 4; j++) ob[4 * n + j] = b ? b[o0 + j] : 0.0f;
         for (int k = 0; k < nch; k++) {
-          const int c0 = k * nvec / nch * MM_LANES;
-          const int c1 = k + 1 == nch ? C : (k + 1) * nvec / nch * MM_LANES;
+          /* products in int64: k·nvec reaches C²/(16·MM_KC) and q·npf
+           * C²·ngroups/(4·MM_KC), past int's range from C ~ 7.7e5 (a
+           * 64-row chunk on AVX-512; the quotients always fit) */
+          const int c0 = (int)((int64_t)k * nvec / nch) * MM_LANES;
+          const int c1 = k + 1 == nch ? C : (int)((int64_t)(k + 1) * nvec / nch) * MM_LANES;
           for (int g = 0, n0 = 0; g < ngroups; g++) {
             const int R = (M - n0) / (ngroups - g), q = k * ngroups + g;
-            const int l0 = q * npf / calls, l1 = (q + 1) * npf / calls;
+            const int l0 = (int)((int64_t)q * npf / calls), l1 = (int)((int64_t)(q + 1) * npf / calls);
             mm_group(ob + 4 * n0, x + (size_t)n0 * C, W + (size_t)o0 * C, C, c0, c1, acc[g],
-                     k == 0, k + 1 == nch, next ? next + 64 * l0 : NULL, l1 - l0, R);
+                     k == 0, k + 1 == nch, next ? next + (size_t)64 * l0 : NULL, l1 - l0, R);
             n0 += R;
           }
         }
@@ -210,6 +215,7 @@ void matmul_forward(float *out, const float *inp, const float *W, const float *b
 #define MM_COLS 64
 void matmul_backward(float *dinp, float *dW, float *db, const float *dout,
                      const float *inp, const float *W, int N, int C, int OC) {
+  kernels_sync_threads();
   if (dinp)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f,
                 dout, OC, W, C, 1.0f, dinp, C);

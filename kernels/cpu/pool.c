@@ -1,6 +1,7 @@
 /* pool.c — token states [B,T,C] to one vector per sequence [B,C]. */
 #include <string.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 static int count_valid(const uint8_t *m, int T) {
@@ -11,6 +12,7 @@ static int count_valid(const uint8_t *m, int T) {
 
 void pool_forward(float *out, const float *inp, const uint8_t *mask, int B,
                   int T, int C, int mode) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; b++) {
     float *o = out + (size_t)b * C;
@@ -31,6 +33,7 @@ void pool_forward(float *out, const float *inp, const uint8_t *mask, int B,
 
 void pool_backward(float *dinp, const float *dout, const uint8_t *mask, int B,
                    int T, int C, int mode) {
+  kernels_sync_threads();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; b++) {
     const float *d = dout + (size_t)b * C;

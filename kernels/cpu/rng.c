@@ -1,5 +1,6 @@
 /* rng.c — the public face of the Philox generator (philox.h). */
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/kernels.h"
 
 uint32_t rng_u32(uint64_t seed, uint64_t stream, uint64_t offset) {
@@ -12,6 +13,7 @@ float rng_uniform(uint64_t seed, uint64_t stream, uint64_t offset) {
 
 void rng_uniform_fill(float *out, size_t n, uint64_t seed, uint64_t stream,
                       uint64_t offset) {
+  kernels_sync_threads();
   /* Blocks are independent, so the loop splits across threads freely. */
   uint64_t first = offset >> 2, last = (offset + n + 3) >> 2;
 #pragma omp parallel for schedule(static) if (n > 65536)

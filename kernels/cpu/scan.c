@@ -30,6 +30,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/topk_list.h"
 #include "kernels/kernels.h"
 
@@ -301,6 +302,7 @@ static float norm2(const float *x, int d) {
 void scan_topk(float *top_score, int64_t *top_id, int nq, int K, const float *q, int d,
                int dtype, const void *x, const float *scales, const int64_t *ids, int n,
                int64_t id_lo, int64_t id_hi, int64_t row0, float *scratch) {
+  kernels_sync_threads();
   if (nq <= 0 || K <= 0 || n <= 0) return;
   size_t esz = dtype == SCAN_F16 ? 2 : dtype == SCAN_I8 ? 1 : 4;
   float *tile = scratch, *wide = scratch + (size_t)SCAN_QTILE * SCAN_ROWS;

@@ -6,6 +6,7 @@
  * worse entries down one slot. */
 #include <math.h>
 
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/topk_list.h"
 #include "kernels/kernels.h"
 
@@ -22,6 +23,7 @@ void topk_init(float *top_score, int64_t *top_id, int nq, int K) {
 
 void topk_merge(float *top_score, int64_t *top_id, int nq, int K,
                 const float *scores, int nc, size_t ld, int64_t id0) {
+  kernels_sync_threads();
   if (nq <= 0 || K <= 0 || nc <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)nq * (size_t)nc > 32768)
   for (int q = 0; q < nq; q++) {

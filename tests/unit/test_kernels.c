@@ -14,7 +14,10 @@
  *    with single draws, and its mean is sane;
  *  - reductions give the same bits on 1 and 2 threads;
  *  - bf16 rounding (nearest even) and the bf16-operand linear layer;
- *  - edge cases (fully padded sequences, logits of 1e4) stay finite.
+ *  - edge cases (fully padded sequences, logits of 1e4) stay finite;
+ *  - kernels_set_threads holds on other threads: a pthread started after
+ *    it (as foil-serve's loader) reads the count and runs its kernels'
+ *    parallel regions with it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -22,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
+#include <pthread.h>
 
 #include "kernels/kernels.h"
 #include "tests/test.h"
@@ -130,12 +136,50 @@ static void fd_check(const char *what, loss_fn f, void *ctx, float *x, size_t n,
 static void test_runtime(void) {
   const char *be = kernels_backend();
   CHECK(be != NULL && be[0] != '\0');
+  /* the startup warning: exactly when the OpenBLAS loaded is not OpenMP's */
+  const char *bw = kernels_backend_warning();
+  CHECKF((bw == NULL) == (strstr(be, "OpenMP flavour") != NULL), "backend %s, warning %s", be, bw ? bw : "none");
   int n = kernels_get_threads();
   CHECK(n >= 1);
   int m = kernels_set_threads(1);
   CHECK(m == 1 && kernels_get_threads() == 1);
   kernels_set_threads(n);
   CHECK(kernels_get_threads() == n);
+}
+
+/* On a new pthread: kernels_get_threads, then after one kernel call the
+ * thread's own OpenMP setting and the team a parallel region gets. */
+static void *threads_probe(void *arg) {
+  int *out = arg;
+  out[0] = kernels_get_threads();
+  float a[4] = {1, 2, 3, 4}, b[4] = {1, 1, 1, 1};
+  add_inplace(a, b, 4);
+  out[1] = omp_get_max_threads();
+  int team = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    team = omp_get_num_threads();
+  }
+  out[2] = team;
+  return NULL;
+}
+
+/* kernels_set_threads in this thread holds in a thread started after it:
+ * 1 (the OpenMP default there would be all cores), then 2 where there are
+ * two cores or more. */
+static void test_threads_other_pthread(void) {
+  const int n0 = kernels_get_threads(), procs = omp_get_num_procs();
+  for (int want = 1; want <= (procs >= 2 ? 2 : 1); want++) {
+    kernels_set_threads(want);
+    int got[3] = {0, 0, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, threads_probe, got) == 0 && pthread_join(th, NULL) == 0);
+    CHECKF(got[0] == want && got[1] == want && got[2] == want,
+           "set %d here: a new thread reads %d, runs with %d, gets a team of %d (%d cores)", want, got[0],
+           got[1], got[2], procs);
+  }
+  kernels_set_threads(n0);
 }
 
 static void test_rng(void) {
@@ -399,6 +443,32 @@ static void test_matmul_bf16(void) {
   float keep = dx[0];
   matmul_backward_bf16(NULL, NULL, NULL, gh, g, xh, wh, N, C, OC); /* all skipped */
   CHECK(dx[0] == keep);
+}
+
+/* A long row: C = 768·3400 (2.6 M) with one input row, so the prefetch
+ * schedule's product q·npf (call index × prefetch lines, 3399 × 652800)
+ * passes int's range; it is int64 (UBSan's signed-overflow check catches
+ * the int version). Two blocks of 4 outputs: the first prefetches the
+ * second. Checked against double. */
+static void test_matmul_long_rows(void) {
+  const int N = 1, C = 768 * 3400, OC = 8;
+  prng_seed(8);
+  float *inp = falloc((size_t)N * C), *W = falloc((size_t)OC * C), out[8];
+  fill(inp, (size_t)N * C, -1, 1);
+  fill(W, (size_t)OC * C, -1, 1);
+  matmul_forward(out, inp, W, NULL, N, C, OC);
+  int bad = 0;
+  for (int o = 0; o < OC; o++) {
+    double s = 0, sa = 0;
+    for (size_t c = 0; c < (size_t)C; c++) {
+      double t = (double)inp[c] * W[(size_t)o * C + c];
+      s += t, sa += fabs(t);
+    }
+    bad += !(fabs(out[o] - s) <= 1e-6 * sa);
+  }
+  CHECKF(bad == 0, "%d of %d outputs off at C %d", bad, OC, C);
+  free(inp);
+  free(W);
 }
 
 static void test_matmul_small_rows(void) {
@@ -1148,11 +1218,13 @@ static void test_thread_determinism(void) {
 int main(void) {
   printf("backend: %s, %d threads\n", kernels_backend(), kernels_get_threads());
   RUN(test_runtime);
+  RUN(test_threads_other_pthread);
   RUN(test_rng);
   RUN(test_embed);
   RUN(test_layernorm);
   RUN(test_matmul);
   RUN(test_matmul_small_rows);
+  RUN(test_matmul_long_rows);
   RUN(test_max_of);
   RUN(test_exp_sum);
   RUN(test_softmax_mix_kl);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "foil/v1/search.pb-c.h"
+#include "kernels/kernels.h"
 #include "worker/serve/sbatch.h"
 #include "worker/serve/sgen.h"
 #include "worker/serve/sreq.h"
@@ -633,6 +634,8 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
   }
   slog(s, "INFO", "serving %s on %s (batches of up to %d queries; %s)", s->index, s->endpoint, s->o.batch_max,
        watching(s) ? "following CURRENT" : o->version ? "pinned" : "not watching CURRENT");
+  const char *blas_warn = kernels_backend_warning();
+  if (blas_warn) slog(s, "WARN", "%s", blas_warn);
   if (auth_enabled(s->auth)) slog(s, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
   else slog(s, "WARN", "running WITHOUT authentication (no --curve-key/--allow-keys): anyone who reaches %s may search%s",
             s->endpoint, o->insecure ? " (--insecure)" : "; loopback only");
