@@ -529,13 +529,9 @@ static void drop_bwd(decoder *d, float *dinp, const float *dout, size_t per_row,
 }
 
 int decoder_set_rows(decoder *d, const rowmap *m, foil_err *err) {
-  rowmap id = {.rank = 0, .world = 1};
-  if (!m) m = &id;
-  int rc = rowmap_check(m, err);
-  if (rc) return rc;
-  d->rows = *m;
-  d->have_fwd = 0; /* a backward replays the masks of the map it ran with */
-  return FOIL_OK;
+  int rc = rowmap_set(&d->rows, m, err);
+  if (!rc) d->have_fwd = 0; /* a backward replays the masks of the map it ran with */
+  return rc;
 }
 
 /* Per-layer hook of the shared forward (prefill fills the cache from it). */

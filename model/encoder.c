@@ -461,13 +461,9 @@ static void drop_bwd(encoder *e, float *dinp, const float *dout, size_t per_row,
 }
 
 int encoder_set_rows(encoder *e, const rowmap *m, foil_err *err) {
-  rowmap id = {.rank = 0, .world = 1};
-  if (!m) m = &id;
-  int rc = rowmap_check(m, err);
-  if (rc) return rc;
-  e->rows = *m;
-  e->have_fwd = 0; /* a backward replays the masks of the map it ran with */
-  return FOIL_OK;
+  int rc = rowmap_set(&e->rows, m, err);
+  if (!rc) e->have_fwd = 0; /* a backward replays the masks of the map it ran with */
+  return rc;
 }
 
 int encoder_forward(encoder *e, const float **emb, const int32_t *ids,

@@ -50,6 +50,14 @@ static inline int rowmap_check(const rowmap *m, foil_err *err) {
   return FOIL_OK;
 }
 
+/* *dst = *m after rowmap_check; m NULL: the identity map. */
+static inline int rowmap_set(rowmap *dst, const rowmap *m, foil_err *err) {
+  const rowmap id = {.rank = 0, .world = 1};
+  int rc = rowmap_check(m ? m : &id, err);
+  if (!rc) *dst = m ? *m : id;
+  return rc;
+}
+
 /* Splits the rows row0 .. row0+n-1 of the rank's batch (n >= 1) into runs
  * contiguous in the global batch: fills runs[] (room for
  * ROWMAP_MAX_BLOCKS) and returns their number, or -1 when the rows go

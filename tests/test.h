@@ -11,6 +11,17 @@
 static int test_failures = 0;
 static int test_checks = 0;
 
+/* ||a - b|| / ||b|| over n floats, in double (||a - b|| when b is 0) */
+static inline double test_rel_err(const float *a, const float *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
 #define CHECK(cond)                                                        \
   do {                                                                     \
     test_checks++;                                                         \

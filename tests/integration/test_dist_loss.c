@@ -25,15 +25,6 @@
 
 enum { B = 3, NNEG = 2, T = 6 };
 
-static double rel(const float *a, const float *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 /* Global batch row r (0 ≤ r < W·(2B+NNEG)) in the single-rank layout
  * [q_all; p_all; neg_all]; ids and lengths depend only on the row. */
@@ -108,14 +99,14 @@ int main(int argc, char **argv) {
     const encoder_tensor *t = encoder_tensors(ref);
     for (int i = 0; i < ENC_NTENSORS; i++) {
       if (!t[i].size) continue;
-      double e = rel(encoder_grads(dist) + t[i].offset, encoder_grads(ref) + t[i].offset, t[i].size);
+      double e = test_rel_err(encoder_grads(dist) + t[i].offset, encoder_grads(ref) + t[i].offset, t[i].size);
       worst_grad = fmax(worst_grad, e);
       CHECKF(e <= 1e-4, "step %d: gradient of %s rel %.3g", step, t[i].name, e);
     }
     optim_step(oref, ref, 1e-3f);
     optim_step(odist, dist, 1e-3f);
   }
-  double ep = rel(encoder_params(dist), encoder_params(ref), np);
+  double ep = test_rel_err(encoder_params(dist), encoder_params(ref), np);
   CHECKF(ep <= 1e-4, "parameters after 3 steps rel %.3g", ep);
   if (rank == 0)
     printf("world %d: loss rel %.2e, worst gradient rel %.2e, params after 3 steps rel %.2e\n", W,

@@ -41,16 +41,6 @@ static double urand(void) { /* xorshift64, [0,1) */
 }
 static float srand_f(float a) { return (float)((2.0 * urand() - 1.0) * a); }
 
-/* ||a - b|| / ||b|| over n floats */
-static double rel(const float *a, const float *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static decoder *make(int L, int C, int NH, int F, int V, int max_len, float dropout) {
   decoder_config cfg;
@@ -115,7 +105,7 @@ static void test_attention_cache_kernel(void) {
       memcpy(full_qkv, s, (size_t)lens[r] * 3 * C * sizeof(float));
       memcpy(full_qkv + (size_t)lens[r] * 3 * C, s + (size_t)(ML + i) * 3 * C, 3 * C * sizeof(float));
       attention_forward(full_out, att, NULL, full_qkv, mask, 1, T, C, NH, 1, 0.0f, 0, 0, 0);
-      double e = rel(out + ((size_t)g * R + i) * C, full_out + (size_t)(T - 1) * C, C);
+      double e = test_rel_err(out + ((size_t)g * R + i) * C, full_out + (size_t)(T - 1) * C, C);
       if (e > worst) worst = e;
     }
   CHECKF(worst <= 1e-6, "cache attention vs causal attention: rel err %.3g", worst);
@@ -129,7 +119,7 @@ static void test_attention_cache_kernel(void) {
   /* an empty row attends to itself only: the output is its own value */
   const int lens0[1] = {0};
   attention_cache_forward(out, scratch, qkv, kc, vc, lens0, NULL, 1, 1, ML, C, NH);
-  CHECK(rel(out, qkv + 2 * C, C) <= 1e-7);
+  CHECK(test_rel_err(out, qkv + 2 * C, C) <= 1e-7);
   free(seq);
   free(kc);
   free(vc);
@@ -190,11 +180,11 @@ static void test_prefill_steps_equal_forward(void) {
   double worst_l = 0, worst_h = 0;
   for (int r = 0; r < rows; r++) {
     CHECK(decoder_cache_lens(c)[r] == lens[r]);
-    double e = rel(lg + r * TV, ref_lg + ((size_t)r * T + lens[r] - 1) * TV, TV);
+    double e = test_rel_err(lg + r * TV, ref_lg + ((size_t)r * T + lens[r] - 1) * TV, TV);
     worst_l = fmax(worst_l, e);
     for (int t = 0; t < Tp; t++) {
       if (t < lens[r]) {
-        worst_h = fmax(worst_h, rel(hp + ((size_t)r * Tp + t) * TC, ref_h + ((size_t)r * T + t) * TC, TC));
+        worst_h = fmax(worst_h, test_rel_err(hp + ((size_t)r * Tp + t) * TC, ref_h + ((size_t)r * T + t) * TC, TC));
       } else {
         int zero = 1;
         for (int k = 0; k < TC; k++) zero &= hp[((size_t)r * Tp + t) * TC + k] == 0.0f;
@@ -209,8 +199,8 @@ static void test_prefill_steps_equal_forward(void) {
     CHECKF(rc == 0, "%s", err.msg);
     for (int r = 0; r < rows; r++) {
       size_t pos = (size_t)r * T + lens[r] + s;
-      worst_l = fmax(worst_l, rel(lg + r * TV, ref_lg + pos * TV, TV));
-      worst_h = fmax(worst_h, rel(hs + r * TC, ref_h + pos * TC, TC));
+      worst_l = fmax(worst_l, test_rel_err(lg + r * TV, ref_lg + pos * TV, TV));
+      worst_h = fmax(worst_h, test_rel_err(hs + r * TC, ref_h + pos * TC, TC));
     }
     decoder_cache_commit(c, NULL, NULL);
     for (int r = 0; r < rows; r++) CHECK(decoder_cache_lens(c)[r] == lens[r] + s + 1);
@@ -257,8 +247,8 @@ static void test_candidates_commit_active(void) {
     rc = decoder_step(d, c1, one, 1, NULL, lg1, hs1, NULL, &err);
     CHECKF(rc == 0, "%s", err.msg);
     for (int r = 0; r < ROWS; r++) {
-      worst = fmax(worst, rel(lg + ((size_t)r * R + i) * TV, lg1 + r * TV, TV));
-      worst = fmax(worst, rel(hs + ((size_t)r * R + i) * TC, hs1 + r * TC, TC));
+      worst = fmax(worst, test_rel_err(lg + ((size_t)r * R + i) * TV, lg1 + r * TV, TV));
+      worst = fmax(worst, test_rel_err(hs + ((size_t)r * R + i) * TC, hs1 + r * TC, TC));
     }
   }
   CHECKF(worst <= 1e-6, "R candidates vs one-candidate steps: rel err %.3g", worst);
@@ -297,7 +287,7 @@ static void test_candidates_commit_active(void) {
     double e = 0;
     for (int r = 0; r < ROWS; r++)
       if (active[r])
-        e = fmax(e, rel(lg + ((size_t)r * 2 + 1) * TV, ref_lg + ((size_t)r * T + tlen[r] - 1) * TV, TV));
+        e = fmax(e, test_rel_err(lg + ((size_t)r * 2 + 1) * TV, ref_lg + ((size_t)r * T + tlen[r] - 1) * TV, TV));
     CHECKF(e <= 1e-5, "step %d after commit(choice != 0) vs forward: rel err %.3g", s, e);
     decoder_cache_commit(c, ch, active);
     for (int r = 0; r < ROWS; r++) {
@@ -344,7 +334,7 @@ static void test_reorder(void) {
   full_forward(d, seq, flen, ROWS, T, ref_lg, ref_h);
   double e = 0;
   for (int r = 0; r < ROWS; r++)
-    e = fmax(e, rel(lg + r * TV, ref_lg + ((size_t)r * T + flen[r] - 1) * TV, TV));
+    e = fmax(e, test_rel_err(lg + r * TV, ref_lg + ((size_t)r * T + flen[r] - 1) * TV, TV));
   CHECKF(e <= 1e-5, "step after reorder vs forward: rel err %.3g", e);
   const int bad[ROWS] = {0, 1, 4, 0};
   CHECK(decoder_cache_reorder(c, bad, &err) == FOIL_EINVAL && err.msg[0]);
@@ -378,15 +368,15 @@ static void test_dola_layers(void) {
     for (int k = 0; k < TC; k++)
       e0[k] = W[t[DEC_WTE].offset + (size_t)id * TC + k] + W[t[DEC_WPE].offset + (size_t)last * TC + k];
     CHECK(decoder_lm_head(d, l0, e0, 1, NULL) == FOIL_OK);
-    CHECKF(rel(lay + r * TV, l0, TV) <= 1e-6, "layer 0 logits of row %d", r);
+    CHECKF(test_rel_err(lay + r * TV, l0, TV) <= 1e-6, "layer 0 logits of row %d", r);
   }
   /* prefill one shorter, then step the last prompt token: same per-layer logits */
   rc = decoder_prefill(d, c, prompt, lens_short, TP, NULL, NULL, NULL, &err);
   int32_t tok[ROWS] = {prompt[0 * TP + 5], prompt[1 * TP + 2]};
   rc = rc ? rc : decoder_step(d, c, tok, 1, NULL, lg2, NULL, lay2, &err);
   CHECKF(rc == 0, "%s", err.msg);
-  CHECKF(rel(lay2, lay, sizeof lay / sizeof lay[0]) <= 1e-5, "step layers vs prefill layers: %.3g",
-         rel(lay2, lay, sizeof lay / sizeof lay[0]));
+  CHECKF(test_rel_err(lay2, lay, sizeof lay / sizeof lay[0]) <= 1e-5, "step layers vs prefill layers: %.3g",
+         test_rel_err(lay2, lay, sizeof lay / sizeof lay[0]));
   CHECK(memcmp(lay2 + TL * ROWS * TV, lg2, sizeof lg2) == 0);
   /* the same step with row 0 inactive: row 1 as before, row 0 untouched */
   float lay3[NL * ROWS * TV], lg3[ROWS * TV];
@@ -396,10 +386,10 @@ static void test_dola_layers(void) {
   CHECKF(rc == 0, "%s", err.msg);
   for (int j = 0; j < NL; j++) {
     CHECK(lay3[(size_t)j * ROWS * TV] == -7.0f && lay3[((size_t)j * ROWS + 1) * TV - 1] == -7.0f);
-    CHECKF(rel(lay3 + ((size_t)j * ROWS + 1) * TV, lay2 + ((size_t)j * ROWS + 1) * TV, TV) <= 1e-6,
+    CHECKF(test_rel_err(lay3 + ((size_t)j * ROWS + 1) * TV, lay2 + ((size_t)j * ROWS + 1) * TV, TV) <= 1e-6,
            "layer %d of an active row next to an inactive one", j);
   }
-  CHECK(rel(lg3 + TV, lg2 + TV, TV) <= 1e-6);
+  CHECK(test_rel_err(lg3 + TV, lg2 + TV, TV) <= 1e-6);
   /* layers need R == 1 */
   int32_t two[ROWS * 2] = {1, 2, 3, 4};
   CHECK(decoder_step(d, c, two, 2, NULL, NULL, NULL, lay2, &err) == FOIL_EINVAL && err.msg[0]);
@@ -431,7 +421,7 @@ static void test_layer_logits(void) {
   rc = decoder_layer_logits(d, c, which, nw, sub, &err);
   CHECKF(rc == 0, "%s", err.msg);
   for (int i = 0; i < nw; i++)
-    CHECKF(rel(sub + (size_t)i * ROWS * TV, lay + (size_t)which[i] * ROWS * TV, ROWS * TV) <= 1e-6,
+    CHECKF(test_rel_err(sub + (size_t)i * ROWS * TV, lay + (size_t)which[i] * ROWS * TV, ROWS * TV) <= 1e-6,
            "prefill: entry %d (layer %d)", i, which[i]);
   /* all L+1 and more: chunks of L+1 per product */
   int many[2 * NL];
@@ -439,7 +429,7 @@ static void test_layer_logits(void) {
   rc = decoder_layer_logits(d, c, many, 2 * NL, sub, &err);
   CHECKF(rc == 0, "%s", err.msg);
   for (int i = 0; i < 2 * NL; i++)
-    CHECKF(rel(sub + (size_t)i * ROWS * TV, lay + (size_t)many[i] * ROWS * TV, ROWS * TV) <= 1e-6,
+    CHECKF(test_rel_err(sub + (size_t)i * ROWS * TV, lay + (size_t)many[i] * ROWS * TV, ROWS * TV) <= 1e-6,
            "repeated layers: entry %d", i);
   /* a step with row 1 inactive: rows 0 and 2 as the step's `layers`, row 1 untouched */
   int32_t tok[ROWS] = {5, 6, 7};
@@ -457,7 +447,7 @@ static void test_layer_logits(void) {
         CHECK(got[0] == -7.0f && got[TV - 1] == -7.0f);
         continue;
       }
-      CHECKF(rel(got, lay + ((size_t)which[i] * ROWS + r) * TV, TV) <= 1e-6,
+      CHECKF(test_rel_err(got, lay + ((size_t)which[i] * ROWS + r) * TV, TV) <= 1e-6,
              "step: entry %d row %d", i, r);
     }
   /* bad layers */
@@ -563,7 +553,7 @@ static void test_backward_linear(void) {
   decoder_backward(d, 0.7f, NULL, &err);
   decoder_backward(d, 0.0f, g_dh, &err);
   memcpy(b, decoder_grads(d), n * sizeof(float));
-  CHECKF(rel(b, a, n) <= 1e-5, "separate backwards vs combined: %.3g", rel(b, a, n));
+  CHECKF(test_rel_err(b, a, n) <= 1e-5, "separate backwards vs combined: %.3g", test_rel_err(b, a, n));
   free(a);
   free(b);
   decoder_destroy(&d);
@@ -744,11 +734,11 @@ static void test_ranks_rowmap(void) {
     CHECK(decoder_forward(d, ids, tg, NULL, G, T, 0, 5, 3, &loss, NULL, NULL, NULL, &err) == 0);
     CHECK(decoder_set_rows(d, NULL, &err) == 0);
   }
-  CHECKF(rel(h2, h1, G * T * C) <= 1e-5, "2 ranks' states rel %.3g from 1 rank's", rel(h2, h1, G * T * C));
-  CHECKF(rel(n2, n1, G * T) <= 1e-5, "2 ranks' nll rel %.3g from 1 rank's", rel(n2, n1, G * T));
+  CHECKF(test_rel_err(h2, h1, G * T * C) <= 1e-5, "2 ranks' states rel %.3g from 1 rank's", test_rel_err(h2, h1, G * T * C));
+  CHECKF(test_rel_err(n2, n1, G * T) <= 1e-5, "2 ranks' nll rel %.3g from 1 rank's", test_rel_err(n2, n1, G * T));
   CHECKF(flat > 1e-2, "without a row map rank 1's states should differ (%.3g)", flat);
-  CHECKF(rel(decoder_grads(d), g1, np) <= 1e-5, "2 ranks' gradients rel %.3g from 1 rank's",
-         rel(decoder_grads(d), g1, np));
+  CHECKF(test_rel_err(decoder_grads(d), g1, np) <= 1e-5, "2 ranks' gradients rel %.3g from 1 rank's",
+         test_rel_err(decoder_grads(d), g1, np));
   const rowmap bad = {.rank = 1, .world = 1};
   CHECK(decoder_set_rows(d, &bad, &err) == FOIL_EINVAL);
   free(g1);

@@ -46,17 +46,6 @@ static void batch(int32_t *ids, uint8_t *mask, uint64_t seed) {
   }
 }
 
-/* ||a - b|| / ||b|| over n floats */
-static double rel_err(const float *a, const float *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double dd = (double)a[i] - b[i];
-    num += dd * dd;
-    den += (double)b[i] * b[i];
-  }
-  return sqrt(num / den);
-}
-
 /* loss at the current weights; fills demb when not NULL */
 static double step_loss(encoder *enc, loss *ls, const int32_t *ids, const uint8_t *mask,
                         float *demb) {
@@ -395,7 +384,7 @@ static void test_gradcache(void) {
                                1, 77, 4, (uint64_t)cut[s], &err) == 0);
     CHECK(encoder_backward(enc, demb + cut[s] * D, &err) == 0);
   }
-  const double rg = rel_err(encoder_grads(enc), g1, np);
+  const double rg = test_rel_err(encoder_grads(enc), g1, np);
   CHECKF(rg <= 1e-5, "GradCache gradients rel %.3g from the one-shot batch", rg);
   free(g1);
   loss_destroy(&ls);
@@ -496,7 +485,7 @@ static void test_ranks_rowmap(void) {
   for (int i = 0; i < G * D; i++) de = fmax(de, fabs(got[i] - one[i]));
   CHECKF(de <= 1e-5, "2 ranks' embeddings differ from 1 rank's by %.3g", de);
   CHECKF(dflat > 1e-2, "without a row map the ranks' embeddings should differ (%.3g)", dflat);
-  const double rg = rel_err(encoder_grads(enc), g1, np);
+  const double rg = test_rel_err(encoder_grads(enc), g1, np);
   CHECKF(rg <= 1e-5, "2 ranks' gradients rel %.3g from 1 rank's", rg);
   const rowmap bad = {.rank = 0, .world = 2};
   CHECK(encoder_set_rows(enc, &bad, &err) == FOIL_EINVAL);
