@@ -318,8 +318,11 @@ void topk_offer(float *top_score, int64_t *top_id, int K, const float *scores, i
  * top-k lists (model/vsearch.h builds search on these).
  * score = Σ_j q_j·x_j in float32 (float16 widened exactly; int8: the integer
  * row's sum times the row's scale). One accumulator per row, summed in a
- * fixed order: a row's bits depend on the build and on the path (direct or
- * sgemm, chosen by nq) only, never on the thread count.
+ * fixed order, every multiply-add explicit (kernels/cpu/scan.c): a row's
+ * bits depend on the build only — not on the thread count, nor on the
+ * path (direct or sgemm, chosen by nq: the sgemm only selects rows, whose
+ * kept scores are the direct path's), so a query gets the same bits alone
+ * as in a batch.
  * Single-threaded: callers split rows over threads and give each thread its
  * own lists and scratch; the sgemm runs in its caller's thread when called
  * inside a parallel region (or with one kernel thread). */

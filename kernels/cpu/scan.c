@@ -25,7 +25,20 @@
  *
  * SIMD: AVX-512F, else AVX2+FMA (+F16C for float16), else portable C that
  * GCC vectorizes; the three give slightly different bits (summation
- * order), each deterministic. */
+ * order), each deterministic.
+ *
+ * Contraction: foil_kernels is built with -ffp-contract=fast, so GCC may
+ * fuse any a·b + c it sees into an FMA, and whether it does depends on the
+ * code around it (seen: the scalar tail `s += q·x` fused in one of the
+ * four-row and one-row loops and not in the other, under ASan+UBSan and
+ * with -mavx512f -mno-fma, so a query got other bits alone than in a
+ * batch whenever d was not a multiple of the lanes). Every multiply-add
+ * of a score is therefore written as SCAN_MADD, an explicit fmaf where the
+ * target has a fused multiply-add (one rounding, as the vector lanes'
+ * FMA), else a product and a sum, which no compiler can fuse there; so a
+ * (query, row) score is one sequence of roundings in every loop, whatever
+ * the compiler chooses. The other float expressions here (the margin) only
+ * SELECT rows and tolerate either rounding. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -34,8 +47,21 @@
 #include "kernels/cpu/topk_list.h"
 #include "kernels/kernels.h"
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX512F__) || defined(__AVX2__) /* scan_widen: AVX2+F16C alone too */
 #include <immintrin.h>
+#endif
+
+/* c + a·b rounded once where the target has a fused multiply-add (GCC
+ * says so with FP_FAST_FMAF, which -mavx512f sets without __FMA__; clang
+ * 14 sets no FP_FAST_FMAF, but __FMA__ / __ARM_FEATURE_FMA): fmaf is then
+ * one instruction (vfmadd231ss), no call. Elsewhere the product and the
+ * sum are rounded apart: with no fused instruction no compiler contracts
+ * them. Cost: the same as `c += a*b` (measured, d 13 to 256). */
+#if defined(FP_FAST_FMAF) || defined(__FMA__) || defined(__AVX512F__) || \
+    defined(__ARM_FEATURE_FMA)
+#define SCAN_MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define SCAN_MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* ---- portable float16 -> float32 ------------------------------------------ */
@@ -111,7 +137,8 @@ static inline float v_sum(vec a) {
   return _mm_cvtss_f32(s);
 }
 #else
-/* Portable: 8 lanes in a struct, lane-wise loops GCC turns into SIMD. */
+/* Portable: 8 lanes in a struct, lane-wise loops GCC turns into SIMD
+ * (each lane's multiply-add is SCAN_MADD, as the tail's). */
 #define VW 8
 typedef struct {
   float l[8];
@@ -127,15 +154,15 @@ static inline vec v_q(const float *q) {
   return v;
 }
 static inline vec v_fma_f32(vec qv, const float *x, vec a) {
-  for (int l = 0; l < 8; l++) a.l[l] += qv.l[l] * x[l];
+  for (int l = 0; l < 8; l++) a.l[l] = SCAN_MADD(qv.l[l], x[l], a.l[l]);
   return a;
 }
 static inline vec v_fma_f16(vec qv, const uint16_t *x, vec a) {
-  for (int l = 0; l < 8; l++) a.l[l] += qv.l[l] * half_to_float(x[l]);
+  for (int l = 0; l < 8; l++) a.l[l] = SCAN_MADD(qv.l[l], half_to_float(x[l]), a.l[l]);
   return a;
 }
 static inline vec v_fma_i8(vec qv, const int8_t *x, vec a) {
-  for (int l = 0; l < 8; l++) a.l[l] += qv.l[l] * (float)x[l];
+  for (int l = 0; l < 8; l++) a.l[l] = SCAN_MADD(qv.l[l], (float)x[l], a.l[l]);
   return a;
 }
 static inline float v_sum(vec a) {
@@ -151,7 +178,8 @@ static inline float v_sum(vec a) {
 
 /* One macro body per dtype keeps the loads typed (and inlined). R rows at a
  * time (R = 4, then 1 for the remainder): the same per-row operations in
- * both, so a row's bits do not depend on where in a chunk it falls. */
+ * both (vector FMAs, the fixed lane tree, SCAN_MADD tail), so a row's bits
+ * do not depend on where in a chunk it falls. */
 #define DOT_ROWS(T, FMA)                                                                  \
   static void dot_##T(float *out, const float *q, const T *x, int n, int d) {           \
     int dv = d - d % VW, i = 0;                                                          \
@@ -171,10 +199,10 @@ static inline float v_sum(vec a) {
       }                                                                                  \
       float s0 = v_sum(a0), s1 = v_sum(a1), s2 = v_sum(a2), s3 = v_sum(a3);             \
       for (int j = dv; j < d; j++) {                                                     \
-        s0 += q[j] * (float)r0[j];                                                       \
-        s1 += q[j] * (float)r1[j];                                                       \
-        s2 += q[j] * (float)r2[j];                                                       \
-        s3 += q[j] * (float)r3[j];                                                       \
+        s0 = SCAN_MADD(q[j], (float)r0[j], s0);                                          \
+        s1 = SCAN_MADD(q[j], (float)r1[j], s1);                                          \
+        s2 = SCAN_MADD(q[j], (float)r2[j], s2);                                          \
+        s3 = SCAN_MADD(q[j], (float)r3[j], s3);                                          \
       }                                                                                  \
       out[i] = s0, out[i + 1] = s1, out[i + 2] = s2, out[i + 3] = s3;                    \
     }                                                                                    \
@@ -183,7 +211,7 @@ static inline float v_sum(vec a) {
       vec a0 = v_zero();                                                                 \
       for (int j = 0; j < dv; j += VW) a0 = FMA(v_q(q + j), r0 + j, a0);                 \
       float s0 = v_sum(a0);                                                              \
-      for (int j = dv; j < d; j++) s0 += q[j] * (float)r0[j];                            \
+      for (int j = dv; j < d; j++) s0 = SCAN_MADD(q[j], (float)r0[j], s0);               \
       out[i] = s0;                                                                       \
     }                                                                                    \
   }
@@ -209,10 +237,10 @@ static void dot_uint16_t(float *out, const float *q, const uint16_t *x, int n, i
     }
     float s0 = v_sum(a0), s1 = v_sum(a1), s2 = v_sum(a2), s3 = v_sum(a3);
     for (int j = dv; j < d; j++) {
-      s0 += q[j] * half_to_float(r0[j]);
-      s1 += q[j] * half_to_float(r1[j]);
-      s2 += q[j] * half_to_float(r2[j]);
-      s3 += q[j] * half_to_float(r3[j]);
+      s0 = SCAN_MADD(q[j], half_to_float(r0[j]), s0);
+      s1 = SCAN_MADD(q[j], half_to_float(r1[j]), s1);
+      s2 = SCAN_MADD(q[j], half_to_float(r2[j]), s2);
+      s3 = SCAN_MADD(q[j], half_to_float(r3[j]), s3);
     }
     out[i] = s0, out[i + 1] = s1, out[i + 2] = s2, out[i + 3] = s3;
   }
@@ -221,7 +249,7 @@ static void dot_uint16_t(float *out, const float *q, const uint16_t *x, int n, i
     vec a0 = v_zero();
     for (int j = 0; j < dv; j += VW) a0 = v_fma_f16(v_q(q + j), r0 + j, a0);
     float s0 = v_sum(a0);
-    for (int j = dv; j < d; j++) s0 += q[j] * half_to_float(r0[j]);
+    for (int j = dv; j < d; j++) s0 = SCAN_MADD(q[j], half_to_float(r0[j]), s0);
     out[i] = s0;
   }
 }

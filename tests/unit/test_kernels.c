@@ -13,6 +13,9 @@
  *  - the Philox RNG is a pure function of (seed, stream, offset), fill agrees
  *    with single draws, and its mean is sane;
  *  - reductions give the same bits on 1 and 2 threads;
+ *  - scan_dot: a row gets the same bits among others as alone, for every
+ *    dtype and d (scalar tails of every length), within the float32
+ *    summation bound of a double reference;
  *  - bf16 rounding (nearest even) and the bf16-operand linear layer;
  *  - edge cases (fully padded sequences, logits of 1e4) stay finite;
  *  - kernels_set_threads holds on other threads: a pthread started after
@@ -1173,6 +1176,70 @@ static void test_adamw(void) {
   }
 }
 
+/* ---- top-k scan: a row's score alone and among others ------------------------------ */
+
+/* scan_dot scores rows four at a time, then the rest one at a time, each
+ * with a vector part and a scalar tail (d not a multiple of the lanes).
+ * Every row gets the bits it gets scored alone (n = 1), for every d from 1
+ * to 33 and 37, 64, 100, 257, and every dtype: the tail's multiply-add is
+ * the same operation in both loops whatever the compiler contracts. And
+ * each score is the double reference's within the bound of any float32
+ * summation order, 2·(d+2)·2^-24·Σ|q_j·x_j|. */
+static void test_scan_rows(void) {
+  prng_seed(41);
+  enum { N = 11 };
+  const int dmax = 257;
+  float *q = falloc(dmax), *xf = falloc((size_t)N * dmax), scales[N], all[N], one;
+  uint16_t *xh = xalloc(sizeof(uint16_t) * N * dmax);
+  int8_t *xb = xalloc((size_t)N * dmax);
+  for (int i = 0; i < N; i++) scales[i] = (float)(0.001 + 0.02 * prng_u01());
+  int dims[37], nd = 0;
+  for (int d = 1; d <= 33; d++) dims[nd++] = d;
+  dims[nd++] = 37, dims[nd++] = 64, dims[nd++] = 100, dims[nd++] = 257;
+  for (int di = 0; di < nd; di++) {
+    const int d = dims[di];
+    fill(q, (size_t)d, -1, 1);
+    fill(xf, (size_t)N * d, -1, 1);
+    for (int i = 0; i < N * d; i++) {
+      uint16_t e = (uint16_t)(8 + (int)(14 * prng_u01())), m = (uint16_t)(1024 * prng_u01());
+      xh[i] = (uint16_t)((prng_u01() < 0.5 ? 0x8000u : 0u) | (unsigned)e << 10 | m);
+      xb[i] = (int8_t)((int)(255 * prng_u01()) - 127);
+    }
+    for (int dt = SCAN_F32; dt <= SCAN_I8; dt++) {
+      const void *x = dt == SCAN_F32 ? (const void *)xf : dt == SCAN_F16 ? (const void *)xh : xb;
+      const size_t esz = dt == SCAN_F32 ? 4 : dt == SCAN_F16 ? 2 : 1;
+      scan_dot(all, q, d, dt, x, dt == SCAN_I8 ? scales : NULL, N);
+      int bad = 0;
+      double worst = 0;
+      for (int i = 0; i < N; i++) {
+        scan_dot(&one, q, d, dt, (const char *)x + (size_t)i * d * esz,
+                 dt == SCAN_I8 ? scales + i : NULL, 1);
+        bad += memcmp(&one, &all[i], sizeof one) != 0;
+        double ref = 0, mag = 0;
+        for (int j = 0; j < d; j++) {
+          size_t e = (size_t)i * d + j;
+          double v = dt == SCAN_F32 ? xf[e] : dt == SCAN_I8 ? xb[e] : 0;
+          if (dt == SCAN_F16) {
+            int ex = (xh[e] >> 10) & 0x1f, mm = xh[e] & 0x3ff;
+            v = ldexp(1024 + mm, ex - 25) * ((xh[e] & 0x8000) ? -1 : 1);
+          }
+          ref += (double)q[j] * v, mag += fabs((double)q[j] * v);
+        }
+        double sc = dt == SCAN_I8 ? scales[i] : 1;
+        double err = fabs(all[i] - ref * sc) / ((2.0 * (d + 2) * 0x1p-24 * mag + 0x1p-24 * fabs(ref)) * sc + 1e-30);
+        worst = err > worst ? err : worst;
+      }
+      CHECKF(bad == 0, "d %d dtype %d: %d of %d rows get other bits among others than alone", d, dt,
+             bad, N);
+      CHECKF(worst <= 1.0, "d %d dtype %d: error %.3g of the float32 bound", d, dt, worst);
+    }
+  }
+  free(q);
+  free(xf);
+  free(xh);
+  free(xb);
+}
+
 /* ---- determinism across thread counts ------------------------------------------------ */
 
 static void test_thread_determinism(void) {
@@ -1243,6 +1310,7 @@ int main(void) {
   RUN(test_matmul_bf16);
   RUN(test_sumsq);
   RUN(test_adamw);
+  RUN(test_scan_rows);
   RUN(test_thread_determinism);
   TEST_EXIT();
 }

@@ -16,6 +16,10 @@
  *  - several blocks of mixed dtypes, in any order, 1 or 2 threads: the same
  *    bits; a query in a batch (sgemm path) gets the bits it gets alone;
  *    duplicate rows score equal bits and come back lower id first;
+ *  - alone vs batch where d has a scalar tail (7, 13, 37, 100, 257):
+ *    float32, float16 and int8 (plain and rescored), 1 and 2 threads, the
+ *    same bits (the tail's multiply-add is one operation in scan_dot's
+ *    four-row and one-row loops, whatever the compiler contracts);
  *  - bad arguments are refused with FOIL_EINVAL;
  *  - vs_to_i8 on NaN and ±inf: finite scales from the finite elements,
  *    NaN stored as 0, ±inf saturated (no undefined float→int conversion:
@@ -503,6 +507,65 @@ static void test_determinism(void) {
   free(i1);
 }
 
+/* Alone vs batch where d has a scalar tail (not a multiple of any SIMD
+ * width: 7, 13, 37, 100, 257): a query searched alone (the direct path,
+ * rows scored four at a time by scan_dot) gets the bits it gets in a batch
+ * of 24 (the sgemm path, whose selected rows scan_dot rescores one at a
+ * time), for float32, float16 and int8 blocks (plain, and int8 rescored
+ * from exact), at 1 and 2 threads. 1003 rows: two chunks, the second
+ * ending in rows the direct path scores one at a time. The tail's
+ * multiply-add must be the same operation in both loops whatever the
+ * compiler contracts (kernels/cpu/scan.c). */
+static void test_alone_batch_tails(void) {
+  prng_seed(17);
+  const int dims[5] = {7, 13, 37, 100, 257}, nq = 24, k = 10;
+  const int64_t n = 1003;
+  for (int di = 0; di < 5; di++) {
+    const int d = dims[di];
+    float *x = malloc(sizeof(float) * n * d), *q = malloc(sizeof(float) * nq * d);
+    int64_t *ids = malloc(sizeof(int64_t) * n);
+    for (int64_t i = 0; i < n * d; i++) x[i] = prng_unif();
+    for (int i = 0; i < nq * d; i++) q[i] = prng_unif();
+    shuffled_ids(ids, n, 3, 2);
+    float *s0 = malloc(sizeof(float) * nq * k), *s1 = malloc(sizeof(float) * nq * k);
+    int64_t *i0 = malloc(sizeof(int64_t) * nq * k), *i1 = malloc(sizeof(int64_t) * nq * k);
+    for (int c = 0; c < 4; c++) { /* f32, f16, i8 plain; i8 rescored from exact */
+      tblock t;
+      tblock_make(&t, c == 3 ? VS_I8 : (vs_dtype)c, x, n, d, ids, 0, c == 3 ? x : NULL);
+      for (int T = 1; T <= 2; T++) {
+        kernels_set_threads(T);
+        foil_err err;
+        CHECK(vs_search(&t.b, 1, q, nq, k, 1, 0, 2, s0, i0, &err) == 0);
+        if (T == 2)
+          CHECKF(memcmp(s0, s1, sizeof(float) * nq * k) == 0 &&
+                     memcmp(i0, i1, sizeof(int64_t) * nq * k) == 0,
+                 "d %d case %d: batch bits differ at 1 and 2 threads", d, c);
+        int bad = 0;
+        for (int qi = 0; qi < nq; qi++) {
+          float s[10];
+          int64_t id[10];
+          CHECK(vs_search(&t.b, 1, q + (size_t)qi * d, 1, k, 1, 0, 2, s, id, &err) == 0);
+          bad += memcmp(s, s0 + (size_t)qi * k, sizeof s) != 0 ||
+                 memcmp(id, i0 + (size_t)qi * k, sizeof id) != 0;
+        }
+        CHECKF(bad == 0, "d %d case %d (%s) T %d: %d of %d queries get other bits alone than in a batch",
+               d, c, c == 0 ? "f32" : c == 1 ? "f16" : c == 2 ? "i8" : "i8 rescored", T, bad, nq);
+        memcpy(s1, s0, sizeof(float) * nq * k);
+        memcpy(i1, i0, sizeof(int64_t) * nq * k);
+      }
+      tblock_free(&t);
+    }
+    free(x);
+    free(q);
+    free(ids);
+    free(s0);
+    free(s1);
+    free(i0);
+    free(i1);
+  }
+  kernels_set_threads(0);
+}
+
 static void test_errors(void) {
   float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, q[4] = {1, 0, 0, 0}, os[4];
   int64_t ids[2] = {0, 1}, oi[4];
@@ -733,6 +796,7 @@ int main(void) {
   RUN(test_duplicates);
   RUN(test_rescore);
   RUN(test_determinism);
+  RUN(test_alone_batch_tails);
   RUN(test_errors);
   RUN(test_i8_nonfinite);
   RUN(test_groups);
