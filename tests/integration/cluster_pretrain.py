@@ -39,7 +39,9 @@ def check(cond, what):
         failures.append(what)
 
 
-c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4, grace_s=2,
+# liveness 10 (2 s): the kill is found in 2 s, and two training ranks under
+# ASan beside another test cannot starve a worker's heartbeats that long
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=10, grace_s=2,
             allow_dirs=[os.path.dirname(os.path.abspath(vocab))])
 root = c.root
 subprocess.run([c.bin("foil"), "data", "prepare", "wordnet", "--root", root], check=True,
