@@ -520,12 +520,14 @@ static uint64_t stream_of(uint64_t call, int site) { return (call << 20) ^ (uint
  * global batch (rowmap_dropout; per_row = T·C). */
 static void drop_fwd(decoder *d, float *out, const float *inp, size_t per_row, float p, uint64_t seed,
                      uint64_t stream) {
-  rowmap_dropout(d->backend, 0, out, inp, per_row, p, seed, stream, d->run, d->nrun);
+  const size_t max_row = (size_t)d->cfg.max_len * d->cfg.d_model;
+  rowmap_dropout(d->backend, 0, out, inp, per_row, max_row, p, seed, stream, d->run, d->nrun);
 }
 
 static void drop_bwd(decoder *d, float *dinp, const float *dout, size_t per_row, float p, uint64_t seed,
                      uint64_t stream) {
-  rowmap_dropout(d->backend, 1, dinp, dout, per_row, p, seed, stream, d->run, d->nrun);
+  const size_t max_row = (size_t)d->cfg.max_len * d->cfg.d_model;
+  rowmap_dropout(d->backend, 1, dinp, dout, per_row, max_row, p, seed, stream, d->run, d->nrun);
 }
 
 int decoder_set_rows(decoder *d, const rowmap *m, foil_err *err) {
@@ -544,7 +546,7 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
   const decoder_config *c = &d->cfg;
   const int N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
   const size_t NC = (size_t)N * C;
-  const size_t TC = (size_t)T * C, Ta = (size_t)NH * T * T;
+  const size_t TC = (size_t)T * C, Ta = (size_t)NH * T * T, Tam = (size_t)NH * c->max_len * c->max_len;
   const float p = train ? c->dropout : 0.0f;
   float *W = d->params;
   K(embed_forward, d->emb, d->ids, W + d->t[DEC_WTE].offset, W + d->t[DEC_WPE].offset, B, T, C);
@@ -563,7 +565,8 @@ static void body_forward(decoder *d, int B, int T, int train, uint64_t seed, uin
     for (int i = 0; i < d->nrun; i++) { /* the probabilities' masks by run, as drop_fwd */
       const rowmap_run *r = &d->run[i];
       K(attention_forward, a->atty + r->at * TC, a->att + r->at * Ta, d->att_scratch, a->qkv + r->at * 3 * TC,
-        d->mask + (size_t)r->at * T, r->n, T, C, NH, 1, p, seed, stream_of(call, 1 + 3 * l), r->g * Ta);
+        d->mask + (size_t)r->at * T, r->n, T, C, NH, 1, p, seed, stream_of(call, 1 + 3 * l),
+        rowmap_offset(r, Ta, Tam));
     }
     linear(d, d->xb, d->tmp, a->atty, P(d, W, DEC_ATTO_W, l), P(d, W, DEC_ATTO_B, l), N, C, C);
     drop_fwd(d, d->tmp, d->tmp, TC, p, seed, stream_of(call, 2 + 3 * l));
@@ -696,7 +699,7 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
   const int B = d->B, T = d->T, N = B * T, C = c->d_model, F = c->d_ff, NH = c->n_heads;
   const int V = c->vocab, be = d->backend;
   const size_t NC = (size_t)N * C, NF = (size_t)N * F, fb = sizeof(float), TC = (size_t)T * C,
-               Ta = (size_t)NH * T * T;
+               Ta = (size_t)NH * T * T, Tam = (size_t)NH * c->max_len * c->max_len;
   const float p = c->dropout;
   const uint64_t seed = d->seed, call = d->call;
   float *W = d->params, *G = d->grads;
@@ -769,7 +772,7 @@ int decoder_backward(decoder *d, float loss_weight, const float *dhidden, foil_e
     for (int i = 0; i < d->nrun; i++) {
       const rowmap_run *r = &d->run[i];
       K(attention_backward, gw1 + r->at * 3 * TC, d->att_scratch, ga + r->at * TC, a->qkv + r->at * 3 * TC,
-        a->att + r->at * Ta, r->n, T, C, NH, p, seed, stream_of(call, 1 + 3 * l), r->g * Ta);
+        a->att + r->at * Ta, r->n, T, C, NH, p, seed, stream_of(call, 1 + 3 * l), rowmap_offset(r, Ta, Tam));
     }
     devmem_zero(be, gb, NC * fb);
     linear_backward(d, gb, P(d, G, DEC_QKV_W, l), P(d, G, DEC_QKV_B, l), gw1, a->ln1, P(d, W, DEC_QKV_W, l), N, C,

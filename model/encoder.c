@@ -453,11 +453,13 @@ static uint64_t stream_of(uint64_t call, int site) {
 /* Dropout of the last forward's [B,T,d] activations by run of rows in the
  * global batch (rowmap_dropout; per_row = T·d). */
 static void drop_fwd(encoder *e, float *out, const float *inp, size_t per_row, float p, uint64_t stream) {
-  rowmap_dropout(e->backend, 0, out, inp, per_row, p, e->seed, stream, e->run, e->nrun);
+  const size_t max_row = (size_t)e->cfg.max_len * e->cfg.d_model;
+  rowmap_dropout(e->backend, 0, out, inp, per_row, max_row, p, e->seed, stream, e->run, e->nrun);
 }
 
 static void drop_bwd(encoder *e, float *dinp, const float *dout, size_t per_row, float p, uint64_t stream) {
-  rowmap_dropout(e->backend, 1, dinp, dout, per_row, p, e->seed, stream, e->run, e->nrun);
+  const size_t max_row = (size_t)e->cfg.max_len * e->cfg.d_model;
+  rowmap_dropout(e->backend, 1, dinp, dout, per_row, max_row, p, e->seed, stream, e->run, e->nrun);
 }
 
 int encoder_set_rows(encoder *e, const rowmap *m, foil_err *err) {
@@ -503,6 +505,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
 
   const int N = B * T, d = c->d_model, f = c->d_ff, NH = c->n_heads;
   const size_t Nd = (size_t)N * d, Td = (size_t)T * d, Ta = (size_t)NH * T * T;
+  const size_t Tam = (size_t)NH * c->max_len * c->max_len; /* Ta at max_len (rowmap_offset) */
   const float p = train ? c->dropout : 0.0f;
   if (e->bf16) refresh_working_copy(e);
   float *W = e->params;
@@ -537,7 +540,7 @@ int encoder_forward_rows(encoder *e, const float **emb, const int32_t *ids,
       const rowmap_run *r = &e->run[i];
       KERN(e, attention_forward, a->atty + r->at * Td, a->att + r->at * Ta, e->att_scratch,
            a->qkv + r->at * 3 * Td, e->mask + (size_t)r->at * T, r->n, T, d, NH, 0, p, seed,
-           stream_of(call, 1 + 3 * l), r->g * Ta);
+           stream_of(call, 1 + 3 * l), rowmap_offset(r, Ta, Tam));
     }
     linear_fwd(e, e->tmp, a->atty, P(e, W, ENC_ATTO_W, l), P(e, W, ENC_ATTO_B, l), N, d, d);
     drop_fwd(e, e->tmp, e->tmp, Td, p, stream_of(call, 2 + 3 * l));
@@ -615,7 +618,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
   const size_t Nd = (size_t)N * d, Nf = (size_t)N * f;
   const float p = c->dropout;
   const uint64_t seed = e->seed, call = e->call;
-  const size_t Td = (size_t)T * d, Ta = (size_t)NH * T * T;
+  const size_t Td = (size_t)T * d, Ta = (size_t)NH * T * T, Tam = (size_t)NH * c->max_len * c->max_len;
   float *W = e->params, *G = e->grads;
 
   /* head: projection and pooling into g_res = d(final token states) */
@@ -698,7 +701,7 @@ int encoder_backward(encoder *e, const float *demb, foil_err *err) {
       const rowmap_run *r = &e->run[i];
       KERN(e, attention_backward, gw1 + r->at * 3 * Td, e->att_scratch, datty + r->at * Td,
            a->qkv + r->at * 3 * Td, a->att + r->at * Ta, r->n, T, d, NH, p, seed, stream_of(call, 1 + 3 * l),
-           r->g * Ta);
+           rowmap_offset(r, Ta, Tam));
     }
     if (c->pre_ln) {
       dzero(e, datty, Nd * sizeof(float));

@@ -140,9 +140,10 @@ int encoder_forward_rows(encoder *enc, const float **emb, const int32_t *ids,
 /* Where this rank's rows sit in the global batch (model/rowmap.h), for the
  * dropout masks of the training forwards that follow: each row draws the
  * masks of its global row, so W ranks x B rows train exactly as 1 rank x
- * W·B rows, and no two ranks share masks. NULL, and a new encoder: the
- * identity map of one process. For a fixed T only: a row's masks also
- * depend on the padded length T of its batch. FOIL_EINVAL on a bad map. */
+ * W·B rows when every row is padded to max_len (a row's masks depend on
+ * its batch's padded length T too), and no two ranks share mask elements
+ * whatever their T (rowmap.h). NULL, and a new encoder: the identity map
+ * of one process. FOIL_EINVAL on a bad map. */
 int encoder_set_rows(encoder *enc, const rowmap *m, foil_err *err);
 
 /* Backward of the last forward: demb [B, out_dim] is d(loss)/d(embeddings).

@@ -408,6 +408,23 @@ static void test_rowmap(void) {
   CHECK(rowmap_runs(&e, 0, 3, run) == 1 && run[0].g == 0 && run[0].n == 3);
   const rowmap id = {.rank = 0, .world = 1};
   CHECK(rowmap_runs(&id, 1000, 5, run) == 1 && run[0].g == 1000);
+  /* mask elements: 2 ranks padded to different lengths (7 and 4 tokens of
+   * 3 elements, max_len 8) take disjoint ranges, block by block */
+  uint64_t lo[2][3], hi[2][3];
+  for (int r = 0; r < 2; r++) {
+    const rowmap mr = {.rank = r, .world = 2, .nblocks = 3, .size = {2, 2, 2}};
+    const uint64_t row = (r ? 4 : 7) * 3, max_row = 8 * 3;
+    CHECK(rowmap_runs(&mr, 0, 6, run) == 3);
+    for (int b = 0; b < 3; b++)
+      lo[r][b] = rowmap_offset(&run[b], row, max_row), hi[r][b] = lo[r][b] + (uint64_t)run[b].n * row;
+  }
+  int overlap = 0;
+  for (int b = 0; b < 3; b++)
+    for (int c = 0; c < 3; c++) overlap += lo[0][b] < hi[1][c] && lo[1][c] < hi[0][b];
+  CHECKF(overlap == 0, "%d pairs of segments of the two ranks share mask elements", overlap);
+  /* padded to max_len, row g's elements start at g·max_row */
+  CHECK(rowmap_runs(&m, 1, 4, run) == 3 && rowmap_offset(&run[1], 24, 24) == 6 * 24 &&
+        rowmap_offset(&run[2], 24, 24) == 10 * 24);
   const rowmap bad[] = {{.rank = 0, .world = 0},
                         {.rank = 2, .world = 2, .nblocks = 1, .size = {1}},
                         {.rank = 0, .world = 2},
@@ -420,12 +437,14 @@ static void test_rowmap(void) {
 /* Data parallel with dropout on: 2 ranks of (2 queries, 2 positives, 2
  * negatives), each with its row map, draw the masks of 1 rank holding the
  * whole global batch: the same embeddings (to float rounding of smaller
- * GEMMs), and their gradients sum to the one rank's. Without a map, rank
- * 1 would repeat rank 0's masks. */
+ * GEMMs), and their gradients sum to the one rank's, rows padded to
+ * max_len (rowmap.h: the masks depend on the padded length). Without a
+ * map, rank 1 would repeat rank 0's masks. */
 static void test_ranks_rowmap(void) {
   enum { W = 2, BR = 2, RR = 3 * BR, G = W * RR };
   encoder_config cfg;
   small_config(&cfg, 0);
+  cfg.max_len = T;
   encoder *enc;
   foil_err err;
   CHECK(encoder_new(&enc, &cfg, &err) == 0);
