@@ -78,8 +78,6 @@ struct agent {
   int registered, lost, ever_replied;
   const char *refused_why;   /* the last handshake failure logged, and when */
   double refused_logged;
-  unsigned hs_closed;        /* handshakes the coordinator hung up on, before it ever answered */
-  double hs_closed_since;    /* monotonic, the first of them */
   unsigned register_ms;      /* the wait before the next Register while unregistered:
                               * 1 s, doubled (to REGISTER_MAX_MS) by each transient refusal */
   int fatal;                 /* a Register or handshake refused for good: its foil code (agent_run stops) */
@@ -775,9 +773,6 @@ static void tick_attempts(agent *a) {
   }
 }
 
-#define HS_CLOSED_N 5     /* handshakes hung up on ... */
-#define HS_CLOSED_S 10.0  /* ... over this long, before any answer: a wrong key */
-
 /* The dealer's failed handshakes (common/auth.h auth_handshake_count).
  * The coordinator's ZAP handler refusing this worker's key, or a
  * mechanism mismatch (no keys here, CURVE there), is final as a Register
@@ -787,13 +782,12 @@ static void tick_attempts(agent *a) {
  * such a refusal, so staying up would only keep jobs running that the
  * coordinator is about to requeue elsewhere. A key refused only because it
  * was being added is the one transient case; the operator (or systemd's
- * Restart=on-failure) starts the worker again once it is in. A coordinator
- * that hangs up on every handshake (HS_CLOSED_N times over HS_CLOSED_S)
- * before it ever answered, with keys here, is taken for a wrong
- * --server-key, also final; after a first answer the same is only logged
- * (a coordinator restarting or overloaded looks alike for a while). Other
- * failures are logged once a minute at most. Cost: a non-blocking read of
- * the monitor socket per loop turn. */
+ * Restart=on-failure) starts the worker again once it is in. A handshake
+ * the other side hangs up on (AUTH_HS_CLOSED) is what a wrong
+ * --server-key gives, but also a TCP proxy or ssh tunnel whose coordinator
+ * is down, or one restarting: logged (once a minute at most, as other
+ * failures), never final. Cost: a non-blocking read of the monitor socket
+ * per loop turn. */
 static void check_handshake(agent *a, double now) {
   unsigned n[AUTH_HS_KINDS] = {0};
   const char *why = auth_handshake_count(a->mon, &a->keys, n);
@@ -805,15 +799,6 @@ static void check_handshake(agent *a, double now) {
                       "SIGHUP, then start this worker again", a->cfg.coordinator, a->keys.pub, a->cfg.name);
   if (n[AUTH_HS_PROTOCOL])
     return stop_fatal(a, FOIL_EUNAUTH, "cannot talk to the coordinator at %.200s: %s", a->cfg.coordinator, why);
-  if (n[AUTH_HS_CLOSED] && a->keys.on && !a->ever_replied) {
-    if (!a->hs_closed) a->hs_closed_since = now;
-    a->hs_closed += n[AUTH_HS_CLOSED];
-    if (a->hs_closed >= HS_CLOSED_N && now - a->hs_closed_since >= HS_CLOSED_S)
-      return stop_fatal(a, FOIL_EUNAUTH, "the coordinator at %.200s hung up on each of %u CURVE handshakes in %.0f s "
-                        "and never answered: the server key this worker was given (--server-key or "
-                        "$FOIL_SERVER_KEY) is not the coordinator's public key, or it runs without CURVE "
-                        "(--curve-key and --allow-keys)", a->cfg.coordinator, a->hs_closed, now - a->hs_closed_since);
-  }
   if (why != a->refused_why || now - a->refused_logged > 60) {  /* once a minute at most */
     LOG(a, "ERROR", "cannot talk to the coordinator at %s: %s", a->cfg.coordinator, why);
     a->refused_why = why, a->refused_logged = now;

@@ -24,11 +24,11 @@
  *   the coordinator's liveness window, so it is not declared DOWN).
  *   A CURVE handshake the coordinator refuses stops the agent the same way,
  *   with FOIL_EUNAUTH: its ZAP handler refusing this worker's key (the
- *   message names the key and the coordinator's --allow-keys), this worker
- *   without keys against a coordinator with CURVE, or, before the
- *   coordinator ever answered, a hang-up on every handshake for 10 s (a
- *   wrong --server-key, or a coordinator without CURVE); see
- *   check_handshake in agent.c for why these are not retried.
+ *   message names the key and the coordinator's --allow-keys), or this
+ *   worker without keys against a coordinator with CURVE; see
+ *   check_handshake in agent.c for why these are not retried. A hang-up
+ *   during the handshake (a wrong --server-key, but also a proxy whose
+ *   coordinator is down) is logged and retried.
  * - Heartbeat every heartbeat_ms (1000 ms until Registered says otherwise).
  * - Started after a launch (with the checkpoint a pretrain resumes from);
  *   Finished when the process group is gone. Both stay in an outbox
