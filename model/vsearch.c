@@ -232,10 +232,11 @@ int vs_search_budget(const vs_block *blocks, int nblocks, const float *q, int nq
    * G = budget / per_q, at most nq; when that splits the queries and is
    * above one sgemm tile, whole tiles. Each query's lists are independent
    * of the others', so the grouping changes no result bit. G is at least
-   * SCAN_DIRECT_MAX + 1 (or nq when smaller): a group then takes the same
-   * scoring path (kernels.h scan_topk: direct or sgemm, chosen by the
-   * query count) as the whole call, which does not rest on the two paths
-   * agreeing (they do: a query gets the same bits alone as in a batch). */
+   * SCAN_DIRECT_MAX + 1 (or nq when smaller), so every group but a short
+   * last one takes the scoring path (kernels.h scan_topk: direct or sgemm,
+   * chosen by the query count) of the whole call; the last may take the
+   * other, which gives the same bits (a query gets the same bits alone as
+   * in a batch: kernels/cpu/scan.c). */
   const int T = kernels_get_threads();
   const size_t per_q = mul4((size_t)T, slots, 1, sizeof(float) + sizeof(int64_t));
   const size_t scr_n = scan_topk_scratch(d), scr_b = mul4((size_t)T, scr_n, 1, sizeof(float));
