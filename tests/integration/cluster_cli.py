@@ -51,7 +51,9 @@ def job_id(p):
     return int(out)
 
 
-c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=4)
+# nothing here needs a lost worker found fast: a 5 s liveness window, so a
+# worker slowed by ASan beside other tests is not taken for lost
+c = Cluster(build, os.path.join(work, "root"), heartbeat_ms=200, liveness=25)
 try:
     c.start_coordinator()
 
