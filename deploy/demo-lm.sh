@@ -5,7 +5,8 @@
 # with FOIL_DEMO_LM_STEPS steps each, default 100, instead of 3000/1500),
 # then a decode-eval job (examples/decode-eval-lm.json on the first
 # FOIL_DEMO_PROMPTS prompts, default 32) that starts `--after` both, and print
-# its metrics table. Needs the build (./build) and a running local cluster
+# its metrics table. Needs the build (./build, or $FOIL_BUILD_DIR relative to
+# the checkout, as local-cluster.sh) and a running local cluster
 # (deploy/local-cluster.sh start); data root $FOIL_ROOT (default ./foil-data).
 #
 #   bash deploy/demo-lm.sh
@@ -15,14 +16,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FOIL_ROOT=${FOIL_ROOT:-./foil-data}
-F=./build/foil
+F=${FOIL_BUILD_DIR:-./build}/foil
 STEPS=${FOIL_DEMO_LM_STEPS:-100}
 PROMPTS=${FOIL_DEMO_PROMPTS:-32}
 start=$(date +%s)
 
 $F data prepare lm
 bpe=$FOIL_ROOT/tokenizers/lm-bpe
-[ -f "$bpe/vocab.json" ] || $F tokenizer train --lm "$FOIL_ROOT/datasets/lm/lm.h5" --vocab-size 8000 --out "$bpe"
+# both files, or train again (an interrupted train can leave one of them)
+if [ ! -f "$bpe/vocab.json" ] || [ ! -f "$bpe/merges.txt" ]; then
+  $F tokenizer train --lm "$FOIL_ROOT/datasets/lm/lm.h5" --vocab-size 8000 --out "$bpe"
+fi
 
 # The demo's specs: the examples with fewer steps, the tokenizer under this data root.
 specs=$FOIL_ROOT/demo-specs

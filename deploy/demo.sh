@@ -11,22 +11,22 @@
 #   bash deploy/demo.sh                 # data root ./foil-data (or $FOIL_ROOT)
 #   FOIL_SKIP_APT=1 FOIL_SKIP_PIP=1 bash deploy/demo.sh   # packages already there
 #
+# The build goes to ./build, or $FOIL_BUILD_DIR (relative to the checkout),
+# as in deploy/setup.sh; local-cluster.sh and demo-lm.sh use the same one.
 # The cluster keeps running afterwards (`./build/foil jobs`, `foil workers`);
 # stop it with `bash deploy/local-cluster.sh stop`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# one build for setup.sh, this script, local-cluster.sh and demo-lm.sh
+export FOIL_BUILD_DIR=${FOIL_BUILD_DIR:-./build}
 bash deploy/setup.sh
 export FOIL_ROOT=${FOIL_ROOT:-./foil-data}
 SPEC=${FOIL_DEMO_SPEC:-examples/pretrain-wordnet-demo.json}
-F=./build/foil
+F=$FOIL_BUILD_DIR/foil
 
 $F data prepare wordnet
 
-# Open MPI refuses to start as root unless told; a fresh machine often runs
-# as root. The worker passes this environment on to mpirun.
-if [ "$(id -u)" = 0 ]; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
+# (as root, local-cluster.sh lets the worker's mpirun run as root)
 bash deploy/local-cluster.sh start
 job=$($F submit "$SPEC")
 echo "submitted job $job ($SPEC); follow it from another shell with: $F watch $job / $F logs $job --follow"

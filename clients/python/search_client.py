@@ -143,7 +143,7 @@ class SearchClient:
             left = deadline - time.time()
             if left <= 0 or not self.sock.poll(int(left * 1000)):
                 self._open()  # a late reply must not answer the next request
-                raise TimeoutError("no reply from foil-serve at %s" % self.endpoint)
+                raise TimeoutError("no reply from foil-serve at %s within %.1f s" % (self.endpoint, self.timeout_s))
             rep = search_pb2.ServeReply()
             rep.ParseFromString(self.sock.recv())
             if rep.request_id != self.rid:
@@ -191,38 +191,138 @@ class SearchClient:
         self.sock.close(0)
 
 
-def main():
-    ap = argparse.ArgumentParser(description="Top-k search against foil-serve.")
+# exit codes of the command line, as `foil search` (README "Exit codes")
+EXIT = {"INVALID_ARGUMENT": 2, "NOT_FOUND": 3, "ALREADY_EXISTS": 4, "PERMISSION_DENIED": 5,
+        "RESOURCE_EXHAUSTED": 6, "FAILED_PRECONDITION": 7, "ABORTED": 8, "DEADLINE_EXCEEDED": 9,
+        "UNAVAILABLE": 10, "INTERNAL": 11, "UNAUTHENTICATED": 12}
+
+
+class _Fail(Exception):
+    """A command-line error: one line and an exit code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.exit = EXIT[code]
+
+
+def _endpoint(a):
+    """--server, else --index's serve.json, else $FOIL_SERVE."""
+    if a.server:
+        return a.server
+    if a.index:
+        path = os.path.join(a.root, "indexes", a.index, "serve.json")
+        try:
+            with open(path) as f:
+                ep = json.load(f)["endpoint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise _Fail("UNAVAILABLE", "no server for index %s (%s is missing or has no endpoint: start "
+                        "`foil-serve --index %s`, or give --server)" % (a.index, path, a.index))
+        if not isinstance(ep, str) or not ep:
+            raise _Fail("UNAVAILABLE", "%s names no endpoint" % path)
+        return ep
+    if os.environ.get("FOIL_SERVE"):
+        return os.environ["FOIL_SERVE"]
+    raise _Fail("INVALID_ARGUMENT", "give --server EP or --index NAME (or set $FOIL_SERVE)")
+
+
+def _query(a):
+    """(vectors, texts, id_range) from the arguments, checked before connecting."""
+    if not 1 <= a.k <= 1000:
+        raise _Fail("INVALID_ARGUMENT", "-k must be a whole number in 1..1000 (got %d)" % a.k)
+    if not 0 < a.timeout <= 86400:
+        raise _Fail("INVALID_ARGUMENT", "--timeout must be seconds, more than 0 (got %g)" % a.timeout)
+    id_range = None
+    if a.id_range is not None:
+        try:
+            lo, hi = (int(x) for x in a.id_range.split(":"))
+        except ValueError:
+            lo = hi = None
+        if lo is None or lo > hi:
+            raise _Fail("INVALID_ARGUMENT", "--id-range must be LO:HI with LO <= HI (got \"%s\")" % a.id_range)
+        id_range = (lo, hi)
+    if a.status:
+        return None, None, None
+    if (a.text is None) == (a.vector is None):
+        raise _Fail("INVALID_ARGUMENT", "give a TEXT or --vector (one of them)")
+    if a.text is not None:
+        return None, [a.text], id_range
+    vec = []
+    for x in a.vector.split(","):
+        try:
+            f = float(x)
+        except ValueError:
+            f = float("nan")
+        if f != f or f in (float("inf"), float("-inf")):
+            raise _Fail("INVALID_ARGUMENT", "--vector: '%s' is not a finite number" % x.strip())
+        vec.append(f)
+    return [vec], None, id_range
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Top-k search against foil-serve. Exit codes as `foil search`: "
+                                 "0 ok, 2 invalid argument, 10 unavailable (no reply), ... (README)")
     ap.add_argument("text", nargs="?", help="query text (encoded by the server)")
-    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("-k", type=int, default=10, help="hits per query (default 10, at most 1000)")
     ap.add_argument("--index", help="find the server in ROOT/indexes/INDEX/serve.json")
     ap.add_argument("--root", default=os.environ.get("FOIL_ROOT", "./foil-data"))
-    ap.add_argument("--server", default=os.environ.get("FOIL_SERVE"), help="endpoint, e.g. tcp://127.0.0.1:7430")
+    ap.add_argument("--server", help="endpoint, e.g. tcp://127.0.0.1:7430 (default: --index's serve.json, "
+                    "else $FOIL_SERVE)")
     ap.add_argument("--vector", help="a query vector: comma-separated numbers")
+    ap.add_argument("--id-range", metavar="LO:HI", help="only rows whose id is in [LO, HI]")
+    ap.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="wait this long for the reply (default 30)")
     ap.add_argument("--status", action="store_true", help="print the server's status instead")
     ap.add_argument("--key", help="CURVE: this client's NAME.key_secret (default $FOIL_KEY / $FOIL_KEYS)")
     ap.add_argument("--server-key", help="CURVE: the server's NAME.key (default $FOIL_SERVER_KEY / $FOIL_KEYS)")
-    a = ap.parse_args()
+    # a value may start with '-' (--vector -0.5,1): argparse would take it
+    # for an option, so such values are joined to their flag
+    argv, i = sys.argv[1:] if argv is None else list(argv), 0
+    while i + 1 < len(argv) and argv[i] != "--":
+        if argv[i] in ("--vector", "--id-range"):
+            argv[i:i + 2] = [argv[i] + "=" + argv[i + 1]]
+        i += 1
+    a = ap.parse_args(argv)
     keys = (a.key, a.server_key) if a.key or a.server_key else "env"
     if keys != "env" and not all(keys):
         ap.error("give both --key and --server-key")
-    if a.server:
-        c = SearchClient(a.server, keys=keys)
-    elif a.index:
-        c = SearchClient.for_index(a.index, a.root, keys=keys)
-    else:
-        ap.error("give --server or --index")
+    c = None
     try:
+        vecs, texts, id_range = _query(a)
+        ep = _endpoint(a)
+        if not ep.startswith(("tcp://", "ipc://")):
+            raise _Fail("INVALID_ARGUMENT", "server address %s must start with tcp:// or ipc://" % ep)
+        try:
+            c = SearchClient(ep, timeout_s=a.timeout, keys=keys)
+        except KeyError as e:  # a key file without that line
+            raise _Fail("INVALID_ARGUMENT", "cannot use the CURVE keys: no %s line" % e)
+        except (OSError, ValueError) as e:  # the key files
+            raise _Fail("INVALID_ARGUMENT", "cannot use the CURVE keys: %s" % e)
+        except zmq.ZMQError as e:
+            raise _Fail("INVALID_ARGUMENT", "cannot connect to %s: %s" % (ep, e))
         if a.status:
             print(c.status())
             return 0
-        if (a.text is None) == (a.vector is None):
-            ap.error("give a TEXT or --vector")
-        vecs = [[float(x) for x in a.vector.split(",")]] if a.vector else None
-        r = c.search(vectors=vecs, texts=None if vecs else [a.text], k=a.k)
+        r = c.search(vectors=vecs, texts=texts, k=a.k, id_range=id_range)
+    except _Fail as e:
+        print("search_client:", e, file=sys.stderr)
+        return e.exit
     except SearchError as e:
         print("search_client:", e, file=sys.stderr)
-        return 1
+        return EXIT.get(e.code, 1)
+    except TimeoutError as e:
+        hint = "is this key on its allow-list?" if c and c.keys else \
+            "does it run CURVE? then give --key and --server-key"
+        print("search_client: %s (is it running? %s)" % (e, hint), file=sys.stderr)
+        return EXIT["UNAVAILABLE"]
+    except zmq.ZMQError as e:
+        print("search_client: ZeroMQ: %s" % e, file=sys.stderr)
+        return EXIT["UNAVAILABLE"]
+    except Exception as e:  # e.g. a reply that does not parse
+        print("search_client: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        return EXIT["INTERNAL"]
+    finally:
+        if c:
+            c.close()
     print("index %s version %d (%.1f ms in the server)" % (r.index, r.version, r.server_ms))
     for h in r.hits[0]:
         print("%4d  %12d  %-24s  %.6f" % (h.rank, h.id, h.key or "-", h.score))
