@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tests/test.h"
+#include "worker/run/refresh.h"
 #include "worker/run/spec.h"
 
 static char *slurp(const char *path) {
@@ -86,7 +87,7 @@ static void test_refusals(void) {
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1.5}",
        "steps must be a whole number"},
       {"{\"model\":{\"tokenizer\":\"v\",\"pooling\":\"max\"},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
-       "model.pooling has an unknown value"},
+       "model.pooling has the unknown value \"max\" (one of mean, first)"},
       {"{\"model\":{\"tokenizer\":\"v\",\"d_model\":10,\"n_heads\":3},\"data\":{\"dataset\":\"d\"},\"steps\":1}",
        "model.n_heads must divide"},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"loss\":{\"symmetric\":1}}",
@@ -97,14 +98,14 @@ static void test_refusals(void) {
        "\"micro_batch\":4}",
        "micro_batch must divide"},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"device\":\"gpu\"}",
-       "device has an unknown value (one of cpu cuda)"},
+       "device has the unknown value \"gpu\" (one of cpu, cuda)"},
       {"{\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,"
        "\"loss\":{\"kind\":\"causal_lm\"},\"precision\":\"bf16\"}",
        "precision \"bf16\" needs device \"cuda\""},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"bf16\"}",
        "precision \"bf16\" needs device \"cuda\""},
       {"{\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":1,\"precision\":\"fp16\"}",
-       "precision has an unknown value (one of fp32 bf16)"},
+       "precision has the unknown value \"fp16\" (one of fp32, bf16)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     spec s;
@@ -266,6 +267,106 @@ static void test_decoder(void) {
   }
 }
 
+/* Range errors show numbers as given (integers in full, reals in the
+ * shortest decimal that reads back the same), and a bad choice echoes the
+ * value. */
+static void test_messages(void) {
+  static const struct {
+    const char *rest, *says;
+  } cases[] = {
+      {"\"steps\":10,\"batch_per_rank\":2000000",
+       "batch_per_rank is out of range (got 2000000, allowed 1..1048576)"},
+      {"\"steps\":12345678901234", "steps is out of range (got 12345678901234, allowed 1..1000000000000)"},
+      {"\"steps\":1e300", "steps is out of range (got 1e+300, allowed 1..1000000000000)"},
+      {"\"steps\":10,\"model\":{\"tokenizer\":\"v\",\"dropout\":0.995}",
+       "model.dropout is out of range (got 0.995, allowed 0..0.99)"},
+      {"\"steps\":10,\"model\":{\"tokenizer\":\"v\",\"dropout\":0.99000000001}",
+       "model.dropout is out of range (got 0.99000000001, allowed 0..0.99)"},
+      {"\"steps\":10,\"loss\":{\"temperature\":0.00005}",
+       "loss.temperature is out of range (got 5e-05, allowed 0.0001..100)"},
+      {"\"steps\":10,\"model\":{\"tokenizer\":\"v\",\"ln_eps\":0}",
+       "model.ln_eps is out of range (got 0, allowed 1e-30..0.5)"},
+      {"\"steps\":10,\"optimizer\":{\"beta2\":1}", "optimizer.beta2 is out of range (got 1, allowed 0..0.999999)"},
+      {"\"steps\":10,\"seed\":-1", "seed is out of range (got -1, allowed 0..9007199254740991)"},
+      {"\"steps\":10,\"optimizer\":{\"schedule\":\"cosin\"}",
+       "optimizer.schedule has the unknown value \"cosin\" (one of constant, cosine, linear)"},
+      {"\"steps\":10,\"loss\":{\"kind\":\"say \\\"hi\\\"\\n\"}",
+       "loss.kind has the unknown value \"say \\\"hi\\\"\\x0a\" (one of infonce, dcl, simcse, moco, causal_lm)"},
+      {"\"steps\":10,\"data\":{\"dataset\":\"d\",\"padding\":"
+       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+       "data.padding has the unknown value "
+       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" (one of longest, max_len)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char json[1024];
+    /* the first of two "model"/"data" objects would be a duplicate: the case's own comes alone */
+    snprintf(json, sizeof json, "{%s%s%s}", cases[i].rest,
+             strstr(cases[i].rest, "\"model\"") ? "" : ",\"model\":{\"tokenizer\":\"v\"}",
+             strstr(cases[i].rest, "\"data\"") ? "" : ",\"data\":{\"dataset\":\"d\"}");
+    spec s;
+    foil_err err = {0};
+    int rc = spec_parse(&s, json, &err);
+    CHECKF(rc == FOIL_EINVAL && !strcmp(err.msg, cases[i].says), "case %zu: rc %d, message '%s'", i, rc, err.msg);
+    if (!rc) spec_free(&s);
+  }
+}
+
+/* A key given twice is refused, by its path, wherever it is: cJSON would
+ * keep the first value, Python's json and jq the last. */
+static void test_duplicate_keys(void) {
+  static const struct {
+    const char *json, *key;
+  } cases[] = {
+      {"{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"steps\":20}", "steps"},
+      {"{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},"
+       "\"optimizer\":{\"lr\":0.1,\"warmup_steps\":0,\"lr\":0.2}}", "optimizer.lr"},
+      {"{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"model\":{\"tokenizer\":\"w\"},\"data\":{\"dataset\":\"d\"}}",
+       "model"},
+      {"{\"steps\":10,\"model\":{\"kind\":\"decoder\",\"tokenizer\":\"v\",\"d_model\":64,\"d_model\":32},"
+       "\"data\":{\"dataset\":\"d\"}}", "model.d_model"},
+      /* "job" is the scheduler's, but its keys are no less ambiguous */
+      {"{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},"
+       "\"job\":{\"ranks\":2,\"ranks\":4}}", "job.ranks"},
+      {"{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},"
+       "\"job\":{\"x\":[1,{\"a\":1,\"b\":2,\"a\":3}]}}", "job.x[1].a"},
+      {"{\"steps\":40,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},\"checkpoint\":{\"every_steps\":10},"
+       "\"refresh\":{\"every_steps\":20,\"index\":\"i\",\"corpus\":{\"file\":\"c\",\"file\":\"e\"}}}",
+       "refresh.corpus.file"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    spec s;
+    foil_err err = {0};
+    char want[128];
+    snprintf(want, sizeof want, "duplicate key %s (", cases[i].key);
+    int rc = spec_parse(&s, cases[i].json, &err);
+    CHECKF(rc == FOIL_EINVAL && strstr(err.msg, want) == err.msg, "case %zu: rc %d, message '%s'", i, rc, err.msg);
+    if (!rc) spec_free(&s);
+  }
+  /* keys differing in case are two keys (and "Steps" is not one of ours) */
+  spec s;
+  foil_err err = {0};
+  int rc = spec_parse(&s, "{\"steps\":10,\"Steps\":20,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"}}",
+                      &err);
+  CHECKF(rc == FOIL_EINVAL && strstr(err.msg, "unknown key Steps"), "rc %d, message '%s'", rc, err.msg);
+  if (!rc) spec_free(&s);
+  /* the same readers check the refresh spec */
+  rc = refresh_spec_check("{\"kind\":\"refresh\",\"name\":\"i\",\"name\":\"j\",\"checkpoint\":\"c.h5\","
+                          "\"corpus\":{\"file\":\"c\"}}", &err);
+  CHECKF(rc == FOIL_EINVAL && strstr(err.msg, "duplicate key name ("), "rc %d, message '%s'", rc, err.msg);
+  /* a large object of distinct keys passes */
+  char *big = malloc(200000);
+  CHECK(big != NULL);
+  if (!big) return;
+  size_t o = (size_t)snprintf(big, 200000, "{\"steps\":10,\"model\":{\"tokenizer\":\"v\"},\"data\":{\"dataset\":\"d\"},"
+                                           "\"job\":{");
+  for (int k = 0; k < 10000; k++) o += (size_t)snprintf(big + o, 200000 - o, "%s\"k%d\":%d", k ? "," : "", k, k);
+  snprintf(big + o, 200000 - o, "}}");
+  rc = spec_parse(&s, big, &err);
+  CHECKF(rc == 0, "%s", err.msg);
+  if (!rc) spec_free(&s);
+  free(big);
+}
+
 int main(void) {
   RUN(test_init_from);
   RUN(test_example_and_defaults);
@@ -273,5 +374,7 @@ int main(void) {
   RUN(test_refusals);
   RUN(test_schedules);
   RUN(test_decoder);
+  RUN(test_messages);
+  RUN(test_duplicate_keys);
   TEST_EXIT();
 }

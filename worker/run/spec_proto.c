@@ -2,6 +2,8 @@
 #include "worker/run/spec_proto.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,14 +13,16 @@ static const char *const LOSS_NAMES[] = {"infonce", "dcl", "simcse", "moco", "ca
 static const char *const SCHED_NAMES[] = {"constant", "cosine", "linear"};
 static const char *const MSCHED_NAMES[] = {"constant", "cosine"};
 static const char *const PAD_NAMES[] = {"longest", "max_len"};
+static const char *const DEVICE_NAMES[] = {"cpu", "cuda"};
+static const char *const PRECISION_NAMES[] = {"fp32", "bf16"};
 
 #define SET(msg, field, value) ((msg).has_##field = 1, (msg).field = (value))
 
 int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   Foil__V1__PretrainModel m = FOIL__V1__PRETRAIN_MODEL__INIT;
   const int dec = s->model_kind == MODEL_DECODER;
+  m.kind = dec ? "decoder" : "encoder";
   if (dec) { /* a decoder's keys only: spec_parse refuses the encoder's */
-    m.kind = "decoder";
     SET(m, n_layers, s->dmodel.n_layers);
     SET(m, d_model, s->dmodel.d_model);
     SET(m, n_heads, s->dmodel.n_heads);
@@ -90,6 +94,8 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   SET(p, log_every_steps, s->log_every_steps);
   SET(p, threads, s->threads);
   p.refresh_json = s->refresh_json;
+  p.device = (char *)DEVICE_NAMES[s->device ? 1 : 0];
+  p.precision = (char *)PRECISION_NAMES[s->precision ? 1 : 0];
   *len = foil__v1__pretrain_spec__get_packed_size(&p);
   *buf = malloc(*len ? *len : 1);
   if (!*buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory packing a spec");
@@ -97,9 +103,25 @@ int spec_proto_pack(const spec *s, uint8_t **buf, size_t *len, foil_err *err) {
   return FOIL_OK;
 }
 
+/* A float field as the shortest decimal that names the same float, as
+ * spec_parse reads it back ((float) of a double): 0.99f (0.99000001) is
+ * 0.99, so a value packed from a documented bound is not out of range. */
+static double float_decimal(float f) {
+  if (!isfinite(f)) return (double)f; /* refused by spec_parse ("must be a number") */
+  char buf[32];
+  for (int p = 1; p <= 9; p++) {
+    snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+    double d = strtod(buf, NULL);
+    if ((float)d == f) return d;
+  }
+  return (double)f;
+}
+
 /* JSON keys for the fields the sender set. */
 #define NUM(obj, msg, field) \
   if ((msg)->has_##field) cJSON_AddNumberToObject(obj, #field, (double)(msg)->field)
+#define REAL(obj, msg, field) \
+  if ((msg)->has_##field) cJSON_AddNumberToObject(obj, #field, float_decimal((msg)->field))
 #define BOOL(obj, msg, field) \
   if ((msg)->has_##field) cJSON_AddBoolToObject(obj, #field, (msg)->field)
 #define STR(obj, msg, field) \
@@ -123,8 +145,8 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
     NUM(m, p->model, proj_dim);
     STR(m, p->model, norm);
     STR(m, p->model, pooling);
-    NUM(m, p->model, dropout);
-    NUM(m, p->model, ln_eps);
+    REAL(m, p->model, dropout);
+    REAL(m, p->model, ln_eps);
     STR(m, p->model, tokenizer);
     STR(m, p->model, kind);
   }
@@ -139,26 +161,26 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
   if (p->loss) {
     cJSON *l = cJSON_AddObjectToObject(root, "loss");
     STR(l, p->loss, kind);
-    NUM(l, p->loss, temperature);
+    REAL(l, p->loss, temperature);
     BOOL(l, p->loss, learnable_temperature);
     BOOL(l, p->loss, symmetric);
     NUM(l, p->loss, hard_negatives);
     NUM(l, p->loss, queue_size);
-    NUM(l, p->loss, momentum);
+    REAL(l, p->loss, momentum);
     STR(l, p->loss, momentum_schedule);
-    NUM(l, p->loss, simctg_margin);
+    REAL(l, p->loss, simctg_margin);
   }
   NUM(root, p, batch_per_rank);
   NUM(root, p, micro_batch);
   NUM(root, p, steps);
   if (p->optimizer) {
     cJSON *o = cJSON_AddObjectToObject(root, "optimizer");
-    NUM(o, p->optimizer, lr);
-    NUM(o, p->optimizer, beta1);
-    NUM(o, p->optimizer, beta2);
-    NUM(o, p->optimizer, eps);
-    NUM(o, p->optimizer, weight_decay);
-    NUM(o, p->optimizer, max_grad_norm);
+    REAL(o, p->optimizer, lr);
+    REAL(o, p->optimizer, beta1);
+    REAL(o, p->optimizer, beta2);
+    REAL(o, p->optimizer, eps);
+    REAL(o, p->optimizer, weight_decay);
+    REAL(o, p->optimizer, max_grad_norm);
     NUM(o, p->optimizer, warmup_steps);
     STR(o, p->optimizer, schedule);
   }
@@ -177,6 +199,8 @@ int spec_proto_unpack(spec *s, const uint8_t *buf, size_t len, foil_err *err) {
   NUM(root, p, log_every_steps);
   NUM(root, p, threads);
   STR(root, p, init_from);
+  STR(root, p, device);
+  STR(root, p, precision);
   if (p->refresh_json) {
     cJSON *r = cJSON_Parse(p->refresh_json);
     if (r) cJSON_AddItemToObject(root, "refresh", r);
