@@ -32,3 +32,17 @@ int cli_fail(const char *cmd, const foil_err *err) {
   fprintf(stderr, "foil %s: %s\n", cmd, err->msg[0] ? err->msg : foil_err_name(err->code));
   return err->code;
 }
+
+void cli_shell_quote(FILE *out, const char *arg) {
+  static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-";
+  size_t n = strlen(arg);
+  if (n && strspn(arg, safe) == n) {
+    fputs(arg, out);
+    return;
+  }
+  fputc('\'', out);
+  for (const char *p = arg; *p; p++)
+    if (*p == '\'') fputs("'\\''", out);
+    else fputc(*p, out);
+  fputc('\'', out);
+}

@@ -10,6 +10,8 @@
 #ifndef FOIL_CLI_CLI_H
 #define FOIL_CLI_CLI_H
 
+#include <stdio.h>
+
 #include "common/err.h"
 
 int cmd_data(int argc, char **argv);       /* in foil-data */
@@ -44,5 +46,10 @@ const char *cli_data_root(int *argc, char **argv);
 
 /* Prints "foil <cmd>: <err->msg>" to stderr and returns err->code. */
 int cli_fail(const char *cmd, const foil_err *err);
+
+/* Writes arg to out as one POSIX shell word: as it is when it is non-empty
+ * and only [A-Za-z0-9@%+=:,./_-], else in single quotes (a ' inside as
+ * '\''), so a command shown by `foil status` pastes back into a shell. */
+void cli_shell_quote(FILE *out, const char *arg);
 
 #endif

@@ -12,12 +12,39 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: foil cancel ID [--signal SIG] [options]\n"
+          "usage: foil cancel ID... [--signal SIG] [options]\n"
           "\n"
-          "Cancels job ID: a pending job ends at once; a running one gets SIGTERM, then\n"
-          "SIGKILL after the grace period. Prints the job's state.\n"
-          "  --signal SIG  only send SIG (USR1, TERM, 10, ...) to the job's processes and\n"
-          "                leave it running\n" CTL_OPTIONS_HELP);
+          "Cancels each job ID: a pending job ends at once; a running one gets SIGTERM,\n"
+          "then SIGKILL after the grace period. Prints each job's state. With several\n"
+          "IDs, every one is asked even when one fails, and the exit status is the\n"
+          "highest of theirs.\n"
+          "  --signal SIG  only send SIG (USR1, TERM, 10, ...) to the jobs' processes and\n"
+          "                leave them running\n" CTL_OPTIONS_HELP);
+}
+
+enum { MAX_IDS = 4096 };
+
+/* Cancels (or signals) one job; prints its state. */
+static int cancel_one(client *c, uint64_t id, int sig, foil_err *err) {
+  Foil__V1__Request req = FOIL__V1__REQUEST__INIT;
+  Foil__V1__CancelRequest cr = FOIL__V1__CANCEL_REQUEST__INIT;
+  cr.job_id = id;
+  cr.signal = sig;
+  req.body_case = FOIL__V1__REQUEST__BODY_CANCEL;
+  req.cancel = &cr;
+  Foil__V1__Reply *r;
+  /* cancelling twice is the same as once; a signal is sent once */
+  int rc = ctl_call(c, &req, FOIL__V1__REPLY__BODY_CANCEL, sig ? 1 : 3, &r, err);
+  if (rc) return rc;
+  const char *sn = signame_name(sig);
+  if (sig && sn) printf("job %llu %s (sent SIG%s)\n", (unsigned long long)id,
+                        jobstate_name(r->cancel->state), sn);
+  else if (sig) printf("job %llu %s (sent signal %d)\n", (unsigned long long)id,
+                       jobstate_name(r->cancel->state), sig);
+  else printf("job %llu %s\n", (unsigned long long)id, jobstate_name(r->cancel->state));
+  fflush(stdout);
+  client_free_reply(r);
+  return FOIL_OK;
 }
 
 int cmd_cancel(int argc, char **argv) {
@@ -28,7 +55,8 @@ int cmd_cancel(int argc, char **argv) {
   foil_err err = {0};
   ctl_opts co;
   if (ctl_init(&co, "cancel", &err)) return cli_fail("cancel", &err);
-  uint64_t id = 0;
+  static uint64_t ids[MAX_IDS];
+  int nids = 0;
   int sig = 0;
   for (int i = 1; i < argc; i++) {
     int rc = ctl_option(&co, argc, argv, &i, &err);
@@ -39,36 +67,39 @@ int cmd_cancel(int argc, char **argv) {
                                                                   : NULL;
     if (sv) {
       if (signame_parse(sv, &sig, &err)) return cli_fail("cancel", &err);
-    } else if (id || argv[i][0] == '-') {
+    } else if (argv[i][0] == '-') {
       foil_err_set(&err, FOIL_EINVAL, "unexpected '%s' (see --help)", argv[i]);
       return cli_fail("cancel", &err);
-    } else if (ctl_job_id(argv[i], &id, &err)) {
+    } else if (nids == MAX_IDS) {
+      foil_err_set(&err, FOIL_EINVAL, "more than %d job ids", MAX_IDS);
+      return cli_fail("cancel", &err);
+    } else if (ctl_job_id(argv[i], &ids[nids++], &err)) {
       return cli_fail("cancel", &err);
     }
   }
-  if (!id) {
-    foil_err_set(&err, FOIL_EINVAL, "which job? usage: foil cancel ID");
+  if (!nids) {
+    foil_err_set(&err, FOIL_EINVAL, "which job? usage: foil cancel ID...");
     return cli_fail("cancel", &err);
   }
   client *c;
   if (ctl_connect(&c, &co, &err)) return cli_fail("cancel", &err);
-  Foil__V1__Request req = FOIL__V1__REQUEST__INIT;
-  Foil__V1__CancelRequest cr = FOIL__V1__CANCEL_REQUEST__INIT;
-  cr.job_id = id;
-  cr.signal = sig;
-  req.body_case = FOIL__V1__REQUEST__BODY_CANCEL;
-  req.cancel = &cr;
-  Foil__V1__Reply *r;
-  /* cancelling twice is the same as once; a signal is sent once */
-  int rc = ctl_call(c, &req, FOIL__V1__REPLY__BODY_CANCEL, sig ? 1 : 3, &r, &err);
+  int worst = 0; /* the highest exit status of the ids' */
+  for (int i = 0; i < nids; i++) {
+    int dup = 0;
+    for (int k = 0; k < i && !dup; k++) dup = ids[k] == ids[i];
+    if (dup) continue;
+    int rc = cancel_one(c, ids[i], sig, &err);
+    if (!rc) continue;
+    if (nids > 1) fprintf(stderr, "foil cancel: job %llu: %s\n", (unsigned long long)ids[i], err.msg);
+    else cli_fail("cancel", &err);
+    int code = foil_err_exit_code(rc);
+    if (code > worst) worst = code;
+    if (rc == FOIL_EUNAVAIL) { /* no coordinator: the others would wait as long */
+      if (i + 1 < nids) fprintf(stderr, "foil cancel: the jobs after %llu were not asked\n",
+                                (unsigned long long)ids[i]);
+      break;
+    }
+  }
   client_destroy(&c);
-  if (rc) return cli_fail("cancel", &err);
-  const char *sn = signame_name(sig);
-  if (sig && sn) printf("job %llu %s (sent SIG%s)\n", (unsigned long long)id,
-                        jobstate_name(r->cancel->state), sn);
-  else if (sig) printf("job %llu %s (sent signal %d)\n", (unsigned long long)id,
-                       jobstate_name(r->cancel->state), sig);
-  else printf("job %llu %s\n", (unsigned long long)id, jobstate_name(r->cancel->state));
-  client_free_reply(r);
-  return FOIL_OK;
+  return worst; /* > 0: the exit status itself (cli.h) */
 }

@@ -66,24 +66,45 @@ static const char *opt_value(int argc, char **argv, int *i, const char *opt, int
   return argv[++*i];
 }
 
+/* The options that take a value. */
+static const char *const valued[] = {"--seed",    "--name",      "--pairs",        "--corpus",
+                                     "--queries", "--qrels",     "--benchmark",    "--dev-fraction",
+                                     "--test-fraction", NULL};
+
+/* 1 when argv[i] is one of valued[] written "--opt VALUE" (its value is
+ * then argv[i+1], not a source). */
+static int takes_next(const char *a) {
+  for (const char *const *k = valued; *k; k++)
+    if (!strcmp(a, *k)) return 1;
+  return 0;
+}
+
 static int prepare(int argc, char **argv, foil_err *err) {
-  /* argv[0] = "prepare", argv[1] = source */
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? foil_err_set(err, FOIL_EINVAL, "name a source: wordnet, code, lm or custom") : FOIL_OK;
-  }
-  const char *root = cli_data_root(&argc, argv);
-  const char *source = argv[1];
-  uint64_t seed = 0;
-  prepare_custom_opts co = {0};
-  int is_custom = !strcmp(source, "custom");
-  for (int i = 2; i < argc; i++) {
-    int rc = FOIL_OK;
-    const char *v;
+  /* argv[0] = "prepare"; --root first (it may come anywhere, and so may the
+   * source: the first word that is neither an option nor an option's value) */
+  for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       return FOIL_OK;
     }
+  const char *root = cli_data_root(&argc, argv);
+  int at = 0;
+  for (int i = 1; i < argc && !at; i++) {
+    if (argv[i][0] != '-') at = i;
+    else if (takes_next(argv[i])) i++;
+  }
+  if (!at) {
+    usage(stderr);
+    return foil_err_set(err, FOIL_EINVAL, "name a source: wordnet, code, lm or custom");
+  }
+  const char *source = argv[at];
+  uint64_t seed = 0;
+  prepare_custom_opts co = {0};
+  int is_custom = !strcmp(source, "custom");
+  for (int i = 1; i < argc; i++) {
+    int rc = FOIL_OK;
+    const char *v;
+    if (i == at) continue;
     if ((v = opt_value(argc, argv, &i, "--seed", &rc, err))) {
       rc = parse_u64("--seed", v, &seed, err);
     } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--name", &rc, err))) {
@@ -124,11 +145,15 @@ int cmd_data(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? FOIL_EINVAL : FOIL_OK;
   }
-  /* the command line, recorded in every file as created_by */
+  /* the command line, recorded in every file as created_by: an HDF5
+   * attribute marked UTF-8, so bytes that are not UTF-8 (a path's) become
+   * '?' and a line cut to fit ends on a character boundary */
   char line[1024];
   size_t o = (size_t)snprintf(line, sizeof line, "foil");
   for (int i = 0; i < argc && o < sizeof line; i++)
     o += (size_t)snprintf(line + o, sizeof line - o, " %s", argv[i]);
+  foil_utf8_cut(line);
+  foil_utf8_scrub(line);
   prep_set_created_by(line);
   int rc;
   if (!strcmp(argv[1], "prepare")) rc = prepare(argc - 1, argv + 1, &err);

@@ -20,14 +20,17 @@ static void jobs_usage(FILE *out) {
           "usage: foil jobs [--all] [--state STATE[,STATE..]] [--start] [--json] [options]\n"
           "\n"
           "Lists jobs, oldest first: ID NAME KIND STATE REASON RANKS ELAPSED WORKERS\n"
-          "(REASON: why a job waits or how it ended; `foil status ID` has the details).\n"
-          "By default the jobs not yet final and those that ended in the last hour.\n"
+          "(REASON: why a job waits or how it ended; `foil status ID` has the details;\n"
+          "ELAPSED: of the current attempt, \"-\" while PENDING or REQUEUED).\n"
+          "By default every job not yet final and those that ended in the last hour.\n"
           "  --all         every job the coordinator keeps (newest 10,000)\n"
           "  --state S,..  only these states (PENDING RUNNING COMPLETING REQUEUED COMPLETED\n"
-          "                FAILED CANCELLED TIMEOUT NODE_FAIL), whenever they ended\n"
+          "                FAILED CANCELLED TIMEOUT NODE_FAIL, or squeue's PD R CG RQ CD F\n"
+          "                CA TO NF), whenever they ended (newest 10,000); repeatable\n"
           "  --start       START instead of ELAPSED and WORKERS: when a pending job is\n"
           "                expected to start (as squeue --start), else when it started\n"
-          "  --json        the list as JSON (foil.v1.JobList field names)\n" CTL_OPTIONS_HELP);
+          "  --json        the list as JSON (foil.v1.JobList field names)\n"
+          "A note on stderr says when a list was cut at its limit.\n" CTL_OPTIONS_HELP);
 }
 
 static void status_usage(FILE *out) {
@@ -60,21 +63,21 @@ static int by_id(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int parse_states(const char *s, int *states, int *n, foil_err *err) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", s);
-  *n = 0;
-  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    int st = jobstate_parse(t);
-    if (!st)
-      return foil_err_set(err, FOIL_EINVAL,
-                          "--state: '%s' is not a job state (PENDING RUNNING COMPLETING REQUEUED "
-                          "COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL)",
-                          t);
-    if (*n < 16) states[(*n)++] = st;
-  }
-  if (!*n) return foil_err_set(err, FOIL_EINVAL, "--state needs a state name");
-  return FOIL_OK;
+enum { MAX_STATES = 16, LIST_LIMIT = 10000, RECENT_LIMIT = 1000 };
+
+/* One ListJobs request: states (n of them; 0: any), newest `limit`. */
+static int list_jobs(client *c, const int *states, int n, uint32_t limit, Foil__V1__Reply **r,
+                     foil_err *err) {
+  Foil__V1__Request req = FOIL__V1__REQUEST__INIT;
+  Foil__V1__ListJobsRequest l = FOIL__V1__LIST_JOBS_REQUEST__INIT;
+  Foil__V1__JobState st[MAX_STATES];
+  for (int i = 0; i < n && i < MAX_STATES; i++) st[i] = (Foil__V1__JobState)states[i];
+  l.states = st;
+  l.n_states = (size_t)n;
+  l.limit = limit;
+  req.body_case = FOIL__V1__REQUEST__BODY_LIST;
+  req.list = &l;
+  return ctl_call(c, &req, FOIL__V1__REPLY__BODY_JOBS, 1, r, err);
 }
 
 int cmd_jobs(int argc, char **argv) {
@@ -85,7 +88,7 @@ int cmd_jobs(int argc, char **argv) {
   foil_err err = {0};
   ctl_opts co;
   if (ctl_init(&co, "jobs", &err)) return cli_fail("jobs", &err);
-  int all = 0, start = 0, json = 0, states[16], nstates = 0;
+  int all = 0, start = 0, json = 0, states[MAX_STATES], nstates = 0;
   for (int i = 1; i < argc; i++) {
     int rc = ctl_option(&co, argc, argv, &i, &err);
     if (rc < 0) return cli_fail("jobs", &err);
@@ -94,9 +97,11 @@ int cmd_jobs(int argc, char **argv) {
     else if (!strcmp(argv[i], "--start")) start = 1;
     else if (!strcmp(argv[i], "--json")) json = 1;
     else if (!strcmp(argv[i], "--state") && i + 1 < argc) {
-      if (parse_states(argv[++i], states, &nstates, &err)) return cli_fail("jobs", &err);
+      if (jobstate_parse_list("--state", argv[++i], states, &nstates, MAX_STATES, &err))
+        return cli_fail("jobs", &err);
     } else if (!strncmp(argv[i], "--state=", 8)) {
-      if (parse_states(argv[i] + 8, states, &nstates, &err)) return cli_fail("jobs", &err);
+      if (jobstate_parse_list("--state", argv[i] + 8, states, &nstates, MAX_STATES, &err))
+        return cli_fail("jobs", &err);
     } else {
       foil_err_set(&err, FOIL_EINVAL, "unexpected '%s' (see --help)", argv[i]);
       return cli_fail("jobs", &err);
@@ -104,39 +109,61 @@ int cmd_jobs(int argc, char **argv) {
   }
   client *c;
   if (ctl_connect(&c, &co, &err)) return cli_fail("jobs", &err);
-  Foil__V1__Request req = FOIL__V1__REQUEST__INIT;
-  Foil__V1__ListJobsRequest l = FOIL__V1__LIST_JOBS_REQUEST__INIT;
-  Foil__V1__JobState st[16];
-  for (int i = 0; i < nstates; i++) st[i] = (Foil__V1__JobState)states[i];
-  l.states = st;
-  l.n_states = (size_t)nstates;
-  l.limit = all ? 10000 : 0;
-  req.body_case = FOIL__V1__REQUEST__BODY_LIST;
-  req.list = &l;
-  Foil__V1__Reply *r, *w = NULL;
-  int rc = ctl_call(c, &req, FOIL__V1__REPLY__BODY_JOBS, 1, &r, &err);
+  /* The default view asks twice: every job not final (however old: a job
+   * pending behind thousands of newer ones is still in the queue), then
+   * the newest jobs of any state, for those that ended in the last hour. */
+  static const int waiting[] = {FOIL__V1__JOB_STATE__JOB_PENDING, FOIL__V1__JOB_STATE__JOB_RUNNING,
+                                FOIL__V1__JOB_STATE__JOB_COMPLETING,
+                                FOIL__V1__JOB_STATE__JOB_REQUEUED};
+  int dflt = !all && !nstates;
+  Foil__V1__Reply *r = NULL, *r2 = NULL, *w = NULL;
+  int rc = dflt ? list_jobs(c, waiting, 4, LIST_LIMIT, &r, &err)
+                : list_jobs(c, states, nstates, LIST_LIMIT, &r, &err);
+  if (!rc && dflt) rc = list_jobs(c, NULL, 0, RECENT_LIMIT, &r2, &err);
   if (rc) {
+    client_free_reply(r);
     client_destroy(&c);
     return cli_fail("jobs", &err);
   }
-  /* filter in place (the reply keeps ownership of every job: put the
-   * dropped ones back after printing) */
-  Foil__V1__JobList *jl = r->jobs;
-  size_t n_all = jl->n_jobs, keep = 0;
   double now = log_now();
-  for (size_t i = 0; i < n_all; i++) {
-    Foil__V1__Job *j = jl->jobs[i];
-    int show = all || nstates || !jobstate_is_final(j->state) ||
-               (j->end_time > 0 && now - j->end_time < RECENT_S);
-    if (show) {
-      jl->jobs[i] = jl->jobs[keep];
-      jl->jobs[keep++] = j;
-    }
+  size_t n1 = r->jobs->n_jobs, n2 = r2 ? r2->jobs->n_jobs : 0, keep = 0;
+  /* the jobs shown, borrowed from the replies (freed with them) */
+  Foil__V1__Job **shown = malloc((n1 + n2 + 1) * sizeof *shown);
+  if (!shown) {
+    client_free_reply(r);
+    client_free_reply(r2);
+    client_destroy(&c);
+    foil_err_set(&err, FOIL_ENOMEM, "out of memory for %zu jobs", n1 + n2);
+    return cli_fail("jobs", &err);
   }
-  jl->n_jobs = keep;
-  if (keep > 1) qsort(jl->jobs, keep, sizeof *jl->jobs, by_id);
+  for (size_t i = 0; i < n1; i++) shown[keep++] = r->jobs->jobs[i];
+  for (size_t i = 0; i < n2; i++) {
+    Foil__V1__Job *j = r2->jobs->jobs[i];
+    if (!jobstate_is_final(j->state) || (j->end_time > 0 && now - j->end_time < RECENT_S))
+      shown[keep++] = j; /* duplicates of the first list are dropped below */
+  }
+  if (keep > 1) qsort(shown, keep, sizeof *shown, by_id);
+  size_t u = 0;
+  for (size_t i = 0; i < keep; i++)
+    if (!u || shown[u - 1]->id != shown[i]->id) shown[u++] = shown[i];
+  keep = u;
+  /* a list cut at its limit is said so, on stderr */
+  if (n1 >= LIST_LIMIT)
+    fprintf(stderr, "foil jobs: note: only the newest %d %sjobs are listed; older ones are not shown\n",
+            LIST_LIMIT, dflt ? "unfinished " : all ? "" : "matching ");
+  if (n2 >= RECENT_LIMIT) {
+    const Foil__V1__Job *oldest = r2->jobs->jobs[n2 - 1]; /* newest first */
+    if (oldest->end_time > 0 && now - oldest->end_time < RECENT_S)
+      fprintf(stderr,
+              "foil jobs: note: jobs before %llu that ended in the last hour are not shown "
+              "(--state or --all to see them)\n",
+              (unsigned long long)oldest->id);
+  }
   if (json) {
-    rc = pbjson_print(&jl->base);
+    Foil__V1__JobList jl = FOIL__V1__JOB_LIST__INIT;
+    jl.jobs = shown;
+    jl.n_jobs = keep;
+    rc = pbjson_print(&jl.base);
   } else {
     if (!start) { /* which workers run what: one more request, not required */
       Foil__V1__Request wr = FOIL__V1__REQUEST__INIT;
@@ -149,7 +176,7 @@ int cmd_jobs(int argc, char **argv) {
     printf("%-6s %-20s %-9s %-10s %-24s %5s %s\n", "ID", "NAME", "KIND", "STATE", "REASON",
            "RANKS", start ? "START" : "ELAPSED    WORKERS");
     for (size_t i = 0; i < keep; i++) {
-      const Foil__V1__Job *j = jl->jobs[i];
+      const Foil__V1__Job *j = shown[i];
       const Foil__V1__JobSpec *s = j->spec;
       char t[64], ws[512];
       unsigned ranks = s && s->resources && s->resources->ranks ? s->resources->ranks : 1;
@@ -166,18 +193,21 @@ int cmd_jobs(int argc, char **argv) {
         double when = pend ? j->est_start_time : j->start_time;
         printf("%s\n", pend && when == 0 ? "N/A" : timefmt_clock(when, t, sizeof t));
       } else {
-        double end = jobstate_is_final(j->state) ? j->end_time : now;
-        timefmt_duration(j->start_time > 0 ? end - j->start_time : -1, t, sizeof t);
+        timefmt_duration(jobstate_elapsed(j->state, j->start_time, j->end_time, now), t, sizeof t);
         workers_of(w, j->id, ws, sizeof ws);
         printf("%-10s %s\n", t, ws);
       }
     }
   }
-  jl->n_jobs = n_all;
+  free(shown);
   client_free_reply(w);
+  client_free_reply(r2);
   client_free_reply(r);
   client_destroy(&c);
-  if (rc) return cli_fail("jobs", &err);
+  if (rc) {
+    foil_err_set(&err, rc, "out of memory");
+    return cli_fail("jobs", &err);
+  }
   return FOIL_OK;
 }
 
@@ -190,7 +220,10 @@ static void print_job(const Foil__V1__Job *j) {
   printf("  kind:          %s\n", s && s->kind[0] ? s->kind : "-");
   printf("  state:         %s\n", jobstate_name(j->state));
   printf("  reason:        %s\n", j->reason[0] ? j->reason : "-");
-  if (jobstate_is_final(j->state)) printf("  exit code:     %d\n", j->exit_code);
+  if (jobstate_is_final(j->state)) { /* "-": it never ran (cancelled while pending) */
+    if (j->n_attempts) printf("  exit code:     %d\n", j->exit_code);
+    else printf("  exit code:     -\n");
+  }
   printf("  submitted:     %s\n", timefmt_clock(j->submit_time, t, sizeof t));
   if (j->est_start_time > 0)
     printf("  expected start: %s\n", timefmt_clock(j->est_start_time, t, sizeof t));
@@ -210,7 +243,10 @@ static void print_job(const Foil__V1__Job *j) {
              (unsigned long long)s->dependencies[i]->job_id);
     if (s->n_argv) {
       printf("  command:      ");
-      for (size_t i = 0; i < s->n_argv; i++) printf(" %s", s->argv[i]);
+      for (size_t i = 0; i < s->n_argv; i++) {
+        putchar(' ');
+        cli_shell_quote(stdout, s->argv[i]);
+      }
       printf("\n");
     }
   }

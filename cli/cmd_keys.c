@@ -23,7 +23,8 @@ static int usage(FILE *f) {
           "  each server NAME may use) and DIR/NAME.key_secret (mode 0600: the key pair NAME uses)\n"
           "  --role ROLE  admin, submitter, reader or worker (default reader); servers' own keys\n"
           "               may have any role (it is not used)\n"
-          "  --dir DIR    where to write (default $FOIL_KEYS, else ./foil-keys)\n");
+          "  --dir DIR    where to write (default $FOIL_KEYS, else ./foil-keys)\n"
+          "  (also --role=ROLE, --dir=DIR)\n");
   return f == stdout ? 0 : FOIL_EINVAL;
 }
 
@@ -49,6 +50,10 @@ int cmd_keys(int argc, char **argv) {
     if ((!strcmp(a, "--role") || !strcmp(a, "--dir")) && i + 1 < argc) {
       if (a[2] == 'r') role = argv[++i];
       else dir = argv[++i];
+    } else if (!strncmp(a, "--role=", 7)) {
+      role = a + 7;
+    } else if (!strncmp(a, "--dir=", 6)) {
+      dir = a + 6;
     } else if (a[0] != '-' && !name) {
       name = a;
     } else {

@@ -26,6 +26,7 @@ static void usage(FILE *out) {
           "usage: foil model import DIR --out CKPT.h5\n"
           "       foil model export CKPT.h5 DIR\n"
           "       foil model encode CKPT.h5 [TEXT...] [--file F] [--out OUT.npy] [--batch N] [--max-len N]\n"
+          "                         [-- TEXT...]\n"
           "\n"
           "import  reads a BERT model folder as sentence-transformers saves it (config.json,\n"
           "        model.safetensors, vocab.txt, modules.json, 1_Pooling/config.json) and\n"
@@ -35,7 +36,8 @@ static void usage(FILE *out) {
           "export  writes DIR as a sentence-transformers model: config.json,\n"
           "        model.safetensors, vocab.txt, tokenizer and pooling configs, and\n"
           "        2_Normalize when the model normalizes its embeddings.\n"
-          "encode  embeds the TEXT arguments, or the lines of F (- for standard input), with\n"
+          "encode  embeds the TEXT arguments (after `--` even those that start with '-'),\n"
+          "        or the lines of F (- for standard input), with\n"
           "        an encoder checkpoint and its tokenizer, as sentence-transformers' encode:\n"
           "        sorted by length into batches of N (default 32), truncated as the imported\n"
           "        model's max_seq_length (else its positions) or to --max-len tokens, unit-norm rows. --out writes a NumPy .npy\n"
@@ -119,8 +121,12 @@ static int cmd_encode(int argc, char **argv) {
   size_t nargs = 0, n = 0, len = 0;
   foil_err err = {0};
   int rc = args ? FOIL_OK : foil_err_set(&err, FOIL_ENOMEM, "out of memory");
-  for (int i = 1; !rc && i < argc; i++) {
-    if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
+  for (int i = 1, dashdash = 0; !rc && i < argc; i++) {
+    if (dashdash) { /* after `--`: positional, even a text that starts with '-' */
+      if (!ckpt) ckpt = argv[i];
+      else args[nargs++] = argv[i];
+    } else if (!strcmp(argv[i], "--")) dashdash = 1;
+    else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--max-len")) && i + 1 < argc) {
       char *end = NULL;
@@ -180,7 +186,7 @@ int cmd_model(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? FOIL_EINVAL : FOIL_OK;
   }
-  for (int i = 2; i < argc; i++)
+  for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) /* after `--`: texts */
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       return FOIL_OK;

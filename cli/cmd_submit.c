@@ -31,17 +31,22 @@ static void usage(FILE *out) {
           "usage: foil submit SPEC.json [options]\n"
           "       foil submit [options] -- PROGRAM ARGS...\n"
           "\n"
-          "Submits a job and prints its id. SPEC.json gives \"kind\" (default \"pretrain\"),\n"
-          "\"name\" and the scheduler's object \"job\" (ranks, gpus_per_rank, nodes, priority,\n"
-          "time_limit_s, max_failures, after_ok, after_any, warn_signal, warn_before_s);\n"
-          "the whole file goes to the job. After `--`, a job of kind \"command\" runs\n"
-          "PROGRAM with ARGS. Options override the file:\n"
+          "Submits a job and prints its id. SPEC.json gives \"kind\" (pretrain, refresh,\n"
+          "decode-eval, serve, command; without it, pretrain when its top-level keys are\n"
+          "pretrain's, else refused naming the likely kind), \"name\" and the scheduler's\n"
+          "object \"job\" (ranks, gpus_per_rank, nodes, priority, time_limit_s,\n"
+          "max_failures, after_ok, after_any, warn_signal, warn_before_s); the whole file\n"
+          "goes to the job, whose own keys foil-run checks when it starts. After `--`, a\n"
+          "job of kind \"command\" runs PROGRAM with ARGS. Options override the file:\n"
           "  --ranks N             MPI ranks in all (default 1)\n"
           "  --gpus-per-rank G     GPUs per rank (default 0: CPU ranks)\n"
           "  --nodes N             exactly N workers (default: as few as fit)\n"
           "  --priority P          higher runs first (default 0)\n"
-          "  --time-limit SECONDS  stop the job after this long (default: no limit)\n"
-          "  --signal SIG@SECONDS  send SIG that long before the time limit (default 60 s)\n"
+          "  --time-limit T        stop the job after T (default: no limit): SECONDS, or as\n"
+          "                        sbatch --time MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS\n"
+          "                        (a bare number is seconds here, not sbatch's minutes)\n"
+          "  --signal SIG@SECONDS  send SIG that long before the time limit (default 60 s;\n"
+          "                        needs a time limit)\n"
           "  --max-failures N      node failures requeued before NODE_FAIL (-1: no limit)\n"
           "  --after ID[,ID..]     start once these jobs COMPLETED (cancelled otherwise)\n"
           "  --after-any ID[,ID..] start once these jobs ended, however\n"
@@ -143,6 +148,15 @@ int cmd_submit(int argc, char **argv) {
       case 6: o.max_failures = val; break;
       case 7:
       case 8:
+        /* `--after "$jid"` where the submit that set jid failed: never a
+         * job without its dependency */
+        if (!val[0]) {
+          foil_err_set(&err, FOIL_EINVAL,
+                       "%s needs job ids, got an empty value (did the command that gave the id "
+                       "fail?)",
+                       valued[k]);
+          return fail(&err);
+        }
         if (join_ids(k == 7 ? after : after_any, sizeof after, val)) {
           foil_err_set(&err, FOIL_EINVAL, "%s: too many job ids", valued[k]);
           return fail(&err);
@@ -201,6 +215,16 @@ int cmd_submit(int argc, char **argv) {
     rc = ctl_call(c, &req, FOIL__V1__REPLY__BODY_SUBMIT, SUBMIT_TRIES, &r, &err);
   }
   jobspec_free(spec);
+  if (rc == FOIL_EUNAVAIL) {
+    /* the coordinator may have committed the job and lost only the reply:
+     * the same submission id makes a retry return that job, not a second */
+    char m[sizeof err.msg];
+    snprintf(m, sizeof m, "%s", err.msg);
+    foil_err_set(&err, rc,
+                 "%.500s; the job may have been created: retry with --submission-id %.128s "
+                 "(a repeat returns that job, never a second one)",
+                 m, submission_id);
+  }
   if (rc) {
     client_destroy(&c);
     return fail(&err);

@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,9 @@ static void usage(FILE *out) {
           "        spaces; with --file, one line of ids per line of TEXTFILE.\n"
           "        --vocab vocab.txt: WordPiece as uncased BERT, wrapped in [CLS] ... [SEP]\n"
           "        unless --no-special; --vocab vocab.json: byte-level BPE as GPT-2, with\n"
-          "        merges.txt from the same directory. --max N truncates to N ids.\n"
+          "        merges.txt from the same directory. --max N truncates to N ids (WordPiece\n"
+          "        with specials keeps [CLS] and [SEP]: N >= 2). Options may come anywhere\n"
+          "        before `--`; words after it are text even when they start with '-'.\n"
           "decode  prints the text of the ids.\n"
           "train   learns byte-level BPE merges from the text files (GPT-2 pre-tokenization)\n"
           "        until the vocabulary has N tokens and writes DIR/vocab.json and\n"
@@ -44,10 +47,36 @@ static void usage(FILE *out) {
           "        come first (default: <|endoftext|>); --min-frequency (default 2) stops\n"
           "        at pairs seen fewer times. --lm learns from the train documents of an\n"
           "        lm dataset (ROOT/datasets/lm/lm.h5 of `foil data prepare lm`), the\n"
-          "        tokenizer a decoder job on it uses (model.tokenizer DIR/vocab.json).\n");
+          "        tokenizer a decoder job on it uses (model.tokenizer DIR/vocab.json).\n"
+          "        Both files are replaced atomically, merges.txt first.\n"
+          "Every option also takes the form --opt=VALUE.\n");
 }
 
 static int fail(foil_err *e) { return cli_fail("tokenizer", e); }
+
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: the value (*i moved past
+ * it), or NULL when argv[*i] is not opt; *rc is set for a missing value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err) {
+  size_t n = strlen(opt);
+  if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], opt)) return NULL;
+  if (*i + 1 >= argc) {
+    *rc = foil_err_set(err, FOIL_EINVAL, "%s needs a value (see --help)", opt);
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+/* A whole number lo..hi, digits only, else an error naming the flag. */
+static int int_opt(const char *cmd, const char *flag, const char *v, long lo, long hi, int *out, foil_err *err) {
+  char *end = NULL;
+  errno = 0;
+  long x = v[0] >= '0' && v[0] <= '9' ? strtol(v, &end, 10) : 0;
+  if (!end || *end || errno || x < lo || x > hi)
+    return foil_err_set(err, FOIL_EINVAL, "%s: %s must be a whole number %ld..%ld, got '%s'", cmd, flag, lo, hi, v);
+  *out = (int)x;
+  return FOIL_OK;
+}
 
 
 static int print_ids(tokenizer *t, const char *text, size_t len, int special, int max,
@@ -79,31 +108,61 @@ static int print_ids(tokenizer *t, const char *text, size_t len, int special, in
 }
 
 static int cmd_encode(int argc, char **argv) {
-  const char *vocab = NULL, *file = NULL;
-  int special = 1, max = 0, first = argc;
+  const char *vocab = NULL, *file = NULL, *v;
+  int special = 1, max = 0, nwords = 0, rc = FOIL_OK;
   foil_err err = {0};
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = argv[++i];
-    else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
-    else if (!strcmp(argv[i], "--max") && i + 1 < argc) max = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--no-special")) special = 0;
-    else if (!strcmp(argv[i], "--")) { first = i + 1; break; }
-    else if (!strncmp(argv[i], "--", 2)) {
-      foil_err_set(&err, FOIL_EINVAL, "encode: unknown option '%s' (see --help)", argv[i]);
-      return fail(&err);
-    } else { first = i; break; }
+  /* options anywhere until `--`; the other words are the text, in order */
+  char **words = calloc((size_t)argc + 1, sizeof *words);
+  if (!words) {
+    foil_err_set(&err, FOIL_ENOMEM, "out of memory");
+    return fail(&err);
+  }
+  for (int i = 1; i < argc && !rc; i++) {
+    if (!strcmp(argv[i], "--")) {
+      while (++i < argc) words[nwords++] = argv[i];
+      break;
+    }
+    if ((v = opt_value(argc, argv, &i, "--vocab", &rc, &err))) vocab = v;
+    else if (!rc && (v = opt_value(argc, argv, &i, "--file", &rc, &err))) file = v;
+    else if (!rc && (v = opt_value(argc, argv, &i, "--max", &rc, &err)))
+      rc = int_opt("encode", "--max", v, 1, 1 << 20, &max, &err);
+    else if (!rc && !strcmp(argv[i], "--no-special")) special = 0;
+    else if (!rc && argv[i][0] == '-' && argv[i][1])
+      rc = foil_err_set(&err, FOIL_EINVAL,
+                        "encode: unknown option '%s' (see --help; text that starts with '-' goes after `--`)",
+                        argv[i]);
+    else if (!rc) words[nwords++] = argv[i];
+  }
+  if (rc) {
+    free(words);
+    return fail(&err);
+  }
+  if (file && nwords) {
+    free(words);
+    foil_err_set(&err, FOIL_EINVAL, "encode: give TEXT or --file TEXTFILE, not both");
+    return fail(&err);
   }
   if (!vocab) {
+    free(words);
     foil_err_set(&err, FOIL_EINVAL, "encode: --vocab FILE is required");
     return fail(&err);
   }
-  if (!file && first >= argc) {
+  if (!file && !nwords) {
+    free(words);
     foil_err_set(&err, FOIL_EINVAL, "encode: give TEXT or --file TEXTFILE");
     return fail(&err);
   }
-  tokenizer *t;
-  int rc = tokenizer_load(&t, vocab, &err);
-  if (rc) return fail(&err);
+  tokenizer *t = NULL;
+  rc = tokenizer_load(&t, vocab, &err);
+  if (!rc && max == 1 && special && tokenizer_kind(t) == TOKENIZER_WORDPIECE)
+    rc = foil_err_set(&err, FOIL_EINVAL,
+                      "encode: --max 1 leaves no room for [CLS] and [SEP] (kept when truncating): give "
+                      "--max 2 or more, or --no-special");
+  if (rc) {
+    if (t) tokenizer_destroy(&t);
+    free(words);
+    return fail(&err);
+  }
   if (file) {
     char *data = NULL;
     size_t len = 0;
@@ -120,16 +179,16 @@ static int cmd_encode(int argc, char **argv) {
     free(data);
   } else {
     size_t len = 0;
-    for (int i = first; i < argc; i++) len += strlen(argv[i]) + 1;
+    for (int i = 0; i < nwords; i++) len += strlen(words[i]) + 1;
     char *text = malloc(len + 1);
     if (!text) {
       rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
     } else {
       size_t at = 0;
-      for (int i = first; i < argc; i++) {
-        if (i > first) text[at++] = ' ';
-        size_t l = strlen(argv[i]);
-        memcpy(text + at, argv[i], l);
+      for (int i = 0; i < nwords; i++) {
+        if (i) text[at++] = ' ';
+        size_t l = strlen(words[i]);
+        memcpy(text + at, words[i], l);
         at += l;
       }
       text[at] = 0;
@@ -138,6 +197,7 @@ static int cmd_encode(int argc, char **argv) {
     }
   }
   tokenizer_destroy(&t);
+  free(words);
   return rc ? fail(&err) : FOIL_OK;
 }
 
@@ -151,8 +211,14 @@ static int cmd_decode(int argc, char **argv) {
     return fail(&err);
   }
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--vocab") && i + 1 < argc) {
-      vocab = argv[++i];
+    int orc = FOIL_OK;
+    const char *val = opt_value(argc, argv, &i, "--vocab", &orc, &err);
+    if (orc) {
+      free(ids);
+      return fail(&err);
+    }
+    if (val) {
+      vocab = val;
       continue;
     }
     char *end;
@@ -181,17 +247,13 @@ static int cmd_decode(int argc, char **argv) {
   return rc ? fail(&err) : FOIL_OK;
 }
 
+/* Publishes DIR/NAME atomically (common/fileio.h): a reader, such as a job
+ * loading the tokenizer, sees the old file or the new one, never a part. */
 static int write_file(const char *dir, const char *name, const char *data, size_t len, foil_err *err) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    int e = errno;
-    return foil_err_set(err, e == EACCES ? FOIL_EPERM : FOIL_EINVAL, "%s: %s", path, strerror(e));
-  }
-  size_t w = fwrite(data, 1, len, f);
-  if (fclose(f) != 0 || w != len) return foil_err_set(err, FOIL_EINVAL, "%s: write failed", path);
-  return FOIL_OK;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+    return foil_err_set(err, FOIL_EINVAL, "--out %.200s: the path is too long", dir);
+  return foil_write_file_atomic(path, data, len, err);
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -205,17 +267,22 @@ static int cmd_train(int argc, char **argv) {
     rc = foil_err_set(&err, FOIL_ENOMEM, "out of memory");
     goto done;
   }
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) vocab_size = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(argv[i], "--min-frequency") && i + 1 < argc) min_freq = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--special") && i + 1 < argc) specials[nspec++] = argv[++i];
-    else if (!strcmp(argv[i], "--lm") && i + 1 < argc) lm = argv[++i];
-    else if (!strncmp(argv[i], "--", 2)) {
-      rc = foil_err_set(&err, FOIL_EINVAL, "train: unknown option '%s' (see --help)", argv[i]);
-      goto done;
-    } else files[nfiles++] = argv[i];
+  for (int i = 1, dashdash = 0; i < argc && !rc; i++) {
+    const char *v;
+    if (dashdash) files[nfiles++] = argv[i];
+    else if (!strcmp(argv[i], "--")) dashdash = 1;
+    else if ((v = opt_value(argc, argv, &i, "--vocab-size", &rc, &err)))
+      rc = int_opt("train", "--vocab-size", v, 1, 1 << 24, &vocab_size, &err);
+    else if (!rc && (v = opt_value(argc, argv, &i, "--out", &rc, &err))) out = v;
+    else if (!rc && (v = opt_value(argc, argv, &i, "--min-frequency", &rc, &err)))
+      rc = int_opt("train", "--min-frequency", v, 1, INT_MAX, &min_freq, &err);
+    else if (!rc && (v = opt_value(argc, argv, &i, "--special", &rc, &err))) specials[nspec++] = v;
+    else if (!rc && (v = opt_value(argc, argv, &i, "--lm", &rc, &err))) lm = v;
+    else if (!rc && argv[i][0] == '-' && argv[i][1])
+      rc = foil_err_set(&err, FOIL_EINVAL, "train: unknown option '%s' (see --help; a FILE that starts with '-' goes after `--`)", argv[i]);
+    else if (!rc) files[nfiles++] = argv[i];
   }
+  if (rc) goto done;
   if (!nspec) specials[nspec++] = "<|endoftext|>";
   if (vocab_size <= 0 || !out || (!nfiles && !lm)) {
     rc = foil_err_set(&err, FOIL_EINVAL, "train: --vocab-size N, --out DIR and at least one FILE (or --lm) are required");
@@ -244,8 +311,10 @@ static int cmd_train(int argc, char **argv) {
   size_t vl = 0, ml = 0;
   if (!rc) rc = tokenizer_export(t, &vj, &vl, &mt, &ml, &err);
   if (!rc) rc = foil_mkdirs(out, &err); /* parents too: --out foil-data/tokenizers/lm-bpe */
-  if (!rc) rc = write_file(out, "vocab.json", vj, vl, &err);
+  /* merges.txt first: vocab.json is what a reader (demo-lm.sh, a job's
+   * model.tokenizer) looks for, so it appears only once its merges are in place */
   if (!rc) rc = write_file(out, "merges.txt", mt, ml, &err);
+  if (!rc) rc = write_file(out, "vocab.json", vj, vl, &err);
   if (!rc)
     fprintf(stderr, "foil tokenizer: %d tokens, %d merges -> %s/vocab.json, %s/merges.txt\n",
             tokenizer_vocab_size(t), tokenizer_n_merges(t), out, out);
@@ -263,7 +332,7 @@ int cmd_tokenizer(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? FOIL_EINVAL : FOIL_OK;
   }
-  for (int i = 2; i < argc; i++)
+  for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) /* after `--`: text */
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       return FOIL_OK;

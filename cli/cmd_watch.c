@@ -16,7 +16,8 @@ static void usage(FILE *out) {
           "Follows job ID until it is final. On a terminal: one line redrawn in place with a\n"
           "progress bar, value/total, loss, throughput, ETA and state; otherwise one line\n"
           "per change. Exit status: 0 COMPLETED, 20 FAILED, 21 CANCELLED, 22 TIMEOUT,\n"
-          "23 NODE_FAIL; 10 if the coordinator stops answering.\n" CTL_OPTIONS_HELP);
+          "23 NODE_FAIL; 10 if the coordinator stops answering; 11 for a final state this\n"
+          "foil does not know (a newer coordinator's).\n" CTL_OPTIONS_HELP);
 }
 
 int cmd_watch(int argc, char **argv) {

@@ -32,11 +32,17 @@ enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 static void usage(FILE *out) {
   fprintf(out, "usage: foil <command> [options]\n\ncommands:\n");
   for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
-  fprintf(out, "\nfoil <command> --help for a command's options. Exit status: 0 ok, 2 invalid\n"
-               "argument, 3 not found, 5 permission denied, 6 resource exhausted, 10 coordinator\n"
-               "unavailable, 12 unauthenticated (a key refused),\n"
-               "11 internal; a followed job: 20 failed, 21 cancelled, 22 timeout, 23 node\n"
-               "failure (see README).\n");
+  fprintf(out, "\nfoil <command> --help for a command's options.\n"
+               "\nExit status (README \"Exit statuses\"; common/err.h):\n"
+               "  0 ok                      7 failed precondition (e.g. the job already ended)\n"
+               "  1 other error             8 aborted\n"
+               "  2 invalid argument        9 deadline exceeded\n"
+               "  3 not found              10 unavailable (the coordinator or server does not answer)\n"
+               "  4 already exists         11 internal (also: a job state this foil does not know)\n"
+               "  5 permission denied      12 unauthenticated (a key refused)\n"
+               "  6 resource exhausted\n"
+               "a followed job (watch, submit --wait): 20 failed, 21 cancelled, 22 timeout,\n"
+               "23 node failure.\n");
 }
 
 int main(int argc, char **argv) {

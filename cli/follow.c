@@ -118,6 +118,8 @@ char *follow_final(const Foil__V1__Job *job, char *buf, size_t n) {
     add(buf, n, &at, " exit %d", job->exit_code);
   }
   if (job->reason && *job->reason) add(buf, n, &at, " (%s)", job->reason);
+  if (!strcmp(jobstate_name(job->state), "UNKNOWN")) /* taken as final: never polled forever */
+    add(buf, n, &at, " [state %d is not one this foil knows: a newer coordinator?]", job->state);
   return buf;
 }
 

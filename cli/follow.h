@@ -31,7 +31,8 @@ int follow_job(client *c, uint64_t id, FILE *out, double interval_s, int *final_
  * many cells (terminal form), 0 gives the plain form. Returns buf. */
 char *follow_render(const Foil__V1__Job *job, double rate, int bar_width, char *buf, size_t n);
 
-/* The last line for a final job: "job 7 FAILED exit 1 (reason)". */
+/* The last line for a final job: "job 7 FAILED exit 1 (reason)". A state
+ * this CLI does not know counts as final (cli/jobstate.h) and says so. */
 char *follow_final(const Foil__V1__Job *job, char *buf, size_t n);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli/signame.h"
+#include "cli/timefmt.h"
 
 enum {
   MAX_NAME = 128, MAX_KIND = 32, MAX_SPEC = 256 << 10, MAX_ARGV = 256, MAX_ARG = 4096, MAX_DEPS = 64,
@@ -28,6 +29,7 @@ typedef struct {
   char name[MAX_NAME + 1], kind[MAX_KIND + 1];
   long ranks, gpus, nodes, priority, time_limit, max_failures, warn_signal, warn_before;
   int max_failures_set, warn_before_set;
+  const char *time_limit_from, *warn_signal_from, *warn_before_from; /* for messages */
   uint64_t after_ok[MAX_DEPS], after_any[MAX_DEPS];
   int n_after_ok, n_after_any;
   int argc;       /* kind "command" */
@@ -81,6 +83,119 @@ static int set_name(char *dst, const char *src, const char *where, foil_err *err
   return FOIL_OK;
 }
 
+/* ---- duplicate keys ------------------------------------------------------------- */
+
+static int by_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 when an object in v (v itself or one nested in it, at any depth)
+ * holds a key twice; path (n bytes) then names it ("job.ranks"). cJSON
+ * keeps both and its lookups find the first, while Python's json and jq
+ * take the last: a spec edited by a script could run with a value its
+ * author did not see. O(k log k) per object of k keys. */
+static int dup_key(const cJSON *v, char *path, size_t n, size_t at) {
+  if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return 0;
+  int nk = 0;
+  for (const cJSON *e = v->child; e; e = e->next) nk++;
+  if (cJSON_IsObject(v) && nk > 1) {
+    const char **keys = malloc((size_t)nk * sizeof *keys);
+    if (keys) {
+      int k = 0;
+      for (const cJSON *e = v->child; e; e = e->next) keys[k++] = e->string ? e->string : "";
+      qsort(keys, (size_t)nk, sizeof *keys, by_str);
+      for (k = 1; k < nk; k++)
+        if (!strcmp(keys[k - 1], keys[k])) {
+          snprintf(path + at, n - at, "%s%.100s", at ? "." : "", keys[k]);
+          free(keys);
+          return 1;
+        }
+      free(keys);
+    }
+  }
+  int i = 0;
+  for (const cJSON *e = v->child; e; e = e->next, i++) {
+    int w = cJSON_IsObject(v) ? snprintf(path + at, n - at, "%s%.100s", at ? "." : "", e->string)
+                              : snprintf(path + at, n - at, "[%d]", i);
+    size_t next = w < 0 ? at : at + (size_t)w < n ? at + (size_t)w : n - 1;
+    if (dup_key(e, path, n, next)) return 1;
+    path[at] = 0;
+  }
+  return 0;
+}
+
+/* ---- a spec without "kind" -------------------------------------------------------- */
+
+/* The top-level keys of each kind's spec, as its own checker takes them
+ * (worker/run/spec.c, refresh.c, deval.c; worker/agent/launch.c for serve).
+ * Used only for a file without "kind", to tell whether it is a pretrain
+ * spec (the default) or which kind it looks like; a file that names its
+ * kind is not checked here (foil-run does, when the job starts). */
+static const char *const pretrain_keys[] = {
+    "kind", "name", "seed", "model", "data", "loss", "batch_per_rank", "micro_batch", "steps",
+    "optimizer", "checkpoint", "eval", "log_every_steps", "threads", "device", "precision",
+    "refresh", "job", "init_from", NULL};
+static const char *const refresh_keys[] = {
+    "kind", "name", "checkpoint", "corpus", "dtype", "normalize", "batch", "keep_versions",
+    "threads", "device", "precision", "mine", "job", NULL};
+static const char *const deval_keys[] = {
+    "kind", "name", "model", "amateur", "prompts", "methods", "max_new_tokens", "eos", "seeds",
+    "batch", "threads", "device", "metrics", "job", NULL};
+static const char *const serve_keys[] = {"kind", "name", "index", "bind", "shards", "version",
+                                         "watch", "text", "device", "job", NULL};
+static const char *const command_keys[] = {"kind", "name", "argv", "job", NULL};
+static const struct {
+  const char *kind;
+  const char *const *keys;
+} kind_keys[] = {{"pretrain", pretrain_keys}, {"refresh", refresh_keys},
+                 {"decode-eval", deval_keys}, {"serve", serve_keys},
+                 {"command", command_keys}};
+enum { NKINDS = sizeof kind_keys / sizeof kind_keys[0] };
+
+static int has_key(const char *const *keys, const char *k) {
+  for (; *keys; keys++)
+    if (!strcmp(*keys, k)) return 1;
+  return 0;
+}
+
+/* A file without "kind" is a pretrain spec when every top-level key is one
+ * of pretrain's; otherwise it is refused, naming the first key that is not
+ * pretrain's and the kinds whose specs take all of the file's keys. */
+static int infer_kind(const cJSON *root, const char *label, foil_err *err) {
+  const cJSON *odd = NULL;
+  for (const cJSON *e = root->child; e && !odd; e = e->next)
+    if (!has_key(pretrain_keys, e->string)) odd = e;
+  if (!odd) return FOIL_OK;
+  char fits[128] = "";
+  size_t at = 0;
+  int nfit = 0;
+  const char *one = NULL;
+  for (int k = 1; k < NKINDS; k++) {
+    int all = 1;
+    for (const cJSON *e = root->child; e && all; e = e->next) all = has_key(kind_keys[k].keys, e->string);
+    if (!all) continue;
+    one = kind_keys[k].kind;
+    int w = snprintf(fits + at, sizeof fits - at, "%s%s", nfit ? " or " : "", one);
+    if (w > 0 && at + (size_t)w < sizeof fits) at += (size_t)w;
+    nfit++;
+  }
+  if (nfit == 1)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s has no \"kind\", so it would be a pretrain spec, and \"%.60s\" is not a "
+                        "pretrain key; it looks like a %s spec: add \"kind\": \"%s\"",
+                        label, odd->string, one, one);
+  if (nfit > 1)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s has no \"kind\", so it would be a pretrain spec, and \"%.60s\" is not a "
+                        "pretrain key; it looks like a %s spec: add \"kind\"",
+                        label, odd->string, fits);
+  return foil_err_set(err, FOIL_EINVAL,
+                      "%s has no \"kind\", so it would be a pretrain spec, and \"%.60s\" is not a "
+                      "pretrain key (nor are its keys all those of another kind): fix the key, or "
+                      "add \"kind\" (pretrain, refresh, decode-eval, serve or command)",
+                      label, odd->string);
+}
+
 static int read_job(draft *d, const cJSON *job, const char *label, foil_err *err) {
   static const char *const keys[] = {"ranks", "gpus_per_rank", "nodes", "priority", "time_limit_s",
                                      "max_failures", "after_ok", "after_any", "warn_signal",
@@ -115,6 +230,8 @@ static int read_job(draft *d, const cJSON *job, const char *label, foil_err *err
   if (rc) return rc;
   d->max_failures_set = cJSON_HasObjectItem(job, "max_failures");
   d->warn_before_set = cJSON_HasObjectItem(job, "warn_before_s");
+  if (d->warn_before_set) d->warn_before_from = "job.warn_before_s";
+  if (cJSON_HasObjectItem(job, "time_limit_s")) d->time_limit_from = "job.time_limit_s";
   if ((v = cJSON_GetObjectItemCaseSensitive(job, "after_ok")) &&
       (rc = json_ids(v, label, "job.after_ok", d->after_ok, &d->n_after_ok, err)))
     return rc;
@@ -131,13 +248,23 @@ static int read_job(draft *d, const cJSON *job, const char *label, foil_err *err
     else rc = foil_err_set(&e2, FOIL_EINVAL, "a signal name or number 1..64");
     if (rc) return foil_err_set(err, FOIL_EINVAL, "%s: job.warn_signal: %s", label, e2.msg);
     d->warn_signal = sig;
+    d->warn_signal_from = "job.warn_signal";
   }
   return FOIL_OK;
 }
 
 static int read_file(draft *d, cJSON *root, const char *label, foil_err *err) {
+  char path[512] = "";
+  if (dup_key(root, path, sizeof path, 0))
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: the key \"%s\" appears twice (JSON readers differ on which one counts: "
+                        "give it once)",
+                        label, path);
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "kind");
-  if (v) {
+  if (!v) {
+    int rc = infer_kind(root, label, err);
+    if (rc) return rc;
+  } else {
     if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > MAX_KIND)
       return foil_err_set(err, FOIL_EINVAL,
                           "%s: \"kind\" must be a job kind such as \"pretrain\" or \"command\"",
@@ -173,11 +300,18 @@ static int read_file(draft *d, cJSON *root, const char *label, foil_err *err) {
 
 /* ---- flags ------------------------------------------------------------------------ */
 
+/* Digits, with a '-' before them only where negative values are allowed:
+ * strtol alone would also take leading blanks and a '+'. */
+static int plain_number(const char *s, int neg_ok) {
+  if (neg_ok && s[0] == '-') s++;
+  return s[0] >= '0' && s[0] <= '9';
+}
+
 static int flag_int(const char *flag, const char *s, long lo, long hi, long *out, foil_err *err) {
-  char *end;
+  char *end = (char *)s;
   errno = 0;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || errno || v < lo || v > hi)
+  long v = plain_number(s, lo < 0) ? strtol(s, &end, 10) : 0;
+  if (end == s || *end || errno || v < lo || v > hi)
     return foil_err_set(err, FOIL_EINVAL, "%s must be an integer %ld..%ld, got '%s'", flag, lo, hi,
                         s);
   *out = v;
@@ -198,9 +332,11 @@ static int flag_ids(const char *flag, const char *s, uint64_t *ids, int *n, foil
       tok[len] = 0;
       v = strtoull(tok, &end, 10);
     }
-    if (!len || len >= sizeof tok || *end || errno || v == 0 || tok[0] == '-')
-      return foil_err_set(err, FOIL_EINVAL, "%s takes job ids separated by commas, got '%s'", flag,
-                          s);
+    if (!len || len >= sizeof tok || !(tok[0] >= '0' && tok[0] <= '9') || *end || errno ||
+        v == 0 || v > (unsigned long long)MAX_JOB_ID)
+      return foil_err_set(err, FOIL_EINVAL,
+                          "%s takes job ids (1..%ld) separated by commas, got '%s'", flag,
+                          MAX_JOB_ID, s);
     if (*n == MAX_DEPS)
       return foil_err_set(err, FOIL_EINVAL, "%s: more than %d job ids", flag, MAX_DEPS);
     ids[(*n)++] = v;
@@ -220,8 +356,14 @@ static int apply_flags(draft *d, const jobspec_opts *o, foil_err *err) {
   if (!rc && o->nodes) rc = flag_int("--nodes", o->nodes, 0, MAX_NODES, &d->nodes, err);
   if (!rc && o->priority)
     rc = flag_int("--priority", o->priority, -MAX_PRIORITY, MAX_PRIORITY, &d->priority, err);
-  if (!rc && o->time_limit)
-    rc = flag_int("--time-limit", o->time_limit, 0, MAX_TIME_LIMIT, &d->time_limit, err);
+  if (!rc && o->time_limit) {
+    if (timefmt_parse_duration(o->time_limit, MAX_TIME_LIMIT, &d->time_limit))
+      return foil_err_set(err, FOIL_EINVAL,
+                          "--time-limit must be SECONDS or as sbatch --time MM:SS, HH:MM:SS, D-HH, "
+                          "D-HH:MM, D-HH:MM:SS, at most 365-00:00:00, got '%.60s'",
+                          o->time_limit);
+    d->time_limit_from = "--time-limit";
+  }
   if (!rc && o->max_failures) {
     rc = flag_int("--max-failures", o->max_failures, -1, MAX_FAILURES, &d->max_failures, err);
     d->max_failures_set = 1;
@@ -241,10 +383,12 @@ static int apply_flags(draft *d, const jobspec_opts *o, foil_err *err) {
     if (signame_parse(sig, &s, &e2))
       return foil_err_set(err, FOIL_EINVAL, "--signal SIG[@SECONDS]: %s", e2.msg);
     d->warn_signal = s;
+    d->warn_signal_from = "--signal";
     if (at) {
       rc = flag_int("--signal SIG@SECONDS: SECONDS", at + 1, 0, MAX_TIME_LIMIT, &d->warn_before,
                     err);
       d->warn_before_set = 1;
+      d->warn_before_from = "--signal SIG@SECONDS";
     }
   }
   if (!rc && o->argc > 0) {
@@ -338,6 +482,28 @@ static int check(draft *d, const char *spec_text, const char *label, foil_err *e
       return foil_err_set(err, FOIL_EINVAL, "%s: argv[%d] must be 1..%d bytes", label, i, MAX_ARG);
   if (spec_text && strlen(spec_text) > MAX_SPEC)
     return foil_err_set(err, FOIL_EINVAL, "%s: the spec file is over %d KiB", label, MAX_SPEC >> 10);
+  if (d->warn_before_set && !d->warn_signal)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: %s is when to send job.warn_signal, and there is none: add "
+                        "\"warn_signal\" (e.g. \"USR1\") or --signal SIG@SECONDS",
+                        label, d->warn_before_from);
+  if (d->warn_signal && !d->time_limit)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: %s is sent before the time limit, and the job has none: give "
+                        "--time-limit or job.time_limit_s",
+                        label, d->warn_signal_from);
+  if (d->warn_signal && !d->warn_before_set && d->time_limit <= DEFAULT_WARN_BEFORE)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: %s without SECONDS means %d s before the time limit, and the limit "
+                        "(%s) is %ld s: use SIG@N with N < %ld, or warn_before_s",
+                        label, d->warn_signal_from, DEFAULT_WARN_BEFORE, d->time_limit_from,
+                        d->time_limit, d->time_limit);
+  if (d->warn_signal && d->warn_before >= d->time_limit && d->warn_before_set)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: the warning signal is sent %ld s before the time limit (%s), which "
+                        "must be less than the limit itself, %ld s (%s)",
+                        label, d->warn_before, d->warn_before_from, d->time_limit,
+                        d->time_limit_from);
   if (d->n_after_ok + d->n_after_any > MAX_DEPS)
     return foil_err_set(err, FOIL_EINVAL, "%s: more than %d dependencies", label, MAX_DEPS);
   if (!d->name[0]) { /* default: the program's base name, else the kind */

@@ -1,9 +1,18 @@
 /* jobspec.h — what `foil submit` sends: a foil.v1.JobSpec built from a spec
  * file and the command line.
  *
- * From the spec file (a JSON object): "kind" (default "pretrain"), "name",
- * "argv" (kind "command": an array of strings) and the optional object
- * "job", the scheduler's part, which foil-run ignores:
+ * From the spec file (a JSON object): "kind", "name", "argv" (kind
+ * "command": an array of strings) and the optional object "job", the
+ * scheduler's part, which foil-run ignores. Without "kind" the file is a
+ * pretrain spec when every top-level key is one pretrain takes; otherwise
+ * it is refused, naming the first other key and the kind whose keys the
+ * file has ("add \"kind\": \"refresh\""), never sent as a pretrain job
+ * that fails when it starts. A key that appears twice in any object is
+ * refused (cJSON would take the first, Python's json and jq the last). The
+ * rest of the kind's own spec is not checked here (its checkers live in
+ * foil-run, which links the kernels this command does not) but by foil-run
+ * when the job starts.
+ *
  *
  *   "job": { "ranks": 2,            MPI ranks in all (default 1)
  *            "gpus_per_rank": 0,    0: CPU ranks
@@ -15,6 +24,13 @@
  *            "after_any": [9],      start once these are final, however they ended
  *            "warn_signal": "USR1", sent warn_before_s before the time limit
  *            "warn_before_s": 60 }  (default 60 when warn_signal is given)
+ *
+ * A warning signal needs a time limit longer than warn_before_s, and
+ * warn_before_s needs a warning signal; both are refused otherwise.
+ * --time-limit takes SECONDS (a bare number: foil's unit, where sbatch
+ * reads minutes) or sbatch's MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+ * (timefmt_parse_duration). Numbers given by flag are digits only (no
+ * blanks, no '+'); job ids are 1..2^53-1 in the file and in flags alike.
  *
  * The file goes verbatim into spec_json. Flags override the file key by
  * key (--after replaces "after_ok", --after-any replaces "after_any").

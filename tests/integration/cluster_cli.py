@@ -9,10 +9,17 @@ logs, watch without a TTY, --wait exit statuses (0 COMPLETED, 20 FAILED,
 21 CANCELLED), an --after chain of three jobs that runs in order, cancel,
 a repeated --submission-id that returns the same job, --json output that
 parses, and `logs --follow` that ends with exit 10 (UNAVAILABLE) when the
-coordinator is SIGKILLed.
+coordinator is SIGKILLed. Also what the CLI review found: `--after ""`
+refused, a spec without "kind" that is not pretrain's refused naming its
+kind, a submit without a reply naming the submission id to retry with,
+repeated and short --state, sbatch time limits, cancel of several ids,
+quoted commands and "-" for a job that never ran in `foil status`, ELAPSED
+"-" for a REQUEUED job, the full exit table in --help, and the default
+`foil jobs` showing a pending job behind more than 1000 newer ones.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -43,6 +50,14 @@ def run(c, *args, code=0, **kw):
     check(p.returncode == code, "foil %s exits %d" % (" ".join(args), code),
           "got %d" % p.returncode, "stdout: " + p.stdout[-2000:], "stderr: " + p.stderr[-2000:])
     return p
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def job_id(p):
@@ -80,6 +95,64 @@ try:
     check("job.rankz is not a job key" in p.stderr, "an unknown job key is named", p.stderr)
     p = run(c, "status", "999999", code=3)
     check("999999" in p.stderr, "status of a missing job says which", p.stderr)
+
+    # `foil --help` lists every exit status the commands return
+    p = run(c, "--help")
+    for code in ("4 already exists", "7 failed precondition", "8 aborted", "9 deadline exceeded",
+                 "20 failed"):
+        check(code in p.stdout, "foil --help lists exit status '%s'" % code, p.stdout)
+
+    # `--after "$jid"` where the submit that set jid failed: refused, never a
+    # job without its dependency
+    for flag in (["--after", ""], ["--after="], ["--after-any", ""]):
+        p = run(c, "submit", *flag, "--", "true", code=2)
+        check("needs job ids, got an empty value" in p.stderr, "%s refused" % flag, p.stderr)
+
+    # a spec without "kind" that is not a pretrain spec: refused before
+    # sending, naming the kind it looks like (it used to run as pretrain)
+    nokind = os.path.join(work, "refresh-nokind.json")
+    with open(nokind, "w") as f:
+        json.dump({"name": "wordnet", "checkpoint": "jobs/1", "corpus": {"dataset": "wordnet"}}, f)
+    p = run(c, "submit", nokind, code=2)
+    check('add "kind": "refresh"' in p.stderr, "a refresh spec without kind is named", p.stderr)
+    with open(nokind, "w") as f:
+        f.write('{"kind": "command", "argv": ["true"], "job": {"ranks": 1, "ranks": 2}}')
+    p = run(c, "submit", nokind, code=2)
+    check('"job.ranks" appears twice' in p.stderr, "a duplicate key is refused", p.stderr)
+
+    # a warning signal that could never be sent
+    p = run(c, "submit", "--signal", "USR1@10", "--", "true", code=2)
+    check("the job has none" in p.stderr, "--signal without a time limit", p.stderr)
+    p = run(c, "submit", "--signal", "USR1", "--time-limit", "30", "--", "true", code=2)
+    check("means 60 s before the time limit" in p.stderr and "N < 30" in p.stderr,
+          "the implicit 60 s is explained", p.stderr)
+
+    # no reply: the job may exist, and the submission id to retry with is given
+    dead = "tcp://127.0.0.1:%d" % free_port()
+    p = run(c, "submit", "--coordinator", dead, "--timeout", "0.2", "--", "true", code=10)
+    check(re.search(r"retry with --submission-id [0-9a-f]{32}\b", p.stderr),
+          "a submit without a reply names its submission id", p.stderr)
+    p = run(c, "submit", "--coordinator", dead, "--timeout=0.2", "--submission-id", "mine-1",
+            "--", "true", code=10)
+    check("retry with --submission-id mine-1" in p.stderr, "and a given one", p.stderr)
+
+    # sbatch's durations for --time-limit; a bare number stays seconds
+    tl = job_id(run(c, "submit", "--time-limit", "1:00:00", "--name", "tl", "--", "true"))
+    check("time limit:    1:00:00" in run(c, "status", str(tl)).stdout, "--time-limit 1:00:00")
+    tl2 = job_id(run(c, "submit", "--time-limit", "90", "--name", "tl2", "--", "true"))
+    check("time limit:    1:30" in run(c, "status", str(tl2)).stdout, "--time-limit 90 is seconds")
+    run(c, "submit", "--time-limit", "1:61", "--", "true", code=2)
+
+    # cancel takes several ids; one that fails does not stop the others, and
+    # the exit status is the worst
+    p = run(c, "cancel", str(tl), "999998", str(tl2), code=3)
+    check("job %d CANCELLED" % tl in p.stdout and "job %d CANCELLED" % tl2 in p.stdout,
+          "cancel of several ids cancels each", p.stdout, p.stderr)
+    check("999998" in p.stderr, "and names the one that failed", p.stderr)
+    # a job cancelled before it ran has no exit code
+    p = run(c, "status", str(tl))
+    check(re.search(r"exit code: +-\n", p.stdout), "status: exit code - for a job that never ran",
+          p.stdout)
 
     doomed = job_id(run(c, "submit", "--name", "doomed", "--", "true"))
     p = run(c, "cancel", str(doomed))
@@ -126,6 +199,11 @@ try:
 
     p = run(c, "submit", "--wait", "--", "sh", "-c", "exit 3", code=20, timeout=120)
     check("FAILED" in p.stderr, "a failing command: FAILED, exit status 20", p.stderr)
+    failed = job_id(p)
+    p = run(c, "status", str(failed))
+    check("command:       sh -c 'exit 3'\n" in p.stdout, "status quotes the command's words",
+          p.stdout)
+    check(re.search(r"exit code: +3\n", p.stdout), "and shows its exit code", p.stdout)
 
     # an --after chain runs in order
     order = os.path.join(work, "order")
@@ -148,6 +226,12 @@ try:
     # cancel a running job
     sleeper = job_id(run(c, "submit", "--name", "sleeper", "--", "sleep", "60"))
     c.wait_state(sleeper, {"JOB_RUNNING"}, timeout=60)
+    # --state repeated adds (it used to keep only the last), short codes too
+    held = job_id(run(c, "submit", "--name", "held", "--after", str(sleeper), "--", "true"))
+    for args in (["--state", "RUNNING", "--state", "PENDING"], ["--state", "R,PD"],
+                 ["--state=r", "--state=pd"]):
+        ids = [l.split()[0] for l in run(c, "jobs", *args).stdout.splitlines()[1:]]
+        check(str(sleeper) in ids and str(held) in ids, "jobs %s lists both" % " ".join(args), ids)
     run(c, "cancel", str(sleeper))
     c.wait_state(sleeper, {"JOB_CANCELLED"}, timeout=60)
     run(c, "watch", str(sleeper), code=21)
@@ -168,6 +252,19 @@ try:
     p = run(c, "drain", "w1", "--undo")
     check("DRAIN" not in p.stdout.splitlines()[1], "drain --undo", p.stdout)
 
+    # a REQUEUED job (its worker lost) shows ELAPSED "-": nothing runs
+    # (it kept counting from the failed attempt's start)
+    rq = job_id(run(c, "submit", "--name", "requeued", "--", "sleep", "60"))
+    c.wait_state(rq, {"JOB_RUNNING"}, timeout=60)
+    c.kill_worker("w1")
+    c.wait_state(rq, {"JOB_REQUEUED"}, timeout=60)
+    time.sleep(1.1)
+    row = [l.split() for l in run(c, "jobs").stdout.splitlines() if l.split()[:1] == [str(rq)]]
+    check(row and row[0][3] == "REQUEUED" and row[0][6] == "-", "REQUEUED shows ELAPSED -", row)
+    run(c, "cancel", str(rq))
+    c.wait_state(rq, {"JOB_CANCELLED"}, timeout=60)
+    c.start_worker("w1", slots=2)
+
     # logs --follow when the coordinator dies: exit 10, never success
     tail = job_id(run(c, "submit", "--name", "tail", "--", "sh", "-c", "echo start; sleep 60"))
     c.wait_state(tail, {"JOB_RUNNING"}, timeout=60)
@@ -186,19 +283,33 @@ finally:
     c.stop()
 
 
+# ---- `foil jobs` with more than 1000 newer jobs --------------------------------
+# The default view asked for the newest 1000 jobs of any state, so a job
+# still pending behind them was missing from the queue.
+c = Cluster(build, os.path.join(work, "root-many"), heartbeat_ms=200, liveness=25)
+try:
+    c.start_coordinator()
+    first = c.submit_command(["true"], name="first")
+    for _ in range(1000):
+        c.submit_command(["true"], name="later")
+    p = run(c, "jobs")
+    ids = [l.split()[0] for l in p.stdout.splitlines()[1:]]
+    check(len(ids) == 1001 and ids[0] == str(first), "jobs lists the oldest pending job too",
+          "%d rows, first %s" % (len(ids), ids[:1]))
+    j = json.loads(run(c, "jobs", "--json").stdout)
+    check(len(j["jobs"]) == 1001, "and so does jobs --json", len(j["jobs"]))
+finally:
+    c.stop()
+
+
 # ---- deploy/local-cluster.sh --------------------------------------------------
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 root = os.path.join(work, "local-root")
 subprocess.run(["rm", "-rf", root], check=True)
+# the jobs below run in this test's directory, under the build directory:
+# allowed as a user's own directory would be (the build may live outside
+# the checkout, which local-cluster.sh allows by itself)
 env = dict(os.environ, FOIL_ROOT=root, FOIL_BUILD_DIR=build, FOIL_CONTROL_PORT=str(free_port()),
-           FOIL_WORKERS_PORT=str(free_port()))
+           FOIL_WORKERS_PORT=str(free_port()), FOIL_ALLOW_DIRS=build)
 env.pop("FOIL_COORDINATOR", None)
 script = os.path.join(REPO, "deploy", "local-cluster.sh")
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/follow.h"
 #include "cli/jobstate.h"
 #include "cli/pbjson.h"
@@ -41,6 +42,13 @@ static void test_times(void) {
   CHECK(!strcmp(timefmt_duration(-1, b, sizeof b), "-"));
   CHECK(!strcmp(timefmt_duration(NAN, b, sizeof b), "-"));
   CHECK(!strcmp(timefmt_clock(0, b, sizeof b), "-"));
+  /* checked before the conversion to time_t, which is undefined for these
+   * (UBSan's float-cast-overflow in the sanitizer build) */
+  CHECK(!strcmp(timefmt_clock(INFINITY, b, sizeof b), "-"));
+  CHECK(!strcmp(timefmt_clock(NAN, b, sizeof b), "-"));
+  CHECK(!strcmp(timefmt_clock(1e300, b, sizeof b), "-"));
+  CHECK(!strcmp(timefmt_clock(1e19, b, sizeof b), "-"));
+  CHECK(!strcmp(timefmt_clock(-1e300, b, sizeof b), "-"));
   CHECK(strlen(timefmt_clock(1764345901, b, sizeof b)) == 19 && b[4] == '-' && b[10] == 'T');
   CHECK(!strcmp(timefmt_ago(1000, 997.5, b, sizeof b), "2s ago"));
   CHECK(!strcmp(timefmt_ago(1000, 1001, b, sizeof b), "0s ago"));
@@ -61,10 +69,20 @@ static void test_states(void) {
   CHECK(jobstate_exit_code(FOIL__V1__JOB_STATE__JOB_TIMEOUT) == 22);
   CHECK(jobstate_exit_code(FOIL__V1__JOB_STATE__JOB_NODE_FAIL) == 23);
   int notfinal[] = {FOIL__V1__JOB_STATE__JOB_PENDING, FOIL__V1__JOB_STATE__JOB_RUNNING,
-                    FOIL__V1__JOB_STATE__JOB_COMPLETING, FOIL__V1__JOB_STATE__JOB_REQUEUED,
-                    FOIL__V1__JOB_STATE__JOB_STATE_UNSPECIFIED, 99};
+                    FOIL__V1__JOB_STATE__JOB_COMPLETING, FOIL__V1__JOB_STATE__JOB_REQUEUED};
   for (size_t i = 0; i < sizeof notfinal / sizeof notfinal[0]; i++)
     CHECK(jobstate_exit_code(notfinal[i]) == -1 && !jobstate_is_final(notfinal[i]));
+  /* a state this CLI does not know (a newer coordinator's) is final, exit
+   * 11: `foil watch` and `submit --wait` must not poll it forever */
+  int unknown[] = {FOIL__V1__JOB_STATE__JOB_STATE_UNSPECIFIED, 10, 99};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+    CHECK(jobstate_is_final(unknown[i]) && jobstate_exit_code(unknown[i]) == 11);
+  Foil__V1__Job odd = FOIL__V1__JOB__INIT;
+  odd.id = 3;
+  odd.state = 10;
+  char fb[256];
+  follow_final(&odd, fb, sizeof fb);
+  CHECKF(strstr(fb, "job 3 UNKNOWN") && strstr(fb, "state 10"), "%s", fb);
   CHECK(jobstate_is_final(FOIL__V1__JOB_STATE__JOB_NODE_FAIL));
   CHECK(!strcmp(jobstate_name(FOIL__V1__JOB_STATE__JOB_NODE_FAIL), "NODE_FAIL"));
   CHECK(!strcmp(jobstate_name(42), "UNKNOWN"));
@@ -72,8 +90,65 @@ static void test_states(void) {
   CHECK(jobstate_parse("JOB_PENDING") == FOIL__V1__JOB_STATE__JOB_PENDING);
   CHECK(jobstate_parse("node_fail") == FOIL__V1__JOB_STATE__JOB_NODE_FAIL);
   CHECK(jobstate_parse("done") == 0);
+  /* squeue's short codes */
+  static const struct {
+    const char *code;
+    int state;
+  } codes[] = {{"PD", FOIL__V1__JOB_STATE__JOB_PENDING},    {"R", FOIL__V1__JOB_STATE__JOB_RUNNING},
+               {"CG", FOIL__V1__JOB_STATE__JOB_COMPLETING}, {"CD", FOIL__V1__JOB_STATE__JOB_COMPLETED},
+               {"F", FOIL__V1__JOB_STATE__JOB_FAILED},      {"CA", FOIL__V1__JOB_STATE__JOB_CANCELLED},
+               {"TO", FOIL__V1__JOB_STATE__JOB_TIMEOUT},    {"NF", FOIL__V1__JOB_STATE__JOB_NODE_FAIL},
+               {"rq", FOIL__V1__JOB_STATE__JOB_REQUEUED},   {"pd", FOIL__V1__JOB_STATE__JOB_PENDING}};
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+    CHECKF(jobstate_parse(codes[i].code) == codes[i].state, "%s", codes[i].code);
+  CHECK(jobstate_parse("P") == 0 && jobstate_parse("") == 0);
+  /* --state lists: a repeated flag adds (it used to replace), duplicates once */
+  int st[16], n = 0;
+  foil_err err = {0};
+  CHECK(jobstate_parse_list("--state", "RUNNING", st, &n, 16, &err) == 0 && n == 1);
+  CHECK(jobstate_parse_list("--state", "PD,running", st, &n, 16, &err) == 0 && n == 2);
+  CHECK(st[0] == FOIL__V1__JOB_STATE__JOB_RUNNING && st[1] == FOIL__V1__JOB_STATE__JOB_PENDING);
+  CHECK(jobstate_parse_list("--state", "CD,F", st, &n, 16, &err) == 0 && n == 4);
+  CHECK(jobstate_parse_list("--state", "nope", st, &n, 16, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "--state: 'nope' is not a job state") && n == 4);
+  CHECK(jobstate_parse_list("--state", ",", st, &n, 16, &err) == FOIL_EINVAL &&
+        strstr(err.msg, "--state needs a state name"));
+  /* ELAPSED: the current attempt's; "-" while waiting, even with the start
+   * of a failed attempt behind a REQUEUED job (it used to keep counting) */
+  CHECK(jobstate_elapsed(FOIL__V1__JOB_STATE__JOB_REQUEUED, 100, 0, 200) < 0);
+  CHECK(jobstate_elapsed(FOIL__V1__JOB_STATE__JOB_PENDING, 0, 0, 200) < 0);
+  CHECK(jobstate_elapsed(FOIL__V1__JOB_STATE__JOB_RUNNING, 150, 0, 200) == 50);
+  CHECK(jobstate_elapsed(FOIL__V1__JOB_STATE__JOB_COMPLETED, 150, 180, 200) == 30);
+  CHECK(jobstate_elapsed(FOIL__V1__JOB_STATE__JOB_CANCELLED, 0, 180, 200) < 0);
   /* the job statuses stay clear of the error statuses (0..12) */
   CHECK(JOBSTATE_EXIT_FAILED > 12);
+}
+
+/* `foil status` shows a command as it can be pasted back into a shell */
+static void test_shell_quote(void) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"sh", "sh"},
+      {"exit 3", "'exit 3'"},
+      {"", "''"},
+      {"it's", "'it'\\''s'"},
+      {"a;b", "'a;b'"},
+      {"$HOME", "'$HOME'"},
+      {"/usr/bin/python3.11", "/usr/bin/python3.11"},
+      {"--opt=a,b:c@d%e+f", "--opt=a,b:c@d%e+f"},
+      {"*.txt", "'*.txt'"},
+      {"two\nlines", "'two\nlines'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cli_shell_quote(f, cases[i].in);
+    fclose(f);
+    CHECKF(!strcmp(buf, cases[i].out), "%s -> %s, want %s", cases[i].in, buf, cases[i].out);
+    free(buf);
+  }
 }
 
 static void test_render(void) {
@@ -156,6 +231,7 @@ int main(void) {
   RUN(test_signals);
   RUN(test_times);
   RUN(test_states);
+  RUN(test_shell_quote);
   RUN(test_render);
   RUN(test_json);
   TEST_EXIT();
