@@ -488,15 +488,35 @@ static int cmp_desc(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static void free_entries(entry *e, size_t n) {
+  for (size_t i = 0; i < n; i++) free(e[i].name);
+  free(e);
+}
+
 /* step_<n>.h5 files of dir, newest first. */
 static int list_steps(const char *dir, entry **out, size_t *n, foil_err *err) {
   *out = NULL;
   *n = 0;
   DIR *d = opendir(dir);
-  if (!d) return foil_err_set(err, FOIL_ENOTFOUND, "no checkpoint directory %s", dir);
+  if (!d) { /* only a directory that is not there is "no checkpoint"; one that cannot be read is an error */
+    int oe = errno;
+    if (oe == ENOENT) return foil_err_set(err, FOIL_ENOTFOUND, "no checkpoint directory %s", dir);
+    return foil_err_set(err, oe == ENOMEM ? FOIL_ENOMEM : oe == EACCES || oe == EPERM ? FOIL_EPERM : FOIL_EUNAVAIL,
+                        "cannot list the checkpoints in %s: %s", dir, strerror(oe));
+  }
   size_t cap = 0;
   struct dirent *e;
-  while ((e = readdir(d))) {
+  for (;;) {
+    errno = 0;
+    if (!(e = readdir(d))) {
+      int rerr = errno; /* 0: the end of the directory */
+      if (!rerr) break;
+      closedir(d);
+      free_entries(*out, *n);
+      *out = NULL;
+      *n = 0;
+      return foil_err_set(err, FOIL_EUNAVAIL, "cannot list the checkpoints in %s: %s", dir, strerror(rerr));
+    }
     long long step;
     char tail[8];
     if (sscanf(e->d_name, "step_%lld.h%2s", &step, tail) != 2 || strcmp(tail, "5")) continue;
@@ -522,11 +542,6 @@ static int list_steps(const char *dir, entry **out, size_t *n, foil_err *err) {
   closedir(d);
   if (*n > 1) qsort(*out, *n, sizeof(entry), cmp_desc);
   return FOIL_OK;
-}
-
-static void free_entries(entry *e, size_t n) {
-  for (size_t i = 0; i < n; i++) free(e[i].name);
-  free(e);
 }
 
 int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err) {

@@ -128,7 +128,12 @@ int ckpt_load(const char *path, ckpt_state *s, foil_err *err);
 /* Path of the newest checkpoint in dir (step_<n>.h5 with the largest n)
  * that opens as a foil checkpoint; truncated or foreign ones are skipped
  * and reported through skipped (may be NULL) as "<file>: <reason>" lines.
- * Returns FOIL_ENOTFOUND when there is none. out is malloc'ed. */
+ * Returns FOIL_ENOTFOUND when there is none: dir does not exist, or holds
+ * no usable checkpoint. A dir that cannot be listed (not a directory, no
+ * permission, an I/O error) is another error naming it (FOIL_EPERM,
+ * FOIL_EUNAVAIL), and running out of memory is FOIL_ENOMEM: a caller
+ * resuming a job must not take those for "start from step 0". out is
+ * malloc'ed. */
 int ckpt_latest(const char *dir, char **out, char **skipped, foil_err *err);
 
 /* What a spec's checkpoint key names, as an absolute path in out: a

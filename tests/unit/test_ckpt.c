@@ -183,6 +183,17 @@ static void test_refusals_latest_prune(void) {
   snprintf(path, sizeof path, "%s/empty", dir); /* an empty directory: nothing to resume */
   mkdir(path, 0755);
   CHECK(ckpt_latest(path, &latest, NULL, &err) == FOIL_ENOTFOUND && latest == NULL);
+  /* a directory that cannot be listed is not "no checkpoint" (a resume
+   * would start over from step 0): a regular file where it should be (as
+   * root, permission bits would not stop opendir) */
+  snprintf(path, sizeof path, "%s/ck-notadir", dir);
+  FILE *nf = fopen(path, "w");
+  if (nf) fclose(nf);
+  int lrc = ckpt_latest(path, &latest, NULL, &err);
+  CHECKF(lrc != 0 && lrc != FOIL_ENOTFOUND && latest == NULL && strstr(err.msg, "cannot list the checkpoints") &&
+         strstr(err.msg, "ck-notadir"), "%d %s", lrc, err.msg);
+  CHECK(ckpt_prune(path, 2, 0, 1, &err) != 0);
+  unlink(path);
   trainer_free(&a);
 }
 

@@ -1,6 +1,7 @@
 /* test_encode.c — encode_texts: a text's embedding does not depend on the
  * batch it is encoded in (padding is masked), rows are unit-norm, order is
- * kept; a text longer than max_len is truncated, not refused. */
+ * kept; a text longer than max_len is truncated, not refused; a batch or
+ * max_len below 1 is refused. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -46,6 +47,12 @@ static void test_batch_independence(void) {
   }
   char *bad[1] = {"caf\xc3"}; /* truncated UTF-8 */
   CHECK(encode_texts(enc, tok, bad, 1, c.max_len, 1, one, &err) != 0);
+  /* sizes below 1 are refused (a batch of 0 would never advance) */
+  CHECKF(encode_texts(enc, tok, texts, 4, c.max_len, 0, all, &err) == FOIL_EINVAL && strstr(err.msg, "batch 0"),
+         "%s", err.msg);
+  CHECK(encode_texts(enc, tok, texts, 4, c.max_len, -1, all, &err) == FOIL_EINVAL);
+  CHECKF(encode_texts(enc, tok, texts, 4, 0, 3, all, &err) == FOIL_EINVAL && strstr(err.msg, "max_len 0"), "%s",
+         err.msg);
   encoder_destroy(&enc);
   tokenizer_destroy(&tok);
   unlink(vocab);

@@ -150,6 +150,17 @@ static void test_refusals(void) {
   c.rank = 2;
   CHECK(lmdata_open(&d, &c, tok, &err) == FOIL_EINVAL);
   CHECK(d == NULL);
+  /* a document over the cap (2^30 tokens, what one encode call can hold;
+   * lower here) is refused by index, not grown into until memory runs out */
+  c.rank = 0;
+  c.split = "train";
+  c.max_doc_tokens = 12;
+  CHECKF(lmdata_open(&d, &c, tok, &err) == FOIL_EINVAL && strstr(err.msg, "train document 0 has more than 12 tokens"),
+         "%s", err.msg);
+  CHECK(d == NULL);
+  c.max_doc_tokens = 4096; /* every document fits */
+  CHECKF(lmdata_open(&d, &c, tok, &err) == 0, "%s", err.msg);
+  lmdata_destroy(&d);
   tokenizer_destroy(&tok);
 }
 

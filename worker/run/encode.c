@@ -22,6 +22,8 @@ static int by_len(const void *a, const void *b) {
 
 int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t n, int max_len,
                  int batch, float *out, foil_err *err) {
+  if (batch < 1 || max_len < 1) /* a chunk loop that never advances, buffers of no rows */
+    return foil_err_set(err, FOIL_EINVAL, "encode: batch %d and max_len %d must be at least 1", batch, max_len);
   const int D = encoder_out_dim(enc);
   const int32_t pad = tokenizer_pad_id(tok);
   row_t *rows = malloc(sizeof(row_t) * (n ? n : 1));

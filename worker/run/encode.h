@@ -21,7 +21,7 @@
 #include "model/encoder.h"
 #include "model/tokenizer.h"
 
-/* out: [n, encoder_out_dim] floats. */
+/* out: [n, encoder_out_dim] floats. batch or max_len below 1 is FOIL_EINVAL. */
 int encode_texts(encoder *enc, const tokenizer *tok, char *const *texts, size_t n, int max_len,
                  int batch, float *out, foil_err *err);
 

@@ -24,10 +24,12 @@ int jobdir_open(const char *dir, const char *sub, FILE **log, FILE **metrics, pr
 int jobdir_resume_pick(comm *c, const char *ckpt_dir, char out[PATH_MAX], char **skipped, foil_err *err) {
   out[0] = 0;
   *skipped = NULL;
+  int rc = FOIL_OK;
   if (comm_rank(c) == 0) {
     char *path = NULL;
     foil_err e2 = {0};
-    if (ckpt_latest(ckpt_dir, &path, skipped, &e2) == FOIL_OK) {
+    rc = ckpt_latest(ckpt_dir, &path, skipped, &e2);
+    if (rc == FOIL_OK) {
       size_t len = strlen(path);
       if (len < PATH_MAX) {
         memcpy(out, path, len + 1);
@@ -36,8 +38,14 @@ int jobdir_resume_pick(comm *c, const char *ckpt_dir, char out[PATH_MAX], char *
         char *g = realloc(*skipped, had + 240);
         if (g) snprintf(g + had, 240, "%.200s...: path too long to resume from\n", path), *skipped = g;
       }
+    } else if (rc == FOIL_ENOTFOUND) { /* no directory, or no usable checkpoint in it: a fresh start */
+      rc = FOIL_OK;
+    } else { /* unreadable, an I/O error, out of memory: starting over would throw the run away */
+      rc = foil_err_set(err, rc, "cannot choose the checkpoint to resume from: %s", e2.msg);
     }
     free(path);
   }
+  /* every rank learns whether rank 0 could choose, then what it chose */
+  if ((rc = comm_all_ok(c, rc, "choosing the checkpoint to resume from", err))) return rc;
   return comm_bcast(c, out, PATH_MAX, 0, err);
 }

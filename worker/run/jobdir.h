@@ -26,14 +26,18 @@ int jobdir_open(const char *dir, const char *sub, FILE **log, FILE **metrics, pr
 
 /* Every rank: the checkpoint a job resumes from, the same file on every
  * rank. Rank 0 picks the newest usable one of ckpt_dir (ckpt_latest) and
- * broadcasts its path into out ("" when there is none: a fresh start); a
- * rank listing the directory itself could see another step (a shared
- * filesystem's lagging view, a file renamed or pruned meanwhile) and the
- * ranks would then train different models or wait for each other forever.
+ * broadcasts its path into out ("" when there is none: ckpt_dir missing or
+ * without a usable checkpoint, a fresh start); a rank listing the directory
+ * itself could see another step (a shared filesystem's lagging view, a file
+ * renamed or pruned meanwhile) and the ranks would then train different
+ * models or wait for each other forever. A ckpt_dir that cannot be listed
+ * (not a directory, no permission, an I/O error) or running out of memory
+ * is an error on every rank, never a fresh start (it would throw the run's
+ * progress away).
  * *skipped (rank 0; NULL on the others and when nothing was skipped) gets
  * the reasons unusable checkpoints were passed over, for the caller to log
  * and free; a path longer than PATH_MAX - 1 is one of them. Cost: rank 0's
- * ckpt_latest, one broadcast of PATH_MAX bytes. */
+ * ckpt_latest, one all-reduce of a double, one broadcast of PATH_MAX bytes. */
 int jobdir_resume_pick(comm *c, const char *ckpt_dir, char out[PATH_MAX], char **skipped, foil_err *err);
 
 #endif

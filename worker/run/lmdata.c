@@ -17,15 +17,19 @@ struct lmdata {
   int64_t perm_epoch; /* -1: none drawn yet */
 };
 
-/* Appends the tokens of one document and the end-of-text token. */
-static int append_doc(lmdata *d, int64_t *cap, const tokenizer *tok, const char *text, int32_t eot,
+/* Appends the tokens of document i and the end-of-text token; a document
+ * of more than doc_max tokens (max_doc_tokens, at most 2^30: one encode
+ * call's int count) is refused, as no growth of the buffer could hold it. */
+static int append_doc(lmdata *d, int64_t *cap, const tokenizer *tok, const char *text, size_t i, int32_t eot,
                       foil_err *err) {
   size_t len = strlen(text);
+  const int doc_max = d->c.max_doc_tokens > 0 && d->c.max_doc_tokens < LMDATA_DOC_TOKENS_MAX
+                          ? d->c.max_doc_tokens : LMDATA_DOC_TOKENS_MAX;
   for (;;) {
     int64_t room = *cap - d->n_tokens - 1; /* keep one for end-of-text */
     int full = 0;
     if (room > 0) {
-      int max = room > (1 << 30) ? (1 << 30) : (int)room;
+      int max = room > doc_max ? doc_max : (int)room;
       int rc = tokenizer_encode(tok, text, len, 0, d->stream + d->n_tokens, max, &full, err);
       if (rc) return rc;
       if (full <= max) {
@@ -33,6 +37,9 @@ static int append_doc(lmdata *d, int64_t *cap, const tokenizer *tok, const char 
         d->stream[d->n_tokens++] = eot;
         return FOIL_OK;
       }
+      if (full > doc_max)
+        return foil_err_set(err, FOIL_EINVAL, "%s: %s document %zu has more than %d tokens (%zu bytes): split it "
+                            "into smaller documents", d->c.path, d->c.split, i, doc_max, len);
     }
     int64_t want = *cap * 2 > d->n_tokens + full + 1 + 1024 ? *cap * 2 : d->n_tokens + full + 1 + 1024;
     int32_t *g = realloc(d->stream, (size_t)want * sizeof(int32_t));
@@ -56,7 +63,7 @@ int lmdata_open(lmdata **out, const lmdata_config *c, const tokenizer *tok, foil
   int rc = lmcorpus_read_split(c->path, c->split, &docs, &nd, err);
   int64_t cap = 0;
   const int32_t eot = tokenizer_pad_id(tok);
-  for (size_t i = 0; !rc && i < nd; i++) rc = append_doc(d, &cap, tok, docs[i], eot, err);
+  for (size_t i = 0; !rc && i < nd; i++) rc = append_doc(d, &cap, tok, docs[i], i, eot, err);
   h5io_free_strings(docs, nd);
   d->n_docs = (int64_t)nd;
   if (!rc) {

@@ -18,7 +18,8 @@
  * the permutation is skipped); rank r gets rows [r·B, r·B + B) of them. So
  * the rows of step s are a pure function of (seed, s, W·B): 2 ranks × B
  * rows see exactly the rows of 1 rank × 2B, and resuming needs only the
- * step (the checkpoint's cursor is {seed, fingerprint, step}).
+ * step and W·B (the checkpoint's cursor is {seed, fingerprint, step, W·B};
+ * the fingerprint is the data's alone, the same for every W and B).
  *
  * Evaluation (lmdata_window) reads windows in order, unshuffled.
  * Ownership: lmdata_open returns an object freed with lmdata_destroy(&d);
@@ -42,7 +43,12 @@ typedef struct {
   int batch_size;     /* B: rows per rank per step */
   int rank, world;
   uint64_t seed;
+  int max_doc_tokens; /* 0: LMDATA_DOC_TOKENS_MAX; a longer document is refused (FOIL_EINVAL) */
 } lmdata_config;
+
+/* The most tokens a document may have: tokenizer_encode writes an int
+ * count, so a document is encoded in one call of at most 2^30 ids. */
+#define LMDATA_DOC_TOKENS_MAX (1 << 30)
 
 int lmdata_open(lmdata **out, const lmdata_config *c, const tokenizer *tok, foil_err *err);
 void lmdata_destroy(lmdata **d);

@@ -79,6 +79,10 @@ static void send_progress(lmjob *j, int64_t step, const char *msg, const char *f
   progress_send(j->prog, (double)step, (double)j->s.steps, msg, mj);
 }
 
+/* The checkpoint's data cursor: {seed, fingerprint of the train split, step,
+ * global batch W·B}. */
+enum { LM_NCURSOR = 4 };
+
 /* Every rank learns whether every rank succeeded (rc is this rank's). */
 static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
   double bad = rc != 0;
@@ -87,6 +91,53 @@ static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
   if (crc) return crc;
   if (bad) return foil_err_set(err, FOIL_EINTERNAL, "%s failed on another rank", what);
   return FOIL_OK;
+}
+
+/* agree, first checking that every rank has rank 0's n values (mine: this
+ * rank's; names: what each is, for the message). Every rank makes the same
+ * calls whatever its rc: one broadcast of rank 0's values (and whether it
+ * had them), one agree. A rank that differs fails with FOIL_EPRECOND
+ * naming the value; the others learn that `what` failed on another rank. */
+static int agree_same(lmjob *j, int rc, const uint64_t *mine, const char *const *names, int n, const char *what,
+                      foil_err *err) {
+  uint64_t v[8] = {0}; /* v[0]: rank 0 failed; v[1..n]: its values */
+  if (n > 7) n = 7;
+  if (j->rank == 0) {
+    v[0] = rc != 0;
+    if (!rc) memcpy(v + 1, mine, sizeof(uint64_t) * (size_t)n);
+  }
+  int crc = comm_bcast(j->c, v, sizeof(uint64_t) * (size_t)(n + 1), 0, rc ? NULL : err);
+  if (!rc) rc = crc;
+  for (int i = 0; !rc && !v[0] && i < n; i++)
+    if (v[1 + i] != mine[i])
+      rc = foil_err_set(err, FOIL_EPRECOND, "rank %d: %s is %llu, rank 0's is %llu: every rank must read the same "
+                        "spec, tokenizer and data (does a node see other copies of them?)", j->rank, names[i],
+                        (unsigned long long)mine[i], (unsigned long long)v[1 + i]);
+  return agree(j, rc, what, err);
+}
+
+/* ---- JSON numbers ------------------------------------------------------------------------------- */
+
+/* A JSON object's members, built up by jnum (one line of metrics, the
+ * fields of a progress message). */
+typedef struct {
+  char s[1024];
+  size_t len;
+} jfields;
+
+/* Appends "key":v to f (after a comma unless it is the first): v with fmt,
+ * with "%.9g" when that would be longer than 24 characters (the %.6f of a
+ * diverged loss, the perplexity exp(loss) of one, have hundreds of digits),
+ * null when v is not finite (inf and nan are not JSON). Each member is at
+ * most about 50 characters, so f holds all of any line written here; one
+ * that would not fit is left out whole (the line stays valid JSON). */
+static void jnum(jfields *f, const char *key, const char *fmt, double v) {
+  char num[48];
+  if (!isfinite(v)) snprintf(num, sizeof num, "null");
+  else if (snprintf(num, sizeof num, fmt, v) > 24) snprintf(num, sizeof num, "%.9g", v);
+  int w = snprintf(f->s + f->len, sizeof f->s - f->len, "%s\"%s\":%s", f->len ? "," : "", key, num);
+  if (w > 0 && (size_t)w < sizeof f->s - f->len) f->len += (size_t)w;
+  else f->s[f->len] = 0;
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
@@ -114,10 +165,12 @@ static int save_tok(h5io *f, void *ctx, foil_err *err) {
 static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
   int rc = FOIL_OK;
   if (j->rank == 0) {
-    int64_t cur[3] = {(int64_t)j->s.seed, (int64_t)lmdata_fingerprint(j->train), step};
+    /* the rows of a step are a function of (seed, data, step, W·B): lmdata.h */
+    int64_t cur[LM_NCURSOR] = {(int64_t)j->s.seed, (int64_t)lmdata_fingerprint(j->train), step,
+                               (int64_t)j->world * j->s.batch_per_rank};
     ckpt_decoder cd = ckpt_dec(j);
     ckpt_state st = {.step = step, .spec_json = j->spec_json, .dec = &cd, .opt = ckpt_opt(j), .seed = j->s.seed,
-                     .call = (uint64_t)step, .cursor = cur, .ncursor = 3};
+                     .call = (uint64_t)step, .cursor = cur, .ncursor = LM_NCURSOR};
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
     rc = j->gpu ? state_to_host(j, err) : FOIL_OK;
@@ -140,8 +193,24 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
   return agree(j, rc, "writing a checkpoint", err);
 }
 
+/* 1 when path's cursor has the 3 entries of a checkpoint written before
+ * the cursor held the global batch. */
+static int cursor_without_batch(const char *path) {
+  h5io *f = NULL;
+  foil_err e = {0};
+  int ndim = 0;
+  uint64_t dims[8] = {0};
+  int old = h5io_open(&f, path, CKPT_FORMAT, &e) == FOIL_OK &&
+            h5io_shape(f, "loader/cursor", &ndim, dims, &e) == FOIL_OK && ndim == 1 && dims[0] == 3;
+  h5io_close(&f);
+  return old;
+}
+
 /* Resumes from the newest usable checkpoint of the job, the same file on
- * every rank (jobdir_resume_pick); *start gets its step (0: a fresh start). */
+ * every rank (jobdir_resume_pick); *start gets its step (0: a fresh start).
+ * A checkpoint of another seed, other data or another global batch W·B
+ * (its steps would take other rows: lmdata.h) is refused, as is one whose
+ * step is outside 0..steps. */
 static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
   *start = 0;
   char *path = NULL, *skipped = NULL, chosen[PATH_MAX];
@@ -150,13 +219,18 @@ static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
   free(skipped);
   if (rc || !chosen[0]) return rc; /* !chosen[0]: a fresh start */
   if (!(path = strdup(chosen))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  int64_t cur[3];
+  int64_t cur[LM_NCURSOR];
   ckpt_decoder cd = ckpt_dec(j);
-  ckpt_state st = {.dec = &cd, .opt = ckpt_opt(j), .cursor = cur, .ncursor = 3};
+  ckpt_state st = {.dec = &cd, .opt = ckpt_opt(j), .cursor = cur, .ncursor = LM_NCURSOR};
   rc = ckpt_load(path, &st, err);
+  if (rc && cursor_without_batch(path))
+    rc = foil_err_set(err, FOIL_EPRECOND, "%s was written by an older foil whose data cursor does not record the "
+                      "global batch (ranks x batch_per_rank), so resuming cannot be checked to continue that run's "
+                      "data order: run the job again in a new job directory", path);
   if (!rc && j->gpu) rc = state_to_device(j, err);
   free((char *)st.spec_json);
   st.spec_json = NULL;
+  const int64_t G = (int64_t)j->world * j->s.batch_per_rank;
   if (!rc) {
     if (st.seed != j->s.seed || (uint64_t)cur[0] != j->s.seed)
       rc = foil_err_set(err, FOIL_EPRECOND, "%s was written with seed %llu, the spec says %llu", path,
@@ -164,9 +238,17 @@ static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
     else if ((uint64_t)cur[1] != lmdata_fingerprint(j->train))
       rc = foil_err_set(err, FOIL_EPRECOND, "%s was trained on other data (the tokenized train split or the "
                         "sequence length changed): resuming would not continue that run", path);
+    else if (cur[3] != G)
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s was trained with a global batch of %lld rows, this run has %d "
+                        "rank(s) x batch_per_rank %d = %lld: its steps would take other rows, and resuming would "
+                        "not continue that run (run it with ranks x batch_per_rank = %lld)", path,
+                        (long long)cur[3], j->world, j->s.batch_per_rank, (long long)G, (long long)cur[3]);
     else if (cur[2] != st.step)
       rc = foil_err_set(err, FOIL_EPRECOND, "%s: its data cursor (step %lld) disagrees with its step %lld", path,
                         (long long)cur[2], (long long)st.step);
+    else if (st.step < 0 || st.step > j->s.steps)
+      rc = foil_err_set(err, FOIL_EPRECOND, "%s is at step %lld, outside this job's 0..%lld steps", path,
+                        (long long)st.step, (long long)j->s.steps);
   }
   if (!rc) {
     *start = st.step;
@@ -200,17 +282,18 @@ static int evaluate(lmjob *j, int64_t step, foil_err *err) {
   if (crc) return crc;
   if (all[2] > 0) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on another rank");
   double vl = all[1] > 0 ? all[0] / all[1] : 0, ppl = exp(vl);
-  logf_(j, "INFO", "eval step %lld on valid: loss %.4f perplexity %.2f (%.0f tokens, %.1f s)", (long long)step, vl,
-        ppl, all[1], log_mono() - t0);
+  logf_(j, "INFO", "eval step %lld on valid: loss %.4f perplexity %.6g (%.0f tokens, %.1f s)", (long long)step,
+        vl, ppl, all[1], log_mono() - t0);
   if (j->rank == 0) {
-    fprintf(j->metrics, "{\"step\":%lld,\"eval\":\"valid\",\"val_loss\":%.6f,\"val_ppl\":%.4f,\"tokens\":%.0f}\n",
-            (long long)step, vl, ppl, all[1]);
+    jfields f = {.len = 0};
+    jnum(&f, "val_loss", "%.6f", vl);
+    jnum(&f, "val_ppl", "%.6g", ppl);
+    fprintf(j->metrics, "{\"step\":%lld,\"eval\":\"valid\",%s,\"tokens\":%.0f}\n", (long long)step, f.s, all[1]);
     fflush(j->metrics);
-    char msg[128], fields[160];
-    snprintf(msg, sizeof msg, "eval step %lld/%lld: valid perplexity %.2f", (long long)step, (long long)j->s.steps,
+    char msg[128];
+    snprintf(msg, sizeof msg, "eval step %lld/%lld: valid perplexity %.6g", (long long)step, (long long)j->s.steps,
              ppl);
-    snprintf(fields, sizeof fields, "\"val_loss\":%.6f,\"val_ppl\":%.4f", vl, ppl);
-    send_progress(j, step, msg, fields);
+    send_progress(j, step, msg, f.s);
   }
   return FOIL_OK;
 }
@@ -246,14 +329,30 @@ static int train_step(lmjob *j, int64_t step, lmstats *st, int64_t *epoch, foil_
   decoder_on_grads_ready(j->dec, NULL, NULL);
   if (!rc && overlap) rc = comm_bucket_finish(j->c, err); /* the optimizer waits for the buckets */
   if (rc) return rc;
-  if (!overlap && (rc = comm_allreduce_mean(j->c, decoder_grads(j->dec), decoder_num_params(j->dec), err)))
-    return rc;
-  st->grad_norm = optim_step_tensors(j->opt, decoder_params(j->dec), decoder_grads(j->dec), decoder_tensors(j->dec),
-                                     DEC_NTENSORS, spec_lr_at(s, step));
-  double v[2] = {mle, cl};
-  if ((rc = comm_allreduce_sum_f64(j->c, v, 2, err))) return rc;
+  const size_t np = decoder_num_params(j->dec);
+  if (!overlap && (rc = comm_allreduce_mean(j->c, decoder_grads(j->dec), np, err))) return rc;
+  /* Before the update: the global batch's losses and whether its averaged
+   * gradient's norm (optim's, from the same sum of squares) is finite, one
+   * reduction, so every rank decides alike. A step that blew up (a finite
+   * loss can have an infinite gradient: clipping's max/inf then makes it
+   * NaN) ends the job with the parameters and AdamW's moments as the last
+   * step left them, before any checkpoint or evaluation could use them.
+   * Cost: one more read of the gradients (optim_step_tensors sums them
+   * again for its clipping). */
+  double ss = DEVMEM_KERN(j->gpu ? DEVMEM_CUDA : DEVMEM_CPU, sumsq, decoder_grads(j->dec), np);
+  double v[3] = {mle, cl, !isfinite((float)sqrt(ss))};
+  if ((rc = comm_allreduce_sum_f64(j->c, v, 3, err))) return rc;
   st->mle = v[0] / j->world;
   st->simctg = v[1] / j->world;
+  if (!isfinite(st->mle) || !isfinite(st->simctg))
+    return foil_err_set(err, FOIL_EABORTED, "the loss is not finite at step %lld (the update was not applied)",
+                        (long long)step + 1);
+  if (v[2] > 0)
+    return foil_err_set(err, FOIL_EABORTED, "the gradient norm is not finite at step %lld (loss %.6g; the update "
+                        "was not applied): lower optimizer.lr or set optimizer.max_grad_norm", (long long)step + 1,
+                        st->mle + st->simctg);
+  st->grad_norm = optim_step_tensors(j->opt, decoder_params(j->dec), decoder_grads(j->dec), decoder_tensors(j->dec),
+                                     DEC_NTENSORS, spec_lr_at(s, step));
   return FOIL_OK;
 }
 
@@ -278,43 +377,65 @@ static void job_free(lmjob *j) {
   progress_destroy(&j->prog);
 }
 
+/* FNV-1a of a string (the spec's text: every rank must have read the same). */
+static uint64_t hash_text(const char *t) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ULL;
+  return h;
+}
+
+/* Every collective here (the agrees, comm_job_gpu's) is reached by every
+ * rank in the same order, whatever failed where: each rank-local step runs
+ * only while rc is 0, and the agrees come before any branch on the spec.
+ * (A rank that returned early would wait in lmtrain_run's agree while the
+ * others wait in another collective, for good: foil_run's MPI_Abort never
+ * runs.) Returns this rank's rc; lmtrain_run then agrees once more. */
 static int job_setup(lmjob *j, foil_err *err) {
   const pretrain_args *a = j->a;
-  int rc;
-  if ((rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err))) return rc;
-  if ((rc = spec_parse(&j->s, j->spec_json, err))) return rc;
   spec *s = &j->s;
-  int threads = s->threads;
-  if (!threads) { /* share the node's cores among its ranks */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = (int)(cores / comm_local_size(j->c));
-    if (threads < 1) threads = 1;
+  int rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err);
+  if (!rc) rc = spec_parse(s, j->spec_json, err);
+  if (!rc) {
+    int threads = s->threads;
+    if (!threads) { /* share the node's cores among its ranks */
+      long cores = sysconf(_SC_NPROCESSORS_ONLN);
+      threads = (int)(cores / comm_local_size(j->c));
+      if (threads < 1) threads = 1;
+    }
+    kernels_set_threads(threads);
+    if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
+    else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
+    snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
+    if (j->rank == 0) rc = jobdir_open(j->job_dir, "ckpt", &j->log, &j->metrics, &j->prog, err);
   }
-  kernels_set_threads(threads);
-  if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
-  else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
-  snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);
-  if (j->rank == 0 && (rc = jobdir_open(j->job_dir, "ckpt", &j->log, &j->metrics, &j->prog, err))) return rc;
-  comm_barrier(j->c, err);
-  if ((rc = tokenizer_load(&j->tok, s->tokenizer, err))) return rc;
-  if (tokenizer_kind(j->tok) != TOKENIZER_BPE)
-    return foil_err_set(err, FOIL_EINVAL, "model.tokenizer %s is WordPiece; a decoder needs a byte-level BPE "
-                        "vocab.json (make one with `foil tokenizer train --lm ROOT/datasets/%s/lm.h5 ...`)",
-                        s->tokenizer, s->dataset);
-  s->dmodel.vocab = tokenizer_vocab_size(j->tok);
-  if ((rc = decoder_config_check(&s->dmodel, err))) return rc;
-  if ((rc = decoder_new(&j->dec, &s->dmodel, err))) return rc;
-  if ((rc = decoder_init(j->dec, s->seed, err))) return rc;
+  /* from here on every rank has the same spec (so takes the same branches) */
+  uint64_t spec_hash = rc ? 0 : hash_text(j->spec_json);
+  static const char *const spec_names[] = {"the hash of the spec it read"};
+  if ((rc = agree_same(j, rc, &spec_hash, spec_names, 1, "reading the spec or opening the job directory", err)))
+    return rc;
+  rc = tokenizer_load(&j->tok, s->tokenizer, err);
+  if (!rc && tokenizer_kind(j->tok) != TOKENIZER_BPE)
+    rc = foil_err_set(err, FOIL_EINVAL, "model.tokenizer %s is WordPiece; a decoder needs a byte-level BPE "
+                      "vocab.json (make one with `foil tokenizer train --lm ROOT/datasets/%s/lm.h5 ...`)",
+                      s->tokenizer, s->dataset);
+  if (!rc) {
+    s->dmodel.vocab = tokenizer_vocab_size(j->tok);
+    rc = decoder_config_check(&s->dmodel, err);
+  }
+  if (!rc) rc = decoder_new(&j->dec, &s->dmodel, err);
+  if (!rc) rc = decoder_init(j->dec, s->seed, err);
   /* GPU ranks: NCCL over this rank's GPU, then the decoder (initialized on
    * the host as on CPU ranks: the same starting weights) moves there; the
    * host one stays as the checkpoints' copy */
   if (s->device) {
+    if ((rc = agree(j, rc, "loading the tokenizer and building the decoder", err))) return rc;
     if ((rc = comm_job_gpu(j->c, 1, err))) return rc;
     j->gpu = 1;
     j->host_dec = j->dec, j->dec = NULL;
     if ((rc = decoder_clone_on(j->host_dec, DEVMEM_CUDA, &j->dec, err))) return rc;
     if (s->precision && (rc = decoder_set_precision(j->dec, ENC_BF16, err))) return rc;
   }
+  if (rc) return rc; /* no collective until lmtrain_run's agree */
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   const size_t np = decoder_num_params(j->dec);
   if ((rc = optim_new_on(&j->opt, np, &oc, j->gpu ? DEVMEM_CUDA : DEVMEM_CPU, err))) return rc;
@@ -354,9 +475,26 @@ static int job_setup(lmjob *j, foil_err *err) {
 int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   lmjob j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c)};
   int rc = job_setup(&j, err);
-  rc = agree(&j, rc, "setting up the job", err);
+  /* every rank, failed or not (job_setup's last collective was common to
+   * all): the ranks must have tokenized the same data with the same
+   * tokenizer, or the gradient all-reduce would mix models of different
+   * sizes and the ranks would train on inconsistent windows (a resume
+   * checks the checkpoint against each rank's data; a fresh start checks
+   * here) */
+  uint64_t same[4] = {0};
+  if (!rc) {
+    same[0] = lmdata_fingerprint(j.train);
+    same[1] = (uint64_t)lmdata_windows(j.train);
+    same[2] = lmdata_fingerprint(j.valid);
+    same[3] = decoder_num_params(j.dec);
+  }
+  static const char *const same_names[] = {"the fingerprint of the tokenized train split",
+                                           "the number of train windows",
+                                           "the fingerprint of the tokenized valid split",
+                                           "the number of decoder parameters (the tokenizer's vocabulary)"};
+  rc = agree_same(&j, rc, same, same_names, 4, "setting up the job", err);
   int64_t step = 0;
-  if (!rc) rc = try_resume(&j, &step, err);
+  if (!rc) rc = agree(&j, try_resume(&j, &step, err), "resuming from the checkpoint", err);
   char margin[48] = " (SimCTG off)";
   if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
@@ -371,7 +509,7 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     t_log = log_mono(), comm0 = comm_busy_seconds(c);
   }
   while (!rc && step < j.s.steps) {
-    lmstats st;
+    lmstats st = {0};
     int64_t epoch = 0;
     double t0 = log_mono();
     if ((rc = train_step(&j, step, &st, &epoch, err))) break;
@@ -380,29 +518,35 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     step++;
     ran++;
     tokens_since += (int64_t)j.world * j.s.batch_per_rank * j.s.seq_len;
-    if (!isfinite(st.mle) || !isfinite(st.simctg)) {
-      rc = foil_err_set(err, FOIL_EABORTED, "the loss is not finite at step %lld", (long long)step);
-      break;
-    }
     if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
       double t = log_mono(), rate = tokens_since / (t - t_log);
       double t_comm = comm_busy_seconds(c) - comm0;
       float lr = spec_lr_at(&j.s, step - 1);
-      logf_(&j, "INFO", "step %lld loss %.4f mle %.4f (ppl %.2f) simctg %.4f lr %.3g grad %.3f %.0f tokens/s",
+      logf_(&j, "INFO", "step %lld loss %.4f mle %.4f (ppl %.6g) simctg %.4f lr %.3g grad %.3f %.0f tokens/s",
             (long long)step, st.mle + st.simctg, st.mle, exp(st.mle), st.simctg, lr, st.grad_norm, rate);
       if (j.rank == 0) {
-        fprintf(j.metrics,
-                "{\"step\":%lld,\"loss\":%.6f,\"mle\":%.6f,\"ppl\":%.4f,\"simctg\":%.6f,\"lr\":%.6g,"
-                "\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"epoch\":%lld,\"time_compute_s\":%.4f,"
-                "\"time_comm_s\":%.4f,\"time_data_s\":%.4f}\n",
-                (long long)step, st.mle + st.simctg, st.mle, exp(st.mle), st.simctg, lr, st.grad_norm, rate,
-                (long long)epoch, t_step - t_comm, t_comm, t_data);
+        jfields m = {.len = 0}, p = {.len = 0};
+        jnum(&m, "loss", "%.6f", st.mle + st.simctg);
+        jnum(&m, "mle", "%.6f", st.mle);
+        jnum(&m, "ppl", "%.6g", exp(st.mle));
+        jnum(&m, "simctg", "%.6f", st.simctg);
+        jnum(&m, "lr", "%.6g", lr);
+        jnum(&m, "grad_norm", "%.6f", st.grad_norm);
+        jnum(&m, "tokens_per_s", "%.1f", rate);
+        jnum(&m, "epoch", "%.0f", (double)epoch);
+        jnum(&m, "time_compute_s", "%.4f", t_step - t_comm);
+        jnum(&m, "time_comm_s", "%.4f", t_comm);
+        jnum(&m, "time_data_s", "%.4f", t_data);
+        fprintf(j.metrics, "{\"step\":%lld,%s}\n", (long long)step, m.s);
         fflush(j.metrics);
-        char msg[64], fields[256];
+        jnum(&p, "loss", "%.6f", st.mle + st.simctg);
+        jnum(&p, "mle", "%.6f", st.mle);
+        jnum(&p, "simctg", "%.6f", st.simctg);
+        jnum(&p, "tokens_per_s", "%.1f", rate);
+        jnum(&p, "lr", "%.6g", lr);
+        char msg[64];
         snprintf(msg, sizeof msg, "step %lld/%lld", (long long)step, (long long)j.s.steps);
-        snprintf(fields, sizeof fields, "\"loss\":%.6f,\"mle\":%.6f,\"simctg\":%.6f,\"tokens_per_s\":%.1f,\"lr\":%.6g",
-                 st.mle + st.simctg, st.mle, st.simctg, rate, lr);
-        send_progress(&j, step, msg, fields);
+        send_progress(&j, step, msg, p.s);
       }
       t_log = t;
       tokens_since = 0;

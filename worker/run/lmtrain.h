@@ -19,13 +19,26 @@
  * perplexity over the first eval.tokens tokens of the valid split (whole
  * windows, no dropout), windows dealt round-robin to the ranks and the
  * sums reduced. Rank 0 writes the job directory as pretrain.h describes:
- * log, metrics (JSON lines: {"step","loss","mle","simctg","lr",
+ * log, metrics (JSON lines: {"step","loss","mle","ppl","simctg","lr",
  * "grad_norm","tokens_per_s",...} every log step; {"step","eval":"valid",
- * "val_loss","val_ppl","tokens"} every evaluation), ckpt/step_<n>.h5 (a
- * decoder checkpoint: storage/ckpt.h with the tokenizer and the cursor
- * {seed, data fingerprint, step}). A job directory with a usable
- * checkpoint is resumed from it bit for bit (same world size); one written
- * with another seed or other data is refused.
+ * "val_loss","val_ppl","tokens"} every evaluation; a value that is not
+ * finite is null, perplexities have 6 significant digits, and a value
+ * whose usual format would take more than 24 characters has 9 significant
+ * digits), ckpt/step_<n>.h5 (a decoder checkpoint:
+ * storage/ckpt.h with the tokenizer and the cursor {seed, data fingerprint,
+ * step, global batch W·B}). A job directory with a usable checkpoint is
+ * resumed from it bit for bit (same world size; another W with the same
+ * W·B takes the same rows, up to float rounding); one written with another seed,
+ * other data, another W·B or a step outside 0..steps is refused, and so is
+ * one written before the cursor held W·B (run those again in a new job
+ * directory).
+ *
+ * Failures: setup agrees across ranks at every collective (every rank
+ * reaches the same ones, so one rank's error, e.g. rank 0 unable to make
+ * the job directory, fails the job instead of hanging it), and checks that
+ * every rank read the same spec and tokenized the same data into the same
+ * model size. A step whose loss or gradient norm is not finite ends the job
+ * before the optimizer update, so no checkpoint holds its effect.
  */
 #ifndef FOIL_WORKER_RUN_LMTRAIN_H
 #define FOIL_WORKER_RUN_LMTRAIN_H
