@@ -300,6 +300,28 @@ static int map_weights(const st_file *f, hf_model *m, foil_err *err) {
   return FOIL_OK;
 }
 
+/* Every weight config.json implies is a tensor of the file (map_weights
+ * reads each by name, with its exact shape), so the file must hold at
+ * least that many float elements. Checked before the encoder is allocated:
+ * a damaged config.json (65536 wide, 1024 layers) with a small file is
+ * refused without asking for terabytes. */
+static int check_weight_count(const st_file *f, const encoder_config *c, int type_vocab, foil_err *err) {
+  uint64_t d = (uint64_t)c->d_model, ff = (uint64_t)c->d_ff;
+  uint64_t need = ((uint64_t)c->vocab + (uint64_t)c->max_len + (uint64_t)type_vocab + 2) * d +
+                  (uint64_t)c->n_layers * (4 * d * d + 2 * d * ff + 9 * d + ff);
+  uint64_t have = 0;
+  for (int i = 0; i < st_count(f); i++) {
+    const st_tensor *t = st_at(f, i);
+    if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) have += t->nelem;
+  }
+  if (need > have)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: config.json describes %llu weights, but the file holds only %llu floats "
+                        "(a config.json of another model, or a truncated file?)",
+                        st_path(f), (unsigned long long)need, (unsigned long long)have);
+  return FOIL_OK;
+}
+
 int hf_import(const char *dir, hf_model **out, foil_err *err) {
   *out = NULL;
   char p[4096];
@@ -347,6 +369,7 @@ int hf_import(const char *dir, hf_model **out, foil_err *err) {
     goto fail;
   }
   if ((rc = st_open(&st, p, err))) goto fail;
+  if ((rc = check_weight_count(st, &cfg, m->type_vocab, err))) goto fail;
   if ((rc = encoder_new(&m->enc, &cfg, err))) goto fail;
   if ((rc = map_weights(st, m, err))) goto fail;
   st_close(&st);

@@ -42,10 +42,16 @@ enum {
 
 enum { LATIN1_MASK = 1 << 2 };
 
-/* Largest decompressed stream accepted (guards against bombs). */
+/* Largest decompressed stream accepted (guards against bombs); buffers
+ * never grow past it. */
 #define RDATA_MAX_STREAM ((size_t)1 << 31)
-/* Largest vector an ALTREP compact sequence may expand to. */
-#define RDATA_MAX_EXPAND ((uint64_t)1 << 27)
+/* Most bytes the ALTREP forms of one stream may expand to (compact
+ * sequences, deferred strings): a few bytes of state must not cost
+ * gigabytes. 64M integers, 32M doubles or ~11M strings. */
+#define RDATA_MAX_EXPAND ((uint64_t)1 << 28)
+/* Most memory liblzma may use to decode one xz record: R's xz presets use
+ * at most a 64 MiB dictionary; a damaged header may ask for 4 GiB. */
+#define RDATA_XZ_MEMLIMIT ((uint64_t)256 << 20)
 
 /* ---- arena ---------------------------------------------------------------------- */
 
@@ -106,6 +112,7 @@ typedef struct {
   rdata_val **refs;
   size_t nrefs, caprefs;
   int depth;
+  uint64_t expanded; /* bytes ALTREP forms expanded to so far */
 } reader;
 
 static int fail(reader *r, const char *fmt, const char *detail) {
@@ -364,6 +371,14 @@ static const char *special_name(int t) {
   }
 }
 
+/* Counts n elements of `per` bytes against the stream's expansion budget. */
+static int expand(reader *r, const char *cls, uint64_t n, uint64_t per) {
+  if (n > (RDATA_MAX_EXPAND - r->expanded) / per)
+    return fail(r, "ALTREP %s: expands past 256 MiB in one stream (corrupt or hostile)", cls);
+  r->expanded += n * per;
+  return FOIL_OK;
+}
+
 /* Turns an ALTREP item (class info, state, attributes) into a plain value. */
 static int read_altrep(reader *r, rdata_val **out) {
   rdata_val *info, *state, *attr;
@@ -379,12 +394,14 @@ static int read_altrep(reader *r, rdata_val **out) {
     if (!state || state->type != RDATA_REALSXP || state->n != 3)
       return fail(r, "ALTREP %s: state is not (length, start, step)", cls);
     double n = state->reals[0], n1 = state->reals[1], inc = state->reals[2];
-    if (!(n >= 0) || n > (double)RDATA_MAX_EXPAND || (ints && inc != 1 && inc != -1))
+    if (!(n >= 0 && n <= (double)RDATA_MAX_EXPAND) || (ints && inc != 1 && inc != -1))
       return fail(r, "ALTREP %s: implausible sequence", cls);
+    if (expand(r, cls, (uint64_t)n, ints ? 4 : 8)) return FOIL_EINVAL;
     if (!(v = new_val(r, ints ? RDATA_INTSXP : RDATA_REALSXP))) return oom(r);
     v->n = (uint64_t)n;
     if (ints) {
-      if (fabs(n1) > 2147483647.0 || fabs(n1 + inc * n) > 2147483648.0)
+      /* written so that a NaN start fails too (converting it is undefined) */
+      if (!(fabs(n1) <= 2147483647.0) || !(fabs(n1 + inc * n) <= 2147483648.0))
         return fail(r, "ALTREP %s: sequence leaves the integer range", cls);
       int32_t *a = arena_alloc(r->doc, (v->n + 1) * sizeof *a);
       if (!a) return oom(r);
@@ -409,6 +426,7 @@ static int read_altrep(reader *r, rdata_val **out) {
     rdata_val *x = state && state->n >= 1 && state->elt ? state->elt[0] : NULL;
     if (!x || (x->type != RDATA_INTSXP && x->type != RDATA_REALSXP))
       return fail(r, "ALTREP %s: state is not a numeric vector", cls);
+    if (expand(r, cls, x->n, sizeof *v->str + 16)) return FOIL_EINVAL; /* a pointer and a string each */
     if (!(v = new_val(r, RDATA_STRSXP))) return oom(r);
     v->n = x->n;
     v->str = arena_alloc(r->doc, (x->n + 1) * sizeof *v->str);
@@ -623,7 +641,7 @@ static int inflate_all(const uint8_t *in, size_t n, uint8_t **out, size_t *outn,
   z_stream z;
   memset(&z, 0, sizeof z);
   if (inflateInit2(&z, 15 + 32) != Z_OK) return foil_err_set(err, FOIL_ENOMEM, "zlib init failed");
-  size_t cap = n * 4 + 1024, len = 0;
+  size_t cap = n < RDATA_MAX_STREAM / 8 ? n * 4 + 1024 : RDATA_MAX_STREAM, len = 0;
   uint8_t *buf = malloc(cap);
   int rc = buf ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "out of memory");
   z.next_in = (Bytef *)in;
@@ -631,16 +649,17 @@ static int inflate_all(const uint8_t *in, size_t n, uint8_t **out, size_t *outn,
   while (!rc) {
     if (len == cap) {
       if (cap >= RDATA_MAX_STREAM) {
-        rc = foil_err_set(err, FOIL_EINVAL, "%s: decompresses to more than 2 GiB", what);
+        rc = foil_err_set(err, FOIL_EINVAL, "%s: decompresses to 2 GiB or more", what);
         break;
       }
-      uint8_t *nb = realloc(buf, cap * 2);
+      size_t ncap = cap > RDATA_MAX_STREAM / 2 ? RDATA_MAX_STREAM : cap * 2;
+      uint8_t *nb = realloc(buf, ncap);
       if (!nb) {
         rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
         break;
       }
       buf = nb;
-      cap *= 2;
+      cap = ncap;
     }
     uInt chunk_in = in_left > 0x40000000 ? 0x40000000 : (uInt)in_left;
     z.avail_in = chunk_in;
@@ -838,7 +857,8 @@ int rdata_db_open(rdata_db **out, const char *base, foil_err *err) {
     else if ((comp->type == RDATA_LGLSXP || comp->type == RDATA_INTSXP) && comp->n == 1)
       db->compressed = comp->ints[0];
     else if (comp->type == RDATA_REALSXP && comp->n == 1)
-      db->compressed = (int)comp->reals[0];
+      /* compared before converting: a NaN or huge double has no int */
+      db->compressed = comp->reals[0] >= 0 && comp->reals[0] <= 3 ? (int)comp->reals[0] : -1;
     else
       db->compressed = -1;
     if (db->compressed < 0 || db->compressed > 3)
@@ -862,8 +882,11 @@ int rdata_db_open(rdata_db **out, const char *base, foil_err *err) {
       o = e->ints[0];
       l = e->ints[1];
     } else if (e && e->n == 2 && e->type == RDATA_REALSXP) {
-      o = (int64_t)e->reals[0];
-      l = (int64_t)e->reals[1];
+      /* whole numbers below 2^53 only (a NaN or 1e300 has no int64_t) */
+      double a = e->reals[0], b = e->reals[1];
+      if (a >= 0 && a <= 9007199254740992.0 && a == floor(a) && b >= 0 && b <= 9007199254740992.0 &&
+          b == floor(b))
+        o = (int64_t)a, l = (int64_t)b;
     }
     if (!nm || o < 0 || l < 4)
       rc = foil_err_set(err, FOIL_EINVAL, "%s: variable %zu has no name or a bad (offset, length)", rdx, i);
@@ -887,6 +910,107 @@ int rdata_db_open(rdata_db **out, const char *base, foil_err *err) {
 
 size_t rdata_db_count(const rdata_db *db) { return db->n; }
 const char *rdata_db_name(const rdata_db *db, size_t i) { return i < db->n ? db->names[i] : NULL; }
+
+/* ---- .rdb records ------------------------------------------------------------------ */
+
+/* Decompresses a record's body (kind 'Z' zlib, '2' bzip2, 'X' xz, '0'
+ * stored) that its header says is `want` bytes. The output buffer starts
+ * near the input's size and doubles as the decoder really produces bytes,
+ * up to want + 1 (one more shows a stream longer than its header says), so
+ * a header that lies costs nothing. *produced: the bytes decoded, *ended:
+ * whether the stream ended (the caller checks both). FOIL_OK also for a
+ * corrupt stream; errors only for memory, and for an xz stream asking for
+ * more than RDATA_XZ_MEMLIMIT. */
+static int decode_record(char kind, const uint8_t *in, size_t n, size_t want, uint8_t **out, size_t *produced,
+                         int *ended, const char *what, foil_err *err) {
+  *out = NULL;
+  *produced = 0;
+  *ended = kind == '0';
+  if (kind == '0') {
+    if (n != want) {
+      *produced = n;
+      return FOIL_OK;
+    }
+    if (!(*out = malloc(n + 1))) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    memcpy(*out, in, n);
+    *produced = n;
+    return FOIL_OK;
+  }
+  size_t cap = n < want / 4 ? 4 * n + 65536 : want + 1;
+  if (cap > want + 1) cap = want + 1;
+  size_t len = 0, used = 0;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+  z_stream z;
+  bz_stream bz;
+  lzma_stream xz = LZMA_STREAM_INIT;
+  memset(&z, 0, sizeof z);
+  memset(&bz, 0, sizeof bz);
+  int init = kind == 'Z'   ? inflateInit(&z) == Z_OK
+             : kind == '2' ? BZ2_bzDecompressInit(&bz, 0, 0) == BZ_OK
+                           : lzma_stream_decoder(&xz, RDATA_XZ_MEMLIMIT, 0) == LZMA_OK;
+  int rc = init ? FOIL_OK : foil_err_set(err, FOIL_ENOMEM, "%s: cannot start the decompressor", what);
+  const size_t step = (size_t)1 << 30; /* the decoders count in 32 bits */
+  while (!rc) {
+    if (len == cap) {
+      if (cap > want) break; /* more than the header says: corrupt */
+      size_t ncap = cap > (want + 1) / 2 ? want + 1 : 2 * cap;
+      uint8_t *nb = realloc(buf, ncap);
+      if (!nb) {
+        rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
+        break;
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    size_t ai = n - used < step ? n - used : step, ao = cap - len < step ? cap - len : step;
+    size_t ai_left = ai, ao_left = ao;
+    int end = 0, bad = 0;
+    if (kind == 'Z') {
+      z.next_in = (Bytef *)(in + used), z.avail_in = (uInt)ai;
+      z.next_out = buf + len, z.avail_out = (uInt)ao;
+      int zr = inflate(&z, Z_NO_FLUSH);
+      ai_left = z.avail_in, ao_left = z.avail_out;
+      end = zr == Z_STREAM_END;
+      bad = zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR;
+    } else if (kind == '2') {
+      bz.next_in = (char *)(in + used), bz.avail_in = (unsigned)ai;
+      bz.next_out = (char *)(buf + len), bz.avail_out = (unsigned)ao;
+      int br = BZ2_bzDecompress(&bz);
+      ai_left = bz.avail_in, ao_left = bz.avail_out;
+      end = br == BZ_STREAM_END;
+      bad = br != BZ_OK && br != BZ_STREAM_END;
+    } else {
+      xz.next_in = in + used, xz.avail_in = ai;
+      xz.next_out = buf + len, xz.avail_out = ao;
+      lzma_ret lr = lzma_code(&xz, used + ai == n ? LZMA_FINISH : LZMA_RUN);
+      ai_left = xz.avail_in, ao_left = xz.avail_out;
+      end = lr == LZMA_STREAM_END;
+      bad = lr != LZMA_OK && lr != LZMA_STREAM_END;
+      if (lr == LZMA_MEMLIMIT_ERROR)
+        rc = foil_err_set(err, FOIL_EINVAL,
+                          "%s: the xz stream needs %llu MiB to decompress, more than the %llu MiB foil allows "
+                          "(corrupt header?)",
+                          what, (unsigned long long)(lzma_memusage(&xz) >> 20),
+                          (unsigned long long)(RDATA_XZ_MEMLIMIT >> 20));
+    }
+    used += ai - ai_left;
+    len += ao - ao_left;
+    *ended = end;
+    /* ended, broken, or stuck: the input is used up and the output has room */
+    if (end || bad || (ai == ai_left && ao == ao_left && len < cap)) break;
+  }
+  if (kind == 'Z') inflateEnd(&z);
+  else if (kind == '2') BZ2_bzDecompressEnd(&bz);
+  else lzma_end(&xz);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *out = buf;
+  *produced = len;
+  return FOIL_OK;
+}
 
 int rdata_db_load(rdata_db *db, const char *name, rdata_doc **doc, const rdata_val **val,
                   foil_err *err) {
@@ -924,46 +1048,22 @@ int rdata_db_load(rdata_db *db, const char *name, rdata_doc **doc, const rdata_v
   if (db->compressed >= 2) {
     if (blen < 1) rc = foil_err_set(err, FOIL_EINVAL, "%s: record has no compression byte", what);
     kind = blen ? (char)body[0] : '?';
-    body++;
-    blen = blen ? blen - 1 : 0;
+    if (blen) body++, blen--;
   }
-  if (!rc && want > RDATA_MAX_STREAM)
+  if (!rc && want >= RDATA_MAX_STREAM)
     rc = foil_err_set(err, FOIL_EINVAL, "%s: implausible uncompressed length %llu", what,
                       (unsigned long long)want);
-  if (!rc && !(plain = malloc(want + 1))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
-  if (!rc) {
-    size_t produced = 0;
-    int ok = 0;
-    if (kind == 'Z') {
-      uLongf dl = (uLongf)want;
-      int zr = uncompress(plain, &dl, body, (uLong)blen);
-      ok = zr == Z_OK;
-      produced = dl;
-    } else if (kind == '2') {
-      unsigned int dl = (unsigned int)want;
-      int br = BZ2_bzBuffToBuffDecompress((char *)plain, &dl, (char *)body, (unsigned int)blen, 0, 0);
-      ok = br == BZ_OK;
-      produced = dl;
-    } else if (kind == 'X') {
-      uint64_t memlimit = UINT64_MAX;
-      size_t inpos = 0, outpos = 0;
-      lzma_ret lr = lzma_stream_buffer_decode(&memlimit, 0, NULL, body, &inpos, blen, plain, &outpos, want);
-      ok = lr == LZMA_OK;
-      produced = outpos;
-    } else if (kind == '0') {
-      ok = blen == want;
-      if (ok) memcpy(plain, body, blen);
-      produced = blen;
-    } else {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s: unknown compression type byte 0x%02x", what,
-                        (unsigned)(uint8_t)kind);
-    }
-    if (!rc && (!ok || produced != want))
-      rc = foil_err_set(err, FOIL_EINVAL,
-                        "%s: compressed record is corrupt or truncated (%lld bytes; header says %llu "
-                        "bytes uncompressed)",
-                        what, len, (unsigned long long)want);
-  }
+  if (!rc && kind != 'Z' && kind != '2' && kind != 'X' && kind != '0')
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: unknown compression type byte 0x%02x", what,
+                      (unsigned)(uint8_t)kind);
+  size_t produced = 0;
+  int ended = 0;
+  if (!rc) rc = decode_record(kind, body, blen, (size_t)want, &plain, &produced, &ended, what, err);
+  if (!rc && (!ended || produced != want))
+    rc = foil_err_set(err, FOIL_EINVAL,
+                      "%s: compressed record is corrupt or truncated (%lld bytes; header says %llu "
+                      "bytes uncompressed)",
+                      what, len, (unsigned long long)want);
   free(rec);
   if (!rc) rc = rdata_unserialize(plain, (size_t)want, what, doc, val, err);
   free(plain);

@@ -27,7 +27,11 @@
  * (checked against the bytes left before allocating), unknown types,
  * dangling references and nesting deeper than RDATA_MAX_DEPTH come back as
  * INVALID_ARGUMENT with a message naming the input (file/object) and the
- * byte offset in the decompressed stream.
+ * byte offset in the decompressed stream. Nor does it cost memory out of
+ * proportion: the ALTREP forms of one stream expand to at most 256 MiB,
+ * a .rdb record's buffer grows with what really decompresses (not with the
+ * length its header claims), and an xz record may use at most 256 MiB to
+ * decode.
  *
  * Ownership: a parse returns an rdata_doc, an arena that owns every value,
  * string and array of the tree (shared references point into the same

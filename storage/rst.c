@@ -144,6 +144,13 @@ static int strip_target(const char **x, size_t *xl) {
 static void inline_text(const char *p, size_t n, sbuf *o) {
   sbuf t = {0};
   size_t i = 0;
+  /* Searches for a closing mark that failed once fail for every later
+   * start too (they look at a suffix of the same bytes): remembered, so a
+   * paragraph of unclosed openers ("*a*b *a*b ...") stays linear rather
+   * than scanning to its end from each. no_bq: no backquote at or after
+   * this; role_from: a role name run that failed ends here; no_close[k-1]:
+   * no closing "*" (k 1) or "**" (k 2) after this. */
+  size_t no_bq = SIZE_MAX, role_from = 0, no_close[2] = {SIZE_MAX, SIZE_MAX};
   while (i < n) {
     char c = p[i];
     char prev = i ? p[i - 1] : ' ';
@@ -161,11 +168,13 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
       }
     }
     /* :role:`text` */
-    if (c == ':' && is_start_ctx(prev)) {
+    if (c == ':' && is_start_ctx(prev) && i >= role_from) {
       size_t j = i + 1;
       while (j < n && (isalnum((unsigned char)p[j]) || strchr("_.:+-", p[j]))) j++;
+      role_from = j; /* a ':' inside this run would end here too, and fail the same way */
       if (j > i + 1 && j + 1 < n && p[j - 1] == ':' && p[j] == '`' && p[j + 1] != '`') {
-        const char *e = memchr(p + j + 1, '`', n - j - 1);
+        const char *e = j + 1 < no_bq ? memchr(p + j + 1, '`', n - j - 1) : NULL;
+        if (!e && j + 1 < no_bq) no_bq = j + 1;
         if (e) {
           const char *role = p + i + 1;
           size_t rl = j - 1 - (i + 1);
@@ -194,7 +203,8 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
     }
     /* `interpreted` or `reference <url>`_ */
     if (c == '`' && is_start_ctx(prev) && i + 1 < n && p[i + 1] != ' ') {
-      const char *e = memchr(p + i + 1, '`', n - i - 1);
+      const char *e = i + 1 < no_bq ? memchr(p + i + 1, '`', n - i - 1) : NULL;
+      if (!e && i + 1 < no_bq) no_bq = i + 1;
       if (e) {
         const char *x = p + i + 1;
         size_t xl = (size_t)(e - x);
@@ -210,7 +220,7 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
     /* *emphasis* and **strong** */
     if (c == '*' && is_start_ctx(prev)) {
       size_t k = i + 1 < n && p[i + 1] == '*' ? 2 : 1;
-      if (i + k < n && p[i + k] != ' ' && p[i + k] != '*') {
+      if (i + k < n && p[i + k] != ' ' && p[i + k] != '*' && i + k < no_close[k - 1]) {
         size_t j = i + k;
         size_t found = 0;
         while (j + k <= n) {
@@ -226,11 +236,12 @@ static void inline_text(const char *p, size_t n, sbuf *o) {
           i = found + k;
           continue;
         }
+        no_close[k - 1] = i + k;
       }
     }
     /* footnote and citation references: [#]_, [1]_, [#name]_ */
-    if (c == '[') {
-      const char *e = memchr(p + i, ']', n - i);
+    if (c == '[') { /* (a reference is at most 32 bytes: no need to look further) */
+      const char *e = memchr(p + i, ']', n - i < 34 ? n - i : 34);
       if (e && (size_t)(e - p) + 1 < n && e[1] == '_' && (size_t)(e - p) - i <= 32) {
         int ok = 1;
         for (const char *q = p + i + 1; q < e; q++)

@@ -128,10 +128,20 @@ size_t sword_count(const sword_mod *m, int testament) {
   return testament == 0 || testament == 1 ? m->t[testament].nverses : 0;
 }
 
+/* zlib's deflate codes at most 258 bytes in 2 bits: no stream inflates to
+ * more than 1032 times its own size */
+#define ZLIB_MAX_RATIO 1032
+
 static int load_block(tstore *t, uint32_t b, foil_err *err) {
   if (t->cached == (int64_t)b) return FOIL_OK;
   const uint8_t *r = t->bzs + 12 * (size_t)b;
   uint64_t off = le32(r), csz = le32(r + 4), usz = le32(r + 8);
+  /* the recorded size is checked before it is allocated: a damaged index
+   * must not cost gigabytes */
+  if (usz > csz * ZLIB_MAX_RATIO)
+    return foil_err_set(err, FOIL_EINVAL, "%s: block %u (record at offset %zu) says %llu bytes inflate to %llu, "
+                        "more than zlib can (corrupt index)", t->bzs_path, b, 12 * (size_t)b,
+                        (unsigned long long)csz, (unsigned long long)usz);
   uint8_t *in = malloc(csz + 1);
   if (!in) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   size_t got = 0;

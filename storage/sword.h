@@ -14,9 +14,10 @@
  * 4 of "ot"). With BlockType=BOOK every block holds one book.
  *
  * Checks: file sizes must be whole records, every block must lie inside
- * the .bzz and inflate to exactly its recorded size, every verse must lie
- * inside its block; failures are INVALID_ARGUMENT naming the file and the
- * offset (or entry), never a crash.
+ * the .bzz and inflate to exactly its recorded size (a recorded size beyond
+ * zlib's 1032:1 is refused before anything is allocated), every verse must
+ * lie inside its block; failures are INVALID_ARGUMENT naming the file and
+ * the offset (or entry), never a crash.
  *
  * Ownership: sword_open returns a module freed with sword_close; it keeps
  * the two index files in memory and the most recently used block

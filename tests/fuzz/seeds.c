@@ -3,13 +3,17 @@
  * valid input of its target (the first byte picks the path where the target
  * has several), so the fuzzer starts from inputs that reach deep.
  *
- *   fuzz_seeds DIR
+ *   fuzz_seeds DIR [TARGET...]   (the named targets only; default all)
  */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <bzlib.h>
+#include <lzma.h>
+#include <zlib.h>
 
 #include "common/fileio.h"
 #include "foil/v1/control.pb-c.h"
@@ -23,6 +27,7 @@
 #include "storage/h5io.h"
 #include "storage/index.h"
 #include "storage/negbank.h"
+#include "storage/safetensors.h"
 #include "storage/tokenizer_h5.h"
 #include "worker/run/spec.h"
 #include "worker/run/spec_proto.h"
@@ -30,7 +35,7 @@
 static const char *out_dir;
 static foil_err err;
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
   fprintf(stderr, "fuzz_seeds: %s: %s\n", what, err.msg);
   exit(1);
 }
@@ -343,19 +348,546 @@ static void token_and_h5_seeds(const char *tmp) {
   tokenizer_destroy(&bpe);
 }
 
+/* ---- foreign formats (fuzz_foreign) --------------------------------------------------
+ * Each seed is the first byte that picks the reader (fuzz_foreign.c), then
+ * its input; files of a folder are pieces (4-byte little-endian length,
+ * then the bytes) after a mask byte naming which are present. */
+
+typedef struct {
+  uint8_t *b;
+  size_t n, cap;
+} blob;
+
+static void blob_put(blob *o, const void *data, size_t n) {
+  if (o->n + n > o->cap) {
+    while (o->n + n > o->cap) o->cap = o->cap ? 2 * o->cap : 4096;
+    if (!(o->b = realloc(o->b, o->cap))) die("out of memory");
+  }
+  if (n) memcpy(o->b + o->n, data, n);
+  o->n += n;
+}
+
+static void blob_piece(blob *o, const void *data, size_t n) {
+  uint8_t l[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+  blob_put(o, l, 4);
+  blob_put(o, data, n);
+}
+
+static void blob_str(blob *o, const char *s) { blob_put(o, s, strlen(s)); }
+
+/* R's XDR serialize() format, by hand */
+static void r_int(blob *o, int32_t v) {
+  uint8_t b[4] = {(uint8_t)((uint32_t)v >> 24), (uint8_t)((uint32_t)v >> 16), (uint8_t)((uint32_t)v >> 8),
+                  (uint8_t)v};
+  blob_put(o, b, 4);
+}
+
+static void r_real(blob *o, double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(u >> (56 - 8 * i));
+  blob_put(o, b, 8);
+}
+
+static void r_header(blob *o, int version) {
+  blob_str(o, "X\n");
+  r_int(o, version);
+  r_int(o, 0x040201);
+  r_int(o, 0x030500);
+  if (version == 3) {
+    r_int(o, 5);
+    blob_str(o, "UTF-8");
+  }
+}
+
+/* CHARSXP: levels 8 UTF-8, 4 latin1, 64 ASCII; NULL: NA */
+static void r_char(blob *o, const char *s, int levels) {
+  r_int(o, 9 | levels << 12);
+  if (!s) {
+    r_int(o, -1);
+    return;
+  }
+  r_int(o, (int32_t)strlen(s));
+  blob_str(o, s);
+}
+
+static void r_sym(blob *o, const char *s) {
+  r_int(o, 1);
+  r_char(o, s, 64);
+}
+
+static void r_strs(blob *o, int n, const char *const *s) {
+  r_int(o, 16);
+  r_int(o, n);
+  for (int i = 0; i < n; i++) r_char(o, s[i], 64);
+}
+
+/* an attribute pairlist of one `names` (or `class`) entry, ended */
+static void r_attr1(blob *o, const char *tag, int n, const char *const *s) {
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, tag);
+  r_strs(o, n, s);
+  r_int(o, 254);
+}
+
+/* list(x = c(1L, 2L, NA), y = c("a", NA, latin1 "cafe")) with names and a
+ * second attribute referring back to the "names" symbol */
+static void r_list(blob *o) {
+  r_int(o, 19 | 1 << 9);
+  r_int(o, 2);
+  r_int(o, 13);
+  r_int(o, 3);
+  r_int(o, 1);
+  r_int(o, 2);
+  r_int(o, INT32_MIN);
+  r_int(o, 16);
+  r_int(o, 3);
+  r_char(o, "a", 64);
+  r_char(o, NULL, 0);
+  r_char(o, "caf\xe9", 4);
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "names"); /* ref 1 */
+  r_strs(o, 2, (const char *const[]){"x", "y"});
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "comment"); /* ref 2 */
+  r_int(o, 255 | 1 << 8);
+  r_int(o, 254);
+}
+
+/* ALTREP: class info pairlist (class, package, type), state, attributes */
+static void r_altrep_info(blob *o, const char *cls, int type) {
+  r_int(o, 238);
+  r_int(o, 2);
+  r_sym(o, cls);
+  r_int(o, 2);
+  r_sym(o, "base");
+  r_int(o, 2);
+  r_int(o, 13);
+  r_int(o, 1);
+  r_int(o, type);
+  r_int(o, 254);
+}
+
+/* a data frame (tibble-like classes) whose columns and row names use every
+ * ALTREP form foil knows, a closure, an environment referring to itself,
+ * and the other vector types */
+static void r_zoo(blob *o) {
+  r_int(o, 19 | 1 << 8 | 1 << 9);
+  r_int(o, 9);
+  /* 1: compact_intseq 1:5 */
+  r_altrep_info(o, "compact_intseq", 13);
+  r_int(o, 14), r_int(o, 3), r_real(o, 5), r_real(o, 1), r_real(o, 1);
+  r_int(o, 254);
+  /* 2: compact_realseq 0.5, 1.5, 2.5 */
+  r_altrep_info(o, "compact_realseq", 14);
+  r_int(o, 14), r_int(o, 3), r_real(o, 3), r_real(o, 0.5), r_real(o, 1);
+  r_int(o, 254);
+  /* 3: wrap_string around c("p", "q") with metadata */
+  r_altrep_info(o, "wrap_string", 16);
+  r_int(o, 2);
+  r_strs(o, 2, (const char *const[]){"p", "q"});
+  r_int(o, 2);
+  r_int(o, 13), r_int(o, 2), r_int(o, 0), r_int(o, 0);
+  r_int(o, 254);
+  r_int(o, 254);
+  /* 4: deferred_string of c(7L, NA) */
+  r_altrep_info(o, "deferred_string", 16);
+  r_int(o, 2);
+  r_int(o, 13), r_int(o, 2), r_int(o, 7), r_int(o, INT32_MIN);
+  r_int(o, 2);
+  r_int(o, 13), r_int(o, 1), r_int(o, 1);
+  r_int(o, 254);
+  r_int(o, 254);
+  /* 5: function(a = 1) a + 1, environment: the global one */
+  r_int(o, 3 | 1 << 10);
+  r_int(o, 253);
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "a");
+  r_int(o, 14), r_int(o, 1), r_real(o, 1);
+  r_int(o, 254);
+  r_int(o, 6);
+  r_sym(o, "+");
+  r_int(o, 2);
+  r_int(o, 255 | 9 << 8); /* the symbol `a`, ref 9 */
+  r_int(o, 2);
+  r_int(o, 14), r_int(o, 1), r_real(o, 1);
+  r_int(o, 254);
+  /* 6: an environment whose frame holds itself */
+  r_int(o, 4);
+  r_int(o, 0);
+  r_int(o, 242);                        /* enclosure: the empty env */
+  r_int(o, 2 | 1 << 10);                /* frame: self = <this env> */
+  r_sym(o, "self");
+  r_int(o, 255 | 11 << 8);              /* ref 11: this environment */
+  r_int(o, 254);
+  r_int(o, 254);                        /* no hash table */
+  r_int(o, 254);                        /* no attributes */
+  /* 7: complex, raw, logical in a list with a namespace and a builtin */
+  r_int(o, 19);
+  r_int(o, 5);
+  r_int(o, 15), r_int(o, 1), r_real(o, 1), r_real(o, -1);
+  r_int(o, 24), r_int(o, 3);
+  blob_put(o, "\x00\x7f\xff", 3);
+  r_int(o, 10), r_int(o, 2), r_int(o, 1), r_int(o, INT32_MIN);
+  r_int(o, 249), r_int(o, 0), r_int(o, 2);
+  r_char(o, "stats", 64);
+  r_char(o, "4.2.2", 64);
+  r_int(o, 8), r_int(o, 3);
+  blob_str(o, "sum");
+  /* 8: an S4 object, 9: an expression */
+  r_int(o, 25);
+  r_int(o, 20), r_int(o, 1);
+  r_sym(o, "z");
+  /* attributes: names, class, row.names (compact c(NA, -5L)) */
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "names");
+  r_strs(o, 9, (const char *const[]){"i", "r", "s", "d", "f", "e", "l", "s4", "ex"});
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "class");
+  r_strs(o, 3, (const char *const[]){"tbl_df", "tbl", "data.frame"});
+  r_int(o, 2 | 1 << 10);
+  r_sym(o, "row.names");
+  r_int(o, 13), r_int(o, 2), r_int(o, INT32_MIN), r_int(o, -5);
+  r_int(o, 254);
+}
+
+static size_t zpack(const blob *in, uint8_t *out, size_t cap, int gzip) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, 9, Z_DEFLATED, gzip ? 31 : 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) die("zlib");
+  z.next_in = in->b;
+  z.avail_in = (uInt)in->n;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) die("zlib");
+  size_t n = cap - z.avail_out;
+  deflateEnd(&z);
+  return n;
+}
+
+/* a lazy-load database: the .rdx (gzip'd: list(variables, references,
+ * compressed)) as a piece, then the .rdb records (each: 4-byte big-endian
+ * length, type byte when compressed >= 2, the stream) */
+static void rdata_db_seed(const char *name, int compressed) {
+  blob rdb = {0}, recs[2] = {{0}, {0}};
+  r_header(&recs[0], 3);
+  r_list(&recs[0]);
+  r_header(&recs[1], 2);
+  r_zoo(&recs[1]);
+  int32_t off[2], len[2];
+  static uint8_t z[1 << 16];
+  for (int i = 0; i < 2; i++) {
+    off[i] = (int32_t)rdb.n;
+    uint8_t hdr[4] = {(uint8_t)(recs[i].n >> 24), (uint8_t)(recs[i].n >> 16), (uint8_t)(recs[i].n >> 8),
+                      (uint8_t)recs[i].n};
+    blob_put(&rdb, hdr, 4);
+    size_t zn = 0;
+    if (compressed == 1) {
+      uLongf zl = sizeof z;
+      if (compress2(z, &zl, recs[i].b, recs[i].n, 9) != Z_OK) die("zlib");
+      zn = zl;
+    } else if (compressed == 2) {
+      if (i == 0) { /* bzip2 */
+        unsigned int bl = sizeof z - 1;
+        z[0] = '2';
+        if (BZ2_bzBuffToBuffCompress((char *)z + 1, &bl, (char *)recs[i].b, (unsigned)recs[i].n, 1, 0, 0) != BZ_OK)
+          die("bzip2");
+        zn = bl + 1;
+      } else { /* stored */
+        z[0] = '0';
+        memcpy(z + 1, recs[i].b, recs[i].n);
+        zn = recs[i].n + 1;
+      }
+    } else { /* xz */
+      size_t pos = 1;
+      z[0] = 'X';
+      if (lzma_easy_buffer_encode(1, LZMA_CHECK_CRC32, NULL, recs[i].b, recs[i].n, z, &pos, sizeof z) != LZMA_OK)
+        die("xz");
+      zn = pos;
+    }
+    blob_put(&rdb, z, zn);
+    len[i] = (int32_t)(rdb.n - (size_t)off[i]);
+    free(recs[i].b);
+  }
+  blob x = {0};
+  r_header(&x, 3);
+  r_int(&x, 19 | 1 << 9);
+  r_int(&x, 3);
+  r_int(&x, 19 | 1 << 9); /* variables: list(obj = c(off, len), zoo = ...) */
+  r_int(&x, 2);
+  for (int i = 0; i < 2; i++) r_int(&x, 13), r_int(&x, 2), r_int(&x, off[i]), r_int(&x, len[i]);
+  r_attr1(&x, "names", 2, (const char *const[]){"obj", "zoo"});
+  r_int(&x, 19); /* references: list() */
+  r_int(&x, 0);
+  if (compressed == 1) r_int(&x, 10), r_int(&x, 1), r_int(&x, 1); /* TRUE */
+  else r_int(&x, 13), r_int(&x, 1), r_int(&x, compressed);
+  r_attr1(&x, "names", 3, (const char *const[]){"variables", "references", "compressed"});
+  size_t gn = zpack(&x, z, sizeof z, 1);
+  blob in = {0};
+  blob_piece(&in, z, gn);
+  blob_put(&in, rdb.b, rdb.n);
+  put("foreign", name, 2, in.b, in.n);
+  free(in.b);
+  free(x.b);
+  free(rdb.b);
+}
+
+static void rdata_seeds(void) {
+  static uint8_t z[1 << 16];
+  for (int version = 2; version <= 3; version++) {
+    blob o = {0};
+    r_header(&o, version);
+    r_list(&o);
+    char name[32];
+    snprintf(name, sizeof name, "rds-list-v%d", version);
+    put("foreign", name, 1, o.b, o.n);
+    if (version == 3) {
+      put("foreign", "rds-list-gzip", 1, z, zpack(&o, z, sizeof z, 1));
+      put("foreign", "rds-list-zlib", 1, z, zpack(&o, z, sizeof z, 0));
+    }
+    free(o.b);
+  }
+  blob o = {0};
+  r_header(&o, 3);
+  r_zoo(&o);
+  put("foreign", "rds-altrep-env-closure", 1, o.b, o.n);
+  free(o.b);
+  rdata_db_seed("rdb-zlib", 1);
+  rdata_db_seed("rdb-bzip2-stored", 2);
+  rdata_db_seed("rdb-xz", 3);
+}
+
+static void safetensors_seeds(const char *tmp) {
+  float a[6] = {1.5f, -2.25f, 3e-8f, 0.f, -0.f, 1e30f}, s = 7.f;
+  uint8_t h[8] = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00}; /* F16 1, -2, 65504, 2^-24 */
+  uint8_t bf[4] = {0x80, 0x3f, 0x60, 0xc0};                          /* BF16 1, -3.5 */
+  int64_t ids[3] = {0, 1, 1LL << 40};
+  st_entry e[] = {
+      {.name = "layer.weight", .dtype = ST_F32, .ndim = 2, .shape = {2, 3}, .data = a},
+      {.name = "half", .dtype = ST_F16, .ndim = 1, .shape = {4}, .data = h},
+      {.name = "brain", .dtype = ST_BF16, .ndim = 2, .shape = {1, 2}, .data = bf},
+      {.name = "ids", .dtype = ST_I64, .ndim = 2, .shape = {1, 3}, .data = ids},
+      {.name = "scalar", .dtype = ST_F32, .ndim = 0, .data = &s},
+      {.name = "empty", .dtype = ST_U8, .ndim = 2, .shape = {0, 4}, .data = ""},
+  };
+  const char *meta[] = {"format", "pt", "note", "\"quoted\"\n"};
+  char p[1024];
+  snprintf(p, sizeof p, "%s/seed.safetensors", tmp);
+  if (st_write(p, e, (int)(sizeof e / sizeof e[0]), meta, 2, &err)) die(p);
+  size_t len;
+  char *b = slurp(p, &len);
+  put("foreign", "st-mixed", 0, b, len);
+  free(b);
+  static const uint8_t empty[16] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
+  put("foreign", "st-empty", 0, empty, sizeof empty);
+}
+
+/* a zText module: per testament blocks of verses, as test_sword.c writes */
+static void sword_testament(blob *o, const char *const *verses, int nblocks, int per_block) {
+  blob bzs = {0}, bzv = {0}, bzz = {0};
+  uint8_t zero[10] = {0};
+  blob_put(&bzv, zero, 10); /* entry 0: empty */
+  for (int b = 0; b < nblocks; b++) {
+    char block[512] = "";
+    for (int v = 0; v < per_block; v++) {
+      const char *t = verses[b * per_block + v];
+      uint32_t off = (uint32_t)strlen(block), sz = (uint32_t)strlen(t), blk = (uint32_t)b;
+      strcat(block, t);
+      uint8_t r[10];
+      for (int i = 0; i < 4; i++) r[i] = (uint8_t)(blk >> (8 * i)), r[4 + i] = (uint8_t)(off >> (8 * i));
+      r[8] = (uint8_t)sz, r[9] = (uint8_t)(sz >> 8);
+      blob_put(&bzv, r, 10);
+    }
+    uint8_t z[1024];
+    uLongf zl = sizeof z;
+    if (compress(z, &zl, (const Bytef *)block, strlen(block)) != Z_OK) die("zlib");
+    uint32_t rec[3] = {(uint32_t)bzz.n, (uint32_t)zl, (uint32_t)strlen(block)};
+    for (int k = 0; k < 3; k++) {
+      uint8_t le[4] = {(uint8_t)rec[k], (uint8_t)(rec[k] >> 8), (uint8_t)(rec[k] >> 16), (uint8_t)(rec[k] >> 24)};
+      blob_put(&bzs, le, 4);
+    }
+    blob_put(&bzz, z, zl);
+  }
+  blob_piece(o, bzs.b, bzs.n);
+  blob_piece(o, bzv.b, bzv.n);
+  blob_piece(o, bzz.b, bzz.n);
+  free(bzs.b), free(bzv.b), free(bzz.b);
+}
+
+static const char *const OSIS[] = {
+    "<w lemma=\"strong:H0430\">God</w><note placement=\"foot\"><reference type=\"annotateRef\">1:1 "
+    "</reference>The Hebrew word</note><w lemma=\"strong:H1254\">created</w> it.",
+    "Christ,<note placement=\"foot\">Messiah</note><w>the</w> son",
+    "<title type=\"psalm\">A Psalm.</title><l level=\"1\" sID=\"a\"/>Line one<l eID=\"a\"/>"
+    "<l level=\"1\" sID=\"b\"/>line two<l eID=\"b\"/>",
+    "end.<div sID=\"x\" type=\"x-p\"/>Next<lb type=\"x-p\"/>",
+    "<q who=\"Jesus\">Follow me</q> &lt;ok&gt; &#x263A; &#65; &amp;&quot;&apos;",
+    "a<div type=\"x-milestone\" subType=\"x-preverse\" sID=\"pv1\"/>b<chapter/><lg><l>x</l></lg>",
+    "<speaker>Him</speaker><list><item>one</item></list> broken <w",
+    "",
+};
+
+static void sword_seeds(void) {
+  blob o = {0};
+  uint8_t mask = 0x7F;
+  blob_put(&o, &mask, 1);
+  sword_testament(&o, OSIS, 2, 3);
+  sword_testament(&o, OSIS + 6, 1, 2);
+  const char *conf = "[Fuzz]\nDataPath=./modules/texts/ztext/fuzz/\nModDrv=zText\nCompressType=ZIP\nBlockType=BOOK\n";
+  blob_piece(&o, conf, strlen(conf));
+  put("foreign", "sword-ot-nt-conf", 3, o.b, o.n);
+  o.n = 0;
+  mask = 0x07;
+  blob_put(&o, &mask, 1);
+  sword_testament(&o, OSIS + 2, 2, 2);
+  put("foreign", "sword-ot", 3, o.b, o.n);
+  free(o.b);
+  for (size_t i = 0; i + 1 < sizeof OSIS / sizeof OSIS[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "osis-%zu", i);
+    put("foreign", name, 5, OSIS[i], strlen(OSIS[i]));
+  }
+}
+
+static void rst_seeds(void) {
+  static const char *const rst[] = {
+      "Title\n=====\n\nFirst para\ncontinues here.\n\n*****\nOver\n*****\n\n----------\n\nSecond.\n"
+      "Some examples::\n\n   x = 1\n   y = 2\n\nAfter.\n\nCode follows ::\n\n   x = 1\n\n::\n\n   y\n\nDone.\n",
+      "Use ``len(x)`` and :func:`sorted` or :meth:`~dict.items` and :class:`the list <list>`.\n\n"
+      "See :pep:`8`, *emphasis*, **strong**, `a link <https://x.org>`_ and 2 * 3 * 4.\n\n"
+      "A footnote [#]_ here, escaped \\*star\\* and :class:`int`\\ s, `<https://y.org>`_.\n",
+      ".. code-block:: python\n\n   print(1)\n\n.. index:: single: x\n\nText.\n\n"
+      ".. note::\n\n   Body of the note.\n\n.. warning:: Inline warning\n   continues.\n\n"
+      ".. versionadded:: 3.2\n   The *x* parameter.\n\n.. deprecated-removed:: 3.4 3.6\n   Gone.\n\n"
+      ".. function:: f(a, b)\n               g(c)\n   :noindex:\n\n   Return the sum.\n\n"
+      ".. c:function:: int PyF(void)\n\n   C prose.\n\n.. topic:: A title\n\n   Topic text.\n",
+      ".. _label:\n\n..\n   a comment\n   block\n\n.. |x| replace:: y\n\n.. [#] A footnote.\n\n__ http://x\n\nKept.\n\n"
+      "* one item\n  continued\n* two\n\n1. first\n2) second\n#. third\n(a) alpha\n\n"
+      ":Author: me\n:Date: now\n\n>>> 1 + 1\n2\n\nProse.\n\n| line one\n| line two\n",
+      "+-----+-----+\n| a   | b   |\n+=====+=====+\n| 1   | 2   |\n+-----+-----+\n\nAfter grid.\n\n"
+      "=====  =====\nA      B\n=====  =====\nx      y\n\nz      w\n=====  =====\n\nAfter simple.\n\n"
+      "term\n   The definition text.\n\nNext.\n\n.. toctree::\n   :maxdepth: 2\n\n   a\n   b\n\n"
+      "\tTabbed\r\n\t  quote\r\n",
+  };
+  for (size_t i = 0; i < sizeof rst / sizeof rst[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "rst-%zu", i);
+    put("foreign", name, 4, rst[i], strlen(rst[i]));
+  }
+}
+
+/* a tiny BERT folder (test_hfmodel.c's shapes): hidden 8, 1 layer, ffn
+ * 16, vocab 10, 16 positions, 2 token types */
+static void hf_seeds(const char *tmp) {
+  enum { D = 8, FF = 16, V = 10, P = 16, TV = 2 };
+  static const struct {
+    const char *name;
+    int s0, s1;
+  } ts[] = {
+      {"embeddings.word_embeddings.weight", V, D}, {"embeddings.position_embeddings.weight", P, D},
+      {"embeddings.token_type_embeddings.weight", TV, D}, {"embeddings.LayerNorm.weight", D, 0},
+      {"embeddings.LayerNorm.bias", D, 0},
+      {"encoder.layer.0.attention.self.query.weight", D, D}, {"encoder.layer.0.attention.self.query.bias", D, 0},
+      {"encoder.layer.0.attention.self.key.weight", D, D}, {"encoder.layer.0.attention.self.key.bias", D, 0},
+      {"encoder.layer.0.attention.self.value.weight", D, D}, {"encoder.layer.0.attention.self.value.bias", D, 0},
+      {"encoder.layer.0.attention.output.dense.weight", D, D}, {"encoder.layer.0.attention.output.dense.bias", D, 0},
+      {"encoder.layer.0.attention.output.LayerNorm.weight", D, 0},
+      {"encoder.layer.0.attention.output.LayerNorm.bias", D, 0},
+      {"encoder.layer.0.intermediate.dense.weight", FF, D}, {"encoder.layer.0.intermediate.dense.bias", FF, 0},
+      {"encoder.layer.0.output.dense.weight", D, FF}, {"encoder.layer.0.output.dense.bias", D, 0},
+      {"encoder.layer.0.output.LayerNorm.weight", D, 0}, {"encoder.layer.0.output.LayerNorm.bias", D, 0},
+      {"pooler.dense.weight", D, D}, {"pooler.dense.bias", D, 0},
+  };
+  enum { NT = sizeof ts / sizeof ts[0] };
+  static uint16_t vals[4096]; /* BF16 weights: small, exact */
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) vals[i] = (uint16_t)(0x3c00 + (i * 37) % 256);
+  for (int with_prefix = 0; with_prefix < 2; with_prefix++) {
+    st_entry e[NT + 1];
+    char names[NT][96];
+    size_t off = 0;
+    for (int i = 0; i < NT; i++) {
+      snprintf(names[i], sizeof names[i], "%s%s", with_prefix ? "bert." : "", ts[i].name);
+      e[i] = (st_entry){.name = names[i], .dtype = with_prefix ? ST_F16 : ST_BF16, .ndim = ts[i].s1 ? 2 : 1,
+                        .shape = {ts[i].s0, ts[i].s1}, .data = vals + off};
+      off += (size_t)ts[i].s0 * (ts[i].s1 ? ts[i].s1 : 1);
+    }
+    int64_t pos[P];
+    for (int i = 0; i < P; i++) pos[i] = i;
+    e[NT] = (st_entry){.name = with_prefix ? "bert.embeddings.position_ids" : "embeddings.position_ids",
+                       .dtype = ST_I64, .ndim = 2, .shape = {1, P}, .data = pos};
+    char p[1024];
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+    if (st_write(p, e, NT + 1, NULL, 0, &err)) die(p);
+    size_t st_len;
+    char *st = slurp(p, &st_len);
+    blob o = {0};
+    uint8_t mask = with_prefix ? 0x07 : 0x7F;
+    blob_put(&o, &mask, 1);
+    const char *config = "{\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":8,"
+                         "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":16,"
+                         "\"vocab_size\":10,\"max_position_embeddings\":16,\"type_vocab_size\":2,"
+                         "\"layer_norm_eps\":1e-12,\"position_embedding_type\":\"absolute\"}";
+    blob_piece(&o, config, strlen(config));
+    const char *vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n##s\n.\n";
+    blob_piece(&o, vocab, strlen(vocab));
+    blob_piece(&o, st, st_len);
+    if (!with_prefix) {
+      const char *mods =
+          "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
+          "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
+          "{\"idx\":2,\"name\":\"2\",\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.models.Normalize\"}]";
+      blob_piece(&o, mods, strlen(mods));
+      const char *pool =
+          "{\"word_embedding_dimension\":8,\"pooling_mode_cls_token\":false,\"pooling_mode_mean_tokens\":true}";
+      blob_piece(&o, pool, strlen(pool));
+      const char *tc = "{\"do_lower_case\":true,\"strip_accents\":null}";
+      blob_piece(&o, tc, strlen(tc));
+      const char *sb = "{\"max_seq_length\":12,\"do_lower_case\":false}";
+      blob_piece(&o, sb, strlen(sb));
+    }
+    put("foreign", with_prefix ? "hf-bert-prefix-f16" : "hf-sentence-transformers", 6, o.b, o.n);
+    free(o.b);
+    free(st);
+  }
+}
+
+static void foreign_seeds(const char *tmp) {
+  safetensors_seeds(tmp);
+  rdata_seeds();
+  sword_seeds();
+  rst_seeds();
+  hf_seeds(tmp);
+}
+
+static int wanted(int argc, char **argv, const char *target) {
+  if (argc <= 2) return 1;
+  for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[i], target)) return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: fuzz_seeds DIR\n");
+  if (argc < 2) {
+    fprintf(stderr, "usage: fuzz_seeds DIR [TARGET...]\n");
     return 2;
   }
   out_dir = argv[1];
   char tmp[] = "/tmp/foil-fuzz-seeds-XXXXXX";
   if (!mkdtemp(tmp)) return 1;
-  control_seeds();
-  worker_seeds();
-  serve_seeds();
-  spec_seeds();
-  token_and_h5_seeds(tmp);
+  /* envelope, coord_api, worker_proto, serve and spec seeds come together
+   * (they share messages): asking for any of them writes all five */
+  static const char *const msgs[] = {"envelope", "coord_api", "worker_proto", "serve", "spec"};
+  int any_msg = 0;
+  for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) any_msg |= wanted(argc, argv, msgs[i]);
+  if (any_msg) {
+    control_seeds();
+    worker_seeds();
+    serve_seeds();
+    spec_seeds();
+  }
+  if (wanted(argc, argv, "tokenizer") || wanted(argc, argv, "h5")) token_and_h5_seeds(tmp);
+  if (wanted(argc, argv, "foreign")) foreign_seeds(tmp);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
   return system(cmd) ? 1 : 0;

@@ -223,6 +223,19 @@ static void test_refusals(void) {
   refused(dir, FOIL_EINVAL, "encoder.layer.0.attention.self.key.bias", "missing");
   make_model(dir, NULL, "encoder.layer.0.intermediate.dense.weight");
   refused(dir, FOIL_EINVAL, "intermediate.dense.weight\" has shape [15,8]", "[16,8]");
+  /* a config.json far larger than the weights (found by fuzz_foreign: the
+   * encoder of 65536 x 1024 layers was allocated before the file was read) */
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p, "rm '%s/modules.json'", dir); /* no pooling config to disagree first */
+  CHECK(system(p) == 0);
+  put(dir, "config.json",
+      "{\"model_type\":\"bert\",\"hidden_size\":65536,\"num_hidden_layers\":1024,\"num_attention_heads\":1,"
+      "\"intermediate_size\":1048576,\"vocab_size\":10}");
+  refused(dir, FOIL_EINVAL, "model.safetensors", "config.json describes");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8,\"num_hidden_layers\":1,"
+                          "\"num_attention_heads\":2,\"intermediate_size\":16,\"vocab_size\":10,"
+                          "\"type_vocab_size\":1000000}");
+  refused(dir, FOIL_EINVAL, "config.json describes", "holds only");
   make_model(dir, NULL, NULL);
   snprintf(p, sizeof p, "rm '%s/vocab.txt'", dir);
   CHECK(system(p) == 0);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lzma.h>
 #include <zlib.h>
 
 #include "storage/rdata.h"
@@ -23,6 +24,11 @@ static void put_int(buf_t *o, int32_t v) {
   o->b[o->n++] = (unsigned char)(u >> 16);
   o->b[o->n++] = (unsigned char)(u >> 8);
   o->b[o->n++] = (unsigned char)u;
+}
+static void put_real(buf_t *o, double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  for (int i = 0; i < 8; i++) o->b[o->n++] = (unsigned char)(u >> (56 - 8 * i));
 }
 static void put_header(buf_t *o, int version) {
   o->b[o->n++] = 'X';
@@ -194,6 +200,82 @@ static void test_corrupt(void) {
   CHECK(rdata_unserialize(z, zn / 2, "half.gz", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "half.gz"));
 }
 
+/* ALTREP info pairlist (class, package, type) */
+static void put_altrep(buf_t *o, const char *cls, int type) {
+  put_int(o, 238);
+  put_int(o, 2);
+  put_sym(o, cls);
+  put_int(o, 2);
+  put_sym(o, "base");
+  put_int(o, 2);
+  put_int(o, 13);
+  put_int(o, 1);
+  put_int(o, type);
+  put_int(o, 254);
+}
+/* compact sequence: (length, start, step) */
+static void put_seq(buf_t *o, const char *cls, double n, double n1, double inc) {
+  put_altrep(o, cls, cls[8] == 'i' ? 13 : 14);
+  put_int(o, 14);
+  put_int(o, 3);
+  put_real(o, n);
+  put_real(o, n1);
+  put_real(o, inc);
+  put_int(o, 254);
+}
+
+/* Inputs the fuzzer (tests/fuzz/fuzz_foreign.c) or its review found: a
+ * few bytes that expanded to gigabytes, and doubles converted to integers
+ * they do not fit (undefined; UBSan in the sanitizer build). */
+static void test_hostile(void) {
+  foil_err err = {0};
+  rdata_doc *d;
+  const rdata_val *v;
+  /* a compact integer sequence starting at NaN: refused, not converted */
+  buf_t o = {.n = 0};
+  put_header(&o, 3);
+  put_seq(&o, "compact_intseq", 5, NAN, 1);
+  CHECKF(rdata_unserialize(o.b, o.n, "nan", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "integer range"),
+         "%s", err.msg);
+  /* a 2^27-element sequence (512 MiB of ints from 60 bytes): over the budget */
+  o.n = 0;
+  put_header(&o, 3);
+  put_seq(&o, "compact_intseq", 134217728.0, 1, 1);
+  CHECKF(rdata_unserialize(o.b, o.n, "bomb", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "256 MiB") &&
+             strstr(err.msg, "bomb") && strstr(err.msg, "offset"),
+         "%s", err.msg);
+  /* the budget is per stream: two sequences of 24M doubles (192 MiB each) */
+  o.n = 0;
+  put_header(&o, 3);
+  put_int(&o, 19);
+  put_int(&o, 2);
+  put_seq(&o, "compact_realseq", 25165824.0, 0.5, 1);
+  put_seq(&o, "compact_realseq", 25165824.0, 0.5, 1);
+  CHECKF(rdata_unserialize(o.b, o.n, "two", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "256 MiB"), "%s",
+         err.msg);
+  /* deferred strings of a long sequence: ~24 bytes a string */
+  o.n = 0;
+  put_header(&o, 3);
+  put_altrep(&o, "deferred_string", 16);
+  put_int(&o, 2);
+  put_seq(&o, "compact_intseq", 16777216.0, 1, 1);
+  put_int(&o, 2);
+  put_int(&o, 13);
+  put_int(&o, 1);
+  put_int(&o, 1);
+  put_int(&o, 254);
+  put_int(&o, 254);
+  CHECKF(rdata_unserialize(o.b, o.n, "strings", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "deferred_string"),
+         "%s", err.msg);
+  /* within the budget: expanded as before */
+  o.n = 0;
+  put_header(&o, 3);
+  put_seq(&o, "compact_intseq", 1000000.0, -5, 1);
+  CHECKF(rdata_unserialize(o.b, o.n, "ok", &d, &v, &err) == 0, "%s", err.msg);
+  CHECK(v && v->type == RDATA_INTSXP && v->n == 1000000 && v->ints[0] == -5 && v->ints[999999] == 999994);
+  rdata_doc_free(&d);
+}
+
 /* a lazy-load database: .rdx (gzip'd index) + .rdb (zlib records) */
 static void write_db(const char *base, int truncate_rdb) {
   buf_t rec = {.n = 0};
@@ -293,6 +375,140 @@ static void test_corrupt_record(const char *dir) {
   rdata_db_close(&db);
 }
 
+/* writes <base>.rdx: list(variables = list(obj = <entry>), references =
+ * list(), compressed = <compressed>), each given as raw items */
+static void write_rdx(const char *base, const buf_t *entry, const buf_t *compressed) {
+  buf_t x = {.n = 0};
+  put_header(&x, 3);
+  put_int(&x, 19 | 1 << 9);
+  put_int(&x, 3);
+  put_int(&x, 19 | 1 << 9);
+  put_int(&x, 1);
+  memcpy(x.b + x.n, entry->b, entry->n);
+  x.n += entry->n;
+  put_int(&x, 2 | 1 << 10);
+  put_sym(&x, "names");
+  put_int(&x, 16);
+  put_int(&x, 1);
+  put_char(&x, "obj", 64);
+  put_int(&x, 254);
+  put_int(&x, 19);
+  put_int(&x, 0);
+  memcpy(x.b + x.n, compressed->b, compressed->n);
+  x.n += compressed->n;
+  put_int(&x, 2 | 1 << 10);
+  put_int(&x, 255 | 1 << 8);
+  put_int(&x, 16);
+  put_int(&x, 3);
+  put_char(&x, "variables", 64);
+  put_char(&x, "references", 64);
+  put_char(&x, "compressed", 64);
+  put_int(&x, 254);
+  char path[700];
+  snprintf(path, sizeof path, "%s.rdx", base);
+  FILE *f = fopen(path, "wb");
+  fwrite(x.b, 1, x.n, f);
+  fclose(f);
+}
+
+static void write_rdb(const char *base, const void *rec, size_t n) {
+  char path[700];
+  snprintf(path, sizeof path, "%s.rdb", base);
+  FILE *f = fopen(path, "wb");
+  fwrite(rec, 1, n, f);
+  fclose(f);
+}
+
+/* damaged indexes and records: refused by name, without undefined
+ * conversions or allocations the bytes do not justify */
+static void test_hostile_db(const char *dir) {
+  foil_err err = {0};
+  char base[600];
+  snprintf(base, sizeof base, "%s/Hostile", dir);
+  buf_t rec = {.n = 0};
+  put_header(&rec, 2);
+  put_int(&rec, 254);
+  unsigned char r[256] = {0, 0, 0, (unsigned char)rec.n};
+  uLongf zl = sizeof r - 4;
+  compress(r + 4, &zl, rec.b, rec.n);
+  write_rdb(base, r, 4 + zl);
+  buf_t good = {.n = 0}, t = {.n = 0}, e = {.n = 0}, c = {.n = 0};
+  put_int(&good, 13), put_int(&good, 2), put_int(&good, 0), put_int(&good, (int32_t)(4 + zl));
+  put_int(&t, 10), put_int(&t, 1), put_int(&t, 1);
+  /* an offset of 1e300 as a double */
+  put_int(&e, 14), put_int(&e, 2), put_real(&e, 1e300), put_real(&e, 10);
+  write_rdx(base, &e, &t);
+  rdata_db *db = NULL;
+  CHECKF(rdata_db_open(&db, base, &err) == FOIL_EINVAL && strstr(err.msg, "Hostile.rdx") &&
+             strstr(err.msg, "(offset, length)"),
+         "%s", err.msg);
+  rdata_db_close(&db);
+  /* compressed = NaN, and 1e300 */
+  for (int k = 0; k < 2; k++) {
+    c.n = 0;
+    put_int(&c, 14), put_int(&c, 1), put_real(&c, k ? 1e300 : NAN);
+    write_rdx(base, &good, &c);
+    CHECKF(rdata_db_open(&db, base, &err) == FOIL_EINVAL && strstr(err.msg, "compressed"), "%s", err.msg);
+    rdata_db_close(&db);
+  }
+  /* a record whose header claims 2 GiB - 1: decoded into a buffer that
+   * grows with the real output, then refused */
+  r[0] = 0x7f, r[1] = r[2] = r[3] = 0xff;
+  write_rdb(base, r, 4 + zl);
+  write_rdx(base, &good, &t);
+  CHECKF(rdata_db_open(&db, base, &err) == 0, "%s", err.msg);
+  rdata_doc *d = NULL;
+  const rdata_val *v;
+  if (db)
+    CHECKF(rdata_db_load(db, "obj", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "2147483647"), "%s", err.msg);
+  rdata_db_close(&db);
+  /* an xz record whose block header asks for a 4 GiB dictionary */
+  unsigned char xz[512];
+  size_t xn = 0;
+  lzma_options_lzma opt;
+  lzma_lzma_preset(&opt, 0);
+  opt.dict_size = 1 << 16;
+  lzma_filter filters[] = {{.id = LZMA_FILTER_LZMA2, .options = &opt}, {.id = LZMA_VLI_UNKNOWN}};
+  CHECK(lzma_stream_buffer_encode(filters, LZMA_CHECK_CRC32, NULL, rec.b, rec.n, xz, &xn, sizeof xz) == LZMA_OK);
+  /* block header at 12: size, flags, the sizes (varints) when flagged,
+   * filter id 0x21, props size 1, the dictionary byte (40: 4 GiB - 1),
+   * padding, CRC-32 */
+  size_t bh = 12, bsz = ((size_t)xz[bh] + 1) * 4, p = bh + 2;
+  for (int bit = 0x40; bit <= 0x80; bit <<= 1)
+    if (xz[bh + 1] & bit)
+      while (xz[p++] & 0x80) {
+      }
+  CHECK((xz[bh + 1] & 3) == 0 && xz[p] == 0x21 && xz[p + 1] == 1);
+  p += 2;
+  xz[p] = 40;
+  uint32_t crc = (uint32_t)crc32(0, xz + bh, (uInt)(bsz - 4));
+  for (int i = 0; i < 4; i++) xz[bh + bsz - 4 + i] = (unsigned char)(crc >> (8 * i));
+  unsigned char rx[600] = {0, 0, 0, (unsigned char)rec.n, 'X'};
+  memcpy(rx + 5, xz, xn);
+  write_rdb(base, rx, 5 + xn);
+  good.n = 0;
+  put_int(&good, 13), put_int(&good, 2), put_int(&good, 0), put_int(&good, (int32_t)(5 + xn));
+  c.n = 0;
+  put_int(&c, 13), put_int(&c, 1), put_int(&c, 3);
+  write_rdx(base, &good, &c);
+  CHECKF(rdata_db_open(&db, base, &err) == 0, "%s", err.msg);
+  if (db)
+    CHECKF(rdata_db_load(db, "obj", &d, &v, &err) == FOIL_EINVAL && strstr(err.msg, "4096 MiB") &&
+               strstr(err.msg, "Hostile.rdb"),
+           "%s", err.msg);
+  rdata_db_close(&db);
+  /* the same record with a 64 KiB dictionary again: reads */
+  xz[p] = 0;
+  crc = (uint32_t)crc32(0, xz + bh, (uInt)(bsz - 4));
+  for (int i = 0; i < 4; i++) xz[bh + bsz - 4 + i] = (unsigned char)(crc >> (8 * i));
+  memcpy(rx + 5, xz, xn);
+  write_rdb(base, rx, 5 + xn);
+  CHECKF(rdata_db_open(&db, base, &err) == 0, "%s", err.msg);
+  if (db) CHECKF(rdata_db_load(db, "obj", &d, &v, &err) == 0 && v == NULL, "%s", err.msg);
+  rdata_doc_free(&d);
+  rdata_db_close(&db);
+}
+
 static void test_installed(void) {
   struct stat st;
   const char *ja = "/usr/lib/R/site-library/janeaustenr/data/Rdata";
@@ -334,9 +550,11 @@ int main(void) {
   mkdir(dir, 0755);
   RUN(test_streams);
   RUN(test_corrupt);
+  RUN(test_hostile);
   int before = test_failures;
   test_db(dir);
   test_corrupt_record(dir);
+  test_hostile_db(dir);
   printf("%-40s %s\n", "test_db", test_failures == before ? "ok" : "FAILED");
   RUN(test_installed);
   TEST_EXIT();
