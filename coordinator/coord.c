@@ -54,6 +54,8 @@ int coord_worker_find(coord *c, const char *name) {
   return -1;
 }
 
+const char *coord_route(const cworker *w) { return w->route[0] ? w->route : w->name; }
+
 /* "w:r,w:r" into out (n bytes, COORD_PLACE_TEXT holds any); -1 when it
  * does not fit (out then holds a cut string that must not be stored). */
 static int place_string(coord *c, const cattempt *a, char *out, size_t n) {
@@ -339,7 +341,7 @@ void coord_release_members(coord *c, cjob *j, cattempt *a) {
     rel.job_id = j->id, rel.token = a->token;
     Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
     m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_RELEASE, m.release = &rel;
-    wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, NULL);
+    wire_send(c->wrk, coord_route(w), &m.base, ZMQ_DONTWAIT, NULL);
   }
 }
 
@@ -352,7 +354,7 @@ static void send_signal(coord *c, cjob *j, cattempt *a, int signo, int stop, int
   Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
   m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_SIGNAL, m.signal = &s;
   foil_err err = {0};
-  if (!w->session || wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, &err))
+  if (!w->session || wire_send(c->wrk, coord_route(w), &m.base, ZMQ_DONTWAIT, &err))
     coord_log(c, "WARN", "job %llu: signal to %s not delivered now (%s); sent again when it is back",
               (unsigned long long)j->id, w->name, w->session ? err.msg : "not connected");
   if (stop) a->signal_mono = log_mono();
@@ -528,7 +530,7 @@ static void send_assign(coord *c, cjob *j, cattempt *a) {
     cworker *w = &c->workers[a->place[i].worker];
     as.head = i == 0;
     foil_err err = {0};
-    if (wire_send(c->wrk, w->name, &m.base, ZMQ_DONTWAIT, &err)) {
+    if (wire_send(c->wrk, coord_route(w), &m.base, ZMQ_DONTWAIT, &err)) {
       coord_worker_lost(c, w, "assign could not be delivered");
       return;
     }
@@ -801,6 +803,13 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
      * worker. The queue stays bounded by the worker's own traffic: Assigns
      * by its free slots, replies by its requests. */
     zmq_setsockopt(c->wrk, ZMQ_SNDHWM, &zero, sizeof zero);
+    /* A worker process whose connection broke reconnects with the same
+     * routing id while the old connection may still be open here (half-open:
+     * no ZeroMQ heartbeats on this socket): handover gives the route to the
+     * new connection instead of ignoring it until the old one times out.
+     * Every foil-worker process has its own routing id (NAME/INSTANCE), so
+     * a second process of the same name never takes a route over this way:
+     * its Register is refused (coord_wp.c). */
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     rc = auth_server_socket(c->auth, c->ctl, o->control, err);
     if (!rc) rc = auth_server_socket(c->auth, c->wrk, o->workers, err);

@@ -17,8 +17,14 @@
  * cancel (or signal) their own jobs, readers read (get, watch, list, logs,
  * workers); worker keys are refused there (PERMISSION_DENIED) and are the
  * only keys the worker socket serves, each only for the worker whose name
- * (routing id) is the key's name. Without CURVE every peer is admin
- * and the endpoints must be loopback (unless insecure).
+ * (the NAME of its routing id NAME/INSTANCE) is the key's name. Without
+ * CURVE every peer is admin and the endpoints must be loopback (unless
+ * insecure).
+ *
+ * One process per worker name (worker.proto): a name is bound to the route
+ * it registered from; another route's Register is refused ALREADY_EXISTS
+ * while that worker is live (heard within the liveness window), accepted
+ * once it has been silent that long.
  */
 #ifndef FOIL_COORDINATOR_COORD_H
 #define FOIL_COORDINATOR_COORD_H

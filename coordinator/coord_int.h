@@ -24,6 +24,11 @@
 
 #define COORD_MAX_FRAME (1u << 20)        /* control and worker frames */
 #define COORD_MAX_NAME 128
+/* a worker's routing id, "NAME/INSTANCE" (worker.proto): the instance is 1
+ * to COORD_MAX_INSTANCE letters, digits, '.', '_', '-'; ZeroMQ's limit on
+ * a routing id is 255 bytes */
+#define COORD_MAX_INSTANCE 64
+#define COORD_MAX_ROUTE 255
 #define COORD_MAX_KIND 32
 #define COORD_MAX_SPEC (256u << 10)
 #define COORD_MAX_ARGV 256
@@ -87,6 +92,12 @@ typedef struct {
   int session;          /* registered with this coordinator process */
   double registered_time, last_heartbeat;
   double last_seen_mono;
+  /* the routing id it registered from in this process ("" none yet): the
+   * one process that may speak as this worker, and where everything for it
+   * is sent (coord_route). Not stored: after a restart the first Register
+   * of the name sets it. */
+  char route[COORD_MAX_ROUTE + 1];
+  double refused_logged;  /* when a Register of this name from another route was last logged */
 } cworker;
 
 struct coord {
@@ -122,6 +133,9 @@ const char *coord_state_name(int state);
 cjob *coord_job(coord *c, uint64_t id);
 cattempt *coord_current(cjob *j);
 int coord_worker_find(coord *c, const char *name);
+/* Where messages for w go: the route it registered from (its name when it
+ * has none, as for a worker loaded from the store). */
+const char *coord_route(const cworker *w);
 /* Commits a change: begin, the writes `fn` makes, one event line, commit.
  * Logs and returns the store's error on failure. */
 int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ...)

@@ -165,14 +165,87 @@ static void check_missing(coord *c, cworker *w, Foil__V1__AttemptRef **refs, siz
   }
 }
 
-static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Register *r, const char *peer) {
+/* A worker's routing id: "NAME/INSTANCE", or NAME alone (older workers:
+ * their own instance). */
+typedef struct {
+  char route[COORD_MAX_ROUTE + 1];  /* as received, bytes outside ASCII's printable range as '?' */
+  char name[COORD_MAX_ROUTE + 1];   /* the part before the first '/' */
+  int ok;                           /* the whole id is text and the instance (if any) a plain token */
+} wroute;
+
+static int instance_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > COORD_MAX_INSTANCE) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+          *s == '_' || *s == '-'))
+      return 0;
+  return 1;
+}
+
+static void route_parse(const wire_msg *m, wroute *r) {
+  size_t len = m->nroute ? zmq_msg_size((zmq_msg_t *)&m->route[0]) : 0;
+  wire_msg_peer(m, r->route, sizeof r->route);
+  /* a NUL inside (ZeroMQ's own ids for peers that set none begin with one)
+   * would cut the text: such an id cannot be a worker's */
+  r->ok = len > 0 && len <= COORD_MAX_ROUTE && strlen(r->route) == len;
+  for (char *p = r->route; *p; p++)  /* routing ids are bytes; names are printable */
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
+  snprintf(r->name, sizeof r->name, "%s", r->route);
+  char *slash = strchr(r->name, '/');
+  if (slash) {
+    *slash = 0;
+    if (!instance_ok(slash + 1)) r->ok = 0;
+  }
+}
+
+/* 1 when worker w is live on a route other than `route`: registered from
+ * it in this process and heard within the liveness window; *heard: seconds
+ * since. */
+static int taken_by_other(const coord *c, const cworker *w, const char *route, double *heard) {
+  *heard = log_mono() - w->last_seen_mono;
+  return w->session && !w->down && w->route[0] && strcmp(w->route, route) &&
+         *heard <= c->hb_s * c->o.liveness;
+}
+
+/* The name is in use by another live process: ALREADY_EXISTS, with when to
+ * try again (once that one would be out of its window). Nothing changes. */
+static void refuse_taken(coord *c, wire_msg *m, uint64_t rid, cworker *w, const char *route, double heard) {
+  double window = c->hb_s * c->o.liveness, left = window - heard, now = log_mono();
+  if (heard < 0) heard = 0;  /* the grace of a restart or a stall */
+  if (left < 0) left = 0;
+  if (left > 3600) left = 3600;  /* a window of an hour or more: ask again hourly */
+  if (!w->refused_logged || now - w->refused_logged >= 60) {  /* once a minute at most */
+    w->refused_logged = now;
+    coord_log(c, "WARN", "worker %s: a second foil-worker of that name (%s) refused: %s on %s is live (heard %.1f s "
+              "ago); repeats of this are logged once a minute", w->name, route, w->route, w->host, heard);
+  }
+  char msg[1024];
+  snprintf(msg, sizeof msg, "register: worker name \"%s\" is in use by a live foil-worker on host %s (heard %.1f s "
+           "ago, as %s): a second process may not take it over. This one (%s) is accepted once that one has been "
+           "silent for %.1f s (the liveness window); to run both, start this one with another --name",
+           w->name, w->host, heard, w->route, route, window);
+  foil_utf8_scrub(msg);
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = client_err_to_code(FOIL_EEXIST), e.message = msg;
+  Foil__V1__CoordinatorMessage r = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  r.request_id = rid, r.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, r.error = &e;
+  r.retry_after_ms = (uint32_t)(left * 1e3) + 100;  /* just past its window */
+  answer(c, m, &r);
+}
+
+static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Register *r, const wroute *from) {
   foil_err err = {0};
   if (wire_check_len("register.name", r->name, COORD_MAX_NAME, &err) ||
       wire_check_len("register.host", r->host, 255, &err))
     return answer_error(c, m, rid, err.code, "%s", err.msg);
-  if (!r->name[0] || strcmp(r->name, peer))
-    return answer_error(c, m, rid, FOIL_EINVAL, "register: name \"%s\" must be the socket's routing id (\"%s\")",
-                        r->name, peer);
+  if (!r->name[0] || strcmp(r->name, from->name))
+    return answer_error(c, m, rid, FOIL_EINVAL, "register: name \"%s\" must be the NAME of the socket's routing id "
+                        "NAME/INSTANCE (\"%s\")", r->name, from->route);
+  if (!from->ok)
+    return answer_error(c, m, rid, FOIL_EINVAL, "register: the socket's routing id \"%s\" is not NAME or "
+                        "NAME/INSTANCE (an instance is 1 to %d letters, digits, '.', '_', '-')", from->route,
+                        COORD_MAX_INSTANCE);
   /* names go into placements ("w:r,w:r") and the store: plain names only */
   if (!confine_name_ok(r->name))
     return answer_error(c, m, rid, FOIL_EINVAL, "register: worker name \"%s\" must be 1 to %d of letters, digits, "
@@ -182,6 +255,9 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
     return answer_error(c, m, rid, FOIL_EINVAL, "register: %u slots and %u GPUs are out of range (1..4096, 0..64)",
                         r->slots, r->gpus);
   int wi = coord_worker_find(c, r->name);
+  double heard = 0;
+  if (wi >= 0 && taken_by_other(c, &c->workers[wi], from->route, &heard))
+    return refuse_taken(c, m, rid, &c->workers[wi], from->route, heard);
   if (wi < 0) {
     if (c->nworkers == c->workers_cap) {
       size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
@@ -194,13 +270,17 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
     snprintf(c->workers[wi].name, sizeof c->workers[wi].name, "%s", r->name);
   }
   cworker *w = &c->workers[wi];
+  char was[COORD_MAX_ROUTE + 8] = "";
+  if (w->route[0] && strcmp(w->route, from->route)) snprintf(was, sizeof was, " (was %s)", w->route);
+  snprintf(w->route, sizeof w->route, "%s", from->route);  /* from now on, its messages come from and go to here */
   snprintf(w->host, sizeof w->host, "%s", r->host[0] ? r->host : r->name);
   w->slots = r->slots, w->gpus = r->gpus;
   w->down = 0, w->session = 1;
   w->registered_time = w->last_heartbeat = log_now();
   w->last_seen_mono = log_mono();
-  coord_persist_worker(c, w, "registered: host %s, %u slots, %u GPUs, %zu attempt(s) running", w->host,
-                       w->slots, w->gpus, r->n_running);
+  w->refused_logged = 0;
+  coord_persist_worker(c, w, "registered: host %s, %u slots, %u GPUs, %zu attempt(s) running; as %s%s", w->host,
+                       w->slots, w->gpus, r->n_running, w->route, was);
   size_t unrecorded = 0;
   for (size_t i = 0; i < r->n_finished; i++) unrecorded += coord_wp_finished(c, w, r->finished[i]) == FOIL_EUNAVAIL;
   if (unrecorded) {  /* not acknowledged: the worker registers again with them */
@@ -245,10 +325,8 @@ static void set_str(char **dst, const char *s) {
 }
 
 void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
-  char peer[COORD_MAX_NAME + 1];
-  wire_msg_peer(m, peer, sizeof peer);
-  for (char *p = peer; *p; p++)  /* routing ids are bytes; names are printable */
-    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
+  wroute from;
+  route_parse(m, &from);
   if (rc) return answer_error(c, m, 0, rc, "%s", e->msg);
   Foil__V1__WorkerMessage *q = foil__v1__worker_message__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
   if (!q) return answer_error(c, m, 0, FOIL_EINVAL, "the frame is not a foil.v1.WorkerMessage");
@@ -260,9 +338,9 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
                  who, auth_role_name(role));
     goto done;
   }
-  if (auth_enabled(c->auth) && strcmp(peer, who)) {  /* one node's key cannot speak for another */
+  if (auth_enabled(c->auth) && strcmp(from.name, who)) {  /* one node's key cannot speak for another */
     answer_error(c, m, rid, FOIL_EPERM, "worker key \"%s\" may speak only as worker \"%s\" (foil-worker --name), "
-                                       "not as \"%s\"", who, who, peer);
+                                       "not as \"%s\"", who, who, from.name);
     goto done;
   }
   /* a worker's text cut inside a character (an older worker) is kept, its
@@ -280,13 +358,20 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
     goto done;
   }
   if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER) {
-    do_register(c, m, rid, q->register_, peer);
+    do_register(c, m, rid, q->register_, &from);
     goto done;
   }
-  int wi = coord_worker_find(c, peer);
+  int wi = from.ok ? coord_worker_find(c, from.name) : -1;
   cworker *w = wi >= 0 ? &c->workers[wi] : NULL;
   if (!w || !w->session) {
-    answer_error(c, m, rid, FOIL_EPRECOND, "register first: this coordinator does not know worker \"%s\"", peer);
+    answer_error(c, m, rid, FOIL_EPRECOND, "register first: this coordinator does not know worker \"%s\"", from.name);
+    goto done;
+  }
+  /* another process of that name holds it (or took it over once this one
+   * went silent): this one registers again, and is told whether it may */
+  if (strcmp(w->route, from.route)) {
+    answer_error(c, m, rid, FOIL_EPRECOND, "register first: worker \"%s\" is registered from %s, not from this "
+                 "connection (%s)", w->name, w->route, from.route);
     goto done;
   }
   w->last_seen_mono = log_mono();

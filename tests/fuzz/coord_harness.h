@@ -2,8 +2,8 @@
  * control API and the worker protocol: a real coord (coord_new) whose data
  * root is a fresh temporary directory (SQLite store included), bound to
  * inproc endpoints, with one DEALER client on each socket (identities
- * "fuzz-client" and "fuzz-worker") so that replies go somewhere and are
- * drained. Inputs are handed to the handlers (coord_api_handle,
+ * "fuzz-client" and "fuzz-worker/f0221", a worker's NAME/INSTANCE) so that
+ * replies go somewhere and are drained. Inputs are handed to the handlers (coord_api_handle,
  * coord_wp_handle) as the coordinator's loop would hand a received frame,
  * then one scheduling pass runs. The worker "fuzz-worker" is registered
  * and one pretrain and one command job are submitted at start, so inputs
@@ -24,7 +24,8 @@
 #include "coordinator/coord_int.h"
 
 #define HARNESS_CLIENT "fuzz-client"
-#define HARNESS_WORKER "fuzz-worker"
+#define HARNESS_WORKER "fuzz-worker"                /* the worker's name (Register.name in the seeds) */
+#define HARNESS_WORKER_ROUTE HARNESS_WORKER "/f0221" /* its routing id, NAME/INSTANCE */
 
 static coord *harness_c;
 static void *harness_cli, *harness_wrk;
@@ -72,7 +73,7 @@ static void harness_feed(int api, const uint8_t *data, size_t size) {
   wire_msg m;
   foil_err e = {0};
   int rc = FOIL_OK;
-  harness_msg(&m, api ? HARNESS_CLIENT : HARNESS_WORKER, data, size);
+  harness_msg(&m, api ? HARNESS_CLIENT : HARNESS_WORKER_ROUTE, data, size);
   if (size > COORD_MAX_FRAME) rc = foil_err_set(&e, FOIL_ENOMEM, "over the limit");
   if (api) coord_api_handle(harness_c, &m, rc, &e);
   else coord_wp_handle(harness_c, &m, rc, &e);
@@ -131,7 +132,7 @@ static int harness_init(void) {
   harness_cli = zmq_socket(harness_c->zctx, ZMQ_DEALER);
   harness_wrk = zmq_socket(harness_c->zctx, ZMQ_DEALER);
   zmq_setsockopt(harness_cli, ZMQ_ROUTING_ID, HARNESS_CLIENT, strlen(HARNESS_CLIENT));
-  zmq_setsockopt(harness_wrk, ZMQ_ROUTING_ID, HARNESS_WORKER, strlen(HARNESS_WORKER));
+  zmq_setsockopt(harness_wrk, ZMQ_ROUTING_ID, HARNESS_WORKER_ROUTE, strlen(HARNESS_WORKER_ROUTE));
   int zero = 0;
   zmq_setsockopt(harness_cli, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(harness_wrk, ZMQ_LINGER, &zero, sizeof zero);

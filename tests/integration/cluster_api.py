@@ -45,12 +45,14 @@ def expect_error(code, fn, *args, **kw):
 
 
 class FakeWorker:
-    """Speaks worker.proto over a DEALER socket whose routing id is its name."""
+    """Speaks worker.proto over a DEALER socket whose routing id is
+    NAME/INSTANCE, as foil-worker's (one instance per FakeWorker)."""
 
     def __init__(self, cluster, name, slots=2, gpus=0):
         self.c, self.name, self.slots, self.gpus = cluster, name, slots, gpus
+        self.route = "%s/%s" % (name, uuid.uuid4().hex[:16])
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, name.encode())
+        self.sock.setsockopt(zmq.IDENTITY, self.route.encode())
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(cluster.workers_ep)
         self.rid = 0

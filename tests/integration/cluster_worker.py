@@ -8,7 +8,9 @@ its time limit gets its warn signal and ends TIMEOUT; a 4-rank job is
 gang-placed on two 2-slot workers and launched by mpirun from the head;
 SIGKILL of the worker running a job makes the attempt NODE_FAIL and the
 job runs again on the other worker (restart_count 1); progress sent by a
-job's rank 0 reaches Job.progress.
+job's rank 0 reaches Job.progress; a second foil-worker started with the
+name of a running one is refused (it logs ALREADY_EXISTS and keeps
+retrying) while the first runs its job to completion, never DOWN.
 """
 import os
 import signal
@@ -144,6 +146,41 @@ try:
     check(seen is not None and seen.message.startswith("step ") and seen.total == 30,
           "progress reached Job.progress (%s)" % (seen.message if seen else None))
     check(j.progress.value >= 25, "the latest progress wins (value %g)" % j.progress.value)
+
+    # ---- a second foil-worker with a running one's name: refused; the first keeps its route ----
+    # (its routing id was the name: the second took the route over, the
+    # first got no replies, and the two flapped, the first DOWN for a minute)
+    jid = c.submit_command(["sh", "-c", "sleep 4; echo the first kept it"])
+    j = c.wait_state(jid, {"JOB_RUNNING"}, timeout=30)
+    owner = j.attempts[-1].workers[0]
+    dup_key = owner + "-second"
+    dup = c.start_worker(owner, slots=2, extra_args=wargs, wait=False, key=dup_key)
+    dlog = os.path.join(c.root, "worker-%s.log" % dup_key)
+    downs, refused, text = 0, False, ""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        info = c.worker_info(owner)
+        downs += info is None or info.state == pb.control.WORKER_DOWN
+        text = open(dlog).read() if os.path.exists(dlog) else ""
+        refused = "ALREADY_EXISTS" in text and "in use by a live foil-worker on host localhost" in text
+        if refused and STATE.Name(c.job(jid).state) not in ("JOB_RUNNING", "JOB_PENDING"):
+            break
+        time.sleep(0.1)
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED", "JOB_NODE_FAIL", "JOB_CANCELLED"}, timeout=30)
+    check(refused, "the second foil-worker named %s logs that the coordinator refuses it (%s)"
+          % (owner, [ln for ln in text.splitlines() if "ERROR" in ln][-1:]))
+    check(dup.poll() is None, "the second keeps running (registering again now and then), not exiting")
+    check(STATE.Name(j.state) == "JOB_COMPLETED" and j.restart_count == 0 and len(j.attempts) == 1
+          and "the first kept it" in c.log(jid),
+          "the first ran its job to completion (%s, restart count %d)" % (STATE.Name(j.state), j.restart_count))
+    check(downs == 0, "the first was never DOWN meanwhile (%d polls said so)" % downs)
+    clog = open(os.path.join(c.root, "coordinator.log")).read()
+    check("a second foil-worker of that name" in clog, "the coordinator logs the refusal")
+    dup.send_signal(signal.SIGTERM)
+    check(dup.wait(30) == 0, "the second stops on SIGTERM (exit %s)" % dup.returncode)
+    del c.workers[dup_key]
+    info = c.worker_info(owner)
+    check(info is not None and info.state != pb.control.WORKER_DOWN, "the first is still up")
 
     # ---- SIGKILL the worker running a job: NODE_FAIL, requeued, done elsewhere ----
     pidf = os.path.join(work, "nodefail.pid")

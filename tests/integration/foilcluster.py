@@ -203,12 +203,16 @@ class Cluster:
         self.coord.wait(30)
 
     # ---- workers ----------------------------------------------------------
-    def start_worker(self, name, slots=2, gpus=0, extra_args=(), wait=True):
+    def start_worker(self, name, slots=2, gpus=0, extra_args=(), wait=True, key=None):
+        """key: what self.workers and the log file (ROOT/worker-KEY.log) call
+        this process, by default its name; a second foil-worker of a name
+        already running needs another."""
+        key = key or name
         args = [self.bin("foil-worker"), "--root", self.root, "--coordinator", self.workers_ep,
                 "--name", name, "--host", "localhost", "--slots", str(slots), "--gpus", str(gpus),
-                "--log", os.path.join(self.root, "worker-%s.log" % name)] + list(extra_args)
+                "--log", os.path.join(self.root, "worker-%s.log" % key)] + list(extra_args)
         p = subprocess.Popen(args, env=self.env(), start_new_session=True)
-        self.workers[name] = p
+        self.workers[key] = p
         if wait:
             self.wait_worker(name, up=True)
         return p

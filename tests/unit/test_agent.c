@@ -8,7 +8,10 @@
  * fit is still UTF-8; names that are not plain names are refused. A
  * Register refused UNAVAILABLE is retried with backoff; one refused
  * INVALID_ARGUMENT stops the agent with that error. More job ends than a
- * frame holds still register, the rest following one by one. */
+ * frame holds still register, the rest following one by one. The routing
+ * id is NAME/INSTANCE; a Register refused ALREADY_EXISTS (another process
+ * has the name) stops the agent's jobs, not the agent, which registers
+ * again after the time the refusal gives. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +37,12 @@ static volatile sig_atomic_t child_stop = 0;
 /* the agent's name; test_many_finished's is another, so that what an earlier agent
  * sent late is not taken for its */
 static const char *name = "w1";
+/* the running agent's routing id (NAME/INSTANCE, learnt from its first
+ * message; "" until then), and those of agents before it, whose late
+ * messages are skipped */
+static char route[300];
+static char retired[8][300];
+static int nretired;
 static void on_term(int s) { (void)s; child_stop = 1; }
 
 /* The job that test_progress_forwarded runs: rank 0 sending progress. */
@@ -51,6 +60,8 @@ static int progress_child(void) {
 }
 
 static pid_t start_agent(void) {
+  if (route[0] && nretired < 8) snprintf(retired[nretired++], sizeof retired[0], "%s", route);
+  route[0] = 0;
   pid_t pid = fork();
   if (pid == 0) {
     struct sigaction sa = {0};
@@ -75,7 +86,19 @@ static pid_t start_agent(void) {
 }
 
 static void send_to_worker(Foil__V1__CoordinatorMessage *m) {
-  CHECK(wire_send(router, name, &m->base, 0, NULL) == FOIL_OK);
+  CHECK(route[0] && wire_send(router, route, &m->base, 0, NULL) == FOIL_OK);
+}
+
+/* 1 when a message from peer is the running agent's: its route, or (none
+ * known yet) NAME/... that no earlier agent had, which becomes its route. */
+static int from_agent(const char *peer) {
+  if (route[0]) return !strcmp(peer, route);
+  size_t n = strlen(name);
+  if (strncmp(peer, name, n) || peer[n] != '/') return 0;
+  for (int i = 0; i < nretired; i++)
+    if (!strcmp(peer, retired[i])) return 0;
+  snprintf(route, sizeof route, "%s", peer);
+  return 1;
 }
 
 static void reply(uint64_t request_id, int body_case, void *body) {
@@ -116,9 +139,9 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
       wire_msg_close(&w);
       continue;
     }
-    char peer[64];
+    char peer[300];
     wire_msg_peer(&w, peer, sizeof peer);
-    if (strcmp(peer, name)) {  /* late, from an agent of an earlier test */
+    if (!from_agent(peer)) {  /* late, from an agent of an earlier test */
       wire_msg_close(&w);
       continue;
     }
@@ -170,7 +193,7 @@ static void assign(uint64_t job, uint64_t token, char **argv, size_t argc, doubl
   sp.kind = "command", sp.argv = argv, sp.n_argv = argc, sp.resources = &res;
   sp.warn_signal = warn_signal, sp.warn_before_s = warn_before;
   Foil__V1__Placement pl = FOIL__V1__PLACEMENT__INIT, *plp = &pl;
-  pl.worker = "w1", pl.host = "localhost", pl.ranks = 1;
+  pl.worker = (char *)name, pl.host = "localhost", pl.ranks = 1;
   Foil__V1__Assign as = FOIL__V1__ASSIGN__INIT;
   char jd[1200];
   snprintf(jd, sizeof jd, "%s/root/jobs/%llu", tmp, (unsigned long long)job);
@@ -209,6 +232,9 @@ static void test_register(void) {
   CHECK(m != NULL);
   if (!m) return;
   CHECK(!strcmp(m->register_->name, "w1") && !strcmp(m->register_->host, "localhost"));
+  /* its routing id: the name and this process's own instance (16 hex digits) */
+  CHECKF(strlen(route) == 19 && !strncmp(route, "w1/", 3) && strspn(route + 3, "0123456789abcdef") == 16, "%s",
+         route);
   CHECK(m->register_->slots == 2 && m->register_->gpus == 2 && m->register_->n_running == 0);
   Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
   r.heartbeat_ms = 100, r.liveness = 5;
@@ -464,6 +490,136 @@ static void test_register_refused(void) {
   free(log);
 }
 
+/* The next message from the running agent, whatever it is (nothing is
+ * answered); NULL on timeout. */
+static Foil__V1__WorkerMessage *next_from_agent(double timeout_s) {
+  double t0 = log_mono();
+  while (log_mono() - t0 < timeout_s) {
+    zmq_pollitem_t it = {.socket = router, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 50) <= 0) continue;
+    wire_msg w;
+    char peer[300];
+    int rc = wire_recv(router, &w, 1, 1 << 20, 0, NULL);
+    wire_msg_peer(&w, peer, sizeof peer);
+    Foil__V1__WorkerMessage *m =
+        rc || !from_agent(peer) ? NULL : foil__v1__worker_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+    wire_msg_close(&w);
+    if (m) return m;
+  }
+  return NULL;
+}
+
+static void refuse_taken(uint64_t request_id, uint32_t retry_ms) {
+  Foil__V1__Error e = FOIL__V1__ERROR__INIT;
+  e.code = FOIL__V1__CODE__ALREADY_EXISTS;
+  e.message = "register: worker name \"w3\" is in use by a live foil-worker on host other (heard 0.1 s ago)";
+  Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
+  m.request_id = request_id, m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR, m.error = &e;
+  m.retry_after_ms = retry_ms;
+  send_to_worker(&m);
+}
+
+/* Another foil-worker process has this one's name (it was cut off, the
+ * coordinator declared it lost and took the other): its heartbeat is told
+ * to register, its Register refused ALREADY_EXISTS. It does not exit: it
+ * stops the job it ran (reported NODE_FAIL, in its next Register), sends
+ * nothing but a Register every retry_after_ms, starts no job assigned
+ * meanwhile, and once a Register is accepted it is a worker again. */
+static void test_name_taken(void) {
+  name = "w3";
+  child = start_agent();
+  Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
+  reg.heartbeat_ms = 100, reg.liveness = 5;
+  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  char *argv[] = {"sleep", "30", NULL};
+  assign(8, 18, argv, 2, 0, 0, 0, 0);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  pid_t pg = m ? m->started->pid : 0;
+  if (m) {
+    ack(m->request_id);
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  CHECK(pg > 0 && kill(-pg, 0) == 0);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
+  CHECK(m != NULL);
+  if (!m) return;
+  refuse(m->request_id, FOIL__V1__CODE__FAILED_PRECONDITION, "register first: worker \"w3\" is registered from "
+         "w3/other, not from this connection");
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  /* heartbeats it sent before it read that one are left unanswered */
+  while ((m = next_from_agent(2)) && m->body_case != FOIL__V1__WORKER_MESSAGE__BODY_REGISTER)
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  CHECK(m && m->register_->n_running == 1);
+  if (!m) return;
+  refuse_taken(m->request_id, 1000);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  double refused = log_mono();
+  int registers = 0, others = 0, reported = 0;
+  while (registers < 2 && log_mono() - refused < 8) {
+    m = next_from_agent(0.5);
+    if (!m) continue;
+    if (m->body_case != FOIL__V1__WORKER_MESSAGE__BODY_REGISTER) {
+      others++;
+      foil__v1__worker_message__free_unpacked(m, NULL);
+      continue;
+    }
+    double t = log_mono();
+    CHECKF(t - refused > 0.8 && t - refused < 2.5, "registered again %.2f s after the refusal", t - refused);
+    const Foil__V1__Register *r = m->register_;
+    for (size_t i = 0; i < r->n_finished; i++)
+      reported += r->finished[i]->job_id == 8 && r->finished[i]->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL &&
+                  strstr(r->finished[i]->message, "another foil-worker") != NULL;
+    if (++registers == 1) {
+      CHECK(pg > 0 && kill(-pg, 0) != 0);  /* its job's group is gone (SIGTERM; within the 1 s grace) */
+      refuse_taken(m->request_id, 1000);
+      refused = log_mono();
+      char *ok[] = {"true", NULL};
+      assign(9, 19, ok, 1, 0, 0, 0, 0);  /* in flight from before: not started */
+    } else {
+      int st = 0;
+      CHECK(waitpid(child, &st, WNOHANG) == 0);  /* refused twice, still running */
+      reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+    }
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  CHECKF(registers == 2 && others == 0, "%d Registers, %d other messages while refused", registers, others);
+  CHECK(reported == 2);
+  /* accepted: a worker again (heartbeats), and job 9 never ran */
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
+  CHECK(m != NULL);
+  if (m) foil__v1__worker_message__free_unpacked(m, NULL);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 0.5);
+  CHECK(m == NULL);
+  if (m) foil__v1__worker_message__free_unpacked(m, NULL);
+  struct stat sb;
+  char jd[1200];
+  snprintf(jd, sizeof jd, "%s/root/jobs/9", tmp);
+  CHECK(stat(jd, &sb) != 0);
+  char p[1200], *log = NULL;
+  snprintf(p, sizeof p, "%s/worker.log", tmp);
+  if (foil_read_file(p, &log, NULL, NULL)) log = strdup("");
+  CHECKF(log && strstr(log, "refuses worker name w3 to this process") && strstr(log, "ALREADY_EXISTS") &&
+             strstr(log, "1 job(s) stopped here (the coordinator runs them elsewhere); registering again in 1.0 s") && strstr(log, "job 9: assigned while"),
+         "%s", log);
+  free(log);
+  kill(child, SIGTERM);
+  int st = -1;
+  pid_t r = 0;
+  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 10;) {
+    Foil__V1__WorkerMessage *x = wait_for(-1, 0.1);  /* answering as a coordinator does */
+    if (x) foil__v1__worker_message__free_unpacked(x, NULL);
+  }
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (r != child) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+}
+
 /* An Assign whose launch fails at once with a long message: its job
  * directory would be below a regular file. */
 static int assign_unmakeable(uint64_t job, const char *file) {
@@ -483,7 +639,7 @@ static int assign_unmakeable(uint64_t job, const char *file) {
   as.attempt = 1, as.job_dir = jd;
   Foil__V1__CoordinatorMessage m = FOIL__V1__COORDINATOR_MESSAGE__INIT;
   m.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN, m.assign = &as;
-  return wire_send(router, name, &m.base, 0, NULL);
+  return wire_send(router, route, &m.base, 0, NULL);
 }
 
 /* A report as this test made it: FAILED, exit 127, the launch error. */
@@ -526,9 +682,9 @@ static void test_many_finished(void) {
     if (zmq_poll(&it, 1, 100) <= 0) continue;
     wire_msg w;
     rc = wire_recv(router, &w, 1, 1 << 20, 0, NULL);  /* the coordinator's limit (COORD_MAX_FRAME) */
-    char peer[64];
+    char peer[300];
     wire_msg_peer(&w, peer, sizeof peer);
-    m = rc || strcmp(peer, name) ? NULL
+    m = rc || !from_agent(peer) ? NULL
                                  : foil__v1__worker_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
     wire_msg_close(&w);
     oversized += rc == FOIL_ENOMEM;
@@ -617,6 +773,7 @@ int main(int argc, char **argv) {
   RUN(test_register_again);
   RUN(test_shutdown);
   RUN(test_register_refused);
+  RUN(test_name_taken);
   RUN(test_many_finished);
   if (kill(child, 0) == 0) {
     kill(child, SIGKILL);

@@ -28,7 +28,11 @@
  *    assigned (one older than the heartbeat's window it leaves out does);
  *  - a worker back with more job ends than a frame holds registers (its
  *    Register built by the agent's outbox), and every job ends as reported;
- *  - after a restart the workers' grace counts from the end of the load.
+ *  - after a restart the workers' grace counts from the end of the load;
+ *  - one process per worker name: a second process's Register (another
+ *    routing id NAME/INSTANCE) is refused ALREADY_EXISTS while the first is
+ *    live, which keeps its jobs and messages; accepted once the first has
+ *    been silent for the liveness window, the route switching to it.
  */
 #define _DEFAULT_SOURCE
 #include <sqlite3.h>
@@ -180,6 +184,16 @@ static int wp_code(Foil__V1__CoordinatorMessage *r) {
   return code;
 }
 
+/* A Register of worker `name` sent from the routing id `route` (socket s). */
+static Foil__V1__CoordinatorMessage *reg_from(void *s, const char *route, const char *name, const char *host,
+                                              uint32_t slots) {
+  Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
+  r.name = (char *)name, r.host = (char *)host, r.slots = slots, r.version = "test";
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, q.register_ = &r;
+  return wp(s, route, &q);
+}
+
 static Foil__V1__CoordinatorMessage *reg(void *s, const char *name, uint32_t slots, Foil__V1__Finished **fin,
                                          size_t nfin) {
   Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
@@ -188,6 +202,13 @@ static Foil__V1__CoordinatorMessage *reg(void *s, const char *name, uint32_t slo
   Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
   q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, q.register_ = &r;
   return wp(s, name, &q);
+}
+
+static int heartbeat(void *s, const char *route) {
+  Foil__V1__Heartbeat h = FOIL__V1__HEARTBEAT__INIT;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, q.heartbeat = &h;
+  return wp_code(wp(s, route, &q));
 }
 
 static int finished(void *s, const char *name, uint64_t job, uint64_t token, int state, const char *msg) {
@@ -704,6 +725,130 @@ static void test_reregister_race(void) {
   stop();
 }
 
+/* ---- one process per worker name ----------------------------------------------------------- */
+
+/* The next message on s within its 1 s timeout that is not an answer
+ * (assign, signal, release); NULL when none came. */
+static Foil__V1__CoordinatorMessage *pushed(void *s) {
+  for (;;) {
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    if (zmq_msg_recv(&f, s, 0) < 0) {
+      zmq_msg_close(&f);
+      return NULL;
+    }
+    Foil__V1__CoordinatorMessage *r = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+    zmq_msg_close(&f);
+    if (r && r->request_id == 0) return r;
+    if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
+  }
+}
+
+/* 1 when nothing arrives on s for a while (what was sent to it, drained). */
+static int quiet(void *s) {
+  zmq_msg_t f;
+  zmq_msg_init(&f);
+  int got = zmq_msg_recv(&f, s, ZMQ_DONTWAIT) >= 0;
+  zmq_msg_close(&f);
+  return !got;
+}
+
+/* Two foil-worker processes with the same name (routing ids w1/aaaa and
+ * w1/bbbb). The second's Register, while the first is live, is refused
+ * ALREADY_EXISTS naming the name, the first's host and how long ago it was
+ * heard, with when to retry; nothing changes: the first keeps its jobs,
+ * heartbeats and the coordinator's messages (a cancel's stop reaches its
+ * socket, none the second's), and the second's other messages are told to
+ * register first. Once the first has been silent for the liveness window
+ * the second is accepted, the route switches, and the first, back, gets
+ * the same refusal. Routing ids that are not NAME or NAME/INSTANCE, or
+ * whose NAME is not the Register's, are refused. */
+static void test_duplicate_name(void) {
+  if (fresh("dup")) return;
+  void *a = peer("w1/aaaa"), *b = peer("w1/bbbb");
+  CHECK(wp_code(reg_from(a, "w1/aaaa", "w1", "host-a", 2)) == 0);
+  int wi = coord_worker_find(C, "w1");
+  CHECK(wi >= 0 && !strcmp(C->workers[wi].route, "w1/aaaa"));
+  if (wi < 0) return stop();
+  uint64_t token = 0, id = running_job(&token);
+  Foil__V1__CoordinatorMessage *m = pushed(a);
+  CHECK(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN && m->assign->job_id == id);
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  /* the second process, while the first is live */
+  m = reg_from(b, "w1/bbbb", "w1", "host-b", 8);
+  CHECKF(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+             m->error->code == FOIL__V1__CODE__ALREADY_EXISTS,
+         "%s", m && m->error ? m->error->message : "not refused");
+  if (m && m->error) {
+    const char *t = m->error->message;
+    CHECKF(strstr(t, "\"w1\"") && strstr(t, "host-a") && strstr(t, "heard 0.") && strstr(t, "silent for 4.0 s"),
+           "%s", t);
+    CHECKF(m->retry_after_ms > 0 && m->retry_after_ms <= 4100, "retry after %u ms", m->retry_after_ms);
+  }
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  cworker *w = &C->workers[wi];
+  CHECK(!strcmp(w->route, "w1/aaaa") && !strcmp(w->host, "host-a") && w->slots == 2);
+  cjob *j = coord_job(C, id);
+  CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->failures == 0);
+  /* its heartbeat is not the first's: register first */
+  CHECK(heartbeat(b, "w1/bbbb") == FOIL_EPRECOND);
+  /* the first is undisturbed: heartbeats, reports, and what is sent to w1 reaches it */
+  CHECK(heartbeat(a, "w1/aaaa") == 0);
+  CHECK(cancel(id) == 0);
+  m = pushed(a);
+  CHECKF(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_SIGNAL && m->signal->stop &&
+             m->signal->token == token, "the first got %s", m ? "another message" : "nothing");
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  CHECK(quiet(b));
+  CHECK(finished(a, "w1/aaaa", id, token, FOIL__V1__JOB_STATE__JOB_CANCELLED, "cancelled") == 0);
+  CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_CANCELLED);
+  /* a refused Register again later: still refused while the first heartbeats */
+  m = reg_from(b, "w1/bbbb", "w1", "host-b", 8);
+  CHECK(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+        m->error->code == FOIL__V1__CODE__ALREADY_EXISTS);
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  /* the first silent for the window (crashed): the second is accepted, and
+   * is where w1's work goes from now on */
+  w->last_seen_mono -= C->hb_s * C->o.liveness + 0.5;
+  CHECK(wp_code(reg_from(b, "w1/bbbb", "w1", "host-b", 8)) == 0);
+  CHECK(!strcmp(w->route, "w1/bbbb") && !strcmp(w->host, "host-b") && w->slots == 8 && !w->down);
+  uint64_t t2 = 0, id2 = running_job(&t2);
+  m = pushed(b);
+  CHECK(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN && m->assign->job_id == id2);
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  CHECK(quiet(a));
+  /* the first comes back (it was cut off): told to register, then refused */
+  CHECK(heartbeat(a, "w1/aaaa") == FOIL_EPRECOND);
+  CHECK(finished(a, "w1/aaaa", id2, t2, FOIL__V1__JOB_STATE__JOB_COMPLETED, "") == FOIL_EPRECOND);
+  m = reg_from(a, "w1/aaaa", "w1", "host-a", 2);
+  CHECKF(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+             m->error->code == FOIL__V1__CODE__ALREADY_EXISTS && strstr(m->error->message, "host-b"),
+         "%s", m && m->error ? m->error->message : "not refused");
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  CHECK(!strcmp(w->route, "w1/bbbb"));
+  /* declared DOWN (no heartbeat for the window): any process of the name gets in */
+  coord_worker_lost(C, w, "test");
+  CHECK(wp_code(reg_from(a, "w1/aaaa", "w1", "host-a", 2)) == 0 && !strcmp(w->route, "w1/aaaa"));
+  /* an older worker (routing id = its name) is its own instance */
+  void *old = peer("w2");
+  CHECK(wp_code(reg(old, "w2", 1, NULL, 0)) == 0 && heartbeat(old, "w2") == 0);
+  int w2 = coord_worker_find(C, "w2");
+  CHECK(w2 >= 0 && !strcmp(C->workers[w2].route, "w2"));
+  void *w2b = peer("w2/cccc");
+  CHECK(wp_code(reg_from(w2b, "w2/cccc", "w2", "h", 1)) == FOIL_EEXIST);
+  /* routing ids that are not NAME or NAME/INSTANCE of the Register's name */
+  const char *bad[] = {"w3/", "w3/a/b", "w3/x y", "w4/aaaa"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    m = reg_from(peer(bad[i]), bad[i], "w3", "h", 1);
+    CHECKF(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR &&
+               m->error->code == FOIL__V1__CODE__INVALID_ARGUMENT && strstr(m->error->message, "NAME/INSTANCE"),
+           "%s: %s", bad[i], m && m->error ? m->error->message : "accepted");
+    if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  }
+  CHECK(coord_worker_find(C, "w3") < 0);
+  stop();
+}
+
 /* ---- one pass that starts thousands of attempts on one worker ------------------------------ */
 
 /* A worker with 4,096 slots and 3,000 queued one-slot jobs: one scheduling
@@ -922,6 +1067,7 @@ int main(void) {
   RUN(test_deval_confined);
   RUN(test_submit_no_memory);
   RUN(test_reregister_race);
+  RUN(test_duplicate_name);
   RUN(test_assign_flood);
   RUN(test_register_many_finished);
   RUN(test_restart_grace);

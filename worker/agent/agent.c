@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,6 +83,10 @@ struct agent {
                               * 1 s, doubled (to REGISTER_MAX_MS) by each transient refusal */
   int fatal;                 /* a Register or handshake refused for good: its foil code (agent_run stops) */
   char fatal_msg[512];
+  char route[AGENT_MAX_ROUTE + 1]; /* the dealer's routing id: NAME/INSTANCE, this process's own */
+  int taken;                 /* the last Register was refused ALREADY_EXISTS: another live process has the
+                              * name; no jobs run here until a Register is accepted */
+  double taken_logged;       /* monotonic: when that was last logged */
   unsigned hb_ms, liveness;
   double next_beat, last_reply, last_register; /* monotonic */
   uint64_t gpus_used;
@@ -448,6 +453,11 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
 
 static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_down) {
   if (find(a, as->job_id, as->token)) return; /* a repeated assign */
+  if (a->taken) {  /* sent before another process took the name: that one's now, or requeued */
+    LOG(a, "WARN", "job %llu: assigned while another foil-worker has the name %s; not started",
+        (unsigned long long)as->job_id, a->cfg.name);
+    return;
+  }
   if (shutting_down) {
     LOG(a, "WARN", "job %llu: assigned while shutting down; not started", (unsigned long long)as->job_id);
     if (as->head)
@@ -562,12 +572,12 @@ __attribute__((format(printf, 3, 4))) static void stop_fatal(agent *a, int code,
 
 /* 1 for a refusal of a Register that no resend can change: the name, the
  * key or the resources this worker was started with (INVALID_ARGUMENT,
- * PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND, ALREADY_EXISTS); the
- * others (UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL, ...) may pass. */
+ * PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND); the others (UNAVAILABLE,
+ * RESOURCE_EXHAUSTED, INTERNAL, ...) may pass. ALREADY_EXISTS (the name is
+ * another live process's) has its own handling: register_taken. */
 static int refusal_is_final(int code) {
   return code == FOIL__V1__CODE__INVALID_ARGUMENT || code == FOIL__V1__CODE__PERMISSION_DENIED ||
-         code == FOIL__V1__CODE__UNAUTHENTICATED || code == FOIL__V1__CODE__NOT_FOUND ||
-         code == FOIL__V1__CODE__ALREADY_EXISTS;
+         code == FOIL__V1__CODE__UNAUTHENTICATED || code == FOIL__V1__CODE__NOT_FOUND;
 }
 
 /* The coordinator refused a Register (code: the wire's). A final refusal
@@ -589,6 +599,49 @@ static void register_refused(agent *a, int code, const char *msg, double now) {
   LOG(a, "WARN", "the coordinator refused to register worker %s: %s: %s; registering again in %.0f s", a->cfg.name,
       foil_err_name(err), msg, a->register_ms / 1e3);
   if (!a->registered) a->next_beat = now + a->register_ms / 1e3;
+}
+
+/* The coordinator refused a Register ALREADY_EXISTS: another foil-worker
+ * process of this name is live there (worker.proto). Not final: that one
+ * may be this worker's predecessor, crashed or cut off, which the
+ * coordinator stops counting as live after its liveness window. Until a
+ * Register is accepted this process runs nothing: its jobs are stopped as
+ * on a shutdown (the coordinator has requeued them or will: they are not
+ * this process's any more) and Assigns are ignored; it registers again
+ * after retry_ms (what the coordinator said, else a liveness window),
+ * never taking the name over. Logged once a minute at most. */
+static void register_taken(agent *a, const char *msg, unsigned retry_ms, double now) {
+  unsigned wait = retry_ms ? retry_ms : a->hb_ms * a->liveness;
+  if (wait < REGISTER_MS / 4) wait = REGISTER_MS / 4;
+  if (wait > REGISTER_MAX_MS) wait = REGISTER_MAX_MS;
+  size_t n = 0;
+  for (attempt *t = a->attempts, *next; t; t = next) {
+    next = t->next;
+    if (!t->g) {  /* a gang member's hold */
+      remove_attempt(a, t);
+      continue;
+    }
+    if (t->stopping) continue;
+    char why[256];
+    snprintf(why, sizeof why, "worker %s: another foil-worker of that name has it", a->cfg.name);
+    foil_utf8_cut(why);
+    job_log(a, t->job_dir, "attempt %u: %s: SIGTERM to the job", t->n, why);
+    begin_stop(a, t, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, t->grace_s, why);
+    n++;
+  }
+  if (!a->taken || n || now - a->taken_logged >= 60) {
+    char stopped[96] = "";
+    if (n) snprintf(stopped, sizeof stopped, "; %zu job(s) stopped here (the coordinator runs them elsewhere)", n);
+    LOG(a, "ERROR", "the coordinator at %s refuses worker name %s to this process (%s) while another foil-worker "
+        "has it: ALREADY_EXISTS: %s; this process runs no jobs until it is accepted%s; registering again in %.1f s%s",
+        a->cfg.coordinator, a->cfg.name, a->route, msg, stopped, wait / 1e3,
+        a->taken ? " (said once a minute)" : "");
+    a->taken_logged = now;
+  }
+  a->taken = 1;
+  a->registered = 0;
+  a->register_ms = wait;
+  a->next_beat = now + wait / 1e3;
 }
 
 static void on_coordinator(agent *a, int shutting_down) {
@@ -630,6 +683,8 @@ static void on_coordinator(agent *a, int shutting_down) {
           }
         } else if (code == FOIL__V1__CODE__ABORTED && token) {
           abort_attempt(a, job_id, token, msg);
+        } else if (kind == REQ_REGISTER && code == FOIL__V1__CODE__ALREADY_EXISTS) {
+          register_taken(a, msg, m->retry_after_ms, now);
         } else if (kind == REQ_REGISTER) {
           register_refused(a, code, msg, now);
         } else {
@@ -648,9 +703,11 @@ static void on_coordinator(agent *a, int shutting_down) {
         a->hb_ms = r && r->heartbeat_ms ? r->heartbeat_ms : 1000;
         a->liveness = r && r->liveness ? r->liveness : 3;
         if (!a->registered)
-          LOG(a, "INFO", "registered with the coordinator at %s as %s (%u slots, %u GPUs; heartbeat %u ms)",
-              a->cfg.coordinator, a->cfg.name, a->cfg.slots, a->cfg.gpus, a->hb_ms);
+          LOG(a, "INFO", "registered with the coordinator at %s as %s (%u slots, %u GPUs; heartbeat %u ms)%s",
+              a->cfg.coordinator, a->route, a->cfg.slots, a->cfg.gpus, a->hb_ms,
+              a->taken ? "; the other foil-worker of this name is gone" : "");
         a->registered = 1;
+        a->taken = 0;
         a->register_ms = REGISTER_MS;
         outbox_ack_register(a->ob, m->request_id);
         if (r) handle_kill_list(a, r->kill, r->n_kill);
@@ -807,7 +864,8 @@ static void check_handshake(agent *a, double now) {
 
 static void beat(agent *a, double now) {
   unsigned interval = a->registered ? a->hb_ms : a->register_ms;
-  if (a->ever_replied && !a->lost && now - a->last_reply > (double)a->liveness * a->hb_ms / 1e3) {
+  /* refused as a second process of the name, it waits on purpose: not lost */
+  if (a->ever_replied && !a->lost && !a->taken && now - a->last_reply > (double)a->liveness * a->hb_ms / 1e3) {
     LOG(a, "WARN", "no reply from the coordinator at %s for %.1f s: keeping %zu job(s) running, trying again",
         a->cfg.coordinator, now - a->last_reply, count_attempts(a));
     a->lost = 1;
@@ -823,8 +881,9 @@ static void beat(agent *a, double now) {
 }
 
 int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
-  LOG(a, "INFO", "%s starting: %s at %s, %u slots, %u GPUs, coordinator %s, root %s, progress %s", AGENT_VERSION,
-      a->cfg.name, a->cfg.host, a->cfg.slots, a->cfg.gpus, a->cfg.coordinator, a->root, a->progress_ep);
+  LOG(a, "INFO", "%s starting: %s (this process: %s) at %s, %u slots, %u GPUs, coordinator %s, root %s, progress %s",
+      AGENT_VERSION, a->cfg.name, a->route, a->cfg.host, a->cfg.slots, a->cfg.gpus, a->cfg.coordinator, a->root,
+      a->progress_ep);
   a->last_reply = log_mono();
   a->next_beat = 0;
   int shutting = 0;
@@ -887,6 +946,22 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
 
 const char *agent_progress_endpoint(const agent *a) { return a->progress_ep; }
 
+const char *agent_route(const agent *a) { return a->route; }
+
+/* 64 bits for this process's instance: the kernel's random bytes, else
+ * the clock and pid mixed (splitmix64). */
+static uint64_t instance_bits(void) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t z = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+  z += 0x9e3779b97f4a7c15u;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
 int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   *out = NULL;
   /* the coordinator takes only plain names (they go into placements "w:r,w:r") */
@@ -903,6 +978,8 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   if (!a) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   a->cfg = *cfg;
   a->log = cfg->log ? cfg->log : stderr;
+  /* its own route: a second process of the same name never shares it (worker.proto) */
+  snprintf(a->route, sizeof a->route, "%s/%016llx", cfg->name, (unsigned long long)instance_bits());
   a->hb_ms = 1000;
   a->register_ms = REGISTER_MS;
   a->liveness = 3;
@@ -926,7 +1003,7 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   }
   if (!rc) {
     int linger = 0, immediate = 1, hwm = 1000;
-    zmq_setsockopt(a->dealer, ZMQ_ROUTING_ID, cfg->name, strlen(cfg->name));
+    zmq_setsockopt(a->dealer, ZMQ_ROUTING_ID, a->route, strlen(a->route));
     zmq_setsockopt(a->dealer, ZMQ_LINGER, &linger, sizeof linger);
     /* nothing queues for a coordinator that is not there: what matters is resent */
     zmq_setsockopt(a->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate);

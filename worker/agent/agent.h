@@ -16,10 +16,19 @@
  *   sent on their own, are acknowledged (outbox.h outbox_register). While
  *   the coordinator is lost, jobs keep running and their time limits still
  *   hold (the worker enforces Assign.deadline itself).
+ *   The dealer's routing id is NAME/INSTANCE, INSTANCE 16 hex digits drawn
+ *   at random by agent_new: every process has its own route, so a second
+ *   foil-worker of the same name cannot take this one's over.
+ *   A Register refused ALREADY_EXISTS (another live process has the name)
+ *   is not final: this process stops the jobs it has (as on shutdown:
+ *   SIGTERM, grace, SIGKILL, reported NODE_FAIL once it registers), starts
+ *   none, and registers again after the coordinator's retry_after_ms (else
+ *   a liveness window), logging why (once a minute at most); it gets in
+ *   once the other has been silent for the coordinator's liveness window.
  *   A Register refused for good (INVALID_ARGUMENT, PERMISSION_DENIED,
- *   UNAUTHENTICATED, NOT_FOUND, ALREADY_EXISTS: the name, key or resources
- *   it was started with) stops the agent as on shutdown, and agent_run
- *   returns that error; any other refusal (UNAVAILABLE, ...) is retried,
+ *   UNAUTHENTICATED, NOT_FOUND: the name, key or resources it was started
+ *   with) stops the agent as on shutdown, and agent_run returns that
+ *   error; any other refusal (UNAVAILABLE, ...) is retried,
  *   1 s, 2 s, 4 s ... up to 30 s apart (while jobs run here, at most half
  *   the coordinator's liveness window, so it is not declared DOWN).
  *   A CURVE handshake the coordinator refuses stops the agent the same way,
@@ -71,11 +80,12 @@
 #define AGENT_VERSION "foil-worker 0.1.0"
 #define AGENT_DEFAULT_WORKERS_ENDPOINT "tcp://127.0.0.1:7421"
 #define AGENT_MAX_GPUS 64
+#define AGENT_MAX_ROUTE 255   /* the routing id NAME/INSTANCE (ZeroMQ's limit; a name is at most 128 bytes) */
 
 typedef struct {
   const char *coordinator; /* the coordinator's worker endpoint */
   const char *root;        /* data root (made absolute by agent_new) */
-  const char *name;        /* routing id and worker name: a plain name (common/confine.h) */
+  const char *name;        /* worker name: a plain name (common/confine.h); the routing id is NAME/INSTANCE */
   const char *host;        /* what mpirun --host names for this node */
   unsigned slots, gpus;
   const char *foil_run;    /* foil-run path */
@@ -103,5 +113,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err);
 
 /* The endpoint jobs send progress to ($FOIL_PROGRESS). */
 const char *agent_progress_endpoint(const agent *a);
+
+/* This process's routing id, NAME/INSTANCE. */
+const char *agent_route(const agent *a);
 
 #endif
