@@ -1,5 +1,5 @@
 /* hfmodel.c — BERT model folders <-> foil checkpoints (see hfmodel.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "storage/hfmodel.h"
 
 #include <cjson/cJSON.h>
@@ -121,6 +121,45 @@ static int parse_config(const char *dir, const cJSON *c, encoder_config *cfg, in
 
 /* ---- modules.json, pooling, tokenizer options ----------------------------------------- */
 
+/* A module's "path" (modules.json, p) must name a folder inside the model
+ * folder dir: not absolute, no ".." component, and — where it exists — not
+ * resolving (through symlinks) outside dir. Only the folder is resolved, not
+ * the files in it: a Hugging Face cache snapshot links each file to a blob
+ * outside the snapshot, and that is fine. */
+static int check_module_path(const char *dir, const char *p, const char *path, foil_err *err) {
+  if (path[0] == '/')
+    return foil_err_set(err, FOIL_EINVAL, "%s: module path \"%s\" is absolute (it must be inside the model folder)",
+                        p, path);
+  for (const char *c = path; *c;) {
+    size_t n = strcspn(c, "/");
+    if (n == 2 && c[0] == '.' && c[1] == '.')
+      return foil_err_set(err, FOIL_EINVAL,
+                          "%s: module path \"%s\" contains \"..\" (it must be inside the model folder)", p, path);
+    c += n;
+    c += strspn(c, "/");
+  }
+  char full[4096];
+  if (snprintf(full, sizeof full, "%s/%s", dir, path) >= (int)sizeof full)
+    return foil_err_set(err, FOIL_EINVAL, "%s: module path \"%s\" is too long", p, path);
+  char *real_dir = realpath(dir, NULL);
+  if (!real_dir) return foil_err_set(err, FOIL_EINVAL, "%s: cannot resolve the model folder: %s", p, strerror(errno));
+  char *real_mod = realpath(full, NULL);
+  int rc = FOIL_OK;
+  if (real_mod) { /* absent: nothing is read from it (or its read fails as usual) */
+    size_t n = strlen(real_dir);
+    if (n > 1 && real_dir[n - 1] == '/') n--;
+    int inside = !strncmp(real_mod, real_dir, n) && (real_mod[n] == '\0' || real_mod[n] == '/' ||
+                                                      (n == 1 && real_dir[0] == '/'));
+    if (!inside)
+      rc = foil_err_set(err, FOIL_EINVAL,
+                        "%s: module path \"%s\" resolves to %s, outside the model folder %s", p, path, real_mod,
+                        real_dir);
+  }
+  free(real_mod);
+  free(real_dir);
+  return rc;
+}
+
 static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, int *max_seq, foil_err *err) {
   cJSON *mods = NULL, *pool = NULL, *sb = NULL;
   char p[4096];
@@ -142,6 +181,7 @@ static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, i
       rc = foil_err_set(err, FOIL_EINVAL, "%s: a module without \"type\"", p);
       goto done;
     }
+    if (path && (rc = check_module_path(dir, p, path, err))) goto done;
     if (!strcmp(type, "sentence_transformers.models.Transformer")) have_tr = 1;
     else if (!strcmp(type, "sentence_transformers.models.Pooling")) pool_dir = path ? path : "1_Pooling";
     else if (!strcmp(type, "sentence_transformers.models.Normalize")) *normalize = 1;
@@ -157,6 +197,7 @@ static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, i
     goto done;
   }
   if (pool_dir) {
+    if ((rc = check_module_path(dir, p, pool_dir, err))) goto done; /* also the default 1_Pooling */
     char rel[512];
     snprintf(rel, sizeof rel, "%s/config.json", pool_dir);
     if ((rc = read_json(dir, rel, 0, &pool, NULL, err))) goto done;

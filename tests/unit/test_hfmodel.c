@@ -242,12 +242,99 @@ static void test_refusals(void) {
   refused(dir, FOIL_ENOTFOUND, "vocab.txt", NULL);
 }
 
+/* modules.json with a Transformer and a Pooling module at path (NULL: no "path" key) */
+static void pool_at(const char *dir, const char *path) {
+  char j[1500];
+  snprintf(j, sizeof j,
+           "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
+           "{%s%s%s\"type\":\"sentence_transformers.models.Pooling\"}]",
+           path ? "\"path\":\"" : "", path ? path : "", path ? "\"," : "");
+  put(dir, "modules.json", j);
+}
+
+/* Imports dir and expects success with CLS pooling (only `outside` and the
+ * aliases of 1_Pooling below say CLS; make_model's 1_Pooling says mean). */
+static void accepted(const char *dir, int want_pooling) {
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s: %s", dir, err.msg);
+  if (m) CHECKF(encoder_cfg(m->enc)->pooling == want_pooling, "%s: pooling %d", dir, encoder_cfg(m->enc)->pooling);
+  hf_model_destroy(&m);
+}
+
+/* A Pooling module's "path" must stay inside the model folder: "..", an
+ * absolute path or a symlink out would read another folder's config.json. */
+static void test_module_paths(void) {
+  char dir[700], out[700], p[4096], abs_out[1000];
+  snprintf(dir, sizeof dir, "%s/paths", root);
+  snprintf(out, sizeof out, "%s/outside", root);
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p, "rm -rf '%s' && mkdir -p '%s'", out, out);
+  CHECK(system(p) == 0);
+  /* a valid pooling config: imported from outside, it would be used */
+  put(out, "config.json", "{\"word_embedding_dimension\":8,\"pooling_mode_cls_token\":true,"
+                          "\"pooling_mode_mean_tokens\":false}");
+  pool_at(dir, "../outside");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"../outside\"");
+  pool_at(dir, "1_Pooling/../../outside");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"1_Pooling/../../outside\"");
+  pool_at(dir, "..");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"..\"");
+  snprintf(abs_out, sizeof abs_out, "\"%s\"", out);
+  pool_at(dir, out);
+  refused(dir, FOIL_EINVAL, "modules.json", abs_out);
+  snprintf(p, sizeof p, "%s/1_Out", dir);
+  CHECK(symlink("../outside", p) == 0);
+  pool_at(dir, "1_Out");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"1_Out\"");
+  snprintf(p, sizeof p, "%s/1_AbsOut", dir);
+  CHECK(symlink(out, p) == 0);
+  pool_at(dir, "1_AbsOut/");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"1_AbsOut/\"");
+  /* no "path": the default 1_Pooling, here a symlink out */
+  snprintf(p, sizeof p, "rm -rf '%s/1_Pooling' && ln -s ../outside '%s/1_Pooling'", dir, dir);
+  CHECK(system(p) == 0);
+  pool_at(dir, NULL);
+  refused(dir, FOIL_EINVAL, "modules.json", "\"1_Pooling\"");
+  /* a path outside that is only another module's: refused too */
+  make_model(dir, NULL, NULL);
+  put(dir, "modules.json",
+      "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
+      "{\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
+      "{\"path\":\"../x\",\"type\":\"sentence_transformers.models.Normalize\"}]");
+  refused(dir, FOIL_EINVAL, "modules.json", "\"../x\"");
+  /* inside is fine: odd spellings, a symlink within, the folder itself
+   * reached through a symlink, and a Hugging Face cache layout (the
+   * folder is real, its config.json a link to a blob outside) */
+  make_model(dir, NULL, NULL);
+  pool_at(dir, "./1_Pooling/");
+  accepted(dir, POOL_MEAN);
+  snprintf(p, sizeof p, "mkdir '%s/..pool' && cp '%s/config.json' '%s/..pool/'", dir, out, dir);
+  CHECK(system(p) == 0);
+  pool_at(dir, "..pool");
+  accepted(dir, POOL_FIRST);
+  snprintf(p, sizeof p, "%s/1_Alias", dir);
+  CHECK(symlink("..pool", p) == 0);
+  pool_at(dir, "1_Alias");
+  accepted(dir, POOL_FIRST);
+  snprintf(p, sizeof p, "rm -f '%s/1_Pooling/config.json' && ln -s '%s/config.json' '%s/1_Pooling/config.json'", dir,
+           out, dir);
+  CHECK(system(p) == 0);
+  pool_at(dir, "1_Pooling");
+  accepted(dir, POOL_FIRST);
+  char via[800];
+  snprintf(via, sizeof via, "%s/via", root);
+  CHECK(symlink("paths", via) == 0);
+  accepted(via, POOL_FIRST);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(root, sizeof root, "%s/hfmodel.%d", t ? t : "/tmp", (int)getpid());
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) vals[i] = (float)((i * 2654435761u) % 1000) / 997.f - 0.5f;
   RUN(test_roundtrip);
   RUN(test_refusals);
+  RUN(test_module_paths);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) return 1;
