@@ -7,6 +7,8 @@
 #
 #   bash deploy/fuzz.sh                 # every target, 30 s each
 #   FOIL_FUZZ_SECONDS=300 bash deploy/fuzz.sh spec h5   # longer, some targets
+#   FOIL_FUZZ_BUILD_DIR=/tmp/ff bash deploy/fuzz.sh     # another build folder
+#                           (absolute, or relative to the repository)
 #
 # Targets run $(nproc) at a time. A crash fails the run and names its input
 # (build-fuzz/artifacts/<target>-crash-...): fix it, then copy the input to
@@ -21,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FOIL_FUZZ_SECONDS:-30}
 dir=${FOIL_FUZZ_BUILD_DIR:-build-fuzz}
+case $dir in /*) ;; *) dir="$PWD/$dir" ;; esac # absolute once: relative names are the repository's
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.c; do t=${f##*/fuzz_}; targets+=("${t%.c}"); done
@@ -39,7 +42,7 @@ run_one() { # target
   [ -d "tests/fuzz/regress/$t" ] && seeds+=("tests/fuzz/regress/$t")
   # -timeout: one input may take at most 20 s (a hang is a finding);
   # -rss_limit_mb: more is a finding too (inputs are at most 64 KiB)
-  if FOIL_TEST_TMP="$PWD/$dir/tmp" \
+  if FOIL_TEST_TMP="$dir/tmp" \
      ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      LSAN_OPTIONS=suppressions=$PWD/$supp:print_suppressions=0 \
      "$dir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \

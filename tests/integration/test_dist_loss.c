@@ -51,9 +51,9 @@ int main(int argc, char **argv) {
   cfg.max_len = T, cfg.proj_dim = 8, cfg.dropout = 0.0f;
   const int D = 8, Rg = W * (2 * B + NNEG), Rl = 2 * B + NNEG;
 
-  encoder *ref, *dist;
-  loss *lr, *ld;
-  optim *oref, *odist;
+  encoder *ref = NULL, *dist = NULL;
+  loss *lr = NULL, *ld = NULL;
+  optim *oref = NULL, *odist = NULL;
   optim_config oc;
   optim_config_default(&oc);
   oc.max_grad_norm = 1.0f;

@@ -245,8 +245,8 @@ static void test_parsed_specs_generate(void) {
       "{\"method\":\"contrastive_search\",\"top_k\":1,\"alpha\":0}",
       "{\"method\":\"contrastive_search\",\"top_k\":16,\"alpha\":1,\"repetition_penalty\":0.001}",
       "{\"method\":\"contrastive_decoding\",\"alpha\":0.000001,\"beta\":0,\"tau_ama\":0.0001,\"num_beams\":1}",
-      "{\"method\":\"contrastive_decoding\",\"alpha\":1,\"beta\":100,\"tau_ama\":100,\"num_beams\":64,"
-      "\"length_penalty\":-10,\"early_stopping\":true,\"ignore_prefix\":false}",
+      ("{\"method\":\"contrastive_decoding\",\"alpha\":1,\"beta\":100,\"tau_ama\":100,\"num_beams\":64,"
+       "\"length_penalty\":-10,\"early_stopping\":true,\"ignore_prefix\":false}"),
       "{\"method\":\"cad\",\"alpha\":0,\"do_sample\":true,\"temperature\":0.0001}",
       "{\"method\":\"cad\",\"alpha\":100,\"top_k\":1,\"top_p\":0.000001}",
       "{\"method\":\"adacad\",\"alpha_floor\":1,\"do_sample\":true}",

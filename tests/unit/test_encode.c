@@ -34,8 +34,9 @@ static void test_batch_independence(void) {
   encoder *enc;
   CHECK(encoder_new(&enc, &c, &err) == 0);
   encoder_init(enc, 3);
-  char *texts[4] = {"the cat sat on the mat .", "dogs run", "a", "the cat sat on the mat . a dog "
-                    "runs fast . the cat sat on the mat"};
+  char *texts[4] = {"the cat sat on the mat .", "dogs run", "a",
+                    ("the cat sat on the mat . a dog "
+                     "runs fast . the cat sat on the mat")};
   float all[4 * 16], one[16];
   CHECKF(encode_texts(enc, tok, texts, 4, c.max_len, 3, all, &err) == 0, "%s", err.msg);
   for (int i = 0; i < 4; i++) {

@@ -346,10 +346,15 @@ static void test_grads_ready(void) {
 static void test_gradcache(void) {
   encoder_config cfg;
   small_config(&cfg, 0);
-  encoder *enc;
-  loss *ls;
-  foil_err err;
+  encoder *enc = NULL;
+  loss *ls = NULL;
+  foil_err err = {0};
   CHECK(encoder_new(&enc, &cfg, &err) == 0 && loss_new(&ls, &err) == 0);
+  if (!enc || !ls) {
+    encoder_destroy(&enc);
+    loss_destroy(&ls);
+    return;
+  }
   encoder_init(enc, 21);
   int32_t ids[R * T];
   uint8_t mask[R * T];

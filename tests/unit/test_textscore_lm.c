@@ -30,8 +30,8 @@
 #include "worker/run/textscore.h"
 
 static char *docs[] = {
-    "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
-    "must be in want of a wife.",
+    ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+     "must be in want of a wife."),
     "In the beginning God created the heavens and the earth.",
     "The Python tutorial: an informal introduction to Python. Numbers, strings and lists.",
 };
@@ -54,12 +54,12 @@ static int put_tok(h5io *f, void *ctx, foil_err *err) {
 
 enum { N = 5, ML = 24 };
 static char *prompts[N] = {"It is a truth", "", "The Python tutorial:",
-                           "In the beginning God created the heavens and the earth. It is a truth "
-                           "universally acknowledged",
+                           ("In the beginning God created the heavens and the earth. It is a truth "
+                            "universally acknowledged"),
                            "Numbers"};
 static char *gens[N] = {" universally acknowledged, that a single man", " In the beginning", "",
-                        " that a single man in possession of a good fortune, must be in want of a "
-                        "wife. The Python tutorial: an informal introduction",
+                        (" that a single man in possession of a good fortune, must be in want of a "
+                         "wife. The Python tutorial: an informal introduction"),
                         ", strings and lists."};
 
 static int enc(const tokenizer *t, const char *s, int32_t *ids) {

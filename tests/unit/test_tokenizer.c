@@ -143,7 +143,7 @@ static void test_invalid_utf8(void) {
   int32_t ids[16];
   int n;
   foil_err err = {0};
-  const char *bad[] = {"ab\xff" "cd", "ab\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"};
+  const char *bad[] = {("ab\xff" "cd"), "ab\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     CHECK(tokenizer_encode(t, bad[i], strlen(bad[i]), 1, ids, 16, &n, &err) == FOIL_EINVAL);
     CHECK(strstr(err.msg, "UTF-8") != NULL);
