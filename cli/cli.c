@@ -28,6 +28,17 @@ const char *cli_data_root(int *argc, char **argv) {
   return env && *env ? env : "./foil-data";
 }
 
+const char *cli_opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err) {
+  size_t n = strlen(opt);
+  if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], opt)) return NULL;
+  if (*i + 1 >= argc) {
+    *rc = foil_err_set(err, FOIL_EINVAL, "%s needs a value (see --help)", opt);
+    return NULL;
+  }
+  return argv[++*i];
+}
+
 int cli_fail(const char *cmd, const foil_err *err) {
   fprintf(stderr, "foil %s: %s\n", cmd, err->msg[0] ? err->msg : foil_err_name(err->code));
   return err->code;

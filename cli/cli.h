@@ -44,6 +44,11 @@ int cmd_keys(int argc, char **argv);
  * "./foil-data". Returned pointer is static or points into argv. */
 const char *cli_data_root(int *argc, char **argv);
 
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: the value (*i moved past
+ * it; a pointer into argv), or NULL when argv[*i] is not opt. A missing
+ * value sets *rc (and err) to FOIL_EINVAL and returns NULL. */
+const char *cli_opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err);
+
 /* Prints "foil <cmd>: <err->msg>" to stderr and returns err->code. */
 int cli_fail(const char *cmd, const foil_err *err);
 

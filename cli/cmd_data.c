@@ -54,18 +54,6 @@ static int parse_frac(const char *opt, const char *s, double *v, foil_err *err) 
   return FOIL_OK;
 }
 
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; advances *i. */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err) {
-  size_t n = strlen(opt);
-  if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (strcmp(argv[*i], opt)) return NULL;
-  if (*i + 1 >= argc) {
-    *rc = foil_err_set(err, FOIL_EINVAL, "%s needs a value", opt);
-    return NULL;
-  }
-  return argv[++*i];
-}
-
 /* The options that take a value. */
 static const char *const valued[] = {"--seed",    "--name",      "--pairs",        "--corpus",
                                      "--queries", "--qrels",     "--benchmark",    "--dev-fraction",
@@ -105,23 +93,23 @@ static int prepare(int argc, char **argv, foil_err *err) {
     int rc = FOIL_OK;
     const char *v;
     if (i == at) continue;
-    if ((v = opt_value(argc, argv, &i, "--seed", &rc, err))) {
+    if ((v = cli_opt_value(argc, argv, &i, "--seed", &rc, err))) {
       rc = parse_u64("--seed", v, &seed, err);
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--name", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--name", &rc, err))) {
       co.name = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--pairs", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--pairs", &rc, err))) {
       co.pairs = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--corpus", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--corpus", &rc, err))) {
       co.corpus = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--queries", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--queries", &rc, err))) {
       co.queries = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--qrels", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--qrels", &rc, err))) {
       co.qrels = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--benchmark", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--benchmark", &rc, err))) {
       co.benchmark = v;
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--dev-fraction", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--dev-fraction", &rc, err))) {
       rc = parse_frac("--dev-fraction", v, &co.dev_fraction, err);
-    } else if (!rc && is_custom && (v = opt_value(argc, argv, &i, "--test-fraction", &rc, err))) {
+    } else if (!rc && is_custom && (v = cli_opt_value(argc, argv, &i, "--test-fraction", &rc, err))) {
       rc = parse_frac("--test-fraction", v, &co.test_fraction, err);
     } else if (!rc) {
       rc = foil_err_set(err, FOIL_EINVAL, "unknown option '%s' for 'prepare %s' (see foil data prepare --help)",

@@ -54,19 +54,6 @@ static void usage(FILE *out) {
 
 static int fail(foil_err *e) { return cli_fail("tokenizer", e); }
 
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: the value (*i moved past
- * it), or NULL when argv[*i] is not opt; *rc is set for a missing value. */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *rc, foil_err *err) {
-  size_t n = strlen(opt);
-  if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (strcmp(argv[*i], opt)) return NULL;
-  if (*i + 1 >= argc) {
-    *rc = foil_err_set(err, FOIL_EINVAL, "%s needs a value (see --help)", opt);
-    return NULL;
-  }
-  return argv[++*i];
-}
-
 /* A whole number lo..hi, digits only, else an error naming the flag. */
 static int int_opt(const char *cmd, const char *flag, const char *v, long lo, long hi, int *out, foil_err *err) {
   char *end = NULL;
@@ -77,7 +64,6 @@ static int int_opt(const char *cmd, const char *flag, const char *v, long lo, lo
   *out = (int)x;
   return FOIL_OK;
 }
-
 
 static int print_ids(tokenizer *t, const char *text, size_t len, int special, int max,
                      const char *where, foil_err *err) {
@@ -122,9 +108,9 @@ static int cmd_encode(int argc, char **argv) {
       while (++i < argc) words[nwords++] = argv[i];
       break;
     }
-    if ((v = opt_value(argc, argv, &i, "--vocab", &rc, &err))) vocab = v;
-    else if (!rc && (v = opt_value(argc, argv, &i, "--file", &rc, &err))) file = v;
-    else if (!rc && (v = opt_value(argc, argv, &i, "--max", &rc, &err)))
+    if ((v = cli_opt_value(argc, argv, &i, "--vocab", &rc, &err))) vocab = v;
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--file", &rc, &err))) file = v;
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--max", &rc, &err)))
       rc = int_opt("encode", "--max", v, 1, 1 << 20, &max, &err);
     else if (!rc && !strcmp(argv[i], "--no-special")) special = 0;
     else if (!rc && argv[i][0] == '-' && argv[i][1])
@@ -212,7 +198,7 @@ static int cmd_decode(int argc, char **argv) {
   }
   for (int i = 1; i < argc; i++) {
     int orc = FOIL_OK;
-    const char *val = opt_value(argc, argv, &i, "--vocab", &orc, &err);
+    const char *val = cli_opt_value(argc, argv, &i, "--vocab", &orc, &err);
     if (orc) {
       free(ids);
       return fail(&err);
@@ -271,13 +257,13 @@ static int cmd_train(int argc, char **argv) {
     const char *v;
     if (dashdash) files[nfiles++] = argv[i];
     else if (!strcmp(argv[i], "--")) dashdash = 1;
-    else if ((v = opt_value(argc, argv, &i, "--vocab-size", &rc, &err)))
+    else if ((v = cli_opt_value(argc, argv, &i, "--vocab-size", &rc, &err)))
       rc = int_opt("train", "--vocab-size", v, 1, 1 << 24, &vocab_size, &err);
-    else if (!rc && (v = opt_value(argc, argv, &i, "--out", &rc, &err))) out = v;
-    else if (!rc && (v = opt_value(argc, argv, &i, "--min-frequency", &rc, &err)))
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--out", &rc, &err))) out = v;
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--min-frequency", &rc, &err)))
       rc = int_opt("train", "--min-frequency", v, 1, INT_MAX, &min_freq, &err);
-    else if (!rc && (v = opt_value(argc, argv, &i, "--special", &rc, &err))) specials[nspec++] = v;
-    else if (!rc && (v = opt_value(argc, argv, &i, "--lm", &rc, &err))) lm = v;
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--special", &rc, &err))) specials[nspec++] = v;
+    else if (!rc && (v = cli_opt_value(argc, argv, &i, "--lm", &rc, &err))) lm = v;
     else if (!rc && argv[i][0] == '-' && argv[i][1])
       rc = foil_err_set(&err, FOIL_EINVAL, "train: unknown option '%s' (see --help; a FILE that starts with '-' goes after `--`)", argv[i]);
     else if (!rc) files[nfiles++] = argv[i];

@@ -7,8 +7,9 @@
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #ifdef FOIL_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -120,6 +121,13 @@ double comm_busy_seconds(const comm *c) { return c->busy; }
 int comm_world(const comm *c) { return c->size; }
 int comm_local_rank(const comm *c) { return c->local_rank; }
 int comm_local_size(const comm *c) { return c->local_size; }
+
+int comm_rank_threads(const comm *c, int want) {
+  if (want > 0) return want;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long t = cores / (c->local_size > 0 ? c->local_size : 1);
+  return t < 1 ? 1 : t > INT_MAX ? INT_MAX : (int)t;
+}
 
 int comm_is_gpu(const comm *c) { return c->gpu; }
 

@@ -49,6 +49,9 @@ int comm_rank(const comm *c);
 int comm_world(const comm *c);
 int comm_local_rank(const comm *c);
 int comm_local_size(const comm *c);
+/* Kernel threads for this rank: want when it is > 0, else the node's
+ * online CPUs shared among the node's ranks (at least 1). */
+int comm_rank_threads(const comm *c, int want);
 /* Seconds this rank has spent inside the data collectives (allreduce of
  * floats, allgather, reduce-scatter), waiting for slower ranks included. */
 double comm_busy_seconds(const comm *c);

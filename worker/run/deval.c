@@ -557,13 +557,7 @@ static int setup(job *j, foil_err *err) {
     return foil_err_set(err, rc, "%.200s: %.600s", a->spec_path, was);
   }
   const deval_spec *s = &j->s;
-  int threads = s->threads;
-  if (!threads) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = (int)(cores / comm_local_size(j->c));
-    if (threads < 1) threads = 1;
-  }
-  kernels_set_threads(threads);
+  kernels_set_threads(comm_rank_threads(j->c, s->threads));
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/decode-eval-%s", a->root, s->name);
   if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;

@@ -396,13 +396,7 @@ static int job_setup(lmjob *j, foil_err *err) {
   int rc = foil_read_file(a->spec_path, &j->spec_json, NULL, err);
   if (!rc) rc = spec_parse(s, j->spec_json, err);
   if (!rc) {
-    int threads = s->threads;
-    if (!threads) { /* share the node's cores among its ranks */
-      long cores = sysconf(_SC_NPROCESSORS_ONLN);
-      threads = (int)(cores / comm_local_size(j->c));
-      if (threads < 1) threads = 1;
-    }
-    kernels_set_threads(threads);
+    kernels_set_threads(comm_rank_threads(j->c, s->threads));
     if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
     else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
     snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);

@@ -789,13 +789,7 @@ static int job_setup(job *j, foil_err *err) {
   spec *s = &j->s;
   if (s->loss == LOSS_MOCO && s->symmetric)
     return foil_err_set(err, FOIL_EINVAL, "loss.symmetric is not defined for loss.kind moco");
-  int threads = s->threads ? s->threads : 0;
-  if (!threads) { /* share the node's cores among its ranks */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = (int)(cores / comm_local_size(j->c));
-    if (threads < 1) threads = 1;
-  }
-  kernels_set_threads(threads);
+  kernels_set_threads(comm_rank_threads(j->c, s->threads));
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/%s", a->root, s->name);
   snprintf(j->ckpt_dir, sizeof j->ckpt_dir, "%s/ckpt", j->job_dir);

@@ -306,13 +306,7 @@ static int setup(job *j, foil_err *err) {
     reword(err, rc, "%.200s: ", a->spec_path);
     return rc;
   }
-  int threads = j->s.threads;
-  if (!threads) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = (int)(cores / comm_local_size(j->c));
-    if (threads < 1) threads = 1;
-  }
-  kernels_set_threads(threads);
+  kernels_set_threads(comm_rank_threads(j->c, j->s.threads));
   if (a->job_dir) snprintf(j->job_dir, sizeof j->job_dir, "%s", a->job_dir);
   else snprintf(j->job_dir, sizeof j->job_dir, "%s/jobs/refresh-%s", a->root, j->s.name);
   if (j->rank == 0 && (rc = jobdir_open(j->job_dir, NULL, &j->log, &j->metrics, &j->prog, err))) return rc;
