@@ -1,6 +1,7 @@
 /* cmd_jobs.c — `foil jobs` (the queue, as squeue) and `foil status ID` (one
  * job with its attempts, as scontrol show job). */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,15 @@ static void jobs_usage(FILE *out) {
           "(REASON: why a job waits or how it ended; `foil status ID` has the details;\n"
           "ELAPSED: of the current attempt, \"-\" while PENDING or REQUEUED).\n"
           "By default every job not yet final and those that ended in the last hour.\n"
+          "ELAPSED and the last hour are by the coordinator's clock, not this host's.\n"
           "  --all         every job the coordinator keeps (newest 10,000)\n"
           "  --state S,..  only these states (PENDING RUNNING COMPLETING REQUEUED COMPLETED\n"
           "                FAILED CANCELLED TIMEOUT NODE_FAIL, or squeue's PD R CG RQ CD F\n"
           "                CA TO NF), whenever they ended (newest 10,000); repeatable\n"
           "  --start       START instead of ELAPSED and WORKERS: when a pending job is\n"
           "                expected to start (as squeue --start), else when it started\n"
-          "  --json        the list as JSON (foil.v1.JobList field names)\n"
+          "  --json        the list as JSON (foil.v1.JobList field names; now: the\n"
+          "                coordinator's clock, 0 from one that does not send it)\n"
           "A note on stderr says when a list was cut at its limit.\n" CTL_OPTIONS_HELP);
 }
 
@@ -64,6 +67,15 @@ static int by_id(const void *a, const void *b) {
 }
 
 enum { MAX_STATES = 16, LIST_LIMIT = 10000, RECENT_LIMIT = 1000 };
+
+/* The time ELAPSED and "ended in the last hour" are measured against: the
+ * coordinator's clock when it built the list (JobList.now), the clock the
+ * jobs' times come from, so a client whose clock is off shows the same
+ * times. A coordinator older than the field sends 0: then the local clock,
+ * and any skew between the two shows in both. */
+static double coord_now(const Foil__V1__JobList *l) {
+  return l->now > 0 && isfinite(l->now) ? l->now : log_now();
+}
 
 /* One ListJobs request: states (n of them; 0: any), newest `limit`. */
 static int list_jobs(client *c, const int *states, int n, uint32_t limit, Foil__V1__Reply **r,
@@ -125,7 +137,7 @@ int cmd_jobs(int argc, char **argv) {
     client_destroy(&c);
     return cli_fail("jobs", &err);
   }
-  double now = log_now();
+  double now = coord_now(r->jobs);
   size_t n1 = r->jobs->n_jobs, n2 = r2 ? r2->jobs->n_jobs : 0, keep = 0;
   /* the jobs shown, borrowed from the replies (freed with them) */
   Foil__V1__Job **shown = malloc((n1 + n2 + 1) * sizeof *shown);
@@ -163,6 +175,7 @@ int cmd_jobs(int argc, char **argv) {
     Foil__V1__JobList jl = FOIL__V1__JOB_LIST__INIT;
     jl.jobs = shown;
     jl.n_jobs = keep;
+    jl.now = r->jobs->now; /* the coordinator's, as it sent it (0 from an older one) */
     rc = pbjson_print(&jl.base);
   } else {
     if (!start) { /* which workers run what: one more request, not required */

@@ -351,6 +351,7 @@ static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   if (limit > 10000) limit = 10000;
   arena ar = {0};
   Foil__V1__JobList list = FOIL__V1__JOB_LIST__INIT;
+  list.now = log_now(); /* the clock the jobs' times come from: clients measure against it */
   list.jobs = arena_alloc(&ar, limit * sizeof *list.jobs);
   for (uint64_t id = c->max_id; list.jobs && id >= 1 && list.n_jobs < limit; id--) {
     cjob *j = c->jobs[id];

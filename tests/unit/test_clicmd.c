@@ -3,7 +3,9 @@
  * prepare`'s arguments, `tokenizer encode/train`'s options and files,
  * `model encode`'s `--`, `keys gen`'s --opt=VALUE, and `search` against a
  * stand-in foil-serve (a ROUTER thread answering SearchRequests): which
- * server it asks, vectors it reads, and queries over one request's limit. */
+ * server it asks, vectors it reads, and queries over one request's limit;
+ * `jobs` against a stand-in coordinator: ELAPSED and the last hour by the
+ * coordinator's clock. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,7 +22,9 @@
 #include "cli/prepare_util.h"
 #include "common/auth.h"
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/wire.h"
+#include "foil/v1/control.pb-c.h"
 #include "foil/v1/search.pb-c.h"
 #include "tests/test.h"
 
@@ -444,6 +448,130 @@ static void test_search(void) {
   fake_stop(&b);
 }
 
+/* ---- foil jobs against a stand-in coordinator ------------------------------------------------ */
+
+/* Answers ListJobs with the jobs in the states asked for (all: none asked)
+ * and the JobList's now (0: left out, as an older coordinator does), and
+ * Workers with an empty list. */
+typedef struct {
+  void *ctx, *sock;
+  char ep[256];
+  Foil__V1__Job **jobs; /* borrowed, newest first as the coordinator sends them */
+  size_t n_jobs;
+  double now;
+  volatile int stop;
+  pthread_t th;
+} fake_coord;
+
+static void *coord_main(void *arg) {
+  fake_coord *f = arg;
+  while (!f->stop) {
+    zmq_pollitem_t it = {.socket = f->sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 50) <= 0) continue;
+    wire_msg m;
+    if (wire_recv(f->sock, &m, 1, 64u << 20, 0, NULL)) {
+      wire_msg_close(&m);
+      continue;
+    }
+    Foil__V1__Request *q = foil__v1__request__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
+    Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
+    Foil__V1__JobList jl = FOIL__V1__JOB_LIST__INIT;
+    Foil__V1__WorkerList wl = FOIL__V1__WORKER_LIST__INIT;
+    Foil__V1__Job *pick[16];
+    if (q && q->body_case == FOIL__V1__REQUEST__BODY_LIST) {
+      for (size_t i = 0; i < f->n_jobs && jl.n_jobs < 16; i++) {
+        int want = q->list->n_states == 0;
+        for (size_t k = 0; k < q->list->n_states && !want; k++) want = (int)q->list->states[k] == (int)f->jobs[i]->state;
+        if (want) pick[jl.n_jobs++] = f->jobs[i];
+      }
+      jl.jobs = pick, jl.now = f->now;
+      r.body_case = FOIL__V1__REPLY__BODY_JOBS, r.jobs = &jl;
+    } else {
+      r.body_case = FOIL__V1__REPLY__BODY_WORKERS, r.workers = &wl;
+    }
+    if (q) {
+      r.request_id = q->request_id;
+      wire_reply(f->sock, &m, &r.base, NULL);
+      foil__v1__request__free_unpacked(q, NULL);
+    }
+    wire_msg_close(&m);
+  }
+  return NULL;
+}
+
+/* The row of job `id` in `foil jobs` output (the caller's buf), "" if none. */
+static const char *job_row(const char *out, int id, char *buf, size_t n) {
+  char key[32];
+  snprintf(key, sizeof key, "\n%d ", id);
+  const char *at = strstr(out, key);
+  buf[0] = 0;
+  if (at) snprintf(buf, n, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
+  return buf;
+}
+
+static void test_jobs_clock(void) {
+  unsetenv("FOIL_KEY"), unsetenv("FOIL_KEYS"), unsetenv("FOIL_SERVER_KEY"), unsetenv("FOIL_TIMEOUT");
+  unsetenv("FOIL_COORDINATOR");
+  fake_coord f;
+  memset(&f, 0, sizeof f);
+  f.ctx = zmq_ctx_new();
+  f.sock = zmq_socket(f.ctx, ZMQ_ROUTER);
+  int zero = 0;
+  zmq_setsockopt(f.sock, ZMQ_LINGER, &zero, sizeof zero);
+  CHECK(zmq_bind(f.sock, "tcp://127.0.0.1:*") == 0);
+  size_t len = sizeof f.ep;
+  zmq_getsockopt(f.sock, ZMQ_LAST_ENDPOINT, f.ep, &len);
+  pthread_create(&f.th, NULL, coord_main, &f);
+
+  /* a coordinator whose clock reads 2001 (T + 1000), whatever this host's
+   * says: job 1 running since T, job 2 ended 100 s ago after 30 s, job 3
+   * ended two hours ago */
+  const double T = 1e9;
+  Foil__V1__Job j1 = FOIL__V1__JOB__INIT, j2 = FOIL__V1__JOB__INIT, j3 = FOIL__V1__JOB__INIT;
+  j1.id = 1, j1.state = FOIL__V1__JOB_STATE__JOB_RUNNING, j1.start_time = T;
+  j2.id = 2, j2.state = FOIL__V1__JOB_STATE__JOB_COMPLETED, j2.start_time = T + 870, j2.end_time = T + 900;
+  j3.id = 3, j3.state = FOIL__V1__JOB_STATE__JOB_COMPLETED, j3.start_time = T - 9000, j3.end_time = T - 6200;
+  Foil__V1__Job *jobs[] = {&j3, &j2, &j1};
+  f.jobs = jobs, f.n_jobs = 3, f.now = T + 1000;
+  char root[700];
+  snprintf(root, sizeof root, "%s", path_in("jobsroot"));
+  char *a1[] = {"jobs", "--coordinator", f.ep, "--root", root, NULL};
+  char *o, *e;
+  int rc = run(cmd_jobs, a1, &o, &e);
+  CHECKF(rc == 0, "rc %d: %s", rc, e);
+  char row[256];
+  /* ELAPSED by the local clock would be some 25 years, and job 2 would
+   * have ended long before the last hour */
+  CHECKF(strstr(job_row(o, 1, row, sizeof row), " 16:40 "), "%s", o);
+  CHECKF(strstr(job_row(o, 2, row, sizeof row), " 0:30 "), "job 2 ended 100 s ago by the coordinator's clock: %s", o);
+  CHECKF(!strstr(o, "\n3 "), "job 3 ended two hours ago: %s", o);
+  free(o), free(e);
+  /* --json passes the coordinator's now on */
+  char *a2[] = {"jobs", "--coordinator", f.ep, "--root", root, "--json", NULL};
+  rc = run(cmd_jobs, a2, &o, &e);
+  cJSON *js = cJSON_Parse(o);
+  const cJSON *now = cJSON_GetObjectItemCaseSensitive(js, "now");
+  CHECKF(rc == 0 && cJSON_IsNumber(now) && now->valuedouble == T + 1000, "rc %d: %s %s", rc, o, e);
+  CHECKF(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js, "jobs")) == 2, "%s", o);
+  cJSON_Delete(js);
+  free(o), free(e);
+
+  /* an older coordinator (no now): the local clock, as before */
+  j1.start_time = log_now() - 1000;
+  f.now = 0;
+  rc = run(cmd_jobs, a1, &o, &e);
+  CHECKF(rc == 0, "rc %d: %s", rc, e);
+  job_row(o, 1, row, sizeof row);
+  CHECKF(strstr(row, " 16:40 ") || strstr(row, " 16:41 "), "%s", o);
+  CHECKF(!job_row(o, 2, row, sizeof row)[0] && !job_row(o, 3, row, sizeof row)[0], "jobs 2 and 3 ended in 2001: %s", o);
+  free(o), free(e);
+
+  f.stop = 1;
+  pthread_join(f.th, NULL);
+  zmq_close(f.sock);
+  zmq_ctx_term(f.ctx);
+}
+
 int main(void) {
   const char *tmp = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/clicmd-%ld", tmp && *tmp ? tmp : "/tmp", (long)getpid());
@@ -457,6 +585,7 @@ int main(void) {
   RUN(test_model_dashdash);
   RUN(test_keys_opt_eq);
   RUN(test_search);
+  RUN(test_jobs_clock);
   if (system(cmd)) return 1;
   TEST_EXIT();
 }
