@@ -83,21 +83,13 @@ static void send_progress(lmjob *j, int64_t step, const char *msg, const char *f
  * global batch W·B}. */
 enum { LM_NCURSOR = 4 };
 
-/* Every rank learns whether every rank succeeded (rc is this rank's). */
-static int agree(lmjob *j, int rc, const char *what, foil_err *err) {
-  double bad = rc != 0;
-  int crc = comm_allreduce_sum_f64(j->c, &bad, 1, rc ? NULL : err);
-  if (rc) return rc;
-  if (crc) return crc;
-  if (bad) return foil_err_set(err, FOIL_EINTERNAL, "%s failed on another rank", what);
-  return FOIL_OK;
-}
-
-/* agree, first checking that every rank has rank 0's n values (mine: this
- * rank's; names: what each is, for the message). Every rank makes the same
- * calls whatever its rc: one broadcast of rank 0's values (and whether it
- * had them), one agree. A rank that differs fails with FOIL_EPRECOND
- * naming the value; the others learn that `what` failed on another rank. */
+/* comm_all_ok (every rank learns whether every rank succeeded; one that
+ * did not fail itself gets FOIL_EABORTED), first checking that every rank
+ * has rank 0's n values (mine: this rank's; names: what each is, for the
+ * message). Every rank makes the same calls whatever its rc: one broadcast
+ * of rank 0's values (and whether it had them), one comm_all_ok. A rank
+ * that differs fails with FOIL_EPRECOND naming the value; the others learn
+ * that `what` failed on another rank. */
 static int agree_same(lmjob *j, int rc, const uint64_t *mine, const char *const *names, int n, const char *what,
                       foil_err *err) {
   uint64_t v[8] = {0}; /* v[0]: rank 0 failed; v[1..n]: its values */
@@ -113,7 +105,7 @@ static int agree_same(lmjob *j, int rc, const uint64_t *mine, const char *const 
       rc = foil_err_set(err, FOIL_EPRECOND, "rank %d: %s is %llu, rank 0's is %llu: every rank must read the same "
                         "spec, tokenizer and data (does a node see other copies of them?)", j->rank, names[i],
                         (unsigned long long)mine[i], (unsigned long long)v[1 + i]);
-  return agree(j, rc, what, err);
+  return comm_all_ok(j->c, rc, what, err);
 }
 
 /* ---- JSON numbers ------------------------------------------------------------------------------- */
@@ -190,7 +182,7 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
       send_progress(j, step, msg, "");
     }
   }
-  return agree(j, rc, "writing a checkpoint", err);
+  return comm_all_ok(j->c, rc, "writing a checkpoint", err);
 }
 
 /* 1 when path's cursor has the 3 entries of a checkpoint written before
@@ -275,12 +267,13 @@ static int evaluate(lmjob *j, int64_t step, foil_err *err) {
     sums[0] += (double)loss * rows * T;
     sums[1] += (double)rows * T;
   }
-  /* every rank reduces once, failed or not */
+  /* every rank reduces once, failed or not: comm_all_ok's rule (a rank that
+   * did not fail itself gets FOIL_EABORTED) fused into the sums' reduction */
   double bad = rc != 0, all[3] = {sums[0], sums[1], bad};
-  int crc = comm_allreduce_sum_f64(j->c, all, 3, err);
+  int crc = comm_allreduce_sum_f64(j->c, all, 3, rc ? NULL : err);
   if (rc) return rc;
   if (crc) return crc;
-  if (all[2] > 0) return foil_err_set(err, FOIL_EINTERNAL, "evaluation failed on another rank");
+  if (all[2] > 0) return foil_err_set(err, FOIL_EABORTED, "evaluation failed on another rank");
   double vl = all[1] > 0 ? all[0] / all[1] : 0, ppl = exp(vl);
   logf_(j, "INFO", "eval step %lld on valid: loss %.4f perplexity %.6g (%.0f tokens, %.1f s)", (long long)step,
         vl, ppl, all[1], log_mono() - t0);
@@ -384,12 +377,13 @@ static uint64_t hash_text(const char *t) {
   return h;
 }
 
-/* Every collective here (the agrees, comm_job_gpu's) is reached by every
- * rank in the same order, whatever failed where: each rank-local step runs
- * only while rc is 0, and the agrees come before any branch on the spec.
- * (A rank that returned early would wait in lmtrain_run's agree while the
- * others wait in another collective, for good: foil_run's MPI_Abort never
- * runs.) Returns this rank's rc; lmtrain_run then agrees once more. */
+/* Every collective here (the comm_all_oks, comm_job_gpu's) is reached by
+ * every rank in the same order, whatever failed where: each rank-local step
+ * runs only while rc is 0, and the comm_all_oks come before any branch on
+ * the spec. (A rank that returned early would wait in lmtrain_run's
+ * agree_same while the others wait in another collective, for good:
+ * foil_run's MPI_Abort never runs.) Returns this rank's rc; lmtrain_run
+ * then agrees once more (agree_same). */
 static int job_setup(lmjob *j, foil_err *err) {
   const pretrain_args *a = j->a;
   spec *s = &j->s;
@@ -422,14 +416,14 @@ static int job_setup(lmjob *j, foil_err *err) {
    * the host as on CPU ranks: the same starting weights) moves there; the
    * host one stays as the checkpoints' copy */
   if (s->device) {
-    if ((rc = agree(j, rc, "loading the tokenizer and building the decoder", err))) return rc;
+    if ((rc = comm_all_ok(j->c, rc, "loading the tokenizer and building the decoder", err))) return rc;
     if ((rc = comm_job_gpu(j->c, 1, err))) return rc;
     j->gpu = 1;
     j->host_dec = j->dec, j->dec = NULL;
     if ((rc = decoder_clone_on(j->host_dec, DEVMEM_CUDA, &j->dec, err))) return rc;
     if (s->precision && (rc = decoder_set_precision(j->dec, ENC_BF16, err))) return rc;
   }
-  if (rc) return rc; /* no collective until lmtrain_run's agree */
+  if (rc) return rc; /* no collective until lmtrain_run's agree_same */
   optim_config oc = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay, s->max_grad_norm};
   const size_t np = decoder_num_params(j->dec);
   if ((rc = optim_new_on(&j->opt, np, &oc, j->gpu ? DEVMEM_CUDA : DEVMEM_CPU, err))) return rc;
@@ -488,7 +482,7 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
                                            "the number of decoder parameters (the tokenizer's vocabulary)"};
   rc = agree_same(&j, rc, same, same_names, 4, "setting up the job", err);
   int64_t step = 0;
-  if (!rc) rc = agree(&j, try_resume(&j, &step, err), "resuming from the checkpoint", err);
+  if (!rc) rc = comm_all_ok(j.c, try_resume(&j, &step, err), "resuming from the checkpoint", err);
   char margin[48] = " (SimCTG off)";
   if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
