@@ -542,14 +542,12 @@ static void send_assign(coord *c, cjob *j, cattempt *a) {
 #define WIDE_REASON "Resources: the gang needs more than " STR(COORD_MAX_PLACE) " workers, the most one job " \
                     "may span (fewer ranks, or fewer GPUs per rank, fit on fewer workers)"
 
-static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
+static void start_job(coord *c, cjob *j, const sched_place *place, size_t n_place) {
   /* all ranks or none: a placement the attempt cannot hold is not started
    * (sched_fit keeps gangs within COORD_MAX_PLACE workers; this is the backstop) */
-  size_t nodes = 0;
-  for (size_t i = 0; i < c->nworkers; i++) nodes += ranks_on[i] != 0;
-  if (!nodes || nodes > COORD_MAX_PLACE) {
+  if (!n_place || n_place > COORD_MAX_PLACE) {
     snprintf(j->reason, sizeof j->reason, "%s", WIDE_REASON);
-    coord_log(c, "ERROR", "job %llu: not started: placed on %zu workers", (unsigned long long)j->id, nodes);
+    coord_log(c, "ERROR", "job %llu: not started: placed on %zu workers", (unsigned long long)j->id, n_place);
     return;
   }
   cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
@@ -562,13 +560,14 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   a->start_time = log_now();
   a->assign_mono = log_mono();
   a->state = FOIL__V1__JOB_STATE__JOB_RUNNING;
-  /* head: the worker with the most ranks (rank 0 beside it), ties by order */
-  int head = -1;
-  for (size_t i = 0; i < c->nworkers; i++)
-    if (ranks_on[i] && (head < 0 || ranks_on[i] > ranks_on[head])) head = (int)i;
-  a->place[a->nplace++] = (cplace){head, ranks_on[head]};
-  for (size_t i = 0; i < c->nworkers; i++)
-    if (ranks_on[i] && (int)i != head) a->place[a->nplace++] = (cplace){(int)i, ranks_on[i]};
+  /* head: the worker with the most ranks (rank 0 beside it), ties by order
+   * (the places come by worker index) */
+  size_t head = 0;
+  for (size_t k = 1; k < n_place; k++)
+    if (place[k].ranks > place[head].ranks) head = k;
+  a->place[a->nplace++] = (cplace){(int)place[head].node, place[head].ranks};
+  for (size_t k = 0; k < n_place; k++)
+    if (k != head) a->place[a->nplace++] = (cplace){(int)place[k].node, place[k].ranks};
   foil_err err = {0};
   if (write_fence(c, j, a->token, &err)) {
     snprintf(j->reason, sizeof j->reason, "cannot write the job directory: %.180s", err.msg);
@@ -581,10 +580,10 @@ static void start_job(coord *c, cjob *j, const uint32_t *ranks_on) {
   j->start_time = a->start_time;
   j->reason[0] = 0;
   j->est_start = 0;
-  char place[COORD_PLACE_TEXT];
-  place_string(c, a, place, sizeof place);  /* too long: write_attempt refuses the commit */
-  if (coord_persist_job(c, j, c->workers[head].name, "RUNNING: attempt %u (token %llu) on %s", a->n,
-                        (unsigned long long)a->token, place)) {
+  char where[COORD_PLACE_TEXT];
+  place_string(c, a, where, sizeof where);  /* too long: write_attempt refuses the commit */
+  if (coord_persist_job(c, j, c->workers[a->place[0].worker].name, "RUNNING: attempt %u (token %llu) on %s", a->n,
+                        (unsigned long long)a->token, where)) {
     j->natt--;  /* not durable: do not start it */
     j->state = FOIL__V1__JOB_STATE__JOB_PENDING;
     return;
@@ -601,17 +600,19 @@ void coord_schedule(coord *c) {
     if (j && !coord_final(j->state)) c->active[k++] = c->active[i];
   }
   c->nactive = k;
-  /* buffers: O(active) for the jobs, O(running × workers) for the running
-   * jobs' ranks per worker (a long queue of pending jobs costs no more) */
-  size_t nw = c->nworkers, nrun = 0;
-  for (size_t i = 0; i < c->nactive; i++) nrun += coord_running(coord_job(c, c->active[i]));
+  /* buffers: O(active) for the jobs, O(placements) for where the running
+   * jobs' ranks are (a long queue of pending jobs costs no more) */
+  size_t nw = c->nworkers, nrun = 0, nplace = 0;
+  for (size_t i = 0; i < c->nactive; i++) {
+    cjob *j = coord_job(c, c->active[i]);
+    cattempt *a = coord_running(j) ? coord_current(j) : NULL;
+    if (a) nrun++, nplace += (size_t)a->nplace;
+  }
   sched_node *nodes = calloc(nw ? nw : 1, sizeof *nodes);
   cjob **pend = malloc((c->nactive ? c->nactive : 1) * sizeof *pend);
   sched_running *run = malloc((nrun ? nrun : 1) * sizeof *run);
-  uint32_t *run_ranks = nrun && nw > SIZE_MAX / sizeof(uint32_t) / nrun
-                            ? NULL
-                            : calloc((nrun ? nrun : 1) * (nw ? nw : 1), sizeof *run_ranks);
-  if (!nodes || !pend || !run || !run_ranks) {
+  sched_place *run_place = malloc((nplace ? nplace : 1) * sizeof *run_place);
+  if (!nodes || !pend || !run || !run_place) {
     coord_log(c, "ERROR", "scheduling pass skipped: no memory for %zu active jobs (%zu running) on %zu workers",
               c->nactive, nrun, nw);
     goto done;
@@ -620,22 +621,23 @@ void coord_schedule(coord *c) {
     cworker *w = &c->workers[i];
     w->slots_used = w->gpus_used = 0;
   }
-  size_t np = 0, nr = 0;
+  size_t np = 0, nr = 0, npl = 0;
   for (size_t i = 0; i < c->nactive; i++) {
     cjob *j = coord_job(c, c->active[i]);
     if (coord_running(j)) {
       cattempt *a = coord_current(j);
       if (!a) continue;
-      uint32_t *ro = run_ranks + nr * nw;
+      sched_place *ro = run_place + npl;
       uint32_t gpr = j->spec->resources ? j->spec->resources->gpus_per_rank : 0;
       for (int p = 0; p < a->nplace; p++) {
         cworker *w = &c->workers[a->place[p].worker];
-        ro[a->place[p].worker] += a->place[p].ranks;
+        ro[p] = (sched_place){(uint32_t)a->place[p].worker, a->place[p].ranks};
         w->slots_used += a->place[p].ranks;
         w->gpus_used += a->place[p].ranks * gpr;
       }
+      npl += (size_t)a->nplace;
       double lim = j->spec->time_limit_s;
-      run[nr++] = (sched_running){lim > 0 ? a->start_time + lim : INFINITY, ro, gpr};
+      run[nr++] = (sched_running){lim > 0 ? a->start_time + lim : INFINITY, ro, (size_t)a->nplace, gpr};
     } else {
       char why[256];
       int d = deps_state(c, j, why, sizeof why);
@@ -684,7 +686,7 @@ void coord_schedule(coord *c) {
     for (size_t i = 0; i < np; i++) {
       cjob *j = pend[i];
       if (res[i].verdict == SCHED_START) {
-        start_job(c, j, res[i].ranks_on);
+        start_job(c, j, res[i].place, res[i].n_place);
         continue;
       }
       j->est_start = res[i].est_start;
@@ -694,7 +696,7 @@ void coord_schedule(coord *c) {
   }
   free(req), free(res);
 done:
-  free(nodes), free(pend), free(run), free(run_ranks);
+  free(nodes), free(pend), free(run), free(run_place);
   c->pass_seconds = log_mono() - t0;
   c->last_pass = log_mono();
   c->dirty = 0;
@@ -891,7 +893,13 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
   while (!*stop) {
     zmq_pollitem_t items[2] = {{.socket = c->ctl, .events = ZMQ_POLLIN},
                                {.socket = c->wrk, .events = ZMQ_POLLIN}};
-    long timeout = c->dirty ? 0 : (long)(c->hb_s * 250);
+    /* passes at most every 2 × the last pass's time: under a stream of
+     * events the loop spends at most a third of its time scheduling, and
+     * messages are read between passes */
+    double next_pass = c->last_pass + 2 * c->pass_seconds;
+    long timeout = (long)(c->hb_s * 250);
+    if (c->dirty) timeout = (long)ceil((next_pass - log_mono()) * 1e3);
+    if (timeout < 0) timeout = 0;
     if (timeout > 100) timeout = 100;
     int n = zmq_poll(items, 2, timeout);
     if (n < 0 && errno != EINTR)
@@ -914,7 +922,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
       check_liveness(c);
       check_limits(c);
     }
-    if (c->dirty || now - c->last_pass >= 1.0) coord_schedule(c);
+    if ((c->dirty && now >= next_pass) || now - c->last_pass >= 1.0) coord_schedule(c);
   }
   coord_log(c, "INFO", "stopping (running jobs keep running; workers reconnect to the next coordinator)");
   return FOIL_OK;

@@ -166,7 +166,8 @@ void coord_send_stop(coord *c, cjob *j);
 void coord_signal(coord *c, cjob *j, int signo);
 /* Tells the gang members (not the head) of attempt a to free its slots. */
 void coord_release_members(coord *c, cjob *j, cattempt *a);
-/* One scheduling pass (coord_run calls it when dirty and every second;
+/* One scheduling pass (coord_run calls it when dirty, at most every 2 × the
+ * last pass's time, and every second;
  * tests/fuzz calls it after each input). */
 void coord_schedule(coord *c);
 /* A job taken into memory in two steps, so that a submission is committed

@@ -3,7 +3,7 @@
  *
  * Pure computation over plain arrays (no sockets, no store), so it is
  * tested and benchmarked on its own (tests/unit/test_sched.c,
- * bench/sched_bench.c).
+ * bench/bench_sched.c).
  *
  * Policy: conservative backfill. Pending jobs are taken in priority order
  * (the caller sorts). Free capacity is a profile over time built from the
@@ -23,9 +23,20 @@
  * ranks or none, and never on more than `max_nodes` workers (a gang that
  * would need more does not fit).
  *
- * Cost: O(S·N) per segment tried, S = profile segments (≤ running + 2·depth),
- * N = workers; memory O(S·N + starts·N), kept between passes (not
- * O(pending·N): a queue of many pending jobs costs only its own arrays).
+ * Cost: the free capacity over time is kept sparse — what each worker has
+ * free now, plus a sorted list per worker of the times it changes (a
+ * running job's end, a reservation's start and end, a started job's end)
+ * — so memory is O(N + P + starts·N), P = the changes (≤ the running
+ * jobs' placements + 2 per worker of each gang started or reserved),
+ * never segments × workers. Per pending job: O(H) to judge whether it
+ * fits at all and fits now (H = the most ranks one worker can take, from
+ * per-GPUs-per-rank histograms of capacity); a job that starts costs
+ * O(N + its workers' changes); a reservation sweeps the candidate start
+ * times once, O(N + P + S·H) (S = distinct change times); a job that fits
+ * nowhere in the window costs the same sweep, or O(1) when a job of the
+ * same shape already failed against the same profile in this pass.
+ * Decisions are bit for bit those of the dense reference
+ * (tests/reference/sched_ref.c; tests/unit/test_sched.c compares them).
  */
 #ifndef FOIL_COORDINATOR_SCHED_H
 #define FOIL_COORDINATOR_SCHED_H
@@ -42,8 +53,13 @@ typedef struct {
 } sched_node;
 
 typedef struct {
+  uint32_t node, ranks;            /* `ranks` ranks on node `node` */
+} sched_place;
+
+typedef struct {
   double end;                      /* expected end (INFINITY: no time limit) */
-  const uint32_t *ranks_on;        /* ranks on each node (length n_nodes) */
+  const sched_place *place;        /* where its ranks run: n_place entries, one per node */
+  size_t n_place;
   uint32_t gpus_per_rank;
 } sched_running;
 
@@ -64,9 +80,10 @@ enum {
 };
 
 typedef struct {
-  int verdict;          /* SCHED_* */
-  double est_start;     /* START: now; reserved: its time; else 0 */
-  uint32_t *ranks_on;   /* START: ranks per node (points into the pass) */
+  int verdict;              /* SCHED_* */
+  double est_start;         /* START: now; reserved: its time; else 0 */
+  const sched_place *place; /* START: its ranks per node, by node index (points into the pass) */
+  size_t n_place;
 } sched_result;
 
 typedef struct sched sched;
@@ -74,8 +91,9 @@ typedef struct sched sched;
 int sched_new(sched **out, foil_err *err);
 void sched_destroy(sched **s);
 
-/* One pass at time `now`. out has n_pending entries; the ranks_on arrays
- * stay valid until the next pass. depth: reservations made (0: 200). */
+/* One pass at time `now`. out has n_pending entries; their place lists
+ * stay valid until the next pass. depth: reservations made
+ * (0: 200). FOIL_EINVAL if a running job names a node ≥ n_nodes. */
 int sched_pass(sched *s, double now, const sched_node *nodes, size_t n_nodes,
                const sched_running *running, size_t n_running, const sched_pending *pending,
                size_t n_pending, size_t depth, sched_result *out, foil_err *err);
@@ -85,7 +103,8 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n_nodes,
 size_t sched_bytes(const sched *s);
 
 /* Places a gang on free capacity (slots[], gpus[] per node): ranks per node
- * into ranks_on; 1 if it fits, else 0. Exposed for tests. */
+ * into ranks_on; 1 if it fits, else 0. scratch: 2·n. O(n + m log m), m =
+ * the nodes with room. Exposed for tests. */
 int sched_fit(const uint32_t *slots, const uint32_t *gpus, const int *usable, size_t n,
               const sched_pending *job, uint32_t *ranks_on, uint32_t *scratch);
 
