@@ -1,6 +1,6 @@
 /* coord.c — the coordinator's loop, state transitions and scheduling (see
  * coord.h; the handlers are in coord_api.c and coord_wp.c). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syncfs (and POSIX 2008) */
 #include "coordinator/coord.h"
 
 #include <cjson/cJSON.h>
@@ -482,8 +482,8 @@ int coord_job_dir_open(coord *c, uint64_t id, int create, int *dfd, foil_err *er
  * coord_job_dir_open: a job that replaced its directory (or jobs) by a
  * symbolic link cannot steer where the coordinator writes. Atomic: a
  * temporary in the directory (O_EXCL, O_NOFOLLOW), fsync, renameat, fsync
- * of the directory. */
-static int write_fence(coord *c, cjob *j, uint64_t token, foil_err *err) {
+ * of the directory; sync 0 leaves both fsyncs to the caller's syncfs. */
+static int write_fence(coord *c, cjob *j, uint64_t token, int sync, foil_err *err) {
   char text[32], tmp[256];
   int dfd = -1, rc = coord_job_dir_open(c, j->id, 1, &dfd, err);
   if (!rc && dfd < 0) rc = foil_err_set(err, FOIL_EINTERNAL, "job %llu: jobs/%llu vanished while it was made",
@@ -495,12 +495,12 @@ static int write_fence(coord *c, cjob *j, uint64_t token, foil_err *err) {
   }
   int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)token);
   int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  int ok = fd >= 0 && write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+  int ok = fd >= 0 && write(fd, text, (size_t)len) == len && (!sync || fsync(fd) == 0);
   int e = errno;
   if (fd >= 0 && close(fd) && ok) ok = 0, e = errno;
   if (ok && renameat(dfd, tmp, dfd, "attempt")) ok = 0, e = errno;
   if (!ok && fd >= 0) unlinkat(dfd, tmp, 0);
-  if (ok) fsync(dfd);
+  if (ok && sync) fsync(dfd);
   close(dfd);
   if (!ok)
     return foil_err_set(err, FOIL_EINTERNAL, "job %llu: cannot write jobs/%llu/attempt: %s", (unsigned long long)j->id,
@@ -542,16 +542,23 @@ static void send_assign(coord *c, cjob *j, cattempt *a) {
 #define WIDE_REASON "Resources: the gang needs more than " STR(COORD_MAX_PLACE) " workers, the most one job " \
                     "may span (fewer ranks, or fewer GPUs per rank, fit on fewer workers)"
 
-static void start_job(coord *c, cjob *j, const sched_place *place, size_t n_place) {
+/* Makes attempt n+1 of j on place (its fence written) and the job
+ * RUNNING in memory; 1 if it did, 0 if it could not (the reason says why).
+ * start_commit then records it, or undoes it. */
+/* From this many starts in one pass, their fences are made durable by one
+ * syncfs rather than two fsyncs each. */
+#define COORD_SYNCFS_STARTS 16
+
+static int start_prepare(coord *c, cjob *j, const sched_place *place, size_t n_place, int sync) {
   /* all ranks or none: a placement the attempt cannot hold is not started
    * (sched_fit keeps gangs within COORD_MAX_PLACE workers; this is the backstop) */
   if (!n_place || n_place > COORD_MAX_PLACE) {
     snprintf(j->reason, sizeof j->reason, "%s", WIDE_REASON);
     coord_log(c, "ERROR", "job %llu: not started: placed on %zu workers", (unsigned long long)j->id, n_place);
-    return;
+    return 0;
   }
   cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
-  if (!na) return;
+  if (!na) return 0;
   j->att = na;
   cattempt *a = &j->att[j->natt];
   memset(a, 0, sizeof *a);
@@ -569,26 +576,81 @@ static void start_job(coord *c, cjob *j, const sched_place *place, size_t n_plac
   for (size_t k = 0; k < n_place; k++)
     if (k != head) a->place[a->nplace++] = (cplace){(int)place[k].node, place[k].ranks};
   foil_err err = {0};
-  if (write_fence(c, j, a->token, &err)) {
+  if (write_fence(c, j, a->token, sync, &err)) {
     snprintf(j->reason, sizeof j->reason, "cannot write the job directory: %.180s", err.msg);
     foil_utf8_cut(j->reason);
     coord_log(c, "ERROR", "job %llu: %s", (unsigned long long)j->id, j->reason);
-    return;
+    return 0;
   }
   j->natt++;
   j->state = FOIL__V1__JOB_STATE__JOB_RUNNING;
   j->start_time = a->start_time;
   j->reason[0] = 0;
   j->est_start = 0;
+  return 1;
+}
+
+/* The event text of a start. */
+static void start_text(coord *c, cjob *j, char *text, size_t size) {
+  cattempt *a = coord_current(j);
   char where[COORD_PLACE_TEXT];
   place_string(c, a, where, sizeof where);  /* too long: write_attempt refuses the commit */
-  if (coord_persist_job(c, j, c->workers[a->place[0].worker].name, "RUNNING: attempt %u (token %llu) on %s", a->n,
-                        (unsigned long long)a->token, where)) {
-    j->natt--;  /* not durable: do not start it */
-    j->state = FOIL__V1__JOB_STATE__JOB_PENDING;
-    return;
+  snprintf(text, size, "RUNNING: attempt %u (token %llu) on %s", a->n, (unsigned long long)a->token, where);
+}
+
+/* Records the starts a pass prepared, then sends their Assigns: nothing
+ * is assigned before it is durable. The fences, unless each was synced
+ * (synced 1), by one syncfs of the data root's file system; the rows in
+ * one transaction; if that fails, each on its own, so a job whose attempt
+ * cannot be recorded costs only itself — it is undone and stays PENDING.
+ * (One fsync per fence and directory and one per commit made a pass that
+ * starts 3,000 jobs take 3 s on this machine's disk.) O(n) rows. */
+static void start_commit(coord *c, cjob **js, size_t n, int synced) {
+  char text[1024];
+  foil_err err = {0};
+  if (!synced && n) { /* the fences first: one syncfs for all of them */
+    int fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syncfs(fd)) {
+      int e = errno;
+      for (size_t k = 0; k < n; k++) {
+        js[k]->natt--, js[k]->state = FOIL__V1__JOB_STATE__JOB_PENDING;
+        snprintf(js[k]->reason, sizeof js[k]->reason, "cannot write the job directory: syncing the data root: %s",
+                 strerror(e));
+      }
+      coord_log(c, "ERROR", "%zu jobs not started: syncing the data root: %s", n, strerror(e));
+      if (fd >= 0) close(fd);
+      return;
+    }
+    close(fd);
   }
-  send_assign(c, j, a);
+  int rc = n > 1 ? store_begin(c->st, &err) : -1;
+  for (size_t k = 0; !rc && k < n; k++) {
+    cjob *j = js[k];
+    cattempt *a = coord_current(j);
+    store_job row = job_row(j);
+    start_text(c, j, text, sizeof text);
+    rc = store_update_job(c->st, &row, &err);
+    if (!rc) rc = write_attempt(c, j, a, &err);
+    if (!rc) rc = store_event(c->st, log_now(), j->id, c->workers[a->place[0].worker].name, text, &err);
+  }
+  if (!rc) rc = store_commit(c->st, &err);
+  if (rc && n > 1) {
+    store_rollback(c->st);
+    coord_log(c, "WARN", "recording the %zu starts of this pass together failed (%s): each on its own", n, err.msg);
+  }
+  for (size_t k = 0; k < n; k++) {
+    cjob *j = js[k];
+    cattempt *a = coord_current(j);
+    start_text(c, j, text, sizeof text);
+    if (!rc) {
+      coord_log(c, "INFO", "job %llu: %s", (unsigned long long)j->id, text);
+    } else if (coord_persist_job(c, j, c->workers[a->place[0].worker].name, "%s", text)) {
+      j->natt--;  /* not durable: do not start it */
+      j->state = FOIL__V1__JOB_STATE__JOB_PENDING;
+      continue;
+    }
+    send_assign(c, j, a);
+  }
 }
 
 void coord_schedule(coord *c) {
@@ -662,9 +724,11 @@ void coord_schedule(coord *c) {
   qsort(pend, np, sizeof *pend, cmp_pending);
   sched_pending *req = malloc((np ? np : 1) * sizeof *req);
   sched_result *res = malloc((np ? np : 1) * sizeof *res);
-  if (!req || !res) {
+  cjob **starts = malloc((np ? np : 1) * sizeof *starts);
+  size_t nstart = 0, nwill = 0;
+  if (!req || !res || !starts) {
     coord_log(c, "ERROR", "scheduling pass skipped: no memory for %zu pending jobs", np);
-    free(req), free(res);
+    free(req), free(res), free(starts);
     goto done;
   }
   for (size_t i = 0; i < np; i++) {
@@ -683,10 +747,12 @@ void coord_schedule(coord *c) {
         [SCHED_DEPENDENCY] = "Dependency",
         [SCHED_NEVER] = "Resources: asks for more than the usable workers have",
         [SCHED_TOO_WIDE] = WIDE_REASON};
+    /* a few starts sync their fences one by one; many, all at once */
+    for (size_t i = 0; i < np; i++) nwill += res[i].verdict == SCHED_START;
     for (size_t i = 0; i < np; i++) {
       cjob *j = pend[i];
       if (res[i].verdict == SCHED_START) {
-        start_job(c, j, res[i].place, res[i].n_place);
+        if (start_prepare(c, j, res[i].place, res[i].n_place, nwill < COORD_SYNCFS_STARTS)) starts[nstart++] = j;
         continue;
       }
       j->est_start = res[i].est_start;
@@ -694,7 +760,8 @@ void coord_schedule(coord *c) {
       snprintf(j->reason, sizeof j->reason, "%s", why[res[i].verdict]);
     }
   }
-  free(req), free(res);
+  start_commit(c, starts, nstart, nwill < COORD_SYNCFS_STARTS);
+  free(req), free(res), free(starts);
 done:
   free(nodes), free(pend), free(run), free(run_place);
   c->pass_seconds = log_mono() - t0;

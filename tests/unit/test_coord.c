@@ -883,6 +883,59 @@ static void test_assign_flood(void) {
   stop();
 }
 
+/* The starts of one pass are recorded together (and, from 16 on, their
+ * fences synced together); when that fails, each on its own: a job whose
+ * row cannot be written stays PENDING, unassigned, and the others start.
+ * Both with 3 starts (fences synced one by one) and with 40. */
+static void test_starts_together(void) {
+  for (int round = 0; round < 2; round++) {
+    int n = round ? 40 : 3;
+    if (fresh(round ? "together40" : "together3")) return;
+    void *w = peer("w1");
+    CHECK(wp_code(reg(w, "w1", 64, NULL, 0)) == 0);
+    uint64_t ids[40];
+    for (int k = 0; k < n; k++) ids[k] = submit_ranks(1, NULL, NULL);
+    char trig[256];
+    snprintf(trig, sizeof trig,
+             "CREATE TRIGGER fail_one BEFORE UPDATE ON jobs WHEN NEW.id = %llu BEGIN SELECT RAISE(ABORT, 'injected'); "
+             "END", (unsigned long long)ids[1]);
+    sql(trig);
+    coord_schedule(C);
+    int running = 0;
+    for (int k = 0; k < n; k++) {
+      cjob *j = coord_job(C, ids[k]);
+      if (k == 1) CHECKF(j && j->state == FOIL__V1__JOB_STATE__JOB_PENDING && j->natt == 0, "job 2: state %d natt %zu",
+                         j ? j->state : -1, j ? j->natt : 0);
+      else running += j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->natt == 1;
+    }
+    CHECKF(running == n - 1, "%d of %d jobs running", running, n - 1);
+    int assigns = 0;
+    uint64_t assigned_bad = 0;
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    while (assigns < n - 1 && zmq_msg_recv(&f, w, 0) >= 0) {
+      Foil__V1__CoordinatorMessage *m = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
+      if (m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN) {
+        assigns++;
+        if (m->assign->job_id == ids[1]) assigned_bad = ids[1];
+      }
+      if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+    }
+    zmq_msg_close(&f);
+    CHECKF(assigns == n - 1 && !assigned_bad, "%d Assigns, the unrecorded job's %s", assigns,
+           assigned_bad ? "among them" : "not");
+    sql("DROP TRIGGER fail_one");
+    stop();
+    if (start()) return;  /* the store agrees */
+    for (int k = 0; k < n; k++) {
+      cjob *j = coord_job(C, ids[k]);
+      int want = k == 1 ? FOIL__V1__JOB_STATE__JOB_PENDING : FOIL__V1__JOB_STATE__JOB_RUNNING;
+      CHECKF(j && j->state == want, "job %d after a restart: state %d", k + 1, j ? j->state : -1);
+    }
+    stop();
+  }
+}
+
 /* ---- a Register of more job ends than a frame holds ----------------------------------------- */
 
 /* A worker comes back with more job ends than one 1 MiB frame holds: 3,000
@@ -1064,6 +1117,7 @@ int main(void) {
   RUN(test_utf8_reasons);
   RUN(test_logs_nofollow);
   RUN(test_fence_nofollow);
+  RUN(test_starts_together);
   RUN(test_deval_confined);
   RUN(test_submit_no_memory);
   RUN(test_reregister_race);
