@@ -26,15 +26,16 @@
  * Cost: the free capacity over time is kept sparse — what each worker has
  * free now, plus a sorted list per worker of the times it changes (a
  * running job's end, a reservation's start and end, a started job's end)
- * — so memory is O(N + P + starts·N), P = the changes (≤ the running
- * jobs' placements + 2 per worker of each gang started or reserved),
- * never segments × workers. Per pending job: O(H) to judge whether it
+ * — so memory is O(N + P), P = the changes (≤ the running jobs'
+ * placements + 2 per worker of each gang started or reserved), never
+ * segments × workers. Per pending job: O(H) to judge whether it
  * fits at all and fits now (H = the most ranks one worker can take, from
  * per-GPUs-per-rank histograms of capacity); a job that starts costs
  * O(N + its workers' changes); a reservation sweeps the candidate start
  * times once, O(N + P + S·H) (S = distinct change times); a job that fits
- * nowhere in the window costs the same sweep, or O(1) when a job of the
- * same shape already failed against the same profile in this pass.
+ * nowhere costs the same sweep, or O(1) when a gang of its kind (GPUs per
+ * rank, nodes, max_nodes) with no more ranks and no longer a time limit
+ * already found nothing in the same profile.
  * Decisions are bit for bit those of the dense reference
  * (tests/reference/sched_ref.c; tests/unit/test_sched.c compares them).
  */
