@@ -24,6 +24,14 @@
 7. On a fresh start the ranks check they read the same spec and tokenized
    the same data: 2 ranks given other --root data, or other spec files
    (mpirun's rank-by-rank command lines), are refused naming what differs.
+8. A resumed run logs each step once: the metrics lines an earlier attempt
+   wrote after its last checkpoint (and a line torn by a kill) are dropped,
+   those up to the checkpoint kept (on a fresh start: none); a step's
+   evaluation comes before its checkpoint, so a checkpoint never stands
+   for an unevaluated step (a kill between the two used to skip it).
+9. tokens_per_s is the rate of the steps alone: tokens over time_compute_s
+   + time_comm_s + time_data_s, with an evaluation and a checkpoint after
+   every step in between (they used to count).
 """
 import json
 import os
@@ -273,6 +281,57 @@ rc, errs = two_ranks("otherspec", [(base, root), (other, root)])
 check(rc not in (None, 0) and "rank 1: the hash of the spec it read" in errs,
       f"ranks with other specs: exit status {rc} {errs[-600:]}")
 done("7", "ranks with other data or another spec: refused")
+
+# ---- 8. resume: no metrics line twice, no checkpoint before its step's evaluation ----------------------
+def steps_of(job):
+    """(step, kind) of each metrics line; a line that is not JSON fails the check."""
+    out = []
+    for line in metric_lines(job):
+        try:
+            r = json.loads(line)
+            out.append((r["step"], r.get("eval", "train")))
+        except ValueError:
+            out.append(("not JSON", line[:60]))
+    return out
+
+
+ev = write_spec("ev", eval={"every_steps": 2, "tokens": 256})
+rc, errs = run(ev, "dup", extra=("--stop-after", "3"))  # checkpoint at 2, step 3 logged after it
+check(rc == 0 and steps_of("dup") == [(1, "train"), (2, "train"), (2, "valid"), (3, "train")],
+      f"3 steps: exit status {rc}, metrics {steps_of('dup')}")
+with open(os.path.join(work, "dup", "metrics"), "a") as f:
+    f.write('{"step":4,"loss":3.1')  # a line torn by a kill
+rc, errs = run(ev, "dup")
+want = [(1, "train"), (2, "train"), (2, "valid"), (3, "train"), (4, "train"), (4, "valid")]
+check(rc == 0 and steps_of("dup") == want, f"resumed at step 2: exit status {rc}, metrics {steps_of('dup')}")
+dlog = open(os.path.join(work, "dup", "log")).read()
+for s_ in (2, 4):
+    e_at, c_at = dlog.find(f"eval step {s_} on valid"), dlog.find(f"step_{s_}.h5")
+    check(0 <= e_at < c_at, f"step {s_}: its checkpoint was written before its evaluation (log at {e_at}, {c_at})")
+rc, errs = run(ev, "dup")  # resumed at the last step: nothing to run, the final evaluation kept
+check(rc == 0 and steps_of("dup") == want, f"resumed at step 4 of 4: exit status {rc}, metrics {steps_of('dup')}")
+nock = write_spec("nock", checkpoint={"every_steps": 100})
+rc, errs = run(nock, "nock", extra=("--stop-after", "1"))  # no checkpoint: the rerun starts over
+rc2, errs = run(nock, "nock")
+check(rc == rc2 == 0 and steps_of("nock") == [(1, "train"), (2, "train"), (3, "train"), (4, "train"),
+                                                (4, "valid")],
+      f"a fresh start over an earlier attempt's metrics: exit status {rc2}, metrics {steps_of('nock')}")
+done("8", "resumed runs log each step once; each step is evaluated before its checkpoint")
+
+# ---- 9. tokens_per_s counts the steps, not the evaluations and checkpoints between log lines ---------
+busy = write_spec("busy", steps=8, log_every_steps=4, checkpoint={"every_steps": 1},
+                  eval={"every_steps": 1, "tokens": 0})
+rc, errs = run(busy, "busy")
+recs = [json.loads(x) for x in metric_lines("busy")]
+train = [r for r in recs if "tokens_per_s" in r]
+check(rc == 0 and len(train) == 2, f"8 steps logged every 4: exit status {rc}, {len(train)} lines")
+for r in train:
+    spent = r["time_compute_s"] + r["time_comm_s"] + r["time_data_s"]
+    implied = 4 * 4 * 16 / r["tokens_per_s"]  # 4 steps of 4 rows of 16 tokens
+    check(abs(implied - spent) <= 2e-4 + 1e-3 * spent,
+          f"step {r['step']}: tokens_per_s implies {implied:.5f} s for the steps, their time split says {spent:.5f} s")
+done("9", "tokens_per_s: " + ", ".join(f"{r['tokens_per_s']:.0f}" for r in train)
+     + " over the steps' own time")
 
 if failed:
     sys.exit(f"{len(failed)} failed: " + " | ".join(failed))

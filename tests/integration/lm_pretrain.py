@@ -10,7 +10,9 @@
    uninterrupted. Run B: the same spec, SIGKILLed right after its first
    checkpoint, then run again: it resumes and must end with the same bits
    as A in every dataset of the final checkpoint (parameters, AdamW
-   moments, cursor, tokenizer).
+   moments, cursor, tokenizer), and with A's metrics lines (each step
+   once, the same losses: the lines the killed attempt wrote after its
+   checkpoint are dropped when it resumes).
 3. The loss goes down (MLE and validation perplexity); the checkpoint opens
    in h5py with readable names (model kind "decoder", its config, wte ...).
 4. Data parallel: 2 ranks x 4 rows and 1 rank x 8 rows (dropout on: each
@@ -146,6 +148,15 @@ bad = [n for n in names if not np.array_equal(a[n][()], b[n][()])]
 if bad:
     sys.exit(f"resumed run differs from the uninterrupted one in: {bad[:10]}")
 print(f"resumed run matches bit for bit ({len(names)} datasets compared)")
+
+
+def metric_keys(job):
+    return [(r["step"], r.get("eval", "train"), r.get("loss"), r.get("val_loss")) for r in metrics(job)]
+
+
+if metric_keys("b") != metric_keys("a"):
+    sys.exit(f"resumed run's metrics differ from the uninterrupted one's:\n{metric_keys('b')}\n{metric_keys('a')}")
+print(f"resumed run's metrics: the uninterrupted one's {len(metric_keys('a'))} lines, each step once")
 
 # ---- 3. readable checkpoint, loss goes down --------------------------------------------------------
 m = a["model"].attrs

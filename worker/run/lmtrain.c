@@ -166,6 +166,13 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
     rc = j->gpu ? state_to_host(j, err) : FOIL_OK;
+    /* the metrics through this step (its evaluation included: the loop
+     * evaluates before it checkpoints) are on disk before the checkpoint
+     * that a resume continues from: metrics_from then finds them all.
+     * Cost: one fsync of a small file. */
+    if (!rc && (fflush(j->metrics) != 0 || fsync(fileno(j->metrics)) != 0))
+      logf_(j, "WARN", "the metrics of step %lld may not be on disk (fsync failed); the checkpoint goes on",
+            (long long)step);
     if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
     if (!rc) { /* the checkpoint is durable: a failed prune leaves old files behind, it does not undo the save */
@@ -247,6 +254,68 @@ static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
     logf_(j, "INFO", "resumed from %s at step %lld", path, (long long)st.step);
   }
   free(path);
+  return rc;
+}
+
+/* ---- metrics on a (re)start ------------------------------------------------------------------ */
+
+/* 1 when line[0..n) is a whole metrics line of step <= keep_max: a JSON
+ * object that starts with "step", as every line written here does. A line
+ * torn by a kill (no closing brace) is not. */
+static int metrics_keep(const char *line, size_t n, int64_t keep_max) {
+  static const char head[] = "{\"step\":";
+  const size_t h = sizeof head - 1;
+  if (n <= h + 1 || memcmp(line, head, h) != 0 || line[n - 1] != '}') return 0;
+  char *end;
+  long long s = strtoll(line + h, &end, 10);
+  return end > line + h && (*end == ',' || *end == '}') && s <= keep_max;
+}
+
+/* Rank 0, before the first step: the metrics file as it stood when the
+ * state the run starts from was saved, so a run does not log a step twice.
+ * `from` is the checkpoint's step (0 for a fresh start): an earlier attempt
+ * may have logged steps after it (up to its next checkpoint), which this
+ * run is about to log again. Kept: the lines of steps < from, and of step
+ * from itself when from > 0 (written before its checkpoint, its evaluation
+ * included, and fsynced: save_checkpoint); dropped: every other line (on a
+ * fresh start all, also a step-0 evaluation eval.at_start repeats) and any
+ * line torn by a kill. When something is dropped the file is published
+ * anew as the repo's rule says (foil_write_file_atomic: a temporary,
+ * fsync, rename, so a crash leaves the old file or the new one) and
+ * j->metrics reopened on it for appending; otherwise it is left alone.
+ * The log is not trimmed: it is the history of every attempt, and says
+ * where this one resumed. Cost: one read of the file, one write of it when
+ * something goes. */
+static int metrics_from(lmjob *j, int64_t from, foil_err *err) {
+  char path[4200], *text = NULL, *out = NULL;
+  size_t len = 0, n_out = 0, dropped = 0;
+  snprintf(path, sizeof path, "%s/metrics", j->job_dir);
+  int rc = foil_read_file(path, &text, &len, err);
+  if (!rc && !(out = malloc(len + 1))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %s", path);
+  const int64_t keep_max = from > 0 ? from : -1;
+  for (size_t i = 0; !rc && i < len;) {
+    const char *line = text + i, *nl = memchr(line, '\n', len - i);
+    const size_t n = nl ? (size_t)(nl - line) : len - i;
+    if (nl && metrics_keep(line, n, keep_max)) {
+      memcpy(out + n_out, line, n + 1); /* with its '\n' */
+      n_out += n + 1;
+    } else {
+      dropped++;
+    }
+    i += n + (nl != NULL);
+  }
+  if (!rc && dropped) {
+    fclose(j->metrics); /* the old file's handle: appends must go to the new one */
+    j->metrics = NULL;
+    rc = foil_write_file_atomic(path, out, n_out, err);
+    if (!rc && !(j->metrics = fopen(path, "a")))
+      rc = foil_err_set(err, FOIL_EPERM, "cannot reopen %s for appending", path);
+    if (!rc)
+      logf_(j, "INFO", "metrics: %zu line(s) after step %lld dropped (an earlier attempt's, logged again from here)",
+            dropped, (long long)from);
+  }
+  free(text);
+  free(out);
   return rc;
 }
 
@@ -483,6 +552,7 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   rc = agree_same(&j, rc, same, same_names, 4, "setting up the job", err);
   int64_t step = 0;
   if (!rc) rc = comm_all_ok(j.c, try_resume(&j, &step, err), "resuming from the checkpoint", err);
+  if (!rc) rc = comm_all_ok(j.c, j.rank == 0 ? metrics_from(&j, step, err) : FOIL_OK, "trimming the metrics", err);
   char margin[48] = " (SimCTG off)";
   if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
@@ -490,25 +560,27 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
           "%lld steps from step %lld; loss causal_lm%s; %s%s", j.s.name, j.s.dmodel.n_layers,
           j.s.dmodel.d_model, decoder_num_params(j.dec), j.world, j.s.batch_per_rank, j.s.seq_len,
           (long long)j.s.steps, (long long)step, margin, comm_device(j.c), j.s.precision ? ", bf16 GEMMs" : "");
-  double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
+  /* the time split of the steps since the last log line: t_data taking
+   * the rows, t_step the rest of the steps (of which t_comm inside
+   * collectives, the rest compute); tokens_per_s is over t_step + t_data,
+   * the steps alone: evaluations, checkpoints and logging between them are
+   * not training throughput */
+  double t_data = 0, t_step = 0, t_comm = 0;
   int64_t ran = 0, tokens_since = 0;
-  if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */
-    rc = evaluate(&j, 0, err);
-    t_log = log_mono(), comm0 = comm_busy_seconds(c);
-  }
+  if (!rc && j.s.eval_at_start && step == 0) rc = evaluate(&j, 0, err); /* the starting weights */
   while (!rc && step < j.s.steps) {
     lmstats st = {0};
     int64_t epoch = 0;
-    double t0 = log_mono();
+    double t0 = log_mono(), comm0 = comm_busy_seconds(c);
     if ((rc = train_step(&j, step, &st, &epoch, err))) break;
     t_step += log_mono() - t0 - st.data_s;
+    t_comm += comm_busy_seconds(c) - comm0;
     t_data += st.data_s;
     step++;
     ran++;
     tokens_since += (int64_t)j.world * j.s.batch_per_rank * j.s.seq_len;
     if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
-      double t = log_mono(), rate = tokens_since / (t - t_log);
-      double t_comm = comm_busy_seconds(c) - comm0;
+      double rate = t_step + t_data > 0 ? tokens_since / (t_step + t_data) : 0;
       float lr = spec_lr_at(&j.s, step - 1);
       logf_(&j, "INFO", "step %lld loss %.4f mle %.4f (ppl %.6g) simctg %.4f lr %.3g grad %.3f %.0f tokens/s",
             (long long)step, st.mle + st.simctg, st.mle, exp(st.mle), st.simctg, lr, st.grad_norm, rate);
@@ -522,6 +594,11 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
         jnum(&m, "grad_norm", "%.6f", st.grad_norm);
         jnum(&m, "tokens_per_s", "%.1f", rate);
         jnum(&m, "epoch", "%.0f", (double)epoch);
+        /* GPU ranks with more than one rank (the overlap path) all-reduce
+         * the gradients in NCCL buckets on a side stream the host does not
+         * wait for, so comm_busy_seconds does not see them: time_comm_s is
+         * then about 0 and time_compute_s includes the NCCL time that did
+         * not overlap the backward */
         jnum(&m, "time_compute_s", "%.4f", t_step - t_comm);
         jnum(&m, "time_comm_s", "%.4f", t_comm);
         jnum(&m, "time_data_s", "%.4f", t_data);
@@ -536,15 +613,18 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
         snprintf(msg, sizeof msg, "step %lld/%lld", (long long)step, (long long)j.s.steps);
         send_progress(&j, step, msg, p.s);
       }
-      t_log = t;
       tokens_since = 0;
-      t_data = t_step = 0;
-      comm0 = comm_busy_seconds(c);
+      t_data = t_step = t_comm = 0;
     }
-    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
-      if ((rc = save_checkpoint(&j, step, err))) break;
+    /* the evaluation before the checkpoint of the same step: a checkpoint
+     * is then written once everything of its step is (metrics_from), and a
+     * run killed between the two evaluates that step again when it resumes
+     * from the previous checkpoint (the other order skipped it: a resume
+     * at the last step only logged "done") */
     if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
       if ((rc = evaluate(&j, step, err))) break;
+    if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)
+      if ((rc = save_checkpoint(&j, step, err))) break;
     if (a->stop_after > 0 && ran >= a->stop_after) break;
   }
   if (rc) logf_(&j, "ERROR", "%s", err ? err->msg : "failed");

@@ -24,14 +24,21 @@
  * "val_loss","val_ppl","tokens"} every evaluation; a value that is not
  * finite is null, perplexities have 6 significant digits, and a value
  * whose usual format would take more than 24 characters has 9 significant
- * digits), ckpt/step_<n>.h5 (a decoder checkpoint:
+ * digits; tokens_per_s is over the steps' own time, time_compute_s +
+ * time_comm_s + time_data_s, not over evaluations and checkpoints between
+ * log lines; on GPU ranks with more than one rank the gradient all-reduce
+ * overlaps the backward and its time is in time_compute_s, time_comm_s is
+ * then about 0), ckpt/step_<n>.h5 (a decoder checkpoint:
  * storage/ckpt.h with the tokenizer and the cursor {seed, data fingerprint,
- * step, global batch W·B}). A job directory with a usable checkpoint is
+ * step, global batch W·B}; written after that step's evaluation and with
+ * the metrics through it on disk). A job directory with a usable checkpoint is
  * resumed from it bit for bit (same world size; another W with the same
  * W·B takes the same rows, up to float rounding); one written with another seed,
  * other data, another W·B or a step outside 0..steps is refused, and so is
  * one written before the cursor held W·B (run those again in a new job
- * directory).
+ * directory). A run drops the metrics lines after the step it starts from
+ * (all of them on a fresh start), an earlier attempt's that it logs again,
+ * so each step has one line of each kind; the log keeps every attempt's.
  *
  * Failures: setup agrees across ranks at every collective (every rank
  * reaches the same ones, so one rank's error, e.g. rank 0 unable to make
