@@ -1,6 +1,7 @@
 /* cmd_workers.c — `foil workers` (the nodes, as sinfo) and `foil drain
  * WORKER [--undo]`. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,8 +29,10 @@ static void workers_usage(FILE *out) {
           "\n"
           "Lists the workers: NAME HOST STATE SLOTS (used/total) GPUS (used/total)\n"
           "LAST-HEARTBEAT JOBS. States: IDLE, MIXED (some slots in use), ALLOCATED (all),\n"
-          "DRAINING, DRAINED, DOWN (missed its heartbeats).\n"
-          "  --json  the list as JSON (foil.v1.WorkerList field names)\n" CTL_OPTIONS_HELP);
+          "DRAINING, DRAINED, DOWN (missed its heartbeats). LAST-HEARTBEAT is by the\n"
+          "coordinator's clock, not this host's.\n"
+          "  --json  the list as JSON (foil.v1.WorkerList field names; now: the\n"
+          "          coordinator's clock, 0 from one that does not send it)\n" CTL_OPTIONS_HELP);
 }
 
 static void drain_usage(FILE *out) {
@@ -54,6 +57,15 @@ static void print_worker_row(const Foil__V1__WorkerInfo *w, double now) {
   printf("%-16.16s %-20.20s %-10s %-7s %-7s %-14s %s\n", w->name, w->host[0] ? w->host : "-",
          worker_state(w->state), slots, gpus, timefmt_ago(now, w->last_heartbeat, hb, sizeof hb),
          jobs[0] ? jobs : "-");
+}
+
+/* The time LAST-HEARTBEAT is measured against: the coordinator's clock
+ * when it built the list (WorkerList.now), the clock the heartbeat times
+ * come from, so a client whose clock is off shows the same ages. A
+ * coordinator older than the field sends 0: then the local clock, and any
+ * skew between the two shows. */
+static double coord_now(const Foil__V1__WorkerList *l) {
+  return l->now > 0 && isfinite(l->now) ? l->now : log_now();
 }
 
 static void print_header(void) {
@@ -93,7 +105,7 @@ int cmd_workers(int argc, char **argv) {
   if (json) {
     rc = pbjson_print(&r->workers->base);
   } else {
-    double now = log_now();
+    double now = coord_now(r->workers);
     print_header();
     for (size_t i = 0; i < r->workers->n_workers; i++) print_worker_row(r->workers->workers[i], now);
   }

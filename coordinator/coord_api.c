@@ -499,6 +499,7 @@ static void do_logs(coord *c, wire_msg *m, const Foil__V1__Request *q) {
 static void do_workers(coord *c, wire_msg *m, uint64_t rid) {
   arena ar = {0};
   Foil__V1__WorkerList wl = FOIL__V1__WORKER_LIST__INIT;
+  wl.now = log_now(); /* the clock the heartbeat times come from: clients measure against it */
   wl.workers = arena_alloc(&ar, (c->nworkers ? c->nworkers : 1) * sizeof *wl.workers);
   for (size_t i = 0; wl.workers && i < c->nworkers; i++) {
     Foil__V1__WorkerInfo *w = worker_msg(c, &ar, &c->workers[i]);

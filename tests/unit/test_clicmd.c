@@ -4,8 +4,8 @@
  * `model encode`'s `--`, `keys gen`'s --opt=VALUE, and `search` against a
  * stand-in foil-serve (a ROUTER thread answering SearchRequests): which
  * server it asks, vectors it reads, and queries over one request's limit;
- * `jobs` against a stand-in coordinator: ELAPSED and the last hour by the
- * coordinator's clock. */
+ * `jobs` and `workers` against a stand-in coordinator: ELAPSED, the last
+ * hour and LAST-HEARTBEAT by the coordinator's clock. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <pthread.h>
@@ -452,12 +452,14 @@ static void test_search(void) {
 
 /* Answers ListJobs with the jobs in the states asked for (all: none asked)
  * and the JobList's now (0: left out, as an older coordinator does), and
- * Workers with an empty list. */
+ * Workers with its workers (none unless set) and the same now. */
 typedef struct {
   void *ctx, *sock;
   char ep[256];
   Foil__V1__Job **jobs; /* borrowed, newest first as the coordinator sends them */
   size_t n_jobs;
+  Foil__V1__WorkerInfo **workers; /* borrowed */
+  size_t n_workers;
   double now;
   volatile int stop;
   pthread_t th;
@@ -487,6 +489,7 @@ static void *coord_main(void *arg) {
       jl.jobs = pick, jl.now = f->now;
       r.body_case = FOIL__V1__REPLY__BODY_JOBS, r.jobs = &jl;
     } else {
+      wl.workers = f->workers, wl.n_workers = f->n_workers, wl.now = f->now;
       r.body_case = FOIL__V1__REPLY__BODY_WORKERS, r.workers = &wl;
     }
     if (q) {
@@ -497,6 +500,29 @@ static void *coord_main(void *arg) {
     wire_msg_close(&m);
   }
   return NULL;
+}
+
+/* Starts f's thread on a fresh ROUTER bound to loopback (f->ep), with no
+ * keys in the environment; coord_stop joins it and closes the socket. */
+static void coord_start(fake_coord *f) {
+  unsetenv("FOIL_KEY"), unsetenv("FOIL_KEYS"), unsetenv("FOIL_SERVER_KEY"), unsetenv("FOIL_TIMEOUT");
+  unsetenv("FOIL_COORDINATOR");
+  memset(f, 0, sizeof *f);
+  f->ctx = zmq_ctx_new();
+  f->sock = zmq_socket(f->ctx, ZMQ_ROUTER);
+  int zero = 0;
+  zmq_setsockopt(f->sock, ZMQ_LINGER, &zero, sizeof zero);
+  CHECK(zmq_bind(f->sock, "tcp://127.0.0.1:*") == 0);
+  size_t len = sizeof f->ep;
+  zmq_getsockopt(f->sock, ZMQ_LAST_ENDPOINT, f->ep, &len);
+  pthread_create(&f->th, NULL, coord_main, f);
+}
+
+static void coord_stop(fake_coord *f) {
+  f->stop = 1;
+  pthread_join(f->th, NULL);
+  zmq_close(f->sock);
+  zmq_ctx_term(f->ctx);
 }
 
 /* The row of job `id` in `foil jobs` output (the caller's buf), "" if none. */
@@ -510,18 +536,8 @@ static const char *job_row(const char *out, int id, char *buf, size_t n) {
 }
 
 static void test_jobs_clock(void) {
-  unsetenv("FOIL_KEY"), unsetenv("FOIL_KEYS"), unsetenv("FOIL_SERVER_KEY"), unsetenv("FOIL_TIMEOUT");
-  unsetenv("FOIL_COORDINATOR");
   fake_coord f;
-  memset(&f, 0, sizeof f);
-  f.ctx = zmq_ctx_new();
-  f.sock = zmq_socket(f.ctx, ZMQ_ROUTER);
-  int zero = 0;
-  zmq_setsockopt(f.sock, ZMQ_LINGER, &zero, sizeof zero);
-  CHECK(zmq_bind(f.sock, "tcp://127.0.0.1:*") == 0);
-  size_t len = sizeof f.ep;
-  zmq_getsockopt(f.sock, ZMQ_LAST_ENDPOINT, f.ep, &len);
-  pthread_create(&f.th, NULL, coord_main, &f);
+  coord_start(&f);
 
   /* a coordinator whose clock reads 2001 (T + 1000), whatever this host's
    * says: job 1 running since T, job 2 ended 100 s ago after 30 s, job 3
@@ -565,11 +581,63 @@ static void test_jobs_clock(void) {
   CHECKF(strstr(row, " 16:40 ") || strstr(row, " 16:41 "), "%s", o);
   CHECKF(!job_row(o, 2, row, sizeof row)[0] && !job_row(o, 3, row, sizeof row)[0], "jobs 2 and 3 ended in 2001: %s", o);
   free(o), free(e);
+  coord_stop(&f);
+}
 
-  f.stop = 1;
-  pthread_join(f.th, NULL);
-  zmq_close(f.sock);
-  zmq_ctx_term(f.ctx);
+/* The row of worker `name` in `foil workers` output (the caller's buf),
+ * "" if none. */
+static const char *worker_row(const char *out, const char *name, char *buf, size_t n) {
+  char key[64];
+  snprintf(key, sizeof key, "\n%s ", name);
+  const char *at = strstr(out, key);
+  buf[0] = 0;
+  if (at) snprintf(buf, n, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
+  return buf;
+}
+
+static void test_workers_clock(void) {
+  fake_coord f;
+  coord_start(&f);
+  /* a coordinator whose clock reads 2001 (T + 1000), whatever this host's
+   * says: w1 heard 5 s ago, w2 two hours ago */
+  const double T = 1e9;
+  Foil__V1__WorkerInfo w1 = FOIL__V1__WORKER_INFO__INIT, w2 = FOIL__V1__WORKER_INFO__INIT;
+  w1.name = "w1", w1.host = "node1", w1.state = FOIL__V1__WORKER_STATE__WORKER_IDLE, w1.slots = 2;
+  w1.last_heartbeat = T + 995, w1.registered_time = T;
+  w2.name = "w2", w2.host = "node2", w2.state = FOIL__V1__WORKER_STATE__WORKER_DOWN, w2.slots = 2;
+  w2.last_heartbeat = T - 6200, w2.registered_time = T - 9000;
+  Foil__V1__WorkerInfo *ws[] = {&w1, &w2};
+  f.workers = ws, f.n_workers = 2, f.now = T + 1000;
+  char *a1[] = {"workers", "--coordinator", f.ep, NULL};
+  char *o, *e;
+  int rc = run(cmd_workers, a1, &o, &e);
+  CHECKF(rc == 0, "rc %d: %s", rc, e);
+  char row[256];
+  /* by the local clock both would read some 25 years ago ("9000d ago") */
+  CHECKF(strstr(worker_row(o, "w1", row, sizeof row), " 5s ago "), "w1 heard 5 s ago by the coordinator's clock: %s",
+         o);
+  CHECKF(strstr(worker_row(o, "w2", row, sizeof row), " 2h ago "), "w2 heard two hours ago: %s", o);
+  free(o), free(e);
+  /* --json passes the coordinator's now on */
+  char *a2[] = {"workers", "--coordinator", f.ep, "--json", NULL};
+  rc = run(cmd_workers, a2, &o, &e);
+  cJSON *js = cJSON_Parse(o);
+  const cJSON *now = cJSON_GetObjectItemCaseSensitive(js, "now");
+  CHECKF(rc == 0 && cJSON_IsNumber(now) && now->valuedouble == T + 1000, "rc %d: %s %s", rc, o, e);
+  CHECKF(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js, "workers")) == 2, "%s", o);
+  cJSON_Delete(js);
+  free(o), free(e);
+
+  /* an older coordinator (no now): the local clock, as before */
+  w1.last_heartbeat = log_now() - 3;
+  f.now = 0;
+  rc = run(cmd_workers, a1, &o, &e);
+  CHECKF(rc == 0, "rc %d: %s", rc, e);
+  worker_row(o, "w1", row, sizeof row);
+  CHECKF(strstr(row, " 3s ago ") || strstr(row, " 4s ago "), "%s", o);
+  CHECKF(strstr(worker_row(o, "w2", row, sizeof row), "d ago "), "w2 heard in 2001: %s", o);
+  free(o), free(e);
+  coord_stop(&f);
 }
 
 int main(void) {
@@ -586,6 +654,7 @@ int main(void) {
   RUN(test_keys_opt_eq);
   RUN(test_search);
   RUN(test_jobs_clock);
+  RUN(test_workers_clock);
   if (system(cmd)) return 1;
   TEST_EXIT();
 }
