@@ -1,5 +1,6 @@
 /* coord_wp.c — the worker protocol (proto/foil/v1/worker.proto): register,
- * heartbeat, started, progress, finished, each answered; fencing by token. */
+ * heartbeat, started, progress, finished, goodbye, each answered; fencing
+ * by token. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdarg.h>
@@ -297,6 +298,7 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
   Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
   reg.heartbeat_ms = (uint32_t)c->o.heartbeat_ms, reg.liveness = (uint32_t)c->o.liveness;
   reg.kill = kill, reg.n_kill = nkill, reg.time = log_now();
+  reg.goodbye = 1;  /* do_goodbye */
   Foil__V1__CoordinatorMessage a = FOIL__V1__COORDINATOR_MESSAGE__INIT;
   a.request_id = rid, a.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, a.registered = &reg;
   answer(c, m, &a);
@@ -315,6 +317,28 @@ static void do_heartbeat(coord *c, wire_msg *m, uint64_t rid, cworker *w, const 
   a.request_id = rid, a.body_case = FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT, a.heartbeat = &ack;
   answer(c, m, &a);
   free(kill);
+}
+
+/* A Goodbye (worker.proto): the process is shutting down cleanly. From
+ * the route w registered from: the job ends it carries are applied as a
+ * Register's, then w is lost now, as after missed heartbeats
+ * (coord_worker_lost: DOWN, the attempts still on it NODE_FAIL and
+ * requeued), which frees the name for the next process at once. Both in
+ * this one call, so no scheduling pass sees the slots those ends free as
+ * w's. From any other route (w NULL, unregistered, or another process's)
+ * nothing changes and its reports are not read. Ack either way: the sender
+ * is leaving and sends nothing again, so an end not committed here is not
+ * refused but left to coord_worker_lost (NODE_FAIL). */
+static void do_goodbye(coord *c, wire_msg *m, uint64_t rid, cworker *w, const wroute *from,
+                       const Foil__V1__Goodbye *g) {
+  if (w && w->session && !w->down && !strcmp(w->route, from->route)) {
+    w->last_seen_mono = log_mono();
+    for (size_t i = 0; g && i < g->n_finished; i++) coord_wp_finished(c, w, g->finished[i]);
+    char why[COORD_MAX_ROUTE + 64];
+    snprintf(why, sizeof why, "said goodbye (shut down; as %s)", w->route);
+    coord_worker_lost(c, w, why);
+  }
+  answer_ack(c, m, rid);
 }
 
 static void set_str(char **dst, const char *s) {
@@ -352,6 +376,9 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_REGISTER && q->register_)
     for (size_t i = 0; i < q->register_->n_finished; i++)
       if (q->register_->finished[i]->message) foil_utf8_scrub(q->register_->finished[i]->message);
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE && q->goodbye)
+    for (size_t i = 0; i < q->goodbye->n_finished; i++)
+      if (q->goodbye->finished[i]->message) foil_utf8_scrub(q->goodbye->finished[i]->message);
   foil_err ue = {0};
   if (wire_check_msg(&q->base, &ue)) {
     answer_error(c, m, rid, ue.code, "%s", ue.msg);
@@ -363,6 +390,10 @@ void coord_wp_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
   }
   int wi = from.ok ? coord_worker_find(c, from.name) : -1;
   cworker *w = wi >= 0 ? &c->workers[wi] : NULL;
+  if (q->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE) {
+    do_goodbye(c, m, rid, w, &from, q->goodbye);
+    goto done;
+  }
   if (!w || !w->session) {
     answer_error(c, m, rid, FOIL_EPRECOND, "register first: this coordinator does not know worker \"%s\"", from.name);
     goto done;

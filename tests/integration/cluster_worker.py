@@ -10,7 +10,10 @@ SIGKILL of the worker running a job makes the attempt NODE_FAIL and the
 job runs again on the other worker (restart_count 1); progress sent by a
 job's rank 0 reaches Job.progress; a second foil-worker started with the
 name of a running one is refused (it logs ALREADY_EXISTS and keeps
-retrying) while the first runs its job to completion, never DOWN.
+retrying) while the first runs its job to completion, never DOWN; a
+worker stopped with SIGTERM says goodbye, so one started again at once
+under its name is accepted without waiting out the liveness window, idle
+or running a job, which is requeued once and runs on the new one.
 """
 import os
 import signal
@@ -200,6 +203,60 @@ try:
     check(len(j.attempts) >= 2 and j.attempts[-1].workers[0] == other,
           "second attempt on %s (%s)" % (other, [list(a.workers) for a in j.attempts]))
     check("second attempt restart 1" in c.log(jid), "the second attempt ran with FOIL_RESTART_COUNT=1")
+
+    # ---- SIGTERM a worker, start it again at once: its goodbye frees the
+    # name, so the new process is accepted without waiting out the liveness
+    # window (it was refused ALREADY_EXISTS for up to one, the coordinator
+    # still counting the stopped one as live) ----
+    def restart(key, new_key):
+        """SIGTERMs the foil-worker c.workers[key] (named `other`), starts
+        another of that name at once as new_key; returns (seconds until it
+        registered or None, its log, the old one's log)."""
+        old = c.workers[key]
+        old.send_signal(signal.SIGTERM)
+        check(old.wait(30) == 0, "%s (%s) stops on SIGTERM (exit %s)" % (other, key, old.returncode))
+        t0 = time.time()
+        c.start_worker(other, slots=2, extra_args=wargs, wait=False, key=new_key)
+        nlog = os.path.join(c.root, "worker-%s.log" % new_key)
+        text, took = "", None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            text = open(nlog).read() if os.path.exists(nlog) else ""
+            if "registered with the coordinator" in text:
+                took = time.time() - t0
+                break
+            time.sleep(0.02)
+        return took, text, open(os.path.join(c.root, "worker-%s.log" % key)).read()
+
+    window = 0.2 * 10  # heartbeat_ms x liveness, as the Cluster above
+    took, text, olog = restart(other, other + "-2")
+    check(took is not None and "ALREADY_EXISTS" not in text,
+          "%s stopped idle and started again at once is accepted without a refusal (in %s s; the window is "
+          "%.1f s; %s)" % (other, "%.2f" % took if took is not None else "never", window,
+                           [ln for ln in text.splitlines() if "ALREADY_EXISTS" in ln][-1:]))
+    check("said goodbye to the coordinator" in olog, "the stopped worker's log says it said goodbye")
+    check("said goodbye" in open(os.path.join(c.root, "coordinator.log")).read(),
+          "the coordinator logs the goodbye")
+
+    # ---- the same with a job running: the job it stopped is requeued once
+    # (its end travels in the goodbye, so the coordinator never gives it back
+    # to the process on its way out, which cost it a second failure) and runs
+    # on the new process ----
+    script = ('if [ "$FOIL_RESTART_COUNT" = 0 ]; then sleep 300; fi; '
+              'echo ran again restart $FOIL_RESTART_COUNT')
+    jid = c.submit_command(["sh", "-c", script], max_failures=1, max_failures_set=True)
+    j = c.wait_state(jid, {"JOB_RUNNING"}, timeout=30)
+    check(j.attempts[-1].workers[0] == other, "the job runs on %s, the one worker up" % other)
+    took, text, olog = restart(other + "-2", other + "-3")
+    check(took is not None and "ALREADY_EXISTS" not in text,
+          "%s stopped with a job and started again at once is accepted without a refusal (in %s s)"
+          % (other, "%.2f" % took if took is not None else "never"))
+    j = c.wait_state(jid, {"JOB_COMPLETED", "JOB_FAILED", "JOB_NODE_FAIL"}, timeout=60)
+    states = [STATE.Name(a.state) for a in j.attempts]
+    check(STATE.Name(j.state) == "JOB_COMPLETED" and j.restart_count == 1 and states == ["JOB_NODE_FAIL", "JOB_COMPLETED"]
+          and "ran again restart 1" in c.log(jid),
+          "the stopped job was requeued once and ran on the new process (%s, attempts %s)"
+          % (STATE.Name(j.state), states))
 finally:
     c.stop()
     for pg in leftovers:

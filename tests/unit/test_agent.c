@@ -11,7 +11,8 @@
  * frame holds still register, the rest following one by one. The routing
  * id is NAME/INSTANCE; a Register refused ALREADY_EXISTS (another process
  * has the name) stops the agent's jobs, not the agent, which registers
- * again after the time the refusal gives. */
+ * again after the time the refusal gives. A clean shutdown ends with a
+ * Goodbye (only while registered), its answer awaited a second at most. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -123,6 +124,7 @@ static void ack(uint64_t id) {
 /* kill list for the next heartbeat answer */
 static Foil__V1__AttemptRef *next_kill;
 static int ack_finished = 1;
+static int finished_seen;  /* Finished reports wait_for answered, for a test to count */
 static Foil__V1__Progress last_progress;
 static char last_progress_msg[128];
 static uint64_t progress_job;
@@ -162,7 +164,7 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
       }
       case FOIL__V1__WORKER_MESSAGE__BODY_REGISTER: {
         Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
-        r.heartbeat_ms = 100, r.liveness = 5;
+        r.heartbeat_ms = 100, r.liveness = 5, r.goodbye = 1;
         reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
         break;
       }
@@ -175,6 +177,7 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
         ack(m->request_id);
         break;
       case FOIL__V1__WORKER_MESSAGE__BODY_FINISHED:
+        finished_seen++;
         if (ack_finished) ack(m->request_id);
         break;
       default:
@@ -237,7 +240,7 @@ static void test_register(void) {
          route);
   CHECK(m->register_->slots == 2 && m->register_->gpus == 2 && m->register_->n_running == 0);
   Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
-  r.heartbeat_ms = 100, r.liveness = 5;
+  r.heartbeat_ms = 100, r.liveness = 5, r.goodbye = 1;
   reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
   foil__v1__worker_message__free_unpacked(m, NULL);
   /* heartbeats now come at 100 ms */
@@ -417,32 +420,68 @@ static void test_register_again(void) {
   CHECK(r != NULL);
   if (r) {
     Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-    reg.heartbeat_ms = 100, reg.liveness = 5;
+    reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
     reply(r->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
     foil__v1__worker_message__free_unpacked(r, NULL);
   }
 }
 
 static pid_t child;
+/* SIGTERM with a job that ignores TERM (so the shutdown lasts its 1 s
+ * grace): the job is stopped; an Assign that comes meanwhile is not
+ * started; heartbeats go on listing the job; no Finished goes on its own
+ * (it would free the slot before the coordinator knew this worker leaves):
+ * both ends, NODE_FAIL, travel in the Goodbye, which frees the name now.
+ * Left unanswered (a coordinator gone), the agent exits all the same,
+ * 3 s after at most. */
 static void test_shutdown(void) {
-  char *argv[] = {"sleep", "30", NULL};
-  assign(7, 17, argv, 2, 0, 0, 0, 0);
+  char *argv[] = {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30", NULL};
+  assign(7, 17, argv, 3, 0, 0, 0, 0);
   Foil__V1__WorkerMessage *s = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  pid_t pg = s ? s->started->pid : 0;
   if (s) {
     ack(s->request_id);
     foil__v1__worker_message__free_unpacked(s, NULL);
   }
+  usleep(200000);  /* its trap set */
   kill(child, SIGTERM);
-  Foil__V1__WorkerMessage *f = expect_finished(7, 5);
-  if (f) {
-    CHECK(f->finished->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && strstr(f->finished->message, "shut down"));
-    foil__v1__worker_message__free_unpacked(f, NULL);
+  usleep(200000);
+  char *ok[] = {"true", NULL};
+  assign(70, 170, ok, 1, 0, 0, 0, 0);
+  Foil__V1__WorkerMessage *h = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
+  int listed = 0;
+  for (size_t i = 0; h && i < h->heartbeat->n_running; i++) listed += h->heartbeat->running[i]->job_id == 7;
+  CHECKF(listed == 1, "a heartbeat while leaving lists the job %d time(s)", listed);
+  if (h) foil__v1__worker_message__free_unpacked(h, NULL);
+  finished_seen = 0;
+  Foil__V1__WorkerMessage *g = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE, 8);
+  double said = log_mono();
+  CHECK(g != NULL && g->request_id != 0);
+  CHECKF(finished_seen == 0, "%d Finished sent on their own while leaving", finished_seen);
+  if (g) {
+    const Foil__V1__Goodbye *b = g->goodbye;
+    int j7 = 0, j70 = 0;
+    for (size_t i = 0; b && i < b->n_finished; i++) {
+      const Foil__V1__Finished *f = b->finished[i];
+      j7 += f->job_id == 7 && f->token == 17 && f->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL &&
+            strstr(f->message, "shut down") && f->signal == SIGKILL;
+      j70 += f->job_id == 70 && f->token == 170 && f->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL &&
+             strstr(f->message, "not started");
+    }
+    CHECKF(b && b->n_finished == 2 && j7 == 1 && j70 == 1, "the goodbye carries %zu end(s)", b ? b->n_finished : 0);
+    foil__v1__worker_message__free_unpacked(g, NULL);
   }
   int st = -1;
-  double t0 = log_mono();
   pid_t r = 0;
-  while ((r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5) usleep(20000);
+  while ((r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - said < 6) usleep(20000);
   CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECKF(log_mono() - said < 4.5, "exited %.2f s after its goodbye", log_mono() - said);
+  CHECK(pg > 0 && kill(-pg, 0) != 0);
+  char p[1200], *log = NULL;
+  snprintf(p, sizeof p, "%s/worker.log", tmp);
+  if (foil_read_file(p, &log, NULL, NULL)) log = strdup("");
+  CHECKF(log && strstr(log, "no answer to the goodbye"), "%s", log);
+  free(log);
 }
 
 static void refuse(uint64_t request_id, int code, const char *msg) {
@@ -519,6 +558,92 @@ static void refuse_taken(uint64_t request_id, uint32_t retry_ms) {
   send_to_worker(&m);
 }
 
+/* A goodbye answered: logged, and the agent exits at once. An older
+ * coordinator (its Registered without goodbye) gets the job ends on their
+ * own, as before, and no goodbye. One that is not registered (refused,
+ * here) says none: the name is not its own. */
+static void test_goodbye(void) {
+  child = start_agent();
+  Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
+  reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
+  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);  /* registered */
+  if (m) foil__v1__worker_message__free_unpacked(m, NULL);
+  kill(child, SIGTERM);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE, 3);
+  CHECK(m != NULL);
+  double said = log_mono();
+  if (m) {
+    ack(m->request_id);
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  int st = -1;
+  pid_t r = 0;
+  while ((r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - said < 5) usleep(20000);
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECKF(log_mono() - said < 0.8, "exited %.2f s after its goodbye was answered", log_mono() - said);
+  char p[1200], *log = NULL;
+  snprintf(p, sizeof p, "%s/worker.log", tmp);
+  if (foil_read_file(p, &log, NULL, NULL)) log = strdup("");
+  CHECKF(log && strstr(log, "said goodbye to the coordinator") && !strstr(log, "no answer to the goodbye"), "%s",
+         log);
+  free(log);
+  /* an older coordinator: the stopped job's end on its own, acked, then no goodbye */
+  child = start_agent();
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  reg.goodbye = 0;
+  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  char *argv[] = {"sleep", "30", NULL};
+  assign(71, 171, argv, 2, 0, 0, 0, 0);
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_STARTED, 5);
+  if (m) {
+    ack(m->request_id);
+    foil__v1__worker_message__free_unpacked(m, NULL);
+  }
+  kill(child, SIGTERM);
+  Foil__V1__WorkerMessage *f = expect_finished(71, 5);
+  CHECK(f && f->finished->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL);
+  if (f) foil__v1__worker_message__free_unpacked(f, NULL);
+  int goodbyes = 0;
+  r = 0;
+  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5;) {
+    m = next_from_agent(0.1);
+    if (m) {
+      goodbyes += m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE;
+      foil__v1__worker_message__free_unpacked(m, NULL);
+    }
+  }
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(goodbyes == 0);
+  /* refused ALREADY_EXISTS, then stopped: no goodbye */
+  child = start_agent();
+  m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  refuse_taken(m->request_id, 5000);
+  foil__v1__worker_message__free_unpacked(m, NULL);
+  usleep(200000);
+  kill(child, SIGTERM);
+  goodbyes = 0;
+  r = 0;
+  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5;) {
+    m = next_from_agent(0.1);
+    if (m) {
+      goodbyes += m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE;
+      foil__v1__worker_message__free_unpacked(m, NULL);
+    }
+  }
+  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(goodbyes == 0);
+}
+
 /* Another foil-worker process has this one's name (it was cut off, the
  * coordinator declared it lost and took the other): its heartbeat is told
  * to register, its Register refused ALREADY_EXISTS. It does not exit: it
@@ -532,7 +657,7 @@ static void test_name_taken(void) {
   CHECK(m != NULL);
   if (!m) return;
   Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-  reg.heartbeat_ms = 100, reg.liveness = 5;
+  reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
   reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
   foil__v1__worker_message__free_unpacked(m, NULL);
   char *argv[] = {"sleep", "30", NULL};
@@ -703,7 +828,7 @@ static void test_many_finished(void) {
         }
         carried = r->n_finished, by_ref = r->n_running;
         Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-        reg.heartbeat_ms = 100, reg.liveness = 5;
+        reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
         reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
         registered = 1;
       }
@@ -772,6 +897,7 @@ int main(int argc, char **argv) {
   RUN(test_progress_forwarded);
   RUN(test_register_again);
   RUN(test_shutdown);
+  RUN(test_goodbye);
   RUN(test_register_refused);
   RUN(test_name_taken);
   RUN(test_many_finished);

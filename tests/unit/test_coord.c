@@ -32,7 +32,11 @@
  *  - one process per worker name: a second process's Register (another
  *    routing id NAME/INSTANCE) is refused ALREADY_EXISTS while the first is
  *    live, which keeps its jobs and messages; accepted once the first has
- *    been silent for the liveness window, the route switching to it.
+ *    been silent for the liveness window, the route switching to it;
+ *  - a Goodbye from the name's route applies the job ends it carries and
+ *    takes that worker as lost in one step (its jobs requeued once, none
+ *    given back to it), and the next process of the name registers
+ *    without waiting; a Goodbye from any other route changes nothing.
  */
 #define _DEFAULT_SOURCE
 #include <sqlite3.h>
@@ -849,6 +853,95 @@ static void test_duplicate_name(void) {
   stop();
 }
 
+/* A Goodbye from `route` (socket s), carrying n job ends: 0 for its Ack,
+ * else the error code. */
+static int goodbye(void *s, const char *route, Foil__V1__Finished **fin, size_t n) {
+  Foil__V1__Goodbye g = FOIL__V1__GOODBYE__INIT;
+  g.finished = fin, g.n_finished = n;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE, q.goodbye = &g;
+  return wp_code(wp(s, route, &q));
+}
+
+/* A worker that shuts down cleanly says goodbye, with the ends of the jobs
+ * it stopped. From the route its name is registered from: those ends are
+ * applied (NODE_FAIL, requeued) and the worker is DOWN in the same step,
+ * an attempt it does not report NODE_FAIL as for a lost worker; a pass
+ * then gives neither job back to it (each has failed once), and a new
+ * process of the name is accepted at once — no liveness window to wait
+ * out — and gets them. From any other route (a refused second process,
+ * the replaced first, a name nobody registered) it is acked and changes
+ * nothing, the ends it carries unread. */
+static void test_goodbye(void) {
+  if (fresh("bye")) return;
+  void *a = peer("w1/aaaa"), *b = peer("w1/bbbb");
+  Foil__V1__CoordinatorMessage *m = reg_from(a, "w1/aaaa", "w1", "host-a", 2);
+  /* it says it takes goodbyes: the worker holds its job ends for one */
+  CHECK(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED && m->registered->goodbye);
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  int wi = coord_worker_find(C, "w1");
+  if (wi < 0) return stop();
+  cworker *w = &C->workers[wi];
+  uint64_t t1 = 0, id1 = running_job(&t1), t2 = 0, id2 = running_job(&t2);
+  for (int k = 0; k < 2; k++) {
+    m = pushed(a);
+    CHECK(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN);
+    if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  }
+  cjob *j1 = coord_job(C, id1), *j2 = coord_job(C, id2);
+  if (!j1 || !j2) return stop();
+  Foil__V1__Finished f = FOIL__V1__FINISHED__INIT, *fp = &f;
+  f.job_id = id1, f.token = t1, f.state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL, f.message = "worker w1 shut down";
+  /* a second process, refused while the first is live, says goodbye
+   * (naming the first's job): nothing changes */
+  CHECK(wp_code(reg_from(b, "w1/bbbb", "w1", "host-b", 8)) == FOIL_EEXIST);
+  CHECK(goodbye(b, "w1/bbbb", &fp, 1) == 0);
+  CHECK(!w->down && w->session && !strcmp(w->route, "w1/aaaa"));
+  CHECK(j1->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j1->failures == 0 && j1->natt == 1);
+  CHECK(wp_code(reg_from(b, "w1/bbbb", "w1", "host-b", 8)) == FOIL_EEXIST);
+  CHECK(heartbeat(a, "w1/aaaa") == 0);
+  /* nor from a name nobody registered */
+  void *x = peer("w9/xxxx");
+  CHECK(goodbye(x, "w9/xxxx", NULL, 0) == 0 && coord_worker_find(C, "w9") < 0);
+  /* the first shuts down: its goodbye (job 1's end in it, job 2's left out)
+   * takes it as lost now */
+  CHECK(goodbye(a, "w1/aaaa", &fp, 1) == 0);
+  CHECK(w->down && !w->session);
+  CHECKF(j1->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && j1->failures == 1 && j1->natt == 1 &&
+             j1->att[0].state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && !strcmp(j1->att[0].reason, "worker w1 shut down"),
+         "job 1 %s, attempt: %s", coord_state_name(j1->state), j1->att[0].reason);
+  CHECKF(j2->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && j2->failures == 1 && j2->natt == 1 &&
+             j2->att[0].state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && strstr(j2->att[0].reason, "said goodbye"),
+         "job 2 %s, attempt: %s", coord_state_name(j2->state), j2->att[0].reason);
+  /* a pass: no job goes back to the leaving process */
+  coord_schedule(C);
+  CHECK(quiet(a));
+  CHECK(j1->natt == 1 && j2->natt == 1 && j1->failures == 1 && j2->failures == 1);
+  /* a new process of the name registers at once and runs both */
+  m = reg_from(b, "w1/bbbb", "w1", "host-b", 8);
+  CHECKF(m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, "%s",
+         m && m->error ? m->error->message : "no answer");
+  if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  CHECK(!w->down && w->session && !strcmp(w->route, "w1/bbbb") && w->slots == 8);
+  coord_schedule(C);
+  int got = 0;
+  for (int k = 0; k < 2; k++) {
+    m = pushed(b);
+    got += m && m->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ASSIGN && m->assign->restart_count == 1 &&
+           (m->assign->job_id == id1 || m->assign->job_id == id2);
+    if (m) foil__v1__coordinator_message__free_unpacked(m, NULL);
+  }
+  CHECK(got == 2);
+  CHECK(j1->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j1->natt == 2);
+  /* the first's goodbye again (a resend, late): it is not w1 any more */
+  CHECK(goodbye(a, "w1/aaaa", &fp, 1) == 0);
+  CHECK(!w->down && w->session && !strcmp(w->route, "w1/bbbb"));
+  CHECK(j1->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j1->natt == 2 && j1->failures == 1);
+  CHECK(heartbeat(b, "w1/bbbb") == 0);
+  CHECK(quiet(a));
+  stop();
+}
+
 /* ---- one pass that starts thousands of attempts on one worker ------------------------------ */
 
 /* A worker with 4,096 slots and 3,000 queued one-slot jobs: one scheduling
@@ -1122,6 +1215,7 @@ int main(void) {
   RUN(test_submit_no_memory);
   RUN(test_reregister_race);
   RUN(test_duplicate_name);
+  RUN(test_goodbye);
   RUN(test_assign_flood);
   RUN(test_register_many_finished);
   RUN(test_restart_grace);

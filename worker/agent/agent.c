@@ -35,6 +35,8 @@
 #define TICK_MS 50
 #define PROGRESS_EVERY_S 0.5
 #define SENT_RING 512
+#define GOODBYE_WAIT_MS 3000   /* the longest a shutdown waits for the Goodbye's Ack (as long as it
+                                * waited for its last reports' Acks before there was a Goodbye) */
 
 extern char **environ;
 
@@ -84,6 +86,8 @@ struct agent {
   int fatal;                 /* a Register or handshake refused for good: its foil code (agent_run stops) */
   char fatal_msg[512];
   char route[AGENT_MAX_ROUTE + 1]; /* the dealer's routing id: NAME/INSTANCE, this process's own */
+  int leaving;               /* shutting down (agent_run) */
+  int takes_goodbye;         /* the last Registered said the coordinator takes Goodbye */
   int taken;                 /* the last Register was refused ALREADY_EXISTS: another live process has the
                               * name; no jobs run here until a Register is accepted */
   double taken_logged;       /* monotonic: when that was last logged */
@@ -256,6 +260,12 @@ __attribute__((format(printf, 3, 4))) static void job_log(agent *a, const char *
   fclose(f);
 }
 
+/* 1 while job ends wait for the Goodbye (say_goodbye) instead of going on
+ * their own: shutting down, registered with a coordinator that takes
+ * Goodbye. On their own, each would free its slots before the coordinator
+ * knew this worker leaves, and a pass could give its job back to it. */
+static int holds_ends(const agent *a) { return a->leaving && a->registered && a->takes_goodbye; }
+
 static void report_finished(agent *a, uint64_t job_id, uint64_t token, Foil__V1__JobState state, int exit_code,
                             int sig, const char *message) {
   Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
@@ -268,7 +278,7 @@ static void report_finished(agent *a, uint64_t job_id, uint64_t token, Foil__V1_
     LOG(a, "ERROR", "job %llu: cannot keep its end report: %s", (unsigned long long)job_id, err.msg);
     return;
   }
-  if (a->registered) send_entry(a, outbox_at(a->ob, outbox_len(a->ob) - 1));
+  if (a->registered && !holds_ends(a)) send_entry(a, outbox_at(a->ob, outbox_len(a->ob) - 1));
 }
 
 /* Begins stopping t's group: SIGTERM now, SIGKILL after grace. */
@@ -460,8 +470,9 @@ static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_dow
   }
   if (shutting_down) {
     LOG(a, "WARN", "job %llu: assigned while shutting down; not started", (unsigned long long)as->job_id);
-    if (as->head)
-      report_finished(a, as->job_id, as->token, FOIL__V1__JOB_STATE__JOB_FAILED, 0, 0, "the worker is shutting down");
+    if (as->head)  /* not the job's fault: NODE_FAIL, requeued, as the jobs it stops */
+      report_finished(a, as->job_id, as->token, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, 0, 0,
+                      "the worker is shutting down: not started");
     return;
   }
   attempt *t = calloc(1, sizeof *t);
@@ -707,6 +718,7 @@ static void on_coordinator(agent *a, int shutting_down) {
               a->cfg.coordinator, a->route, a->cfg.slots, a->cfg.gpus, a->hb_ms,
               a->taken ? "; the other foil-worker of this name is gone" : "");
         a->registered = 1;
+        a->takes_goodbye = r && r->goodbye;
         a->taken = 0;
         a->register_ms = REGISTER_MS;
         outbox_ack_register(a->ob, m->request_id);
@@ -875,9 +887,83 @@ static void beat(agent *a, double now) {
     send_register(a);
   } else {
     send_heartbeat(a);
-    for (size_t i = 0; i < outbox_len(a->ob); i++) send_entry(a, outbox_at(a->ob, i));
+    for (size_t i = 0; i < outbox_len(a->ob); i++) {
+      outbox_entry *e = outbox_at(a->ob, i);
+      if (!holds_ends(a) || e->kind != OUTBOX_FINISHED) send_entry(a, e);
+    }
   }
   a->next_beat = now + interval / 1e3;
+}
+
+/* After a clean shutdown: a Goodbye (worker.proto), so the coordinator
+ * takes this worker as gone now and frees its name for the next process,
+ * instead of refusing that one ALREADY_EXISTS until this one's liveness
+ * window ends. It carries the job ends not yet acknowledged (held back
+ * while leaving, so that the coordinator frees their slots and marks this
+ * worker DOWN in one step and gives none of those jobs back to it), as
+ * many as fit in a frame (outbox_register's rule; the others it takes for
+ * lost: NODE_FAIL). Only while registered (otherwise the name is not this
+ * process's there and it would be ignored) with a coordinator that takes
+ * it (an older one gets the ends on their own, as before: holds_ends).
+ * Best-effort and bounded: sent without blocking (ZMQ_IMMEDIATE: with no
+ * connection it fails at once), then its Ack awaited at most
+ * GOODBYE_WAIT_MS — the dealer's linger is 0,
+ * so a goodbye still queued at close is lost, and the Ack also says the
+ * coordinator acted on it before a new process of the name registers.
+ * Anything else received meanwhile is dropped: no more work is taken.
+ * Cost: one message of up to ~1 MiB, at most 3 s of polling. */
+static void say_goodbye(agent *a) {
+  if (!a->registered || !a->takes_goodbye || a->fatal) return;
+  Foil__V1__Goodbye g = FOIL__V1__GOODBYE__INIT;
+  Foil__V1__WorkerMessage m = FOIL__V1__WORKER_MESSAGE__INIT;
+  m.request_id = ++a->next_id;
+  m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE, m.goodbye = &g;
+  /* the ends a Register would carry: outbox_register fills a Register's
+   * finished (the fields it leaves out: running attempts, refs, which a
+   * Goodbye does not need: the coordinator NODE_FAILs what it still runs) */
+  size_t ends = 0;
+  for (size_t i = 0; i < outbox_len(a->ob); i++) ends += outbox_at(a->ob, i)->kind == OUTBOX_FINISHED;
+  Foil__V1__Register r = FOIL__V1__REGISTER__INIT;
+  outbox_register_mem mem;
+  size_t left_out = 0;
+  foil_err err = {0};
+  if (outbox_register(a->ob, m.request_id, &r, OUTBOX_REGISTER_BYTES, &mem, &left_out, &err))
+    LOG(a, "ERROR", "the goodbye goes without the job ends not yet acknowledged: %s", err.msg);
+  g.finished = r.finished, g.n_finished = r.n_finished;
+  if (g.n_finished < ends)
+    LOG(a, "WARN", "%zu job end(s) do not fit in the goodbye: the coordinator takes those jobs for lost (NODE_FAIL)",
+        ends - g.n_finished);
+  int sent = wire_send(a->dealer, NULL, &m.base, ZMQ_DONTWAIT, &err) == FOIL_OK;
+  outbox_register_free(&mem);
+  if (!sent) {
+    LOG(a, "WARN", "goodbye to the coordinator at %s not sent (%s): it frees the name %s once this worker has "
+        "been silent for its liveness window", a->cfg.coordinator, err.msg, a->cfg.name);
+    return;
+  }
+  double until = log_mono() + GOODBYE_WAIT_MS / 1e3;
+  int acked = 0;
+  for (double left; !acked && (left = until - log_mono()) > 0;) {
+    zmq_pollitem_t it = {.socket = a->dealer, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, (long)(left * 1e3) + 1) <= 0) continue;  /* timed out, or a signal: the loop decides */
+    for (;;) {
+      wire_msg w;
+      int rc = wire_recv(a->dealer, &w, 0, MAX_FRAME, ZMQ_DONTWAIT, NULL);
+      if (rc == FOIL_EUNAVAIL) {
+        wire_msg_close(&w);
+        break;
+      }
+      Foil__V1__CoordinatorMessage *x =
+          rc ? NULL : foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&w.body), zmq_msg_data(&w.body));
+      wire_msg_close(&w);
+      if (x && x->request_id == m.request_id) acked = 1;
+      if (x) foil__v1__coordinator_message__free_unpacked(x, NULL);
+    }
+  }
+  if (acked) LOG(a, "INFO", "said goodbye to the coordinator at %s (with %zu job end(s)): the name %s is free",
+                 a->cfg.coordinator, g.n_finished, a->cfg.name);
+  else LOG(a, "WARN", "no answer to the goodbye from the coordinator at %s in %.1f s: it frees the name %s once "
+           "this worker has been silent for its liveness window", a->cfg.coordinator, GOODBYE_WAIT_MS / 1e3,
+           a->cfg.name);
 }
 
 int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
@@ -892,6 +978,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
     double now = log_mono();
     if ((*stop || a->fatal) && !shutting) {
       shutting = 1;
+      a->leaving = 1;  /* job ends now wait for the goodbye (holds_ends) */
       unsigned max_grace = a->cfg.grace_s;
       LOG(a, "INFO", "shutting down: stopping %zu job(s)", count_attempts(a));
       for (attempt *t = a->attempts, *next; t; t = next) {
@@ -912,8 +999,9 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
     }
     if (shutting) {
       if (!a->attempts && !flush_until) flush_until = now + 3;
-      /* refused for good: nobody takes the reports, do not wait to flush them */
-      if (!a->attempts && (a->fatal || !outbox_len(a->ob) || now >= flush_until)) break;
+      /* refused for good: nobody takes the reports, do not wait to flush them;
+       * held: they go in the goodbye */
+      if (!a->attempts && (a->fatal || holds_ends(a) || !outbox_len(a->ob) || now >= flush_until)) break;
       if (now >= hard_until) {
         LOG(a, "WARN", "shutting down with %zu job(s) not yet gone and %zu report(s) not acknowledged",
             count_attempts(a), outbox_len(a->ob));
@@ -937,6 +1025,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop, foil_err *err) {
     tick_attempts(a);
     forward_progress(a, log_mono());
   }
+  say_goodbye(a);
   LOG(a, "INFO", "stopped");
   if (a->fatal) return foil_err_set(err, a->fatal, "%s", a->fatal_msg);
   return FOIL_OK;

@@ -58,9 +58,20 @@
  * environment. A launch that fails is reported as Finished FAILED.
  *
  * Shutdown (the stop flag, set by main on SIGTERM/SIGINT): takes no more
- * work, stops every job (SIGTERM, grace, SIGKILL), reports each as FAILED
- * "worker NAME shut down", waits up to a few seconds for the coordinator
- * to acknowledge, and returns FOIL_OK.
+ * work (an Assign that comes meanwhile is reported NODE_FAIL, not
+ * started), stops every job (SIGTERM, grace, SIGKILL) and reports each as
+ * NODE_FAIL "worker NAME shut down" (the coordinator requeues it). While
+ * registered with a coordinator that takes it (Registered.goodbye) it then
+ * says Goodbye, which carries those reports (held back meanwhile,
+ * heartbeats going on) and any other not yet acknowledged: the coordinator
+ * applies them and takes the worker as gone in one step (DOWN; what it
+ * still counts on it NODE_FAIL, as for a lost worker), so none of those
+ * jobs is given back to it, and the name is free: a new foil-worker of it
+ * registers at once instead of being refused ALREADY_EXISTS for a
+ * liveness window. The Goodbye is best-effort: never resent, its Ack
+ * awaited 3 s at most. With an older coordinator, or none (not
+ * registered), the reports go on their own, as before, awaited a few
+ * seconds. Returns FOIL_OK.
  *
  * Ownership: the strings of agent_config are borrowed for the agent's
  * life. The agent owns its ZeroMQ context, sockets and the process groups

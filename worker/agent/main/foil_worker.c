@@ -6,7 +6,9 @@
  *               [--log FILE] [--help]
  *
  * SIGTERM or SIGINT: the worker stops its jobs (SIGTERM, grace, SIGKILL),
- * reports them FAILED "worker NAME shut down" and exits 0.
+ * reports them NODE_FAIL "worker NAME shut down" (requeued), says goodbye
+ * to the coordinator (which frees the name for a restart at once) and
+ * exits 0.
  * Exit status as the CLI's (common/err.h foil_err_exit_code).
  */
 #define _GNU_SOURCE
@@ -48,7 +50,9 @@ static void usage(FILE *f) {
           "                      (default $FOIL_KEY, else $FOIL_KEYS/client.key_secret; none: no CURVE)\n"
           "  --server-key FILE   the coordinator's public key NAME.key (default $FOIL_SERVER_KEY,\n"
           "                      else $FOIL_KEYS/server.key)\n"
-          "SIGTERM/SIGINT stop the jobs (SIGTERM, grace, SIGKILL), report them and exit 0.\n",
+          "SIGTERM/SIGINT stop the jobs (SIGTERM, grace, SIGKILL), report them (requeued), say\n"
+          "goodbye to the coordinator (a foil-worker of the same name started again is\n"
+          "accepted at once) and exit 0.\n",
           AGENT_DEFAULT_WORKERS_ENDPOINT);
 }
 
