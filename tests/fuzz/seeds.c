@@ -169,6 +169,12 @@ static void worker_seeds(void) {
   m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, m.finished = &fin;
   put_msg("worker_proto", "finished", -1, &m.base);
   put_msg("envelope", "worker-finished", 2, &m.base);
+  Foil__V1__Finished gfin = FOIL__V1__FINISHED__INIT, *gfins[] = {&gfin};
+  gfin.job_id = 1, gfin.token = 1, gfin.state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL, gfin.message = "worker stopped";
+  Foil__V1__Goodbye bye = FOIL__V1__GOODBYE__INIT;
+  bye.finished = gfins, bye.n_finished = 1;
+  m.body_case = FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE, m.goodbye = &bye;
+  put_msg("worker_proto", "goodbye", -1, &m.base);
 }
 
 static void serve_seeds(void) {
