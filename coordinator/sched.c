@@ -541,6 +541,22 @@ static void memo_add(smemo *m, uint32_t ranks, double dur) {
   m->ranks[k] = ranks, m->dur[k] = dur;
 }
 
+/* Node i's capacity becomes (ns, ng) from time t[ti] on, as the running
+ * jobs' releases are laid out in time order (vs/vg: its capacity so far).
+ * At t[0] (now + 1 == now: now ≥ 2^53) that is its capacity now, as the
+ * reference's first segment. -1: no memory. */
+static int release(sched *s, uint32_t i, size_t ti, uint32_t ns, uint32_t ng) {
+  if (ns == s->vs[i] && ng == s->vg[i]) return 0;
+  if (!ti) {
+    s->s0[i] = ns, s->g0[i] = ng;
+  } else {
+    if (change(s, i, ti, ns - s->vs[i], ng - s->vg[i])) return -1;
+    if (ns < s->vs[i] || ng < s->vg[i]) dip(s, i);
+  }
+  s->vs[i] = ns, s->vg[i] = ng;
+  return 0;
+}
+
 /* (Re)allocates the per-node arrays for n nodes. */
 static int nodes_alloc(sched *s, size_t n) {
   free_nodes(s);
@@ -597,6 +613,16 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
       grow((void **)&s->order, &s->capord, n_running ? n_running : 1, sizeof *s->order) ||
       (s->nt = 0, time_at(s, now) < 0))
     return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
+  /* each running job on distinct nodes of this pass */
+  if (n_running >= NIL) return foil_err_set(err, FOIL_EINVAL, "%zu running jobs: more than the scheduler takes", n_running);
+  for (size_t i = 0; i < n; i++) s->ea[i] = NIL;
+  for (size_t r = 0; r < n_running; r++)
+    for (size_t k = 0; k < running[r].n_place; k++) {
+      uint32_t i = running[r].place[k].node;
+      if (i >= n) return foil_err_set(err, FOIL_EINVAL, "running job %zu is on worker %u of %zu", r, i, n);
+      if (s->ea[i] == r) return foil_err_set(err, FOIL_EINVAL, "running job %zu lists worker %u twice", r, i);
+      s->ea[i] = (uint32_t)r;
+    }
   /* releases of the running jobs, in end order; overdue ones end "soon" */
   for (size_t r = 0; r < n_running; r++) s->order[r] = (send){running[r].end, r};
   qsort(s->order, n_running, sizeof *s->order, by_end);
@@ -606,26 +632,19 @@ int sched_pass(sched *s, double now, const sched_node *nodes, size_t n, const sc
     double t = r->end > now ? r->end : now + 1;
     if (s->t[s->nt - 1] < t && time_at(s, t) < 0)
       return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
-    for (size_t i = 0; q == 0 && i < n; i++) {  /* the first release caps every node at its total */
-      uint32_t ns = s->vs[i] < s->tot_s[i] ? s->vs[i] : s->tot_s[i], ng = s->vg[i] < s->tot_g[i] ? s->vg[i] : s->tot_g[i];
-      if (ns == s->vs[i] && ng == s->vg[i]) continue;
-      if (change(s, (uint32_t)i, s->nt - 1, ns - s->vs[i], ng - s->vg[i]))
-        return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
-      dip(s, (uint32_t)i);
-      s->vs[i] = ns, s->vg[i] = ng;
-    }
+    size_t ti = s->nt - 1;
     for (size_t k = 0; k < r->n_place; k++) {
       uint32_t i = r->place[k].node, x = r->place[k].ranks;
-      if (i >= n) return foil_err_set(err, FOIL_EINVAL, "a running job is on worker %u of %zu", i, n);
       if (!s->usable[i]) continue;
       uint32_t ns = s->vs[i] + x, ng = s->vg[i] + x * r->gpus_per_rank;
       if (ns > s->tot_s[i]) ns = s->tot_s[i];
       if (ng > s->tot_g[i]) ng = s->tot_g[i];
-      if ((ns != s->vs[i] || ng != s->vg[i]) && change(s, i, s->nt - 1, ns - s->vs[i], ng - s->vg[i]))
-        return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
-      if (ns < s->vs[i] || ng < s->vg[i]) dip(s, i);
-      s->vs[i] = ns, s->vg[i] = ng;
+      if (release(s, i, ti, ns, ng)) return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
     }
+    for (size_t i = 0; q == 0 && i < n; i++) /* the first release caps every node at its total */
+      if (release(s, (uint32_t)i, ti, s->vs[i] < s->tot_s[i] ? s->vs[i] : s->tot_s[i],
+                  s->vg[i] < s->tot_g[i] ? s->vg[i] : s->tot_g[i]))
+        return foil_err_set(err, FOIL_ENOMEM, "no memory for the scheduler");
   }
   size_t reserved = 0;
   for (size_t p = 0; p < n_pending; p++) {

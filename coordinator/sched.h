@@ -26,16 +26,17 @@
  * Cost: the free capacity over time is kept sparse — what each worker has
  * free now, plus a sorted list per worker of the times it changes (a
  * running job's end, a reservation's start and end, a started job's end)
- * — so memory is O(N + P), P = the changes (≤ the running jobs'
- * placements + 2 per worker of each gang started or reserved), never
- * segments × workers. Per pending job: O(H) to judge whether it
- * fits at all and fits now (H = the most ranks one worker can take, from
- * per-GPUs-per-rank histograms of capacity); a job that starts costs
- * O(N + its workers' changes); a reservation sweeps the candidate start
- * times once, O(N + P + S·H) (S = distinct change times); a job that fits
- * nowhere costs the same sweep, or O(1) when a gang of its kind (GPUs per
- * rank, nodes, max_nodes) with no more ranks and no longer a time limit
- * already found nothing in the same profile.
+ * — so memory is O(N + P + G·H), never segments × workers: P = the
+ * changes (≤ the running jobs' placements + 2 per worker of each gang
+ * started or reserved), G = the distinct GPUs-per-rank values asked for,
+ * H = the most ranks one worker can take. Per pending job: O(H) to judge
+ * whether it fits at all and fits now (per-GPUs-per-rank histograms of
+ * capacity); a job that starts costs O(N + its workers' changes); a
+ * reservation sweeps the candidate start times once, O(N + P + S·H) (S =
+ * distinct change times; O(S) when the gang has no max_nodes or nodes); a
+ * job that fits nowhere costs the same sweep, or O(1) when a gang of its
+ * kind (GPUs per rank, nodes, max_nodes) with no more ranks and no longer
+ * a time limit already found nothing in the same profile.
  * Decisions are bit for bit those of the dense reference
  * (tests/reference/sched_ref.c; tests/unit/test_sched.c compares them).
  */
@@ -59,7 +60,7 @@ typedef struct {
 
 typedef struct {
   double end;                      /* expected end (INFINITY: no time limit) */
-  const sched_place *place;        /* where its ranks run: n_place entries, one per node */
+  const sched_place *place;        /* where its ranks run: n_place entries, one per node (else EINVAL) */
   size_t n_place;
   uint32_t gpus_per_rank;
 } sched_running;
@@ -94,7 +95,8 @@ void sched_destroy(sched **s);
 
 /* One pass at time `now`. out has n_pending entries; their place lists
  * stay valid until the next pass. depth: reservations made
- * (0: 200). FOIL_EINVAL if a running job names a node ≥ n_nodes. */
+ * (0: 200). FOIL_EINVAL if a running job names a node ≥ n_nodes or one
+ * node twice. */
 int sched_pass(sched *s, double now, const sched_node *nodes, size_t n_nodes,
                const sched_running *running, size_t n_running, const sched_pending *pending,
                size_t n_pending, size_t depth, sched_result *out, foil_err *err);

@@ -293,6 +293,51 @@ static int diff_case(sched *s, sched_ref *ref, int big) {
   return bad;
 }
 
+/* Edges the random cases do not reach (found by an adversarial review):
+ * a clock so large that now + 1 == now, where an overdue job's release is
+ * free capacity now; uint32 sums at the first release's cap; and running
+ * jobs that list a node twice, or one past the last, are refused whatever
+ * their end. */
+static void test_edges(void) {
+  sched *s = NULL;
+  sched_ref *ref = NULL;
+  CHECK(!sched_new(&s, NULL) && !sched_ref_new(&ref, NULL));
+  sched_result a[1];
+  sched_ref_result b[1];
+  /* 2^53: the release of an overdue job lands on now itself */
+  double big = 9007199254740992.0;
+  sched_node n1 = {4, 0, 0, 0, 1};
+  sched_place p4[] = {{0, 4}};
+  uint32_t d4[] = {4};
+  sched_running r1 = {big - 10, p4, 1, 0};
+  sched_ref_running rr1 = {big - 10, d4, 0};
+  sched_pending j4 = {4, 0, 0, 100, 1, 0};
+  CHECK(!sched_pass(s, big, &n1, 1, &r1, 1, &j4, 1, 0, a, NULL));
+  CHECK(!sched_ref_pass(ref, big, &n1, 1, &rr1, 1, &j4, 1, 0, b, NULL));
+  CHECKF(a[0].verdict == SCHED_START && b[0].verdict == SCHED_START && a[0].n_place == 1 && ranks_at(&a[0], 0) == 4,
+         "%d / %d", a[0].verdict, b[0].verdict);
+  /* the first release adds, then caps (uint32 sums wrap as the reference's) */
+  sched_node n2 = {4, 0, 5, 0, 1};
+  sched_place pw[] = {{0, 4294967295u}};
+  uint32_t dw[] = {4294967295u};
+  sched_running r2 = {1e9 + 0.5, pw, 1, 0};
+  sched_ref_running rr2 = {1e9 + 0.5, dw, 0};
+  sched_pending j20 = {4, 0, 0, 20, 1, 0};
+  CHECK(!sched_pass(s, 1e9, &n2, 1, &r2, 1, &j20, 1, 0, a, NULL));
+  CHECK(!sched_ref_pass(ref, 1e9, &n2, 1, &rr2, 1, &j20, 1, 0, b, NULL));
+  CHECKF(a[0].verdict == b[0].verdict && a[0].est_start == b[0].est_start, "%d at %g / %d at %g", a[0].verdict,
+         a[0].est_start, b[0].verdict, b[0].est_start);
+  /* a node twice, or past the last even on a job without an end: refused */
+  sched_place twice[] = {{0, 1}, {0, 2}}, past[] = {{7, 1}};
+  sched_running bad[2] = {{10, twice, 2, 0}, {INFINITY, past, 1, 0}};
+  foil_err e = {0};
+  CHECK(sched_pass(s, 0, &n1, 1, &bad[0], 1, &j4, 1, 0, a, &e) == FOIL_EINVAL && strstr(e.msg, "twice"));
+  CHECK(sched_pass(s, 0, &n1, 1, &bad[1], 1, &j4, 1, 0, a, &e) == FOIL_EINVAL && strstr(e.msg, "worker 7 of 1"));
+  CHECK(!sched_pass(s, 0, &n1, 1, NULL, 0, &j4, 1, 0, a, NULL) && a[0].verdict == SCHED_RESOURCES);
+  sched_destroy(&s);
+  sched_ref_destroy(&ref);
+}
+
 static void test_differential(void) {
   sched *s = NULL;
   sched_ref *ref = NULL;
@@ -354,6 +399,7 @@ int main(void) {
   RUN(test_too_wide);
   RUN(test_random);
   RUN(test_long_queue);
+  RUN(test_edges);
   RUN(test_differential);
   TEST_EXIT();
 }
