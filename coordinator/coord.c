@@ -595,7 +595,8 @@ static void start_text(coord *c, cjob *j, char *text, size_t size) {
   cattempt *a = coord_current(j);
   char where[COORD_PLACE_TEXT];
   place_string(c, a, where, sizeof where);  /* too long: write_attempt refuses the commit */
-  snprintf(text, size, "RUNNING: attempt %u (token %llu) on %s", a->n, (unsigned long long)a->token, where);
+  /* at most 1,024 bytes, as coord_persist_job cuts its text */
+  snprintf(text, size, "RUNNING: attempt %u (token %llu) on %.950s", a->n, (unsigned long long)a->token, where);
 }
 
 /* Records the starts a pass prepared, then sends their Assigns: nothing
