@@ -21,6 +21,50 @@ int jobdir_open(const char *dir, const char *sub, FILE **log, FILE **metrics, pr
   return progress_open(prog, err);
 }
 
+/* 1 when line[0..n) is a whole metrics line of step <= keep_max: a JSON
+ * object that starts with "step". A line torn by a kill (no closing brace)
+ * is not. */
+static int metrics_keep(const char *line, size_t n, int64_t keep_max) {
+  static const char head[] = "{\"step\":";
+  const size_t h = sizeof head - 1;
+  if (n <= h + 1 || memcmp(line, head, h) != 0 || line[n - 1] != '}') return 0;
+  char *end;
+  long long s = strtoll(line + h, &end, 10);
+  return end > line + h && (*end == ',' || *end == '}') && s <= keep_max;
+}
+
+int jobdir_metrics_from(const char *dir, int64_t from, FILE **metrics, size_t *dropped, foil_err *err) {
+  char path[4200], *text = NULL, *out = NULL;
+  size_t len = 0, n_out = 0, gone = 0;
+  if (dropped) *dropped = 0;
+  snprintf(path, sizeof path, "%s/metrics", dir);
+  int rc = foil_read_file(path, &text, &len, err);
+  if (!rc && !(out = malloc(len + 1))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %s", path);
+  const int64_t keep_max = from > 0 ? from : -1;
+  for (size_t i = 0; !rc && i < len;) {
+    const char *line = text + i, *nl = memchr(line, '\n', len - i);
+    const size_t n = nl ? (size_t)(nl - line) : len - i;
+    if (nl && metrics_keep(line, n, keep_max)) {
+      memcpy(out + n_out, line, n + 1); /* with its '\n' */
+      n_out += n + 1;
+    } else {
+      gone++;
+    }
+    i += n + (nl != NULL);
+  }
+  if (!rc && gone) {
+    if (*metrics) fclose(*metrics); /* the old file's handle: appends must go to the new one */
+    *metrics = NULL;
+    rc = foil_write_file_atomic(path, out, n_out, err);
+    if (!rc && !(*metrics = fopen(path, "a")))
+      rc = foil_err_set(err, FOIL_EPERM, "cannot reopen %s for appending", path);
+  }
+  if (!rc && dropped) *dropped = gone;
+  free(text);
+  free(out);
+  return rc;
+}
+
 int jobdir_resume_pick(comm *c, const char *ckpt_dir, char out[PATH_MAX], char **skipped, foil_err *err) {
   out[0] = 0;
   *skipped = NULL;

@@ -168,8 +168,8 @@ static int save_checkpoint(lmjob *j, int64_t step, foil_err *err) {
     rc = j->gpu ? state_to_host(j, err) : FOIL_OK;
     /* the metrics through this step (its evaluation included: the loop
      * evaluates before it checkpoints) are on disk before the checkpoint
-     * that a resume continues from: metrics_from then finds them all.
-     * Cost: one fsync of a small file. */
+     * that a resume continues from: jobdir_metrics_from then finds them
+     * all. Cost: one fsync of a small file. */
     if (!rc && (fflush(j->metrics) != 0 || fsync(fileno(j->metrics)) != 0))
       logf_(j, "WARN", "the metrics of step %lld may not be on disk (fsync failed); the checkpoint goes on",
             (long long)step);
@@ -254,68 +254,6 @@ static int try_resume(lmjob *j, int64_t *start, foil_err *err) {
     logf_(j, "INFO", "resumed from %s at step %lld", path, (long long)st.step);
   }
   free(path);
-  return rc;
-}
-
-/* ---- metrics on a (re)start ------------------------------------------------------------------ */
-
-/* 1 when line[0..n) is a whole metrics line of step <= keep_max: a JSON
- * object that starts with "step", as every line written here does. A line
- * torn by a kill (no closing brace) is not. */
-static int metrics_keep(const char *line, size_t n, int64_t keep_max) {
-  static const char head[] = "{\"step\":";
-  const size_t h = sizeof head - 1;
-  if (n <= h + 1 || memcmp(line, head, h) != 0 || line[n - 1] != '}') return 0;
-  char *end;
-  long long s = strtoll(line + h, &end, 10);
-  return end > line + h && (*end == ',' || *end == '}') && s <= keep_max;
-}
-
-/* Rank 0, before the first step: the metrics file as it stood when the
- * state the run starts from was saved, so a run does not log a step twice.
- * `from` is the checkpoint's step (0 for a fresh start): an earlier attempt
- * may have logged steps after it (up to its next checkpoint), which this
- * run is about to log again. Kept: the lines of steps < from, and of step
- * from itself when from > 0 (written before its checkpoint, its evaluation
- * included, and fsynced: save_checkpoint); dropped: every other line (on a
- * fresh start all, also a step-0 evaluation eval.at_start repeats) and any
- * line torn by a kill. When something is dropped the file is published
- * anew as the repo's rule says (foil_write_file_atomic: a temporary,
- * fsync, rename, so a crash leaves the old file or the new one) and
- * j->metrics reopened on it for appending; otherwise it is left alone.
- * The log is not trimmed: it is the history of every attempt, and says
- * where this one resumed. Cost: one read of the file, one write of it when
- * something goes. */
-static int metrics_from(lmjob *j, int64_t from, foil_err *err) {
-  char path[4200], *text = NULL, *out = NULL;
-  size_t len = 0, n_out = 0, dropped = 0;
-  snprintf(path, sizeof path, "%s/metrics", j->job_dir);
-  int rc = foil_read_file(path, &text, &len, err);
-  if (!rc && !(out = malloc(len + 1))) rc = foil_err_set(err, FOIL_ENOMEM, "out of memory for %s", path);
-  const int64_t keep_max = from > 0 ? from : -1;
-  for (size_t i = 0; !rc && i < len;) {
-    const char *line = text + i, *nl = memchr(line, '\n', len - i);
-    const size_t n = nl ? (size_t)(nl - line) : len - i;
-    if (nl && metrics_keep(line, n, keep_max)) {
-      memcpy(out + n_out, line, n + 1); /* with its '\n' */
-      n_out += n + 1;
-    } else {
-      dropped++;
-    }
-    i += n + (nl != NULL);
-  }
-  if (!rc && dropped) {
-    fclose(j->metrics); /* the old file's handle: appends must go to the new one */
-    j->metrics = NULL;
-    rc = foil_write_file_atomic(path, out, n_out, err);
-    if (!rc && !(j->metrics = fopen(path, "a")))
-      rc = foil_err_set(err, FOIL_EPERM, "cannot reopen %s for appending", path);
-    if (!rc)
-      logf_(j, "INFO", "metrics: %zu line(s) after step %lld dropped (an earlier attempt's, logged again from here)",
-            dropped, (long long)from);
-  }
-  free(text);
-  free(out);
   return rc;
 }
 
@@ -552,7 +490,14 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   rc = agree_same(&j, rc, same, same_names, 4, "setting up the job", err);
   int64_t step = 0;
   if (!rc) rc = comm_all_ok(j.c, try_resume(&j, &step, err), "resuming from the checkpoint", err);
-  if (!rc) rc = comm_all_ok(j.c, j.rank == 0 ? metrics_from(&j, step, err) : FOIL_OK, "trimming the metrics", err);
+  /* rank 0: the metrics as they stood at that checkpoint (jobdir_metrics_from) */
+  size_t dropped = 0;
+  if (!rc)
+    rc = comm_all_ok(j.c, j.rank == 0 ? jobdir_metrics_from(j.job_dir, step, &j.metrics, &dropped, err) : FOIL_OK,
+                     "trimming the metrics", err);
+  if (!rc && dropped)
+    logf_(&j, "INFO", "metrics: %zu line(s) after step %lld dropped (an earlier attempt's, logged again from here)",
+          dropped, (long long)step);
   char margin[48] = " (SimCTG off)";
   if (!rc && j.sc) snprintf(margin, sizeof margin, " + SimCTG margin %.2f", j.s.simctg_margin);
   if (!rc)
@@ -617,10 +562,10 @@ int lmtrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       t_data = t_step = t_comm = 0;
     }
     /* the evaluation before the checkpoint of the same step: a checkpoint
-     * is then written once everything of its step is (metrics_from), and a
-     * run killed between the two evaluates that step again when it resumes
-     * from the previous checkpoint (the other order skipped it: a resume
-     * at the last step only logged "done") */
+     * is then written once everything of its step is (jobdir_metrics_from),
+     * and a run killed between the two evaluates that step again when it
+     * resumes from the previous checkpoint (the other order skipped it: a
+     * resume at the last step only logged "done") */
     if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
       if ((rc = evaluate(&j, step, err))) break;
     if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps)

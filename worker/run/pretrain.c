@@ -65,7 +65,7 @@ typedef struct {
   hf_model *hf;        /* init_from's /hf group (an imported model), carried into every checkpoint */
   progress *prog; /* rank 0: updates to the worker (no-op outside a cluster) */
   char job_dir[4096], ckpt_dir[4200];
-  int bm25_done; /* the BM25 baseline is computed once per run */
+  int bm25_done; /* rank 0: the BM25 baseline is computed once per job (bm25_from_metrics) */
   double bm25_mrr10;
   /* data.negatives_bank: the bank in use, the same on every rank */
   char bank_path[4400];
@@ -182,6 +182,13 @@ static int save_checkpoint(job *j, int64_t step, foil_err *err) {
     if (j->queue) st.queue_ptr = j->queue->ptr, st.queue_fill = j->queue->fill;
     char path[4400];
     snprintf(path, sizeof path, "%s/step_%lld.h5", j->ckpt_dir, (long long)step);
+    /* the metrics through this step (its evaluation included: the loop
+     * evaluates before it checkpoints) are on disk before the checkpoint
+     * that a resume continues from: jobdir_metrics_from then finds them
+     * all. Cost: one fsync of a small file. */
+    if (fflush(j->metrics) != 0 || fsync(fileno(j->metrics)) != 0)
+      logf_(j, "WARN", "the metrics of step %lld may not be on disk (fsync failed); the checkpoint goes on",
+            (long long)step);
     /* the fence: a replaced attempt must not write over its successor */
     rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
     if (!rc) rc = ckpt_save(path, &st, save_tok, j, err);
@@ -441,6 +448,29 @@ done:
   free(qr.q);
   dataset_bench_free(&b);
   return rc;
+}
+
+/* Rank 0, on a resume: the BM25 baseline on this benchmark that an earlier
+ * attempt wrote among the metrics kept (jobdir_metrics_from), so the run
+ * neither computes nor logs it again at its next evaluation: a resumed
+ * job's metrics have it once, as an uninterrupted run's do. Nothing found
+ * (or the file unreadable): it is computed at the next evaluation, as on a
+ * fresh start. Cost: one read of the metrics file. */
+static void bm25_from_metrics(job *j) {
+  if (j->rank != 0 || !j->s.benchmark || !j->s.benchmark[0]) return;
+  char path[4200], key[512], *text = NULL;
+  foil_err e = {0};
+  snprintf(path, sizeof path, "%s/metrics", j->job_dir);
+  /* write_eval's line: "eval", "model", then "mrr@10" */
+  if (snprintf(key, sizeof key, "\"eval\":\"%s\",\"model\":\"bm25\",\"mrr@10\":", j->s.benchmark) >= (int)sizeof key)
+    return;
+  if (foil_read_file(path, &text, NULL, &e)) return;
+  const char *at = strstr(text, key);
+  if (at) {
+    j->bm25_mrr10 = strtod(at + strlen(key), NULL);
+    j->bm25_done = 1;
+  }
+  free(text);
 }
 
 /* ---- the negatives bank ------------------------------------------------------------------ */
@@ -902,7 +932,16 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
   job j = {.a = a, .c = c, .rank = comm_rank(c), .world = comm_world(c), .resumed_bank = -1};
   int rc = job_setup(&j, err);
   int64_t step = 0;
-  if (!rc) rc = try_resume(&j, &step, err);
+  if (!rc) rc = comm_all_ok(j.c, try_resume(&j, &step, err), "resuming from the checkpoint", err);
+  /* rank 0: the metrics as they stood at that checkpoint (jobdir_metrics_from) */
+  size_t dropped = 0;
+  if (!rc)
+    rc = comm_all_ok(j.c, j.rank == 0 ? jobdir_metrics_from(j.job_dir, step, &j.metrics, &dropped, err) : FOIL_OK,
+                     "trimming the metrics", err);
+  if (!rc && dropped)
+    logf_(&j, "INFO", "metrics: %zu line(s) after step %lld dropped (an earlier attempt's, logged again from here)",
+          dropped, (long long)step);
+  if (!rc && step > 0) bm25_from_metrics(&j);
   if (!rc && j.s.init_from && step == 0)
     logf_(&j, "INFO", "initialized from %s (its step %lld): %d layers, d %d, %d positions, sequences of %d tokens",
           j.s.init_from, (long long)j.init_step, j.s.model.n_layers, j.s.model.d_model, j.s.model.max_len,
@@ -911,7 +950,12 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
     logf_(&j, "INFO", "job %s: %d rank(s) x %d pairs, %lld steps from step %lld, %zu parameters, %s%s",
           j.s.name, j.world, j.s.batch_per_rank, (long long)j.s.steps, (long long)step,
           encoder_num_params(j.enc), comm_device(j.c), j.s.precision ? ", bf16 GEMMs" : "");
-  double t_log = log_mono(), t_data = 0, t_step = 0, comm0 = comm_busy_seconds(c);
+  /* the time split of the steps since the last log line: t_data taking
+   * the batch, t_step the rest of the steps (of which t_comm inside
+   * collectives, the rest compute); pairs_per_s is over t_step + t_data,
+   * the steps alone: bank checks, evaluations, checkpoints and logging
+   * between them are not training throughput */
+  double t_data = 0, t_step = 0, t_comm = 0;
   int64_t ran = 0, pairs_since = 0;
   if (!rc && j.s.negatives_bank) { /* the bank as of the start, before the first step */
     rc = bank_check(&j, step, err);
@@ -921,16 +965,13 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
             j.bank_version ? "v" : "none ", j.bank_version, j.resumed_bank == j.bank_version
             ? "it matches (exact resume)" : "it differs: the steps from here differ from an uninterrupted run's");
   }
-  if (!rc && j.s.eval_at_start && step == 0) { /* the starting weights; the first rate then counts steps only */
-    rc = evaluate(&j, 0, err);
-    t_log = log_mono(), comm0 = comm_busy_seconds(c);
-  }
+  if (!rc && j.s.eval_at_start && step == 0) rc = evaluate(&j, 0, err); /* the starting weights */
   while (!rc && step < j.s.steps) {
     loader_batch bt;
     step_stats st;
-    double t0 = log_mono();
     if (j.s.negatives_bank && step > 0 && step % j.s.negatives_check_every == 0 && ran > 0)
       if ((rc = bank_check(&j, step, err))) break;
+    double t0 = log_mono();
     if ((rc = loader_next(j.ld, &bt, err))) break;
     if (j.s.negatives_bank) {
       /* every rank must bring the same number of negative rows: when some
@@ -940,10 +981,11 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       if ((rc = comm_allreduce_sum_f64(c, &none, 1, err))) break;
       if (none > 0 || !j.bank_version) bt.n_neg = 0, bt.rows = 2 * bt.B;
     }
-    double t1 = log_mono();
+    double t1 = log_mono(), comm0 = comm_busy_seconds(c);
     if ((rc = train_step(&j, step, &bt, &st, err))) break;
     t_data += t1 - t0;
     t_step += log_mono() - t1;
+    t_comm += comm_busy_seconds(c) - comm0;
     step++;
     ran++;
     pairs_since += (int64_t)j.world * bt.B;
@@ -952,10 +994,7 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
       break;
     }
     if (step % j.s.log_every_steps == 0 || step == j.s.steps) {
-      double t = log_mono(), rate = pairs_since / (t - t_log);
-      /* time split of the steps since the last log line: data loading,
-       * communication (inside collectives), the rest is compute */
-      double t_comm = comm_busy_seconds(c) - comm0, t_comp = t_step - t_comm;
+      double rate = t_step + t_data > 0 ? pairs_since / (t_step + t_data) : 0, t_comp = t_step - t_comm;
       int qn = 0;
       if (j.queue) moco_queue_keys(j.queue, &qn);
       char bank[160] = "";
@@ -991,11 +1030,19 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
         progress_add_checkpoint(&j, mj, sizeof mj);
         progress_send(j.prog, (double)step, (double)j.s.steps, msg, mj);
       }
-      t_log = t;
       pairs_since = 0;
-      t_data = t_step = 0;
-      comm0 = comm_busy_seconds(c);
+      t_data = t_step = t_comm = 0;
     }
+    /* the evaluation before the checkpoint of the same step: a checkpoint
+     * is then written once everything of its step is (jobdir_metrics_from),
+     * and a run killed between the two evaluates that step again when it
+     * resumes from the previous checkpoint (the other order skipped it: a
+     * resume at the last step only logged "done"). Evaluation changes no
+     * state a checkpoint holds (an inference forward draws no dropout
+     * masks; the loader, queue and optimizer are not touched), so the
+     * order changes no trained bit. */
+    if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
+      if ((rc = evaluate(&j, step, err))) break;
     if (step % j.s.checkpoint_every_steps == 0 || step == j.s.steps) {
       if ((rc = save_checkpoint(&j, step, err))) break;
       if (j.rank == 0) { /* the event at once (it stays in every later message too) */
@@ -1006,8 +1053,6 @@ int pretrain_run(const pretrain_args *a, comm *c, foil_err *err) {
         progress_send(j.prog, (double)step, (double)j.s.steps, msg, mj);
       }
     }
-    if (step % j.s.eval_every_steps == 0 || step == j.s.steps)
-      if ((rc = evaluate(&j, step, err))) break;
     if (a->stop_after > 0 && ran >= a->stop_after) break;
   }
   if (rc) logf_(&j, "ERROR", "%s", err ? err->msg : "failed");

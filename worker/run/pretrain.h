@@ -13,6 +13,19 @@
  * world size; another world size of the same global batch resumes with the
  * same data order but not the same bits).
  *
+ * A step's evaluation comes before its checkpoint, and the metrics through
+ * it are fsynced before the checkpoint is written: a checkpoint never
+ * stands for an unevaluated step (evaluation changes none of its state,
+ * so the order changes no trained bit). A run drops the metrics lines
+ * after the step it starts from (all of them on a fresh start), an
+ * earlier attempt's that it logs again, and lines torn by a kill
+ * (jobdir_metrics_from), so each step has one line of each kind; a resumed
+ * run takes the BM25 baseline from the lines kept instead of logging it
+ * again. The log keeps every attempt's lines. pairs_per_s is over the
+ * steps' own time, time_compute_s + time_comm_s + time_data_s (time_comm_s
+ * inside the steps' collectives), not over the bank checks, evaluations,
+ * checkpoints and logging between log lines.
+ *
  * Inside a cluster (launched by foil-worker) rank 0 also sends progress to
  * its worker at every log step and evaluation (worker/run/progress.h), and
  * checks the attempt fence before each checkpoint: an attempt the
