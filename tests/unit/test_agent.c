@@ -558,6 +558,21 @@ static void refuse_taken(uint64_t request_id, uint32_t retry_ms) {
   send_to_worker(&m);
 }
 
+/* 1 when the agent (child) exits cleanly within 5 s, sending no goodbye
+ * meanwhile (other messages are read and dropped). */
+static int exits_without_goodbye(void) {
+  int goodbyes = 0, st = -1;
+  pid_t r = 0;
+  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5;) {
+    Foil__V1__WorkerMessage *m = next_from_agent(0.1);
+    if (m) {
+      goodbyes += m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE;
+      foil__v1__worker_message__free_unpacked(m, NULL);
+    }
+  }
+  return r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0 && goodbyes == 0;
+}
+
 /* A goodbye answered: logged, and the agent exits at once. An older
  * coordinator (its Registered without goodbye) gets the job ends on their
  * own, as before, and no goodbye. One that is not registered (refused,
@@ -611,17 +626,7 @@ static void test_goodbye(void) {
   Foil__V1__WorkerMessage *f = expect_finished(71, 5);
   CHECK(f && f->finished->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL);
   if (f) foil__v1__worker_message__free_unpacked(f, NULL);
-  int goodbyes = 0;
-  r = 0;
-  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5;) {
-    m = next_from_agent(0.1);
-    if (m) {
-      goodbyes += m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE;
-      foil__v1__worker_message__free_unpacked(m, NULL);
-    }
-  }
-  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  CHECK(goodbyes == 0);
+  CHECK(exits_without_goodbye());
   /* refused ALREADY_EXISTS, then stopped: no goodbye */
   child = start_agent();
   m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
@@ -631,17 +636,7 @@ static void test_goodbye(void) {
   foil__v1__worker_message__free_unpacked(m, NULL);
   usleep(200000);
   kill(child, SIGTERM);
-  goodbyes = 0;
-  r = 0;
-  for (double t0 = log_mono(); (r = waitpid(child, &st, WNOHANG)) == 0 && log_mono() - t0 < 5;) {
-    m = next_from_agent(0.1);
-    if (m) {
-      goodbyes += m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_GOODBYE;
-      foil__v1__worker_message__free_unpacked(m, NULL);
-    }
-  }
-  CHECK(r == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  CHECK(goodbyes == 0);
+  CHECK(exits_without_goodbye());
 }
 
 /* Another foil-worker process has this one's name (it was cut off, the

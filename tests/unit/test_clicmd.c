@@ -525,10 +525,11 @@ static void coord_stop(fake_coord *f) {
   zmq_ctx_term(f->ctx);
 }
 
-/* The row of job `id` in `foil jobs` output (the caller's buf), "" if none. */
-static const char *job_row(const char *out, int id, char *buf, size_t n) {
-  char key[32];
-  snprintf(key, sizeof key, "\n%d ", id);
+/* The line of `foil jobs` or `foil workers` output whose first column is
+ * `first` (the caller's buf), "" if none. */
+static const char *row_of(const char *out, const char *first, char *buf, size_t n) {
+  char key[80];
+  snprintf(key, sizeof key, "\n%s ", first);
   const char *at = strstr(out, key);
   buf[0] = 0;
   if (at) snprintf(buf, n, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
@@ -558,8 +559,8 @@ static void test_jobs_clock(void) {
   char row[256];
   /* ELAPSED by the local clock would be some 25 years, and job 2 would
    * have ended long before the last hour */
-  CHECKF(strstr(job_row(o, 1, row, sizeof row), " 16:40 "), "%s", o);
-  CHECKF(strstr(job_row(o, 2, row, sizeof row), " 0:30 "), "job 2 ended 100 s ago by the coordinator's clock: %s", o);
+  CHECKF(strstr(row_of(o, "1", row, sizeof row), " 16:40 "), "%s", o);
+  CHECKF(strstr(row_of(o, "2", row, sizeof row), " 0:30 "), "job 2 ended 100 s ago by the coordinator's clock: %s", o);
   CHECKF(!strstr(o, "\n3 "), "job 3 ended two hours ago: %s", o);
   free(o), free(e);
   /* --json passes the coordinator's now on */
@@ -577,22 +578,11 @@ static void test_jobs_clock(void) {
   f.now = 0;
   rc = run(cmd_jobs, a1, &o, &e);
   CHECKF(rc == 0, "rc %d: %s", rc, e);
-  job_row(o, 1, row, sizeof row);
+  row_of(o, "1", row, sizeof row);
   CHECKF(strstr(row, " 16:40 ") || strstr(row, " 16:41 "), "%s", o);
-  CHECKF(!job_row(o, 2, row, sizeof row)[0] && !job_row(o, 3, row, sizeof row)[0], "jobs 2 and 3 ended in 2001: %s", o);
+  CHECKF(!row_of(o, "2", row, sizeof row)[0] && !row_of(o, "3", row, sizeof row)[0], "jobs 2 and 3 ended in 2001: %s", o);
   free(o), free(e);
   coord_stop(&f);
-}
-
-/* The row of worker `name` in `foil workers` output (the caller's buf),
- * "" if none. */
-static const char *worker_row(const char *out, const char *name, char *buf, size_t n) {
-  char key[64];
-  snprintf(key, sizeof key, "\n%s ", name);
-  const char *at = strstr(out, key);
-  buf[0] = 0;
-  if (at) snprintf(buf, n, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
-  return buf;
 }
 
 static void test_workers_clock(void) {
@@ -614,9 +604,9 @@ static void test_workers_clock(void) {
   CHECKF(rc == 0, "rc %d: %s", rc, e);
   char row[256];
   /* by the local clock both would read some 25 years ago ("9000d ago") */
-  CHECKF(strstr(worker_row(o, "w1", row, sizeof row), " 5s ago "), "w1 heard 5 s ago by the coordinator's clock: %s",
+  CHECKF(strstr(row_of(o, "w1", row, sizeof row), " 5s ago "), "w1 heard 5 s ago by the coordinator's clock: %s",
          o);
-  CHECKF(strstr(worker_row(o, "w2", row, sizeof row), " 2h ago "), "w2 heard two hours ago: %s", o);
+  CHECKF(strstr(row_of(o, "w2", row, sizeof row), " 2h ago "), "w2 heard two hours ago: %s", o);
   free(o), free(e);
   /* --json passes the coordinator's now on */
   char *a2[] = {"workers", "--coordinator", f.ep, "--json", NULL};
@@ -633,9 +623,9 @@ static void test_workers_clock(void) {
   f.now = 0;
   rc = run(cmd_workers, a1, &o, &e);
   CHECKF(rc == 0, "rc %d: %s", rc, e);
-  worker_row(o, "w1", row, sizeof row);
+  row_of(o, "w1", row, sizeof row);
   CHECKF(strstr(row, " 3s ago ") || strstr(row, " 4s ago "), "%s", o);
-  CHECKF(strstr(worker_row(o, "w2", row, sizeof row), "d ago "), "w2 heard in 2001: %s", o);
+  CHECKF(strstr(row_of(o, "w2", row, sizeof row), "d ago "), "w2 heard in 2001: %s", o);
   free(o), free(e);
   coord_stop(&f);
 }
