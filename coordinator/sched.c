@@ -83,7 +83,8 @@ struct sched {
   uint32_t *head, *tail;              /* per node: its changes, by time */
   uint32_t *ws, *wg;                  /* per node: window minimum */
   uint32_t *vs, *vg;                  /* a node's value at the last release (building) */
-  uint32_t *off, *ea, *eb;            /* sweep: node i's entries [off[i], off[i+1]), window [ea, eb) */
+  uint32_t *off, *ea, *eb;            /* sweep: node i's entries [off[i], off[i+1]), window [ea, eb);
+                                       * (ea, before the releases: the last running job naming node i) */
   uint32_t *hs, *ts, *hg, *tg;        /* sweep: node i's deques (slots, GPUs): dq*[h*, t*) */
   double *et;                         /* sweep: entries' times, values, deques (cape each) */
   uint32_t *es, *eg, *dqs, *dqg;
