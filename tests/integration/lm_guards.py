@@ -45,7 +45,7 @@ import time
 import h5py
 import numpy as np
 from foilh5 import sign
-from lmtiny import write_lm
+from lmtiny import spec_file, write_lm
 from mpikill import kill_ranks
 
 foil, foil_run, mpiexec, work = sys.argv[1:5]
@@ -108,14 +108,7 @@ def write_spec(name, **over):
         "eval": {"every_steps": 4, "tokens": 256},
         "log_every_steps": 1, "threads": 1,
     }
-    for k, v in over.items():
-        if isinstance(v, dict):
-            spec[k].update(v)
-        else:
-            spec[k] = v
-    path = os.path.join(work, name + ".json")
-    json.dump(spec, open(path, "w"))
-    return path
+    return spec_file(os.path.join(work, name + ".json"), spec, over)
 
 
 def run_argv(argv, job, timeout=60):

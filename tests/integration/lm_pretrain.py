@@ -42,7 +42,7 @@ import time
 
 import h5py
 import numpy as np
-from lmtiny import write_lm
+from lmtiny import spec_file, write_lm
 from mpikill import kill_ranks
 
 foil, foil_run, mpiexec, work = sys.argv[1:5]
@@ -94,14 +94,7 @@ def write_spec(name, **over):
         "eval": {"every_steps": 30, "tokens": 1024},
         "log_every_steps": 5, "threads": 1,
     }
-    for k, v in over.items():
-        if isinstance(v, dict):
-            spec[k].update(v)
-        else:
-            spec[k] = v
-    path = os.path.join(work, name + ".json")
-    json.dump(spec, open(path, "w"))
-    return path
+    return spec_file(os.path.join(work, name + ".json"), spec, over)
 
 
 def cmd(spec_path, job, ranks=2):

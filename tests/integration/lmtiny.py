@@ -7,8 +7,26 @@ with h5py, for the decoder tests that generate their own documents.
 Each split gets its documents as `text`, a `source` per document
 ("<source or the split's name>:<i>") and a `count` attribute; prompts and
 continuations, when given, go to the `prompts` group.
+
+    spec_file(path, spec, over)
+
+writes a job spec for those tests: `spec` with the overrides `over` (a
+dict value updates that section, any other replaces the key) as JSON.
 """
+import json
+
 import h5py
+
+
+def spec_file(path, spec, over):
+    for k, v in over.items():
+        if isinstance(v, dict):
+            spec[k].update(v)
+        else:
+            spec[k] = v
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return path
 
 
 def write_lm(path, splits, prompts=None, continuations=None, source=None):

@@ -116,6 +116,14 @@ static void reply(uint64_t request_id, int body_case, void *body) {
   send_to_worker(&m);
 }
 
+/* Registered for request_id: heartbeats every 100 ms, liveness 5, goodbye
+ * taken or not (an older coordinator). */
+static void accept_register(uint64_t request_id, int goodbye) {
+  Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
+  r.heartbeat_ms = 100, r.liveness = 5, r.goodbye = goodbye;
+  reply(request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
+}
+
 static void ack(uint64_t id) {
   Foil__V1__Ack a = FOIL__V1__ACK__INIT;
   reply(id, FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK, &a);
@@ -163,9 +171,7 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
         break;
       }
       case FOIL__V1__WORKER_MESSAGE__BODY_REGISTER: {
-        Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
-        r.heartbeat_ms = 100, r.liveness = 5, r.goodbye = 1;
-        reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
+        accept_register(m->request_id, 1);
         break;
       }
       case FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS:
@@ -239,9 +245,7 @@ static void test_register(void) {
   CHECKF(strlen(route) == 19 && !strncmp(route, "w1/", 3) && strspn(route + 3, "0123456789abcdef") == 16, "%s",
          route);
   CHECK(m->register_->slots == 2 && m->register_->gpus == 2 && m->register_->n_running == 0);
-  Foil__V1__Registered r = FOIL__V1__REGISTERED__INIT;
-  r.heartbeat_ms = 100, r.liveness = 5, r.goodbye = 1;
-  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &r);
+  accept_register(m->request_id, 1);
   foil__v1__worker_message__free_unpacked(m, NULL);
   /* heartbeats now come at 100 ms */
   m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);
@@ -419,9 +423,7 @@ static void test_register_again(void) {
   Foil__V1__WorkerMessage *r = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 2);
   CHECK(r != NULL);
   if (r) {
-    Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-    reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
-    reply(r->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+    accept_register(r->request_id, 1);
     foil__v1__worker_message__free_unpacked(r, NULL);
   }
 }
@@ -582,9 +584,7 @@ static void test_goodbye(void) {
   Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
   CHECK(m != NULL);
   if (!m) return;
-  Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-  reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
-  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  accept_register(m->request_id, 1);
   foil__v1__worker_message__free_unpacked(m, NULL);
   m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT, 2);  /* registered */
   if (m) foil__v1__worker_message__free_unpacked(m, NULL);
@@ -612,8 +612,7 @@ static void test_goodbye(void) {
   m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
   CHECK(m != NULL);
   if (!m) return;
-  reg.goodbye = 0;
-  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  accept_register(m->request_id, 0);
   foil__v1__worker_message__free_unpacked(m, NULL);
   char *argv[] = {"sleep", "30", NULL};
   assign(71, 171, argv, 2, 0, 0, 0, 0);
@@ -651,9 +650,7 @@ static void test_name_taken(void) {
   Foil__V1__WorkerMessage *m = wait_for(FOIL__V1__WORKER_MESSAGE__BODY_REGISTER, 5);
   CHECK(m != NULL);
   if (!m) return;
-  Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-  reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
-  reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+  accept_register(m->request_id, 1);
   foil__v1__worker_message__free_unpacked(m, NULL);
   char *argv[] = {"sleep", "30", NULL};
   assign(8, 18, argv, 2, 0, 0, 0, 0);
@@ -702,7 +699,7 @@ static void test_name_taken(void) {
     } else {
       int st = 0;
       CHECK(waitpid(child, &st, WNOHANG) == 0);  /* refused twice, still running */
-      reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+      accept_register(m->request_id, 1);
     }
     foil__v1__worker_message__free_unpacked(m, NULL);
   }
@@ -822,9 +819,7 @@ static void test_many_finished(void) {
           bad += x->job_id < 1 || x->job_id > N || x->token != x->job_id + 100000 || listed[x->job_id]++;
         }
         carried = r->n_finished, by_ref = r->n_running;
-        Foil__V1__Registered reg = FOIL__V1__REGISTERED__INIT;
-        reg.heartbeat_ms = 100, reg.liveness = 5, reg.goodbye = 1;
-        reply(m->request_id, FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED, &reg);
+        accept_register(m->request_id, 1);
         registered = 1;
       }
     } else if (m->body_case == FOIL__V1__WORKER_MESSAGE__BODY_HEARTBEAT && registered) {

@@ -536,6 +536,19 @@ static const char *row_of(const char *out, const char *first, char *buf, size_t 
   return buf;
 }
 
+/* `fn args --json` prints the coordinator's clock `now` and n entries
+ * under `key`. */
+static void json_has_now(int (*fn)(int, char **), char **args, const char *key, int n, double now) {
+  char *o, *e;
+  int rc = run(fn, args, &o, &e);
+  cJSON *js = cJSON_Parse(o);
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(js, "now");
+  CHECKF(rc == 0 && cJSON_IsNumber(t) && t->valuedouble == now, "rc %d: %s %s", rc, o, e);
+  CHECKF(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js, key)) == n, "%s", o);
+  cJSON_Delete(js);
+  free(o), free(e);
+}
+
 static void test_jobs_clock(void) {
   fake_coord f;
   coord_start(&f);
@@ -565,13 +578,7 @@ static void test_jobs_clock(void) {
   free(o), free(e);
   /* --json passes the coordinator's now on */
   char *a2[] = {"jobs", "--coordinator", f.ep, "--root", root, "--json", NULL};
-  rc = run(cmd_jobs, a2, &o, &e);
-  cJSON *js = cJSON_Parse(o);
-  const cJSON *now = cJSON_GetObjectItemCaseSensitive(js, "now");
-  CHECKF(rc == 0 && cJSON_IsNumber(now) && now->valuedouble == T + 1000, "rc %d: %s %s", rc, o, e);
-  CHECKF(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js, "jobs")) == 2, "%s", o);
-  cJSON_Delete(js);
-  free(o), free(e);
+  json_has_now(cmd_jobs, a2, "jobs", 2, T + 1000);
 
   /* an older coordinator (no now): the local clock, as before */
   j1.start_time = log_now() - 1000;
@@ -610,13 +617,7 @@ static void test_workers_clock(void) {
   free(o), free(e);
   /* --json passes the coordinator's now on */
   char *a2[] = {"workers", "--coordinator", f.ep, "--json", NULL};
-  rc = run(cmd_workers, a2, &o, &e);
-  cJSON *js = cJSON_Parse(o);
-  const cJSON *now = cJSON_GetObjectItemCaseSensitive(js, "now");
-  CHECKF(rc == 0 && cJSON_IsNumber(now) && now->valuedouble == T + 1000, "rc %d: %s %s", rc, o, e);
-  CHECKF(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js, "workers")) == 2, "%s", o);
-  cJSON_Delete(js);
-  free(o), free(e);
+  json_has_now(cmd_workers, a2, "workers", 2, T + 1000);
 
   /* an older coordinator (no now): the local clock, as before */
   w1.last_heartbeat = log_now() - 3;

@@ -148,9 +148,11 @@ static void feed(int api, const char *from, const ProtobufCMessage *msg) {
   wire_msg_close(&m);
 }
 
-/* The answer to request rid on a worker's socket (assigns, signals and
- * releases in between are skipped); NULL when none came. */
-static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) {
+/* The next message on a worker's socket s (within its 1 s timeout) with
+ * request id rid: for rid > 0 an answer (ack, error, registered,
+ * heartbeat), for rid 0 one the coordinator pushed (assign, signal,
+ * release); the others in between are skipped. NULL when none came. */
+static Foil__V1__CoordinatorMessage *next_msg(void *s, uint64_t rid) {
   for (;;) {
     zmq_msg_t f;
     zmq_msg_init(&f);
@@ -161,7 +163,7 @@ static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) {
     Foil__V1__CoordinatorMessage *r = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
     zmq_msg_close(&f);
     if (r && r->request_id == rid &&
-        (r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK ||
+        (!rid || r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ACK ||
          r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_ERROR ||
          r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_REGISTERED ||
          r->body_case == FOIL__V1__COORDINATOR_MESSAGE__BODY_HEARTBEAT))
@@ -169,6 +171,9 @@ static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) {
     if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
   }
 }
+
+/* The answer to request rid (> 0). */
+static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) { return next_msg(s, rid); }
 
 static uint64_t next_rid = 100;
 
@@ -731,22 +736,9 @@ static void test_reregister_race(void) {
 
 /* ---- one process per worker name ----------------------------------------------------------- */
 
-/* The next message on s within its 1 s timeout that is not an answer
- * (assign, signal, release); NULL when none came. */
-static Foil__V1__CoordinatorMessage *pushed(void *s) {
-  for (;;) {
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    if (zmq_msg_recv(&f, s, 0) < 0) {
-      zmq_msg_close(&f);
-      return NULL;
-    }
-    Foil__V1__CoordinatorMessage *r = foil__v1__coordinator_message__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
-    zmq_msg_close(&f);
-    if (r && r->request_id == 0) return r;
-    if (r) foil__v1__coordinator_message__free_unpacked(r, NULL);
-  }
-}
+/* The next message the coordinator pushed to s (assign, signal,
+ * release); NULL when none came. */
+static Foil__V1__CoordinatorMessage *pushed(void *s) { return next_msg(s, 0); }
 
 /* 1 when nothing arrives on s for a while (what was sent to it, drained). */
 static int quiet(void *s) {
