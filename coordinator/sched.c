@@ -300,6 +300,21 @@ static int grow(void **p, size_t *cap_, size_t need, size_t elem) {
   return 0;
 }
 
+/* grow() for k parallel arrays sharing one capacity *cap_: all or, on
+ * failure (-1), *cap_ unchanged (an array already grown stays valid). */
+static int grow_all(void **const *ps, const size_t *elem, size_t k, size_t *cap_, size_t need) {
+  if (need <= *cap_) return 0;
+  size_t c = *cap_ ? *cap_ : 16;
+  while (c < need) c *= 2;
+  for (size_t a = 0; a < k; a++) {
+    void *q = c > SIZE_MAX / elem[a] ? NULL : realloc(*ps[a], c * elem[a]);
+    if (!q) return -1;
+    *ps[a] = q;
+  }
+  *cap_ = c;
+  return 0;
+}
+
 /* The index of time e in t[], inserted (with an empty node list) if new.
  * O(log S + S) (the shift). -1: no memory. */
 static long time_at(sched *s, double e) {
@@ -310,11 +325,9 @@ static long time_at(sched *s, double e) {
     else hi = mid;
   }
   if (lo < s->nt && s->t[lo] == e) return (long)lo;
-  size_t c1 = s->capt, c2 = s->capt;
-  if (grow((void **)&s->t, &c1, s->nt + 1, sizeof *s->t) ||
-      grow((void **)&s->thead, &c2, s->nt + 1, sizeof *s->thead))
-    return -1;
-  s->capt = c1 < c2 ? c1 : c2;
+  void **arrays[] = {(void **)&s->t, (void **)&s->thead};
+  const size_t elems[] = {sizeof *s->t, sizeof *s->thead};
+  if (grow_all(arrays, elems, 2, &s->capt, s->nt + 1)) return -1;
   memmove(s->t + lo + 1, s->t + lo, (s->nt - lo) * sizeof *s->t);
   memmove(s->thead + lo + 1, s->thead + lo, (s->nt - lo) * sizeof *s->thead);
   s->t[lo] = e;
@@ -463,15 +476,9 @@ static long sweep(sched *s, const sched_pending *j, double dur, size_t last) {
   if (H) memset(s->hw, 0, H * sizeof *s->hw);
   s->hwsum = (shsum){0, 0};
   /* entries: O(N + changes) */
-  size_t c1 = s->cape, c2 = s->cape, c3 = s->cape, c4 = s->cape, c5 = s->cape, need = s->nch + n + 1;
-  if (grow((void **)&s->et, &c1, need, sizeof *s->et) || grow((void **)&s->es, &c2, need, sizeof *s->es) ||
-      grow((void **)&s->eg, &c3, need, sizeof *s->eg) || grow((void **)&s->dqs, &c4, need, sizeof *s->dqs) ||
-      grow((void **)&s->dqg, &c5, need, sizeof *s->dqg))
-    return -2;
-  s->cape = c1 < c2 ? c1 : c2;
-  s->cape = s->cape < c3 ? s->cape : c3;
-  s->cape = s->cape < c4 ? s->cape : c4;
-  s->cape = s->cape < c5 ? s->cape : c5;
+  void **arrays[] = {(void **)&s->et, (void **)&s->es, (void **)&s->eg, (void **)&s->dqs, (void **)&s->dqg};
+  const size_t elems[] = {sizeof *s->et, sizeof *s->es, sizeof *s->eg, sizeof *s->dqs, sizeof *s->dqg};
+  if (grow_all(arrays, elems, 5, &s->cape, s->nch + n + 1)) return -2;
   uint32_t o = 0;
   for (size_t i = 0; i < n; i++) {
     s->off[i] = s->ea[i] = s->eb[i] = s->hs[i] = s->ts[i] = s->hg[i] = s->tg[i] = o;
