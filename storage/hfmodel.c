@@ -751,7 +751,7 @@ int hf_export(const hf_model *m, const char *dir, foil_err *err) {
   static const char *const paths[] = {"", "1_Pooling", "2_Normalize"};
   for (int i = 0; i < 2 + (m->normalize != 0); i++) {
     cJSON *o = cJSON_CreateObject();
-    char idx[8];
+    char idx[12]; /* any int: "-2147483648" and its NUL */
     snprintf(idx, sizeof idx, "%d", i);
     cJSON_AddNumberToObject(o, "idx", i);
     cJSON_AddStringToObject(o, "name", idx);

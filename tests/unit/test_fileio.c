@@ -154,7 +154,7 @@ static int exists(const char *name) {
  * pid gone; any host after FOIL_STALE_S) and nothing else: a live pid's,
  * another host's young one, other prefixes, names that are no temporary. */
 static void test_tmp_sweep(void) {
-  char host[64], n[9][400];
+  char host[64], n[9][600];
   foil_host(host);
   long dead = test_dead_pid(), me = (long)getpid();
   const char *hex = "0123456789abcdef";

@@ -60,8 +60,8 @@ static int make_version(const char *name, vs_dtype dt, int n_shards, int64_t row
     char **keys = malloc(sizeof(char *) * (size_t)(hi - lo + 1));
     for (int64_t i = lo; i < hi; i++) {
       ids[i - lo] = 100 + i;
-      keys[i - lo] = malloc(24);
-      snprintf(keys[i - lo], 24, "doc-%lld", (long long)i);
+      keys[i - lo] = malloc(32);
+      snprintf(keys[i - lo], 32, "doc-%lld", (long long)i);
     }
     index_meta m = meta(name, *version, r, n_shards, dt);
     rc = index_shard_write(root, &m, ids, keys, x + lo * D, hi - lo, err);

@@ -443,7 +443,9 @@ static int mine_bank(job *j, int version, foil_err *err) {
     negbank_meta *bm = &b.meta;
     snprintf(bm->index, sizeof bm->index, "%s", s->name);
     bm->version = version;
-    snprintf(bm->checkpoint, sizeof bm->checkpoint, "%s", j->ckpt);
+    _Static_assert(sizeof bm->checkpoint == sizeof ((index_meta *)0)->checkpoint,
+                   "resolve_checkpoint's length check must cover the bank's field too");
+    snprintf(bm->checkpoint, sizeof bm->checkpoint, "%.1023s", j->ckpt);  /* fits: resolve_checkpoint checked */
     bm->step = j->step;
     snprintf(bm->dataset, sizeof bm->dataset, "%s", s->mine_dataset);
     snprintf(bm->split, sizeof bm->split, "%s", s->mine_split);
