@@ -48,10 +48,48 @@ cjob *coord_job(coord *c, uint64_t id) { return id && id <= c->max_id ? c->jobs[
 
 cattempt *coord_current(cjob *j) { return j->natt ? &j->att[j->natt - 1] : NULL; }
 
+static size_t name_hash(const char *s) {  /* FNV-1a */
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return (size_t)(h ^ (h >> 29));
+}
+
 int coord_worker_find(coord *c, const char *name) {
-  for (size_t i = 0; i < c->nworkers; i++)
-    if (!strcmp(c->workers[i].name, name)) return (int)i;
-  return -1;
+  if (!c->whash_cap) return -1;
+  size_t mask = c->whash_cap - 1;
+  for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    uint32_t v = c->whash[i];
+    if (!v) return -1;
+    if (!strcmp(c->workers[v - 1].name, name)) return (int)(v - 1);
+  }
+}
+
+static void whash_put(coord *c, size_t wi) {
+  size_t mask = c->whash_cap - 1, i = name_hash(c->workers[wi].name) & mask;
+  while (c->whash[i]) i = (i + 1) & mask;
+  c->whash[i] = (uint32_t)wi + 1;
+}
+
+int coord_worker_add(coord *c, const char *name) {
+  if (c->nworkers == c->workers_cap) {
+    size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
+    cworker *nw = realloc(c->workers, cap * sizeof *nw);
+    if (!nw) return -1;
+    c->workers = nw, c->workers_cap = cap;
+  }
+  if (2 * (c->nworkers + 1) > c->whash_cap) {  /* rehash at half full: probes stay short */
+    size_t cap = c->whash_cap ? 2 * c->whash_cap : 64;
+    uint32_t *h = calloc(cap, sizeof *h);
+    if (!h) return -1;
+    free(c->whash);
+    c->whash = h, c->whash_cap = cap;
+    for (size_t i = 0; i < c->nworkers; i++) whash_put(c, i);
+  }
+  size_t wi = c->nworkers++;
+  memset(&c->workers[wi], 0, sizeof c->workers[wi]);
+  snprintf(c->workers[wi].name, sizeof c->workers[wi].name, "%s", name);
+  whash_put(c, wi);
+  return (int)wi;
 }
 
 const char *coord_route(const cworker *w) { return w->route[0] ? w->route : w->name; }
@@ -85,17 +123,8 @@ static int place_parse(coord *c, const char *s, cattempt *a) {
     *colon = 0;
     int w = coord_worker_find(c, tok);
     if (w < 0) {
-      if (c->nworkers == c->workers_cap) {
-        size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
-        cworker *nw = realloc(c->workers, cap * sizeof *nw);
-        if (!nw) return -1;
-        c->workers = nw, c->workers_cap = cap;
-      }
-      cworker *x = &c->workers[c->nworkers];
-      memset(x, 0, sizeof *x);
-      snprintf(x->name, sizeof x->name, "%s", tok);
-      x->down = 1;
-      w = (int)c->nworkers++;
+      if ((w = coord_worker_add(c, tok)) < 0) return -1;
+      c->workers[w].down = 1;
     }
     a->place[a->nplace].worker = w;
     a->place[a->nplace].ranks = (uint32_t)strtoul(colon + 1, NULL, 10);
@@ -936,7 +965,7 @@ void coord_destroy(coord **cp) {
   auth_destroy(&c->auth);
   if (c->zctx) zmq_ctx_term(c->zctx);
   for (uint64_t id = 1; id <= c->max_id; id++) coord_job_free(c->jobs[id]);
-  free(c->jobs), free(c->active), free(c->workers);
+  free(c->jobs), free(c->active), free(c->workers), free(c->whash);
   sched_destroy(&c->sc);
   store_close(&c->st);
   free(c);

@@ -115,8 +115,10 @@ struct coord {
   uint64_t max_id;
   uint64_t *active;     /* ids not final, in id order */
   size_t nactive, active_cap;
-  cworker *workers;
+  cworker *workers;     /* appended, never removed: an index names a worker for good */
   size_t nworkers, workers_cap;
+  uint32_t *whash;      /* name -> index + 1, open addressing, 0 empty; whash_cap a power of 2 >= 2 nworkers */
+  size_t whash_cap;
   uint64_t next_token;
   int dirty;            /* schedule at the next tick */
   double last_pass, started_mono;
@@ -132,7 +134,11 @@ int coord_running(const cjob *j);
 const char *coord_state_name(int state);
 cjob *coord_job(coord *c, uint64_t id);
 cattempt *coord_current(cjob *j);
+/* Index of the worker named `name`, or -1. O(1) expected (a hash of the names). */
 int coord_worker_find(coord *c, const char *name);
+/* Appends a zeroed worker named `name` (not known yet) and returns its
+ * index, or -1 out of memory. May move c->workers. */
+int coord_worker_add(coord *c, const char *name);
 /* Where messages for w go: the route it registered from (its name when it
  * has none, as for a worker loaded from the store). */
 const char *coord_route(const cworker *w);

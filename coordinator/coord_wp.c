@@ -259,17 +259,7 @@ static void do_register(coord *c, wire_msg *m, uint64_t rid, const Foil__V1__Reg
   double heard = 0;
   if (wi >= 0 && taken_by_other(c, &c->workers[wi], from->route, &heard))
     return refuse_taken(c, m, rid, &c->workers[wi], from->route, heard);
-  if (wi < 0) {
-    if (c->nworkers == c->workers_cap) {
-      size_t cap = c->workers_cap ? 2 * c->workers_cap : 16;
-      cworker *nw = realloc(c->workers, cap * sizeof *nw);
-      if (!nw) return answer_error(c, m, rid, FOIL_ENOMEM, "no memory");
-      c->workers = nw, c->workers_cap = cap;
-    }
-    wi = (int)c->nworkers++;
-    memset(&c->workers[wi], 0, sizeof c->workers[wi]);
-    snprintf(c->workers[wi].name, sizeof c->workers[wi].name, "%s", r->name);
-  }
+  if (wi < 0 && (wi = coord_worker_add(c, r->name)) < 0) return answer_error(c, m, rid, FOIL_ENOMEM, "no memory");
   cworker *w = &c->workers[wi];
   char was[COORD_MAX_ROUTE + 8] = "";
   if (w->route[0] && strcmp(w->route, from->route)) snprintf(was, sizeof was, " (was %s)", w->route);

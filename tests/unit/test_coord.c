@@ -8,7 +8,7 @@
  * What it proves:
  *  - a gang that needs more than 64 workers is not started (never with
  *    fewer ranks than asked); a 64-worker placement of long names is stored
- *    whole and loads again;
+ *    whole and loads again; thousands of worker names each find their row;
  *  - only plain worker names register, and a stored row of another name
  *    (a worker, or a placement naming one) does not keep the coordinator
  *    from starting: the row is skipped, a running attempt on it requeued;
@@ -363,6 +363,30 @@ static void test_long_placement(void) {
     CHECK(a->nplace && !strcmp(C->workers[a->place[a->nplace - 1].worker].name, names[COORD_MAX_PLACE - 1]) &&
           strlen(C->workers[a->place[a->nplace - 1].worker].name) == COORD_MAX_NAME);
   }
+  stop();
+}
+
+/* The name -> worker index (a hash since workers number thousands): every
+ * name finds its own row through several rehashes, the rows keep their
+ * indices, near names and unknown ones find nothing. */
+static void test_worker_index(void) {
+  if (fresh("windex")) return;
+  enum { N = 3000 };
+  char name[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "node-%d", i);
+    int w = coord_worker_add(C, name);
+    CHECKF(w == i, "node-%d added as %d", i, w);
+  }
+  int wrong = 0;
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "node-%d", i);
+    wrong += coord_worker_find(C, name) != i || strcmp(C->workers[i].name, name);
+  }
+  CHECKF(wrong == 0, "%d of %d names not found at their index", wrong, N);
+  CHECK(coord_worker_find(C, "node-") < 0 && coord_worker_find(C, "node-3000") < 0 &&
+        coord_worker_find(C, "node-10x") < 0 && coord_worker_find(C, "") < 0);
+  CHECK(C->whash_cap >= 2 * C->nworkers && !(C->whash_cap & (C->whash_cap - 1)));
   stop();
 }
 
@@ -1193,6 +1217,7 @@ int main(void) {
   coord_log_file = getenv("FOIL_TEST_COORD_LOG") ? fopen(getenv("FOIL_TEST_COORD_LOG"), "w") : fopen("/dev/null", "w");
   RUN(test_wide_gang);
   RUN(test_long_placement);
+  RUN(test_worker_index);
   RUN(test_worker_names);
   RUN(test_finished_durable);
   RUN(test_started_durable);
