@@ -399,7 +399,7 @@ void coord_signal(coord *c, cjob *j, int signo) {
   if (a) send_signal(c, j, a, signo, 0, 0);
 }
 
-int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
+int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why, int ran) {
   cattempt *a = coord_current(j);
   if (!a || coord_final(j->state)) return FOIL_OK;
   double now = log_now();
@@ -409,7 +409,7 @@ int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why) {
   /* the survivors of the gang: stop the head's processes, free the rest */
   if (a->nplace && strcmp(c->workers[a->place[0].worker].name, worker)) send_signal(c, j, a, 15, 1, 0);
   coord_release_members(c, j, a);
-  j->failures++;
+  j->failures += ran != 0;
   if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING) {
     j->state = j->stop_state ? j->stop_state : FOIL__V1__JOB_STATE__JOB_CANCELLED;
     j->end_time = now;
@@ -443,7 +443,7 @@ void coord_worker_lost(coord *c, cworker *w, const char *why) {
       if (a->place[i].worker == wi) {
         char msg[300];
         snprintf(msg, sizeof msg, "worker %s lost (%s)", w->name, why);
-        coord_node_fail(c, j, w->name, msg);
+        coord_node_fail(c, j, w->name, msg, 1);
         break;
       }
   }
@@ -848,7 +848,8 @@ static void lost_placements(coord *c) {
     cjob *j = coord_job(c, c->active[k]);
     cattempt *a = j ? coord_current(j) : NULL;
     if (!a || !coord_running(j) || a->nplace) continue;
-    coord_node_fail(c, j, "", "its placement in the job store does not load (a worker name that is not a plain name)");
+    coord_node_fail(c, j, "", "its placement in the job store does not load (a worker name that is not a plain name)",
+                    1);
   }
 }
 

@@ -149,9 +149,11 @@ int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ..
 int coord_persist_worker(coord *c, cworker *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Ends an attempt whose worker was lost: NODE_FAIL, then requeue or fail.
+ * ran 0: its worker says no process of it ran (assigned while shutting
+ * down), so the requeue is not counted as one of the job's failures.
  * Returns coord_persist_job's result (memory is changed either way: a
  * caller that tells the worker undoes it with coord_job_restore). */
-int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why);
+int coord_node_fail(coord *c, cjob *j, const char *worker, const char *why, int ran);
 /* What a transition of j changes (its state and reason, times, counts and
  * its current attempt): taken before, put back when the change was not
  * committed, so memory never runs ahead of the store. */

@@ -89,7 +89,7 @@ int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   if (st == FOIL__V1__JOB_STATE__JOB_NODE_FAIL) {  /* its worker is shutting down */
     char why[300];
     foil_utf8_copy(why, sizeof why, f->message && f->message[0] ? f->message : "the worker stopped it");
-    if (coord_node_fail(c, j, w->name, why)) {
+    if (coord_node_fail(c, j, w->name, why, !f->not_started)) {
       coord_job_restore(j, &before);  /* not committed: the worker sends it again */
       return FOIL_EUNAVAIL;
     }
@@ -162,7 +162,7 @@ static void check_missing(coord *c, cworker *w, Foil__V1__AttemptRef **refs, siz
       continue;
     }
     if (now - a->assign_mono < min_age) continue;
-    coord_node_fail(c, j, w->name, why);
+    coord_node_fail(c, j, w->name, why, 1);
   }
 }
 

@@ -466,9 +466,9 @@ static void test_shutdown(void) {
     for (size_t i = 0; b && i < b->n_finished; i++) {
       const Foil__V1__Finished *f = b->finished[i];
       j7 += f->job_id == 7 && f->token == 17 && f->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL &&
-            strstr(f->message, "shut down") && f->signal == SIGKILL;
+            strstr(f->message, "shut down") && f->signal == SIGKILL && !f->not_started;
       j70 += f->job_id == 70 && f->token == 170 && f->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL &&
-             strstr(f->message, "not started");
+             strstr(f->message, "not started") && f->not_started;
     }
     CHECKF(b && b->n_finished == 2 && j7 == 1 && j70 == 1, "the goodbye carries %zu end(s)", b ? b->n_finished : 0);
     foil__v1__worker_message__free_unpacked(g, NULL);

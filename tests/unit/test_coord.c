@@ -36,7 +36,9 @@
  *  - a Goodbye from the name's route applies the job ends it carries and
  *    takes that worker as lost in one step (its jobs requeued once, none
  *    given back to it), and the next process of the name registers
- *    without waiting; a Goodbye from any other route changes nothing.
+ *    without waiting; a Goodbye from any other route changes nothing;
+ *  - a job its worker never started (assigned while shutting down) is
+ *    requeued without counting a failure.
  */
 #define _DEFAULT_SOURCE
 #include <sqlite3.h>
@@ -879,6 +881,35 @@ static int goodbye(void *s, const char *route, Foil__V1__Finished **fin, size_t 
   return wp_code(wp(s, route, &q));
 }
 
+/* A job assigned to a worker that was shutting down never ran: the worker
+ * says so (Finished.not_started) and its requeue is not one of the job's
+ * failures, so max_failures 0 does not end it; a NODE_FAIL of an attempt
+ * that ran still counts. */
+static void test_not_started(void) {
+  if (fresh("notstarted")) return;
+  void *s = peer("w1");
+  CHECK(wp_code(reg(s, "w1", 1, NULL, 0)) == 0);
+  uint64_t t = 0, id = running_job(&t);
+  cjob *j = coord_job(C, id);
+  if (!j) return stop();
+  j->max_failures = 0;
+  Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
+  Foil__V1__WorkerMessage q = FOIL__V1__WORKER_MESSAGE__INIT;
+  q.body_case = FOIL__V1__WORKER_MESSAGE__BODY_FINISHED, q.finished = &f;
+  f.job_id = id, f.token = t, f.state = FOIL__V1__JOB_STATE__JOB_NODE_FAIL;
+  f.message = "the worker is shutting down: not started", f.not_started = 1;
+  CHECK(wp_code(wp(s, "w1", &q)) == 0);
+  CHECKF(j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED && j->failures == 0 && j->restart_count == 1,
+         "%s, %u failure(s)", coord_state_name(j->state), j->failures);
+  coord_schedule(C);
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->natt == 2);
+  f.token = j->natt == 2 ? j->att[1].token : 0, f.message = "worker w1 shut down", f.not_started = 0;
+  CHECK(wp_code(wp(s, "w1", &q)) == 0);
+  CHECKF(j->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && j->failures == 1 && strstr(j->reason, "max_failures 0"),
+         "%s, %u failure(s): %s", coord_state_name(j->state), j->failures, j->reason);
+  stop();
+}
+
 /* A worker that shuts down cleanly says goodbye, with the ends of the jobs
  * it stopped. From the route its name is registered from: those ends are
  * applied (NODE_FAIL, requeued) and the worker is DOWN in the same step,
@@ -1233,6 +1264,7 @@ int main(void) {
   RUN(test_reregister_race);
   RUN(test_duplicate_name);
   RUN(test_goodbye);
+  RUN(test_not_started);
   RUN(test_assign_flood);
   RUN(test_register_many_finished);
   RUN(test_restart_grace);

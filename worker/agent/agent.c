@@ -266,10 +266,13 @@ __attribute__((format(printf, 3, 4))) static void job_log(agent *a, const char *
  * knew this worker leaves, and a pass could give its job back to it. */
 static int holds_ends(const agent *a) { return a->leaving && a->registered && a->takes_goodbye; }
 
+/* not_started: NODE_FAIL for an attempt none of whose processes ran (the
+ * coordinator does not count it as a failure of the job). */
 static void report_finished(agent *a, uint64_t job_id, uint64_t token, Foil__V1__JobState state, int exit_code,
-                            int sig, const char *message) {
+                            int sig, const char *message, int not_started) {
   Foil__V1__Finished f = FOIL__V1__FINISHED__INIT;
   f.job_id = job_id, f.token = token, f.state = state, f.exit_code = exit_code, f.signal = sig;
+  f.not_started = not_started != 0;
   f.message = (char *)(message ? message : "");
   f.end_time = log_now();
   uint64_t id = ++a->next_id;
@@ -338,7 +341,7 @@ static void finish_attempt(agent *a, attempt *t) {
   job_log(a, t->job_dir, "attempt %u (token %llu) on %s ended: %s (%s)", t->n, (unsigned long long)t->token,
           a->cfg.name, state_name(st), msg);
   flush_progress(a, t); /* its last update goes before the end (a checkpoint it names starts a refresh) */
-  report_finished(a, t->job_id, t->token, st, code, sig, msg);
+  report_finished(a, t->job_id, t->token, st, code, sig, msg, 0);
   remove_attempt(a, t);
 }
 
@@ -472,7 +475,7 @@ static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_dow
     LOG(a, "WARN", "job %llu: assigned while shutting down; not started", (unsigned long long)as->job_id);
     if (as->head)  /* not the job's fault: NODE_FAIL, requeued, as the jobs it stops */
       report_finished(a, as->job_id, as->token, FOIL__V1__JOB_STATE__JOB_NODE_FAIL, 0, 0,
-                      "the worker is shutting down: not started");
+                      "the worker is shutting down: not started", 1);
     return;
   }
   attempt *t = calloc(1, sizeof *t);
@@ -520,7 +523,7 @@ static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_dow
   if (rc) {
     LOG(a, "ERROR", "job %llu attempt %u (token %llu) failed to launch: %s", (unsigned long long)t->job_id, t->n,
         (unsigned long long)t->token, err.msg);
-    report_finished(a, t->job_id, t->token, FOIL__V1__JOB_STATE__JOB_FAILED, 127, 0, err.msg);
+    report_finished(a, t->job_id, t->token, FOIL__V1__JOB_STATE__JOB_FAILED, 127, 0, err.msg, 0);
     remove_attempt(a, t);
     return;
   }

@@ -83,6 +83,7 @@ int outbox_add_finished(outbox *o, const Foil__V1__Finished *f, uint64_t request
   foil__v1__finished__init(&x->finished);
   x->finished.job_id = f->job_id, x->finished.token = f->token, x->finished.state = f->state;
   x->finished.exit_code = f->exit_code, x->finished.signal = f->signal, x->finished.end_time = f->end_time;
+  x->finished.not_started = f->not_started;
   x->finished.message = m;
   o->n++;
   return FOIL_OK;
