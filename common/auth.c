@@ -1,21 +1,24 @@
 /* auth.c — see auth.h. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE  /* explicit_bzero */
 #include "common/auth.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define AUTH_DOMAIN "foil"
+#define AUTH_WORKER_DOMAIN "foil-workers" /* sockets only worker keys may reach */
 #define AUTH_MAX_FILE 4096
 
 static const char *const role_names[] = {"none", "admin", "submitter", "reader", "worker"};
@@ -52,15 +55,39 @@ static char *trim(char *s) {
   return s;
 }
 
+/* Reads a key file into buf (n bytes, NUL-terminated) through one open
+ * file: the checks (a regular file, its size, its mode into *mode) are of
+ * what is read, not of what the path named a moment before, and a FIFO
+ * or device put in an allow-list directory is refused, never waited on. */
+static int read_key_file(const char *path, char *buf, size_t n, mode_t *mode, foil_err *err) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return foil_err_set(err, FOIL_EINVAL, "cannot read the key file %s: %s", path, strerror(errno));
+  struct stat st;
+  int rc = FOIL_OK;
+  if (fstat(fd, &st)) rc = foil_err_set(err, FOIL_EINVAL, "cannot read the key file %s: %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode)) rc = foil_err_set(err, FOIL_EINVAL, "%s is not a regular file", path);
+  else if (st.st_size >= (off_t)n) rc = foil_err_set(err, FOIL_EINVAL, "%s is not a foil key file (too big)", path);
+  size_t len = 0;
+  while (!rc && len < n - 1) {
+    ssize_t r = read(fd, buf + len, n - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) rc = foil_err_set(err, FOIL_EINVAL, "cannot read the key file %s: %s", path, strerror(errno));
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  if (!rc && len == n - 1) rc = foil_err_set(err, FOIL_EINVAL, "%s is not a foil key file (too big)", path);
+  buf[rc ? 0 : len] = 0;
+  *mode = st.st_mode;
+  close(fd);
+  return rc;
+}
+
 int auth_cert_load(const char *path, int need_secret, auth_cert *out, foil_err *err) {
   memset(out, 0, sizeof *out);
-  struct stat st;
-  if (stat(path, &st)) return foil_err_set(err, FOIL_EINVAL, "cannot read the key file %s: %s", path, strerror(errno));
-  if (st.st_size > AUTH_MAX_FILE) return foil_err_set(err, FOIL_EINVAL, "%s is not a foil key file (too big)", path);
-  char *data = NULL;
-  foil_err re = {0};
-  if (foil_read_file(path, &data, NULL, &re)) return foil_err_set(err, FOIL_EINVAL, "%s", re.msg);
-  int rc = FOIL_OK, lineno = 0;
+  char data[AUTH_MAX_FILE + 1];
+  mode_t mode = 0;
+  int rc = read_key_file(path, data, sizeof data, &mode, err), lineno = 0;
+  if (rc) return rc;
   char *save = NULL;
   for (char *line = strtok_r(data, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
     lineno++;
@@ -86,12 +113,12 @@ int auth_cert_load(const char *path, int need_secret, auth_cert *out, foil_err *
       else snprintf(k[0] == 'p' ? out->pub : out->sec, sizeof out->pub, "%s", v);
     }  /* other keys: ignored, for what later versions add */
   }
-  free(data);
+  explicit_bzero(data, sizeof data);  /* it may have held a secret key */
   if (rc) return rc;
   if (!out->pub[0]) return foil_err_set(err, FOIL_EINVAL, "%s has no public-key line", path);
   if (!out->name[0]) return foil_err_set(err, FOIL_EINVAL, "%s has no name line", path);
   if (!out->role) return foil_err_set(err, FOIL_EINVAL, "%s has no role line", path);
-  if (out->sec[0] && (st.st_mode & 077)) {
+  if (out->sec[0] && (mode & 077)) {
     memset(out->sec, 0, sizeof out->sec);
     return foil_err_set(err, FOIL_EPERM, "%s holds a secret key but others may read it (chmod 600 %s)", path, path);
   }
@@ -138,6 +165,7 @@ void auth_request_reload(void) { reload_requested = 1; }
 
 typedef struct {
   uint8_t key[32];
+  int role;
   char user[AUTH_MAX_NAME + 16];   /* "role:name" */
 } allowed;
 
@@ -190,6 +218,7 @@ static int load_allow(auth *a, foil_err *err) {
       list = nl;
     }
     zmq_z85_decode(list[n].key, c.pub);
+    list[n].role = c.role;
     snprintf(list[n].user, sizeof list[n].user, "%s:%s", auth_role_name(c.role), c.name);
     n++;
   }
@@ -233,8 +262,13 @@ static void zap_answer(auth *a) {
   } else if (!frame_is(&f[5], "CURVE") || n < 7 || zmq_msg_size(&f[6]) != 32) {
     text = "CURVE is required";
   } else {
+    int workers_only = frame_is(&f[2], AUTH_WORKER_DOMAIN);
     for (size_t i = 0; i < a->nlist; i++)
       if (!memcmp(a->list[i].key, zmq_msg_data(&f[6]), 32)) {
+        if (workers_only && a->list[i].role != AUTH_WORKER) {
+          text = "not a worker key (this is the worker port)";
+          break;
+        }
         status = "200", text = "OK", user = a->list[i].user;
         break;
       }
@@ -356,12 +390,12 @@ static int local_endpoint(const char *ep) {
   return !strncmp(h, "127.", 4) || !strncmp(h, "localhost:", 10) || !strncmp(h, "[::1]:", 6) || !strncmp(h, "lo:", 3);
 }
 
-int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err) {
+static int server_socket(auth *a, void *sock, const char *endpoint, const char *domain, foil_err *err) {
   if (auth_enabled(a)) {
     int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, a->self.sec, AUTH_Z85_LEN) ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, AUTH_DOMAIN, strlen(AUTH_DOMAIN)))
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)))
       return foil_err_set(err, FOIL_EINTERNAL, "cannot make %s a CURVE server: %s", endpoint, zmq_strerror(errno));
     return FOIL_OK;
   }
@@ -370,6 +404,14 @@ int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err)
                         "refusing to listen on %s without authentication: give --curve-key KEY_SECRET and --allow-keys DIR "
                         "(README \"A secure cluster\"), use a loopback address, or pass --insecure", endpoint);
   return FOIL_OK;
+}
+
+int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err) {
+  return server_socket(a, sock, endpoint, AUTH_DOMAIN, err);
+}
+
+int auth_worker_socket(auth *a, void *sock, const char *endpoint, foil_err *err) {
+  return server_socket(a, sock, endpoint, AUTH_WORKER_DOMAIN, err);
 }
 
 int auth_peer(const auth *a, zmq_msg_t *frame, char *name, size_t n) {

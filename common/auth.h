@@ -93,6 +93,11 @@ int auth_enabled(const auth *a);
  * to do) an endpoint other than loopback / ipc:// / inproc:// unless
  * opts.insecure. */
 int auth_server_socket(auth *a, void *sock, const char *endpoint, foil_err *err);
+/* auth_server_socket for a socket only worker keys may reach (the
+ * coordinator's worker port): the ZAP handler refuses every other role
+ * during the handshake, so no reader or submitter key can even connect
+ * there (and, with ROUTER_HANDOVER, take over a worker's routing id). */
+int auth_worker_socket(auth *a, void *sock, const char *endpoint, foil_err *err);
 
 /* Async-signal-safe: the handler rereads the allow-list directory at its
  * next turn (within a fifth of a second). */

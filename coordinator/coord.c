@@ -909,10 +909,13 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
      * new connection instead of ignoring it until the old one times out.
      * Every foil-worker process has its own routing id (NAME/INSTANCE), so
      * a second process of the same name never takes a route over this way:
-     * its Register is refused (coord_wp.c). */
+     * its Register is refused (coord_wp.c). With CURVE only worker keys
+     * complete a handshake on this port (auth_worker_socket): a reader or
+     * submitter key cannot connect under a worker's routing id and take
+     * its Assigns. */
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     rc = auth_server_socket(c->auth, c->ctl, o->control, err);
-    if (!rc) rc = auth_server_socket(c->auth, c->wrk, o->workers, err);
+    if (!rc) rc = auth_worker_socket(c->auth, c->wrk, o->workers, err);
     if (!rc) rc = bind_ep(c, c->ctl, o->control, c->ctl_ep, sizeof c->ctl_ep, err);
     if (!rc) rc = bind_ep(c, c->wrk, o->workers, c->wrk_ep, sizeof c->wrk_ep, err);
   }

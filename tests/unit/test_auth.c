@@ -1,7 +1,8 @@
 /* test_auth.c — common/auth: key files (written, read back, malformed ones
  * refused), the loopback rule without CURVE, and the ZAP handler in one
  * process: an allow-listed key's messages carry its role and name, an
- * unknown key's never arrive, a reload adds a key. */
+ * unknown key's never arrive, a reload adds a key, a worker port admits
+ * worker keys only; key files that are FIFOs or too big are refused. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,20 @@ static void test_files(void) {
   write_text("bad3.key", "garbage\n", 0644);
   path(p, sizeof p, "bad3.key");
   CHECK(auth_cert_load(p, 0, &pub, &e) == FOIL_EINVAL);
+  /* a FIFO (or any file not regular) is refused at once, never read: one
+   * dropped into an allow-list directory must not stall the ZAP thread */
+  path(p, sizeof p, "fifo.key");
+  CHECK(!mkfifo(p, 0644));
+  CHECK(auth_cert_load(p, 0, &pub, &e) == FOIL_EINVAL && strstr(e.msg, "not a regular file"));
+  unlink(p);
+  /* too big: refused, the size read from the open file */
+  char big[5000];
+  memset(big, '#', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  write_text("big.key", big, 0644);
+  path(p, sizeof p, "big.key");
+  CHECK(auth_cert_load(p, 0, &pub, &e) == FOIL_EINVAL && strstr(e.msg, "too big"));
+  unlink(p);
   /* the bad ones go, or the allow-list test below would log them: fine, but tidy */
   const char *junk[] = {"open.key_secret", "mixed.key_secret", "bad1.key", "bad2.key", "bad3.key"};
   for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
@@ -158,6 +173,31 @@ static void test_zap(void) {
   struct timespec ts = {0, 400 * 1000 * 1000};
   nanosleep(&ts, NULL);
   CHECK(exchange(ctx, a, srv, ep, "eve", who) == AUTH_SUBMITTER && !strcmp(who, "eve"));
+  /* a worker port: only worker keys complete the handshake, an allow-listed
+   * reader or submitter is refused before any message */
+  CHECK(auth_keys_gen(dir, "node1", AUTH_WORKER, &e) == FOIL_OK);
+  path(p, sizeof p, "node1.key");
+  snprintf(q, sizeof q, "%s/node1.key", allow);
+  CHECK(!link(p, q));
+  auth_request_reload();
+  nanosleep(&ts, NULL);
+  void *wrk = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(wrk, ZMQ_LINGER, &zero, sizeof zero);
+  CHECK(auth_worker_socket(a, wrk, "tcp://0.0.0.0:0", &e) == FOIL_OK);
+  len = sizeof ep;
+  CHECK(!zmq_bind(wrk, "tcp://127.0.0.1:*") && !zmq_getsockopt(wrk, ZMQ_LAST_ENDPOINT, ep, &len));
+  auth_counts(a, &acc, &ref);
+  unsigned long ref0 = ref;
+  CHECK(exchange(ctx, a, wrk, ep, "rita", who) == AUTH_NONE);
+  CHECK(exchange(ctx, a, wrk, ep, "eve", who) == AUTH_NONE);
+  CHECK(exchange(ctx, a, wrk, ep, "node1", who) == AUTH_WORKER && !strcmp(who, "node1"));
+  auth_counts(a, &acc, &ref);
+  CHECKF(ref >= ref0 + 2, "%lu refused on the worker port", ref - ref0);
+  /* the same worker key on the general port is still accepted */
+  len = sizeof ep;
+  CHECK(!zmq_getsockopt(srv, ZMQ_LAST_ENDPOINT, ep, &len));
+  CHECK(exchange(ctx, a, srv, ep, "node1", who) == AUTH_WORKER);
+  zmq_close(wrk);
   zmq_close(srv);
   auth_destroy(&a);
   zmq_ctx_term(ctx);
