@@ -128,7 +128,7 @@ try:
         "s = zmq.Context().socket(zmq.PUSH); s.connect(os.environ['FOIL_PROGRESS'])\n"
         "for i in range(1, 31):\n"
         "    u = worker_pb2.ProgressUpdate(job_id=int(os.environ['FOIL_JOB_ID']),\n"
-        "        token=int(os.environ['FOIL_ATTEMPT_TOKEN']),\n"
+        "        token=int(os.environ['FOIL_ATTEMPT_TOKEN']), key=os.environ['FOIL_PROGRESS_KEY'],\n"
         "        progress=control_pb2.Progress(value=i, total=30, message='step %%d/30' %% i,\n"
         "                                      metrics_json='{\"loss\": 0.5}'))\n"
         "    s.send(u.SerializeToString()); time.sleep(0.1)\n"

@@ -46,9 +46,26 @@ static char retired[8][300];
 static int nretired;
 static void on_term(int s) { (void)s; child_stop = 1; }
 
-/* The job that test_progress_forwarded runs: rank 0 sending progress. */
+/* The job that test_progress_forwarded runs: rank 0 sending progress,
+ * after a forger (the right job and token, a wrong or no progress key:
+ * any local process can reach the loopback socket) sent its own. */
 static int progress_child(void) {
+  const char *key = getenv("FOIL_PROGRESS_KEY");
+  if (!key || strlen(key) != 32) return 4;
+  char real[64];
+  snprintf(real, sizeof real, "%s", key);
   progress *p = NULL;
+  const char *forged[] = {"00000000000000000000000000000000", ""};
+  for (int f = 0; f < 2; f++) {
+    setenv("FOIL_PROGRESS_KEY", forged[f], 1);
+    if (progress_open(&p, NULL) || !progress_active(p)) return 3;
+    for (int i = 0; i < 5; i++) {
+      progress_send(p, 1000, 40, "forged", "{\"checkpoint_step\":1000000000}");
+      usleep(20000);
+    }
+    progress_destroy(&p);
+  }
+  setenv("FOIL_PROGRESS_KEY", real, 1);
   if (progress_open(&p, NULL) || !progress_active(p)) return 3;
   for (int i = 1; i <= 40; i++) {
     char msg[64];
@@ -136,6 +153,7 @@ static int finished_seen;  /* Finished reports wait_for answered, for a test to 
 static Foil__V1__Progress last_progress;
 static char last_progress_msg[128];
 static uint64_t progress_job;
+static int forged_seen;
 
 /* Receives the next worker message of the wanted kind, answering the
  * others as a coordinator would. NULL on timeout. */
@@ -176,6 +194,7 @@ static Foil__V1__WorkerMessage *wait_for(int body_case, double timeout_s) {
       }
       case FOIL__V1__WORKER_MESSAGE__BODY_PROGRESS:
         if (m->progress->progress) {
+          forged_seen += !strcmp(m->progress->progress->message, "forged");
           last_progress = *m->progress->progress;
           snprintf(last_progress_msg, sizeof last_progress_msg, "%s", m->progress->progress->message);
           progress_job = m->progress->job_id;
@@ -410,6 +429,7 @@ static void test_progress_forwarded(void) {
   CHECK(progress_job == 6);
   CHECKF(last_progress.total == 40 && last_progress.value >= 30, "%g", last_progress.value);
   CHECKF(!strncmp(last_progress_msg, "step ", 5), "%s", last_progress_msg);
+  CHECKF(forged_seen == 0, "%d update(s) without the attempt's progress key forwarded", forged_seen);
 }
 
 static void test_register_again(void) {

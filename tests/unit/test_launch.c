@@ -56,7 +56,7 @@ static void test_pretrain(void) {
   char **v = NULL;
   CHECK(launch_argv(&o, &v, NULL) == FOIL_OK);
   const char *want =
-      "mpirun -np 4 --host h1:2,h2:2 --bind-to none --oversubscribe --mca btl self,vader -x FOIL_PROGRESS -x FOIL_ATTEMPT_TOKEN "
+      "mpirun -np 4 --host h1:2,h2:2 --bind-to none --oversubscribe --mca btl self,vader -x FOIL_PROGRESS -x FOIL_PROGRESS_KEY -x FOIL_ATTEMPT_TOKEN "
       "-x FOIL_JOB_DIR -x FOIL_JOB_ID -x FOIL_ROOT -x FOIL_ATTEMPT -x FOIL_RESTART_COUNT /bin/foil-run pretrain "
       "/j/7/spec.json --root /r --job-dir /j/7 --quiet";
   CHECKF(!strcmp(joined(v), want), "%s", joined(v));
@@ -148,11 +148,26 @@ static void test_env(void) {
   char *env[] = {"PATH=/bin", "FOIL_JOB_ID=old", "FOIL_JOB_IDX=keep", "HOME=/h", NULL};
   char *set[] = {"FOIL_JOB_ID=9", "FOIL_PROGRESS=tcp://127.0.0.1:5", NULL};
   char **out = NULL;
-  CHECK(launch_env(env, set, &out, NULL) == FOIL_OK);
+  CHECK(launch_env(env, set, "command", &out, NULL) == FOIL_OK);
   CHECKF(!strcmp(joined(out), "PATH=/bin FOIL_JOB_IDX=keep HOME=/h FOIL_JOB_ID=9 FOIL_PROGRESS=tcp://127.0.0.1:5"),
          "%s", joined(out));
   launch_strv_free(&out);
-  CHECK(launch_env(NULL, NULL, &out, NULL) == FOIL_OK && out && !out[0]);
+  CHECK(launch_env(NULL, NULL, "command", &out, NULL) == FOIL_OK && out && !out[0]);
+  launch_strv_free(&out);
+  /* the worker's key pair never reaches a job; a serve job keeps what its
+   * foil-serve listens with, no other kind does */
+  char *keys[] = {"FOIL_KEY=/etc/foil/keys/n1.key_secret", "FOIL_KEYS=/etc/foil/keys", "FOIL_KEYSX=keep",
+                  "FOIL_SERVER_KEY=/etc/foil/keys/coord.key", "FOIL_CURVE_KEY=/k/s.key_secret",
+                  "FOIL_ALLOW_KEYS=/k/allow", NULL};
+  CHECK(launch_env(keys, NULL, "command", &out, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(out), "FOIL_KEYSX=keep FOIL_SERVER_KEY=/etc/foil/keys/coord.key"), "%s", joined(out));
+  launch_strv_free(&out);
+  CHECK(launch_env(keys, NULL, "pretrain", &out, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(out), "FOIL_KEYSX=keep FOIL_SERVER_KEY=/etc/foil/keys/coord.key"), "%s", joined(out));
+  launch_strv_free(&out);
+  CHECK(launch_env(keys, NULL, "serve", &out, NULL) == FOIL_OK);
+  CHECKF(!strcmp(joined(out), "FOIL_KEYSX=keep FOIL_SERVER_KEY=/etc/foil/keys/coord.key "
+                              "FOIL_CURVE_KEY=/k/s.key_secret FOIL_ALLOW_KEYS=/k/allow"), "%s", joined(out));
   launch_strv_free(&out);
 }
 

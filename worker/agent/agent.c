@@ -42,6 +42,7 @@ extern char **environ;
 
 typedef struct attempt {
   uint64_t job_id, token;
+  char prog_key[33];    /* 128 random bits in hex: only its processes know it ($FOIL_PROGRESS_KEY) */
   uint32_t n;
   int head;
   char *job_dir;
@@ -409,8 +410,8 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
                    .mpirun = a->cfg.mpirun, .mpirun_args = a->cfg.mpirun_args, .slurm = have_srun()};
   char **argv = NULL, **envp = NULL;
   if ((rc = launch_argv(&o, &argv, err))) return rc;
-  char set[9][PATH_MAX + 64];
-  char *setv[10];
+  char set[10][PATH_MAX + 64];
+  char *setv[11];
   int ns = 0;
   snprintf(set[ns++], sizeof set[0], "FOIL_ROOT=%s", a->root);
   snprintf(set[ns++], sizeof set[0], "FOIL_JOB_ID=%llu", (unsigned long long)t->job_id);
@@ -419,6 +420,7 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   snprintf(set[ns++], sizeof set[0], "FOIL_RESTART_COUNT=%u", as->restart_count);
   snprintf(set[ns++], sizeof set[0], "FOIL_JOB_DIR=%s", t->job_dir);
   snprintf(set[ns++], sizeof set[0], "FOIL_PROGRESS=%s", a->progress_ep);
+  snprintf(set[ns++], sizeof set[0], "FOIL_PROGRESS_KEY=%s", t->prog_key);
   if (t->gpus) {
     char list[AGENT_MAX_GPUS * 4] = {0};
     size_t used = 0;
@@ -428,7 +430,7 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   }
   for (int i = 0; i < ns; i++) setv[i] = set[i];
   setv[ns] = NULL;
-  if ((rc = launch_env(environ, setv, &envp, err))) {
+  if ((rc = launch_env(environ, setv, o.kind, &envp, err))) {
     launch_strv_free(&argv);
     return rc;
   }
@@ -464,6 +466,21 @@ static int launch(agent *a, attempt *t, const Foil__V1__Assign *as, char *resume
   return rc;
 }
 
+/* 128 bits from the kernel's generator as 32 hex digits into out (33
+ * bytes); -1 (errno set) when there are none to be had. */
+static int progress_key(char out[33]) {
+  uint8_t b[16];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t r = getrandom(b + got, sizeof b - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += (size_t)r;
+  }
+  for (size_t i = 0; i < sizeof b; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+  return 0;
+}
+
 static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_down) {
   if (find(a, as->job_id, as->token)) return; /* a repeated assign */
   if (a->taken) {  /* sent before another process took the name: that one's now, or requeued */
@@ -485,6 +502,12 @@ static void handle_assign(agent *a, const Foil__V1__Assign *as, int shutting_dow
   }
   t->job_id = as->job_id, t->token = as->token, t->n = as->attempt, t->head = as->head;
   t->grace_s = as->grace_s;
+  if (progress_key(t->prog_key)) {
+    LOG(a, "ERROR", "job %llu: no random bytes for its progress key: %s", (unsigned long long)as->job_id,
+        strerror(errno));
+    free(t);
+    return;
+  }
   unsigned ranks_here = 0;
   for (size_t i = 0; i < as->n_placement; i++)
     if (as->placement[i]->worker && !strcmp(as->placement[i]->worker, a->cfg.name))
@@ -755,6 +778,17 @@ static void on_coordinator(agent *a, int shutting_down) {
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 
+/* 1 when key is t's progress key; compares every byte whatever differs. */
+static int key_is(const attempt *t, const char *key) {
+  if (!key || strlen(key) != sizeof t->prog_key - 1) return 0;
+  unsigned diff = 0;
+  for (size_t i = 0; i < sizeof t->prog_key - 1; i++) diff |= (unsigned)(key[i] ^ t->prog_key[i]);
+  return diff == 0;
+}
+
+/* Progress from the jobs (PULL, loopback): an update counts only with its
+ * attempt's token and progress key, so no other local process can write
+ * a job's progress (and through it, start the loop's refreshes). */
 static void on_progress(agent *a) {
   for (;;) {
     wire_msg w;
@@ -768,7 +802,7 @@ static void on_progress(agent *a) {
     wire_msg_close(&w);
     if (!u) continue;
     attempt *t = u->token ? find(a, u->job_id, u->token) : NULL;
-    if (t && !t->silent && u->progress) {
+    if (t && !t->silent && u->progress && key_is(t, u->key)) {
       free(t->prog_msg);
       free(t->prog_metrics);
       t->prog_msg = dup_or_empty(u->progress->message);

@@ -90,8 +90,8 @@ int launch_hosts(const launch_opts *o, int counts, char *out, size_t n, foil_err
   return FOIL_OK;
 }
 
-static const char *const exported[] = {"FOIL_PROGRESS", "FOIL_ATTEMPT_TOKEN", "FOIL_JOB_DIR", "FOIL_JOB_ID",
-                                       "FOIL_ROOT", "FOIL_ATTEMPT", "FOIL_RESTART_COUNT", NULL};
+static const char *const exported[] = {"FOIL_PROGRESS", "FOIL_PROGRESS_KEY", "FOIL_ATTEMPT_TOKEN", "FOIL_JOB_DIR",
+                                       "FOIL_JOB_ID", "FOIL_ROOT", "FOIL_ATTEMPT", "FOIL_RESTART_COUNT", NULL};
 
 /* kind "serve": foil-serve itself, one process, its flags from the spec */
 static int serve_argv(const launch_opts *o, char ***out, foil_err *err) {
@@ -214,14 +214,21 @@ int launch_argv(const launch_opts *o, char ***out, foil_err *err) {
   return sv_finish(&s, out, err);
 }
 
-int launch_env(char *const *environ_in, char *const *set, char ***out, foil_err *err) {
+/* 1 when "KEY=..." e names KEY (n bytes before its '='). */
+static int env_is(const char *e, size_t n, const char *key) { return strlen(key) == n && !strncmp(e, key, n); }
+
+int launch_env(char *const *environ_in, char *const *set, const char *kind, char ***out, foil_err *err) {
   *out = NULL;
   strv s = {0};
+  int serve = kind && !strcmp(kind, "serve");
   for (char *const *e = environ_in; e && *e; e++) {
     size_t klen = strcspn(*e, "=");
     int replaced = 0;
     for (char *const *k = set; k && *k && !replaced; k++)
       replaced = !strncmp(*k, *e, klen) && (*k)[klen] == '=';
+    /* the worker's own credentials stay with it */
+    if (env_is(*e, klen, "FOIL_KEY") || env_is(*e, klen, "FOIL_KEYS")) continue;
+    if (!serve && (env_is(*e, klen, "FOIL_CURVE_KEY") || env_is(*e, klen, "FOIL_ALLOW_KEYS"))) continue;
     if (!replaced) sv_push(&s, *e);
   }
   for (char *const *k = set; k && *k; k++) sv_push(&s, *k);

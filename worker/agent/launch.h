@@ -66,8 +66,12 @@ int launch_hosts(const launch_opts *o, int counts, char *out, size_t n, foil_err
  * empty command argv or a serve spec without "index". */
 int launch_argv(const launch_opts *o, char ***out, foil_err *err);
 
-/* environ with each "KEY=VALUE" of set put in (replacing KEY's old value). */
-int launch_env(char *const *environ_in, char *const *set, char ***out, foil_err *err);
+/* environ with each "KEY=VALUE" of set put in (replacing KEY's old value),
+ * less the worker's credentials: $FOIL_KEY and $FOIL_KEYS (its own key
+ * pair: a job holding it could register as this node from anywhere) and,
+ * for every kind but "serve", $FOIL_CURVE_KEY and $FOIL_ALLOW_KEYS (what a
+ * serve job's foil-serve listens with). $FOIL_SERVER_KEY (public) stays. */
+int launch_env(char *const *environ_in, char *const *set, const char *kind, char ***out, foil_err *err);
 
 /* argv joined by blanks, words with blanks or quotes in single quotes, into
  * out (truncated to n). For log lines. */

@@ -15,6 +15,7 @@
 struct progress {
   void *ctx, *sock; /* NULL when no-op */
   uint64_t job_id, token;
+  char key[65];     /* $FOIL_PROGRESS_KEY: the worker takes updates only with it */
 };
 
 static uint64_t env_u64(const char *name) {
@@ -30,6 +31,8 @@ int progress_open(progress **out, foil_err *err) {
   if (ep && *ep) {
     p->job_id = env_u64("FOIL_JOB_ID");
     p->token = env_u64("FOIL_ATTEMPT_TOKEN");
+    const char *key = getenv("FOIL_PROGRESS_KEY");
+    snprintf(p->key, sizeof p->key, "%s", key ? key : "");
     p->ctx = zmq_ctx_new();
     p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_PUSH) : NULL;
     int hwm = 8, linger = 0, immediate = 1;
@@ -71,6 +74,7 @@ int progress_send(progress *p, double value, double total, const char *message, 
   Foil__V1__ProgressUpdate u = FOIL__V1__PROGRESS_UPDATE__INIT;
   u.job_id = p->job_id;
   u.token = p->token;
+  u.key = p->key;
   u.progress = &pr;
   return wire_send(p->sock, NULL, &u.base, ZMQ_DONTWAIT, NULL) == FOIL_OK;
 }
