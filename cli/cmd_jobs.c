@@ -32,8 +32,11 @@ static void jobs_usage(FILE *out) {
           "  --start       START instead of ELAPSED and WORKERS: when a pending job is\n"
           "                expected to start (as squeue --start), else when it started\n"
           "  --json        the list as JSON (foil.v1.JobList field names; now: the\n"
-          "                coordinator's clock, 0 from one that does not send it)\n"
-          "A note on stderr says when a list was cut at its limit.\n" CTL_OPTIONS_HELP);
+          "                coordinator's clock, 0 from one that does not send it;\n"
+          "                truncated: jobs left out at the reply's size limit)\n"
+          "A note on stderr says when a list was cut at its limit (10,000 jobs) or the\n"
+          "coordinator's reply size limit (32 MiB: \"truncated: N more jobs\"); --state\n"
+          "narrows the query. `foil status ID` shows a job's command and spec.\n" CTL_OPTIONS_HELP);
 }
 
 static void status_usage(FILE *out) {
@@ -163,6 +166,16 @@ int cmd_jobs(int argc, char **argv) {
   if (n1 >= LIST_LIMIT)
     fprintf(stderr, "foil jobs: note: only the newest %d %sjobs are listed; older ones are not shown\n",
             LIST_LIMIT, dflt ? "unfinished " : all ? "" : "matching ");
+  /* a list the coordinator cut at its reply's byte budget (JobList.truncated;
+   * newest first, so the oldest matches are the ones left out) */
+  uint32_t cut1 = r->jobs->truncated, cut2 = r2 ? r2->jobs->truncated : 0;
+  if (cut1)
+    fprintf(stderr, "foil jobs: note: truncated: %u more %sjobs are not shown (the coordinator's reply "
+            "reached its size limit); narrow the query with --state\n",
+            cut1, dflt ? "unfinished " : all ? "" : "matching ");
+  if (cut2)
+    fprintf(stderr, "foil jobs: note: truncated: %u more jobs were not checked for having ended in the last "
+            "hour (the coordinator's reply reached its size limit); narrow the query with --state\n", cut2);
   if (n2 >= RECENT_LIMIT) {
     const Foil__V1__Job *oldest = r2->jobs->jobs[n2 - 1]; /* newest first */
     if (oldest->end_time > 0 && now - oldest->end_time < RECENT_S)
@@ -176,6 +189,7 @@ int cmd_jobs(int argc, char **argv) {
     jl.jobs = shown;
     jl.n_jobs = keep;
     jl.now = r->jobs->now; /* the coordinator's, as it sent it (0 from an older one) */
+    jl.truncated = cut1 > cut2 ? cut1 : cut2; /* the most either list left out */
     rc = pbjson_print(&jl.base);
   } else {
     if (!start) { /* which workers run what: one more request, not required */

@@ -896,6 +896,10 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     zmq_setsockopt(c->wrk, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
     zmq_setsockopt(c->ctl, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->wrk, ZMQ_LINGER, &zero, sizeof zero);
+    /* Control replies queued per client: 16 (not ZeroMQ's 1,000). Clients
+     * ask one request at a time (watch polls), so past 16 the peer is not
+     * reading: ROUTER drops its replies instead of keeping them in memory. */
+    zmq_setsockopt(c->ctl, ZMQ_SNDHWM, &(int){16}, sizeof(int));
     zmq_setsockopt(c->wrk, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     /* No send limit towards workers: one scheduling pass may send a worker
      * an Assign per slot (up to 4,096) before it reads any, and ZeroMQ's

@@ -16,6 +16,10 @@
 #include "common/log.h"
 #include "coordinator/coord_int.h"
 
+/* A JobList reply stops before it passes this many bytes (packed): 32 MiB,
+ * half the client's CLIENT_MAX_REPLY. Not const: tests lower it. */
+size_t coord_list_budget = 32u << 20;
+
 /* ---- a bump allocator for one reply ---------------------------------------- */
 
 typedef struct chunk {
@@ -89,11 +93,23 @@ __attribute__((format(printf, 5, 6))) static void reply_error(coord *c, wire_msg
   send_reply(c, m, &r);
 }
 
+/* Job j as a message built in ar (its strings borrowed from j). full: as
+ * Get has it, every attempt and the whole spec; else a list row: the
+ * current attempt, and the spec without argv, spec_json and workdir (up to
+ * 64 KiB + 256 KiB + 4 KiB a job: a list of them was the size of the
+ * store), so a row costs some hundreds of bytes. */
 static Foil__V1__Job *job_msg(coord *c, arena *ar, cjob *j, int full) {
   Foil__V1__Job *m = arena_alloc(ar, sizeof *m);
   if (!m) return NULL;
   foil__v1__job__init(m);
   m->id = j->id, m->spec = j->spec, m->state = j->state, m->reason = j->reason;
+  if (!full && j->spec) {
+    Foil__V1__JobSpec *sum = arena_alloc(ar, sizeof *sum);
+    if (!sum) return NULL;
+    *sum = *j->spec; /* shallow: resources and dependencies borrowed */
+    sum->argv = NULL, sum->n_argv = 0, sum->spec_json = "", sum->workdir = "";
+    m->spec = sum;
+  }
   m->submit_time = j->submit_time, m->start_time = j->start_time, m->end_time = j->end_time;
   m->exit_code = j->exit_code, m->restart_count = j->restart_count, m->failures = j->failures;
   m->est_start_time = j->est_start, m->submission_id = j->submission_id, m->submitter = j->submitter;
@@ -162,6 +178,14 @@ static Foil__V1__WorkerInfo *worker_msg(coord *c, arena *ar, cworker *w) {
 
 /* ---- submit ----------------------------------------------------------------------- */
 
+/* One job's argv in all (control.proto): every job's spec stays in memory
+ * and in the store for good, so one submitter's must stay small. */
+#define MAX_ARGV_BYTES (64u << 10)
+
+/* Submission ids starting so are the refresh loop's (coord_loop.c submits
+ * them through coord_submit); a client's are refused in do_submit. */
+#define LOOP_SID_PREFIX "refresh-"
+
 /* Checks a submitted spec against the limits of control.proto. */
 static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   int rc;
@@ -198,8 +222,14 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
   if (command && !s->n_argv) return foil_err_set(err, FOIL_EINVAL, "spec.argv is required for kind \"command\"");
   if (s->n_argv > COORD_MAX_ARGV)
     return foil_err_set(err, FOIL_EINVAL, "spec.argv has %zu entries, over the limit of %d", s->n_argv, COORD_MAX_ARGV);
-  for (size_t i = 0; i < s->n_argv; i++)
+  size_t argv_bytes = 0;
+  for (size_t i = 0; i < s->n_argv; i++) {
     if ((rc = wire_check_len("spec.argv entry", s->argv[i], COORD_MAX_ARG, err))) return rc;
+    argv_bytes += strlen(s->argv[i]);
+  }
+  if (argv_bytes > MAX_ARGV_BYTES)
+    return foil_err_set(err, FOIL_EINVAL, "spec.argv is %zu bytes in all, over the limit of %u KiB; pass "
+                        "long inputs in a file", argv_bytes, MAX_ARGV_BYTES >> 10);
   if (command && !s->argv[0][0]) return foil_err_set(err, FOIL_EINVAL, "spec.argv[0] (the program) is empty");
   if ((rc = wire_check_len("spec.workdir", s->workdir, COORD_MAX_ARG, err))) return rc;
   if (s->workdir[0] && s->workdir[0] != '/')
@@ -247,8 +277,8 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   if ((rc = wire_check_len("submission_id", submission_id, COORD_MAX_NAME, err)) || (rc = check_spec(c, in, err)))
     return rc;
   uint64_t found = 0;
-  if (store_find_submission(c->st, submission_id, &found, err)) return FOIL_EINTERNAL;
-  if (found) {  /* a retried submit: the same job */
+  if (store_find_submission(c->st, submitter, submission_id, &found, err)) return FOIL_EINTERNAL;
+  if (found) {  /* a retried submit by the same submitter: the same job */
     *job_id = found, *existing = 1;
     return FOIL_OK;
   }
@@ -300,12 +330,16 @@ int coord_submit(coord *c, const Foil__V1__JobSpec *in, const char *submission_i
   return FOIL_OK;
 }
 
-/* Jobs of this submitter that have not started yet. */
+/* Jobs of this submitter that have not started yet: PENDING, and REQUEUED
+ * (put back after a lost worker, waiting the same way). Cost: one pass
+ * over the active jobs. */
 static int pending_of(coord *c, const char *who) {
   int n = 0;
   for (size_t k = 0; k < c->nactive; k++) {
     cjob *j = coord_job(c, c->active[k]);
-    if (j && j->state == FOIL__V1__JOB_STATE__JOB_PENDING && !strcmp(j->submitter, who)) n++;
+    if (j && (j->state == FOIL__V1__JOB_STATE__JOB_PENDING || j->state == FOIL__V1__JOB_STATE__JOB_REQUEUED) &&
+        !strcmp(j->submitter, who))
+      n++;
   }
   return n;
 }
@@ -314,10 +348,15 @@ static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q, const c
   const Foil__V1__SubmitRequest *s = q->submit;
   foil_err err = {0};
   if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
+  if (!strncmp(s->submission_id, LOOP_SID_PREFIX, strlen(LOOP_SID_PREFIX)))
+    return reply_error(c, m, q->request_id, FOIL_EINVAL,
+                       "submission_id \"%.140s\": ids starting \"" LOOP_SID_PREFIX "\" are reserved for the "
+                       "refresh jobs the coordinator submits itself; choose another id",
+                       s->submission_id);
   uint64_t id = 0, found = 0;
   int existing = 0;
   /* a retried submit is not a new pending job: the limit is for new ones */
-  if (c->o.max_pending > 0 && !store_find_submission(c->st, s->submission_id, &found, NULL) && !found &&
+  if (c->o.max_pending > 0 && !store_find_submission(c->st, who, s->submission_id, &found, NULL) && !found &&
       pending_of(c, who) >= c->o.max_pending)
     return reply_error(c, m, q->request_id, FOIL_ENOMEM,
                        "%s%s%s has %d pending jobs, the most this coordinator takes (--max-pending); wait for "
@@ -345,6 +384,11 @@ static void do_get(coord *c, wire_msg *m, uint64_t rid, uint64_t id) {
   arena_free(&ar);
 }
 
+/* List: newest first, at most limit matches, as summaries (job_msg), the
+ * reply cut at coord_list_budget bytes with the matches left out counted
+ * (JobList.truncated). Cost: one pass over the job ids; each row sized once
+ * more than it is packed; memory about the reply's size, freed after the
+ * send. */
 static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   const Foil__V1__ListJobsRequest *l = q->list;
   size_t limit = l->limit ? l->limit : 1000;
@@ -353,14 +397,28 @@ static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   Foil__V1__JobList list = FOIL__V1__JOB_LIST__INIT;
   list.now = log_now(); /* the clock the jobs' times come from: clients measure against it */
   list.jobs = arena_alloc(&ar, limit * sizeof *list.jobs);
-  for (uint64_t id = c->max_id; list.jobs && id >= 1 && list.n_jobs < limit; id--) {
+  /* rows until the reply would pass its budget; past it only count the
+   * matches left out (newest first: the oldest are the ones left out) */
+  size_t bytes = 32, matched = 0; /* 32: now, truncated and the envelope */
+  for (uint64_t id = c->max_id; list.jobs && id >= 1 && matched < limit; id--) {
     cjob *j = c->jobs[id];
     if (!j) continue;
     int want = l->n_states == 0;
     for (size_t i = 0; i < l->n_states && !want; i++) want = (int)l->states[i] == j->state;
     if (!want) continue;
+    matched++;
+    if (list.truncated) {
+      list.truncated++;
+      continue;
+    }
     Foil__V1__Job *x = job_msg(c, &ar, j, 0);
     if (!x) break;
+    size_t row = protobuf_c_message_get_packed_size(&x->base) + 6; /* + tag and length */
+    if (bytes + row > coord_list_budget) {
+      list.truncated = 1;
+      continue;
+    }
+    bytes += row;
     list.jobs[list.n_jobs++] = x;
   }
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;

@@ -127,6 +127,11 @@ struct coord {
   double pass_seconds;  /* duration of the last pass */
 };
 
+/* --- coord_api.c ------------------------------------------------------ */
+/* A JobList reply stops before it passes this many bytes (32 MiB); a
+ * variable so tests can lower it. */
+extern size_t coord_list_budget;
+
 /* --- coord.c: shared helpers ---------------------------------------- */
 int coord_final(int state);
 /* 1 when j has an attempt on its workers (RUNNING or COMPLETING) */

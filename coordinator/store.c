@@ -7,11 +7,16 @@
 
 enum { Q_INSERT_JOB, Q_FIND_SID, Q_UPDATE_JOB, Q_PUT_ATTEMPT, Q_PUT_WORKER, Q_EVENT, Q_N };
 
+/* A submission id is its submitter's own: unique per (submitter, id), the
+ * submitter '' when there is none (no CURVE, or a job from before). */
+#define JOBS_COLUMNS                                                                              \
+  "(id INTEGER PRIMARY KEY, submission_id TEXT, spec BLOB NOT NULL,"                              \
+  " state INTEGER NOT NULL, reason TEXT, submit_time REAL, start_time REAL, end_time REAL,"       \
+  " exit_code INTEGER, restart_count INTEGER, failures INTEGER, submitter TEXT NOT NULL DEFAULT ''," \
+  " UNIQUE(submitter, submission_id))"
+
 static const char *const SCHEMA =
-    "CREATE TABLE IF NOT EXISTS jobs("
-    " id INTEGER PRIMARY KEY, submission_id TEXT UNIQUE, spec BLOB NOT NULL,"
-    " state INTEGER NOT NULL, reason TEXT, submit_time REAL, start_time REAL, end_time REAL,"
-    " exit_code INTEGER, restart_count INTEGER, failures INTEGER, submitter TEXT);"
+    "CREATE TABLE IF NOT EXISTS jobs" JOBS_COLUMNS ";"
     "CREATE TABLE IF NOT EXISTS attempts("
     " job_id INTEGER NOT NULL, n INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE,"
     " placement TEXT, start_time REAL, end_time REAL, state INTEGER, exit_code INTEGER,"
@@ -25,7 +30,7 @@ static const char *const SCHEMA =
 static const char *const SQL[Q_N] = {
     [Q_INSERT_JOB] = "INSERT INTO jobs(submission_id, spec, state, reason, submit_time, start_time,"
                      " end_time, exit_code, restart_count, failures, submitter) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-    [Q_FIND_SID] = "SELECT id FROM jobs WHERE submission_id = ?",
+    [Q_FIND_SID] = "SELECT id FROM jobs WHERE submitter = ? AND submission_id = ?",
     [Q_UPDATE_JOB] = "UPDATE jobs SET state=?, reason=?, start_time=?, end_time=?, exit_code=?,"
                      " restart_count=?, failures=? WHERE id=?",
     [Q_PUT_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, token, placement, start_time,"
@@ -36,8 +41,38 @@ static const char *const SQL[Q_N] = {
     [Q_EVENT] = "INSERT INTO events(time, job_id, worker, text) VALUES(?,?,?,?)",
 };
 
-/* Migrations: databases written before a column existed get it, so an old
- * data root keeps working (its jobs have no submitter: admin's alone). */
+/* 1 if jobs has a UNIQUE index on submission_id alone (the tables before
+ * ids were scoped to their submitter), 0 if not, -1 on an error. */
+static int sid_global(sqlite3 *db) {
+  sqlite3_stmt *q = NULL, *qi = NULL;
+  int found = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA index_list(jobs)", -1, &q, NULL) != SQLITE_OK) return -1;
+  while (!found && sqlite3_step(q) == SQLITE_ROW) {
+    if (!sqlite3_column_int(q, 2)) continue; /* not unique */
+    char *sql = sqlite3_mprintf("PRAGMA index_info(%Q)", (const char *)sqlite3_column_text(q, 1));
+    if (!sql || sqlite3_prepare_v2(db, sql, -1, &qi, NULL) != SQLITE_OK) found = -1;
+    sqlite3_free(sql);
+    int ncol = 0, sid = 0;
+    while (found >= 0 && sqlite3_step(qi) == SQLITE_ROW) {
+      ncol++;
+      const unsigned char *name = sqlite3_column_text(qi, 2);
+      sid |= name && !strcmp((const char *)name, "submission_id");
+    }
+    sqlite3_finalize(qi);
+    qi = NULL;
+    if (found >= 0 && ncol == 1 && sid) found = 1;
+  }
+  sqlite3_finalize(q);
+  return found;
+}
+
+/* Migrations, so an old data root keeps working:
+ *  - jobs from before the submitter column get it (no submitter: the
+ *    admin's alone);
+ *  - submission ids unique across all jobs become unique per submitter:
+ *    SQLite cannot drop a column's UNIQUE, so the table is copied into one
+ *    of today's shape (same ids) in one transaction. Cost: one pass over
+ *    the jobs, once. */
 static int migrate(sqlite3 *db, char **msg) {
   sqlite3_stmt *q = NULL;
   int has_submitter = 0;
@@ -45,7 +80,27 @@ static int migrate(sqlite3 *db, char **msg) {
   while (sqlite3_step(q) == SQLITE_ROW)
     if (!strcmp((const char *)sqlite3_column_text(q, 1), "submitter")) has_submitter = 1;
   sqlite3_finalize(q);
-  if (!has_submitter) return sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN submitter TEXT", NULL, NULL, msg);
+  if (!has_submitter && sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN submitter TEXT", NULL, NULL, msg)) return 1;
+  int old = sid_global(db);
+  if (old < 0) {
+    *msg = sqlite3_mprintf("cannot read the jobs table's indexes: %s", sqlite3_errmsg(db));
+    return 1;
+  }
+  if (!old) return 0;
+  static const char *const SCOPE_IDS =
+      "BEGIN IMMEDIATE;"
+      "CREATE TABLE jobs_scoped" JOBS_COLUMNS ";"
+      "INSERT INTO jobs_scoped(id, submission_id, spec, state, reason, submit_time, start_time, end_time,"
+      " exit_code, restart_count, failures, submitter)"
+      " SELECT id, submission_id, spec, state, reason, submit_time, start_time, end_time,"
+      " exit_code, restart_count, failures, IFNULL(submitter, '') FROM jobs;"
+      "DROP TABLE jobs;"
+      "ALTER TABLE jobs_scoped RENAME TO jobs;"
+      "COMMIT;";
+  if (sqlite3_exec(db, SCOPE_IDS, NULL, NULL, msg)) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return 1;
+  }
   return 0;
 }
 
@@ -130,17 +185,18 @@ int store_insert_job(store *s, store_job *j, foil_err *err) {
   sqlite3_bind_int(q, 8, j->exit_code);
   sqlite3_bind_int64(q, 9, j->restart_count);
   sqlite3_bind_int64(q, 10, j->failures);
-  text(q, 11, j->submitter);
+  sqlite3_bind_text(q, 11, j->submitter ? j->submitter : "", -1, SQLITE_TRANSIENT); /* '' is none: a key */
   int rc = run(s, q, err, "insert job");
   if (!rc) j->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
   return rc;
 }
 
-int store_find_submission(store *s, const char *sid, uint64_t *id, foil_err *err) {
+int store_find_submission(store *s, const char *submitter, const char *sid, uint64_t *id, foil_err *err) {
   *id = 0;
   if (!sid || !*sid) return FOIL_OK;
   sqlite3_stmt *q = s->q[Q_FIND_SID];
-  sqlite3_bind_text(q, 1, sid, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(q, 1, submitter ? submitter : "", -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(q, 2, sid, -1, SQLITE_TRANSIENT);
   int r = sqlite3_step(q);
   if (r == SQLITE_ROW) *id = (uint64_t)sqlite3_column_int64(q, 0);
   int rc = (r == SQLITE_ROW || r == SQLITE_DONE) ? FOIL_OK : db_fail(s, err, "find submission");
@@ -148,6 +204,7 @@ int store_find_submission(store *s, const char *sid, uint64_t *id, foil_err *err
   sqlite3_clear_bindings(q);
   return rc;
 }
+
 
 int store_update_job(store *s, const store_job *j, foil_err *err) {
   sqlite3_stmt *q = s->q[Q_UPDATE_JOB];

@@ -32,7 +32,8 @@ typedef struct {
   int exit_code;
   uint32_t restart_count, failures;
   const char *submitter;      /* the key name that submitted it; NULL or "": none
-                               * (no authentication, or a database from before) */
+                               * (no authentication, or a database from before);
+                               * its submission_id is unique among its own */
 } store_job;
 
 typedef struct {
@@ -70,8 +71,11 @@ void store_rollback(store *s);
 
 /* Inserts j (j->id is assigned: the rowid). */
 int store_insert_job(store *s, store_job *j, foil_err *err);
-/* The job submitted with submission id sid: *id, or 0 if none. */
-int store_find_submission(store *s, const char *sid, uint64_t *id, foil_err *err);
+/* The job `submitter` submitted with submission id sid: *id, or 0 if none.
+ * Ids are per submitter (UNIQUE(submitter, submission_id)): another
+ * submitter's same id is not found. submitter NULL or "": none (no CURVE).
+ * Cost: one indexed lookup. */
+int store_find_submission(store *s, const char *submitter, const char *sid, uint64_t *id, foil_err *err);
 /* Updates the mutable columns of job j->id (state, reason, times, exit,
  * counts). */
 int store_update_job(store *s, const store_job *j, foil_err *err);

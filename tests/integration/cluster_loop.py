@@ -106,10 +106,11 @@ try:
           "every refresh job COMPLETED: %s" % [(x.id, STATE.Name(x.state), x.reason) for x in rj])
     check(all(x.spec.name == "code-loop-refresh" and x.spec.resources.ranks == 2 for x in rj),
           "named code-loop-refresh, 2 ranks each")
-    rs = json.loads(rj[0].spec.spec_json)
+    rspec = c.job(rj[0].id).spec  # list rows leave spec_json out; Get has it
+    rs = json.loads(rspec.spec_json)
     check(rs["name"] == "code" and rs["checkpoint"].endswith("/ckpt/step_20.h5") and rs["mine"]["top"] == TOP
           and "every_steps" not in rs, "the first refresh spec: index code, the step-20 checkpoint, mine: %s"
-          % rj[0].spec.spec_json[:160])
+          % rspec.spec_json[:160])
     clog = open(os.path.join(root, "coordinator.log")).read()
     check(all(("loop: checkpoint step %d -> refresh job %d" % (int(s.rsplit("-", 1)[1]), x.id)) in clog
               for s, x in zip(sids, rj)), "the coordinator logged each submission as an event")

@@ -1225,7 +1225,7 @@ static void test_submit_no_memory(void) {
   C->nactive = n, C->active_cap = cap;
   CHECKF(rc == FOIL_ENOMEM && id == 0, "rc %d id %llu", rc, (unsigned long long)id);
   uint64_t found = 1;
-  CHECK(store_find_submission(C->st, "oom-1", &found, NULL) == 0 && found == 0);  /* not committed */
+  CHECK(store_find_submission(C->st, "", "oom-1", &found, NULL) == 0 && found == 0);  /* not committed */
   /* memory again: the same submission is a new job, and scheduled */
   id = submit_ranks(1, "oom-1", &rc);
   CHECK(rc == 0 && id > 0);
