@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +224,23 @@ static int load_allow(auth *a, foil_err *err) {
     n++;
   }
   closedir(d);
+  /* one public key in two files: the same identity twice is kept once; two
+   * identities (another name or role) for one key would make the role
+   * depend on the directory's order, so that key is refused (O(n^2) over
+   * the files, at load only) */
+  for (size_t i = 0; i < n; i++) {
+    int clash = 0;
+    for (size_t k = i + 1; k < n; k++) {
+      if (memcmp(list[i].key, list[k].key, 32)) continue;
+      if (strcmp(list[i].user, list[k].user)) {
+        if (!clash) log_line(a->log, "WARN", a->component, "allow-list: one public key is both %s and %s: refused "
+                             "until one file is removed", list[i].user, list[k].user);
+        clash = 1;
+      }
+      list[k--] = list[--n];  /* drop the later copy */
+    }
+    if (clash) list[i--] = list[--n];
+  }
   free(a->list);
   a->list = list, a->nlist = n;
   log_line(a->log, "INFO", a->component, "allow-list %s: %zu key(s)", a->allow_dir, n);
@@ -340,6 +358,7 @@ int auth_new(auth **out, void *zctx, const auth_opts *o, foil_err *err) {
     snprintf(a->allow_dir, sizeof a->allow_dir, "%s", o->allow);
     if (!zmq_has("curve")) rc = foil_err_set(err, FOIL_EUNAVAIL, "this libzmq was built without CURVE");
     if (!rc) rc = auth_cert_load(o->key, 1, &a->self, err);
+    if (!rc) auth_protect_process();
     if (!rc) rc = load_allow(a, err);
     if (!rc) {
       a->zap = zmq_socket(zctx, ZMQ_REP);
@@ -376,6 +395,8 @@ void auth_destroy(auth **ap) {
 }
 
 int auth_enabled(const auth *a) { return a && a->on; }
+
+void auth_protect_process(void) { prctl(PR_SET_DUMPABLE, 0); }
 
 void auth_counts(auth *a, unsigned long *acc, unsigned long *ref) {
   *acc = a ? atomic_load(&a->accepted) : 0;

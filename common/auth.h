@@ -87,6 +87,12 @@ typedef struct {
 int auth_new(auth **out, void *zctx, const auth_opts *o, foil_err *err);
 void auth_destroy(auth **a);
 int auth_enabled(const auth *a);
+/* Makes this process hold its secret key out of reach: no core file, and
+ * no ptrace or /proc/PID/mem by the same user (its jobs), PR_SET_DUMPABLE
+ * 0 (a child's exec makes it dumpable again). auth_new calls it when it
+ * loads a server key; a client that keeps a key for its lifetime
+ * (foil-worker) calls it itself. */
+void auth_protect_process(void);
 
 /* Call before zmq_bind(sock, endpoint): with CURVE makes sock a CURVE
  * server under the ZAP handler; without, refuses (FOIL_EPERM, saying what

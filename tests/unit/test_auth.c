@@ -2,11 +2,13 @@
  * refused), the loopback rule without CURVE, and the ZAP handler in one
  * process: an allow-listed key's messages carry its role and name, an
  * unknown key's never arrive, a reload adds a key, a worker port admits
- * worker keys only; key files that are FIFOs or too big are refused. */
+ * worker keys only, one public key under two identities is refused; key
+ * files that are FIFOs or too big are refused. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,6 +199,31 @@ static void test_zap(void) {
   len = sizeof ep;
   CHECK(!zmq_getsockopt(srv, ZMQ_LAST_ENDPOINT, ep, &len));
   CHECK(exchange(ctx, a, srv, ep, "node1", who) == AUTH_WORKER);
+  /* one public key in two files: the same identity twice counts once;
+   * another identity for it (a name or role) refuses that key until one
+   * file goes, whatever the directory's order */
+  path(p, sizeof p, "eve.key");
+  snprintf(q, sizeof q, "%s/eve-copy.key", allow);
+  CHECK(!link(p, q));
+  auth_request_reload();
+  nanosleep(&ts, NULL);
+  CHECK(exchange(ctx, a, srv, ep, "eve", who) == AUTH_SUBMITTER && !strcmp(who, "eve"));
+  auth_cert ec;
+  CHECK(auth_cert_load(p, 0, &ec, &e) == FOIL_OK);
+  char text[512];
+  snprintf(text, sizeof text, "name = eve\nrole = admin\npublic-key = %s\n", ec.pub);
+  write_text("allow/eve-admin.key", text, 0644);
+  auth_request_reload();
+  nanosleep(&ts, NULL);
+  CHECK(exchange(ctx, a, srv, ep, "eve", who) == AUTH_NONE);
+  CHECK(exchange(ctx, a, srv, ep, "rita", who) == AUTH_READER);
+  snprintf(q, sizeof q, "%s/eve-admin.key", allow);
+  unlink(q);
+  auth_request_reload();
+  nanosleep(&ts, NULL);
+  CHECK(exchange(ctx, a, srv, ep, "eve", who) == AUTH_SUBMITTER);
+  /* a server holding its secret key is not dumpable (no core, no ptrace) */
+  CHECK(prctl(PR_GET_DUMPABLE) == 0);
   zmq_close(wrk);
   zmq_close(srv);
   auth_destroy(&a);

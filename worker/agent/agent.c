@@ -1120,6 +1120,7 @@ int agent_new(agent **out, const agent_config *cfg, foil_err *err) {
   clock_gettime(CLOCK_REALTIME, &ts);
   a->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
   if (!rc) rc = auth_client_load(&a->keys, cfg->key, cfg->server_key, err);
+  if (!rc && a->keys.on) auth_protect_process();
   if (!rc) rc = outbox_new(&a->ob, err);
   if (!rc && !(a->ctx = zmq_ctx_new())) rc = foil_err_set(err, FOIL_EINTERNAL, "zmq_ctx_new failed");
   if (!rc) {
