@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,35 +81,108 @@ int coord_loop_checkpoint(const char *metrics_json, char *out, size_t n, int64_t
   return ok;
 }
 
-void coord_loop_progress(coord *c, cjob *j) {
-  if (strcmp(j->spec->kind, "pretrain") || !j->p_metrics || !strstr(j->p_metrics, "\"checkpoint_step\"")) return;
+int coord_loop_is_ours(const coord_loop_job *x, const coord_loop_spec *ls, const char *submitter,
+                       const char *checkpoint) {
+  if (!x->kind || strcmp(x->kind, "refresh") || !x->name || strcmp(x->name, ls->name) ||
+      strcmp(x->submitter ? x->submitter : "", submitter ? submitter : ""))
+    return 0;
+  cJSON *have = x->spec_json ? cJSON_Parse(x->spec_json) : NULL, *want = cJSON_Parse(ls->spec_json);
+  const cJSON *hc = cJSON_GetObjectItemCaseSensitive(have, "checkpoint"),
+              *hn = cJSON_GetObjectItemCaseSensitive(have, "name"),
+              *wn = cJSON_GetObjectItemCaseSensitive(want, "name");
+  int ours = cJSON_IsString(hc) && !strcmp(hc->valuestring, checkpoint) && cJSON_IsString(hn) &&
+             cJSON_IsString(wn) && !strcmp(hn->valuestring, wn->valuestring);
+  cJSON_Delete(have), cJSON_Delete(want);
+  return ours;
+}
+
+__attribute__((format(printf, 3, 4))) static void say(const coord_loop_ops *ops, const char *level, const char *fmt,
+                                                      ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (level) ops->log(ops->ctx, level, msg);
+  else ops->event(ops->ctx, msg);
+}
+
+void coord_loop_on_progress(const coord_loop_ops *ops, uint64_t job_id, const char *job_name, const char *submitter,
+                            const char *pretrain_json, const char *metrics_json, int64_t *loop_step) {
   char path[4096];
   int64_t step = 0;
-  if (!coord_loop_checkpoint(j->p_metrics, path, sizeof path, &step) || step <= j->loop_step) return;
-  j->loop_step = step;
+  if (!coord_loop_checkpoint(metrics_json, path, sizeof path, &step) || step <= *loop_step) return;
   coord_loop_spec ls;
   foil_err err = {0};
-  int rc = coord_loop_build(j->spec->spec_json, j->spec->name, j->id, path, step, &ls, &err);
-  if (rc == FOIL_ENOTFOUND) return;
-  if (rc) {
-    coord_log(c, "WARN", "job %llu: checkpoint step %lld: no refresh: %s", (unsigned long long)j->id,
-              (long long)step, err.msg);
+  int rc = coord_loop_build(pretrain_json, job_name, job_id, path, step, &ls, &err);
+  if (rc || !ls.due) {  /* settled: nothing to submit, or nothing that could be */
+    *loop_step = step;
+    if (rc && rc != FOIL_ENOTFOUND)
+      say(ops, "WARN", "job %llu: checkpoint step %lld: no refresh: %s", (unsigned long long)job_id, (long long)step,
+          err.msg);
     return;
   }
-  if (!ls.due) return;
-  Foil__V1__JobSpec spec = FOIL__V1__JOB_SPEC__INIT;
-  Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
-  res.ranks = ls.ranks;
-  spec.kind = "refresh", spec.name = ls.name, spec.spec_json = ls.spec_json, spec.resources = &res;
-  spec.workdir = j->spec->workdir, spec.priority = j->spec->priority;
   uint64_t id = 0;
   int existing = 0;
-  rc = coord_submit(c, &spec, ls.submission_id, j->submitter, &id, &existing, &err);
-  if (rc)
-    coord_log(c, "ERROR", "job %llu: the refresh for checkpoint step %lld was not submitted: %s",
-              (unsigned long long)j->id, (long long)step, err.msg);
-  else if (!existing)
-    coord_persist_job(c, j, NULL, "loop: checkpoint step %lld -> refresh job %llu (%s, %u rank(s), %s)",
-                      (long long)step, (unsigned long long)id, ls.name, ls.ranks, ls.submission_id);
+  rc = ops->submit(ops->ctx, &ls, &id, &existing, &err);
+  if (rc) {  /* not settled: the next progress message (it repeats the checkpoint) tries again */
+    say(ops, "ERROR", "job %llu: the refresh for checkpoint step %lld was not submitted (tried again at the next "
+        "progress): %s", (unsigned long long)job_id, (long long)step, err.msg);
+  } else if (!existing) {
+    *loop_step = step;
+    say(ops, NULL, "loop: checkpoint step %lld -> refresh job %llu (%s, %u rank(s), %s)", (long long)step,
+        (unsigned long long)id, ls.name, ls.ranks, ls.submission_id);
+  } else {
+    *loop_step = step;
+    coord_loop_job x = ops->job(ops->ctx, id);
+    if (!coord_loop_is_ours(&x, &ls, submitter, path))  /* someone else's job holds the id: no refresh */
+      say(ops, "WARN", "job %llu: the refresh for checkpoint step %lld was not submitted: its submission id %s is "
+          "taken by job %llu (%s \"%s\"%s%s), not this loop's refresh of %s", (unsigned long long)job_id,
+          (long long)step, ls.submission_id, (unsigned long long)id, x.kind ? x.kind : "unknown",
+          x.name ? x.name : "", x.submitter && x.submitter[0] ? ", by " : "", x.submitter ? x.submitter : "", path);
+  }
   coord_loop_spec_free(&ls);
+}
+
+/* ---- the coordinator's ops ------------------------------------------------------------------- */
+
+typedef struct {
+  coord *c;
+  cjob *j;
+} loop_ctx;
+
+static int op_submit(void *ctx, const coord_loop_spec *ls, uint64_t *id, int *existing, foil_err *err) {
+  loop_ctx *x = ctx;
+  Foil__V1__JobSpec spec = FOIL__V1__JOB_SPEC__INIT;
+  Foil__V1__Resources res = FOIL__V1__RESOURCES__INIT;
+  res.ranks = ls->ranks;
+  spec.kind = "refresh", spec.name = (char *)ls->name, spec.spec_json = ls->spec_json, spec.resources = &res;
+  spec.workdir = x->j->spec->workdir, spec.priority = x->j->spec->priority;
+  return coord_submit(x->c, &spec, ls->submission_id, x->j->submitter, id, existing, err);
+}
+
+static coord_loop_job op_job(void *ctx, uint64_t id) {
+  loop_ctx *x = ctx;
+  cjob *o = coord_job(x->c, id);
+  coord_loop_job out = {0};
+  if (o && o->spec)
+    out = (coord_loop_job){.kind = o->spec->kind, .name = o->spec->name, .submitter = o->submitter,
+                           .spec_json = o->spec->spec_json};
+  return out;
+}
+
+static void op_log(void *ctx, const char *level, const char *msg) {
+  coord_log(((loop_ctx *)ctx)->c, level, "%s", msg);
+}
+
+static void op_event(void *ctx, const char *msg) {
+  loop_ctx *x = ctx;
+  coord_persist_job(x->c, x->j, NULL, "%s", msg);
+}
+
+void coord_loop_progress(coord *c, cjob *j) {
+  if (strcmp(j->spec->kind, "pretrain") || !j->p_metrics || !strstr(j->p_metrics, "\"checkpoint_step\"")) return;
+  loop_ctx x = {c, j};
+  coord_loop_ops ops = {.ctx = &x, .submit = op_submit, .job = op_job, .log = op_log, .event = op_event};
+  coord_loop_on_progress(&ops, j->id, j->spec->name, j->submitter, j->spec->spec_json, j->p_metrics, &j->loop_step);
 }

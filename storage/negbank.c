@@ -87,6 +87,30 @@ int negbank_write(const char *path, const negbank *b, foil_err *err) {
   return h5io_publish(&f, err);
 }
 
+int negbank_cmp(const negbank_meta *cand, const char *index, int version) {
+  if (version <= 0 || !index || strcmp(cand->index, index)) return 1;
+  return cand->version > version ? 1 : cand->version == version ? 0 : -1;
+}
+
+int negbank_write_newer(const char *path, const negbank *b, int *kept, foil_err *err) {
+  if (kept) *kept = 0;
+  char lock[4400];
+  int w = snprintf(lock, sizeof lock, "%s.lock", path);
+  if (w < 0 || (size_t)w >= sizeof lock) return foil_err_set(err, FOIL_EINVAL, "negatives bank path too long: %s", path);
+  int fd = -1, rc = foil_mkdirs_parent(path, err);
+  if (!rc) rc = foil_lock(lock, &fd, err);
+  if (rc) return rc;
+  negbank_meta have;
+  foil_err e = {0};
+  if (!negbank_read_meta(path, &have, &e) && negbank_cmp(&b->meta, have.index, have.version) < 0) {
+    if (kept) *kept = have.version;  /* a newer bank is there: it stays */
+  } else {
+    rc = negbank_write(path, b, err);
+  }
+  foil_unlock(&fd);
+  return rc;
+}
+
 /* A string attribute into a fixed buffer. */
 static int attr_str(h5io *f, const char *key, char *out, size_t n, foil_err *err) {
   char *v = NULL;

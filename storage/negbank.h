@@ -14,7 +14,8 @@
  *            skip_top, margin (NaN: no margin rule), created (epoch s)
  *
  * Written atomically (storage/h5io.h): a reader sees the old bank or the
- * new one, never half of one. Reads are checked: a missing, truncated or
+ * new one, never half of one; negbank_write_newer never replaces a bank by
+ * one mined from an older version of the same index. Reads are checked: a missing, truncated or
  * foreign file, shapes that disagree with n_pairs·m, rows below -1 or a
  * missing attribute are refused with the path and the reason;
  * negbank_check refuses a bank made for other data (another split, pair
@@ -69,6 +70,22 @@ uint64_t negbank_fingerprint(const dataset_pairs *p);
 /* Writes b to path atomically (parent directories are created); created
  * is set to now when 0. */
 int negbank_write(const char *path, const negbank *b, foil_err *err);
+
+/* Banks of one index are ordered by the index version they were mined
+ * from: 1 when a bank of `cand` is newer than one of (index, version), 0
+ * when it is of that same version, -1 when older. A bank of another index
+ * (or none: version 0) is not ordered against it: 1, the later one wins. */
+int negbank_cmp(const negbank_meta *cand, const char *index, int version);
+
+/* negbank_write that never goes backwards: under an exclusive lock on
+ * "<path>.lock" (foil_lock: cluster-wide where flock is), reads the bank
+ * at path and writes b only when negbank_cmp(b, that bank) >= 0 (the same
+ * version mined again replaces it); else leaves the newer bank and sets
+ * *kept (may be NULL) to its version, 0 when b was written. Concurrent
+ * writers of one bank (refreshes of several checkpoints mining at once)
+ * thus always leave the bank of the newest version. A bank there that
+ * cannot be read is replaced. Cost: negbank_read_meta + negbank_write. */
+int negbank_write_newer(const char *path, const negbank *b, int *kept, foil_err *err);
 
 /* Only the attributes (cheap: for a trainer polling for a newer bank). */
 int negbank_read_meta(const char *path, negbank_meta *m, foil_err *err);

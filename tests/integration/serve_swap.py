@@ -479,6 +479,12 @@ def corrupt(root, srv, cl, datas):
     time.sleep(2.0)                           # several watch turns
     st = status(cl)
     check(st.version == 4, "a corrupt v5 is refused; v4 keeps serving (status says v%d)" % st.version)
+    # ... by the watch itself: the ReloadRequest{version 4} of the swaps must not have pinned the server
+    # (review-serve #1), so the watch tried v5 before any explicit reload below
+    log = open(srv.log).read()
+    check("loading ix v5" in log and "v5 refused" in log,
+          "the watch (not only the explicit reload below) tried the corrupt v5 and refused it: %s"
+          % log.strip().splitlines()[-3:])
     r = cl.call(search_req([datas[4][1][3]], k=1))
     check(r.search.version == 4 and list(r.search.results[0].ids) == [4 * VBASE + 3], "searches still answer from v4")
     req = S.ServeRequest()
@@ -529,10 +535,124 @@ def router(build, root, cl, datas):
     Client(b4.ep).call(req, timeout_s=60)
     x = rc.call(search_req(qs[:2], k=5))
     check(x.WhichOneof("body") == "search" and x.search.version == 6, "after the backend swaps, the router answers")
+    # a pinned server stays on its version through SIGHUP (the coordinator sends one after every refresh;
+    # review-serve #2); --shards 0,1: all shards, but no serve.json of its own
+    p = Serve(build, root, ["--index", "ix", "--root", root, "--version", "4", "--shards", "0,1", "--bind",
+                            "tcp://127.0.0.1:*"], "serve-pinned", index=None)
+    pc = Client(p.ep)
+    check(status(pc).version == 4, "a --version 4 server serves v4")
+    p.p.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    check(status(pc).version == 4, "a --version 4 server still serves v4 after SIGHUP, CURRENT being v6 (got v%d)"
+          % status(pc).version)
+    check("pinned to ix v4" in open(p.log).read(), "its log says SIGHUP did not reload (pinned)")
+    pc.close()
+    p.stop("pinned server")
     rc.close()
     r.stop("router")
     a.stop("backend a")
     b4.stop("backend b4")
+
+
+def publish_shards(root, v, n):
+    ids, x, keys = version_data(v)
+    write_version(root, "ix", v, split(ids, x, keys, n))
+    return ids, x, keys
+
+
+def router_shards(build, root, datas):
+    """Backends of shards {0} and {1} that follow CURRENT, a router in front,
+    a client querying all along (review-serve #3). A version of 3 shards,
+    then one of 1: the backends refuse both (their shard map no longer fits)
+    and the router keeps answering the old version whole, never with rows
+    missing, never failing; a version of 2 shards again is taken. A router
+    over backends that miss shard 1 answers FAILED_PRECONDITION naming it."""
+    cur = int(open(os.path.join(root, "indexes", "ix", "CURRENT")).read().strip()[1:])
+    a = Serve(build, root, ["--index", "ix", "--root", root, "--shards", "0", "--bind", "tcp://127.0.0.1:*"],
+              "follow-a", index=None)
+    b = Serve(build, root, ["--index", "ix", "--root", root, "--shards", "1", "--bind", "tcp://127.0.0.1:*"],
+              "follow-b", index=None)
+    r = Serve(build, root, ["--route", "%s,%s" % (a.ep, b.ep), "--bind", "tcp://127.0.0.1:*"], "router-follow",
+              index=None)
+    try:
+        router_shards_checks(build, root, datas, cur, a, b, r)
+    finally:   # a failed check above must not leave these running
+        for p, what in ((r, "router (following)"), (a, "backend a (following)"), (b, "backend b (following)")):
+            if p.p.poll() is None:
+                p.stop(what)
+
+
+def router_shards_checks(build, root, datas, cur, a, b, r):
+    rc = Client(r.ep)
+    stop = threading.Event()
+    seen = {"ok": 0, "bad": [], "versions": set()}
+
+    def load():
+        c = Client(r.ep)
+        rng = np.random.default_rng(9)
+        while not stop.is_set():
+            q = rng.standard_normal(DIM).astype(np.float32)
+            x = c.call(search_req([q], k=3))
+            if x.WhichOneof("body") != "search":
+                seen["bad"].append(x.error.message)
+                continue
+            seen["ok"] += 1
+            v = x.search.version
+            seen["versions"].add(v)
+            data = datas.get(v)
+            if data is None:
+                seen["bad"].append("v%d: a version this test did not write" % v)
+                continue
+            want, wsc = brute(data[0], data[1], q, 3)
+            if not same_hits(x.search.results[0], want, wsc, data[1], q, v):
+                seen["bad"].append("v%d: ids %s, numpy %s" % (v, list(x.search.results[0].ids), list(want)))
+        c.close()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.5)
+        v3s, v1s, v2s = cur + 1, cur + 2, cur + 3
+        datas[v3s] = publish_shards(root, v3s, 3)
+        time.sleep(1.5)
+        st = status(rc)
+        check(st.version == cur and st.count == ROWS and list(st.shards) == [0, 1] and st.total_shards == 2,
+              "a 3-shard v%d is refused by both backends; the router serves v%d whole (%s)" % (v3s, cur, st))
+        datas[v1s] = publish_shards(root, v1s, 1)
+        time.sleep(1.5)
+        st = status(rc)
+        check(st.version == cur and st.count == ROWS and not st.problem,
+              "a 1-shard v%d is refused too: no outage, v%d whole (%s)" % (v1s, cur, st))
+        log = open(a.log).read()
+        check("has 3 shard(s)" in log and "restart every backend" in log, "the backend's log says why and what to do")
+        datas[v2s] = publish_shards(root, v2s, 2)
+        check(wait_version(rc, v2s), "a 2-shard v%d is taken by both" % v2s)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    print("router shards: %d searches, versions %s" % (seen["ok"], sorted(seen["versions"])), flush=True)
+    check(not seen["bad"], "every router search answered whole from one version (%s)" % seen["bad"][:3])
+    check(v3s not in seen["versions"] and v1s not in seen["versions"], "never from the mis-sharded versions")
+    # backends that miss shard 1: a clear refusal, never a partial reply
+    r2 = Serve(build, root, ["--route", a.ep, "--bind", "tcp://127.0.0.1:*"], "router-half", index=None)
+    c2 = Client(r2.ep)
+    try:
+        x = c2.call(search_req([np.ones(DIM, np.float32)], k=3))
+        check(error_of(x) == "FAILED_PRECONDITION" and "held by no backend: 1" in x.error.message,
+              "a router over shard 0 only → FAILED_PRECONDITION naming shard 1 (%s)" % x)
+        check("held by no backend: 1" in getattr(status(c2), "problem", ""), "... and its status says so")
+        check("held by no backend" in open(r2.log).read(), "... and its log")
+    finally:
+        c2.close()
+        r2.stop("router over shard 0")
+    # more than 64 backends: refused, not cut
+    p = subprocess.run([EXE or os.path.join(build, "foil-serve"), "--route",
+                        ",".join("tcp://127.0.0.1:%d" % (20000 + i) for i in range(65))],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2 and "more than 64" in p.stderr, "--route with 65 endpoints exits 2 (%d %s)"
+          % (p.returncode, p.stderr))
+    rc.close()
 
 
 def cli(build, root, srv, datas, v):
@@ -742,7 +862,8 @@ def main():
              ("swaps under load", lambda: swaps_under_load(root, srv, cl, datas)),
              ("corrupt version", lambda: corrupt(root, srv, cl, datas)),
              ("router", lambda: router(build, root, cl, datas)),
-             ("foil search", lambda: cli(build, root, srv, datas, 6))]
+             ("foil search", lambda: cli(build, root, srv, datas, 6)),
+             ("router shards", lambda: router_shards(build, root, datas))]
     if len(sys.argv) > 5:   # FOIL_RUN MPIEXEC VOCAB [MPI FLAGS]: a real refreshed index
         steps.append(("text queries", lambda: text_queries(build, scratch, sys.argv[3], sys.argv[4], sys.argv[5],
                                                            sys.argv[6:])))

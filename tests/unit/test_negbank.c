@@ -136,11 +136,49 @@ static void test_refusals(void) {
   CHECK(negbank_read(bad, &r, &err) == FOIL_EINVAL && strstr(err.msg, "has a text"));
 }
 
+/* review-serve #4: a bank is replaced only by one mined from a version of
+ * its index that is not older (refreshes of two checkpoints mining at once
+ * may finish in either order); a bank of another index replaces it. */
+static void test_newer(void) {
+  char path[700];
+  foil_err err = {0};
+  CHECK(negbank_path(root, "order", path, sizeof path, &err) == 0);
+  negbank b = sample();
+  negbank_meta m;
+  int kept = -1;
+  b.meta.version = 5, b.meta.step = 40;
+  CHECKF(negbank_write_newer(path, &b, &kept, &err) == 0 && kept == 0, "%s", err.msg);  /* none there: written */
+  b.meta.version = 4, b.meta.step = 20;  /* an older refresh's mining ends last */
+  CHECKF(negbank_write_newer(path, &b, &kept, &err) == 0, "%s", err.msg);
+  CHECK(negbank_read_meta(path, &m, &err) == 0);
+  CHECKF(m.version == 5 && m.step == 40 && kept == 5, "v4 mined last replaced v5: the bank holds v%d (kept %d)",
+         m.version, kept);
+  b.meta.version = 5, b.meta.step = 41;  /* the same version mined again: replaces */
+  CHECK(negbank_write_newer(path, &b, &kept, &err) == 0 && kept == 0);
+  CHECK(negbank_read_meta(path, &m, &err) == 0 && m.version == 5 && m.step == 41);
+  b.meta.version = 6, b.meta.step = 60;
+  CHECK(negbank_write_newer(path, &b, &kept, &err) == 0 && kept == 0);
+  CHECK(negbank_read_meta(path, &m, &err) == 0 && m.version == 6);
+  snprintf(b.meta.index, sizeof b.meta.index, "other");  /* another index: not ordered, the later wins */
+  b.meta.version = 1;
+  CHECK(negbank_write_newer(path, &b, &kept, &err) == 0 && kept == 0);
+  CHECK(negbank_read_meta(path, &m, &err) == 0 && m.version == 1 && !strcmp(m.index, "other"));
+  /* the order a trainer takes banks in */
+  negbank_meta c = sample().meta;
+  c.version = 5;
+  CHECK(negbank_cmp(&c, "code", 0) == 1);      /* none in use */
+  CHECK(negbank_cmp(&c, "code", 4) == 1);
+  CHECK(negbank_cmp(&c, "code", 5) == 0);
+  CHECK(negbank_cmp(&c, "code", 6) == -1);     /* older than the one in use: not taken */
+  CHECK(negbank_cmp(&c, "other", 6) == 1);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(root, sizeof root, "%s/negbank-%ld", t ? t : "/tmp", (long)getpid());
   RUN(test_roundtrip);
   RUN(test_check);
   RUN(test_refusals);
+  RUN(test_newer);
   TEST_EXIT();
 }

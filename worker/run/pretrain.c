@@ -75,6 +75,7 @@ typedef struct {
   char *bank_blob;       /* [P] int32 counts, then P·stride NUL-terminated texts */
   char **bank_texts;     /* [P·stride] into the blob */
   int bank_refused;      /* rank 0: a version already refused (logged once) */
+  char bank_index[129];  /* rank 0: the index the bank in use was mined from */
   int bank_missing_said; /* rank 0: "no bank yet" logged */
   uint64_t split_fp;     /* rank 0: negbank_fingerprint of the training split */
   int64_t resumed_bank;  /* -1: not resumed; else the bank version the checkpoint recorded */
@@ -489,8 +490,19 @@ static int bank_read_new(job *j, negbank_meta *bm, char **blob, size_t *len) {
     j->bank_missing_said = 1;
     return FOIL_OK;
   }
-  if (rc || bm->version == j->bank_version || bm->version == j->bank_refused) {
+  if (rc || bm->version == j->bank_refused) {
     if (rc) logf_(j, "WARN", "negatives bank not read, keeping v%d: %s", j->bank_version, e.msg);
+    return FOIL_OK;
+  }
+  /* only a newer one: a bank of an older version of the index (an older refresh's mining that ended
+   * last) is never taken after a newer one, which would send the staleness backwards */
+  int order = negbank_cmp(bm, j->bank_index, j->bank_version);
+  if (order <= 0) {
+    if (order < 0) {
+      logf_(j, "WARN", "negatives bank %s holds %s v%d, older than v%d in use: not taken", j->bank_path, bm->index,
+            bm->version, j->bank_version);
+      j->bank_refused = bm->version;
+    }
     return FOIL_OK;
   }
   const dataset_pairs *dp = loader_pairs(j->ld);
@@ -581,6 +593,7 @@ static int bank_check(job *j, int64_t step, foil_err *err) {
   j->bank_texts = texts, j->bank_blob = blob;
   j->bank_stride = stride;
   j->bank_version = (int)hdr[1], j->bank_step = hdr[2];
+  if (j->rank == 0) snprintf(j->bank_index, sizeof j->bank_index, "%s", bm.index);
   size_t short_pairs = 0;
   for (size_t i = 0; i < P; i++) short_pairs += ((const int32_t *)(void *)blob)[i] < (int32_t)m;
   logf_(j, "INFO", "negatives bank %s v%d picked up before step %lld: index %s v%d from the checkpoint of step "

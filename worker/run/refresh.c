@@ -456,8 +456,14 @@ static int mine_bank(job *j, int version, foil_err *err) {
     char path[4400];
     if (!rc) rc = negbank_path(j->a->root, s->mine_bank, path, sizeof path, err);
     if (!rc) rc = progress_fenced(j->job_dir, getenv("FOIL_ATTEMPT_TOKEN"), err);
-    if (!rc) rc = negbank_write(path, &b, err);
-    if (!rc) {
+    int kept = 0;  /* a bank of a newer version there (a later refresh's mining ended first): it stays */
+    if (!rc) rc = negbank_write_newer(path, &b, &kept, err);
+    if (!rc && kept) {
+      logf_(j, "WARN", "%s not replaced: it holds negatives mined from %s v%d, newer than v%d (a refresh of a later "
+            "checkpoint mined first); the trainer keeps it", path, s->name, kept, version);
+      fprintf(j->metrics, "{\"bank\":\"%s\",\"version\":%d,\"kept\":%d}\n", s->mine_bank, version, kept);
+      fflush(j->metrics);
+    } else if (!rc) {
       double secs = log_mono() - t0;
       logf_(j, "INFO", "mined %s from %s v%d: %zu pairs of %s %s x %d negatives (skip_top %d, margin %s), %zu "
             "pair(s) with fewer (rows -1), %.2f s", path, s->name, version, P, s->mine_dataset, s->mine_split, m,

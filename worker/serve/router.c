@@ -37,6 +37,7 @@ struct router {
   char endpoint[256];
   uint64_t next_id, queries;
   rpend *pend;
+  char problem[1024];   /* the shard gap last logged ("" none): logged once, and when it ends */
 };
 
 __attribute__((format(printf, 3, 4))) static void rlog(router *r, const char *level, const char *fmt, ...) {
@@ -95,6 +96,34 @@ static int fan_out(router *r, rpend *p, foil_err *err) {
       return foil_err_set(err, FOIL_EUNAVAIL, "backend %s: %s", r->eps[b], e.msg);
   }
   return FOIL_OK;
+}
+
+/* The shard rule (smerge_covers) over p's replies (searches or statuses):
+ * 1 when the backends hold every shard of their version exactly once;
+ * else 0 with the gap in why. A gap is logged when it first shows and
+ * when it ends (not per request). */
+static int covered(router *r, rpend *p, char *why, size_t cap) {
+  int nb = r->o.nbackends;
+  const uint32_t *sh[SMERGE_MAX_LISTS];
+  size_t nsh[SMERGE_MAX_LISTS];
+  uint32_t total[SMERGE_MAX_LISTS];
+  for (int b = 0; b < nb; b++) {
+    const Foil__V1__ServeReply *x = p->rep[b];
+    if (x->body_case == FOIL__V1__SERVE_REPLY__BODY_SEARCH)
+      sh[b] = x->search->shards, nsh[b] = x->search->n_shards, total[b] = x->search->total_shards;
+    else
+      sh[b] = x->status->shards, nsh[b] = x->status->n_shards, total[b] = x->status->total_shards;
+  }
+  int ok = smerge_covers(sh, nsh, total, (size_t)nb, (const char *const *)r->eps, why, cap);
+  if (!ok && strcmp(why, r->problem)) {
+    rlog(r, "ERROR", "searches refused: the backends do not hold every shard of their version once: %s (start the "
+         "missing backends, or restart them all with one shard map)", why);
+    snprintf(r->problem, sizeof r->problem, "%s", why);
+  } else if (ok && r->problem[0]) {
+    rlog(r, "INFO", "the backends hold every shard of their version again");
+    r->problem[0] = 0;
+  }
+  return ok;
 }
 
 static void answer_search(router *r, rpend *p) {
@@ -159,6 +188,19 @@ static void answer_status(router *r, rpend *p) {
   }
   qsort(sh, st.n_shards, sizeof *sh, cmp_u32);
   st.shards = sh, st.queries = r->queries;
+  /* what keeps searches from being answered now, if anything */
+  char problem[1024] = "";
+  if (!st.version) {
+    size_t at = 0;
+    at += (size_t)snprintf(problem, sizeof problem, "the backends serve different versions (");
+    for (int b = 0; b < nb && at < sizeof problem; b++)
+      at += (size_t)snprintf(problem + at, sizeof problem - at, "%s%s v%u", b ? ", " : "", r->eps[b],
+                             p->rep[b]->status->version);
+    if (at < sizeof problem) snprintf(problem + at, sizeof problem - at, ")");
+  } else if (!covered(r, p, problem, sizeof problem)) {
+    st.total_shards = 0;
+  }
+  st.problem = problem;
   Foil__V1__ServeReply rep = FOIL__V1__SERVE_REPLY__INIT;
   rep.request_id = p->q->request_id, rep.body_case = FOIL__V1__SERVE_REPLY__BODY_STATUS, rep.status = &st;
   send_front(r, p, &rep);
@@ -189,7 +231,12 @@ static int complete(router *r, rpend *p) {
   const Foil__V1__SearchReply *sr[SMERGE_MAX_LISTS];
   for (int b = 0; b < nb; b++) sr[b] = p->rep[b]->search;
   if (smerge_same_version(sr, (size_t)nb)) {
-    answer_search(r, p);
+    char why[1024];
+    if (covered(r, p, why, sizeof why))
+      answer_search(r, p);
+    else  /* rows would be missing (or counted twice): never a partial answer */
+      fail(r, p, FOIL_EPRECOND, "%s v%u: the router's backends do not hold every shard of it once: %s (start the "
+           "missing backends, or restart them all with one shard map)", sr[0]->index, sr[0]->version, why);
     return 1;
   }
   char seen[512];

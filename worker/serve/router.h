@@ -7,7 +7,12 @@
  * answered with the combined status. A reply never mixes versions: when the
  * backends answer a search from different versions (one of them is
  * mid-swap), the router asks them all again, up to `retries` more times with
- * a short doubling backoff, and otherwise answers UNAVAILABLE. An error
+ * a short doubling backoff, and otherwise answers UNAVAILABLE. Nor a reply
+ * with rows missing: the backends' replies must hold every shard of their
+ * version exactly once (smerge_covers on the shards and shard count each
+ * reply names), else FAILED_PRECONDITION naming the shards no backend
+ * holds or two hold (logged once as an ERROR, and in the status's
+ * `problem`). An error
  * from a backend is passed on (the first one); a backend that does not
  * answer within timeout_ms makes the reply UNAVAILABLE naming it. Replies
  * that come late are dropped (each fan-out has its own request id).

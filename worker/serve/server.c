@@ -59,8 +59,13 @@ struct server {
   char done_msg[512];
   int done_unread;               /* the loop has not read it yet: the loader waits
                                   * before the next load, so it is never overwritten */
-  int loading, have_version, failed_version;
+  int loading, have_version;
+  int seen_current;              /* the loader: CURRENT at its last look (watch or reload of
+                                  * CURRENT), loaded or refused; the watch acts only when
+                                  * CURRENT names another version */
   int live_version;              /* s->live's version, for the loader (which never reads s->live) */
+  int total_shards;              /* --shards: the version's shard count at start; a version of
+                                  * another count is refused (0: all shards held, any count) */
 };
 
 __attribute__((format(printf, 3, 4))) static void slog(server *s, const char *level, const char *fmt, ...) {
@@ -80,6 +85,21 @@ static void wake(server *s) { zmq_send(s->wake_tx, "", 0, ZMQ_DONTWAIT); }
 
 static int watching(const server *s) { return s->o.watch && !s->o.version; }
 
+/* A server of some shards (--shards) answers for its part of a version
+ * split as the one it started with: a version of another shard count
+ * would leave rows that no backend of the router holds (more shards) or
+ * one backend without its shard (fewer). FOIL_EPRECOND, saying what to do. */
+static int shard_count_ok(const server *s, const sgen *g, foil_err *err) {
+  if (!s->total_shards || g->iv->meta.n_shards == s->total_shards) return FOIL_OK;
+  char held[256];
+  size_t at = 0;
+  for (int i = 0; i < s->o.nshards && at < sizeof held - 16; i++)
+    at += (size_t)snprintf(held + at, sizeof held - at, "%s%d", i ? "," : "", s->o.shards[i]);
+  return foil_err_set(err, FOIL_EPRECOND, "%s v%d has %d shard(s), but this server (--shards %s) serves versions "
+                      "of %d: restart every backend of the router with a shard map for %d shard(s)", s->index,
+                      g->version, g->iv->meta.n_shards, held, s->total_shards, g->iv->meta.n_shards);
+}
+
 /* Loads and checks version v; on success it waits in s->ready. */
 static int load_version(server *s, int v, foil_err *err) {
   pthread_mutex_lock(&s->mu);
@@ -90,12 +110,11 @@ static int load_version(server *s, int v, foil_err *err) {
   double t0 = log_mono();
   sgen *g = NULL;
   int rc = sgen_load(s->root, s->index, v, s->shards, s->o.nshards, s->o.text, s->o.device, &g, err);
+  if (!rc) rc = shard_count_ok(s, g, err);
   if (!rc) rc = sgen_check(g, s->o.check_samples, err);
   pthread_mutex_lock(&s->mu);
   s->loading = 0;
-  if (rc) {
-    s->failed_version = v;
-  } else {
+  if (!rc) {
     sgen_destroy(&s->ready);  /* an older one the loop has not taken yet */
     s->ready = g;
     g = NULL;
@@ -133,19 +152,28 @@ static void *loader_main(void *arg) {
       }
     }
     if (s->stop_loader) break;
-    int explicit = s->req_pending, want = s->req_version, have = s->have_version, failed = s->failed_version;
+    /* the version asked is read only with its request, and taken with it:
+     * a watch turn always reads CURRENT */
+    int explicit = s->req_pending, want = explicit ? s->req_version : 0, have = s->have_version,
+        seen = s->seen_current;
     uint64_t ticket = s->req_ticket;
-    s->req_pending = 0;
+    s->req_pending = 0, s->req_version = 0;
     pthread_mutex_unlock(&s->mu);
     if (explicit || watching(s)) {
       foil_err e = {0};
       int rc = FOIL_OK, target = want;
       if (!target) rc = index_current(s->root, s->index, &target, &e);
+      int act = explicit || (!rc && target != seen);  /* the watch: only when CURRENT moved */
+      if (!rc && !want) {
+        pthread_mutex_lock(&s->mu);
+        s->seen_current = target;
+        pthread_mutex_unlock(&s->mu);
+      }
       if (rc) {
         if (explicit) slog(s, "ERROR", "reload: %s", e.msg);
       } else if (target == have) {
         snprintf(e.msg, sizeof e.msg, "already serving v%d", target);
-      } else if (explicit || target != failed) {
+      } else if (act) {
         rc = load_version(s, target, &e);
       }
       if (explicit) {
@@ -216,14 +244,21 @@ __attribute__((format(printf, 4, 5))) static void reply_error(server *s, pending
   send_reply(s, p, &r);
 }
 
+/* The shard numbers g holds, into out[4096] (--shards takes at most that); returns how many. */
+static size_t shard_list_of(const sgen *g, uint32_t *out) {
+  size_t n = (size_t)(g->nshards < 4096 ? g->nshards : 4096);
+  for (size_t i = 0; i < n; i++) out[i] = (uint32_t)g->shards[i];
+  return n;
+}
+
 static void reply_status(server *s, pending *p) {
   const sgen *g = s->live;
   uint32_t shards[4096];
   Foil__V1__ServeStatus st = FOIL__V1__SERVE_STATUS__INIT;
   st.index = s->index, st.version = (uint32_t)g->version, st.count = (uint64_t)g->count;
   st.dim = (uint32_t)g->dim, st.dtype = (char *)dtype_name(g->dtype);
-  for (int i = 0; i < g->nshards && i < 4096; i++) shards[i] = (uint32_t)g->shards[i];
-  st.shards = shards, st.n_shards = (size_t)(g->nshards < 4096 ? g->nshards : 4096);
+  st.shards = shards, st.n_shards = shard_list_of(g, shards);
+  st.total_shards = (uint32_t)g->iv->meta.n_shards;
   st.checkpoint = (char *)g->checkpoint, st.text = g->text_ok != 0;
   st.queries = s->queries, st.swaps = s->swaps;
   pthread_mutex_lock(&s->mu);
@@ -305,7 +340,8 @@ static void supersede(server *s, uint64_t old, int old_v, int new_v) {
 /* Answers the requests of one group from one search. */
 static void answer_group(server *s, const sbatch_group *gr, const float *sc, const int64_t *id) {
   const sgen *g = s->live;
-  size_t off = 0;
+  uint32_t shards[4096];  /* every reply names the shards it was answered from (a router checks them) */
+  size_t nshards = shard_list_of(g, shards), off = 0;
   for (int r = 0; r < gr->nreq; r++) {
     pending *p = s->batch[gr->req[r]];
     const Foil__V1__SearchRequest *sq = p->q->search;
@@ -333,6 +369,7 @@ static void answer_group(server *s, const sbatch_group *gr, const float *sc, con
       }
       Foil__V1__SearchReply sr = FOIL__V1__SEARCH_REPLY__INIT;
       sr.results = hp, sr.n_results = n, sr.index = s->index, sr.version = (uint32_t)g->version;
+      sr.shards = shards, sr.n_shards = nshards, sr.total_shards = (uint32_t)g->iv->meta.n_shards;
       Foil__V1__ServeReply rep = FOIL__V1__SERVE_REPLY__INIT;
       rep.request_id = p->q->request_id, rep.body_case = FOIL__V1__SERVE_REPLY__BODY_SEARCH, rep.search = &sr;
       sr.server_ms = (log_mono() - p->t0) * 1e3;
@@ -516,13 +553,18 @@ static int collect(server *s) {
 
 int server_run(server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *hup, foil_err *err) {
   while (!*stop) {
-    if (hup && *hup) {
+    if (hup && *hup) {  /* the allow-list is reread by the handler (auth_request_reload) */
       *hup = 0;
-      slog(s, "INFO", "SIGHUP: reloading CURRENT");
-      uint64_t old = 0;
-      int old_v = 0;
-      ask_reload(s, 0, &old, &old_v);
-      supersede(s, old, old_v, 0);
+      if (s->o.version) {
+        slog(s, "INFO", "SIGHUP: pinned to %s v%d (--version): not reloading CURRENT%s", s->index, s->o.version,
+             auth_enabled(s->auth) ? "; the allow-list is reread" : "");
+      } else {
+        slog(s, "INFO", "SIGHUP: reloading CURRENT%s", auth_enabled(s->auth) ? " and the allow-list" : "");
+        uint64_t old = 0;
+        int old_v = 0;
+        ask_reload(s, 0, &old, &old_v);
+        supersede(s, old, old_v, 0);
+      }
     }
     zmq_pollitem_t it[2] = {{.socket = s->sock, .events = ZMQ_POLLIN}, {.socket = s->wake_rx, .events = ZMQ_POLLIN}};
     int n = s->carry ? 1 : zmq_poll(it, 2, 200);
@@ -578,6 +620,8 @@ int server_new(server **out, const server_opts *o, foil_err *err) {
     if (!rc) {
       const sgen *g = s->live;
       s->have_version = s->live_version = g->version;
+      s->seen_current = o->version ? 0 : g->version;
+      if (o->nshards) s->total_shards = g->iv->meta.n_shards;
       slog(s, "INFO", "%s v%d loaded and checked in %.2f s: %lld rows in %d shard(s), dim %d, %s, text %s%s%s",
            s->index, g->version, log_mono() - t0, (long long)g->count, g->nshards, g->dim, dtype_name(g->dtype),
            g->text_ok ? "yes" : "no", g->text_ok ? "" : ": ", g->text_ok ? "" : g->no_text);

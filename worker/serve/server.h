@@ -13,9 +13,14 @@
  * version).
  *
  * Reloads: every watch_ms the loader reads CURRENT (unless watching is off
- * or a version is pinned) and loads a newer one; server_run's *hup flag
- * (SIGHUP) and a ReloadRequest ask it to load CURRENT (or the version
- * named) now. A ReloadRequest is answered when its load ends: the status
+ * or a version is pinned) and, when it names another version than at its
+ * last look, loads that one; server_run's *hup flag (SIGHUP) asks it to
+ * load CURRENT now, unless the server is pinned (opts.version: SIGHUP then
+ * only rereads the allow-list), and a ReloadRequest to load CURRENT (or the
+ * version named) now. A version named by a ReloadRequest is loaded once:
+ * it never pins, and the watch still takes CURRENT's next version (one
+ * already named at its last look is not taken again, so a reload of an
+ * older version stays until CURRENT moves). A ReloadRequest is answered when its load ends: the status
  * after the swap, or the error that kept the old version serving. The
  * loader takes one request at a time: one still waiting when another (or a
  * SIGHUP) asks for a different version is answered ABORTED "superseded by
@@ -23,6 +28,14 @@
  * request is answered with another's result. A version
  * that fails to load or check is logged and not retried by the watch until
  * CURRENT names another.
+ *
+ * Shards: a server of some shards (opts.shards) serves versions split into
+ * as many shards as the one it started with; one of another shard count is
+ * refused like a failed load (the old version keeps serving, the log says
+ * to restart the backends with a new shard map), so the backends of a
+ * router never answer from a version whose rows none of them hold. Every
+ * SearchReply and ServeStatus names the shards held and the version's
+ * shard count (the router checks them, router.h).
  *
  * Batching: sbatch.h. Limits: sreq.h. The endpoint bound is written with
  * the pid to <root>/indexes/<name>/serve.json (atomically; removed at the

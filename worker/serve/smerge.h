@@ -32,4 +32,16 @@ size_t smerge_hits(const Foil__V1__SearchHits *const *lists, size_t n, size_t k,
  * 0 when they differ (a swap is under way on some backend: ask again). */
 int smerge_same_version(const Foil__V1__SearchReply *const *replies, size_t n);
 
+/* The shard rule: backend b answered from shards[b] (nshards[b] of them)
+ * of a version it says has total[b] shards. 1 when every backend names the
+ * same total (1..SMERGE_MAX_SHARDS) and every shard 0..total-1 is held by
+ * exactly one backend: the merged reply then holds every row of the
+ * version once. Else 0, and `why` (cap bytes) names the shards held by no
+ * backend, those held by several (with their names[b]), a shard number
+ * beyond the total, or the backends that disagree on the total. Cost:
+ * O(total + sum of nshards). */
+#define SMERGE_MAX_SHARDS 65536
+int smerge_covers(const uint32_t *const *shards, const size_t *nshards, const uint32_t *total, size_t n,
+                  const char *const *names, char *why, size_t cap);
+
 #endif

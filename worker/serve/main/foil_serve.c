@@ -8,8 +8,8 @@
  *   either with [--curve-key KEY_SECRET --allow-keys DIR] [--insecure]; a router
  *   also [--key KEY_SECRET --server-key KEY] for its backends
  *
- * SIGTERM/SIGINT stop it; SIGHUP loads CURRENT (server.h) and rereads the
- * allow-list (common/auth.h).
+ * SIGTERM/SIGINT stop it; SIGHUP rereads the allow-list (common/auth.h) and,
+ * unless the server is pinned (--version), loads CURRENT (server.h).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <limits.h>
@@ -27,6 +27,7 @@
 #include "storage/index.h"
 #include "worker/serve/router.h"
 #include "worker/serve/server.h"
+#include "worker/serve/smerge.h"
 
 static volatile sig_atomic_t stop_flag, hup_flag;
 static void on_stop(int s) {
@@ -63,7 +64,7 @@ static int usage(FILE *f) {
           "(<root>/indexes/NAME/CURRENT) and swaps to each new version without failing a request.\n"
           "  --index NAME     the index (required unless --route)\n"
           "  --root DIR       data root (default $FOIL_ROOT, else ./foil-data)\n"
-          "  --version K      serve version K and stay on it (default: CURRENT, followed)\n"
+          "  --version K      serve version K and stay on it, SIGHUP too (default: CURRENT, followed)\n"
           "  --shards LIST    only these shards of the version, e.g. 0,2 (default: all)\n"
           "  --bind EP        listen here (default tcp://127.0.0.1:7430; port * = any free);\n"
           "                   written to <root>/indexes/NAME/serve.json for clients (not with\n"
@@ -74,8 +75,9 @@ static int usage(FILE *f) {
           "  --no-text        do not load the index's checkpoint (vector queries only)\n"
           "  --device D       where the rows are searched: cpu (default), or cuda: copied to the\n"
           "                   first visible GPU as float32 and searched there (CUDA_VISIBLE_DEVICES)\n"
-          "  --route EPS      router mode: fan each request out to these foil-serve endpoints\n"
-          "                   (each holding some shards), merge their top-k, never mix versions\n"
+          "  --route EPS      router mode: fan each request out to these foil-serve endpoints (at\n"
+          "                   most 64, each holding some shards), merge their top-k, never mix\n"
+          "                   versions, answer only when they hold every shard of it once\n"
           "  --log FILE       append the log here (default stderr)\n"
           "  --curve-key FILE this server's key pair NAME.key_secret (`foil keys gen`): CURVE on\n"
           "  --allow-keys DIR allow-list: *.key certificates of the clients that may search (admin,\n"
@@ -207,26 +209,46 @@ int main(int argc, char **argv) {
   foil_err err = {0};
   int rc;
   if (route) {
-    char buf[8192], *eps[64], *save = NULL;
+    char buf[8192], *eps[SMERGE_MAX_LISTS], *save = NULL;
     int n = 0;
+    if (strlen(route) >= sizeof buf) {
+      fprintf(stderr, "foil-serve: --route is longer than %zu characters\n", sizeof buf - 1);
+      return 2;
+    }
     snprintf(buf, sizeof buf, "%s", route);
-    for (char *t = strtok_r(buf, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) eps[n++] = t;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      if (n == SMERGE_MAX_LISTS) {  /* never cut silently: the rest's shards would be missing */
+        fprintf(stderr, "foil-serve: --route names more than %d backends (the most a router takes)\n",
+                SMERGE_MAX_LISTS);
+        return 2;
+      }
+      eps[n++] = t;
+    }
     router_opts ro = {.backends = (const char *const *)eps, .nbackends = n, .bind = o.bind, .log = log,
                       .curve_key = o.curve_key, .allow = o.allow, .insecure = o.insecure, .key = key,
                       .server_key = server_key};
     router *r = NULL;
+    char path[1400] = "";
     rc = router_new(&r, &ro, &err);
     if (!rc && o.index) {  /* clients of the index find the router */
-      char dir[1300], path[1400], json[512];
+      char dir[1300], json[512];
       rc = index_dir(o.root, o.index, dir, sizeof dir, &err);
       if (!rc) rc = foil_mkdirs(dir, &err);
       int len = snprintf(json, sizeof json, "{\"endpoint\": \"%s\", \"pid\": %ld, \"index\": \"%s\"}\n",
                          router_endpoint(r), (long)getpid(), o.index);
       snprintf(path, sizeof path, "%s/serve.json", dir);
       if (!rc) rc = foil_write_file_atomic(path, json, (size_t)len, &err);
+      if (rc) path[0] = 0;
     }
     if (!rc) rc = router_run(r, &stop_flag, &err);
     router_destroy(&r);
+    if (path[0]) {  /* removed if it still names this process (as a server does) */
+      char *data = NULL, mine[64];
+      size_t len = 0;
+      snprintf(mine, sizeof mine, "\"pid\": %ld,", (long)getpid());
+      if (!foil_read_file(path, &data, &len, NULL) && strstr(data, mine)) unlink(path);
+      free(data);
+    }
   } else {
     server *s = NULL;
     rc = o.device == DEVMEM_CUDA ? gpu_up(log, &err) : FOIL_OK;
