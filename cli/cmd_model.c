@@ -7,8 +7,9 @@
  *
  * import reads a sentence-transformers / Hugging Face folder (config.json,
  * model.safetensors, vocab.txt, modules.json, 1_Pooling/config.json) into a
- * foil checkpoint at step 0 with its tokenizer; export writes a folder that
- * sentence-transformers' SentenceTransformer(DIR) loads (storage/hfmodel.h).
+ * foil checkpoint at step 0 with its tokenizer; export writes a new folder
+ * (absent or empty, published atomically) that sentence-transformers'
+ * SentenceTransformer(DIR) loads (storage/hfmodel.h).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -35,7 +36,8 @@ static void usage(FILE *out) {
           "        the original token-type matrix and the pooler are kept aside under /hf.\n"
           "export  writes DIR as a sentence-transformers model: config.json,\n"
           "        model.safetensors, vocab.txt, tokenizer and pooling configs, and\n"
-          "        2_Normalize when the model normalizes its embeddings.\n"
+          "        2_Normalize when the model normalizes its embeddings. DIR must not exist\n"
+          "        or be empty; it appears whole (built beside it, then renamed) or not at all.\n"
           "encode  embeds the TEXT arguments (after `--` even those that start with '-'),\n"
           "        or the lines of F (- for standard input), with\n"
           "        an encoder checkpoint and its tokenizer, as sentence-transformers' encode:\n"

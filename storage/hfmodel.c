@@ -1,9 +1,11 @@
 /* hfmodel.c — BERT model folders <-> foil checkpoints (see hfmodel.h). */
-#define _XOPEN_SOURCE 700 /* realpath */
+#define _XOPEN_SOURCE 700 /* realpath, nftw */
 #include "storage/hfmodel.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@ void hf_model_destroy(hf_model **pm) {
   free(m->wpe_orig);
   free(m->pooler_w);
   free(m->pooler_b);
+  free(m->wte_tail);
   free(m->config_json);
   free(m);
   *pm = NULL;
@@ -77,26 +80,57 @@ static const char *json_str(const cJSON *o, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* An optional string option of config.json: *out NULL when absent; present
+ * but not a string (null, a number) is refused, as transformers cannot
+ * build such a model either. */
+static int json_opt_str(const cJSON *o, const char *key, const char *path, const char **out, foil_err *err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  *out = NULL;
+  if (!v) return FOIL_OK;
+  if (!cJSON_IsString(v)) return foil_err_set(err, FOIL_EINVAL, "%s: \"%s\" must be a string", path, key);
+  *out = v->valuestring;
+  return FOIL_OK;
+}
+
+/* A flag as Python's `if config.flag:` reads it: anything but absent,
+ * false, null, 0 and "" is set. */
+static int truthy(const cJSON *v) {
+  if (!v || cJSON_IsFalse(v) || cJSON_IsNull(v)) return 0;
+  if (cJSON_IsNumber(v)) return v->valuedouble != 0;
+  if (cJSON_IsString(v)) return v->valuestring[0] != 0;
+  if (cJSON_IsArray(v) || cJSON_IsObject(v)) return v->child != NULL;
+  return 1;
+}
+
 /* ---- config.json ------------------------------------------------------------------- */
 
 static int parse_config(const char *dir, const cJSON *c, encoder_config *cfg, int *type_vocab,
                         foil_err *err) {
   char p[4096];
   snprintf(p, sizeof p, "%s/config.json", dir);
-  const char *mt = json_str(c, "model_type");
+  const char *mt, *act, *pe;
+  int rc;
+  if ((rc = json_opt_str(c, "model_type", p, &mt, err)) || (rc = json_opt_str(c, "hidden_act", p, &act, err)) ||
+      (rc = json_opt_str(c, "position_embedding_type", p, &pe, err)))
+    return rc;
   if (!mt || strcmp(mt, "bert"))
     return foil_err_set(err, FOIL_EINVAL, "%s: model_type \"%s\" is not supported (foil imports \"bert\")", p,
                         mt ? mt : "(missing)");
-  const char *act = json_str(c, "hidden_act");
   if (act && strcmp(act, "gelu"))
     return foil_err_set(err, FOIL_EINVAL,
                         "%s: hidden_act \"%s\" is not supported (foil's encoder uses exact \"gelu\")", p, act);
-  const char *pe = json_str(c, "position_embedding_type");
   if (pe && strcmp(pe, "absolute"))
     return foil_err_set(err, FOIL_EINVAL, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")",
                         p, pe);
+  /* transformers' BertModel turns causal (and grows cross-attention) with these */
+  if (truthy(cJSON_GetObjectItemCaseSensitive(c, "is_decoder")))
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: is_decoder is true (causal attention); foil imports bidirectional BERT encoders", p);
+  if (truthy(cJSON_GetObjectItemCaseSensitive(c, "add_cross_attention")))
+    return foil_err_set(err, FOIL_EINVAL,
+                        "%s: add_cross_attention is true (an encoder-decoder's decoder); foil imports BERT encoders",
+                        p);
   encoder_config_default(cfg);
-  int rc;
   if ((rc = json_int(c, "hidden_size", 0, 1, p, &cfg->d_model, err)) ||
       (rc = json_int(c, "num_hidden_layers", 0, 1, p, &cfg->n_layers, err)) ||
       (rc = json_int(c, "num_attention_heads", 0, 1, p, &cfg->n_heads, err)) ||
@@ -106,7 +140,9 @@ static int parse_config(const char *dir, const cJSON *c, encoder_config *cfg, in
       (rc = json_int(c, "type_vocab_size", 2, 0, p, type_vocab, err)))
     return rc;
   const cJSON *eps = cJSON_GetObjectItemCaseSensitive(c, "layer_norm_eps");
-  cfg->ln_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-12f;
+  if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1))
+    return foil_err_set(err, FOIL_EINVAL, "%s: \"layer_norm_eps\" must be a number in (0, 1]", p);
+  cfg->ln_eps = eps ? (float)eps->valuedouble : 1e-12f;
   const cJSON *dr = cJSON_GetObjectItemCaseSensitive(c, "hidden_dropout_prob");
   cfg->dropout = cJSON_IsNumber(dr) ? (float)dr->valuedouble : 0.1f;
   cfg->pre_ln = 0;
@@ -160,14 +196,20 @@ static int check_module_path(const char *dir, const char *p, const char *path, f
   return rc;
 }
 
-static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, int *max_seq, foil_err *err) {
-  cJSON *mods = NULL, *pool = NULL, *sb = NULL;
+/* modules.json (absent: a plain Hugging Face model, *have 0): checks each
+ * module's type and path, and names the folders sentence-transformers
+ * loads from: the Transformer's (config.json, the weights, the tokenizer
+ * and sentence_bert_config.json; mdir, "dir" or "dir/<path>") and the
+ * Pooling module's (pool, relative to dir; "" when there is none). */
+static int parse_modules(const char *dir, int *have, char *mdir, size_t mdir_n, char *pool, size_t pool_n,
+                         int *normalize, foil_err *err) {
+  cJSON *mods = NULL;
   char p[4096];
   int rc = read_json(dir, "modules.json", 1, &mods, NULL, err);
+  *have = mods != NULL;
   *normalize = 0;
-  *max_seq = 0;
-  cfg->pooling = POOL_MEAN;
-  const char *pool_dir = NULL;
+  snprintf(mdir, mdir_n, "%s", dir);
+  pool[0] = 0;
   if (rc || !mods) goto done; /* a plain Hugging Face model: mean pooling */
   snprintf(p, sizeof p, "%s/modules.json", dir);
   if (!cJSON_IsArray(mods)) {
@@ -182,8 +224,20 @@ static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, i
       goto done;
     }
     if (path && (rc = check_module_path(dir, p, path, err))) goto done;
-    if (!strcmp(type, "sentence_transformers.models.Transformer")) have_tr = 1;
-    else if (!strcmp(type, "sentence_transformers.models.Pooling")) pool_dir = path ? path : "1_Pooling";
+    if (!strcmp(type, "sentence_transformers.models.Transformer")) {
+      if (have_tr++) {
+        rc = foil_err_set(err, FOIL_EINVAL, "%s: two Transformer modules (foil imports one encoder)", p);
+        goto done;
+      }
+      /* sentence-transformers loads the model from DIR/<path> (the older
+       * layout keeps it in 0_Transformer/) */
+      if (path && path[strspn(path, "./")] &&
+          snprintf(mdir, mdir_n, "%s/%s", dir, path) >= (int)mdir_n) {
+        rc = foil_err_set(err, FOIL_EINVAL, "%s: module path \"%s\" is too long", p, path);
+        goto done;
+      }
+    } else if (!strcmp(type, "sentence_transformers.models.Pooling"))
+      snprintf(pool, pool_n, "%s", path ? path : "1_Pooling");
     else if (!strcmp(type, "sentence_transformers.models.Normalize")) *normalize = 1;
     else {
       rc = foil_err_set(err, FOIL_EINVAL,
@@ -196,54 +250,63 @@ static int parse_modules(const char *dir, encoder_config *cfg, int *normalize, i
     rc = foil_err_set(err, FOIL_EINVAL, "%s: no sentence_transformers.models.Transformer module", p);
     goto done;
   }
-  if (pool_dir) {
-    if ((rc = check_module_path(dir, p, pool_dir, err))) goto done; /* also the default 1_Pooling */
-    char rel[512];
-    snprintf(rel, sizeof rel, "%s/config.json", pool_dir);
-    if ((rc = read_json(dir, rel, 0, &pool, NULL, err))) goto done;
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
-    static const char *const other[] = {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
-                                        "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
-    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
-      if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, other[i]))) {
-        rc = foil_err_set(err, FOIL_EINVAL, "%s: %s is not supported (foil pools by mean or CLS token)", p,
-                          other[i]);
-        goto done;
-      }
-    int mean = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, "pooling_mode_mean_tokens"));
-    int cls = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, "pooling_mode_cls_token"));
-    if (mean + cls != 1) {
-      rc = foil_err_set(err, FOIL_EINVAL,
-                        "%s: exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token must be true", p);
-      goto done;
-    }
-    cfg->pooling = mean ? POOL_MEAN : POOL_FIRST;
-    int wd = 0;
-    if ((rc = json_int(pool, "word_embedding_dimension", cfg->d_model, 0, p, &wd, err))) goto done;
-    if (wd != cfg->d_model) {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s: word_embedding_dimension %d, but hidden_size is %d", p, wd,
-                        cfg->d_model);
-      goto done;
-    }
-  }
-  if ((rc = read_json(dir, "sentence_bert_config.json", 1, &sb, NULL, err))) goto done;
-  if (sb) {
-    snprintf(p, sizeof p, "%s/sentence_bert_config.json", dir);
-    if ((rc = json_int(sb, "max_seq_length", 0, 0, p, max_seq, err))) goto done;
-  }
+  if (pool[0] && (rc = check_module_path(dir, p, pool, err))) goto done; /* also the default 1_Pooling */
 done:
   cJSON_Delete(mods);
-  cJSON_Delete(pool);
-  cJSON_Delete(sb);
   return rc;
 }
 
-static int check_tokenizer_config(const char *dir, foil_err *err) {
+/* The Pooling module's config.json (pool_dir relative to dir; "" for none:
+ * mean pooling). */
+static int parse_pooling(const char *dir, const char *pool_dir, encoder_config *cfg, foil_err *err) {
+  cJSON *pool = NULL;
+  char p[4096], rel[512];
+  cfg->pooling = POOL_MEAN;
+  if (!pool_dir[0]) return FOIL_OK;
+  snprintf(rel, sizeof rel, "%s/config.json", pool_dir);
+  int rc = read_json(dir, rel, 0, &pool, NULL, err);
+  if (rc) return rc;
+  snprintf(p, sizeof p, "%s/%s", dir, rel);
+  static const char *const other[] = {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                                      "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, other[i]))) {
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: %s is not supported (foil pools by mean or CLS token)", p, other[i]);
+      goto done;
+    }
+  int mean = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, "pooling_mode_mean_tokens"));
+  int cls = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pool, "pooling_mode_cls_token"));
+  if (mean + cls != 1) {
+    rc = foil_err_set(err, FOIL_EINVAL,
+                      "%s: exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token must be true", p);
+    goto done;
+  }
+  cfg->pooling = mean ? POOL_MEAN : POOL_FIRST;
+  int wd = 0;
+  if ((rc = json_int(pool, "word_embedding_dimension", cfg->d_model, 0, p, &wd, err))) goto done;
+  if (wd != cfg->d_model)
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: word_embedding_dimension %d, but hidden_size is %d", p, wd,
+                      cfg->d_model);
+done:
+  cJSON_Delete(pool);
+  return rc;
+}
+
+/* HF's "no limit" for model_max_length is int(1e30) (VERY_LARGE_INTEGER);
+ * anything from 1e29 up counts as unset. */
+#define HF_NO_LIMIT 1e29
+
+/* tokenizer_config.json (in the Transformer's folder mdir): refuses a cased
+ * or accent-keeping tokenizer, and gives its model_max_length in *mml (0:
+ * unset or absent). */
+static int check_tokenizer_config(const char *mdir, int *mml, foil_err *err) {
   cJSON *tc = NULL;
-  int rc = read_json(dir, "tokenizer_config.json", 1, &tc, NULL, err);
+  *mml = 0;
+  int rc = read_json(mdir, "tokenizer_config.json", 1, &tc, NULL, err);
   if (rc || !tc) return rc;
   char p[4096];
-  snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+  snprintf(p, sizeof p, "%s/tokenizer_config.json", mdir);
+  const cJSON *ml = cJSON_GetObjectItemCaseSensitive(tc, "model_max_length");
   if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(tc, "do_lower_case")))
     rc = foil_err_set(err, FOIL_EINVAL,
                       "%s: do_lower_case is false; foil's WordPiece is uncased BERT's (lower-cases, strips accents)",
@@ -252,7 +315,35 @@ static int check_tokenizer_config(const char *dir, foil_err *err) {
     rc = foil_err_set(err, FOIL_EINVAL, "%s: strip_accents is false; foil's WordPiece strips accents", p);
   else if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(tc, "tokenize_chinese_chars")))
     rc = foil_err_set(err, FOIL_EINVAL, "%s: tokenize_chinese_chars is false; foil's WordPiece splits them", p);
+  else if (ml && !cJSON_IsNull(ml)) {
+    /* not through json_int: HF writes its "no limit" as 1e30 */
+    if (!cJSON_IsNumber(ml) || !(ml->valuedouble >= 1) || ml->valuedouble != floor(ml->valuedouble))
+      rc = foil_err_set(err, FOIL_EINVAL, "%s: \"model_max_length\" must be a positive integer", p);
+    else if (ml->valuedouble < HF_NO_LIMIT)
+      *mml = ml->valuedouble > 1e9 ? 1000000000 : (int)ml->valuedouble;
+  }
   cJSON_Delete(tc);
+  return rc;
+}
+
+/* Where sentence-transformers 2.7 truncates (models/Transformer.py): the
+ * max_seq_length of sentence_bert_config.json (in mdir, read when the
+ * folder has modules.json), else min(max_position_embeddings, the
+ * tokenizer's model_max_length). *out 0: the positions (no limit set). */
+static int parse_max_seq(const char *mdir, int have_modules, int max_pos, int mml, int *out, foil_err *err) {
+  cJSON *sb = NULL;
+  *out = 0;
+  int rc = have_modules ? read_json(mdir, "sentence_bert_config.json", 1, &sb, NULL, err) : FOIL_OK;
+  if (rc) return rc;
+  const cJSON *v = sb ? cJSON_GetObjectItemCaseSensitive(sb, "max_seq_length") : NULL;
+  if (v && !cJSON_IsNull(v)) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sentence_bert_config.json", mdir);
+    rc = json_int(sb, "max_seq_length", 0, 0, p, out, err);
+  } else if (mml > 0) {
+    *out = mml < max_pos ? mml : max_pos;
+  }
+  cJSON_Delete(sb);
   return rc;
 }
 
@@ -280,7 +371,10 @@ static int get(const st_file *f, const char *prefix, const char *name, int d0, i
   return st_read_f32(f, t, out, (size_t)d0 * (size_t)(d1 ? d1 : 1), err);
 }
 
-static int map_weights(const st_file *f, hf_model *m, foil_err *err) {
+/* file_vocab: the rows of word_embeddings in the file (config.json's
+ * vocab_size); the encoder takes the tokenizer's first c->vocab, the rest
+ * go to m->wte_tail. */
+static int map_weights(const st_file *f, hf_model *m, int file_vocab, foil_err *err) {
   const encoder_config *c = encoder_cfg(m->enc);
   const encoder_tensor *T = encoder_tensors(m->enc);
   float *P = encoder_params(m->enc);
@@ -290,7 +384,23 @@ static int map_weights(const st_file *f, hf_model *m, foil_err *err) {
   int rc;
 #define G(name, d0, d1, dst) \
   if ((rc = get(f, pre, name, d0, d1, dst, err))) return rc
-  G("embeddings.word_embeddings.weight", c->vocab, d, P + T[ENC_WTE].offset);
+  if (file_vocab > c->vocab) {
+    float *all = malloc((size_t)file_vocab * d * sizeof(float));
+    m->wte_tail_rows = file_vocab - c->vocab;
+    if (!all || !(m->wte_tail = malloc((size_t)m->wte_tail_rows * d * sizeof(float)))) {
+      free(all);
+      return foil_err_set(err, FOIL_ENOMEM, "out of memory");
+    }
+    if ((rc = get(f, pre, "embeddings.word_embeddings.weight", file_vocab, d, all, err))) {
+      free(all);
+      return rc;
+    }
+    memcpy(P + T[ENC_WTE].offset, all, (size_t)c->vocab * d * sizeof(float));
+    memcpy(m->wte_tail, all + (size_t)c->vocab * d, (size_t)m->wte_tail_rows * d * sizeof(float));
+    free(all);
+  } else {
+    G("embeddings.word_embeddings.weight", c->vocab, d, P + T[ENC_WTE].offset);
+  }
   if (!(m->wpe_orig = malloc((size_t)c->max_len * d * sizeof(float))) ||
       !(m->token_type = malloc((size_t)m->type_vocab * d * sizeof(float))))
     return foil_err_set(err, FOIL_ENOMEM, "out of memory");
@@ -365,41 +475,45 @@ static int check_weight_count(const st_file *f, const encoder_config *c, int typ
 
 int hf_import(const char *dir, hf_model **out, foil_err *err) {
   *out = NULL;
-  char p[4096];
+  char p[4096], mdir[3584], pool[512]; /* mdir leaves room for a file name in p */
   hf_model *m = calloc(1, sizeof *m);
   cJSON *cfgj = NULL;
   st_file *st = NULL;
   encoder_config cfg;
+  int have_modules = 0, mml = 0;
   if (!m) return foil_err_set(err, FOIL_ENOMEM, "out of memory");
   int rc;
-  snprintf(p, sizeof p, "%s/config.json", dir);
   if (!file_exists(dir)) {
     rc = foil_err_set(err, FOIL_ENOTFOUND, "%s: no such model folder", dir);
     goto fail;
   }
+  if ((rc = parse_modules(dir, &have_modules, mdir, sizeof mdir, pool, sizeof pool, &m->normalize, err))) goto fail;
+  snprintf(p, sizeof p, "%s/config.json", mdir);
   if (!file_exists(p)) {
     rc = foil_err_set(err, FOIL_ENOTFOUND, "%s: missing (a Hugging Face model folder has config.json)", p);
     goto fail;
   }
-  if ((rc = read_json(dir, "config.json", 0, &cfgj, &m->config_json, err))) goto fail;
-  if ((rc = parse_config(dir, cfgj, &cfg, &m->type_vocab, err))) goto fail;
-  if ((rc = parse_modules(dir, &cfg, &m->normalize, &m->max_seq_length, err))) goto fail;
-  if ((rc = check_tokenizer_config(dir, err))) goto fail;
-  snprintf(p, sizeof p, "%s/vocab.txt", dir);
+  if ((rc = read_json(mdir, "config.json", 0, &cfgj, &m->config_json, err))) goto fail;
+  if ((rc = parse_config(mdir, cfgj, &cfg, &m->type_vocab, err))) goto fail;
+  if ((rc = parse_pooling(dir, pool, &cfg, err))) goto fail;
+  if ((rc = check_tokenizer_config(mdir, &mml, err))) goto fail;
+  if ((rc = parse_max_seq(mdir, have_modules, cfg.max_len, mml, &m->max_seq_length, err))) goto fail;
+  snprintf(p, sizeof p, "%s/vocab.txt", mdir);
   if (!file_exists(p)) {
     rc = foil_err_set(err, FOIL_ENOTFOUND, "%s: missing (foil imports WordPiece models with a vocab.txt)", p);
     goto fail;
   }
   if ((rc = tokenizer_load(&m->tok, p, err))) goto fail;
-  if (tokenizer_vocab_size(m->tok) > cfg.vocab) {
+  const int file_vocab = cfg.vocab;
+  if (tokenizer_vocab_size(m->tok) > file_vocab) {
     rc = foil_err_set(err, FOIL_EINVAL, "%s: %d tokens, but config.json's vocab_size is %d", p,
-                      tokenizer_vocab_size(m->tok), cfg.vocab);
+                      tokenizer_vocab_size(m->tok), file_vocab);
     goto fail;
   }
-  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  snprintf(p, sizeof p, "%s/model.safetensors", mdir);
   if (!file_exists(p)) {
     char bin[4096];
-    snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
+    snprintf(bin, sizeof bin, "%s/pytorch_model.bin", mdir);
     if (file_exists(bin))
       rc = foil_err_set(err, FOIL_EINVAL,
                         "%s: foil reads safetensors only; convert it first, e.g. in Python: "
@@ -411,8 +525,13 @@ int hf_import(const char *dir, hf_model **out, foil_err *err) {
   }
   if ((rc = st_open(&st, p, err))) goto fail;
   if ((rc = check_weight_count(st, &cfg, m->type_vocab, err))) goto fail;
+  /* A padded embedding matrix (vocab_size above vocab.txt's lines): the
+   * tokenizer never emits the extra rows' ids, so the encoder gets one row
+   * per token, as every foil job expects (tokenizer size == vocab), and
+   * the rest is kept under /hf for export. */
+  cfg.vocab = tokenizer_vocab_size(m->tok);
   if ((rc = encoder_new(&m->enc, &cfg, err))) goto fail;
-  if ((rc = map_weights(st, m, err))) goto fail;
+  if ((rc = map_weights(st, m, file_vocab, err))) goto fail;
   st_close(&st);
   cJSON_Delete(cfgj);
   *out = m;
@@ -436,6 +555,10 @@ int hf_write_group(h5io *f, const hf_model *m, int d_model, int max_len, foil_er
   if (m->wpe_orig) {
     uint64_t dims[2] = {(uint64_t)max_len, d};
     if ((rc = h5io_write_f32(f, "hf/position_embeddings", m->wpe_orig, 2, dims, err))) return rc;
+  }
+  if (m->wte_tail) {
+    uint64_t dims[2] = {(uint64_t)m->wte_tail_rows, d};
+    if ((rc = h5io_write_f32(f, "hf/word_embeddings_tail", m->wte_tail, 2, dims, err))) return rc;
   }
   if (m->pooler_w) {
     uint64_t dw[2] = {d, d}, db[1] = {d};
@@ -511,6 +634,17 @@ int hf_read_group(const char *path, hf_model *m, int d_model, int max_len, int *
         goto done;
       }
       m->type_vocab = (int)dims[0];
+    }
+    if ((rc = read_opt_f32(f, "hf/word_embeddings_tail", 0, &m->wte_tail, err))) goto done;
+    if (m->wte_tail) {
+      int nd;
+      uint64_t dims[8];
+      if ((rc = h5io_shape(f, "hf/word_embeddings_tail", &nd, dims, err))) goto done;
+      if (nd != 2 || dims[1] != d || dims[0] < 1 || dims[0] > 1000000000) {
+        rc = foil_err_set(err, FOIL_EINVAL, "%s: hf/word_embeddings_tail is not [n, %zu]", path, d);
+        goto done;
+      }
+      m->wte_tail_rows = (int)dims[0];
     }
     if ((rc = read_opt_f32(f, "hf/position_embeddings", (size_t)max_len * d, &m->wpe_orig, err)) ||
         (rc = read_opt_f32(f, "hf/pooler_w", d * d, &m->pooler_w, err)) ||
@@ -594,20 +728,24 @@ static int export_config(const hf_model *m, const char *dir, int type_vocab, foi
   cJSON *j = m->config_json ? cJSON_Parse(m->config_json) : NULL;
   if (!j) {
     j = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(j, "architectures");
-    cJSON_AddItemToArray(a, cJSON_CreateString("BertModel"));
     set_num(j, "attention_probs_dropout_prob", c->dropout);
     set_num(j, "initializer_range", 0.02);
     set_num(j, "pad_token_id", tokenizer_pad_id(m->tok));
     set_str(j, "position_embedding_type", "absolute");
   }
+  /* what is written: the bare encoder (no task head) in float32, whatever
+   * the original was (BertForMaskedLM, float16, ...) */
+  cJSON_DeleteItemFromObjectCaseSensitive(j, "architectures");
+  cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+  cJSON_AddItemToArray(a, cJSON_CreateString("BertModel"));
+  set_str(j, "torch_dtype", "float32");
   set_str(j, "model_type", "bert");
   set_str(j, "hidden_act", "gelu");
   set_num(j, "hidden_size", c->d_model);
   set_num(j, "num_hidden_layers", c->n_layers);
   set_num(j, "num_attention_heads", c->n_heads);
   set_num(j, "intermediate_size", c->d_ff);
-  set_num(j, "vocab_size", c->vocab);
+  set_num(j, "vocab_size", c->vocab + m->wte_tail_rows);
   set_num(j, "max_position_embeddings", c->max_len);
   set_num(j, "type_vocab_size", type_vocab);
   set_num(j, "hidden_dropout_prob", c->dropout);
@@ -627,7 +765,9 @@ static int export_weights(const hf_model *m, const char *dir, int type_vocab, fo
   float *wpe = malloc((size_t)ML * d * sizeof(float));
   float *tt = calloc((size_t)type_vocab * d, sizeof(float));
   int64_t *pos = malloc((size_t)ML * sizeof(int64_t));
-  if (!e || !names || !wpe || !tt || !pos) {
+  const int VT = V + (m->wte_tail ? m->wte_tail_rows : 0); /* a padded matrix gets its kept rows back */
+  float *wte = m->wte_tail ? malloc((size_t)VT * d * sizeof(float)) : NULL;
+  if (!e || !names || !wpe || !tt || !pos || (m->wte_tail && !wte)) {
     rc = foil_err_set(err, FOIL_ENOMEM, "out of memory");
     goto done;
   }
@@ -639,6 +779,10 @@ static int export_weights(const hf_model *m, const char *dir, int type_vocab, fo
   for (size_t i = 0; same && i < (size_t)ML * d; i++) same = fw[i] == m->wpe_orig[i] + tt[i % d];
   for (size_t i = 0; i < (size_t)ML * d; i++) wpe[i] = same ? m->wpe_orig[i] : fw[i] - tt[i % d];
   for (int i = 0; i < ML; i++) pos[i] = i;
+  if (wte) {
+    memcpy(wte, P + T[ENC_WTE].offset, (size_t)V * d * sizeof(float));
+    memcpy(wte + (size_t)V * d, m->wte_tail, (size_t)m->wte_tail_rows * d * sizeof(float));
+  }
 #define ADD(nm, dt, nd, s0, s1, ptr)                             \
   do {                                                           \
     snprintf(names[n], sizeof names[n], "%s", nm);               \
@@ -646,7 +790,7 @@ static int export_weights(const hf_model *m, const char *dir, int type_vocab, fo
                       .shape = {s0, s1}, .data = ptr};           \
     n++;                                                         \
   } while (0)
-  ADD("embeddings.word_embeddings.weight", ST_F32, 2, V, d, P + T[ENC_WTE].offset);
+  ADD("embeddings.word_embeddings.weight", ST_F32, 2, VT, d, wte ? wte : P + T[ENC_WTE].offset);
   ADD("embeddings.position_embeddings.weight", ST_F32, 2, ML, d, wpe);
   ADD("embeddings.token_type_embeddings.weight", ST_F32, 2, type_vocab, d, tt);
   ADD("embeddings.LayerNorm.weight", ST_F32, 1, d, 0, P + T[ENC_EMB_LN_W].offset);
@@ -695,23 +839,16 @@ done:
   free(wpe);
   free(tt);
   free(pos);
+  free(wte);
   return rc;
 }
 
-int hf_export(const hf_model *m, const char *dir, foil_err *err) {
+/* Writes every file of the folder into dir (an empty folder). */
+static int export_into(const hf_model *m, const char *dir, foil_err *err) {
   const encoder_config *c = encoder_cfg(m->enc);
-  if (c->pre_ln)
-    return foil_err_set(err, FOIL_EINVAL, "the model is pre-LN; BERT (and so the export) is post-LN");
-  if (c->proj_dim)
-    return foil_err_set(err, FOIL_EINVAL,
-                        "the model has a projection head (proj_dim %d); export supports BERT + pooling only",
-                        c->proj_dim);
-  if (tokenizer_kind(m->tok) != TOKENIZER_WORDPIECE)
-    return foil_err_set(err, FOIL_EINVAL, "the model's tokenizer is BPE; BERT export needs WordPiece");
   int type_vocab = m->token_type ? m->type_vocab : 2;
   char sub[4096];
-  int rc = foil_mkdirs(dir, err);
-  if (rc) return rc;
+  int rc;
   if ((rc = export_config(m, dir, type_vocab, err)) || (rc = export_weights(m, dir, type_vocab, err))) return rc;
   /* tokenizer */
   char *vocab = NULL, *merges = NULL;
@@ -784,4 +921,68 @@ int hf_export(const hf_model *m, const char *dir, foil_err *err) {
   cJSON_AddObjectToObject(j, "prompts");
   cJSON_AddNullToObject(j, "default_prompt_name");
   return put_json(dir, "config_sentence_transformers.json", j, err);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* dir may receive the export: absent, or an empty folder (not a link).
+ * Refusing a non-empty one keeps another model's files (a tokenizer.json
+ * that transformers would prefer over the new vocab.txt, a
+ * pytorch_model.bin) from mixing into the export. */
+static int check_target(const char *dir, foil_err *err) {
+  struct stat st;
+  if (lstat(dir, &st) != 0) {
+    if (errno == ENOENT) return FOIL_OK;
+    return foil_err_set(err, FOIL_EPERM, "%s: %s", dir, strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode))
+    return foil_err_set(err, FOIL_EEXIST, "%s exists and is not a folder; export writes a new folder", dir);
+  DIR *d = opendir(dir);
+  if (!d) return foil_err_set(err, FOIL_EPERM, "%s: %s", dir, strerror(errno));
+  const struct dirent *e;
+  int empty = 1;
+  while (empty && (e = readdir(d)))
+    empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+  closedir(d);
+  if (!empty)
+    return foil_err_set(err, FOIL_EEXIST,
+                        "%s exists and is not empty; export writes a new folder (remove it, or name another)", dir);
+  return FOIL_OK;
+}
+
+int hf_export(const hf_model *m, const char *dir_in, foil_err *err) {
+  const encoder_config *c = encoder_cfg(m->enc);
+  if (c->pre_ln)
+    return foil_err_set(err, FOIL_EINVAL, "the model is pre-LN; BERT (and so the export) is post-LN");
+  if (c->proj_dim)
+    return foil_err_set(err, FOIL_EINVAL,
+                        "the model has a projection head (proj_dim %d); export supports BERT + pooling only",
+                        c->proj_dim);
+  if (tokenizer_kind(m->tok) != TOKENIZER_WORDPIECE)
+    return foil_err_set(err, FOIL_EINVAL, "the model's tokenizer is BPE; BERT export needs WordPiece");
+  char dir[3400], tmp[3584]; /* tmp leaves room for the file names in it */
+  size_t n = strlen(dir_in);
+  while (n > 1 && dir_in[n - 1] == '/') n--; /* "out/": the temporary goes beside out, not in it */
+  if (!n || n >= sizeof dir) return foil_err_set(err, FOIL_EINVAL, "export: bad folder name \"%s\"", dir_in);
+  memcpy(dir, dir_in, n);
+  dir[n] = 0;
+  int rc;
+  if ((rc = check_target(dir, err)) || (rc = foil_mkdirs_parent(dir, err)) ||
+      (rc = foil_tmp_name(dir, tmp, sizeof tmp, err)))
+    return rc;
+  if (mkdir(tmp, 0755) != 0) return foil_err_set(err, FOIL_EPERM, "%s: cannot create: %s", tmp, strerror(errno));
+  /* every file is fsynced (and its folder) as it is written */
+  rc = export_into(m, tmp, err);
+  if (!rc && rename(tmp, dir) != 0) /* over an empty folder only: ENOTEMPTY if one filled meanwhile */
+    rc = foil_err_set(err, errno == ENOTEMPTY || errno == EEXIST ? FOIL_EEXIST : FOIL_EPERM,
+                      "%s: cannot publish the export there: %s", dir, strerror(errno));
+  if (rc) {
+    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+  }
+  return foil_fsync_parent(dir, err);
 }

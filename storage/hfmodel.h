@@ -3,7 +3,8 @@
  *
  * Import reads a folder as sentence-transformers saves one:
  *   config.json              model_type "bert", hidden_act "gelu", absolute
- *                            positions (anything else is refused by name)
+ *                            positions, not is_decoder / add_cross_attention
+ *                            (anything else is refused by name)
  *   model.safetensors        the weights (a pytorch_model.bin alone is
  *                            refused: convert it to safetensors first)
  *   vocab.txt                WordPiece; tokenizer_config.json must not ask
@@ -12,7 +13,17 @@
  *                            refused); absent: mean pooling, no normalization,
  *                            as sentence-transformers does for a plain model
  *   1_Pooling/config.json    mean or CLS pooling (others refused)
- *   sentence_bert_config.json  max_seq_length (optional)
+ *   sentence_bert_config.json  max_seq_length (optional); without it, as
+ *                            sentence-transformers 2.7: min(max_position_
+ *                            embeddings, tokenizer_config's model_max_length),
+ *                            HF's "no limit" (>= 1e29) counting as unset
+ * config.json, the weights, vocab.txt, tokenizer_config.json and
+ * sentence_bert_config.json are read from the Transformer module's "path"
+ * (modules.json; "" for the folder itself, "0_Transformer" in older
+ * sentence-transformers folders). A vocab_size above vocab.txt's lines (a
+ * padded embedding matrix) imports: the encoder gets one row per token
+ * (the tokenizer never emits the others; every foil job expects tokenizer
+ * size == vocab), the extra rows are kept under /hf and exported back.
  * and maps BERT's tensors onto foil's (encoder.h): q, k, v are stacked into
  * qkv_w [L,3d,d] / qkv_b in that order; foil has no token-type embedding, so
  * token_type_embeddings[0] is added to every position embedding (exact for
@@ -23,6 +34,8 @@
  *   /hf/token_type_embeddings   float32 [type_vocab, d], the original
  *   /hf/position_embeddings     float32 [max_len, d], before folding
  *   /hf/pooler_w, /hf/pooler_b  BERT's pooler (unused by foil; kept)
+ *   /hf/word_embeddings_tail  float32 [vocab_size - tokens, d], a padded
+ *                             matrix's rows past the tokenizer (or absent)
  *   attrs: normalize, max_seq_length, has_position_ids, config_json (the
  *          original config.json text)
  * Export writes model.safetensors from the encoder's tensors, unfolding
@@ -30,7 +43,9 @@
  * untouched import round-trips bit for bit), plus config.json, vocab.txt,
  * tokenizer_config.json, special_tokens_map.json, modules.json,
  * 1_Pooling/config.json, sentence_bert_config.json,
- * config_sentence_transformers.json and, when normalize, 2_Normalize/.
+ * config_sentence_transformers.json and, when normalize, 2_Normalize/;
+ * config.json says what is written (architectures ["BertModel"], no task
+ * head; torch_dtype float32, F16/BF16 sources widened exactly).
  * A checkpoint foil trained from scratch exports too (zero token types, no
  * pooler, normalize on: foil trains on cosine similarities); a pre-LN model,
  * a projection head or a BPE tokenizer cannot be expressed as BERT and is
@@ -58,6 +73,8 @@ typedef struct {
   float *wpe_orig;     /* [max_len, d] position embeddings before folding, or NULL */
   float *pooler_w;     /* [d, d] or NULL */
   float *pooler_b;     /* [d] or NULL */
+  float *wte_tail;     /* [wte_tail_rows, d]: word embeddings past the tokenizer, or NULL */
+  int wte_tail_rows;
   int has_position_ids;
   char *config_json;   /* the original config.json, or NULL */
 } hf_model;
@@ -96,7 +113,12 @@ int hf_encode_len(const char *path, int max_len);
 /* The same for a model already loaded (hf_load_ckpt): no file read. */
 int hf_model_encode_len(const hf_model *m);
 
-/* Writes the sentence-transformers folder dir (created). */
+/* Writes the sentence-transformers folder dir, which must not exist or be
+ * an empty folder (FOIL_EEXIST otherwise, naming it: another model's files
+ * would mix in). Published whole: written into a temporary sibling
+ * (foil_tmp_name), each file fsynced, then renamed onto dir and the parent
+ * fsynced; on failure the temporary is removed and dir is untouched.
+ * Missing parents are created. */
 int hf_export(const hf_model *m, const char *dir, foil_err *err);
 
 #endif

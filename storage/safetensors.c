@@ -32,6 +32,7 @@ struct st_file {
   int n;
   st_tensor *t;
   char **names;
+  const st_tensor **by_name; /* the tensors sorted by name: st_find's binary search */
   int n_meta;
   char **meta; /* key, value, key, value ... */
 };
@@ -42,6 +43,7 @@ void st_close(st_file **pf) {
   for (int i = 0; i < f->n; i++) free(f->names[i]);
   for (int i = 0; i < 2 * f->n_meta; i++) free(f->meta[i]);
   free(f->names);
+  free(f->by_name);
   free(f->meta);
   free(f->t);
   free(f->buf);
@@ -54,9 +56,15 @@ const char *st_path(const st_file *f) { return f->path; }
 int st_count(const st_file *f) { return f->n; }
 const st_tensor *st_at(const st_file *f, int i) { return i >= 0 && i < f->n ? &f->t[i] : NULL; }
 
+/* Binary search of by_name: O(log n) strcmp. */
 const st_tensor *st_find(const st_file *f, const char *name) {
-  for (int i = 0; i < f->n; i++)
-    if (!strcmp(f->t[i].name, name)) return &f->t[i];
+  int lo = 0, hi = f->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2, c = strcmp(f->by_name[mid]->name, name);
+    if (!c) return f->by_name[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
   return NULL;
 }
 
@@ -141,6 +149,123 @@ static int parse_tensor(st_file *f, const cJSON *e, st_tensor *t, span *s, size_
   return FOIL_OK;
 }
 
+/* ---- checks on the header's bytes ---------------------------------------------------- */
+
+/* 1 when s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), as Rust's str::from_utf8, which
+ * safetensors applies to the header. Cost: one pass. */
+static int utf8_valid(const uint8_t *s, size_t n, size_t *bad) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    size_t k;
+    uint8_t lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) k = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      k = 2;
+      if (c == 0xe0) lo = 0xa0;      /* overlong */
+      else if (c == 0xed) hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      k = 3;
+      if (c == 0xf0) lo = 0x90;      /* overlong */
+      else if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
+    } else {
+      *bad = i;
+      return 0;
+    }
+    if (n - i <= k || s[i + 1] < lo || s[i + 1] > hi) {
+      *bad = i;
+      return 0;
+    }
+    for (size_t j = 2; j <= k; j++)
+      if ((s[i + j] & 0xc0) != 0x80) {
+        *bad = i;
+        return 0;
+      }
+    i += k + 1;
+  }
+  return 1;
+}
+
+/* What cJSON lets through but safetensors' parser (serde_json) refuses,
+ * checked on the raw text of a header cJSON has parsed (h[0..n), so it is
+ * well-formed JSON): a raw control character inside a string, a \u0000
+ * escape (a NUL would cut the name short in C: "ab\u0000cd" read as "ab"),
+ * and a shape or data_offsets entry that is not written as an unsigned
+ * integer (4e0, 1.0, -0, 01: serde refuses them for u64). Tracks the key
+ * at depth 1 (the tensor) and 2 (shape, data_offsets) to name them.
+ * Cost: one pass. */
+static int check_raw(const char *path, const char *h, size_t n, foil_err *err) {
+  int depth = 0, elem = 0;
+  const char *str = NULL, *k1 = "", *k2 = "";
+  size_t str_n = 0, k1_n = 0, k2_n = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = h[i];
+    if (c == '"') {
+      size_t j = i + 1;
+      for (; j < n && h[j] != '"'; j++) {
+        if ((uint8_t)h[j] < 0x20)
+          return foil_err_set(err, FOIL_EINVAL, "%s: a control character (0x%02x) inside a header string", path,
+                              (uint8_t)h[j]);
+        if (h[j] == '\\') {
+          if (j + 5 < n && h[j + 1] == 'u' && !memcmp(h + j + 2, "0000", 4))
+            return foil_err_set(err, FOIL_EINVAL,
+                                "%s: a header string holds \\u0000 (a NUL; foil's names are C strings)", path);
+          j++; /* the escaped character; \uXXXX's hex digits are plain */
+        }
+      }
+      str = h + i + 1;
+      str_n = j - i - 1;
+      i = j;
+    } else if (c == ':') {
+      if (depth == 1) k1 = str, k1_n = str_n;
+      else if (depth == 2) k2 = str, k2_n = str_n;
+    } else if (c == '{' || c == '[') {
+      depth++;
+      elem = 0;
+    } else if (c == '}' || c == ']') {
+      depth--;
+    } else if (c == ',') {
+      elem++;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t j = i;
+      while (j < n && strchr("+-.0123456789eE", h[j]) && h[j]) j++;
+      int counted = depth == 3 && !(k1_n == 12 && !memcmp(k1, "__metadata__", 12)) &&
+                    ((k2_n == 5 && !memcmp(k2, "shape", 5)) || (k2_n == 12 && !memcmp(k2, "data_offsets", 12)));
+      int plain = h[i] >= '0' && h[i] <= '9' && !(h[i] == '0' && j - i > 1);
+      for (size_t q = i; plain && q < j; q++) plain = h[q] >= '0' && h[q] <= '9';
+      if (counted && !plain)
+        return foil_err_set(err, FOIL_EINVAL,
+                            "%s: tensor \"%.*s\": %.*s[%d] is %.*s, not a non-negative integer written in digits",
+                            path, (int)(k1_n > 200 ? 200 : k1_n), k1, (int)k2_n, k2, elem,
+                            (int)(j - i > 40 ? 40 : j - i), h + i);
+      i = j - 1;
+    }
+  }
+  return FOIL_OK;
+}
+
+typedef struct {
+  const char *name;
+  int idx;
+} named;
+
+static int cmp_named(const void *a, const void *b) {
+  return strcmp(((const named *)a)->name, ((const named *)b)->name);
+}
+
+/* Sorts x[0..n) by name and returns the first name that appears twice, or
+ * NULL. Cost: O(n log n) strcmp. */
+static const char *sort_find_dup(named *x, int n) {
+  qsort(x, (size_t)n, sizeof *x, cmp_named);
+  for (int i = 1; i < n; i++)
+    if (!strcmp(x[i - 1].name, x[i].name)) return x[i].name;
+  return NULL;
+}
+
 static int parse(st_file *f, foil_err *err) {
   const char *p = f->path;
   if (f->len < 8)
@@ -155,6 +280,9 @@ static int parse(st_file *f, foil_err *err) {
     return foil_err_set(err, FOIL_EINVAL, "%s: header length %llu exceeds the file's %zu bytes (truncated?)",
                         p, (unsigned long long)hl, f->len - 8);
   const char *h = f->buf + 8;
+  size_t bad = 0;
+  if (!utf8_valid((const uint8_t *)h, (size_t)hl, &bad))
+    return foil_err_set(err, FOIL_EINVAL, "%s: the header is not valid UTF-8 (byte %zu of it)", p, bad);
   if (h[0] != '{')
     return foil_err_set(err, FOIL_EINVAL, "%s: the header does not start with '{'", p);
   const char *endp = NULL;
@@ -168,13 +296,22 @@ static int parse(st_file *f, foil_err *err) {
       cJSON_Delete(root);
       return foil_err_set(err, FOIL_EINVAL, "%s: bytes after the header's JSON object", p);
     }
+  int rc = check_raw(p, h, (size_t)(endp - h), err);
+  if (rc) {
+    cJSON_Delete(root);
+    return rc;
+  }
   size_t data_len = f->len - 8 - (size_t)hl;
   const uint8_t *data = (const uint8_t *)h + hl;
-  int cap = cJSON_GetArraySize(root), rc = FOIL_OK;
+  int cap = cJSON_GetArraySize(root);
+  const char *dup;
   f->t = calloc((size_t)cap + 1, sizeof *f->t);
   f->names = calloc((size_t)cap + 1, sizeof *f->names);
+  f->by_name = calloc((size_t)cap + 1, sizeof *f->by_name);
   span *sp = calloc((size_t)cap + 1, sizeof *sp);
-  if (!f->t || !f->names || !sp) {
+  named *nm = calloc((size_t)cap + 1, sizeof *nm);
+  int *pos = calloc((size_t)cap + 1, sizeof *pos);
+  if (!f->t || !f->names || !f->by_name || !sp || !nm || !pos) {
     rc = foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", p);
     goto done;
   }
@@ -197,13 +334,14 @@ static int parse(st_file *f, foil_err *err) {
         }
         f->meta[2 * f->n_meta] = strdup(m->string);
         f->meta[2 * f->n_meta + 1] = strdup(m->valuestring);
+        if (!f->meta[2 * f->n_meta] || !f->meta[2 * f->n_meta + 1]) {
+          f->n_meta++; /* freed by st_close */
+          rc = foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", p);
+          goto done;
+        }
         f->n_meta++;
       }
       continue;
-    }
-    if (st_find(f, e->string)) {
-      rc = foil_err_set(err, FOIL_EINVAL, "%s: tensor \"%s\" appears twice in the header", p, e->string);
-      goto done;
     }
     st_tensor *t = &f->t[f->n];
     if ((rc = parse_tensor(f, e, t, &sp[f->n], data_len, err))) goto done;
@@ -214,7 +352,26 @@ static int parse(st_file *f, foil_err *err) {
     t->name = f->names[f->n];
     t->data = data + sp[f->n].begin;
     sp[f->n].idx = f->n;
+    nm[f->n] = (named){.name = t->name, .idx = f->n};
     f->n++;
+  }
+  /* Names once each (the reference keeps one entry per name): sorted, so
+   * O(n log n) for a header of millions of tiny tensors. */
+  if ((dup = sort_find_dup(nm, f->n))) {
+    rc = foil_err_set(err, FOIL_EINVAL, "%s: tensor \"%s\" appears twice in the header", p, dup);
+    goto done;
+  }
+  if (f->meta) { /* __metadata__'s keys too (cJSON keeps every copy, st_metadata would see the first) */
+    named *mk = calloc((size_t)f->n_meta + 1, sizeof *mk);
+    if (!mk) {
+      rc = foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", p);
+      goto done;
+    }
+    for (int i = 0; i < f->n_meta; i++) mk[i] = (named){.name = f->meta[2 * i], .idx = i};
+    dup = sort_find_dup(mk, f->n_meta);
+    if (dup) rc = foil_err_set(err, FOIL_EINVAL, "%s: __metadata__ key \"%s\" appears twice", p, dup);
+    free(mk);
+    if (rc) goto done;
   }
   /* Spans, in offset order, must tile the data exactly. */
   qsort(sp, (size_t)f->n, sizeof *sp, cmp_span);
@@ -239,12 +396,18 @@ static int parse(st_file *f, foil_err *err) {
       rc = foil_err_set(err, FOIL_ENOMEM, "%s: out of memory", p);
       goto done;
     }
-    for (int i = 0; i < f->n; i++) t[i] = f->t[sp[i].idx];
+    for (int i = 0; i < f->n; i++) {
+      t[i] = f->t[sp[i].idx];
+      pos[sp[i].idx] = i;
+    }
     free(f->t);
     f->t = t;
+    for (int i = 0; i < f->n; i++) f->by_name[i] = &f->t[pos[nm[i].idx]];
   }
 done:
   free(sp);
+  free(nm);
+  free(pos);
   cJSON_Delete(root);
   return rc;
 }

@@ -9,9 +9,16 @@
  * must fit the file and stay under ST_MAX_HEADER; every dtype must be one
  * of safetensors' names; shape × dtype size must equal the byte span; the
  * spans must lie inside the data, must not overlap and must cover it
- * exactly (no holes, no trailing bytes). Any violation is refused with the
- * path and the reason. Tensors of any known dtype can be listed; reading
- * as float32 accepts F32 and widens F16 and BF16 (others are refused).
+ * exactly (no holes, no trailing bytes); the header must be valid UTF-8,
+ * its strings free of raw control characters, and shape and offset
+ * entries written as plain digits (4e0, 1.0, -0 are refused, as serde
+ * does for u64). foil is stricter where a reader could be misled: a tensor
+ * name or __metadata__ key given twice (the reference keeps the last), and
+ * a string holding \u0000 (a C string would end there), are refused. Any
+ * violation is refused with the path and the reason. Cost: O(n log n) in
+ * the number of tensors (names are sorted). Tensors of any known dtype can
+ * be listed; reading as float32 accepts F32 and widens F16 and BF16
+ * (others are refused).
  *
  * Ownership: st_open returns a handle that owns the whole file in memory
  * (one read; cost: the file's size) and frees it in st_close. Views
@@ -58,7 +65,7 @@ const char *st_path(const st_file *f);
 /* Tensors in file order (by data offset). */
 int st_count(const st_file *f);
 const st_tensor *st_at(const st_file *f, int i);
-/* NULL when absent. */
+/* NULL when absent. Cost: a binary search over the names, O(log n). */
 const st_tensor *st_find(const st_file *f, const char *name);
 /* A "__metadata__" value, NULL when absent. Owned by f. */
 const char *st_metadata(const st_file *f, const char *key);

@@ -1,15 +1,26 @@
 /* test_hfmodel.c — storage/hfmodel on a tiny hand-built BERT folder:
  * tensors land where encoder.h says (q/k/v stacked, token type 0 folded
  * into positions), checkpoint -> export restores every tensor bit for bit,
- * and broken folders are refused with the file and what is wrong. */
+ * and broken folders are refused with the file and what is wrong. Also
+ * the truncation length as sentence-transformers 2.7 picks it, the
+ * Transformer module's path, a padded vocabulary, what export's
+ * config.json says, and export's refusal of a non-empty folder and its
+ * all-or-nothing publish. */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "kernels/kernels.h"
+#include "storage/ckpt.h"
 #include "storage/hfmodel.h"
 #include "storage/safetensors.h"
 #include "tests/test.h"
@@ -33,6 +44,7 @@ static const char *CONFIG = "{\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"
                             "\"layer_norm_eps\":1e-12}";
 
 static float vals[20000];
+static int file_vocab = V; /* rows of word_embeddings make_model writes */
 
 /* Writes a complete folder; skip names one tensor to leave out, bad_shape
  * one to write with a wrong shape. */
@@ -58,7 +70,7 @@ static void make_model(const char *dir, const char *skip, const char *bad_shape)
     const char *name;
     int s0, s1;
   } ts[] = {
-      {"embeddings.word_embeddings.weight", V, D}, {"embeddings.position_embeddings.weight", P, D},
+      {"embeddings.word_embeddings.weight", 0 /* file_vocab */, D}, {"embeddings.position_embeddings.weight", P, D},
       {"embeddings.token_type_embeddings.weight", TV, D}, {"embeddings.LayerNorm.weight", D, 0},
       {"embeddings.LayerNorm.bias", D, 0},
       {"encoder.layer.0.attention.self.query.weight", D, D}, {"encoder.layer.0.attention.self.query.bias", D, 0},
@@ -78,7 +90,7 @@ static void make_model(const char *dir, const char *skip, const char *bad_shape)
   size_t off = 0;
   for (int i = 0; i < NT; i++) {
     if (skip && !strcmp(skip, ts[i].name)) continue;
-    int s0 = ts[i].s0 - (bad_shape && !strcmp(bad_shape, ts[i].name));
+    int s0 = (ts[i].s0 ? ts[i].s0 : file_vocab) - (bad_shape && !strcmp(bad_shape, ts[i].name));
     e[n] = (st_entry){.name = ts[i].name, .dtype = ST_F32, .ndim = ts[i].s1 ? 2 : 1,
                       .shape = {s0, ts[i].s1}, .data = vals + off};
     off += (size_t)s0 * (ts[i].s1 ? ts[i].s1 : 1);
@@ -156,8 +168,9 @@ static void test_roundtrip(void) {
     T = encoder_tensors(m->enc); /* the reloaded model's views */
     float *w = encoder_params(m->enc) + T[ENC_WPE].offset;
     w[3] += 1.0f;
+    strcat(ex, "2/"); /* a trailing slash: the folder itself, not a temporary inside it */
     CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
-    snprintf(sp, sizeof sp, "%s/model.safetensors", ex);
+    snprintf(sp, sizeof sp, "%smodel.safetensors", ex);
     st_close(&g);
     CHECK(st_open(&g, sp, &err) == FOIL_OK);
     float got[P * D];
@@ -195,6 +208,30 @@ static void test_refusals(void) {
   refused(dir, FOIL_EINVAL, "relu", NULL);
   put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8}");
   refused(dir, FOIL_EINVAL, "num_hidden_layers", "required");
+  /* a causal BERT (transformers masks the future) or a cross-attending one */
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8,\"is_decoder\":true}");
+  refused(dir, FOIL_EINVAL, "is_decoder", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8,\"add_cross_attention\":true}");
+  refused(dir, FOIL_EINVAL, "add_cross_attention", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8,\"is_decoder\":1}"); /* Python: truthy */
+  refused(dir, FOIL_EINVAL, "is_decoder", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8,\"is_decoder\":false,\"add_cross_attention\":0}");
+  refused(dir, FOIL_EINVAL, "num_hidden_layers", "required"); /* past both flags */
+  /* options present but not strings (transformers cannot build these) */
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_act\":null}");
+  refused(dir, FOIL_EINVAL, "\"hidden_act\" must be a string", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_act\":3}");
+  refused(dir, FOIL_EINVAL, "\"hidden_act\" must be a string", NULL);
+  put(dir, "config.json", "{\"model_type\":[\"bert\"]}");
+  refused(dir, FOIL_EINVAL, "\"model_type\" must be a string", NULL);
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"position_embedding_type\":null}");
+  refused(dir, FOIL_EINVAL, "\"position_embedding_type\" must be a string", NULL);
+  make_model(dir, NULL, NULL);
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":8,"
+                          "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":16,"
+                          "\"vocab_size\":10,\"max_position_embeddings\":16,\"layer_norm_eps\":\"1e-12\"}");
+  refused(dir, FOIL_EINVAL, "layer_norm_eps", "config.json");
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_size\":8}");
   put(dir, "config.json", "{\"model_type\":\"bert\",");
   refused(dir, FOIL_EINVAL, "not valid JSON", NULL);
   make_model(dir, NULL, NULL);
@@ -328,6 +365,237 @@ static void test_module_paths(void) {
   accepted(via, POOL_FIRST);
 }
 
+/* dir/name parsed as JSON (NULL when absent or bad); the caller deletes it. */
+static cJSON *json_at(const char *dir, const char *name) {
+  char p[1200], *text = NULL;
+  size_t n = 0;
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  if (foil_read_file(p, &text, &n, NULL)) return NULL;
+  cJSON *j = cJSON_Parse(text);
+  free(text);
+  return j;
+}
+
+static double json_num(const char *dir, const char *name, const char *key) {
+  cJSON *j = json_at(dir, name);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+  double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+  cJSON_Delete(j);
+  return d;
+}
+
+/* Imports dir and returns max_seq_length (-1: refused). */
+static int imported_max_seq(const char *dir) {
+  hf_model *m = NULL;
+  foil_err err = {0};
+  int rc = hf_import(dir, &m, &err), v = rc ? -1 : m->max_seq_length;
+  CHECKF(rc == FOIL_OK, "%s: %s", dir, err.msg);
+  hf_model_destroy(&m);
+  return v;
+}
+
+/* Review finding 1: without max_seq_length, sentence-transformers 2.7
+ * truncates at min(max_position_embeddings, tokenizer model_max_length),
+ * HF's "no limit" (1e30) counting as unset; export writes what import
+ * used, so the exported folder truncates there too. */
+static void test_max_seq(void) {
+  char dir[700], ck[700], ex[700];
+  snprintf(dir, sizeof dir, "%s/maxseq", root);
+  snprintf(ck, sizeof ck, "%s/maxseq.h5", root);
+  snprintf(ex, sizeof ex, "%s/maxseq_export", root);
+  make_model(dir, NULL, NULL);
+  put(dir, "tokenizer_config.json", "{\"do_lower_case\":true,\"model_max_length\":12}");
+  CHECK(imported_max_seq(dir) == 12);
+  put(dir, "tokenizer_config.json", "{\"do_lower_case\":true,\"model_max_length\":100}");
+  CHECK(imported_max_seq(dir) == P); /* min with the positions */
+  put(dir, "tokenizer_config.json", "{\"model_max_length\":1000000000000000019884624838656}");
+  CHECK(imported_max_seq(dir) == 0); /* unset: the positions */
+  put(dir, "tokenizer_config.json", "{\"model_max_length\":\"12\"}");
+  refused(dir, FOIL_EINVAL, "model_max_length", "tokenizer_config.json");
+  put(dir, "tokenizer_config.json", "{\"model_max_length\":12}");
+  put(dir, "sentence_bert_config.json", "{\"max_seq_length\":10}");
+  CHECK(imported_max_seq(dir) == 10); /* sentence_bert_config.json first */
+  put(dir, "sentence_bert_config.json", "{\"max_seq_length\":null}");
+  CHECK(imported_max_seq(dir) == 12); /* null is None: the tokenizer's */
+  char p[1500];
+  snprintf(p, sizeof p, "rm '%s/modules.json' '%s/sentence_bert_config.json'", dir, dir);
+  CHECK(system(p) == 0);
+  CHECK(imported_max_seq(dir) == 12); /* a plain Hugging Face folder */
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK, "%s", err.msg);
+  if (m) CHECKF(hf_save_ckpt(m, ck, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  CHECK(hf_encode_len(ck, P) == 12);
+  CHECKF(hf_load_ckpt(ck, &m, &err) == FOIL_OK, "%s", err.msg);
+  if (m) CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  CHECK(json_num(ex, "sentence_bert_config.json", "max_seq_length") == 12);
+  CHECK(json_num(ex, "tokenizer_config.json", "model_max_length") == 12);
+}
+
+/* Review finding 4: sentence-transformers reads the model from the
+ * Transformer module's path (older folders: 0_Transformer/). */
+static void test_transformer_path(void) {
+  char dir[700], p[3000];
+  snprintf(dir, sizeof dir, "%s/trpath", root);
+  make_model(dir, NULL, NULL);
+  snprintf(p, sizeof p,
+           "cd '%s' && mkdir 0_Transformer && mv config.json model.safetensors vocab.txt tokenizer_config.json "
+           "0_Transformer/",
+           dir);
+  CHECK(system(p) == 0);
+  put(dir, "modules.json",
+      "[{\"idx\":0,\"name\":\"0\",\"path\":\"0_Transformer\",\"type\":\"sentence_transformers.models.Transformer\"},"
+      "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"}]");
+  snprintf(p, sizeof p, "%s/0_Transformer", dir);
+  put(p, "sentence_bert_config.json", "{\"max_seq_length\":9}");
+  put(dir, "sentence_bert_config.json", "{\"max_seq_length\":5}"); /* not the module's: ignored */
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  if (m) CHECK(m->max_seq_length == 9 && encoder_cfg(m->enc)->d_model == D && !m->normalize);
+  hf_model_destroy(&m);
+  /* a root config.json of another model is not the one read */
+  put(dir, "config.json", "{\"model_type\":\"roberta\"}");
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  hf_model_destroy(&m);
+  /* the module's folder lacking config.json: named */
+  snprintf(p, sizeof p, "rm '%s/0_Transformer/config.json'", dir);
+  CHECK(system(p) == 0);
+  refused(dir, FOIL_ENOTFOUND, "0_Transformer/config.json", "missing");
+}
+
+/* Review finding 9: vocab_size above vocab.txt's lines (a padded matrix)
+ * imports with one row per token (so the checkpoint opens as every foil
+ * job opens it: tokenizer size == vocab), and export restores the rows. */
+static void test_padded_vocab(void) {
+  char dir[700], ck[700], ex[700], sp[800];
+  snprintf(dir, sizeof dir, "%s/padded", root);
+  snprintf(ck, sizeof ck, "%s/padded.h5", root);
+  snprintf(ex, sizeof ex, "%s/padded_export", root);
+  file_vocab = V + 2;
+  make_model(dir, NULL, NULL);
+  file_vocab = V;
+  put(dir, "config.json", "{\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":8,"
+                          "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":16,"
+                          "\"vocab_size\":12,\"max_position_embeddings\":16,\"type_vocab_size\":2}");
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  if (!m) return;
+  CHECK(encoder_cfg(m->enc)->vocab == V && tokenizer_vocab_size(m->tok) == V && m->wte_tail_rows == 2);
+  CHECKF(hf_save_ckpt(m, ck, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  /* what init_from, refresh and serving read */
+  encoder_config cfg;
+  CHECKF(ckpt_read_config(ck, &cfg, &err) == FOIL_OK && cfg.vocab == V, "%s", err.msg);
+  CHECKF(hf_load_ckpt(ck, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  if (!m) return;
+  CHECK(m->wte_tail_rows == 2);
+  CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  CHECK(json_num(ex, "config.json", "vocab_size") == V + 2);
+  st_file *a = NULL, *b = NULL;
+  snprintf(sp, sizeof sp, "%s/model.safetensors", dir);
+  CHECK(st_open(&a, sp, &err) == FOIL_OK);
+  snprintf(sp, sizeof sp, "%s/model.safetensors", ex);
+  CHECK(st_open(&b, sp, &err) == FOIL_OK);
+  const st_tensor *x = a ? st_find(a, "embeddings.word_embeddings.weight") : NULL;
+  const st_tensor *y = b ? st_find(b, "embeddings.word_embeddings.weight") : NULL;
+  CHECK(x && y && y->shape[0] == V + 2 && x->nbytes == y->nbytes && !memcmp(x->data, y->data, x->nbytes));
+  st_close(&a);
+  st_close(&b);
+}
+
+/* Review finding 8: export's config.json describes the bare float32
+ * encoder it writes, not the original's head or dtype. */
+static void test_export_config(void) {
+  char dir[700], ex[700];
+  snprintf(dir, sizeof dir, "%s/mlm", root);
+  snprintf(ex, sizeof ex, "%s/mlm_export", root);
+  make_model(dir, NULL, NULL);
+  put(dir, "config.json", "{\"architectures\":[\"BertForMaskedLM\"],\"torch_dtype\":\"float16\","
+                          "\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":8,"
+                          "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":16,"
+                          "\"vocab_size\":10,\"max_position_embeddings\":16,\"type_vocab_size\":2}");
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  if (m) CHECKF(hf_export(m, ex, &err) == FOIL_OK, "%s", err.msg);
+  hf_model_destroy(&m);
+  cJSON *j = json_at(ex, "config.json");
+  const cJSON *ar = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+  const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "torch_dtype");
+  CHECK(cJSON_GetArraySize(ar) == 1 && cJSON_IsString(ar->child) && !strcmp(ar->child->valuestring, "BertModel"));
+  CHECK(cJSON_IsString(dt) && !strcmp(dt->valuestring, "float32"));
+  cJSON_Delete(j);
+}
+
+/* entries of dir whose names start with prefix */
+static int count_entries(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  if (!d) return 0;
+  for (struct dirent *e; (e = readdir(d));)
+    n += !strncmp(e->d_name, prefix, strlen(prefix));
+  closedir(d);
+  return n;
+}
+
+/* Review finding 3: export refuses a folder holding anything (another
+ * model's tokenizer.json would win over the new vocab.txt), accepts an
+ * empty one, and publishes all or nothing: a write failing half-way
+ * leaves neither the folder nor its temporary. */
+static void test_export_publish(void) {
+  char dir[700], ck[700], out[700], p[1500];
+  snprintf(dir, sizeof dir, "%s/pub", root);
+  snprintf(ck, sizeof ck, "%s/pub.h5", root);
+  make_model(dir, NULL, NULL);
+  hf_model *m = NULL;
+  foil_err err = {0};
+  CHECKF(hf_import(dir, &m, &err) == FOIL_OK && m, "%s", err.msg);
+  if (!m) return;
+  /* a folder with a stale tokenizer.json: refused, left as it was */
+  snprintf(out, sizeof out, "%s/pub_stale", root);
+  snprintf(p, sizeof p, "mkdir -p '%s'", out);
+  CHECK(system(p) == 0);
+  put(out, "tokenizer.json", "{\"stale\":true}");
+  CHECK(hf_export(m, out, &err) == FOIL_EEXIST && strstr(err.msg, "not empty") && strstr(err.msg, out));
+  CHECK(count_entries(out, "") == 3); /* ".", "..", tokenizer.json */
+  CHECK(count_entries(root, "pub_stale.tmp") == 0);
+  snprintf(p, sizeof p, "%s/config.json", out);
+  CHECK(access(p, F_OK) != 0);
+  /* a file of that name: refused */
+  snprintf(p, sizeof p, "%s/tokenizer.json", out);
+  CHECK(hf_export(m, p, &err) == FOIL_EEXIST && strstr(err.msg, "not a folder"));
+  /* an empty folder, and missing parents: fine */
+  snprintf(out, sizeof out, "%s/pub_empty", root);
+  snprintf(p, sizeof p, "mkdir -p '%s'", out);
+  CHECK(system(p) == 0);
+  CHECKF(hf_export(m, out, &err) == FOIL_OK, "%s", err.msg);
+  snprintf(p, sizeof p, "%s/model.safetensors", out);
+  CHECK(access(p, F_OK) == 0);
+  snprintf(out, sizeof out, "%s/pub_new/a/b", root);
+  CHECKF(hf_export(m, out, &err) == FOIL_OK, "%s", err.msg);
+  /* the weights' write fails (a file size limit: EFBIG, as ENOSPC would):
+   * config.json was written first, yet nothing is left */
+  snprintf(out, sizeof out, "%s/pub_fail", root);
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {.rlim_cur = 2048, .rlim_max = 2048};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    foil_err e2 = {0};
+    _exit(hf_export(m, out, &e2) == FOIL_OK ? 0 : 3);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 3);
+  CHECKF(access(out, F_OK) != 0, "%s exists after a failed export", out);
+  CHECK(count_entries(root, "pub_fail") == 0); /* nor its temporary */
+  hf_model_destroy(&m);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(root, sizeof root, "%s/hfmodel.%d", t ? t : "/tmp", (int)getpid());
@@ -335,6 +603,11 @@ int main(void) {
   RUN(test_roundtrip);
   RUN(test_refusals);
   RUN(test_module_paths);
+  RUN(test_max_seq);
+  RUN(test_transformer_path);
+  RUN(test_padded_vocab);
+  RUN(test_export_config);
+  RUN(test_export_publish);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) return 1;

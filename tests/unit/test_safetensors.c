@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/safetensors.h"
@@ -167,6 +168,39 @@ static void test_corruptions(void) {
   corrupt("rank.safetensors", T1("F32", "[1,1,1,1,1,1,1,1,1]", "[0,4]"), 4, FOIL_EINVAL, "dimensions");
   corrupt("overflow.safetensors", T1("F32", "[4294967296,4294967296]", "[0,4]"), 4, FOIL_EINVAL,
           "overflows");
+  /* what serde refuses and cJSON let through (review finding 6) */
+  corrupt("utf8.safetensors", "{\"a\xff\xfe\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+          FOIL_EINVAL, "not valid UTF-8");
+  corrupt("utf8-overlong.safetensors", "{\"a\xc0\xae\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+          FOIL_EINVAL, "not valid UTF-8");
+  corrupt("utf8-surrogate.safetensors",
+          "{\"a\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, FOIL_EINVAL,
+          "not valid UTF-8");
+  corrupt("nul.safetensors", "{\"ab\\u0000cd\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+          FOIL_EINVAL, "u0000");
+  corrupt("ctrl.safetensors", "{\"a\tb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+          FOIL_EINVAL, "control character");
+  corrupt("expo.safetensors", T1("F32", "[1]", "[0,4e0]"), 4, FOIL_EINVAL, "data_offsets[1] is 4e0");
+  corrupt("frac.safetensors", T1("F32", "[1.0]", "[0,4]"), 4, FOIL_EINVAL, "shape[0] is 1.0");
+  corrupt("negzero.safetensors", T1("F32", "[1]", "[-0,4]"), 4, FOIL_EINVAL, "data_offsets[0] is -0");
+  corrupt("lead0.safetensors", T1("F32", "[01]", "[0,4]"), 4, FOIL_EINVAL, "shape[0] is 01");
+  corrupt("dupmeta.safetensors", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, FOIL_EINVAL,
+          "\"k\" appears twice");
+  /* escapes that are fine: \\ then u0000 is a backslash and text; a
+   * non-ASCII name in UTF-8; \u00e9 */
+  path_of(p, sizeof p, "okesc.safetensors");
+  const char *okh = "{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                    "\"caf\xc3\xa9\\u00e9\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                    "\"__metadata__\":{\"n\":\"1.5e3\"}}";
+  uint8_t eight[8] = {0};
+  write_raw(p, okh, strlen(okh), eight, 8);
+  {
+    st_file *g = NULL;
+    foil_err e2 = {0};
+    CHECKF(st_open(&g, p, &e2) == FOIL_OK, "%s", e2.msg);
+    CHECK(g && st_find(g, "a\\u0000") && st_find(g, "caf\xc3\xa9\xc3\xa9"));
+    st_close(&g);
+  }
   /* a good file cut short loses its last bytes: refused, not misread */
   path_of(p, sizeof p, "rt.safetensors");
   char q[600];
@@ -187,6 +221,47 @@ static void test_corruptions(void) {
   st_close(&ok);
 }
 
+/* Many tiny tensors (53 header bytes each; a 100 MB header holds ~2M):
+ * the duplicate-name check and st_find must not be quadratic (review
+ * finding 5: 80k names took 10 s). */
+static void test_many(void) {
+  enum { N = 80000 };
+  char p[600];
+  path_of(p, sizeof p, "many.safetensors");
+  size_t cap = (size_t)N * 64 + 64, len = 0;
+  char *h = malloc(cap);
+  if (!h) return;
+  len += (size_t)snprintf(h + len, cap - len, "{");
+  for (int i = 0; i < N; i++)
+    len += (size_t)snprintf(h + len, cap - len, "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                            i ? "," : "", i);
+  snprintf(h + len, cap - len, "}");
+  write_raw(p, h, strlen(h), NULL, 0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  st_file *f = NULL;
+  foil_err err = {0};
+  CHECKF(st_open(&f, p, &err) == FOIL_OK, "%s", err.msg);
+  int found = 1;
+  for (int i = 0; f && i < N; i += 997) {
+    char nm[32];
+    snprintf(nm, sizeof nm, "t%d", i);
+    const st_tensor *t = st_find(f, nm);
+    found &= t && !strcmp(t->name, nm);
+  }
+  CHECK(f && st_count(f) == N && found && !st_find(f, "t80000"));
+  st_close(&f);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  printf("  %d tensors: st_open and %d st_find in %.3f s\n", N, N / 997 + 1, s);
+  CHECKF(s < 1.0, "st_open of %d tensors took %.2f s (quadratic?)", N, s); /* was 10 s */
+  /* the same with a duplicate at the very end */
+  snprintf(h + len, cap - len, ",\"t7\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}");
+  write_raw(p, h, strlen(h), NULL, 0);
+  CHECK(st_open(&f, p, &err) == FOIL_EINVAL && strstr(err.msg, "\"t7\" appears twice"));
+  free(h);
+}
+
 int main(void) {
   const char *t = getenv("FOIL_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/safetensors.%d", t ? t : "/tmp", (int)getpid());
@@ -196,6 +271,7 @@ int main(void) {
   RUN(test_roundtrip);
   RUN(test_widen);
   RUN(test_corruptions);
+  RUN(test_many);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 1;
   TEST_EXIT();
