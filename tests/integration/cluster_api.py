@@ -23,25 +23,9 @@ import uuid
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from foilcluster import ApiError, Client, Cluster, STATE, pb  # noqa: E402
+from foilcluster import ApiError, Client, Cluster, STATE, check, expect_error, failures, pb, report  # noqa: E402
 
 C, W = pb.control, pb.worker
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-
-
-def expect_error(code, fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except ApiError as e:
-        check(e.code == code, "expected %s, got %s (%s)" % (code, e.code, e.message))
-        return e
-    check(False, "expected %s, got success" % code)
 
 
 class FakeWorker:
@@ -484,10 +468,7 @@ def main():
     finally:
         codes = c.stop()
     check(codes.get("coordinator") == 0, "coordinator exits 0 on SIGTERM (no leaks): %s" % codes)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all checks passed")
+    sys.exit(report("cluster_api"))
 
 
 if __name__ == "__main__":

@@ -30,35 +30,10 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from foilcluster import ApiError, Client, Cluster, curve_client, pb  # noqa: E402
+from foilcluster import (ApiError, Client, Cluster, check, curve_client, expect_error, gen_key, key_set,  # noqa: E402
+                         pb, report)
 
 C, W = pb.control, pb.worker
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-    else:
-        print("ok:", what, flush=True)
-
-
-def expect_error(code, fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except ApiError as e:
-        check(e.code == code, "expected %s, got %s (%s)" % (code, e.code, e.message))
-        return e
-    check(False, "expected %s, got success" % code)
-
-
-def gen(build, keys, name, role):
-    r = subprocess.run([os.path.join(build, "foil"), "keys", "gen", name, "--role", role, "--dir", keys],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    sec = os.path.join(keys, name + ".key_secret")
-    assert (os.stat(sec).st_mode & 0o777) == 0o600, "secret key file mode"
 
 
 def spec(argv=("sleep", "30"), name="job"):
@@ -142,14 +117,9 @@ def storm(host, port, stop, counts):
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     shutil.rmtree(scratch, ignore_errors=True)
-    keys, allow = os.path.join(scratch, "keys"), os.path.join(scratch, "allow")
-    os.makedirs(allow)
-    for name, role in [("coord", "admin"), ("root", "admin"), ("alice", "submitter"), ("bob", "submitter"),
-                       ("rita", "reader"), ("w1", "worker"), ("eve", "submitter")]:
-        gen(build, keys, name, role)
-    for name in ("root", "alice", "bob", "rita", "w1"):
-        shutil.copy(os.path.join(keys, name + ".key"), allow)
-    k = lambda n: (os.path.join(keys, n + ".key_secret"), os.path.join(keys, "coord.key"))  # noqa: E731
+    roles = [("coord", "admin"), ("root", "admin"), ("alice", "submitter"), ("bob", "submitter"),
+             ("rita", "reader"), ("w1", "worker"), ("eve", "submitter")]
+    keys, allow, k = key_set(build, scratch, "coord", roles, allowed=("root", "alice", "bob", "rita", "w1"))
 
     # ---- without keys: loopback only, unless --insecure -------------------------------
     c0 = Cluster(build, os.path.join(scratch, "plain"))
@@ -322,7 +292,7 @@ def main():
     # coordinator). A wrong server key only makes the coordinator hang up,
     # as a proxy whose coordinator is down would: that worker says so in its
     # log and keeps trying (code None), unregistered.
-    gen(build, keys, "mallory", "worker")
+    gen_key(build, keys, "mallory", "worker")
     mallory_pub = [ln.split("=", 1)[1].strip().strip('"') for ln in open(os.path.join(keys, "mallory.key"))
                    if ln.startswith("public-key")][0]
     cases = (("w9", ["--key", k("mallory")[0], "--server-key", k("mallory")[1]], "an unknown key", 12,
@@ -354,10 +324,7 @@ def main():
     alice.close(), bob.close(), rita.close()
     codes = c.stop()
     check(all(v == 0 for v in codes.values()), "clean exits %s" % codes)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("cluster_auth: all checks passed")
+    sys.exit(report("cluster_auth"))
 
 
 if __name__ == "__main__":

@@ -17,40 +17,15 @@ usage: cluster_limits.py BUILD_DIR SCRATCH_DIR
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from foilcluster import ApiError, Client, Cluster, curve_client, pb  # noqa: E402
+from foilcluster import Client, Cluster, check, curve_client, expect_error, key_set, pb, report  # noqa: E402
 
 C = pb.control
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-    else:
-        print("ok:", what, flush=True)
-
-
-def expect_error(code, fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except ApiError as e:
-        check(e.code == code, "expected %s, got %s (%s)" % (code, e.code, e.message))
-        return e
-    check(False, "expected %s, got success" % code)
-
-
-def gen(build, keys, name, role):
-    r = subprocess.run([os.path.join(build, "foil"), "keys", "gen", name, "--role", role, "--dir", keys],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
 
 
 def rss_kb(pid):
@@ -73,14 +48,8 @@ BIG_JSON = json.dumps({"pad": "y" * (250 << 10)})     # under the 256 KiB spec_j
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     shutil.rmtree(scratch, ignore_errors=True)
-    keys, allow = os.path.join(scratch, "keys"), os.path.join(scratch, "allow")
-    os.makedirs(allow)
-    for name, role in [("coord", "admin"), ("root", "admin"), ("alice", "submitter"), ("bob", "submitter"),
-                       ("rita", "reader")]:
-        gen(build, keys, name, role)
-        if name != "coord":
-            shutil.copy(os.path.join(keys, name + ".key"), allow)
-    k = lambda n: (os.path.join(keys, n + ".key_secret"), os.path.join(keys, "coord.key"))  # noqa: E731
+    roles = [("coord", "admin"), ("root", "admin"), ("alice", "submitter"), ("bob", "submitter"), ("rita", "reader")]
+    keys, allow, k = key_set(build, scratch, "coord", roles, allowed=("root", "alice", "bob", "rita"))
 
     c = Cluster(build, os.path.join(scratch, "root"))
     c.keys = k("root")
@@ -91,10 +60,7 @@ def main():
     finally:
         codes = c.stop()
     check(codes.get("coordinator") == 0, "coordinator exits 0 on SIGTERM: %s" % codes)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        sys.exit(1)
-    print("all checks passed")
+    sys.exit(report("cluster_limits"))
 
 
 def run(c, k):

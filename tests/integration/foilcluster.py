@@ -12,6 +12,10 @@ and kept across restarts, so workers reconnect to a restarted coordinator.
     jid = c.submit_command(["sh", "-c", "echo hi"])
     job = c.wait_state(jid, {"JOB_COMPLETED"}, timeout=30)
     c.stop()
+
+For the test scripts: check() and expect_error() record what failed in
+`failures` and report() ends a script with it; gen_key() and key_set()
+make key pairs with `foil keys gen` for CURVE servers and their clients.
 """
 import atexit
 import json
@@ -74,11 +78,70 @@ def curve_client(sock, key_secret, server_key):
     sock.curve_serverkey = srv["public-key"]
 
 
+def gen_key(build, keys, name, role):
+    """A key pair NAME.key / NAME.key_secret of role in the folder keys, by
+    `foil keys gen` of the build; the secret must be the owner's alone."""
+    r = subprocess.run([os.path.join(build, "foil"), "keys", "gen", name, "--role", role, "--dir", keys],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sec = os.path.join(keys, name + ".key_secret")
+    assert (os.stat(sec).st_mode & 0o777) == 0o600, "secret key file mode"
+
+
+def key_set(build, scratch, server, roles, allowed):
+    """Key pairs for a CURVE server and its clients: gen_key for each (name,
+    role) of roles into SCRATCH/keys, and the public keys of the names in
+    allowed copied to SCRATCH/allow (the server's --allow-keys). Returns
+    (keys, allow, k): k(name) is (NAME.key_secret, the server's NAME.key),
+    as Client's keys= and curve_client take them."""
+    keys, allow = os.path.join(scratch, "keys"), os.path.join(scratch, "allow")
+    os.makedirs(allow)
+    for name, role in roles:
+        gen_key(build, keys, name, role)
+    for name in allowed:
+        shutil.copy(os.path.join(keys, name + ".key"), allow)
+    server_pub = os.path.join(keys, server + ".key")
+    return keys, allow, lambda name: (os.path.join(keys, name + ".key_secret"), server_pub)
+
+
 class ApiError(Exception):
     def __init__(self, code, message):
         super().__init__("%s: %s" % (_control.Code.Name(code), message))
         self.code = _control.Code.Name(code)
         self.message = message
+
+
+# ---- checks ------------------------------------------------------------------
+failures = []  # what check() found false, in order (a script's exit status)
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAILED:", what, flush=True)
+    else:
+        print("ok:", what, flush=True)
+
+
+def expect_error(code, fn, *args, **kw):
+    """Checks that fn(*args, **kw) raises ApiError of code (a Code name, as
+    "INVALID_ARGUMENT"); returns the error, None when it succeeded."""
+    try:
+        fn(*args, **kw)
+    except ApiError as e:
+        check(e.code == code, "expected %s, got %s (%s)" % (code, e.code, e.message))
+        return e
+    check(False, "expected %s, got success" % code)
+
+
+def report(name):
+    """Says how many checks failed, or that all passed; the script's exit
+    status (1 if any failed)."""
+    if failures:
+        print("%s: %d check(s) failed" % (name, len(failures)))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
 
 
 class Client:

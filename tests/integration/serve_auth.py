@@ -26,17 +26,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "clients", "python"))
 import serve_swap as sw  # noqa: E402  (the index format, writing versions from Python)
 from cluster_auth import storm  # noqa: E402
+from foilcluster import check, failures, key_set, report  # noqa: E402
 from search_client import SearchClient, SearchError  # noqa: E402
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-    else:
-        print("ok:", what, flush=True)
 
 
 def refused(client, what):
@@ -61,16 +52,13 @@ def denied(fn, what):
 def main():
     build, scratch = sys.argv[1], sys.argv[2]
     shutil.rmtree(scratch, ignore_errors=True)
-    root, keys, allow = (os.path.join(scratch, d) for d in ("root", "keys", "allow"))
-    os.makedirs(root), os.makedirs(allow)
+    root = os.path.join(scratch, "root")
+    os.makedirs(root)
     foil = os.path.join(build, "foil")
-    for name, role in [("srv", "admin"), ("root", "admin"), ("rita", "reader"), ("w1", "worker"),
-                       ("eve", "reader"), ("rtr", "admin")]:
-        subprocess.check_call([foil, "keys", "gen", name, "--role", role, "--dir", keys], stdout=subprocess.DEVNULL)
-    for name in ("root", "rita", "w1", "rtr"):
-        shutil.copy(os.path.join(keys, name + ".key"), allow)
+    roles = [("srv", "admin"), ("root", "admin"), ("rita", "reader"), ("w1", "worker"), ("eve", "reader"),
+             ("rtr", "admin")]
+    keys, allow, k = key_set(build, scratch, "srv", roles, allowed=("root", "rita", "w1", "rtr"))
     srv_pub = os.path.join(keys, "srv.key")
-    k = lambda n: (os.path.join(keys, n + ".key_secret"), srv_pub)  # noqa: E731
     curve = ["--curve-key", os.path.join(keys, "srv.key_secret"), "--allow-keys", allow]
     ids, x, _ = sw.publish(root, "ix", 1)
 
@@ -151,11 +139,7 @@ def main():
     for srv, what in ((rt, "router"), (s0, "shard 0"), (s1, "shard 1"), (s, "foil-serve")):
         srv.stop(what)
     failures.extend(sw.failures)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("serve_auth: all checks passed")
-    return 0
+    return report("serve_auth")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 /* test_coord.c — the coordinator's state transitions, driven as its loop
  * drives them: a real coord (coord_new) on a fresh data root, inproc
  * endpoints, frames handed to coord_api_handle / coord_wp_handle, replies
- * read back on DEALER sockets (one per worker, "cli" for the control API).
- * A store that refuses a write is made with a SQLite trigger that aborts
- * it (from a second connection to coordinator.db).
+ * read back on DEALER sockets (one per worker, "cli" for the control API;
+ * the coordinator, cli and the control API from coord_rig.h). A store that
+ * refuses a write is made with a SQLite trigger that aborts it (from a
+ * second connection to coordinator.db).
  *
  * What it proves:
  *  - a gang that needs more than 64 workers is not started (never with
@@ -55,71 +56,10 @@
 #include "common/log.h"
 #include "coordinator/coord_int.h"
 #include "tests/test.h"
+#include "tests/unit/coord_rig.h"
 #include "worker/agent/outbox.h"
 
-static char base[512], root[600];
-static coord *C;
-static FILE *coord_log_file;
-static void *socks[80];
-static int nsocks, ninst;
-static void *cli;
-
-/* ---- a coordinator and its peers ---------------------------------------------- */
-
-/* Waits until the ROUTER `router` routes to the DEALER s (its handshake is
- * done in the I/O thread): s says hello, the router receives it. */
-static void joined(void *router, void *s) {
-  zmq_send(s, "", 0, 0);
-  int ms = 2000;
-  zmq_setsockopt(router, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  int more = 1, got = 0;
-  while (more && zmq_msg_recv(&f, router, 0) >= 0) {
-    got++;
-    more = zmq_msg_more(&f);
-  }
-  zmq_msg_close(&f);
-  CHECK(got == 2);
-}
-
-/* Opens the coordinator of root (0), as after a restart; C NULL when it
- * does not start. */
-static int start(void) {
-  char ctl[64], wrk[64];
-  snprintf(ctl, sizeof ctl, "inproc://tc-ctl-%d", ninst);
-  snprintf(wrk, sizeof wrk, "inproc://tc-wrk-%d", ninst++);
-  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file};
-  foil_err err = {0};
-  C = NULL;
-  CHECKF(coord_new(&C, &o, &err) == 0, "the data root does not load: %s", err.msg);
-  nsocks = 0;
-  if (!C) return -1;
-  cli = zmq_socket(C->zctx, ZMQ_DEALER);
-  zmq_setsockopt(cli, ZMQ_ROUTING_ID, "cli", 3);
-  zmq_connect(cli, C->ctl_ep);
-  socks[nsocks++] = cli;
-  joined(C->ctl, cli);
-  return 0;
-}
-
-static void stop(void) {
-  int zero = 0;
-  for (int i = 0; i < nsocks; i++) {
-    zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
-    zmq_close(socks[i]);
-  }
-  nsocks = 0;
-  coord_destroy(&C);
-}
-
-/* A fresh data root for one test. */
-static int fresh(const char *name) {
-  snprintf(root, sizeof root, "%s/%s", base, name);
-  foil_err err = {0};
-  foil_mkdirs(root, &err);
-  return start();
-}
+/* ---- the coordinator's peers (the coordinator, cli and the API: coord_rig.h) ---------- */
 
 /* A worker's socket, connected as `name`. */
 static void *peer(const char *name) {
@@ -128,26 +68,10 @@ static void *peer(const char *name) {
   int ms = 1000;
   zmq_setsockopt(s, ZMQ_RCVTIMEO, &ms, sizeof ms);
   zmq_connect(s, C->wrk_ep);
+  CHECK(nsocks < RIG_MAX_SOCKS);
   socks[nsocks++] = s;
   joined(C->wrk, s);
   return s;
-}
-
-/* Hands msg to a handler as received from `from` (api: the control API). */
-static void feed(int api, const char *from, const ProtobufCMessage *msg) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  wire_msg m;
-  memset(&m, 0, sizeof m);
-  zmq_msg_init_size(&m.route[0], strlen(from));
-  memcpy(zmq_msg_data(&m.route[0]), from, strlen(from));
-  m.nroute = 1;
-  zmq_msg_init_size(&m.body, len);
-  protobuf_c_message_pack(msg, zmq_msg_data(&m.body));
-  m.has_body = 1;
-  foil_err e = {0};
-  if (api) coord_api_handle(C, &m, 0, &e);
-  else coord_wp_handle(C, &m, 0, &e);
-  wire_msg_close(&m);
 }
 
 /* The next message on a worker's socket s (within its 1 s timeout) with
@@ -176,8 +100,6 @@ static Foil__V1__CoordinatorMessage *next_msg(void *s, uint64_t rid) {
 
 /* The answer to request rid (> 0). */
 static Foil__V1__CoordinatorMessage *answer(void *s, uint64_t rid) { return next_msg(s, rid); }
-
-static uint64_t next_rid = 100;
 
 /* Sends a worker message from `name` (its socket s) and returns the answer. */
 static Foil__V1__CoordinatorMessage *wp(void *s, const char *name, Foil__V1__WorkerMessage *q) {
@@ -230,35 +152,6 @@ static int finished(void *s, const char *name, uint64_t job, uint64_t token, int
   return wp_code(wp(s, name, &q));
 }
 
-/* A control API request; returns the reply (the caller frees it). */
-static Foil__V1__Reply *api(Foil__V1__Request *q) {
-  q->request_id = ++next_rid;
-  feed(1, "cli", &q->base);
-  int ms = 1000;
-  zmq_setsockopt(cli, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  Foil__V1__Reply *r = NULL;
-  if (zmq_msg_recv(&f, cli, 0) >= 0) r = foil__v1__reply__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
-  zmq_msg_close(&f);
-  CHECK(r && r->request_id == q->request_id);
-  return r;
-}
-
-static int api_code(Foil__V1__Reply *r) {
-  int code = !r ? -1 : r->body_case == FOIL__V1__REPLY__BODY_ERROR ? client_code_to_err(r->error->code) : 0;
-  if (r) foil__v1__reply__free_unpacked(r, NULL);
-  return code;
-}
-
-static int cancel(uint64_t job) {
-  Foil__V1__CancelRequest x = FOIL__V1__CANCEL_REQUEST__INIT;
-  x.job_id = job;
-  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
-  q.body_case = FOIL__V1__REQUEST__BODY_CANCEL, q.cancel = &x;
-  return api_code(api(&q));
-}
-
 static int drain(const char *worker) {
   Foil__V1__DrainRequest x = FOIL__V1__DRAIN_REQUEST__INIT;
   x.worker = (char *)worker;
@@ -267,34 +160,7 @@ static int drain(const char *worker) {
   return api_code(api(&q));
 }
 
-/* Submits a command job of `ranks` ranks (nodes 0); its id. */
-static uint64_t submit_ranks(uint32_t ranks, const char *sid, int *rc_out) {
-  char *argv[] = {"true"};
-  Foil__V1__Resources r = FOIL__V1__RESOURCES__INIT;
-  r.ranks = ranks;
-  Foil__V1__JobSpec s = FOIL__V1__JOB_SPEC__INIT;
-  s.kind = "command", s.spec_json = "{}", s.argv = argv, s.n_argv = 1, s.resources = &r;
-  uint64_t id = 0;
-  int existing = 0;
-  foil_err err = {0};
-  int rc = coord_submit(C, &s, sid ? sid : "", "", &id, &existing, &err);
-  if (rc_out) *rc_out = rc;
-  else CHECKF(rc == 0, "%s", err.msg);
-  return id;
-}
-
-/* Runs SQL on coordinator.db from a second connection (triggers that make
- * the coordinator's writes fail). */
-static void sql(const char *text) {
-  char p[700];
-  snprintf(p, sizeof p, "%s/coordinator.db", root);
-  sqlite3 *db = NULL;
-  CHECK(sqlite3_open(p, &db) == SQLITE_OK);
-  char *msg = NULL;
-  CHECKF(sqlite3_exec(db, text, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", text, msg ? msg : "");
-  sqlite3_free(msg);
-  sqlite3_close(db);
-}
+/* Triggers (sql) that make the coordinator's writes fail. */
 #define FAIL_JOB_UPDATES "CREATE TRIGGER fail_jobs BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END"
 #define FAIL_WORKER_WRITES \
   "CREATE TRIGGER fail_workers BEFORE INSERT ON workers BEGIN SELECT RAISE(ABORT, 'injected'); END"
@@ -309,7 +175,7 @@ static int utf8_ok(const char *s) {
 /* A 1-rank job, started by a scheduling pass on the registered worker(s):
  * its id and its attempt's token. */
 static uint64_t running_job(uint64_t *token) {
-  uint64_t id = submit_ranks(1, NULL, NULL);
+  uint64_t id = submit_job("", NULL, 1, NULL, NULL);
   coord_schedule(C);
   cjob *j = coord_job(C, id);
   CHECK(j && j->state == FOIL__V1__JOB_STATE__JOB_RUNNING && j->natt == 1);
@@ -326,7 +192,7 @@ static void test_wide_gang(void) {
     snprintf(name, sizeof name, "w%02d", i);
     CHECK(wp_code(reg(peer(name), name, 1, NULL, 0)) == 0);
   }
-  uint64_t id = submit_ranks(COORD_MAX_PLACE + 1, NULL, NULL);
+  uint64_t id = submit_job("", NULL, COORD_MAX_PLACE + 1, NULL, NULL);
   coord_schedule(C);
   cjob *j = coord_job(C, id);
   /* never started on 64 of them with 64 ranks */
@@ -346,7 +212,7 @@ static void test_long_placement(void) {
     names[i][COORD_MAX_NAME] = 0;
     CHECK(wp_code(reg(peer(names[i]), names[i], 1, NULL, 0)) == 0);
   }
-  uint64_t id = submit_ranks(COORD_MAX_PLACE, NULL, NULL);
+  uint64_t id = submit_job("", NULL, COORD_MAX_PLACE, NULL, NULL);
   coord_schedule(C);
   cjob *j = coord_job(C, id);
   CHECK(j && j->natt == 1 && j->att[0].nplace == COORD_MAX_PLACE);
@@ -500,7 +366,7 @@ static void test_cancel_drain_durable(void) {
   void *w = peer("w1");
   CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
   uint64_t token = 0, run = running_job(&token);
-  uint64_t pend = submit_ranks(1, NULL, NULL);  /* waits: the slot is taken */
+  uint64_t pend = submit_job("", NULL, 1, NULL, NULL);  /* waits: the slot is taken */
   coord_schedule(C);
   cjob *jr = coord_job(C, run), *jp = coord_job(C, pend);
   CHECK(jp->state == FOIL__V1__JOB_STATE__JOB_PENDING);
@@ -655,7 +521,7 @@ static int logs(uint64_t job, char *out, size_t n) {
 
 static void test_logs_nofollow(void) {
   if (fresh("logs")) return;
-  uint64_t id = submit_ranks(1, NULL, NULL);  /* no worker: it waits */
+  uint64_t id = submit_job("", NULL, 1, NULL, NULL);  /* no worker: it waits */
   char p[900], t[900], got[256];
   snprintf(t, sizeof t, "%s/secret.key", base);
   foil_err err = {0};
@@ -688,7 +554,7 @@ static void test_fence_nofollow(void) {
   if (fresh("fence")) return;
   void *w = peer("w1");
   CHECK(wp_code(reg(w, "w1", 1, NULL, 0)) == 0);
-  uint64_t id = submit_ranks(1, NULL, NULL);
+  uint64_t id = submit_job("", NULL, 1, NULL, NULL);
   char p[900], other[700], f[900];
   snprintf(other, sizeof other, "%s/fence-elsewhere", base);
   foil_err err = {0};
@@ -1002,7 +868,7 @@ static void test_assign_flood(void) {
   void *w = peer("w1");
   CHECK(wp_code(reg(w, "w1", 4096, NULL, 0)) == 0);
   static uint64_t ids[N];
-  for (int k = 0; k < N; k++) ids[k] = submit_ranks(1, NULL, NULL);
+  for (int k = 0; k < N; k++) ids[k] = submit_job("", NULL, 1, NULL, NULL);
   coord_schedule(C);
   int running = 0;
   for (int k = 0; k < N; k++) {
@@ -1034,7 +900,7 @@ static void test_starts_together(void) {
     void *w = peer("w1");
     CHECK(wp_code(reg(w, "w1", 64, NULL, 0)) == 0);
     uint64_t ids[40];
-    for (int k = 0; k < n; k++) ids[k] = submit_ranks(1, NULL, NULL);
+    for (int k = 0; k < n; k++) ids[k] = submit_job("", NULL, 1, NULL, NULL);
     char trig[256];
     snprintf(trig, sizeof trig,
              "CREATE TRIGGER fail_one BEFORE UPDATE ON jobs WHEN NEW.id = %llu BEGIN SELECT RAISE(ABORT, 'injected'); "
@@ -1093,7 +959,7 @@ static void test_register_many_finished(void) {
   CHECK(wp_code(reg(w, "w1", N, NULL, 0)) == 0);
   static uint64_t ids[N];
   for (int i = 0; i < N; i += 500) {  /* passes of 500 starts: the Assigns are read between them */
-    for (int k = i; k < i + 500 && k < N; k++) ids[k] = submit_ranks(1, NULL, NULL);
+    for (int k = i; k < i + 500 && k < N; k++) ids[k] = submit_job("", NULL, 1, NULL, NULL);
     coord_schedule(C);
     zmq_msg_t f;
     zmq_msg_init(&f);
@@ -1221,13 +1087,13 @@ static void test_submit_no_memory(void) {
   size_t n = C->nactive, cap = C->active_cap;
   C->nactive = C->active_cap = SIZE_MAX / sizeof *C->active;
   int rc = 0;
-  uint64_t id = submit_ranks(1, "oom-1", &rc);
+  uint64_t id = submit_job("", "oom-1", 1, NULL, &rc);
   C->nactive = n, C->active_cap = cap;
   CHECKF(rc == FOIL_ENOMEM && id == 0, "rc %d id %llu", rc, (unsigned long long)id);
   uint64_t found = 1;
   CHECK(store_find_submission(C->st, "", "oom-1", &found, NULL) == 0 && found == 0);  /* not committed */
   /* memory again: the same submission is a new job, and scheduled */
-  id = submit_ranks(1, "oom-1", &rc);
+  id = submit_job("", "oom-1", 1, NULL, &rc);
   CHECK(rc == 0 && id > 0);
   int in_active = 0;
   for (size_t k = 0; k < C->nactive; k++) in_active |= C->active[k] == id;
@@ -1236,16 +1102,7 @@ static void test_submit_no_memory(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("FOIL_TEST_TMP");
-  /* tmpfs when there is one: the store fsyncs every commit */
-  snprintf(base, sizeof base, "%s/foil-test-coord-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                                           : tmp && *tmp                 ? tmp
-                                                                                         : "/tmp");
-  if (!mkdtemp(base)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  coord_log_file = getenv("FOIL_TEST_COORD_LOG") ? fopen(getenv("FOIL_TEST_COORD_LOG"), "w") : fopen("/dev/null", "w");
+  if (rig_init("coord")) return 1;
   RUN(test_wide_gang);
   RUN(test_long_placement);
   RUN(test_worker_index);
@@ -1268,9 +1125,6 @@ int main(void) {
   RUN(test_assign_flood);
   RUN(test_register_many_finished);
   RUN(test_restart_grace);
-  fclose(coord_log_file);
-  char cmd[700];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-  if (system(cmd)) return 1;
+  if (rig_done()) return 1;
   TEST_EXIT();
 }

@@ -1,7 +1,8 @@
 /* test_coord_list.c — what one submitter can make the control API carry
  * (review-security finding 4, nit N5): a real coord (coord_new) on a fresh
  * data root, requests handed to coord_api_handle as its loop does, replies
- * read back on a DEALER ("cli"); `foil jobs` against a coord_run thread.
+ * read back on a DEALER ("cli") (coord_rig.h); `foil jobs` against a
+ * coord_run thread.
  *
  * What it proves:
  *  - list rows are summaries: no argv, spec_json or workdir, whatever the
@@ -30,114 +31,9 @@
 #include "common/fileio.h"
 #include "coordinator/coord_int.h"
 #include "tests/test.h"
+#include "tests/unit/coord_rig.h"
 
-static char base[512], root[600];
-static coord *C;
-static FILE *coord_log_file;
-static void *cli;
-static int ninst;
-
-/* ---- a coordinator and a client (as test_coord.c) ---------------------------------- */
-
-/* Waits until the ROUTER routes to the DEALER s: s says hello, the router
- * receives it. */
-static void joined(void *router, void *s) {
-  zmq_send(s, "", 0, 0);
-  int ms = 2000;
-  zmq_setsockopt(router, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  int more = 1, got = 0;
-  while (more && zmq_msg_recv(&f, router, 0) >= 0) {
-    got++;
-    more = zmq_msg_more(&f);
-  }
-  zmq_msg_close(&f);
-  CHECK(got == 2);
-}
-
-/* A coordinator on a fresh data root `name`; control on tcp when tcp (for
- * the CLI), else inproc. cli's receive queue holds rcvhwm messages. */
-static int fresh(const char *name, int tcp, int rcvhwm) {
-  snprintf(root, sizeof root, "%s/%s", base, name);
-  foil_err err = {0};
-  foil_mkdirs(root, &err);
-  char ctl[64], wrk[64];
-  snprintf(ctl, sizeof ctl, tcp ? "tcp://127.0.0.1:*" : "inproc://tl-ctl-%d", ninst);
-  snprintf(wrk, sizeof wrk, "inproc://tl-wrk-%d", ninst++);
-  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file};
-  C = NULL;
-  CHECKF(coord_new(&C, &o, &err) == 0, "the data root does not load: %s", err.msg);
-  if (!C) return -1;
-  cli = zmq_socket(C->zctx, ZMQ_DEALER);
-  zmq_setsockopt(cli, ZMQ_ROUTING_ID, "cli", 3);
-  if (rcvhwm) zmq_setsockopt(cli, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
-  zmq_connect(cli, C->ctl_ep);
-  joined(C->ctl, cli);
-  return 0;
-}
-
-static void stop(void) {
-  int zero = 0;
-  zmq_setsockopt(cli, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_close(cli);
-  coord_destroy(&C);
-}
-
-static uint64_t next_rid = 100;
-
-/* Hands request q to the control API as received from "cli". First the
- * ROUTER takes in ZeroMQ's commands, as coord_run's poll has it do each
- * turn: among them a reader's "read so far" that frees room under the send
- * limit (without them a socket that only sends sees its peer's queue full
- * after 16 replies). */
-static void feed(Foil__V1__Request *q) {
-  int events = 0;
-  size_t elen = sizeof events;
-  zmq_getsockopt(C->ctl, ZMQ_EVENTS, &events, &elen);
-  q->request_id = ++next_rid;
-  size_t len = protobuf_c_message_get_packed_size(&q->base);
-  wire_msg m;
-  memset(&m, 0, sizeof m);
-  zmq_msg_init_size(&m.route[0], 3);
-  memcpy(zmq_msg_data(&m.route[0]), "cli", 3);
-  m.nroute = 1;
-  zmq_msg_init_size(&m.body, len);
-  protobuf_c_message_pack(&q->base, zmq_msg_data(&m.body));
-  m.has_body = 1;
-  foil_err e = {0};
-  coord_api_handle(C, &m, 0, &e);
-  wire_msg_close(&m);
-}
-
-/* The next reply on cli within ms, or NULL; *size: its bytes. */
-static Foil__V1__Reply *recv_reply(int ms, size_t *size) {
-  zmq_setsockopt(cli, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  Foil__V1__Reply *r = NULL;
-  if (zmq_msg_recv(&f, cli, 0) >= 0) {
-    r = foil__v1__reply__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
-    if (size) *size = zmq_msg_size(&f);
-  }
-  zmq_msg_close(&f);
-  return r;
-}
-
-/* A control API request; returns the reply (the caller frees it). */
-static Foil__V1__Reply *api(Foil__V1__Request *q, size_t *size) {
-  feed(q);
-  Foil__V1__Reply *r = recv_reply(1000, size);
-  CHECK(r && r->request_id == q->request_id);
-  return r;
-}
-
-static int api_code(Foil__V1__Reply *r, char *msg, size_t n) {
-  int code = !r ? -1 : r->body_case == FOIL__V1__REPLY__BODY_ERROR ? client_code_to_err(r->error->code) : 0;
-  if (msg) snprintf(msg, n, "%s", r && r->body_case == FOIL__V1__REPLY__BODY_ERROR ? r->error->message : "");
-  if (r) foil__v1__reply__free_unpacked(r, NULL);
-  return code;
-}
+/* ---- jobs and lists (the coordinator, cli and the API: coord_rig.h) ------------------ */
 
 /* Submits a command job of nargs arguments of arglen bytes each through the
  * API (as the local user); its id, 0 if refused (msg: why). */
@@ -152,21 +48,13 @@ static uint64_t submit_big(size_t nargs, size_t arglen, char *msg, size_t n) {
   sr.spec = &s;
   Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
   q.body_case = FOIL__V1__REQUEST__BODY_SUBMIT, q.submit = &sr;
-  Foil__V1__Reply *r = api(&q, NULL);
+  Foil__V1__Reply *r = api(&q);
   uint64_t id = r && r->body_case == FOIL__V1__REPLY__BODY_SUBMIT ? r->submit->job_id : 0;
   if (msg) msg[0] = 0;
-  if (!id) api_code(r, msg, n);
+  if (!id) api_error(r, msg, n);
   else foil__v1__reply__free_unpacked(r, NULL);
   free(arg), free(argv);
   return id;
-}
-
-static int cancel(uint64_t job) {
-  Foil__V1__CancelRequest x = FOIL__V1__CANCEL_REQUEST__INIT;
-  x.job_id = job;
-  Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
-  q.body_case = FOIL__V1__REQUEST__BODY_CANCEL, q.cancel = &x;
-  return api_code(api(&q, NULL), NULL, 0);
 }
 
 /* A List of every state, newest `limit`; *size: the reply's bytes. */
@@ -175,7 +63,7 @@ static Foil__V1__Reply *list(uint32_t limit, size_t *size) {
   l.limit = limit;
   Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
   q.body_case = FOIL__V1__REQUEST__BODY_LIST, q.list = &l;
-  return api(&q, size);
+  return api_sized(&q, size);
 }
 
 /* ---- tests ----------------------------------------------------------------------- */
@@ -183,7 +71,7 @@ static Foil__V1__Reply *list(uint32_t limit, size_t *size) {
 enum { ROUNDS = 60, NARGS = 16, ARGLEN = 4000 }; /* 64,000 argv bytes a job: under the cap */
 
 static void test_list_summary(void) {
-  if (fresh("summary", 0, 0)) return;
+  if (fresh("summary")) return;
   char msg[1024];
   uint64_t last = 0;
   for (int i = 0; i < ROUNDS; i++) {
@@ -216,7 +104,7 @@ static void test_list_summary(void) {
   g.job_id = last;
   Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
   q.body_case = FOIL__V1__REQUEST__BODY_GET, q.get = &g;
-  r = api(&q, NULL);
+  r = api(&q);
   CHECK(r && r->body_case == FOIL__V1__REPLY__BODY_JOB && r->job->spec->n_argv == NARGS &&
         strlen(r->job->spec->argv[1]) == ARGLEN && !strcmp(r->job->spec->workdir, root));
   if (r) foil__v1__reply__free_unpacked(r, NULL);
@@ -224,7 +112,7 @@ static void test_list_summary(void) {
 }
 
 static void test_argv_cap(void) {
-  if (fresh("argvcap", 0, 0)) return;
+  if (fresh("argvcap")) return;
   char msg[1024];
   /* 64 KiB exactly: taken */
   uint64_t id = submit_big(16, 4096, msg, sizeof msg);
@@ -236,7 +124,7 @@ static void test_argv_cap(void) {
 }
 
 static void test_list_budget(void) {
-  if (fresh("budget", 0, 0)) return;
+  if (fresh("budget")) return;
   char msg[1024];
   for (int i = 0; i < 40; i++) CHECKF(submit_big(1, 10, msg, sizeof msg) > 0, "%s", msg);
   size_t was = coord_list_budget, size = 0;
@@ -264,7 +152,8 @@ static void test_list_budget(void) {
  * keeps a few for it (its send limit plus the peer's receive queue of 1)
  * and drops the rest, where it queued up to ZeroMQ's default 1,000. */
 static void test_unread_replies(void) {
-  if (fresh("unread", 0, 1)) return;
+  use_root("unread");
+  if (start_with(0, 1)) return;  /* cli queues 1 reply */
   char msg[256];
   CHECKF(submit_big(1, 10, msg, sizeof msg) > 0, "%s", msg);
   Foil__V1__Reply *r0 = list(0, NULL);
@@ -273,7 +162,7 @@ static void test_unread_replies(void) {
     Foil__V1__ListJobsRequest l = FOIL__V1__LIST_JOBS_REQUEST__INIT;
     Foil__V1__Request q = FOIL__V1__REQUEST__INIT;
     q.body_case = FOIL__V1__REQUEST__BODY_LIST, q.list = &l;
-    feed(&q);
+    api_send(&q);
   }
   int got = 0;
   Foil__V1__Reply *r;
@@ -290,7 +179,7 @@ static void test_unread_replies(void) {
 }
 
 static void test_requeued_pending(void) {
-  if (fresh("requeued", 0, 0)) return;
+  if (fresh("requeued")) return;
   C->o.max_pending = 1;
   char msg[1024];
   uint64_t id = submit_big(1, 10, msg, sizeof msg);
@@ -343,7 +232,8 @@ static int run_cmd(int (*fn)(int, char **), char **args, char **out, char **erro
 }
 
 static void test_jobs_truncated(void) {
-  if (fresh("cli", 1, 0)) return;
+  use_root("cli");
+  if (start_with(1, 0)) return;  /* control on tcp, for `foil jobs` */
   char msg[256];
   for (int i = 0; i < 40; i++) CHECKF(submit_big(1, 10, msg, sizeof msg) > 0, "submit %d: %s", i, msg);
   unsetenv("FOIL_KEY"), unsetenv("FOIL_KEYS"), unsetenv("FOIL_SERVER_KEY"), unsetenv("FOIL_COORDINATOR");
@@ -375,25 +265,13 @@ static void test_jobs_truncated(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("FOIL_TEST_TMP");
-  /* tmpfs when there is one: the store fsyncs every commit */
-  snprintf(base, sizeof base, "%s/foil-test-list-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                                          : tmp && *tmp                 ? tmp
-                                                                                        : "/tmp");
-  if (!mkdtemp(base)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  coord_log_file = getenv("FOIL_TEST_COORD_LOG") ? fopen(getenv("FOIL_TEST_COORD_LOG"), "w") : fopen("/dev/null", "w");
+  if (rig_init("list")) return 1;
   RUN(test_list_summary);
   RUN(test_argv_cap);
   RUN(test_list_budget);
   RUN(test_unread_replies);
   RUN(test_requeued_pending);
   RUN(test_jobs_truncated);
-  fclose(coord_log_file);
-  char cmd[700];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-  if (system(cmd)) return 1;
+  if (rig_done()) return 1;
   TEST_EXIT();
 }

@@ -1,7 +1,8 @@
 /* test_submit_ids.c — submission ids are the submitter's own (review-security
  * finding 5): a real coord (coord_new) on a fresh data root, submissions
  * through coord_submit (as the API and the refresh loop make them) and
- * through coord_api_handle, replies read back on a DEALER ("cli").
+ * through coord_api_handle, replies read back on a DEALER ("cli")
+ * (coord_rig.h).
  *
  * What it proves:
  *  - a retried submit (same submitter, same id) returns the same job, also
@@ -26,140 +27,39 @@
 #include "common/fileio.h"
 #include "coordinator/coord_int.h"
 #include "tests/test.h"
-
-static char base[512], root[600];
-static coord *C;
-static FILE *coord_log_file;
-static void *cli;
-static int ninst;
-
-/* ---- a coordinator and a client (as test_coord.c) ---------------------------------- */
-
-static void joined(void *router, void *s) {
-  zmq_send(s, "", 0, 0);
-  int ms = 2000;
-  zmq_setsockopt(router, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  int more = 1, got = 0;
-  while (more && zmq_msg_recv(&f, router, 0) >= 0) {
-    got++;
-    more = zmq_msg_more(&f);
-  }
-  zmq_msg_close(&f);
-  CHECK(got == 2);
-}
-
-/* Opens the coordinator of root, as after a restart; -1 if it does not start. */
-static int start(void) {
-  char ctl[64], wrk[64];
-  snprintf(ctl, sizeof ctl, "inproc://ts-ctl-%d", ninst);
-  snprintf(wrk, sizeof wrk, "inproc://ts-wrk-%d", ninst++);
-  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file};
-  foil_err err = {0};
-  C = NULL;
-  CHECKF(coord_new(&C, &o, &err) == 0, "the data root does not load: %s", err.msg);
-  if (!C) return -1;
-  cli = zmq_socket(C->zctx, ZMQ_DEALER);
-  zmq_setsockopt(cli, ZMQ_ROUTING_ID, "cli", 3);
-  zmq_connect(cli, C->ctl_ep);
-  joined(C->ctl, cli);
-  return 0;
-}
-
-static void stop(void) {
-  int zero = 0;
-  zmq_setsockopt(cli, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_close(cli);
-  coord_destroy(&C);
-}
-
-static void use_root(const char *name) {
-  snprintf(root, sizeof root, "%s/%s", base, name);
-  foil_err err = {0};
-  foil_mkdirs(root, &err);
-}
-
-static uint64_t next_rid = 100;
-
-/* A control API request from "cli" (the local user: admin, no name);
- * returns the reply (the caller frees it). */
-static Foil__V1__Reply *api(Foil__V1__Request *q) {
-  q->request_id = ++next_rid;
-  int events = 0; /* ZeroMQ's commands taken in, as coord_run's poll does */
-  size_t elen = sizeof events;
-  zmq_getsockopt(C->ctl, ZMQ_EVENTS, &events, &elen);
-  size_t len = protobuf_c_message_get_packed_size(&q->base);
-  wire_msg m;
-  memset(&m, 0, sizeof m);
-  zmq_msg_init_size(&m.route[0], 3);
-  memcpy(zmq_msg_data(&m.route[0]), "cli", 3);
-  m.nroute = 1;
-  zmq_msg_init_size(&m.body, len);
-  protobuf_c_message_pack(&q->base, zmq_msg_data(&m.body));
-  m.has_body = 1;
-  foil_err e = {0};
-  coord_api_handle(C, &m, 0, &e);
-  wire_msg_close(&m);
-  int ms = 1000;
-  zmq_setsockopt(cli, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_msg_t f;
-  zmq_msg_init(&f);
-  Foil__V1__Reply *r = NULL;
-  if (zmq_msg_recv(&f, cli, 0) >= 0) r = foil__v1__reply__unpack(NULL, zmq_msg_size(&f), zmq_msg_data(&f));
-  zmq_msg_close(&f);
-  CHECK(r && r->request_id == q->request_id);
-  return r;
-}
-
-/* A command job submitted by `who` with submission id sid, as the API and
- * the refresh loop submit (coord_submit); its id, 0 if refused. */
-static uint64_t submit_as(const char *who, const char *sid, int *existing) {
-  char *argv[] = {"true"};
-  Foil__V1__JobSpec s = FOIL__V1__JOB_SPEC__INIT;
-  s.kind = "command", s.argv = argv, s.n_argv = 1;
-  uint64_t id = 0;
-  int ex = 0;
-  foil_err err = {0};
-  int rc = coord_submit(C, &s, sid, who, &id, &ex, &err);
-  CHECKF(rc == 0, "%s's submit of %s: %s", who, sid, err.msg);
-  if (existing) *existing = ex;
-  return id;
-}
+#include "tests/unit/coord_rig.h"
 
 /* ---- tests ----------------------------------------------------------------------- */
 
 static void test_scoped(void) {
-  use_root("scoped");
-  if (start()) return;
+  if (fresh("scoped")) return;
   int ex = 0;
-  uint64_t a = submit_as("alice", "nightly-1", &ex);
+  uint64_t a = submit_job("alice", "nightly-1", 1, &ex, NULL);
   CHECK(a > 0 && !ex);
-  uint64_t a2 = submit_as("alice", "nightly-1", &ex);
+  uint64_t a2 = submit_job("alice", "nightly-1", 1, &ex, NULL);
   CHECKF(a2 == a && ex, "alice's retry: job %llu existing %d", (unsigned long long)a2, ex);
-  uint64_t b = submit_as("bob", "nightly-1", &ex);
+  uint64_t b = submit_job("bob", "nightly-1", 1, &ex, NULL);
   CHECKF(b > 0 && b != a && !ex, "bob's same id: job %llu existing %d (alice's is %llu)", (unsigned long long)b,
          ex, (unsigned long long)a);
   cjob *jb = coord_job(C, b);
   CHECK(jb && !strcmp(jb->submitter, "bob"));
-  uint64_t b2 = submit_as("bob", "nightly-1", &ex);
+  uint64_t b2 = submit_job("bob", "nightly-1", 1, &ex, NULL);
   CHECK(b2 == b && ex);
-  uint64_t l = submit_as("", "nightly-1", &ex);  /* the local user (no CURVE) */
+  uint64_t l = submit_job("", "nightly-1", 1, &ex, NULL);  /* the local user (no CURVE) */
   CHECK(l > 0 && l != a && l != b && !ex);
   stop();
   /* after a restart: the same answers from the store */
   if (start()) return;
-  CHECK(submit_as("alice", "nightly-1", &ex) == a && ex);
-  CHECK(submit_as("bob", "nightly-1", &ex) == b && ex);
-  CHECK(submit_as("", "nightly-1", &ex) == l && ex);
-  uint64_t c = submit_as("carol", "nightly-1", &ex);
+  CHECK(submit_job("alice", "nightly-1", 1, &ex, NULL) == a && ex);
+  CHECK(submit_job("bob", "nightly-1", 1, &ex, NULL) == b && ex);
+  CHECK(submit_job("", "nightly-1", 1, &ex, NULL) == l && ex);
+  uint64_t c = submit_job("carol", "nightly-1", 1, &ex, NULL);
   CHECK(c > l && !ex);
   stop();
 }
 
 static void test_reserved(void) {
-  use_root("reserved");
-  if (start()) return;
+  if (fresh("reserved")) return;
   /* a client's refresh-… id: refused, saying why */
   char *argv[] = {"true"};
   Foil__V1__JobSpec s = FOIL__V1__JOB_SPEC__INIT;
@@ -183,43 +83,17 @@ static void test_reserved(void) {
   /* the loop's own: bob's job with the id alice's loop will use (a store
    * from before the reservation) does not stand for alice's refresh */
   int ex = 0;
-  uint64_t squat = submit_as("bob", "refresh-7-10", &ex);
+  uint64_t squat = submit_job("bob", "refresh-7-10", 1, &ex, NULL);
   CHECK(squat > 0 && !ex);
-  uint64_t mine = submit_as("alice", "refresh-7-10", &ex);
+  uint64_t mine = submit_job("alice", "refresh-7-10", 1, &ex, NULL);
   CHECKF(mine > 0 && mine != squat && !ex, "alice's loop job: %llu existing %d", (unsigned long long)mine, ex);
-  CHECK(submit_as("alice", "refresh-7-10", &ex) == mine && ex);  /* the loop's retry */
+  CHECK(submit_job("alice", "refresh-7-10", 1, &ex, NULL) == mine && ex);  /* the loop's retry */
   stop();
-}
-
-/* Runs SQL on root's coordinator.db (as another program would). */
-static void sql(const char *text) {
-  char p[700];
-  snprintf(p, sizeof p, "%s/coordinator.db", root);
-  sqlite3 *db = NULL;
-  CHECK(sqlite3_open(p, &db) == SQLITE_OK);
-  char *msg = NULL;
-  CHECKF(sqlite3_exec(db, text, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", text, msg ? msg : "");
-  sqlite3_free(msg);
-  sqlite3_close(db);
-}
-
-/* 1 if SQL text fails on root's coordinator.db. */
-static int sql_fails(const char *text) {
-  char p[700];
-  snprintf(p, sizeof p, "%s/coordinator.db", root);
-  sqlite3 *db = NULL;
-  sqlite3_open(p, &db);
-  int bad = sqlite3_exec(db, text, NULL, NULL, NULL) != SQLITE_OK;
-  sqlite3_close(db);
-  return bad;
 }
 
 /* The unique indexes of jobs, as "(col,col) (col)" in buf. */
 static const char *unique_indexes(char *buf, size_t n) {
-  char p[700];
-  snprintf(p, sizeof p, "%s/coordinator.db", root);
-  sqlite3 *db = NULL;
-  sqlite3_open(p, &db);
+  sqlite3 *db = db_open();
   sqlite3_stmt *q = NULL, *qi = NULL;
   size_t at = 0;
   buf[0] = 0;
@@ -293,19 +167,20 @@ static void test_migration(void) {
     CHECKF(C->max_id == 2, "the old jobs load: %llu", (unsigned long long)C->max_id);
     const char *owner = with_submitter ? "alice" : "";
     int ex = 0;
-    CHECKF(submit_as(owner, "s1", &ex) == 1 && ex, "job 1's retry by its submitter \"%s\"", owner);
-    CHECK(submit_as("", "s2", &ex) == 2 && ex);
-    uint64_t b = submit_as("bob", "s1", &ex);
+    CHECKF(submit_job(owner, "s1", 1, &ex, NULL) == 1 && ex, "job 1's retry by its submitter \"%s\"", owner);
+    CHECK(submit_job("", "s2", 1, &ex, NULL) == 2 && ex);
+    uint64_t b = submit_job("bob", "s1", 1, &ex, NULL);
     CHECKF(b == 3 && !ex, "bob's s1 is a new job: %llu existing %d", (unsigned long long)b, ex);
-    CHECK(submit_as("bob", "s2", &ex) == 4 && !ex);
+    CHECK(submit_job("bob", "s2", 1, &ex, NULL) == 4 && !ex);
     stop();
     unique_indexes(ix, sizeof ix);
     CHECKF(strstr(ix, "(submitter,submission_id)") && !strstr(ix, "(submission_id)"), "unique: %s", ix);
     /* the store itself refuses a second (submitter, id) */
-    CHECK(sql_fails("INSERT INTO jobs(submission_id, spec, state, submitter) VALUES('s1', x'00', 1, 'bob')"));
+    const char *again = "INSERT INTO jobs(submission_id, spec, state, submitter) VALUES('s1', x'00', 1, 'bob')";
+    CHECK(sql_run(again, NULL, 0) != SQLITE_OK);
     /* and opens again (migrated once) with every job */
     if (start()) continue;
-    CHECK(C->max_id == 4 && submit_as("bob", "s1", &ex) == 3 && ex);
+    CHECK(C->max_id == 4 && submit_job("bob", "s1", 1, &ex, NULL) == 3 && ex);
     stop();
   }
   /* a new store has the same constraint */
@@ -317,22 +192,10 @@ static void test_migration(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("FOIL_TEST_TMP");
-  /* tmpfs when there is one: the store fsyncs every commit */
-  snprintf(base, sizeof base, "%s/foil-test-sid-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                                         : tmp && *tmp                 ? tmp
-                                                                                       : "/tmp");
-  if (!mkdtemp(base)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  coord_log_file = getenv("FOIL_TEST_COORD_LOG") ? fopen(getenv("FOIL_TEST_COORD_LOG"), "w") : fopen("/dev/null", "w");
+  if (rig_init("sid")) return 1;
   RUN(test_scoped);
   RUN(test_reserved);
   RUN(test_migration);
-  fclose(coord_log_file);
-  char cmd[700];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-  if (system(cmd)) return 1;
+  if (rig_done()) return 1;
   TEST_EXIT();
 }
