@@ -344,10 +344,16 @@ static int pending_of(coord *c, const char *who) {
   return n;
 }
 
-static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q, const char *who) {
+static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q, int role, const char *who) {
   const Foil__V1__SubmitRequest *s = q->submit;
   foil_err err = {0};
   if (!s->spec) return reply_error(c, m, q->request_id, FOIL_EINVAL, "submit without a spec");
+  /* as Slurm's nice: anyone may lower their own jobs, only an admin may put
+   * jobs ahead of everyone else's (without CURVE every peer is admin) */
+  if (s->spec->priority > 0 && role != AUTH_ADMIN)
+    return reply_error(c, m, q->request_id, FOIL_EPERM, "priority %d: only an admin key may submit above 0 "
+                       "(key \"%s\" is a %s: use 0 or a negative priority to run after others)",
+                       s->spec->priority, who, auth_role_name(role));
   if (!strncmp(s->submission_id, LOOP_SID_PREFIX, strlen(LOOP_SID_PREFIX)))
     return reply_error(c, m, q->request_id, FOIL_EINVAL,
                        "submission_id \"%.140s\": ids starting \"" LOOP_SID_PREFIX "\" are reserved for the "
@@ -633,7 +639,7 @@ void coord_api_handle(coord *c, wire_msg *m, int rc, const foil_err *e) {
     return;
   }
   switch (q->body_case) {
-    case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q, who); break;
+    case FOIL__V1__REQUEST__BODY_SUBMIT: do_submit(c, m, q, role, who); break;
     case FOIL__V1__REQUEST__BODY_GET: do_get(c, m, q->request_id, q->get->job_id); break;
     case FOIL__V1__REQUEST__BODY_WATCH: do_get(c, m, q->request_id, q->watch->job_id); break;
     case FOIL__V1__REQUEST__BODY_LIST: do_list(c, m, q); break;

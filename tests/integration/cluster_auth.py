@@ -176,6 +176,20 @@ def main():
     check(wait_log(c, "not a worker key", after=mark), "the coordinator logs a user key refused on the worker port")
     check(c.worker_info("fake-node") is None, "no worker registered with a user key")
 
+    # priority above 0 is an admin's (as Slurm's nice); anyone may lower their own
+    hi = spec(name="b-urgent")
+    hi.priority = 5
+    e = expect_error("PERMISSION_DENIED", bob.call, "submit", C.SubmitRequest(spec=hi))
+    check(e is not None and "only an admin key" in e.message, "a submitter's priority above 0 is refused, saying why")
+    lo = spec(name="b-later")
+    lo.priority = -1
+    bl = bob.call("submit", C.SubmitRequest(spec=lo)).submit.job_id
+    check(bob.call("cancel", C.CancelRequest(job_id=bl)).cancel.state == C.JOB_CANCELLED,
+          "a submitter may lower its job's priority (and cancel it)")
+    ra = c.call("submit", C.SubmitRequest(spec=hi)).submit.job_id
+    check(c.call("get", C.GetJobRequest(job_id=ra)).job.spec.priority == 5, "an admin submits priority 5")
+    c.call("cancel", C.CancelRequest(job_id=ra))
+
     # max pending per submitter: bob has b1 pending
     bob.call("submit", C.SubmitRequest(spec=spec(name="b2")))
     e = expect_error("RESOURCE_EXHAUSTED", bob.call, "submit", C.SubmitRequest(spec=spec(name="b3")))
