@@ -1,8 +1,10 @@
 /* bench_encode.c — the engine's encode rate on a corpus: a checkpoint's
  * encoder and tokenizer, a benchmark's corpus (or the lines of a text
- * file), encode_texts in chunks of BATCH rows (as foil-run refresh does;
- * a text file's lines in one call of BATCH-row batches), nothing else timed. bench/refresh.py sets it beside a whole refresh job
- * on the same corpus; bench/minilm.py beside sentence-transformers.
+ * file), encode_texts over the whole list in one call (it sorts the texts
+ * by length and encodes BATCH at a time, as sentence-transformers' encode
+ * does), nothing else timed. bench/refresh.py sets it beside a whole
+ * refresh job on the same corpus (which sorts within windows of 32
+ * batches); bench/minilm.py beside sentence-transformers.
  *
  *   bench_encode CKPT BENCHMARK.h5|TEXTS.txt BATCH THREADS [OUT.f32]
  *
@@ -57,14 +59,8 @@ int main(int argc, char **argv) {
   size_t n = txt ? nlines : b.n_corpus, D = (size_t)encoder_out_dim(enc);
   float *out = malloc(sizeof(float) * n * D);
   double t0 = now();
-  /* a benchmark's corpus in chunks of BATCH rows, as foil-run refresh calls
-   * it; a text file in one call, as sentence-transformers' encode gets the
-   * whole list (encode_texts then batches rows of similar lengths) */
-  size_t step = txt ? n : (size_t)batch;
-  for (size_t r0 = 0; !rc && r0 < n; r0 += step) {
-    size_t m = n - r0 < step ? n - r0 : step;
-    rc = encode_texts(enc, tok, texts + r0, m, encoder_cfg(enc)->max_len, batch, out + r0 * D, &err);
-  }
+  /* the whole list in one call: encode_texts batches rows of similar lengths */
+  rc = encode_texts(enc, tok, texts, n, encoder_cfg(enc)->max_len, batch, out, &err);
   double s = now() - t0;
   if (rc) {
     fprintf(stderr, "bench_encode: %s\n", err.msg);

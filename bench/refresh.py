@@ -6,8 +6,9 @@
 The demo's encoder (2 layers, d 128, all-MiniLM-L6-v2's WordPiece; its
 weights after one training step — speed does not depend on them) encodes
 the held-out WordNet corpus (148,730 lemmas):
-  - engine: bench_encode, encode_texts alone over the corpus in chunks of
-    --batch rows (tokenizing included, nothing else);
+  - engine: bench_encode, encode_texts alone over the whole corpus in one
+    call (sorted by length, batches of --batch; tokenizing included,
+    nothing else);
   - refresh: `foil-run refresh` on 1 rank, float32: its own encode-loop rate
     (metrics sentences_per_s) and the whole job's rate (rows / wall time of
     the process: start-up, checkpoint and corpus reads, encoding, the shard

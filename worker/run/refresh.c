@@ -360,16 +360,22 @@ static void job_free(job *j) {
   progress_destroy(&j->prog);
 }
 
+/* Batches of one encode_texts call: it sorts a window's texts by token
+ * count, so each batch of `batch` holds texts of similar length (little
+ * padding, as sentence-transformers' encode) */
+#define REFRESH_SORT_BATCHES 32
+
 /* Encodes this rank's rows [lo, hi) into out, sending progress on rank 0. */
 static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err) {
   const int D = encoder_out_dim(j->enc), B = j->s.batch;
   const int max_len = j->enc_len;
+  const size_t W = (size_t)B * REFRESH_SORT_BATCHES;
   double t_sent = log_mono();
-  /* chunks end at multiples of B in corpus rows, so every row is encoded in
-   * the same chunk (same padding, same shapes) whatever the world size:
-   * 1 rank and R ranks give the same bits */
+  /* windows end at multiples of W in corpus rows, so every row is encoded
+   * in the same window, so the same batch (same padding, same shapes),
+   * whatever the world size: 1 rank and R ranks give the same bits */
   for (size_t r0 = lo, n; r0 < hi; r0 += n) {
-    size_t end = (r0 / (size_t)B + 1) * (size_t)B;
+    size_t end = (r0 / W + 1) * W;
     n = (end < hi ? end : hi) - r0;
     int rc = encode_texts(j->enc, j->tok, j->texts + r0, n, max_len, B, out + (r0 - lo) * (size_t)D, err);
     if (rc) return rc;

@@ -66,11 +66,12 @@
  *
  * Ranks: with N documents and R ranks, rank r encodes rows
  * [r·N/R, (r+1)·N/R) and writes shard r (ids = corpus row numbers, keys =
- * the corpus's ids), in batches that end at multiples of `batch` corpus
- * rows, so a row's vector does not depend on the number of ranks (the same
- * bits for the same thread count), except in a batch that a rank boundary
- * splits: its rows are padded and multiplied with other rows, and may differ
- * in the last bits. Rank 0 picks the version and broadcasts it; after
+ * the corpus's ids), in windows of 32·`batch` rows that end at multiples
+ * of that in corpus rows; each window's texts are sorted by token count
+ * and encoded `batch` at a time (worker/run/encode.h: little padding). So a
+ * row's vector does not depend on the number of ranks (the same bits for
+ * the same thread count), except in a window that a rank boundary splits:
+ * its rows are batched with other rows, and may differ in the last bits. Rank 0 picks the version and broadcasts it; after
  * every shard is written rank 0 checks the attempt fence
  * (worker/run/progress.h) and publishes (manifest, CURRENT, pruning). An
  * error on any rank, or bad input found before encoding, publishes nothing;
