@@ -1,10 +1,11 @@
 /* fileio.c — whole-file reads, atomic writes (see fileio.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "common/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -244,6 +245,14 @@ static int tmp_suffix(const char *name, char host[64], long *pid) {
   return 1;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+void foil_remove_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 int foil_tmp_sweep(const char *dir, const char *prefix) {
   DIR *d = opendir(dir);
   if (!d) return 0;
@@ -257,9 +266,16 @@ int foil_tmp_sweep(const char *dir, const char *prefix) {
     if (strncmp(e->d_name, prefix, pl) || !tmp_suffix(e->d_name, host, &pid))
       continue;
     struct stat st;
-    if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p || lstat(p, &st) || !S_ISREG(st.st_mode))
+    if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p || lstat(p, &st) ||
+        !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
       continue;
-    if (!foil_writer_may_live(host, pid, difftime(now, st.st_mtime)) && unlink(p) == 0) removed++;
+    if (foil_writer_may_live(host, pid, difftime(now, st.st_mtime))) continue;
+    if (S_ISDIR(st.st_mode)) { /* a folder built to be renamed into place (a model export) */
+      foil_remove_tree(p);
+      removed += access(p, F_OK) != 0;
+    } else {
+      removed += unlink(p) == 0;
+    }
   }
   closedir(d);
   return removed;

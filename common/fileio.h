@@ -77,9 +77,13 @@ int foil_writer_may_live(const char *host, long pid, double age_s);
  * compare it: [A-Za-z0-9._-], at most 63 bytes, NUL-terminated. */
 void foil_host(char out[64]);
 
+/* Removes path and, for a folder, everything below it, never following a
+ * symbolic link (a link is removed, not what it names). Best effort. */
+void foil_remove_tree(const char *path);
+
 /* Removes the temporaries of killed writers in directory dir whose names
  * start with prefix: "<prefix>*.tmp-<host>-<pid>-<16 hex>" as
- * foil_tmp_name makes them (e.g. prefix "step_" for every checkpoint of a
+ * foil_tmp_name makes them, files or folders (foil_remove_tree) (e.g. prefix "step_" for every checkpoint of a
  * job, "CURRENT" for one file), when foil_writer_may_live says their
  * writer is gone. A live writer's temporary is never removed: one of this
  * host while its pid exists, one of another host for FOIL_STALE_S.

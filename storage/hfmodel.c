@@ -1,11 +1,10 @@
 /* hfmodel.c — BERT model folders <-> foil checkpoints (see hfmodel.h). */
-#define _XOPEN_SOURCE 700 /* realpath, nftw */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "storage/hfmodel.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -923,12 +922,6 @@ static int export_into(const hf_model *m, const char *dir, foil_err *err) {
   return put_json(dir, "config_sentence_transformers.json", j, err);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  remove(path);
-  return 0;
-}
-
 /* dir may receive the export: absent, or an empty folder (not a link).
  * Refusing a non-empty one keeps another model's files (a tokenizer.json
  * that transformers would prefer over the new vocab.txt, a
@@ -971,9 +964,10 @@ int hf_export(const hf_model *m, const char *dir_in, foil_err *err) {
   memcpy(dir, dir_in, n);
   dir[n] = 0;
   int rc;
-  if ((rc = check_target(dir, err)) || (rc = foil_mkdirs_parent(dir, err)) ||
-      (rc = foil_tmp_name(dir, tmp, sizeof tmp, err)))
+  if ((rc = check_target(dir, err)) || (rc = foil_mkdirs_parent(dir, err)))
     return rc;
+  foil_tmp_sweep_path(dir); /* an export killed before its rename left its folder */
+  if ((rc = foil_tmp_name(dir, tmp, sizeof tmp, err))) return rc;
   if (mkdir(tmp, 0755) != 0) return foil_err_set(err, FOIL_EPERM, "%s: cannot create: %s", tmp, strerror(errno));
   /* every file is fsynced (and its folder) as it is written */
   rc = export_into(m, tmp, err);
@@ -981,7 +975,7 @@ int hf_export(const hf_model *m, const char *dir_in, foil_err *err) {
     rc = foil_err_set(err, errno == ENOTEMPTY || errno == EEXIST ? FOIL_EEXIST : FOIL_EPERM,
                       "%s: cannot publish the export there: %s", dir, strerror(errno));
   if (rc) {
-    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    foil_remove_tree(tmp);
     return rc;
   }
   return foil_fsync_parent(dir, err);

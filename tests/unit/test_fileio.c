@@ -182,6 +182,14 @@ static void test_tmp_sweep(void) {
   snprintf(n[2], sizeof n[2], "%s/step_5.h5", dir);
   CHECK(foil_tmp_sweep_path(n[2]) == 1 && !exists(n[0]) && exists(n[1]));
   CHECK(foil_tmp_sweep("/nonexistent-foil-dir", "x") == 0);
+  /* a folder built to be renamed into place (a model export): removed with
+   * what is in it when its writer is gone, kept while it lives */
+  char gone[200], live[200], sh[4000];
+  snprintf(gone, sizeof gone, "model.tmp-%s-%ld-%s", host, test_dead_pid(), hex);
+  snprintf(live, sizeof live, "model.tmp-%s-%ld-%s", host, me, hex);
+  snprintf(sh, sizeof sh, "cd '%s' && mkdir -p '%s/sub' '%s' && touch '%s/sub/f' '%s/g'", dir, gone, live, gone, gone);
+  CHECK(system(sh) == 0);
+  CHECK(foil_tmp_sweep(dir, "model") == 1 && !exists(gone) && exists(live));
 }
 
 /* foil_lock excludes: a child asking for a lock this process holds waits

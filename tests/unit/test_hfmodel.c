@@ -24,6 +24,7 @@
 #include "storage/hfmodel.h"
 #include "storage/safetensors.h"
 #include "tests/test.h"
+#include "tests/unit/dead_pid.h"
 
 enum { L = 1, D = 8, FF = 16, P = 16, TV = 2 };
 static const char *VOCAB[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", "."};
@@ -593,6 +594,20 @@ static void test_export_publish(void) {
   CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 3);
   CHECKF(access(out, F_OK) != 0, "%s exists after a failed export", out);
   CHECK(count_entries(root, "pub_fail") == 0); /* nor its temporary */
+  /* an export killed before its rename left its folder (a dead writer's
+   * temporary, files and a subfolder in it): the next export removes it */
+  char host[64];
+  foil_host(host);
+  snprintf(out, sizeof out, "%s/pub_killed", root);
+  char tmp[800], sh[2600];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%s-%ld-0123456789abcdef", out, host, test_dead_pid());
+  snprintf(sh, sizeof sh, "mkdir -p '%s/1_Pooling' && touch '%s/1_Pooling/config.json' '%s/model.safetensors'", tmp,
+           tmp, tmp);
+  CHECK(system(sh) == 0);
+  CHECK(count_entries(root, "pub_killed.tmp") == 1);
+  CHECKF(hf_export(m, out, &err) == FOIL_OK, "%s", err.msg);
+  CHECKF(count_entries(root, "pub_killed.tmp") == 0, "%d dead exports' folders left",
+         count_entries(root, "pub_killed.tmp"));
   hf_model_destroy(&m);
 }
 
