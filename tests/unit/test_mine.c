@@ -1,7 +1,8 @@
 /* test_mine.c — the mining rule on a hand-made index: the positive (and a
  * copy of its text) dropped, the skip_top window, the margin, an index
- * that runs out, float16 blocks, deeper searches when many rows drop, and
- * the same result for a query alone or in a batch. */
+ * that runs out, float16 blocks, deeper searches when many rows drop, the
+ * same result for a query alone or in a batch, and int8 blocks ranked by
+ * their float32 copies. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,38 @@ static void test_batch_and_depth(void) {
   free(x), free(ids), free(corpus), free(nm), free(h);
 }
 
+/* An int8 block whose stored rows rank a row far below where its float32
+ * copy puts it (review-serve #9): the rounds rank by the copy, as the
+ * deep path does, so the best row by exact score is found first. */
+static void test_quantized_rank(void) {
+  enum { M = 200, HIDDEN = 150 };
+  float *x = malloc(sizeof(float) * M * D), *scales = malloc(sizeof(float) * M);
+  int8_t *q8 = malloc((size_t)M * D);
+  int64_t *ids = malloc(sizeof(int64_t) * M);
+  char **corpus = malloc(sizeof(char *) * M), (*nm)[16] = malloc(16 * M);
+  for (int i = 0; i < M; i++) {
+    double a = 0.5 + 2.0 * i / M;
+    x[i * D] = (float)cos(a), x[i * D + 1] = (float)sin(a);
+    if (i == HIDDEN) x[i * D] = 1, x[i * D + 1] = 0; /* the best row by its exact score */
+    scales[i] = 1.0f / 127;
+    for (int j = 0; j < D; j++) q8[i * D + j] = (int8_t)lrintf(127 * x[i * D + j]);
+    if (i == HIDDEN) q8[i * D] = 0, q8[i * D + 1] = 127; /* stored: score 0, far down the int8 ranking */
+    ids[i] = i;
+    snprintf(nm[i], 16, "row %d", i);
+    corpus[i] = nm[i];
+  }
+  vs_block b = {.dtype = VS_I8, .n = M, .d = D, .data = q8, .scales = scales, .exact = x, .ids = ids};
+  float q[D] = {1, 0};
+  char *pt[1] = {"none"};
+  mine_rule r = {.top = 1, .skip_top = 0};
+  int64_t row = -1;
+  int found = 0;
+  foil_err err = {0};
+  CHECKF(mine_select(&b, 1, M, corpus, M, q, NULL, pt, 1, &r, &row, &found, &err) == 0, "%s", err.msg);
+  CHECKF(found == 1 && row == HIDDEN, "kept row %lld, the best by exact score is %d", (long long)row, HIDDEN);
+  free(x), free(scales), free(q8), free(ids), free(corpus), free(nm);
+}
+
 int main(void) {
   setup();
   RUN(test_positive_dropped);
@@ -166,5 +199,6 @@ int main(void) {
   RUN(test_margin);
   RUN(test_runs_out);
   RUN(test_batch_and_depth);
+  RUN(test_quantized_rank);
   TEST_EXIT();
 }

@@ -115,7 +115,17 @@ int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const
   const int d = blocks[0].d;
   int *pending = malloc(sizeof(int) * (size_t)n), *fnd = malloc(sizeof(int) * (size_t)n);
   float *qq = malloc(sizeof(float) * (size_t)n * d), *spos = malloc(sizeof(float) * (size_t)n);
-  int rc = !pending || !fnd || !qq || !spos ? foil_err_set(err, FOIL_ENOMEM, "mining: out of memory") : FOIL_OK;
+  /* the rounds rank a block with a float32 copy by that copy, as the deep
+   * path scores it: vs_search's own rescoring looks only at the best 4k
+   * rows by the stored (float16/int8) rows, so a row whose exact score is
+   * in the window could be missing from a round's ranking */
+  vs_block *view = malloc(sizeof(vs_block) * (size_t)nblocks);
+  int rc = !pending || !fnd || !qq || !spos || !view ? foil_err_set(err, FOIL_ENOMEM, "mining: out of memory") : FOIL_OK;
+  for (int b = 0; !rc && b < nblocks; b++) {
+    view[b] = blocks[b];
+    if (blocks[b].exact) view[b].dtype = VS_F32, view[b].data = blocks[b].exact, view[b].scales = NULL,
+                         view[b].exact = NULL;
+  }
   int np = n;
   for (int i = 0; !rc && i < n; i++) {
     pending[i] = i;
@@ -150,7 +160,7 @@ int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const
       int nc = np - t0 < chunk ? np - t0 : chunk;
       for (int t = 0; t < nc; t++)
         memcpy(qq + (size_t)t * d, q + (size_t)pending[t0 + t] * d, sizeof(float) * (size_t)d);
-      if ((rc = vs_search(blocks, nblocks, qq, nc, (int)k, 0, -1, 0, sc, ids, err))) break;
+      if ((rc = vs_search(view, nblocks, qq, nc, (int)k, 0, -1, 0, sc, ids, err))) break;
       for (int t = 0; !rc && t < nc; t++) {
         int i = pending[t0 + t];
         if (!walk(sc + (size_t)t * k, ids + (size_t)t * k, (int)k, whole, spos[i], corpus, n_corpus, pos_texts[i],
@@ -174,6 +184,6 @@ int mine_select(const vs_block *blocks, int nblocks, int64_t n_rows, char *const
     free(best), free(tmp);
   }
   if (!rc && found) memcpy(found, fnd, sizeof(int) * (size_t)n);
-  free(sc), free(ids), free(pending), free(fnd), free(qq), free(spos);
+  free(sc), free(ids), free(pending), free(fnd), free(qq), free(spos), free(view);
   return rc;
 }

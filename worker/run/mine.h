@@ -22,8 +22,8 @@
  * when it has one, else the stored rows) that find the rows above the
  * margin threshold that fill the window and the best rows below it,
  * without ranking everything. Either way the result is that of walking
- * the full ranking (float16/int8 blocks: ranked by vs_search with
- * rescoring from their float32 copies, whose scores the deep path uses).
+ * the full ranking (float16/int8 blocks with a float32 copy: ranked by
+ * that copy in both paths; without one, by their stored rows).
  *
  * Cost: a vs_search over all blocks per round (1 to 3 rounds), up to 4 Mi
  * candidates of memory per search; the deep path 2·n_rows·d per query
