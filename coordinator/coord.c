@@ -33,6 +33,10 @@ int coord_running(const cjob *j) {
   return j->state == FOIL__V1__JOB_STATE__JOB_RUNNING || j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING;
 }
 
+const int coord_final_states[5] = {FOIL__V1__JOB_STATE__JOB_COMPLETED, FOIL__V1__JOB_STATE__JOB_FAILED,
+                                   FOIL__V1__JOB_STATE__JOB_CANCELLED, FOIL__V1__JOB_STATE__JOB_TIMEOUT,
+                                   FOIL__V1__JOB_STATE__JOB_NODE_FAIL};
+
 int coord_final(int s) {
   return s == FOIL__V1__JOB_STATE__JOB_COMPLETED || s == FOIL__V1__JOB_STATE__JOB_FAILED ||
          s == FOIL__V1__JOB_STATE__JOB_CANCELLED || s == FOIL__V1__JOB_STATE__JOB_TIMEOUT ||
@@ -108,10 +112,10 @@ static int place_string(coord *c, const cattempt *a, char *out, size_t n) {
   return 0;
 }
 
-/* Parses "w:r,w:r" (workers unknown so far are added as DOWN); -1 for text
- * that is not a placement (too long, more than COORD_MAX_PLACE workers, an
- * entry without ':'). */
-static int place_parse(coord *c, const char *s, cattempt *a) {
+/* Parses "w:r,w:r" (add: workers unknown so far are added as DOWN; else
+ * such a worker is -1); -1 for text that is not a placement (too long,
+ * more than COORD_MAX_PLACE workers, an entry without ':'). */
+static int place_parse(coord *c, const char *s, cattempt *a, int add) {
   a->nplace = 0;
   char buf[COORD_PLACE_TEXT];
   if (strlen(s) >= sizeof buf) return -1;
@@ -123,7 +127,7 @@ static int place_parse(coord *c, const char *s, cattempt *a) {
     *colon = 0;
     int w = coord_worker_find(c, tok);
     if (w < 0) {
-      if ((w = coord_worker_add(c, tok)) < 0) return -1;
+      if (!add || (w = coord_worker_add(c, tok)) < 0) return -1;
       c->workers[w].down = 1;
     }
     a->place[a->nplace].worker = w;
@@ -241,7 +245,7 @@ static void job_index(cjob *j) {
   cJSON_Delete(js);
 }
 
-int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err) {
+int coord_job_build(const store_job *row, cjob **out, foil_err *err) {
   *out = NULL;
   cjob *j = calloc(1, sizeof *j);
   if (!j) return foil_err_set(err, FOIL_ENOMEM, "no memory");
@@ -266,16 +270,29 @@ int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err) {
   if (j->state == FOIL__V1__JOB_STATE__JOB_COMPLETING)
     j->stop_state = strncmp(j->reason, "time limit", 10) ? FOIL__V1__JOB_STATE__JOB_CANCELLED
                                                           : FOIL__V1__JOB_STATE__JOB_TIMEOUT;
-  if (row->id >= c->jobs_cap) {
-    size_t cap = c->jobs_cap ? c->jobs_cap : 1024;
-    while (cap <= row->id) cap *= 2;
-    cjob **nj = realloc(c->jobs, cap * sizeof *nj);
-    if (!nj) {
-      coord_job_free(j);
-      return foil_err_set(err, FOIL_ENOMEM, "no memory");
-    }
-    memset(nj + c->jobs_cap, 0, (cap - c->jobs_cap) * sizeof *nj);
-    c->jobs = nj, c->jobs_cap = cap;
+  *out = j;
+  return FOIL_OK;
+}
+
+/* Room in jobs for index id (new entries NULL). */
+static int jobs_reserve(coord *c, uint64_t id) {
+  if (id < c->jobs_cap) return FOIL_OK;
+  size_t cap = c->jobs_cap ? c->jobs_cap : 1024;
+  while (cap <= id) cap *= 2;
+  cjob **nj = cap > SIZE_MAX / sizeof *nj ? NULL : realloc(c->jobs, cap * sizeof *nj);
+  if (!nj) return FOIL_ENOMEM;
+  memset(nj + c->jobs_cap, 0, (cap - c->jobs_cap) * sizeof *nj);
+  c->jobs = nj, c->jobs_cap = cap;
+  return FOIL_OK;
+}
+
+int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err) {
+  cjob *j = NULL;
+  int rc = coord_job_build(row, &j, err);
+  if (rc) return rc;
+  if (jobs_reserve(c, row->id)) {
+    coord_job_free(j);
+    return foil_err_set(err, FOIL_ENOMEM, "no memory");
   }
   if (!coord_final(j->state) && active_reserve(c)) {
     coord_job_free(j);
@@ -286,7 +303,8 @@ int coord_job_make(coord *c, const store_job *row, cjob **out, foil_err *err) {
 }
 
 void coord_job_take(coord *c, cjob *j) {
-  coord_job_free(c->jobs[j->id]);
+  if (c->jobs[j->id]) coord_job_free(c->jobs[j->id]);
+  else c->nresident++;
   c->jobs[j->id] = j;
   if (j->id > c->max_id) c->max_id = j->id;
   if (!coord_final(j->state)) c->active[c->nactive++] = j->id;  /* coord_job_make made the room */
@@ -312,7 +330,7 @@ static int load_worker(void *ctx, const store_worker *r) {
     return FOIL_OK;
   }
   snprintf(spec, sizeof spec, "%s:0", r->name);
-  if (place_parse(c, spec, &tmp)) return FOIL_ENOMEM;
+  if (place_parse(c, spec, &tmp, 1)) return FOIL_ENOMEM;
   cworker *w = &c->workers[tmp.place[0].worker];
   snprintf(w->host, sizeof w->host, "%s", r->host);
   w->slots = r->slots, w->gpus = r->gpus, w->drain = r->drain, w->down = r->down;
@@ -333,6 +351,12 @@ static int load_attempt(void *ctx, const store_attempt *r) {
   coord *c = ctx;
   cjob *j = coord_job(c, r->job_id);
   if (!j) return FOIL_OK;
+  int rc = coord_job_add_attempt(c, j, r, 1);
+  if (!rc && r->token >= c->next_token) c->next_token = r->token + 1;
+  return rc;
+}
+
+int coord_job_add_attempt(coord *c, cjob *j, const store_attempt *r, int add) {
   cattempt *na = realloc(j->att, (j->natt + 1) * sizeof *na);
   if (!na) return FOIL_ENOMEM;
   j->att = na;
@@ -340,15 +364,16 @@ static int load_attempt(void *ctx, const store_attempt *r) {
   memset(a, 0, sizeof *a);
   a->n = r->n, a->token = r->token;
   const char *pl = r->placement ? r->placement : "";
-  int bad = place_parse(c, pl, a) != 0;
+  int bad = place_parse(c, pl, a, add) != 0;
   for (int i = 0; !bad && i < a->nplace; i++) bad = !confine_name_ok(c->workers[a->place[i].worker].name);
   if (bad) {
     /* stored before worker names were checked (e.g. "a,b"): such a worker can
      * never register again. The row is kept without workers, not fatal; a
      * running attempt is requeued once the store is loaded (coord_new). */
-    coord_log(c, "WARN", "job store: job %llu attempt %u: its placement \"%.200s\" does not load (a worker name is "
-              "1 to %d letters, digits, '.', '_', '-'): kept without workers", (unsigned long long)r->job_id, r->n,
-              pl, COORD_MAX_NAME);
+    if (add)
+      coord_log(c, "WARN", "job store: job %llu attempt %u: its placement \"%.200s\" does not load (a worker name is "
+                "1 to %d letters, digits, '.', '_', '-'): kept without workers", (unsigned long long)r->job_id, r->n,
+                pl, COORD_MAX_NAME);
     a->nplace = 0;
   }
   a->start_time = r->start_time, a->end_time = r->end_time, a->state = r->state;
@@ -356,8 +381,63 @@ static int load_attempt(void *ctx, const store_attempt *r) {
   snprintf(a->resume_from, sizeof a->resume_from, "%s", r->resume_from);
   snprintf(a->reason, sizeof a->reason, "%s", r->reason);
   a->assign_mono = log_mono();
-  if (r->token >= c->next_token) c->next_token = r->token + 1;
   return FOIL_OK;
+}
+
+/* ---- jobs by id, resident or from the store ----------------------------------- */
+
+typedef struct {
+  coord *c;
+  cjob *j;
+  foil_err *err;
+} get_ctx;
+
+static int get_job_row(void *ctx, const store_job *r) {
+  get_ctx *g = ctx;
+  return coord_job_build(r, &g->j, g->err);
+}
+
+static int get_attempt_row(void *ctx, const store_attempt *r) {
+  get_ctx *g = ctx;
+  /* not adding workers: a job read for a request changes nothing in c
+   * (and the names the reply borrows from c->workers stay where they are) */
+  return g->j ? coord_job_add_attempt(g->c, g->j, r, 0) : FOIL_OK;
+}
+
+int coord_job_get(coord *c, uint64_t id, int last_only, cjob **out, cjob **tmp, foil_err *err) {
+  *out = *tmp = NULL;
+  if (!id || id > c->max_id) return FOIL_OK;
+  if (c->jobs[id]) {
+    *out = c->jobs[id];
+    return FOIL_OK;
+  }
+  get_ctx g = {c, NULL, err};
+  store_loader l = {get_job_row, get_attempt_row, NULL, &g};
+  int found = 0, rc = store_get_job(c->st, id, &l, last_only, &found, err);
+  if (rc) {
+    coord_job_free(g.j);
+    return rc;
+  }
+  *out = *tmp = g.j;
+  return FOIL_OK;
+}
+
+size_t coord_evict(coord *c, size_t scan) {
+  if (c->o.keep_final_s <= 0 || !c->max_id) return 0;
+  if (scan > c->max_id) scan = (size_t)c->max_id;
+  double cutoff = log_now() - c->o.keep_final_s;
+  size_t freed = 0;
+  for (size_t k = 0; k < scan && freed < COORD_EVICT_FREE; k++) {
+    if (c->evict_next < 1 || c->evict_next > c->max_id) c->evict_next = 1;
+    uint64_t id = c->evict_next++;
+    cjob *j = c->jobs[id];
+    if (!j || !coord_final(j->state) || j->end_time >= cutoff) continue;
+    coord_job_free(j);
+    c->jobs[id] = NULL;
+    c->nresident--;
+    freed++;
+  }
+  return freed;
 }
 
 /* ---- transitions ---------------------------------------------------------- */
@@ -459,21 +539,37 @@ static int cmp_pending(const void *x, const void *y) {
 }
 
 /* 1: dependencies met; 0: waiting; -1: can never be met (reason in why) */
+/* A dependency that ended as asked stays so (final is final): bit i of
+ * j->deps_ok, not looked at again. One on an evicted job is read from the
+ * store once (coord_job_get); a store that cannot be read leaves it
+ * waiting this pass. */
 static int deps_state(coord *c, cjob *j, char *why, size_t n) {
   int ok = 1;
   for (size_t i = 0; i < j->spec->n_dependencies; i++) {
+    uint64_t bit = i < 64 ? 1ull << i : 0;
+    if (j->deps_ok & bit) continue;
     const Foil__V1__Dependency *d = j->spec->dependencies[i];
-    cjob *dj = coord_job(c, d->job_id);
-    if (!dj) continue;  /* checked at submit; ids are never removed */
-    if (!coord_final(dj->state)) {
+    cjob *dj = NULL, *tmp = NULL;
+    foil_err err = {0};
+    if (coord_job_get(c, d->job_id, 1, &dj, &tmp, &err)) {
+      coord_log(c, "WARN", "job %llu: its dependency on job %llu not checked this pass: %s", (unsigned long long)j->id,
+                (unsigned long long)d->job_id, err.msg);
       ok = 0;
       continue;
     }
-    if (d->type == FOIL__V1__DEPENDENCY_TYPE__AFTER_OK && dj->state != FOIL__V1__JOB_STATE__JOB_COMPLETED) {
-      snprintf(why, n, "DependencyNeverSatisfied: job %llu ended %s", (unsigned long long)dj->id,
-               coord_state_name(dj->state));
+    if (!dj) continue;  /* checked at submit; ids are never removed */
+    int st = dj->state;
+    coord_job_free(tmp);
+    if (!coord_final(st)) {
+      ok = 0;
+      continue;
+    }
+    if (d->type == FOIL__V1__DEPENDENCY_TYPE__AFTER_OK && st != FOIL__V1__JOB_STATE__JOB_COMPLETED) {
+      snprintf(why, n, "DependencyNeverSatisfied: job %llu ended %s", (unsigned long long)d->job_id,
+               coord_state_name(st));
       return -1;
     }
+    j->deps_ok |= bit;
   }
   return ok;
 }
@@ -877,8 +973,25 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
   }
   if (!rc) rc = sched_new(&c->sc, err);
   if (!rc) {
+    /* the jobs not final and those that ended within keep_final_s; the
+     * older ones stay in the store (coord_job_get reads them) */
     store_loader l = {load_job, load_attempt, load_worker, c};
-    rc = store_load(c->st, &l, err);
+    if (c->o.keep_final_s > 0)
+      rc = store_load_live(c->st, &l, coord_final_states, sizeof coord_final_states / sizeof *coord_final_states,
+                           log_now() - c->o.keep_final_s, err);
+    else
+      rc = store_load(c->st, &l, err);
+  }
+  if (!rc) {
+    /* ids and tokens go on from the store's largest, loaded or not */
+    uint64_t max_job = 0, max_token = 0;
+    rc = store_max_ids(c->st, &max_job, &max_token, err);
+    if (!rc && max_token >= c->next_token) c->next_token = max_token + 1;
+    if (!rc && max_job > c->max_id) {
+      if (jobs_reserve(c, max_job)) rc = foil_err_set(err, FOIL_ENOMEM, "no memory for %llu job ids",
+                                                      (unsigned long long)max_job);
+      else c->max_id = max_job;
+    }
   }
   if (!rc) lost_placements(c);
   if (!rc) {
@@ -947,8 +1060,9 @@ int coord_new(coord **out, const coord_opts *o, foil_err *err) {
     if (coord_running(j)) nrun++;
     else npend++;
   }
-  coord_log(c, "INFO", "control API on %s, workers on %s, data root %s; %llu jobs (%zu pending, %zu running), %zu workers known",
-            c->ctl_ep, c->wrk_ep, c->root, (unsigned long long)c->max_id, npend, nrun, c->nworkers);
+  coord_log(c, "INFO", "control API on %s, workers on %s, data root %s; %llu jobs (%zu pending, %zu running; %zu in "
+            "memory), %zu workers known", c->ctl_ep, c->wrk_ep, c->root, (unsigned long long)c->max_id, npend, nrun,
+            c->nresident, c->nworkers);
   if (auth_enabled(c->auth))
     coord_log(c, "INFO", "CURVE on: only keys in %s connect (SIGHUP rereads it)", o->allow);
   else
@@ -1028,6 +1142,10 @@ int coord_run(coord *c, volatile sig_atomic_t *stop, foil_err *err) {
       check_limits(c);
     }
     if ((c->dirty && now >= next_pass) || now - c->last_pass >= 1.0) coord_schedule(c);
+    if (now - c->last_evict >= c->hb_s / 4) {
+      c->last_evict = now;
+      coord_evict(c, COORD_EVICT_SCAN);
+    }
   }
   coord_log(c, "INFO", "stopping (running jobs keep running; workers reconnect to the next coordinator)");
   return FOIL_OK;

@@ -10,6 +10,9 @@
  * On start it loads the store: acknowledged jobs are all there; running
  * ones stay RUNNING while their workers re-register (a worker that does
  * not within the liveness window is DOWN and its jobs are requeued).
+ * Memory holds the jobs that are not final and, with keep_final_s, the
+ * final ones that ended within it (loaded so at start, the older evicted a
+ * little at a time by the loop); the store holds every job for good.
  *
  * Authentication (common/auth.h): with curve_key and allow both sockets are
  * CURVE servers and only allow-listed keys connect. Authorization by role:
@@ -47,6 +50,11 @@ typedef struct {
   const char *allow;       /* allow-list directory of client certificates (common/auth.h) */
   int insecure;            /* without CURVE, listen on non-loopback endpoints anyway */
   int max_pending;         /* jobs not yet running per submitter; 0: no limit */
+  /* A final job (COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL) leaves
+   * memory once it ended this many seconds ago; the store keeps it, and
+   * every request naming it reads it there. 0: every job stays in memory
+   * (foil-coordinator's --keep-final-s default is 3600). */
+  double keep_final_s;
   FILE *log;               /* NULL: stderr */
   /* Directories besides the data root whose files jobs may name (README
    * "Path confinement", common/confine.h); recorded in coordinator.json

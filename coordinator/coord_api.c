@@ -264,7 +264,12 @@ static int check_spec(coord *c, const Foil__V1__JobSpec *s, foil_err *err) {
     const Foil__V1__Dependency *d = s->dependencies[i];
     if (d->type != FOIL__V1__DEPENDENCY_TYPE__AFTER_OK && d->type != FOIL__V1__DEPENDENCY_TYPE__AFTER_ANY)
       return foil_err_set(err, FOIL_EINVAL, "dependency type %d is not known", d->type);
-    if (!coord_job(c, d->job_id))
+    int found = coord_job(c, d->job_id) != NULL;
+    if (!found && d->job_id && d->job_id <= c->max_id) {  /* evicted: the store has it */
+      store_loader l = {0};
+      if (store_get_job(c->st, d->job_id, &l, 0, &found, err)) return FOIL_EINTERNAL;
+    }
+    if (!found)
       return foil_err_set(err, FOIL_ENOTFOUND, "dependency: there is no job %llu", (unsigned long long)d->job_id);
   }
   return FOIL_OK;
@@ -379,22 +384,133 @@ static void do_submit(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
 
 /* ---- the rest --------------------------------------------------------------------- */
 
+/* The job a request names, resident or read from the store (*tmp: then
+ * the caller's to free); NULL having answered the request (no such job, or
+ * the store could not be read). */
+static cjob *job_for(coord *c, wire_msg *m, uint64_t rid, uint64_t id, int last_only, cjob **tmp) {
+  cjob *j = NULL;
+  foil_err err = {0};
+  int rc = coord_job_get(c, id, last_only, &j, tmp, &err);
+  if (rc) reply_error(c, m, rid, rc, "job %llu: %s", (unsigned long long)id, err.msg);
+  else if (!j) reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)id);
+  return j;
+}
+
 static void do_get(coord *c, wire_msg *m, uint64_t rid, uint64_t id) {
-  cjob *j = coord_job(c, id);
-  if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)id);
+  cjob *tmp = NULL, *j = job_for(c, m, rid, id, 0, &tmp);
+  if (!j) return;
   arena ar = {0};
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
   r.request_id = rid, r.body_case = FOIL__V1__REPLY__BODY_JOB, r.job = job_msg(c, &ar, j, 1);
   if (ar.failed || !r.job) reply_error(c, m, rid, FOIL_ENOMEM, "no memory for the reply");
   else send_reply(c, m, &r);
   arena_free(&ar);
+  coord_job_free(tmp);
+}
+
+/* A copy of job message x in ar, sharing nothing with where x borrows
+ * from (a job read from the store is freed before the reply is sent).
+ * packed: x's packed size. Cost: one pack and one unpack. */
+static void *arena_pb_alloc(void *ad, size_t n) { return arena_alloc(ad, n); }
+static void arena_pb_free(void *ad, void *p) { (void)ad, (void)p; }
+static Foil__V1__Job *job_own(arena *ar, const Foil__V1__Job *x, size_t packed) {
+  uint8_t *buf = arena_alloc(ar, packed ? packed : 1);
+  if (!buf) return NULL;
+  protobuf_c_message_pack(&x->base, buf);
+  ProtobufCAllocator al = {arena_pb_alloc, arena_pb_free, ar};
+  return foil__v1__job__unpack(&al, packed, buf);
+}
+
+/* One List request's walk: resident jobs from memory, evicted ones from
+ * the store, merged newest first. */
+typedef struct {
+  coord *c;
+  const Foil__V1__ListJobsRequest *l;
+  arena *ar;
+  Foil__V1__JobList *list;
+  size_t limit, matched, bytes;
+  uint64_t mem;  /* the next id the walk of memory looks at (0: done) */
+  foil_err err;
+} lister;
+
+static int list_wants(const Foil__V1__ListJobsRequest *l, int state) {
+  int want = l->n_states == 0;
+  for (size_t i = 0; i < l->n_states && !want; i++) want = (int)l->states[i] == state;
+  return want;
+}
+
+/* Job j (matching) into the list, or only counted once the reply is at its
+ * budget; own: j is freed before the send (its row copied). FOIL_ENOMEM. */
+static int list_add(lister *x, cjob *j, int own) {
+  x->matched++;
+  if (x->list->truncated) {
+    x->list->truncated++;
+    return FOIL_OK;
+  }
+  Foil__V1__Job *m = job_msg(x->c, x->ar, j, 0);
+  if (!m) return FOIL_ENOMEM;
+  size_t packed = protobuf_c_message_get_packed_size(&m->base), row = packed + 6; /* + tag and length */
+  if (x->bytes + row > coord_list_budget) {
+    x->list->truncated = 1;
+    return FOIL_OK;
+  }
+  if (own && !(m = job_own(x->ar, m, packed))) return FOIL_ENOMEM;
+  x->bytes += row;
+  x->list->jobs[x->list->n_jobs++] = m;
+  return FOIL_OK;
+}
+
+/* The resident jobs of ids above `above`, newest first, until the limit. */
+static int list_memory(lister *x, uint64_t above) {
+  for (; x->mem > above && x->matched < x->limit; x->mem--) {
+    cjob *j = x->c->jobs[x->mem];
+    if (j && list_wants(x->l, j->state) && list_add(x, j, 0)) return FOIL_ENOMEM;
+  }
+  return FOIL_OK;
+}
+
+typedef struct {
+  coord *c;
+  cjob *j;
+} list_att;
+
+static int list_attempt(void *ctx, const store_attempt *a) {
+  list_att *la = ctx;
+  return coord_job_add_attempt(la->c, la->j, a, 0);
+}
+
+/* store_list_jobs' row: the resident jobs newer than it first; then it,
+ * unless it is resident (memory has it, as it is now). */
+static int list_row(void *ctx, const store_job *r) {
+  lister *x = ctx;
+  if (list_memory(x, r->id)) return FOIL_ENOMEM;
+  if (x->matched >= x->limit) return 1;
+  if (x->c->jobs[r->id]) return 0;  /* resident: the walk of memory takes it next */
+  if (x->list->truncated) {  /* past the budget: counted, not read */
+    x->matched++, x->list->truncated++;
+    return 0;
+  }
+  cjob *j = NULL;
+  int rc = coord_job_build(r, &j, &x->err);
+  if (!rc) {  /* a row shows the current attempt only */
+    list_att la = {x->c, j};
+    store_loader l = {NULL, list_attempt, NULL, &la};
+    rc = store_get_attempts(x->c->st, r->id, &l, 1, &x->err);
+  }
+  if (!rc) rc = list_add(x, j, 1);
+  coord_job_free(j);
+  return rc ? (rc < 0 ? rc : FOIL_EINTERNAL) : 0;
 }
 
 /* List: newest first, at most limit matches, as summaries (job_msg), the
  * reply cut at coord_list_budget bytes with the matches left out counted
- * (JobList.truncated). Cost: one pass over the job ids; each row sized once
- * more than it is packed; memory about the reply's size, freed after the
- * send. */
+ * (JobList.truncated). Resident jobs come from memory; when some ids are
+ * not resident (evicted) and the request wants a final state, the evicted
+ * jobs come from the store (store_list_jobs), merged in by id. Cost: one
+ * pass over the job ids; with evicted jobs, the store's rows read newest
+ * first until the limit; each row sized once more than it is packed (an
+ * evicted one also read, unpacked and copied); memory about the reply's
+ * size, freed after the send. */
 static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   const Foil__V1__ListJobsRequest *l = q->list;
   size_t limit = l->limit ? l->limit : 1000;
@@ -405,40 +521,30 @@ static void do_list(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   list.jobs = arena_alloc(&ar, limit * sizeof *list.jobs);
   /* rows until the reply would pass its budget; past it only count the
    * matches left out (newest first: the oldest are the ones left out) */
-  size_t bytes = 32, matched = 0; /* 32: now, truncated and the envelope */
-  for (uint64_t id = c->max_id; list.jobs && id >= 1 && matched < limit; id--) {
-    cjob *j = c->jobs[id];
-    if (!j) continue;
-    int want = l->n_states == 0;
-    for (size_t i = 0; i < l->n_states && !want; i++) want = (int)l->states[i] == j->state;
-    if (!want) continue;
-    matched++;
-    if (list.truncated) {
-      list.truncated++;
-      continue;
-    }
-    Foil__V1__Job *x = job_msg(c, &ar, j, 0);
-    if (!x) break;
-    size_t row = protobuf_c_message_get_packed_size(&x->base) + 6; /* + tag and length */
-    if (bytes + row > coord_list_budget) {
-      list.truncated = 1;
-      continue;
-    }
-    bytes += row;
-    list.jobs[list.n_jobs++] = x;
-  }
+  lister x = {.c = c, .l = l, .ar = &ar, .list = &list, .limit = limit, .bytes = 32, /* now, truncated, envelope */
+              .mem = c->max_id};
+  /* the final states asked for: only those can be evicted */
+  int finals[5];
+  size_t nf = 0;
+  for (size_t i = 0; i < 5; i++)
+    if (list_wants(l, coord_final_states[i])) finals[nf++] = coord_final_states[i];
+  int rc = FOIL_OK;
+  if (list.jobs && nf && c->nresident < c->max_id)
+    rc = store_list_jobs(c->st, finals, nf, c->max_id, list_row, &x, &x.err);
+  if (list.jobs && !rc) rc = list_memory(&x, 0);
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
   r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_JOBS, r.jobs = &list;
-  if (ar.failed) reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory for the reply");
+  if (ar.failed || rc == FOIL_ENOMEM) reply_error(c, m, q->request_id, FOIL_ENOMEM, "no memory for the reply");
+  else if (rc) reply_error(c, m, q->request_id, rc, "the list could not be read from the job store: %s", x.err.msg);
   else send_reply(c, m, &r);
   arena_free(&ar);
 }
 
-static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int role, const char *who) {
+/* j: resident, or an evicted (final) job read from the store, which only
+ * the answers for a final job reach. */
+static void cancel_job(coord *c, wire_msg *m, const Foil__V1__Request *q, int role, const char *who, cjob *j) {
   const Foil__V1__CancelRequest *x = q->cancel;
   uint64_t rid = q->request_id;
-  cjob *j = coord_job(c, x->job_id);
-  if (!j) return reply_error(c, m, rid, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)x->job_id);
   if (role != AUTH_ADMIN && strcmp(j->submitter, who))
     return reply_error(c, m, rid, FOIL_EPERM, "job %llu was submitted by %s%s%s, not by %s: submitters cancel only their own jobs",
                        (unsigned long long)j->id, j->submitter[0] ? "\"" : "", j->submitter[0] ? j->submitter : "an admin",
@@ -493,6 +599,13 @@ static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int rol
   send_reply(c, m, &r);
 }
 
+static void do_cancel(coord *c, wire_msg *m, const Foil__V1__Request *q, int role, const char *who) {
+  cjob *tmp = NULL, *j = job_for(c, m, q->request_id, q->cancel->job_id, 1, &tmp);
+  if (!j) return;
+  cancel_job(c, m, q, role, who, j);
+  coord_job_free(tmp);
+}
+
 /* Opens <root>/jobs/<id>/log for reading. The job writes in jobs/<id> (and
  * may replace it): no symbolic link is followed below the data root, and
  * only a regular file is read, so a job cannot make the coordinator read
@@ -526,12 +639,17 @@ static int open_log(coord *c, uint64_t id, int *fd, foil_err *err) {
 
 static void do_logs(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   const Foil__V1__LogsRequest *l = q->logs;
-  cjob *j = coord_job(c, l->job_id);
-  if (!j) return reply_error(c, m, q->request_id, FOIL_ENOTFOUND, "there is no job %llu", (unsigned long long)l->job_id);
+  int state = 0;
+  {
+    cjob *tmp = NULL, *j = coord_job(c, l->job_id);
+    if (!j && !(j = job_for(c, m, q->request_id, l->job_id, 1, &tmp))) return;
+    state = j->state;
+    coord_job_free(tmp);
+  }
   size_t max = l->max_bytes ? l->max_bytes : 64 << 10;
   if (max > 256 << 10) max = 256 << 10;
   foil_err err = {0};
-  int fd = -1, rc = open_log(c, j->id, &fd, &err);
+  int fd = -1, rc = open_log(c, l->job_id, &fd, &err);
   if (rc) return reply_error(c, m, q->request_id, rc, "%s", err.msg);
   uint8_t *buf = malloc(max);
   if (!buf) {
@@ -552,8 +670,8 @@ static void do_logs(coord *c, wire_msg *m, const Foil__V1__Request *q) {
   Foil__V1__LogsReply lr = FOIL__V1__LOGS_REPLY__INIT;
   lr.data.data = buf, lr.data.len = got;
   lr.next_offset = l->offset + got;
-  lr.state = j->state;
-  lr.eof = coord_final(j->state) && (off_t)lr.next_offset >= size;
+  lr.state = state;
+  lr.eof = coord_final(state) && (off_t)lr.next_offset >= size;
   Foil__V1__Reply r = FOIL__V1__REPLY__INIT;
   r.request_id = q->request_id, r.body_case = FOIL__V1__REPLY__BODY_LOGS, r.logs = &lr;
   send_reply(c, m, &r);

@@ -3,7 +3,11 @@
  * (worker protocol). Not a public header.
  *
  * Jobs live in jobs[id] (ids are the store's rowids, dense from 1); a job
- * owns its unpacked JobSpec, its packed bytes and its attempts. Workers
+ * owns its unpacked JobSpec, its packed bytes and its attempts. A final
+ * job that ended more than o.keep_final_s ago is evicted (coord_evict):
+ * jobs[id] NULL, the store has it; coord_job_get finds a job either way.
+ * Every job not final is resident. active may still name an evicted id
+ * until the next pass compacts it: every walk of active skips NULL. Workers
  * live in an array in registration order. Resource use is recomputed from
  * the active jobs' current attempts at each pass (no counters to drift).
  */
@@ -78,6 +82,7 @@ typedef struct {
                                    * refresh job publishes (spec "name"); "" otherwise */
   double est_start;
   int deps_met;         /* this pass: its dependencies have all ended as asked */
+  uint64_t deps_ok;     /* bit i: dependency i ended as asked (final: for good, never asked again) */
   /* progress, latest */
   double p_value, p_total, p_time;
   char *p_msg, *p_metrics;
@@ -110,9 +115,12 @@ struct coord {
   char ctl_ep[256], wrk_ep[256];
   store *st;
   sched *sc;
-  cjob **jobs;          /* jobs[id], NULL for an unknown id */
+  cjob **jobs;          /* jobs[id], NULL for an unknown or evicted id (8 bytes an id) */
   size_t jobs_cap;
-  uint64_t max_id;
+  uint64_t max_id;      /* the largest id in the store (resident or not) */
+  size_t nresident;     /* non-NULL entries of jobs */
+  uint64_t evict_next;  /* coord_evict's cursor */
+  double last_evict;    /* when coord_run last called coord_evict (monotonic) */
   uint64_t *active;     /* ids not final, in id order */
   size_t nactive, active_cap;
   cworker *workers;     /* appended, never removed: an index names a worker for good */
@@ -137,7 +145,35 @@ int coord_final(int state);
 /* 1 when j has an attempt on its workers (RUNNING or COMPLETING) */
 int coord_running(const cjob *j);
 const char *coord_state_name(int state);
+/* The resident job id, or NULL (unknown, or evicted: see coord_job_get). O(1). */
 cjob *coord_job(coord *c, uint64_t id);
+/* The job id, resident or from the store: *out the resident job (*tmp
+ * NULL), or the stored one read into *tmp (*out == *tmp: the caller's, free
+ * it with coord_job_free; read-only: an evicted job is final), or NULL
+ * (FOIL_OK) when there is no job id. last_only: only its last attempt is
+ * read (enough for a list row or a state). Errors: FOIL_EINTERNAL (the
+ * store), FOIL_ENOMEM. Cost: O(1) resident; else an indexed read of the
+ * row and its attempts and an unpack of its spec. */
+int coord_job_get(coord *c, uint64_t id, int last_only, cjob **out, cjob **tmp, foil_err *err);
+/* A job held by a row (its spec unpacked; no attempts), not taken into c:
+ * the caller's (coord_job_free). FOIL_EINTERNAL when the spec does not
+ * parse, FOIL_ENOMEM. */
+int coord_job_build(const store_job *row, cjob **out, foil_err *err);
+/* Appends attempt row r to j; add: a worker of its placement not known so
+ * far is added (DOWN), as the start's load does; else (a job read for a
+ * request) such a placement is kept without workers. FOIL_ENOMEM. */
+int coord_job_add_attempt(coord *c, cjob *j, const store_attempt *r, int add);
+/* One turn of eviction: looks at up to `scan` ids from where the last
+ * turn stopped (wrapping) and frees the final jobs that ended more than
+ * o.keep_final_s ago (at most COORD_EVICT_FREE a turn); the store keeps
+ * them. Nothing with keep_final_s 0. Returns how many it freed. Cost:
+ * O(scan) pointer checks plus the frees; coord_run calls it every quarter
+ * heartbeat with COORD_EVICT_SCAN. */
+#define COORD_EVICT_SCAN 65536
+#define COORD_EVICT_FREE 4096
+size_t coord_evict(coord *c, size_t scan);
+/* The final states (coord_final), for the store's queries. */
+extern const int coord_final_states[5];
 cattempt *coord_current(cjob *j);
 /* Index of the worker named `name`, or -1. O(1) expected (a hash of the names). */
 int coord_worker_find(coord *c, const char *name);

@@ -149,6 +149,7 @@ void coord_loop_on_progress(const coord_loop_ops *ops, uint64_t job_id, const ch
 typedef struct {
   coord *c;
   cjob *j;
+  cjob *tmp;  /* op_job's job read from the store (evicted), freed after the progress is handled */
 } loop_ctx;
 
 static int op_submit(void *ctx, const coord_loop_spec *ls, uint64_t *id, int *existing, foil_err *err) {
@@ -163,7 +164,12 @@ static int op_submit(void *ctx, const coord_loop_spec *ls, uint64_t *id, int *ex
 
 static coord_loop_job op_job(void *ctx, uint64_t id) {
   loop_ctx *x = ctx;
-  cjob *o = coord_job(x->c, id);
+  cjob *o = NULL;
+  foil_err err = {0};
+  coord_job_free(x->tmp);
+  x->tmp = NULL;
+  if (coord_job_get(x->c, id, 1, &o, &x->tmp, &err))
+    coord_log(x->c, "WARN", "job %llu: not read from the job store: %s", (unsigned long long)id, err.msg);
   coord_loop_job out = {0};
   if (o && o->spec)
     out = (coord_loop_job){.kind = o->spec->kind, .name = o->spec->name, .submitter = o->submitter,
@@ -182,7 +188,8 @@ static void op_event(void *ctx, const char *msg) {
 
 void coord_loop_progress(coord *c, cjob *j) {
   if (strcmp(j->spec->kind, "pretrain") || !j->p_metrics || !strstr(j->p_metrics, "\"checkpoint_step\"")) return;
-  loop_ctx x = {c, j};
+  loop_ctx x = {c, j, NULL};
   coord_loop_ops ops = {.ctx = &x, .submit = op_submit, .job = op_job, .log = op_log, .event = op_event};
   coord_loop_on_progress(&ops, j->id, j->spec->name, j->submitter, j->spec->spec_json, j->p_metrics, &j->loop_step);
+  coord_job_free(x.tmp);
 }

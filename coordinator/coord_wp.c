@@ -76,9 +76,30 @@ static void tell_servers(coord *c, const cjob *refresh) {
   }
 }
 
+/* A Finished report of a job no longer in memory (evicted: final, so a
+ * resend): answered as for a resident final job, from the store's row.
+ * FOIL_EUNAVAIL when the store cannot be read (the worker sends it again). */
+static int finished_evicted(coord *c, cworker *w, const Foil__V1__Finished *f) {
+  cjob *j = NULL, *tmp = NULL;
+  foil_err err = {0};
+  if (coord_job_get(c, f->job_id, 1, &j, &tmp, &err)) {
+    coord_log(c, "WARN", "job %llu: a finished report from %s not answered now: %s", (unsigned long long)f->job_id,
+              w->name, err.msg);
+    return FOIL_EUNAVAIL;
+  }
+  cattempt *a = j ? coord_current(j) : NULL;
+  int rc = !a || a->token != f->token                      ? FOIL_EABORTED
+           : !heads(c, a, w)                               ? FOIL_EPERM
+           : a->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL ? FOIL_EABORTED
+                                                            : FOIL_OK;
+  coord_job_free(tmp);
+  return rc;
+}
+
 int coord_wp_finished(coord *c, cworker *w, const Foil__V1__Finished *f) {
   cjob *j = coord_job(c, f->job_id);
-  cattempt *a = j ? coord_current(j) : NULL;
+  if (!j) return finished_evicted(c, w, f);
+  cattempt *a = coord_current(j);
   if (!a || a->token != f->token) return FOIL_EABORTED;  /* replaced: stale report */
   if (!heads(c, a, w)) return FOIL_EPERM;
   /* already final: this end (a resend) or another was committed before */

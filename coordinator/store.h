@@ -86,5 +86,30 @@ int store_event(store *s, double time, uint64_t job_id, const char *worker, cons
 
 /* Every row: workers, then jobs in id order, then attempts by (job, n). */
 int store_load(store *s, const store_loader *l, foil_err *err);
+/* As store_load, but only the jobs that are live: those whose state is
+ * not one of done[0..ndone) (the final states), and the others that ended
+ * at `since` or later (end_time >= since); then only their attempts.
+ * Cost: one pass over the index of (state, end_time), then the live rows
+ * by key: a store of millions of old jobs costs the reading of that
+ * index, not of its rows. */
+int store_load_live(store *s, const store_loader *l, const int *done, size_t ndone, double since, foil_err *err);
+/* The largest job id and attempt token stored (0: none). Cost: two
+ * lookups at the end of an index. */
+int store_max_ids(store *s, uint64_t *job_id, uint64_t *token, foil_err *err);
+/* Job `id` to l->job, then its attempts to l->attempt by n (last_only:
+ * only its last one); *found 0 (FOIL_OK, no callback) when there is no such
+ * row. l->worker is not used; l->attempt NULL: the attempts are not read.
+ * Cost: indexed lookups. */
+int store_get_job(store *s, uint64_t id, const store_loader *l, int last_only, int *found, foil_err *err);
+/* The attempts of job job_id to l->attempt by n (last_only: its last one
+ * only). Cost: one indexed read. */
+int store_get_attempts(store *s, uint64_t job_id, const store_loader *l, int last_only, foil_err *err);
+/* The jobs of id <= max_id whose state is one of states[0..n) (n 0: any),
+ * newest first, each to row(ctx, j) until it returns non-zero: 1 stops, a
+ * negative foil code stops and is returned. row may call store_get_job.
+ * Cost: reads rows by id downwards until row stops (non-matching rows are
+ * read too). */
+int store_list_jobs(store *s, const int *states, size_t n, uint64_t max_id, int (*row)(void *ctx, const store_job *j),
+                    void *ctx, foil_err *err);
 
 #endif

@@ -3,7 +3,7 @@
  *   foil-coordinator [--root DIR] [--control EP] [--workers EP]
  *                    [--heartbeat-ms MS] [--liveness N] [--grace-s S] [--log FILE]
  *                    [--curve-key KEY_SECRET --allow-keys DIR] [--insecure] [--max-pending N]
- *                    [--allow-dir DIR]...
+ *                    [--allow-dir DIR]... [--keep-final-s SECONDS]
  *
  * Endpoints default to tcp://127.0.0.1:7420 (control API) and
  * tcp://127.0.0.1:7421 (workers); port `*` picks a free one. The endpoints
@@ -31,7 +31,7 @@ static int usage(FILE *f) {
           "usage: foil-coordinator [--root DIR] [--control EP] [--workers EP] [--heartbeat-ms MS]\n"
           "                        [--liveness N] [--grace-s S] [--log FILE]\n"
           "                        [--curve-key KEY_SECRET --allow-keys DIR] [--insecure] [--max-pending N]\n"
-          "                        [--allow-dir DIR]...\n"
+          "                        [--allow-dir DIR]... [--keep-final-s SECONDS]\n"
           "  --root DIR        data root (default $FOIL_ROOT, else ./foil-data): coordinator.db, jobs/\n"
           "  --control EP      control API endpoint (default tcp://127.0.0.1:7420; port * = any free)\n"
           "  --workers EP      worker endpoint (default tcp://127.0.0.1:7421)\n"
@@ -45,7 +45,11 @@ static int usage(FILE *f) {
           "  --insecure        without CURVE, listen on non-loopback endpoints anyway\n"
           "  --max-pending N   jobs not yet started per submitter (default 0: no limit)\n"
           "  --allow-dir DIR   jobs may also name files under DIR (repeatable; default: only the\n"
-          "                    data root; README \"Path confinement\")\n");
+          "                    data root; README \"Path confinement\")\n"
+          "  --keep-final-s S  a job that ended (COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL) more\n"
+          "                    than S seconds ago leaves the coordinator's memory; coordinator.db keeps\n"
+          "                    it and every request still finds it there (default 3600; 0: keep every\n"
+          "                    job in memory)\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -67,6 +71,7 @@ int main(int argc, char **argv) {
                   .workers = "tcp://127.0.0.1:7421"};
   const char *ck = getenv("FOIL_CURVE_KEY"), *al = getenv("FOIL_ALLOW_KEYS");
   o.curve_key = ck && *ck ? ck : NULL, o.allow = al && *al ? al : NULL;
+  int keep_final = 3600;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int rc = 0;
@@ -86,6 +91,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--curve-key")) o.curve_key = v;
     else if (!strcmp(a, "--allow-keys")) o.allow = v;
     else if (!strcmp(a, "--max-pending")) rc = int_arg(a, v, 0, 1000000, &o.max_pending);
+    else if (!strcmp(a, "--keep-final-s")) rc = int_arg(a, v, 0, 315360000, &keep_final);
     else if (!strcmp(a, "--allow-dir")) {
       if (o.n_allow_dirs == COORD_MAX_ALLOW) {
         fprintf(stderr, "foil-coordinator: at most %d --allow-dir\n", COORD_MAX_ALLOW);
@@ -109,6 +115,7 @@ int main(int argc, char **argv) {
     return 5;
   }
   o.log = log;
+  o.keep_final_s = keep_final;
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, NULL);

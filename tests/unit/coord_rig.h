@@ -5,6 +5,7 @@
  * coord_api_handle as received from "cli" and the replies read back on it,
  * submissions through coord_submit, SQL on coordinator.db from a second
  * connection. One coordinator at a time, in these static globals:
+ *   rig_keep_final_s  the start's keep_final_s (default 0: keep all)
  *   base     the directory of the test's data roots (rig_init makes it,
  *            rig_done removes it)
  *   root     the data root of the coordinator (use_root picks it)
@@ -38,6 +39,8 @@ static void *cli;
 static void *socks[RIG_MAX_SOCKS];
 static int nsocks, ninst;
 static uint64_t next_rid = 100;
+/* coord_opts.keep_final_s of the next start (0: every job stays in memory) */
+static double rig_keep_final_s;
 
 /* Makes base (foil-test-NAME-XXXXXX on tmpfs when there is one: the store
  * fsyncs every commit) and opens the coordinators' log; 0, else -1 having
@@ -96,7 +99,8 @@ static inline int start_with(int tcp, int rcvhwm) {
   char ctl[64], wrk[64];
   snprintf(ctl, sizeof ctl, tcp ? "tcp://127.0.0.1:*" : "inproc://rig-ctl-%d", ninst);
   snprintf(wrk, sizeof wrk, "inproc://rig-wrk-%d", ninst++);
-  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file};
+  coord_opts o = {.root = root, .control = ctl, .workers = wrk, .log = coord_log_file,
+                  .keep_final_s = rig_keep_final_s};
   foil_err err = {0};
   C = NULL;
   CHECKF(coord_new(&C, &o, &err) == 0, "the data root does not load: %s", err.msg);
