@@ -91,10 +91,10 @@ check(N == 5026, "the code corpus has 5,026 functions (%d)" % N)
 idx = os.path.join(root, "indexes", "code")
 
 
-def spec(name="code", dtype="float32", corpus=None, keep=2):
+def spec(name="code", dtype="float32", corpus=None, keep=2, batch=64):
     s = {"kind": "refresh", "name": name, "checkpoint": train_dir,
          "corpus": corpus or {"dataset": "code", "benchmark": "all"},
-         "dtype": dtype, "batch": 64, "keep_versions": keep, "threads": 1, "job": {"ranks": 2}}
+         "dtype": dtype, "batch": batch, "keep_versions": keep, "threads": 1, "job": {"ranks": 2}}
     path = os.path.join(work, "refresh-%s-%s.json" % (name, dtype))
     with open(path, "w") as f:
         json.dump(s, f)
@@ -184,20 +184,23 @@ recs = [json.loads(x) for x in log]
 check(sum(1 for x in recs if "rank" in x) == 6 and all(x["sentences_per_s"] > 0 for x in recs if "rank" in x),
       "metrics: a line per rank with sentences/s")
 
-# 1 rank = 2 ranks, bit for bit
-r = subprocess.run(refresh_cmd(spec(name="code1"), ranks=1), env=env)
+# 1 rank = 2 ranks, bit for bit: windows of 256 batches end at multiples
+# of 256·`batch` corpus rows on every rank (their texts sorted by length,
+# then batched); only the window that the rank boundary (N/2) splits
+# batches other rows together. With batch 64 one window holds the whole
+# corpus: batch 4 makes windows of 1,024 rows.
+r = subprocess.run(refresh_cmd(spec(name="code1", batch=4), ranks=1), env=env)
 one = h5py.File(os.path.join(root, "indexes", "code1", "v1", "shard_0.h5"), "r")["vectors"][()]
-# windows of 32 batches end at multiples of 32·`batch` corpus rows on every
-# rank (their texts sorted by length, then batched); only the window that
-# the rank boundary (N/2) splits batches other rows together
-W = 32 * 64
+r2 = subprocess.run(refresh_cmd(spec(name="code2", batch=4), ranks=2), env=env)
+two = load_version(os.path.join(root, "indexes", "code2"), 1)["vec"] if r2.returncode == 0 else f32
+W = 256 * 4
 split = np.zeros(N, bool)
 split[(N // 2) // W * W:((N // 2) // W + 1) * W] = True
-check(r.returncode == 0 and (~split).sum() > N // 3 and np.array_equal(one[~split], f32[~split]),
+check(r.returncode == 0 and r2.returncode == 0 and (~split).sum() > N // 3 and np.array_equal(one[~split], two[~split]),
       "1 rank gives the same bits as 2 ranks (outside the window the rank boundary splits: %d of %d rows)"
       % ((~split).sum(), N))
-check(np.abs(one[split] - f32[split]).max() < 1e-6, "and within 1e-6 inside it (max %.2g)"
-      % np.abs(one[split] - f32[split]).max())
+check(np.abs(one[split] - two[split]).max() < 1e-6, "and within 1e-6 inside it (max %.2g)"
+      % np.abs(one[split] - two[split]).max())
 
 # the vectors against PyTorch (tests/reference/encoder_ref.py's model code, HF's tokenizer)
 try:

@@ -362,8 +362,9 @@ static void job_free(job *j) {
 
 /* Batches of one encode_texts call: it sorts a window's texts by token
  * count, so each batch of `batch` holds texts of similar length (little
- * padding, as sentence-transformers' encode) */
-#define REFRESH_SORT_BATCHES 32
+ * padding, as sentence-transformers' encode). 256: within a few percent
+ * of sorting the whole corpus (bench/refresh.py); 32 left 20% */
+#define REFRESH_SORT_BATCHES 256
 
 /* Encodes this rank's rows [lo, hi) into out, sending progress on rank 0. */
 static int encode_share(job *j, size_t lo, size_t hi, float *out, foil_err *err) {

@@ -66,7 +66,7 @@
  *
  * Ranks: with N documents and R ranks, rank r encodes rows
  * [r·N/R, (r+1)·N/R) and writes shard r (ids = corpus row numbers, keys =
- * the corpus's ids), in windows of 32·`batch` rows that end at multiples
+ * the corpus's ids), in windows of 256·`batch` rows that end at multiples
  * of that in corpus rows; each window's texts are sorted by token count
  * and encoded `batch` at a time (worker/run/encode.h: little padding). So a
  * row's vector does not depend on the number of ranks (the same bits for
