@@ -146,7 +146,11 @@ def run(c, k):
     time.sleep(3)
     c.call("workers", C.WorkersRequest(), timeout_s=60)  # still answering
     grown = rss_kb(c.coord.pid) - before
-    check(grown < 30 << 10, "3,020 unread List replies grew the coordinator by %d MB (< 30 MB)" % (grown >> 10))
+    if "ASAN_OPTIONS" in os.environ:  # the ASan build: its quarantine keeps freed replies resident
+        print("skip: the coordinator's growth under ASan (%d MB) says nothing of queued replies; "
+              "test_coord_list checks the send limit itself" % (grown >> 10))
+    else:
+        check(grown < 30 << 10, "3,020 unread List replies grew the coordinator by %d MB (< 30 MB)" % (grown >> 10))
     s.close(0)
     r = foil("jobs", key="root")
     check(r.returncode == 0, "root's `foil jobs` still works (rc %d: %s)" % (r.returncode, r.stderr.strip()[:300]))
