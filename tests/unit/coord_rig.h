@@ -134,6 +134,19 @@ static inline void stop(void) {
   coord_destroy(&C);
 }
 
+/* A worker's socket, connected to the worker port as `name` (its routing id). */
+static inline void *peer(const char *name) {
+  void *s = zmq_socket(C->zctx, ZMQ_DEALER);
+  zmq_setsockopt(s, ZMQ_ROUTING_ID, name, strlen(name));
+  int ms = 1000;
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  zmq_connect(s, C->wrk_ep);
+  CHECK(nsocks < RIG_MAX_SOCKS);
+  socks[nsocks++] = s;
+  joined(C->wrk, s);
+  return s;
+}
+
 /* Hands msg to a handler as received from the routing id `from` (api: the
  * control API, else the worker protocol). Before a control request the
  * ROUTER takes in ZeroMQ's commands, as coord_run's poll has it do each

@@ -59,20 +59,7 @@
 #include "tests/unit/coord_rig.h"
 #include "worker/agent/outbox.h"
 
-/* ---- the coordinator's peers (the coordinator, cli and the API: coord_rig.h) ---------- */
-
-/* A worker's socket, connected as `name`. */
-static void *peer(const char *name) {
-  void *s = zmq_socket(C->zctx, ZMQ_DEALER);
-  zmq_setsockopt(s, ZMQ_ROUTING_ID, name, strlen(name));
-  int ms = 1000;
-  zmq_setsockopt(s, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_connect(s, C->wrk_ep);
-  CHECK(nsocks < RIG_MAX_SOCKS);
-  socks[nsocks++] = s;
-  joined(C->wrk, s);
-  return s;
-}
+/* ---- the coordinator's peers (the coordinator, cli, the API, peer(): coord_rig.h) ------- */
 
 /* The next message on a worker's socket s (within its 1 s timeout) with
  * request id rid: for rid > 0 an answer (ack, error, registered,

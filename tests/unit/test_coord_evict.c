@@ -38,19 +38,7 @@
 #include "tests/test.h"
 #include "tests/unit/coord_rig.h"
 
-/* ---- a worker (as test_coord.c's) ------------------------------------------------------- */
-
-static void *peer(const char *name) {
-  void *s = zmq_socket(C->zctx, ZMQ_DEALER);
-  zmq_setsockopt(s, ZMQ_ROUTING_ID, name, strlen(name));
-  int ms = 1000;
-  zmq_setsockopt(s, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  zmq_connect(s, C->wrk_ep);
-  CHECK(nsocks < RIG_MAX_SOCKS);
-  socks[nsocks++] = s;
-  joined(C->wrk, s);
-  return s;
-}
+/* ---- a worker (peer(): coord_rig.h) ------------------------------------------------------ */
 
 /* The answer to request rid on s: 0 for an Ack or Registered, else its
  * error code (foil's), -1 for none; pushed messages are skipped. */
