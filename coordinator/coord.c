@@ -172,6 +172,7 @@ int coord_persist_job(coord *c, cjob *j, const char *worker, const char *fmt, ..
   if (!rc && a) rc = write_attempt(c, j, a, &err);
   if (!rc) rc = store_event(c->st, log_now(), j->id, worker, text, &err);
   if (!rc) rc = store_commit(c->st, &err);
+  j->unsaved = rc != 0;
   if (rc) {
     store_rollback(c->st);
     coord_log(c, "ERROR", "job %llu: not recorded (%s): %s", (unsigned long long)j->id, err.msg, text);
@@ -432,6 +433,11 @@ size_t coord_evict(coord *c, size_t scan) {
     uint64_t id = c->evict_next++;
     cjob *j = c->jobs[id];
     if (!j || !coord_final(j->state) || j->end_time >= cutoff) continue;
+    /* its end was never recorded (a write that failed and that nobody
+     * retried): memory is the only true copy, so record it first */
+    if (j->unsaved && coord_persist_job(c, j, "", "%s (recorded late: an earlier write failed)",
+                                        coord_state_name(j->state)))
+      continue;
     coord_job_free(j);
     c->jobs[id] = NULL;
     c->nresident--;

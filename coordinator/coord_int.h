@@ -81,6 +81,8 @@ typedef struct {
   char index[COORD_MAX_NAME + 1]; /* the index a serve job serves (spec "index") or a
                                    * refresh job publishes (spec "name"); "" otherwise */
   double est_start;
+  int unsaved;          /* its last coord_persist_job failed: memory is ahead of the store (kept
+                         * resident until a write succeeds: coord_evict) */
   int deps_met;         /* this pass: its dependencies have all ended as asked */
   uint64_t deps_ok;     /* bit i: dependency i ended as asked (final: for good, never asked again) */
   /* progress, latest */
@@ -166,7 +168,8 @@ int coord_job_add_attempt(coord *c, cjob *j, const store_attempt *r, int add);
 /* One turn of eviction: looks at up to `scan` ids from where the last
  * turn stopped (wrapping) and frees the final jobs that ended more than
  * o.keep_final_s ago (at most COORD_EVICT_FREE a turn); the store keeps
- * them. Nothing with keep_final_s 0. Returns how many it freed. Cost:
+ * them. A job whose last write failed (unsaved) is written first and
+ * kept while that fails. Nothing with keep_final_s 0. Returns how many it freed. Cost:
  * O(scan) pointer checks plus the frees; coord_run calls it every quarter
  * heartbeat with COORD_EVICT_SCAN. */
 #define COORD_EVICT_SCAN 65536

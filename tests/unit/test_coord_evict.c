@@ -20,7 +20,9 @@
  *  - a restart loads only the jobs not final and those inside the window,
  *    the answers stay the same, and new job ids and attempt tokens go on
  *    after the store's largest;
- *  - window 0 keeps every job in memory, at run time and at start.
+ *  - window 0 keeps every job in memory, at run time and at start;
+ *  - a job whose end could not be written stays in memory until a write
+ *    succeeds, then leaves with its end in the store.
  */
 #define _DEFAULT_SOURCE
 #include <sqlite3.h>
@@ -431,11 +433,49 @@ static void test_inside_window(void) {
   rig_keep_final_s = 0;
 }
 
+/* ---- 4. an end whose write failed stays in memory until it is written --------------------- */
+
+/* review-evict.md: a job made final in memory by a path that goes on when
+ * its write fails (a lost worker's NODE_FAIL) had its only true copy freed,
+ * and the store's row (RUNNING) answered from then on. */
+static void test_unsaved_end(void) {
+  rig_keep_final_s = WINDOW_MS / 1e3;
+  if (fresh("unsaved")) return;
+  void *w = peer("w1");
+  CHECK(reg(w, "w1", 1) == 0);
+  uint64_t id = submit_job("", NULL, 1, NULL, NULL);
+  coord_schedule(C);
+  cjob *j = coord_job(C, id);
+  if (!j) return stop();
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_RUNNING);
+  j->max_failures = 0; /* the node failure ends it */
+  sql("CREATE TRIGGER fail_jobs BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END");
+  coord_worker_lost(C, &C->workers[coord_worker_find(C, "w1")], "test");
+  CHECK(j->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL && j->unsaved);
+  sleep_s(WINDOW_MS / 1e3 + 0.1);
+  evict_all();
+  CHECKF(coord_job(C, id) == j, "a job whose end was never written was evicted");
+  sql("DROP TRIGGER fail_jobs");
+  evict_all();
+  CHECK(coord_job(C, id) == NULL);
+  size_t len = 0;
+  int code = 0;
+  uint8_t *b = get_bytes(id, 0, &len, &code);
+  Foil__V1__Job *got = b ? foil__v1__job__unpack(NULL, len, b) : NULL;
+  CHECKF(got && got->state == FOIL__V1__JOB_STATE__JOB_NODE_FAIL, "the store says %s",
+         got ? coord_state_name(got->state) : "nothing");
+  if (got) foil__v1__job__free_unpacked(got, NULL);
+  free(b);
+  stop();
+  rig_keep_final_s = 0;
+}
+
 int main(void) {
   if (rig_init("evict")) return 1;
   RUN(test_evict);
   RUN(test_keep_all);
   RUN(test_inside_window);
+  RUN(test_unsaved_end);
   rig_done();
   TEST_EXIT();
 }
