@@ -41,11 +41,13 @@ run_one() { # target
   mkdir -p "$scratch"
   [ -d "tests/fuzz/regress/$t" ] && seeds+=("tests/fuzz/regress/$t")
   # -timeout: one input may take at most 20 s (a hang is a finding);
-  # -rss_limit_mb: more is a finding too (inputs are at most 64 KiB)
+  # -rss_limit_mb: more is a finding too (inputs are at most 64 KiB);
+  # -malloc_limit_mb: one allocation past it is reported with its own stack,
+  # so a huge one inside libhdf5 is told apart from foil's
   if FOIL_TEST_TMP="$dir/tmp" \
      ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      LSAN_OPTIONS=suppressions=$PWD/$supp:print_suppressions=0 \
-     "$dir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
+     "$dir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
        -max_len=65536 -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t-" \
        "$scratch" "${seeds[@]}" >"$dir/fuzz_$t.log" 2>&1; then
     echo "fuzz_$t: clean for ${secs} s ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$dir/fuzz_$t.log" | grep -o '[0-9]*$') inputs)"
